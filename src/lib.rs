@@ -1,0 +1,10 @@
+//! ringnfs: an NFSv4.1 server on io_uring, thread-per-core, with session trunking.
+//!
+//! Layers, bottom up: [`xdr`] → [`rpc`] → [`transport`] (io_uring runtime) feeding
+//! [`nfs4`] (COMPOUND engine) over [`state`] (sessions, bindings, leases). [`client`] is
+//! an NFSv4.1 client used by the tests and the load generator in [`bench`].
+
+pub mod nfs4;
+pub mod rpc;
+pub mod service;
+pub mod xdr;

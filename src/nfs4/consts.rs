@@ -1,0 +1,336 @@
+//! NFSv4.1 protocol numbers (RFC 8881 / RFC 7862 XDR).
+
+pub const NFS4_PROGRAM: u32 = 100003;
+pub const NFS4_VERSION: u32 = 4;
+pub const NFS4_CALLBACK_VERSION: u32 = 1;
+pub const PROC_NULL: u32 = 0;
+pub const PROC_COMPOUND: u32 = 1;
+pub const CB_PROC_COMPOUND: u32 = 1;
+
+pub const NFS4_SESSIONID_SIZE: usize = 16;
+pub const NFS4_VERIFIER_SIZE: usize = 8;
+pub const NFS4_OPAQUE_LIMIT: usize = 1024;
+pub const NFS4_FHSIZE: usize = 128;
+
+/// Operation numbers (nfs_opnum4).
+#[allow(dead_code)]
+pub mod op {
+    pub const ACCESS: u32 = 3;
+    pub const CLOSE: u32 = 4;
+    pub const COMMIT: u32 = 5;
+    pub const CREATE: u32 = 6;
+    pub const DELEGPURGE: u32 = 7;
+    pub const DELEGRETURN: u32 = 8;
+    pub const GETATTR: u32 = 9;
+    pub const GETFH: u32 = 10;
+    pub const LINK: u32 = 11;
+    pub const LOCK: u32 = 12;
+    pub const LOCKT: u32 = 13;
+    pub const LOCKU: u32 = 14;
+    pub const LOOKUP: u32 = 15;
+    pub const LOOKUPP: u32 = 16;
+    pub const NVERIFY: u32 = 17;
+    pub const OPEN: u32 = 18;
+    pub const OPENATTR: u32 = 19;
+    pub const OPEN_CONFIRM: u32 = 20;
+    pub const OPEN_DOWNGRADE: u32 = 21;
+    pub const PUTFH: u32 = 22;
+    pub const PUTPUBFH: u32 = 23;
+    pub const PUTROOTFH: u32 = 24;
+    pub const READ: u32 = 25;
+    pub const READDIR: u32 = 26;
+    pub const READLINK: u32 = 27;
+    pub const REMOVE: u32 = 28;
+    pub const RENAME: u32 = 29;
+    pub const RENEW: u32 = 30;
+    pub const RESTOREFH: u32 = 31;
+    pub const SAVEFH: u32 = 32;
+    pub const SECINFO: u32 = 33;
+    pub const SETATTR: u32 = 34;
+    pub const SETCLIENTID: u32 = 35;
+    pub const SETCLIENTID_CONFIRM: u32 = 36;
+    pub const VERIFY: u32 = 37;
+    pub const WRITE: u32 = 38;
+    pub const RELEASE_LOCKOWNER: u32 = 39;
+    pub const BACKCHANNEL_CTL: u32 = 40;
+    pub const BIND_CONN_TO_SESSION: u32 = 41;
+    pub const EXCHANGE_ID: u32 = 42;
+    pub const CREATE_SESSION: u32 = 43;
+    pub const DESTROY_SESSION: u32 = 44;
+    pub const FREE_STATEID: u32 = 45;
+    pub const GET_DIR_DELEGATION: u32 = 46;
+    pub const GETDEVICEINFO: u32 = 47;
+    pub const GETDEVICELIST: u32 = 48;
+    pub const LAYOUTCOMMIT: u32 = 49;
+    pub const LAYOUTGET: u32 = 50;
+    pub const LAYOUTRETURN: u32 = 51;
+    pub const SECINFO_NO_NAME: u32 = 52;
+    pub const SEQUENCE: u32 = 53;
+    pub const SET_SSV: u32 = 54;
+    pub const TEST_STATEID: u32 = 55;
+    pub const WANT_DELEGATION: u32 = 56;
+    pub const DESTROY_CLIENTID: u32 = 57;
+    pub const RECLAIM_COMPLETE: u32 = 58;
+    // NFSv4.2 (RFC 7862): optional, answered NFS4ERR_NOTSUPP.
+    pub const ALLOCATE: u32 = 59;
+    pub const COPY: u32 = 60;
+    pub const COPY_NOTIFY: u32 = 61;
+    pub const DEALLOCATE: u32 = 62;
+    pub const IO_ADVISE: u32 = 63;
+    pub const LAYOUTERROR: u32 = 64;
+    pub const LAYOUTSTATS: u32 = 65;
+    pub const OFFLOAD_CANCEL: u32 = 66;
+    pub const OFFLOAD_STATUS: u32 = 67;
+    pub const READ_PLUS: u32 = 68;
+    pub const SEEK: u32 = 69;
+    pub const WRITE_SAME: u32 = 70;
+    pub const CLONE: u32 = 71;
+    pub const GETXATTR: u32 = 72;
+    pub const SETXATTR: u32 = 73;
+    pub const LISTXATTRS: u32 = 74;
+    pub const REMOVEXATTR: u32 = 75;
+    pub const ILLEGAL: u32 = 10044;
+}
+
+/// Callback operation numbers (nfs_cb_opnum4).
+pub mod cb_op {
+    pub const CB_SEQUENCE: u32 = 11;
+    pub const CB_ILLEGAL: u32 = 10044;
+}
+
+/// NFS status codes (nfsstat4) that this server returns.
+#[allow(dead_code)]
+pub mod status {
+    pub const NFS4_OK: u32 = 0;
+    pub const NFS4ERR_PERM: u32 = 1;
+    pub const NFS4ERR_NOENT: u32 = 2;
+    pub const NFS4ERR_IO: u32 = 5;
+    pub const NFS4ERR_ACCESS: u32 = 13;
+    pub const NFS4ERR_EXIST: u32 = 17;
+    pub const NFS4ERR_NOTDIR: u32 = 20;
+    pub const NFS4ERR_ISDIR: u32 = 21;
+    pub const NFS4ERR_INVAL: u32 = 22;
+    pub const NFS4ERR_NOSPC: u32 = 28;
+    pub const NFS4ERR_ROFS: u32 = 30;
+    pub const NFS4ERR_NAMETOOLONG: u32 = 63;
+    pub const NFS4ERR_NOTEMPTY: u32 = 66;
+    pub const NFS4ERR_STALE: u32 = 70;
+    pub const NFS4ERR_BADHANDLE: u32 = 10001;
+    pub const NFS4ERR_NOTSUPP: u32 = 10004;
+    pub const NFS4ERR_TOOSMALL: u32 = 10005;
+    pub const NFS4ERR_SERVERFAULT: u32 = 10006;
+    pub const NFS4ERR_BADTYPE: u32 = 10007;
+    pub const NFS4ERR_DELAY: u32 = 10008;
+    pub const NFS4ERR_SAME: u32 = 10009;
+    pub const NFS4ERR_DENIED: u32 = 10010;
+    pub const NFS4ERR_EXPIRED: u32 = 10011;
+    pub const NFS4ERR_LOCKED: u32 = 10012;
+    pub const NFS4ERR_GRACE: u32 = 10013;
+    pub const NFS4ERR_FHEXPIRED: u32 = 10014;
+    pub const NFS4ERR_SHARE_DENIED: u32 = 10015;
+    pub const NFS4ERR_WRONGSEC: u32 = 10016;
+    pub const NFS4ERR_CLID_INUSE: u32 = 10017;
+    pub const NFS4ERR_RESOURCE: u32 = 10018;
+    pub const NFS4ERR_MOVED: u32 = 10019;
+    pub const NFS4ERR_NOFILEHANDLE: u32 = 10020;
+    pub const NFS4ERR_MINOR_VERS_MISMATCH: u32 = 10021;
+    pub const NFS4ERR_STALE_CLIENTID: u32 = 10022;
+    pub const NFS4ERR_STALE_STATEID: u32 = 10023;
+    pub const NFS4ERR_OLD_STATEID: u32 = 10024;
+    pub const NFS4ERR_BAD_STATEID: u32 = 10025;
+    pub const NFS4ERR_BAD_SEQID: u32 = 10026;
+    pub const NFS4ERR_NOT_SAME: u32 = 10027;
+    pub const NFS4ERR_LOCK_RANGE: u32 = 10028;
+    pub const NFS4ERR_SYMLINK: u32 = 10029;
+    pub const NFS4ERR_RESTOREFH: u32 = 10030;
+    pub const NFS4ERR_ATTRNOTSUPP: u32 = 10032;
+    pub const NFS4ERR_NO_GRACE: u32 = 10033;
+    pub const NFS4ERR_BADXDR: u32 = 10036;
+    pub const NFS4ERR_BADOWNER: u32 = 10039;
+    pub const NFS4ERR_BADCHAR: u32 = 10040;
+    pub const NFS4ERR_BADNAME: u32 = 10041;
+    pub const NFS4ERR_OP_ILLEGAL: u32 = 10044;
+    pub const NFS4ERR_DEADLOCK: u32 = 10045;
+    pub const NFS4ERR_FILE_OPEN: u32 = 10046;
+    pub const NFS4ERR_ADMIN_REVOKED: u32 = 10047;
+    pub const NFS4ERR_CB_PATH_DOWN: u32 = 10048;
+    pub const NFS4ERR_BADIOMODE: u32 = 10049;
+    pub const NFS4ERR_BADLAYOUT: u32 = 10050;
+    pub const NFS4ERR_BAD_SESSION_DIGEST: u32 = 10051;
+    pub const NFS4ERR_BADSESSION: u32 = 10052;
+    pub const NFS4ERR_BADSLOT: u32 = 10053;
+    pub const NFS4ERR_COMPLETE_ALREADY: u32 = 10054;
+    pub const NFS4ERR_CONN_NOT_BOUND_TO_SESSION: u32 = 10055;
+    pub const NFS4ERR_DELEG_ALREADY_WANTED: u32 = 10056;
+    pub const NFS4ERR_BACK_CHAN_BUSY: u32 = 10057;
+    pub const NFS4ERR_LAYOUTTRYLATER: u32 = 10058;
+    pub const NFS4ERR_LAYOUTUNAVAILABLE: u32 = 10059;
+    pub const NFS4ERR_NOMATCHING_LAYOUT: u32 = 10060;
+    pub const NFS4ERR_RECALLCONFLICT: u32 = 10061;
+    pub const NFS4ERR_UNKNOWN_LAYOUTTYPE: u32 = 10062;
+    pub const NFS4ERR_SEQ_MISORDERED: u32 = 10063;
+    pub const NFS4ERR_SEQUENCE_POS: u32 = 10064;
+    pub const NFS4ERR_REQ_TOO_BIG: u32 = 10065;
+    pub const NFS4ERR_REP_TOO_BIG: u32 = 10066;
+    pub const NFS4ERR_REP_TOO_BIG_TO_CACHE: u32 = 10067;
+    pub const NFS4ERR_RETRY_UNCACHED_REP: u32 = 10068;
+    pub const NFS4ERR_UNSAFE_COMPOUND: u32 = 10069;
+    pub const NFS4ERR_TOO_MANY_OPS: u32 = 10070;
+    pub const NFS4ERR_OP_NOT_IN_SESSION: u32 = 10071;
+    pub const NFS4ERR_HASH_ALG_UNSUPP: u32 = 10072;
+    pub const NFS4ERR_CLIENTID_BUSY: u32 = 10074;
+    pub const NFS4ERR_PNFS_IO_HOLE: u32 = 10075;
+    pub const NFS4ERR_SEQ_FALSE_RETRY: u32 = 10076;
+    pub const NFS4ERR_BAD_HIGH_SLOT: u32 = 10077;
+    pub const NFS4ERR_DEADSESSION: u32 = 10078;
+    pub const NFS4ERR_ENCR_ALG_UNSUPP: u32 = 10079;
+    pub const NFS4ERR_PNFS_NO_LAYOUT: u32 = 10080;
+    pub const NFS4ERR_NOT_ONLY_OP: u32 = 10081;
+    pub const NFS4ERR_WRONG_CRED: u32 = 10082;
+    pub const NFS4ERR_WRONG_TYPE: u32 = 10083;
+    pub const NFS4ERR_DIRDELEG_UNAVAIL: u32 = 10084;
+    pub const NFS4ERR_REJECT_DELEG: u32 = 10085;
+    pub const NFS4ERR_RETURNCONFLICT: u32 = 10086;
+    pub const NFS4ERR_DELEG_REVOKED: u32 = 10087;
+}
+
+/// EXCHANGE_ID flags (RFC 8881 §18.35).
+pub mod exchgid_flag {
+    pub const SUPP_MOVED_REFER: u32 = 0x0000_0001;
+    pub const SUPP_MOVED_MIGR: u32 = 0x0000_0002;
+    pub const BIND_PRINC_STATEID: u32 = 0x0000_0100;
+    pub const USE_NON_PNFS: u32 = 0x0001_0000;
+    pub const USE_PNFS_MDS: u32 = 0x0002_0000;
+    pub const USE_PNFS_DS: u32 = 0x0004_0000;
+    pub const MASK_PNFS: u32 = 0x0007_0000;
+    pub const UPD_CONFIRMED_REC_A: u32 = 0x4000_0000;
+    pub const CONFIRMED_R: u32 = 0x8000_0000;
+    /// Every flag a client may send.
+    pub const CLIENT_MASK: u32 =
+        SUPP_MOVED_REFER | SUPP_MOVED_MIGR | BIND_PRINC_STATEID | MASK_PNFS | UPD_CONFIRMED_REC_A;
+}
+
+/// State protection (state_protect_how4).
+pub mod sp4 {
+    pub const NONE: u32 = 0;
+    pub const MACH_CRED: u32 = 1;
+    pub const SSV: u32 = 2;
+}
+
+/// CREATE_SESSION flags.
+pub mod create_session_flag {
+    pub const PERSIST: u32 = 0x1;
+    pub const CONN_BACK_CHAN: u32 = 0x2;
+    pub const CONN_RDMA: u32 = 0x4;
+}
+
+/// channel_dir_from_client4 / channel_dir_from_server4.
+pub mod cdfc {
+    pub const FORE: u32 = 0x1;
+    pub const BACK: u32 = 0x2;
+    pub const FORE_OR_BOTH: u32 = 0x3;
+    pub const BACK_OR_BOTH: u32 = 0x7;
+}
+pub mod cdfs {
+    pub const FORE: u32 = 0x1;
+    pub const BACK: u32 = 0x2;
+    pub const BOTH: u32 = 0x3;
+}
+
+/// SEQUENCE status flags (sr_status_flags).
+pub mod seq4_status {
+    pub const CB_PATH_DOWN: u32 = 0x0000_0001;
+    pub const CB_GSS_CONTEXTS_EXPIRING: u32 = 0x0000_0002;
+    pub const CB_GSS_CONTEXTS_EXPIRED: u32 = 0x0000_0004;
+    pub const EXPIRED_ALL_STATE_REVOKED: u32 = 0x0000_0008;
+    pub const EXPIRED_SOME_STATE_REVOKED: u32 = 0x0000_0010;
+    pub const ADMIN_STATE_REVOKED: u32 = 0x0000_0020;
+    pub const RECALLABLE_STATE_REVOKED: u32 = 0x0000_0040;
+    pub const LEASE_MOVED: u32 = 0x0000_0080;
+    pub const RESTART_RECLAIM_NEEDED: u32 = 0x0000_0100;
+    pub const CB_PATH_DOWN_SESSION: u32 = 0x0000_0200;
+    pub const BACKCHANNEL_FAULT: u32 = 0x0000_0400;
+    pub const DEVID_CHANGED: u32 = 0x0000_0800;
+    pub const DEVID_DELETED: u32 = 0x0000_1000;
+}
+
+/// Short upper-case name of an operation, for logs and metrics labels.
+pub fn op_name(opnum: u32) -> &'static str {
+    use op::*;
+    match opnum {
+        ACCESS => "ACCESS",
+        CLOSE => "CLOSE",
+        COMMIT => "COMMIT",
+        CREATE => "CREATE",
+        DELEGPURGE => "DELEGPURGE",
+        DELEGRETURN => "DELEGRETURN",
+        GETATTR => "GETATTR",
+        GETFH => "GETFH",
+        LINK => "LINK",
+        LOCK => "LOCK",
+        LOCKT => "LOCKT",
+        LOCKU => "LOCKU",
+        LOOKUP => "LOOKUP",
+        LOOKUPP => "LOOKUPP",
+        NVERIFY => "NVERIFY",
+        OPEN => "OPEN",
+        OPENATTR => "OPENATTR",
+        OPEN_CONFIRM => "OPEN_CONFIRM",
+        OPEN_DOWNGRADE => "OPEN_DOWNGRADE",
+        PUTFH => "PUTFH",
+        PUTPUBFH => "PUTPUBFH",
+        PUTROOTFH => "PUTROOTFH",
+        READ => "READ",
+        READDIR => "READDIR",
+        READLINK => "READLINK",
+        REMOVE => "REMOVE",
+        RENAME => "RENAME",
+        RENEW => "RENEW",
+        RESTOREFH => "RESTOREFH",
+        SAVEFH => "SAVEFH",
+        SECINFO => "SECINFO",
+        SETATTR => "SETATTR",
+        SETCLIENTID => "SETCLIENTID",
+        SETCLIENTID_CONFIRM => "SETCLIENTID_CONFIRM",
+        VERIFY => "VERIFY",
+        WRITE => "WRITE",
+        RELEASE_LOCKOWNER => "RELEASE_LOCKOWNER",
+        BACKCHANNEL_CTL => "BACKCHANNEL_CTL",
+        BIND_CONN_TO_SESSION => "BIND_CONN_TO_SESSION",
+        EXCHANGE_ID => "EXCHANGE_ID",
+        CREATE_SESSION => "CREATE_SESSION",
+        DESTROY_SESSION => "DESTROY_SESSION",
+        FREE_STATEID => "FREE_STATEID",
+        GET_DIR_DELEGATION => "GET_DIR_DELEGATION",
+        GETDEVICEINFO => "GETDEVICEINFO",
+        GETDEVICELIST => "GETDEVICELIST",
+        LAYOUTCOMMIT => "LAYOUTCOMMIT",
+        LAYOUTGET => "LAYOUTGET",
+        LAYOUTRETURN => "LAYOUTRETURN",
+        SECINFO_NO_NAME => "SECINFO_NO_NAME",
+        SEQUENCE => "SEQUENCE",
+        SET_SSV => "SET_SSV",
+        TEST_STATEID => "TEST_STATEID",
+        WANT_DELEGATION => "WANT_DELEGATION",
+        DESTROY_CLIENTID => "DESTROY_CLIENTID",
+        RECLAIM_COMPLETE => "RECLAIM_COMPLETE",
+        ALLOCATE => "ALLOCATE",
+        COPY => "COPY",
+        COPY_NOTIFY => "COPY_NOTIFY",
+        DEALLOCATE => "DEALLOCATE",
+        IO_ADVISE => "IO_ADVISE",
+        LAYOUTERROR => "LAYOUTERROR",
+        LAYOUTSTATS => "LAYOUTSTATS",
+        OFFLOAD_CANCEL => "OFFLOAD_CANCEL",
+        OFFLOAD_STATUS => "OFFLOAD_STATUS",
+        READ_PLUS => "READ_PLUS",
+        SEEK => "SEEK",
+        WRITE_SAME => "WRITE_SAME",
+        CLONE => "CLONE",
+        GETXATTR => "GETXATTR",
+        SETXATTR => "SETXATTR",
+        LISTXATTRS => "LISTXATTRS",
+        REMOVEXATTR => "REMOVEXATTR",
+        _ => "ILLEGAL",
+    }
+}

@@ -1,0 +1,3 @@
+//! NFSv4.1 COMPOUND engine.
+
+pub mod consts;

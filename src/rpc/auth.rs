@@ -1,0 +1,155 @@
+//! RPC credentials: AUTH_NONE and AUTH_SYS (RFC 5531 Appendix A).
+
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+pub const AUTH_NONE: u32 = 0;
+pub const AUTH_SYS: u32 = 1;
+/// Most AUTH_SYS implementations cap the supplementary group list at 16.
+pub const AUTH_SYS_MAX_GIDS: usize = 16;
+pub const AUTH_SYS_MAX_MACHINE_NAME: usize = 255;
+/// RFC 5531: opaque_auth bodies are at most 400 bytes.
+pub const MAX_AUTH_BYTES: usize = 400;
+
+/// AUTH_SYS fields an operation may use for access checks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthSys {
+    pub stamp: u32,
+    pub machine_name: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub gids: Vec<u32>,
+}
+
+/// The caller's identity, as carried by the RPC call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credential {
+    #[default]
+    None,
+    Sys(AuthSys),
+}
+
+impl Credential {
+    /// A stable principal string used for SP4_MACH_CRED comparisons.
+    pub fn principal(&self) -> Option<(u32, &[u8])> {
+        match self {
+            Credential::None => None,
+            Credential::Sys(s) => Some((s.uid, &s.machine_name)),
+        }
+    }
+
+    pub fn uid(&self) -> Option<u32> {
+        match self {
+            Credential::None => None,
+            Credential::Sys(s) => Some(s.uid),
+        }
+    }
+
+    /// Encode as an opaque_auth (flavor + body).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Credential::None => {
+                out.put_u32(AUTH_NONE);
+                out.put_u32(0);
+            }
+            Credential::Sys(s) => {
+                out.put_u32(AUTH_SYS);
+                let len_at = out.mark();
+                out.put_u32(0);
+                let start = out.len();
+                out.put_u32(s.stamp);
+                out.put_opaque(&s.machine_name);
+                out.put_u32(s.uid);
+                out.put_u32(s.gid);
+                out.put_u32(s.gids.len() as u32);
+                for g in &s.gids {
+                    out.put_u32(*g);
+                }
+                let len = out.len() - start;
+                out.patch_u32(len_at, len as u32);
+            }
+        }
+    }
+}
+
+/// Why a credential was refused; maps to an RPC AUTH_ERROR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// AUTH_BADCRED: malformed or unsupported credential.
+    BadCred,
+    /// AUTH_TOOWEAK: a flavor we do not accept (e.g. RPCSEC_GSS).
+    TooWeak,
+}
+
+impl AuthError {
+    pub fn auth_stat(self) -> u32 {
+        match self {
+            AuthError::BadCred => 1,
+            AuthError::TooWeak => 5,
+        }
+    }
+}
+
+/// Decode a credential body of the given flavor.
+pub fn decode_credential(flavor: u32, body: &[u8]) -> Result<Credential, AuthError> {
+    match flavor {
+        AUTH_NONE => Ok(Credential::None),
+        AUTH_SYS => decode_auth_sys(body)
+            .map(Credential::Sys)
+            .map_err(|_| AuthError::BadCred),
+        _ => Err(AuthError::TooWeak),
+    }
+}
+
+fn decode_auth_sys(body: &[u8]) -> Result<AuthSys, XdrError> {
+    let mut d = XdrDecoder::new(body);
+    let stamp = d.u32()?;
+    let machine_name = d.opaque(AUTH_SYS_MAX_MACHINE_NAME)?.to_vec();
+    let uid = d.u32()?;
+    let gid = d.u32()?;
+    let n = d.array_len(AUTH_SYS_MAX_GIDS, 4)?;
+    let mut gids = Vec::with_capacity(n);
+    for _ in 0..n {
+        gids.push(d.u32()?);
+    }
+    Ok(AuthSys {
+        stamp,
+        machine_name,
+        uid,
+        gid,
+        gids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_sys_round_trip_and_limits() {
+        let cred = Credential::Sys(AuthSys {
+            stamp: 1,
+            machine_name: b"host".to_vec(),
+            uid: 1000,
+            gid: 100,
+            gids: vec![1, 2, 3],
+        });
+        let mut out = Vec::new();
+        cred.encode(&mut out);
+        let mut d = XdrDecoder::new(&out);
+        let flavor = d.u32().unwrap();
+        let body = d.opaque(MAX_AUTH_BYTES).unwrap();
+        assert_eq!(decode_credential(flavor, body).unwrap(), cred);
+
+        let big = Credential::Sys(AuthSys {
+            gids: (0..17).collect(),
+            ..Default::default()
+        });
+        let mut out = Vec::new();
+        big.encode(&mut out);
+        let mut d = XdrDecoder::new(&out);
+        let flavor = d.u32().unwrap();
+        let body = d.opaque(MAX_AUTH_BYTES).unwrap();
+        assert_eq!(decode_credential(flavor, body), Err(AuthError::BadCred));
+        assert_eq!(decode_credential(6, &[]), Err(AuthError::TooWeak));
+    }
+}

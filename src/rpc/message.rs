@@ -1,0 +1,224 @@
+//! RPC message headers: decoding calls and replies, encoding replies and calls.
+
+use super::auth::{AuthError, Credential, MAX_AUTH_BYTES, decode_credential};
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+pub const RPC_VERSION: u32 = 2;
+const CALL: u32 = 0;
+const REPLY: u32 = 1;
+const MSG_ACCEPTED: u32 = 0;
+const MSG_DENIED: u32 = 1;
+const RPC_MISMATCH: u32 = 0;
+const AUTH_ERROR: u32 = 1;
+
+/// accept_stat of an accepted reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptStat {
+    Success,
+    ProgUnavail,
+    /// Supported versions, low and high.
+    ProgMismatch(u32, u32),
+    ProcUnavail,
+    GarbageArgs,
+    SystemErr,
+}
+
+impl AcceptStat {
+    fn code(self) -> u32 {
+        match self {
+            AcceptStat::Success => 0,
+            AcceptStat::ProgUnavail => 1,
+            AcceptStat::ProgMismatch(..) => 2,
+            AcceptStat::ProcUnavail => 3,
+            AcceptStat::GarbageArgs => 4,
+            AcceptStat::SystemErr => 5,
+        }
+    }
+}
+
+/// A decoded call header; `args` borrows the rest of the record.
+#[derive(Debug)]
+pub struct CallHeader<'a> {
+    pub xid: u32,
+    pub rpcvers: u32,
+    pub prog: u32,
+    pub vers: u32,
+    pub proc_: u32,
+    pub cred: Result<Credential, AuthError>,
+    pub args: &'a [u8],
+}
+
+/// A decoded reply header (for calls we sent: callbacks on the server, everything on the client).
+#[derive(Debug)]
+pub struct ReplyHeader<'a> {
+    pub xid: u32,
+    /// `Ok(results)` for an accepted SUCCESS reply; otherwise the failure.
+    pub body: Result<&'a [u8], ReplyFailure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFailure {
+    Accepted(AcceptStat),
+    RpcMismatch(u32, u32),
+    AuthError(u32),
+}
+
+#[derive(Debug)]
+pub enum RpcMessage<'a> {
+    Call(CallHeader<'a>),
+    Reply(ReplyHeader<'a>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MsgError {
+    /// Not even an xid: nothing can be answered.
+    #[error("RPC message too short")]
+    NoXid,
+    /// The header after the xid is malformed; answer GARBAGE_ARGS with this xid.
+    #[error("malformed RPC header (xid {0:#x})")]
+    Garbage(u32),
+}
+
+/// Decode one RPC record.
+pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
+    let mut d = XdrDecoder::new(record);
+    let xid = d.u32().map_err(|_| MsgError::NoXid)?;
+    let garbage = |_: XdrError| MsgError::Garbage(xid);
+    match d.u32().map_err(garbage)? {
+        CALL => {
+            let rpcvers = d.u32().map_err(garbage)?;
+            let prog = d.u32().map_err(garbage)?;
+            let vers = d.u32().map_err(garbage)?;
+            let proc_ = d.u32().map_err(garbage)?;
+            let flavor = d.u32().map_err(garbage)?;
+            let body = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
+            let _verf_flavor = d.u32().map_err(garbage)?;
+            let _verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
+            Ok(RpcMessage::Call(CallHeader {
+                xid,
+                rpcvers,
+                prog,
+                vers,
+                proc_,
+                cred: decode_credential(flavor, body),
+                args: d.rest(),
+            }))
+        }
+        REPLY => {
+            let body = match d.u32().map_err(garbage)? {
+                MSG_ACCEPTED => {
+                    let _verf_flavor = d.u32().map_err(garbage)?;
+                    let _verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
+                    match d.u32().map_err(garbage)? {
+                        0 => Ok(d.rest()),
+                        1 => Err(ReplyFailure::Accepted(AcceptStat::ProgUnavail)),
+                        2 => {
+                            let lo = d.u32().map_err(garbage)?;
+                            let hi = d.u32().map_err(garbage)?;
+                            Err(ReplyFailure::Accepted(AcceptStat::ProgMismatch(lo, hi)))
+                        }
+                        3 => Err(ReplyFailure::Accepted(AcceptStat::ProcUnavail)),
+                        4 => Err(ReplyFailure::Accepted(AcceptStat::GarbageArgs)),
+                        _ => Err(ReplyFailure::Accepted(AcceptStat::SystemErr)),
+                    }
+                }
+                MSG_DENIED => match d.u32().map_err(garbage)? {
+                    RPC_MISMATCH => {
+                        let lo = d.u32().map_err(garbage)?;
+                        let hi = d.u32().map_err(garbage)?;
+                        Err(ReplyFailure::RpcMismatch(lo, hi))
+                    }
+                    AUTH_ERROR => Err(ReplyFailure::AuthError(d.u32().map_err(garbage)?)),
+                    _ => return Err(MsgError::Garbage(xid)),
+                },
+                _ => return Err(MsgError::Garbage(xid)),
+            };
+            Ok(RpcMessage::Reply(ReplyHeader { xid, body }))
+        }
+        _ => Err(MsgError::Garbage(xid)),
+    }
+}
+
+/// Encode an accepted reply header; for `Success` the caller appends the results.
+pub fn encode_accepted(out: &mut Vec<u8>, xid: u32, stat: AcceptStat) {
+    out.put_u32(xid);
+    out.put_u32(REPLY);
+    out.put_u32(MSG_ACCEPTED);
+    out.put_u32(0); // verifier AUTH_NONE
+    out.put_u32(0);
+    out.put_u32(stat.code());
+    if let AcceptStat::ProgMismatch(lo, hi) = stat {
+        out.put_u32(lo);
+        out.put_u32(hi);
+    }
+}
+
+/// MSG_DENIED / RPC_MISMATCH: we speak RPC version 2 only.
+pub fn encode_rpc_mismatch(out: &mut Vec<u8>, xid: u32) {
+    out.put_u32(xid);
+    out.put_u32(REPLY);
+    out.put_u32(MSG_DENIED);
+    out.put_u32(RPC_MISMATCH);
+    out.put_u32(RPC_VERSION);
+    out.put_u32(RPC_VERSION);
+}
+
+/// MSG_DENIED / AUTH_ERROR with the given auth_stat.
+pub fn encode_rejected_auth(out: &mut Vec<u8>, xid: u32, auth_stat: u32) {
+    out.put_u32(xid);
+    out.put_u32(REPLY);
+    out.put_u32(MSG_DENIED);
+    out.put_u32(AUTH_ERROR);
+    out.put_u32(auth_stat);
+}
+
+/// Encode a call header; the caller appends the arguments.
+pub fn encode_call(out: &mut Vec<u8>, xid: u32, prog: u32, vers: u32, proc_: u32, cred: &Credential) {
+    out.put_u32(xid);
+    out.put_u32(CALL);
+    out.put_u32(RPC_VERSION);
+    out.put_u32(prog);
+    out.put_u32(vers);
+    out.put_u32(proc_);
+    cred.encode(out);
+    out.put_u32(0); // verifier AUTH_NONE
+    out.put_u32(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_round_trip() {
+        let mut v = Vec::new();
+        encode_call(&mut v, 9, 100003, 4, 1, &Credential::None);
+        v.extend_from_slice(&[1, 2, 3, 4]);
+        match decode_message(&v).unwrap() {
+            RpcMessage::Call(c) => {
+                assert_eq!((c.xid, c.prog, c.vers, c.proc_), (9, 100003, 4, 1));
+                assert_eq!(c.cred, Ok(Credential::None));
+                assert_eq!(c.args, &[1, 2, 3, 4]);
+            }
+            other => panic!("expected a call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reply_round_trip_and_garbage() {
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 7, AcceptStat::ProgMismatch(4, 4));
+        match decode_message(&v).unwrap() {
+            RpcMessage::Reply(r) => assert_eq!(
+                r.body,
+                Err(ReplyFailure::Accepted(AcceptStat::ProgMismatch(4, 4)))
+            ),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+        assert_eq!(decode_message(&[0, 0]).unwrap_err(), MsgError::NoXid);
+        assert_eq!(
+            decode_message(&[0, 0, 0, 5, 0, 0, 0, 9]).unwrap_err(),
+            MsgError::Garbage(5)
+        );
+    }
+}

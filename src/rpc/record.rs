@@ -1,0 +1,216 @@
+//! Record marking (RFC 5531 §11): a record is one or more fragments, each with a
+//! 4-byte header whose top bit marks the last fragment.
+
+const LAST_FRAGMENT: u32 = 0x8000_0000;
+
+/// Why a byte stream was not a valid sequence of records; the connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record of {0} bytes exceeds the maximum record size")]
+    TooLarge(usize),
+    #[error("record has more than {0} fragments")]
+    TooManyFragments(usize),
+}
+
+/// Reassembles records from a TCP byte stream.
+///
+/// A record that arrives whole in one input slice (the common case: one fragment, one
+/// receive buffer) is handed out as a sub-slice of the input, with no copy; anything else
+/// is gathered once into an internal buffer that is bounded by `max_record`.
+#[derive(Debug)]
+pub struct RecordAssembler {
+    max_record: usize,
+    max_fragments: usize,
+    /// Bytes of a partial fragment header (a header split across inputs).
+    header: [u8; 4],
+    header_len: usize,
+    /// Bytes still expected in the current fragment, and whether it is the last one.
+    frag_left: usize,
+    frag_last: bool,
+    in_fragment: bool,
+    fragments: usize,
+    gathered: Vec<u8>,
+}
+
+impl RecordAssembler {
+    pub fn new(max_record: usize) -> Self {
+        Self {
+            max_record,
+            max_fragments: 1024,
+            header: [0; 4],
+            header_len: 0,
+            frag_left: 0,
+            frag_last: false,
+            in_fragment: false,
+            fragments: 0,
+            gathered: Vec::new(),
+        }
+    }
+
+    /// True when no partial record is buffered (a close now loses nothing).
+    pub fn is_idle(&self) -> bool {
+        !self.in_fragment && self.header_len == 0 && self.gathered.is_empty()
+    }
+
+    /// Bytes held for incomplete records.
+    pub fn buffered(&self) -> usize {
+        self.gathered.capacity()
+    }
+
+    /// Feed stream bytes; `on_record` is called once per complete record, in order.
+    /// Returning `false` from `on_record` stops processing (the rest of the input is dropped).
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on_record: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), RecordError> {
+        while !input.is_empty() {
+            if !self.in_fragment {
+                // Fast path: a whole single-fragment record at the start of the input.
+                if self.header_len == 0 && self.gathered.is_empty() && input.len() >= 4 {
+                    let h = u32::from_be_bytes([input[0], input[1], input[2], input[3]]);
+                    let len = (h & !LAST_FRAGMENT) as usize;
+                    if len > self.max_record {
+                        return Err(RecordError::TooLarge(len));
+                    }
+                    if h & LAST_FRAGMENT != 0 && input.len() >= 4 + len {
+                        let keep_going = on_record(&input[4..4 + len]);
+                        input = &input[4 + len..];
+                        if !keep_going {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+                let need = 4 - self.header_len;
+                let take = need.min(input.len());
+                self.header[self.header_len..self.header_len + take]
+                    .copy_from_slice(&input[..take]);
+                self.header_len += take;
+                input = &input[take..];
+                if self.header_len < 4 {
+                    return Ok(());
+                }
+                self.header_len = 0;
+                let h = u32::from_be_bytes(self.header);
+                self.frag_left = (h & !LAST_FRAGMENT) as usize;
+                self.frag_last = h & LAST_FRAGMENT != 0;
+                self.fragments += 1;
+                if self.fragments > self.max_fragments {
+                    return Err(RecordError::TooManyFragments(self.max_fragments));
+                }
+                let total = self.gathered.len() + self.frag_left;
+                if total > self.max_record {
+                    return Err(RecordError::TooLarge(total));
+                }
+                // Reserve only what has arrived or will soon: a header claiming a huge
+                // fragment does not by itself allocate.
+                self.in_fragment = true;
+            }
+            let take = self.frag_left.min(input.len());
+            self.gathered.extend_from_slice(&input[..take]);
+            self.frag_left -= take;
+            input = &input[take..];
+            if self.frag_left > 0 {
+                return Ok(());
+            }
+            self.in_fragment = false;
+            if self.frag_last {
+                self.fragments = 0;
+                let record = std::mem::take(&mut self.gathered);
+                let keep_going = on_record(&record);
+                // Keep a modest buffer around for the next large record.
+                if record.capacity() <= 256 * 1024 {
+                    self.gathered = record;
+                    self.gathered.clear();
+                }
+                if !keep_going {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prefix `payload` with a single last-fragment record mark.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(payload.len() + 4);
+    v.extend_from_slice(&(payload.len() as u32 | LAST_FRAGMENT).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Record mark for a single-fragment record of `len` bytes.
+pub fn mark(len: usize) -> [u8; 4] {
+    (len as u32 | LAST_FRAGMENT).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(asm: &mut RecordAssembler, input: &[u8]) -> Result<Vec<Vec<u8>>, RecordError> {
+        let mut out = Vec::new();
+        asm.feed(input, |r| {
+            out.push(r.to_vec());
+            true
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn whole_records_in_one_buffer() {
+        let mut input = frame(b"abcd");
+        input.extend(frame(b"efgh1234"));
+        let mut a = RecordAssembler::new(1024);
+        let recs = collect(&mut a, &input).unwrap();
+        assert_eq!(recs, vec![b"abcd".to_vec(), b"efgh1234".to_vec()]);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn byte_by_byte_and_multi_fragment() {
+        let mut input = Vec::new();
+        input.extend_from_slice(&3u32.to_be_bytes());
+        input.extend_from_slice(b"abc");
+        input.extend_from_slice(&0u32.to_be_bytes()); // empty middle fragment
+        input.extend_from_slice(&(2u32 | LAST_FRAGMENT).to_be_bytes());
+        input.extend_from_slice(b"de");
+        let mut a = RecordAssembler::new(1024);
+        let mut recs = Vec::new();
+        for b in &input {
+            recs.extend(collect(&mut a, std::slice::from_ref(b)).unwrap());
+        }
+        assert_eq!(recs, vec![b"abcde".to_vec()]);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn oversize_record_rejected_before_buffering() {
+        let mut a = RecordAssembler::new(1024);
+        let input = (0x7fff_ffffu32 | LAST_FRAGMENT).to_be_bytes();
+        assert_eq!(
+            collect(&mut a, &input),
+            Err(RecordError::TooLarge(0x7fff_ffff))
+        );
+        // Fragments that add up past the limit are refused too.
+        let mut a = RecordAssembler::new(8);
+        let mut input = 6u32.to_be_bytes().to_vec();
+        input.extend_from_slice(b"123456");
+        input.extend_from_slice(&(6u32 | LAST_FRAGMENT).to_be_bytes());
+        assert_eq!(collect(&mut a, &input), Err(RecordError::TooLarge(12)));
+    }
+
+    #[test]
+    fn endless_fragments_rejected() {
+        let mut a = RecordAssembler::new(1 << 20);
+        let input: Vec<u8> = std::iter::repeat_n(0u32.to_be_bytes(), 2000)
+            .flatten()
+            .collect();
+        assert_eq!(
+            collect(&mut a, &input),
+            Err(RecordError::TooManyFragments(1024))
+        );
+    }
+}
