@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// Process-unique connection id. The top 16 bits hold the index of the owning core,
 /// so a message for a connection can be routed from the id alone.
@@ -32,6 +33,16 @@ pub trait ConnControl: Send + Sync {
     fn drain(&self, conn: ConnId) -> bool;
 }
 
+/// Per-connection facts shared between the transport, the protocol core and queries,
+/// readable without a lock.
+#[derive(Debug, Default)]
+pub struct ConnShared {
+    /// RPC calls received on this connection.
+    pub requests: AtomicU64,
+    /// Set when an operator drains the connection: no new binds are taken on it.
+    pub draining: AtomicBool,
+}
+
 /// What the protocol core knows about a connection.
 #[derive(Clone)]
 pub struct ConnMeta {
@@ -40,6 +51,7 @@ pub struct ConnMeta {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub control: Arc<dyn ConnControl>,
+    pub shared: Arc<ConnShared>,
 }
 
 impl std::fmt::Debug for ConnMeta {

@@ -1,0 +1,419 @@
+//! Client records and the EXCHANGE_ID rules of RFC 8881 §18.35.5.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::nfs4::consts::{exchgid_flag, op, sp4, status};
+use crate::rpc::Credential;
+
+use super::ids::{ClientId, SessionId, make_client_id};
+use super::lease::Lease;
+
+/// Who sent a request, as far as state protection is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Principal {
+    None,
+    Sys { uid: u32, gid: u32 },
+}
+
+impl Principal {
+    pub fn of(cred: &Credential) -> Self {
+        match cred {
+            Credential::None => Principal::None,
+            Credential::Sys(s) => Principal::Sys {
+                uid: s.uid,
+                gid: s.gid,
+            },
+        }
+    }
+}
+
+/// Ops a SP4_MACH_CRED client may ask us to enforce.
+pub const MACH_CRED_ENFORCEABLE: [u32; 5] = [
+    op::EXCHANGE_ID,
+    op::CREATE_SESSION,
+    op::BIND_CONN_TO_SESSION,
+    op::DESTROY_SESSION,
+    op::DESTROY_CLIENTID,
+];
+
+/// State protection agreed at EXCHANGE_ID.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateProtect {
+    pub how: u32,
+    /// Op numbers whose credentials must match the client's principal.
+    pub enforce: Vec<u32>,
+    /// Op numbers the client may send with the machine credential.
+    pub allow: Vec<u32>,
+}
+
+impl StateProtect {
+    pub fn enforces(&self, opnum: u32) -> bool {
+        self.how == sp4::MACH_CRED && self.enforce.contains(&opnum)
+    }
+}
+
+#[derive(Debug)]
+pub struct ClientRecord {
+    pub id: ClientId,
+    pub owner: Vec<u8>,
+    pub verifier: [u8; 8],
+    pub principal: Principal,
+    pub confirmed: bool,
+    pub protect: StateProtect,
+    /// csa_sequence of the last CREATE_SESSION executed (the next must be this + 1).
+    pub cs_last: u32,
+    /// Reply of the last successful CREATE_SESSION, for replays.
+    pub cs_cache: Option<Result<super::CreateSessionReply, u32>>,
+    pub lease: Arc<Lease>,
+    pub sessions: Vec<SessionId>,
+    pub reclaim_complete: bool,
+    pub impl_name: String,
+    pub created_at_ms: u64,
+}
+
+/// What EXCHANGE_ID asked for.
+#[derive(Debug, Clone)]
+pub struct ExchangeIdArgs {
+    pub verifier: [u8; 8],
+    pub owner: Vec<u8>,
+    pub flags: u32,
+    pub protect: StateProtect,
+    pub impl_name: String,
+}
+
+/// What EXCHANGE_ID answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeIdReply {
+    pub clientid: ClientId,
+    pub sequenceid: u32,
+    pub flags: u32,
+    pub protect: StateProtect,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct OwnerEntry {
+    confirmed: Option<ClientId>,
+    unconfirmed: Option<ClientId>,
+}
+
+/// All client records. Guarded by one mutex in `StateManager` (first in the lock order);
+/// only EXCHANGE_ID, CREATE_SESSION, DESTROY_*, the reaper and queries take it, never
+/// SEQUENCE or file operations.
+#[derive(Debug)]
+pub struct ClientTable {
+    boot: u32,
+    next_seq: u32,
+    records: HashMap<ClientId, ClientRecord>,
+    by_owner: HashMap<Vec<u8>, OwnerEntry>,
+}
+
+impl ClientTable {
+    pub fn new(boot: u32) -> Self {
+        Self {
+            boot,
+            next_seq: 1,
+            records: HashMap::new(),
+            by_owner: HashMap::new(),
+        }
+    }
+
+    pub fn get(&self, id: ClientId) -> Option<&ClientRecord> {
+        self.records.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: ClientId) -> Option<&mut ClientRecord> {
+        self.records.get_mut(&id)
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &ClientRecord> {
+        self.records.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn confirmed_count(&self) -> usize {
+        self.records.values().filter(|r| r.confirmed).count()
+    }
+
+    fn new_record(
+        &mut self,
+        args: &ExchangeIdArgs,
+        principal: Principal,
+        now_ms: u64,
+        created_at_ms: u64,
+    ) -> ClientId {
+        // Skip ids still in use after the 32-bit counter wraps.
+        let mut id = make_client_id(self.boot, self.next_seq);
+        while self.records.contains_key(&id) {
+            self.next_seq = self.next_seq.wrapping_add(1);
+            id = make_client_id(self.boot, self.next_seq);
+        }
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.records.insert(
+            id,
+            ClientRecord {
+                id,
+                owner: args.owner.clone(),
+                verifier: args.verifier,
+                principal,
+                confirmed: false,
+                protect: args.protect.clone(),
+                cs_last: 0,
+                cs_cache: None,
+                lease: Arc::new(Lease::new(now_ms)),
+                sessions: Vec::new(),
+                reclaim_complete: false,
+                impl_name: args.impl_name.clone(),
+                created_at_ms,
+            },
+        );
+        self.by_owner
+            .entry(args.owner.clone())
+            .or_default()
+            .unconfirmed = Some(id);
+        id
+    }
+
+    fn reply_for(&self, id: ClientId) -> ExchangeIdReply {
+        let r = &self.records[&id];
+        let mut flags = exchgid_flag::USE_NON_PNFS;
+        if r.confirmed {
+            flags |= exchgid_flag::CONFIRMED_R;
+        }
+        ExchangeIdReply {
+            clientid: id,
+            sequenceid: r.cs_last.wrapping_add(1),
+            flags,
+            protect: r.protect.clone(),
+        }
+    }
+
+    /// Remove a record and its owner index entry; returns it (the caller destroys its
+    /// sessions).
+    pub fn remove(&mut self, id: ClientId) -> Option<ClientRecord> {
+        let rec = self.records.remove(&id)?;
+        if let Some(e) = self.by_owner.get_mut(&rec.owner) {
+            if e.confirmed == Some(id) {
+                e.confirmed = None;
+            }
+            if e.unconfirmed == Some(id) {
+                e.unconfirmed = None;
+            }
+            if e.confirmed.is_none() && e.unconfirmed.is_none() {
+                self.by_owner.remove(&rec.owner);
+            }
+        }
+        Some(rec)
+    }
+
+    /// EXCHANGE_ID (RFC 8881 §18.35.5). Returns the reply and records the caller must
+    /// destroy (with their sessions) because this request replaced them.
+    pub fn exchange_id(
+        &mut self,
+        args: &ExchangeIdArgs,
+        principal: Principal,
+        now_ms: u64,
+        lease_ms: u64,
+        created_at_ms: u64,
+    ) -> Result<(ExchangeIdReply, Vec<ClientRecord>), u32> {
+        let entry = self.by_owner.get(&args.owner).copied().unwrap_or_default();
+        let update = args.flags & exchgid_flag::UPD_CONFIRMED_REC_A != 0;
+        let mut removed = Vec::new();
+
+        let Some(conf_id) = entry.confirmed else {
+            if update {
+                // Case 7: update of a record that does not exist.
+                return Err(status::NFS4ERR_NOENT);
+            }
+            // Cases 1 and 4: a new client, replacing any unconfirmed record.
+            if let Some(u) = entry.unconfirmed {
+                removed.extend(self.remove(u));
+            }
+            let id = self.new_record(args, principal, now_ms, created_at_ms);
+            return Ok((self.reply_for(id), removed));
+        };
+
+        let conf = &self.records[&conf_id];
+        let same_verifier = conf.verifier == args.verifier;
+        let same_principal = conf.principal == principal;
+        if update {
+            if !same_verifier {
+                return Err(status::NFS4ERR_NOT_SAME); // case 8
+            }
+            if !same_principal {
+                return Err(status::NFS4ERR_PERM); // case 9
+            }
+            // Case 6: update the confirmed record.
+            let rec = self
+                .records
+                .get_mut(&conf_id)
+                .expect("indexed record exists");
+            rec.protect = args.protect.clone();
+            rec.impl_name = args.impl_name.clone();
+            return Ok((self.reply_for(conf_id), removed));
+        }
+        if !same_principal {
+            // Case 3: another principal claims this owner. Refuse while the
+            // confirmed client still holds state under an unexpired lease.
+            let live = !conf.lease.expired(now_ms, lease_ms);
+            if live && !conf.sessions.is_empty() {
+                return Err(status::NFS4ERR_CLID_INUSE);
+            }
+            removed.extend(self.remove(conf_id));
+            if let Some(u) = entry.unconfirmed {
+                removed.extend(self.remove(u));
+            }
+            let id = self.new_record(args, principal, now_ms, created_at_ms);
+            return Ok((self.reply_for(id), removed));
+        }
+        if same_verifier {
+            // Case 2: the same client again; drop any half-made replacement.
+            if let Some(u) = entry.unconfirmed {
+                removed.extend(self.remove(u));
+            }
+            return Ok((self.reply_for(conf_id), removed));
+        }
+        // Case 5: the client rebooted. The new record replaces the old one when a
+        // CREATE_SESSION confirms it.
+        if let Some(u) = entry.unconfirmed {
+            removed.extend(self.remove(u));
+        }
+        let id = self.new_record(args, principal, now_ms, created_at_ms);
+        Ok((self.reply_for(id), removed))
+    }
+
+    /// Confirm `id` (its first CREATE_SESSION succeeded); returns the previous confirmed
+    /// record of the same owner, which the caller destroys.
+    pub fn confirm(&mut self, id: ClientId) -> Option<ClientRecord> {
+        let owner = {
+            let rec = self.records.get_mut(&id)?;
+            if rec.confirmed {
+                return None;
+            }
+            rec.confirmed = true;
+            rec.owner.clone()
+        };
+        let e = self.by_owner.entry(owner).or_default();
+        let old = e.confirmed.replace(id);
+        if e.unconfirmed == Some(id) {
+            e.unconfirmed = None;
+        }
+        old.and_then(|o| {
+            let rec = self.records.remove(&o);
+            rec
+        })
+    }
+
+    /// Records whose lease ran out (unconfirmed ones too).
+    pub fn expired(&self, now_ms: u64, lease_ms: u64) -> Vec<ClientId> {
+        self.records
+            .values()
+            .filter(|r| r.lease.expired(now_ms, lease_ms))
+            .map(|r| r.id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(owner: &[u8], verifier: u8, flags: u32) -> ExchangeIdArgs {
+        ExchangeIdArgs {
+            verifier: [verifier; 8],
+            owner: owner.to_vec(),
+            flags,
+            protect: StateProtect::default(),
+            impl_name: String::new(),
+        }
+    }
+
+    const ROOT: Principal = Principal::Sys { uid: 0, gid: 0 };
+    const USER: Principal = Principal::Sys {
+        uid: 1000,
+        gid: 1000,
+    };
+
+    #[test]
+    fn new_confirm_and_same_client_again() {
+        let mut t = ClientTable::new(7);
+        let (r1, _) = t
+            .exchange_id(&args(b"a", 1, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        assert_eq!(r1.flags & exchgid_flag::CONFIRMED_R, 0);
+        assert_eq!(r1.sequenceid, 1);
+        // Unconfirmed, same owner again: replaced with a new id (case 4).
+        let (r2, removed) = t
+            .exchange_id(&args(b"a", 1, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        assert_ne!(r1.clientid, r2.clientid);
+        assert_eq!(removed.len(), 1);
+        assert!(t.confirm(r2.clientid).is_none());
+        // Confirmed, same verifier and principal: same id, CONFIRMED_R (case 2).
+        let (r3, _) = t
+            .exchange_id(&args(b"a", 1, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        assert_eq!(r3.clientid, r2.clientid);
+        assert_ne!(r3.flags & exchgid_flag::CONFIRMED_R, 0);
+    }
+
+    #[test]
+    fn reboot_update_and_collision_cases() {
+        let mut t = ClientTable::new(7);
+        let (r1, _) = t
+            .exchange_id(&args(b"a", 1, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        t.confirm(r1.clientid);
+        // Update cases 6, 8, 9, 7.
+        let upd = exchgid_flag::UPD_CONFIRMED_REC_A;
+        let (r, _) = t
+            .exchange_id(&args(b"a", 1, upd), ROOT, 0, 90_000, 0)
+            .unwrap();
+        assert_eq!(r.clientid, r1.clientid);
+        assert_eq!(
+            t.exchange_id(&args(b"a", 2, upd), ROOT, 0, 90_000, 0)
+                .unwrap_err(),
+            status::NFS4ERR_NOT_SAME
+        );
+        assert_eq!(
+            t.exchange_id(&args(b"a", 1, upd), USER, 0, 90_000, 0)
+                .unwrap_err(),
+            status::NFS4ERR_PERM
+        );
+        assert_eq!(
+            t.exchange_id(&args(b"b", 1, upd), ROOT, 0, 90_000, 0)
+                .unwrap_err(),
+            status::NFS4ERR_NOENT
+        );
+        // Collision with a live client holding sessions (case 3).
+        t.get_mut(r1.clientid)
+            .unwrap()
+            .sessions
+            .push(SessionId([0; 16]));
+        assert_eq!(
+            t.exchange_id(&args(b"a", 1, 0), USER, 0, 90_000, 0)
+                .unwrap_err(),
+            status::NFS4ERR_CLID_INUSE
+        );
+        // Reboot (case 5): new id, old record kept until the new one is confirmed.
+        let (r5, removed) = t
+            .exchange_id(&args(b"a", 9, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        assert!(removed.is_empty());
+        assert_ne!(r5.clientid, r1.clientid);
+        assert!(t.get(r1.clientid).is_some());
+        let old = t.confirm(r5.clientid).unwrap();
+        assert_eq!(old.id, r1.clientid);
+        assert!(t.get(r1.clientid).is_none());
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -1,0 +1,226 @@
+//! CREATE_SESSION (RFC 8881 §18.36): csa_sequence replay, channel negotiation,
+//! confirmation of the client record, and the auto-bind of the creating connection.
+
+use crate::nfs4::consts::{create_session_flag, op, status};
+use crate::rpc::Credential;
+use crate::service::ConnMeta;
+
+use super::binding::{Direction, UnbindReason};
+use super::client::Principal;
+use super::ids::{ClientId, SessionId, client_id_boot};
+use super::lease::unix_ms;
+use super::session::{ChannelAttrs, Session};
+use super::slots::SlotTable;
+use super::{SessionLimits, StateManager};
+
+#[derive(Debug, Clone)]
+pub struct CreateSessionArgs {
+    pub clientid: ClientId,
+    pub sequence: u32,
+    pub flags: u32,
+    pub fore: ChannelAttrs,
+    pub back: ChannelAttrs,
+    pub cb_program: u32,
+    /// The first usable callback credential (AUTH_NONE / AUTH_SYS), if any.
+    pub cb_cred: Option<Credential>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSessionReply {
+    pub sessionid: SessionId,
+    pub sequence: u32,
+    pub flags: u32,
+    pub fore: ChannelAttrs,
+    pub back: ChannelAttrs,
+}
+
+/// Smallest request/response sizes we accept: a COMPOUND with SEQUENCE and a few ops.
+const MIN_CHANNEL_BYTES: u32 = 512;
+
+/// Negotiate the fore channel: never more than we offer, never less than we can work with.
+pub fn negotiate_fore(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {
+    if req.maxrequestsize < MIN_CHANNEL_BYTES || req.maxresponsesize < MIN_CHANNEL_BYTES {
+        return Err(status::NFS4ERR_TOOSMALL);
+    }
+    if req.maxrequests == 0 || req.maxoperations == 0 {
+        return Err(status::NFS4ERR_INVAL);
+    }
+    Ok(ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: req.maxrequestsize.min(lim.max_request),
+        maxresponsesize: req.maxresponsesize.min(lim.max_response),
+        maxresponsesize_cached: req.maxresponsesize_cached.min(lim.max_response_cached),
+        maxoperations: req.maxoperations.min(lim.max_ops),
+        maxrequests: req.maxrequests.min(lim.max_fore_slots),
+        rdma_ird: None,
+    })
+}
+
+/// The back channel carries our callbacks to the client: the client's numbers are its
+/// limits; we use at most what we need.
+pub fn negotiate_back(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {
+    if req.maxrequests == 0 {
+        return Err(status::NFS4ERR_INVAL);
+    }
+    Ok(ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: req.maxrequestsize.min(lim.max_request),
+        maxresponsesize: req.maxresponsesize.min(lim.max_response),
+        maxresponsesize_cached: req.maxresponsesize_cached,
+        maxoperations: req.maxoperations.max(1),
+        maxrequests: req.maxrequests.min(lim.max_back_slots),
+        rdma_ird: None,
+    })
+}
+
+impl StateManager {
+    pub fn create_session(
+        &self,
+        meta: &ConnMeta,
+        cred: &Credential,
+        args: &CreateSessionArgs,
+    ) -> Result<CreateSessionReply, u32> {
+        if client_id_boot(args.clientid) != self.boot {
+            return Err(status::NFS4ERR_STALE_CLIENTID);
+        }
+        // Like knfsd, refuse unusable channel attributes before the sequence check, so
+        // such a failure does not consume csa_sequence.
+        let fore = negotiate_fore(&args.fore, &self.config.limits)?;
+        let back = negotiate_back(&args.back, &self.config.limits)?;
+        let principal = Principal::of(cred);
+        let mut clients = self.clients.lock();
+        let Some(rec) = clients.get_mut(args.clientid) else {
+            return Err(status::NFS4ERR_STALE_CLIENTID);
+        };
+        if rec.principal != principal
+            && (!rec.confirmed || rec.protect.enforces(op::CREATE_SESSION))
+        {
+            return Err(if rec.confirmed {
+                status::NFS4ERR_WRONG_CRED
+            } else {
+                status::NFS4ERR_CLID_INUSE
+            });
+        }
+        // csa_sequence: the last one again is a replay, the next one is new.
+        if args.sequence == rec.cs_last
+            && let Some(cached) = &rec.cs_cache
+        {
+            return cached.clone();
+        }
+        if args.sequence != rec.cs_last.wrapping_add(1) {
+            return Err(status::NFS4ERR_SEQ_MISORDERED);
+        }
+        let reply = self.make_session(args, rec, fore, back);
+        rec.cs_last = args.sequence;
+        rec.cs_cache = Some(Ok(reply.clone()));
+        rec.sessions.push(reply.sessionid);
+        rec.lease.renew(self.clock.now_ms());
+        if let Some(old) = clients.confirm(args.clientid) {
+            // The client rebooted: its previous incarnation's state goes.
+            self.destroy_client_sessions(meta.core, old, UnbindReason::SessionDestroy);
+        }
+        drop(clients);
+
+        let dir = if reply.flags & create_session_flag::CONN_BACK_CHAN != 0 {
+            Direction::Both
+        } else {
+            Direction::Fore
+        };
+        if let Some(shard) = self.shard_of(&reply.sessionid) {
+            let limit = self.settings.max_connections_per_session();
+            let outcome = shard
+                .lock()
+                .bind(&reply.sessionid, meta.id, dir, limit, unix_ms());
+            match outcome {
+                Ok(o) => self.finish_bind(meta, reply.sessionid, o),
+                Err(e) => self.refuse(meta.core, e.refusal),
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Build and insert a session for a client record (client lock held).
+    fn make_session(
+        &self,
+        args: &CreateSessionArgs,
+        rec: &super::client::ClientRecord,
+        fore: ChannelAttrs,
+        back: ChannelAttrs,
+    ) -> CreateSessionReply {
+        // We keep no state across restarts and speak TCP only.
+        let flags = args.flags & create_session_flag::CONN_BACK_CHAN;
+        let shard_idx = rand::random_range(0..self.shards.len()) as u16;
+        // 80 random bits: a collision is not a practical concern, but stay correct.
+        let sid = loop {
+            let sid = SessionId::new(self.boot, shard_idx, rand::random());
+            if !self.shards[shard_idx as usize]
+                .lock()
+                .sessions
+                .contains_key(&sid)
+            {
+                break sid;
+            }
+        };
+        let session = Session {
+            id: sid,
+            client: rec.id,
+            lease: rec.lease.clone(),
+            protect: rec.protect.clone(),
+            principal: rec.principal.clone(),
+            fore,
+            back,
+            flags,
+            cb_program: args.cb_program,
+            cb_cred: args.cb_cred.clone().unwrap_or_default(),
+            slots: SlotTable::new(fore.maxrequests),
+            bindings: Vec::new(),
+            cb_seqid: 0,
+            created_at_ms: unix_ms(),
+        };
+        self.shards[shard_idx as usize]
+            .lock()
+            .sessions
+            .insert(sid, session);
+        CreateSessionReply {
+            sessionid: sid,
+            sequence: args.sequence,
+            flags,
+            fore,
+            back,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_clamps_and_rejects() {
+        let lim = SessionLimits::default();
+        let req = ChannelAttrs {
+            maxrequestsize: u32::MAX,
+            maxresponsesize: 4096,
+            maxresponsesize_cached: 1 << 30,
+            maxoperations: 1000,
+            maxrequests: 1000,
+            ..Default::default()
+        };
+        let f = negotiate_fore(&req, &lim).unwrap();
+        assert_eq!(f.maxrequestsize, lim.max_request);
+        assert_eq!(f.maxresponsesize, 4096);
+        assert_eq!(f.maxresponsesize_cached, lim.max_response_cached);
+        assert_eq!(f.maxoperations, lim.max_ops);
+        assert_eq!(f.maxrequests, lim.max_fore_slots);
+        let small = ChannelAttrs {
+            maxrequestsize: 100,
+            ..req
+        };
+        assert_eq!(negotiate_fore(&small, &lim), Err(status::NFS4ERR_TOOSMALL));
+        let zero = ChannelAttrs {
+            maxrequests: 0,
+            ..req
+        };
+        assert_eq!(negotiate_fore(&zero, &lim), Err(status::NFS4ERR_INVAL));
+    }
+}

@@ -1,0 +1,77 @@
+//! Client leases. A lease is shared by a client record and its sessions, so SEQUENCE
+//! renews it with one atomic store and no client-table lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Monotonic milliseconds since the server started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (for display only).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+pub struct Lease {
+    last_renew_ms: AtomicU64,
+}
+
+impl Lease {
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            last_renew_ms: AtomicU64::new(now_ms),
+        }
+    }
+
+    #[inline]
+    pub fn renew(&self, now_ms: u64) {
+        self.last_renew_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_renew_ms(&self) -> u64 {
+        self.last_renew_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn expired(&self, now_ms: u64, lease_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_renew_ms()) > lease_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_expiry() {
+        let l = Lease::new(1000);
+        assert!(!l.expired(1500, 1000));
+        assert!(l.expired(2001, 1000));
+        l.renew(2000);
+        assert!(!l.expired(2001, 1000));
+    }
+}

@@ -1,0 +1,509 @@
+//! Protocol state: clients, sessions, slots, connection bindings, leases.
+//!
+//! # Lock order
+//! `clients` (one mutex) → a session `shard` (one of many mutexes; never two at once)
+//! → a `conns` registry shard. Code may skip levels but never takes a lock that comes
+//! earlier in this order while holding a later one. The request path (SEQUENCE and the
+//! ops after it) takes only its session's shard, briefly, twice per COMPOUND; client
+//! leases are renewed through an atomic shared with the session.
+
+pub mod binding;
+pub mod callbacks;
+pub mod client;
+pub mod conns;
+pub mod ids;
+pub mod lease;
+pub mod metrics;
+pub mod query;
+pub mod session;
+pub mod settings;
+pub mod shard;
+pub mod slots;
+
+mod create_session;
+mod sequence;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+use crate::nfs4::consts::{op, status};
+use crate::rpc::Credential;
+use crate::service::{ConnId, ConnMeta};
+
+pub use binding::{Direction, UnbindReason};
+pub use client::{ExchangeIdArgs, ExchangeIdReply, Principal, StateProtect};
+pub use create_session::{CreateSessionArgs, CreateSessionReply};
+pub use ids::{ClientId, SessionId};
+pub use sequence::{SeqGrant, SeqOutcome, SequenceArgs};
+pub use session::ChannelAttrs;
+
+use callbacks::CallbackTable;
+use client::{ClientRecord, ClientTable};
+use conns::ConnRegistry;
+use lease::{Clock, unix_ms};
+use metrics::{BindRefusal, Metrics};
+use settings::LiveSettings;
+use shard::{BindOutcome, Shard};
+
+/// Server-wide limits offered in CREATE_SESSION negotiation.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub max_fore_slots: u32,
+    pub max_back_slots: u32,
+    pub max_request: u32,
+    pub max_response: u32,
+    pub max_response_cached: u32,
+    pub max_ops: u32,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            max_fore_slots: 64,
+            max_back_slots: 16,
+            max_request: 1024 * 1024 + 8 * 1024,
+            max_response: 1024 * 1024 + 8 * 1024,
+            max_response_cached: 64 * 1024,
+            max_ops: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub shards: usize,
+    /// Number of worker cores (metrics slots).
+    pub worker_cores: usize,
+    /// server_owner.so_major_id; the same on every address and across restarts.
+    pub server_owner: Vec<u8>,
+    pub server_scope: Vec<u8>,
+    pub limits: SessionLimits,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            shards: 64,
+            worker_cores: 1,
+            server_owner: b"ringnfs".to_vec(),
+            server_scope: b"ringnfs".to_vec(),
+            limits: SessionLimits::default(),
+        }
+    }
+}
+
+/// Everything the protocol core keeps between requests. Shared by all worker cores.
+pub struct StateManager {
+    pub boot: u32,
+    pub config: StateConfig,
+    pub settings: LiveSettings,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub callbacks: CallbackTable,
+    clients: Mutex<ClientTable>,
+    shards: Box<[Mutex<Shard>]>,
+    conns: ConnRegistry,
+}
+
+impl StateManager {
+    pub fn new(config: StateConfig) -> Arc<Self> {
+        // The boot verifier: seconds since the epoch, so ids from an earlier run differ.
+        let boot = (unix_ms() / 1000) as u32 ^ rand::random::<u16>() as u32;
+        let shards = config.shards.clamp(1, u16::MAX as usize);
+        Arc::new(Self {
+            boot,
+            settings: LiveSettings::default(),
+            metrics: Metrics::new(config.worker_cores),
+            clock: Clock::new(),
+            callbacks: CallbackTable::default(),
+            clients: Mutex::new(ClientTable::new(boot)),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            conns: ConnRegistry::default(),
+            config,
+        })
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.settings.lease_secs() as u64 * 1000
+    }
+
+    /// The shard a session id names, or None for ids of another boot or shard count.
+    fn shard_of(&self, sid: &SessionId) -> Option<&Mutex<Shard>> {
+        if sid.boot() != self.boot {
+            return None;
+        }
+        self.shards.get(sid.shard() as usize)
+    }
+
+    // ---- connection lifecycle -------------------------------------------------------
+
+    pub fn conn_opened(&self, meta: &ConnMeta) {
+        self.metrics.accepted(meta.core);
+        self.conns.insert(meta.clone(), unix_ms());
+    }
+
+    /// The connection closed: unbind it from every session, once.
+    pub fn conn_closed(&self, meta: &ConnMeta) {
+        self.metrics.closed(meta.core);
+        let reason = if meta.shared.draining.load(Ordering::Relaxed) {
+            UnbindReason::Drain
+        } else {
+            UnbindReason::Disconnect
+        };
+        let Some(entry) = self.conns.remove(meta.id) else {
+            return;
+        };
+        for sid in entry.sessions {
+            if let Some(shard) = self.shard_of(&sid)
+                && shard.lock().unbind(&sid, meta.id).is_some()
+            {
+                self.metrics.unbind(meta.core, reason);
+            }
+        }
+        self.callbacks.conn_closed(meta.id);
+    }
+
+    /// Bind `meta` to `sid` and do the bookkeeping outside the shard lock: registry,
+    /// metrics, and the exclusive-binding rebind.
+    fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome) {
+        match outcome {
+            BindOutcome::Bound(dir) => {
+                self.metrics.bind(meta.core, dir);
+                if !self.conns.add_session(meta.id, sid) {
+                    // Closed meanwhile (cannot happen for a request on this connection,
+                    // but keep the slab consistent if it ever does).
+                    if let Some(shard) = self.shard_of(&sid) {
+                        shard.lock().unbind(&sid, meta.id);
+                    }
+                    self.metrics.unbind(meta.core, UnbindReason::Disconnect);
+                    return;
+                }
+            }
+            BindOutcome::Updated { from, to } => {
+                if from != to {
+                    self.metrics.bind(meta.core, to);
+                }
+            }
+        }
+        if self.settings.exclusive_binding() {
+            for other in self.conns.sessions_of(meta.id) {
+                if other != sid {
+                    self.unbind_one(meta.core, meta.id, &other, UnbindReason::Rebind);
+                }
+            }
+        }
+    }
+
+    fn unbind_one(&self, core: usize, conn: ConnId, sid: &SessionId, reason: UnbindReason) -> bool {
+        let removed = self
+            .shard_of(sid)
+            .map(|s| s.lock().unbind(sid, conn).is_some())
+            .unwrap_or(false);
+        self.conns.remove_session(conn, sid);
+        if removed {
+            self.metrics.unbind(core, reason);
+        }
+        removed
+    }
+
+    fn refuse(&self, core: usize, refusal: Option<BindRefusal>) {
+        if let Some(r) = refusal {
+            self.metrics.refusal(core, r);
+        }
+    }
+
+    /// True when the connection may take new binds.
+    fn conn_accepts_binds(meta: &ConnMeta) -> bool {
+        !meta.shared.draining.load(Ordering::Relaxed)
+    }
+
+    // ---- EXCHANGE_ID ------------------------------------------------------------------
+
+    pub fn exchange_id(
+        &self,
+        core: usize,
+        cred: &Credential,
+        args: &ExchangeIdArgs,
+    ) -> Result<ExchangeIdReply, u32> {
+        let principal = Principal::of(cred);
+        let now = self.clock.now_ms();
+        let mut clients = self.clients.lock();
+        // Under SP4_MACH_CRED, an existing client's EXCHANGE_ID must come from its principal.
+        let (reply, removed) =
+            clients.exchange_id(args, principal, now, self.lease_ms(), unix_ms())?;
+        for rec in removed {
+            self.destroy_client_sessions(core, rec, UnbindReason::SessionDestroy);
+        }
+        Ok(reply)
+    }
+
+    /// Destroy a removed client record's sessions (client lock held by the caller or not:
+    /// shards come after clients in the lock order).
+    fn destroy_client_sessions(&self, core: usize, rec: ClientRecord, reason: UnbindReason) {
+        for sid in rec.sessions {
+            self.remove_session(core, &sid, reason);
+        }
+    }
+
+    /// Remove a session from its shard and unbind all its connections.
+    fn remove_session(&self, core: usize, sid: &SessionId, reason: UnbindReason) -> bool {
+        let Some(shard) = self.shard_of(sid) else {
+            return false;
+        };
+        let Some((_session, bindings)) = shard.lock().remove_session(sid) else {
+            return false;
+        };
+        for b in bindings {
+            self.conns.remove_session(b.conn, sid);
+            self.metrics.unbind(core, reason);
+        }
+        true
+    }
+
+    // ---- BIND_CONN_TO_SESSION -----------------------------------------------------------
+
+    /// RFC 8881 §18.34 with the rules of DESIGN §2.3.
+    pub fn bind_conn_to_session(
+        &self,
+        meta: &ConnMeta,
+        cred: &Credential,
+        sid: &SessionId,
+        cdfc: u32,
+    ) -> Result<Direction, u32> {
+        let Some(shard) = self.shard_of(sid) else {
+            self.refuse(meta.core, Some(BindRefusal::BadSession));
+            return Err(status::NFS4ERR_BADSESSION);
+        };
+        let mut guard = shard.lock();
+        let Some(session) = guard.sessions.get(sid) else {
+            drop(guard);
+            self.refuse(meta.core, Some(BindRefusal::BadSession));
+            return Err(status::NFS4ERR_BADSESSION);
+        };
+        // The client's principal is copied into the session at creation, so this check
+        // needs no client-table lock (which comes earlier in the lock order).
+        if session.protect.enforces(op::BIND_CONN_TO_SESSION)
+            && session_principal_mismatch(session, &Principal::of(cred))
+        {
+            return Err(status::NFS4ERR_WRONG_CRED);
+        }
+        let Some(dir) = Direction::grant_for(cdfc) else {
+            return Err(status::NFS4ERR_INVAL);
+        };
+        let already = guard.binding_of(session, meta.id).is_some();
+        if !already && !Self::conn_accepts_binds(meta) {
+            return Err(status::NFS4ERR_DELAY);
+        }
+        session.lease.renew(self.clock.now_ms());
+        let limit = self.settings.max_connections_per_session();
+        let outcome = guard.bind(sid, meta.id, dir, limit, unix_ms());
+        drop(guard);
+        match outcome {
+            Ok(o) => {
+                self.finish_bind(meta, *sid, o);
+                Ok(dir)
+            }
+            Err(e) => {
+                self.refuse(meta.core, e.refusal);
+                Err(e.status)
+            }
+        }
+    }
+
+    // ---- DESTROY_SESSION / DESTROY_CLIENTID / RECLAIM_COMPLETE ----------------------------
+
+    /// DESTROY_SESSION: the connection must be bound to the session it destroys.
+    pub fn destroy_session(
+        &self,
+        meta: &ConnMeta,
+        cred: &Credential,
+        sid: &SessionId,
+    ) -> Result<(), u32> {
+        let client = {
+            let Some(shard) = self.shard_of(sid) else {
+                return Err(status::NFS4ERR_BADSESSION);
+            };
+            let guard = shard.lock();
+            let Some(session) = guard.sessions.get(sid) else {
+                return Err(status::NFS4ERR_BADSESSION);
+            };
+            if guard.binding_of(session, meta.id).is_none() {
+                return Err(status::NFS4ERR_CONN_NOT_BOUND_TO_SESSION);
+            }
+            if session.protect.enforces(op::DESTROY_SESSION)
+                && session_principal_mismatch(session, &Principal::of(cred))
+            {
+                return Err(status::NFS4ERR_WRONG_CRED);
+            }
+            session.client
+        };
+        self.destroy_session_of_client(meta.core, client, sid, UnbindReason::SessionDestroy);
+        Ok(())
+    }
+
+    fn destroy_session_of_client(
+        &self,
+        core: usize,
+        client: ClientId,
+        sid: &SessionId,
+        reason: UnbindReason,
+    ) -> bool {
+        let mut clients = self.clients.lock();
+        if let Some(rec) = clients.get_mut(client) {
+            rec.sessions.retain(|s| s != sid);
+        }
+        self.remove_session(core, sid, reason)
+    }
+
+    /// Operator action: destroy a session whatever its state (unbind reason
+    /// `session_destroy`).
+    pub fn force_destroy_session(&self, sid: &SessionId) -> bool {
+        let client = match self
+            .shard_of(sid)
+            .and_then(|s| s.lock().sessions.get(sid).map(|s| s.client))
+        {
+            Some(c) => c,
+            None => return false,
+        };
+        self.destroy_session_of_client(
+            self.metrics.shared_slot(),
+            client,
+            sid,
+            UnbindReason::SessionDestroy,
+        )
+    }
+
+    pub fn destroy_clientid(
+        &self,
+        core: usize,
+        cred: &Credential,
+        clientid: ClientId,
+    ) -> Result<(), u32> {
+        let mut clients = self.clients.lock();
+        let Some(rec) = clients.get(clientid) else {
+            return Err(status::NFS4ERR_STALE_CLIENTID);
+        };
+        if rec.protect.enforces(op::DESTROY_CLIENTID) && rec.principal != Principal::of(cred) {
+            return Err(status::NFS4ERR_WRONG_CRED);
+        }
+        if !rec.sessions.is_empty() {
+            return Err(status::NFS4ERR_CLIENTID_BUSY);
+        }
+        if let Some(rec) = clients.remove(clientid) {
+            self.destroy_client_sessions(core, rec, UnbindReason::SessionDestroy);
+        }
+        Ok(())
+    }
+
+    pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), u32> {
+        let mut clients = self.clients.lock();
+        let Some(rec) = clients.get_mut(clientid) else {
+            return Err(status::NFS4ERR_STALE_CLIENTID);
+        };
+        if one_fs {
+            // Per-file-system reclaim: we export one file system and keep no per-fs
+            // reclaim state, so this is always accepted.
+            return Ok(());
+        }
+        if rec.reclaim_complete {
+            return Err(status::NFS4ERR_COMPLETE_ALREADY);
+        }
+        rec.reclaim_complete = true;
+        Ok(())
+    }
+
+    // ---- leases -----------------------------------------------------------------------------
+
+    /// Expire clients whose lease ran out; returns how many were expired.
+    pub fn reap(&self) -> usize {
+        let now = self.clock.now_ms();
+        let core = self.metrics.shared_slot();
+        let mut clients = self.clients.lock();
+        let expired = clients.expired(now, self.lease_ms());
+        let n = expired.len();
+        for id in expired {
+            if let Some(rec) = clients.remove(id) {
+                tracing::info!(
+                    clientid = format_args!("{id:#x}"),
+                    sessions = rec.sessions.len(),
+                    "lease expired"
+                );
+                self.destroy_client_sessions(core, rec, UnbindReason::Reaper);
+            }
+        }
+        n
+    }
+
+    /// Run the reaper on its own thread until `stop` is set.
+    pub fn spawn_reaper(
+        self: &Arc<Self>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("ringnfs-reaper".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // Check four times per lease, at least every second.
+                    let period = (me.lease_ms() / 4).clamp(50, 1000);
+                    std::thread::sleep(std::time::Duration::from_millis(period));
+                    me.reap();
+                }
+            })
+            .expect("spawn reaper thread")
+    }
+
+    // ---- operator actions ---------------------------------------------------------------------
+
+    /// Mark a connection draining and ask its core to flush and close it.
+    pub fn drain_connection(&self, conn: ConnId) -> bool {
+        let Some(entry) = self.conns.get(conn) else {
+            return false;
+        };
+        entry.meta.shared.draining.store(true, Ordering::Relaxed);
+        entry.meta.control.drain(conn)
+    }
+
+    /// Remove one binding (unbind reason `explicit`).
+    pub fn unbind(&self, conn: ConnId, sid: &SessionId) -> bool {
+        self.unbind_one(
+            self.metrics.shared_slot(),
+            conn,
+            sid,
+            UnbindReason::Explicit,
+        )
+    }
+
+    /// Current direction of `conn` in `sid`.
+    pub fn direction(&self, conn: ConnId, sid: &SessionId) -> Option<Direction> {
+        self.shard_of(sid)?.lock().direction_of(sid, conn)
+    }
+
+    /// The connection that carries callbacks for `sid`, with what a callback needs.
+    pub fn back_channel(&self, sid: &SessionId) -> Option<callbacks::BackChannel> {
+        let shard = self.shard_of(sid)?;
+        let mut guard = shard.lock();
+        let conn = guard.back_conn(sid)?;
+        let session = guard.sessions.get_mut(sid)?;
+        session.cb_seqid = session.cb_seqid.wrapping_add(1);
+        let bc = callbacks::BackChannel {
+            conn,
+            program: session.cb_program,
+            cred: session.cb_cred.clone(),
+            seqid: session.cb_seqid,
+            meta: None,
+        };
+        drop(guard);
+        let meta = self.conns.get(conn)?.meta;
+        Some(callbacks::BackChannel {
+            meta: Some(meta),
+            ..bc
+        })
+    }
+}
+
+fn session_principal_mismatch(session: &session::Session, principal: &Principal) -> bool {
+    session.principal != *principal
+}

@@ -1,0 +1,211 @@
+//! The read side for tests, the control plane and the kernel harness: consistent
+//! snapshots of clients, sessions and connections, taken with short lock holds.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::binding::Direction;
+use super::ids::SessionId;
+use super::metrics::MetricsSnapshot;
+use super::session::ChannelAttrs;
+use super::{ClientId, StateManager};
+use crate::service::ConnId;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct BindingSummary {
+    pub fore: usize,
+    pub back: usize,
+    pub both: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BoundConnInfo {
+    pub conn: ConnId,
+    pub peer: String,
+    pub local: String,
+    pub core: usize,
+    pub direction: Direction,
+    pub bound_at_ms: u64,
+    pub draining: bool,
+    pub requests: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub clientid: ClientId,
+    pub created_at_ms: u64,
+    pub fore: ChannelAttrs,
+    pub back: ChannelAttrs,
+    pub back_channel_requested: bool,
+    pub cached_reply_bytes: usize,
+    pub connections: Vec<BoundConnInfo>,
+    pub summary: BindingSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientInfo {
+    pub id: ClientId,
+    /// The client owner string, lossily as UTF-8.
+    pub owner: String,
+    pub confirmed: bool,
+    pub principal: super::Principal,
+    pub state_protection: &'static str,
+    pub impl_name: String,
+    pub sessions: Vec<String>,
+    pub lease_remaining_ms: u64,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub peer: String,
+    pub local: String,
+    pub core: usize,
+    pub accepted_at_ms: u64,
+    pub draining: bool,
+    pub requests: u64,
+    pub sessions: Vec<String>,
+}
+
+impl StateManager {
+    pub fn session_info(&self, sid: &SessionId) -> Option<SessionInfo> {
+        let (mut info, bindings) = {
+            let guard = self.shard_of(sid)?.lock();
+            let s = guard.sessions.get(sid)?;
+            let info = SessionInfo {
+                id: sid.to_hex(),
+                clientid: s.client,
+                created_at_ms: s.created_at_ms,
+                fore: s.fore,
+                back: s.back,
+                back_channel_requested: s.flags
+                    & crate::nfs4::consts::create_session_flag::CONN_BACK_CHAN
+                    != 0,
+                cached_reply_bytes: s.slots.cached_bytes(),
+                connections: Vec::new(),
+                summary: BindingSummary::default(),
+            };
+            (info, guard.bindings_of(sid))
+        };
+        for b in bindings {
+            let entry = self.conns.get(b.conn);
+            match b.dir {
+                Direction::Fore => info.summary.fore += 1,
+                Direction::Back => info.summary.back += 1,
+                Direction::Both => info.summary.both += 1,
+            }
+            info.summary.total += 1;
+            info.connections.push(BoundConnInfo {
+                conn: b.conn,
+                peer: entry
+                    .as_ref()
+                    .map(|e| e.meta.peer.to_string())
+                    .unwrap_or_default(),
+                local: entry
+                    .as_ref()
+                    .map(|e| e.meta.local.to_string())
+                    .unwrap_or_default(),
+                core: entry
+                    .as_ref()
+                    .map(|e| e.meta.core)
+                    .unwrap_or(crate::service::conn_core(b.conn)),
+                direction: b.dir,
+                bound_at_ms: b.bound_at_ms,
+                draining: entry
+                    .as_ref()
+                    .is_some_and(|e| e.meta.shared.draining.load(Ordering::Relaxed)),
+                requests: entry
+                    .as_ref()
+                    .map(|e| e.meta.shared.requests.load(Ordering::Relaxed))
+                    .unwrap_or(0),
+            });
+        }
+        Some(info)
+    }
+
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let ids: Vec<SessionId> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.lock().sessions.keys().copied().collect::<Vec<_>>())
+            .collect();
+        ids.iter().filter_map(|id| self.session_info(id)).collect()
+    }
+
+    pub fn sessions_of_client(&self, client: ClientId) -> Vec<SessionInfo> {
+        let ids = self
+            .clients
+            .lock()
+            .get(client)
+            .map(|c| c.sessions.clone())
+            .unwrap_or_default();
+        ids.iter().filter_map(|id| self.session_info(id)).collect()
+    }
+
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        let now = self.clock.now_ms();
+        let lease = self.lease_ms();
+        let clients = self.clients.lock();
+        let mut v: Vec<ClientInfo> = clients
+            .records()
+            .map(|r| ClientInfo {
+                id: r.id,
+                owner: String::from_utf8_lossy(&r.owner).into_owned(),
+                confirmed: r.confirmed,
+                principal: r.principal.clone(),
+                state_protection: match r.protect.how {
+                    0 => "none",
+                    1 => "mach_cred",
+                    _ => "ssv",
+                },
+                impl_name: r.impl_name.clone(),
+                sessions: r.sessions.iter().map(|s| s.to_hex()).collect(),
+                lease_remaining_ms: (r.lease.last_renew_ms() + lease).saturating_sub(now),
+                created_at_ms: r.created_at_ms,
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        self.conns
+            .all()
+            .into_iter()
+            .map(|e| ConnInfo {
+                id: e.meta.id,
+                peer: e.meta.peer.to_string(),
+                local: e.meta.local.to_string(),
+                core: e.meta.core,
+                accepted_at_ms: e.accepted_at_ms,
+                draining: e.meta.shared.draining.load(Ordering::Relaxed),
+                requests: e.meta.shared.requests.load(Ordering::Relaxed),
+                sessions: e.sessions.iter().map(|s| s.to_hex()).collect(),
+            })
+            .collect()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().sessions.len()).sum()
+    }
+
+    pub fn bound_connection_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().bindings.len()).sum()
+    }
+
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+}

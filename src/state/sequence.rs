@@ -1,0 +1,142 @@
+//! SEQUENCE (RFC 8881 §18.46): slot check, implicit fore-channel bind, lease renewal,
+//! status flags; and storing the reply when the COMPOUND is done.
+
+use crate::nfs4::consts::{seq4_status, status};
+use crate::service::ConnMeta;
+
+use super::StateManager;
+use super::binding::Direction;
+use super::ids::SessionId;
+use super::lease::unix_ms;
+use super::slots::{CachedReply, SlotCheck};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceArgs {
+    pub sessionid: SessionId,
+    pub sequenceid: u32,
+    pub slotid: u32,
+    pub highest_slotid: u32,
+    pub cachethis: bool,
+}
+
+/// What the COMPOUND needs to go on after a successful SEQUENCE.
+#[derive(Debug, Clone, Copy)]
+pub struct SeqGrant {
+    pub sessionid: SessionId,
+    pub slotid: u32,
+    pub sequenceid: u32,
+    pub cachethis: bool,
+    pub highest_slotid: u32,
+    pub target_highest_slotid: u32,
+    pub status_flags: u32,
+    pub max_response: u32,
+    pub max_response_cached: u32,
+    pub clientid: u64,
+}
+
+#[derive(Debug)]
+pub enum SeqOutcome {
+    /// Execute the rest of the COMPOUND, then call `sequence_done`.
+    Execute(SeqGrant),
+    /// A retry: answer from the cache.
+    Replay(SeqGrant, CachedReply),
+}
+
+impl StateManager {
+    /// Run SEQUENCE for a COMPOUND of `numops` ops whose record was `request_len` bytes.
+    pub fn sequence(
+        &self,
+        meta: &ConnMeta,
+        args: &SequenceArgs,
+        request_hash: u64,
+        numops: usize,
+        request_len: usize,
+    ) -> Result<SeqOutcome, u32> {
+        let sid = args.sessionid;
+        let shard = self.shard_of(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        let mut guard = shard.lock();
+        let session = guard.sessions.get(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        if numops > session.fore.maxoperations as usize {
+            return Err(status::NFS4ERR_TOO_MANY_OPS);
+        }
+        if request_len > session.fore.maxrequestsize as usize {
+            return Err(status::NFS4ERR_REQ_TOO_BIG);
+        }
+        let check = session
+            .slots
+            .check(args.slotid, args.sequenceid, request_hash);
+        if let SlotCheck::Error(e) = check {
+            return Err(e);
+        }
+        // The slot check passed: a connection new to this session is bound, fore only
+        // (never the back channel implicitly).
+        let mut new_bind = None;
+        if guard.binding_of(session, meta.id).is_none() {
+            if !Self::conn_accepts_binds(meta) {
+                return Err(status::NFS4ERR_DELAY);
+            }
+            let limit = self.settings.max_connections_per_session();
+            match guard.bind(&sid, meta.id, Direction::Fore, limit, unix_ms()) {
+                Ok(o) => new_bind = Some(o),
+                Err(e) => {
+                    drop(guard);
+                    self.refuse(meta.core, e.refusal);
+                    return Err(e.status);
+                }
+            }
+        }
+        let session = guard
+            .sessions
+            .get_mut(&sid)
+            .ok_or(status::NFS4ERR_BADSESSION)?;
+        session.lease.renew(self.clock.now_ms());
+        let slots = session.slots.len();
+        let mut grant = SeqGrant {
+            sessionid: sid,
+            slotid: args.slotid,
+            sequenceid: args.sequenceid,
+            cachethis: args.cachethis,
+            highest_slotid: slots - 1,
+            target_highest_slotid: slots - 1,
+            status_flags: 0,
+            max_response: session.fore.maxresponsesize,
+            max_response_cached: session.fore.maxresponsesize_cached,
+            clientid: session.client,
+        };
+        let outcome = match check {
+            SlotCheck::New => {
+                session
+                    .slots
+                    .begin(args.slotid, args.sequenceid, request_hash);
+                None
+            }
+            _ => Some(
+                session
+                    .slots
+                    .get(args.slotid)
+                    .map(|s| s.reply.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        if guard.back_conn(&sid).is_none() {
+            grant.status_flags |= seq4_status::CB_PATH_DOWN_SESSION;
+        }
+        drop(guard);
+        if let Some(o) = new_bind {
+            self.finish_bind(meta, sid, o);
+        }
+        Ok(match outcome {
+            None => SeqOutcome::Execute(grant),
+            Some(reply) => SeqOutcome::Replay(grant, reply),
+        })
+    }
+
+    /// Store the reply of a COMPOUND that SEQUENCE let execute.
+    pub fn sequence_done(&self, grant: &SeqGrant, reply: CachedReply) {
+        if let Some(shard) = self.shard_of(&grant.sessionid)
+            && let Some(s) = shard.lock().sessions.get_mut(&grant.sessionid)
+        {
+            s.slots.complete(grant.slotid, grant.sequenceid, reply);
+        }
+    }
+}

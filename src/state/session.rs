@@ -1,0 +1,46 @@
+//! A session: its channels, slot table and the slab keys of its connection bindings.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::rpc::Credential;
+
+use super::client::{Principal, StateProtect};
+use super::ids::{ClientId, SessionId};
+use super::lease::Lease;
+use super::slots::SlotTable;
+
+/// channel_attrs4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ChannelAttrs {
+    pub headerpadsize: u32,
+    pub maxrequestsize: u32,
+    pub maxresponsesize: u32,
+    pub maxresponsesize_cached: u32,
+    pub maxoperations: u32,
+    pub maxrequests: u32,
+    pub rdma_ird: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub client: ClientId,
+    pub lease: Arc<Lease>,
+    pub protect: StateProtect,
+    /// The client's principal (for SP4_MACH_CRED checks without the client lock).
+    pub principal: Principal,
+    pub fore: ChannelAttrs,
+    pub back: ChannelAttrs,
+    pub flags: u32,
+    pub cb_program: u32,
+    /// Credential to use on callbacks (from csa_sec_parms).
+    pub cb_cred: Credential,
+    pub slots: SlotTable,
+    /// Keys into the shard's binding slab.
+    pub bindings: Vec<usize>,
+    /// Sequence id of the back-channel slot 0.
+    pub cb_seqid: u32,
+    pub created_at_ms: u64,
+}
