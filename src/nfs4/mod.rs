@@ -1,3 +1,14 @@
-//! NFSv4.1 COMPOUND engine.
+//! NFSv4.1 COMPOUND engine: decoding, the per-op descriptor table, the ordering and
+//! session rules, and the op handlers (one group per file under `ops/`). No I/O here:
+//! the engine takes a decoded call and appends the reply.
 
+pub mod callback;
+pub mod compound;
 pub mod consts;
+pub mod fh;
+pub mod ops;
+pub mod optable;
+pub mod program;
+pub mod types;
+
+pub use compound::{CompoundCtx, Nfs4Engine};

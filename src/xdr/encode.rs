@@ -15,6 +15,9 @@ pub trait XdrEncoder {
         self.put_u32((v >> 32) as u32);
         self.put_u32(v as u32);
     }
+    fn put_i64(&mut self, v: i64) {
+        self.put_u64(v as u64)
+    }
     fn put_bool(&mut self, v: bool) {
         self.put_u32(v as u32)
     }

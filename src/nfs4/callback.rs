@@ -1,0 +1,124 @@
+//! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE, sent
+//! on a connection bound for the back channel and matched with the client's reply on
+//! the same TCP stream. Callers block (with a timeout) on their own thread.
+
+use std::time::{Duration, Instant};
+
+use crate::rpc::{self, message::ReplyFailure};
+use crate::state::SessionId;
+use crate::state::StateManager;
+use crate::state::callbacks::{BackChannel, CallbackError};
+use crate::xdr::{XdrDecoder, XdrEncoder};
+
+use super::consts::{NFS4_CALLBACK_VERSION, cb_op, status};
+
+const CB_NULL: u32 = 0;
+const CB_COMPOUND: u32 = 1;
+
+/// What a CB_SEQUENCE reply said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbSequenceReply {
+    pub sessionid: SessionId,
+    pub sequenceid: u32,
+    pub slotid: u32,
+    pub highest_slotid: u32,
+    pub target_highest_slotid: u32,
+}
+
+fn send(
+    state: &StateManager,
+    bc: &BackChannel,
+    proc_: u32,
+    args: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, CallbackError> {
+    let meta = bc.meta.as_ref().ok_or(CallbackError::NoBackChannel)?;
+    let (xid, rx) = state.callbacks.register(bc.conn);
+    let mut record = Vec::with_capacity(64 + args.len());
+    rpc::encode_call(
+        &mut record,
+        xid,
+        bc.program,
+        NFS4_CALLBACK_VERSION,
+        proc_,
+        &bc.cred,
+    );
+    record.extend_from_slice(args);
+    if !meta.control.send_record(bc.conn, record) {
+        state.callbacks.cancel(xid);
+        return Err(CallbackError::Disconnected);
+    }
+    state.callbacks.wait(xid, &rx, timeout)
+}
+
+/// Send CB_NULL on the session's back channel; returns the round-trip time.
+pub fn cb_null(
+    state: &StateManager,
+    sid: &SessionId,
+    timeout: Duration,
+) -> Result<Duration, CallbackError> {
+    let bc = state
+        .back_channel(sid)
+        .ok_or(CallbackError::NoBackChannel)?;
+    let t = Instant::now();
+    send(state, &bc, CB_NULL, &[], timeout)?;
+    Ok(t.elapsed())
+}
+
+/// Send CB_COMPOUND { CB_SEQUENCE } on back-channel slot 0.
+pub fn cb_sequence(
+    state: &StateManager,
+    sid: &SessionId,
+    timeout: Duration,
+) -> Result<CbSequenceReply, CallbackError> {
+    let bc = state
+        .back_channel(sid)
+        .ok_or(CallbackError::NoBackChannel)?;
+    let mut args = Vec::with_capacity(64);
+    args.put_opaque(b""); // tag
+    args.put_u32(1); // minorversion
+    args.put_u32(0); // callback_ident (unused in 4.1)
+    args.put_u32(1); // one op
+    args.put_u32(cb_op::CB_SEQUENCE);
+    args.put_fixed(&sid.0);
+    args.put_u32(bc.seqid);
+    args.put_u32(0); // slot
+    args.put_u32(0); // highest slot
+    args.put_bool(false); // cachethis
+    args.put_u32(0); // no referring call lists
+    let body = send(state, &bc, CB_COMPOUND, &args, timeout)?;
+    decode_cb_sequence_reply(&body)
+}
+
+fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceReply, CallbackError> {
+    let bad = |_| CallbackError::Rejected("undecodable CB_COMPOUND reply".into());
+    let mut d = XdrDecoder::new(body);
+    let st = d.u32().map_err(bad)?;
+    let _tag = d.opaque(1024).map_err(bad)?;
+    let n = d.u32().map_err(bad)?;
+    if n == 0 {
+        return Err(CallbackError::Status(st));
+    }
+    let opnum = d.u32().map_err(bad)?;
+    let op_status = d.u32().map_err(bad)?;
+    if opnum != cb_op::CB_SEQUENCE {
+        return Err(CallbackError::Rejected(format!(
+            "unexpected op {opnum} in reply"
+        )));
+    }
+    if op_status != status::NFS4_OK {
+        return Err(CallbackError::Status(op_status));
+    }
+    Ok(CbSequenceReply {
+        sessionid: SessionId(d.array::<16>().map_err(bad)?),
+        sequenceid: d.u32().map_err(bad)?,
+        slotid: d.u32().map_err(bad)?,
+        highest_slotid: d.u32().map_err(bad)?,
+        target_highest_slotid: d.u32().map_err(bad)?,
+    })
+}
+
+/// Turn an RPC reply failure into a callback error.
+pub fn reply_failure(f: ReplyFailure) -> CallbackError {
+    CallbackError::Rejected(format!("{f:?}"))
+}

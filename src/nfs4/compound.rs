@@ -1,0 +1,327 @@
+//! The COMPOUND loop: header, minor version, SEQUENCE and the ordering rules, the
+//! current-filehandle requirement, the reply-size budget, the reply cache, metrics.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::rpc::Credential;
+use crate::service::ConnMeta;
+use crate::state::slots::CachedReply;
+use crate::state::{SeqGrant, SeqOutcome, SequenceArgs, StateManager};
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
+use super::fh::FileHandle;
+use super::optable::{self, ALWAYS_SOLO, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
+use super::types::decode_sessionid;
+
+/// An op's outcome: Ok after appending its resok, or an error status.
+pub type OpResult = Result<(), u32>;
+
+/// Hard cap on ops in one COMPOUND before any session says otherwise.
+pub const MAX_COMPOUND_OPS: usize = 128;
+
+/// Bytes of the remaining ops hashed to tell a retry from a false retry.
+const HASH_PREFIX: usize = 4096;
+
+/// The NFSv4 engine shared by all cores.
+pub struct Nfs4Engine {
+    pub state: Arc<StateManager>,
+}
+
+/// Per-COMPOUND context handed to op handlers.
+pub struct CompoundCtx<'a> {
+    pub state: &'a StateManager,
+    pub conn: &'a ConnMeta,
+    pub cred: &'a Credential,
+    pub minor: u32,
+    /// Set when the COMPOUND started with a successful SEQUENCE.
+    pub session: Option<SeqGrant>,
+    pub current_fh: Option<FileHandle>,
+    pub saved_fh: Option<FileHandle>,
+}
+
+/// The COMPOUND header could not be decoded: answer RPC GARBAGE_ARGS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarbageArgs;
+
+impl From<XdrError> for GarbageArgs {
+    fn from(_: XdrError) -> Self {
+        GarbageArgs
+    }
+}
+
+impl Nfs4Engine {
+    pub fn new(state: Arc<StateManager>) -> Self {
+        Self { state }
+    }
+
+    /// Execute the COMPOUND in `args` and append COMPOUND4res to `out`.
+    pub fn compound(
+        &self,
+        conn: &ConnMeta,
+        cred: &Credential,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), GarbageArgs> {
+        let state = &*self.state;
+        state.metrics.compound(conn.core);
+        let mut d = XdrDecoder::new(args);
+        let tag = d.opaque(NFS4_OPAQUE_LIMIT)?;
+        let minor = d.u32()?;
+        let numops = d.u32()? as usize;
+
+        let start = out.len();
+        let status_at = out.mark();
+        out.put_u32(status::NFS4_OK);
+        out.put_opaque(tag);
+        let count_at = out.mark();
+        out.put_u32(0);
+
+        if !(1..=2).contains(&minor) {
+            out.patch_u32(status_at, status::NFS4ERR_MINOR_VERS_MISMATCH);
+            return Ok(());
+        }
+        if numops > MAX_COMPOUND_OPS {
+            out.patch_u32(status_at, status::NFS4ERR_TOO_MANY_OPS);
+            return Ok(());
+        }
+
+        let mut ctx = CompoundCtx {
+            state,
+            conn,
+            cred,
+            minor,
+            session: None,
+            current_fh: None,
+            saved_fh: None,
+        };
+        let mut results = 0u32;
+        let mut final_status = status::NFS4_OK;
+        let mut seq_resok: Option<(usize, usize)> = None;
+
+        for i in 0..numops {
+            let Ok(opnum) = d.u32() else {
+                final_status = status::NFS4ERR_BADXDR;
+                break;
+            };
+            results += 1;
+            let op_start = out.len();
+            out.put_u32(opnum);
+            let st_at = out.mark();
+            out.put_u32(status::NFS4_OK);
+
+            let st = match optable::lookup(minor, opnum) {
+                None => {
+                    // The result carries OP_ILLEGAL as its op number.
+                    out.patch_u32(op_start, op::ILLEGAL);
+                    status::NFS4ERR_OP_ILLEGAL
+                }
+                Some(desc) => {
+                    if opnum == op::SEQUENCE {
+                        if i != 0 {
+                            status::NFS4ERR_SEQUENCE_POS
+                        } else {
+                            match self.sequence(
+                                &mut ctx,
+                                &mut d,
+                                numops,
+                                args.len(),
+                                (start, tag),
+                                out,
+                            ) {
+                                SeqStep::Go(range) => {
+                                    seq_resok = Some(range);
+                                    status::NFS4_OK
+                                }
+                                SeqStep::Failed(e) => e,
+                                // The cached reply replaced everything from `start`.
+                                SeqStep::Replayed => return Ok(()),
+                            }
+                        }
+                    } else if let Some(e) = order_error(desc, i, numops, ctx.session.is_some()) {
+                        e
+                    } else if desc.has(NEEDS_FH) && ctx.current_fh.is_none() {
+                        status::NFS4ERR_NOFILEHANDLE
+                    } else if let Some(e) = budget_error(&ctx, out.len() - start, desc.max_reply) {
+                        e
+                    } else {
+                        match (desc.handler)(&mut ctx, &mut d, out) {
+                            Ok(()) => status::NFS4_OK,
+                            Err(e) => e,
+                        }
+                    }
+                }
+            };
+            state.metrics.op(conn.core, opnum, st != status::NFS4_OK);
+            if st != status::NFS4_OK {
+                out.truncate(st_at + 4);
+                out.patch_u32(st_at, st);
+                final_status = st;
+                break;
+            }
+        }
+        out.patch_u32(count_at, results);
+        out.patch_u32(status_at, final_status);
+
+        if let Some(grant) = ctx.session {
+            let reply = if grant.cachethis {
+                CachedReply::Full(out[start..].to_vec())
+            } else {
+                let (a, b) = seq_resok.unwrap_or((0, 0));
+                CachedReply::SequenceOnly {
+                    seq_resok: out[a..b].to_vec(),
+                    ops: results,
+                }
+            };
+            state.sequence_done(&grant, reply);
+        }
+        Ok(())
+    }
+
+    /// SEQUENCE as the first op. On success, appends the resok and returns its byte
+    /// range in `out`; on a replay, replaces the whole COMPOUND reply with the cache.
+    fn sequence(
+        &self,
+        ctx: &mut CompoundCtx<'_>,
+        d: &mut XdrDecoder<'_>,
+        numops: usize,
+        request_len: usize,
+        (start, tag): (usize, &[u8]),
+        out: &mut Vec<u8>,
+    ) -> SeqStep {
+        let decoded = (|| -> Result<SequenceArgs, XdrError> {
+            Ok(SequenceArgs {
+                sessionid: decode_sessionid(d)?,
+                sequenceid: d.u32()?,
+                slotid: d.u32()?,
+                highest_slotid: d.u32()?,
+                cachethis: d.bool()?,
+            })
+        })();
+        let Ok(args) = decoded else {
+            return SeqStep::Failed(status::NFS4ERR_BADXDR);
+        };
+        let hash = request_hash(numops, d.rest());
+        match self
+            .state
+            .sequence(ctx.conn, &args, hash, numops, request_len)
+        {
+            Err(e) => SeqStep::Failed(e),
+            Ok(SeqOutcome::Execute(grant)) => {
+                let a = out.len();
+                encode_sequence_resok(out, &grant);
+                ctx.session = Some(grant);
+                SeqStep::Go((a, out.len()))
+            }
+            Ok(SeqOutcome::Replay(_grant, cached)) => {
+                let next_opnum = XdrDecoder::new(d.rest()).u32().ok();
+                replay(out, start, tag, next_opnum, cached);
+                SeqStep::Replayed
+            }
+        }
+    }
+}
+
+enum SeqStep {
+    Go((usize, usize)),
+    Failed(u32),
+    Replayed,
+}
+
+/// RFC 8881 §2.6.3.1.1.1 and §18.34–§18.50: where an op may stand in a COMPOUND.
+fn order_error(
+    desc: &optable::OpDesc,
+    index: usize,
+    numops: usize,
+    in_session: bool,
+) -> Option<u32> {
+    if index == 0 {
+        if !desc.has(SESSIONLESS) {
+            return Some(status::NFS4ERR_OP_NOT_IN_SESSION);
+        }
+        if desc.has(SOLO_WITHOUT_SEQUENCE) && numops > 1 {
+            return Some(status::NFS4ERR_NOT_ONLY_OP);
+        }
+        return None;
+    }
+    if desc.has(ALWAYS_SOLO) {
+        return Some(status::NFS4ERR_NOT_ONLY_OP);
+    }
+    if !in_session {
+        // Only reachable after a sessionless first op that failed to stop the loop.
+        return Some(status::NFS4ERR_OP_NOT_IN_SESSION);
+    }
+    None
+}
+
+/// The reply-size budget: an op whose result might not fit the session's limits fails
+/// before it runs.
+fn budget_error(ctx: &CompoundCtx<'_>, used: usize, max_reply: u32) -> Option<u32> {
+    let grant = ctx.session.as_ref()?;
+    let need = used + max_reply as usize;
+    if need > grant.max_response as usize {
+        return Some(status::NFS4ERR_REP_TOO_BIG);
+    }
+    if grant.cachethis && need > grant.max_response_cached as usize {
+        return Some(status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
+    }
+    None
+}
+
+fn request_hash(numops: usize, rest: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    numops.hash(&mut h);
+    rest.len().hash(&mut h);
+    rest[..rest.len().min(HASH_PREFIX)].hash(&mut h);
+    h.finish()
+}
+
+pub fn encode_sequence_resok(out: &mut Vec<u8>, g: &SeqGrant) {
+    out.put_fixed(&g.sessionid.0);
+    out.put_u32(g.sequenceid);
+    out.put_u32(g.slotid);
+    out.put_u32(g.highest_slotid);
+    out.put_u32(g.target_highest_slotid);
+    out.put_u32(g.status_flags);
+}
+
+/// Answer a retry from the slot's cache, replacing what was written from `start`.
+fn replay(
+    out: &mut Vec<u8>,
+    start: usize,
+    tag: &[u8],
+    next_opnum: Option<u32>,
+    cached: CachedReply,
+) {
+    out.truncate(start);
+    if let CachedReply::Full(body) = cached {
+        out.extend_from_slice(&body);
+        return;
+    }
+    let status_at = out.mark();
+    out.put_u32(status::NFS4_OK);
+    out.put_opaque(tag);
+    let count_at = out.mark();
+    out.put_u32(1);
+    out.put_u32(op::SEQUENCE);
+    let (seq_resok, ops) = match cached {
+        CachedReply::SequenceOnly { seq_resok, ops } => (seq_resok, ops),
+        _ => (Vec::new(), 0),
+    };
+    if seq_resok.is_empty() {
+        // Nothing usable was kept (cannot happen after a completed request).
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+        return;
+    }
+    out.put_u32(status::NFS4_OK);
+    out.extend_from_slice(&seq_resok);
+    if ops > 1 {
+        // Like knfsd: the op after SEQUENCE reports that its result was not cached.
+        out.put_u32(next_opnum.unwrap_or(op::ILLEGAL));
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.patch_u32(count_at, 2);
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+    }
+}

@@ -1,0 +1,4 @@
+//! Op handlers, one group per file.
+
+pub mod fh;
+pub mod session;
