@@ -1,1 +1,94 @@
-fn main() {}
+//! The `ringnfs` command: `serve` runs the server, `bench` the load generator.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use ringnfs::server::{Server, ServerConfig};
+
+#[derive(Parser)]
+#[command(name = "ringnfs", version, about = "NFSv4.1 server on io_uring with session trunking")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the NFS server.
+    Serve(ServeArgs),
+    /// Load generator against any NFSv4.1 server.
+    Bench(ringnfs::bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (repeatable: e.g. 127.0.0.1:2049 and 127.0.0.2:2049).
+    #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [SocketAddr::from(([127, 0, 0, 1], 2049))])]
+    listen: Vec<SocketAddr>,
+    /// Worker threads, one io_uring ring each (default: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Do not pin workers to CPUs.
+    #[arg(long)]
+    no_pin: bool,
+    /// Directory for the server's persistent identity.
+    #[arg(long, default_value = "ringnfs-state")]
+    state_dir: PathBuf,
+    /// Connections one session may bind (0 = unlimited, at most 1024).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    max_connections_per_session: u32,
+    /// Binding a connection to a session unbinds it from its other sessions (pre-RFC 8881).
+    #[arg(long)]
+    exclusive_binding: bool,
+    /// Lease time in seconds.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    lease_time: u32,
+    /// Fore-channel slots offered per session.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_slots: u32,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Bench(args) => ringnfs::bench::main(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringnfs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::start(ServerConfig {
+        listen: args.listen,
+        threads: args.threads,
+        pin_cores: !args.no_pin,
+        state_dir: Some(args.state_dir),
+        lease_secs: args.lease_time,
+        max_connections_per_session: args.max_connections_per_session,
+        exclusive_binding: args.exclusive_binding,
+        max_fore_slots: args.max_slots,
+    })?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!(signal = sig, "shutting down");
+    }
+    server.shutdown();
+    server.join()
+}
