@@ -1,0 +1,22 @@
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Used by tests and the load
+//! generator.
+
+pub mod callback;
+pub mod compound;
+pub mod conn;
+pub mod error;
+pub mod ops;
+
+pub use callback::{
+    CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
+};
+pub use compound::{
+    BindConnRes, CompoundReply, CreateSessionRes, ExchangeIdRes, OpResult, SequenceRes,
+    ServerOwner, StateProtectRes,
+};
+pub use conn::{ReplyBody, RpcConn};
+pub use error::ClientError;
+pub use ops::{
+    CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, SequenceArgs,
+    SessionId, StateProtect, Verifier,
+};
