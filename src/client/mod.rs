@@ -5,7 +5,11 @@ pub mod callback;
 pub mod compound;
 pub mod conn;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod mock;
 pub mod ops;
+pub mod session;
+mod setup;
 
 pub use callback::{
     CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
@@ -19,4 +23,9 @@ pub use error::ClientError;
 pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, SequenceArgs,
     SessionId, StateProtect, Verifier,
+};
+pub use session::Session;
+pub use setup::{
+    Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,
+    unique_owner,
 };
