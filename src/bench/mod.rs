@@ -443,3 +443,127 @@ mod tests {
         assert_eq!(r.errors.get("nfs:10044").copied(), Some(r.ops));
     }
 }
+
+/// Throughput of the load generator itself against a trivial in-process server that
+/// answers every request with one pre-encoded SEQUENCE reply. Run with
+/// `cargo test --release -- --ignored --nocapture generator_throughput`.
+#[cfg(test)]
+mod perf {
+    use super::*;
+    use crate::nfs4::consts::op;
+    use crate::rpc::record::mark;
+    use crate::rpc::{AcceptStat, encode_accepted};
+    use crate::xdr::XdrEncoder;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn blast_server() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut rep = Vec::new();
+        encode_accepted(&mut rep, 0, AcceptStat::Success);
+        rep.put_u32(0);
+        rep.put_opaque(b"");
+        rep.put_u32(1);
+        rep.put_u32(op::SEQUENCE);
+        rep.put_u32(0);
+        rep.put_fixed(&[0; 16]);
+        for _ in 0..5 {
+            rep.put_u32(0);
+        }
+        let mut framed = mark(rep.len()).to_vec();
+        framed.extend_from_slice(&rep);
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let mut s = s.unwrap();
+                let framed = framed.clone();
+                std::thread::Builder::new()
+                    .name("blast".into())
+                    .spawn(move || {
+                        s.set_nodelay(true).unwrap();
+                        let mut buf = vec![0u8; 256 * 1024];
+                        let mut have = 0;
+                        let mut out = Vec::new();
+                        loop {
+                            let n = match s.read(&mut buf[have..]) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            have += n;
+                            let mut p = 0;
+                            while have - p >= 8 {
+                                let len = (u32::from_be_bytes(buf[p..p + 4].try_into().unwrap())
+                                    & 0x7fff_ffff)
+                                    as usize;
+                                if have - p < 4 + len {
+                                    break;
+                                }
+                                let at = out.len();
+                                out.extend_from_slice(&framed);
+                                out[at + 4..at + 8].copy_from_slice(&buf[p + 4..p + 8]);
+                                p += 4 + len;
+                            }
+                            buf.copy_within(p..have, 0);
+                            have -= p;
+                            if s.write_all(&out).is_err() {
+                                return;
+                            }
+                            out.clear();
+                        }
+                    })
+                    .unwrap();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    #[ignore]
+    fn generator_throughput() {
+        let addr = blast_server();
+        let r = run(BenchOptions {
+            server: addr,
+            workload: Workload::Null,
+            connections: 4,
+            sessions: 1,
+            depth: 8,
+            duration: Duration::from_secs(3),
+            ops: None,
+            warmup: Duration::from_millis(500),
+            server_pid: None,
+            cred: Credential::None,
+            progress: false,
+        })
+        .unwrap();
+        print!("{}", r.summary());
+        // SEQUENCE: drive workers directly (the blast server cannot create sessions).
+        let tmpl = Arc::new(Template::sequenced(&Credential::None, [7; 16], 31, &[]));
+        let start = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hs: Vec<_> = (0..4)
+            .map(|c| {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let cfg = WorkerConfig {
+                    template: tmpl.clone(),
+                    depth: 8,
+                    slot_base: c * 8,
+                    first_seqid: 1,
+                    measure_start: start + Duration::from_millis(500),
+                    measure_end: Some(start + Duration::from_millis(3500)),
+                    quota: None,
+                    progress: Arc::new(AtomicU64::new(0)),
+                    stop: stop.clone(),
+                };
+                std::thread::spawn(move || run_worker(s, cfg))
+            })
+            .collect();
+        let mut ops = 0;
+        for h in hs {
+            let r = h.join().unwrap();
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+            ops += r.ops;
+        }
+        println!("sequence: {:.0} ops/s", ops as f64 / 3.0);
+    }
+}

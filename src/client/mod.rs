@@ -29,3 +29,14 @@ pub use setup::{
     Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,
     unique_owner,
 };
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Session>();
+        check::<super::RpcConn>();
+        check::<super::DefaultCallbackHandler>();
+    }
+}
