@@ -18,6 +18,8 @@ use crate::xdr::XdrEncoder;
 /// still has in progress (NFS4ERR_DELAY) before giving up.
 const RETRY_DEADLINE: Duration = Duration::from_secs(30);
 const RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// How long `call_retrying` waits for a connection to be added when none is open.
+const NO_CONN_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
@@ -222,6 +224,10 @@ impl Session {
         cachethis: bool,
     ) -> Result<CompoundReply, ClientError> {
         let conn = self.conn(conn_index)?;
+        if conn.is_closed() {
+            // Nothing sent: the slot stays as it is.
+            return Err(ClientError::Disconnected);
+        }
         let (slot, seqid, uncertain, highest) = self.take_slot();
         // `used`: the sequence id of the request whose reply decides the slot's fate.
         let (used, res) = if uncertain {
@@ -264,6 +270,7 @@ impl Session {
     /// sequence id) is resent on another live connection, and NFS4ERR_DELAY (the first
     /// copy still in progress) is retried after a pause. The server's reply cache makes
     /// this exactly-once; use `cachethis = true` for non-idempotent operations.
+    /// Gives up after 30 s, or after 2 s without any open connection.
     pub fn call_retrying(&self, ops: &[Op], cachethis: bool) -> Result<CompoundReply, ClientError> {
         let (slot, orig, uncertain, highest) = self.take_slot();
         // An uncertain slot from a plain `call`: resolve it the same way `call` does.
@@ -276,15 +283,23 @@ impl Session {
         let deadline = Instant::now() + RETRY_DEADLINE;
         let mut last_err = ClientError::Disconnected;
         let mut start = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut no_conn_since: Option<Instant> = None;
         loop {
             if Instant::now() > deadline {
                 self.release_slot(slot, orig, seqid, SlotOutcome::Uncertain);
                 return Err(last_err);
             }
             let Some(conn) = self.live_conn(start) else {
+                // Another thread may add a connection; do not wait long for it.
+                let since = *no_conn_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > NO_CONN_WAIT {
+                    self.release_slot(slot, orig, seqid, SlotOutcome::Uncertain);
+                    return Err(last_err);
+                }
                 std::thread::sleep(RETRY_PAUSE);
                 continue;
             };
+            no_conn_since = None;
             let args = self.encode(slot, seqid, highest, cachethis, ops);
             let res = conn.compound_encoded(&args);
             match &res {
@@ -466,6 +481,23 @@ mod tests {
         let r = s.call(1, &[], false).unwrap();
         assert_eq!(r.sequence().unwrap().sequenceid, 2);
         assert_eq!(s.next_seqid(0), Some(3));
+        assert_eq!(m.state.executed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn retrying_call_gives_up_without_connections() {
+        let (m, _ids, s) = setup(1);
+        m.state.drop_replies.store(1, Ordering::Relaxed);
+        let t = Instant::now();
+        assert!(matches!(
+            s.call_retrying(&[], true),
+            Err(ClientError::Disconnected)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // The server executed it: the slot is uncertain and a new connection resolves it.
+        s.add_connection(RpcConn::connect(m.addr, crate::rpc::Credential::None).unwrap());
+        let r = s.call(1, &[], false).unwrap();
+        assert_eq!(r.sequence().unwrap().sequenceid, 2);
         assert_eq!(m.state.executed.load(Ordering::Relaxed), 2);
     }
 
