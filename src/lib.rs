@@ -4,6 +4,8 @@
 //! [`nfs4`] (COMPOUND engine) over [`state`] (sessions, bindings, leases). [`client`] is
 //! an NFSv4.1 client used by the tests and the load generator in [`bench`].
 
+pub mod bench;
+pub mod client;
 pub mod nfs4;
 pub mod rpc;
 pub mod service;

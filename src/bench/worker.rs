@@ -1,0 +1,278 @@
+//! One load-generating connection: keeps `depth` requests in flight on a raw stream,
+//! with no allocation, channel or thread per request.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use super::template::Template;
+use crate::client::DefaultCallbackHandler;
+use crate::client::callback::answer_call;
+use crate::nfs4::consts::op;
+use crate::rpc::record::mark;
+use crate::rpc::{RecordAssembler, RpcMessage, decode_message};
+use crate::xdr::pad4;
+
+/// Error classes in [`WorkerResult::errors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKey {
+    /// Compound status (nfsstat4).
+    Nfs(u32),
+    /// Accepted with this accept_stat.
+    RpcAccept(u32),
+    RpcDenied,
+    Undecodable,
+    UnexpectedXid,
+}
+
+impl std::fmt::Display for ErrorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorKey::Nfs(s) => write!(f, "nfs:{s}"),
+            ErrorKey::RpcAccept(s) => write!(f, "rpc_accept:{s}"),
+            ErrorKey::RpcDenied => write!(f, "rpc_denied"),
+            ErrorKey::Undecodable => write!(f, "undecodable"),
+            ErrorKey::UnexpectedXid => write!(f, "unexpected_xid"),
+        }
+    }
+}
+
+pub struct WorkerConfig {
+    pub template: Arc<Template>,
+    pub depth: usize,
+    /// Slot of in-flight request 0 (request i uses slot_base + i).
+    pub slot_base: u32,
+    /// First sequence id for each slot.
+    pub first_seqid: u32,
+    pub measure_start: Instant,
+    /// End of the measured window (duration mode).
+    pub measure_end: Option<Instant>,
+    /// Measured operations this worker performs (count mode).
+    pub quota: Option<u64>,
+    /// Completed operations (warmup included), for progress reports.
+    pub progress: Arc<AtomicU64>,
+    pub stop: Arc<AtomicBool>,
+}
+
+pub struct WorkerResult {
+    pub hist: Histogram<u64>,
+    pub ops: u64,
+    pub errors: HashMap<ErrorKey, u64>,
+    pub last_completion: Option<Instant>,
+    pub stream: TcpStream,
+    pub failure: Option<String>,
+}
+
+/// Outcome of one reply: (success, SEQUENCE processed, error class).
+#[inline]
+fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
+    let w = |at: usize| -> Option<u32> {
+        rec.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let inner = || -> Option<(bool, bool, Option<ErrorKey>)> {
+        if w(8)? != 0 {
+            return Some((false, false, Some(ErrorKey::RpcDenied)));
+        }
+        let mut p = 20 + pad4(w(16)? as usize);
+        let accept = w(p)?;
+        if accept != 0 {
+            return Some((false, false, Some(ErrorKey::RpcAccept(accept))));
+        }
+        if !compound {
+            return Some((true, false, None));
+        }
+        p += 4;
+        let status = w(p)?;
+        p += 8 + pad4(w(p + 4)? as usize);
+        let count = w(p)?;
+        let seq_ok = count > 0 && w(p + 4)? == op::SEQUENCE && w(p + 8)? == 0;
+        if status == 0 {
+            Some((true, seq_ok, None))
+        } else {
+            Some((false, seq_ok, Some(ErrorKey::Nfs(status))))
+        }
+    };
+    inner().unwrap_or((false, false, Some(ErrorKey::Undecodable)))
+}
+
+pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
+    let depth = cfg.depth;
+    let compound = cfg.template.compound;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+    let mut errors: HashMap<ErrorKey, u64> = HashMap::new();
+    let handler = DefaultCallbackHandler::default();
+    let mut seqids = vec![cfg.first_seqid; depth];
+    let mut gens = vec![1u32; depth];
+    let mut sent = vec![Instant::now(); depth];
+    let mut inflight = vec![false; depth];
+    let mut n_inflight = 0usize;
+    let mut ops = 0u64;
+    let mut total = 0u64;
+    let mut last_completion = None;
+    let mut failure = None;
+    let mut out = Vec::with_capacity(depth * cfg.template.bytes.len() + 4096);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut asm = RecordAssembler::new(4 << 20);
+
+    let now = Instant::now();
+    for i in 0..depth {
+        let xid = (gens[i] << 16) | i as u32;
+        cfg.template
+            .emit(&mut out, xid, cfg.slot_base + i as u32, seqids[i]);
+        sent[i] = now;
+        inflight[i] = true;
+        n_inflight += 1;
+    }
+    if let Err(e) = stream.write_all(&out) {
+        failure = Some(format!("write: {e}"));
+        n_inflight = 0;
+    }
+    out.clear();
+
+    while n_inflight > 0 {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                failure = Some("server closed the connection".into());
+                break;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                failure = Some(format!("read: {e}"));
+                break;
+            }
+        };
+        let now = Instant::now();
+        let in_window = now >= cfg.measure_start && cfg.measure_end.is_none_or(|e| now <= e);
+        let mut stopping =
+            cfg.measure_end.is_some_and(|e| now > e) || cfg.stop.load(Ordering::Relaxed);
+        let res = asm.feed(&buf[..n], |rec| {
+            if rec.len() < 8 {
+                *errors.entry(ErrorKey::Undecodable).or_default() += 1;
+                return true;
+            }
+            let xid = u32::from_be_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            if rec[4..8] == [0, 0, 0, 0] {
+                // A call from the server (back channel).
+                if let Ok(RpcMessage::Call(c)) = decode_message(rec)
+                    && let Some(a) = answer_call(&handler, &c)
+                {
+                    out.extend_from_slice(&mark(a.len()));
+                    out.extend_from_slice(&a);
+                }
+                return true;
+            }
+            let idx = (xid & 0xffff) as usize;
+            if idx >= depth || !inflight[idx] || gens[idx] != xid >> 16 {
+                *errors.entry(ErrorKey::UnexpectedXid).or_default() += 1;
+                return true;
+            }
+            inflight[idx] = false;
+            n_inflight -= 1;
+            total += 1;
+            let (ok, seq_ok, err) = parse_reply(rec, compound);
+            if seq_ok {
+                seqids[idx] = seqids[idx].wrapping_add(1);
+            }
+            if in_window {
+                ops += 1;
+                last_completion = Some(now);
+                let _ = hist.record(now.duration_since(sent[idx]).as_nanos().max(1) as u64);
+                if !ok && let Some(k) = err {
+                    *errors.entry(k).or_default() += 1;
+                }
+            }
+            if let Some(q) = cfg.quota
+                && now >= cfg.measure_start
+                && ops + n_inflight as u64 >= q
+            {
+                stopping = true;
+            }
+            if !stopping {
+                let g = if gens[idx] >= 0xffff {
+                    1
+                } else {
+                    gens[idx] + 1
+                };
+                gens[idx] = g;
+                cfg.template.emit(
+                    &mut out,
+                    (g << 16) | idx as u32,
+                    cfg.slot_base + idx as u32,
+                    seqids[idx],
+                );
+                sent[idx] = now;
+                inflight[idx] = true;
+                n_inflight += 1;
+            }
+            true
+        });
+        if let Err(e) = res {
+            failure = Some(format!("bad record marking: {e}"));
+            break;
+        }
+        cfg.progress.store(total, Ordering::Relaxed);
+        if !out.is_empty() {
+            if let Err(e) = stream.write_all(&out) {
+                failure = Some(format!("write: {e}"));
+                break;
+            }
+            out.clear();
+        }
+    }
+    WorkerResult {
+        hist,
+        ops,
+        errors,
+        last_completion,
+        stream,
+        failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{AcceptStat, encode_accepted};
+    use crate::xdr::XdrEncoder;
+
+    #[test]
+    fn parses_replies() {
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 1, AcceptStat::Success);
+        assert_eq!(parse_reply(&v, false), (true, false, None));
+        v.put_u32(0);
+        v.put_opaque(b"tag");
+        v.put_u32(1);
+        v.put_u32(op::SEQUENCE);
+        v.put_u32(0);
+        assert_eq!(parse_reply(&v, true), (true, true, None));
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 1, AcceptStat::Success);
+        v.put_u32(10052);
+        v.put_opaque(b"");
+        v.put_u32(1);
+        v.put_u32(op::SEQUENCE);
+        v.put_u32(10052);
+        assert_eq!(
+            parse_reply(&v, true),
+            (false, false, Some(ErrorKey::Nfs(10052)))
+        );
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 1, AcceptStat::GarbageArgs);
+        assert_eq!(
+            parse_reply(&v, true),
+            (false, false, Some(ErrorKey::RpcAccept(4)))
+        );
+        assert_eq!(
+            parse_reply(&v[..10], true),
+            (false, false, Some(ErrorKey::Undecodable))
+        );
+    }
+}

@@ -1,0 +1,325 @@
+//! A small in-process NFSv4.1 server for the client's and the load generator's tests:
+//! EXCHANGE_ID, CREATE_SESSION, SEQUENCE with a slot table and reply cache,
+//! BIND_CONN_TO_SESSION, DESTROY_*, PUTROOTFH, GETFH. Not a reference implementation.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use super::compound::decode_channel_attrs;
+use super::ops::{SessionId, encode_channel_attrs};
+use crate::nfs4::consts::{
+    CB_PROC_COMPOUND, NFS4_PROGRAM, cb_op, cdfc, cdfs, create_session_flag, op, status,
+};
+use crate::rpc::record::mark;
+use crate::rpc::{
+    AcceptStat, Credential, RpcMessage, decode_message, encode_accepted, encode_call,
+};
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+pub const MOCK_SESSION: SessionId = [0x42; 16];
+pub const MOCK_CLIENTID: u64 = 0x1111_2222_3333_4444;
+pub const MOCK_FH: [u8; 4] = [1, 2, 3, 4];
+const MAX_SLOTS: u32 = 128;
+
+#[derive(Default)]
+struct SlotState {
+    seqid: u32,
+    reply: Option<Vec<u8>>,
+}
+
+#[derive(Default)]
+pub struct MockState {
+    slots: Mutex<HashMap<u32, SlotState>>,
+    nslots: AtomicUsize,
+    /// Requests executed (not replays), by SEQUENCE.
+    pub executed: AtomicU64,
+    pub replays: AtomicU64,
+    /// Execute the next N SEQUENCE requests but close the connection instead of replying.
+    pub drop_replies: AtomicUsize,
+    /// Send a CB_COMPOUND/CB_SEQUENCE after CREATE_SESSION with CONN_BACK_CHAN.
+    pub callback_after_create: std::sync::atomic::AtomicBool,
+    pub callback_replies: AtomicU64,
+}
+
+pub struct MockServer {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+}
+
+impl MockServer {
+    pub fn start() -> MockServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let state = Arc::new(MockState::default());
+        state.nslots.store(64, Ordering::Relaxed);
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { return };
+                let st = st.clone();
+                std::thread::spawn(move || serve(s, st));
+            }
+        });
+        MockServer { addr, state }
+    }
+}
+
+fn serve(s: TcpStream, st: Arc<MockState>) {
+    s.set_nodelay(true).unwrap();
+    let mut r = BufReader::with_capacity(64 * 1024, s.try_clone().unwrap());
+    let mut w = BufWriter::with_capacity(64 * 1024, s.try_clone().unwrap());
+    loop {
+        let mut h = [0u8; 4];
+        if r.read_exact(&mut h).is_err() {
+            return;
+        }
+        let len = (u32::from_be_bytes(h) & 0x7fff_ffff) as usize;
+        let mut rec = vec![0; len];
+        if r.read_exact(&mut rec).is_err() {
+            return;
+        }
+        let mut out = Vec::with_capacity(256);
+        let mut callback = false;
+        match decode_message(&rec) {
+            Ok(RpcMessage::Call(c)) if c.prog == NFS4_PROGRAM => {
+                if c.proc_ == 0 {
+                    encode_accepted(&mut out, c.xid, AcceptStat::Success);
+                } else {
+                    match compound(&st, c.args) {
+                        Ok(Some((res, cb))) => {
+                            encode_accepted(&mut out, c.xid, AcceptStat::Success);
+                            out.extend_from_slice(&res);
+                            callback = cb;
+                        }
+                        Ok(None) => {
+                            // Executed, reply "lost": drop the connection.
+                            let _ = w.flush();
+                            let _ = s.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        Err(_) => encode_accepted(&mut out, c.xid, AcceptStat::GarbageArgs),
+                    }
+                }
+            }
+            Ok(RpcMessage::Call(c)) => encode_accepted(&mut out, c.xid, AcceptStat::ProgUnavail),
+            Ok(RpcMessage::Reply(_)) => {
+                st.callback_replies.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(_) => return,
+        }
+        let _ = w.write_all(&mark(out.len()));
+        let _ = w.write_all(&out);
+        if callback {
+            let mut cb = Vec::new();
+            encode_call(
+                &mut cb,
+                0xCB,
+                0x4000_0000,
+                1,
+                CB_PROC_COMPOUND,
+                &Credential::None,
+            );
+            cb.put_opaque(b"");
+            cb.put_u32(1);
+            cb.put_u32(0);
+            cb.put_u32(1);
+            cb.put_u32(cb_op::CB_SEQUENCE);
+            cb.put_fixed(&MOCK_SESSION);
+            for x in [1, 0, 0, 0, 0] {
+                cb.put_u32(x);
+            }
+            let _ = w.write_all(&mark(cb.len()));
+            let _ = w.write_all(&cb);
+        }
+        if r.buffer().is_empty() && w.flush().is_err() {
+            return;
+        }
+    }
+}
+
+fn skip_bitmap(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
+    let n = d.array_len(64, 4)?;
+    d.skip(4 * n)
+}
+
+/// Returns the COMPOUND4res, whether to send a callback, or None to drop the reply.
+fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrError> {
+    let mut d = XdrDecoder::new(args);
+    let tag = d.opaque(1024)?.to_vec();
+    let _minor = d.u32()?;
+    let n = d.array_len(64, 4)?;
+    let mut res = Vec::new();
+    let mut status = status::NFS4_OK;
+    let mut count = 0;
+    let mut seq_slot = None;
+    let mut callback = false;
+    for i in 0..n {
+        let opnum = d.u32()?;
+        count += 1;
+        res.put_u32(opnum);
+        match opnum {
+            op::SEQUENCE if i == 0 => {
+                let sid: SessionId = d.array()?;
+                let seqid = d.u32()?;
+                let slot = d.u32()?;
+                let _highest = d.u32()?;
+                let _cache = d.bool()?;
+                let nslots = st.nslots.load(Ordering::Relaxed) as u32;
+                if sid != MOCK_SESSION {
+                    status = status::NFS4ERR_BADSESSION;
+                } else if slot >= nslots {
+                    status = status::NFS4ERR_BADSLOT;
+                } else {
+                    let slots = st.slots.lock();
+                    let cur = slots.get(&slot).map(|s| s.seqid).unwrap_or(0);
+                    if seqid == cur && cur != 0 {
+                        st.replays.fetch_add(1, Ordering::Relaxed);
+                        let r = slots[&slot].reply.clone().unwrap();
+                        return Ok(Some((r, false)));
+                    } else if seqid != cur.wrapping_add(1) {
+                        status = status::NFS4ERR_SEQ_MISORDERED;
+                    } else {
+                        seq_slot = Some((slot, seqid));
+                        res.put_u32(0);
+                        res.put_fixed(&sid);
+                        for x in [seqid, slot, nslots - 1, nslots - 1, 0] {
+                            res.put_u32(x);
+                        }
+                        continue;
+                    }
+                }
+            }
+            op::EXCHANGE_ID => {
+                d.skip(8)?;
+                d.opaque(1024)?;
+                d.u32()?;
+                if d.u32()? == 1 {
+                    skip_bitmap(&mut d)?;
+                    skip_bitmap(&mut d)?;
+                }
+                if d.u32()? == 1 {
+                    d.opaque(1024)?;
+                    d.opaque(1024)?;
+                    d.skip(12)?;
+                }
+                res.put_u32(0);
+                res.put_u64(MOCK_CLIENTID);
+                res.put_u32(1);
+                res.put_u32(0x8001_0000);
+                res.put_u32(0);
+                res.put_u64(1);
+                res.put_opaque(b"mock");
+                res.put_opaque(b"mock-scope");
+                res.put_u32(0);
+                continue;
+            }
+            op::CREATE_SESSION => {
+                let _cid = d.u64()?;
+                let seq = d.u32()?;
+                let flags = d.u32()?;
+                let mut fore = decode_channel_attrs(&mut d)?;
+                let back = decode_channel_attrs(&mut d)?;
+                let _prog = d.u32()?;
+                let np = d.array_len(8, 4)?;
+                for _ in 0..np {
+                    if d.u32()? == 1 {
+                        d.u32()?;
+                        d.opaque(255)?;
+                        d.skip(8)?;
+                        let g = d.array_len(16, 4)?;
+                        d.skip(4 * g)?;
+                    }
+                }
+                fore.maxrequests = fore.maxrequests.min(MAX_SLOTS);
+                st.nslots
+                    .store(fore.maxrequests as usize, Ordering::Relaxed);
+                callback = flags & create_session_flag::CONN_BACK_CHAN != 0
+                    && st.callback_after_create.load(Ordering::Relaxed);
+                res.put_u32(0);
+                res.put_fixed(&MOCK_SESSION);
+                res.put_u32(seq);
+                res.put_u32(flags & create_session_flag::CONN_BACK_CHAN);
+                encode_channel_attrs(&mut res, &fore);
+                encode_channel_attrs(&mut res, &back);
+                continue;
+            }
+            op::BIND_CONN_TO_SESSION => {
+                let sid: SessionId = d.array()?;
+                let dir = d.u32()?;
+                d.bool()?;
+                let granted = match dir {
+                    cdfc::FORE => Some(cdfs::FORE),
+                    cdfc::BACK => Some(cdfs::BACK),
+                    cdfc::FORE_OR_BOTH | cdfc::BACK_OR_BOTH => Some(cdfs::BOTH),
+                    _ => None,
+                };
+                match granted {
+                    Some(g) if n == 1 => {
+                        res.put_u32(0);
+                        res.put_fixed(&sid);
+                        res.put_u32(g);
+                        res.put_u32(0);
+                        continue;
+                    }
+                    Some(_) => status = status::NFS4ERR_NOT_ONLY_OP,
+                    None => status = status::NFS4ERR_INVAL,
+                }
+            }
+            op::DESTROY_SESSION => {
+                d.skip(16)?;
+                res.put_u32(0);
+                continue;
+            }
+            op::DESTROY_CLIENTID => {
+                d.u64()?;
+                res.put_u32(0);
+                continue;
+            }
+            op::PUTROOTFH => {
+                res.put_u32(0);
+                continue;
+            }
+            op::GETFH => {
+                res.put_u32(0);
+                res.put_opaque(&MOCK_FH);
+                continue;
+            }
+            _ => {
+                status = status::NFS4ERR_OP_ILLEGAL;
+                res.truncate(res.len() - 4);
+                res.put_u32(op::ILLEGAL);
+            }
+        }
+        res.put_u32(status);
+        break;
+    }
+    let mut out = Vec::new();
+    out.put_u32(status);
+    out.put_opaque(&tag);
+    out.put_u32(count);
+    out.put_raw(&res);
+    if let Some((slot, seqid)) = seq_slot {
+        st.executed.fetch_add(1, Ordering::Relaxed);
+        st.slots.lock().insert(
+            slot,
+            SlotState {
+                seqid,
+                reply: Some(out.clone()),
+            },
+        );
+        let drop_it = st
+            .drop_replies
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+            .is_ok();
+        if drop_it {
+            return Ok(None);
+        }
+    }
+    Ok(Some((out, callback)))
+}

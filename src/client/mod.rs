@@ -1,0 +1,42 @@
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Used by tests and the load
+//! generator.
+
+pub mod callback;
+pub mod compound;
+pub mod conn;
+pub mod error;
+#[cfg(test)]
+pub(crate) mod mock;
+pub mod ops;
+pub mod session;
+mod setup;
+
+pub use callback::{
+    CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
+};
+pub use compound::{
+    BindConnRes, CompoundReply, CreateSessionRes, ExchangeIdRes, OpResult, SequenceRes,
+    ServerOwner, StateProtectRes,
+};
+pub use conn::{ReplyBody, RpcConn};
+pub use error::ClientError;
+pub use ops::{
+    CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, SequenceArgs,
+    SessionId, StateProtect, Verifier,
+};
+pub use session::Session;
+pub use setup::{
+    Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,
+    unique_owner,
+};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Session>();
+        check::<super::RpcConn>();
+        check::<super::DefaultCallbackHandler>();
+    }
+}

@@ -1,0 +1,213 @@
+//! Client setup: EXCHANGE_ID, CREATE_SESSION and extra (trunked) connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::callback::{CallbackHandler, DEFAULT_CB_PROGRAM, DefaultCallbackHandler};
+use super::compound::{CreateSessionRes, ExchangeIdRes};
+use super::conn::{DEFAULT_TIMEOUT, RpcConn};
+use super::error::ClientError;
+use super::ops::{
+    CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, StateProtect,
+    Verifier,
+};
+use super::session::Session;
+use crate::nfs4::consts::{create_session_flag, op};
+use crate::rpc::Credential;
+
+/// 1 MiB of payload plus room for RPC and COMPOUND headers.
+pub const DEFAULT_MAX_MESSAGE: u32 = (1 << 20) + 1024;
+
+/// How `Client::connect` sets the client and session up.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub cred: Credential,
+    /// co_ownerid; a unique one per call when None.
+    pub owner: Option<Vec<u8>>,
+    /// co_verifier; random when None.
+    pub verifier: Option<Verifier>,
+    pub exchange_flags: u32,
+    pub state_protect: StateProtect,
+    pub impl_id: Option<ImplId>,
+    /// Fore-channel slots requested (ca_maxrequests).
+    pub slots: u32,
+    /// Total connections, spread round robin over the addresses (at least 1).
+    pub connections: usize,
+    /// Ask for the back channel on the first connection (CONN_BACK_CHAN).
+    pub back_channel: bool,
+    pub cb_program: u32,
+    /// Override the fore / back channel attributes (maxrequests from `slots` otherwise).
+    pub fore_attrs: Option<ChannelAttrs>,
+    pub back_attrs: Option<ChannelAttrs>,
+    pub timeout: Duration,
+    /// Callback handler for every connection; a shared [`DefaultCallbackHandler`] when None.
+    pub callback_handler: Option<Arc<dyn CallbackHandler>>,
+    /// Send RECLAIM_COMPLETE(one_fs = false) after CREATE_SESSION.
+    pub reclaim_complete: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            cred: Credential::None,
+            owner: None,
+            verifier: None,
+            exchange_flags: 0,
+            state_protect: StateProtect::None,
+            impl_id: None,
+            slots: 64,
+            connections: 1,
+            back_channel: true,
+            cb_program: DEFAULT_CB_PROGRAM,
+            fore_attrs: None,
+            back_attrs: None,
+            timeout: DEFAULT_TIMEOUT,
+            callback_handler: None,
+            reclaim_complete: false,
+        }
+    }
+}
+
+/// Default fore channel attributes for `slots` slots.
+pub fn default_fore_attrs(slots: u32) -> ChannelAttrs {
+    ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: DEFAULT_MAX_MESSAGE,
+        maxresponsesize: DEFAULT_MAX_MESSAGE,
+        maxresponsesize_cached: 64 * 1024,
+        maxoperations: 16,
+        maxrequests: slots,
+        rdma_ird: None,
+    }
+}
+
+/// Default back channel attributes (one callback slot, as Linux asks).
+pub fn default_back_attrs() -> ChannelAttrs {
+    ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: 16 * 1024,
+        maxresponsesize: 16 * 1024,
+        maxresponsesize_cached: 0,
+        maxoperations: 8,
+        maxrequests: 1,
+        rdma_ird: None,
+    }
+}
+
+/// A co_ownerid unique to this process and call.
+pub fn unique_owner() -> Vec<u8> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "ringnfs-client-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+    .into_bytes()
+}
+
+/// What the server said when the client and session were set up.
+#[derive(Debug, Clone)]
+pub struct ClientIds {
+    pub clientid: u64,
+    pub owner: Vec<u8>,
+    pub exchange: ExchangeIdRes,
+    pub create: CreateSessionRes,
+    /// The shared default callback handler, unless the options supplied one.
+    pub callbacks: Option<Arc<DefaultCallbackHandler>>,
+}
+
+/// Entry point of the client library.
+pub struct Client;
+
+impl Client {
+    /// EXCHANGE_ID and CREATE_SESSION on a connection to `addrs[0]`, then open the
+    /// remaining connections (round robin over `addrs`) as part of the session. The server
+    /// binds the extra connections when their first SEQUENCE arrives.
+    pub fn connect(
+        addrs: &[SocketAddr],
+        opts: ClientOptions,
+    ) -> Result<(ClientIds, Arc<Session>), ClientError> {
+        let first = *addrs
+            .first()
+            .ok_or_else(|| ClientError::BadReply("no server address".into()))?;
+        let default_handler = match opts.callback_handler {
+            Some(_) => None,
+            None => Some(Arc::new(DefaultCallbackHandler::new(opts.cb_program))),
+        };
+        let handler: Arc<dyn CallbackHandler> = match (&opts.callback_handler, &default_handler) {
+            (Some(h), _) => h.clone(),
+            (None, Some(h)) => h.clone(),
+            (None, None) => unreachable!(),
+        };
+        let conn = RpcConn::connect_with(first, opts.cred.clone(), handler.clone())?;
+        conn.set_timeout(opts.timeout);
+
+        let owner = opts.owner.clone().unwrap_or_else(unique_owner);
+        let verifier = opts.verifier.unwrap_or_else(rand::random);
+        let r = conn.compound(
+            1,
+            b"",
+            &[Op::ExchangeId(ExchangeIdArgs {
+                verifier,
+                owner_id: owner.clone(),
+                flags: opts.exchange_flags,
+                state_protect: opts.state_protect.clone(),
+                impl_id: opts.impl_id.clone(),
+            })],
+        )?;
+        let exchange = r.exchange_id()?;
+        tracing::debug!(clientid = exchange.clientid, "EXCHANGE_ID done");
+
+        let flags = if opts.back_channel {
+            create_session_flag::CONN_BACK_CHAN
+        } else {
+            0
+        };
+        let r = conn.compound(
+            1,
+            b"",
+            &[Op::CreateSession(CreateSessionArgs {
+                clientid: exchange.clientid,
+                sequence: exchange.sequenceid,
+                flags,
+                fore: opts
+                    .fore_attrs
+                    .clone()
+                    .unwrap_or_else(|| default_fore_attrs(opts.slots)),
+                back: opts.back_attrs.clone().unwrap_or_else(default_back_attrs),
+                cb_program: opts.cb_program,
+                sec_parms: vec![CallbackSec::from_credential(&opts.cred)],
+            })],
+        )?;
+        let create = r.create_session()?;
+        tracing::debug!(slots = create.fore.maxrequests, "CREATE_SESSION done");
+
+        let session = Arc::new(Session::new(exchange.clientid, create.clone(), conn));
+        for i in 1..opts.connections.max(1) {
+            let c =
+                RpcConn::connect_with(addrs[i % addrs.len()], opts.cred.clone(), handler.clone())?;
+            c.set_timeout(opts.timeout);
+            session.add_connection(c);
+        }
+        if opts.reclaim_complete {
+            let r = session.call(0, &[Op::ReclaimComplete { one_fs: false }], false)?;
+            r.ok_body(op::RECLAIM_COMPLETE)?;
+        }
+        Ok((
+            ClientIds {
+                clientid: exchange.clientid,
+                owner,
+                exchange,
+                create,
+                callbacks: default_handler,
+            },
+            session,
+        ))
+    }
+}
