@@ -10,7 +10,11 @@ use tracing_subscriber::EnvFilter;
 use ringnfs::server::{Server, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "ringnfs", version, about = "NFSv4.1 server on io_uring with session trunking")]
+#[command(
+    name = "ringnfs",
+    version,
+    about = "NFSv4.1 server on io_uring with session trunking"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,7 +58,9 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

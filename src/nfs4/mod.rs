@@ -12,3 +12,5 @@ pub mod program;
 pub mod types;
 
 pub use compound::{CompoundCtx, Nfs4Engine};
+#[cfg(test)]
+mod tests;
