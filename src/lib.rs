@@ -7,4 +7,5 @@
 pub mod nfs4;
 pub mod rpc;
 pub mod service;
+pub mod transport;
 pub mod xdr;
