@@ -377,48 +377,70 @@ fn client_that_never_reads_is_bounded() {
 }
 
 /// 16 connections × 8 pipelined 200-byte requests, 120-byte replies, 2 workers; a
-/// blocking std-thread client per connection in this process. Prints req/s.
+/// blocking std-thread client per connection in this process. Prints req/s for two
+/// client styles: `batch` (write 8 requests in one write, read 8 replies, repeat) and
+/// `window` (8 in flight, one write per request and one read per reply).
 /// `cargo test --release --lib transport::tests::throughput -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn throughput_small_rpcs() {
-    let svc = Arc::new(Echo {
-        reply_size: Some(120),
-        ..Echo::default()
-    });
-    let h = server(2, svc.clone(), |c| c.pin_cores = true);
-    let addr = h.local_addrs()[0];
     let secs: f64 = std::env::var("RINGNFS_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
-    let stop_at = Instant::now() + Duration::from_secs_f64(secs);
-    let start_t = Instant::now();
-    let clients: Vec<_> = (0..16)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut s = connect(addr);
-                let mut batch = Vec::new();
-                for _ in 0..8 {
-                    batch.extend(frame(&[1u8; 200]));
-                }
-                let mut replies = vec![0u8; 8 * 124];
-                let mut n = 0u64;
-                while Instant::now() < stop_at {
-                    s.write_all(&batch).unwrap();
-                    s.read_exact(&mut replies).unwrap();
-                    n += 8;
-                }
-                n
-            })
-        })
-        .collect();
-    let n: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
-    let dt = start_t.elapsed().as_secs_f64();
-    h.shutdown();
-    h.join().unwrap();
-    eprintln!(
-        "throughput: {n} requests in {dt:.2} s = {:.0} req/s",
-        n as f64 / dt
-    );
+    for window in [false, true] {
+        let svc = Arc::new(Echo {
+            reply_size: Some(120),
+            ..Echo::default()
+        });
+        let h = server(2, svc.clone(), |c| c.pin_cores = true);
+        let addr = h.local_addrs()[0];
+        let stop_at = Instant::now() + Duration::from_secs_f64(secs);
+        let start_t = Instant::now();
+        let clients: Vec<_> = (0..16)
+            .map(|_| std::thread::spawn(move || bench_client(addr, stop_at, window)))
+            .collect();
+        let n: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        let dt = start_t.elapsed().as_secs_f64();
+        let st = total(&h);
+        h.shutdown();
+        h.join().unwrap();
+        eprintln!(
+            "throughput ({}): {n} requests in {dt:.2} s = {:.0} req/s; server: {} sends, {} receive re-arms, {} ENOBUFS",
+            if window { "window" } else { "batch" },
+            n as f64 / dt,
+            st.sends,
+            st.recv_rearms,
+            st.enobufs,
+        );
+    }
+}
+
+fn bench_client(addr: SocketAddr, stop_at: Instant, window: bool) -> u64 {
+    let mut s = connect(addr);
+    let req = frame(&[1u8; 200]);
+    let mut n = 0u64;
+    if window {
+        let mut reply = [0u8; 124];
+        for _ in 0..8 {
+            s.write_all(&req).unwrap();
+        }
+        while Instant::now() < stop_at {
+            s.read_exact(&mut reply).unwrap();
+            s.write_all(&req).unwrap();
+            n += 1;
+        }
+        for _ in 0..8 {
+            s.read_exact(&mut reply).unwrap();
+        }
+    } else {
+        let batch: Vec<u8> = std::iter::repeat_n(req, 8).flatten().collect();
+        let mut replies = vec![0u8; 8 * 124];
+        while Instant::now() < stop_at {
+            s.write_all(&batch).unwrap();
+            s.read_exact(&mut replies).unwrap();
+            n += 8;
+        }
+    }
+    n
 }
