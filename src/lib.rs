@@ -8,6 +8,8 @@ pub mod bench;
 pub mod client;
 pub mod nfs4;
 pub mod rpc;
+pub mod server;
 pub mod service;
 pub mod state;
+pub mod transport;
 pub mod xdr;

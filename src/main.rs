@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Bench(args) => ringnfs::bench::main(args),
+        Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

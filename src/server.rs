@@ -58,14 +58,16 @@ pub fn server_identity(state_dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let Some(dir) = state_dir else {
         return Ok(fresh().into_bytes());
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating state dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating state dir {}", dir.display()))?;
     let path = dir.join("server-owner");
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() && s.trim().len() <= 1024 => Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => anyhow::bail!("{} is empty or longer than 1024 bytes", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = fresh();
-            std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, format!("{id}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(id.into_bytes())
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -78,7 +80,9 @@ impl Server {
             anyhow::bail!("no listen address given");
         }
         let threads = if cfg.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             cfg.threads
         };
@@ -104,7 +108,8 @@ impl Server {
             pin_cores: cfg.pin_cores,
             ..TransportConfig::default()
         };
-        let transport = transport::start(tcfg, service).context("starting the io_uring transport")?;
+        let transport =
+            transport::start(tcfg, service).context("starting the io_uring transport")?;
         let reaper_stop = Arc::new(AtomicBool::new(false));
         let reaper = Some(state.spawn_reaper(reaper_stop.clone()));
         tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1");

@@ -1,0 +1,228 @@
+//! The io_uring transport: thread-per-core workers, each with its own ring, a
+//! `SO_REUSEPORT` listener per listen address, multishot accept, multishot receive
+//! into a provided-buffer ring, RPC record reassembly and batched sends. Records go to
+//! a [`Service`]; other threads reach connections through [`ConnControl`].
+//!
+//! Layout: [`bufring`] (provided buffers), [`output`] (per-connection send queue),
+//! `conn` (connection lifecycle), `token` (`user_data` encoding), `mailbox`
+//! (cross-core messages), `listener`, `ring` (ring setup), `worker` (completion loop)
+//! with one file per operation kind (`accept`, `recv`, `send`), `stats`.
+
+mod accept;
+pub mod bufring;
+mod conn;
+mod listener;
+mod mailbox;
+pub mod output;
+mod recv;
+mod ring;
+mod send;
+mod stats;
+mod token;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crate::service::{ConnControl, Service};
+
+pub use ring::RingMode;
+pub use stats::TransportStats;
+
+use mailbox::{Control, Mailbox};
+use stats::WorkerCounters;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Worker threads (one ring each).
+    pub threads: usize,
+    /// Addresses to listen on; each gets one port shared by all workers.
+    pub listen: Vec<SocketAddr>,
+    /// Largest accepted RPC record; larger ones close the connection.
+    pub max_record: usize,
+    /// Pin worker `i` to core `i`.
+    pub pin_cores: bool,
+    /// Submission queue entries per ring.
+    pub ring_entries: u32,
+    /// Provided receive buffers per worker (rounded up to a power of two).
+    pub recv_buf_count: u16,
+    /// Size of each provided receive buffer.
+    pub recv_buf_size: u32,
+    /// Per-connection output bound: above it the connection stops being read until
+    /// its backlog drains below half.
+    pub max_out_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 2049))],
+            max_record: (1 << 20) + (64 << 10),
+            pin_cores: true,
+            ring_entries: 1024,
+            recv_buf_count: 256,
+            recv_buf_size: 64 << 10,
+            max_out_bytes: 8 << 20,
+        }
+    }
+}
+
+/// A running transport.
+pub struct TransportHandle {
+    local_addrs: Vec<SocketAddr>,
+    control: Arc<Control>,
+    counters: Vec<Arc<WorkerCounters>>,
+    threads: Vec<JoinHandle<()>>,
+    shut: Arc<AtomicBool>,
+}
+
+/// Something that can stop the transport from any thread (e.g. a signal thread).
+#[derive(Clone)]
+pub struct ShutdownTrigger {
+    control: Arc<Control>,
+    shut: Arc<AtomicBool>,
+}
+
+impl ShutdownTrigger {
+    /// Ask every worker to stop (idempotent).
+    pub fn shutdown(&self) {
+        if !self.shut.swap(true, Ordering::AcqRel) {
+            self.control.shutdown_all();
+        }
+    }
+}
+
+/// Start the workers. Returns once every worker has its ring set up and its listeners
+/// armed, so clients can connect right away.
+pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<TransportHandle> {
+    let threads = cfg.threads.max(1);
+    if threads > 1 << 16 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many threads",
+        ));
+    }
+    if cfg.listen.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no listen address",
+        ));
+    }
+    let (mut sockets, local_addrs) = listener::bind_all(&cfg.listen, threads)?;
+    let mut mailboxes = Vec::with_capacity(threads);
+    let mut inboxes = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (mb, rx, waker) = Mailbox::new()?;
+        mailboxes.push(mb);
+        inboxes.push((rx, waker));
+    }
+    let control = Arc::new(Control { mailboxes });
+    let dyn_control: Arc<dyn ConnControl> = control.clone();
+    let cfg = Arc::new(cfg);
+    let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+    let mut handle = TransportHandle {
+        local_addrs,
+        control,
+        counters: Vec::with_capacity(threads),
+        threads: Vec::with_capacity(threads),
+        shut: Arc::new(AtomicBool::new(false)),
+    };
+    for (core, (rx, waker)) in inboxes.into_iter().enumerate().rev() {
+        let counters = Arc::new(WorkerCounters::default());
+        handle.counters.push(counters.clone());
+        let init = worker::WorkerInit {
+            core,
+            cfg: cfg.clone(),
+            service: service.clone(),
+            control: dyn_control.clone(),
+            listeners: sockets.pop().unwrap_or_default(),
+            rx,
+            waker,
+            counters,
+        };
+        let ready = ready_tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("ringnfs-io-{core}"))
+            .spawn(move || worker::run(init, ready));
+        match t {
+            Ok(t) => handle.threads.push(t),
+            Err(e) => return Err(e), // dropping `handle` stops the started workers
+        }
+    }
+    handle.counters.reverse();
+    drop(ready_tx);
+    for _ in 0..threads {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("worker exited during setup")),
+        }
+    }
+    Ok(handle)
+}
+
+impl TransportHandle {
+    /// The bound address of each listen address (port 0 resolved), in order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.local_addrs.clone()
+    }
+
+    /// Reach any connection from any thread.
+    pub fn control(&self) -> Arc<dyn ConnControl> {
+        self.control.clone()
+    }
+
+    /// Ask all workers to stop: stop accepting, flush and close every connection
+    /// (bounded by a short deadline), exit. Idempotent; any thread.
+    pub fn shutdown(&self) {
+        self.trigger().shutdown();
+    }
+
+    /// A clonable handle that can call [`shutdown`](TransportHandle::shutdown) from
+    /// another thread.
+    pub fn trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger {
+            control: self.control.clone(),
+            shut: self.shut.clone(),
+        }
+    }
+
+    /// Counters of each worker, by core index.
+    pub fn stats(&self) -> Vec<TransportStats> {
+        self.counters.iter().map(|c| c.snapshot()).collect()
+    }
+
+    /// Wait for the workers to exit (after [`shutdown`](TransportHandle::shutdown)).
+    pub fn join(mut self) -> io::Result<()> {
+        self.join_all()
+    }
+
+    fn join_all(&mut self) -> io::Result<()> {
+        let mut panicked = false;
+        for t in self.threads.drain(..) {
+            panicked |= t.join().is_err();
+        }
+        if panicked {
+            return Err(io::Error::other("a transport worker panicked"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TransportHandle {
+    /// Dropping the handle stops the transport and waits for it.
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+            let _ = self.join_all();
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! End-to-end tests of the transport over real sockets on 127.0.0.1.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{TransportConfig, TransportHandle, TransportStats, start};
+use crate::rpc::record::frame;
+use crate::service::{ConnId, ConnMeta, Service, make_conn_id};
+
+/// Replies to each record with its bytes reversed (or with `reply_size` bytes), and
+/// drains the connection after replying to `bye`. Records everything it sees.
+#[derive(Default)]
+struct Echo {
+    reply_size: Option<usize>,
+    accepts: AtomicUsize,
+    closes: AtomicUsize,
+    records: AtomicUsize,
+    accepted: Mutex<Vec<ConnMeta>>,
+    closed: Mutex<Vec<ConnId>>,
+}
+
+impl Service for Echo {
+    fn on_accept(&self, conn: &ConnMeta) {
+        self.accepted.lock().push(conn.clone());
+        self.accepts.fetch_add(1, SeqCst);
+    }
+
+    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) {
+        self.records.fetch_add(1, SeqCst);
+        match self.reply_size {
+            Some(n) => out.resize(out.len() + n, 0xab),
+            None => out.extend(record.iter().rev()),
+        }
+        if record == b"bye" {
+            assert!(conn.control.drain(conn.id));
+        }
+    }
+
+    fn on_close(&self, conn: &ConnMeta) {
+        self.closed.lock().push(conn.id);
+        self.closes.fetch_add(1, SeqCst);
+    }
+}
+
+impl Echo {
+    /// Every accepted connection was closed exactly once.
+    fn check_closed_once(&self) {
+        let accepted: HashSet<ConnId> = self.accepted.lock().iter().map(|m| m.id).collect();
+        let closed = self.closed.lock().clone();
+        let closed_set: HashSet<ConnId> = closed.iter().copied().collect();
+        assert_eq!(closed.len(), closed_set.len(), "on_close called twice");
+        assert_eq!(accepted, closed_set);
+    }
+}
+
+fn server(
+    threads: usize,
+    svc: Arc<Echo>,
+    tweak: impl FnOnce(&mut TransportConfig),
+) -> TransportHandle {
+    let mut cfg = TransportConfig {
+        threads,
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        pin_cores: false,
+        recv_buf_count: 64,
+        ..TransportConfig::default()
+    };
+    tweak(&mut cfg);
+    start(cfg, svc).expect("transport starts")
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Read one single-fragment record.
+fn read_record(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut h = [0u8; 4];
+    s.read_exact(&mut h)?;
+    let h = u32::from_be_bytes(h);
+    assert!(h & 0x8000_0000 != 0, "server sends single-fragment records");
+    let mut body = vec![0; (h & 0x7fff_ffff) as usize];
+    s.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// True once the peer closed (EOF or reset) with nothing else to read.
+fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
+fn rev(b: &[u8]) -> Vec<u8> {
+    b.iter().rev().copied().collect()
+}
+
+/// Wait (generously) for a condition driven by the server threads.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn total(h: &TransportHandle) -> TransportStats {
+    TransportStats::sum(&h.stats())
+}
+
+#[test]
+fn pipelined_records_arrive_in_order() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |_| {});
+    let mut s = connect(h.local_addrs()[0]);
+    let mut batch = Vec::new();
+    for i in 0..2000 {
+        batch.extend(frame(format!("request number {i}").as_bytes()));
+    }
+    s.write_all(&batch).unwrap();
+    for i in 0..2000 {
+        assert_eq!(
+            read_record(&mut s).unwrap(),
+            rev(format!("request number {i}").as_bytes())
+        );
+    }
+    drop(s);
+    h.shutdown();
+    h.join().unwrap();
+    assert_eq!(svc.records.load(SeqCst), 2000);
+    svc.check_closed_once();
+}
+
+#[test]
+fn split_writes_and_multi_fragment_records() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |_| {});
+    let mut s = connect(h.local_addrs()[0]);
+    // One record written a byte at a time.
+    let payload: Vec<u8> = (0..200u8).collect();
+    for b in frame(&payload) {
+        s.write_all(&[b]).unwrap();
+    }
+    assert_eq!(read_record(&mut s).unwrap(), rev(&payload));
+    // A three-fragment record (with an empty middle fragment), in odd-sized writes.
+    let mut wire = Vec::new();
+    wire.extend_from_slice(&5u32.to_be_bytes());
+    wire.extend_from_slice(b"hello");
+    wire.extend_from_slice(&0u32.to_be_bytes());
+    wire.extend_from_slice(&(0x8000_0000u32 | 6).to_be_bytes());
+    wire.extend_from_slice(b" world");
+    for chunk in wire.chunks(3) {
+        s.write_all(chunk).unwrap();
+    }
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"hello world"));
+    drop(s);
+    drop(h);
+    svc.check_closed_once();
+}
+
+#[test]
+fn record_larger_than_a_receive_buffer() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |c| c.recv_buf_size = 16 << 10);
+    let mut s = connect(h.local_addrs()[0]);
+    let big: Vec<u8> = (0..300 * 1024)
+        .map(|i: u32| (i * 7 + i / 255) as u8)
+        .collect();
+    let mut wire = frame(&big);
+    wire.extend(frame(b"after"));
+    s.write_all(&wire).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), rev(&big));
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"after"));
+}
+
+#[test]
+fn oversize_record_closes_only_that_connection() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |c| c.max_record = 1024);
+    let addr = h.local_addrs()[0];
+    let mut bad = connect(addr);
+    let mut wire = frame(b"fine");
+    wire.extend_from_slice(&(0x8000_0000u32 | 2000).to_be_bytes());
+    wire.extend_from_slice(&[0; 100]);
+    bad.write_all(&wire).unwrap();
+    // The reply to the valid record is flushed before the close.
+    assert_eq!(read_record(&mut bad).unwrap(), rev(b"fine"));
+    assert!(closed_by_peer(&mut bad));
+    let mut good = connect(addr);
+    good.write_all(&frame(b"still serving")).unwrap();
+    assert_eq!(read_record(&mut good).unwrap(), rev(b"still serving"));
+    wait_for("close of the bad connection", || {
+        svc.closes.load(SeqCst) == 1
+    });
+    assert_eq!(total(&h).record_errors, 1);
+}
+
+#[test]
+fn accept_and_close_once_each_including_shutdown() {
+    let svc = Arc::new(Echo::default());
+    let h = server(2, svc.clone(), |_| {});
+    let addr = h.local_addrs()[0];
+    let mut conns: Vec<TcpStream> = (0..6).map(|_| connect(addr)).collect();
+    for s in &mut conns {
+        s.write_all(&frame(b"ping")).unwrap();
+        assert_eq!(read_record(s).unwrap(), rev(b"ping"));
+    }
+    // Two close from the client side (one with a reset), four stay open.
+    conns.pop();
+    let s = conns.pop().unwrap();
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    wait_for("client-side closes", || svc.closes.load(SeqCst) == 2);
+    h.shutdown();
+    h.shutdown(); // idempotent
+    h.join().unwrap();
+    assert_eq!(svc.accepts.load(SeqCst), 6);
+    assert_eq!(svc.closes.load(SeqCst), 6);
+    svc.check_closed_once();
+    for s in &mut conns {
+        assert!(closed_by_peer(s));
+    }
+}
+
+#[test]
+fn send_record_from_another_thread() {
+    let svc = Arc::new(Echo::default());
+    let h = server(2, svc.clone(), |_| {});
+    let mut s = connect(h.local_addrs()[0]);
+    s.write_all(&frame(b"hi")).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"hi"));
+    let id = svc.accepted.lock()[0].id;
+    let control = h.control();
+    let c2 = control.clone();
+    std::thread::spawn(move || {
+        assert!(c2.send_record(id, b"callback 1".to_vec()));
+        assert!(c2.send_record(id, b"callback 2".to_vec()));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), b"callback 1");
+    assert_eq!(read_record(&mut s).unwrap(), b"callback 2");
+    // Also through the ConnMeta handed to the service.
+    let meta = svc.accepted.lock()[0].clone();
+    assert!(meta.control.send_record(meta.id, b"via meta".to_vec()));
+    assert_eq!(read_record(&mut s).unwrap(), b"via meta");
+    assert!(
+        !control.send_record(make_conn_id(9, 1), b"x".to_vec()),
+        "no such core"
+    );
+    h.shutdown();
+    h.join().unwrap();
+    assert!(
+        !control.send_record(id, b"late".to_vec()),
+        "workers are gone"
+    );
+    assert!(!control.drain(id));
+}
+
+#[test]
+fn drain_flushes_then_closes() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |_| {});
+    let addr = h.local_addrs()[0];
+    // Drain requested by the service itself, mid-batch.
+    let mut s = connect(addr);
+    let mut wire = frame(b"one");
+    wire.extend(frame(b"two"));
+    wire.extend(frame(b"bye"));
+    s.write_all(&wire).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"one"));
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"two"));
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"bye"));
+    assert!(closed_by_peer(&mut s));
+    wait_for("first close", || svc.closes.load(SeqCst) == 1);
+    // Drain from outside, with a callback queued just before it.
+    let mut s = connect(addr);
+    s.write_all(&frame(b"x")).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), b"x");
+    let id = svc.accepted.lock()[1].id;
+    assert!(h.control().send_record(id, b"last words".to_vec()));
+    assert!(h.control().drain(id));
+    assert_eq!(read_record(&mut s).unwrap(), b"last words");
+    assert!(closed_by_peer(&mut s));
+    wait_for("second close", || svc.closes.load(SeqCst) == 2);
+    svc.check_closed_once();
+}
+
+#[test]
+fn two_workers_serve_64_concurrent_connections() {
+    let svc = Arc::new(Echo::default());
+    let h = server(2, svc.clone(), |_| {});
+    let addr = h.local_addrs()[0];
+    let clients: Vec<_> = (0..64)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut s = connect(addr);
+                for i in 0..50 {
+                    let msg = format!("client {c} message {i}");
+                    s.write_all(&frame(msg.as_bytes())).unwrap();
+                    assert_eq!(read_record(&mut s).unwrap(), rev(msg.as_bytes()));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let per_worker = h.stats();
+    assert_eq!(per_worker.len(), 2);
+    assert_eq!(per_worker[0].accepted + per_worker[1].accepted, 64);
+    assert!(
+        per_worker.iter().all(|s| s.accepted > 0),
+        "both workers accept: {per_worker:?}"
+    );
+    // Connection ids name their core.
+    for m in svc.accepted.lock().iter() {
+        assert_eq!(crate::service::conn_core(m.id), m.core);
+    }
+    h.shutdown();
+    h.join().unwrap();
+    assert_eq!(svc.records.load(SeqCst), 64 * 50);
+    svc.check_closed_once();
+}
+
+#[test]
+fn client_that_never_reads_is_bounded() {
+    const REPLY: usize = 16 << 10;
+    const MAX_OUT: usize = 256 << 10;
+    const N: usize = 8192; // 8192 requests → 128 MiB of replies
+    let svc = Arc::new(Echo {
+        reply_size: Some(REPLY),
+        ..Echo::default()
+    });
+    let h = server(1, svc.clone(), |c| c.max_out_bytes = MAX_OUT);
+    let s = connect(h.local_addrs()[0]);
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let req = frame(&[7u8; 60]);
+        for _ in 0..N {
+            w.write_all(&req).unwrap();
+        }
+    });
+    // The server stops reading once the client leaves replies unread.
+    wait_for("backpressure", || total(&h).backpressure_pauses > 0);
+    // Now read everything: the server must resume and answer every request.
+    let mut r = s;
+    for _ in 0..N {
+        assert_eq!(read_record(&mut r).unwrap().len(), REPLY);
+    }
+    writer.join().unwrap();
+    let st = total(&h);
+    assert!(
+        st.peak_out_bytes as usize <= MAX_OUT + REPLY + 4,
+        "output backlog bounded: {st:?}"
+    );
+    assert!(st.backpressure_pauses >= 1);
+    assert_eq!(svc.records.load(SeqCst), N);
+}
+
+/// 16 connections × 8 pipelined 200-byte requests, 120-byte replies, 2 workers; a
+/// blocking std-thread client per connection in this process. Prints req/s for two
+/// client styles: `batch` (write 8 requests in one write, read 8 replies, repeat) and
+/// `window` (8 in flight, one write per request and one read per reply).
+/// `cargo test --release --lib transport::tests::throughput -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn throughput_small_rpcs() {
+    let secs: f64 = std::env::var("RINGNFS_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5.0);
+    for window in [false, true] {
+        let svc = Arc::new(Echo {
+            reply_size: Some(120),
+            ..Echo::default()
+        });
+        let h = server(2, svc.clone(), |c| c.pin_cores = true);
+        let addr = h.local_addrs()[0];
+        let stop_at = Instant::now() + Duration::from_secs_f64(secs);
+        let start_t = Instant::now();
+        let clients: Vec<_> = (0..16)
+            .map(|_| std::thread::spawn(move || bench_client(addr, stop_at, window)))
+            .collect();
+        let n: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        let dt = start_t.elapsed().as_secs_f64();
+        let st = total(&h);
+        h.shutdown();
+        h.join().unwrap();
+        eprintln!(
+            "throughput ({}): {n} requests in {dt:.2} s = {:.0} req/s; server: {} sends, {} receive re-arms, {} ENOBUFS",
+            if window { "window" } else { "batch" },
+            n as f64 / dt,
+            st.sends,
+            st.recv_rearms,
+            st.enobufs,
+        );
+    }
+}
+
+fn bench_client(addr: SocketAddr, stop_at: Instant, window: bool) -> u64 {
+    let mut s = connect(addr);
+    let req = frame(&[1u8; 200]);
+    let mut n = 0u64;
+    if window {
+        let mut reply = [0u8; 124];
+        for _ in 0..8 {
+            s.write_all(&req).unwrap();
+        }
+        while Instant::now() < stop_at {
+            s.read_exact(&mut reply).unwrap();
+            s.write_all(&req).unwrap();
+            n += 1;
+        }
+        for _ in 0..8 {
+            s.read_exact(&mut reply).unwrap();
+        }
+    } else {
+        let batch: Vec<u8> = std::iter::repeat_n(req, 8).flatten().collect();
+        let mut replies = vec![0u8; 8 * 124];
+        while Instant::now() < stop_at {
+            s.write_all(&batch).unwrap();
+            s.read_exact(&mut replies).unwrap();
+            n += 8;
+        }
+    }
+    n
+}
