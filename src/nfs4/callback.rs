@@ -58,7 +58,7 @@ pub fn cb_null(
     timeout: Duration,
 ) -> Result<Duration, CallbackError> {
     let bc = state
-        .back_channel(sid)
+        .back_channel(sid, false)
         .ok_or(CallbackError::NoBackChannel)?;
     let t = Instant::now();
     send(state, &bc, CB_NULL, &[], timeout)?;
@@ -72,7 +72,7 @@ pub fn cb_sequence(
     timeout: Duration,
 ) -> Result<CbSequenceReply, CallbackError> {
     let bc = state
-        .back_channel(sid)
+        .back_channel(sid, true)
         .ok_or(CallbackError::NoBackChannel)?;
     let mut args = Vec::with_capacity(64);
     args.put_opaque(b""); // tag

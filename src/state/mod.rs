@@ -482,12 +482,16 @@ impl StateManager {
     }
 
     /// The connection that carries callbacks for `sid`, with what a callback needs.
-    pub fn back_channel(&self, sid: &SessionId) -> Option<callbacks::BackChannel> {
+    /// `use_slot`: the call will use back-channel slot 0 (CB_SEQUENCE), so take its next
+    /// sequence id.
+    pub fn back_channel(&self, sid: &SessionId, use_slot: bool) -> Option<callbacks::BackChannel> {
         let shard = self.shard_of(sid)?;
         let mut guard = shard.lock();
         let conn = guard.back_conn(sid)?;
         let session = guard.sessions.get_mut(sid)?;
-        session.cb_seqid = session.cb_seqid.wrapping_add(1);
+        if use_slot {
+            session.cb_seqid = session.cb_seqid.wrapping_add(1);
+        }
         let bc = callbacks::BackChannel {
             conn,
             program: session.cb_program,

@@ -1,0 +1,101 @@
+//! Shared helpers for whole-server tests: a server on ephemeral loopback ports, stopped
+//! when dropped, and a bounded wait for asynchronous effects (closes, drains).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringnfs::client::{Client, ClientIds, ClientOptions, RpcConn, Session};
+use ringnfs::rpc::Credential;
+use ringnfs::server::{Server, ServerConfig};
+use ringnfs::state::{SessionId, StateManager};
+
+pub struct TestServer {
+    server: Option<Server>,
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl TestServer {
+    /// Two worker threads, one listener on 127.0.0.1 with an ephemeral port.
+    pub fn start() -> Self {
+        Self::with(|_| {})
+    }
+
+    pub fn with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut cfg = ServerConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            threads: 2,
+            pin_cores: false,
+            ..ServerConfig::default()
+        };
+        tweak(&mut cfg);
+        let server = Server::start(cfg).expect("server starts");
+        let addrs = server.local_addrs();
+        Self {
+            server: Some(server),
+            addrs,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn state(&self) -> &Arc<StateManager> {
+        self.server.as_ref().expect("running").state()
+    }
+
+    pub fn connect(&self) -> RpcConn {
+        RpcConn::connect(self.addr(), Credential::None).expect("connect")
+    }
+
+    /// EXCHANGE_ID + CREATE_SESSION (back channel requested) on one connection.
+    pub fn session(&self) -> (ClientIds, Arc<Session>) {
+        self.session_with(ClientOptions::default())
+    }
+
+    pub fn session_with(&self, opts: ClientOptions) -> (ClientIds, Arc<Session>) {
+        let opts = ClientOptions {
+            timeout: Duration::from_secs(10),
+            ..opts
+        };
+        Client::connect(&self.addrs, opts).expect("client session")
+    }
+
+    /// Stop the server and wait for it (also done on drop).
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+            s.join().expect("server joins");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn sid(s: &Session) -> SessionId {
+    SessionId(s.sessionid())
+}
+
+/// Poll `cond` until it holds or `timeout` passes; returns whether it held. For effects
+/// that happen on another thread (a close reaching the server), never for timing claims.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
