@@ -78,3 +78,31 @@ pub trait Service: Send + Sync + 'static {
     /// exactly once per accepted connection.
     fn on_close(&self, conn: &ConnMeta);
 }
+
+/// Control for connections without a transport (engine tests, benchmarks): nothing can
+/// be sent or drained.
+pub struct DetachedControl;
+
+impl ConnControl for DetachedControl {
+    fn send_record(&self, _: ConnId, _: Vec<u8>) -> bool {
+        false
+    }
+    fn drain(&self, _: ConnId) -> bool {
+        false
+    }
+}
+
+impl ConnMeta {
+    /// A connection known to the protocol core only (see [`DetachedControl`]).
+    pub fn detached(id: ConnId, core: usize) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        ConnMeta {
+            id,
+            core,
+            peer: addr,
+            local: addr,
+            control: Arc::new(DetachedControl),
+            shared: Arc::new(ConnShared::default()),
+        }
+    }
+}

@@ -1,7 +1,6 @@
 //! Engine tests without sockets: records built with the client's encoders are fed to
 //! `NfsService::on_record` and the replies decoded with the client's decoders.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -13,18 +12,8 @@ use crate::client::{default_back_attrs, default_fore_attrs};
 use crate::nfs4::consts::{cdfc, cdfs, create_session_flag, op, seq4_status, status};
 use crate::nfs4::program::NfsService;
 use crate::rpc::{self, Credential, RpcMessage};
-use crate::service::{ConnControl, ConnId, ConnMeta, ConnShared, Service};
+use crate::service::{ConnId, ConnMeta, Service};
 use crate::state::{SessionId, StateConfig, StateManager};
-
-struct NoControl;
-impl ConnControl for NoControl {
-    fn send_record(&self, _: ConnId, _: Vec<u8>) -> bool {
-        false
-    }
-    fn drain(&self, _: ConnId) -> bool {
-        false
-    }
-}
 
 struct Harness {
     svc: Arc<NfsService>,
@@ -32,15 +21,7 @@ struct Harness {
 }
 
 fn meta(id: ConnId) -> ConnMeta {
-    let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    ConnMeta {
-        id,
-        core: 0,
-        peer: addr,
-        local: addr,
-        control: Arc::new(NoControl),
-        shared: Arc::new(ConnShared::default()),
-    }
+    ConnMeta::detached(id, 0)
 }
 
 impl Harness {

@@ -307,10 +307,7 @@ impl ClientTable {
         if e.unconfirmed == Some(id) {
             e.unconfirmed = None;
         }
-        old.and_then(|o| {
-            let rec = self.records.remove(&o);
-            rec
-        })
+        old.and_then(|o| self.records.remove(&o))
     }
 
     /// Records whose lease ran out (unconfirmed ones too).
