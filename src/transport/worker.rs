@@ -384,6 +384,7 @@ impl Worker {
             .collect();
         for key in expired {
             tracing::debug!(conn = self.conns[key].meta.id, "flush deadline passed");
+            WorkerCounters::add(&self.counters.flush_timeouts, 1);
             self.conns[key].close(Closing::Abort, now);
             self.mark_dirty(key);
         }
