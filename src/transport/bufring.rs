@@ -52,6 +52,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        if self.len == 0 {
+            return; // a placeholder left by a leak (see `BufRing::drop`)
+        }
         // SAFETY: `ptr`/`len` are exactly what mmap returned, and the mapping is
         // unmapped only here, once. Owners guarantee the kernel no longer uses it.
         unsafe {
@@ -219,8 +222,10 @@ impl BufRing {
         let slot = (self.tail & (self.entries - 1)) as usize;
         // SAFETY: `slot < entries`, so the destination is inside the ring mapping. We
         // copy only the bytes before `resv`: in slot 0 `resv` is the shared tail, which
-        // we update only atomically in `publish`. The kernel does not read this slot
-        // until a published tail covers it, so this plain write does not race.
+        // we update only atomically in `publish`. The kernel reads only slots in
+        // [head, published tail); since a buffer id is given back only while held (so
+        // at most `entries` buffers are ever in the ring), the slot at our tail is
+        // outside that window: this plain write does not race with the kernel.
         unsafe {
             let dst = self.ring.ptr.as_ptr().add(slot * ENTRY_SIZE);
             std::ptr::copy_nonoverlapping((&raw const e).cast::<u8>(), dst, tail_offset());

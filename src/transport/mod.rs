@@ -80,7 +80,7 @@ pub struct TransportHandle {
     local_addrs: Vec<SocketAddr>,
     control: Arc<Control>,
     counters: Vec<Arc<WorkerCounters>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
     shut: Arc<AtomicBool>,
 }
 
@@ -201,19 +201,23 @@ impl TransportHandle {
     }
 
     /// Wait for the workers to exit (after [`shutdown`](TransportHandle::shutdown)).
+    /// Returns the first error a worker failed with (setup errors are returned by
+    /// [`start`] instead).
     pub fn join(mut self) -> io::Result<()> {
         self.join_all()
     }
 
     fn join_all(&mut self) -> io::Result<()> {
-        let mut panicked = false;
+        let mut first = Ok(());
         for t in self.threads.drain(..) {
-            panicked |= t.join().is_err();
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a transport worker panicked")));
+            if first.is_ok() {
+                first = r;
+            }
         }
-        if panicked {
-            return Err(io::Error::other("a transport worker panicked"));
-        }
-        Ok(())
+        first
     }
 }
 

@@ -96,7 +96,10 @@ pub(crate) struct Worker {
 }
 
 /// Run a worker thread: set up, report readiness on `ready`, loop until shutdown.
-pub(crate) fn run(init: WorkerInit, ready: crossbeam_channel::Sender<io::Result<()>>) {
+pub(crate) fn run(
+    init: WorkerInit,
+    ready: crossbeam_channel::Sender<io::Result<()>>,
+) -> io::Result<()> {
     let core = init.core;
     if init.cfg.pin_cores {
         match core_affinity::get_core_ids() {
@@ -116,14 +119,13 @@ pub(crate) fn run(init: WorkerInit, ready: crossbeam_channel::Sender<io::Result<
         }
         Err(e) => {
             tracing::error!(core, "worker setup failed: {e}");
-            let _ = ready.send(Err(e));
-            return;
+            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
         }
     };
     drop(ready);
-    if let Err(e) = w.run() {
-        tracing::error!(core, "worker failed: {e}");
-    }
+    w.run()
+        .inspect_err(|e| tracing::error!(core, "worker failed: {e}"))
 }
 
 impl Worker {
@@ -178,14 +180,15 @@ impl Worker {
     pub(crate) fn push(&mut self, e: squeue::Entry) {
         self.outstanding += 1;
         if self.overflow.is_empty() {
-            // SAFETY (for both pushes): every entry built by this worker refers only to
-            // memory that stays valid until the entry's final completion (see module docs).
+            // SAFETY: every entry built by this worker refers only to memory that stays
+            // valid until the entry's final completion (see the module docs).
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
             if let Err(err) = self.ring.submit() {
                 tracing::debug!("submit on full queue: {err}");
             }
+            // SAFETY: as above.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
