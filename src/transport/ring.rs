@@ -42,3 +42,13 @@ pub(crate) fn build(entries: u32) -> io::Result<(IoUring, RingMode)> {
         RingMode::Plain,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builds_with_some_mode() {
+        let (ring, mode) = super::build(64).unwrap();
+        assert!(ring.params().sq_entries() >= 64);
+        tracing::debug!(?mode, "ring mode");
+    }
+}

@@ -40,6 +40,9 @@ impl Service for Echo {
         if record == b"bye" {
             assert!(conn.control.drain(conn.id));
         }
+        if record == b"boom" {
+            panic!("test service panics on request");
+        }
     }
 
     fn on_close(&self, conn: &ConnMeta) {
@@ -462,6 +465,48 @@ fn tiny_buffer_ring_still_serves_everyone() {
     let st = total(&h);
     tracing::debug!(enobufs = st.enobufs, rearms = st.recv_rearms, "tiny ring");
     assert_eq!(svc.records.load(SeqCst), 8 * 500);
+}
+
+#[test]
+fn panicking_service_closes_only_that_connection() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |_| {});
+    let addr = h.local_addrs()[0];
+    let mut s = connect(addr);
+    s.write_all(&frame(b"boom")).unwrap();
+    assert!(closed_by_peer(&mut s));
+    let mut s = connect(addr);
+    s.write_all(&frame(b"ok")).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"ok"));
+    wait_for("close", || svc.closes.load(SeqCst) == 1);
+    assert_eq!(total(&h).service_panics, 1);
+}
+
+#[test]
+fn garbage_input_never_takes_the_server_down() {
+    let svc = Arc::new(Echo::default());
+    let h = server(2, svc.clone(), |c| c.max_record = 64 << 10);
+    let addr = h.local_addrs()[0];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..100 {
+        let mut s = connect(addr);
+        let len = (next() % 4096) as usize;
+        let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        s.write_all(&junk).unwrap();
+        // Drop: the server either already closed or sees EOF now.
+    }
+    let mut s = connect(addr);
+    s.write_all(&frame(b"alive")).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), rev(b"alive"));
+    drop(s);
+    wait_for("all closed", || svc.closes.load(SeqCst) == 101);
+    svc.check_closed_once();
 }
 
 /// 16 connections × 8 pipelined 200-byte requests, 120-byte replies, 2 workers; a
