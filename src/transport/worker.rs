@@ -259,9 +259,6 @@ impl Worker {
             self.bufs.publish();
             self.check_phase();
         }
-        if let Err(e) = self.bufs.unregister(&self.ring.submitter()) {
-            tracing::debug!("unregistering the buffer ring: {e}");
-        }
         tracing::debug!(core = self.core, "worker exited");
         Ok(())
     }
@@ -494,6 +491,18 @@ impl Worker {
                 &mut self.tick,
                 Box::new(types::Timespec::new()),
             ));
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// Unregister the buffer ring before the ring and the buffer memory go away, if no
+    /// operation can still pick a buffer; otherwise the buffer ring leaks its memory.
+    fn drop(&mut self) {
+        if self.outstanding == 0
+            && let Err(e) = self.bufs.unregister(&self.ring.submitter())
+        {
+            tracing::debug!("unregistering the buffer ring: {e}");
         }
     }
 }
