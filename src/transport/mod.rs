@@ -120,9 +120,9 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
     let mut mailboxes = Vec::with_capacity(threads);
     let mut inboxes = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (mb, rx, waker) = Mailbox::new()?;
+        let (mb, inbox) = Mailbox::new()?;
         mailboxes.push(mb);
-        inboxes.push((rx, waker));
+        inboxes.push(inbox);
     }
     let control = Arc::new(Control { mailboxes });
     let dyn_control: Arc<dyn ConnControl> = control.clone();
@@ -135,7 +135,7 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
         threads: Vec::with_capacity(threads),
         shut: Arc::new(AtomicBool::new(false)),
     };
-    for (core, (rx, waker)) in inboxes.into_iter().enumerate().rev() {
+    for (core, inbox) in inboxes.into_iter().enumerate().rev() {
         let counters = Arc::new(WorkerCounters::default());
         handle.counters.push(counters.clone());
         let init = worker::WorkerInit {
@@ -144,8 +144,7 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
             service: service.clone(),
             control: dyn_control.clone(),
             listeners: sockets.pop().unwrap_or_default(),
-            rx,
-            waker,
+            inbox,
             counters,
         };
         let ready = ready_tx.clone();

@@ -305,6 +305,7 @@ fn drain_flushes_then_closes() {
     assert!(closed_by_peer(&mut s));
     wait_for("second close", || svc.closes.load(SeqCst) == 2);
     svc.check_closed_once();
+    assert!(!h.control().drain(id), "already closed");
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::service::{ConnControl, ConnId, Service};
 use super::TransportConfig;
 use super::bufring::BufRing;
 use super::conn::{Closing, Conn};
-use super::mailbox::{Msg, Waker};
+use super::mailbox::{Inbox, LiveSet, Msg, Waker};
 use super::ring;
 use super::stats::WorkerCounters;
 use super::token::{Kind, Token};
@@ -63,8 +63,7 @@ pub(crate) struct WorkerInit {
     pub service: Arc<dyn Service>,
     pub control: Arc<dyn ConnControl>,
     pub listeners: Vec<Socket>,
-    pub rx: Receiver<Msg>,
-    pub waker: Arc<Waker>,
+    pub inbox: Inbox,
     pub counters: Arc<WorkerCounters>,
 }
 
@@ -86,6 +85,8 @@ pub(crate) struct Worker {
     pub overflow: VecDeque<squeue::Entry>,
     /// Connections to re-plan at the end of the batch: (key, generation).
     pub dirty: Vec<(usize, u32)>,
+    /// Open connection ids, shared with senders.
+    pub live: LiveSet,
     rx: Receiver<Msg>,
     waker: Arc<Waker>,
     /// Target of the eventfd read; boxed so its address is stable.
@@ -161,8 +162,9 @@ impl Worker {
             outstanding: 0,
             overflow: VecDeque::new(),
             dirty: Vec::new(),
-            rx: init.rx,
-            waker: init.waker,
+            live: init.inbox.live,
+            rx: init.inbox.rx,
+            waker: init.inbox.waker,
             wake_buf: Box::new(0),
             tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
             cqes: Vec::with_capacity(256),
@@ -466,6 +468,7 @@ impl Worker {
     fn finish(&mut self, key: usize) {
         let c = self.conns.remove(key);
         self.ids.remove(&c.meta.id);
+        self.live.lock().remove(&c.meta.id);
         let service = &self.service;
         if catch_unwind(AssertUnwindSafe(|| service.on_close(&c.meta))).is_err() {
             tracing::error!(conn = c.meta.id, "Service::on_close panicked");
@@ -479,6 +482,7 @@ impl Worker {
     /// still use.
     fn abandon(&mut self) {
         let conns = std::mem::take(&mut self.conns);
+        self.live.lock().clear();
         for (_, c) in conns.iter() {
             let service = &self.service;
             let _ = catch_unwind(AssertUnwindSafe(|| service.on_close(&c.meta)));
