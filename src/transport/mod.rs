@@ -6,11 +6,13 @@
 //! Layout: [`bufring`] (provided buffers), [`output`] (per-connection send queue),
 //! `conn` (connection lifecycle), `token` (`user_data` encoding), `mailbox`
 //! (cross-core messages), `listener`, `ring` (ring setup), `worker` (completion loop)
-//! with one file per operation kind (`accept`, `recv`, `send`), `stats`.
+//! with one file per operation kind (`accept`, `recv`, `send`), `lifecycle` (closing,
+//! mailbox messages, shutdown), `stats`.
 
 mod accept;
 pub mod bufring;
 mod conn;
+mod lifecycle;
 mod listener;
 mod mailbox;
 pub mod output;
