@@ -3,19 +3,32 @@
 //! into a provided-buffer ring, RPC record reassembly and batched sends. Records go to
 //! a [`Service`]; other threads reach connections through [`ConnControl`].
 //!
-//! Layout: [`bufring`] (provided buffers), [`output`] (per-connection send queue),
+//! Layout: `bufring` (provided buffers), `output` (per-connection send queue),
 //! `conn` (connection lifecycle), `token` (`user_data` encoding), `mailbox`
 //! (cross-core messages), `listener`, `ring` (ring setup), `worker` (completion loop)
 //! with one file per operation kind (`accept`, `recv`, `send`), `lifecycle` (closing,
 //! mailbox messages, shutdown), `stats`.
+//!
+//! Built on the `io-uring` crate directly: tokio-uring (io-uring 0.6, no multishot, no
+//! provided-buffer rings) and monoio/glommio lack multishot receive into buffer rings.
+//!
+//! Guarantees: `on_accept` then `on_close` exactly once per connection, on the owning
+//! core, never overlapping; replies leave in request order, several per send; a
+//! connection whose output backlog exceeds `max_out_bytes` is not read until the
+//! backlog is at most half of it (records already received wait, in order); no
+//! per-connection state is freed while one of its ring operations is in flight.
+//!
+//! Limits: accepted sockets are plain fds (no direct descriptors); sends use plain
+//! SEND (no SEND_ZC); `send_record` bypasses the output bound; a `send_record` racing
+//! with the connection's close returns true but is dropped.
 
 mod accept;
-pub mod bufring;
+mod bufring;
 mod conn;
 mod lifecycle;
 mod listener;
 mod mailbox;
-pub mod output;
+mod output;
 mod recv;
 mod ring;
 mod send;
