@@ -123,12 +123,9 @@ impl BufRing {
         Ok(r)
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> u16 {
         self.entries
-    }
-
-    pub fn buf_size(&self) -> u32 {
-        self.buf_size
     }
 
     /// Register the ring with `submitter`'s io_uring as buffer group `bgid`.
@@ -162,11 +159,6 @@ impl BufRing {
             self.bgid = None;
         }
         Ok(())
-    }
-
-    /// The registered buffer group id.
-    pub fn bgid(&self) -> Option<u16> {
-        self.bgid
     }
 
     /// Take buffer `bid` that a completion handed us, with `len` valid bytes.
@@ -240,16 +232,19 @@ impl BufRing {
     }
 
     /// The tail as last published (what the kernel sees).
+    #[cfg(test)]
     pub fn published_tail(&self) -> u16 {
         self.shared_tail().load(Ordering::Acquire)
     }
 
     /// The tail including unpublished entries.
+    #[cfg(test)]
     pub fn local_tail(&self) -> u16 {
         self.tail
     }
 
     /// Buffers currently held by us.
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.held.iter().filter(|h| **h).count()
     }
