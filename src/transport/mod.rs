@@ -47,7 +47,6 @@ use std::thread::JoinHandle;
 
 use crate::service::{ConnControl, Service};
 
-pub use ring::RingMode;
 pub use stats::TransportStats;
 
 use mailbox::{Control, Mailbox};
