@@ -91,6 +91,7 @@ impl Worker {
         let generation = generation_of(self.next_seq);
         entry.insert(Conn::new(meta, fd, generation, self.cfg.max_record));
         self.ids.insert(id, key);
+        self.live.lock().insert(id);
         WorkerCounters::add(&self.counters.accepted, 1);
         tracing::trace!(conn = id, %peer, "accepted");
         let service = &self.service;

@@ -1,11 +1,13 @@
 //! Cross-core messages: each worker has a channel and an eventfd its ring reads; a
 //! sender pushes a message and writes the eventfd so the worker wakes up.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 
 use crate::service::{ConnControl, ConnId, conn_core};
 
@@ -56,25 +58,48 @@ impl Waker {
     }
 }
 
+/// Ids of a worker's open connections (inserted at accept, removed just before
+/// `on_close`), so senders can tell a closed connection apart. Touched only at accept,
+/// close and `send_record`/`drain`, never on the request path.
+pub(crate) type LiveSet = Arc<Mutex<HashSet<ConnId>>>;
+
 /// The sending side of one worker's mailbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Mailbox {
     tx: Sender<Msg>,
     waker: Arc<Waker>,
+    live: LiveSet,
+}
+
+/// The worker's side of its mailbox.
+pub(crate) struct Inbox {
+    pub rx: Receiver<Msg>,
+    pub waker: Arc<Waker>,
+    pub live: LiveSet,
 }
 
 impl Mailbox {
-    pub fn new() -> io::Result<(Mailbox, Receiver<Msg>, Arc<Waker>)> {
+    pub fn new() -> io::Result<(Mailbox, Inbox)> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let waker = Arc::new(Waker::new()?);
+        let live = LiveSet::default();
         Ok((
             Mailbox {
                 tx,
                 waker: waker.clone(),
+                live: live.clone(),
             },
-            rx,
-            waker,
+            Inbox { rx, waker, live },
         ))
+    }
+
+    /// Deliver a message about connection `conn`; false if it is closed or the
+    /// worker is gone.
+    pub fn post_conn(&self, conn: ConnId, msg: Msg) -> bool {
+        if !self.live.lock().contains(&conn) {
+            return false;
+        }
+        self.post(msg)
     }
 
     /// Deliver `msg`; false if the worker is gone.
@@ -96,7 +121,7 @@ pub(crate) struct Control {
 impl Control {
     fn route(&self, conn: ConnId, msg: Msg) -> bool {
         match self.mailboxes.get(conn_core(conn)) {
-            Some(m) => m.post(msg),
+            Some(m) => m.post_conn(conn, msg),
             None => false,
         }
     }
@@ -125,21 +150,32 @@ mod tests {
 
     #[test]
     fn routes_by_core_and_reports_gone_workers() {
-        let (m0, rx0, _w0) = Mailbox::new().unwrap();
-        let (m1, rx1, w1) = Mailbox::new().unwrap();
+        let (m0, in0) = Mailbox::new().unwrap();
+        let (m1, in1) = Mailbox::new().unwrap();
         let c = Control {
             mailboxes: vec![m0, m1],
         };
+        assert!(
+            !c.send_record(make_conn_id(1, 5), b"x".to_vec()),
+            "not open"
+        );
+        in1.live.lock().insert(make_conn_id(1, 5));
+        in0.live.lock().insert(make_conn_id(0, 1));
         assert!(c.send_record(make_conn_id(1, 5), b"x".to_vec()));
-        assert!(matches!(rx1.try_recv(), Ok(Msg::Send { conn, .. }) if conn == make_conn_id(1, 5)));
-        assert!(rx0.try_recv().is_err());
+        assert!(
+            matches!(in1.rx.try_recv(), Ok(Msg::Send { conn, .. }) if conn == make_conn_id(1, 5))
+        );
+        assert!(in0.rx.try_recv().is_err());
+        let w1 = in1.waker;
         // The eventfd counter was bumped.
         let mut v = 0u64;
         // SAFETY: reads 8 bytes into a live local from a descriptor the waker owns.
         let r = unsafe { libc::read(w1.raw_fd(), (&raw mut v).cast(), 8) };
         assert_eq!((r, v), (8, 1));
         assert!(!c.drain(make_conn_id(7, 1)), "no such core");
-        drop(rx0);
+        let live0 = in0.live.clone();
+        drop(in0);
         assert!(!c.drain(make_conn_id(0, 1)), "worker gone");
+        drop(live0);
     }
 }

@@ -3,17 +3,32 @@
 //! into a provided-buffer ring, RPC record reassembly and batched sends. Records go to
 //! a [`Service`]; other threads reach connections through [`ConnControl`].
 //!
-//! Layout: [`bufring`] (provided buffers), [`output`] (per-connection send queue),
+//! Layout: `bufring` (provided buffers), `output` (per-connection send queue),
 //! `conn` (connection lifecycle), `token` (`user_data` encoding), `mailbox`
 //! (cross-core messages), `listener`, `ring` (ring setup), `worker` (completion loop)
-//! with one file per operation kind (`accept`, `recv`, `send`), `stats`.
+//! with one file per operation kind (`accept`, `recv`, `send`), `lifecycle` (closing,
+//! mailbox messages, shutdown), `stats`.
+//!
+//! Built on the `io-uring` crate directly: tokio-uring (io-uring 0.6, no multishot, no
+//! provided-buffer rings) and monoio/glommio lack multishot receive into buffer rings.
+//!
+//! Guarantees: `on_accept` then `on_close` exactly once per connection, on the owning
+//! core, never overlapping; replies leave in request order, several per send; a
+//! connection whose output backlog exceeds `max_out_bytes` is not read until the
+//! backlog is at most half of it (records already received wait, in order); no
+//! per-connection state is freed while one of its ring operations is in flight.
+//!
+//! Limits: accepted sockets are plain fds (no direct descriptors); sends use plain
+//! SEND (no SEND_ZC); `send_record` bypasses the output bound; a `send_record` racing
+//! with the connection's close returns true but is dropped.
 
 mod accept;
-pub mod bufring;
+mod bufring;
 mod conn;
+mod lifecycle;
 mod listener;
 mod mailbox;
-pub mod output;
+mod output;
 mod recv;
 mod ring;
 mod send;
@@ -32,7 +47,6 @@ use std::thread::JoinHandle;
 
 use crate::service::{ConnControl, Service};
 
-pub use ring::RingMode;
 pub use stats::TransportStats;
 
 use mailbox::{Control, Mailbox};
@@ -80,7 +94,7 @@ pub struct TransportHandle {
     local_addrs: Vec<SocketAddr>,
     control: Arc<Control>,
     counters: Vec<Arc<WorkerCounters>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
     shut: Arc<AtomicBool>,
 }
 
@@ -120,9 +134,9 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
     let mut mailboxes = Vec::with_capacity(threads);
     let mut inboxes = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let (mb, rx, waker) = Mailbox::new()?;
+        let (mb, inbox) = Mailbox::new()?;
         mailboxes.push(mb);
-        inboxes.push((rx, waker));
+        inboxes.push(inbox);
     }
     let control = Arc::new(Control { mailboxes });
     let dyn_control: Arc<dyn ConnControl> = control.clone();
@@ -135,7 +149,7 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
         threads: Vec::with_capacity(threads),
         shut: Arc::new(AtomicBool::new(false)),
     };
-    for (core, (rx, waker)) in inboxes.into_iter().enumerate().rev() {
+    for (core, inbox) in inboxes.into_iter().enumerate().rev() {
         let counters = Arc::new(WorkerCounters::default());
         handle.counters.push(counters.clone());
         let init = worker::WorkerInit {
@@ -144,8 +158,7 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
             service: service.clone(),
             control: dyn_control.clone(),
             listeners: sockets.pop().unwrap_or_default(),
-            rx,
-            waker,
+            inbox,
             counters,
         };
         let ready = ready_tx.clone();
@@ -201,19 +214,23 @@ impl TransportHandle {
     }
 
     /// Wait for the workers to exit (after [`shutdown`](TransportHandle::shutdown)).
+    /// Returns the first error a worker failed with (setup errors are returned by
+    /// [`start`] instead).
     pub fn join(mut self) -> io::Result<()> {
         self.join_all()
     }
 
     fn join_all(&mut self) -> io::Result<()> {
-        let mut panicked = false;
+        let mut first = Ok(());
         for t in self.threads.drain(..) {
-            panicked |= t.join().is_err();
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a transport worker panicked")));
+            if first.is_ok() {
+                first = r;
+            }
         }
-        if panicked {
-            return Err(io::Error::other("a transport worker panicked"));
-        }
-        Ok(())
+        first
     }
 }
 

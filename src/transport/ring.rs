@@ -19,6 +19,7 @@ pub(crate) fn build(entries: u32) -> io::Result<(IoUring, RingMode)> {
         .setup_single_issuer()
         .setup_defer_taskrun()
         .setup_cqsize(cq)
+        .setup_clamp()
         .build(entries)
     {
         Ok(r) => return Ok((r, RingMode::DeferTaskrun)),
@@ -27,13 +28,27 @@ pub(crate) fn build(entries: u32) -> io::Result<(IoUring, RingMode)> {
     match IoUring::builder()
         .setup_coop_taskrun()
         .setup_cqsize(cq)
+        .setup_clamp()
         .build(entries)
     {
         Ok(r) => return Ok((r, RingMode::CoopTaskrun)),
         Err(e) => tracing::debug!("io_uring COOP_TASKRUN refused: {e}"),
     }
     Ok((
-        IoUring::builder().setup_cqsize(cq).build(entries)?,
+        IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_clamp()
+            .build(entries)?,
         RingMode::Plain,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn builds_with_some_mode() {
+        let (ring, mode) = super::build(64).unwrap();
+        assert!(ring.params().sq_entries() >= 64);
+        tracing::debug!(?mode, "ring mode");
+    }
 }

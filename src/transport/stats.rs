@@ -64,6 +64,8 @@ stats! {
     accept_errors,
     /// Service calls that panicked.
     service_panics,
+    /// Connections that could not flush before their deadline and were aborted.
+    flush_timeouts,
 }
 
 impl WorkerCounters {

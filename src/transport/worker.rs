@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +23,8 @@ use crate::service::{ConnControl, ConnId, Service};
 
 use super::TransportConfig;
 use super::bufring::BufRing;
-use super::conn::{Closing, Conn};
-use super::mailbox::{Msg, Waker};
+use super::conn::Conn;
+use super::mailbox::{Inbox, LiveSet, Msg, Waker};
 use super::ring;
 use super::stats::WorkerCounters;
 use super::token::{Kind, Token};
@@ -35,7 +34,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long a draining (or EOF'd, or malformed) connection may take to flush.
 pub(crate) const FLUSH_GRACE: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections to flush.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Buffer group id of the worker's provided-buffer ring.
 pub(crate) const BGID: u16 = 0;
 
@@ -63,8 +62,7 @@ pub(crate) struct WorkerInit {
     pub service: Arc<dyn Service>,
     pub control: Arc<dyn ConnControl>,
     pub listeners: Vec<Socket>,
-    pub rx: Receiver<Msg>,
-    pub waker: Arc<Waker>,
+    pub inbox: Inbox,
     pub counters: Arc<WorkerCounters>,
 }
 
@@ -86,8 +84,10 @@ pub(crate) struct Worker {
     pub overflow: VecDeque<squeue::Entry>,
     /// Connections to re-plan at the end of the batch: (key, generation).
     pub dirty: Vec<(usize, u32)>,
-    rx: Receiver<Msg>,
-    waker: Arc<Waker>,
+    /// Open connection ids, shared with senders.
+    pub live: LiveSet,
+    pub rx: Receiver<Msg>,
+    pub waker: Arc<Waker>,
     /// Target of the eventfd read; boxed so its address is stable.
     wake_buf: Box<u64>,
     /// Timer period; boxed so its address is stable.
@@ -96,7 +96,10 @@ pub(crate) struct Worker {
 }
 
 /// Run a worker thread: set up, report readiness on `ready`, loop until shutdown.
-pub(crate) fn run(init: WorkerInit, ready: crossbeam_channel::Sender<io::Result<()>>) {
+pub(crate) fn run(
+    init: WorkerInit,
+    ready: crossbeam_channel::Sender<io::Result<()>>,
+) -> io::Result<()> {
     let core = init.core;
     if init.cfg.pin_cores {
         match core_affinity::get_core_ids() {
@@ -116,14 +119,13 @@ pub(crate) fn run(init: WorkerInit, ready: crossbeam_channel::Sender<io::Result<
         }
         Err(e) => {
             tracing::error!(core, "worker setup failed: {e}");
-            let _ = ready.send(Err(e));
-            return;
+            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
         }
     };
     drop(ready);
-    if let Err(e) = w.run() {
-        tracing::error!(core, "worker failed: {e}");
-    }
+    w.run()
+        .inspect_err(|e| tracing::error!(core, "worker failed: {e}"))
 }
 
 impl Worker {
@@ -159,8 +161,9 @@ impl Worker {
             outstanding: 0,
             overflow: VecDeque::new(),
             dirty: Vec::new(),
-            rx: init.rx,
-            waker: init.waker,
+            live: init.inbox.live,
+            rx: init.inbox.rx,
+            waker: init.inbox.waker,
             wake_buf: Box::new(0),
             tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
             cqes: Vec::with_capacity(256),
@@ -178,14 +181,15 @@ impl Worker {
     pub(crate) fn push(&mut self, e: squeue::Entry) {
         self.outstanding += 1;
         if self.overflow.is_empty() {
-            // SAFETY (for both pushes): every entry built by this worker refers only to
-            // memory that stays valid until the entry's final completion (see module docs).
+            // SAFETY: every entry built by this worker refers only to memory that stays
+            // valid until the entry's final completion (see the module docs).
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
             if let Err(err) = self.ring.submit() {
                 tracing::debug!("submit on full queue: {err}");
             }
+            // SAFETY: as above.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
@@ -256,9 +260,6 @@ impl Worker {
             self.bufs.publish();
             self.check_phase();
         }
-        if let Err(e) = self.bufs.unregister(&self.ring.submitter()) {
-            tracing::debug!("unregistering the buffer ring: {e}");
-        }
         tracing::debug!(core = self.core, "worker exited");
         Ok(())
     }
@@ -309,175 +310,11 @@ impl Worker {
         }
     }
 
-    fn drain_mailbox(&mut self) {
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Msg::Send { conn, record } => {
-                    let Some(&key) = self.ids.get(&conn) else {
-                        tracing::debug!(conn, "send_record to a closed connection");
-                        continue;
-                    };
-                    let c = &mut self.conns[key];
-                    if c.closing == Some(Closing::Abort) {
-                        continue;
-                    }
-                    if let Err(e) = c.out.push_record(&record) {
-                        tracing::warn!(conn, "send_record refused: {e}");
-                    }
-                    self.mark_dirty(key);
-                }
-                Msg::Drain { conn } => {
-                    if let Some(&key) = self.ids.get(&conn) {
-                        let c = &mut self.conns[key];
-                        c.deferred.clear();
-                        c.close(Closing::Flush, Instant::now() + FLUSH_GRACE);
-                        self.mark_dirty(key);
-                    }
-                }
-                Msg::Shutdown => self.begin_shutdown(),
-            }
-        }
-    }
-
-    fn begin_shutdown(&mut self) {
-        if self.phase != Phase::Running {
-            return;
-        }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        tracing::debug!(core = self.core, conns = self.conns.len(), "shutting down");
-        self.phase = Phase::Draining(deadline);
-        for i in 0..self.listeners.len() {
-            let l = &mut self.listeners[i];
-            if l.armed && !l.cancelled {
-                l.cancelled = true;
-                self.cancel(Token::new(Kind::Accept, 0, i));
-            } else if !l.armed {
-                l.sock = None;
-            }
-        }
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            let c = &mut self.conns[key];
-            c.deferred.clear();
-            c.close(Closing::Flush, deadline);
-            self.mark_dirty(key);
-        }
-    }
-
-    fn on_tick(&mut self) {
-        let now = Instant::now();
-        if self.phase == Phase::Running {
-            for i in 0..self.listeners.len() {
-                if self.listeners[i].retry {
-                    self.listeners[i].retry = false;
-                    self.arm_accept(i);
-                }
-            }
-        }
-        let expired: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.closing == Some(Closing::Flush) && c.deadline.is_some_and(|d| d <= now)
-            })
-            .map(|(k, _)| k)
-            .collect();
-        for key in expired {
-            tracing::debug!(conn = self.conns[key].meta.id, "flush deadline passed");
-            self.conns[key].close(Closing::Abort, now);
-            self.mark_dirty(key);
-        }
-    }
-
-    fn check_phase(&mut self) {
-        if let Phase::Draining(_) = self.phase
-            && self.conns.is_empty()
-            && self.listeners.iter().all(|l| l.sock.is_none())
-        {
-            self.phase = Phase::Exiting;
-            self.cancel(Token::new(Kind::Timer, 0, 0));
-            self.cancel(Token::new(Kind::Wake, 0, 0));
-        }
-    }
-
-    /// Re-plan every connection touched in this batch.
-    fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for &(key, generation) in &dirty {
-            match self.conns.get_mut(key) {
-                Some(c) if c.generation == generation => {
-                    c.dirty = false;
-                    self.advance(key);
-                }
-                _ => {}
-            }
-        }
-        dirty.clear();
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
-    }
-
-    /// Replay deferred records if the backlog allows, then submit what the plan says.
-    fn advance(&mut self, key: usize) {
-        let max_out = self.cfg.max_out_bytes;
-        let c = &mut self.conns[key];
-        if c.closing != Some(Closing::Abort) {
-            c.update_pause(max_out);
-            while !c.paused {
-                let Some(rec) = c.deferred.pop() else { break };
-                if let Err(e) = super::recv::handle_record(&*self.service, c, &rec, &self.counters)
-                {
-                    tracing::warn!(conn = c.meta.id, "closing: {e}");
-                    c.close(Closing::Abort, Instant::now());
-                    break;
-                }
-                if c.update_pause(max_out) {
-                    WorkerCounters::add(&self.counters.backpressure_pauses, 1);
-                }
-            }
-        }
-        let plan = c.plan(max_out);
-        WorkerCounters::peak(&self.counters.peak_out_bytes, c.out.backlog() as u64);
-        if plan.paused_now {
-            WorkerCounters::add(&self.counters.backpressure_pauses, 1);
-        }
-        let generation = c.generation as u64;
-        if plan.cancel_recv {
-            self.cancel(Token::new(Kind::Recv, generation, key));
-        }
-        if plan.cancel_send {
-            self.cancel(Token::new(Kind::Send, generation, key));
-        }
-        if plan.arm_recv {
-            self.arm_recv(key);
-        }
-        if plan.send {
-            self.submit_send(key);
-        }
-        if plan.finish {
-            self.finish(key);
-        }
-    }
-
-    /// Call `on_close`, close the fd and free the state of a connection with no
-    /// operation in flight.
-    fn finish(&mut self, key: usize) {
-        let c = self.conns.remove(key);
-        self.ids.remove(&c.meta.id);
-        let service = &self.service;
-        if catch_unwind(AssertUnwindSafe(|| service.on_close(&c.meta))).is_err() {
-            tracing::error!(conn = c.meta.id, "Service::on_close panicked");
-            WorkerCounters::add(&self.counters.service_panics, 1);
-        }
-        WorkerCounters::add(&self.counters.closed, 1);
-        tracing::trace!(conn = c.meta.id, fd = c.fd.as_raw_fd(), "closed");
-    }
-
     /// The loop failed: report every connection closed, and leak memory the kernel may
     /// still use.
-    fn abandon(&mut self) {
+    pub(crate) fn abandon(&mut self) {
         let conns = std::mem::take(&mut self.conns);
+        self.live.lock().clear();
         for (_, c) in conns.iter() {
             let service = &self.service;
             let _ = catch_unwind(AssertUnwindSafe(|| service.on_close(&c.meta)));
@@ -490,6 +327,18 @@ impl Worker {
                 &mut self.tick,
                 Box::new(types::Timespec::new()),
             ));
+        }
+    }
+}
+
+impl Drop for Worker {
+    /// Unregister the buffer ring before the ring and the buffer memory go away, if no
+    /// operation can still pick a buffer; otherwise the buffer ring leaks its memory.
+    fn drop(&mut self) {
+        if self.outstanding == 0
+            && let Err(e) = self.bufs.unregister(&self.ring.submitter())
+        {
+            tracing::debug!("unregistering the buffer ring: {e}");
         }
     }
 }
