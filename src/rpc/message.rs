@@ -173,7 +173,14 @@ pub fn encode_rejected_auth(out: &mut Vec<u8>, xid: u32, auth_stat: u32) {
 }
 
 /// Encode a call header; the caller appends the arguments.
-pub fn encode_call(out: &mut Vec<u8>, xid: u32, prog: u32, vers: u32, proc_: u32, cred: &Credential) {
+pub fn encode_call(
+    out: &mut Vec<u8>,
+    xid: u32,
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    cred: &Credential,
+) {
     out.put_u32(xid);
     out.put_u32(CALL);
     out.put_u32(RPC_VERSION);

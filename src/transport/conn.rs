@@ -194,28 +194,9 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ConnControl;
-    use std::sync::Arc;
-
-    struct NoControl;
-    impl ConnControl for NoControl {
-        fn send_record(&self, _: u64, _: Vec<u8>) -> bool {
-            false
-        }
-        fn drain(&self, _: u64) -> bool {
-            false
-        }
-    }
 
     fn conn() -> Conn {
-        let meta = ConnMeta {
-            id: 1,
-            core: 0,
-            peer: "127.0.0.1:1".parse().unwrap(),
-            local: "127.0.0.1:2".parse().unwrap(),
-            control: Arc::new(NoControl),
-            shared: Default::default(),
-        };
+        let meta = ConnMeta::detached(1, 0);
         let fd = std::fs::File::open("/dev/null").unwrap().into();
         Conn::new(meta, fd, 1, 1024)
     }

@@ -20,6 +20,19 @@ fn listener(addr: SocketAddr) -> io::Result<Socket> {
     Ok(s)
 }
 
+/// Bind `addr` without SO_REUSEPORT to check nobody listens there; returns the bound
+/// address (port 0 resolved) after closing the probe.
+fn exclusive_probe(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    bound_addr(&s)
+}
+
 /// `SO_REUSEPORT` (socket2 exposes it only with its "all" feature).
 fn set_reuse_port(s: &Socket) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -55,6 +68,10 @@ pub(crate) fn bind_all(
     let mut per_worker: Vec<Vec<Socket>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(addrs.len());
     for &addr in addrs {
+        // SO_REUSEPORT would let a second server on the same port share (and split) our
+        // traffic; a plain bind first makes "address in use" fail loudly instead.
+        let probe = exclusive_probe(addr)?;
+        let addr = SocketAddr::new(addr.ip(), probe.port());
         let first = listener(addr)?;
         let actual = bound_addr(&first)?;
         per_worker[0].push(first);
@@ -69,6 +86,13 @@ pub(crate) fn bind_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_server_on_the_same_port_is_refused() {
+        let (_socks, bound) = bind_all(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
+        let err = bind_all(&bound, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
 
     #[test]
     fn port_zero_resolves_to_one_shared_port() {

@@ -145,7 +145,10 @@ mod tests {
             XdrDecoder::new(&buf).opaque(4),
             Err(XdrError::TooLong { len: 9, max: 4 })
         ));
-        assert_eq!(XdrDecoder::new(&[0, 0, 0, 2]).bool(), Err(XdrError::BadValue));
+        assert_eq!(
+            XdrDecoder::new(&[0, 0, 0, 2]).bool(),
+            Err(XdrError::BadValue)
+        );
         // A count that the remaining bytes cannot hold is refused before any allocation.
         assert_eq!(
             XdrDecoder::new(&[0, 0, 1, 0]).array_len(1 << 20, 4),
