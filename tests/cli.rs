@@ -1,0 +1,146 @@
+//! The `ringnfs` binary: `serve` starts, answers, and exits 0 on SIGTERM; bad arguments
+//! give a message and a non-zero exit; `bench` runs against it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringnfs::client::RpcConn;
+use ringnfs::rpc::Credential;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringnfs");
+
+/// Start `ringnfs serve` on an ephemeral port; returns the child and its address.
+fn serve(dir: &std::path::Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "2",
+            "--no-pin",
+            "--state-dir",
+        ])
+        .arg(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ringnfs serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("addrs=[") {
+                let rest = &line[i + 7..];
+                let end = rest.find([']', ',']).unwrap_or(rest.len());
+                let _ = tx.send(rest[..end].to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server logs its address");
+    (child, addr.parse().expect("address parses"))
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli-{}", std::process::id()));
+    let (mut child, addr) = serve(&dir);
+    let conn = RpcConn::connect(addr, Credential::None).unwrap();
+    conn.null().unwrap();
+    assert!(
+        dir.join("server-owner").exists(),
+        "identity persisted in the state dir"
+    );
+
+    // The load generator runs against it and reports no errors.
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--server",
+            &addr.to_string(),
+            "--workload",
+            "sequence",
+            "--ops",
+            "2000",
+        ])
+        .args([
+            "--connections",
+            "2",
+            "--depth",
+            "4",
+            "--warmup",
+            "0",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ops/s"), "bench summary: {stdout}");
+
+    // SIGTERM with a connection still open: clean exit 0, and the connection sees EOF.
+    let rc = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(rc.success());
+    let status =
+        wait_exit(&mut child, Duration::from_secs(20)).expect("server exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !conn.is_closed() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(conn.is_closed());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let out = Command::new(BIN)
+        .args(["serve", "--max-connections-per-session", "2000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max-connections-per-session"));
+
+    // A port another server holds is refused, not shared.
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli2-{}", std::process::id()));
+    let (mut first, addr) = serve(&dir);
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--no-pin",
+            "--state-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use"), "stderr: {err}");
+    let _ = first.kill();
+    let _ = first.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
