@@ -315,28 +315,7 @@ impl ExchangeIdRes {
     }
 }
 
-pub fn decode_channel_attrs(d: &mut XdrDecoder<'_>) -> Result<ChannelAttrs, XdrError> {
-    let mut c = ChannelAttrs {
-        headerpadsize: d.u32()?,
-        maxrequestsize: d.u32()?,
-        maxresponsesize: d.u32()?,
-        maxresponsesize_cached: d.u32()?,
-        maxoperations: d.u32()?,
-        maxrequests: d.u32()?,
-        rdma_ird: None,
-    };
-    match d.u32()? {
-        0 => {}
-        1 => c.rdma_ird = Some(d.u32()?),
-        len => {
-            return Err(XdrError::TooLong {
-                len: len as usize,
-                max: 1,
-            });
-        }
-    }
-    Ok(c)
-}
+pub use crate::nfs4::types::decode_channel_attrs;
 
 /// CREATE_SESSION4resok.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,18 +49,9 @@ pub struct ExchangeIdArgs {
     pub impl_id: Option<ImplId>,
 }
 
-/// channel_attrs4.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChannelAttrs {
-    pub headerpadsize: u32,
-    pub maxrequestsize: u32,
-    pub maxresponsesize: u32,
-    pub maxresponsesize_cached: u32,
-    pub maxoperations: u32,
-    pub maxrequests: u32,
-    /// ca_rdma_ird<1>: at most one value.
-    pub rdma_ird: Option<u32>,
-}
+/// channel_attrs4: the same type and XDR as the server's.
+pub use crate::nfs4::types::encode_channel_attrs;
+pub use crate::state::ChannelAttrs;
 
 /// callback_sec_parms4 (RPCSEC_GSS is not offered).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,22 +213,6 @@ fn encode_exchange_id(out: &mut Vec<u8>, a: &ExchangeIdArgs) {
     }
 }
 
-pub fn encode_channel_attrs(out: &mut Vec<u8>, c: &ChannelAttrs) {
-    out.put_u32(c.headerpadsize);
-    out.put_u32(c.maxrequestsize);
-    out.put_u32(c.maxresponsesize);
-    out.put_u32(c.maxresponsesize_cached);
-    out.put_u32(c.maxoperations);
-    out.put_u32(c.maxrequests);
-    match c.rdma_ird {
-        None => out.put_u32(0),
-        Some(v) => {
-            out.put_u32(1);
-            out.put_u32(v);
-        }
-    }
-}
-
 /// authsys_parms inline (not wrapped in an opaque, unlike an RPC credential body).
 fn encode_authsys_parms(out: &mut Vec<u8>, s: &AuthSys) {
     out.put_u32(s.stamp);
@@ -385,7 +360,7 @@ mod tests {
             clientid: 0x0102_0304_0506_0708,
             sequence: 1,
             flags: 2,
-            fore: attrs.clone(),
+            fore: attrs,
             back: ChannelAttrs {
                 rdma_ird: Some(9),
                 ..attrs

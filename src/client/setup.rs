@@ -178,9 +178,8 @@ impl Client {
                 flags,
                 fore: opts
                     .fore_attrs
-                    .clone()
                     .unwrap_or_else(|| default_fore_attrs(opts.slots)),
-                back: opts.back_attrs.clone().unwrap_or_else(default_back_attrs),
+                back: opts.back_attrs.unwrap_or_else(default_back_attrs),
                 cb_program: opts.cb_program,
                 sec_parms: vec![CallbackSec::from_credential(&opts.cred)],
             })],
