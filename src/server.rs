@@ -3,13 +3,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION};
-use crate::state::{StateConfig, StateManager};
+use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle};
 
 pub const DEFAULT_PORT: u16 = 2049;
@@ -47,8 +46,7 @@ impl Default for ServerConfig {
 pub struct Server {
     state: Arc<StateManager>,
     transport: TransportHandle,
-    reaper_stop: Arc<AtomicBool>,
-    reaper: Option<std::thread::JoinHandle<()>>,
+    reaper: parking_lot::Mutex<Reaper>,
 }
 
 /// The server_owner major id: read from `state_dir/server-owner`, created on first start,
@@ -110,13 +108,11 @@ impl Server {
         };
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
-        let reaper_stop = Arc::new(AtomicBool::new(false));
-        let reaper = Some(state.spawn_reaper(reaper_stop.clone()));
+        let reaper = parking_lot::Mutex::new(state.spawn_reaper());
         tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1");
         Ok(Server {
             state,
             transport,
-            reaper_stop,
             reaper,
         })
     }
@@ -132,16 +128,12 @@ impl Server {
     /// Ask everything to stop (callable from any thread).
     pub fn shutdown(&self) {
         self.transport.shutdown();
-        self.reaper_stop.store(true, Ordering::Relaxed);
+        self.reaper.lock().stop();
     }
 
     /// Wait for the workers and the reaper to finish.
-    pub fn join(mut self) -> anyhow::Result<()> {
-        self.transport.join().context("transport workers")?;
-        self.reaper_stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reaper.take() {
-            let _ = r.join();
-        }
-        Ok(())
+    pub fn join(self) -> anyhow::Result<()> {
+        self.reaper.lock().stop();
+        self.transport.join().context("transport workers")
     }
 }

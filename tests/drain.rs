@@ -419,7 +419,6 @@ fn drain_of_an_unknown_connection_is_refused() {
 }
 
 #[test]
-#[ignore = "server bug: session_info lists a closing drained connection with draining=false (registry entry removed before the unbind)"]
 fn session_info_never_shows_a_drained_binding_as_not_draining() {
     // From the moment drain_connection(id) returns true until the binding is gone,
     // session_info should list the binding with draining = true. StateManager::conn_closed

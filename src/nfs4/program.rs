@@ -56,6 +56,11 @@ impl Service for NfsService {
                 );
                 return;
             }
+            Err(MsgError::BadReply(xid)) => {
+                state.metrics.rpc_garbage(conn.core);
+                tracing::debug!(conn = conn.id, xid, "malformed RPC reply dropped");
+                return;
+            }
             Err(MsgError::Garbage(xid)) => {
                 state.metrics.rpc_garbage(conn.core);
                 encode_accepted(out, xid, AcceptStat::GarbageArgs);

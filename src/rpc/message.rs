@@ -74,9 +74,12 @@ pub enum MsgError {
     /// Not even an xid: nothing can be answered.
     #[error("RPC message too short")]
     NoXid,
-    /// The header after the xid is malformed; answer GARBAGE_ARGS with this xid.
+    /// The call header after the xid is malformed; answer GARBAGE_ARGS with this xid.
     #[error("malformed RPC header (xid {0:#x})")]
     Garbage(u32),
+    /// A malformed reply: never answered (a reply to a reply would make no sense).
+    #[error("malformed RPC reply (xid {0:#x})")]
+    BadReply(u32),
 }
 
 /// Decode one RPC record.
@@ -105,6 +108,7 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
             }))
         }
         REPLY => {
+            let garbage = |_: XdrError| MsgError::BadReply(xid);
             let body = match d.u32().map_err(garbage)? {
                 MSG_ACCEPTED => {
                     let _verf_flavor = d.u32().map_err(garbage)?;
@@ -129,9 +133,9 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
                         Err(ReplyFailure::RpcMismatch(lo, hi))
                     }
                     AUTH_ERROR => Err(ReplyFailure::AuthError(d.u32().map_err(garbage)?)),
-                    _ => return Err(MsgError::Garbage(xid)),
+                    _ => return Err(MsgError::BadReply(xid)),
                 },
-                _ => return Err(MsgError::Garbage(xid)),
+                _ => return Err(MsgError::BadReply(xid)),
             };
             Ok(RpcMessage::Reply(ReplyHeader { xid, body }))
         }

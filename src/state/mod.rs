@@ -152,16 +152,17 @@ impl StateManager {
         } else {
             UnbindReason::Disconnect
         };
-        let Some(entry) = self.conns.remove(meta.id) else {
-            return;
-        };
-        for sid in entry.sessions {
+        // Unbind first, then forget the connection: a query never sees a binding whose
+        // connection is already gone. No bind can race with this: binds for a connection
+        // come from its own requests, on this core, and they have all been processed.
+        for sid in self.conns.sessions_of(meta.id) {
             if let Some(shard) = self.shard_of(&sid)
                 && shard.lock().unbind(&sid, meta.id).is_some()
             {
                 self.metrics.unbind(meta.core, reason);
             }
         }
+        self.conns.remove(meta.id);
         self.callbacks.conn_closed(meta.id);
     }
 
@@ -436,23 +437,25 @@ impl StateManager {
         n
     }
 
-    /// Run the reaper on its own thread until `stop` is set.
-    pub fn spawn_reaper(
-        self: &Arc<Self>,
-        stop: Arc<std::sync::atomic::AtomicBool>,
-    ) -> std::thread::JoinHandle<()> {
+    /// Run the reaper on its own thread until the returned handle is stopped or dropped.
+    pub fn spawn_reaper(self: &Arc<Self>) -> Reaper {
         let me = Arc::clone(self);
-        std::thread::Builder::new()
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new()
             .name("ringnfs-reaper".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // Check four times per lease, at least every second.
-                    let period = (me.lease_ms() / 4).clamp(50, 1000);
-                    std::thread::sleep(std::time::Duration::from_millis(period));
+                // Check four times per lease, at least every second; wake at once on stop.
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stopped.recv_timeout(
+                    std::time::Duration::from_millis((me.lease_ms() / 4).clamp(50, 1000)),
+                ) {
                     me.reap();
                 }
             })
-            .expect("spawn reaper thread")
+            .expect("spawn reaper thread");
+        Reaper {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     // ---- operator actions ---------------------------------------------------------------------
@@ -505,6 +508,27 @@ impl StateManager {
             meta: Some(meta),
             ..bc
         })
+    }
+}
+
+/// The lease reaper thread; stopping (or dropping) it wakes and joins the thread.
+pub struct Reaper {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reaper {
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -92,7 +92,12 @@ impl StateManager {
             (info, guard.bindings_of(sid))
         };
         for b in bindings {
-            let entry = self.conns.get(b.conn);
+            // A binding whose connection left the registry since the shard snapshot has
+            // been unbound meanwhile (close unbinds first, then forgets): leave it out.
+            let Some(entry) = self.conns.get(b.conn) else {
+                continue;
+            };
+            let meta = &entry.meta;
             match b.dir {
                 Direction::Fore => info.summary.fore += 1,
                 Direction::Back => info.summary.back += 1,
@@ -101,27 +106,13 @@ impl StateManager {
             info.summary.total += 1;
             info.connections.push(BoundConnInfo {
                 conn: b.conn,
-                peer: entry
-                    .as_ref()
-                    .map(|e| e.meta.peer.to_string())
-                    .unwrap_or_default(),
-                local: entry
-                    .as_ref()
-                    .map(|e| e.meta.local.to_string())
-                    .unwrap_or_default(),
-                core: entry
-                    .as_ref()
-                    .map(|e| e.meta.core)
-                    .unwrap_or(crate::service::conn_core(b.conn)),
+                peer: meta.peer.to_string(),
+                local: meta.local.to_string(),
+                core: meta.core,
                 direction: b.dir,
                 bound_at_ms: b.bound_at_ms,
-                draining: entry
-                    .as_ref()
-                    .is_some_and(|e| e.meta.shared.draining.load(Ordering::Relaxed)),
-                requests: entry
-                    .as_ref()
-                    .map(|e| e.meta.shared.requests.load(Ordering::Relaxed))
-                    .unwrap_or(0),
+                draining: meta.shared.draining.load(Ordering::Relaxed),
+                requests: meta.shared.requests.load(Ordering::Relaxed),
             });
         }
         Some(info)
