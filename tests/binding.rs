@@ -198,13 +198,7 @@ fn uncached_replay_answers_retry_uncached_rep() {
 #[test]
 fn close_unbinds_with_reason_disconnect() {
     let srv = TestServer::start();
-    let (_, s) = srv.session_with(ClientOptions {
-        connections: 3,
-        ..Default::default()
-    });
-    for i in 0..3 {
-        assert_eq!(s.call(i, &[], false).unwrap().status, status::NFS4_OK);
-    }
+    let s = srv.trunked_session(3);
     let id = sid(&s);
     assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 3);
     s.connection(2).unwrap().shutdown();
@@ -223,13 +217,7 @@ fn close_unbinds_with_reason_disconnect() {
 #[test]
 fn destroy_session_unbinds_all() {
     let srv = TestServer::start();
-    let (_, s) = srv.session_with(ClientOptions {
-        connections: 3,
-        ..Default::default()
-    });
-    for i in 0..3 {
-        s.call(i, &[], false).unwrap();
-    }
+    let s = srv.trunked_session(3);
     s.destroy().unwrap();
     let m = srv.state().metrics_snapshot();
     assert_eq!(m.unbinds_session_destroy, 3);
@@ -330,13 +318,7 @@ fn one_connection_in_two_sessions_and_exclusive_binding() {
 #[test]
 fn per_session_connection_limit() {
     let srv = TestServer::start();
-    let (_, s) = srv.session_with(ClientOptions {
-        connections: 16,
-        ..Default::default()
-    });
-    for i in 0..16 {
-        assert_eq!(s.call(i, &[], false).unwrap().status, status::NFS4_OK);
-    }
+    let s = srv.trunked_session(16);
     let id = sid(&s);
     assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 16);
     // The 17th: implicit bind and explicit bind both get NFS4ERR_DELAY.

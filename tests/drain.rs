@@ -14,19 +14,10 @@ use ringnfs::client::{ClientOptions, CompoundReply, Op, RpcConn, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, seq4_status, status};
 use ringnfs::rpc::Credential;
 use ringnfs::service::ConnId;
-use ringnfs::state::metrics::MetricsSnapshot;
 use ringnfs::state::{Direction, StateManager};
 
 const TOTAL_CALLS: usize = 3000;
 const THREADS: usize = 3;
-
-fn op_count(m: &MetricsSnapshot, name: &str) -> u64 {
-    m.ops
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, c)| *c)
-        .unwrap_or(0)
-}
 
 fn check_ok(r: &CompoundReply, what: &str) {
     assert_eq!(r.status, status::NFS4_OK, "{what}: {r:?}");
@@ -226,7 +217,7 @@ fn draining_a_connection_under_load_loses_no_request() {
     // server had executed were answered from the reply cache), and the client's slots
     // advanced once per call.
     assert_eq!(
-        op_count(&m, "PUTROOTFH") - op_count(&m0, "PUTROOTFH"),
+        m.op_count("PUTROOTFH") - m0.op_count("PUTROOTFH"),
         TOTAL_CALLS as u64
     );
     let advanced: u64 = (0..s.slot_count() as u32)
@@ -237,7 +228,7 @@ fn draining_a_connection_under_load_loses_no_request() {
         "drained after {at_drain} of {TOTAL_CALLS} calls; client retries: {}; SEQUENCE ops \
          processed: {} (any excess over the calls were answered from the reply cache)",
         retries.count(),
-        op_count(&m, "SEQUENCE") - op_count(&m0, "SEQUENCE")
+        m.op_count("SEQUENCE") - m0.op_count("SEQUENCE")
     );
 
     // The session goes on over the remaining connections.
@@ -543,14 +534,14 @@ fn rolling_drains_under_load_lose_no_request() {
     );
     // Exactly once: the ops ran once per call (plus one per new connection's first call).
     assert_eq!(
-        op_count(&m, "PUTROOTFH") - op_count(&m0, "PUTROOTFH"),
+        m.op_count("PUTROOTFH") - m0.op_count("PUTROOTFH"),
         (CALLS + ROUNDS) as u64
     );
     println!(
         "client retries: {}; SEQUENCE ops processed: {} for {} calls (any excess were \
          answered from the reply cache)",
         retries.count(),
-        op_count(&m, "SEQUENCE") - op_count(&m0, "SEQUENCE"),
+        m.op_count("SEQUENCE") - m0.op_count("SEQUENCE"),
         CALLS + ROUNDS
     );
 }

@@ -14,7 +14,6 @@ use common::{TestServer, WAIT, sid, wait_until};
 use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, op, status};
 use ringnfs::rpc::Credential;
-use ringnfs::state::metrics::MetricsSnapshot;
 
 /// Calls per trunked connection.
 const CALLS_PER_CONN: usize = 2000;
@@ -22,14 +21,6 @@ const TRUNKED: usize = 16;
 const CHURN_THREADS: usize = 3;
 /// Connections each churn thread opens, binds, uses and closes.
 const CHURN_PER_THREAD: usize = 100;
-
-fn op_count(m: &MetricsSnapshot, name: &str) -> u64 {
-    m.ops
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, c)| *c)
-        .unwrap_or(0)
-}
 
 fn check_ok(r: &ringnfs::client::CompoundReply, what: &str) {
     assert_eq!(r.status, status::NFS4_OK, "{what}: {r:?}");
@@ -212,14 +203,8 @@ fn sixteen_trunked_connections_with_bind_churn() {
     assert_eq!(m.refusals_limit, 0);
     // Every request ran exactly once: no replays, nothing executed twice.
     let executed = (TRUNKED * CALLS_PER_CONN) as u64 + churned;
-    assert_eq!(
-        op_count(&m, "PUTROOTFH") - op_count(&m0, "PUTROOTFH"),
-        executed
-    );
-    assert_eq!(
-        op_count(&m, "SEQUENCE") - op_count(&m0, "SEQUENCE"),
-        executed
-    );
+    assert_eq!(m.op_count("PUTROOTFH") - m0.op_count("PUTROOTFH"), executed);
+    assert_eq!(m.op_count("SEQUENCE") - m0.op_count("SEQUENCE"), executed);
     assert!(m.op_errors.is_empty(), "no op failed: {:?}", m.op_errors);
 
     // The session still works on every connection.
@@ -403,7 +388,7 @@ fn sixteen_sessions_of_two_connections_then_destroy() {
     assert_eq!(m.unbinds_session_destroy, 2 * SESSIONS as u64);
     assert_eq!(m.unbinds_total(), m.unbinds_session_destroy);
     assert_eq!(
-        op_count(&m, "PUTROOTFH"),
+        m.op_count("PUTROOTFH"),
         (SESSIONS * CALLS) as u64,
         "every call executed once (the BADSESSION probes ran no op)"
     );

@@ -105,6 +105,14 @@ impl MetricsSnapshot {
             + self.unbinds_drain
             + self.unbinds_rebind
     }
+    /// How many times the op named `name` (e.g. "PUTROOTFH") ran.
+    pub fn op_count(&self, name: &str) -> u64 {
+        self.ops
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+    }
+
     pub fn unbinds(&self, reason: UnbindReason) -> u64 {
         match reason {
             UnbindReason::Explicit => self.unbinds_explicit,

@@ -64,6 +64,20 @@ impl TestServer {
         Client::connect(&self.addrs, opts).expect("client session")
     }
 
+    /// A session with `n` connections, each bound by one SEQUENCE (the first BOTH, the
+    /// others FORE).
+    pub fn trunked_session(&self, n: usize) -> Arc<Session> {
+        let (_, s) = self.session_with(ClientOptions {
+            connections: n,
+            ..Default::default()
+        });
+        for i in 0..n {
+            let r = s.call(i, &[], false).expect("SEQUENCE");
+            assert_eq!(r.status, ringnfs::nfs4::consts::status::NFS4_OK);
+        }
+        s
+    }
+
     /// Stop the server and wait for it (also done on drop).
     pub fn stop(&mut self) {
         if let Some(s) = self.server.take() {
