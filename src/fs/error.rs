@@ -1,0 +1,113 @@
+//! Backend errors and their NFSv4 status codes.
+
+use crate::nfs4::consts::status;
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NoEnt,
+    #[error("file exists")]
+    Exist,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("permission denied")]
+    Access,
+    #[error("operation not permitted")]
+    Perm,
+    #[error("no space left")]
+    NoSpc,
+    #[error("quota exceeded")]
+    DQuot,
+    #[error("read-only file system")]
+    Rofs,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("bad name")]
+    BadName,
+    #[error("invalid argument")]
+    Inval,
+    #[error("file too large")]
+    FBig,
+    #[error("stale file handle")]
+    Stale,
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("cross-device link")]
+    XDev,
+    #[error("too many links")]
+    MLink,
+    #[error("symbolic link loop")]
+    SymLink,
+    #[error("wrong object type")]
+    BadType,
+    #[error("not supported")]
+    NotSupp,
+    #[error("I/O error")]
+    Io,
+}
+
+impl FsError {
+    pub fn status(self) -> u32 {
+        match self {
+            FsError::NoEnt => status::NFS4ERR_NOENT,
+            FsError::Exist => status::NFS4ERR_EXIST,
+            FsError::NotDir => status::NFS4ERR_NOTDIR,
+            FsError::IsDir => status::NFS4ERR_ISDIR,
+            FsError::NotEmpty => status::NFS4ERR_NOTEMPTY,
+            FsError::Access => status::NFS4ERR_ACCESS,
+            FsError::Perm => status::NFS4ERR_PERM,
+            FsError::NoSpc => status::NFS4ERR_NOSPC,
+            FsError::DQuot => 69, // NFS4ERR_DQUOT
+            FsError::Rofs => status::NFS4ERR_ROFS,
+            FsError::NameTooLong => status::NFS4ERR_NAMETOOLONG,
+            FsError::BadName => status::NFS4ERR_BADNAME,
+            FsError::Inval => status::NFS4ERR_INVAL,
+            FsError::FBig => 27, // NFS4ERR_FBIG
+            FsError::Stale => status::NFS4ERR_STALE,
+            FsError::BadHandle => status::NFS4ERR_BADHANDLE,
+            FsError::XDev => 18,  // NFS4ERR_XDEV
+            FsError::MLink => 31, // NFS4ERR_MLINK
+            FsError::SymLink => status::NFS4ERR_SYMLINK,
+            FsError::BadType => status::NFS4ERR_BADTYPE,
+            FsError::NotSupp => status::NFS4ERR_NOTSUPP,
+            FsError::Io => status::NFS4ERR_IO,
+        }
+    }
+
+    /// Map an OS error from the local backend.
+    pub fn from_errno(errno: i32) -> Self {
+        match errno {
+            libc::ENOENT => FsError::NoEnt,
+            libc::EEXIST => FsError::Exist,
+            libc::ENOTDIR => FsError::NotDir,
+            libc::EISDIR => FsError::IsDir,
+            libc::ENOTEMPTY => FsError::NotEmpty,
+            libc::EACCES => FsError::Access,
+            libc::EPERM => FsError::Perm,
+            libc::ENOSPC => FsError::NoSpc,
+            libc::EDQUOT => FsError::DQuot,
+            libc::EROFS => FsError::Rofs,
+            libc::ENAMETOOLONG => FsError::NameTooLong,
+            libc::EINVAL => FsError::Inval,
+            libc::EFBIG => FsError::FBig,
+            libc::ESTALE => FsError::Stale,
+            libc::EXDEV => FsError::XDev,
+            libc::EMLINK => FsError::MLink,
+            libc::ELOOP => FsError::SymLink,
+            libc::EOPNOTSUPP => FsError::NotSupp,
+            _ => FsError::Io,
+        }
+    }
+}
+
+impl From<std::io::Error> for FsError {
+    fn from(e: std::io::Error) -> Self {
+        e.raw_os_error().map_or(FsError::Io, FsError::from_errno)
+    }
+}

@@ -1,0 +1,110 @@
+//! File-system backends behind the NFSv4.1 ops: the [`Backend`] trait and its
+//! implementations (`memory`, `local`). Backends know nothing of NFS state (opens,
+//! locks, sessions); they store objects and name them with opaque [`ObjHandle`]s that
+//! stay valid across server restarts (for the local backend).
+
+pub mod error;
+pub mod types;
+
+pub use error::{FsError, FsResult};
+pub use types::{
+    Attrs, Caller, CreateKind, DirEntry, FileType, FsStats, ObjHandle, SetAttrs, SetTime,
+    Stability, Timespec,
+};
+
+/// Longest name component accepted (NFS4ERR_NAMETOOLONG beyond).
+pub const NAME_MAX: usize = 255;
+
+/// Check one name component from a client: not empty, not "." or "..", no '/' or NUL
+/// (NFS4ERR_BADNAME / NFS4ERR_INVAL), not longer than [`NAME_MAX`]. UTF-8 is not required
+/// (Linux file names are bytes).
+pub fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.is_empty() {
+        return Err(FsError::Inval);
+    }
+    if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(FsError::BadName);
+    }
+    if name.len() > NAME_MAX {
+        return Err(FsError::NameTooLong);
+    }
+    Ok(())
+}
+
+/// A file system exported over NFS. Every method is called on a worker core and must
+/// not block for long (the local backend does short syscalls; long I/O moves to the
+/// worker's ring later). Permission checks against `Caller` are the backend's job for
+/// operations that change things; ACCESS is computed by the NFS layer from `Attrs`.
+pub trait Backend: Send + Sync + 'static {
+    /// The export root.
+    fn root(&self) -> ObjHandle;
+    /// (major, minor) file system id reported in the `fsid` attribute.
+    fn fsid(&self) -> (u64, u64);
+
+    fn getattr(&self, h: &ObjHandle) -> FsResult<Attrs>;
+    /// Apply `set` (size truncates/extends; times may be "server now"). Returns new attrs.
+    fn setattr(&self, h: &ObjHandle, set: &SetAttrs, caller: &Caller) -> FsResult<Attrs>;
+
+    /// `name` in directory `dir` (already checked with [`check_name`]).
+    fn lookup(&self, dir: &ObjHandle, name: &[u8]) -> FsResult<ObjHandle>;
+    /// The parent of directory `dir`; `FsError::NoEnt` at the export root.
+    fn lookup_parent(&self, dir: &ObjHandle) -> FsResult<ObjHandle>;
+
+    /// Read up to `count` bytes at `offset`, appending them to `buf`. Returns true at EOF.
+    fn read(&self, h: &ObjHandle, offset: u64, count: u32, buf: &mut Vec<u8>) -> FsResult<bool>;
+    /// Write `data` at `offset`; returns bytes written and the stability achieved (at
+    /// least what was asked).
+    fn write(
+        &self,
+        h: &ObjHandle,
+        offset: u64,
+        data: &[u8],
+        stable: Stability,
+    ) -> FsResult<(u32, Stability)>;
+    /// Make earlier unstable writes to `h` durable.
+    fn commit(&self, h: &ObjHandle) -> FsResult<()>;
+
+    /// Create (or, unless `exclusive`, open an existing) regular file. Returns the
+    /// handle and whether it was created. `attrs` are applied to a new file only.
+    fn create_file(
+        &self,
+        dir: &ObjHandle,
+        name: &[u8],
+        attrs: &SetAttrs,
+        exclusive: bool,
+        caller: &Caller,
+    ) -> FsResult<(ObjHandle, bool)>;
+    /// Create a non-regular object (directory, symlink, device, fifo, socket).
+    fn create(
+        &self,
+        dir: &ObjHandle,
+        name: &[u8],
+        kind: &CreateKind,
+        attrs: &SetAttrs,
+        caller: &Caller,
+    ) -> FsResult<ObjHandle>;
+    /// Remove `name` from `dir` (a file, or an empty directory).
+    fn remove(&self, dir: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<()>;
+    fn rename(
+        &self,
+        from_dir: &ObjHandle,
+        from: &[u8],
+        to_dir: &ObjHandle,
+        to: &[u8],
+        caller: &Caller,
+    ) -> FsResult<()>;
+    /// Hard link: `target` gets the new name `name` in `dir`.
+    fn link(
+        &self,
+        target: &ObjHandle,
+        dir: &ObjHandle,
+        name: &[u8],
+        caller: &Caller,
+    ) -> FsResult<()>;
+    fn readlink(&self, h: &ObjHandle) -> FsResult<Vec<u8>>;
+    /// Entries of `dir` after `cookie` (0 = from the start; "." and ".." are never
+    /// returned), at most `max` of them. Cookies are stable while the entry exists and
+    /// never 0, 1 or 2. Returns the entries and whether the end was reached.
+    fn readdir(&self, dir: &ObjHandle, cookie: u64, max: usize) -> FsResult<(Vec<DirEntry>, bool)>;
+    fn statfs(&self) -> FsResult<FsStats>;
+}
