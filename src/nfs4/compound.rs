@@ -11,7 +11,10 @@ use crate::state::{SeqGrant, SeqOutcome, SequenceArgs, StateManager};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
+use super::export::Export;
 use super::fh::FileHandle;
+use crate::fs::{Caller, FsError, ObjHandle};
+use crate::state::stateid::Stateid;
 use super::optable::{self, ALWAYS_SOLO, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
 use super::types::decode_sessionid;
 
@@ -27,6 +30,14 @@ const HASH_PREFIX: usize = 4096;
 /// The NFSv4 engine shared by all cores.
 pub struct Nfs4Engine {
     pub state: Arc<StateManager>,
+    pub export: Arc<Export>,
+}
+
+/// A filehandle in the COMPOUND: the backend object and the wire handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurFh {
+    pub obj: ObjHandle,
+    pub fh: FileHandle,
 }
 
 /// Per-COMPOUND context handed to op handlers.
@@ -35,10 +46,62 @@ pub struct CompoundCtx<'a> {
     pub conn: &'a ConnMeta,
     pub cred: &'a Credential,
     pub minor: u32,
+    pub export: &'a Export,
+    /// The caller after export squashing.
+    pub caller: Caller,
     /// Set when the COMPOUND started with a successful SEQUENCE.
     pub session: Option<SeqGrant>,
-    pub current_fh: Option<FileHandle>,
-    pub saved_fh: Option<FileHandle>,
+    pub current_fh: Option<CurFh>,
+    pub saved_fh: Option<CurFh>,
+    pub current_stateid: Option<Stateid>,
+    pub saved_stateid: Option<Stateid>,
+    /// Set by a handler that failed but encoded a result body after the status
+    /// (LOCK's LOCK4denied, SETATTR's attrsset).
+    pub keep_error_body: bool,
+}
+
+impl From<FsError> for u32 {
+    fn from(e: FsError) -> u32 {
+        e.status()
+    }
+}
+
+impl CompoundCtx<'_> {
+    pub fn cur(&self) -> Result<CurFh, u32> {
+        self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
+    }
+
+    pub fn saved(&self) -> Result<CurFh, u32> {
+        self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
+    }
+
+    pub fn set_current(&mut self, obj: ObjHandle) {
+        let fh = self.export.handles.encode(&obj);
+        self.current_fh = Some(CurFh { obj, fh });
+    }
+
+    /// Fails with ROFS on a read-only export.
+    pub fn writable(&self) -> Result<(), u32> {
+        if self.export.opts.read_only {
+            Err(status::NFS4ERR_ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The client of this COMPOUND's session (file ops always run in a session).
+    pub fn client(&self) -> Result<u64, u32> {
+        self.session.map(|g| g.clientid).ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
+    }
+
+    /// Replace the special "current stateid" by the one an earlier op set.
+    pub fn resolve_stateid(&self, sid: Stateid) -> Result<Stateid, u32> {
+        if sid == Stateid::CURRENT {
+            self.current_stateid.ok_or(status::NFS4ERR_BAD_STATEID)
+        } else {
+            Ok(sid)
+        }
+    }
 }
 
 /// The COMPOUND header could not be decoded: answer RPC GARBAGE_ARGS.
@@ -52,8 +115,8 @@ impl From<XdrError> for GarbageArgs {
 }
 
 impl Nfs4Engine {
-    pub fn new(state: Arc<StateManager>) -> Self {
-        Self { state }
+    pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
+        Self { state, export }
     }
 
     /// Execute the COMPOUND in `args` and append COMPOUND4res to `out`.
@@ -92,9 +155,14 @@ impl Nfs4Engine {
             conn,
             cred,
             minor,
+            export: &self.export,
+            caller: self.export.caller(cred),
             session: None,
             current_fh: None,
             saved_fh: None,
+            current_stateid: None,
+            saved_stateid: None,
+            keep_error_body: false,
         };
         let mut results = 0u32;
         let mut final_status = status::NFS4_OK;
@@ -155,7 +223,9 @@ impl Nfs4Engine {
             };
             state.metrics.op(conn.core, opnum, st != status::NFS4_OK);
             if st != status::NFS4_OK {
-                out.truncate(st_at + 4);
+                if !ctx.keep_error_body {
+                    out.truncate(st_at + 4);
+                }
                 out.patch_u32(st_at, st);
                 final_status = st;
                 break;

@@ -1,12 +1,18 @@
-//! File handles. Until the file backends land, the only object is the pseudo-root
-//! directory; handles carry a magic and version so foreign bytes are told apart from
-//! stale ones.
+//! NFS file handles: a backend object handle wrapped with a format tag and a keyed MAC,
+//! so a client can only present handles this server (with this key, kept in the state
+//! directory across restarts) gave out. A forged handle can never name an object the
+//! client did not reach through the export.
 
+use siphasher::sip::SipHasher24;
+use std::hash::Hasher;
+
+use crate::fs::ObjHandle;
 use crate::nfs4::consts::{NFS4_FHSIZE, status};
 
-const MAGIC: &[u8; 4] = b"RNFS";
-const VERSION: u8 = 1;
-const KIND_PSEUDO_ROOT: u8 = 0;
+const MAGIC: [u8; 2] = *b"RN";
+const VERSION: u8 = 2;
+const MAC_LEN: usize = 8;
+const HEADER: usize = 4;
 
 /// An NFSv4 file handle (at most 128 bytes), held inline.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,43 +28,62 @@ impl std::fmt::Debug for FileHandle {
 }
 
 impl FileHandle {
-    pub fn from_bytes(b: &[u8]) -> Result<Self, u32> {
-        if b.is_empty() || b.len() > NFS4_FHSIZE {
-            return Err(status::NFS4ERR_BADHANDLE);
-        }
-        let mut data = [0u8; NFS4_FHSIZE];
-        data[..b.len()].copy_from_slice(b);
-        Ok(Self {
-            len: b.len() as u8,
-            data,
-        })
-    }
-
     pub fn as_bytes(&self) -> &[u8] {
         &self.data[..self.len as usize]
     }
+}
 
-    /// The handle of the pseudo-root `/`.
-    pub fn pseudo_root() -> Self {
-        let mut b = Vec::with_capacity(16);
-        b.extend_from_slice(MAGIC);
-        b.push(VERSION);
-        b.push(KIND_PSEUDO_ROOT);
-        b.extend_from_slice(&[0, 0]);
-        b.extend_from_slice(&1u64.to_be_bytes());
-        Self::from_bytes(&b).expect("16-byte handle fits")
+/// Makes and checks file handles with the server's handle key.
+#[derive(Clone)]
+pub struct HandleCodec {
+    key: [u8; 16],
+}
+
+impl HandleCodec {
+    pub fn new(key: [u8; 16]) -> Self {
+        Self { key }
     }
 
-    /// Check a handle a client sent: ours and live, or the right error.
-    pub fn validate(b: &[u8]) -> Result<Self, u32> {
-        let fh = Self::from_bytes(b)?;
-        if b.len() < 6 || &b[..4] != MAGIC || b[4] != VERSION {
+    fn mac(&self, body: &[u8]) -> [u8; MAC_LEN] {
+        let mut h = SipHasher24::new_with_key(&self.key);
+        h.write(body);
+        h.finish().to_be_bytes()
+    }
+
+    pub fn encode(&self, obj: &ObjHandle) -> FileHandle {
+        let o = obj.as_bytes();
+        let mut data = [0u8; NFS4_FHSIZE];
+        data[..2].copy_from_slice(&MAGIC);
+        data[2] = VERSION;
+        data[3] = o.len() as u8;
+        data[HEADER..HEADER + o.len()].copy_from_slice(o);
+        let body_len = HEADER + o.len();
+        let mac = self.mac(&data[..body_len]);
+        data[body_len..body_len + MAC_LEN].copy_from_slice(&mac);
+        FileHandle {
+            len: (body_len + MAC_LEN) as u8,
+            data,
+        }
+    }
+
+    /// A handle from a client: malformed → BADHANDLE; well-formed but not made with
+    /// our key (another server, a deleted state directory, tampering) → STALE.
+    pub fn decode(&self, b: &[u8]) -> Result<(ObjHandle, FileHandle), u32> {
+        if b.len() < HEADER + MAC_LEN || b.len() > NFS4_FHSIZE || b[..2] != MAGIC || b[2] != VERSION {
             return Err(status::NFS4ERR_BADHANDLE);
         }
-        if fh != Self::pseudo_root() {
+        let olen = b[3] as usize;
+        if HEADER + olen + MAC_LEN != b.len() {
+            return Err(status::NFS4ERR_BADHANDLE);
+        }
+        let body = &b[..HEADER + olen];
+        if self.mac(body)[..] != b[HEADER + olen..] {
             return Err(status::NFS4ERR_STALE);
         }
-        Ok(fh)
+        let obj = ObjHandle::new(&b[HEADER..HEADER + olen]).ok_or(status::NFS4ERR_BADHANDLE)?;
+        let mut data = [0u8; NFS4_FHSIZE];
+        data[..b.len()].copy_from_slice(b);
+        Ok((obj, FileHandle { len: b.len() as u8, data }))
     }
 }
 
@@ -67,20 +92,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn validation() {
-        let root = FileHandle::pseudo_root();
-        assert_eq!(FileHandle::validate(root.as_bytes()), Ok(root));
-        assert_eq!(FileHandle::validate(&[]), Err(status::NFS4ERR_BADHANDLE));
-        assert_eq!(
-            FileHandle::validate(&[0; 129]),
-            Err(status::NFS4ERR_BADHANDLE)
-        );
-        assert_eq!(
-            FileHandle::validate(b"garbage!"),
-            Err(status::NFS4ERR_BADHANDLE)
-        );
-        let mut other = root.as_bytes().to_vec();
-        other[15] = 9;
-        assert_eq!(FileHandle::validate(&other), Err(status::NFS4ERR_STALE));
+    fn round_trip_and_forgery() {
+        let c = HandleCodec::new([7; 16]);
+        let obj = ObjHandle::new(b"object-42").unwrap();
+        let fh = c.encode(&obj);
+        assert_eq!(c.decode(fh.as_bytes()).unwrap().0, obj);
+        let mut forged = fh.as_bytes().to_vec();
+        forged[5] ^= 1;
+        assert_eq!(c.decode(&forged).unwrap_err(), status::NFS4ERR_STALE);
+        assert_eq!(HandleCodec::new([8; 16]).decode(fh.as_bytes()).unwrap_err(), status::NFS4ERR_STALE);
+        assert_eq!(c.decode(b"short").unwrap_err(), status::NFS4ERR_BADHANDLE);
+        assert_eq!(c.decode(&[0; 129]).unwrap_err(), status::NFS4ERR_BADHANDLE);
+        let mut bad_len = fh.as_bytes().to_vec();
+        bad_len[3] = 50;
+        assert_eq!(c.decode(&bad_len).unwrap_err(), status::NFS4ERR_BADHANDLE);
     }
 }

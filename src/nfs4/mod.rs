@@ -5,6 +5,7 @@
 pub mod callback;
 pub mod compound;
 pub mod consts;
+pub mod export;
 pub mod fh;
 pub mod ops;
 pub mod optable;

@@ -3,7 +3,7 @@
 
 use super::compound::{CompoundCtx, OpResult};
 use super::consts::op;
-use super::ops::{fh, session};
+use super::ops::{attr, dir, fh, io, lock, open, session};
 use crate::xdr::XdrDecoder;
 
 pub type Handler = fn(&mut CompoundCtx<'_>, &mut XdrDecoder<'_>, &mut Vec<u8>) -> OpResult;
@@ -68,42 +68,42 @@ const TABLE_LEN: usize = op::REMOVEXATTR as usize + 1;
 /// Indexed by op number; `None` means illegal.
 static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     let mut t: [Option<OpDesc>; TABLE_LEN] = [None; TABLE_LEN];
-    t[op::ACCESS as usize] = todo("ACCESS");
-    t[op::CLOSE as usize] = todo("CLOSE");
-    t[op::COMMIT as usize] = todo("COMMIT");
-    t[op::CREATE as usize] = todo("CREATE");
+    t[op::ACCESS as usize] = d("ACCESS", attr::access, NEEDS_FH, 16);
+    t[op::CLOSE as usize] = d("CLOSE", open::close, NEEDS_FH, 24);
+    t[op::COMMIT as usize] = d("COMMIT", io::commit, NEEDS_FH, 16);
+    t[op::CREATE as usize] = d("CREATE", dir::create, NEEDS_FH, 64);
     t[op::DELEGPURGE as usize] = todo("DELEGPURGE");
-    t[op::DELEGRETURN as usize] = todo("DELEGRETURN");
-    t[op::GETATTR as usize] = d("GETATTR", fh::getattr, NEEDS_FH, 512);
+    t[op::DELEGRETURN as usize] = d("DELEGRETURN", open::delegreturn, NEEDS_FH, 8);
+    t[op::GETATTR as usize] = d("GETATTR", attr::getattr, NEEDS_FH, 2048);
     t[op::GETFH as usize] = d("GETFH", fh::getfh, NEEDS_FH, 144);
-    t[op::LINK as usize] = todo("LINK");
-    t[op::LOCK as usize] = todo("LOCK");
-    t[op::LOCKT as usize] = todo("LOCKT");
-    t[op::LOCKU as usize] = todo("LOCKU");
-    t[op::LOOKUP as usize] = todo("LOOKUP");
-    t[op::LOOKUPP as usize] = todo("LOOKUPP");
-    t[op::NVERIFY as usize] = todo("NVERIFY");
-    t[op::OPEN as usize] = todo("OPEN");
+    t[op::LINK as usize] = d("LINK", dir::link, NEEDS_FH, 32);
+    t[op::LOCK as usize] = d("LOCK", lock::lock, NEEDS_FH, 1100);
+    t[op::LOCKT as usize] = d("LOCKT", lock::lockt, NEEDS_FH, 1100);
+    t[op::LOCKU as usize] = d("LOCKU", lock::locku, NEEDS_FH, 24);
+    t[op::LOOKUP as usize] = d("LOOKUP", fh::lookup, NEEDS_FH, 8);
+    t[op::LOOKUPP as usize] = d("LOOKUPP", fh::lookupp, NEEDS_FH, 8);
+    t[op::NVERIFY as usize] = d("NVERIFY", attr::nverify, NEEDS_FH, 8);
+    t[op::OPEN as usize] = d("OPEN", open::open, NEEDS_FH, 128);
     t[op::OPENATTR as usize] = todo("OPENATTR");
     t[op::OPEN_CONFIRM as usize] = v40("OPEN_CONFIRM");
-    t[op::OPEN_DOWNGRADE as usize] = todo("OPEN_DOWNGRADE");
+    t[op::OPEN_DOWNGRADE as usize] = d("OPEN_DOWNGRADE", open::open_downgrade, NEEDS_FH, 24);
     t[op::PUTFH as usize] = d("PUTFH", fh::putfh, 0, 8);
     t[op::PUTPUBFH as usize] = d("PUTPUBFH", fh::putrootfh, 0, 8);
     t[op::PUTROOTFH as usize] = d("PUTROOTFH", fh::putrootfh, 0, 8);
-    t[op::READ as usize] = todo("READ");
-    t[op::READDIR as usize] = todo("READDIR");
-    t[op::READLINK as usize] = todo("READLINK");
-    t[op::REMOVE as usize] = todo("REMOVE");
-    t[op::RENAME as usize] = todo("RENAME");
+    t[op::READ as usize] = d("READ", io::read, NEEDS_FH, 24);
+    t[op::READDIR as usize] = d("READDIR", dir::readdir, NEEDS_FH, 4096);
+    t[op::READLINK as usize] = d("READLINK", dir::readlink, NEEDS_FH, 4104);
+    t[op::REMOVE as usize] = d("REMOVE", dir::remove, NEEDS_FH, 32);
+    t[op::RENAME as usize] = d("RENAME", dir::rename, NEEDS_FH, 56);
     t[op::RENEW as usize] = v40("RENEW");
     t[op::RESTOREFH as usize] = d("RESTOREFH", fh::restorefh, 0, 8);
     t[op::SAVEFH as usize] = d("SAVEFH", fh::savefh, NEEDS_FH, 8);
-    t[op::SECINFO as usize] = todo("SECINFO");
-    t[op::SETATTR as usize] = todo("SETATTR");
+    t[op::SECINFO as usize] = d("SECINFO", dir::secinfo, NEEDS_FH, 24);
+    t[op::SETATTR as usize] = d("SETATTR", attr::setattr, NEEDS_FH, 24);
     t[op::SETCLIENTID as usize] = v40("SETCLIENTID");
     t[op::SETCLIENTID_CONFIRM as usize] = v40("SETCLIENTID_CONFIRM");
-    t[op::VERIFY as usize] = todo("VERIFY");
-    t[op::WRITE as usize] = todo("WRITE");
+    t[op::VERIFY as usize] = d("VERIFY", attr::verify, NEEDS_FH, 8);
+    t[op::WRITE as usize] = d("WRITE", io::write, NEEDS_FH, 24);
     t[op::RELEASE_LOCKOWNER as usize] = v40("RELEASE_LOCKOWNER");
     t[op::BACKCHANNEL_CTL as usize] = todo("BACKCHANNEL_CTL");
     t[op::BIND_CONN_TO_SESSION as usize] = d(
@@ -130,18 +130,18 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
         SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
         8,
     );
-    t[op::FREE_STATEID as usize] = todo("FREE_STATEID");
+    t[op::FREE_STATEID as usize] = d("FREE_STATEID", open::free_stateid, 0, 8);
     t[op::GET_DIR_DELEGATION as usize] = todo("GET_DIR_DELEGATION");
     t[op::GETDEVICEINFO as usize] = todo("GETDEVICEINFO");
     t[op::GETDEVICELIST as usize] = todo("GETDEVICELIST");
     t[op::LAYOUTCOMMIT as usize] = todo("LAYOUTCOMMIT");
     t[op::LAYOUTGET as usize] = todo("LAYOUTGET");
     t[op::LAYOUTRETURN as usize] = todo("LAYOUTRETURN");
-    t[op::SECINFO_NO_NAME as usize] = todo("SECINFO_NO_NAME");
+    t[op::SECINFO_NO_NAME as usize] = d("SECINFO_NO_NAME", dir::secinfo_no_name, NEEDS_FH, 24);
     // SEQUENCE is handled by the COMPOUND loop itself (it may replace the whole reply).
     t[op::SEQUENCE as usize] = d("SEQUENCE", notsupp, 0, 48);
     t[op::SET_SSV as usize] = todo("SET_SSV");
-    t[op::TEST_STATEID as usize] = todo("TEST_STATEID");
+    t[op::TEST_STATEID as usize] = d("TEST_STATEID", open::test_stateid, 0, 4104);
     t[op::WANT_DELEGATION as usize] = todo("WANT_DELEGATION");
     t[op::DESTROY_CLIENTID as usize] = d(
         "DESTROY_CLIENTID",

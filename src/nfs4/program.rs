@@ -14,6 +14,7 @@ use crate::service::{ConnMeta, Service};
 use crate::state::StateManager;
 
 use super::compound::Nfs4Engine;
+use super::export::Export;
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
 
 pub struct NfsService {
@@ -21,9 +22,9 @@ pub struct NfsService {
 }
 
 impl NfsService {
-    pub fn new(state: Arc<StateManager>) -> Arc<Self> {
+    pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Arc<Self> {
         Arc::new(Self {
-            engine: Nfs4Engine::new(state),
+            engine: Nfs4Engine::new(state, export),
         })
     }
 

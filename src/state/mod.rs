@@ -11,6 +11,7 @@ pub mod binding;
 pub mod callbacks;
 pub mod client;
 pub mod conns;
+pub mod files;
 pub mod ids;
 pub mod lease;
 pub mod metrics;
@@ -19,6 +20,7 @@ pub mod session;
 pub mod settings;
 pub mod shard;
 pub mod slots;
+pub mod stateid;
 
 mod create_session;
 mod sequence;
@@ -97,11 +99,16 @@ impl Default for StateConfig {
 /// Everything the protocol core keeps between requests. Shared by all worker cores.
 pub struct StateManager {
     pub boot: u32,
+    /// WRITE/COMMIT verifier: changes with every server start, so clients resend
+    /// unstable writes a restart may have lost.
+    pub write_verifier: [u8; 8],
     pub config: StateConfig,
     pub settings: LiveSettings,
     pub metrics: Metrics,
     pub clock: Clock,
     pub callbacks: CallbackTable,
+    /// Opens and byte-range locks.
+    pub files: files::FileStateTable,
     clients: Mutex<ClientTable>,
     shards: Box<[Mutex<Shard>]>,
     conns: ConnRegistry,
@@ -114,10 +121,12 @@ impl StateManager {
         let shards = config.shards.clamp(1, u16::MAX as usize);
         Arc::new(Self {
             boot,
+            write_verifier: rand::random(),
             settings: LiveSettings::default(),
             metrics: Metrics::new(config.worker_cores),
             clock: Clock::new(),
             callbacks: CallbackTable::default(),
+            files: files::FileStateTable::new(boot, shards),
             clients: Mutex::new(ClientTable::new(boot)),
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             conns: ConnRegistry::default(),
@@ -240,12 +249,14 @@ impl StateManager {
         Ok(reply)
     }
 
-    /// Destroy a removed client record's sessions (client lock held by the caller or not:
-    /// shards come after clients in the lock order).
+
+    /// Destroy a removed client record's sessions, opens and locks (file-state and
+    /// session shards both come after the client table in the lock order).
     fn destroy_client_sessions(&self, core: usize, rec: ClientRecord, reason: UnbindReason) {
         for sid in rec.sessions {
             self.remove_session(core, &sid, reason);
         }
+        self.files.remove_client(rec.id);
     }
 
     /// Remove a session from its shard and unbind all its connections.

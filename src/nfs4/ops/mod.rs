@@ -1,4 +1,54 @@
 //! Op handlers, one group per file.
 
+pub mod attr;
+pub mod dir;
 pub mod fh;
+pub mod io;
+pub mod lock;
+pub mod open;
 pub mod session;
+
+use crate::fs::{Attrs, FileType};
+use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, status};
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+/// Undecodable arguments are NFS4ERR_BADXDR.
+pub fn xdr<T>(r: Result<T, XdrError>) -> Result<T, u32> {
+    r.map_err(|_| status::NFS4ERR_BADXDR)
+}
+
+/// component4: a name of at most NFS4_OPAQUE_LIMIT bytes (longer → NAMETOOLONG).
+pub fn decode_component<'a>(d: &mut XdrDecoder<'a>) -> Result<&'a [u8], u32> {
+    let len = xdr(d.u32())? as usize;
+    if len > NFS4_OPAQUE_LIMIT {
+        return Err(status::NFS4ERR_NAMETOOLONG);
+    }
+    xdr(d.opaque_fixed(len))
+}
+
+/// change_info4 for a directory changed by an op (not atomic: two separate reads).
+pub fn encode_change_info(out: &mut Vec<u8>, before: &Attrs, after: &Attrs) {
+    out.put_bool(false);
+    out.put_u64(before.change);
+    out.put_u64(after.change);
+}
+
+/// Ops that need a directory as the current filehandle.
+pub fn require_dir(a: &Attrs) -> Result<(), u32> {
+    match a.ftype {
+        FileType::Directory => Ok(()),
+        FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
+        _ => Err(status::NFS4ERR_NOTDIR),
+    }
+}
+
+/// ACCESS bits (RFC 8881 §18.1).
+pub mod access {
+    pub const READ: u32 = 0x01;
+    pub const LOOKUP: u32 = 0x02;
+    pub const MODIFY: u32 = 0x04;
+    pub const EXTEND: u32 = 0x08;
+    pub const DELETE: u32 = 0x10;
+    pub const EXECUTE: u32 = 0x20;
+    pub const ALL: u32 = 0x3f;
+}

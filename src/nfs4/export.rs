@@ -1,0 +1,93 @@
+//! The export: a backend, its options (read-only, squashing, allowed networks) and the
+//! handle codec. The export root is the NFS pseudo-root `/`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::fs::{Backend, Caller, ObjHandle};
+use crate::rpc::Credential;
+
+use super::fh::{FileHandle, HandleCodec};
+
+/// The "nobody" ids knfsd uses by default.
+pub const DEFAULT_ANON_ID: u32 = 65534;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub read_only: bool,
+    /// Map uid 0 / gid 0 to the anonymous ids (knfsd's default).
+    pub root_squash: bool,
+    pub anon_uid: u32,
+    pub anon_gid: u32,
+    /// Client networks allowed to use the export (empty = everyone).
+    pub allowed: Vec<IpNet>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            root_squash: true,
+            anon_uid: DEFAULT_ANON_ID,
+            anon_gid: DEFAULT_ANON_ID,
+            allowed: Vec::new(),
+        }
+    }
+}
+
+pub struct Export {
+    pub backend: Arc<dyn Backend>,
+    pub opts: ExportOptions,
+    pub handles: HandleCodec,
+    pub root: ObjHandle,
+    pub root_fh: FileHandle,
+    /// Path of the export in the server namespace, for fs_locations ("/" = empty).
+    pub path: Vec<Vec<u8>>,
+    /// Server addresses reported in fs_locations (Linux uses them for trunk discovery).
+    pub locations: Vec<String>,
+}
+
+impl Export {
+    pub fn new(backend: Arc<dyn Backend>, opts: ExportOptions, key: [u8; 16]) -> Self {
+        let handles = HandleCodec::new(key);
+        let root = backend.root();
+        let root_fh = handles.encode(&root);
+        Self {
+            backend,
+            opts,
+            handles,
+            root,
+            root_fh,
+            path: Vec::new(),
+            locations: Vec::new(),
+        }
+    }
+
+    /// The identity file operations run as, after squashing.
+    pub fn caller(&self, cred: &Credential) -> Caller {
+        let (uid, gid, gids) = match cred {
+            Credential::Sys(s) => (s.uid, s.gid, s.gids.clone()),
+            Credential::None => (self.opts.anon_uid, self.opts.anon_gid, Vec::new()),
+        };
+        if self.opts.root_squash {
+            let squash = |id: u32, anon: u32| if id == 0 { anon } else { id };
+            Caller {
+                uid: squash(uid, self.opts.anon_uid),
+                gid: squash(gid, self.opts.anon_gid),
+                gids: gids.into_iter().map(|g| squash(g, self.opts.anon_gid)).collect(),
+            }
+        } else {
+            Caller { uid, gid, gids }
+        }
+    }
+
+    pub fn allows(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.opts.allowed.is_empty() || self.opts.allowed.iter().any(|n| n.contains(&peer))
+    }
+}

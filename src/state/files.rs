@@ -1,0 +1,553 @@
+//! Open and byte-range lock state (RFC 8881 §9), sharded by file: all state of one file
+//! lives in one shard, and every stateid names its shard, so READ/WRITE validate a
+//! stateid under one short shard lock and never a global one. Lock order: a file-state
+//! shard is taken after the client table (when a client is destroyed) and never together
+//! with a session shard or another file-state shard.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::fs::ObjHandle;
+use crate::nfs4::consts::status;
+
+use super::ids::ClientId;
+use super::stateid::{StateKind, Stateid};
+
+pub const SHARE_ACCESS_READ: u32 = 1;
+pub const SHARE_ACCESS_WRITE: u32 = 2;
+pub const SHARE_ACCESS_BOTH: u32 = 3;
+
+/// A byte range, `end` exclusive (u64::MAX = to end of file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    /// From NFS offset/length: length 0 is invalid, all-ones means "to EOF".
+    pub fn from_nfs(offset: u64, length: u64) -> Result<Range, u32> {
+        if length == 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        if length == u64::MAX {
+            return Ok(Range { start: offset, end: u64::MAX });
+        }
+        match offset.checked_add(length) {
+            Some(end) => Ok(Range { start: offset, end }),
+            None => Err(status::NFS4ERR_INVAL),
+        }
+    }
+
+    pub fn overlaps(&self, o: &Range) -> bool {
+        self.start < o.end && o.start < self.end
+    }
+
+    /// NFS length of this range.
+    pub fn length(&self) -> u64 {
+        if self.end == u64::MAX { u64::MAX } else { self.end - self.start }
+    }
+}
+
+/// Who holds a lock, for LOCK4denied.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub client: ClientId,
+    pub owner: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub range: Range,
+    pub write: bool,
+    pub owner: Owner,
+}
+
+#[derive(Debug)]
+struct OpenState {
+    owner: Owner,
+    file: ObjHandle,
+    access: u32,
+    deny: u32,
+    seqid: u32,
+    /// Lock stateids opened under this open.
+    locks: Vec<[u8; 12]>,
+}
+
+#[derive(Debug)]
+struct LockState {
+    owner: Owner,
+    file: ObjHandle,
+    open: [u8; 12],
+    seqid: u32,
+}
+
+#[derive(Debug, Clone)]
+struct HeldLock {
+    lock_state: [u8; 12],
+    owner: Owner,
+    write: bool,
+    range: Range,
+}
+
+#[derive(Debug, Default)]
+struct FileInfo {
+    opens: Vec<[u8; 12]>,
+    locks: Vec<HeldLock>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    opens: HashMap<[u8; 12], OpenState>,
+    lock_states: HashMap<[u8; 12], LockState>,
+    open_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
+    lock_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
+    files: HashMap<ObjHandle, FileInfo>,
+}
+
+/// What an I/O op needs a stateid to allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoKind {
+    Read,
+    Write,
+}
+
+pub struct FileStateTable {
+    boot: u32,
+    counter: AtomicU32,
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl FileStateTable {
+    pub fn new(boot: u32, shards: usize) -> Self {
+        Self {
+            boot,
+            counter: AtomicU32::new(1),
+            shards: (0..shards.clamp(1, u16::MAX as usize)).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+
+    fn shard_index(&self, file: &ObjHandle) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        file.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    fn new_other(&self, shard: usize, kind: StateKind) -> [u8; 12] {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        Stateid::make_other(self.boot, shard as u16, kind, n)
+    }
+
+    /// The shard of a server-issued stateid, or the error for a foreign one.
+    fn shard_of(&self, sid: &Stateid) -> Result<&Mutex<Shard>, u32> {
+        if sid.boot() != self.boot {
+            return Err(status::NFS4ERR_STALE_STATEID);
+        }
+        self.shards.get(sid.shard()).ok_or(status::NFS4ERR_BAD_STATEID)
+    }
+
+    /// seqid 0 means "the current one" in NFSv4.1.
+    fn check_seqid(given: u32, current: u32) -> Result<(), u32> {
+        if given == 0 || given == current {
+            Ok(())
+        } else if given < current {
+            Err(status::NFS4ERR_OLD_STATEID)
+        } else {
+            Err(status::NFS4ERR_BAD_STATEID)
+        }
+    }
+
+    /// OPEN: share reservations against other owners' opens; the same owner upgrades
+    /// its open (union of access and deny) and gets the next seqid.
+    pub fn open(&self, owner: Owner, file: ObjHandle, access: u32, deny: u32) -> Result<Stateid, u32> {
+        if access & SHARE_ACCESS_BOTH == 0 || access & !SHARE_ACCESS_BOTH != 0 || deny & !SHARE_ACCESS_BOTH != 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        let idx = self.shard_index(&file);
+        let mut sh = self.shards[idx].lock();
+        let sh = &mut *sh;
+        let mine = sh.open_by_owner.get(&(owner.clone(), file)).copied();
+        if let Some(info) = sh.files.get(&file) {
+            for other in &info.opens {
+                if Some(*other) == mine {
+                    continue;
+                }
+                let o = &sh.opens[other];
+                if access & o.deny != 0 || deny & o.access != 0 {
+                    return Err(status::NFS4ERR_SHARE_DENIED);
+                }
+            }
+        }
+        if let Some(other) = mine {
+            let o = sh.opens.get_mut(&other).expect("indexed open exists");
+            o.access |= access;
+            o.deny |= deny;
+            o.seqid = o.seqid.wrapping_add(1);
+            return Ok(Stateid { seqid: o.seqid, other });
+        }
+        let other = self.new_other(idx, StateKind::Open);
+        sh.opens.insert(other, OpenState { owner: owner.clone(), file, access, deny, seqid: 1, locks: Vec::new() });
+        sh.open_by_owner.insert((owner, file), other);
+        sh.files.entry(file).or_default().opens.push(other);
+        Ok(Stateid { seqid: 1, other })
+    }
+
+    fn open_mut<'a>(sh: &'a mut Shard, sid: &Stateid, client: ClientId, file: &ObjHandle) -> Result<&'a mut OpenState, u32> {
+        let o = sh.opens.get_mut(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+        if o.owner.client != client || o.file != *file {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        }
+        Self::check_seqid(sid.seqid, o.seqid)?;
+        Ok(o)
+    }
+
+    pub fn open_downgrade(&self, sid: &Stateid, client: ClientId, file: &ObjHandle, access: u32, deny: u32) -> Result<Stateid, u32> {
+        let mut sh = self.shard_of(sid)?.lock();
+        let o = Self::open_mut(&mut sh, sid, client, file)?;
+        if access & SHARE_ACCESS_BOTH == 0 || access & !o.access != 0 || deny & !o.deny != 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        o.access = access;
+        o.deny = deny;
+        o.seqid = o.seqid.wrapping_add(1);
+        Ok(Stateid { seqid: o.seqid, other: sid.other })
+    }
+
+    /// CLOSE: refused while the open's lock owners still hold locks.
+    pub fn close(&self, sid: &Stateid, client: ClientId, file: &ObjHandle) -> Result<(), u32> {
+        let mut guard = self.shard_of(sid)?.lock();
+        let sh = &mut *guard;
+        let o = Self::open_mut(sh, sid, client, file)?;
+        let lock_ids = o.locks.clone();
+        if let Some(info) = sh.files.get(file)
+            && info.locks.iter().any(|l| lock_ids.contains(&l.lock_state))
+        {
+            return Err(status::NFS4ERR_LOCKS_HELD);
+        }
+        let o = sh.opens.remove(&sid.other).expect("checked above");
+        sh.open_by_owner.remove(&(o.owner, o.file));
+        for l in &o.locks {
+            if let Some(ls) = sh.lock_states.remove(l) {
+                sh.lock_by_owner.remove(&(ls.owner, ls.file));
+            }
+        }
+        Self::forget_file_if_idle(sh, file, Some(&sid.other));
+        Ok(())
+    }
+
+    fn forget_file_if_idle(sh: &mut Shard, file: &ObjHandle, open: Option<&[u8; 12]>) {
+        if let Some(info) = sh.files.get_mut(file) {
+            if let Some(o) = open {
+                info.opens.retain(|x| x != o);
+            }
+            if info.opens.is_empty() && info.locks.is_empty() {
+                sh.files.remove(file);
+            }
+        }
+    }
+
+    /// Check a stateid for READ/WRITE/SETATTR(size) on `file`. Special stateids are
+    /// allowed (anonymous access is checked against share deny reservations; READ
+    /// bypass skips them for reads).
+    pub fn check_io(&self, sid: &Stateid, client: Option<ClientId>, file: &ObjHandle, kind: IoKind) -> Result<(), u32> {
+        if sid.is_special() {
+            if *sid == Stateid::READ_BYPASS && kind == IoKind::Read {
+                return Ok(());
+            }
+            if *sid != Stateid::ANONYMOUS && *sid != Stateid::READ_BYPASS {
+                return Err(status::NFS4ERR_BAD_STATEID);
+            }
+            let want = if kind == IoKind::Write { SHARE_ACCESS_WRITE } else { SHARE_ACCESS_READ };
+            let sh = self.shards[self.shard_index(file)].lock();
+            if let Some(info) = sh.files.get(file)
+                && info.opens.iter().any(|o| sh.opens[o].deny & want != 0)
+            {
+                return Err(status::NFS4ERR_LOCKED);
+            }
+            return Ok(());
+        }
+        let sh = self.shard_of(sid)?.lock();
+        let (owner_client, of_file, access, seqid) = if let Some(o) = sh.opens.get(&sid.other) {
+            (o.owner.client, o.file, o.access, o.seqid)
+        } else if let Some(l) = sh.lock_states.get(&sid.other) {
+            let access = sh.opens.get(&l.open).map_or(0, |o| o.access);
+            (l.owner.client, l.file, access, l.seqid)
+        } else {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        };
+        if client.is_some_and(|c| c != owner_client) || of_file != *file {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        }
+        Self::check_seqid(sid.seqid, seqid)?;
+        if kind == IoKind::Write && access & SHARE_ACCESS_WRITE == 0 {
+            return Err(status::NFS4ERR_OPENMODE);
+        }
+        Ok(())
+    }
+
+    /// LOCK with a new lock owner (derived from an open stateid) or an existing lock
+    /// stateid. Returns the lock stateid, or the conflicting lock.
+    pub fn lock(&self, req: LockRequest<'_>) -> Result<Result<Stateid, Conflict>, u32> {
+        let file = *req.file;
+        let idx = self.shard_index(&file);
+        let mut guard = self.shards[idx].lock();
+        let sh = &mut *guard;
+        // Find or create the lock state.
+        let (lock_other, owner) = match req.locker {
+            Locker::New { open, owner } => {
+                let o = sh.opens.get(&open.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+                if open.shard() != idx || o.owner.client != req.client || o.file != file {
+                    return Err(status::NFS4ERR_BAD_STATEID);
+                }
+                Self::check_seqid(open.seqid, o.seqid)?;
+                let access = o.access;
+                if req.write && access & SHARE_ACCESS_WRITE == 0 || !req.write && access & SHARE_ACCESS_READ == 0 && access & SHARE_ACCESS_WRITE == 0 {
+                    return Err(status::NFS4ERR_OPENMODE);
+                }
+                let owner = Owner { client: req.client, owner: owner.to_vec() };
+                match sh.lock_by_owner.get(&(owner.clone(), file)) {
+                    Some(existing) => (*existing, owner),
+                    None => {
+                        let other = self.new_other(idx, StateKind::Lock);
+                        sh.lock_states.insert(other, LockState { owner: owner.clone(), file, open: open.other, seqid: 0, });
+                        sh.lock_by_owner.insert((owner.clone(), file), other);
+                        if let Some(o) = sh.opens.get_mut(&open.other) {
+                            o.locks.push(other);
+                        }
+                        sh.files.entry(file).or_default();
+                        (other, owner)
+                    }
+                }
+            }
+            Locker::Existing(sid) => {
+                let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+                if sid.shard() != idx || l.owner.client != req.client || l.file != file {
+                    return Err(status::NFS4ERR_BAD_STATEID);
+                }
+                Self::check_seqid(sid.seqid, l.seqid)?;
+                (sid.other, l.owner.clone())
+            }
+        };
+        let info = sh.files.entry(file).or_default();
+        if let Some(c) = info.locks.iter().find(|l| l.owner != owner && l.range.overlaps(&req.range) && (l.write || req.write)) {
+            return Ok(Err(Conflict { range: c.range, write: c.write, owner: c.owner.clone() }));
+        }
+        apply_posix_lock(&mut info.locks, lock_other, &owner, req.range, Some(req.write));
+        let ls = sh.lock_states.get_mut(&lock_other).expect("lock state exists");
+        ls.seqid = ls.seqid.wrapping_add(1);
+        Ok(Ok(Stateid { seqid: ls.seqid, other: lock_other }))
+    }
+
+    /// LOCKT: would this lock conflict?
+    pub fn test_lock(&self, file: &ObjHandle, owner: &Owner, range: Range, write: bool) -> Option<Conflict> {
+        let sh = self.shards[self.shard_index(file)].lock();
+        let info = sh.files.get(file)?;
+        info.locks
+            .iter()
+            .find(|l| l.owner != *owner && l.range.overlaps(&range) && (l.write || write))
+            .map(|c| Conflict { range: c.range, write: c.write, owner: c.owner.clone() })
+    }
+
+    /// LOCKU: release a range (POSIX split semantics).
+    pub fn unlock(&self, sid: &Stateid, client: ClientId, file: &ObjHandle, range: Range) -> Result<Stateid, u32> {
+        let mut guard = self.shard_of(sid)?.lock();
+        let sh = &mut *guard;
+        let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+        if l.owner.client != client || l.file != *file {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        }
+        Self::check_seqid(sid.seqid, l.seqid)?;
+        let owner = l.owner.clone();
+        if let Some(info) = sh.files.get_mut(file) {
+            apply_posix_lock(&mut info.locks, sid.other, &owner, range, None);
+        }
+        let ls = sh.lock_states.get_mut(&sid.other).expect("checked");
+        ls.seqid = ls.seqid.wrapping_add(1);
+        Ok(Stateid { seqid: ls.seqid, other: sid.other })
+    }
+
+    /// TEST_STATEID for one stateid of `client`.
+    pub fn test(&self, sid: &Stateid, client: ClientId) -> u32 {
+        if sid.is_special() {
+            return status::NFS4ERR_BAD_STATEID;
+        }
+        let sh = match self.shard_of(sid) {
+            Ok(s) => s.lock(),
+            Err(e) => return e,
+        };
+        let (owner, seqid) = match (sh.opens.get(&sid.other), sh.lock_states.get(&sid.other)) {
+            (Some(o), _) => (o.owner.client, o.seqid),
+            (_, Some(l)) => (l.owner.client, l.seqid),
+            _ => return status::NFS4ERR_BAD_STATEID,
+        };
+        if owner != client {
+            return status::NFS4ERR_BAD_STATEID;
+        }
+        match Self::check_seqid(sid.seqid, seqid) {
+            Ok(()) => status::NFS4_OK,
+            Err(e) => e,
+        }
+    }
+
+    /// FREE_STATEID: a lock stateid without locks can be freed; open stateids and lock
+    /// stateids still holding locks cannot.
+    pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), u32> {
+        let mut guard = self.shard_of(sid)?.lock();
+        let sh = &mut *guard;
+        if let Some(o) = sh.opens.get(&sid.other) {
+            return Err(if o.owner.client == client { status::NFS4ERR_LOCKS_HELD } else { status::NFS4ERR_BAD_STATEID });
+        }
+        let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+        if l.owner.client != client {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        }
+        let file = l.file;
+        if sh.files.get(&file).is_some_and(|i| i.locks.iter().any(|h| h.lock_state == sid.other)) {
+            return Err(status::NFS4ERR_LOCKS_HELD);
+        }
+        let l = sh.lock_states.remove(&sid.other).expect("checked");
+        sh.lock_by_owner.remove(&(l.owner, l.file));
+        if let Some(o) = sh.opens.get_mut(&l.open) {
+            o.locks.retain(|x| *x != sid.other);
+        }
+        Self::forget_file_if_idle(sh, &file, None);
+        Ok(())
+    }
+
+    /// Drop every open and lock of a client (lease expiry, DESTROY_CLIENTID, reboot).
+    pub fn remove_client(&self, client: ClientId) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let sh = &mut *guard;
+            let before = sh.opens.len() + sh.lock_states.len();
+            sh.opens.retain(|_, o| o.owner.client != client);
+            sh.lock_states.retain(|_, l| l.owner.client != client);
+            sh.open_by_owner.retain(|k, _| k.0.client != client);
+            sh.lock_by_owner.retain(|k, _| k.0.client != client);
+            let opens = &sh.opens;
+            sh.files.retain(|_, info| {
+                info.opens.retain(|o| opens.contains_key(o));
+                info.locks.retain(|l| l.owner.client != client);
+                !info.opens.is_empty() || !info.locks.is_empty()
+            });
+            removed += before - sh.opens.len() - sh.lock_states.len();
+        }
+        removed
+    }
+
+    /// Open and lock states held (for tests and metrics).
+    pub fn counts(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(o, l), s| {
+            let s = s.lock();
+            (o + s.opens.len(), l + s.lock_states.len())
+        })
+    }
+}
+
+pub enum Locker<'a> {
+    New { open: Stateid, owner: &'a [u8] },
+    Existing(Stateid),
+}
+
+pub struct LockRequest<'a> {
+    pub client: ClientId,
+    pub file: &'a ObjHandle,
+    pub locker: Locker<'a>,
+    pub range: Range,
+    pub write: bool,
+}
+
+/// Set (`Some(write)`) or clear (`None`) `range` for one owner, POSIX style: existing
+/// locks of that owner are trimmed or split around the range, then the new one added.
+fn apply_posix_lock(locks: &mut Vec<HeldLock>, lock_state: [u8; 12], owner: &Owner, range: Range, set: Option<bool>) {
+    let mut kept = Vec::with_capacity(locks.len() + 1);
+    for l in locks.drain(..) {
+        if l.owner != *owner || !l.range.overlaps(&range) {
+            kept.push(l);
+            continue;
+        }
+        if l.range.start < range.start {
+            kept.push(HeldLock { range: Range { start: l.range.start, end: range.start }, ..l.clone() });
+        }
+        if l.range.end > range.end {
+            kept.push(HeldLock { range: Range { start: range.end, end: l.range.end }, ..l.clone() });
+        }
+    }
+    if let Some(write) = set {
+        kept.push(HeldLock { lock_state, owner: owner.clone(), write, range });
+    }
+    *locks = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fh(n: u8) -> ObjHandle {
+        ObjHandle::new(&[n; 8]).unwrap()
+    }
+    fn owner(c: u64, o: &str) -> Owner {
+        Owner { client: c, owner: o.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn share_reservations() {
+        let t = FileStateTable::new(1, 4);
+        let a = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_WRITE).unwrap();
+        assert_eq!(t.open(owner(2, "b"), fh(1), SHARE_ACCESS_WRITE, 0), Err(status::NFS4ERR_SHARE_DENIED));
+        assert!(t.open(owner(2, "b"), fh(1), SHARE_ACCESS_READ, 0).is_ok());
+        assert_eq!(t.open(owner(3, "c"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_READ), Err(status::NFS4ERR_SHARE_DENIED));
+        // Same owner again: upgrade, seqid 2.
+        let a2 = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_BOTH, 0).unwrap();
+        assert_eq!((a2.other, a2.seqid), (a.other, 2));
+        assert_eq!(t.check_io(&a, Some(1), &fh(1), IoKind::Read), Err(status::NFS4ERR_OLD_STATEID));
+        assert_eq!(t.check_io(&a2, Some(1), &fh(1), IoKind::Write), Ok(()));
+        assert_eq!(t.check_io(&a2, Some(2), &fh(1), IoKind::Write), Err(status::NFS4ERR_BAD_STATEID));
+        assert_eq!(t.check_io(&a2, Some(1), &fh(2), IoKind::Write), Err(status::NFS4ERR_BAD_STATEID));
+        // Anonymous writes are refused while someone denies writes.
+        assert_eq!(t.check_io(&Stateid::ANONYMOUS, None, &fh(1), IoKind::Write), Err(status::NFS4ERR_LOCKED));
+        let d = t.open_downgrade(&a2, 1, &fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        assert_eq!(d.seqid, 3);
+        assert_eq!(t.open_downgrade(&d, 1, &fh(1), SHARE_ACCESS_BOTH, 0), Err(status::NFS4ERR_INVAL));
+        assert_eq!(t.close(&d, 1, &fh(1)), Ok(()));
+        assert_eq!(t.close(&d, 1, &fh(1)), Err(status::NFS4ERR_BAD_STATEID));
+        assert_eq!(t.remove_client(2), 1);
+        assert_eq!(t.counts(), (0, 0));
+    }
+
+    #[test]
+    fn byte_range_locks() {
+        let t = FileStateTable::new(1, 4);
+        let o1 = t.open(owner(1, "o1"), fh(1), SHARE_ACCESS_BOTH, 0).unwrap();
+        let o2 = t.open(owner(2, "o2"), fh(1), SHARE_ACCESS_BOTH, 0).unwrap();
+        let f = fh(1);
+        let req = |client, locker, start, len, write| LockRequest {
+            client,
+            file: &f,
+            locker,
+            range: Range::from_nfs(start, len).unwrap(),
+            write,
+        };
+        let l1 = t.lock(req(1, Locker::New { open: o1, owner: b"lo1" }, 0, 100, true)).unwrap().unwrap();
+        let denied = t.lock(req(2, Locker::New { open: o2, owner: b"lo2" }, 50, 10, false)).unwrap().unwrap_err();
+        assert_eq!(denied.range, Range { start: 0, end: 100 });
+        assert_eq!(denied.owner, owner(1, "lo1"));
+        // Unlock the middle: the holder keeps [0,50) and [60,100); [50,60) is free.
+        let l1 = t.unlock(&l1, 1, &f, Range::from_nfs(50, 10).unwrap()).unwrap();
+        assert!(t.test_lock(&f, &owner(2, "lo2"), Range::from_nfs(50, 10).unwrap(), true).is_none());
+        assert!(t.test_lock(&f, &owner(2, "lo2"), Range::from_nfs(40, 20).unwrap(), false).is_some());
+        assert_eq!(t.close(&o1, 1, &f), Err(status::NFS4ERR_LOCKS_HELD));
+        assert_eq!(t.free(&l1, 1), Err(status::NFS4ERR_LOCKS_HELD));
+        let l1 = t.unlock(&l1, 1, &f, Range::from_nfs(0, u64::MAX).unwrap()).unwrap();
+        assert_eq!(t.test(&l1, 1), status::NFS4_OK);
+        assert_eq!(t.free(&l1, 1), Ok(()));
+        assert_eq!(t.test(&l1, 1), status::NFS4ERR_BAD_STATEID);
+        assert_eq!(t.close(&o1, 1, &f), Ok(()));
+        assert_eq!(Range::from_nfs(1, 0), Err(status::NFS4ERR_INVAL));
+        assert_eq!(Range::from_nfs(u64::MAX - 1, 5), Err(status::NFS4ERR_INVAL));
+    }
+}
