@@ -2,6 +2,7 @@
 //! session rules, and the op handlers (one group per file under `ops/`). No I/O here:
 //! the engine takes a decoded call and appends the reply.
 
+pub mod attrs;
 pub mod callback;
 pub mod compound;
 pub mod consts;
