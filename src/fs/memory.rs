@@ -605,14 +605,22 @@ impl MemoryBackend {
         t: &mut Tree,
         dir: (u64, &Attrs),
         name: &[u8],
-        content: Content,
-        ftype: FileType,
+        obj: NewObj,
         set: &SetAttrs,
         caller: &Caller,
     ) -> FsResult<u64> {
         let now = Timespec::now();
         let (dir, da) = dir;
+        let NewObj {
+            mut content,
+            ftype,
+            rdev,
+        } = obj;
+        if let Content::Dir(d) = &mut content {
+            d.parent = dir;
+        }
         let mut a = new_attrs(ftype, t.next_fileid, now);
+        a.rdev = rdev;
         a.uid = caller.uid;
         // BSD group semantics in setgid directories (new subdirectories inherit it).
         let setgid_dir = da.mode & S_ISGID != 0;
@@ -654,13 +662,9 @@ impl MemoryBackend {
         Ok(id)
     }
 
-    fn make_content(
-        &self,
-        t: &Tree,
-        kind: &CreateKind,
-        caller: &Caller,
-    ) -> FsResult<(Content, FileType, (u32, u32))> {
-        Ok(match kind {
+    fn make_content(&self, t: &Tree, kind: &CreateKind, caller: &Caller) -> FsResult<NewObj> {
+        let (content, ftype, rdev) = match kind {
+            // The parent is filled in by `insert_new`.
             CreateKind::Directory => (Content::Dir(new_dir(0)), FileType::Directory, (0, 0)),
             CreateKind::Symlink(target) => {
                 if target.is_empty() || target.contains(&0) {
@@ -680,6 +684,11 @@ impl MemoryBackend {
             CreateKind::Char(ma, mi) => (Content::Special, FileType::Char, (*ma, *mi)),
             CreateKind::Fifo => (Content::Special, FileType::Fifo, (0, 0)),
             CreateKind::Socket => (Content::Special, FileType::Socket, (0, 0)),
+        };
+        Ok(NewObj {
+            content,
+            ftype,
+            rdev,
         })
     }
 
@@ -741,6 +750,13 @@ impl MemoryBackend {
             dst,
         }))
     }
+}
+
+/// An object about to be created.
+struct NewObj {
+    content: Content,
+    ftype: FileType,
+    rdev: (u32, u32),
 }
 
 struct RenameArgs<'a> {
@@ -917,16 +933,12 @@ impl Backend for MemoryBackend {
             };
         }
         let da = self.check_create(&t, dir, name, caller)?;
-        let content = Content::File(FileData::default());
-        let id = self.insert_new(
-            &mut t,
-            (dir, &da),
-            name,
-            content,
-            FileType::Regular,
-            attrs,
-            caller,
-        )?;
+        let obj = NewObj {
+            content: Content::File(FileData::default()),
+            ftype: FileType::Regular,
+            rdev: (0, 0),
+        };
+        let id = self.insert_new(&mut t, (dir, &da), name, obj, attrs, caller)?;
         Ok((self.handle(id), true))
     }
 
@@ -941,12 +953,8 @@ impl Backend for MemoryBackend {
         let dir = self.fileid(dir)?;
         let mut t = self.tree.write();
         let da = self.check_create(&t, dir, name, caller)?;
-        let (mut content, ftype, rdev) = self.make_content(&t, kind, caller)?;
-        if let Content::Dir(d) = &mut content {
-            d.parent = dir;
-        }
-        let id = self.insert_new(&mut t, (dir, &da), name, content, ftype, attrs, caller)?;
-        t.get_mut(id)?.attrs.rdev = rdev;
+        let obj = self.make_content(&t, kind, caller)?;
+        let id = self.insert_new(&mut t, (dir, &da), name, obj, attrs, caller)?;
         Ok(self.handle(id))
     }
 
