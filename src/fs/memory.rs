@@ -175,19 +175,18 @@ impl FileData {
     /// Chunks touched by `[offset, end)` with the range inside each chunk.
     fn spans(offset: u64, end: u64) -> impl Iterator<Item = (u64, usize, usize)> {
         let first = offset / CHUNK;
-        let last = if end > offset {
-            (end - 1) / CHUNK
+        // One past the last chunk touched; an empty range touches none.
+        let stop = if end > offset {
+            (end - 1) / CHUNK + 1
         } else {
             first
         };
-        (first..=last)
-            .filter(move |_| end > offset)
-            .map(move |idx| {
-                let cstart = idx * CHUNK;
-                let lo = offset.max(cstart) - cstart;
-                let hi = end.min(cstart + CHUNK) - cstart;
-                (idx, lo as usize, hi as usize)
-            })
+        (first..stop).map(move |idx| {
+            let cstart = idx * CHUNK;
+            let lo = offset.max(cstart) - cstart;
+            let hi = end.min(cstart + CHUNK) - cstart;
+            (idx, lo as usize, hi as usize)
+        })
     }
 
     /// Bytes a write of `len` at `offset` would add to `allocated`.
@@ -1325,6 +1324,31 @@ mod tests {
         b.setattr(&f, &mode_attrs(0o6745), &root()).expect("chmod");
         // setgid without group execute means mandatory locking: kept.
         assert_eq!(b.setattr(&f, &chown, &root()).map(|a| a.mode), Ok(0o2745));
+    }
+
+    #[test]
+    fn replaced_name_keeps_its_readdir_place() {
+        let b = MemoryBackend::default();
+        let r = b.root();
+        for name in ["a", "b", "c"] {
+            new_file(&b, &r, name);
+        }
+        let cookies = |b: &MemoryBackend| {
+            let (e, _) = b.readdir(&r, 0, 10).expect("readdir");
+            e.iter()
+                .map(|e| (String::from_utf8_lossy(&e.name).into_owned(), e.cookie))
+                .collect::<Vec<_>>()
+        };
+        let before = cookies(&b);
+        assert_eq!(before[0].1, FIRST_COOKIE);
+        b.rename(&r, b"c", &r, b"a", &root())
+            .expect("rename over a");
+        let after = cookies(&b);
+        assert_eq!(after, vec![before[0].clone(), before[1].clone()]);
+        // A plain rename is a new entry at the end; cookies are never reused.
+        b.rename(&r, b"a", &r, b"z", &root()).expect("rename");
+        let last = cookies(&b).pop().expect("entries");
+        assert_eq!(last, ("z".to_string(), FIRST_COOKIE + 3));
     }
 
     /// Deterministic pseudo-random numbers (no seed plumbing needed in tests).
