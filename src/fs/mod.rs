@@ -4,7 +4,12 @@
 //! stay valid across server restarts (for the local backend).
 
 pub mod error;
+pub mod memory;
 pub mod types;
+
+/// Backend-independent tests of the [`Backend`] contract (every backend's tests run them).
+#[cfg(test)]
+pub(crate) mod conformance;
 
 pub use error::{FsError, FsResult};
 pub use types::{
