@@ -35,7 +35,10 @@ fn reply(svc: &NfsService, conn: &ConnMeta, rec: &[u8]) -> CompoundReply {
 
 /// A service with one session created on `conn`.
 fn setup() -> (Arc<NfsService>, ConnMeta, SessionId) {
-    let svc = NfsService::new(StateManager::new(StateConfig::default()));
+    let svc = NfsService::new(
+        StateManager::new(StateConfig::default()),
+        Arc::new(ringnfs::nfs4::export::Export::memory(Default::default())),
+    );
     let conn = ConnMeta::detached(1, 0);
     svc.on_accept(&conn);
     let ex = reply(

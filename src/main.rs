@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use ringnfs::server::{Server, ServerConfig};
+use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
+use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,27 @@ struct ServeArgs {
     /// Fore-channel slots offered per session.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_slots: u32,
+    /// Directory to export (local backend); created with mode 1777 if missing.
+    #[arg(long, default_value = DEFAULT_EXPORT)]
+    export: PathBuf,
+    /// Where files live.
+    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    backend: BackendKind,
+    /// Refuse every change (NFS4ERR_ROFS).
+    #[arg(long)]
+    read_only: bool,
+    /// Do not map uid/gid 0 to the anonymous ids.
+    #[arg(long)]
+    no_root_squash: bool,
+    /// Anonymous uid (squashed root and AUTH_NONE callers).
+    #[arg(long, default_value_t = DEFAULT_ANON_ID)]
+    anon_uid: u32,
+    /// Anonymous gid.
+    #[arg(long, default_value_t = DEFAULT_ANON_ID)]
+    anon_gid: u32,
+    /// Client network allowed to use the export (repeatable, CIDR; default: all).
+    #[arg(long = "allow", value_name = "CIDR")]
+    allow: Vec<ipnet::IpNet>,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +110,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections_per_session: args.max_connections_per_session,
         exclusive_binding: args.exclusive_binding,
         max_fore_slots: args.max_slots,
+        backend: args.backend,
+        export_path: args.export,
+        export: ExportOptions {
+            read_only: args.read_only,
+            root_squash: !args.no_root_squash,
+            anon_uid: args.anon_uid,
+            anon_gid: args.anon_gid,
+            allowed: args.allow,
+        },
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -6,12 +6,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::fs::Backend;
+
+use crate::fs::memory::{MemoryBackend, MemoryOptions};
+use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION};
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle};
 
 pub const DEFAULT_PORT: u16 = 2049;
+pub const DEFAULT_EXPORT: &str = "ringnfs-export";
+
+/// Mode of an export root ringnfs creates: writable by everyone, like /tmp, so squashed
+/// root and ordinary users can create files out of the box.
+const CREATED_EXPORT_MODE: u32 = 0o1777;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -26,6 +35,19 @@ pub struct ServerConfig {
     pub max_connections_per_session: u32,
     pub exclusive_binding: bool,
     pub max_fore_slots: u32,
+    pub backend: BackendKind,
+    /// Directory exported by the local backend (created, mode 1777, if missing).
+    pub export_path: PathBuf,
+    pub export: ExportOptions,
+}
+
+/// Where exported files live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// Everything in RAM (tests, pure-protocol benchmarks).
+    Memory,
+    /// Real files under the export directory.
+    Local,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +61,9 @@ impl Default for ServerConfig {
             max_connections_per_session: DEFAULT_MAX_CONNECTIONS_PER_SESSION,
             exclusive_binding: false,
             max_fore_slots: 64,
+            backend: BackendKind::Local,
+            export_path: PathBuf::from(DEFAULT_EXPORT),
+            export: ExportOptions::default(),
         }
     }
 }
@@ -72,6 +97,57 @@ pub fn server_identity(state_dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// The file-handle key: read from `state_dir/handle-key`, created (0600) on first start,
+/// so handles stay valid across restarts. Without a state dir: random per process.
+pub fn handle_key(state_dir: Option<&Path>) -> anyhow::Result<[u8; 16]> {
+    let Some(dir) = state_dir else {
+        return Ok(rand::random());
+    };
+    let path = dir.join("handle-key");
+    match std::fs::read(&path) {
+        Ok(b) if b.len() == 16 => Ok(b.try_into().expect("16 bytes")),
+        Ok(_) => anyhow::bail!("{} must hold exactly 16 bytes", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key: [u8; 16] = rand::random();
+            std::fs::create_dir_all(dir)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(&key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match cfg.backend {
+        BackendKind::Memory => Arc::new(MemoryBackend::new(MemoryOptions {
+            root_mode: CREATED_EXPORT_MODE,
+            ..MemoryOptions::default()
+        })),
+        BackendKind::Local => {
+            let path = &cfg.export_path;
+            if !path.exists() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::create_dir_all(path)
+                    .with_context(|| format!("creating export directory {}", path.display()))?;
+                std::fs::set_permissions(
+                    path,
+                    std::fs::Permissions::from_mode(CREATED_EXPORT_MODE),
+                )?;
+                tracing::info!(path = %path.display(), "created export directory");
+            }
+            anyhow::bail!("LOCALFS-PENDING {}", path.display())
+        }
+    })
+}
+
 impl Server {
     pub fn start(cfg: ServerConfig) -> anyhow::Result<Server> {
         if cfg.listen.is_empty() {
@@ -99,7 +175,13 @@ impl Server {
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
 
-        let service = NfsService::new(state.clone());
+        let mut export = Export::new(
+            open_backend(&cfg)?,
+            cfg.export.clone(),
+            handle_key(cfg.state_dir.as_deref())?,
+        );
+        export.locations = cfg.listen.iter().map(|a| a.ip().to_string()).collect();
+        let service = NfsService::new(state.clone(), Arc::new(export));
         let tcfg = TransportConfig {
             threads,
             listen: cfg.listen.clone(),

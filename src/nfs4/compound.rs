@@ -13,10 +13,10 @@ use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
 use super::export::Export;
 use super::fh::FileHandle;
-use crate::fs::{Caller, FsError, ObjHandle};
-use crate::state::stateid::Stateid;
 use super::optable::{self, ALWAYS_SOLO, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
 use super::types::decode_sessionid;
+use crate::fs::{Caller, FsError, ObjHandle};
+use crate::state::stateid::Stateid;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
 pub type OpResult = Result<(), u32>;
@@ -91,7 +91,9 @@ impl CompoundCtx<'_> {
 
     /// The client of this COMPOUND's session (file ops always run in a session).
     pub fn client(&self) -> Result<u64, u32> {
-        self.session.map(|g| g.clientid).ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
+        self.session
+            .map(|g| g.clientid)
+            .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
     }
 
     /// Replace the special "current stateid" by the one an earlier op set.

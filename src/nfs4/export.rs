@@ -65,6 +65,16 @@ impl Export {
         }
     }
 
+    /// An export of a fresh in-memory file system whose root anyone may write to (mode
+    /// 1777), with a random handle key: for engine tests and benchmarks.
+    pub fn memory(opts: ExportOptions) -> Self {
+        let backend = crate::fs::memory::MemoryBackend::new(crate::fs::memory::MemoryOptions {
+            root_mode: 0o1777,
+            ..Default::default()
+        });
+        Self::new(Arc::new(backend), opts, rand::random())
+    }
+
     /// The identity file operations run as, after squashing.
     pub fn caller(&self, cred: &Credential) -> Caller {
         let (uid, gid, gids) = match cred {
@@ -76,7 +86,10 @@ impl Export {
             Caller {
                 uid: squash(uid, self.opts.anon_uid),
                 gid: squash(gid, self.opts.anon_gid),
-                gids: gids.into_iter().map(|g| squash(g, self.opts.anon_gid)).collect(),
+                gids: gids
+                    .into_iter()
+                    .map(|g| squash(g, self.opts.anon_gid))
+                    .collect(),
             }
         } else {
             Caller { uid, gid, gids }
@@ -85,7 +98,10 @@ impl Export {
 
     pub fn allows(&self, peer: IpAddr) -> bool {
         let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         self.opts.allowed.is_empty() || self.opts.allowed.iter().any(|n| n.contains(&peer))

@@ -69,7 +69,8 @@ impl HandleCodec {
     /// A handle from a client: malformed → BADHANDLE; well-formed but not made with
     /// our key (another server, a deleted state directory, tampering) → STALE.
     pub fn decode(&self, b: &[u8]) -> Result<(ObjHandle, FileHandle), u32> {
-        if b.len() < HEADER + MAC_LEN || b.len() > NFS4_FHSIZE || b[..2] != MAGIC || b[2] != VERSION {
+        if b.len() < HEADER + MAC_LEN || b.len() > NFS4_FHSIZE || b[..2] != MAGIC || b[2] != VERSION
+        {
             return Err(status::NFS4ERR_BADHANDLE);
         }
         let olen = b[3] as usize;
@@ -83,7 +84,13 @@ impl HandleCodec {
         let obj = ObjHandle::new(&b[HEADER..HEADER + olen]).ok_or(status::NFS4ERR_BADHANDLE)?;
         let mut data = [0u8; NFS4_FHSIZE];
         data[..b.len()].copy_from_slice(b);
-        Ok((obj, FileHandle { len: b.len() as u8, data }))
+        Ok((
+            obj,
+            FileHandle {
+                len: b.len() as u8,
+                data,
+            },
+        ))
     }
 }
 
@@ -100,7 +107,10 @@ mod tests {
         let mut forged = fh.as_bytes().to_vec();
         forged[5] ^= 1;
         assert_eq!(c.decode(&forged).unwrap_err(), status::NFS4ERR_STALE);
-        assert_eq!(HandleCodec::new([8; 16]).decode(fh.as_bytes()).unwrap_err(), status::NFS4ERR_STALE);
+        assert_eq!(
+            HandleCodec::new([8; 16]).decode(fh.as_bytes()).unwrap_err(),
+            status::NFS4ERR_STALE
+        );
         assert_eq!(c.decode(b"short").unwrap_err(), status::NFS4ERR_BADHANDLE);
         assert_eq!(c.decode(&[0; 129]).unwrap_err(), status::NFS4ERR_BADHANDLE);
         let mut bad_len = fh.as_bytes().to_vec();

@@ -14,8 +14,8 @@ use crate::service::{ConnMeta, Service};
 use crate::state::StateManager;
 
 use super::compound::Nfs4Engine;
-use super::export::Export;
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
+use super::export::Export;
 
 pub struct NfsService {
     engine: Nfs4Engine,

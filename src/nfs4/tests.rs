@@ -27,7 +27,10 @@ fn meta(id: ConnId) -> ConnMeta {
 impl Harness {
     fn new() -> Self {
         Self {
-            svc: NfsService::new(StateManager::new(StateConfig::default())),
+            svc: NfsService::new(
+                StateManager::new(StateConfig::default()),
+                std::sync::Arc::new(crate::nfs4::export::Export::memory(Default::default())),
+            ),
             xid: AtomicU32::new(1),
         }
     }
@@ -254,7 +257,7 @@ fn compound_ordering_rules() {
         &[
             seq(&sid, 0, 7),
             Op::Raw {
-                opnum: op::OPEN,
+                opnum: op::OPENATTR,
                 args: vec![],
             },
         ],

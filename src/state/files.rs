@@ -34,7 +34,10 @@ impl Range {
             return Err(status::NFS4ERR_INVAL);
         }
         if length == u64::MAX {
-            return Ok(Range { start: offset, end: u64::MAX });
+            return Ok(Range {
+                start: offset,
+                end: u64::MAX,
+            });
         }
         match offset.checked_add(length) {
             Some(end) => Ok(Range { start: offset, end }),
@@ -48,7 +51,11 @@ impl Range {
 
     /// NFS length of this range.
     pub fn length(&self) -> u64 {
-        if self.end == u64::MAX { u64::MAX } else { self.end - self.start }
+        if self.end == u64::MAX {
+            u64::MAX
+        } else {
+            self.end - self.start
+        }
     }
 }
 
@@ -126,7 +133,9 @@ impl FileStateTable {
         Self {
             boot,
             counter: AtomicU32::new(1),
-            shards: (0..shards.clamp(1, u16::MAX as usize)).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..shards.clamp(1, u16::MAX as usize))
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
         }
     }
 
@@ -146,7 +155,9 @@ impl FileStateTable {
         if sid.boot() != self.boot {
             return Err(status::NFS4ERR_STALE_STATEID);
         }
-        self.shards.get(sid.shard()).ok_or(status::NFS4ERR_BAD_STATEID)
+        self.shards
+            .get(sid.shard())
+            .ok_or(status::NFS4ERR_BAD_STATEID)
     }
 
     /// seqid 0 means "the current one" in NFSv4.1.
@@ -162,8 +173,17 @@ impl FileStateTable {
 
     /// OPEN: share reservations against other owners' opens; the same owner upgrades
     /// its open (union of access and deny) and gets the next seqid.
-    pub fn open(&self, owner: Owner, file: ObjHandle, access: u32, deny: u32) -> Result<Stateid, u32> {
-        if access & SHARE_ACCESS_BOTH == 0 || access & !SHARE_ACCESS_BOTH != 0 || deny & !SHARE_ACCESS_BOTH != 0 {
+    pub fn open(
+        &self,
+        owner: Owner,
+        file: ObjHandle,
+        access: u32,
+        deny: u32,
+    ) -> Result<Stateid, u32> {
+        if access & SHARE_ACCESS_BOTH == 0
+            || access & !SHARE_ACCESS_BOTH != 0
+            || deny & !SHARE_ACCESS_BOTH != 0
+        {
             return Err(status::NFS4ERR_INVAL);
         }
         let idx = self.shard_index(&file);
@@ -186,17 +206,38 @@ impl FileStateTable {
             o.access |= access;
             o.deny |= deny;
             o.seqid = o.seqid.wrapping_add(1);
-            return Ok(Stateid { seqid: o.seqid, other });
+            return Ok(Stateid {
+                seqid: o.seqid,
+                other,
+            });
         }
         let other = self.new_other(idx, StateKind::Open);
-        sh.opens.insert(other, OpenState { owner: owner.clone(), file, access, deny, seqid: 1, locks: Vec::new() });
+        sh.opens.insert(
+            other,
+            OpenState {
+                owner: owner.clone(),
+                file,
+                access,
+                deny,
+                seqid: 1,
+                locks: Vec::new(),
+            },
+        );
         sh.open_by_owner.insert((owner, file), other);
         sh.files.entry(file).or_default().opens.push(other);
         Ok(Stateid { seqid: 1, other })
     }
 
-    fn open_mut<'a>(sh: &'a mut Shard, sid: &Stateid, client: ClientId, file: &ObjHandle) -> Result<&'a mut OpenState, u32> {
-        let o = sh.opens.get_mut(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+    fn open_mut<'a>(
+        sh: &'a mut Shard,
+        sid: &Stateid,
+        client: ClientId,
+        file: &ObjHandle,
+    ) -> Result<&'a mut OpenState, u32> {
+        let o = sh
+            .opens
+            .get_mut(&sid.other)
+            .ok_or(status::NFS4ERR_BAD_STATEID)?;
         if o.owner.client != client || o.file != *file {
             return Err(status::NFS4ERR_BAD_STATEID);
         }
@@ -204,7 +245,14 @@ impl FileStateTable {
         Ok(o)
     }
 
-    pub fn open_downgrade(&self, sid: &Stateid, client: ClientId, file: &ObjHandle, access: u32, deny: u32) -> Result<Stateid, u32> {
+    pub fn open_downgrade(
+        &self,
+        sid: &Stateid,
+        client: ClientId,
+        file: &ObjHandle,
+        access: u32,
+        deny: u32,
+    ) -> Result<Stateid, u32> {
         let mut sh = self.shard_of(sid)?.lock();
         let o = Self::open_mut(&mut sh, sid, client, file)?;
         if access & SHARE_ACCESS_BOTH == 0 || access & !o.access != 0 || deny & !o.deny != 0 {
@@ -213,7 +261,10 @@ impl FileStateTable {
         o.access = access;
         o.deny = deny;
         o.seqid = o.seqid.wrapping_add(1);
-        Ok(Stateid { seqid: o.seqid, other: sid.other })
+        Ok(Stateid {
+            seqid: o.seqid,
+            other: sid.other,
+        })
     }
 
     /// CLOSE: refused while the open's lock owners still hold locks.
@@ -252,7 +303,13 @@ impl FileStateTable {
     /// Check a stateid for READ/WRITE/SETATTR(size) on `file`. Special stateids are
     /// allowed (anonymous access is checked against share deny reservations; READ
     /// bypass skips them for reads).
-    pub fn check_io(&self, sid: &Stateid, client: Option<ClientId>, file: &ObjHandle, kind: IoKind) -> Result<(), u32> {
+    pub fn check_io(
+        &self,
+        sid: &Stateid,
+        client: Option<ClientId>,
+        file: &ObjHandle,
+        kind: IoKind,
+    ) -> Result<(), u32> {
         if sid.is_special() {
             if *sid == Stateid::READ_BYPASS && kind == IoKind::Read {
                 return Ok(());
@@ -260,7 +317,11 @@ impl FileStateTable {
             if *sid != Stateid::ANONYMOUS && *sid != Stateid::READ_BYPASS {
                 return Err(status::NFS4ERR_BAD_STATEID);
             }
-            let want = if kind == IoKind::Write { SHARE_ACCESS_WRITE } else { SHARE_ACCESS_READ };
+            let want = if kind == IoKind::Write {
+                SHARE_ACCESS_WRITE
+            } else {
+                SHARE_ACCESS_READ
+            };
             let sh = self.shards[self.shard_index(file)].lock();
             if let Some(info) = sh.files.get(file)
                 && info.opens.iter().any(|o| sh.opens[o].deny & want != 0)
@@ -298,21 +359,39 @@ impl FileStateTable {
         // Find or create the lock state.
         let (lock_other, owner) = match req.locker {
             Locker::New { open, owner } => {
-                let o = sh.opens.get(&open.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+                let o = sh
+                    .opens
+                    .get(&open.other)
+                    .ok_or(status::NFS4ERR_BAD_STATEID)?;
                 if open.shard() != idx || o.owner.client != req.client || o.file != file {
                     return Err(status::NFS4ERR_BAD_STATEID);
                 }
                 Self::check_seqid(open.seqid, o.seqid)?;
                 let access = o.access;
-                if req.write && access & SHARE_ACCESS_WRITE == 0 || !req.write && access & SHARE_ACCESS_READ == 0 && access & SHARE_ACCESS_WRITE == 0 {
+                if req.write && access & SHARE_ACCESS_WRITE == 0
+                    || !req.write
+                        && access & SHARE_ACCESS_READ == 0
+                        && access & SHARE_ACCESS_WRITE == 0
+                {
                     return Err(status::NFS4ERR_OPENMODE);
                 }
-                let owner = Owner { client: req.client, owner: owner.to_vec() };
+                let owner = Owner {
+                    client: req.client,
+                    owner: owner.to_vec(),
+                };
                 match sh.lock_by_owner.get(&(owner.clone(), file)) {
                     Some(existing) => (*existing, owner),
                     None => {
                         let other = self.new_other(idx, StateKind::Lock);
-                        sh.lock_states.insert(other, LockState { owner: owner.clone(), file, open: open.other, seqid: 0, });
+                        sh.lock_states.insert(
+                            other,
+                            LockState {
+                                owner: owner.clone(),
+                                file,
+                                open: open.other,
+                                seqid: 0,
+                            },
+                        );
                         sh.lock_by_owner.insert((owner.clone(), file), other);
                         if let Some(o) = sh.opens.get_mut(&open.other) {
                             o.locks.push(other);
@@ -323,7 +402,10 @@ impl FileStateTable {
                 }
             }
             Locker::Existing(sid) => {
-                let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+                let l = sh
+                    .lock_states
+                    .get(&sid.other)
+                    .ok_or(status::NFS4ERR_BAD_STATEID)?;
                 if sid.shard() != idx || l.owner.client != req.client || l.file != file {
                     return Err(status::NFS4ERR_BAD_STATEID);
                 }
@@ -332,30 +414,69 @@ impl FileStateTable {
             }
         };
         let info = sh.files.entry(file).or_default();
-        if let Some(c) = info.locks.iter().find(|l| l.owner != owner && l.range.overlaps(&req.range) && (l.write || req.write)) {
-            return Ok(Err(Conflict { range: c.range, write: c.write, owner: c.owner.clone() }));
+        if let Some(c) = info
+            .locks
+            .iter()
+            .find(|l| l.owner != owner && l.range.overlaps(&req.range) && (l.write || req.write))
+        {
+            return Ok(Err(Conflict {
+                range: c.range,
+                write: c.write,
+                owner: c.owner.clone(),
+            }));
         }
-        apply_posix_lock(&mut info.locks, lock_other, &owner, req.range, Some(req.write));
-        let ls = sh.lock_states.get_mut(&lock_other).expect("lock state exists");
+        apply_posix_lock(
+            &mut info.locks,
+            lock_other,
+            &owner,
+            req.range,
+            Some(req.write),
+        );
+        let ls = sh
+            .lock_states
+            .get_mut(&lock_other)
+            .expect("lock state exists");
         ls.seqid = ls.seqid.wrapping_add(1);
-        Ok(Ok(Stateid { seqid: ls.seqid, other: lock_other }))
+        Ok(Ok(Stateid {
+            seqid: ls.seqid,
+            other: lock_other,
+        }))
     }
 
     /// LOCKT: would this lock conflict?
-    pub fn test_lock(&self, file: &ObjHandle, owner: &Owner, range: Range, write: bool) -> Option<Conflict> {
+    pub fn test_lock(
+        &self,
+        file: &ObjHandle,
+        owner: &Owner,
+        range: Range,
+        write: bool,
+    ) -> Option<Conflict> {
         let sh = self.shards[self.shard_index(file)].lock();
         let info = sh.files.get(file)?;
         info.locks
             .iter()
             .find(|l| l.owner != *owner && l.range.overlaps(&range) && (l.write || write))
-            .map(|c| Conflict { range: c.range, write: c.write, owner: c.owner.clone() })
+            .map(|c| Conflict {
+                range: c.range,
+                write: c.write,
+                owner: c.owner.clone(),
+            })
     }
 
     /// LOCKU: release a range (POSIX split semantics).
-    pub fn unlock(&self, sid: &Stateid, client: ClientId, file: &ObjHandle, range: Range) -> Result<Stateid, u32> {
+    pub fn unlock(
+        &self,
+        sid: &Stateid,
+        client: ClientId,
+        file: &ObjHandle,
+        range: Range,
+    ) -> Result<Stateid, u32> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
-        let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+        let l = sh
+            .lock_states
+            .get(&sid.other)
+            .ok_or(status::NFS4ERR_BAD_STATEID)?;
         if l.owner.client != client || l.file != *file {
             return Err(status::NFS4ERR_BAD_STATEID);
         }
@@ -366,7 +487,10 @@ impl FileStateTable {
         }
         let ls = sh.lock_states.get_mut(&sid.other).expect("checked");
         ls.seqid = ls.seqid.wrapping_add(1);
-        Ok(Stateid { seqid: ls.seqid, other: sid.other })
+        Ok(Stateid {
+            seqid: ls.seqid,
+            other: sid.other,
+        })
     }
 
     /// TEST_STATEID for one stateid of `client`.
@@ -398,14 +522,25 @@ impl FileStateTable {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
         if let Some(o) = sh.opens.get(&sid.other) {
-            return Err(if o.owner.client == client { status::NFS4ERR_LOCKS_HELD } else { status::NFS4ERR_BAD_STATEID });
+            return Err(if o.owner.client == client {
+                status::NFS4ERR_LOCKS_HELD
+            } else {
+                status::NFS4ERR_BAD_STATEID
+            });
         }
-        let l = sh.lock_states.get(&sid.other).ok_or(status::NFS4ERR_BAD_STATEID)?;
+        let l = sh
+            .lock_states
+            .get(&sid.other)
+            .ok_or(status::NFS4ERR_BAD_STATEID)?;
         if l.owner.client != client {
             return Err(status::NFS4ERR_BAD_STATEID);
         }
         let file = l.file;
-        if sh.files.get(&file).is_some_and(|i| i.locks.iter().any(|h| h.lock_state == sid.other)) {
+        if sh
+            .files
+            .get(&file)
+            .is_some_and(|i| i.locks.iter().any(|h| h.lock_state == sid.other))
+        {
             return Err(status::NFS4ERR_LOCKS_HELD);
         }
         let l = sh.lock_states.remove(&sid.other).expect("checked");
@@ -463,7 +598,13 @@ pub struct LockRequest<'a> {
 
 /// Set (`Some(write)`) or clear (`None`) `range` for one owner, POSIX style: existing
 /// locks of that owner are trimmed or split around the range, then the new one added.
-fn apply_posix_lock(locks: &mut Vec<HeldLock>, lock_state: [u8; 12], owner: &Owner, range: Range, set: Option<bool>) {
+fn apply_posix_lock(
+    locks: &mut Vec<HeldLock>,
+    lock_state: [u8; 12],
+    owner: &Owner,
+    range: Range,
+    set: Option<bool>,
+) {
     let mut kept = Vec::with_capacity(locks.len() + 1);
     for l in locks.drain(..) {
         if l.owner != *owner || !l.range.overlaps(&range) {
@@ -471,14 +612,31 @@ fn apply_posix_lock(locks: &mut Vec<HeldLock>, lock_state: [u8; 12], owner: &Own
             continue;
         }
         if l.range.start < range.start {
-            kept.push(HeldLock { range: Range { start: l.range.start, end: range.start }, ..l.clone() });
+            kept.push(HeldLock {
+                range: Range {
+                    start: l.range.start,
+                    end: range.start,
+                },
+                ..l.clone()
+            });
         }
         if l.range.end > range.end {
-            kept.push(HeldLock { range: Range { start: range.end, end: l.range.end }, ..l.clone() });
+            kept.push(HeldLock {
+                range: Range {
+                    start: range.end,
+                    end: l.range.end,
+                },
+                ..l.clone()
+            });
         }
     }
     if let Some(write) = set {
-        kept.push(HeldLock { lock_state, owner: owner.clone(), write, range });
+        kept.push(HeldLock {
+            lock_state,
+            owner: owner.clone(),
+            write,
+            range,
+        });
     }
     *locks = kept;
 }
@@ -491,28 +649,56 @@ mod tests {
         ObjHandle::new(&[n; 8]).unwrap()
     }
     fn owner(c: u64, o: &str) -> Owner {
-        Owner { client: c, owner: o.as_bytes().to_vec() }
+        Owner {
+            client: c,
+            owner: o.as_bytes().to_vec(),
+        }
     }
 
     #[test]
     fn share_reservations() {
         let t = FileStateTable::new(1, 4);
-        let a = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_WRITE).unwrap();
-        assert_eq!(t.open(owner(2, "b"), fh(1), SHARE_ACCESS_WRITE, 0), Err(status::NFS4ERR_SHARE_DENIED));
+        let a = t
+            .open(owner(1, "a"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_WRITE)
+            .unwrap();
+        assert_eq!(
+            t.open(owner(2, "b"), fh(1), SHARE_ACCESS_WRITE, 0),
+            Err(status::NFS4ERR_SHARE_DENIED)
+        );
         assert!(t.open(owner(2, "b"), fh(1), SHARE_ACCESS_READ, 0).is_ok());
-        assert_eq!(t.open(owner(3, "c"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_READ), Err(status::NFS4ERR_SHARE_DENIED));
+        assert_eq!(
+            t.open(owner(3, "c"), fh(1), SHARE_ACCESS_READ, SHARE_ACCESS_READ),
+            Err(status::NFS4ERR_SHARE_DENIED)
+        );
         // Same owner again: upgrade, seqid 2.
         let a2 = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_BOTH, 0).unwrap();
         assert_eq!((a2.other, a2.seqid), (a.other, 2));
-        assert_eq!(t.check_io(&a, Some(1), &fh(1), IoKind::Read), Err(status::NFS4ERR_OLD_STATEID));
+        assert_eq!(
+            t.check_io(&a, Some(1), &fh(1), IoKind::Read),
+            Err(status::NFS4ERR_OLD_STATEID)
+        );
         assert_eq!(t.check_io(&a2, Some(1), &fh(1), IoKind::Write), Ok(()));
-        assert_eq!(t.check_io(&a2, Some(2), &fh(1), IoKind::Write), Err(status::NFS4ERR_BAD_STATEID));
-        assert_eq!(t.check_io(&a2, Some(1), &fh(2), IoKind::Write), Err(status::NFS4ERR_BAD_STATEID));
+        assert_eq!(
+            t.check_io(&a2, Some(2), &fh(1), IoKind::Write),
+            Err(status::NFS4ERR_BAD_STATEID)
+        );
+        assert_eq!(
+            t.check_io(&a2, Some(1), &fh(2), IoKind::Write),
+            Err(status::NFS4ERR_BAD_STATEID)
+        );
         // Anonymous writes are refused while someone denies writes.
-        assert_eq!(t.check_io(&Stateid::ANONYMOUS, None, &fh(1), IoKind::Write), Err(status::NFS4ERR_LOCKED));
-        let d = t.open_downgrade(&a2, 1, &fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        assert_eq!(
+            t.check_io(&Stateid::ANONYMOUS, None, &fh(1), IoKind::Write),
+            Err(status::NFS4ERR_LOCKED)
+        );
+        let d = t
+            .open_downgrade(&a2, 1, &fh(1), SHARE_ACCESS_READ, 0)
+            .unwrap();
         assert_eq!(d.seqid, 3);
-        assert_eq!(t.open_downgrade(&d, 1, &fh(1), SHARE_ACCESS_BOTH, 0), Err(status::NFS4ERR_INVAL));
+        assert_eq!(
+            t.open_downgrade(&d, 1, &fh(1), SHARE_ACCESS_BOTH, 0),
+            Err(status::NFS4ERR_INVAL)
+        );
         assert_eq!(t.close(&d, 1, &fh(1)), Ok(()));
         assert_eq!(t.close(&d, 1, &fh(1)), Err(status::NFS4ERR_BAD_STATEID));
         assert_eq!(t.remove_client(2), 1);
@@ -532,17 +718,56 @@ mod tests {
             range: Range::from_nfs(start, len).unwrap(),
             write,
         };
-        let l1 = t.lock(req(1, Locker::New { open: o1, owner: b"lo1" }, 0, 100, true)).unwrap().unwrap();
-        let denied = t.lock(req(2, Locker::New { open: o2, owner: b"lo2" }, 50, 10, false)).unwrap().unwrap_err();
+        let l1 = t
+            .lock(req(
+                1,
+                Locker::New {
+                    open: o1,
+                    owner: b"lo1",
+                },
+                0,
+                100,
+                true,
+            ))
+            .unwrap()
+            .unwrap();
+        let denied = t
+            .lock(req(
+                2,
+                Locker::New {
+                    open: o2,
+                    owner: b"lo2",
+                },
+                50,
+                10,
+                false,
+            ))
+            .unwrap()
+            .unwrap_err();
         assert_eq!(denied.range, Range { start: 0, end: 100 });
         assert_eq!(denied.owner, owner(1, "lo1"));
         // Unlock the middle: the holder keeps [0,50) and [60,100); [50,60) is free.
-        let l1 = t.unlock(&l1, 1, &f, Range::from_nfs(50, 10).unwrap()).unwrap();
-        assert!(t.test_lock(&f, &owner(2, "lo2"), Range::from_nfs(50, 10).unwrap(), true).is_none());
-        assert!(t.test_lock(&f, &owner(2, "lo2"), Range::from_nfs(40, 20).unwrap(), false).is_some());
+        let l1 = t
+            .unlock(&l1, 1, &f, Range::from_nfs(50, 10).unwrap())
+            .unwrap();
+        assert!(
+            t.test_lock(&f, &owner(2, "lo2"), Range::from_nfs(50, 10).unwrap(), true)
+                .is_none()
+        );
+        assert!(
+            t.test_lock(
+                &f,
+                &owner(2, "lo2"),
+                Range::from_nfs(40, 20).unwrap(),
+                false
+            )
+            .is_some()
+        );
         assert_eq!(t.close(&o1, 1, &f), Err(status::NFS4ERR_LOCKS_HELD));
         assert_eq!(t.free(&l1, 1), Err(status::NFS4ERR_LOCKS_HELD));
-        let l1 = t.unlock(&l1, 1, &f, Range::from_nfs(0, u64::MAX).unwrap()).unwrap();
+        let l1 = t
+            .unlock(&l1, 1, &f, Range::from_nfs(0, u64::MAX).unwrap())
+            .unwrap();
         assert_eq!(t.test(&l1, 1), status::NFS4_OK);
         assert_eq!(t.free(&l1, 1), Ok(()));
         assert_eq!(t.test(&l1, 1), status::NFS4ERR_BAD_STATEID);

@@ -249,7 +249,6 @@ impl StateManager {
         Ok(reply)
     }
 
-
     /// Destroy a removed client record's sessions, opens and locks (file-state and
     /// session shards both come after the client table in the lock order).
     fn destroy_client_sessions(&self, core: usize, rec: ClientRecord, reason: UnbindReason) {

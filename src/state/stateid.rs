@@ -18,10 +18,22 @@ pub enum StateKind {
 }
 
 impl Stateid {
-    pub const ANONYMOUS: Stateid = Stateid { seqid: 0, other: [0; 12] };
-    pub const READ_BYPASS: Stateid = Stateid { seqid: u32::MAX, other: [0xff; 12] };
-    pub const CURRENT: Stateid = Stateid { seqid: 1, other: [0; 12] };
-    pub const INVALID: Stateid = Stateid { seqid: u32::MAX, other: [0; 12] };
+    pub const ANONYMOUS: Stateid = Stateid {
+        seqid: 0,
+        other: [0; 12],
+    };
+    pub const READ_BYPASS: Stateid = Stateid {
+        seqid: u32::MAX,
+        other: [0xff; 12],
+    };
+    pub const CURRENT: Stateid = Stateid {
+        seqid: 1,
+        other: [0; 12],
+    };
+    pub const INVALID: Stateid = Stateid {
+        seqid: u32::MAX,
+        other: [0; 12],
+    };
 
     pub fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(Stateid {

@@ -28,6 +28,7 @@ impl TestServer {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             threads: 2,
             pin_cores: false,
+            backend: ringnfs::server::BackendKind::Memory,
             ..ServerConfig::default()
         };
         tweak(&mut cfg);

@@ -30,7 +30,12 @@ pub fn encode_attrs(
     Ok(())
 }
 
-pub fn source<'a>(ctx: &'a CompoundCtx<'_>, fh: &'a [u8], a: &'a Attrs, stats: Option<&'a FsStats>) -> AttrSource<'a> {
+pub fn source<'a>(
+    ctx: &'a CompoundCtx<'_>,
+    fh: &'a [u8],
+    a: &'a Attrs,
+    stats: Option<&'a FsStats>,
+) -> AttrSource<'a> {
     AttrSource {
         attrs: a,
         fh,
@@ -46,6 +51,7 @@ pub fn source<'a>(ctx: &'a CompoundCtx<'_>, fh: &'a [u8], a: &'a Attrs, stats: O
 
 pub fn getattr(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
     let requested = xdr(decode_bitmap(d))?;
+    attrs::check_readable(&requested)?;
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     encode_attrs(ctx, out, &requested, &cur.obj, &a)
@@ -79,11 +85,24 @@ pub fn setattr(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
 
 /// Validate a stateid for I/O on the current file; special stateids get a permission
 /// check from the mode bits since no OPEN checked access.
-pub fn check_stateid_io(ctx: &CompoundCtx<'_>, sid: &Stateid, cur: &CurFh, a: &Attrs, kind: IoKind) -> OpResult {
-    ctx.state.files.check_io(sid, ctx.session.map(|g| g.clientid), &cur.obj, kind)?;
+pub fn check_stateid_io(
+    ctx: &CompoundCtx<'_>,
+    sid: &Stateid,
+    cur: &CurFh,
+    a: &Attrs,
+    kind: IoKind,
+) -> OpResult {
+    ctx.state
+        .files
+        .check_io(sid, ctx.session.map(|g| g.clientid), &cur.obj, kind)?;
     if sid.is_special() {
-        let need = if kind == IoKind::Write { access::MODIFY } else { access::READ };
-        if granted(a, &ctx.caller, ctx.export.opts.read_only) & need == 0 && a.uid != ctx.caller.uid {
+        let need = if kind == IoKind::Write {
+            access::MODIFY
+        } else {
+            access::READ
+        };
+        if granted(a, &ctx.caller, ctx.export.opts.read_only) & need == 0 && a.uid != ctx.caller.uid
+        {
             return Err(status::NFS4ERR_ACCESS);
         }
     }
@@ -99,11 +118,19 @@ fn verify_common(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>) -> Result<bo
 }
 
 pub fn verify(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    if verify_common(ctx, d)? { Ok(()) } else { Err(status::NFS4ERR_NOT_SAME) }
+    if verify_common(ctx, d)? {
+        Ok(())
+    } else {
+        Err(status::NFS4ERR_NOT_SAME)
+    }
 }
 
 pub fn nverify(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    if verify_common(ctx, d)? { Err(status::NFS4ERR_SAME) } else { Ok(()) }
+    if verify_common(ctx, d)? {
+        Err(status::NFS4ERR_SAME)
+    } else {
+        Ok(())
+    }
 }
 
 /// The ACCESS bits `caller` has on an object, from its mode bits (root reads and writes

@@ -124,6 +124,7 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
     let dircount = xdr(d.u32())? as usize;
     let maxcount = xdr(d.u32())? as usize;
     let requested = xdr(decode_bitmap(d))?;
+    attrs::check_readable(&requested)?;
     let dir = ctx.cur()?;
     let fs = &ctx.export.backend;
     require_dir(&fs.getattr(&dir.obj)?)?;
@@ -191,7 +192,11 @@ pub fn secinfo(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
     Ok(())
 }
 
-pub fn secinfo_no_name(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
+pub fn secinfo_no_name(
+    ctx: &mut CompoundCtx<'_>,
+    d: &mut XdrDecoder<'_>,
+    out: &mut Vec<u8>,
+) -> OpResult {
     let style = xdr(d.u32())?;
     let cur = ctx.cur()?;
     match style {

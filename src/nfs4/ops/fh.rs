@@ -18,7 +18,10 @@ fn check_peer(ctx: &CompoundCtx<'_>) -> OpResult {
 
 pub fn putrootfh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
     check_peer(ctx)?;
-    ctx.current_fh = Some(CurFh { obj: ctx.export.root, fh: ctx.export.root_fh });
+    ctx.current_fh = Some(CurFh {
+        obj: ctx.export.root,
+        fh: ctx.export.root_fh,
+    });
     ctx.current_stateid = None;
     Ok(())
 }

@@ -58,11 +58,20 @@ pub fn lock(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let range = Range::from_nfs(offset, length)?;
     let sid = ctx.resolve_stateid(locker_sid)?;
     let locker = if new_owner {
-        Locker::New { open: sid, owner: &owner_bytes }
+        Locker::New {
+            open: sid,
+            owner: &owner_bytes,
+        }
     } else {
         Locker::Existing(sid)
     };
-    let req = LockRequest { client: ctx.client()?, file: &cur.obj, locker, range, write };
+    let req = LockRequest {
+        client: ctx.client()?,
+        file: &cur.obj,
+        locker,
+        range,
+        write,
+    };
     match ctx.state.files.lock(req)? {
         Ok(sid) => {
             sid.encode(out);
@@ -81,7 +90,10 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8
     let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
     let cur = ctx.cur()?;
     let range = Range::from_nfs(offset, length)?;
-    let owner = Owner { client: ctx.client()?, owner };
+    let owner = Owner {
+        client: ctx.client()?,
+        owner,
+    };
     match ctx.state.files.test_lock(&cur.obj, &owner, range, write) {
         None => Ok(()),
         Some(c) => Err(denied(ctx, out, &c)),
@@ -97,7 +109,10 @@ pub fn locku(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8
     let cur = ctx.cur()?;
     let range = Range::from_nfs(offset, length)?;
     let sid = ctx.resolve_stateid(sid)?;
-    let new = ctx.state.files.unlock(&sid, ctx.client()?, &cur.obj, range)?;
+    let new = ctx
+        .state
+        .files
+        .unlock(&sid, ctx.client()?, &cur.obj, range)?;
     new.encode(out);
     ctx.current_stateid = Some(new);
     Ok(())

@@ -50,10 +50,22 @@ fn decode_how(d: &mut XdrDecoder<'_>) -> Result<How, u32> {
                 let (s, b) = attrs::decode_settable(d)?;
                 Ok(How::Guarded(s, b))
             }
-            EXCLUSIVE4 => Ok(How::Exclusive(xdr(d.array::<8>())?, SetAttrs::default(), Vec::new())),
+            EXCLUSIVE4 => Ok(How::Exclusive(
+                xdr(d.array::<8>())?,
+                SetAttrs::default(),
+                Vec::new(),
+            )),
             EXCLUSIVE4_1 => {
                 let verf = xdr(d.array::<8>())?;
                 let (s, b) = attrs::decode_settable(d)?;
+                // The times hold the verifier: only suppattr_exclcreat may be set.
+                let allowed = attrs::suppattr_exclcreat();
+                if b.iter()
+                    .enumerate()
+                    .any(|(i, w)| w & !allowed.get(i).copied().unwrap_or(0) != 0)
+                {
+                    return Err(status::NFS4ERR_INVAL);
+                }
                 Ok(How::Exclusive(verf, s, b))
             }
             _ => Err(status::NFS4ERR_INVAL),
@@ -68,8 +80,14 @@ fn verifier_times(v: [u8; 8]) -> (Timespec, Timespec) {
     let hi = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
     let lo = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
     (
-        Timespec { secs: hi as i64, nsecs: 0 },
-        Timespec { secs: lo as i64, nsecs: 0 },
+        Timespec {
+            secs: hi as i64,
+            nsecs: 0,
+        },
+        Timespec {
+            secs: lo as i64,
+            nsecs: 0,
+        },
     )
 }
 
@@ -83,7 +101,12 @@ fn check_open_type(a: &Attrs) -> OpResult {
 }
 
 /// Find or create the file CLAIM_NULL names. Returns (file, created, attrs set).
-fn open_by_name(ctx: &CompoundCtx<'_>, dir: &ObjHandle, name: &[u8], how: How) -> Result<(ObjHandle, bool, Vec<u32>), u32> {
+fn open_by_name(
+    ctx: &CompoundCtx<'_>,
+    dir: &ObjHandle,
+    name: &[u8],
+    how: How,
+) -> Result<(ObjHandle, bool, Vec<u32>), u32> {
     let fs = &ctx.export.backend;
     match how {
         How::NoCreate => Ok((fs.lookup(dir, name)?, false, Vec::new())),
@@ -92,7 +115,14 @@ fn open_by_name(ctx: &CompoundCtx<'_>, dir: &ObjHandle, name: &[u8], how: How) -
             let (obj, created) = fs.create_file(dir, name, &set, false, &ctx.caller)?;
             if !created && set.size == Some(0) {
                 // UNCHECKED over an existing file with size 0 truncates (O_TRUNC).
-                fs.setattr(&obj, &SetAttrs { size: Some(0), ..SetAttrs::default() }, &ctx.caller)?;
+                fs.setattr(
+                    &obj,
+                    &SetAttrs {
+                        size: Some(0),
+                        ..SetAttrs::default()
+                    },
+                    &ctx.caller,
+                )?;
             }
             Ok((obj, created, if created { bits } else { Vec::new() }))
         }
@@ -106,7 +136,11 @@ fn open_by_name(ctx: &CompoundCtx<'_>, dir: &ObjHandle, name: &[u8], how: How) -
             let (atime, mtime) = verifier_times(verf);
             match fs.create_file(dir, name, &set, true, &ctx.caller) {
                 Ok((obj, _)) => {
-                    let times = SetAttrs { atime: Some(SetTime::Client(atime)), mtime: Some(SetTime::Client(mtime)), ..SetAttrs::default() };
+                    let times = SetAttrs {
+                        atime: Some(SetTime::Client(atime)),
+                        mtime: Some(SetTime::Client(mtime)),
+                        ..SetAttrs::default()
+                    };
                     fs.setattr(&obj, &times, &ctx.caller)?;
                     Ok((obj, true, bits))
                 }
@@ -173,7 +207,10 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
             return Err(status::NFS4ERR_ACCESS);
         }
     }
-    let sid = ctx.state.files.open(Owner { client, owner }, obj, share_access, share_deny)?;
+    let sid = ctx
+        .state
+        .files
+        .open(Owner { client, owner }, obj, share_access, share_deny)?;
     sid.encode(out);
     match cinfo {
         Some((before, after)) => encode_change_info(out, &before, &after),
@@ -187,14 +224,21 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     Ok(())
 }
 
-pub fn open_downgrade(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
+pub fn open_downgrade(
+    ctx: &mut CompoundCtx<'_>,
+    d: &mut XdrDecoder<'_>,
+    out: &mut Vec<u8>,
+) -> OpResult {
     let sid = xdr(Stateid::decode(d))?;
     let _seqid = xdr(d.u32())?;
     let share_access = xdr(d.u32())? & !SHARE_WANT_MASK;
     let share_deny = xdr(d.u32())?;
     let cur = ctx.cur()?;
     let sid = ctx.resolve_stateid(sid)?;
-    let new = ctx.state.files.open_downgrade(&sid, ctx.client()?, &cur.obj, share_access, share_deny)?;
+    let new =
+        ctx.state
+            .files
+            .open_downgrade(&sid, ctx.client()?, &cur.obj, share_access, share_deny)?;
     new.encode(out);
     ctx.current_stateid = Some(new);
     Ok(())
@@ -219,7 +263,11 @@ pub fn delegreturn(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Ve
     Err(status::NFS4ERR_BAD_STATEID)
 }
 
-pub fn test_stateid(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
+pub fn test_stateid(
+    ctx: &mut CompoundCtx<'_>,
+    d: &mut XdrDecoder<'_>,
+    out: &mut Vec<u8>,
+) -> OpResult {
     let n = xdr(d.array_len(1024, 16))?;
     let client = ctx.client()?;
     let mut results = Vec::with_capacity(n);
@@ -234,7 +282,11 @@ pub fn test_stateid(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut
     Ok(())
 }
 
-pub fn free_stateid(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
+pub fn free_stateid(
+    ctx: &mut CompoundCtx<'_>,
+    d: &mut XdrDecoder<'_>,
+    _: &mut Vec<u8>,
+) -> OpResult {
     let sid = xdr(Stateid::decode(d))?;
     let sid = ctx.resolve_stateid(sid)?;
     ctx.state.files.free(&sid, ctx.client()?)
