@@ -72,9 +72,25 @@ pub(super) fn open_by_handle(
     h: &ObjHandle,
     flags: libc::c_int,
 ) -> FsResult<OwnedFd> {
+    open_by_handle_raw(mount_fd, h, flags).map_err(|e| match e {
+        libc::ESTALE | libc::ENOENT => FsError::Stale,
+        libc::EINVAL | BAD => FsError::BadHandle,
+        e => FsError::from_errno(e),
+    })
+}
+
+/// Not an errno: the bytes are not one of our handles.
+const BAD: i32 = -1;
+
+/// [`open_by_handle`] with the raw errno (or [`BAD`]).
+pub(super) fn open_by_handle_raw(
+    mount_fd: BorrowedFd<'_>,
+    h: &ObjHandle,
+    flags: libc::c_int,
+) -> Result<OwnedFd, i32> {
     let b = h.as_bytes();
     if b.len() <= HEADER || b[0] != VERSION {
-        return Err(FsError::BadHandle);
+        return Err(BAD);
     }
     let n = b.len() - HEADER;
     let mut fh = FileHandle {
@@ -97,11 +113,9 @@ pub(super) fn open_by_handle(
             // SAFETY: a new descriptor nothing else owns.
             return Ok(unsafe { OwnedFd::from_raw_fd(r) });
         }
-        return Err(match sys::errno() {
+        match sys::errno() {
             libc::EINTR => continue,
-            libc::ESTALE | libc::ENOENT => FsError::Stale,
-            libc::EINVAL => FsError::BadHandle,
-            e => FsError::from_errno(e),
-        });
+            e => return Err(e),
+        }
     }
 }

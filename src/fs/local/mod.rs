@@ -66,7 +66,9 @@ impl Default for LocalOptions {
 
 /// A directory of the local file system exported as a [`super::Backend`].
 pub struct LocalBackend {
-    /// The export root, O_PATH|O_DIRECTORY, held for the life of the backend.
+    /// The export root, held for the life of the backend. Opened O_RDONLY|O_DIRECTORY
+    /// rather than O_PATH because open_by_handle_at refuses an O_PATH mount fd (EBADF);
+    /// it serves as the starting point of every `*at` call too.
     root_fd: OwnedFd,
     root_handle: ObjHandle,
     root_dev: u64,
@@ -112,7 +114,7 @@ impl LocalBackend {
         let path = CString::new(export_dir.as_os_str().as_bytes()).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "export path contains NUL")
         })?;
-        let root_fd = sys::openat(None, &path, libc::O_PATH | libc::O_DIRECTORY)
+        let root_fd = sys::openat(None, &path, libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(|e| io_err(export_dir, "open", e))?;
         let st =
             sys::fstatat(root_fd.as_fd(), sys::EMPTY).map_err(|e| io_err(export_dir, "stat", e))?;
@@ -128,16 +130,11 @@ impl LocalBackend {
             Err(e) => return Err(io_err(export_dir, "name_to_handle_at", e)),
         };
         // Check now that handles can be opened again (needs CAP_DAC_READ_SEARCH).
-        handle::open_by_handle(root_fd.as_fd(), &root_handle, libc::O_PATH).map_err(|e| {
-            let errno = match e {
-                FsError::Perm => libc::EPERM,
-                FsError::Access => libc::EACCES,
-                _ => libc::EIO,
-            };
+        handle::open_by_handle_raw(root_fd.as_fd(), &root_handle, libc::O_PATH).map_err(|e| {
             io_err(
                 export_dir,
                 "open_by_handle_at (the server must run as root)",
-                errno,
+                e,
             )
         })?;
         let fsid = match sys::fs_fsid(root_fd.as_fd()) {
