@@ -190,6 +190,11 @@ impl LocalBackend {
         if st.st_dev != self.root_dev {
             return Err(FsError::Stale);
         }
+        if st.st_nlink == 0 {
+            // Unlinked but still in memory (open somewhere): no longer reachable by
+            // name, so no longer a valid NFS object.
+            return Err(FsError::Stale);
+        }
         let o = Obj { fd, st };
         if o.is_dir() {
             self.check_contained(&o)?;

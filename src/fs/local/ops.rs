@@ -95,7 +95,13 @@ impl Backend for LocalBackend {
 
     fn getattr(&self, h: &ObjHandle) -> FsResult<Attrs> {
         if let Some(f) = self.files.get(h) {
-            return Ok(attrs::from_stat(&sys::fstat(f.fd.as_fd())?));
+            let st = sys::fstat(f.fd.as_fd())?;
+            if st.st_nlink > 0 {
+                return Ok(attrs::from_stat(&st));
+            }
+            // Unlinked behind our back (not through REMOVE): forget it.
+            self.files.remove(h);
+            return Err(FsError::Stale);
         }
         Ok(attrs::from_stat(&self.obj(h)?.st))
     }

@@ -892,6 +892,13 @@ fn open_file_cache_is_bounded() {
     let before = b.open_files();
     b.remove(&r, b"f59", &root()).unwrap();
     assert_eq!(b.open_files(), before - 1);
+    // Unlinked locally while cached: stale, and the descriptor is let go.
+    read_all(&b, &files[0], 0, 1);
+    std::fs::remove_file(t.export().join("f0")).unwrap();
+    let before = b.open_files();
+    assert_eq!(b.getattr(&files[0]), Err(FsError::Stale));
+    assert_eq!(b.open_files(), before - 1);
+    assert_eq!(b.getattr(&files[0]), Err(FsError::Stale));
     // No caching at all still works.
     let b = LocalBackend::open(
         &t.export(),
@@ -901,9 +908,9 @@ fn open_file_cache_is_bounded() {
         },
     )
     .unwrap();
-    b.write(&files[0], 0, b"again", Stability::Unstable)
+    b.write(&files[1], 0, b"again", Stability::Unstable)
         .unwrap();
-    assert_eq!(read_all(&b, &files[0], 0, 5).0, b"again");
+    assert_eq!(read_all(&b, &files[1], 0, 5).0, b"again");
     assert_eq!(b.open_files(), 0);
 }
 
