@@ -195,6 +195,28 @@ fn symlink_is_never_followed() {
     assert_eq!(b.getattr(&up).unwrap().ftype, FileType::Symlink);
     assert_eq!(b.readlink(&up).unwrap(), b"../outside");
     assert_eq!(b.lookup(&up, b"secret"), Err(FsError::NotDir));
+    // Creating through a (dangling) symlink never creates its target.
+    std::os::unix::fs::symlink("../outside/created", t.export().join("dangling")).unwrap();
+    let none = SetAttrs::default();
+    assert_eq!(
+        b.create_file(&r, b"dangling", &none, false, &root()).err(),
+        Some(FsError::SymLink)
+    );
+    assert_eq!(
+        b.create_file(&r, b"dangling", &none, true, &root()).err(),
+        Some(FsError::Exist)
+    );
+    assert_eq!(
+        b.create(&r, b"dangling", &CreateKind::Directory, &none, &root())
+            .err(),
+        Some(FsError::Exist)
+    );
+    assert!(!t.outside().join("created").exists());
+    // Removing and renaming a link acts on the link.
+    b.rename(&r, b"dangling", &r, b"dangling2", &root())
+        .unwrap();
+    b.remove(&r, b"dangling2", &root()).unwrap();
+    assert!(t.outside().exists());
     // A regular file given as "directory".
     let f = mkfile(&b, &r, "plain");
     assert_eq!(b.lookup(&f, b"x"), Err(FsError::NotDir));
