@@ -23,7 +23,16 @@
 //!   getattr, readdir, readlink, read, write and commit run as root: the NFS layer checks
 //!   access at OPEN and ACCESS from the attributes. (A lookup thus does not require
 //!   search permission on the directory for the caller.)
-//! * **Data I/O** (`io.rs`) goes through an open-file cache (`cache.rs`).
+//! * **Data I/O** (`io.rs`) goes through an open-file cache (`cache.rs`). Regular files
+//!   are reopened for data through `/proc/self/fd/N` of their O_PATH descriptor after a
+//!   type check, so a device, fifo or socket is never opened (READ/WRITE → `Inval`);
+//!   chmod, utimens and link go through the same magic link (`/proc` must be mounted).
+//! * **Costs.** Directory descriptors are deliberately not cached: the containment walk
+//!   runs on every operation that reopens a directory handle other than the root (two
+//!   syscalls per level of depth), so a directory moved out is noticed at once.
+//! * **Gone objects.** An object unlinked behind our back answers `Stale` (nlink 0);
+//!   one removed through REMOVE or renamed over through RENAME leaves the open-file
+//!   cache at once.
 
 mod attrs;
 mod cache;
@@ -111,6 +120,12 @@ impl LocalBackend {
     /// supports file handles: ext4, xfs, btrfs, tmpfs... not e.g. FAT or overlayfs
     /// without `nfs_export`). The server must run as root.
     pub fn open(export_dir: &Path, opts: LocalOptions) -> std::io::Result<Self> {
+        if !Path::new("/proc/self/fd").is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the local backend needs /proc mounted (it reopens files through /proc/self/fd)",
+            ));
+        }
         let path = CString::new(export_dir.as_os_str().as_bytes()).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "export path contains NUL")
         })?;
