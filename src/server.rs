@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::fs::Backend;
+use crate::fs::local::{LocalBackend, LocalOptions};
 
 use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::{Export, ExportOptions};
@@ -143,7 +144,14 @@ fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
                 )?;
                 tracing::info!(path = %path.display(), "created export directory");
             }
-            anyhow::bail!("LOCALFS-PENDING {}", path.display())
+            let opts = LocalOptions {
+                read_only: cfg.export.read_only,
+                ..LocalOptions::default()
+            };
+            Arc::new(
+                LocalBackend::open(path, opts)
+                    .map_err(|e| anyhow::anyhow!("opening export {}: {e}", path.display()))?,
+            )
         }
     })
 }

@@ -4,6 +4,7 @@
 //! stay valid across server restarts (for the local backend).
 
 pub mod error;
+pub mod local;
 pub mod memory;
 pub mod types;
 

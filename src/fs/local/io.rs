@@ -1,0 +1,106 @@
+//! Data I/O on open regular files: READ, WRITE and COMMIT. Plain blocking syscalls for
+//! now, kept apart so they can move to the worker's io_uring (READ/WRITE/FSYNC) later
+//! without touching the rest of the backend.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use super::sys;
+use crate::fs::{FsError, FsResult};
+
+/// Read up to `count` bytes at `offset`, appended to `buf` (no zero-filling first).
+/// Stops early only at end of file; returns the number of bytes read.
+pub(super) fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    count: usize,
+    offset: u64,
+) -> FsResult<usize> {
+    let start = buf.len();
+    buf.reserve(count);
+    let mut done = 0usize;
+    while done < count {
+        let off = offset
+            .checked_add(done as u64)
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or(FsError::Inval)?;
+        // SAFETY: after `reserve`, the spare capacity holds at least `count - done`
+        // bytes starting at `start + done`; the kernel writes at most that many.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().add(start + done).cast(),
+                count - done,
+                off,
+            )
+        };
+        if n < 0 {
+            let e = sys::errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            // SAFETY: the first `start + done` bytes are initialised.
+            unsafe { buf.set_len(start + done) };
+            return Err(FsError::from_errno(e));
+        }
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    // SAFETY: the kernel initialised `done` bytes after `start`.
+    unsafe { buf.set_len(start + done) };
+    Ok(done)
+}
+
+/// Write all of `data` at `offset`; returns the bytes written.
+pub(super) fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> FsResult<usize> {
+    let end = offset.checked_add(data.len() as u64).ok_or(FsError::FBig)?;
+    if i64::try_from(end).is_err() {
+        return Err(FsError::FBig);
+    }
+    let mut done = 0usize;
+    while done < data.len() {
+        // SAFETY: `data[done..]` is readable for its length during the call.
+        let n = unsafe {
+            libc::pwrite(
+                fd.as_raw_fd(),
+                data[done..].as_ptr().cast(),
+                data.len() - done,
+                (offset + done as u64) as i64,
+            )
+        };
+        if n < 0 {
+            let e = sys::errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            if done > 0 {
+                return Ok(done);
+            }
+            return Err(FsError::from_errno(e));
+        }
+        if n == 0 {
+            return if done > 0 { Ok(done) } else { Err(FsError::Io) };
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
+/// Data and metadata to stable storage.
+pub(super) fn fsync(fd: BorrowedFd<'_>) -> FsResult<()> {
+    // SAFETY: plain syscall on a valid descriptor.
+    if unsafe { libc::fsync(fd.as_raw_fd()) } == -1 {
+        return Err(sys::last_err());
+    }
+    Ok(())
+}
+
+/// Data (and the metadata needed to read it back) to stable storage.
+pub(super) fn fdatasync(fd: BorrowedFd<'_>) -> FsResult<()> {
+    // SAFETY: plain syscall on a valid descriptor.
+    if unsafe { libc::fdatasync(fd.as_raw_fd()) } == -1 {
+        return Err(sys::last_err());
+    }
+    Ok(())
+}

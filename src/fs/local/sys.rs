@@ -1,0 +1,344 @@
+//! Thin wrappers over the Linux system calls the local backend needs. Every `unsafe`
+//! block of the backend that is not about file handles (`handle.rs`), credentials
+//! (`creds.rs`) or data I/O (`io.rs`) lives here. Each wrapper takes borrowed fds and
+//! `CStr`s, so the pointers handed to the kernel are valid for the call.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::fs::{FsError, FsResult};
+
+/// The calling thread's last OS error as an [`FsError`].
+pub(super) fn last_err() -> FsError {
+    FsError::from_errno(errno())
+}
+
+pub(super) fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// `ret` as a result: -1 means "look at errno".
+fn cvt(ret: libc::c_int) -> Result<libc::c_int, i32> {
+    if ret == -1 { Err(errno()) } else { Ok(ret) }
+}
+
+/// A name component as a C string (a NUL inside is a bad name).
+pub(super) fn cname(name: &[u8]) -> FsResult<CString> {
+    CString::new(name).map_err(|_| FsError::BadName)
+}
+
+/// The empty path used with `AT_EMPTY_PATH`.
+pub(super) const EMPTY: &CStr = c"";
+
+/// `/proc/self/fd/N`: reopening an `O_PATH` descriptor through its magic link gives a
+/// real descriptor of the same inode (with the permission checks of the current fs
+/// credentials), and works with calls that take no fd (chmod, link).
+pub(super) fn proc_path(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+}
+
+/// `struct open_how` of openat2(2) (libc's is `non_exhaustive`).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Resolution flags for every name the server opens: stay beneath the starting
+/// directory, follow no symlink (a trailing one is opened itself with O_PATH|O_NOFOLLOW),
+/// no /proc magic links, and never cross a mount point.
+pub(super) const RESOLVE: u64 = libc::RESOLVE_BENEATH
+    | libc::RESOLVE_NO_SYMLINKS
+    | libc::RESOLVE_NO_MAGICLINKS
+    | libc::RESOLVE_NO_XDEV;
+
+/// openat2(2) with [`RESOLVE`]. Raw errno on failure (callers map EXDEV themselves).
+pub(super) fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> Result<OwnedFd, i32> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u32 as u64,
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode & 0o7777)
+        } else {
+            0
+        },
+        resolve: RESOLVE,
+    };
+    // EAGAIN: a concurrent rename raced with a RESOLVE_BENEATH walk; retry a few times.
+    for _ in 0..8 {
+        // SAFETY: `name` is a valid NUL-terminated string, `how` a valid open_how of the
+        // size passed, both live for the call; the returned fd is new and owned by us.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: the kernel returned a new descriptor that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+        }
+        let e = errno();
+        if e != libc::EAGAIN && e != libc::EINTR {
+            return Err(e);
+        }
+    }
+    Err(libc::EAGAIN)
+}
+
+/// openat(2) (used for "." and ".." and for /proc/self/fd reopening, never for client names).
+pub(super) fn openat(
+    dir: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    flags: libc::c_int,
+) -> Result<OwnedFd, i32> {
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    loop {
+        // SAFETY: valid NUL-terminated path; the returned fd is new and owned by us.
+        let ret = unsafe { libc::openat(dirfd, path.as_ptr(), flags | libc::O_CLOEXEC) };
+        if ret >= 0 {
+            // SAFETY: a new descriptor nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret) });
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+fn zeroed_stat() -> libc::stat {
+    // SAFETY: `stat` is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// fstatat(2) of `name` in `dir` without following a trailing symlink; with an empty
+/// name, of `dir` itself (works on O_PATH descriptors, symlinks included).
+pub(super) fn fstatat(dir: BorrowedFd<'_>, name: &CStr) -> Result<libc::stat, i32> {
+    let mut st = zeroed_stat();
+    let flags = libc::AT_SYMLINK_NOFOLLOW
+        | if name.is_empty() {
+            libc::AT_EMPTY_PATH
+        } else {
+            0
+        };
+    // SAFETY: valid path pointer and a writable stat buffer for the call.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, flags) })?;
+    Ok(st)
+}
+
+pub(super) fn fstat(fd: BorrowedFd<'_>) -> FsResult<libc::stat> {
+    fstatat(fd, EMPTY).map_err(FsError::from_errno)
+}
+
+pub(super) fn fchownat_empty(
+    fd: BorrowedFd<'_>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> FsResult<()> {
+    // SAFETY: the empty string is valid; AT_EMPTY_PATH makes the call act on `fd`.
+    cvt(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            uid.unwrap_or(u32::MAX),
+            gid.unwrap_or(u32::MAX),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+    .map_err(FsError::from_errno)
+}
+
+/// chmod through the object's /proc magic link (fchmod refuses O_PATH descriptors).
+pub(super) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> FsResult<()> {
+    let p = proc_path(fd);
+    // SAFETY: valid NUL-terminated path.
+    cvt(unsafe { libc::fchmodat(libc::AT_FDCWD, p.as_ptr(), mode & 0o7777, 0) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+/// utimensat(2) on the object itself (`times` as in the syscall: UTIME_NOW / UTIME_OMIT).
+pub(super) fn utimens_fd(
+    fd: BorrowedFd<'_>,
+    times: &[libc::timespec; 2],
+    is_symlink: bool,
+) -> FsResult<()> {
+    if is_symlink {
+        // SAFETY: valid empty path and a 2-element timespec array for the call.
+        return cvt(unsafe {
+            libc::utimensat(
+                fd.as_raw_fd(),
+                EMPTY.as_ptr(),
+                times.as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+        .map(drop)
+        .map_err(FsError::from_errno);
+    }
+    let p = proc_path(fd);
+    // SAFETY: valid NUL-terminated path and a 2-element timespec array for the call.
+    cvt(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+pub(super) fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> FsResult<()> {
+    let size = i64::try_from(size).map_err(|_| FsError::FBig)?;
+    // SAFETY: plain syscall on a valid descriptor.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+pub(super) fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> FsResult<()> {
+    // SAFETY: valid NUL-terminated name.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode & 0o7777) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+pub(super) fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> FsResult<()> {
+    // SAFETY: valid NUL-terminated strings.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+pub(super) fn mknodat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    dev: libc::dev_t,
+) -> FsResult<()> {
+    // SAFETY: valid NUL-terminated name.
+    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
+pub(super) fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, rmdir: bool) -> Result<(), i32> {
+    let flags = if rmdir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: valid NUL-terminated name.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+pub(super) fn renameat(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+) -> FsResult<()> {
+    // SAFETY: valid NUL-terminated names.
+    cvt(unsafe {
+        libc::renameat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+        )
+    })
+    .map(drop)
+    .map_err(FsError::from_errno)
+}
+
+/// A new name for the object behind `target` (an O_PATH fd), through its /proc magic
+/// link: unlike `AT_EMPTY_PATH` this needs no CAP_DAC_READ_SEARCH, so it works under a
+/// client's credentials.
+pub(super) fn link_fd(target: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> FsResult<()> {
+    let p = proc_path(target);
+    // SAFETY: valid NUL-terminated paths.
+    cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+    .map_err(FsError::from_errno)
+}
+
+/// The text of the symlink behind the O_PATH descriptor `fd`.
+pub(super) fn readlink_fd(fd: BorrowedFd<'_>) -> FsResult<Vec<u8>> {
+    let mut cap = 256usize;
+    loop {
+        let mut buf = vec![0u8; cap];
+        // SAFETY: `buf` is writable for `cap` bytes; the empty path acts on `fd`.
+        let n = unsafe {
+            libc::readlinkat(fd.as_raw_fd(), EMPTY.as_ptr(), buf.as_mut_ptr().cast(), cap)
+        };
+        if n < 0 {
+            return Err(last_err());
+        }
+        let n = n as usize;
+        if n < cap {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        if cap >= 1 << 16 {
+            return Err(FsError::NameTooLong);
+        }
+        cap *= 4;
+    }
+}
+
+pub(super) fn lseek_set(fd: BorrowedFd<'_>, off: i64) -> FsResult<()> {
+    // SAFETY: plain syscall on a valid descriptor.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), off, libc::SEEK_SET) };
+    if r < 0 { Err(last_err()) } else { Ok(()) }
+}
+
+/// getdents64(2) into `buf`; returns the number of bytes filled (0 at the end).
+pub(super) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> FsResult<usize> {
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes for the duration of the call.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(FsError::from_errno(e));
+        }
+    }
+}
+
+pub(super) fn fstatvfs(fd: BorrowedFd<'_>) -> FsResult<libc::statvfs> {
+    // SAFETY: `statvfs` is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: writable buffer for the call.
+    cvt(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) }).map_err(FsError::from_errno)?;
+    Ok(st)
+}
+
+/// The file system id the kernel reports for the file system of `fd` (statfs f_fsid).
+pub(super) fn fs_fsid(fd: BorrowedFd<'_>) -> FsResult<[i32; 2]> {
+    // SAFETY: `statfs` is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: writable buffer for the call.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) }).map_err(FsError::from_errno)?;
+    // SAFETY: fsid_t is `struct { int val[2]; }` in C, so the layouts are identical.
+    Ok(unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(st.f_fsid) })
+}
