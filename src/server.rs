@@ -168,6 +168,11 @@ impl Server {
         } else {
             cfg.threads
         };
+        // Sockets plus the local backend's open-file cache need more than the usual 1024.
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(n) => tracing::debug!(limit = n, "open file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+        }
         let owner = server_identity(cfg.state_dir.as_deref())?;
         let mut state_cfg = StateConfig {
             worker_cores: threads,

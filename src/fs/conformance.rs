@@ -351,6 +351,8 @@ pub fn check_create_kinds(b: &dyn Backend) {
         let r = b.read(h, 0, 10, &mut buf).err();
         let want: &[FsError] = match name {
             "dir" => &[FsError::IsDir],
+            // The NFS layer checks the type first; backends may say SymLink for links.
+            "symlink" => &[FsError::Inval, FsError::BadType, FsError::SymLink],
             _ => &[FsError::Inval, FsError::BadType],
         };
         assert!(
@@ -973,7 +975,13 @@ pub fn check_permissions(b: &dyn Backend) {
         "rename out",
         b.rename(&d, b"rootfile", &open, b"y", &alice).err(),
     );
-    denied("link into", b.link(&f, &d, b"y", &alice).err());
+    // Linux with fs.protected_hardlinks refuses to link another user's file (EPERM)
+    // before it checks the directory (EACCES): either answer keeps the file unlinked.
+    let r = b.link(&f, &d, b"y", &alice).err();
+    assert!(
+        matches!(r, Some(FsError::Access | FsError::Perm)),
+        "link into: {r:?}"
+    );
     denied(
         "truncate",
         b.setattr(

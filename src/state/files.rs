@@ -368,11 +368,13 @@ impl FileStateTable {
                 }
                 Self::check_seqid(open.seqid, o.seqid)?;
                 let access = o.access;
-                if req.write && access & SHARE_ACCESS_WRITE == 0
-                    || !req.write
-                        && access & SHARE_ACCESS_READ == 0
-                        && access & SHARE_ACCESS_WRITE == 0
-                {
+                // Like knfsd: a read lock needs read access, a write lock write access.
+                let need = if req.write {
+                    SHARE_ACCESS_WRITE
+                } else {
+                    SHARE_ACCESS_READ
+                };
+                if access & need == 0 {
                     return Err(status::NFS4ERR_OPENMODE);
                 }
                 let owner = Owner {

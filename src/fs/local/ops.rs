@@ -72,6 +72,13 @@ impl LocalBackend {
     /// the process umask changed it; owner; size; times).
     fn remaining(o: &Obj, attrs: &SetAttrs, mode: u32) -> SetAttrs {
         let is_link = o.fmt() == libc::S_IFLNK;
+        // A directory made in a setgid directory inherits the setgid bit from the kernel
+        // (umask aside); keep it rather than "correct" it away.
+        let mode = if o.fmt() == libc::S_IFDIR {
+            mode | (o.st.st_mode & libc::S_ISGID)
+        } else {
+            mode
+        };
         SetAttrs {
             mode: (!is_link && o.st.st_mode & 0o7777 != mode).then_some(mode),
             size: if o.fmt() == libc::S_IFREG {
@@ -138,6 +145,10 @@ impl Backend for LocalBackend {
 
     fn read(&self, h: &ObjHandle, offset: u64, count: u32, buf: &mut Vec<u8>) -> FsResult<bool> {
         let f = self.file(h)?;
+        // The kernel takes signed offsets: nothing can live beyond i64::MAX.
+        if offset > i64::MAX as u64 {
+            return Ok(true);
+        }
         let n = io::pread_append(f.fd.as_fd(), buf, count as usize, offset)?;
         if n < count as usize {
             return Ok(true);
@@ -157,6 +168,12 @@ impl Backend for LocalBackend {
         let f = self.file(h)?;
         if let Some(e) = f.write_err {
             return Err(e);
+        }
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(FsError::FBig);
         }
         let n = io::pwrite_all(f.fd.as_fd(), data, offset)?;
         match stable {
