@@ -132,6 +132,8 @@ fn bad_arguments_fail_with_a_message() {
             "--listen",
             &addr.to_string(),
             "--no-pin",
+            "--backend",
+            "memory",
             "--state-dir",
         ])
         .arg(&dir)
