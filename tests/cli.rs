@@ -24,6 +24,8 @@ fn serve(dir: &std::path::Path) -> (Child, SocketAddr) {
             "--state-dir",
         ])
         .arg(dir)
+        .arg("--export")
+        .arg(dir.join("export"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ringnfs serve");
@@ -62,6 +64,8 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let (mut child, addr) = serve(&dir);
     let conn = RpcConn::connect(addr, Credential::None).unwrap();
     conn.null().unwrap();
+    assert!(dir.join("handle-key").exists(), "handle key persisted in the state dir");
+    assert!(dir.join("export").is_dir(), "export directory created");
     assert!(
         dir.join("server-owner").exists(),
         "identity persisted in the state dir"
