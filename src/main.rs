@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
@@ -31,6 +32,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// TOML file with any of these options (command-line options win).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on (repeatable: e.g. 127.0.0.1:2049 and 127.0.0.2:2049).
     #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [SocketAddr::from(([127, 0, 0, 1], 2049))])]
     listen: Vec<SocketAddr>,
@@ -86,9 +90,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => {
+            let sub = matches.subcommand_matches("serve").expect("serve matched");
+            merge_config(args, sub).and_then(serve)
+        }
         Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
     };
     match result {
@@ -98,6 +109,77 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Fill options not given on the command line from the `--config` file.
+fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
+    let Some(path) = a.config.clone() else {
+        return Ok(a);
+    };
+    let f = ringnfs::config::load(&path)?;
+    let from_file = |id: &str| m.value_source(id) != Some(ValueSource::CommandLine);
+    macro_rules! take {
+        ($field:ident, $id:literal) => {
+            if let Some(v) = f.$field.clone()
+                && from_file($id)
+            {
+                a.$field = v;
+            }
+        };
+    }
+    take!(listen, "listen");
+    take!(threads, "threads");
+    take!(export, "export");
+    take!(read_only, "read_only");
+    take!(anon_uid, "anon_uid");
+    take!(anon_gid, "anon_gid");
+    take!(allow, "allow");
+    take!(exclusive_binding, "exclusive_binding");
+    take!(state_dir, "state_dir");
+    if let Some(p) = f.pin
+        && from_file("no_pin")
+    {
+        a.no_pin = !p;
+    }
+    if let Some(rs) = f.root_squash
+        && from_file("no_root_squash")
+    {
+        a.no_root_squash = !rs;
+    }
+    if let Some(b) = &f.backend
+        && from_file("backend")
+    {
+        a.backend = BackendKind::from_str(b, true).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: backend must be \"memory\" or \"local\", got {b:?}",
+                path.display()
+            )
+        })?;
+    }
+    let ranged = |v: Option<u32>, id: &str, lo: u32, hi: u32, cur: u32| -> anyhow::Result<u32> {
+        match v {
+            Some(v) if from_file(id) => {
+                if !(lo..=hi).contains(&v) {
+                    anyhow::bail!(
+                        "{}: {id} must be between {lo} and {hi}, got {v}",
+                        path.display()
+                    );
+                }
+                Ok(v)
+            }
+            _ => Ok(cur),
+        }
+    };
+    a.max_connections_per_session = ranged(
+        f.max_connections_per_session,
+        "max_connections_per_session",
+        0,
+        1024,
+        a.max_connections_per_session,
+    )?;
+    a.lease_time = ranged(f.lease_time, "lease_time", 1, 3600, a.lease_time)?;
+    a.max_slots = ranged(f.max_slots, "max_slots", 1, 1024, a.max_slots)?;
+    Ok(a)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -64,7 +64,10 @@ fn serve_answers_and_stops_cleanly_on_sigterm() {
     let (mut child, addr) = serve(&dir);
     let conn = RpcConn::connect(addr, Credential::None).unwrap();
     conn.null().unwrap();
-    assert!(dir.join("handle-key").exists(), "handle key persisted in the state dir");
+    assert!(
+        dir.join("handle-key").exists(),
+        "handle key persisted in the state dir"
+    );
     assert!(dir.join("export").is_dir(), "export directory created");
     assert!(
         dir.join("server-owner").exists(),
@@ -148,5 +151,62 @@ fn bad_arguments_fail_with_a_message() {
     assert!(err.contains("in use"), "stderr: {err}");
     let _ = first.kill();
     let _ = first.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_file_sets_options_and_bad_values_are_refused() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "max_connections_per_session = 5000\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_connections_per_session must be between 0 and 1024"),
+        "stderr: {err}"
+    );
+
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "max_conections = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&unknown)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+
+    // A valid file: its listen address and backend are used.
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\nstate_dir = {:?}\n",
+            dir.join("state")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&good)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("addrs=["))
+        .expect("server starts from the config file");
+    assert!(line.contains("threads=1"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(dir.join("state").join("server-owner").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,73 @@
+//! The TOML configuration file of `ringnfs serve --config FILE`: every serve option,
+//! under the same names with underscores. Options given on the command line win.
+//!
+//! ```toml
+//! listen = ["127.0.0.1:2049", "127.0.0.2:2049"]
+//! threads = 2
+//! backend = "local"          # or "memory"
+//! export = "/srv/nfs"
+//! read_only = false
+//! root_squash = true
+//! anon_uid = 65534
+//! anon_gid = 65534
+//! allow = ["127.0.0.0/8", "10.0.0.0/8"]
+//! max_connections_per_session = 16
+//! exclusive_binding = false
+//! lease_time = 90
+//! max_slots = 64
+//! state_dir = "ringnfs-state"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<SocketAddr>>,
+    pub threads: Option<usize>,
+    pub pin: Option<bool>,
+    pub backend: Option<String>,
+    pub export: Option<PathBuf>,
+    pub read_only: Option<bool>,
+    pub root_squash: Option<bool>,
+    pub anon_uid: Option<u32>,
+    pub anon_gid: Option<u32>,
+    pub allow: Option<Vec<ipnet::IpNet>>,
+    pub max_connections_per_session: Option<u32>,
+    pub exclusive_binding: Option<bool>,
+    pub lease_time: Option<u32>,
+    pub max_slots: Option<u32>,
+    pub state_dir: Option<PathBuf>,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example_and_rejects_unknown_keys() {
+        let doc = include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: FileConfig = toml::from_str(&doc).unwrap();
+        assert_eq!(c.listen.as_ref().map(Vec::len), Some(2));
+        assert_eq!(c.backend.as_deref(), Some("local"));
+        assert_eq!(c.allow.as_ref().map(Vec::len), Some(2));
+        assert!(toml::from_str::<FileConfig>("listn = []").is_err());
+    }
+}
