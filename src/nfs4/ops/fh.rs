@@ -5,7 +5,7 @@ use crate::nfs4::compound::{CompoundCtx, CurFh, OpResult};
 use crate::nfs4::consts::{NFS4_FHSIZE, status};
 use crate::xdr::{XdrDecoder, XdrEncoder};
 
-use super::{decode_component, xdr};
+use super::{decode_component, require_dir, xdr};
 
 /// Clients outside the export's allowed networks get no filehandle.
 fn check_peer(ctx: &CompoundCtx<'_>) -> OpResult {
@@ -61,6 +61,8 @@ pub fn restorefh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<
 pub fn lookup(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
     let name = decode_component(d)?;
     let dir = ctx.cur()?;
+    // RFC 8881 §18.15.4: NOTDIR for a non-directory, SYMLINK for a symbolic link.
+    require_dir(&ctx.export.backend.getattr(&dir.obj)?)?;
     check_name(name)?;
     let obj = ctx.export.backend.lookup(&dir.obj, name)?;
     ctx.set_current(obj);
