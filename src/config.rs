@@ -16,6 +16,7 @@
 //! lease_time = 90
 //! max_slots = 64
 //! state_dir = "ringnfs-state"
+//! grace = 0                  # seconds of grace after start for reclaims
 //! ```
 
 use std::net::SocketAddr;
@@ -42,6 +43,7 @@ pub struct FileConfig {
     pub lease_time: Option<u32>,
     pub max_slots: Option<u32>,
     pub state_dir: Option<PathBuf>,
+    pub grace: Option<u32>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {

@@ -77,6 +77,9 @@ struct ServeArgs {
     /// Anonymous gid.
     #[arg(long, default_value_t = DEFAULT_ANON_ID)]
     anon_gid: u32,
+    /// Grace period after start in which clients reclaim opens and locks (0 = none).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    grace: u32,
     /// Client network allowed to use the export (repeatable, CIDR; default: all).
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<ipnet::IpNet>,
@@ -179,6 +182,7 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     )?;
     a.lease_time = ranged(f.lease_time, "lease_time", 1, 3600, a.lease_time)?;
     a.max_slots = ranged(f.max_slots, "max_slots", 1, 1024, a.max_slots)?;
+    a.grace = ranged(f.grace, "grace", 0, 3600, a.grace)?;
     Ok(a)
 }
 
@@ -201,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             anon_gid: args.anon_gid,
             allowed: args.allow,
         },
+        grace_secs: args.grace,
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// Directory exported by the local backend (created, mode 1777, if missing).
     pub export_path: PathBuf,
     pub export: ExportOptions,
+    /// Grace period after start for reclaims, seconds (0 = none, the default).
+    pub grace_secs: u32,
 }
 
 /// Where exported files live.
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
             backend: BackendKind::Local,
             export_path: PathBuf::from(DEFAULT_EXPORT),
             export: ExportOptions::default(),
+            grace_secs: 0,
         }
     }
 }
@@ -178,6 +181,8 @@ impl Server {
             worker_cores: threads,
             server_scope: owner.clone(),
             server_owner: owner,
+            state_dir: cfg.state_dir.clone(),
+            grace_secs: cfg.grace_secs,
             ..StateConfig::default()
         };
         state_cfg.limits.max_fore_slots = cfg.max_fore_slots.max(1);

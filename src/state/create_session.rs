@@ -115,9 +115,15 @@ impl StateManager {
         rec.cs_cache = Some(Ok(reply.clone()));
         rec.sessions.push(reply.sessionid);
         rec.lease.renew(self.clock.now_ms());
+        let was_confirmed = rec.confirmed;
+        let owner = rec.owner.clone();
         if let Some(old) = clients.confirm(args.clientid) {
             // The client rebooted: its previous incarnation's state goes.
             self.destroy_client_sessions(meta.core, old, UnbindReason::SessionDestroy);
+        }
+        if !was_confirmed {
+            // On stable storage before the client can build state it may later reclaim.
+            self.grace.client_confirmed(&owner);
         }
         drop(clients);
 

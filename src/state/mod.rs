@@ -12,6 +12,7 @@ pub mod callbacks;
 pub mod client;
 pub mod conns;
 pub mod files;
+pub mod grace;
 pub mod ids;
 pub mod lease;
 pub mod metrics;
@@ -82,6 +83,10 @@ pub struct StateConfig {
     pub server_owner: Vec<u8>,
     pub server_scope: Vec<u8>,
     pub limits: SessionLimits,
+    /// Stable storage for the grace period's client list (None: nothing persists).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Grace period after start, seconds (0 = none).
+    pub grace_secs: u32,
 }
 
 impl Default for StateConfig {
@@ -92,6 +97,8 @@ impl Default for StateConfig {
             server_owner: b"ringnfs".to_vec(),
             server_scope: b"ringnfs".to_vec(),
             limits: SessionLimits::default(),
+            state_dir: None,
+            grace_secs: 0,
         }
     }
 }
@@ -109,6 +116,7 @@ pub struct StateManager {
     pub callbacks: CallbackTable,
     /// Opens and byte-range locks.
     pub files: files::FileStateTable,
+    pub grace: grace::Grace,
     clients: Mutex<ClientTable>,
     shards: Box<[Mutex<Shard>]>,
     conns: ConnRegistry,
@@ -127,6 +135,7 @@ impl StateManager {
             clock: Clock::new(),
             callbacks: CallbackTable::default(),
             files: files::FileStateTable::new(boot, shards),
+            grace: grace::Grace::new(config.state_dir.as_deref(), config.grace_secs),
             clients: Mutex::new(ClientTable::new(boot)),
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             conns: ConnRegistry::default(),
@@ -256,6 +265,29 @@ impl StateManager {
             self.remove_session(core, &sid, reason);
         }
         self.files.remove_client(rec.id);
+        if rec.confirmed {
+            self.grace.client_gone(&rec.owner);
+        }
+    }
+
+    pub fn in_grace(&self) -> bool {
+        self.grace.in_grace(self.clock.now_ms())
+    }
+
+    /// OPEN CLAIM_PREVIOUS / LOCK reclaim: allowed during grace for clients that held
+    /// state before the restart and have not sent RECLAIM_COMPLETE.
+    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), u32> {
+        if !self.in_grace() {
+            return Err(status::NFS4ERR_NO_GRACE);
+        }
+        let clients = self.clients.lock();
+        let rec = clients
+            .get(clientid)
+            .ok_or(status::NFS4ERR_STALE_CLIENTID)?;
+        if rec.reclaim_complete || !self.grace.may_reclaim(&rec.owner, self.clock.now_ms()) {
+            return Err(status::NFS4ERR_NO_GRACE);
+        }
+        Ok(())
     }
 
     /// Remove a session from its shard and unbind all its connections.

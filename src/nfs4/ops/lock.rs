@@ -53,7 +53,9 @@ pub fn lock(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     };
     let cur = ctx.cur()?;
     if reclaim {
-        return Err(status::NFS4ERR_NO_GRACE);
+        ctx.state.check_reclaim(ctx.client()?)?;
+    } else if ctx.state.in_grace() {
+        return Err(status::NFS4ERR_GRACE);
     }
     let range = Range::from_nfs(offset, length)?;
     let sid = ctx.resolve_stateid(locker_sid)?;
@@ -89,6 +91,9 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8
     let _clientid = xdr(d.u64())?;
     let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
     let cur = ctx.cur()?;
+    if ctx.state.in_grace() {
+        return Err(status::NFS4ERR_GRACE);
+    }
     let range = Range::from_nfs(offset, length)?;
     let owner = Owner {
         client: ctx.client()?,

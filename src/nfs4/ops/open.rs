@@ -171,6 +171,9 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let client = ctx.client()?;
     let cur = ctx.cur()?;
     let fs = ctx.export.backend.clone();
+    if claim != CLAIM_PREVIOUS && ctx.state.in_grace() {
+        return Err(status::NFS4ERR_GRACE);
+    }
     let (obj, created, attrset, cinfo) = match claim {
         CLAIM_NULL => {
             let name = decode_component(d)?;
@@ -187,8 +190,15 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
             }
             (cur.obj, false, Vec::new(), None)
         }
-        // No grace period is running, so there is nothing to reclaim.
-        CLAIM_PREVIOUS => return Err(status::NFS4ERR_NO_GRACE),
+        CLAIM_PREVIOUS => {
+            let _delegate_type = xdr(d.u32())?;
+            // Reclaim of an open held before the restart: the current filehandle is the file.
+            ctx.state.check_reclaim(client)?;
+            if !matches!(how, How::NoCreate) {
+                return Err(status::NFS4ERR_INVAL);
+            }
+            (cur.obj, false, Vec::new(), None)
+        }
         // We never granted a delegation, so no delegation stateid is valid.
         CLAIM_DELEGATE_CUR | CLAIM_DELEG_CUR_FH => return Err(status::NFS4ERR_BAD_STATEID),
         CLAIM_DELEGATE_PREV | CLAIM_DELEG_PREV_FH => return Err(status::NFS4ERR_NOTSUPP),
