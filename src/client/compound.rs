@@ -2,7 +2,7 @@
 //! client understands (RFC 8881 §18).
 
 use super::error::ClientError;
-use super::ops::{ChannelAttrs, ImplId, SessionId};
+use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier};
 use crate::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op, sp4, status};
 use crate::xdr::{XdrDecoder, XdrError};
 
@@ -131,6 +131,514 @@ impl CompoundReply {
     }
 }
 
+/// Typed results of the file operations.
+impl CompoundReply {
+    /// The error of the first failed operation (the one the server stopped at), or Ok.
+    pub fn check(&self) -> Result<(), ClientError> {
+        if let Some(r) = self.results.iter().find(|r| r.status != status::NFS4_OK) {
+            return Err(ClientError::Nfs {
+                opnum: r.opnum,
+                status: r.status,
+            });
+        }
+        if self.status != status::NFS4_OK {
+            return Err(ClientError::Nfs {
+                opnum: self.results.last().map_or(0, |r| r.opnum),
+                status: self.status,
+            });
+        }
+        Ok(())
+    }
+
+    /// Status of the first result for `opnum` (None if the server never got to it).
+    pub fn status_of(&self, opnum: u32) -> Option<u32> {
+        self.result(opnum).map(|r| r.status)
+    }
+
+    /// The failed operation's (opnum, status), if any.
+    pub fn failure(&self) -> Option<(u32, u32)> {
+        self.results
+            .iter()
+            .find(|r| r.status != status::NFS4_OK)
+            .map(|r| (r.opnum, r.status))
+    }
+
+    /// The first GETATTR decoded into [`FileAttrs`].
+    pub fn attrs(&self) -> Result<FileAttrs, ClientError> {
+        let (mask, vals) = self.getattr()?;
+        Ok(FileAttrs::decode(&mask, &vals)?)
+    }
+    pub fn open(&self) -> Result<OpenRes, ClientError> {
+        Ok(OpenRes::decode_from(&mut XdrDecoder::new(
+            self.ok_body(op::OPEN)?,
+        ))?)
+    }
+    pub fn read(&self) -> Result<ReadRes, ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::READ)?);
+        Ok(ReadRes {
+            eof: d.bool()?,
+            data: d.opaque(usize::MAX)?.to_vec(),
+        })
+    }
+    pub fn write(&self) -> Result<WriteRes, ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::WRITE)?);
+        Ok(WriteRes {
+            count: d.u32()?,
+            committed: d.u32()?,
+            verifier: d.array()?,
+        })
+    }
+    pub fn commit(&self) -> Result<Verifier, ClientError> {
+        Ok(XdrDecoder::new(self.ok_body(op::COMMIT)?).array()?)
+    }
+    pub fn readdir(&self) -> Result<ReaddirRes, ClientError> {
+        Ok(ReaddirRes::decode_from(&mut XdrDecoder::new(
+            self.ok_body(op::READDIR)?,
+        ))?)
+    }
+    pub fn readlink(&self) -> Result<Vec<u8>, ClientError> {
+        Ok(XdrDecoder::new(self.ok_body(op::READLINK)?)
+            .opaque(usize::MAX)?
+            .to_vec())
+    }
+    /// ACCESS4resok: (supported, access).
+    pub fn access(&self) -> Result<(u32, u32), ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::ACCESS)?);
+        Ok((d.u32()?, d.u32()?))
+    }
+    /// CREATE4resok: (cinfo, attrset).
+    pub fn create(&self) -> Result<(ChangeInfo, Vec<u32>), ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::CREATE)?);
+        Ok((ChangeInfo::decode_from(&mut d)?, decode_bitmap(&mut d)?))
+    }
+    pub fn remove(&self) -> Result<ChangeInfo, ClientError> {
+        Ok(ChangeInfo::decode_from(&mut XdrDecoder::new(
+            self.ok_body(op::REMOVE)?,
+        ))?)
+    }
+    pub fn link(&self) -> Result<ChangeInfo, ClientError> {
+        Ok(ChangeInfo::decode_from(&mut XdrDecoder::new(
+            self.ok_body(op::LINK)?,
+        ))?)
+    }
+    /// RENAME4resok: (source_cinfo, target_cinfo).
+    pub fn rename(&self) -> Result<(ChangeInfo, ChangeInfo), ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::RENAME)?);
+        Ok((
+            ChangeInfo::decode_from(&mut d)?,
+            ChangeInfo::decode_from(&mut d)?,
+        ))
+    }
+    /// LOCK: the lock stateid, or LOCK4denied on NFS4ERR_DENIED (other errors as Err).
+    pub fn lock(&self) -> Result<Result<Stateid, LockDenied>, ClientError> {
+        self.stateid_or_denied(op::LOCK)
+    }
+    /// LOCKT: Ok(None) when no conflict, Ok(Some(denied)) on NFS4ERR_DENIED.
+    pub fn lockt(&self) -> Result<Option<LockDenied>, ClientError> {
+        match self.result(op::LOCKT) {
+            Some(r) if r.status == status::NFS4_OK => Ok(None),
+            Some(r) if r.status == status::NFS4ERR_DENIED => Ok(Some(LockDenied::decode_from(
+                &mut XdrDecoder::new(&r.body),
+            )?)),
+            _ => self.ok_body(op::LOCKT).map(|_| None),
+        }
+    }
+    fn stateid_or_denied(&self, opnum: u32) -> Result<Result<Stateid, LockDenied>, ClientError> {
+        match self.result(opnum) {
+            Some(r) if r.status == status::NFS4ERR_DENIED => {
+                Ok(Err(LockDenied::decode_from(&mut XdrDecoder::new(&r.body))?))
+            }
+            _ => Ok(Ok(self.stateid_of(opnum)?)),
+        }
+    }
+    /// The stateid a LOCK, LOCKU, CLOSE or OPEN_DOWNGRADE returned.
+    pub fn stateid_of(&self, opnum: u32) -> Result<Stateid, ClientError> {
+        Ok(Stateid::decode(&mut XdrDecoder::new(self.ok_body(opnum)?))?)
+    }
+    pub fn locku(&self) -> Result<Stateid, ClientError> {
+        self.stateid_of(op::LOCKU)
+    }
+    pub fn close(&self) -> Result<Stateid, ClientError> {
+        self.stateid_of(op::CLOSE)
+    }
+    pub fn open_downgrade(&self) -> Result<Stateid, ClientError> {
+        self.stateid_of(op::OPEN_DOWNGRADE)
+    }
+    /// TEST_STATEID: one status per stateid tested.
+    pub fn test_stateid(&self) -> Result<Vec<u32>, ClientError> {
+        let mut d = XdrDecoder::new(self.ok_body(op::TEST_STATEID)?);
+        let n = d.array_len(MAX_ARRAY, 4)?;
+        Ok((0..n).map(|_| d.u32()).collect::<Result<_, _>>()?)
+    }
+    /// SETATTR's attrsset, present whatever the status: (status, attrsset).
+    pub fn setattr(&self) -> Result<(u32, Vec<u32>), ClientError> {
+        let r = match self.result(op::SETATTR) {
+            Some(r) => r,
+            None => return self.ok_body(op::SETATTR).map(|_| (0, Vec::new())),
+        };
+        let mut d = XdrDecoder::new(&r.body);
+        Ok((r.status, decode_bitmap(&mut d)?))
+    }
+    /// SECINFO / SECINFO_NO_NAME: the flavors offered (RPCSEC_GSS details dropped).
+    pub fn secinfo(&self, opnum: u32) -> Result<Vec<u32>, ClientError> {
+        Ok(decode_secinfo(&mut XdrDecoder::new(self.ok_body(opnum)?))?)
+    }
+}
+
+/// Size of change_info4: bool atomic, changeid4 before, changeid4 after.
+const CHANGE_INFO: usize = 4 + 8 + 8;
+
+/// change_info4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeInfo {
+    pub atomic: bool,
+    pub before: u64,
+    pub after: u64,
+}
+
+impl ChangeInfo {
+    pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        Ok(ChangeInfo {
+            atomic: d.bool()?,
+            before: d.u64()?,
+            after: d.u64()?,
+        })
+    }
+}
+
+/// LOCK4denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockDenied {
+    pub offset: u64,
+    pub length: u64,
+    pub locktype: u32,
+    pub clientid: u64,
+    pub owner: Vec<u8>,
+}
+
+impl LockDenied {
+    pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        Ok(LockDenied {
+            offset: d.u64()?,
+            length: d.u64()?,
+            locktype: d.u32()?,
+            clientid: d.u64()?,
+            owner: d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec(),
+        })
+    }
+}
+
+/// open_delegation4 (the client never asks for delegations; decoded so replies walk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegation {
+    None,
+    Read {
+        stateid: Stateid,
+        recall: bool,
+    },
+    Write {
+        stateid: Stateid,
+        recall: bool,
+    },
+    /// OPEN_DELEGATE_NONE_EXT with why_no_delegation4 (and its bool when it has one).
+    NoneExt {
+        why: u32,
+        flag: Option<bool>,
+    },
+}
+
+impl Delegation {
+    pub fn kind(&self) -> u32 {
+        match self {
+            Delegation::None => 0,
+            Delegation::Read { .. } => 1,
+            Delegation::Write { .. } => 2,
+            Delegation::NoneExt { .. } => 3,
+        }
+    }
+
+    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        // nfsace4: type, flag, access_mask, who.
+        fn skip_ace(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
+            d.skip(12)?;
+            d.opaque(NFS4_OPAQUE_LIMIT)?;
+            Ok(())
+        }
+        Ok(match d.u32()? {
+            0 => Delegation::None,
+            1 => {
+                let stateid = Stateid::decode(d)?;
+                let recall = d.bool()?;
+                skip_ace(d)?;
+                Delegation::Read { stateid, recall }
+            }
+            2 => {
+                let stateid = Stateid::decode(d)?;
+                let recall = d.bool()?;
+                // nfs_space_limit4
+                match d.u32()? {
+                    1 => d.skip(8)?,
+                    2 => d.skip(8)?,
+                    _ => return Err(XdrError::BadValue),
+                }
+                skip_ace(d)?;
+                Delegation::Write { stateid, recall }
+            }
+            3 => {
+                let why = d.u32()?;
+                // WND4_CONTENTION and WND4_RESOURCE carry a bool.
+                let flag = if why == 1 || why == 2 {
+                    Some(d.bool()?)
+                } else {
+                    None
+                };
+                Delegation::NoneExt { why, flag }
+            }
+            _ => return Err(XdrError::BadValue),
+        })
+    }
+}
+
+/// OPEN4resok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRes {
+    pub stateid: Stateid,
+    pub cinfo: ChangeInfo,
+    pub rflags: u32,
+    pub attrset: Vec<u32>,
+    pub delegation: Delegation,
+}
+
+impl OpenRes {
+    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
+        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
+    }
+
+    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        Ok(OpenRes {
+            stateid: Stateid::decode(d)?,
+            cinfo: ChangeInfo::decode_from(d)?,
+            rflags: d.u32()?,
+            attrset: decode_bitmap(d)?,
+            delegation: Delegation::decode_from(d)?,
+        })
+    }
+}
+
+/// READ4resok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRes {
+    pub eof: bool,
+    pub data: Vec<u8>,
+}
+
+/// WRITE4resok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteRes {
+    pub count: u32,
+    pub committed: u32,
+    pub verifier: Verifier,
+}
+
+/// One entry4 of READDIR: its fattr4 kept as raw bytes (bitmap4 + attrlist4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub cookie: u64,
+    pub name: Vec<u8>,
+    pub attrs: Vec<u8>,
+}
+
+impl DirEntry {
+    pub fn decode_attrs(&self) -> Result<FileAttrs, ClientError> {
+        let mut d = XdrDecoder::new(&self.attrs);
+        let mask = decode_bitmap(&mut d)?;
+        let vals = d.opaque(usize::MAX)?;
+        Ok(FileAttrs::decode(&mask, vals)?)
+    }
+}
+
+/// READDIR4resok.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaddirRes {
+    pub cookieverf: Verifier,
+    pub entries: Vec<DirEntry>,
+    pub eof: bool,
+}
+
+impl ReaddirRes {
+    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
+        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
+    }
+
+    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let cookieverf = d.array()?;
+        let mut entries = Vec::new();
+        while d.bool()? {
+            let cookie = d.u64()?;
+            let name = d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec();
+            let start = d.position();
+            decode_bitmap(d)?;
+            d.opaque(usize::MAX)?;
+            let attrs = d.consumed_since(start).to_vec();
+            entries.push(DirEntry {
+                cookie,
+                name,
+                attrs,
+            });
+        }
+        Ok(ReaddirRes {
+            cookieverf,
+            entries,
+            eof: d.bool()?,
+        })
+    }
+}
+
+/// SECINFO4resok: the flavors (RPCSEC_GSS entries' oid, qop and service skipped).
+fn decode_secinfo(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
+    let n = d.array_len(MAX_ARRAY, 4)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let flavor = d.u32()?;
+        if flavor == 6 {
+            d.opaque(NFS4_OPAQUE_LIMIT)?;
+            d.skip(8)?;
+        }
+        v.push(flavor);
+    }
+    Ok(v)
+}
+
+/// nfstime4: (seconds, nseconds).
+pub type NfsTime = (i64, u32);
+
+/// The attributes of a GETATTR or READDIR fattr4 this client understands; the others
+/// are skipped by their XDR size. None = not in the reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileAttrs {
+    /// The attribute bitmap the server answered.
+    pub mask: Vec<u32>,
+    pub ftype: Option<u32>,
+    pub change: Option<u64>,
+    pub size: Option<u64>,
+    pub fsid: Option<(u64, u64)>,
+    pub rdattr_error: Option<u32>,
+    pub filehandle: Option<Vec<u8>>,
+    pub fileid: Option<u64>,
+    pub mode: Option<u32>,
+    pub numlinks: Option<u32>,
+    pub owner: Option<String>,
+    pub owner_group: Option<String>,
+    pub rawdev: Option<(u32, u32)>,
+    pub space_used: Option<u64>,
+    pub time_access: Option<NfsTime>,
+    pub time_metadata: Option<NfsTime>,
+    pub time_modify: Option<NfsTime>,
+    pub mounted_on_fileid: Option<u64>,
+}
+
+impl FileAttrs {
+    /// type, change, size, fileid, mode, numlinks, owner, owner_group, space_used,
+    /// time_access, time_metadata, time_modify.
+    pub const REQUEST: [u32; 2] = [
+        1 << 1 | 1 << 3 | 1 << 4 | 1 << 20,
+        1 << (33 - 32)
+            | 1 << (35 - 32)
+            | 1 << (36 - 32)
+            | 1 << (37 - 32)
+            | 1 << (45 - 32)
+            | 1 << (47 - 32)
+            | 1 << (52 - 32)
+            | 1 << (53 - 32),
+    ];
+
+    /// Walk attr_vals for the attributes in `mask`, in increasing order.
+    pub fn decode(mask: &[u32], vals: &[u8]) -> Result<Self, XdrError> {
+        let mut a = FileAttrs {
+            mask: mask.to_vec(),
+            ..Default::default()
+        };
+        let mut d = XdrDecoder::new(vals);
+        let time =
+            |d: &mut XdrDecoder<'_>| -> Result<NfsTime, XdrError> { Ok((d.i64()?, d.u32()?)) };
+        let string = |d: &mut XdrDecoder<'_>| -> Result<String, XdrError> {
+            Ok(String::from_utf8_lossy(d.opaque(NFS4_OPAQUE_LIMIT)?).into_owned())
+        };
+        for (wi, &word) in mask.iter().enumerate() {
+            let mut w = word;
+            while w != 0 {
+                let bit = w.trailing_zeros();
+                w &= w - 1;
+                match wi as u32 * 32 + bit {
+                    0 | 75 => {
+                        decode_bitmap(&mut d)?;
+                    }
+                    1 => a.ftype = Some(d.u32()?),
+                    3 => a.change = Some(d.u64()?),
+                    4 => a.size = Some(d.u64()?),
+                    8 => a.fsid = Some((d.u64()?, d.u64()?)),
+                    11 => a.rdattr_error = Some(d.u32()?),
+                    19 => a.filehandle = Some(d.opaque(NFS4_FHSIZE)?.to_vec()),
+                    20 => a.fileid = Some(d.u64()?),
+                    33 => a.mode = Some(d.u32()?),
+                    35 => a.numlinks = Some(d.u32()?),
+                    36 => a.owner = Some(string(&mut d)?),
+                    37 => a.owner_group = Some(string(&mut d)?),
+                    41 => a.rawdev = Some((d.u32()?, d.u32()?)),
+                    45 => a.space_used = Some(d.u64()?),
+                    47 => a.time_access = Some(time(&mut d)?),
+                    52 => a.time_metadata = Some(time(&mut d)?),
+                    53 => a.time_modify = Some(time(&mut d)?),
+                    55 => a.mounted_on_fileid = Some(d.u64()?),
+                    // u32 / bool sized
+                    2 | 5 | 6 | 7 | 9 | 10 | 13 | 14 | 15 | 16 | 17 | 18 | 25 | 26 | 28 | 29
+                    | 34 | 46 => d.skip(4)?,
+                    // u64 sized
+                    21 | 22 | 23 | 27 | 30 | 31 | 38 | 39 | 40 | 42 | 43 | 44 => d.skip(8)?,
+                    // nfstime4
+                    49..=51 => d.skip(12)?,
+                    // utf8 strings / opaques
+                    32 => {
+                        d.opaque(usize::MAX)?;
+                    }
+                    12 => {
+                        // nfsace4<>
+                        let n = d.array_len(MAX_ARRAY, 16)?;
+                        for _ in 0..n {
+                            d.skip(12)?;
+                            d.opaque(NFS4_OPAQUE_LIMIT)?;
+                        }
+                    }
+                    24 => skip_fs_locations(&mut d)?,
+                    _ => return Err(XdrError::BadValue),
+                }
+            }
+        }
+        if d.remaining() != 0 {
+            return Err(XdrError::BadValue);
+        }
+        Ok(a)
+    }
+}
+
+/// fs_locations4 { pathname4 fs_root; fs_location4 locations<>; }
+fn skip_fs_locations(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
+    fn pathname(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
+        let n = d.array_len(MAX_ARRAY, 4)?;
+        for _ in 0..n {
+            d.opaque(NFS4_OPAQUE_LIMIT)?;
+        }
+        Ok(())
+    }
+    pathname(d)?;
+    let n = d.array_len(MAX_ARRAY, 8)?;
+    for _ in 0..n {
+        pathname(d)?; // server<> is an array of strings, same layout
+        pathname(d)?;
+    }
+    Ok(())
+}
+
 pub fn decode_bitmap(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
     let n = d.array_len(MAX_ARRAY, 4)?;
     (0..n).map(|_| d.u32()).collect()
@@ -155,6 +663,44 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
             d.opaque(usize::MAX)?;
         }
         op::ACCESS => d.skip(8)?,
+        op::CLOSE | op::LOCK | op::LOCKU | op::OPEN_DOWNGRADE => d.skip(16)?,
+        op::COMMIT => d.skip(8)?,
+        op::CREATE => {
+            d.skip(CHANGE_INFO)?;
+            decode_bitmap(d)?;
+        }
+        op::LINK | op::REMOVE => d.skip(CHANGE_INFO)?,
+        op::RENAME => d.skip(2 * CHANGE_INFO)?,
+        op::OPEN => {
+            OpenRes::decode_from(d)?;
+        }
+        op::READ => {
+            d.bool()?;
+            d.opaque(usize::MAX)?;
+        }
+        op::WRITE => d.skip(8 + 8)?,
+        op::READDIR => {
+            ReaddirRes::decode_from(d)?;
+        }
+        op::READLINK => {
+            d.opaque(usize::MAX)?;
+        }
+        op::SECINFO | op::SECINFO_NO_NAME => {
+            decode_secinfo(d)?;
+        }
+        op::SETATTR => {
+            decode_bitmap(d)?;
+        }
+        op::TEST_STATEID => {
+            let n = d.array_len(MAX_ARRAY, 4)?;
+            d.skip(4 * n)?;
+        }
+        op::LOCKT
+        | op::NVERIFY
+        | op::VERIFY
+        | op::FREE_STATEID
+        | op::DELEGRETURN
+        | op::RELEASE_LOCKOWNER => {}
         op::DESTROY_SESSION
         | op::DESTROY_CLIENTID
         | op::RECLAIM_COMPLETE
@@ -456,7 +1002,7 @@ mod tests {
     fn unknown_op_result_takes_the_rest() {
         let mut v = Vec::new();
         header(&mut v, 0, 2);
-        v.put_u32(op::READ);
+        v.put_u32(op::LAYOUTGET);
         v.put_u32(0);
         v.put_u32(1);
         v.put_opaque(b"data");
@@ -589,5 +1135,231 @@ mod tests {
         v.put_opaque(&[0, 0, 0, 1]);
         let r = CompoundReply::decode(&v).unwrap();
         assert_eq!(r.getattr().unwrap(), (vec![1, 2], vec![0, 0, 0, 1]));
+    }
+
+    fn sid(n: u8) -> Stateid {
+        Stateid {
+            seqid: n as u32,
+            other: [n; 12],
+        }
+    }
+
+    #[test]
+    fn file_op_results_walk_in_one_compound() {
+        let mut v = Vec::new();
+        header(&mut v, status::NFS4ERR_DENIED, 9);
+        // OPEN4resok with OPEN_DELEGATE_NONE_EXT (WND4_CONTENTION + bool).
+        v.put_u32(op::OPEN);
+        v.put_u32(0);
+        sid(1).encode(&mut v);
+        v.put_bool(true);
+        v.put_u64(10);
+        v.put_u64(11);
+        v.put_u32(4);
+        v.put_u32(1);
+        v.put_u32(1 << 4);
+        v.put_u32(3);
+        v.put_u32(1);
+        v.put_bool(true);
+        v.put_u32(op::WRITE);
+        v.put_u32(0);
+        v.put_u32(5);
+        v.put_u32(2);
+        v.put_fixed(b"verifier");
+        v.put_u32(op::READ);
+        v.put_u32(0);
+        v.put_bool(true);
+        v.put_opaque(b"hello");
+        v.put_u32(op::COMMIT);
+        v.put_u32(0);
+        v.put_fixed(b"verifie2");
+        v.put_u32(op::RENAME);
+        v.put_u32(0);
+        for x in [1u64, 2, 3, 4] {
+            if x % 2 == 1 {
+                v.put_bool(false);
+            }
+            v.put_u64(x);
+        }
+        v.put_u32(op::READDIR);
+        v.put_u32(0);
+        v.put_fixed(b"cookieve");
+        v.put_bool(true);
+        v.put_u64(3);
+        v.put_opaque(b"a");
+        v.put_u32(1);
+        v.put_u32(1 << 1);
+        v.put_opaque(&[0, 0, 0, 2]);
+        v.put_bool(false);
+        v.put_bool(true);
+        v.put_u32(op::TEST_STATEID);
+        v.put_u32(0);
+        v.put_u32(2);
+        v.put_u32(0);
+        v.put_u32(status::NFS4ERR_BAD_STATEID);
+        v.put_u32(op::LOCKU);
+        v.put_u32(0);
+        sid(2).encode(&mut v);
+        v.put_u32(op::LOCK);
+        v.put_u32(status::NFS4ERR_DENIED);
+        v.put_u64(0);
+        v.put_u64(100);
+        v.put_u32(2);
+        v.put_u64(77);
+        v.put_opaque(b"owner");
+        let r = CompoundReply::decode(&v).unwrap();
+        assert_eq!(r.results.len(), 9);
+        let o = r.open().unwrap();
+        assert_eq!(o.stateid, sid(1));
+        assert_eq!(
+            o.cinfo,
+            ChangeInfo {
+                atomic: true,
+                before: 10,
+                after: 11
+            }
+        );
+        assert_eq!((o.rflags, o.attrset.clone()), (4, vec![1 << 4]));
+        assert_eq!(
+            o.delegation,
+            Delegation::NoneExt {
+                why: 1,
+                flag: Some(true)
+            }
+        );
+        let w = r.write().unwrap();
+        assert_eq!((w.count, w.committed, &w.verifier), (5, 2, b"verifier"));
+        assert_eq!(
+            r.read().unwrap(),
+            ReadRes {
+                eof: true,
+                data: b"hello".to_vec()
+            }
+        );
+        assert_eq!(&r.commit().unwrap(), b"verifie2");
+        let (a, b) = r.rename().unwrap();
+        assert_eq!((a.before, a.after, b.before, b.after), (1, 2, 3, 4));
+        let d = r.readdir().unwrap();
+        assert_eq!(
+            (&d.cookieverf, d.eof, d.entries.len()),
+            (b"cookieve", true, 1)
+        );
+        assert_eq!(
+            (d.entries[0].cookie, &d.entries[0].name[..]),
+            (3, &b"a"[..])
+        );
+        assert_eq!(d.entries[0].decode_attrs().unwrap().ftype, Some(2));
+        assert_eq!(
+            r.test_stateid().unwrap(),
+            vec![0, status::NFS4ERR_BAD_STATEID]
+        );
+        assert_eq!(r.locku().unwrap(), sid(2));
+        let denied = r.lock().unwrap().unwrap_err();
+        assert_eq!(
+            denied,
+            LockDenied {
+                offset: 0,
+                length: 100,
+                locktype: 2,
+                clientid: 77,
+                owner: b"owner".to_vec()
+            }
+        );
+        assert_eq!(
+            r.check().unwrap_err().nfs_status(),
+            Some(status::NFS4ERR_DENIED)
+        );
+        assert_eq!(r.failure(), Some((op::LOCK, status::NFS4ERR_DENIED)));
+    }
+
+    #[test]
+    fn setattr_error_keeps_attrsset_and_delegations_decode() {
+        let mut v = Vec::new();
+        header(&mut v, status::NFS4ERR_PERM, 1);
+        v.put_u32(op::SETATTR);
+        v.put_u32(status::NFS4ERR_PERM);
+        v.put_u32(1);
+        v.put_u32(1 << 4);
+        let r = CompoundReply::decode(&v).unwrap();
+        assert_eq!(r.setattr().unwrap(), (status::NFS4ERR_PERM, vec![1 << 4]));
+
+        // A WRITE delegation (NFS_LIMIT_SIZE) and a READ one.
+        for (kind, extra) in [(2u32, true), (1, false)] {
+            let mut v = Vec::new();
+            sid(3).encode(&mut v);
+            v.put_bool(false);
+            v.put_u64(1);
+            v.put_u64(2);
+            v.put_u32(0);
+            v.put_u32(0);
+            v.put_u32(kind);
+            sid(4).encode(&mut v);
+            v.put_bool(false);
+            if extra {
+                v.put_u32(1);
+                v.put_u64(4096);
+            }
+            v.put_u32(0);
+            v.put_u32(0);
+            v.put_u32(0);
+            v.put_opaque(b"EVERYONE@");
+            let o = OpenRes::decode(&v).unwrap();
+            assert_eq!(o.delegation.kind(), kind);
+        }
+    }
+
+    #[test]
+    fn file_attrs_walk_every_size() {
+        // type, change, size, fsid, fileid, mode, numlinks, owner, owner_group, rawdev,
+        // time_access, time_modify, mounted_on_fileid, with skipped ones in between.
+        let mut mask = [0u32; 2];
+        let mut vals = Vec::new();
+        let mut set = |a: u32| mask[a as usize / 32] |= 1 << (a % 32);
+        for a in [
+            1, 3, 4, 5, 8, 10, 19, 20, 27, 33, 35, 36, 37, 41, 47, 51, 53, 55,
+        ] {
+            set(a);
+        }
+        vals.put_u32(1); // type
+        vals.put_u64(9); // change
+        vals.put_u64(1000); // size
+        vals.put_bool(true); // link_support
+        vals.put_u64(1);
+        vals.put_u64(2); // fsid
+        vals.put_u32(90); // lease
+        vals.put_opaque(&[1, 2, 3]); // filehandle
+        vals.put_u64(42); // fileid
+        vals.put_u64(u64::MAX); // maxfilesize
+        vals.put_u32(0o644);
+        vals.put_u32(2);
+        vals.put_opaque(b"1000");
+        vals.put_opaque(b"100");
+        vals.put_u32(8);
+        vals.put_u32(1); // rawdev
+        vals.put_i64(-5);
+        vals.put_u32(6); // atime
+        vals.put_i64(0);
+        vals.put_u32(1); // time_delta
+        vals.put_i64(7);
+        vals.put_u32(8); // mtime
+        vals.put_u64(43);
+        let a = FileAttrs::decode(&mask, &vals).unwrap();
+        assert_eq!((a.ftype, a.change, a.size), (Some(1), Some(9), Some(1000)));
+        assert_eq!((a.fsid, a.fileid), (Some((1, 2)), Some(42)));
+        assert_eq!(a.filehandle, Some(vec![1, 2, 3]));
+        assert_eq!((a.mode, a.numlinks), (Some(0o644), Some(2)));
+        assert_eq!(a.owner.as_deref(), Some("1000"));
+        assert_eq!(a.owner_group.as_deref(), Some("100"));
+        assert_eq!(a.rawdev, Some((8, 1)));
+        assert_eq!(
+            (a.time_access, a.time_modify),
+            (Some((-5, 6)), Some((7, 8)))
+        );
+        assert_eq!(a.mounted_on_fileid, Some(43));
+        // Leftover bytes or an unknown attribute are errors.
+        let mut more = vals.clone();
+        more.put_u32(0);
+        assert!(FileAttrs::decode(&mask, &more).is_err());
+        assert!(FileAttrs::decode(&[0, 0, 1 << 31], &[]).is_err());
     }
 }

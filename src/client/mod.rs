@@ -5,6 +5,7 @@ pub mod callback;
 pub mod compound;
 pub mod conn;
 pub mod error;
+pub mod files;
 #[cfg(test)]
 pub(crate) mod mock;
 pub mod ops;
@@ -15,14 +16,17 @@ pub use callback::{
     CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
 };
 pub use compound::{
-    BindConnRes, CompoundReply, CreateSessionRes, ExchangeIdRes, OpResult, SequenceRes,
-    ServerOwner, StateProtectRes,
+    BindConnRes, ChangeInfo, CompoundReply, CreateSessionRes, Delegation, DirEntry, ExchangeIdRes,
+    FileAttrs, LockDenied, OpResult, OpenRes, ReadRes, ReaddirRes, SequenceRes, ServerOwner,
+    StateProtectRes, WriteRes,
 };
 pub use conn::{ReplyBody, RpcConn};
 pub use error::ClientError;
+pub use files::{Fh, Files, OpenFile};
 pub use ops::{
-    CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, SequenceArgs,
-    SessionId, StateProtect, Verifier,
+    CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,
+    Locker, Op, OpenArgs, OpenClaim, OpenHow, SequenceArgs, SessionId, StateProtect, Stateid,
+    TimeSet, Verifier,
 };
 pub use session::Session;
 pub use setup::{

@@ -5,6 +5,9 @@ use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
 use crate::rpc::{AuthSys, Credential};
 use crate::xdr::XdrEncoder;
 
+use crate::nfs4::attrs::attr;
+pub use crate::state::stateid::Stateid;
+
 pub type SessionId = [u8; NFS4_SESSIONID_SIZE];
 pub type Verifier = [u8; NFS4_VERIFIER_SIZE];
 
@@ -107,6 +110,88 @@ pub enum Op {
     /// GETATTR with the attr_request bitmap words.
     GetAttr(Vec<u32>),
     Lookup(Vec<u8>),
+    Access(u32),
+    Close {
+        seqid: u32,
+        stateid: Stateid,
+    },
+    Commit {
+        offset: u64,
+        count: u32,
+    },
+    Create {
+        kind: CreateType,
+        name: Vec<u8>,
+        attrs: Fattr,
+    },
+    /// LINK: the saved filehandle gets `name` in the current directory.
+    Link(Vec<u8>),
+    Lock {
+        locktype: u32,
+        reclaim: bool,
+        offset: u64,
+        length: u64,
+        locker: Locker,
+    },
+    LockT {
+        locktype: u32,
+        offset: u64,
+        length: u64,
+        clientid: u64,
+        owner: Vec<u8>,
+    },
+    LockU {
+        locktype: u32,
+        seqid: u32,
+        stateid: Stateid,
+        offset: u64,
+        length: u64,
+    },
+    LookupP,
+    Nverify(Fattr),
+    Open(OpenArgs),
+    OpenDowngrade {
+        stateid: Stateid,
+        seqid: u32,
+        share_access: u32,
+        share_deny: u32,
+    },
+    PutPubFh,
+    Read {
+        stateid: Stateid,
+        offset: u64,
+        count: u32,
+    },
+    Readdir {
+        cookie: u64,
+        verifier: Verifier,
+        dircount: u32,
+        maxcount: u32,
+        attrs: Vec<u32>,
+    },
+    Readlink,
+    Remove(Vec<u8>),
+    /// RENAME: `old` in the saved directory becomes `new` in the current one.
+    Rename {
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+    Secinfo(Vec<u8>),
+    SecinfoNoName(u32),
+    SetAttr {
+        stateid: Stateid,
+        attrs: Fattr,
+    },
+    TestStateid(Vec<Stateid>),
+    FreeStateid(Stateid),
+    DelegReturn(Stateid),
+    Verify(Fattr),
+    Write {
+        stateid: Stateid,
+        offset: u64,
+        stable: u32,
+        data: Vec<u8>,
+    },
     /// Any operation number followed by pre-encoded argument bytes (may be illegal).
     Raw {
         opnum: u32,
@@ -132,6 +217,32 @@ impl Op {
             Op::RestoreFh => op::RESTOREFH,
             Op::GetAttr(_) => op::GETATTR,
             Op::Lookup(_) => op::LOOKUP,
+            Op::Access(_) => op::ACCESS,
+            Op::Close { .. } => op::CLOSE,
+            Op::Commit { .. } => op::COMMIT,
+            Op::Create { .. } => op::CREATE,
+            Op::Link(_) => op::LINK,
+            Op::Lock { .. } => op::LOCK,
+            Op::LockT { .. } => op::LOCKT,
+            Op::LockU { .. } => op::LOCKU,
+            Op::LookupP => op::LOOKUPP,
+            Op::Nverify(_) => op::NVERIFY,
+            Op::Open(_) => op::OPEN,
+            Op::OpenDowngrade { .. } => op::OPEN_DOWNGRADE,
+            Op::PutPubFh => op::PUTPUBFH,
+            Op::Read { .. } => op::READ,
+            Op::Readdir { .. } => op::READDIR,
+            Op::Readlink => op::READLINK,
+            Op::Remove(_) => op::REMOVE,
+            Op::Rename { .. } => op::RENAME,
+            Op::Secinfo(_) => op::SECINFO,
+            Op::SecinfoNoName(_) => op::SECINFO_NO_NAME,
+            Op::SetAttr { .. } => op::SETATTR,
+            Op::TestStateid(_) => op::TEST_STATEID,
+            Op::FreeStateid(_) => op::FREE_STATEID,
+            Op::DelegReturn(_) => op::DELEGRETURN,
+            Op::Verify(_) => op::VERIFY,
+            Op::Write { .. } => op::WRITE,
             Op::Raw { opnum, .. } => *opnum,
         }
     }
@@ -155,12 +266,484 @@ impl Op {
             Op::DestroySession(sid) => out.put_fixed(sid),
             Op::DestroyClientid(id) => out.put_u64(*id),
             Op::ReclaimComplete { one_fs } => out.put_bool(*one_fs),
-            Op::PutRootFh | Op::GetFh | Op::SaveFh | Op::RestoreFh => {}
+            Op::PutRootFh
+            | Op::GetFh
+            | Op::SaveFh
+            | Op::RestoreFh
+            | Op::LookupP
+            | Op::PutPubFh
+            | Op::Readlink => {}
             Op::PutFh(fh) => out.put_opaque(fh),
             Op::GetAttr(bitmap) => encode_bitmap(out, bitmap),
             Op::Lookup(name) => out.put_opaque(name),
+            Op::Access(bits) => out.put_u32(*bits),
+            Op::Close { seqid, stateid } => {
+                out.put_u32(*seqid);
+                stateid.encode(out);
+            }
+            Op::Commit { offset, count } => {
+                out.put_u64(*offset);
+                out.put_u32(*count);
+            }
+            Op::Create { kind, name, attrs } => {
+                kind.encode(out);
+                out.put_opaque(name);
+                attrs.encode(out);
+            }
+            Op::Link(name) | Op::Remove(name) | Op::Secinfo(name) => out.put_opaque(name),
+            Op::Lock {
+                locktype,
+                reclaim,
+                offset,
+                length,
+                locker,
+            } => {
+                out.put_u32(*locktype);
+                out.put_bool(*reclaim);
+                out.put_u64(*offset);
+                out.put_u64(*length);
+                locker.encode(out);
+            }
+            Op::LockT {
+                locktype,
+                offset,
+                length,
+                clientid,
+                owner,
+            } => {
+                out.put_u32(*locktype);
+                out.put_u64(*offset);
+                out.put_u64(*length);
+                out.put_u64(*clientid);
+                out.put_opaque(owner);
+            }
+            Op::LockU {
+                locktype,
+                seqid,
+                stateid,
+                offset,
+                length,
+            } => {
+                out.put_u32(*locktype);
+                out.put_u32(*seqid);
+                stateid.encode(out);
+                out.put_u64(*offset);
+                out.put_u64(*length);
+            }
+            Op::Nverify(a) | Op::Verify(a) => a.encode(out),
+            Op::Open(a) => a.encode(out),
+            Op::OpenDowngrade {
+                stateid,
+                seqid,
+                share_access,
+                share_deny,
+            } => {
+                stateid.encode(out);
+                out.put_u32(*seqid);
+                out.put_u32(*share_access);
+                out.put_u32(*share_deny);
+            }
+            Op::Read {
+                stateid,
+                offset,
+                count,
+            } => {
+                stateid.encode(out);
+                out.put_u64(*offset);
+                out.put_u32(*count);
+            }
+            Op::Readdir {
+                cookie,
+                verifier,
+                dircount,
+                maxcount,
+                attrs,
+            } => {
+                out.put_u64(*cookie);
+                out.put_fixed(verifier);
+                out.put_u32(*dircount);
+                out.put_u32(*maxcount);
+                encode_bitmap(out, attrs);
+            }
+            Op::Rename { old, new } => {
+                out.put_opaque(old);
+                out.put_opaque(new);
+            }
+            Op::SecinfoNoName(style) => out.put_u32(*style),
+            Op::SetAttr { stateid, attrs } => {
+                stateid.encode(out);
+                attrs.encode(out);
+            }
+            Op::TestStateid(ids) => {
+                out.put_u32(ids.len() as u32);
+                for s in ids {
+                    s.encode(out);
+                }
+            }
+            Op::FreeStateid(s) | Op::DelegReturn(s) => s.encode(out),
+            Op::Write {
+                stateid,
+                offset,
+                stable,
+                data,
+            } => {
+                stateid.encode(out);
+                out.put_u64(*offset);
+                out.put_u32(*stable);
+                out.put_opaque(data);
+            }
             Op::Raw { args, .. } => out.put_raw(args),
         }
+    }
+}
+
+/// nfs_ftype4 values.
+pub mod ftype {
+    pub const REG: u32 = 1;
+    pub const DIR: u32 = 2;
+    pub const BLK: u32 = 3;
+    pub const CHR: u32 = 4;
+    pub const LNK: u32 = 5;
+    pub const SOCK: u32 = 6;
+    pub const FIFO: u32 = 7;
+}
+
+/// ACCESS4 bits.
+pub mod access {
+    pub const READ: u32 = 0x01;
+    pub const LOOKUP: u32 = 0x02;
+    pub const MODIFY: u32 = 0x04;
+    pub const EXTEND: u32 = 0x08;
+    pub const DELETE: u32 = 0x10;
+    pub const EXECUTE: u32 = 0x20;
+}
+
+/// OPEN4_SHARE_ACCESS_* / OPEN4_SHARE_DENY_*.
+pub mod share {
+    pub const ACCESS_READ: u32 = 1;
+    pub const ACCESS_WRITE: u32 = 2;
+    pub const ACCESS_BOTH: u32 = 3;
+    pub const DENY_NONE: u32 = 0;
+    pub const DENY_READ: u32 = 1;
+    pub const DENY_WRITE: u32 = 2;
+    pub const DENY_BOTH: u32 = 3;
+}
+
+/// nfs_lock_type4.
+pub mod locktype {
+    pub const READ: u32 = 1;
+    pub const WRITE: u32 = 2;
+    pub const READW: u32 = 3;
+    pub const WRITEW: u32 = 4;
+}
+
+/// stable_how4.
+pub mod stable {
+    pub const UNSTABLE: u32 = 0;
+    pub const DATA_SYNC: u32 = 1;
+    pub const FILE_SYNC: u32 = 2;
+}
+
+/// open_delegation_type4.
+pub mod deleg {
+    pub const NONE: u32 = 0;
+    pub const READ: u32 = 1;
+    pub const WRITE: u32 = 2;
+    pub const NONE_EXT: u32 = 3;
+}
+
+/// OPEN4_RESULT_* flags.
+pub mod open_result {
+    pub const CONFIRM: u32 = 0x2;
+    pub const LOCKTYPE_POSIX: u32 = 0x4;
+    pub const PRESERVE_UNLINKED: u32 = 0x8;
+    pub const MAY_NOTIFY_LOCK: u32 = 0x20;
+}
+
+/// createtype4 (CREATE's object type and its type-specific data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateType {
+    Dir,
+    Symlink(Vec<u8>),
+    Fifo,
+    Socket,
+    /// specdata1, specdata2 (major, minor).
+    Block(u32, u32),
+    Char(u32, u32),
+    /// Any nfs_ftype4 without type-specific data (NF4REG, invalid values).
+    Other(u32),
+}
+
+impl CreateType {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            CreateType::Dir => out.put_u32(ftype::DIR),
+            CreateType::Symlink(target) => {
+                out.put_u32(ftype::LNK);
+                out.put_opaque(target);
+            }
+            CreateType::Fifo => out.put_u32(ftype::FIFO),
+            CreateType::Socket => out.put_u32(ftype::SOCK),
+            CreateType::Block(a, b) => {
+                out.put_u32(ftype::BLK);
+                out.put_u32(*a);
+                out.put_u32(*b);
+            }
+            CreateType::Char(a, b) => {
+                out.put_u32(ftype::CHR);
+                out.put_u32(*a);
+                out.put_u32(*b);
+            }
+            CreateType::Other(t) => out.put_u32(*t),
+        }
+    }
+}
+
+/// settime4 of time_access_set / time_modify_set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    /// SET_TO_SERVER_TIME4.
+    Server,
+    /// SET_TO_CLIENT_TIME4 with an nfstime4 (seconds, nseconds).
+    Client(i64, u32),
+}
+
+/// A fattr4 to send: attribute number → XDR value. Encoded as the bitmap of the
+/// attributes present followed by attr_vals in increasing attribute order (RFC 8881
+/// §3.3.7), so any attribute can be sent (VERIFY of read-only ones, invalid values).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fattr {
+    vals: std::collections::BTreeMap<u32, Vec<u8>>,
+}
+
+impl Fattr {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Any attribute with its value already XDR-encoded.
+    pub fn raw(mut self, attr: u32, value: Vec<u8>) -> Self {
+        self.vals.insert(attr, value);
+        self
+    }
+
+    fn with(self, attr: u32, f: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut v = Vec::new();
+        f(&mut v);
+        self.raw(attr, v)
+    }
+
+    /// `type` (read-only: for VERIFY, or to provoke INVAL in SETATTR).
+    pub fn ftype(self, t: u32) -> Self {
+        self.with(attr::TYPE, |v| v.put_u32(t))
+    }
+    pub fn size(self, size: u64) -> Self {
+        self.with(attr::SIZE, |v| v.put_u64(size))
+    }
+    pub fn mode(self, mode: u32) -> Self {
+        self.with(attr::MODE, |v| v.put_u32(mode))
+    }
+    /// Owner as a string ("1000").
+    pub fn owner(self, owner: &str) -> Self {
+        self.with(attr::OWNER, |v| v.put_opaque(owner.as_bytes()))
+    }
+    pub fn owner_group(self, group: &str) -> Self {
+        self.with(attr::OWNER_GROUP, |v| v.put_opaque(group.as_bytes()))
+    }
+    pub fn numlinks(self, n: u32) -> Self {
+        self.with(attr::NUMLINKS, |v| v.put_u32(n))
+    }
+    pub fn fileid(self, id: u64) -> Self {
+        self.with(attr::FILEID, |v| v.put_u64(id))
+    }
+    pub fn time_access_set(self, t: TimeSet) -> Self {
+        self.with(attr::TIME_ACCESS_SET, |v| encode_settime(v, t))
+    }
+    pub fn time_modify_set(self, t: TimeSet) -> Self {
+        self.with(attr::TIME_MODIFY_SET, |v| encode_settime(v, t))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vals.is_empty()
+    }
+
+    /// The attribute bitmap (no trailing zero words).
+    pub fn bitmap(&self) -> Vec<u32> {
+        let mut w: Vec<u32> = Vec::new();
+        for &a in self.vals.keys() {
+            let i = a as usize / 32;
+            if w.len() <= i {
+                w.resize(i + 1, 0);
+            }
+            w[i] |= 1 << (a % 32);
+        }
+        w
+    }
+
+    /// fattr4: bitmap4 attrmask; attrlist4 attr_vals.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_bitmap(out, &self.bitmap());
+        let vals: Vec<u8> = self.vals.values().flatten().copied().collect();
+        out.put_opaque(&vals);
+    }
+}
+
+fn encode_settime(out: &mut Vec<u8>, t: TimeSet) {
+    match t {
+        TimeSet::Server => out.put_u32(0),
+        TimeSet::Client(secs, nsecs) => {
+            out.put_u32(1);
+            out.put_i64(secs);
+            out.put_u32(nsecs);
+        }
+    }
+}
+
+/// locker4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locker {
+    /// open_to_lock_owner4: a new lock owner, from an open stateid.
+    New {
+        open_seqid: u32,
+        open_stateid: Stateid,
+        lock_seqid: u32,
+        clientid: u64,
+        owner: Vec<u8>,
+    },
+    /// exist_lock_owner4.
+    Existing { stateid: Stateid, seqid: u32 },
+}
+
+impl Locker {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Locker::New {
+                open_seqid,
+                open_stateid,
+                lock_seqid,
+                clientid,
+                owner,
+            } => {
+                out.put_bool(true);
+                out.put_u32(*open_seqid);
+                open_stateid.encode(out);
+                out.put_u32(*lock_seqid);
+                out.put_u64(*clientid);
+                out.put_opaque(owner);
+            }
+            Locker::Existing { stateid, seqid } => {
+                out.put_bool(false);
+                stateid.encode(out);
+                out.put_u32(*seqid);
+            }
+        }
+    }
+}
+
+/// openflag4 / createhow4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenHow {
+    NoCreate,
+    Unchecked(Fattr),
+    Guarded(Fattr),
+    Exclusive4(Verifier),
+    Exclusive41(Verifier, Fattr),
+}
+
+impl OpenHow {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            OpenHow::NoCreate => out.put_u32(0),
+            OpenHow::Unchecked(a) => {
+                out.put_u32(1);
+                out.put_u32(0);
+                a.encode(out);
+            }
+            OpenHow::Guarded(a) => {
+                out.put_u32(1);
+                out.put_u32(1);
+                a.encode(out);
+            }
+            OpenHow::Exclusive4(v) => {
+                out.put_u32(1);
+                out.put_u32(2);
+                out.put_fixed(v);
+            }
+            OpenHow::Exclusive41(v, a) => {
+                out.put_u32(1);
+                out.put_u32(3);
+                out.put_fixed(v);
+                a.encode(out);
+            }
+        }
+    }
+}
+
+/// open_claim4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenClaim {
+    Null(Vec<u8>),
+    /// CLAIM_PREVIOUS with the delegation type being reclaimed.
+    Previous(u32),
+    DelegateCur(Stateid, Vec<u8>),
+    DelegatePrev(Vec<u8>),
+    Fh,
+    DelegCurFh(Stateid),
+    DelegPrevFh,
+}
+
+impl OpenClaim {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            OpenClaim::Null(name) => {
+                out.put_u32(0);
+                out.put_opaque(name);
+            }
+            OpenClaim::Previous(t) => {
+                out.put_u32(1);
+                out.put_u32(*t);
+            }
+            OpenClaim::DelegateCur(sid, name) => {
+                out.put_u32(2);
+                sid.encode(out);
+                out.put_opaque(name);
+            }
+            OpenClaim::DelegatePrev(name) => {
+                out.put_u32(3);
+                out.put_opaque(name);
+            }
+            OpenClaim::Fh => out.put_u32(4),
+            OpenClaim::DelegPrevFh => out.put_u32(5),
+            OpenClaim::DelegCurFh(sid) => {
+                out.put_u32(6);
+                sid.encode(out);
+            }
+        }
+    }
+}
+
+/// OPEN4args.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenArgs {
+    pub seqid: u32,
+    pub share_access: u32,
+    pub share_deny: u32,
+    /// open_owner4: clientid and owner.
+    pub clientid: u64,
+    pub owner: Vec<u8>,
+    pub how: OpenHow,
+    pub claim: OpenClaim,
+}
+
+impl OpenArgs {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.seqid);
+        out.put_u32(self.share_access);
+        out.put_u32(self.share_deny);
+        out.put_u64(self.clientid);
+        out.put_opaque(&self.owner);
+        self.how.encode(out);
+        self.claim.encode(out);
     }
 }
 
@@ -458,5 +1041,244 @@ mod tests {
             words(&v),
             vec![3, u32::from_be_bytes(*b"tag\0"), 1, 2, 24, 10]
         );
+    }
+
+    #[test]
+    fn fattr_bitmap_and_value_order() {
+        // Inserted out of order; encoded in attribute order, values packed.
+        let a = Fattr::new()
+            .time_modify_set(TimeSet::Client(5, 6))
+            .owner("1000")
+            .mode(0o644)
+            .size(7)
+            .time_access_set(TimeSet::Server);
+        let mut v = Vec::new();
+        a.encode(&mut v);
+        let w = words(&v);
+        assert_eq!(w[0], 2); // two bitmap words
+        assert_eq!(w[1], 1 << 4);
+        assert_eq!(w[2], 1 << 1 | 1 << 4 | 1 << 16 | 1 << 22);
+        assert_eq!(w[3] as usize, v.len() - 16);
+        assert_eq!(
+            &w[4..],
+            &[0, 7, 0o644, 4, u32::from_be_bytes(*b"1000"), 0, 1, 0, 5, 6]
+        );
+        // The server's decoder accepts it.
+        let mut d = XdrDecoder::new(&v);
+        let (set, bits) = crate::nfs4::attrs::decode_settable(&mut d).unwrap();
+        assert_eq!(bits, vec![1 << 4, 1 << 1 | 1 << 4 | 1 << 16 | 1 << 22]);
+        assert_eq!(
+            (set.size, set.mode, set.uid),
+            (Some(7), Some(0o644), Some(1000))
+        );
+        let mut v = Vec::new();
+        Fattr::new().encode(&mut v);
+        assert_eq!(words(&v), vec![0, 0]);
+    }
+
+    #[test]
+    fn file_ops_layout() {
+        let s = Stateid {
+            seqid: 9,
+            other: [0xAA; 12],
+        };
+        let sw = [9, 0xAAAA_AAAA, 0xAAAA_AAAA, 0xAAAA_AAAA];
+        let cat = |parts: &[&[u32]]| parts.concat();
+        assert_eq!(words(&enc(&Op::Access(0x3f))), vec![3, 0x3f]);
+        assert_eq!(
+            words(&enc(&Op::Close {
+                seqid: 0,
+                stateid: s
+            })),
+            cat(&[&[4, 0], &sw])
+        );
+        assert_eq!(
+            words(&enc(&Op::Commit {
+                offset: 1 << 32,
+                count: 5
+            })),
+            vec![5, 1, 0, 5]
+        );
+        assert_eq!(
+            words(&enc(&Op::Create {
+                kind: CreateType::Symlink(b"/".to_vec()),
+                name: b"l".to_vec(),
+                attrs: Fattr::new()
+            })),
+            vec![6, 5, 1, 0x2f00_0000, 1, 0x6c00_0000, 0, 0]
+        );
+        assert_eq!(
+            words(&enc(&Op::Create {
+                kind: CreateType::Block(3, 4),
+                name: b"b".to_vec(),
+                attrs: Fattr::new()
+            }))[..4],
+            [6, 3, 3, 4]
+        );
+        assert_eq!(
+            words(&enc(&Op::Lock {
+                locktype: 2,
+                reclaim: false,
+                offset: 1,
+                length: u64::MAX,
+                locker: Locker::New {
+                    open_seqid: 0,
+                    open_stateid: s,
+                    lock_seqid: 0,
+                    clientid: 7,
+                    owner: b"o".to_vec()
+                }
+            })),
+            cat(&[
+                &[12, 2, 0, 0, 1, u32::MAX, u32::MAX, 1, 0],
+                &sw,
+                &[0, 0, 7, 1, 0x6f00_0000]
+            ])
+        );
+        assert_eq!(
+            words(&enc(&Op::Lock {
+                locktype: 1,
+                reclaim: true,
+                offset: 0,
+                length: 1,
+                locker: Locker::Existing {
+                    stateid: s,
+                    seqid: 3
+                }
+            })),
+            cat(&[&[12, 1, 1, 0, 0, 0, 1, 0], &sw, &[3]])
+        );
+        assert_eq!(
+            words(&enc(&Op::LockT {
+                locktype: 1,
+                offset: 2,
+                length: 3,
+                clientid: 4,
+                owner: vec![]
+            })),
+            vec![13, 1, 0, 2, 0, 3, 0, 4, 0]
+        );
+        assert_eq!(
+            words(&enc(&Op::LockU {
+                locktype: 1,
+                seqid: 2,
+                stateid: s,
+                offset: 3,
+                length: 4
+            })),
+            cat(&[&[14, 1, 2], &sw, &[0, 3, 0, 4]])
+        );
+        let open = |how, claim| {
+            words(&enc(&Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: 3,
+                share_deny: 0,
+                clientid: 5,
+                owner: b"ow".to_vec(),
+                how,
+                claim,
+            })))
+        };
+        let head = [18, 0, 3, 0, 0, 5, 2, 0x6f77_0000];
+        assert_eq!(
+            open(OpenHow::NoCreate, OpenClaim::Fh),
+            cat(&[&head, &[0, 4]])
+        );
+        assert_eq!(
+            open(
+                OpenHow::Guarded(Fattr::new().mode(0o600)),
+                OpenClaim::Null(b"f".to_vec())
+            ),
+            cat(&[&head, &[1, 1, 2, 0, 2, 4, 0o600, 0, 1, 0x6600_0000]])
+        );
+        assert_eq!(
+            open(
+                OpenHow::Exclusive41(*b"verifier", Fattr::new()),
+                OpenClaim::Previous(0)
+            ),
+            cat(&[&head, &[1, 3, 0x7665_7269, 0x6669_6572, 0, 0, 1, 0]])
+        );
+        assert_eq!(
+            open(OpenHow::Exclusive4(*b"verifier"), OpenClaim::DelegCurFh(s)),
+            cat(&[&head, &[1, 2, 0x7665_7269, 0x6669_6572, 6], &sw])
+        );
+        assert_eq!(
+            open(OpenHow::NoCreate, OpenClaim::DelegateCur(s, b"n".to_vec())),
+            cat(&[&head, &[0, 2], &sw, &[1, 0x6e00_0000]])
+        );
+        assert_eq!(
+            open(OpenHow::NoCreate, OpenClaim::DelegPrevFh),
+            cat(&[&head, &[0, 5]])
+        );
+        assert_eq!(
+            words(&enc(&Op::OpenDowngrade {
+                stateid: s,
+                seqid: 1,
+                share_access: 1,
+                share_deny: 0
+            })),
+            cat(&[&[21], &sw, &[1, 1, 0]])
+        );
+        assert_eq!(
+            words(&enc(&Op::Read {
+                stateid: s,
+                offset: 8,
+                count: 9
+            })),
+            cat(&[&[25], &sw, &[0, 8, 9]])
+        );
+        assert_eq!(
+            words(&enc(&Op::Readdir {
+                cookie: 3,
+                verifier: [0; 8],
+                dircount: 10,
+                maxcount: 20,
+                attrs: vec![2]
+            })),
+            vec![26, 0, 3, 0, 0, 10, 20, 1, 2]
+        );
+        assert_eq!(
+            words(&enc(&Op::Rename {
+                old: b"a".to_vec(),
+                new: b"bc".to_vec()
+            })),
+            vec![29, 1, 0x6100_0000, 2, 0x6263_0000]
+        );
+        assert_eq!(
+            words(&enc(&Op::SetAttr {
+                stateid: s,
+                attrs: Fattr::new().size(1)
+            })),
+            cat(&[&[34], &sw, &[1, 1 << 4, 8, 0, 1]])
+        );
+        assert_eq!(
+            words(&enc(&Op::TestStateid(vec![s, s]))),
+            cat(&[&[55, 2], &sw, &sw])
+        );
+        assert_eq!(
+            words(&enc(&Op::Write {
+                stateid: s,
+                offset: 0,
+                stable: 2,
+                data: b"xyz".to_vec()
+            })),
+            cat(&[&[38], &sw, &[0, 0, 2, 3, 0x7879_7a00]])
+        );
+        for (o, n) in [
+            (Op::LookupP, 16),
+            (Op::PutPubFh, 23),
+            (Op::Readlink, 27),
+            (Op::SecinfoNoName(1), 52),
+            (Op::FreeStateid(s), 45),
+            (Op::DelegReturn(s), 8),
+            (Op::Remove(vec![]), 28),
+            (Op::Link(vec![]), 11),
+            (Op::Secinfo(vec![]), 33),
+            (Op::Verify(Fattr::new()), 37),
+            (Op::Nverify(Fattr::new()), 17),
+        ] {
+            assert_eq!(o.opnum(), n);
+            assert_eq!(words(&enc(&o))[0], n);
+        }
     }
 }

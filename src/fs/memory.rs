@@ -242,17 +242,7 @@ impl FileData {
 /// Root passes read/write always and execute when any execute bit is set (always on
 /// directories). Others get exactly one class: owner, else group, else other.
 fn may(caller: &Caller, a: &Attrs, want: u32) -> bool {
-    if caller.uid == 0 {
-        return want & X_OK == 0 || a.ftype == FileType::Directory || a.mode & 0o111 != 0;
-    }
-    let bits = if caller.uid == a.uid {
-        a.mode >> 6
-    } else if caller.in_group(a.gid) {
-        a.mode >> 3
-    } else {
-        a.mode
-    };
-    bits & 7 & want == want
+    caller.perm_bits(a) & want == want
 }
 
 fn require(caller: &Caller, a: &Attrs, want: u32) -> FsResult<()> {
@@ -1366,7 +1356,7 @@ mod tests {
         let mut seed = 42;
         for round in 0..2000 {
             let size = model.len() as u64;
-            if lcg(&mut seed) % 5 == 0 {
+            if lcg(&mut seed).is_multiple_of(5) {
                 let new = lcg(&mut seed) % (4 * CHUNK);
                 data.truncate(new);
                 model.resize(new as usize, 0);

@@ -157,6 +157,24 @@ impl Caller {
     pub fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.gids.contains(&gid)
     }
+
+    /// The rwx bits (4 read, 2 write, 1 execute/search) POSIX grants this caller on an
+    /// object: root reads and writes anything and executes what has an execute bit
+    /// (directories always); others get exactly one class: owner, else group, else other.
+    pub fn perm_bits(&self, a: &Attrs) -> u32 {
+        if self.uid == 0 {
+            let x = a.ftype == FileType::Directory || a.mode & 0o111 != 0;
+            return 6 | x as u32;
+        }
+        let bits = if self.uid == a.uid {
+            a.mode >> 6
+        } else if self.in_group(a.gid) {
+            a.mode >> 3
+        } else {
+            a.mode
+        };
+        bits & 7
+    }
 }
 
 /// stable_how4.

@@ -73,9 +73,15 @@ pub(super) fn open_by_handle(
     flags: libc::c_int,
 ) -> FsResult<OwnedFd> {
     open_by_handle_raw(mount_fd, h, flags).map_err(|e| match e {
-        libc::ESTALE | libc::ENOENT => FsError::Stale,
+        // A handle of an inode deleted a moment ago can fail with ENOMEM (the kernel
+        // cannot build a dentry for an inode being evicted) or EFSCORRUPTED/EUCLEAN
+        // (ext4: "deleted inode referenced"): both mean the object is gone.
+        libc::ESTALE | libc::ENOENT | libc::EUCLEAN | libc::ENOMEM => FsError::Stale,
         libc::EINVAL | BAD => FsError::BadHandle,
-        e => FsError::from_errno(e),
+        e => {
+            tracing::debug!(errno = e, "open_by_handle_at failed");
+            FsError::from_errno(e)
+        }
     })
 }
 

@@ -137,18 +137,8 @@ pub fn nverify(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8
 /// anything, and executes what has any execute bit).
 pub fn granted(a: &Attrs, caller: &Caller, read_only: bool) -> u32 {
     let is_dir = a.ftype == FileType::Directory;
-    let (r, w, x) = if caller.uid == 0 {
-        (true, true, is_dir || a.mode & 0o111 != 0)
-    } else {
-        let bits = if caller.uid == a.uid {
-            a.mode >> 6
-        } else if caller.in_group(a.gid) {
-            a.mode >> 3
-        } else {
-            a.mode
-        };
-        (bits & 4 != 0, bits & 2 != 0, bits & 1 != 0)
-    };
+    let p = caller.perm_bits(a);
+    let (r, w, x) = (p & 4 != 0, p & 2 != 0, p & 1 != 0);
     let mut g = 0;
     if r {
         g |= access::READ;
