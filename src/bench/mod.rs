@@ -25,7 +25,8 @@ pub use template::Template;
 
 use crate::client::Op;
 use crate::rpc::{AuthSys, Credential};
-use worker::{WorkerConfig, WorkerResult, run_worker};
+use crate::state::stateid::Stateid;
+use worker::{IoPattern, WorkerConfig, WorkerResult, run_worker};
 
 /// What each request does. New workloads add a variant and a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -37,6 +38,14 @@ pub enum Workload {
     Sequence,
     /// COMPOUND { SEQUENCE, PUTROOTFH, GETATTR(type, change, size, fileid) }.
     Getattr,
+    /// Sequential 1 MiB READs through a prepared file.
+    Read,
+    /// Sequential 1 MiB UNSTABLE WRITEs through a prepared file.
+    Write,
+    /// 4 KiB READs at random aligned offsets.
+    Randread,
+    /// 4 KiB UNSTABLE WRITEs at random aligned offsets.
+    Randwrite,
 }
 
 impl Workload {
@@ -45,21 +54,57 @@ impl Workload {
             Workload::Null => "null",
             Workload::Sequence => "sequence",
             Workload::Getattr => "getattr",
+            Workload::Read => "read",
+            Workload::Write => "write",
+            Workload::Randread => "randread",
+            Workload::Randwrite => "randwrite",
         }
+    }
+
+    /// Bytes moved per request (0 for metadata workloads).
+    pub fn io_size(self) -> u64 {
+        match self {
+            Workload::Read | Workload::Write => 1 << 20,
+            Workload::Randread | Workload::Randwrite => 4096,
+            _ => 0,
+        }
+    }
+
+    fn is_write(self) -> bool {
+        matches!(self, Workload::Write | Workload::Randwrite)
     }
 
     fn needs_session(self) -> bool {
         !matches!(self, Workload::Null)
     }
 
-    /// Operations after SEQUENCE.
-    fn ops(self) -> Vec<Op> {
+    /// Operations after SEQUENCE; `fh` is the prepared file of I/O workloads. I/O uses
+    /// the anonymous stateid (the file is mode 0666), so no session needs an OPEN.
+    fn ops(self, fh: &[u8]) -> Vec<Op> {
+        let count = self.io_size() as u32;
         match self {
             Workload::Null | Workload::Sequence => Vec::new(),
             // FATTR4_TYPE (1), CHANGE (3), SIZE (4), FILEID (20).
             Workload::Getattr => vec![
                 Op::PutRootFh,
                 Op::GetAttr(vec![(1 << 1) | (1 << 3) | (1 << 4) | (1 << 20)]),
+            ],
+            Workload::Read | Workload::Randread => vec![
+                Op::PutFh(fh.to_vec()),
+                Op::Read {
+                    stateid: Stateid::ANONYMOUS,
+                    offset: 0,
+                    count,
+                },
+            ],
+            Workload::Write | Workload::Randwrite => vec![
+                Op::PutFh(fh.to_vec()),
+                Op::Write {
+                    stateid: Stateid::ANONYMOUS,
+                    offset: 0,
+                    stable: 0,
+                    data: vec![0x5a; count as usize],
+                },
             ],
         }
     }
@@ -103,6 +148,9 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Size of the file I/O workloads use, MiB (created and filled before the run).
+    #[arg(long, default_value_t = 256)]
+    pub file_size_mib: u64,
 }
 
 /// Everything `run` needs.
@@ -119,6 +167,7 @@ pub struct BenchOptions {
     pub server_pid: Option<u32>,
     pub cred: Credential,
     pub progress: bool,
+    pub file_size: u64,
 }
 
 impl BenchOptions {
@@ -156,6 +205,7 @@ impl BenchOptions {
             server_pid: a.server_pid,
             cred,
             progress: !a.quiet,
+            file_size: a.file_size_mib.max(1) << 20,
         })
     }
 }
@@ -186,6 +236,16 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         bail!("--depth must be below 65536");
     }
     let mut depth = opts.depth;
+    let fh = if opts.workload.io_size() > 0 {
+        setup::prepare_file(
+            opts.server,
+            &opts.cred,
+            opts.file_size,
+            !opts.workload.is_write(),
+        )?
+    } else {
+        Vec::new()
+    };
     // Per session: its connections (the first one created the session) and template.
     let mut plans: Vec<(Option<SessionInfo>, Vec<TcpStream>, Arc<Template>)> = Vec::new();
     for _ in 0..opts.sessions {
@@ -216,7 +276,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
                 depth = depth.min(d);
             }
             let highest = (got.max(1) - 1) as u32;
-            let t = Template::sequenced(&opts.cred, cs.sessionid, highest, &opts.workload.ops());
+            let t = Template::sequenced(&opts.cred, cs.sessionid, highest, &opts.workload.ops(&fh));
             plans.push((
                 Some(SessionInfo {
                     clientid,
@@ -247,8 +307,25 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         for (ci, s) in streams.into_iter().enumerate() {
             let p = Arc::new(AtomicU64::new(0));
             progress.push(p.clone());
+            let worker = si * opts.connections + ci;
+            let io = (opts.workload.io_size() > 0).then(|| IoPattern {
+                file_size: opts.file_size,
+                io_size: opts.workload.io_size(),
+                random: matches!(opts.workload, Workload::Randread | Workload::Randwrite),
+                // Spread sequential streams over the file; seed random ones apart.
+                start: (opts.file_size / nworkers as u64 * worker as u64) / opts.workload.io_size()
+                    * opts.workload.io_size()
+                    + worker as u64 * 0x9e37_79b9,
+            });
             let cfg = WorkerConfig {
                 template: tmpl.clone(),
+                io: io.map(|mut p| {
+                    if !p.random {
+                        p.start %= p.file_size.max(p.io_size);
+                        p.start -= p.start % p.io_size;
+                    }
+                    p
+                }),
                 depth,
                 slot_base: (ci * depth) as u32,
                 first_seqid: 1,
@@ -356,6 +433,11 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     };
     let (srv0, self0) = cpu_start.unwrap_or((None, None));
     let error_total = errors.values().sum();
+    let ops_per_sec = if elapsed > 0.0 {
+        ops as f64 / elapsed
+    } else {
+        0.0
+    };
     Ok(BenchReport {
         workload: opts.workload.name().to_string(),
         server: opts.server.to_string(),
@@ -364,11 +446,8 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         depth,
         elapsed_s: elapsed,
         ops,
-        ops_per_sec: if elapsed > 0.0 {
-            ops as f64 / elapsed
-        } else {
-            0.0
-        },
+        ops_per_sec,
+        mib_per_sec: ops_per_sec * opts.workload.io_size() as f64 / (1 << 20) as f64,
         latency_us: Latency::from_hist(&hist),
         errors,
         error_total,
@@ -546,6 +625,7 @@ mod perf {
                 s.set_nodelay(true).unwrap();
                 let cfg = WorkerConfig {
                     template: tmpl.clone(),
+                    io: None,
                     depth: 8,
                     slot_base: c * 8,
                     first_seqid: 1,

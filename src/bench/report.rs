@@ -45,6 +45,8 @@ pub struct BenchReport {
     pub elapsed_s: f64,
     pub ops: u64,
     pub ops_per_sec: f64,
+    /// Data moved per second (READ/WRITE workloads), MiB/s.
+    pub mib_per_sec: f64,
     pub latency_us: Latency,
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
@@ -65,6 +67,9 @@ impl BenchReport {
             "{} ops in {:.2} s = {:.0} ops/s\n",
             self.ops, self.elapsed_s, self.ops_per_sec
         );
+        if self.mib_per_sec > 0.0 {
+            s += &format!("throughput {:.1} MiB/s\n", self.mib_per_sec);
+        }
         let l = &self.latency_us;
         s += &format!(
             "latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}\n",

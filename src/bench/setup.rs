@@ -127,3 +127,111 @@ pub fn destroy_session(
         .context("DESTROY_CLIENTID")?;
     Ok(())
 }
+
+/// Name of the file I/O workloads use, in the export root.
+pub const BENCH_FILE: &[u8] = b"ringnfs-bench.dat";
+
+/// Create (or reuse) the I/O workloads' file in the export root with mode 0666 and the
+/// given size, filling it with data first when `fill` (read workloads must read real
+/// bytes, not holes). Uses its own client and session. Returns the file handle.
+pub fn prepare_file(
+    server: std::net::SocketAddr,
+    cred: &Credential,
+    size: u64,
+    fill: bool,
+) -> anyhow::Result<Vec<u8>> {
+    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
+    const CHUNK: u64 = 1 << 20;
+    let mut s = TcpStream::connect(server).with_context(|| format!("connecting to {server}"))?;
+    s.set_nodelay(true)?;
+    let (clientid, cs) = create_session(&mut s, cred, 1)?;
+    let mut seqid = 0u32;
+    let mut xid = 10u32;
+    let mut call = |s: &mut TcpStream, ops: Vec<Op>| -> anyhow::Result<CompoundReply> {
+        seqid += 1;
+        xid += 1;
+        let mut all = vec![Op::Sequence(SequenceArgs {
+            sessionid: cs.sessionid,
+            sequenceid: seqid,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+        })];
+        all.extend(ops);
+        let r = sync_compound(s, cred, xid, &all)?;
+        if r.status != crate::nfs4::consts::status::NFS4_OK {
+            bail!("preparing the benchmark file: {:?}", r.failure());
+        }
+        Ok(r)
+    };
+    let r = call(
+        &mut s,
+        vec![
+            Op::PutRootFh,
+            Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: 3,
+                share_deny: 0,
+                clientid,
+                owner: b"ringnfs-bench".to_vec(),
+                how: OpenHow::Unchecked(Fattr::new().mode(0o666)),
+                claim: OpenClaim::Null(BENCH_FILE.to_vec()),
+            }),
+            Op::GetFh,
+        ],
+    )?;
+    let open = r.open().context("OPEN")?;
+    let fh = r.getfh().context("GETFH")?;
+    let current = {
+        let r = call(
+            &mut s,
+            vec![Op::PutFh(fh.clone()), Op::GetAttr(vec![1 << 4])],
+        )?;
+        r.attrs()
+            .context("GETATTR size")?
+            .size
+            .context("GETATTR without size")?
+    };
+    if fill && current < size {
+        let data = vec![0xa5u8; CHUNK as usize];
+        let mut off = current - current % CHUNK;
+        while off < size {
+            let n = CHUNK.min(size - off) as usize;
+            call(
+                &mut s,
+                vec![
+                    Op::PutFh(fh.clone()),
+                    Op::Write {
+                        stateid: open.stateid,
+                        offset: off,
+                        stable: 0,
+                        data: data[..n].to_vec(),
+                    },
+                ],
+            )?;
+            off += n as u64;
+        }
+        call(
+            &mut s,
+            vec![
+                Op::PutFh(fh.clone()),
+                Op::Commit {
+                    offset: 0,
+                    count: 0,
+                },
+            ],
+        )?;
+    }
+    call(
+        &mut s,
+        vec![
+            Op::PutFh(fh.clone()),
+            Op::Close {
+                seqid: 0,
+                stateid: open.stateid,
+            },
+        ],
+    )?;
+    destroy_session(&mut s, cred, clientid, cs.sessionid)?;
+    Ok(fh)
+}

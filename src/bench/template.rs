@@ -16,6 +16,8 @@ pub struct Template {
     pub seq: Option<(usize, usize)>,
     /// A COMPOUND (the reply carries an nfsstat4), not NULL.
     pub compound: bool,
+    /// Offset of a READ/WRITE offset4 field patched per request.
+    pub io_offset: Option<usize>,
 }
 
 impl Template {
@@ -50,15 +52,22 @@ impl Template {
                 cachethis: false,
             },
         );
+        let mut io_offset = None;
         for o in ops {
+            if matches!(o, Op::Read { .. } | Op::Write { .. }) {
+                // opnum, then stateid4 (16 bytes), then offset4.
+                io_offset = Some(v.len() + 4 + 16);
+            }
             o.encode(&mut v);
         }
-        finish(v, Some((seq_off, seq_off + 4)), true)
+        let mut t = finish(v, Some((seq_off, seq_off + 4)), true);
+        t.io_offset = io_offset;
+        t
     }
 
-    /// Append a copy with this xid (and slot/seqid) to `out`.
+    /// Append a copy with this xid (and slot/seqid, and I/O offset) to `out`.
     #[inline]
-    pub fn emit(&self, out: &mut Vec<u8>, xid: u32, slot: u32, seqid: u32) {
+    pub fn emit(&self, out: &mut Vec<u8>, xid: u32, slot: u32, seqid: u32, offset: u64) {
         let at = out.len();
         out.extend_from_slice(&self.bytes);
         let r = &mut out[at..];
@@ -66,6 +75,9 @@ impl Template {
         if let Some((s, l)) = self.seq {
             r[s..s + 4].copy_from_slice(&seqid.to_be_bytes());
             r[l..l + 4].copy_from_slice(&slot.to_be_bytes());
+        }
+        if let Some(o) = self.io_offset {
+            r[o..o + 8].copy_from_slice(&offset.to_be_bytes());
         }
     }
 }
@@ -78,6 +90,7 @@ fn finish(mut v: Vec<u8>, seq: Option<(usize, usize)>, compound: bool) -> Templa
         xid_off: 4,
         seq,
         compound,
+        io_offset: None,
     }
 }
 
@@ -92,7 +105,7 @@ mod tests {
         let sid = [9u8; 16];
         let t = Template::sequenced(&Credential::None, sid, 31, &[Op::PutRootFh]);
         let mut out = Vec::new();
-        t.emit(&mut out, 0xABCD, 7, 42);
+        t.emit(&mut out, 0xABCD, 7, 42, 0);
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) & 0x7fff_ffff;
         assert_eq!(len as usize, out.len() - 4);
         let RpcMessage::Call(c) = decode_message(&out[4..]).unwrap() else {
@@ -114,7 +127,7 @@ mod tests {
 
         let t = Template::null(&Credential::None);
         let mut out = Vec::new();
-        t.emit(&mut out, 5, 0, 0);
+        t.emit(&mut out, 5, 0, 0, 0);
         let RpcMessage::Call(c) = decode_message(&out[4..]).unwrap() else {
             panic!()
         };

@@ -44,6 +44,8 @@ impl std::fmt::Display for ErrorKey {
 
 pub struct WorkerConfig {
     pub template: Arc<Template>,
+    /// Offsets for READ/WRITE workloads.
+    pub io: Option<IoPattern>,
     pub depth: usize,
     /// Slot of in-flight request 0 (request i uses slot_base + i).
     pub slot_base: u32,
@@ -101,6 +103,50 @@ fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
     inner().unwrap_or((false, false, Some(ErrorKey::Undecodable)))
 }
 
+/// Where READ/WRITE requests go: sequential through the file from a per-worker start, or
+/// random I/O-size-aligned offsets.
+#[derive(Debug, Clone, Copy)]
+pub struct IoPattern {
+    pub file_size: u64,
+    pub io_size: u64,
+    pub random: bool,
+    /// Start (sequential) or seed (random) for this worker.
+    pub start: u64,
+}
+
+struct Offsets {
+    p: Option<IoPattern>,
+    next: u64,
+}
+
+impl Offsets {
+    fn new(p: Option<IoPattern>) -> Self {
+        let next = p.map_or(0, |p| if p.random { p.start | 1 } else { p.start });
+        Self { p, next }
+    }
+
+    #[inline]
+    fn next(&mut self) -> u64 {
+        let Some(p) = self.p else {
+            return 0;
+        };
+        let blocks = (p.file_size / p.io_size).max(1);
+        if p.random {
+            // xorshift64: cheap and good enough to spread requests over the file.
+            let mut x = self.next;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.next = x;
+            (x % blocks) * p.io_size
+        } else {
+            let off = self.next;
+            self.next = (self.next + p.io_size) % (blocks * p.io_size);
+            off
+        }
+    }
+}
+
 pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     let depth = cfg.depth;
     let compound = cfg.template.compound;
@@ -120,11 +166,17 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     let mut buf = vec![0u8; 256 * 1024];
     let mut asm = RecordAssembler::new(4 << 20);
 
+    let mut offsets = Offsets::new(cfg.io);
     let now = Instant::now();
     for i in 0..depth {
         let xid = (gens[i] << 16) | i as u32;
-        cfg.template
-            .emit(&mut out, xid, cfg.slot_base + i as u32, seqids[i]);
+        cfg.template.emit(
+            &mut out,
+            xid,
+            cfg.slot_base + i as u32,
+            seqids[i],
+            offsets.next(),
+        );
         sent[i] = now;
         inflight[i] = true;
         n_inflight += 1;
@@ -206,6 +258,7 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
                     (g << 16) | idx as u32,
                     cfg.slot_base + idx as u32,
                     seqids[idx],
+                    offsets.next(),
                 );
                 sent[idx] = now;
                 inflight[idx] = true;
