@@ -475,6 +475,7 @@ mod tests {
             server_pid: Some(std::process::id()),
             cred: Credential::None,
             progress: false,
+            file_size: 4 << 20,
         }
     }
 
@@ -612,6 +613,7 @@ mod perf {
             server_pid: None,
             cred: Credential::None,
             progress: false,
+            file_size: 4 << 20,
         })
         .unwrap();
         print!("{}", r.summary());
