@@ -223,14 +223,7 @@ impl Files {
         name: &[u8],
         mode: u32,
     ) -> Result<(Fh, OpenFile), ClientError> {
-        let args = self.open_args(
-            share::ACCESS_BOTH,
-            share::DENY_NONE,
-            OpenHow::Unchecked(Fattr::new().mode(mode)),
-            OpenClaim::Null(name.to_vec()),
-        );
-        let (f, _) = self.open_with(dir, args)?;
-        Ok((f.fh.clone(), f))
+        self.create_how(dir, name, OpenHow::Unchecked(Fattr::new().mode(mode)))
     }
 
     /// Create (GUARDED: EXIST if it exists) and open for read and write.
@@ -240,10 +233,19 @@ impl Files {
         name: &[u8],
         mode: u32,
     ) -> Result<(Fh, OpenFile), ClientError> {
+        self.create_how(dir, name, OpenHow::Guarded(Fattr::new().mode(mode)))
+    }
+
+    fn create_how(
+        &self,
+        dir: &[u8],
+        name: &[u8],
+        how: OpenHow,
+    ) -> Result<(Fh, OpenFile), ClientError> {
         let args = self.open_args(
             share::ACCESS_BOTH,
             share::DENY_NONE,
-            OpenHow::Guarded(Fattr::new().mode(mode)),
+            how,
             OpenClaim::Null(name.to_vec()),
         );
         let (f, _) = self.open_with(dir, args)?;

@@ -409,14 +409,7 @@ pub mod ftype {
 }
 
 /// ACCESS4 bits.
-pub mod access {
-    pub const READ: u32 = 0x01;
-    pub const LOOKUP: u32 = 0x02;
-    pub const MODIFY: u32 = 0x04;
-    pub const EXTEND: u32 = 0x08;
-    pub const DELETE: u32 = 0x10;
-    pub const EXECUTE: u32 = 0x20;
-}
+pub use crate::nfs4::consts::access;
 
 /// OPEN4_SHARE_ACCESS_* / OPEN4_SHARE_DENY_*.
 pub mod share {
@@ -796,18 +789,6 @@ fn encode_exchange_id(out: &mut Vec<u8>, a: &ExchangeIdArgs) {
     }
 }
 
-/// authsys_parms inline (not wrapped in an opaque, unlike an RPC credential body).
-fn encode_authsys_parms(out: &mut Vec<u8>, s: &AuthSys) {
-    out.put_u32(s.stamp);
-    out.put_opaque(&s.machine_name);
-    out.put_u32(s.uid);
-    out.put_u32(s.gid);
-    out.put_u32(s.gids.len() as u32);
-    for g in &s.gids {
-        out.put_u32(*g);
-    }
-}
-
 fn encode_create_session(out: &mut Vec<u8>, a: &CreateSessionArgs) {
     out.put_u64(a.clientid);
     out.put_u32(a.sequence);
@@ -821,7 +802,7 @@ fn encode_create_session(out: &mut Vec<u8>, a: &CreateSessionArgs) {
             CallbackSec::None => out.put_u32(AUTH_NONE),
             CallbackSec::Sys(s) => {
                 out.put_u32(AUTH_SYS);
-                encode_authsys_parms(out, s);
+                s.encode(out);
             }
         }
     }

@@ -245,6 +245,17 @@ pub mod cdfs {
     pub const BOTH: u32 = 0x3;
 }
 
+/// ACCESS4 bits (RFC 8881 §18.1).
+pub mod access {
+    pub const READ: u32 = 0x01;
+    pub const LOOKUP: u32 = 0x02;
+    pub const MODIFY: u32 = 0x04;
+    pub const EXTEND: u32 = 0x08;
+    pub const DELETE: u32 = 0x10;
+    pub const EXECUTE: u32 = 0x20;
+    pub const ALL: u32 = 0x3f;
+}
+
 /// SEQUENCE status flags (sr_status_flags).
 pub mod seq4_status {
     pub const CB_PATH_DOWN: u32 = 0x0000_0001;

@@ -20,6 +20,21 @@ pub struct AuthSys {
     pub gids: Vec<u32>,
 }
 
+impl AuthSys {
+    /// authsys_parms (the body of an AUTH_SYS credential, or inline in
+    /// callback_sec_parms4).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.stamp);
+        out.put_opaque(&self.machine_name);
+        out.put_u32(self.uid);
+        out.put_u32(self.gid);
+        out.put_u32(self.gids.len() as u32);
+        for g in &self.gids {
+            out.put_u32(*g);
+        }
+    }
+}
+
 /// The caller's identity, as carried by the RPC call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Credential {
@@ -56,14 +71,7 @@ impl Credential {
                 let len_at = out.mark();
                 out.put_u32(0);
                 let start = out.len();
-                out.put_u32(s.stamp);
-                out.put_opaque(&s.machine_name);
-                out.put_u32(s.uid);
-                out.put_u32(s.gid);
-                out.put_u32(s.gids.len() as u32);
-                for g in &s.gids {
-                    out.put_u32(*g);
-                }
+                s.encode(out);
                 let len = out.len() - start;
                 out.patch_u32(len_at, len as u32);
             }

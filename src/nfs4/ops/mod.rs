@@ -42,13 +42,4 @@ pub fn require_dir(a: &Attrs) -> Result<(), u32> {
     }
 }
 
-/// ACCESS bits (RFC 8881 §18.1).
-pub mod access {
-    pub const READ: u32 = 0x01;
-    pub const LOOKUP: u32 = 0x02;
-    pub const MODIFY: u32 = 0x04;
-    pub const EXTEND: u32 = 0x08;
-    pub const DELETE: u32 = 0x10;
-    pub const EXECUTE: u32 = 0x20;
-    pub const ALL: u32 = 0x3f;
-}
+pub use crate::nfs4::consts::access;
