@@ -225,6 +225,11 @@ impl Server {
         &self.state
     }
 
+    /// The transport's counters summed over the workers.
+    pub fn transport_stats(&self) -> crate::transport::TransportStats {
+        crate::transport::TransportStats::sum(&self.transport.stats())
+    }
+
     /// Ask everything to stop (callable from any thread).
     pub fn shutdown(&self) {
         self.transport.shutdown();

@@ -22,9 +22,47 @@ pub fn make_conn_id(core: usize, seq: u64) -> ConnId {
     ((core as u64) << CONN_CORE_SHIFT) | (seq & ((1 << CONN_CORE_SHIFT) - 1))
 }
 
+/// A file descriptor a file operation runs on (kept alive until the operation ends).
+pub type IoFd = Arc<dyn std::os::fd::AsFd + Send + Sync>;
+
+/// A file operation the protocol core asks the connection's core to run on its ring.
+pub enum FileOp {
+    /// Read up to `len` bytes at `offset`.
+    Read { offset: u64, len: u32 },
+    /// Write `data` at `offset`.
+    Write { offset: u64, data: Vec<u8> },
+    /// fsync (fdatasync when `datasync`).
+    Fsync { datasync: bool },
+}
+
+pub struct FileIoRequest {
+    /// The connection whose request waits for this I/O (its core runs it).
+    pub conn: ConnId,
+    /// Chosen by the service; handed back in [`FileIoDone`].
+    pub token: u64,
+    pub fd: IoFd,
+    pub op: FileOp,
+}
+
+/// A finished [`FileIoRequest`]: the syscall-style result (bytes or -errno) and the
+/// buffer (the data read, or the write's data handed back).
+pub struct FileIoDone {
+    pub token: u64,
+    pub result: i32,
+    pub buf: Vec<u8>,
+}
+
 /// Reaches connections from any thread; implemented by the transport with cross-core
 /// queues and a ring wake-up.
 pub trait ConnControl: Send + Sync {
+    /// Run a file operation on the ring of the core that owns `req.conn`; completion is
+    /// reported to [`Service::on_file_io`]. Only possible while handling a record on
+    /// that core: otherwise the request is handed back and the caller does the I/O
+    /// itself.
+    fn submit_file_io(&self, req: FileIoRequest) -> Result<(), FileIoRequest> {
+        Err(req)
+    }
+
     /// Queue one complete RPC record (no record mark) to be sent on `conn`, e.g. a
     /// callback call. Returns false if the connection is gone.
     fn send_record(&self, conn: ConnId, record: Vec<u8>) -> bool;
@@ -77,6 +115,11 @@ pub trait Service: Send + Sync + 'static {
     /// The connection closed (EOF, error, drain, idle timeout or shutdown). Called
     /// exactly once per accepted connection.
     fn on_close(&self, conn: &ConnMeta);
+    /// A file operation submitted with [`ConnControl::submit_file_io`] finished; append
+    /// the reply it completes (if any) to `out`, as in `on_record`.
+    fn on_file_io(&self, _conn: &ConnMeta, _done: FileIoDone, _out: &mut Vec<u8>) {}
+    /// A file operation finished after its connection closed: forget its request.
+    fn on_file_io_orphaned(&self, _token: u64) {}
 }
 
 /// Control for connections without a transport (engine tests, benchmarks): nothing can

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod local;
 pub mod memory;
+pub mod sync_io;
 pub mod types;
 
 /// Backend-independent tests of the [`Backend`] contract (every backend's tests run them).
@@ -113,4 +114,11 @@ pub trait Backend: Send + Sync + 'static {
     /// never 0, 1 or 2. Returns the entries and whether the end was reached.
     fn readdir(&self, dir: &ObjHandle, cookie: u64, max: usize) -> FsResult<(Vec<DirEntry>, bool)>;
     fn statfs(&self) -> FsResult<FsStats>;
+
+    /// A descriptor for READ/WRITE/COMMIT of regular file `h` through the worker's
+    /// io_uring ring (`write`: open for writing). `None`: the backend has no real files
+    /// and `read`/`write`/`commit` are used instead.
+    fn io_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<crate::service::IoFd>> {
+        None
+    }
 }

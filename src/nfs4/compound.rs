@@ -5,7 +5,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::rpc::Credential;
-use crate::service::ConnMeta;
+use crate::service::{ConnMeta, FileIoDone};
+
+pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
 use crate::state::slots::CachedReply;
 use crate::state::{SeqGrant, SeqOutcome, SequenceArgs, StateManager};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -58,6 +60,8 @@ pub struct CompoundCtx<'a> {
     /// Set by a handler that failed but encoded a result body after the status
     /// (LOCK's LOCK4denied, SETATTR's attrsset).
     pub keep_error_body: bool,
+    /// Set by a handler whose result waits for file I/O on the connection's ring.
+    pub pending_io: Option<PendingIo>,
 }
 
 impl From<FsError> for u32 {
@@ -116,9 +120,100 @@ impl From<XdrError> for GarbageArgs {
     }
 }
 
+/// What the COMPOUND loop keeps between ops, owned, so that a COMPOUND waiting for file
+/// I/O can resume in a later call. Offsets are relative to the start of COMPOUND4res.
+pub struct LoopState {
+    pub(crate) minor: u32,
+    pub(crate) numops: usize,
+    /// Index of the next op to run.
+    pub(crate) next: usize,
+    pub(crate) results: u32,
+    pub(crate) final_status: u32,
+    pub(crate) status_at: usize,
+    pub(crate) count_at: usize,
+    pub(crate) seq_resok: Option<(usize, usize)>,
+    pub(crate) ctx: CtxState,
+}
+
+/// The parts of [`CompoundCtx`] that outlive one call.
+pub struct CtxState {
+    caller: Caller,
+    session: Option<SeqGrant>,
+    current_fh: Option<CurFh>,
+    saved_fh: Option<CurFh>,
+    current_stateid: Option<Stateid>,
+    saved_stateid: Option<Stateid>,
+}
+
+/// How a run of ops ended.
+pub enum Flow {
+    /// The reply is complete in `out`.
+    Done,
+    /// An op waits for file I/O: see [`Suspended`].
+    Suspend(Box<Suspended>),
+}
+
+/// A COMPOUND waiting for a file operation. The caller moves the reply so far into
+/// `partial` (from the start of the RPC reply, `header` bytes before COMPOUND4res) and
+/// hands `io` to the transport; [`Nfs4Engine::resume`] continues when it completes.
+pub struct Suspended {
+    pub(crate) state: LoopState,
+    pub io: PendingIo,
+    /// The undecoded ops after the waiting one.
+    pub(crate) rest: Vec<u8>,
+    pub(crate) cred: Credential,
+    pub partial: Vec<u8>,
+    pub header: usize,
+}
+
+impl CompoundCtx<'_> {
+    fn save(&self) -> CtxState {
+        CtxState {
+            caller: self.caller.clone(),
+            session: self.session,
+            current_fh: self.current_fh,
+            saved_fh: self.saved_fh,
+            current_stateid: self.current_stateid,
+            saved_stateid: self.saved_stateid,
+        }
+    }
+}
+
 impl Nfs4Engine {
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
         Self { state, export }
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        conn: &'a ConnMeta,
+        cred: &'a Credential,
+        minor: u32,
+        saved: Option<CtxState>,
+    ) -> CompoundCtx<'a> {
+        let s = saved.unwrap_or_else(|| CtxState {
+            caller: self.export.caller(cred),
+            session: None,
+            current_fh: None,
+            saved_fh: None,
+            current_stateid: None,
+            saved_stateid: None,
+        });
+        CompoundCtx {
+            state: &self.state,
+            conn,
+            cred,
+            minor,
+            export: &self.export,
+            caller: s.caller,
+            session: s.session,
+            current_fh: s.current_fh,
+            saved_fh: s.saved_fh,
+            current_stateid: s.current_stateid,
+            saved_stateid: s.saved_stateid,
+            keep_error_body: false,
+            pending_io: None,
+        }
     }
 
     /// Execute the COMPOUND in `args` and append COMPOUND4res to `out`.
@@ -128,7 +223,7 @@ impl Nfs4Engine {
         cred: &Credential,
         args: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(), GarbageArgs> {
+    ) -> Result<Flow, GarbageArgs> {
         let state = &*self.state;
         state.metrics.compound(conn.core);
         let mut d = XdrDecoder::new(args);
@@ -137,45 +232,104 @@ impl Nfs4Engine {
         let numops = d.u32()? as usize;
 
         let start = out.len();
-        let status_at = out.mark();
         out.put_u32(status::NFS4_OK);
         out.put_opaque(tag);
-        let count_at = out.mark();
+        let count_at = out.len() - start;
         out.put_u32(0);
 
         if !(1..=2).contains(&minor) {
-            out.patch_u32(status_at, status::NFS4ERR_MINOR_VERS_MISMATCH);
-            return Ok(());
+            out.patch_u32(start, status::NFS4ERR_MINOR_VERS_MISMATCH);
+            return Ok(Flow::Done);
         }
         if numops > MAX_COMPOUND_OPS {
-            out.patch_u32(status_at, status::NFS4ERR_TOO_MANY_OPS);
-            return Ok(());
+            out.patch_u32(start, status::NFS4ERR_TOO_MANY_OPS);
+            return Ok(Flow::Done);
         }
-
-        let mut ctx = CompoundCtx {
-            state,
-            conn,
-            cred,
+        let ls = LoopState {
             minor,
-            export: &self.export,
-            caller: self.export.caller(cred),
-            session: None,
-            current_fh: None,
-            saved_fh: None,
-            current_stateid: None,
-            saved_stateid: None,
-            keep_error_body: false,
+            numops,
+            next: 0,
+            results: 0,
+            final_status: status::NFS4_OK,
+            status_at: 0,
+            count_at,
+            seq_resok: None,
+            ctx: self.ctx(conn, cred, minor, None).save(),
         };
-        let mut results = 0u32;
-        let mut final_status = status::NFS4_OK;
-        let mut seq_resok: Option<(usize, usize)> = None;
+        Ok(self.run(conn, cred, &mut d, ls, start, (args.len(), tag), out))
+    }
 
-        for i in 0..numops {
+    /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
+    /// suspends again).
+    pub fn resume(
+        &self,
+        conn: &ConnMeta,
+        mut s: Box<Suspended>,
+        done: FileIoDone,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let rpc_start = out.len();
+        out.extend_from_slice(&s.partial);
+        let start = rpc_start + s.header;
+        let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
+        let opnum = s.io.opnum;
+        let st_at = start + s.io.st_at;
+        let outcome = super::ops::io::finish(&self.state, io, done, start, s.io.st_at, out);
+        match outcome {
+            IoOutcome::Again(op, finish) => {
+                // Still waiting: the caller moves the reply so far back into `partial`.
+                s.io.finish = finish;
+                s.io.op = Some(op);
+                return Flow::Suspend(s);
+            }
+            IoOutcome::Status(st) => {
+                self.state
+                    .metrics
+                    .op(conn.core, opnum, st != status::NFS4_OK);
+                if st != status::NFS4_OK {
+                    out.truncate(st_at + 4);
+                    out.patch_u32(st_at, st);
+                    s.state.final_status = st;
+                    s.state.next = s.state.numops;
+                }
+            }
+        }
+        let rest = std::mem::take(&mut s.rest);
+        let cred = s.cred.clone();
+        let mut d = XdrDecoder::new(&rest);
+        let flow = self.run(conn, &cred, &mut d, s.state, start, (0, b""), out);
+        if let Flow::Suspend(mut again) = flow {
+            // `run` built this suspension with the header of its own frame; keep ours.
+            again.header = s.header;
+            return Flow::Suspend(again);
+        }
+        flow
+    }
+
+    /// Run ops from `ls.next` on; `start` is where COMPOUND4res begins in `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        conn: &ConnMeta,
+        cred: &Credential,
+        d: &mut XdrDecoder<'_>,
+        mut ls: LoopState,
+        start: usize,
+        (request_len, tag): (usize, &[u8]),
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let state = &*self.state;
+        let minor = ls.minor;
+        let numops = ls.numops;
+        let mut ctx = self.ctx(conn, cred, minor, Some(ls.ctx));
+        while ls.next < numops {
+            let i = ls.next;
+            ls.next += 1;
             let Ok(opnum) = d.u32() else {
-                final_status = status::NFS4ERR_BADXDR;
+                ls.final_status = status::NFS4ERR_BADXDR;
                 break;
             };
-            results += 1;
+            ls.results += 1;
             let op_start = out.len();
             out.put_u32(opnum);
             let st_at = out.mark();
@@ -192,21 +346,15 @@ impl Nfs4Engine {
                         if i != 0 {
                             status::NFS4ERR_SEQUENCE_POS
                         } else {
-                            match self.sequence(
-                                &mut ctx,
-                                &mut d,
-                                numops,
-                                args.len(),
-                                (start, tag),
-                                out,
-                            ) {
-                                SeqStep::Go(range) => {
-                                    seq_resok = Some(range);
+                            match self.sequence(&mut ctx, d, numops, request_len, (start, tag), out)
+                            {
+                                SeqStep::Go((a, b)) => {
+                                    ls.seq_resok = Some((a - start, b - start));
                                     status::NFS4_OK
                                 }
                                 SeqStep::Failed(e) => e,
                                 // The cached reply replaced everything from `start`.
-                                SeqStep::Replayed => return Ok(()),
+                                SeqStep::Replayed => return Flow::Done,
                             }
                         }
                     } else if let Some(e) = order_error(desc, i, numops, ctx.session.is_some()) {
@@ -216,39 +364,55 @@ impl Nfs4Engine {
                     } else if let Some(e) = budget_error(&ctx, out.len() - start, desc.max_reply) {
                         e
                     } else {
-                        match (desc.handler)(&mut ctx, &mut d, out) {
+                        match (desc.handler)(&mut ctx, d, out) {
                             Ok(()) => status::NFS4_OK,
                             Err(e) => e,
                         }
                     }
                 }
             };
+            if st == status::NFS4_OK
+                && let Some(mut io) = ctx.pending_io.take()
+            {
+                // The op waits for file I/O: keep everything needed to go on.
+                io.opnum = opnum;
+                io.st_at = st_at - start;
+                ls.ctx = ctx.save();
+                return Flow::Suspend(Box::new(Suspended {
+                    state: ls,
+                    io,
+                    rest: d.rest().to_vec(),
+                    cred: cred.clone(),
+                    partial: Vec::new(),
+                    header: 0,
+                }));
+            }
             state.metrics.op(conn.core, opnum, st != status::NFS4_OK);
             if st != status::NFS4_OK {
                 if !ctx.keep_error_body {
                     out.truncate(st_at + 4);
                 }
                 out.patch_u32(st_at, st);
-                final_status = st;
+                ls.final_status = st;
                 break;
             }
         }
-        out.patch_u32(count_at, results);
-        out.patch_u32(status_at, final_status);
+        out.patch_u32(start + ls.count_at, ls.results);
+        out.patch_u32(start + ls.status_at, ls.final_status);
 
         if let Some(grant) = ctx.session {
             let reply = if grant.cachethis {
                 CachedReply::Full(out[start..].to_vec())
             } else {
-                let (a, b) = seq_resok.unwrap_or((0, 0));
+                let (a, b) = ls.seq_resok.unwrap_or((0, 0));
                 CachedReply::SequenceOnly {
-                    seq_resok: out[a..b].to_vec(),
-                    ops: results,
+                    seq_resok: out[start + a..start + b].to_vec(),
+                    ops: ls.results,
                 }
             };
             state.sequence_done(&grant, reply);
         }
-        Ok(())
+        Flow::Done
     }
 
     /// SEQUENCE as the first op. On success, appends the resok and returns its byte

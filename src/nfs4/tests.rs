@@ -35,6 +35,16 @@ impl Harness {
         }
     }
 
+    fn with_export(export: crate::nfs4::export::Export) -> Self {
+        Self {
+            svc: NfsService::new(
+                StateManager::new(StateConfig::default()),
+                std::sync::Arc::new(export),
+            ),
+            xid: AtomicU32::new(1),
+        }
+    }
+
     fn state(&self) -> &StateManager {
         self.svc.state()
     }
@@ -291,4 +301,66 @@ fn compound_ordering_rules() {
         status::NFS4_OK
     );
     assert_eq!(h.state().client_count(), 0);
+}
+
+/// Real files without a transport: data ops suspend for file I/O, no ring takes it, and
+/// the service runs it in place and resumes the COMPOUND (ops after it included).
+#[test]
+fn data_ops_without_a_ring_run_in_place() {
+    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    use crate::state::stateid::Stateid;
+    let dir = std::env::temp_dir().join(format!("ringnfs-engine-io-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The harness calls with AUTH_NONE, i.e. as the anonymous user.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let backend = crate::fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
+    let export = crate::nfs4::export::Export::new(
+        std::sync::Arc::new(backend),
+        crate::nfs4::export::ExportOptions {
+            root_squash: false,
+            ..Default::default()
+        },
+        [3; 16],
+    );
+    let h = Harness::with_export(export);
+    let c = meta(1);
+    h.svc.on_accept(&c);
+    let (clientid, sid) = h.session(&c, false);
+    let r = h.call(
+        &c,
+        &[
+            seq(&sid, 0, 1),
+            Op::PutRootFh,
+            Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: 3,
+                share_deny: 0,
+                clientid,
+                owner: b"o".to_vec(),
+                how: OpenHow::Unchecked(Fattr::new().mode(0o644)),
+                claim: OpenClaim::Null(b"f".to_vec()),
+            }),
+            Op::Write {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                stable: 2,
+                data: b"hello ring".to_vec(),
+            },
+            Op::Read {
+                stateid: Stateid::CURRENT,
+                offset: 6,
+                count: 100,
+            },
+            Op::GetFh,
+        ],
+    );
+    assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+    assert_eq!(r.results.len(), 6);
+    let read = r.read().unwrap();
+    assert_eq!((read.data.as_slice(), read.eof), (&b"ring"[..], true));
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"hello ring");
+    assert_eq!(h.svc.waiting(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

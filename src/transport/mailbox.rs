@@ -141,6 +141,13 @@ impl ConnControl for Control {
     fn drain(&self, conn: ConnId) -> bool {
         self.route(conn, Msg::Drain { conn })
     }
+
+    fn submit_file_io(
+        &self,
+        req: crate::service::FileIoRequest,
+    ) -> Result<(), crate::service::FileIoRequest> {
+        super::fileio::queue(req)
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 mod accept;
 mod bufring;
 mod conn;
+mod fileio;
 mod lifecycle;
 mod listener;
 mod mailbox;

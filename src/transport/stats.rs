@@ -66,6 +66,8 @@ stats! {
     service_panics,
     /// Connections that could not flush before their deadline and were aborted.
     flush_timeouts,
+    /// File READ/WRITE/FSYNC operations run for the service.
+    file_ops,
 }
 
 impl WorkerCounters {

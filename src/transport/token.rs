@@ -21,6 +21,8 @@ pub(crate) enum Kind {
     Timer = 5,
     /// An `AsyncCancel` request itself.
     Cancel = 6,
+    /// A file READ/WRITE/FSYNC for the service; key = `file_ops` slab key.
+    FileIo = 7,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             4 => Kind::Wake,
             5 => Kind::Timer,
             6 => Kind::Cancel,
+            7 => Kind::FileIo,
             _ => return None,
         })
     }

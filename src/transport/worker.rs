@@ -93,6 +93,8 @@ pub(crate) struct Worker {
     /// Timer period; boxed so its address is stable.
     tick: Box<types::Timespec>,
     cqes: Vec<(u64, i32, u32)>,
+    /// File operations in flight for the service.
+    pub file_ops: Slab<super::fileio::FileOpState>,
 }
 
 /// Run a worker thread: set up, report readiness on `ready`, loop until shutdown.
@@ -167,7 +169,9 @@ impl Worker {
             wake_buf: Box::new(0),
             tick: Box::new(types::Timespec::new().nsec(TICK.as_nanos() as u32)),
             cqes: Vec::with_capacity(256),
+            file_ops: Slab::new(),
         };
+        super::fileio::init_thread(w.core);
         for i in 0..w.listeners.len() {
             w.arm_accept(i);
         }
@@ -256,6 +260,7 @@ impl Worker {
                 self.dispatch(ud, res, flags);
             }
             self.drain_mailbox();
+            self.submit_file_ops();
             self.flush_dirty();
             self.bufs.publish();
             self.check_phase();
@@ -291,6 +296,7 @@ impl Worker {
                 }
             }
             Kind::Cancel => {}
+            Kind::FileIo => self.on_file_io(t, res),
         }
     }
 
@@ -322,6 +328,7 @@ impl Worker {
         }
         if self.outstanding > 0 {
             std::mem::forget(conns);
+            std::mem::forget(std::mem::take(&mut self.file_ops));
             std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
             std::mem::forget(std::mem::replace(
                 &mut self.tick,

@@ -48,6 +48,10 @@ impl TestServer {
         self.server.as_ref().expect("running").state()
     }
 
+    pub fn transport_stats(&self) -> ringnfs::transport::TransportStats {
+        self.server.as_ref().expect("running").transport_stats()
+    }
+
     pub fn connect(&self) -> RpcConn {
         RpcConn::connect(self.addr(), Credential::None).expect("connect")
     }

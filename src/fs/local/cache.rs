@@ -22,6 +22,12 @@ pub(super) struct OpenFile {
     pub write_err: Option<FsError>,
 }
 
+impl std::os::fd::AsFd for OpenFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 struct Shard {
     map: HashMap<ObjHandle, (Arc<OpenFile>, u64)>,
     /// Last-use tick → handle, oldest first.

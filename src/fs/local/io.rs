@@ -9,7 +9,7 @@ use crate::fs::{FsError, FsResult};
 
 /// Read up to `count` bytes at `offset`, appended to `buf` (no zero-filling first).
 /// Stops early only at end of file; returns the number of bytes read.
-pub(super) fn pread_append(
+pub(crate) fn pread_append(
     fd: BorrowedFd<'_>,
     buf: &mut Vec<u8>,
     count: usize,
@@ -53,7 +53,7 @@ pub(super) fn pread_append(
 }
 
 /// Write all of `data` at `offset`; returns the bytes written.
-pub(super) fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> FsResult<usize> {
+pub(crate) fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> FsResult<usize> {
     let end = offset.checked_add(data.len() as u64).ok_or(FsError::FBig)?;
     if i64::try_from(end).is_err() {
         return Err(FsError::FBig);
@@ -88,7 +88,7 @@ pub(super) fn pwrite_all(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> FsResu
 }
 
 /// Data and metadata to stable storage.
-pub(super) fn fsync(fd: BorrowedFd<'_>) -> FsResult<()> {
+pub(crate) fn fsync(fd: BorrowedFd<'_>) -> FsResult<()> {
     // SAFETY: plain syscall on a valid descriptor.
     if unsafe { libc::fsync(fd.as_raw_fd()) } == -1 {
         return Err(sys::last_err());
@@ -97,7 +97,7 @@ pub(super) fn fsync(fd: BorrowedFd<'_>) -> FsResult<()> {
 }
 
 /// Data (and the metadata needed to read it back) to stable storage.
-pub(super) fn fdatasync(fd: BorrowedFd<'_>) -> FsResult<()> {
+pub(crate) fn fdatasync(fd: BorrowedFd<'_>) -> FsResult<()> {
     // SAFETY: plain syscall on a valid descriptor.
     if unsafe { libc::fdatasync(fd.as_raw_fd()) } == -1 {
         return Err(sys::last_err());

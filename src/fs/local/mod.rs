@@ -38,7 +38,7 @@ mod attrs;
 mod cache;
 mod creds;
 mod handle;
-mod io;
+pub(crate) mod io;
 mod ops;
 mod readdir;
 mod sys;

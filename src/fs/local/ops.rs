@@ -403,6 +403,18 @@ impl Backend for LocalBackend {
         self.read_dir(dir, cookie, max)
     }
 
+    fn io_file(&self, h: &ObjHandle, write: bool) -> Option<FsResult<crate::service::IoFd>> {
+        Some(self.file(h).and_then(|f| {
+            if write {
+                if let Some(e) = f.write_err {
+                    return Err(e);
+                }
+                self.check_writable()?;
+            }
+            Ok(f as crate::service::IoFd)
+        }))
+    }
+
     fn statfs(&self) -> FsResult<FsStats> {
         let s = sys::fstatvfs(self.rootfd())?;
         let frsize = s.f_frsize as u64;

@@ -1,8 +1,10 @@
 //! Data ops: READ, WRITE, COMMIT. READ appends file data straight into the reply.
 
-use crate::fs::{FileType, Stability};
+use crate::fs::{FileType, FsError, Stability};
 use crate::nfs4::compound::{CompoundCtx, OpResult};
 use crate::nfs4::consts::status;
+use crate::service::{FileIoDone, FileOp, IoFd};
+use crate::state::StateManager;
 use crate::state::files::IoKind;
 use crate::state::stateid::Stateid;
 use crate::xdr::{XdrDecoder, XdrEncoder, pad4};
@@ -12,6 +14,121 @@ use super::xdr;
 
 /// maxread / maxwrite (the fattr4 values say the same).
 pub const MAX_IO: u32 = 1024 * 1024;
+
+/// A data op waiting for its file operation on the connection's ring.
+pub struct PendingIo {
+    pub fd: IoFd,
+    /// Taken when handed to the transport.
+    pub op: Option<FileOp>,
+    pub finish: IoFinish,
+    pub(crate) opnum: u32,
+    /// Where the op's status is, relative to the start of COMPOUND4res.
+    pub(crate) st_at: usize,
+}
+
+impl PendingIo {
+    fn new(fd: IoFd, op: FileOp, finish: IoFinish) -> Self {
+        Self {
+            fd,
+            op: Some(op),
+            finish,
+            opnum: 0,
+            st_at: 0,
+        }
+    }
+}
+
+/// How to finish the op's result when its file operation completes.
+pub enum IoFinish {
+    Done,
+    /// READ: the data follows the eof and length words already written.
+    Read {
+        offset: u64,
+        count: u32,
+        size: u64,
+    },
+    /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
+    Write {
+        stable: Stability,
+        synced: bool,
+        written: u32,
+    },
+    /// COMMIT: after the fsync.
+    Commit,
+}
+
+pub enum IoOutcome {
+    /// The op's final status (its result is complete in the reply when OK).
+    Status(u32),
+    /// Another file operation is needed first (a stable WRITE's fsync).
+    Again(FileOp, IoFinish),
+}
+
+fn io_status(res: i32) -> u32 {
+    FsError::from_errno(-res).status()
+}
+
+/// Complete a data op's result in `out` from its file operation's outcome. `start` is
+/// where COMPOUND4res begins; the op's status word is at `start + st_at`.
+pub fn finish(
+    state: &StateManager,
+    f: IoFinish,
+    done: FileIoDone,
+    start: usize,
+    st_at: usize,
+    out: &mut Vec<u8>,
+) -> IoOutcome {
+    if done.result < 0 {
+        return IoOutcome::Status(io_status(done.result));
+    }
+    let n = done.result as u32;
+    match f {
+        IoFinish::Read {
+            offset,
+            count,
+            size,
+        } => {
+            let eof_at = start + st_at + 4;
+            let data = &done.buf[..(n as usize).min(done.buf.len())];
+            out.extend_from_slice(data);
+            out.resize(out.len() + pad4(data.len()) - data.len(), 0);
+            let eof =
+                (data.len() as u32) < count || offset.saturating_add(data.len() as u64) >= size;
+            out.patch_u32(eof_at, eof as u32);
+            out.patch_u32(eof_at + 4, data.len() as u32);
+            IoOutcome::Status(status::NFS4_OK)
+        }
+        IoFinish::Write {
+            stable,
+            synced: false,
+            ..
+        } if stable != Stability::Unstable => IoOutcome::Again(
+            FileOp::Fsync {
+                datasync: stable == Stability::DataSync,
+            },
+            IoFinish::Write {
+                stable,
+                synced: true,
+                written: n,
+            },
+        ),
+        IoFinish::Write {
+            stable,
+            synced,
+            written,
+        } => {
+            out.put_u32(if synced { written } else { n });
+            out.put_u32(stable as u32);
+            out.put_fixed(&state.write_verifier);
+            IoOutcome::Status(status::NFS4_OK)
+        }
+        IoFinish::Commit => {
+            out.put_fixed(&state.write_verifier);
+            IoOutcome::Status(status::NFS4_OK)
+        }
+        IoFinish::Done => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
+    }
+}
 
 fn require_regular(t: FileType) -> OpResult {
     match t {
@@ -35,6 +152,20 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     out.put_bool(false);
     let len_at = out.mark();
     out.put_u32(0);
+    if let Some(fd) = ctx.export.backend.io_file(&cur.obj, false) {
+        // Real files: the data is read on the worker's ring, then appended.
+        let op = FileOp::Read { offset, len: count };
+        ctx.pending_io = Some(PendingIo::new(
+            fd?,
+            op,
+            IoFinish::Read {
+                offset,
+                count,
+                size: a.size,
+            },
+        ));
+        return Ok(());
+    }
     let start = out.len();
     let eof = ctx.export.backend.read(&cur.obj, offset, count, out)?;
     let n = out.len() - start;
@@ -60,6 +191,29 @@ pub fn write(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8
     let a = ctx.export.backend.getattr(&cur.obj)?;
     require_regular(a.ftype)?;
     check_stateid_io(ctx, &sid, &cur, &a, IoKind::Write)?;
+    if let Some(fd) = ctx.export.backend.io_file(&cur.obj, true) {
+        // The kernel takes signed offsets: nothing can be written beyond i64::MAX.
+        if offset
+            .checked_add(data.len() as u64)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(status::NFS4ERR_FBIG);
+        }
+        let op = FileOp::Write {
+            offset,
+            data: data.to_vec(),
+        };
+        ctx.pending_io = Some(PendingIo::new(
+            fd?,
+            op,
+            IoFinish::Write {
+                stable,
+                synced: false,
+                written: 0,
+            },
+        ));
+        return Ok(());
+    }
     let (n, done) = ctx.export.backend.write(&cur.obj, offset, data, stable)?;
     out.put_u32(n);
     out.put_u32(done as u32);
@@ -76,6 +230,11 @@ pub fn commit(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     require_regular(a.ftype)?;
+    if let Some(fd) = ctx.export.backend.io_file(&cur.obj, false) {
+        let op = FileOp::Fsync { datasync: false };
+        ctx.pending_io = Some(PendingIo::new(fd?, op, IoFinish::Commit));
+        return Ok(());
+    }
     ctx.export.backend.commit(&cur.obj)?;
     out.put_fixed(&ctx.state.write_verifier);
     Ok(())

@@ -1,0 +1,51 @@
+//! Run a file operation with plain syscalls on the calling thread: the fallback when no
+//! io_uring ring can take it (a connection without a transport, e.g. in engine tests).
+
+use crate::service::{FileIoDone, FileIoRequest, FileOp};
+
+use super::FsError;
+use super::local::io;
+
+fn errno(e: FsError) -> i32 {
+    // Only the NFS status matters to the caller; EIO stands for anything unmapped.
+    -match e {
+        FsError::NoSpc => libc::ENOSPC,
+        FsError::DQuot => libc::EDQUOT,
+        FsError::FBig => libc::EFBIG,
+        FsError::Inval => libc::EINVAL,
+        FsError::IsDir => libc::EISDIR,
+        FsError::Rofs => libc::EROFS,
+        FsError::Access => libc::EACCES,
+        _ => libc::EIO,
+    }
+}
+
+pub fn run(req: FileIoRequest) -> FileIoDone {
+    let fd = req.fd.as_fd();
+    let (result, buf) = match req.op {
+        FileOp::Read { offset, len } => {
+            let mut buf = Vec::with_capacity(len as usize);
+            match io::pread_append(fd, &mut buf, len as usize, offset) {
+                Ok(n) => (n as i32, buf),
+                Err(e) => (errno(e), Vec::new()),
+            }
+        }
+        FileOp::Write { offset, data } => match io::pwrite_all(fd, &data, offset) {
+            Ok(n) => (n as i32, data),
+            Err(e) => (errno(e), data),
+        },
+        FileOp::Fsync { datasync } => {
+            let r = if datasync {
+                io::fdatasync(fd)
+            } else {
+                io::fsync(fd)
+            };
+            (r.map_or_else(errno, |()| 0), Vec::new())
+        }
+    };
+    FileIoDone {
+        token: req.token,
+        result,
+        buf,
+    }
+}
