@@ -131,8 +131,15 @@ fn open_by_name(
             let (obj, _) = fs.create_file(dir, name, &set, true, &ctx.caller)?;
             Ok((obj, true, bits))
         }
-        How::Exclusive(verf, set, bits) => {
+        How::Exclusive(verf, set, mut bits) => {
             ctx.writable()?;
+            // Like knfsd: report time_access and time_modify in attrset, since they hold
+            // the verifier; Linux then sets the real times with a SETATTR.
+            if bits.len() < 2 {
+                bits.resize(2, 0);
+            }
+            bits[1] |=
+                (1 << (attrs::attr::TIME_ACCESS - 32)) | (1 << (attrs::attr::TIME_MODIFY - 32));
             let (atime, mtime) = verifier_times(verf);
             match fs.create_file(dir, name, &set, true, &ctx.caller) {
                 Ok((obj, _)) => {
