@@ -62,6 +62,9 @@ pub struct CompoundCtx<'a> {
     pub keep_error_body: bool,
     /// Set by a handler whose result waits for file I/O on the connection's ring.
     pub pending_io: Option<PendingIo>,
+    /// Reply bytes the session still allows (set before each op; READ and READDIR fit
+    /// their results into it).
+    pub reply_room: usize,
 }
 
 impl From<FsError> for u32 {
@@ -213,6 +216,7 @@ impl Nfs4Engine {
             saved_stateid: s.saved_stateid,
             keep_error_body: false,
             pending_io: None,
+            reply_room: usize::MAX,
         }
     }
 
@@ -364,6 +368,9 @@ impl Nfs4Engine {
                     } else if let Some(e) = budget_error(&ctx, out.len() - start, desc.max_reply) {
                         e
                     } else {
+                        ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {
+                            (g.max_response as usize).saturating_sub(out.len() - start)
+                        });
                         match (desc.handler)(&mut ctx, d, out) {
                             Ok(()) => status::NFS4_OK,
                             Err(e) => e,

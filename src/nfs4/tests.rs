@@ -364,3 +364,90 @@ fn data_ops_without_a_ring_run_in_place() {
     assert_eq!(h.svc.waiting(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A READ larger than the session's reply size is cut to fit, not refused.
+#[test]
+fn read_is_clamped_to_the_session_reply_size() {
+    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    use crate::state::stateid::Stateid;
+    let h = Harness::new();
+    let c = meta(1);
+    h.svc.on_accept(&c);
+    let ex = h
+        .call(
+            &c,
+            &[Op::ExchangeId(ExchangeIdArgs {
+                verifier: [1; 8],
+                owner_id: b"small-replies".to_vec(),
+                flags: 0,
+                state_protect: StateProtect::None,
+                impl_id: None,
+            })],
+        )
+        .exchange_id()
+        .unwrap();
+    let mut fore = default_fore_attrs(4);
+    fore.maxresponsesize = 8192;
+    let cs = h
+        .call(
+            &c,
+            &[Op::CreateSession(CreateSessionArgs {
+                clientid: ex.clientid,
+                sequence: ex.sequenceid,
+                flags: 0,
+                fore,
+                back: default_back_attrs(),
+                cb_program: 0x4000_0000,
+                sec_parms: vec![],
+            })],
+        )
+        .create_session()
+        .unwrap();
+    let sid = SessionId(cs.sessionid);
+    let r = h.call(
+        &c,
+        &[
+            seq(&sid, 0, 1),
+            Op::PutRootFh,
+            Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: 3,
+                share_deny: 0,
+                clientid: ex.clientid,
+                owner: b"o".to_vec(),
+                how: OpenHow::Unchecked(Fattr::new().mode(0o644)),
+                claim: OpenClaim::Null(b"big".to_vec()),
+            }),
+            Op::Write {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                stable: 2,
+                data: vec![7; 20000],
+            },
+        ],
+    );
+    assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+    for (slot, offset) in [(1, 0u64), (2, 4000)] {
+        let r = h.call(
+            &c,
+            &[
+                seq(&sid, slot, 1),
+                Op::PutRootFh,
+                Op::Lookup(b"big".to_vec()),
+                Op::Read {
+                    stateid: Stateid::ANONYMOUS,
+                    offset,
+                    count: 1 << 20,
+                },
+            ],
+        );
+        assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+        let data = r.read().unwrap().data;
+        assert!(
+            !data.is_empty() && data.len() < 8192,
+            "{} bytes",
+            data.len()
+        );
+        assert!(data.iter().all(|&b| b == 7));
+    }
+}

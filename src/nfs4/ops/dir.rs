@@ -122,7 +122,8 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
     let cookie = xdr(d.u64())?;
     let verifier = xdr(d.array::<8>())?;
     let dircount = xdr(d.u32())? as usize;
-    let maxcount = xdr(d.u32())? as usize;
+    // The client's maxcount, but never past what the session's reply size allows.
+    let maxcount = (xdr(d.u32())? as usize).min(ctx.reply_room);
     let requested = xdr(decode_bitmap(d))?;
     attrs::check_readable(&requested)?;
     let dir = ctx.cur()?;

@@ -142,7 +142,9 @@ fn require_regular(t: FileType) -> OpResult {
 pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
     let sid = xdr(Stateid::decode(d))?;
     let offset = xdr(d.u64())?;
-    let count = xdr(d.u32())?.min(MAX_IO);
+    // Never more than maxread, nor more than the session's reply size still allows.
+    let room = ctx.reply_room.saturating_sub(64).min(MAX_IO as usize) as u32;
+    let count = xdr(d.u32())?.min(room);
     let cur = ctx.cur()?;
     let sid = ctx.resolve_stateid(sid)?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
