@@ -497,3 +497,25 @@ fn trunking_across_two_addresses() {
         "probe client + session client"
     );
 }
+
+#[test]
+fn refused_sequence_still_renews_the_lease() {
+    // Linux keeps resending a request that got NFS4ERR_DELAY on the same connection; if
+    // all its traffic lands there, its lease must not run out because of our refusal.
+    let srv = TestServer::with(|c| {
+        c.lease_secs = 2;
+        c.max_connections_per_session = 1;
+    });
+    let (_, s) = srv.session();
+    let extra = srv.connect();
+    for i in 0..20 {
+        assert_eq!(seq_on(&extra, &s, 3, 1), status::NFS4ERR_DELAY, "try {i}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        srv.state().client_count(),
+        1,
+        "4 s of refused SEQUENCEs kept the lease"
+    );
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+}

@@ -79,6 +79,13 @@ impl StateManager {
             match guard.bind(&sid, meta.id, Direction::Fore, limit, unix_ms()) {
                 Ok(o) => new_bind = Some(o),
                 Err(e) => {
+                    // The client is alive and its session valid; only this connection is
+                    // refused. Renew the lease so a client whose renewals keep landing on
+                    // a refused connection (Linux with nconnect above the limit) is not
+                    // expired for it.
+                    if let Some(s) = guard.sessions.get(&sid) {
+                        s.lease.renew(self.clock.now_ms());
+                    }
                     drop(guard);
                     self.refuse(meta.core, e.refusal);
                     return Err(e.status);

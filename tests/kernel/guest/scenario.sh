@@ -1,0 +1,326 @@
+#!/bin/sh
+# Guest side of the ringnfs kernel smoke test (busybox sh, run as root).
+#
+#   scenario.sh main SCENARIO [EXTRA_MOUNT_OPTIONS]   SCENARIO: basic | nconnect | trunk | all
+#   scenario.sh run FUNCTION                          (internal: one step)
+#
+# Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
+# console; its own output follows "  | ". A step that hangs is killed after
+# STEP_TIMEOUT seconds (rc 137).
+export PATH=/bin:/sbin
+SERVER=10.0.2.100
+CLIENT=10.0.2.15
+STEP_TIMEOUT=${STEP_TIMEOUT:-180}
+TOUCH_DATE='2020-01-02 03:04:05'
+TOUCH_EPOCH=1577934245 # the same instant in UTC (the guest has no TZ)
+
+up() { cut -d' ' -f1 /proc/uptime; }
+
+# elapsed START: seconds since START (an uptime value), 2 decimals
+elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
+
+fail() { echo "check failed: $*"; exit 1; }
+
+mountstats_of_mnt() {
+    awk '/^device /{p = ($5 == "/mnt")} p' /proc/self/mountstats
+}
+
+show_mount() {
+    echo "/proc/mounts: $(grep ' /mnt ' /proc/mounts)"
+    if [ -r /proc/fs/nfsfs/servers ]; then
+        echo "nfsfs/servers:"; cat /proc/fs/nfsfs/servers
+        echo "nfsfs/volumes:"; cat /proc/fs/nfsfs/volumes
+    fi
+    echo "mountstats header:"
+    mountstats_of_mnt | grep -E '^device|opts:|caps:|nfsv4:|sec:|xprt:'
+}
+
+# ---------------------------------------------------------------- basic
+b_mount() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "$OPTS"; }
+b_info() { show_mount; grep -q ' /mnt nfs4 ' /proc/mounts || fail "no nfs4 mount on /mnt"; }
+b_ls_root() { ls -la /mnt; }
+b_mkdir() { mkdir /mnt/d && [ -d /mnt/d ] || fail "/mnt/d is not a directory"; ls -ld /mnt/d; }
+b_write() {
+    dd if=/dev/urandom of=/tmp/f bs=1M count=8 2>/dev/null || fail "local urandom copy"
+    t=$(up)
+    dd if=/tmp/f of=/mnt/d/f bs=1M conv=fsync || exit $?
+    echo "wrote 8 MiB in $(elapsed "$t") s"
+    ls -l /mnt/d/f
+}
+b_read() {
+    echo 3 >/proc/sys/vm/drop_caches
+    t=$(up)
+    a=$(md5sum </tmp/f) || exit $?
+    b=$(md5sum </mnt/d/f) || exit $?
+    echo "read 8 MiB in $(elapsed "$t") s; local $a nfs $b"
+    [ "$a" = "$b" ] || fail "md5 differs"
+    [ "$(stat -c %s /mnt/d/f)" = 8388608 ] || fail "size $(stat -c %s /mnt/d/f)"
+}
+b_ls_l() { ls -l /mnt/d; }
+b_mv() {
+    mv /mnt/d/f /mnt/d/g || exit $?
+    [ -e /mnt/d/g ] || fail "g missing after mv"
+    [ ! -e /mnt/d/f ] || fail "f still there after mv"
+    ls -l /mnt/d
+}
+b_hardlink() {
+    ln /mnt/d/g /mnt/d/h || exit $?
+    n=$(stat -c %h /mnt/d/g); echo "nlink(g)=$n nlink(h)=$(stat -c %h /mnt/d/h)"
+    [ "$n" = 2 ] || fail "link count $n, want 2"
+    [ "$(stat -c %i /mnt/d/g)" = "$(stat -c %i /mnt/d/h)" ] || fail "g and h differ in inode"
+}
+b_symlink() {
+    ln -s g /mnt/d/s || exit $?
+    r=$(readlink /mnt/d/s); echo "readlink=$r"
+    [ "$r" = g ] || fail "readlink gave '$r'"
+    [ "$(md5sum </mnt/d/s)" = "$(md5sum </tmp/f)" ] || fail "reading through the symlink"
+    ls -l /mnt/d
+}
+b_chmod() {
+    chmod 600 /mnt/d/g || exit $?
+    a=$(stat -c %a /mnt/d/g); echo "mode=$a"
+    [ "$a" = 600 ] || fail "mode $a, want 600"
+}
+b_touch() {
+    touch -d "$TOUCH_DATE" /mnt/d/g || exit $?
+    y=$(stat -c %Y /mnt/d/g); echo "mtime=$y"
+    [ "$y" = "$TOUCH_EPOCH" ] || fail "mtime $y, want $TOUCH_EPOCH"
+}
+b_remount() {
+    umount /mnt || exit $?
+    nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "$OPTS" || exit $?
+    ls -l /mnt/d
+    [ "$(md5sum </mnt/d/g)" = "$(md5sum </tmp/f)" ] || fail "content after remount"
+    [ "$(stat -c %a /mnt/d/g)" = 600 ] || fail "mode after remount $(stat -c %a /mnt/d/g)"
+    [ "$(stat -c %Y /mnt/d/g)" = "$TOUCH_EPOCH" ] || fail "mtime after remount $(stat -c %Y /mnt/d/g)"
+    [ "$(stat -c %h /mnt/d/g)" = 2 ] || fail "nlink after remount"
+    [ "$(readlink /mnt/d/s)" = g ] || fail "symlink after remount"
+}
+b_append_truncate() {
+    f=/mnt/d/t
+    printf 'hello\n' >$f && printf 'world\n' >>$f || exit $?
+    [ "$(cat $f)" = "$(printf 'hello\nworld')" ] || fail "append: $(cat $f)"
+    truncate -s 3 $f || exit $?
+    [ "$(cat $f)" = hel ] || fail "truncate to 3: '$(cat $f)'"
+    truncate -s 1000000 $f || exit $?
+    [ "$(stat -c %s $f)" = 1000000 ] || fail "extend: size $(stat -c %s $f)"
+    echo 3 >/proc/sys/vm/drop_caches
+    [ "$(tail -c 5 $f | od -An -tx1 | tr -d ' ')" = 0000000000 ] || fail "extended tail is not zeros"
+    printf 'XY' | dd of=$f bs=1 seek=10 conv=notrunc 2>/dev/null || exit $?
+    echo 3 >/proc/sys/vm/drop_caches
+    [ "$(dd if=$f bs=1 skip=10 count=2 2>/dev/null)" = XY ] || fail "overwrite in the middle"
+    [ "$(stat -c %s $f)" = 1000000 ] || fail "size after overwrite $(stat -c %s $f)"
+}
+b_many_files() {
+    mkdir /mnt/d/many || exit $?
+    i=0; while [ $i -lt 1000 ]; do : >/mnt/d/many/file-with-a-longish-name-$i || exit $?; i=$((i + 1)); done
+    echo 3 >/proc/sys/vm/drop_caches
+    n=$(ls /mnt/d/many | wc -l); echo "entries listed: $n"
+    [ "$n" = 1000 ] || fail "ls listed $n of 1000"
+    d=$(ls /mnt/d/many | sort | uniq -d | wc -l)
+    [ "$d" = 0 ] || fail "$d duplicate names in the listing"
+}
+b_df() {
+    df -k /mnt || exit $?
+    t=$(df -k /mnt | awk 'NR == 2 {print $2}')
+    [ -n "$t" ] && [ "$t" -gt 0 ] || fail "df shows total '$t'"
+}
+b_excl_create() {
+    # noclobber: ">" opens with O_CREAT|O_EXCL (OPEN with EXCLUSIVE4_1 createmode).
+    (set -C; : >/mnt/d/x) || fail "exclusive create of a new file"
+    if (set -C; : >/mnt/d/x) 2>/dev/null; then fail "exclusive create of an existing file succeeded"; fi
+    ls -l /mnt/d/x
+    # The server may keep the create verifier in atime/mtime; it must then say
+    # so in OPEN's attrset (RFC 8881 18.16.4) so that the client resets them
+    # with a SETATTR. Either way the new file must end up with current times.
+    now=$(date +%s)
+    for t in X Y; do
+        v=$(stat -c %$t /mnt/d/x); echo "%$t=$v now=$now"
+        [ $((v - now)) -lt 600 ] && [ $((now - v)) -lt 600 ] || bad="$bad %$t=$v"
+    done
+    rm /mnt/d/x
+    [ -z "$bad" ] || fail "new file's times are not current (now=$now):$bad"
+}
+b_user_1000() {
+    # An ordinary user (not squashed) in the mode-1777 export root: files get
+    # uid 1000; it may not chmod or read the squashed root's mode-600 file
+    # (owned by the anonymous uid); the squashed root may not remove the
+    # user's file from the sticky directory.
+    su u1000 -s /bin/sh -c 'echo hi >/mnt/u && chmod 640 /mnt/u' || fail "user 1000 creating a file"
+    o=$(stat -c '%u:%g %a' /mnt/u); echo "owner/mode of u: $o"
+    [ "$o" = "1000:1000 640" ] || fail "owner/mode '$o', want '1000:1000 640'"
+    [ "$(su u1000 -s /bin/sh -c 'cat /mnt/u')" = hi ] || fail "user 1000 reading its file"
+    if su u1000 -s /bin/sh -c 'chmod 644 /mnt/d/g' 2>/tmp/err; then fail "user 1000 chmod-ed another user's file"; fi
+    echo "chmod of another user's file refused: $(cat /tmp/err)"
+    if su u1000 -s /bin/sh -c 'cat /mnt/d/g >/dev/null' 2>/tmp/err; then fail "user 1000 read a mode-600 file of another user"; fi
+    echo "read of another user's mode-600 file refused: $(cat /tmp/err)"
+    if rm -f /mnt/u 2>/tmp/err && [ ! -e /mnt/u ]; then fail "squashed root removed user 1000's file from the sticky root"; fi
+    echo "squashed root removing it from the sticky directory refused: $(cat /tmp/err)"
+    su u1000 -s /bin/sh -c 'rm /mnt/u' || fail "user 1000 removing its own file"
+}
+b_rm() { rm -r /mnt/d || exit $?; [ ! -e /mnt/d ] || fail "/mnt/d still there"; ls -la /mnt; }
+b_stats() { mountstats_of_mnt; }
+b_umount() { umount /mnt || exit $?; ! grep -q ' /mnt ' /proc/mounts || fail "still mounted"; }
+
+# ---------------------------------------------------------------- nconnect
+N=4
+n_mount() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "nconnect=$N${OPTS:+,$OPTS}"; }
+n_info() {
+    show_mount
+    grep ' /mnt nfs4 ' /proc/mounts | grep -q "nconnect=$N" || fail "nconnect=$N not in /proc/mounts"
+}
+n_mkdir() { mkdir /mnt/n; }
+n_parallel_write() {
+    i=1; while [ $i -le $N ]; do
+        dd if=/dev/urandom of=/tmp/p$i bs=1M count=4 2>/dev/null; i=$((i + 1))
+    done
+    t=$(up)
+    i=1; while [ $i -le $N ]; do
+        (dd if=/tmp/p$i of=/mnt/n/p$i bs=1M conv=fsync 2>/tmp/e$i; echo $? >/tmp/rc$i) &
+        i=$((i + 1))
+    done
+    wait
+    echo "wrote $N x 4 MiB in parallel in $(elapsed "$t") s"
+    bad=0; i=1; while [ $i -le $N ]; do
+        [ "$(cat /tmp/rc$i)" = 0 ] || { echo "writer $i rc=$(cat /tmp/rc$i): $(cat /tmp/e$i)"; bad=1; }
+        i=$((i + 1))
+    done
+    ls -l /mnt/n
+    [ $bad = 0 ] || fail "a writer failed"
+}
+n_parallel_read() {
+    echo 3 >/proc/sys/vm/drop_caches
+    t=$(up)
+    i=1; while [ $i -le $N ]; do (md5sum </mnt/n/p$i >/tmp/m$i) & i=$((i + 1)); done
+    wait
+    echo "read $N x 4 MiB in parallel in $(elapsed "$t") s"
+    bad=0; i=1; while [ $i -le $N ]; do
+        [ "$(cat /tmp/m$i)" = "$(md5sum </tmp/p$i)" ] || { echo "file p$i differs"; bad=1; }
+        i=$((i + 1))
+    done
+    [ $bad = 0 ] || fail "content differs"
+}
+n_xprts() {
+    mountstats_of_mnt | grep 'xprt:'
+    c=$(mountstats_of_mnt | grep -c 'xprt:')
+    echo "transports: $c"
+    for f in /sys/kernel/sunrpc/xprt-switches/*/xprt-*/dstaddr; do
+        [ -r "$f" ] && echo "$f: $(cat "$f")"
+    done
+    [ "$c" = $N ] || fail "$c transports, want $N"
+}
+n_rm() { rm -r /mnt/n; }
+n_stats() { mountstats_of_mnt; }
+n_umount() { b_umount; }
+
+# ---------------------------------------------------------------- trunk
+# Second server address 10.0.2.101 (127.0.0.2 on the host): same server_owner,
+# so with max_connect=2 the client adds it to the session (session trunking).
+SERVER2=10.0.2.101
+t_mount1() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "max_connect=2${OPTS:+,$OPTS}"; }
+t_mount2() { mkdir -p /mnt2; nfsmount "$SERVER2:/" /mnt2 "$SERVER2" "$CLIENT" "max_connect=2${OPTS:+,$OPTS}"; }
+t_info() {
+    grep -E ' /mnt2? ' /proc/mounts
+    [ -r /proc/fs/nfsfs/servers ] && cat /proc/fs/nfsfs/servers
+    for f in /sys/kernel/sunrpc/xprt-switches/*/xprt-*/dstaddr; do
+        [ -r "$f" ] && echo "$f: $(cat "$f")"
+    done
+    # Trunked: both addresses are transports of one switch.
+    for sw in /sys/kernel/sunrpc/xprt-switches/*; do
+        a=$(cat "$sw"/xprt-*/dstaddr 2>/dev/null | sort -u | tr '\n' ' ')
+        echo "$(basename "$sw"): $a"
+        case "$a" in *"$SERVER "*"$SERVER2 "*) echo "session trunked in $(basename "$sw")"; exit 0 ;; esac
+    done
+    fail "no xprt switch holds both $SERVER and $SERVER2"
+}
+t_io() {
+    dd if=/dev/urandom of=/tmp/tr bs=1M count=2 2>/dev/null
+    dd if=/tmp/tr of=/mnt/tr bs=1M conv=fsync 2>/dev/null || exit $?
+    echo 3 >/proc/sys/vm/drop_caches
+    [ "$(md5sum </mnt2/tr)" = "$(md5sum </tmp/tr)" ] || fail "file written via $SERVER reads differently via $SERVER2"
+    rm /mnt2/tr || exit $?
+    [ ! -e /mnt/tr ] || { sleep 1; ls -l /mnt/tr; }
+}
+t_stats() { awk '/^device /{p = ($5 == "/mnt" || $5 == "/mnt2")} p' /proc/self/mountstats | grep -E '^device|opts:|xprt:'; }
+t_umount() { umount /mnt2; r2=$?; umount /mnt; r1=$?; [ $r1 = 0 ] && [ $r2 = 0 ]; }
+
+# ---------------------------------------------------------------- driver
+step() {
+    name=$1 fn=$2
+    t=$(up)
+    timeout -s KILL "$STEP_TIMEOUT" /bin/sh /scenario.sh run "$fn" >/tmp/step.out 2>&1
+    rc=$?
+    sed 's/^/  | /' /tmp/step.out
+    if [ $rc = 0 ]; then r=OK; else r=FAIL; fi
+    echo "STEP $name $r $rc ($(elapsed "$t") s)"
+    return $rc
+}
+
+part_basic() {
+    echo "INFO part basic (opts: ${OPTS:-none})"
+    step mount b_mount || return
+    step mount_info b_info
+    step ls_root b_ls_root
+    if step mkdir b_mkdir; then
+        step write_8M b_write && step read_back_md5 b_read
+        step ls_l b_ls_l
+        step mv b_mv
+        step hardlink_nlink b_hardlink
+        step symlink_readlink b_symlink
+        step chmod_600 b_chmod
+        step touch_mtime b_touch
+        step remount_persist b_remount
+        step append_truncate b_append_truncate
+        step readdir_1000 b_many_files
+        step df b_df
+        step excl_create b_excl_create
+        step user_1000 b_user_1000
+        step rm_r b_rm
+    fi
+    step mountstats b_stats
+    step umount b_umount
+}
+
+part_nconnect() {
+    echo "INFO part nconnect=$N (opts: ${OPTS:-none})"
+    step nc_mount n_mount || return
+    step nc_mount_info n_info
+    if step nc_mkdir n_mkdir; then
+        step nc_parallel_write n_parallel_write && step nc_parallel_read n_parallel_read
+        step nc_rm n_rm
+    fi
+    step nc_xprts n_xprts
+    step nc_mountstats n_stats
+    step nc_umount n_umount
+}
+
+part_trunk() {
+    echo "INFO part trunk: $SERVER and $SERVER2 with max_connect=2 (opts: ${OPTS:-none})"
+    step tr_mount1 t_mount1 || return
+    if step tr_mount2 t_mount2; then
+        step tr_trunked t_info
+        step tr_io_across t_io
+        step tr_mountstats t_stats
+    fi
+    step tr_umount t_umount
+}
+
+case "$1" in
+run)
+    "$2"
+    ;;
+main)
+    export OPTS="$3"
+    OPTS=$(echo "$OPTS" | tr ';' ',')
+    case "${2:-all}" in
+    basic) part_basic ;;
+    nconnect) part_nconnect ;;
+    trunk) part_trunk ;;
+    all) part_basic; part_nconnect; part_trunk ;;
+    *) echo "INFO unknown scenario $2" ;;
+    esac
+    echo "INFO kernel messages about nfs/rpc:"
+    dmesg | grep -iE 'nfs|rpc|sunrpc|lockd' | sed 's/^/  dmesg| /'
+    echo "SCENARIO DONE"
+    ;;
+esac
