@@ -209,7 +209,7 @@ impl Server {
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
         let reaper = parking_lot::Mutex::new(state.spawn_reaper());
-        tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1");
+        tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1 and 4.2");
         Ok(Server {
             state,
             transport,
