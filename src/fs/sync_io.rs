@@ -20,6 +20,28 @@ fn errno(e: FsError) -> i32 {
     }
 }
 
+/// Try a READ from the page cache without blocking; `None` if it would block (or found
+/// nothing before end of file it could return right away).
+pub fn read_nowait(
+    fd: &crate::service::IoFd,
+    offset: u64,
+    count: u32,
+    size: u64,
+    out: &mut Vec<u8>,
+) -> Option<Result<usize, FsError>> {
+    let before = out.len();
+    match io::pread_nowait_append(fd.as_fd(), out, count as usize, offset) {
+        // Nothing came back though the file goes on: the data is not cached.
+        Ok(Some(0)) if offset < size && count > 0 => {
+            out.truncate(before);
+            None
+        }
+        Ok(Some(n)) => Some(Ok(n)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
 pub fn run(req: FileIoRequest) -> FileIoDone {
     let fd = req.fd.as_fd();
     let (result, buf) = match req.op {

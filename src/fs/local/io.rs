@@ -1,6 +1,5 @@
-//! Data I/O on open regular files: READ, WRITE and COMMIT. Plain blocking syscalls for
-//! now, kept apart so they can move to the worker's io_uring (READ/WRITE/FSYNC) later
-//! without touching the rest of the backend.
+//! Data I/O on open regular files with plain syscalls: the in-place fallback when no
+//! ring can run the operation, and the non-blocking read tried before going to the ring.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -50,6 +49,39 @@ pub(crate) fn pread_append(
     // SAFETY: the kernel initialised `done` bytes after `start`.
     unsafe { buf.set_len(start + done) };
     Ok(done)
+}
+
+/// Read what the page cache already holds, without blocking (`preadv2` with
+/// `RWF_NOWAIT`): up to `count` bytes at `offset`, appended to `buf`. `Ok(None)` when the
+/// read would block (or the kernel cannot say), so the caller goes to the ring.
+pub(crate) fn pread_nowait_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    count: usize,
+    offset: u64,
+) -> FsResult<Option<usize>> {
+    let Ok(off) = i64::try_from(offset) else {
+        return Ok(Some(0));
+    };
+    let start = buf.len();
+    buf.reserve(count);
+    let iov = libc::iovec {
+        // SAFETY: after `reserve`, the spare capacity at `start` holds `count` bytes.
+        iov_base: unsafe { buf.as_mut_ptr().add(start) }.cast(),
+        iov_len: count,
+    };
+    // SAFETY: one iovec describing spare capacity of `buf` that stays valid (and is not
+    // otherwise touched) for the call; the kernel writes at most `count` bytes there.
+    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, off, libc::RWF_NOWAIT) };
+    if n < 0 {
+        return match sys::errno() {
+            libc::EAGAIN | libc::EOPNOTSUPP | libc::EINTR => Ok(None),
+            e => Err(FsError::from_errno(e)),
+        };
+    }
+    // SAFETY: the kernel initialised `n` bytes after `start`.
+    unsafe { buf.set_len(start + n as usize) };
+    Ok(Some(n as usize))
 }
 
 /// Write all of `data` at `offset`; returns the bytes written.

@@ -155,10 +155,25 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let len_at = out.mark();
     out.put_u32(0);
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, false) {
-        // Real files: the data is read on the worker's ring, then appended.
+        let fd = fd?;
+        // Real files: what the page cache holds is copied at once; anything else is
+        // read on the worker's ring while the core serves other requests.
+        let start = out.len();
+        match crate::fs::sync_io::read_nowait(&fd, offset, count, a.size, out) {
+            Some(Ok(n)) => {
+                // A non-blocking read may stop short of `count` before end of file.
+                let eof = offset.saturating_add(n as u64) >= a.size;
+                out.patch_u32(eof_at, eof as u32);
+                out.patch_u32(len_at, n as u32);
+                out.resize(start + pad4(n), 0);
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
         let op = FileOp::Read { offset, len: count };
         ctx.pending_io = Some(PendingIo::new(
-            fd?,
+            fd,
             op,
             IoFinish::Read {
                 offset,
