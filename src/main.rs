@@ -118,7 +118,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
-            merge_config(args, sub).and_then(serve)
+            let control_explicit = sub.value_source("control") == Some(ValueSource::CommandLine);
+            merge_config(args, sub).and_then(|a| serve(a, control_explicit))
         }
         Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
@@ -230,7 +231,9 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     Ok(a)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `control_explicit`: `--control` was given; otherwise the default control address is
+/// optional (if it is taken, the server warns and runs without a control plane).
+fn serve(args: ServeArgs, control_explicit: bool) -> anyhow::Result<()> {
     let server = Server::start(ServerConfig {
         listen: args.listen,
         threads: args.threads,
@@ -252,6 +255,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grace_secs: args.grace,
         control: args.control.0,
         control_token_file: args.control_token_file,
+        control_optional: !control_explicit,
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

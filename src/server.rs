@@ -52,6 +52,10 @@ pub struct ServerConfig {
     /// Bearer token file of the control plane (default `state_dir/control-token`;
     /// without either, a token kept in memory only).
     pub control_token_file: Option<PathBuf>,
+    /// When the control address cannot be bound (e.g. the default port is taken by
+    /// another ringnfs), warn and serve NFS without a control plane instead of failing.
+    /// `ringnfs serve` sets this when `--control` was not given explicitly.
+    pub control_optional: bool,
 }
 
 /// Where exported files live.
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             grace_secs: 0,
             control: None,
             control_token_file: None,
+            control_optional: false,
         }
     }
 }
@@ -261,6 +266,10 @@ impl Server {
                 );
                 match started {
                     Ok(c) => Some(c),
+                    Err(e) if cfg.control_optional => {
+                        tracing::warn!(error = %format!("{e:#}"), "serving without a control plane");
+                        None
+                    }
                     Err(e) => {
                         transport.shutdown();
                         reaper.lock().stop();

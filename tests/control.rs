@@ -629,3 +629,106 @@ fn cli_smoke() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the control plane"));
 }
+
+/// A child process killed when dropped (also when a test fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `ringnfs serve` with `args`; returns the child and the stderr lines up to the
+/// "serving" line.
+fn spawn_serve(args: &[&str]) -> (Killed, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Killed(child);
+    let mut lines = Vec::new();
+    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let done = l.contains("ringnfs serving") || l.starts_with("ringnfs: ");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+#[test]
+fn serve_control_options() {
+    let dir = temp_dir("serve");
+    let state = dir.join("state");
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    // The command-line value is the start value; the token file is created.
+    let mut args = base.to_vec();
+    args.extend([
+        "--control",
+        "127.0.0.1:0",
+        "--max-connections-per-session",
+        "5",
+    ]);
+    let (child, lines) = spawn_serve(&args);
+    let addr: SocketAddr = lines
+        .iter()
+        .find_map(|l| l.split("control plane listening addr=").nth(1))
+        .unwrap_or_else(|| panic!("no control address in {lines:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let token = std::fs::read_to_string(state.join("control-token")).unwrap();
+    assert!(
+        lines.iter().all(|l| !l.contains(token.trim())),
+        "the token is never logged"
+    );
+    let out = ctl_cmd(addr, &state, &["--json", "settings"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_connections_per_session"], 5);
+    drop(child);
+
+    // An explicit control address that is taken: the server refuses to start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let mut args = base.to_vec();
+    args.extend(["--control", &taken_addr]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
+
+    // Off: no control plane.
+    let mut args = base.to_vec();
+    args.extend(["--control", "off"]);
+    let (child, lines) = spawn_serve(&args);
+    assert!(
+        lines.iter().any(|l| l.contains("ringnfs serving")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.contains("control plane listening")));
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
