@@ -732,3 +732,20 @@ fn serve_control_options() {
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stop_is_not_held_up_by_a_stalled_http_client() {
+    use std::io::Write;
+    let mut ctl = Ctl::start("stall");
+    let mut stalled = std::net::TcpStream::connect(ctl.control).unwrap();
+    stalled
+        .write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut idle = std::net::TcpStream::connect(ctl.control).unwrap();
+    idle.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    ctl.stop();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}

@@ -17,11 +17,14 @@ use super::{ControlConfig, Ctx, api, auth, metrics, openapi};
 use crate::state::StateManager;
 use crate::transport::TransportStats;
 
+/// How long a stop waits for requests in flight.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A running control plane.
 pub struct ControlHandle {
     addr: SocketAddr,
     token_path: Option<PathBuf>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -39,7 +42,7 @@ impl ControlHandle {
     /// Stop serving and wait for the thread (idempotent).
     pub fn stop(&mut self) {
         if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -130,7 +133,7 @@ pub fn start(
         log_level: parking_lot::Mutex::new(log_level),
         settings_lock: parking_lot::Mutex::new(()),
     });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = tokio::sync::watch::channel(false);
     let app = router(ctx);
     let thread = std::thread::Builder::new()
         .name("ringnfs-control".into())
@@ -153,16 +156,24 @@ pub fn start(
                         return;
                     }
                 };
-                let served = axum::serve(
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                let serve = axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<SocketAddr>(),
                 )
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "control plane stopped");
+                .with_graceful_shutdown(stopped(rx.clone()));
+                // Requests in flight get a moment to finish; a client that holds its
+                // connection open without finishing a request does not hold up the stop.
+                tokio::select! {
+                    served = serve => if let Err(e) = served {
+                        tracing::error!(error = %e, "control plane stopped");
+                    },
+                    _ = async {
+                        stopped(rx).await;
+                        tokio::time::sleep(STOP_GRACE).await;
+                    } => tracing::debug!("control plane: stopped with connections still open"),
                 }
             });
         })
