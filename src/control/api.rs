@@ -430,7 +430,7 @@ fn current_settings(ctx: &Ctx) -> SettingsDto {
         max_connections_per_session: s.max_connections_per_session(),
         exclusive_binding: s.exclusive_binding(),
         lease_time: s.lease_secs(),
-        log_level: ctx.log_level.lock().clone(),
+        log_level: super::current_log_level(),
     }
 }
 
@@ -509,7 +509,6 @@ pub async fn patch_settings(
     }
     if let Some(level) = &p.log_level {
         super::apply_log_level(level).map_err(ApiError::bad_request)?;
-        *ctx.log_level.lock() = level.clone();
     }
     tracing::info!(change = ?p, "settings changed by the operator");
     Ok(Json(current_settings(&ctx)))

@@ -52,7 +52,6 @@ pub struct Ctx {
     /// The listener is not on a loopback address: every request needs the token.
     pub token_always: bool,
     pub state_dir: Option<PathBuf>,
-    pub log_level: parking_lot::Mutex<String>,
     /// Serialises settings changes (validate, persist, apply).
     pub settings_lock: parking_lot::Mutex<()>,
 }
@@ -60,6 +59,8 @@ pub struct Ctx {
 type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 static LOG_RELOADER: OnceLock<LogReloader> = OnceLock::new();
 static START_LOG_LEVEL: OnceLock<String> = OnceLock::new();
+/// The log filter in force (process-wide, like the tracing subscriber); None: the start one.
+static LOG_LEVEL: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
 
 /// Install the function that changes the process's log filter (the `ringnfs` binary
 /// does, with a `tracing_subscriber::reload` layer), and the level it started with.
@@ -77,13 +78,19 @@ pub fn start_log_level() -> String {
         .unwrap_or_else(|| "info".to_string())
 }
 
+/// The log filter in force.
+pub fn current_log_level() -> String {
+    LOG_LEVEL.lock().clone().unwrap_or_else(start_log_level)
+}
+
 /// Check a log filter (`tracing_subscriber` EnvFilter syntax, e.g. `debug` or
 /// `info,ringnfs::state=trace`) and apply it if a reloader is installed.
 pub fn apply_log_level(level: &str) -> Result<(), String> {
     tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
-    match LOG_RELOADER.get() {
-        Some(f) => f(level),
-        None => Ok(()),
+    if let Some(f) = LOG_RELOADER.get() {
+        f(level)?;
     }
+    *LOG_LEVEL.lock() = Some(level.to_string());
+    Ok(())
 }

@@ -123,14 +123,12 @@ pub fn start(
     if token_always {
         tracing::warn!(%addr, "control plane on a non-loopback address: every request needs the token");
     }
-    let log_level = super::start_log_level();
     let ctx = Arc::new(Ctx {
         state,
         transport_stats,
         token,
         token_always,
         state_dir: cfg.state_dir.clone(),
-        log_level: parking_lot::Mutex::new(log_level),
         settings_lock: parking_lot::Mutex::new(()),
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
