@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod fs;
 pub mod nfs4;
 pub mod rpc;

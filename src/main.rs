@@ -28,6 +28,21 @@ enum Command {
     Serve(ServeArgs),
     /// Load generator against any NFSv4.1 server.
     Bench(ringnfs::bench::BenchArgs),
+    /// Talk to a running server's control plane (clients, sessions, drain, settings).
+    Ctl(ringnfs::control::cli::CtlArgs),
+}
+
+/// `--control ADDR:PORT` or `--control off`.
+#[derive(Debug, Clone, Copy)]
+struct ControlAddr(Option<SocketAddr>);
+
+fn parse_control(s: &str) -> Result<ControlAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(ControlAddr(None));
+    }
+    s.parse()
+        .map(|a| ControlAddr(Some(a)))
+        .map_err(|e| format!("expected ADDR:PORT or \"off\": {e}"))
 }
 
 #[derive(clap::Args)]
@@ -83,16 +98,18 @@ struct ServeArgs {
     /// Client network allowed to use the export (repeatable, CIDR; default: all).
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<ipnet::IpNet>,
+    /// Control plane (HTTP API, metrics) address, or "off". Changes need the bearer token;
+    /// on a non-loopback address every request does.
+    #[arg(long, value_name = "ADDR:PORT|off", default_value = ringnfs::control::DEFAULT_CONTROL_ADDR, value_parser = parse_control)]
+    control: ControlAddr,
+    /// Control-plane bearer token file (default: STATE_DIR/control-token, created with
+    /// mode 0600 and a random token if missing).
+    #[arg(long, value_name = "FILE")]
+    control_token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
@@ -101,9 +118,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
-            merge_config(args, sub).and_then(serve)
+            let control_explicit = sub.value_source("control") == Some(ValueSource::CommandLine);
+            merge_config(args, sub).and_then(|a| serve(a, control_explicit))
         }
         Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
+        Command::Ctl(args) => return ringnfs::control::cli::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +131,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Log to stderr with a filter the control plane can change at run time.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let start = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+        .unwrap_or_else(|| "info".to_string());
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&start));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    ringnfs::control::set_log_reloader(
+        &start,
+        Box::new(move |level| {
+            let f = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(f).map_err(|e| e.to_string())
+        }),
+    );
 }
 
 /// Fill options not given on the command line from the `--config` file.
@@ -186,7 +231,9 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     Ok(a)
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `control_explicit`: `--control` was given; otherwise the default control address is
+/// optional (if it is taken, the server warns and runs without a control plane).
+fn serve(args: ServeArgs, control_explicit: bool) -> anyhow::Result<()> {
     let server = Server::start(ServerConfig {
         listen: args.listen,
         threads: args.threads,
@@ -206,6 +253,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             allowed: args.allow,
         },
         grace_secs: args.grace,
+        control: args.control.0,
+        control_token_file: args.control_token_file,
+        control_optional: !control_explicit,
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -6,13 +6,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::control::{ControlConfig, ControlHandle};
 use crate::fs::Backend;
 use crate::fs::local::{LocalBackend, LocalOptions};
 
 use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
-use crate::state::settings::{DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION};
+use crate::state::settings::{
+    DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, PersistedSettings, SETTINGS_FILE,
+};
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle};
 
@@ -42,6 +45,17 @@ pub struct ServerConfig {
     pub export: ExportOptions,
     /// Grace period after start for reclaims, seconds (0 = none, the default).
     pub grace_secs: u32,
+    /// Control-plane address (HTTP API and metrics); None: no control plane (the
+    /// default here; `ringnfs serve` uses 127.0.0.1:9049). Port 0 picks a free port
+    /// ([`Server::control_addr`] tells which).
+    pub control: Option<SocketAddr>,
+    /// Bearer token file of the control plane (default `state_dir/control-token`;
+    /// without either, a token kept in memory only).
+    pub control_token_file: Option<PathBuf>,
+    /// When the control address cannot be bound (e.g. the default port is taken by
+    /// another ringnfs), warn and serve NFS without a control plane instead of failing.
+    /// `ringnfs serve` sets this when `--control` was not given explicitly.
+    pub control_optional: bool,
 }
 
 /// Where exported files live.
@@ -68,14 +82,22 @@ impl Default for ServerConfig {
             export_path: PathBuf::from(DEFAULT_EXPORT),
             export: ExportOptions::default(),
             grace_secs: 0,
+            control: None,
+            control_token_file: None,
+            control_optional: false,
         }
     }
 }
 
 pub struct Server {
     state: Arc<StateManager>,
-    transport: TransportHandle,
+    /// Shared with the control plane (for the transport counters); unwrapped at join,
+    /// after the control thread stopped.
+    transport: Arc<TransportHandle>,
     reaper: parking_lot::Mutex<Reaper>,
+    control: parking_lot::Mutex<Option<ControlHandle>>,
+    control_addr: Option<SocketAddr>,
+    control_token_path: Option<PathBuf>,
 }
 
 /// The server_owner major id: read from `state_dir/server-owner`, created on first start,
@@ -192,6 +214,21 @@ impl Server {
             .set_max_connections_per_session(cfg.max_connections_per_session as u64)?;
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
+        // Settings changed through the control plane and persisted win over the
+        // command-line / config-file start values.
+        if let Some(dir) = cfg.state_dir.as_deref()
+            && let Some(saved) = PersistedSettings::load(dir).map_err(anyhow::Error::msg)?
+        {
+            saved
+                .apply(&state.settings)
+                .with_context(|| format!("applying {}", dir.join(SETTINGS_FILE).display()))?;
+            if let Some(level) = &saved.log_level
+                && let Err(e) = crate::control::apply_log_level(level)
+            {
+                tracing::warn!(error = %e, "ignoring the persisted log level");
+            }
+            tracing::info!(settings = ?saved, "applied settings persisted by the control plane");
+        }
 
         let mut export = Export::new(
             open_backend(&cfg)?,
@@ -208,17 +245,67 @@ impl Server {
         };
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
+        let transport = Arc::new(transport);
         let reaper = parking_lot::Mutex::new(state.spawn_reaper());
+        let control = match cfg.control {
+            Some(addr) => {
+                let token_file = cfg.control_token_file.clone().or_else(|| {
+                    cfg.state_dir
+                        .as_ref()
+                        .map(|d| d.join(crate::control::TOKEN_FILE))
+                });
+                let t = transport.clone();
+                let started = crate::control::server::start(
+                    ControlConfig {
+                        addr,
+                        token_file,
+                        state_dir: cfg.state_dir.clone(),
+                    },
+                    state.clone(),
+                    Box::new(move || crate::transport::TransportStats::sum(&t.stats())),
+                );
+                match started {
+                    Ok(c) => Some(c),
+                    Err(e) if cfg.control_optional => {
+                        tracing::warn!(error = %format!("{e:#}"), "serving without a control plane");
+                        None
+                    }
+                    Err(e) => {
+                        transport.shutdown();
+                        reaper.lock().stop();
+                        return Err(e.context("starting the control plane"));
+                    }
+                }
+            }
+            None => None,
+        };
+        let control_addr = control.as_ref().map(|c| c.addr());
+        let control_token_path = control
+            .as_ref()
+            .and_then(|c| c.token_path().map(Path::to_path_buf));
         tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1 and 4.2");
         Ok(Server {
             state,
             transport,
             reaper,
+            control: parking_lot::Mutex::new(control),
+            control_addr,
+            control_token_path,
         })
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.transport.local_addrs()
+    }
+
+    /// The control plane's bound address, when it runs.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// The control plane's bearer token file, when there is one.
+    pub fn control_token_path(&self) -> Option<&Path> {
+        self.control_token_path.as_deref()
     }
 
     pub fn state(&self) -> &Arc<StateManager> {
@@ -232,13 +319,27 @@ impl Server {
 
     /// Ask everything to stop (callable from any thread).
     pub fn shutdown(&self) {
+        if let Some(mut c) = self.control.lock().take() {
+            c.stop();
+        }
         self.transport.shutdown();
         self.reaper.lock().stop();
     }
 
-    /// Wait for the workers and the reaper to finish.
+    /// Wait for the control plane, the workers and the reaper to finish.
     pub fn join(self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.control.lock().take() {
+            c.stop();
+        }
         self.reaper.lock().stop();
-        self.transport.join().context("transport workers")
+        match Arc::try_unwrap(self.transport) {
+            Ok(t) => t.join().context("transport workers"),
+            Err(t) => {
+                // Someone still holds the transport (cannot happen once the control
+                // thread has stopped); the workers were told to stop all the same.
+                t.shutdown();
+                anyhow::bail!("transport still shared at join")
+            }
+        }
     }
 }

@@ -70,6 +70,72 @@ impl LiveSettings {
     }
 }
 
+/// Name of the file in the state directory that keeps settings changed at run time.
+pub const SETTINGS_FILE: &str = "settings.toml";
+
+/// The settings an operator changed through the control plane, as kept in
+/// `state_dir/settings.toml`. At start a value in this file wins over the command line
+/// and the config file (those give the start value only when nothing was persisted),
+/// so a change made while the server ran survives a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistedSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_session: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_binding: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_time: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+}
+
+impl PersistedSettings {
+    /// Read `dir/settings.toml`; `Ok(None)` when it does not exist.
+    pub fn load(dir: &std::path::Path) -> Result<Option<Self>, String> {
+        let path = dir.join(SETTINGS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("parsing {}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// Write `dir/settings.toml` atomically (temporary file, fsync, rename).
+    pub fn save(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let text = toml::to_string(self).map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{SETTINGS_FILE}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join(SETTINGS_FILE))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Apply the values present to `live` (each validated like a control-plane change).
+    pub fn apply(&self, live: &LiveSettings) -> Result<(), SettingsError> {
+        if let Some(n) = self.max_connections_per_session {
+            live.set_max_connections_per_session(n as u64)?;
+        }
+        if let Some(b) = self.exclusive_binding {
+            live.set_exclusive_binding(b);
+        }
+        if let Some(l) = self.lease_time {
+            live.set_lease_secs(l as u64)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +152,29 @@ mod tests {
         );
         assert_eq!(s.max_connections_per_session(), 0);
         assert!(s.set_lease_secs(0).is_err());
+    }
+
+    #[test]
+    fn persisted_settings_round_trip_and_apply() {
+        let dir = std::env::temp_dir().join(format!("ringnfs-settings-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(PersistedSettings::load(&dir), Ok(None));
+        let p = PersistedSettings {
+            max_connections_per_session: Some(3),
+            lease_time: Some(30),
+            ..Default::default()
+        };
+        p.save(&dir).unwrap();
+        assert_eq!(PersistedSettings::load(&dir), Ok(Some(p.clone())));
+        let live = LiveSettings::default();
+        p.apply(&live).unwrap();
+        assert_eq!(live.max_connections_per_session(), 3);
+        assert_eq!(live.lease_secs(), 30);
+        let bad = PersistedSettings {
+            max_connections_per_session: Some(5000),
+            ..Default::default()
+        };
+        assert!(bad.apply(&live).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,515 @@
+//! REST handlers under `/api/v1` and the JSON types they answer with. The types mirror
+//! the query API's snapshots ([`crate::state::query`]) so the OpenAPI document can
+//! describe them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Ctx;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::binding::Direction;
+use crate::state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
+use crate::state::session::ChannelAttrs;
+use crate::state::settings::PersistedSettings;
+use crate::state::{Principal, SessionId};
+
+// ---- JSON types -----------------------------------------------------------------------
+
+/// Who created a client record, as far as state protection is concerned.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PrincipalDto {
+    /// "none" or "sys".
+    pub flavor: String,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientDto {
+    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex).
+    pub id: u64,
+    /// The client owner string, lossily as UTF-8.
+    pub owner: String,
+    pub confirmed: bool,
+    pub principal: PrincipalDto,
+    /// "none", "mach_cred" or "ssv".
+    pub state_protection: String,
+    pub impl_name: String,
+    /// Session ids (hex).
+    pub sessions: Vec<String>,
+    pub lease_remaining_ms: u64,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientDetail {
+    #[serde(flatten)]
+    pub client: ClientDto,
+    /// The client's sessions in detail.
+    pub session_details: Vec<SessionDto>,
+}
+
+/// channel_attrs4 of one channel.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChannelAttrsDto {
+    pub headerpadsize: u32,
+    pub maxrequestsize: u32,
+    pub maxresponsesize: u32,
+    pub maxresponsesize_cached: u32,
+    pub maxoperations: u32,
+    pub maxrequests: u32,
+    pub rdma_ird: Option<u32>,
+}
+
+/// A connection bound to a session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BoundConnDto {
+    /// Connection id (for `POST /api/v1/connections/{id}/drain`).
+    pub id: u64,
+    pub peer: String,
+    pub local: String,
+    /// Worker core serving the connection.
+    pub core: usize,
+    /// "fore", "back" or "both".
+    pub direction: String,
+    pub bound_at_ms: u64,
+    pub draining: bool,
+    /// Requests served on this connection.
+    pub requests: u64,
+}
+
+/// How many connections a session has bound, by direction.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct SummaryDto {
+    pub fore: usize,
+    pub back: usize,
+    pub both: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionDto {
+    /// Session id (32 hex digits).
+    pub id: String,
+    pub clientid: u64,
+    pub created_at_ms: u64,
+    pub fore: ChannelAttrsDto,
+    pub back: ChannelAttrsDto,
+    pub back_channel_requested: bool,
+    pub cached_reply_bytes: usize,
+    pub connections: Vec<BoundConnDto>,
+    pub summary: SummaryDto,
+}
+
+/// An open connection, bound or not.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConnDto {
+    pub id: u64,
+    pub peer: String,
+    pub local: String,
+    pub core: usize,
+    pub accepted_at_ms: u64,
+    pub draining: bool,
+    pub requests: u64,
+    /// Sessions the connection is bound to (hex ids).
+    pub sessions: Vec<String>,
+}
+
+/// Settings that can change while the server runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct SettingsDto {
+    /// Connections one session may bind (0 = unlimited, at most 1024); applies to the
+    /// next bind.
+    pub max_connections_per_session: u32,
+    /// Binding a connection to a session unbinds it from its other sessions.
+    pub exclusive_binding: bool,
+    /// Lease time in seconds (1-3600).
+    pub lease_time: u32,
+    /// Log filter (tracing EnvFilter syntax, e.g. "info" or "debug").
+    pub log_level: String,
+}
+
+/// A settings change: only the fields given change. All are validated before any is
+/// applied; the change is written to `state_dir/settings.toml`, which wins over the
+/// command line at the next start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    pub max_connections_per_session: Option<u64>,
+    pub exclusive_binding: Option<bool>,
+    pub lease_time: Option<u64>,
+    pub log_level: Option<String>,
+}
+
+/// Answer of an operator action.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ActionResult {
+    /// What was acted on: a session id or a connection id.
+    pub target: String,
+    /// "destroyed" or "draining".
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+pub struct SessionFilter {
+    /// Only this client's sessions (decimal or 0x hex).
+    pub client: Option<String>,
+}
+
+// ---- conversions ------------------------------------------------------------------------
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Fore => "fore",
+        Direction::Back => "back",
+        Direction::Both => "both",
+    }
+}
+
+impl From<&ChannelAttrs> for ChannelAttrsDto {
+    fn from(a: &ChannelAttrs) -> Self {
+        Self {
+            headerpadsize: a.headerpadsize,
+            maxrequestsize: a.maxrequestsize,
+            maxresponsesize: a.maxresponsesize,
+            maxresponsesize_cached: a.maxresponsesize_cached,
+            maxoperations: a.maxoperations,
+            maxrequests: a.maxrequests,
+            rdma_ird: a.rdma_ird,
+        }
+    }
+}
+
+impl From<&BoundConnInfo> for BoundConnDto {
+    fn from(c: &BoundConnInfo) -> Self {
+        Self {
+            id: c.conn,
+            peer: c.peer.clone(),
+            local: c.local.clone(),
+            core: c.core,
+            direction: dir_name(c.direction).to_string(),
+            bound_at_ms: c.bound_at_ms,
+            draining: c.draining,
+            requests: c.requests,
+        }
+    }
+}
+
+impl From<&SessionInfo> for SessionDto {
+    fn from(s: &SessionInfo) -> Self {
+        Self {
+            id: s.id.clone(),
+            clientid: s.clientid,
+            created_at_ms: s.created_at_ms,
+            fore: (&s.fore).into(),
+            back: (&s.back).into(),
+            back_channel_requested: s.back_channel_requested,
+            cached_reply_bytes: s.cached_reply_bytes,
+            connections: s.connections.iter().map(Into::into).collect(),
+            summary: SummaryDto {
+                fore: s.summary.fore,
+                back: s.summary.back,
+                both: s.summary.both,
+                total: s.summary.total,
+            },
+        }
+    }
+}
+
+impl From<&ClientInfo> for ClientDto {
+    fn from(c: &ClientInfo) -> Self {
+        let principal = match &c.principal {
+            Principal::None => PrincipalDto {
+                flavor: "none".into(),
+                uid: None,
+                gid: None,
+            },
+            Principal::Sys { uid, gid } => PrincipalDto {
+                flavor: "sys".into(),
+                uid: Some(*uid),
+                gid: Some(*gid),
+            },
+        };
+        Self {
+            id: c.id,
+            owner: c.owner.clone(),
+            confirmed: c.confirmed,
+            principal,
+            state_protection: c.state_protection.to_string(),
+            impl_name: c.impl_name.clone(),
+            sessions: c.sessions.clone(),
+            lease_remaining_ms: c.lease_remaining_ms,
+            created_at_ms: c.created_at_ms,
+        }
+    }
+}
+
+impl From<&ConnInfo> for ConnDto {
+    fn from(c: &ConnInfo) -> Self {
+        Self {
+            id: c.id,
+            peer: c.peer.clone(),
+            local: c.local.clone(),
+            core: c.core,
+            accepted_at_ms: c.accepted_at_ms,
+            draining: c.draining,
+            requests: c.requests,
+            sessions: c.sessions.clone(),
+        }
+    }
+}
+
+// ---- parsing ------------------------------------------------------------------------------
+
+/// A client id in decimal or `0x` hex.
+pub fn parse_client_id(s: &str) -> Result<u64, ApiError> {
+    let s = s.trim();
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| ApiError::bad_request(format!("invalid client id {s:?} (decimal or 0x hex)")))
+}
+
+fn parse_session_id(s: &str) -> Result<SessionId, ApiError> {
+    SessionId::from_hex(s.trim())
+        .ok_or_else(|| ApiError::bad_request(format!("invalid session id {s:?} (32 hex digits)")))
+}
+
+fn parse_conn_id(s: &str) -> Result<u64, ApiError> {
+    s.trim()
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid connection id {s:?}")))
+}
+
+// ---- handlers -----------------------------------------------------------------------------
+
+/// List client records.
+#[utoipa::path(get, path = "/api/v1/clients", tag = "clients",
+    responses((status = 200, description = "All clients", body = [ClientDto])))]
+pub async fn list_clients(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ClientDto>> {
+    Json(ctx.state.clients().iter().map(Into::into).collect())
+}
+
+/// One client with its sessions.
+#[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "Client id, decimal or 0x hex")),
+    responses(
+        (status = 200, description = "The client", body = ClientDetail),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such client", body = ErrorBody)))]
+pub async fn get_client(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ClientDetail>> {
+    let id = parse_client_id(&id)?;
+    let client = ctx
+        .state
+        .clients()
+        .iter()
+        .find(|c| c.id == id)
+        .map(ClientDto::from)
+        .ok_or_else(|| ApiError::not_found(format!("no client {id}")))?;
+    let session_details = ctx
+        .state
+        .sessions_of_client(id)
+        .iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(ClientDetail {
+        client,
+        session_details,
+    }))
+}
+
+/// List sessions, optionally of one client.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionFilter),
+    responses(
+        (status = 200, description = "Sessions", body = [SessionDto]),
+        (status = 400, description = "Malformed client id", body = ErrorBody)))]
+pub async fn list_sessions(
+    State(ctx): State<Arc<Ctx>>,
+    Query(f): Query<SessionFilter>,
+) -> ApiResult<Json<Vec<SessionDto>>> {
+    let list = match f.client.as_deref() {
+        Some(c) => ctx.state.sessions_of_client(parse_client_id(c)?),
+        None => ctx.state.sessions(),
+    };
+    Ok(Json(list.iter().map(Into::into).collect()))
+}
+
+/// One session with its connections and the binding summary.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id, 32 hex digits")),
+    responses(
+        (status = 200, description = "The session", body = SessionDto),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody)))]
+pub async fn get_session(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionDto>> {
+    let sid = parse_session_id(&id)?;
+    ctx.state
+        .session_info(&sid)
+        .map(|s| Json((&s).into()))
+        .ok_or_else(|| ApiError::not_found(format!("no session {}", sid.to_hex())))
+}
+
+/// Destroy a session whatever its state (its bindings end with reason
+/// `session_destroy`; the client gets NFS4ERR_BADSESSION next).
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "Session id, 32 hex digits")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Destroyed", body = ActionResult),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody)))]
+pub async fn delete_session(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ActionResult>> {
+    let sid = parse_session_id(&id)?;
+    if !ctx.state.force_destroy_session(&sid) {
+        return Err(ApiError::not_found(format!("no session {}", sid.to_hex())));
+    }
+    tracing::info!(session = %sid.to_hex(), "session destroyed by the operator");
+    Ok(Json(ActionResult {
+        target: sid.to_hex(),
+        result: "destroyed".into(),
+    }))
+}
+
+/// List open connections.
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections",
+    responses((status = 200, description = "Connections", body = [ConnDto])))]
+pub async fn list_connections(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ConnDto>> {
+    let mut v: Vec<ConnDto> = ctx.state.connections().iter().map(Into::into).collect();
+    v.sort_by_key(|c| c.id);
+    Json(v)
+}
+
+/// Drain a connection: mark it draining, flush what it owes and close it (its bindings
+/// end with reason `drain`).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/drain", tag = "connections",
+    params(("id" = String, Path, description = "Connection id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Draining", body = ActionResult),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody)))]
+pub async fn drain_connection(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<ActionResult>)> {
+    let conn = parse_conn_id(&id)?;
+    if !ctx.state.drain_connection(conn) {
+        return Err(ApiError::not_found(format!("no connection {conn}")));
+    }
+    tracing::info!(conn, "connection drained by the operator");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ActionResult {
+            target: conn.to_string(),
+            result: "draining".into(),
+        }),
+    ))
+}
+
+fn current_settings(ctx: &Ctx) -> SettingsDto {
+    let s = &ctx.state.settings;
+    SettingsDto {
+        max_connections_per_session: s.max_connections_per_session(),
+        exclusive_binding: s.exclusive_binding(),
+        lease_time: s.lease_secs(),
+        log_level: super::current_log_level(),
+    }
+}
+
+/// Current settings.
+#[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
+    responses((status = 200, description = "Settings", body = SettingsDto)))]
+pub async fn get_settings(State(ctx): State<Arc<Ctx>>) -> Json<SettingsDto> {
+    Json(current_settings(&ctx))
+}
+
+/// Change settings: validated all together, persisted, then applied at once.
+#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
+    request_body = SettingsPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The settings now", body = SettingsDto),
+        (status = 400, description = "Malformed body or value out of range; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
+        (status = 500, description = "Could not persist; nothing changed", body = ErrorBody)))]
+pub async fn patch_settings(
+    State(ctx): State<Arc<Ctx>>,
+    body: Bytes,
+) -> ApiResult<Json<SettingsDto>> {
+    let p: SettingsPatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid settings body: {e}")))?;
+    let _guard = ctx.settings_lock.lock();
+    // Validate everything on a scratch copy first: a refused change changes nothing.
+    let scratch = crate::state::settings::LiveSettings::default();
+    if let Some(n) = p.max_connections_per_session {
+        scratch
+            .set_max_connections_per_session(n)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(l) = p.lease_time {
+        scratch
+            .set_lease_secs(l)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(level) = &p.log_level {
+        tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| ApiError::bad_request(format!("invalid log level {level:?}: {e}")))?;
+    }
+    // Persist the keys changed (merged into what was persisted before).
+    if let Some(dir) = &ctx.state_dir {
+        let mut saved = PersistedSettings::load(dir)
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        if let Some(n) = p.max_connections_per_session {
+            saved.max_connections_per_session = Some(n as u32);
+        }
+        if let Some(b) = p.exclusive_binding {
+            saved.exclusive_binding = Some(b);
+        }
+        if let Some(l) = p.lease_time {
+            saved.lease_time = Some(l as u32);
+        }
+        if let Some(level) = &p.log_level {
+            saved.log_level = Some(level.clone());
+        }
+        saved
+            .save(dir)
+            .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;
+    }
+    // Apply (already validated).
+    let live = &ctx.state.settings;
+    if let Some(n) = p.max_connections_per_session {
+        live.set_max_connections_per_session(n)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(b) = p.exclusive_binding {
+        live.set_exclusive_binding(b);
+    }
+    if let Some(l) = p.lease_time {
+        live.set_lease_secs(l)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(level) = &p.log_level {
+        super::apply_log_level(level).map_err(ApiError::bad_request)?;
+    }
+    tracing::info!(change = ?p, "settings changed by the operator");
+    Ok(Json(current_settings(&ctx)))
+}

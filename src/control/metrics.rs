@@ -1,0 +1,178 @@
+//! `GET /metrics`: Prometheus/OpenMetrics text built at scrape time with
+//! `prometheus-client` from the per-core counters (summed by
+//! [`StateManager::metrics_snapshot`]), the state counts and the transport counters.
+//! No label names a session or a client. Operation errors are counted per operation
+//! only (`ringnfs_op_errors_total{op}`): the workers do not keep a per-status count.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::Ctx;
+
+/// Content type of the scrape (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabel {
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: String,
+}
+
+fn counter(v: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(v);
+    c
+}
+
+fn gauge(v: usize) -> Gauge {
+    let g = Gauge::default();
+    g.set(v as i64);
+    g
+}
+
+fn family<L>(items: impl IntoIterator<Item = (L, u64)>) -> Family<L, Counter>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    let f = Family::<L, Counter>::default();
+    for (l, v) in items {
+        f.get_or_create(&l).inc_by(v);
+    }
+    f
+}
+
+/// The scrape text.
+pub fn render(ctx: &Ctx) -> String {
+    let st = &ctx.state;
+    let m = st.metrics_snapshot();
+    let t = (ctx.transport_stats)();
+    let mut r = Registry::with_prefix("ringnfs");
+
+    let binds = family([
+        (
+            DirectionLabel {
+                direction: "fore".into(),
+            },
+            m.binds_fore,
+        ),
+        (
+            DirectionLabel {
+                direction: "back".into(),
+            },
+            m.binds_back,
+        ),
+        (
+            DirectionLabel {
+                direction: "both".into(),
+            },
+            m.binds_both,
+        ),
+    ]);
+    r.register(
+        "connection_binds",
+        "Connections bound to a session, by direction",
+        binds,
+    );
+    let unbinds = family(
+        [
+            ("explicit", m.unbinds_explicit),
+            ("disconnect", m.unbinds_disconnect),
+            ("session_destroy", m.unbinds_session_destroy),
+            ("reaper", m.unbinds_reaper),
+            ("drain", m.unbinds_drain),
+            ("rebind", m.unbinds_rebind),
+        ]
+        .map(|(k, v)| (ReasonLabel { reason: k.into() }, v)),
+    );
+    r.register(
+        "connection_unbinds",
+        "Bindings that ended, by reason",
+        unbinds,
+    );
+    let refusals = family(
+        [
+            ("limit", m.refusals_limit),
+            ("fore_required", m.refusals_fore_required),
+            ("bad_session", m.refusals_bad_session),
+        ]
+        .map(|(k, v)| (CauseLabel { cause: k.into() }, v)),
+    );
+    r.register("bind_refusals", "Binds refused, by cause", refusals);
+    r.register(
+        "bound_connections",
+        "Current (connection, session) bindings",
+        gauge(st.bound_connection_count()),
+    );
+    r.register(
+        "connections",
+        "Open connections",
+        gauge(st.connection_count()),
+    );
+    r.register("sessions", "Sessions", gauge(st.session_count()));
+    r.register("clients", "Client records", gauge(st.client_count()));
+    let ops = family(m.ops.iter().map(|(op, n)| (OpLabel { op: op.clone() }, *n)));
+    r.register(
+        "compound_ops",
+        "Operations executed in COMPOUNDs, by operation",
+        ops,
+    );
+    let errs = family(
+        m.op_errors
+            .iter()
+            .map(|(op, n)| (OpLabel { op: op.clone() }, *n)),
+    );
+    r.register(
+        "op_errors",
+        "Operations that failed, by operation (all statuses together)",
+        errs,
+    );
+    r.register("compounds", "COMPOUND requests", counter(m.compounds));
+    r.register("rpc_calls", "RPC calls", counter(m.rpc_calls));
+    r.register(
+        "rpc_garbage",
+        "RPC calls that could not be decoded",
+        counter(m.rpc_garbage),
+    );
+    r.register(
+        "connections_accepted",
+        "Connections accepted",
+        counter(m.connections_accepted),
+    );
+    r.register(
+        "connections_closed",
+        "Connections closed",
+        counter(m.connections_closed),
+    );
+    r.register(
+        "received_bytes",
+        "Bytes read from clients (transport)",
+        counter(t.bytes_in),
+    );
+    r.register(
+        "sent_bytes",
+        "Bytes written to clients (transport)",
+        counter(t.bytes_out),
+    );
+
+    let mut out = String::new();
+    encode(&mut out, &r).expect("writing to a String cannot fail");
+    out
+}

@@ -1,0 +1,96 @@
+//! The control plane: an HTTP API (REST under `/api/v1`, Prometheus metrics at
+//! `/metrics`, an OpenAPI document) on its own thread with a current-thread tokio
+//! runtime, beside the io_uring workers and never on them. It reads state only through
+//! the query API of [`StateManager`] (short lock holds) and acts only through its operator
+//! actions (`drain_connection`, `force_destroy_session`) and the live settings.
+//!
+//! Split by concern: [`server`] (thread, runtime, router), [`auth`] (bearer token),
+//! [`metrics`] (Prometheus text), [`api`] (REST handlers and their JSON types),
+//! [`openapi`] (the generated document), [`client`] (a small HTTP/1.1 client) and
+//! [`cli`] (`ringnfs ctl ...`). Settings persistence lives in
+//! [`crate::state::settings::PersistedSettings`].
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::state::StateManager;
+use crate::transport::TransportStats;
+
+/// The default control address of `ringnfs serve`.
+pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:9049";
+/// Name of the token file in the state directory.
+pub const TOKEN_FILE: &str = "control-token";
+
+pub use server::ControlHandle;
+
+/// What the control plane needs to start.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub addr: SocketAddr,
+    /// Bearer token file; created (0600) with a fresh token if missing. None: a token
+    /// kept in memory only (no state directory).
+    pub token_file: Option<PathBuf>,
+    /// Where `settings.toml` is written on changes (None: changes are not persisted).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Shared by every request handler.
+pub struct Ctx {
+    pub state: Arc<StateManager>,
+    pub transport_stats: Box<dyn Fn() -> TransportStats + Send + Sync>,
+    pub token: String,
+    /// The listener is not on a loopback address: every request needs the token.
+    pub token_always: bool,
+    pub state_dir: Option<PathBuf>,
+    /// Serialises settings changes (validate, persist, apply).
+    pub settings_lock: parking_lot::Mutex<()>,
+}
+
+type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+static LOG_RELOADER: OnceLock<LogReloader> = OnceLock::new();
+static START_LOG_LEVEL: OnceLock<String> = OnceLock::new();
+/// The log filter in force (process-wide, like the tracing subscriber); None: the start one.
+static LOG_LEVEL: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
+
+/// Install the function that changes the process's log filter (the `ringnfs` binary
+/// does, with a `tracing_subscriber::reload` layer), and the level it started with.
+/// Without one, a log-level change is validated and remembered but changes nothing.
+pub fn set_log_reloader(start_level: &str, f: LogReloader) {
+    let _ = START_LOG_LEVEL.set(start_level.to_string());
+    let _ = LOG_RELOADER.set(f);
+}
+
+/// The log level the process started with ("info" unless told).
+pub fn start_log_level() -> String {
+    START_LOG_LEVEL
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "info".to_string())
+}
+
+/// The log filter in force.
+pub fn current_log_level() -> String {
+    LOG_LEVEL.lock().clone().unwrap_or_else(start_log_level)
+}
+
+/// Check a log filter (`tracing_subscriber` EnvFilter syntax, e.g. `debug` or
+/// `info,ringnfs::state=trace`) and apply it if a reloader is installed.
+pub fn apply_log_level(level: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+    if let Some(f) = LOG_RELOADER.get() {
+        f(level)?;
+    }
+    *LOG_LEVEL.lock() = Some(level.to_string());
+    Ok(())
+}

@@ -1,0 +1,751 @@
+//! The control plane over real HTTP with real NFS traffic: session detail and summary,
+//! live settings (limit, validation, auth, persistence across a restart), metrics that
+//! move exactly with binds and unbinds, drain and destroy through the API, OpenAPI, and
+//! `ringnfs ctl` smoke tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringnfs::client::{Client, ClientOptions, Session};
+use ringnfs::control::client::{HttpClient, Response};
+use ringnfs::nfs4::consts::{cdfc, status};
+use ringnfs::server::{BackendKind, Server, ServerConfig};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A server with a control plane on an ephemeral loopback port and its own state dir.
+struct Ctl {
+    server: Option<Server>,
+    dir: PathBuf,
+    nfs: SocketAddr,
+    control: SocketAddr,
+    token: String,
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringnfs-control-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Ctl {
+    fn start(name: &str) -> Self {
+        Self::start_in(temp_dir(name))
+    }
+
+    fn start_in(dir: PathBuf) -> Self {
+        let server = Server::start(ServerConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            threads: 2,
+            pin_cores: false,
+            backend: BackendKind::Memory,
+            state_dir: Some(dir.join("state")),
+            control: Some("127.0.0.1:0".parse().unwrap()),
+            ..ServerConfig::default()
+        })
+        .expect("server starts");
+        let control = server.control_addr().expect("control plane runs");
+        let token_path = server
+            .control_token_path()
+            .expect("token file")
+            .to_path_buf();
+        assert_eq!(token_path, dir.join("state").join("control-token"));
+        let token = std::fs::read_to_string(&token_path)
+            .unwrap()
+            .trim()
+            .to_string();
+        Self {
+            nfs: server.local_addrs()[0],
+            server: Some(server),
+            dir,
+            control,
+            token,
+        }
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
+    fn anon(&self) -> HttpClient {
+        HttpClient::new(self.control, None)
+    }
+
+    fn authed(&self) -> HttpClient {
+        HttpClient::new(self.control, Some(self.token.clone()))
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.anon().get(path).expect("GET")
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json().unwrap()
+    }
+
+    fn patch(&self, c: &HttpClient, body: Value) -> Response {
+        c.request(
+            "PATCH",
+            "/api/v1/settings",
+            Some(body.to_string().as_bytes()),
+        )
+        .expect("PATCH")
+    }
+
+    fn session(&self, connections: usize) -> Arc<Session> {
+        let (_, s) = Client::connect(
+            &[self.nfs],
+            ClientOptions {
+                connections,
+                timeout: Duration::from_secs(10),
+                ..Default::default()
+            },
+        )
+        .expect("client session");
+        s
+    }
+
+    /// A session with `n` connections each bound by one SEQUENCE (first BOTH, others FORE).
+    fn trunked(&self, n: usize) -> Arc<Session> {
+        let s = self.session(n);
+        for i in 0..n {
+            assert_eq!(s.call(i, &[], false).unwrap().status, status::NFS4_OK);
+        }
+        s
+    }
+
+    fn metric(&self, line_prefix: &str) -> u64 {
+        let text = self.get("/metrics").text();
+        metric_in(&text, line_prefix)
+    }
+
+    fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+            s.join().expect("server joins");
+        }
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn metric_in(text: &str, line_prefix: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn hex(s: &Session) -> String {
+    s.sessionid().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + WAIT;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+fn summary(v: &Value) -> (u64, u64, u64, u64) {
+    let s = &v["summary"];
+    (
+        s["fore"].as_u64().unwrap(),
+        s["back"].as_u64().unwrap(),
+        s["both"].as_u64().unwrap(),
+        s["total"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn session_detail_follows_binds_rebinds_and_disconnects() {
+    let ctl = Ctl::start("detail");
+    let s = ctl.trunked(3);
+    let path = format!("/api/v1/sessions/{}", hex(&s));
+    let v = ctl.get_json(&path);
+    assert_eq!(v["id"], hex(&s));
+    assert_eq!(v["clientid"].as_u64(), Some(s.clientid()));
+    assert_eq!(summary(&v), (2, 0, 1, 3));
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 3);
+    for c in conns {
+        assert!(c["id"].is_u64());
+        assert!(c["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+        assert!(c["core"].as_u64().unwrap() < 2);
+        assert!(c["bound_at_ms"].as_u64().unwrap() > 0);
+        assert_eq!(c["draining"], false);
+        assert!(c["requests"].as_u64().unwrap() >= 1);
+    }
+    // Rebind connection 2 as back channel: fore 1, back 1, both 1.
+    assert_eq!(
+        s.bind_conn(2, cdfc::BACK).unwrap().dir,
+        ringnfs::nfs4::consts::cdfs::BACK
+    );
+    assert_eq!(summary(&ctl.get_json(&path)), (1, 1, 1, 3));
+    // Disconnect connection 1 (fore): it leaves the session.
+    s.connection(1).unwrap().shutdown();
+    assert!(wait_until(|| summary(&ctl.get_json(&path)) == (0, 1, 1, 2)));
+
+    // Lists and filters.
+    let all = ctl.get_json("/api/v1/sessions");
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let other = ctl.session(1);
+    assert_eq!(
+        ctl.get_json("/api/v1/sessions").as_array().unwrap().len(),
+        2
+    );
+    let mine = ctl.get_json(&format!("/api/v1/sessions?client={}", s.clientid()));
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["id"], hex(&s));
+    let mine_hex = ctl.get_json(&format!("/api/v1/sessions?client=0x{:x}", other.clientid()));
+    assert_eq!(mine_hex[0]["id"], hex(&other));
+    let clients = ctl.get_json("/api/v1/clients");
+    assert_eq!(clients.as_array().unwrap().len(), 2);
+    let c = ctl.get_json(&format!("/api/v1/clients/{}", s.clientid()));
+    assert_eq!(c["id"].as_u64(), Some(s.clientid()));
+    assert_eq!(c["confirmed"], true);
+    assert_eq!(c["session_details"][0]["id"], hex(&s));
+    let conns = ctl.get_json("/api/v1/connections");
+    assert_eq!(conns.as_array().unwrap().len(), 3, "{conns}");
+
+    // Errors are JSON with the right status.
+    let r = ctl.get("/api/v1/sessions/zz");
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("invalid session id"));
+    let r = ctl.get(&format!("/api/v1/sessions/{}", "0".repeat(32)));
+    assert_eq!(r.status, 404);
+    assert!(r.json().unwrap()["error"].is_string());
+    assert_eq!(ctl.get("/api/v1/clients/12345").status, 404);
+    assert_eq!(ctl.get("/api/v1/sessions?client=nope").status, 400);
+    assert_eq!(ctl.get("/api/v1/nothing").status, 404);
+}
+
+#[test]
+fn settings_limit_validation_auth_and_restart() {
+    let mut ctl = Ctl::start("settings");
+    let s = ctl.session(3);
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+    assert_eq!(s.call(1, &[], false).unwrap().status, status::NFS4_OK);
+
+    // Lower the limit to 2: the next bind over it is refused with NFS4ERR_DELAY.
+    let r = ctl.patch(&ctl.authed(), json!({"max_connections_per_session": 2}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().unwrap()["max_connections_per_session"], 2);
+    assert_eq!(
+        ctl.server().state().settings.max_connections_per_session(),
+        2
+    );
+    let refused_before = ctl.metric("ringnfs_bind_refusals_total{cause=\"limit\"}");
+    let e = s.bind_conn(2, cdfc::FORE).unwrap_err();
+    assert_eq!(e.nfs_status(), Some(status::NFS4ERR_DELAY));
+    assert_eq!(
+        ctl.metric("ringnfs_bind_refusals_total{cause=\"limit\"}"),
+        refused_before + 1
+    );
+
+    // Out of range: 400, nothing changed.
+    let r = ctl.patch(&ctl.authed(), json!({"max_connections_per_session": 5000}));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.error_message().contains("between 0 and 1024"),
+        "{}",
+        r.text()
+    );
+    // A valid field beside an invalid one is not applied either.
+    let r = ctl.patch(
+        &ctl.authed(),
+        json!({"max_connections_per_session": 3, "lease_time": 0}),
+    );
+    assert_eq!(r.status, 400);
+    let r = ctl.patch(&ctl.authed(), json!({"no_such_setting": 1}));
+    assert_eq!(r.status, 400);
+    let r = ctl.patch(&ctl.authed(), json!({"log_level": "=bad=["}));
+    assert_eq!(r.status, 400);
+    // No token, or a wrong one: 401, nothing changed.
+    let r = ctl.patch(&ctl.anon(), json!({"max_connections_per_session": 7}));
+    assert_eq!(r.status, 401);
+    assert!(r.json().unwrap()["error"].is_string());
+    let wrong = HttpClient::new(ctl.control, Some("0".repeat(64)));
+    assert_eq!(
+        ctl.patch(&wrong, json!({"max_connections_per_session": 7}))
+            .status,
+        401
+    );
+    let v = ctl.get_json("/api/v1/settings");
+    assert_eq!(v["max_connections_per_session"], 2);
+    assert_eq!(v["lease_time"], 90);
+    assert_eq!(
+        ctl.server().state().settings.max_connections_per_session(),
+        2
+    );
+
+    // The other settings.
+    let r = ctl.patch(
+        &ctl.authed(),
+        json!({"exclusive_binding": true, "lease_time": 60, "log_level": "debug"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = ctl.get_json("/api/v1/settings");
+    assert_eq!(
+        v,
+        json!({"max_connections_per_session": 2, "exclusive_binding": true,
+               "lease_time": 60, "log_level": "debug"})
+    );
+    assert!(ctl.server().state().settings.exclusive_binding());
+    assert_eq!(ctl.server().state().settings.lease_secs(), 60);
+
+    // Restart on the same state dir (start values are the defaults): the persisted
+    // settings win.
+    drop(s);
+    ctl.stop();
+    let dir = ctl.dir.clone();
+    assert!(dir.join("state/settings.toml").exists());
+    let ctl2 = Ctl::start_in(dir.clone());
+    assert_eq!(ctl2.token, ctl.token, "the token file is reused");
+    let v = ctl2.get_json("/api/v1/settings");
+    assert_eq!(v["max_connections_per_session"], 2);
+    assert_eq!(v["exclusive_binding"], true);
+    assert_eq!(v["lease_time"], 60);
+    assert_eq!(
+        ctl2.server().state().settings.max_connections_per_session(),
+        2
+    );
+    let s = ctl2.session(3);
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+    assert_eq!(s.call(1, &[], false).unwrap().status, status::NFS4_OK);
+    assert_eq!(
+        s.bind_conn(2, cdfc::FORE).unwrap_err().nfs_status(),
+        Some(status::NFS4ERR_DELAY)
+    );
+}
+
+#[test]
+fn token_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let ctl = Ctl::start("token");
+    let p = ctl.server().control_token_path().unwrap();
+    let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(ctl.token.len(), 64);
+    // Reads on loopback need no token.
+    assert_eq!(ctl.get("/api/v1/settings").status, 200);
+    assert_eq!(ctl.get("/metrics").status, 200);
+}
+
+#[test]
+fn metrics_move_exactly_with_binds_and_unbinds() {
+    let ctl = Ctl::start("metrics");
+    let m = |k: &str| ctl.metric(k);
+    let fore = "ringnfs_connection_binds_total{direction=\"fore\"}";
+    let both = "ringnfs_connection_binds_total{direction=\"both\"}";
+    let back = "ringnfs_connection_binds_total{direction=\"back\"}";
+    let disc = "ringnfs_connection_unbinds_total{reason=\"disconnect\"}";
+    let destroy = "ringnfs_connection_unbinds_total{reason=\"session_destroy\"}";
+    let r = ctl.get("/metrics");
+    assert!(r.header("content-type").unwrap().contains("text"));
+    let text = r.text();
+    for name in [
+        "ringnfs_connection_binds_total",
+        "ringnfs_connection_unbinds_total{reason=\"explicit\"}",
+        "ringnfs_connection_unbinds_total{reason=\"reaper\"}",
+        "ringnfs_connection_unbinds_total{reason=\"drain\"}",
+        "ringnfs_connection_unbinds_total{reason=\"rebind\"}",
+        "ringnfs_bound_connections ",
+        "ringnfs_connections ",
+        "ringnfs_sessions ",
+        "ringnfs_clients ",
+        "ringnfs_connections_accepted_total ",
+        "ringnfs_connections_closed_total ",
+        "ringnfs_received_bytes_total ",
+        "ringnfs_sent_bytes_total ",
+        "ringnfs_bind_refusals_total{cause=\"fore_required\"}",
+        "ringnfs_bind_refusals_total{cause=\"bad_session\"}",
+    ] {
+        assert!(text.contains(name), "{name} missing in\n{text}");
+    }
+    assert_eq!(metric_in(&text, fore), 0);
+    assert_eq!(metric_in(&text, "ringnfs_sessions"), 0);
+
+    let s = ctl.trunked(3);
+    assert_eq!(m(both), 1);
+    assert_eq!(m(fore), 2);
+    assert_eq!(m(back), 0);
+    assert_eq!(m("ringnfs_bound_connections"), 3);
+    assert_eq!(m("ringnfs_connections"), 3);
+    assert_eq!(m("ringnfs_sessions"), 1);
+    assert_eq!(m("ringnfs_clients"), 1);
+    assert!(m("ringnfs_compound_ops_total{op=\"SEQUENCE\"}") >= 3);
+    assert!(m("ringnfs_received_bytes_total") > 0);
+    assert!(m("ringnfs_sent_bytes_total") > 0);
+    assert_eq!(m("ringnfs_connections_accepted_total"), 3);
+
+    s.connection(2).unwrap().shutdown();
+    assert!(wait_until(|| m(disc) == 1));
+    assert_eq!(m("ringnfs_bound_connections"), 2);
+    assert!(wait_until(|| m("ringnfs_connections_closed_total") == 1));
+
+    // A bad session: counted as a refusal and an op error of SEQUENCE.
+    let errs_before = text
+        .lines()
+        .any(|l| l.starts_with("ringnfs_op_errors_total{op=\"SEQUENCE\"}"));
+    assert!(!errs_before);
+    let r = ctl
+        .authed()
+        .request("DELETE", &format!("/api/v1/sessions/{}", hex(&s)), None)
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(m(destroy), 2);
+    assert_eq!(m("ringnfs_bound_connections"), 0);
+    assert_eq!(m("ringnfs_sessions"), 0);
+    assert_eq!(
+        s.call(0, &[], false).unwrap().status,
+        status::NFS4ERR_BADSESSION
+    );
+    assert!(m("ringnfs_op_errors_total{op=\"SEQUENCE\"}") >= 1);
+    // Agrees with the query API.
+    let snap = ctl.server().state().metrics_snapshot();
+    assert_eq!(snap.binds_total(), 3);
+    assert_eq!(snap.unbinds_total(), 3);
+    // No per-session or per-client label.
+    let text = ctl.get("/metrics").text();
+    assert!(!text.contains(&hex(&s)));
+    assert!(!text.contains("client="));
+    assert!(!text.contains("session="));
+}
+
+#[test]
+fn drain_and_destroy_through_the_api() {
+    let ctl = Ctl::start("drain");
+    let s = ctl.trunked(2);
+    let path = format!("/api/v1/sessions/{}", hex(&s));
+    let v = ctl.get_json(&path);
+    let victim = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["direction"] == "fore")
+        .unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let drain = format!("/api/v1/connections/{victim}/drain");
+    // Without the token: refused, nothing happens.
+    let r = ctl.anon().request("POST", &drain, None).unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(summary(&ctl.get_json(&path)).3, 2);
+    let r = ctl.authed().request("POST", &drain, None).unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(wait_until(|| summary(&ctl.get_json(&path)) == (0, 0, 1, 1)));
+    assert!(wait_until(|| ctl
+        .metric("ringnfs_connection_unbinds_total{reason=\"drain\"}")
+        == 1));
+    let r = ctl
+        .authed()
+        .request("POST", "/api/v1/connections/999999/drain", None)
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        ctl.authed()
+            .request("POST", "/api/v1/connections/x/drain", None)
+            .unwrap()
+            .status,
+        400
+    );
+
+    // Destroy: without a token refused; with it the client sees BADSESSION.
+    let del = |c: &HttpClient| c.request("DELETE", &path, None).unwrap();
+    assert_eq!(del(&ctl.anon()).status, 401);
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+    let r = del(&ctl.authed());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().unwrap()["result"], "destroyed");
+    assert_eq!(
+        s.call(0, &[], false).unwrap().status,
+        status::NFS4ERR_BADSESSION
+    );
+    assert_eq!(del(&ctl.authed()).status, 404);
+    assert_eq!(ctl.get(&path).status, 404);
+}
+
+#[test]
+fn openapi_document_describes_the_api() {
+    let ctl = Ctl::start("openapi");
+    let v = ctl.get_json("/api/v1/openapi.json");
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/api/v1/clients",
+        "/api/v1/clients/{id}",
+        "/api/v1/sessions",
+        "/api/v1/sessions/{id}",
+        "/api/v1/connections",
+        "/api/v1/connections/{id}/drain",
+        "/api/v1/settings",
+    ] {
+        assert!(v["paths"][p].is_object(), "{p} missing");
+    }
+    assert!(v["paths"]["/api/v1/sessions/{id}"]["delete"].is_object());
+    assert!(v["paths"]["/api/v1/settings"]["patch"].is_object());
+    assert!(v["components"]["schemas"]["SessionDto"].is_object());
+    assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[test]
+fn control_plane_off_by_default_in_server_config() {
+    let server = Server::start(ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 1,
+        pin_cores: false,
+        backend: BackendKind::Memory,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    assert!(server.control_addr().is_none());
+    server.shutdown();
+    server.join().unwrap();
+}
+
+// ---- ringnfs ctl ---------------------------------------------------------------------------
+
+fn ctl_cmd(ctl_addr: SocketAddr, state: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("ctl")
+        .arg("--addr")
+        .arg(ctl_addr.to_string())
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("runs ringnfs ctl")
+}
+
+#[test]
+fn cli_smoke() {
+    let ctl = Ctl::start("cli");
+    let state = ctl.dir.join("state");
+    let s = ctl.trunked(2);
+
+    let out = ctl_cmd(ctl.control, &state, &["sessions", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["id"], hex(&s));
+    assert_eq!(v[0]["summary"]["total"], 2);
+
+    let out = ctl_cmd(ctl.control, &state, &["session", &hex(&s)]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("total 2"), "{table}");
+    assert!(table.contains("DIRECTION"), "{table}");
+
+    let out = ctl_cmd(ctl.control, &state, &["clients"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.clientid().to_string()));
+
+    let out = ctl_cmd(
+        ctl.control,
+        &state,
+        &["settings", "set", "--max-connections-per-session", "5000"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("between 0 and 1024"), "{err}");
+    assert_eq!(
+        ctl.server().state().settings.max_connections_per_session(),
+        16
+    );
+
+    let out = ctl_cmd(
+        ctl.control,
+        &state,
+        &[
+            "--json",
+            "settings",
+            "set",
+            "--max-connections-per-session",
+            "4",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ctl.server().state().settings.max_connections_per_session(),
+        4
+    );
+
+    // A wrong token file: refused, non-zero.
+    let bad = ctl.dir.join("bad-token");
+    std::fs::write(&bad, "nope\n").unwrap();
+    let out = ctl_cmd(
+        ctl.control,
+        &state,
+        &[
+            "--token-file",
+            bad.to_str().unwrap(),
+            "destroy-session",
+            &hex(&s),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    let out = ctl_cmd(ctl.control, &state, &["destroy-session", &hex(&s)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.call(0, &[], false).unwrap().status,
+        status::NFS4ERR_BADSESSION
+    );
+
+    // Server down: a clear message and exit code 3.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = free.local_addr().unwrap();
+    drop(free);
+    let out = ctl_cmd(down, &state, &["sessions"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the control plane"));
+}
+
+/// A child process killed when dropped (also when a test fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `ringnfs serve` with `args`; returns the child and the stderr lines up to the
+/// "serving" line.
+fn spawn_serve(args: &[&str]) -> (Killed, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Killed(child);
+    let mut lines = Vec::new();
+    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let done = l.contains("ringnfs serving") || l.starts_with("ringnfs: ");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    (child, lines)
+}
+
+#[test]
+fn serve_control_options() {
+    let dir = temp_dir("serve");
+    let state = dir.join("state");
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    // The command-line value is the start value; the token file is created.
+    let mut args = base.to_vec();
+    args.extend([
+        "--control",
+        "127.0.0.1:0",
+        "--max-connections-per-session",
+        "5",
+    ]);
+    let (child, lines) = spawn_serve(&args);
+    let addr: SocketAddr = lines
+        .iter()
+        .find_map(|l| l.split("control plane listening addr=").nth(1))
+        .unwrap_or_else(|| panic!("no control address in {lines:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let token = std::fs::read_to_string(state.join("control-token")).unwrap();
+    assert!(
+        lines.iter().all(|l| !l.contains(token.trim())),
+        "the token is never logged"
+    );
+    let out = ctl_cmd(addr, &state, &["--json", "settings"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_connections_per_session"], 5);
+    drop(child);
+
+    // An explicit control address that is taken: the server refuses to start.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let mut args = base.to_vec();
+    args.extend(["--control", &taken_addr]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
+
+    // Off: no control plane.
+    let mut args = base.to_vec();
+    args.extend(["--control", "off"]);
+    let (child, lines) = spawn_serve(&args);
+    assert!(
+        lines.iter().any(|l| l.contains("ringnfs serving")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.contains("control plane listening")));
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stop_is_not_held_up_by_a_stalled_http_client() {
+    use std::io::Write;
+    let mut ctl = Ctl::start("stall");
+    let mut stalled = std::net::TcpStream::connect(ctl.control).unwrap();
+    stalled
+        .write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut idle = std::net::TcpStream::connect(ctl.control).unwrap();
+    idle.write_all(b"GET /api/v1/settings HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    ctl.stop();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
