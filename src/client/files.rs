@@ -106,6 +106,18 @@ impl Files {
         Ok(r)
     }
 
+    /// Like `call`, but a failure of the last op (`last`, e.g. LOCK's DENIED with its
+    /// body) is left in the reply for the caller to decode.
+    fn call_to(&self, ops: &[Op], last: u32) -> Result<CompoundReply, ClientError> {
+        let r = self.call_raw(ops)?;
+        if let Some((opnum, status)) = r.failure()
+            && opnum != last
+        {
+            return Err(ClientError::Nfs { opnum, status });
+        }
+        Ok(r)
+    }
+
     pub fn root_fh(&self) -> Result<Fh, ClientError> {
         self.call(&[Op::PutRootFh, Op::GetFh])?.getfh()
     }
@@ -518,7 +530,7 @@ impl Files {
         length: u64,
         locker: Locker,
     ) -> Result<Result<Stateid, LockDenied>, ClientError> {
-        let r = self.call_raw(&[
+        let ops = [
             Op::PutFh(fh.to_vec()),
             Op::Lock {
                 locktype,
@@ -527,13 +539,8 @@ impl Files {
                 length,
                 locker,
             },
-        ])?;
-        if let Some((opnum, st)) = r.failure()
-            && opnum != op::LOCK
-        {
-            return Err(ClientError::Nfs { opnum, status: st });
-        }
-        r.lock()
+        ];
+        self.call_to(&ops, op::LOCK)?.lock()
     }
 
     /// LOCKT for `lock_owner` of this client: None when the lock could be granted.
@@ -545,7 +552,7 @@ impl Files {
         offset: u64,
         length: u64,
     ) -> Result<Option<LockDenied>, ClientError> {
-        let r = self.call_raw(&[
+        let ops = [
             Op::PutFh(fh.to_vec()),
             Op::LockT {
                 locktype,
@@ -554,13 +561,8 @@ impl Files {
                 clientid: self.clientid(),
                 owner: lock_owner.to_vec(),
             },
-        ])?;
-        if let Some((opnum, st)) = r.failure()
-            && opnum != op::LOCKT
-        {
-            return Err(ClientError::Nfs { opnum, status: st });
-        }
-        r.lockt()
+        ];
+        self.call_to(&ops, op::LOCKT)?.lockt()
     }
 
     pub fn locku(
