@@ -404,7 +404,7 @@ fn metrics_move_exactly_with_binds_and_unbinds() {
     // A bad session: counted as a refusal and an op error of SEQUENCE.
     let errs_before = text
         .lines()
-        .any(|l| l.starts_with("ringnfs_op_errors_total{op=\"SEQUENCE\"}"));
+        .any(|l| l.starts_with("ringnfs_op_errors_total{op=\"SEQUENCE\""));
     assert!(!errs_before);
     let r = ctl
         .authed()
@@ -418,7 +418,11 @@ fn metrics_move_exactly_with_binds_and_unbinds() {
         s.call(0, &[], false).unwrap().status,
         status::NFS4ERR_BADSESSION
     );
-    assert!(m("ringnfs_op_errors_total{op=\"SEQUENCE\"}") >= 1);
+    // 10052 = NFS4ERR_BADSESSION.
+    assert_eq!(
+        m("ringnfs_op_errors_total{op=\"SEQUENCE\",status=\"10052\"}"),
+        1
+    );
     // Agrees with the query API.
     let snap = ctl.server().state().metrics_snapshot();
     assert_eq!(snap.binds_total(), 3);

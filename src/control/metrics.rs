@@ -2,7 +2,7 @@
 //! `prometheus-client` from the per-core counters (summed by
 //! [`StateManager::metrics_snapshot`]), the state counts and the transport counters.
 //! No label names a session or a client. Operation errors are counted per operation
-//! only (`ringnfs_op_errors_total{op}`): the workers do not keep a per-status count.
+//! and status (`ringnfs_op_errors_total{op,status}`, status as the numeric nfsstat4).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -34,6 +34,13 @@ struct CauseLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
     op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpStatusLabel {
+    op: String,
+    /// nfsstat4 as a number (e.g. 10052 = NFS4ERR_BADSESSION).
+    status: String,
 }
 
 fn counter(v: u64) -> Counter {
@@ -134,14 +141,18 @@ pub fn render(ctx: &Ctx) -> String {
         "Operations executed in COMPOUNDs, by operation",
         ops,
     );
-    let errs = family(
-        m.op_errors
-            .iter()
-            .map(|(op, n)| (OpLabel { op: op.clone() }, *n)),
-    );
+    let errs = family(m.op_status_errors.iter().map(|(op, st, n)| {
+        (
+            OpStatusLabel {
+                op: op.clone(),
+                status: st.to_string(),
+            },
+            *n,
+        )
+    }));
     r.register(
         "op_errors",
-        "Operations that failed, by operation (all statuses together)",
+        "Operations that failed, by operation and nfsstat4 (numeric)",
         errs,
     );
     r.register("compounds", "COMPOUND requests", counter(m.compounds));

@@ -287,9 +287,7 @@ impl Nfs4Engine {
                 return Flow::Suspend(s);
             }
             IoOutcome::Status(st) => {
-                self.state
-                    .metrics
-                    .op(conn.core, opnum, st != status::NFS4_OK);
+                self.state.metrics.op(conn.core, opnum, st);
                 if st != status::NFS4_OK {
                     out.truncate(st_at + 4);
                     out.patch_u32(st_at, st);
@@ -394,7 +392,7 @@ impl Nfs4Engine {
                     header: 0,
                 }));
             }
-            state.metrics.op(conn.core, opnum, st != status::NFS4_OK);
+            state.metrics.op(conn.core, opnum, st);
             if st != status::NFS4_OK {
                 if !ctx.keep_error_body {
                     out.truncate(st_at + 4);

@@ -2,7 +2,10 @@
 //! atomics (no lock, no sharing on the hot path); a scrape adds the cores up. Threads that
 //! are not workers (reaper, control plane) use one extra slot.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 
@@ -40,6 +43,9 @@ struct CoreCounters {
     refusals: [AtomicU64; 3],
     ops: [AtomicU64; OP_SLOTS],
     op_errors: [AtomicU64; OP_SLOTS],
+    /// Failures by (op slot, status). Touched only when an op fails, by this core (and a
+    /// scrape), so the lock is uncontended on the success path and nearly so otherwise.
+    op_status_errors: Mutex<HashMap<(u16, u32), u64>>,
     compounds: AtomicU64,
     rpc_calls: AtomicU64,
     rpc_garbage: AtomicU64,
@@ -55,6 +61,7 @@ impl Default for CoreCounters {
             refusals: Default::default(),
             ops: std::array::from_fn(|_| AtomicU64::new(0)),
             op_errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            op_status_errors: Mutex::new(HashMap::new()),
             compounds: AtomicU64::new(0),
             rpc_calls: AtomicU64::new(0),
             rpc_garbage: AtomicU64::new(0),
@@ -91,6 +98,8 @@ pub struct MetricsSnapshot {
     /// (op name, count) for ops seen at least once.
     pub ops: Vec<(String, u64)>,
     pub op_errors: Vec<(String, u64)>,
+    /// (op name, nfsstat4, count) of failed ops.
+    pub op_status_errors: Vec<(String, u32, u64)>,
 }
 
 impl MetricsSnapshot {
@@ -160,13 +169,18 @@ impl Metrics {
         self.core(core).refusals[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Count an op and, when `status` is not NFS4_OK, its failure by status.
     #[inline]
-    pub fn op(&self, core: usize, opnum: u32, failed: bool) {
+    pub fn op(&self, core: usize, opnum: u32, status: u32) {
         let i = (opnum as usize).min(OP_SLOTS - 1);
         let c = self.core(core);
         c.ops[i].fetch_add(1, Ordering::Relaxed);
-        if failed {
+        if status != 0 {
             c.op_errors[i].fetch_add(1, Ordering::Relaxed);
+            *c.op_status_errors
+                .lock()
+                .entry((i as u16, status))
+                .or_insert(0) += 1;
         }
     }
 
@@ -235,6 +249,27 @@ impl Metrics {
             connections_closed: sum(&|c| &c.closed),
             ops: per_op(false),
             op_errors: per_op(true),
+            op_status_errors: {
+                let mut all: HashMap<(u16, u32), u64> = HashMap::new();
+                for c in &self.cores {
+                    for (k, v) in c.op_status_errors.lock().iter() {
+                        *all.entry(*k).or_insert(0) += v;
+                    }
+                }
+                let mut v: Vec<(String, u32, u64)> = all
+                    .into_iter()
+                    .map(|((i, st), n)| {
+                        let op = if i as usize == OP_SLOTS - 1 {
+                            10044
+                        } else {
+                            i as u32
+                        };
+                        (crate::nfs4::consts::op_name(op).to_string(), st, n)
+                    })
+                    .collect();
+                v.sort();
+                v
+            },
         }
     }
 }
