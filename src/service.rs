@@ -118,8 +118,9 @@ pub trait Service: Send + Sync + 'static {
     /// A file operation submitted with [`ConnControl::submit_file_io`] finished; append
     /// the reply it completes (if any) to `out`, as in `on_record`.
     fn on_file_io(&self, _conn: &ConnMeta, _done: FileIoDone, _out: &mut Vec<u8>) {}
-    /// A file operation finished after its connection closed: forget its request.
-    fn on_file_io_orphaned(&self, _token: u64) {}
+    /// A file operation finished after its connection closed: finish (or forget) what
+    /// waited for it; there is nowhere to send a reply.
+    fn on_file_io_orphaned(&self, _done: FileIoDone) {}
 }
 
 /// Control for connections without a transport (engine tests, benchmarks): nothing can

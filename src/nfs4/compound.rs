@@ -165,6 +165,8 @@ pub struct Suspended {
     /// The undecoded ops after the waiting one.
     pub(crate) rest: Vec<u8>,
     pub(crate) cred: Credential,
+    /// The connection the COMPOUND came on (it may close while the I/O runs).
+    pub conn: ConnMeta,
     pub partial: Vec<u8>,
     pub header: usize,
 }
@@ -388,6 +390,7 @@ impl Nfs4Engine {
                     io,
                     rest: d.rest().to_vec(),
                     cred: cred.clone(),
+                    conn: conn.clone(),
                     partial: Vec::new(),
                     header: 0,
                 }));

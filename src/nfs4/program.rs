@@ -114,8 +114,19 @@ impl Service for NfsService {
         }
     }
 
-    fn on_file_io_orphaned(&self, token: u64) {
-        self.waiting.lock().remove(&token);
+    fn on_file_io_orphaned(&self, done: FileIoDone) {
+        // The connection is gone, but the COMPOUND must still finish: its slot waits for
+        // the reply to cache, and a client retrying on a new connection gets that reply
+        // (not NFS4ERR_DELAY forever). The reply itself goes nowhere.
+        let Some(s) = self.waiting.lock().remove(&done.token) else {
+            return;
+        };
+        let conn = s.conn.clone();
+        let mut scratch = Vec::new();
+        if let Flow::Suspend(mut again) = self.engine.resume(&conn, s, done, &mut scratch) {
+            again.partial = std::mem::take(&mut scratch);
+            self.wait_for_io(&conn, again, &mut scratch);
+        }
     }
 
     fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) {

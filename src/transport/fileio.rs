@@ -118,7 +118,7 @@ impl Worker {
             buf: op.buf,
         };
         let Some(&ckey) = self.ids.get(&op.conn) else {
-            self.service.on_file_io_orphaned(done.token);
+            self.service.on_file_io_orphaned(done);
             return;
         };
         let c = &mut self.conns[ckey];
