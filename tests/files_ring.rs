@@ -64,3 +64,49 @@ fn on_tmpfs(path: &std::path::Path) -> bool {
     let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     r == 0 && st.f_type == libc::TMPFS_MAGIC
 }
+
+#[test]
+fn a_write_whose_connection_closes_still_completes_for_the_retry() {
+    use ringnfs::client::Op;
+    use ringnfs::nfs4::consts::status;
+    use ringnfs::state::stateid::Stateid;
+    for_each_backend(|env| {
+        if !env.is_local() {
+            return;
+        }
+        let f = env.files();
+        let root = f.root_fh().unwrap();
+        let (fh, file) = f.create(&root, b"orphan", 0o666).unwrap();
+        f.close(file).unwrap();
+        let s = env.server.trunked_session(2);
+        let ops = vec![
+            Op::PutFh(fh.clone()),
+            Op::Write {
+                stateid: Stateid::ANONYMOUS,
+                offset: 0,
+                stable: stable::FILE_SYNC,
+                data: vec![9; 1 << 20],
+            },
+        ];
+        // Send on connection 0 and close it at once: the WRITE (and its fsync) may still
+        // be on the ring when the connection goes.
+        let (s0, ops0) = (s.clone(), ops.clone());
+        let t = std::thread::spawn(move || s0.call_on_slot(0, 5, 1, &ops0, true));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        s.connection(0).unwrap().shutdown();
+        let _ = t.join().unwrap();
+        // The retry of the same slot/seqid on connection 1 must get the answer (the
+        // cached reply, or a fresh execution if the first never arrived), never DELAY
+        // forever.
+        let mut last = 0;
+        for _ in 0..500 {
+            let r = s.call_on_slot(1, 5, 1, &ops, true).unwrap();
+            last = r.status;
+            if r.status != status::NFS4ERR_DELAY {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(last, status::NFS4_OK);
+    });
+}
