@@ -189,6 +189,18 @@ impl Nfs4Engine {
         Self { state, export }
     }
 
+    /// The context of a COMPOUND before its first op.
+    fn fresh_ctx(&self, cred: &Credential) -> CtxState {
+        CtxState {
+            caller: self.export.caller(cred),
+            session: None,
+            current_fh: None,
+            saved_fh: None,
+            current_stateid: None,
+            saved_stateid: None,
+        }
+    }
+
     fn ctx<'a>(
         &'a self,
         conn: &'a ConnMeta,
@@ -196,14 +208,7 @@ impl Nfs4Engine {
         minor: u32,
         saved: Option<CtxState>,
     ) -> CompoundCtx<'a> {
-        let s = saved.unwrap_or_else(|| CtxState {
-            caller: self.export.caller(cred),
-            session: None,
-            current_fh: None,
-            saved_fh: None,
-            current_stateid: None,
-            saved_stateid: None,
-        });
+        let s = saved.unwrap_or_else(|| self.fresh_ctx(cred));
         CompoundCtx {
             state: &self.state,
             conn,
@@ -260,7 +265,7 @@ impl Nfs4Engine {
             status_at: 0,
             count_at,
             seq_resok: None,
-            ctx: self.ctx(conn, cred, minor, None).save(),
+            ctx: self.fresh_ctx(cred),
         };
         Ok(self.run(conn, cred, &mut d, ls, start, (args.len(), tag), out))
     }
@@ -280,7 +285,7 @@ impl Nfs4Engine {
         let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
         let opnum = s.io.opnum;
         let st_at = start + s.io.st_at;
-        let outcome = super::ops::io::finish(&self.state, io, done, start, s.io.st_at, out);
+        let outcome = super::ops::io::finish(&self.state, io, done, st_at, out);
         match outcome {
             IoOutcome::Again(op, finish) => {
                 // Still waiting: the caller moves the reply so far back into `partial`.

@@ -68,13 +68,12 @@ fn io_status(res: i32) -> u32 {
     FsError::from_errno(-res).status()
 }
 
-/// Complete a data op's result in `out` from its file operation's outcome. `start` is
-/// where COMPOUND4res begins; the op's status word is at `start + st_at`.
+/// Complete a data op's result in `out` from its file operation's outcome; the op's
+/// status word is at `st_at` in `out`.
 pub fn finish(
     state: &StateManager,
     f: IoFinish,
     done: FileIoDone,
-    start: usize,
     st_at: usize,
     out: &mut Vec<u8>,
 ) -> IoOutcome {
@@ -88,7 +87,7 @@ pub fn finish(
             count,
             size,
         } => {
-            let eof_at = start + st_at + 4;
+            let eof_at = st_at + 4;
             let data = &done.buf[..(n as usize).min(done.buf.len())];
             out.extend_from_slice(data);
             out.resize(out.len() + pad4(data.len()) - data.len(), 0);
