@@ -692,13 +692,8 @@ fn serve_control_options() {
         "5",
     ]);
     let (child, lines) = spawn_serve(&args);
-    let addr: SocketAddr = lines
-        .iter()
-        .find_map(|l| l.split("control plane listening addr=").nth(1))
-        .unwrap_or_else(|| panic!("no control address in {lines:?}"))
-        .trim()
-        .parse()
-        .unwrap();
+    let addr =
+        logged_control_addr(&lines).unwrap_or_else(|| panic!("no control address in {lines:?}"));
     let token = std::fs::read_to_string(state.join("control-token")).unwrap();
     assert!(
         lines.iter().all(|l| !l.contains(token.trim())),
@@ -734,6 +729,94 @@ fn serve_control_options() {
     );
     assert!(lines.iter().all(|l| !l.contains("control plane listening")));
     drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_loopback_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The control address `ringnfs serve` logged, if any.
+fn logged_control_addr(lines: &[String]) -> Option<SocketAddr> {
+    lines
+        .iter()
+        .find_map(|l| l.split("control plane listening addr=").nth(1))
+        .map(|a| a.trim().parse().unwrap())
+}
+
+#[test]
+fn serve_control_from_the_config_file() {
+    let dir = temp_dir("serve-config");
+    let state = dir.join("state");
+    let token_file = dir.join("my-token");
+    let want = free_loopback_addr();
+    let config = dir.join("ringnfs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\n\
+             state_dir = {state:?}\ncontrol = \"{want}\"\ncontrol_token_file = {token_file:?}\n"
+        ),
+    )
+    .unwrap();
+    let config_arg = ["--config", config.to_str().unwrap()];
+
+    // The config's address is listened on, with the config's token file.
+    let (child, lines) = spawn_serve(&config_arg);
+    assert_eq!(logged_control_addr(&lines), Some(want), "{lines:?}");
+    let token = std::fs::read_to_string(&token_file).expect("token file from the config");
+    let settings = HttpClient::new(want, None).get("/api/v1/settings").unwrap();
+    assert_eq!(settings.status, 200);
+    let patch = HttpClient::new(want, Some(token.trim().to_string()))
+        .request(
+            "PATCH",
+            "/api/v1/settings",
+            Some(
+                json!({"max_connections_per_session": 7})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(patch.status, 200, "{}", patch.text());
+    assert!(!state.join("control-token").exists());
+    drop(child);
+
+    // The command line wins over the config file.
+    let mut args = config_arg.to_vec();
+    args.extend(["--control", "off"]);
+    let (child, lines) = spawn_serve(&args);
+    assert!(
+        lines.iter().any(|l| l.contains("ringnfs serving")),
+        "{lines:?}"
+    );
+    assert_eq!(logged_control_addr(&lines), None, "{lines:?}");
+    drop(child);
+
+    // A control address from the config file is explicit: taken, the server refuses.
+    let taken = std::net::TcpListener::bind(want).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(config_arg)
+        .output()
+        .unwrap();
+    drop(taken);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
+
+    // A bad value is an error naming the key.
+    std::fs::write(&config, "control = \"on\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(config_arg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
