@@ -6,9 +6,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ringnfs::client::{Client, ClientOptions, Session};
+use ringnfs::client::ops::{share, stable};
+use ringnfs::client::{Client, ClientOptions, CompoundReply, Files, Op, OpenFile, Session};
 use ringnfs::control::client::{HttpClient, Response};
 use ringnfs::nfs4::consts::{cdfc, status};
 use ringnfs::server::{BackendKind, Server, ServerConfig};
@@ -123,6 +125,34 @@ impl Ctl {
     fn metric(&self, line_prefix: &str) -> u64 {
         let text = self.get("/metrics").text();
         metric_in(&text, line_prefix)
+    }
+
+    /// A counter that is only listed once it moved (e.g. per-op counts).
+    fn metric_or_zero(&self, line_prefix: &str) -> u64 {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .any(|l| l.starts_with(line_prefix))
+            .then(|| metric_in(&text, line_prefix))
+            .unwrap_or(0)
+    }
+
+    /// The session's connection ids as the API shows them, in the client's order.
+    fn conn_ids(&self, s: &Session) -> Vec<u64> {
+        let v = self.get_json(&format!("/api/v1/sessions/{}", hex(s)));
+        s.connections()
+            .iter()
+            .map(|c| {
+                let local = c.local_addr().to_string();
+                v["connections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|b| b["peer"] == local)
+                    .unwrap_or_else(|| panic!("{local} not bound: {v}"))["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
     }
 
     fn stop(&mut self) {
@@ -485,6 +515,233 @@ fn drain_and_destroy_through_the_api() {
     );
     assert_eq!(del(&ctl.authed()).status, 404);
     assert_eq!(ctl.get(&path).status, 404);
+}
+
+/// Sum over the client's slots of the sequence ids used so far: one per call that the
+/// server processed (retries of the same request share their slot's sequence id).
+fn slot_advances(s: &Session) -> u64 {
+    (0..s.slot_count() as u32)
+        .map(|slot| s.next_seqid(slot).unwrap() as u64 - 1)
+        .sum()
+}
+
+/// Requests served on connection `id` of `s`, as the session detail shows.
+fn conn_requests(ctl: &Ctl, s: &Session, id: u64) -> u64 {
+    let v = ctl.get_json(&format!("/api/v1/sessions/{}", hex(s)));
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no connection {id} in {v}"))["requests"]
+        .as_u64()
+        .unwrap()
+}
+
+const BLOCK: usize = 256;
+
+/// The bytes written at block `i`: distinct for every block.
+fn block(i: usize) -> Vec<u8> {
+    let tag = (i as u32).to_be_bytes();
+    (0..BLOCK).map(|k| tag[k % 4] ^ (k as u8)).collect()
+}
+
+/// WRITE block `i` of `f` (FILE_SYNC) through `call_retrying`, with the reply cached so
+/// a retry of an executed request is answered from the cache, not executed again.
+fn write_block(s: &Session, f: &OpenFile, i: usize) -> Result<CompoundReply, String> {
+    let r = s
+        .call_retrying(
+            &[
+                Op::PutFh(f.fh.clone()),
+                Op::Write {
+                    stateid: f.stateid,
+                    offset: (i * BLOCK) as u64,
+                    stable: stable::FILE_SYNC,
+                    data: block(i),
+                },
+            ],
+            true,
+        )
+        .map_err(|e| format!("block {i}: {e:?}"))?;
+    match r.write() {
+        Ok(w) if w.count as usize == BLOCK => Ok(r),
+        other => Err(format!("block {i}: {other:?} in {r:?}")),
+    }
+}
+
+#[test]
+fn draining_a_connection_through_the_api_under_load_loses_no_request() {
+    const BLOCKS: usize = 3000;
+    const THREADS: usize = 3;
+    let ctl = Ctl::start("drain-load");
+    let s = ctl.trunked(3);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    let (_, f) = files.create(&root, b"blocks", 0o644).unwrap();
+    let ids = ctl.conn_ids(&s);
+    let drain_metric = "ringnfs_connection_unbinds_total{reason=\"drain\"}";
+    let write_ops = "ringnfs_compound_ops_total{op=\"WRITE\"}";
+    let drains_before = ctl.metric(drain_metric);
+    let writes_before = ctl.metric_or_zero(write_ops);
+    let advances_before = slot_advances(&s);
+    let requests_before = conn_requests(&ctl, &s, ids[1]);
+    let sequence_ops = "ringnfs_compound_ops_total{op=\"SEQUENCE\"}";
+    let sequences_before = ctl.metric(sequence_ops);
+
+    // Three threads write the blocks, each block once, pipelined over the connections.
+    let next = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (s, f, next, completed) = (s.clone(), f.clone(), next.clone(), completed.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= BLOCKS {
+                        return failures;
+                    }
+                    match write_block(&s, &f, i) {
+                        Ok(_) => {
+                            completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.push(e),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Drain the middle connection through the API once the load is under way (a busy
+    // wait: the calls are fast, a sleeping poll could miss the load altogether).
+    let end = Instant::now() + WAIT;
+    while completed.load(Ordering::Relaxed) < 300 && Instant::now() < end {
+        std::thread::yield_now();
+    }
+    let victim = ids[1];
+    assert!(
+        conn_requests(&ctl, &s, victim) > requests_before,
+        "the connection to drain carries load"
+    );
+    let r = ctl
+        .authed()
+        .request("POST", &format!("/api/v1/connections/{victim}/drain"), None)
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    let at_drain = completed.load(Ordering::Relaxed);
+
+    let failures: Vec<String> = load
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert_eq!(completed.load(Ordering::Relaxed), BLOCKS as u64);
+    let sequences = ctl.metric(sequence_ops) - sequences_before;
+
+    // The drained connection leaves the session and the server; the others stay.
+    let path = format!("/api/v1/sessions/{}", hex(&s));
+    assert!(wait_until(|| summary(&ctl.get_json(&path)).3 == 2));
+    let v = ctl.get_json(&path);
+    let mut left: Vec<u64> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    left.sort();
+    let mut want = vec![ids[0], ids[2]];
+    want.sort();
+    assert_eq!(left, want, "{v}");
+    assert!(wait_until(|| ctl
+        .get_json("/api/v1/connections")
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["id"] != victim)));
+    assert!(wait_until(|| s.connection(1).unwrap().is_closed()));
+    assert_eq!(ctl.metric(drain_metric), drains_before + 1);
+
+    // Exactly once: every WRITE ran once on the server (retries of executed requests
+    // were answered from the reply cache) and every call advanced its slot once.
+    assert_eq!(ctl.metric(write_ops) - writes_before, BLOCKS as u64);
+    assert_eq!(slot_advances(&s) - advances_before, BLOCKS as u64);
+    // And the data is all there, each block where it belongs.
+    let data = files.read_all(&f).unwrap();
+    assert_eq!(data.len(), BLOCKS * BLOCK);
+    for (i, b) in data.chunks(BLOCK).enumerate() {
+        assert_eq!(b, block(i).as_slice(), "block {i}");
+    }
+    println!(
+        "drained after {at_drain} of {BLOCKS} writes; SEQUENCE ops processed during the \
+         load: {} (any excess over the writes were retries answered from the reply cache)",
+        sequences
+    );
+    files.close(f).unwrap();
+}
+
+#[test]
+fn force_destroyed_session_is_seen_as_badsession_and_recovered_with_a_new_session() {
+    let ctl = Ctl::start("recover");
+    let s = ctl.trunked(2);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let fh = files.write_file(&root, b"kept", &data).unwrap();
+    let open = files
+        .open_fh(&fh, share::ACCESS_READ, share::DENY_NONE)
+        .unwrap();
+    let destroy = "ringnfs_connection_unbinds_total{reason=\"session_destroy\"}";
+    let destroyed_before = ctl.metric(destroy);
+    let old = hex(&s);
+
+    let r = ctl
+        .authed()
+        .request("DELETE", &format!("/api/v1/sessions/{old}"), None)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Both of its connections were unbound.
+    assert_eq!(ctl.metric(destroy), destroyed_before + 2);
+    for i in 0..2 {
+        let r = s.call(i, &[Op::PutRootFh], false).unwrap();
+        assert_eq!(r.status, status::NFS4ERR_BADSESSION, "connection {i}");
+    }
+    let e = files.getattr(&fh).unwrap_err();
+    assert_eq!(e.nfs_status(), Some(status::NFS4ERR_BADSESSION));
+
+    // Recovery: CREATE_SESSION for the same client, on the same connections.
+    let n = s.recover().expect("a new session");
+    assert_eq!(n.clientid(), s.clientid());
+    assert_ne!(n.sessionid(), s.sessionid());
+    assert_eq!(n.connection_count(), 2);
+    let new_files = Files::new(n.clone());
+    // The file handle and the open stateid from before still work, on both connections.
+    for i in 0..2 {
+        let pinned = new_files.pinned(i);
+        assert_eq!(pinned.getattr(&fh).unwrap().size, Some(data.len() as u64));
+        assert_eq!(pinned.read_all(&open).unwrap(), data, "connection {i}");
+    }
+    assert_eq!(new_files.read_file(&root, b"kept").unwrap(), data);
+    new_files.close(open).unwrap();
+
+    // The API shows the new session and not the old one.
+    let sessions = ctl.get_json("/api/v1/sessions");
+    let listed: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![hex(&n).as_str()]);
+    assert_eq!(ctl.get(&format!("/api/v1/sessions/{old}")).status, 404);
+    let v = ctl.get_json(&format!("/api/v1/sessions/{}", hex(&n)));
+    // CREATE_SESSION bound connection 0 with the back channel, a SEQUENCE bound 1.
+    assert_eq!(summary(&v), (1, 0, 1, 2), "{v}");
+    let c = ctl.get_json(&format!("/api/v1/clients/{}", s.clientid()));
+    assert_eq!(c["sessions"], json!([hex(&n)]));
+    assert_eq!(ctl.metric("ringnfs_sessions"), 1);
+    assert_eq!(ctl.metric("ringnfs_clients"), 1);
+    assert_eq!(ctl.metric("ringnfs_bound_connections"), 2);
+    assert_eq!(ctl.metric(destroy), destroyed_before + 2);
 }
 
 #[test]
