@@ -3,6 +3,8 @@
 //! move exactly with binds and unbinds, drain and destroy through the API, OpenAPI, and
 //! `ringnfs ctl` smoke tests.
 
+mod openapi_check;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -764,6 +766,559 @@ fn openapi_document_describes_the_api() {
     assert!(v["paths"]["/api/v1/settings"]["patch"].is_object());
     assert!(v["components"]["schemas"]["SessionDto"].is_object());
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+// ---- the OpenAPI document against the server ------------------------------------------
+
+/// What kind of object a parameter names, and values of it for the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Client,
+    Session,
+    Conn,
+}
+
+/// Real objects to put into the requests.
+struct RealIds {
+    client: u64,
+    session: String,
+    conn: u64,
+}
+
+impl IdKind {
+    /// From a path parameter's place (the segment before `{name}`) or a query
+    /// parameter's name. A parameter the walk does not know fails the test: extend it.
+    fn of(path: &str, name: &str, location: &str) -> IdKind {
+        let placeholder = format!("{{{name}}}");
+        let key = match location {
+            "path" => path
+                .split('/')
+                .take_while(|seg| *seg != placeholder)
+                .last()
+                .unwrap_or(""),
+            "query" => name,
+            other => panic!("{path}: parameters in {other} are not handled by the walk"),
+        };
+        match key {
+            "clients" | "client" => IdKind::Client,
+            "sessions" | "session" => IdKind::Session,
+            "connections" | "connection" => IdKind::Conn,
+            _ => panic!("{path}: no real value known for {location} parameter {name:?}"),
+        }
+    }
+
+    fn real(self, ids: &RealIds) -> String {
+        match self {
+            IdKind::Client => ids.client.to_string(),
+            IdKind::Session => ids.session.clone(),
+            IdKind::Conn => ids.conn.to_string(),
+        }
+    }
+
+    fn malformed(self) -> &'static str {
+        match self {
+            IdKind::Client => "not-a-client",
+            IdKind::Session => "zz",
+            IdKind::Conn => "x",
+        }
+    }
+
+    /// Well formed, but naming nothing.
+    fn unknown(self) -> String {
+        match self {
+            IdKind::Client => "12345".into(),
+            IdKind::Session => "0".repeat(32),
+            IdKind::Conn => u64::MAX.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Success,
+    ClientError,
+    Unauthorized,
+}
+
+/// One request of the walk.
+#[derive(Debug)]
+struct Probe {
+    what: String,
+    path: String,
+    query: Vec<(String, String)>,
+    token: Option<String>,
+    body: Option<Vec<u8>>,
+    expect: Expect,
+}
+
+impl Probe {
+    fn url(&self) -> String {
+        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match q.is_empty() {
+            true => self.path.clone(),
+            false => format!("{}?{}", self.path, q.join("&")),
+        }
+    }
+}
+
+/// An operation of the document: its path template, method and JSON object.
+struct Operation<'a> {
+    path: String,
+    method: String,
+    op: &'a Value,
+}
+
+impl Operation<'_> {
+    fn params(&self, location: &str) -> Vec<(String, bool)> {
+        self.op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == location)
+                    .map(|p| {
+                        let name = p["name"].as_str().expect("parameter name").to_string();
+                        (name, p["required"] == true)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The path with each path parameter replaced by `value(kind)`.
+    fn fill(&self, value: impl Fn(IdKind) -> String) -> String {
+        let mut p = self.path.clone();
+        for (name, _) in self.params("path") {
+            let kind = IdKind::of(&self.path, &name, "path");
+            p = p.replace(&format!("{{{name}}}"), &value(kind));
+        }
+        assert!(!p.contains('{'), "{}: undeclared path parameter", self.path);
+        p
+    }
+
+    /// Security: None (no requirement), Some(false) optional, Some(true) required.
+    fn token_required(&self, doc: &Value) -> Option<bool> {
+        let sec = self.op.get("security").or_else(|| doc.get("security"))?;
+        let reqs = sec.as_array().expect("security is an array");
+        if reqs.is_empty() {
+            return None;
+        }
+        Some(
+            !reqs
+                .iter()
+                .any(|r| r.as_object().is_some_and(|o| o.is_empty())),
+        )
+    }
+
+    fn request_schema(&self) -> Option<&Value> {
+        self.op
+            .get("requestBody")
+            .map(|b| &b["content"]["application/json"]["schema"])
+    }
+
+    /// The rank of its method: reads first, changes next, destructive ones last.
+    fn rank(&self) -> u8 {
+        match self.method.as_str() {
+            "get" | "head" | "options" => 0,
+            "patch" | "put" => 1,
+            "post" => 2,
+            "delete" => 3,
+            other => panic!("method {other} is not handled by the walk"),
+        }
+    }
+}
+
+/// A valid body for a change: the current values (GET on the same path), reduced to the
+/// properties the request schema declares.
+fn current_values_body(ctl: &Ctl, doc: &Value, o: &Operation, schema: &Value) -> Vec<u8> {
+    let current = ctl.get_json(&o.path);
+    let declared = openapi_check::property_names(doc, schema);
+    let body: serde_json::Map<String, Value> = current
+        .as_object()
+        .unwrap_or_else(|| panic!("{} {}: no valid body known", o.method, o.path))
+        .iter()
+        .filter(|(k, _)| declared.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(!body.is_empty(), "{} {}: nothing to send", o.method, o.path);
+    let body = Value::Object(body);
+    let errs = openapi_check::check(doc, schema, &body);
+    assert!(
+        errs.is_empty(),
+        "{} {}: the request schema refuses the current values: {errs:?}",
+        o.method,
+        o.path
+    );
+    body.to_string().into_bytes()
+}
+
+/// The requests for one operation: the failing ones first, the valid ones last.
+fn probes(ctl: &Ctl, doc: &Value, o: &Operation, ids: &RealIds) -> Vec<Probe> {
+    let token_required = o.token_required(doc);
+    let valid_token = token_required.is_some_and(|r| r).then(|| ctl.token.clone());
+    let body = o
+        .request_schema()
+        .map(|schema| current_values_body(ctl, doc, o, schema));
+    let real_path = o.fill(|k| k.real(ids));
+    let probe = |what: String, path: String, expect: Expect| Probe {
+        what,
+        path,
+        query: Vec::new(),
+        token: valid_token.clone(),
+        body: body.clone(),
+        expect,
+    };
+    let mut v = Vec::new();
+    if token_required == Some(true) {
+        let mut p = probe(
+            "without a token".into(),
+            real_path.clone(),
+            Expect::Unauthorized,
+        );
+        p.token = None;
+        v.push(p);
+        let mut p = probe(
+            "with a wrong token".into(),
+            real_path.clone(),
+            Expect::Unauthorized,
+        );
+        p.token = Some("0".repeat(64));
+        v.push(p);
+    }
+    if token_required == Some(false) {
+        // Optional on loopback: the token is accepted too.
+        let mut p = probe("with the token".into(), real_path.clone(), Expect::Success);
+        p.token = Some(ctl.token.clone());
+        v.push(p);
+    }
+    for (name, _) in o.params("path") {
+        let kind = IdKind::of(&o.path, &name, "path");
+        let with = |value: &str| {
+            o.fill(|k| match k == kind {
+                true => value.to_string(),
+                false => k.real(ids),
+            })
+        };
+        for (what, value) in [
+            ("malformed", kind.malformed().to_string()),
+            ("not UTF-8", "%FF%FE".to_string()),
+            ("unknown", kind.unknown()),
+        ] {
+            v.push(probe(
+                format!("{what} {name}"),
+                with(&value),
+                Expect::ClientError,
+            ));
+        }
+    }
+    for (name, _) in o.params("query") {
+        let kind = IdKind::of(&o.path, &name, "query");
+        let mut p = probe(
+            format!("malformed {name}"),
+            real_path.clone(),
+            Expect::ClientError,
+        );
+        p.query = vec![(name.clone(), kind.malformed().into())];
+        v.push(p);
+        let mut p = probe(
+            format!("repeated {name}"),
+            real_path.clone(),
+            Expect::ClientError,
+        );
+        p.query = vec![
+            (name.clone(), kind.real(ids)),
+            (name.clone(), kind.real(ids)),
+        ];
+        v.push(p);
+        let mut p = probe(
+            format!("unknown {name}"),
+            real_path.clone(),
+            Expect::Success,
+        );
+        p.query = vec![(name.clone(), kind.unknown())];
+        v.push(p);
+        let mut p = probe(format!("real {name}"), real_path.clone(), Expect::Success);
+        p.query = vec![(name.clone(), kind.real(ids))];
+        v.push(p);
+    }
+    if body.is_some() {
+        for (what, bad) in [("malformed body", "{"), ("body of the wrong type", "[]")] {
+            let mut p = probe(what.into(), real_path.clone(), Expect::ClientError);
+            p.body = Some(bad.as_bytes().to_vec());
+            v.push(p);
+        }
+        if o.request_schema()
+            .is_some_and(|s| openapi_check::forbids_unknown_properties(doc, s))
+        {
+            let mut p = probe(
+                "unknown body field".into(),
+                real_path.clone(),
+                Expect::ClientError,
+            );
+            p.body = Some(br#"{"no_such_field": 1}"#.to_vec());
+            v.push(p);
+        }
+    }
+    v.push(probe("valid".into(), real_path, Expect::Success));
+    v
+}
+
+/// Send `p` and check the answer against the operation's documented responses; returns
+/// the status.
+fn send_and_check(ctl: &Ctl, doc: &Value, o: &Operation, p: &Probe) -> u16 {
+    let label = format!("{} {} ({})", o.method.to_uppercase(), p.url(), p.what);
+    let r = HttpClient::new(ctl.control, p.token.clone())
+        .request(&o.method.to_uppercase(), &p.url(), p.body.as_deref())
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let responses = o.op["responses"].as_object().expect("responses");
+    let documented = responses
+        .get(&r.status.to_string())
+        .or_else(|| responses.get("default"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: status {} is not documented (documented: {:?}): {}",
+                r.status,
+                responses.keys().collect::<Vec<_>>(),
+                r.text()
+            )
+        });
+    let ok = match p.expect {
+        Expect::Success => (200..300).contains(&r.status),
+        Expect::ClientError => (400..500).contains(&r.status),
+        Expect::Unauthorized => r.status == 401,
+    };
+    assert!(
+        ok,
+        "{label}: expected {:?}, got {}: {}",
+        p.expect,
+        r.status,
+        r.text()
+    );
+    let Some(content) = documented.get("content").and_then(Value::as_object) else {
+        assert!(
+            r.body.is_empty(),
+            "{label}: a body where none is documented"
+        );
+        return r.status;
+    };
+    let media_type = |ct: &str| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let got = media_type(r.header("content-type").unwrap_or(""));
+    let (_, media) = content
+        .iter()
+        .find(|(k, _)| media_type(k) == got)
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: content type {got:?} is not documented ({:?})",
+                content.keys().collect::<Vec<_>>()
+            )
+        });
+    let value = if got == "application/json" {
+        r.json()
+            .unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {}", r.text()))
+    } else {
+        Value::String(r.text())
+    };
+    let errs = openapi_check::check(doc, &media["schema"], &value);
+    assert!(
+        errs.is_empty(),
+        "{label}: the body does not match the document: {errs:#?}\n{value}"
+    );
+    r.status
+}
+
+/// Checks of the document's structure that parsing does not make.
+fn check_structure(doc: &Value) {
+    for r in openapi_check::all_refs(doc) {
+        openapi_check::resolve(doc, &r);
+    }
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    let mut op_ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            op_ids.push(id.to_string());
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty(), "{method} {path}: no responses");
+            for (status, r) in responses {
+                assert!(
+                    status == "default" || status.parse::<u16>().is_ok(),
+                    "{status}"
+                );
+                assert!(
+                    r["description"].is_string(),
+                    "{method} {path} {status}: no description"
+                );
+            }
+            let o = Operation {
+                path: path.clone(),
+                method: method.clone(),
+                op,
+            };
+            // Every {param} of the path is a required path parameter, and back.
+            let declared = o.params("path");
+            let in_path = path.matches('{').count();
+            assert_eq!(declared.len(), in_path, "{method} {path}: path parameters");
+            for (name, required) in declared {
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: {name}"
+                );
+                assert!(
+                    required,
+                    "{method} {path}: path parameter {name} not required"
+                );
+            }
+            for req in op
+                .get("security")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for scheme in req.as_object().unwrap().keys() {
+                    assert!(
+                        schemes.contains_key(scheme),
+                        "{method} {path}: scheme {scheme}"
+                    );
+                }
+            }
+        }
+    }
+    let n = op_ids.len();
+    op_ids.sort();
+    op_ids.dedup();
+    assert_eq!(op_ids.len(), n, "operationIds are unique");
+}
+
+#[test]
+fn openapi_document_validates_and_matches_the_server() {
+    let ctl = Ctl::start("openapi-walk");
+    let text = ctl.get("/api/v1/openapi.json").text();
+    // Structure: parses as an OpenAPI 3.1 document, plus what parsing does not check.
+    let spec = oas3::from_json(&text).expect("an OpenAPI 3.1 document");
+    spec.validate_version()
+        .expect("a supported OpenAPI version");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    check_structure(&doc);
+
+    // Real objects: a session to destroy and one whose connection is drained.
+    let doomed = ctl.trunked(2);
+    let kept = ctl.trunked(2);
+    let ids = RealIds {
+        client: doomed.clientid(),
+        session: hex(&doomed),
+        conn: ctl.conn_ids(&kept)[1],
+    };
+    let settings_before = ctl.get_json("/api/v1/settings");
+
+    let mut ops: Vec<Operation> = spec
+        .operations()
+        .map(|(path, method, _)| {
+            let method = method.as_str().to_ascii_lowercase();
+            let op = &doc["paths"][&path][&method];
+            assert!(op.is_object(), "{method} {path}");
+            Operation { path, method, op }
+        })
+        .collect();
+    assert!(!ops.is_empty());
+    ops.sort_by(|a, b| (a.rank(), &a.path).cmp(&(b.rank(), &b.path)));
+    // Every request is checked; the mismatches are reported all together at the end.
+    let (mut walked, mut mismatches) = (Vec::new(), Vec::new());
+    for o in &ops {
+        for p in probes(&ctl, &doc, o, &ids) {
+            let label = format!("{} {} ({})", o.method, p.url(), p.what);
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                send_and_check(&ctl, &doc, o, &p)
+            }));
+            match checked {
+                Ok(status) => walked.push(format!("{label}: {status}")),
+                Err(_) => mismatches.push(label),
+            }
+        }
+    }
+    println!(
+        "{} operations, {} requests:\n{}",
+        ops.len(),
+        walked.len(),
+        walked.join("\n")
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches (see the panics above): {mismatches:#?}"
+    );
+
+    // The valid changes did what they say; the PATCH with the current values changed nothing.
+    assert_eq!(ctl.get_json("/api/v1/settings"), settings_before);
+    assert_eq!(
+        ctl.get(&format!("/api/v1/sessions/{}", ids.session)).status,
+        404
+    );
+    assert!(wait_until(|| kept.connection(1).unwrap().is_closed()));
+    assert_eq!(
+        doomed.call(0, &[], false).unwrap().status,
+        status::NFS4ERR_BADSESSION
+    );
+}
+
+#[test]
+fn openapi_checker_finds_mismatches() {
+    let doc = json!({"components": {"schemas": {
+        "Inner": {"type": "object", "required": ["n"], "properties": {
+            "n": {"type": "integer", "format": "uint32", "minimum": 0},
+            "s": {"type": ["string", "null"]}}},
+        "Outer": {"allOf": [{"$ref": "#/components/schemas/Inner"},
+            {"type": "object", "required": ["list"], "properties": {
+                "list": {"type": "array", "items": {"$ref": "#/components/schemas/Inner"}}}}]},
+        "Closed": {"type": "object", "properties": {"a": {"type": "boolean"}},
+            "additionalProperties": false}
+    }}});
+    let outer = json!({"$ref": "#/components/schemas/Outer"});
+    let check = |schema: &Value, v: Value| openapi_check::check(&doc, schema, &v);
+    assert!(
+        check(
+            &outer,
+            json!({"n": 1, "s": null, "list": [{"n": 2, "s": "x"}]})
+        )
+        .is_empty()
+    );
+    assert_eq!(check(&outer, json!({"n": 1})).len(), 1, "list missing");
+    assert_eq!(
+        check(&outer, json!({"n": -1, "list": []})).len(),
+        2,
+        "minimum and format"
+    );
+    assert_eq!(check(&outer, json!({"n": 1, "list": [{"s": 3}]})).len(), 2);
+    assert_eq!(
+        check(&outer, json!({"n": 1u64 << 33, "list": []})).len(),
+        1,
+        "uint32"
+    );
+    assert_eq!(
+        check(&outer, json!({"n": 1, "list": [], "extra": 1})).len(),
+        1,
+        "undocumented"
+    );
+    assert_eq!(
+        check(&outer, json!({"n": 1, "list": [{"n": 1, "x": 0}]})).len(),
+        1
+    );
+    assert!(!check(&outer, json!([1])).is_empty());
+    let closed = json!({"$ref": "#/components/schemas/Closed"});
+    assert!(check(&closed, json!({"a": true})).is_empty());
+    assert_eq!(check(&closed, json!({"a": true, "b": 1})).len(), 1);
+    assert!(openapi_check::forbids_unknown_properties(&doc, &closed));
+    assert!(!openapi_check::forbids_unknown_properties(&doc, &outer));
+    let unknown = std::panic::catch_unwind(|| check(&json!({"patternProperties": {}}), json!({})));
+    assert!(unknown.is_err(), "an unknown keyword is not skipped");
 }
 
 #[test]
