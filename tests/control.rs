@@ -132,10 +132,11 @@ impl Ctl {
     /// A counter that is only listed once it moved (e.g. per-op counts).
     fn metric_or_zero(&self, line_prefix: &str) -> u64 {
         let text = self.get("/metrics").text();
-        text.lines()
-            .any(|l| l.starts_with(line_prefix))
-            .then(|| metric_in(&text, line_prefix))
-            .unwrap_or(0)
+        if text.lines().any(|l| l.starts_with(line_prefix)) {
+            metric_in(&text, line_prefix)
+        } else {
+            0
+        }
     }
 
     /// The session's connection ids as the API shows them, in the client's order.

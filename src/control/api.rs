@@ -33,8 +33,9 @@ pub struct PrincipalDto {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientDto {
-    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex). Unsigned 64 bits,
-    /// usually above 2^63.
+    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex): unsigned 64 bits,
+    /// the server's boot time in the upper half, so above 2^53 (beyond exact JavaScript
+    /// numbers).
     #[schema(format = "uint64")]
     pub id: u64,
     /// The client owner string, lossily as UTF-8.

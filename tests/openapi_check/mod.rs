@@ -223,10 +223,10 @@ fn declared_properties(doc: &Value, schema: &Value) -> Option<Vec<String>> {
     let obj = schema.as_object()?;
     let mut names: Option<Vec<String>> = None;
     let mut add = |more: Vec<String>| names.get_or_insert_with(Vec::new).extend(more);
-    if let Some(r) = obj.get("$ref") {
-        if let Some(more) = declared_properties(doc, resolve(doc, as_str(r))) {
-            add(more);
-        }
+    if let Some(r) = obj.get("$ref")
+        && let Some(more) = declared_properties(doc, resolve(doc, as_str(r)))
+    {
+        add(more);
     }
     if let Some(all) = obj.get("allOf") {
         for s in as_array(all) {
