@@ -285,6 +285,11 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 res.put_u32(0);
                 continue;
             }
+            op::RECLAIM_COMPLETE => {
+                d.bool()?;
+                res.put_u32(0);
+                continue;
+            }
             op::GETFH => {
                 res.put_u32(0);
                 res.put_opaque(&MOCK_FH);
