@@ -393,7 +393,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let w = opts.workload;
     let mut depth = opts.depth;
     let mut io_size = w.io_size();
-    let prep = if w.needs_session() {
+    let prep = if !matches!(w, Workload::Null | Workload::Sequence) {
         let file = w.needs_file().then(|| setup::FileSpec {
             size: if w.io_size() > 0 { opts.file_size } else { 0 },
             fill: w.io_size() > 0 && !w.is_write(),
@@ -724,6 +724,68 @@ mod tests {
             file_size: 4 << 20,
             ..BenchOptions::new(server, workload)
         }
+    }
+
+    fn args(extra: &[&str]) -> anyhow::Result<BenchOptions> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let mut v = vec!["bench"];
+        v.extend_from_slice(extra);
+        let cli = <Cli as clap::Parser>::try_parse_from(v)?;
+        BenchOptions::from_args(&cli.a)
+    }
+
+    #[test]
+    fn argument_handling() {
+        let o = args(&[]).unwrap();
+        assert_eq!(o.workload, Workload::Sequence);
+        assert_eq!((o.connections, o.sessions, o.depth), (4, 1, 8));
+        assert_eq!(o.file_size, 256 << 20);
+        assert!(o.export_path.is_empty() && !o.verify && !o.remove);
+        assert_eq!(o.cred, Credential::None);
+        let o = args(&[
+            "--workload",
+            "mixed",
+            "--server",
+            "127.0.0.1:20490",
+            "--export-path",
+            "/export/x",
+            "--verify",
+            "--auth-sys",
+            "--file-size-mib",
+            "0",
+            "--ops",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(o.workload, Workload::Mixed);
+        assert_eq!(o.server.port(), 20490);
+        assert_eq!(o.export_path, vec![b"export".to_vec(), b"x".to_vec()]);
+        assert!(o.verify && matches!(o.cred, Credential::Sys(_)));
+        assert_eq!(o.file_size, 1 << 20, "at least 1 MiB");
+        assert_eq!(o.ops, Some(10));
+        for bad in [
+            &["--connections", "0"][..],
+            &["--depth", "0"],
+            &["--duration", "0"],
+            &["--warmup", "-1"],
+            &["--ops", "0"],
+            &["--workload", "nope"],
+            &["--server", "no-such-host.invalid:1"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
+        for w in Workload::ALL {
+            assert_eq!(
+                <Workload as clap::ValueEnum>::from_str(w.name(), false).unwrap(),
+                w
+            );
+        }
+        // The mixed profile adds up to 100 %.
+        assert_eq!(MIX.iter().map(|m| m.1 as u32).sum::<u32>(), 100);
     }
 
     #[test]

@@ -436,4 +436,27 @@ mod tests {
             (false, false, Some(ErrorKey::Undecodable))
         );
     }
+
+    #[test]
+    fn finds_read_payload() {
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 1, AcceptStat::Success);
+        v.put_u32(0);
+        v.put_opaque(b"");
+        v.put_u32(3);
+        v.put_u32(op::SEQUENCE);
+        v.put_u32(0);
+        v.put_fixed(&[0; 16]);
+        for _ in 0..5 {
+            v.put_u32(0);
+        }
+        v.put_u32(op::PUTFH);
+        v.put_u32(0);
+        v.put_u32(op::READ);
+        v.put_u32(0);
+        v.put_u32(0);
+        v.put_opaque(b"hello");
+        assert_eq!(read_payload(&v), Some(&b"hello"[..]));
+        assert_eq!(read_payload(&v[..v.len() - 4]), None);
+    }
 }

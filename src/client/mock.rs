@@ -237,6 +237,8 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                     }
                 }
                 fore.maxrequests = fore.maxrequests.min(MAX_SLOTS);
+                // The mock has one session: a new one starts with fresh slots.
+                st.slots.lock().clear();
                 st.nslots
                     .store(fore.maxrequests as usize, Ordering::Relaxed);
                 callback = flags & create_session_flag::CONN_BACK_CHAN != 0
