@@ -27,7 +27,7 @@ enum Command {
     /// Run the NFS server.
     Serve(ServeArgs),
     /// Load generator against any NFSv4.1 server.
-    Bench(ringnfs::bench::BenchArgs),
+    Bench(ringnfs::bench::BenchCli),
     /// Talk to a running server's control plane (clients, sessions, drain, settings).
     Ctl(ringnfs::control::cli::CtlArgs),
 }
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
             let control_explicit = sub.value_source("control") == Some(ValueSource::CommandLine);
             merge_config(args, sub).and_then(|a| serve(a, control_explicit))
         }
-        Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
+        Command::Bench(cli) => ringnfs::bench::run_bench_cli(&cli),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
     };
     match result {

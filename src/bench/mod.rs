@@ -5,7 +5,9 @@
 //! writing in batches and parsing replies in bulk. Sequenced workloads give every
 //! in-flight request its own slot of the connection's session.
 
+pub mod compare;
 mod pattern;
+mod plot;
 mod report;
 mod setup;
 mod template;
@@ -362,6 +364,33 @@ impl BenchOptions {
             export_path: setup::path_components(&a.export_path),
             remove: a.remove,
         })
+    }
+}
+
+/// `ringnfs bench [OPTIONS]` runs one load; `ringnfs bench compare` runs the
+/// side-by-side comparison with nfs-ganesha.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCli {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub args: BenchArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Start ringnfs and nfs-ganesha side by side (installing ganesha with apt-get if
+    /// missing), run identical workloads against both, alternating, several rounds;
+    /// print the ratio table and write a Markdown report, JSON and SVG plots.
+    Compare(compare::CompareArgs),
+}
+
+/// `ringnfs bench ...`.
+pub fn run_bench_cli(cli: &BenchCli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(BenchCommand::Compare(a)) => compare::run_compare(a).map(|_| ()),
+        None => run_cli(&cli.args).map(|_| ()),
     }
 }
 
