@@ -83,7 +83,8 @@ pub struct CompareArgs {
     /// the bench wrote, on both servers).
     #[arg(long)]
     pub no_verify: bool,
-    /// CI mode: 1 round, 2 s runs, small file, two sweep points each way, one pair.
+    /// CI mode: 1 round, at most 2 s runs, 32 MiB file, one swept workload with two
+    /// points each way.
     #[arg(long)]
     pub short: bool,
     /// Do not apt-get install nfs-ganesha when it is missing.
@@ -446,8 +447,10 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
         sweeps: Vec::new(),
     };
     for (pi, &pair) in a.pairs.iter().enumerate() {
-        let rdir = out.join(format!("{}-ringnfs", pair.name()));
-        let gdir = out.join(format!("{}-ganesha", pair.name()));
+        // Exports, state and logs live in work directories removed after the pair (the
+        // logs are kept next to the report).
+        let rdir = out.join(format!(".work-{}-ringnfs", pair.name()));
+        let gdir = out.join(format!(".work-{}-ganesha", pair.name()));
         for d in [&rdir, &gdir] {
             let _ = std::fs::remove_dir_all(d);
             std::fs::create_dir_all(d)?;
@@ -524,6 +527,15 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
             }
         }
         drop(servers);
+        for (d, logs) in [
+            (&rdir, &["ringnfs.log"][..]),
+            (&gdir, &["ganesha.log", "ganesha.stderr", "ganesha.conf"][..]),
+        ] {
+            for l in logs {
+                let _ = std::fs::rename(d.join(l), out.join(format!("{}-{l}", pair.name())));
+            }
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
     std::fs::write(
         out.join("results.json"),
