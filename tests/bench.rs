@@ -112,7 +112,7 @@ fn mixed_workload_verifies_its_reads() {
     })
     .unwrap();
     check(Workload::Mixed, &r, 2000);
-    assert!(r.verified_bytes > 0 && r.verified_bytes % 4096 == 0);
+    assert!(r.verified_bytes > 0 && r.verified_bytes.is_multiple_of(4096));
     assert!(r.mib_per_sec > 0.0);
     let m = srv.state().metrics_snapshot();
     for op in ["GETATTR", "LOOKUP", "READ", "WRITE"] {

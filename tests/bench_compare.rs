@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn ganesha_present() -> bool {
-    let fsal = |n: &str| Path::new(&format!("/usr/lib/x86_64-linux-gnu/ganesha/libfsal{n}.so")).exists();
+    let fsal =
+        |n: &str| Path::new(&format!("/usr/lib/x86_64-linux-gnu/ganesha/libfsal{n}.so")).exists();
     Path::new("/usr/bin/ganesha.nfsd").exists() && fsal("vfs") && fsal("mem")
 }
 
@@ -24,7 +25,14 @@ fn short_compare_produces_report_and_plots() {
     let out = std::env::temp_dir().join(format!("ringnfs-compare-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let st = Command::new(env!("CARGO_BIN_EXE_ringnfs"))
-        .args(["bench", "compare", "--short", "--no-install", "--port", "20580"])
+        .args([
+            "bench",
+            "compare",
+            "--short",
+            "--no-install",
+            "--port",
+            "20580",
+        ])
         .arg("--out")
         .arg(&out)
         .status()
@@ -50,7 +58,10 @@ fn short_compare_produces_report_and_plots() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let runs = json["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 2 * 2 * ringnfs::bench::compare::DEFAULT_WORKLOADS.len());
+    assert_eq!(
+        runs.len(),
+        2 * 2 * ringnfs::bench::compare::DEFAULT_WORKLOADS.len()
+    );
     for r in runs {
         let rep = &r["report"];
         assert!(rep["ops"].as_u64().unwrap() > 0, "{r}");

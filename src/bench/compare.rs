@@ -79,6 +79,9 @@ pub struct CompareArgs {
     /// pair only); empty: no sweep.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Workload::Getattr, Workload::Randread])]
     pub sweep: Vec<Workload>,
+    /// No sweeps (no plots).
+    #[arg(long)]
+    pub no_sweep: bool,
     /// Do not check READ data (by default every READ is verified against the pattern
     /// the bench wrote, on both servers).
     #[arg(long)]
@@ -206,14 +209,21 @@ fn wait_listening(addr: SocketAddr, child: &mut Child, log: &Path) -> anyhow::Re
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("nothing listens on {addr} after 30 s; see {}", log.display())
+    bail!(
+        "nothing listens on {addr} after 30 s; see {}",
+        log.display()
+    )
 }
 
 fn ganesha_installed() -> bool {
     let fsal = |n: &str| {
-        ["/usr/lib/x86_64-linux-gnu/ganesha", "/usr/lib/ganesha", "/usr/lib64/ganesha"]
-            .iter()
-            .any(|d| Path::new(d).join(format!("libfsal{n}.so")).exists())
+        [
+            "/usr/lib/x86_64-linux-gnu/ganesha",
+            "/usr/lib/ganesha",
+            "/usr/lib64/ganesha",
+        ]
+        .iter()
+        .any(|d| Path::new(d).join(format!("libfsal{n}.so")).exists())
     };
     which(GANESHA_BIN).is_some() && fsal("vfs") && fsal("mem")
 }
@@ -421,6 +431,9 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
         a.file_size_mib = a.file_size_mib.min(32);
         a.sweep.truncate(1);
     }
+    if a.no_sweep {
+        a.sweep.clear();
+    }
     if a.rounds == 0 || a.workloads.is_empty() || a.pairs.is_empty() {
         bail!("--rounds, --workloads and --pairs must not be empty");
     }
@@ -529,7 +542,10 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
         drop(servers);
         for (d, logs) in [
             (&rdir, &["ringnfs.log"][..]),
-            (&gdir, &["ganesha.log", "ganesha.stderr", "ganesha.conf"][..]),
+            (
+                &gdir,
+                &["ganesha.log", "ganesha.stderr", "ganesha.conf"][..],
+            ),
         ] {
             for l in logs {
                 let _ = std::fs::rename(d.join(l), out.join(format!("{}-{l}", pair.name())));
@@ -578,12 +594,15 @@ const METRICS: [Metric; 4] = [
     ("CPU us/op", |r| r.server_cpu_us_per_op, false),
 ];
 
+/// ringnfs median, ganesha median, ratio (min, median, max).
+pub type Cell = (f64, f64, (f64, f64, f64));
+
 /// Per pair and workload: ringnfs ÷ ganesha of each metric in each round.
 pub struct Row {
     pub pair: Pair,
     pub workload: String,
     /// Per metric: (ringnfs median, ganesha median, ratio min/median/max).
-    pub cells: Vec<Option<(f64, f64, (f64, f64, f64))>>,
+    pub cells: Vec<Option<Cell>>,
     /// Errors (incl. verify mismatches) in all rounds, per server.
     pub errors: [u64; 2],
 }
@@ -614,8 +633,10 @@ pub fn rows(res: &CompareResult) -> Vec<Row> {
             let mut ratios = Vec::new();
             let (mut rv, mut gv) = (Vec::new(), Vec::new());
             for round in 0..rounds {
-                if let (Some(r), Some(g)) = (get(ServerKind::Ringnfs, round), get(ServerKind::Ganesha, round))
-                    && let (Some(x), Some(y)) = (f(r), f(g))
+                if let (Some(r), Some(g)) = (
+                    get(ServerKind::Ringnfs, round),
+                    get(ServerKind::Ganesha, round),
+                ) && let (Some(x), Some(y)) = (f(r), f(g))
                 {
                     rv.push(x);
                     gv.push(y);
@@ -669,11 +690,11 @@ pub fn ratio_table(res: &CompareResult) -> String {
     let mut s = String::new();
     s += "| pair | workload | ops/s ringnfs / ganesha | ratio | MiB/s ratio | p99 us ringnfs / ganesha | p99 ratio | CPU us/op ringnfs / ganesha | CPU ratio | errors r/g |\n";
     s += "|---|---|---|---|---|---|---|---|---|---|\n";
-    let ratio = |c: &Option<(f64, f64, (f64, f64, f64))>| match c {
+    let ratio = |c: &Option<Cell>| match c {
         Some((_, _, (lo, med, hi))) => format!("**{med:.2}×** [{lo:.2}–{hi:.2}]"),
         None => "-".into(),
     };
-    let vals = |c: &Option<(f64, f64, (f64, f64, f64))>| match c {
+    let vals = |c: &Option<Cell>| match c {
         Some((r, g, _)) => format!("{} / {}", fmt_val(*r), fmt_val(*g)),
         None => "-".into(),
     };
@@ -729,7 +750,12 @@ pub fn goals(res: &CompareResult) -> String {
             let _ = writeln!(s, "{line}");
         };
         goal("GETATTR ops/s", med(pair, "getattr", 0), 3.0, true);
-        goal("4 KiB random read IOPS", med(pair, "randread", 0), 2.0, true);
+        goal(
+            "4 KiB random read IOPS",
+            med(pair, "randread", 0),
+            2.0,
+            true,
+        );
         goal("sequential read MiB/s", med(pair, "read", 1), 1.5, true);
         goal("sequential write MiB/s", med(pair, "write", 1), 1.5, true);
         for r in rows.iter().filter(|r| r.pair == pair) {
@@ -768,7 +794,11 @@ fn markdown(res: &CompareResult, a: &CompareArgs, plots: &[PathBuf]) -> String {
         a.connections,
         a.depth,
         a.file_size_mib,
-        if a.no_verify { "not verified" } else { "verified against the written pattern" },
+        if a.no_verify {
+            "not verified"
+        } else {
+            "verified against the written pattern"
+        },
         super::MIX
             .iter()
             .map(|(k, p)| format!("{p}% {k}"))
@@ -872,9 +902,15 @@ mod tests {
         let t = ratio_table(&res);
         assert!(t.contains("**3.00×** [1.00–4.00]"), "{t}");
         let g = goals(&res);
-        assert!(g.contains("GETATTR ops/s: 3.00× (goal ≥ 3×): **met**"), "{g}");
+        assert!(
+            g.contains("GETATTR ops/s: 3.00× (goal ≥ 3×): **met**"),
+            "{g}"
+        );
         assert!(g.contains("4 KiB random read IOPS: not measured"), "{g}");
-        assert!(g.contains("getattr p99 (ringnfs ÷ ganesha): 0.50× (goal < 1×): **met**"), "{g}");
+        assert!(
+            g.contains("getattr p99 (ringnfs ÷ ganesha): 0.50× (goal < 1×): **met**"),
+            "{g}"
+        );
     }
 
     #[test]

@@ -450,7 +450,8 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     }
     let nonce: u32 = rand::random();
     // Per session: its connections (the first one created the session) and templates.
-    let mut plans: Vec<(Option<SessionInfo>, Vec<TcpStream>, Arc<Vec<Template>>)> = Vec::new();
+    type Plan = (Option<SessionInfo>, Vec<TcpStream>, Arc<Vec<Template>>);
+    let mut plans: Vec<Plan> = Vec::new();
     let mut pick = Arc::new(vec![0u8]);
     for _ in 0..opts.sessions {
         let mut streams = Vec::with_capacity(opts.connections);

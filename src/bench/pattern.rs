@@ -58,7 +58,7 @@ pub fn retarget(off: u64, buf: &mut [u8]) {
 /// Whether `data` is the pattern of the file bytes starting at `off` (block-aligned).
 #[inline]
 pub fn matches(off: u64, data: &[u8]) -> bool {
-    if off % BLOCK as u64 != 0 {
+    if !off.is_multiple_of(BLOCK as u64) {
         return false;
     }
     data.chunks(BLOCK).enumerate().all(|(i, b)| {

@@ -58,7 +58,8 @@ fn plot_one(
     } else {
         "queue depth per connection (2 connections)"
     };
-    let metrics: [(&str, &dyn Fn(&SweepPoint) -> f64); 2] = [
+    type Metric<'a> = (&'a str, &'a dyn Fn(&SweepPoint) -> f64);
+    let metrics: [Metric; 2] = [
         ("ops/s", &|p| p.report.ops_per_sec),
         ("p99 latency (us)", &|p| p.report.latency_us.p99),
     ];
