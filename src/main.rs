@@ -29,7 +29,7 @@ enum Command {
     /// Run the NFS server.
     Serve(ServeArgs),
     /// Load generator against any NFSv4.1 server.
-    Bench(ringnfs::bench::BenchArgs),
+    Bench(ringnfs::bench::BenchCli),
     /// Talk to a running server's control plane (clients, sessions, drain, settings).
     Ctl(ringnfs::control::cli::CtlArgs),
 }
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
             merge_config(args, sub).and_then(serve)
         }
-        Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
+        Command::Bench(cli) => ringnfs::bench::run_bench_cli(&cli),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
     };
     match result {

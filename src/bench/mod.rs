@@ -5,6 +5,9 @@
 //! writing in batches and parsing replies in bulk. Sequenced workloads give every
 //! in-flight request its own slot of the connection's session.
 
+pub mod compare;
+mod pattern;
+mod plot;
 mod report;
 mod setup;
 mod template;
@@ -29,15 +32,20 @@ use crate::state::stateid::Stateid;
 use worker::{IoPattern, WorkerConfig, WorkerResult, run_worker};
 
 /// What each request does. New workloads add a variant and a template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// RPC NULL procedure (no session).
     Null,
     /// COMPOUND { SEQUENCE }.
     Sequence,
-    /// COMPOUND { SEQUENCE, PUTROOTFH, GETATTR(type, change, size, fileid) }.
+    /// COMPOUND { SEQUENCE, PUTFH(export dir), GETATTR(type, change, size, fileid) }.
     Getattr,
+    /// COMPOUND { SEQUENCE, PUTFH(export dir), LOOKUP(bench file), GETFH }.
+    Lookup,
+    /// COMPOUND { SEQUENCE, PUTFH(dir), OPEN(create, unique name), CLOSE } (with
+    /// `--remove`: then PUTFH(dir), REMOVE(name) in the same COMPOUND).
+    Create,
     /// Sequential 1 MiB READs through a prepared file.
     Read,
     /// Sequential 1 MiB UNSTABLE WRITEs through a prepared file.
@@ -46,28 +54,57 @@ pub enum Workload {
     Randread,
     /// 4 KiB UNSTABLE WRITEs at random aligned offsets.
     Randwrite,
+    /// Per request, at random: 35% GETATTR, 35% LOOKUP, 20% 4 KiB READ, 10% 4 KiB
+    /// WRITE (random offsets in the prepared file); see [`MIX`].
+    Mixed,
 }
 
+/// The `mixed` profile: (request kind, percent).
+pub const MIX: [(&str, u8); 4] = [("getattr", 35), ("lookup", 35), ("read", 20), ("write", 10)];
+
 impl Workload {
+    pub const ALL: [Workload; 10] = [
+        Workload::Null,
+        Workload::Sequence,
+        Workload::Getattr,
+        Workload::Lookup,
+        Workload::Create,
+        Workload::Read,
+        Workload::Write,
+        Workload::Randread,
+        Workload::Randwrite,
+        Workload::Mixed,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::Null => "null",
             Workload::Sequence => "sequence",
             Workload::Getattr => "getattr",
+            Workload::Lookup => "lookup",
+            Workload::Create => "create",
             Workload::Read => "read",
             Workload::Write => "write",
             Workload::Randread => "randread",
             Workload::Randwrite => "randwrite",
+            Workload::Mixed => "mixed",
         }
     }
 
-    /// Bytes moved per request (0 for metadata workloads).
+    /// Bytes one READ/WRITE moves (0 for metadata workloads; 4 KiB for `mixed`).
     pub fn io_size(self) -> u64 {
         match self {
             Workload::Read | Workload::Write => 1 << 20,
-            Workload::Randread | Workload::Randwrite => 4096,
+            Workload::Randread | Workload::Randwrite | Workload::Mixed => 4096,
             _ => 0,
         }
+    }
+
+    fn random_io(self) -> bool {
+        matches!(
+            self,
+            Workload::Randread | Workload::Randwrite | Workload::Mixed
+        )
     }
 
     fn is_write(self) -> bool {
@@ -78,34 +115,104 @@ impl Workload {
         !matches!(self, Workload::Null)
     }
 
-    /// Operations after SEQUENCE; `fh` is the prepared file of I/O workloads. I/O uses
-    /// the anonymous stateid (the file is mode 0666), so no session needs an OPEN.
-    fn ops(self, fh: &[u8]) -> Vec<Op> {
-        let count = self.io_size() as u32;
-        match self {
-            Workload::Null | Workload::Sequence => Vec::new(),
-            // FATTR4_TYPE (1), CHANGE (3), SIZE (4), FILEID (20).
-            Workload::Getattr => vec![
-                Op::PutRootFh,
-                Op::GetAttr(vec![(1 << 1) | (1 << 3) | (1 << 4) | (1 << 20)]),
-            ],
-            Workload::Read | Workload::Randread => vec![
-                Op::PutFh(fh.to_vec()),
-                Op::Read {
-                    stateid: Stateid::ANONYMOUS,
-                    offset: 0,
-                    count,
+    /// Whether the workload reads or looks up the prepared file.
+    fn needs_file(self) -> bool {
+        self.io_size() > 0 || self == Workload::Lookup
+    }
+}
+
+/// What a session's templates are built from.
+struct TemplateInput<'a> {
+    prep: &'a setup::Prepared,
+    io_size: u32,
+    clientid: u64,
+    /// Unique per run: created names never collide with an earlier run's.
+    nonce: u32,
+    remove: bool,
+}
+
+/// Request kinds of a workload (operations after SEQUENCE) and the pick table: each
+/// request uses kind `pick[r % pick.len()]`. I/O uses the anonymous stateid (the file
+/// is mode 0666), so no session needs an OPEN.
+fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
+    let dir = &t.prep.dir_fh;
+    let file = &t.prep.file_fh;
+    // FATTR4_TYPE (1), CHANGE (3), SIZE (4), FILEID (20).
+    let getattr = || {
+        vec![
+            Op::PutFh(dir.clone()),
+            Op::GetAttr(vec![(1 << 1) | (1 << 3) | (1 << 4) | (1 << 20)]),
+        ]
+    };
+    let lookup = || {
+        vec![
+            Op::PutFh(dir.clone()),
+            Op::Lookup(setup::BENCH_FILE.to_vec()),
+            Op::GetFh,
+        ]
+    };
+    let read = |count: u32| {
+        vec![
+            Op::PutFh(file.clone()),
+            Op::Read {
+                stateid: Stateid::ANONYMOUS,
+                offset: 0,
+                count,
+            },
+        ]
+    };
+    let write = |count: u32| {
+        let mut data = vec![0u8; count as usize];
+        pattern::generate(0, &mut data);
+        vec![
+            Op::PutFh(file.clone()),
+            Op::Write {
+                stateid: Stateid::ANONYMOUS,
+                offset: 0,
+                stable: 0,
+                data,
+            },
+        ]
+    };
+    let one = |ops| (vec![ops], vec![0]);
+    match w {
+        Workload::Null | Workload::Sequence => one(Vec::new()),
+        Workload::Getattr => one(getattr()),
+        Workload::Lookup => one(lookup()),
+        Workload::Create => {
+            let mut name = format!("rb-{:08x}-", t.nonce).into_bytes();
+            name.extend_from_slice(template::NAME_COUNTER);
+            let mut ops = vec![
+                Op::PutFh(dir.clone()),
+                Op::Open(crate::client::OpenArgs {
+                    seqid: 0,
+                    share_access: 2,
+                    share_deny: 0,
+                    clientid: t.clientid,
+                    owner: b"ringnfs-bench-create".to_vec(),
+                    how: crate::client::OpenHow::Unchecked(crate::client::Fattr::new().mode(0o666)),
+                    claim: crate::client::OpenClaim::Null(name.clone()),
+                }),
+                Op::Close {
+                    seqid: 0,
+                    stateid: Stateid::CURRENT,
                 },
-            ],
-            Workload::Write | Workload::Randwrite => vec![
-                Op::PutFh(fh.to_vec()),
-                Op::Write {
-                    stateid: Stateid::ANONYMOUS,
-                    offset: 0,
-                    stable: 0,
-                    data: vec![0x5a; count as usize],
-                },
-            ],
+            ];
+            if t.remove {
+                ops.push(Op::PutFh(dir.clone()));
+                ops.push(Op::Remove(name));
+            }
+            one(ops)
+        }
+        Workload::Read | Workload::Randread => one(read(t.io_size)),
+        Workload::Write | Workload::Randwrite => one(write(t.io_size)),
+        Workload::Mixed => {
+            let kinds = vec![getattr(), lookup(), read(t.io_size), write(t.io_size)];
+            let mut pick = Vec::with_capacity(100);
+            for (i, (_, pct)) in MIX.iter().enumerate() {
+                pick.extend(std::iter::repeat_n(i as u8, *pct as usize));
+            }
+            (kinds, pick)
         }
     }
 }
@@ -151,6 +258,17 @@ pub struct BenchArgs {
     /// Size of the file I/O workloads use, MiB (created and filled before the run).
     #[arg(long, default_value_t = 256)]
     pub file_size_mib: u64,
+    /// Check every READ's data against the pattern the bench writes; a mismatch counts
+    /// as an error (`verify_mismatch`).
+    #[arg(long)]
+    pub verify: bool,
+    /// Directory to work in, from the root of the server's namespace (e.g. "/export" on
+    /// nfs-ganesha with `Pseudo = /export`; ringnfs exports its directory at "/").
+    #[arg(long, default_value = "/")]
+    pub export_path: String,
+    /// create: also REMOVE each created file in the same COMPOUND.
+    #[arg(long)]
+    pub remove: bool,
 }
 
 /// Everything `run` needs.
@@ -168,9 +286,45 @@ pub struct BenchOptions {
     pub cred: Credential,
     pub progress: bool,
     pub file_size: u64,
+    pub verify: bool,
+    /// LOOKUP components from the root filehandle to the export directory.
+    pub export_path: Vec<Vec<u8>>,
+    pub remove: bool,
 }
 
 impl BenchOptions {
+    /// Defaults for `workload` against `server` (what the command line gives).
+    pub fn new(server: SocketAddr, workload: Workload) -> Self {
+        BenchOptions {
+            server,
+            workload,
+            connections: 4,
+            sessions: 1,
+            depth: 8,
+            duration: Duration::from_secs(10),
+            ops: None,
+            warmup: Duration::from_secs(1),
+            server_pid: None,
+            cred: Credential::None,
+            progress: false,
+            file_size: 256 << 20,
+            verify: false,
+            export_path: Vec::new(),
+            remove: false,
+        }
+    }
+
+    /// AUTH_SYS as root (uid 0, gid 0), which nfs-ganesha's `SecType = sys` needs.
+    pub fn root_cred() -> Credential {
+        Credential::Sys(AuthSys {
+            stamp: 0,
+            machine_name: b"ringnfs-bench".to_vec(),
+            uid: 0,
+            gid: 0,
+            gids: vec![],
+        })
+    }
+
     pub fn from_args(a: &BenchArgs) -> anyhow::Result<Self> {
         let server = a
             .server
@@ -182,14 +336,14 @@ impl BenchOptions {
         if !valid || !a.warmup.is_finite() || a.warmup < 0.0 {
             bail!("--duration must be > 0 and --warmup >= 0");
         }
+        if a.connections == 0 || a.sessions == 0 || a.depth == 0 {
+            bail!("--connections, --sessions and --depth must be at least 1");
+        }
+        if a.ops == Some(0) {
+            bail!("--ops must be at least 1");
+        }
         let cred = if a.auth_sys {
-            Credential::Sys(AuthSys {
-                stamp: 0,
-                machine_name: b"ringnfs-bench".to_vec(),
-                uid: 0,
-                gid: 0,
-                gids: vec![],
-            })
+            Self::root_cred()
         } else {
             Credential::None
         };
@@ -204,9 +358,39 @@ impl BenchOptions {
             warmup: Duration::from_secs_f64(a.warmup),
             server_pid: a.server_pid,
             cred,
-            progress: !a.quiet,
+            progress: !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             file_size: a.file_size_mib.max(1) << 20,
+            verify: a.verify,
+            export_path: setup::path_components(&a.export_path),
+            remove: a.remove,
         })
+    }
+}
+
+/// `ringnfs bench [OPTIONS]` runs one load; `ringnfs bench compare` runs the
+/// side-by-side comparison with nfs-ganesha.
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCli {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub args: BenchArgs,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Start ringnfs and nfs-ganesha side by side (installing ganesha with apt-get if
+    /// missing), run identical workloads against both, alternating, several rounds;
+    /// print the ratio table and write a Markdown report, JSON and SVG plots.
+    Compare(compare::CompareArgs),
+}
+
+/// `ringnfs bench ...`.
+pub fn run_bench_cli(cli: &BenchCli) -> anyhow::Result<()> {
+    match &cli.command {
+        Some(BenchCommand::Compare(a)) => compare::run_compare(a).map(|_| ()),
+        None => run_cli(&cli.args).map(|_| ()),
     }
 }
 
@@ -235,19 +419,40 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     if opts.depth > 0xffff {
         bail!("--depth must be below 65536");
     }
+    let w = opts.workload;
     let mut depth = opts.depth;
-    let fh = if opts.workload.io_size() > 0 {
-        setup::prepare_file(
-            opts.server,
-            &opts.cred,
-            opts.file_size,
-            !opts.workload.is_write(),
-        )?
+    let mut io_size = w.io_size();
+    let prep = if !matches!(w, Workload::Null | Workload::Sequence) {
+        let file = w.needs_file().then(|| setup::FileSpec {
+            size: if w.io_size() > 0 { opts.file_size } else { 0 },
+            fill: w.io_size() > 0 && !w.is_write(),
+        });
+        setup::prepare(opts.server, &opts.cred, &opts.export_path, file)?
     } else {
-        Vec::new()
+        setup::Prepared::default()
     };
-    // Per session: its connections (the first one created the session) and template.
-    let mut plans: Vec<(Option<SessionInfo>, Vec<TcpStream>, Arc<Template>)> = Vec::new();
+    if io_size > 0 {
+        // Never assume our limits: the I/O size follows what the server granted.
+        // 1 KiB leaves room for the RPC header, credential, SEQUENCE and PUTFH.
+        let limit = u64::from(prep.max_request.min(prep.max_response)).saturating_sub(1024)
+            / pattern::BLOCK as u64
+            * pattern::BLOCK as u64;
+        if limit == 0 {
+            bail!("the server's maximum request/response size is too small");
+        }
+        if io_size > limit {
+            tracing::warn!(io_size, limit, "server limits I/O size: lowering it");
+            io_size = limit;
+        }
+        if opts.file_size < io_size {
+            bail!("--file-size-mib is smaller than one I/O");
+        }
+    }
+    let nonce: u32 = rand::random();
+    // Per session: its connections (the first one created the session) and templates.
+    type Plan = (Option<SessionInfo>, Vec<TcpStream>, Arc<Vec<Template>>);
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut pick = Arc::new(vec![0u8]);
     for _ in 0..opts.sessions {
         let mut streams = Vec::with_capacity(opts.connections);
         for _ in 0..opts.connections {
@@ -256,7 +461,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
             s.set_nodelay(true)?;
             streams.push(s);
         }
-        if opts.workload.needs_session() {
+        if w.needs_session() {
             let want = (opts.connections * depth) as u32;
             let (clientid, cs) = setup::create_session(&mut streams[0], &opts.cred, want)?;
             let got = cs.fore.maxrequests as usize;
@@ -276,17 +481,48 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
                 depth = depth.min(d);
             }
             let highest = (got.max(1) - 1) as u32;
-            let t = Template::sequenced(&opts.cred, cs.sessionid, highest, &opts.workload.ops(&fh));
+            let (kinds, p) = workload_ops(
+                w,
+                &TemplateInput {
+                    prep: &prep,
+                    io_size: io_size as u32,
+                    clientid,
+                    nonce,
+                    remove: opts.remove,
+                },
+            );
+            let mut tmpls = Vec::with_capacity(kinds.len());
+            for ops in &kinds {
+                if ops.len() + 1 > cs.fore.maxoperations as usize {
+                    bail!(
+                        "{} needs {} operations per COMPOUND; the server allows {}",
+                        w.name(),
+                        ops.len() + 1,
+                        cs.fore.maxoperations
+                    );
+                }
+                let t = Template::sequenced(&opts.cred, cs.sessionid, highest, ops);
+                if t.bytes.len() - 4 > cs.fore.maxrequestsize as usize {
+                    bail!(
+                        "a {} request is {} bytes; the server accepts {}",
+                        w.name(),
+                        t.bytes.len() - 4,
+                        cs.fore.maxrequestsize
+                    );
+                }
+                tmpls.push(t);
+            }
+            pick = Arc::new(p);
             plans.push((
                 Some(SessionInfo {
                     clientid,
                     sessionid: cs.sessionid,
                 }),
                 streams,
-                Arc::new(t),
+                Arc::new(tmpls),
             ));
         } else {
-            plans.push((None, streams, Arc::new(Template::null(&opts.cred))));
+            plans.push((None, streams, Arc::new(vec![Template::null(&opts.cred)])));
         }
     }
 
@@ -302,36 +538,43 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let mut progress = Vec::new();
     let mut handles = Vec::new();
     let mut infos = Vec::new();
-    for (si, (info, streams, tmpl)) in plans.into_iter().enumerate() {
+    for (si, (info, streams, tmpls)) in plans.into_iter().enumerate() {
         infos.push(info);
         for (ci, s) in streams.into_iter().enumerate() {
             let p = Arc::new(AtomicU64::new(0));
             progress.push(p.clone());
             let worker = si * opts.connections + ci;
-            let io = (opts.workload.io_size() > 0).then(|| IoPattern {
-                file_size: opts.file_size,
-                io_size: opts.workload.io_size(),
-                random: matches!(opts.workload, Workload::Randread | Workload::Randwrite),
+            let io = (io_size > 0).then(|| {
+                let random = w.random_io();
                 // Spread sequential streams over the file; seed random ones apart.
-                start: (opts.file_size / nworkers as u64 * worker as u64) / opts.workload.io_size()
-                    * opts.workload.io_size()
-                    + worker as u64 * 0x9e37_79b9,
+                let mut start = if random {
+                    worker as u64 * 0x9e37_79b9 + 1
+                } else {
+                    opts.file_size / nworkers as u64 * worker as u64
+                };
+                if !random {
+                    start %= opts.file_size.max(io_size);
+                    start -= start % io_size;
+                }
+                IoPattern {
+                    file_size: opts.file_size,
+                    io_size,
+                    random,
+                    start,
+                }
             });
             let cfg = WorkerConfig {
-                template: tmpl.clone(),
-                io: io.map(|mut p| {
-                    if !p.random {
-                        p.start %= p.file_size.max(p.io_size);
-                        p.start -= p.start % p.io_size;
-                    }
-                    p
-                }),
+                templates: tmpls.clone(),
+                pick: pick.clone(),
+                verify: opts.verify,
+                name_base: (worker as u64) << 40,
+                io,
                 depth,
                 slot_base: (ci * depth) as u32,
                 first_seqid: 1,
                 measure_start,
                 measure_end,
-                quota: quota(si * opts.connections + ci),
+                quota: quota(worker),
                 progress: p,
                 stop: stop.clone(),
             };
@@ -347,8 +590,30 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
     let pid = opts.server_pid.map(|p| p.to_string());
     let mut cpu_start = None;
     let mut last = (Instant::now(), 0u64);
+    let bar = opts.progress.then(|| {
+        let b = match measure_end {
+            Some(_) => {
+                indicatif::ProgressBar::new((opts.warmup + opts.duration).as_millis() as u64)
+            }
+            None => indicatif::ProgressBar::new(opts.ops.unwrap_or(0)),
+        };
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {msg}",
+            )
+            .expect("progress template"),
+        );
+        b.set_prefix(w.name());
+        b
+    });
     while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(50));
+        let now = Instant::now();
+        let nap = if cpu_start.is_none() && now < measure_start {
+            (measure_start - now).min(Duration::from_millis(50))
+        } else {
+            Duration::from_millis(50)
+        };
+        std::thread::sleep(nap);
         let now = Instant::now();
         if cpu_start.is_none() && now >= measure_start {
             cpu_start = Some((
@@ -356,20 +621,26 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
                 process_cpu_us("self"),
             ));
         }
-        if opts.progress && now.duration_since(last.0) >= Duration::from_secs(1) {
+        if let Some(b) = &bar
+            && now.duration_since(last.0) >= Duration::from_millis(500)
+        {
             let total: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
             let rate = (total - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
             let phase = if now < measure_start {
-                "warmup"
+                "warm-up"
             } else {
-                "measure"
+                "measuring"
             };
-            eprintln!(
-                "[{:5.1}s {phase}] {rate:.0} ops/s",
-                now.duration_since(start).as_secs_f64()
-            );
+            b.set_message(format!("{phase} {rate:.0} ops/s"));
+            match measure_end {
+                Some(_) => b.set_position(now.duration_since(start).as_millis() as u64),
+                None => b.set_position(total),
+            }
             last = (now, total);
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     let cpu_end = (
         pid.as_deref().and_then(process_cpu_us),
@@ -386,12 +657,16 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut ops = 0;
+    let mut bytes = 0;
+    let mut verified_bytes = 0;
     let mut errors = BTreeMap::new();
     let mut failures = Vec::new();
     let mut last_completion = None;
     for r in &results {
         hist.add(&r.hist)?;
         ops += r.ops;
+        bytes += r.bytes;
+        verified_bytes += r.verified_bytes;
         for (k, v) in &r.errors {
             *errors.entry(k.to_string()).or_insert(0) += v;
         }
@@ -439,7 +714,7 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         0.0
     };
     Ok(BenchReport {
-        workload: opts.workload.name().to_string(),
+        workload: w.name().to_string(),
         server: opts.server.to_string(),
         sessions: opts.sessions,
         connections_per_session: opts.connections,
@@ -447,7 +722,14 @@ pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
         elapsed_s: elapsed,
         ops,
         ops_per_sec,
-        mib_per_sec: ops_per_sec * opts.workload.io_size() as f64 / (1 << 20) as f64,
+        mib_per_sec: if elapsed > 0.0 {
+            bytes as f64 / elapsed / (1 << 20) as f64
+        } else {
+            0.0
+        },
+        io_size,
+        verify: opts.verify,
+        verified_bytes,
         latency_us: Latency::from_hist(&hist),
         errors,
         error_total,
@@ -464,19 +746,76 @@ mod tests {
 
     fn opts(server: SocketAddr, workload: Workload) -> BenchOptions {
         BenchOptions {
-            server,
-            workload,
             connections: 2,
-            sessions: 1,
             depth: 4,
             duration: Duration::from_millis(300),
-            ops: None,
             warmup: Duration::from_millis(100),
             server_pid: Some(std::process::id()),
-            cred: Credential::None,
-            progress: false,
             file_size: 4 << 20,
+            ..BenchOptions::new(server, workload)
         }
+    }
+
+    fn args(extra: &[&str]) -> anyhow::Result<BenchOptions> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: BenchArgs,
+        }
+        let mut v = vec!["bench"];
+        v.extend_from_slice(extra);
+        let cli = <Cli as clap::Parser>::try_parse_from(v)?;
+        BenchOptions::from_args(&cli.a)
+    }
+
+    #[test]
+    fn argument_handling() {
+        let o = args(&[]).unwrap();
+        assert_eq!(o.workload, Workload::Sequence);
+        assert_eq!((o.connections, o.sessions, o.depth), (4, 1, 8));
+        assert_eq!(o.file_size, 256 << 20);
+        assert!(o.export_path.is_empty() && !o.verify && !o.remove);
+        assert_eq!(o.cred, Credential::None);
+        let o = args(&[
+            "--workload",
+            "mixed",
+            "--server",
+            "127.0.0.1:20490",
+            "--export-path",
+            "/export/x",
+            "--verify",
+            "--auth-sys",
+            "--file-size-mib",
+            "0",
+            "--ops",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(o.workload, Workload::Mixed);
+        assert_eq!(o.server.port(), 20490);
+        assert_eq!(o.export_path, vec![b"export".to_vec(), b"x".to_vec()]);
+        assert!(o.verify && matches!(o.cred, Credential::Sys(_)));
+        assert_eq!(o.file_size, 1 << 20, "at least 1 MiB");
+        assert_eq!(o.ops, Some(10));
+        for bad in [
+            &["--connections", "0"][..],
+            &["--depth", "0"],
+            &["--duration", "0"],
+            &["--warmup", "-1"],
+            &["--ops", "0"],
+            &["--workload", "nope"],
+            &["--server", "no-such-host.invalid:1"],
+        ] {
+            assert!(args(bad).is_err(), "{bad:?}");
+        }
+        for w in Workload::ALL {
+            assert_eq!(
+                <Workload as clap::ValueEnum>::from_str(w.name(), false).unwrap(),
+                w
+            );
+        }
+        // The mixed profile adds up to 100 %.
+        assert_eq!(MIX.iter().map(|m| m.1 as u32).sum::<u32>(), 100);
     }
 
     #[test]
@@ -520,7 +859,7 @@ mod tests {
         assert_eq!(r.depth, 64);
         // The mock does not implement GETATTR: every op fails with OP_ILLEGAL.
         assert!(r.ops > 0);
-        assert_eq!(r.errors.get("nfs:10044").copied(), Some(r.ops));
+        assert_eq!(r.errors.get("NFS4ERR_OP_ILLEGAL").copied(), Some(r.ops));
     }
 }
 
@@ -602,18 +941,9 @@ mod perf {
     fn generator_throughput() {
         let addr = blast_server();
         let r = run(BenchOptions {
-            server: addr,
-            workload: Workload::Null,
-            connections: 4,
-            sessions: 1,
-            depth: 8,
             duration: Duration::from_secs(3),
-            ops: None,
             warmup: Duration::from_millis(500),
-            server_pid: None,
-            cred: Credential::None,
-            progress: false,
-            file_size: 4 << 20,
+            ..BenchOptions::new(addr, Workload::Null)
         })
         .unwrap();
         print!("{}", r.summary());
@@ -626,7 +956,10 @@ mod perf {
                 let s = TcpStream::connect(addr).unwrap();
                 s.set_nodelay(true).unwrap();
                 let cfg = WorkerConfig {
-                    template: tmpl.clone(),
+                    templates: Arc::new(vec![(*tmpl).clone()]),
+                    pick: Arc::new(vec![0]),
+                    verify: false,
+                    name_base: 0,
                     io: None,
                     depth: 8,
                     slot_base: c * 8,

@@ -47,6 +47,12 @@ pub struct BenchReport {
     pub ops_per_sec: f64,
     /// Data moved per second (READ/WRITE workloads), MiB/s.
     pub mib_per_sec: f64,
+    /// Bytes per READ/WRITE (after the server's limits; 0 for metadata workloads).
+    pub io_size: u64,
+    /// READ data was checked against the written pattern.
+    pub verify: bool,
+    /// READ bytes that matched the pattern (mismatches are errors `verify_mismatch`).
+    pub verified_bytes: u64,
     pub latency_us: Latency,
     pub errors: BTreeMap<String, u64>,
     pub error_total: u64,
@@ -68,7 +74,18 @@ impl BenchReport {
             self.ops, self.elapsed_s, self.ops_per_sec
         );
         if self.mib_per_sec > 0.0 {
-            s += &format!("throughput {:.1} MiB/s\n", self.mib_per_sec);
+            s += &format!(
+                "throughput {:.1} MiB/s ({} KiB I/O)\n",
+                self.mib_per_sec,
+                self.io_size / 1024
+            );
+        }
+        if self.verify && (self.verified_bytes > 0 || self.errors.contains_key("verify_mismatch")) {
+            s += &format!(
+                "verified {:.1} MiB of READ data, {} mismatch(es)\n",
+                self.verified_bytes as f64 / (1 << 20) as f64,
+                self.errors.get("verify_mismatch").copied().unwrap_or(0)
+            );
         }
         let l = &self.latency_us;
         s += &format!(
@@ -82,7 +99,12 @@ impl BenchReport {
             s += &format!("client CPU {c:.2} us/op\n");
         }
         if self.error_total > 0 {
-            s += &format!("errors: {} {:?}\n", self.error_total, self.errors);
+            let by: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s += &format!("errors: {} ({})\n", self.error_total, by.join(", "));
         }
         for f in &self.connection_failures {
             s += &format!("connection failure: {f}\n");

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::pattern;
 use super::template::Template;
 use crate::client::DefaultCallbackHandler;
 use crate::client::callback::answer_call;
@@ -28,22 +29,34 @@ pub enum ErrorKey {
     RpcDenied,
     Undecodable,
     UnexpectedXid,
+    /// A READ returned bytes other than the pattern the bench wrote (`--verify`).
+    VerifyMismatch,
 }
 
 impl std::fmt::Display for ErrorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ErrorKey::Nfs(s) => write!(f, "nfs:{s}"),
+            ErrorKey::Nfs(s) => match crate::nfs4::consts::status_name(*s) {
+                Some(n) => f.write_str(n),
+                None => write!(f, "nfs:{s}"),
+            },
             ErrorKey::RpcAccept(s) => write!(f, "rpc_accept:{s}"),
             ErrorKey::RpcDenied => write!(f, "rpc_denied"),
             ErrorKey::Undecodable => write!(f, "undecodable"),
             ErrorKey::UnexpectedXid => write!(f, "unexpected_xid"),
+            ErrorKey::VerifyMismatch => write!(f, "verify_mismatch"),
         }
     }
 }
 
 pub struct WorkerConfig {
-    pub template: Arc<Template>,
+    /// Request kinds; each request uses `templates[pick[r % pick.len()]]` for a random r.
+    pub templates: Arc<Vec<Template>>,
+    pub pick: Arc<Vec<u8>>,
+    /// Check READ data against the pattern.
+    pub verify: bool,
+    /// First value of the per-request file name counter (create workload).
+    pub name_base: u64,
     /// Offsets for READ/WRITE workloads.
     pub io: Option<IoPattern>,
     pub depth: usize,
@@ -64,6 +77,11 @@ pub struct WorkerConfig {
 pub struct WorkerResult {
     pub hist: Histogram<u64>,
     pub ops: u64,
+    /// Bytes read (as returned) and written (as sent) in the measured window.
+    pub bytes: u64,
+    /// Bytes of READ data checked against the pattern (all of it matched or counted
+    /// as a `VerifyMismatch`).
+    pub verified_bytes: u64,
     pub errors: HashMap<ErrorKey, u64>,
     pub last_completion: Option<Instant>,
     pub stream: TcpStream,
@@ -101,6 +119,35 @@ fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
         }
     };
     inner().unwrap_or((false, false, Some(ErrorKey::Undecodable)))
+}
+
+/// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
+#[inline]
+fn read_payload(rec: &[u8]) -> Option<&[u8]> {
+    let w = |at: usize| -> Option<u32> {
+        rec.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut p = 20 + pad4(w(16)? as usize);
+    p += 4; // accept_stat
+    if w(p)? != 0 {
+        return None;
+    }
+    p += 8 + pad4(w(p + 4)? as usize); // status, tag
+    if w(p)? != 3 {
+        return None;
+    }
+    p += 4;
+    // SEQUENCE: opnum, status, sessionid, 5 words.
+    p += 8 + 16 + 20;
+    // PUTFH: opnum, status.
+    p += 8;
+    if w(p)? != op::READ || w(p + 4)? != 0 {
+        return None;
+    }
+    // eof, then the data's length.
+    let len = w(p + 12)? as usize;
+    rec.get(p + 16..p + 16 + len)
 }
 
 /// Where READ/WRITE requests go: sequential through the file from a per-worker start, or
@@ -149,34 +196,68 @@ impl Offsets {
 
 pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     let depth = cfg.depth;
-    let compound = cfg.template.compound;
+    let templates = &cfg.templates[..];
+    let compound = templates[0].compound;
+    let max_len = templates.iter().map(|t| t.bytes.len()).max().unwrap_or(0);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
     let mut errors: HashMap<ErrorKey, u64> = HashMap::new();
     let handler = DefaultCallbackHandler::default();
     let mut seqids = vec![cfg.first_seqid; depth];
+    if cfg.slot_base == 0 && compound {
+        seqids[0] = super::setup::SLOT0_FIRST_SEQID;
+    }
     let mut gens = vec![1u32; depth];
     let mut sent = vec![Instant::now(); depth];
     let mut inflight = vec![false; depth];
+    // Per in-flight request: its template and I/O offset.
+    let mut kinds = vec![0usize; depth];
+    let mut offs = vec![0u64; depth];
     let mut n_inflight = 0usize;
     let mut ops = 0u64;
+    let mut bytes = 0u64;
+    let mut verified_bytes = 0u64;
     let mut total = 0u64;
     let mut last_completion = None;
     let mut failure = None;
-    let mut out = Vec::with_capacity(depth * cfg.template.bytes.len() + 4096);
+    let mut out = Vec::with_capacity(depth * max_len + 4096);
     let mut buf = vec![0u8; 256 * 1024];
-    let mut asm = RecordAssembler::new(4 << 20);
+    let mut asm = RecordAssembler::new(64 << 20);
 
     let mut offsets = Offsets::new(cfg.io);
+    let mut counter = cfg.name_base;
+    // Picks request kinds for mixed workloads (xorshift64, seeded per worker).
+    let mut rng = cfg.name_base | 0x2545_f491_4f6c_dd1d;
+    let mut choose = || -> usize {
+        if cfg.pick.len() == 1 {
+            return cfg.pick[0] as usize;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        cfg.pick[(rng % cfg.pick.len() as u64) as usize] as usize
+    };
+    let mut emit = |out: &mut Vec<u8>,
+                    i: usize,
+                    xid: u32,
+                    seqid: u32,
+                    kinds: &mut [usize],
+                    offs: &mut [u64]| {
+        let k = choose();
+        let t = &templates[k];
+        let off = if t.io_offset.is_some() {
+            offsets.next()
+        } else {
+            0
+        };
+        counter += 1;
+        t.emit(out, xid, cfg.slot_base + i as u32, seqid, off, counter);
+        kinds[i] = k;
+        offs[i] = off;
+    };
     let now = Instant::now();
     for i in 0..depth {
         let xid = (gens[i] << 16) | i as u32;
-        cfg.template.emit(
-            &mut out,
-            xid,
-            cfg.slot_base + i as u32,
-            seqids[i],
-            offsets.next(),
-        );
+        emit(&mut out, i, xid, seqids[i], &mut kinds, &mut offs);
         sent[i] = now;
         inflight[i] = true;
         n_inflight += 1;
@@ -228,12 +309,36 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
             inflight[idx] = false;
             n_inflight -= 1;
             total += 1;
-            let (ok, seq_ok, err) = parse_reply(rec, compound);
+            let (mut ok, seq_ok, mut err) = parse_reply(rec, compound);
             if seq_ok {
                 seqids[idx] = seqids[idx].wrapping_add(1);
             }
+            let t = &templates[kinds[idx]];
+            let mut moved = 0u64;
+            if ok && t.read_count > 0 {
+                match read_payload(rec) {
+                    Some(d) => {
+                        moved = d.len() as u64;
+                        if cfg.verify {
+                            if d.is_empty() || !pattern::matches(offs[idx], d) {
+                                ok = false;
+                                err = Some(ErrorKey::VerifyMismatch);
+                            } else if in_window {
+                                verified_bytes += moved;
+                            }
+                        }
+                    }
+                    None => {
+                        ok = false;
+                        err = Some(ErrorKey::Undecodable);
+                    }
+                }
+            } else if ok && let Some((_, n)) = t.data {
+                moved = n as u64;
+            }
             if in_window {
                 ops += 1;
+                bytes += moved;
                 last_completion = Some(now);
                 let _ = hist.record(now.duration_since(sent[idx]).as_nanos().max(1) as u64);
                 if !ok && let Some(k) = err {
@@ -253,12 +358,13 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
                     gens[idx] + 1
                 };
                 gens[idx] = g;
-                cfg.template.emit(
+                emit(
                     &mut out,
+                    idx,
                     (g << 16) | idx as u32,
-                    cfg.slot_base + idx as u32,
                     seqids[idx],
-                    offsets.next(),
+                    &mut kinds,
+                    &mut offs,
                 );
                 sent[idx] = now;
                 inflight[idx] = true;
@@ -282,6 +388,8 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     WorkerResult {
         hist,
         ops,
+        bytes,
+        verified_bytes,
         errors,
         last_completion,
         stream,
@@ -327,5 +435,28 @@ mod tests {
             parse_reply(&v[..10], true),
             (false, false, Some(ErrorKey::Undecodable))
         );
+    }
+
+    #[test]
+    fn finds_read_payload() {
+        let mut v = Vec::new();
+        encode_accepted(&mut v, 1, AcceptStat::Success);
+        v.put_u32(0);
+        v.put_opaque(b"");
+        v.put_u32(3);
+        v.put_u32(op::SEQUENCE);
+        v.put_u32(0);
+        v.put_fixed(&[0; 16]);
+        for _ in 0..5 {
+            v.put_u32(0);
+        }
+        v.put_u32(op::PUTFH);
+        v.put_u32(0);
+        v.put_u32(op::READ);
+        v.put_u32(0);
+        v.put_u32(0);
+        v.put_opaque(b"hello");
+        assert_eq!(read_payload(&v), Some(&b"hello"[..]));
+        assert_eq!(read_payload(&v[..v.len() - 4]), None);
     }
 }

@@ -242,6 +242,8 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 // A new session (always MOCK_SESSION): a fresh slot table.
                 st.slots.lock().clear();
                 fore.maxrequests = fore.maxrequests.min(MAX_SLOTS);
+                // The mock has one session: a new one starts with fresh slots.
+                st.slots.lock().clear();
                 st.nslots
                     .store(fore.maxrequests as usize, Ordering::Relaxed);
                 callback = flags & create_session_flag::CONN_BACK_CHAN != 0
@@ -287,6 +289,11 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 continue;
             }
             op::PUTROOTFH => {
+                res.put_u32(0);
+                continue;
+            }
+            op::RECLAIM_COMPLETE => {
+                d.bool()?;
                 res.put_u32(0);
                 continue;
             }
