@@ -157,18 +157,21 @@ impl FileData {
         if end == offset {
             return false;
         }
-        let base = buf.len();
-        buf.resize(base + (end - offset) as usize, 0);
-        let out = &mut buf[base..];
+        // Append chunk by chunk (zeros only for holes): no zero-fill of the whole range
+        // before copying over it.
+        buf.reserve((end - offset) as usize);
+        let mut at = offset;
         for (&idx, chunk) in self.chunks.range(offset / CHUNK..=(end - 1) / CHUNK) {
             let cstart = idx * CHUNK;
-            let lo = cstart.max(offset);
+            let lo = cstart.max(at);
             let hi = (cstart + chunk.len() as u64).min(end);
             if lo < hi {
-                out[(lo - offset) as usize..(hi - offset) as usize]
-                    .copy_from_slice(&chunk[(lo - cstart) as usize..(hi - cstart) as usize]);
+                buf.resize(buf.len() + (lo - at) as usize, 0);
+                buf.extend_from_slice(&chunk[(lo - cstart) as usize..(hi - cstart) as usize]);
+                at = hi;
             }
         }
+        buf.resize(buf.len() + (end - at) as usize, 0);
         end >= size
     }
 

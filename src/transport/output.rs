@@ -1,13 +1,52 @@
 //! Per-connection output: replies accumulate in `pending` while at most one send is in
-//! flight from `inflight`; when it completes the two buffers are swapped, so several
+//! flight from `inflight`; when it completes the next buffer goes out, so several small
 //! replies go out in one send and steady state allocates nothing.
+//!
+//! Once `pending` holds `SEAL_AT` bytes it is sealed (queued whole) and the next reply
+//! starts a new buffer: pipelined 1 MiB READ replies then never make one buffer grow by
+//! doubling (which copied every byte again and faulted in fresh pages each time). Large
+//! buffers, once sent, go to a small per-worker pool instead of back to the allocator.
 
 use crate::rpc::record::mark;
 
 /// Largest record a single mark can describe.
 const MAX_MARKED: usize = 0x7fff_ffff;
-/// Buffers that grew beyond this (a large reply) are released after use.
+/// Buffers that grew beyond this (a large reply) are not kept by their connection:
+/// they go to the worker's pool (or are released).
 const KEEP_CAPACITY: usize = 256 * 1024;
+/// `pending` is sealed once it holds this many bytes.
+const SEAL_AT: usize = 64 * 1024;
+/// The worker's pool keeps at most this many large buffers, each at most `POOL_MAX_CAP`.
+const POOL_BUFFERS: usize = 8;
+const POOL_MAX_CAP: usize = 4 << 20;
+
+thread_local! {
+    /// Large output buffers of this worker's connections, ready for reuse. Per thread
+    /// because each worker owns its connections; no lock, no sharing.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Give a sent buffer back: small ones stay with the connection (returned), large ones
+/// go to the pool (or the allocator, if the pool is full or the buffer huge).
+fn recycle(mut buf: Vec<u8>) -> Vec<u8> {
+    buf.clear();
+    if buf.capacity() <= KEEP_CAPACITY {
+        return buf;
+    }
+    if buf.capacity() <= POOL_MAX_CAP {
+        POOL.with_borrow_mut(|p| {
+            if p.len() < POOL_BUFFERS {
+                p.push(buf);
+            }
+        });
+    }
+    Vec::new()
+}
+
+/// A buffer for a new `pending`: a pooled large one if there is one.
+fn fresh() -> Vec<u8> {
+    POOL.with_borrow_mut(|p| p.pop()).unwrap_or_default()
+}
 /// Largest single send request.
 const MAX_SEND: usize = 1 << 30;
 
@@ -23,6 +62,10 @@ pub enum ReplyError {
 #[derive(Debug, Default)]
 pub struct OutQueue {
     pending: Vec<u8>,
+    /// Full buffers waiting to be sent, oldest first (all before `pending`).
+    sealed: std::collections::VecDeque<Vec<u8>>,
+    /// Bytes in `sealed`.
+    sealed_bytes: usize,
     inflight: Vec<u8>,
     /// Bytes of `inflight` already sent.
     sent: usize,
@@ -52,6 +95,7 @@ impl OutQueue {
             return Err(ReplyError::TooLarge(len));
         } else {
             self.pending[start..start + 4].copy_from_slice(&mark(len));
+            self.seal_if_full();
         }
         Ok(len)
     }
@@ -64,13 +108,22 @@ impl OutQueue {
         if !record.is_empty() {
             self.pending.extend_from_slice(&mark(record.len()));
             self.pending.extend_from_slice(record);
+            self.seal_if_full();
         }
         Ok(())
     }
 
+    fn seal_if_full(&mut self) {
+        if self.pending.len() >= SEAL_AT {
+            let full = std::mem::replace(&mut self.pending, fresh());
+            self.sealed_bytes += full.len();
+            self.sealed.push_back(full);
+        }
+    }
+
     /// Bytes queued and not yet sent.
     pub fn backlog(&self) -> usize {
-        self.pending.len() + (self.inflight.len() - self.sent)
+        self.pending.len() + self.sealed_bytes + (self.inflight.len() - self.sent)
     }
 
     pub fn busy(&self) -> bool {
@@ -79,18 +132,31 @@ impl OutQueue {
 
     /// Nothing pending and nothing in flight.
     pub fn is_idle(&self) -> bool {
-        !self.busy && self.pending.is_empty()
+        !self.busy && self.pending.is_empty() && self.sealed.is_empty()
     }
 
-    /// If no send is in flight and bytes are pending, move them in flight and return
-    /// the bytes to send. The slice's memory stays put until [`sent`](OutQueue::sent)
-    /// reports completion (nothing touches `inflight` while busy).
+    /// If no send is in flight and bytes are waiting, move the oldest buffer in flight
+    /// and return the bytes to send. The slice's memory stays put until
+    /// [`sent`](OutQueue::sent) reports completion (nothing touches `inflight` while busy).
     pub fn start(&mut self) -> Option<&[u8]> {
-        if self.busy || self.pending.is_empty() {
+        if self.busy {
             return None;
         }
-        std::mem::swap(&mut self.pending, &mut self.inflight);
-        self.pending.clear();
+        // `inflight` is empty here (`sent` cleared or recycled it).
+        let next = if let Some(b) = self.sealed.pop_front() {
+            self.sealed_bytes -= b.len();
+            b
+        } else if !self.pending.is_empty() {
+            // Swap: the empty in-flight buffer becomes the new `pending`.
+            let spare = std::mem::take(&mut self.inflight);
+            std::mem::replace(&mut self.pending, spare)
+        } else {
+            return None;
+        };
+        let old = std::mem::replace(&mut self.inflight, next);
+        if self.pending.capacity() == 0 {
+            self.pending = old;
+        }
         self.sent = 0;
         self.busy = true;
         Some(self.remaining())
@@ -111,11 +177,7 @@ impl OutQueue {
         }
         self.busy = false;
         self.sent = 0;
-        if self.inflight.capacity() > KEEP_CAPACITY {
-            self.inflight = Vec::new();
-        } else {
-            self.inflight.clear();
-        }
+        self.inflight = recycle(std::mem::take(&mut self.inflight));
         false
     }
 
@@ -124,6 +186,8 @@ impl OutQueue {
     /// or [`sent`](OutQueue::sent) reports its send finished.
     pub fn abort(&mut self) {
         self.pending = Vec::new();
+        self.sealed.clear();
+        self.sealed_bytes = 0;
         if !self.busy {
             self.inflight = Vec::new();
         }
@@ -201,6 +265,35 @@ mod tests {
         q.start().unwrap();
         assert!(!q.sent(KEEP_CAPACITY + 5));
         assert_eq!(q.inflight.capacity(), 0);
+    }
+
+    #[test]
+    fn large_replies_get_their_own_buffers_in_order_and_buffers_are_pooled() {
+        let mut q = OutQueue::default();
+        let big = |b: u8| vec![b; KEEP_CAPACITY + 1];
+        reply(&mut q, b"s1").unwrap();
+        reply(&mut q, &big(1)).unwrap();
+        reply(&mut q, &big(2)).unwrap();
+        reply(&mut q, b"s2").unwrap();
+        assert_eq!(q.sealed.len(), 2, "each large reply sealed its buffer");
+        assert_eq!(q.backlog(), 4 * 4 + 2 + 2 + 2 * (KEEP_CAPACITY + 1));
+        let mut out = Vec::new();
+        while let Some(b) = q.start() {
+            let n = b.len();
+            out.extend_from_slice(b);
+            assert!(!q.sent(n));
+        }
+        let mut want = crate::rpc::record::frame(b"s1");
+        want.extend(crate::rpc::record::frame(&big(1)));
+        want.extend(crate::rpc::record::frame(&big(2)));
+        want.extend(crate::rpc::record::frame(b"s2"));
+        assert_eq!(out, want);
+        assert!(q.is_idle());
+        // The sent large buffers wait in the worker's pool; a new large reply reuses one.
+        let pooled = POOL.with_borrow(|p| p.len());
+        assert!(pooled >= 1);
+        reply(&mut q, &big(3)).unwrap();
+        assert_eq!(POOL.with_borrow(|p| p.len()), pooled - 1);
     }
 
     #[test]
