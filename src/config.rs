@@ -13,6 +13,7 @@
 //! allow = ["127.0.0.0/8", "10.0.0.0/8"]
 //! max_connections_per_session = 16
 //! exclusive_binding = false
+//! over_limit = "serve"       # or "delay": SEQUENCE on a connection over the limit
 //! lease_time = 90
 //! max_slots = 64
 //! state_dir = "ringnfs-state"
@@ -40,6 +41,7 @@ pub struct FileConfig {
     pub allow: Option<Vec<ipnet::IpNet>>,
     pub max_connections_per_session: Option<u32>,
     pub exclusive_binding: Option<bool>,
+    pub over_limit: Option<crate::state::settings::OverLimit>,
     pub lease_time: Option<u32>,
     pub max_slots: Option<u32>,
     pub state_dir: Option<PathBuf>,

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
+use ringnfs::state::settings::OverLimit;
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +69,11 @@ struct ServeArgs {
     /// Binding a connection to a session unbinds it from its other sessions (pre-RFC 8881).
     #[arg(long)]
     exclusive_binding: bool,
+    /// A SEQUENCE on a connection its session has no room for (over
+    /// --max-connections-per-session): `serve` runs it without binding the connection,
+    /// `delay` answers NFS4ERR_DELAY. The bind is refused either way.
+    #[arg(long, value_enum, default_value_t = OverLimit::Serve)]
+    over_limit: OverLimit,
     /// Lease time in seconds.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3600))]
     lease_time: u32,
@@ -183,6 +189,7 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     take!(anon_gid, "anon_gid");
     take!(allow, "allow");
     take!(exclusive_binding, "exclusive_binding");
+    take!(over_limit, "over_limit");
     take!(state_dir, "state_dir");
     if let Some(p) = f.pin
         && from_file("no_pin")
@@ -242,6 +249,7 @@ fn serve(args: ServeArgs, control_explicit: bool) -> anyhow::Result<()> {
         lease_secs: args.lease_time,
         max_connections_per_session: args.max_connections_per_session,
         exclusive_binding: args.exclusive_binding,
+        over_limit: args.over_limit,
         max_fore_slots: args.max_slots,
         backend: args.backend,
         export_path: args.export,

@@ -14,7 +14,8 @@ use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{
-    DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, PersistedSettings, SETTINGS_FILE,
+    DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, OverLimit, PersistedSettings,
+    SETTINGS_FILE,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle};
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub lease_secs: u32,
     pub max_connections_per_session: u32,
     pub exclusive_binding: bool,
+    /// What a SEQUENCE on a connection over the per-session limit gets.
+    pub over_limit: OverLimit,
     pub max_fore_slots: u32,
     pub backend: BackendKind,
     /// Directory exported by the local backend (created, mode 1777, if missing).
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             lease_secs: DEFAULT_LEASE_SECS,
             max_connections_per_session: DEFAULT_MAX_CONNECTIONS_PER_SESSION,
             exclusive_binding: false,
+            over_limit: OverLimit::Serve,
             max_fore_slots: 64,
             backend: BackendKind::Local,
             export_path: PathBuf::from(DEFAULT_EXPORT),
@@ -213,6 +217,7 @@ impl Server {
             .settings
             .set_max_connections_per_session(cfg.max_connections_per_session as u64)?;
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
+        state.settings.set_over_limit(cfg.over_limit);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
         // Settings changed through the control plane and persisted win over the
         // command-line / config-file start values.

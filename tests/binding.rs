@@ -11,6 +11,7 @@ use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, op, seq4_status, status};
 use ringnfs::rpc::Credential;
 use ringnfs::service::ConnId;
+use ringnfs::state::settings::OverLimit;
 use ringnfs::state::{Direction, SessionId, StateManager};
 
 /// The server's id for the connection whose client end is `local`.
@@ -321,17 +322,29 @@ fn per_session_connection_limit() {
     let s = srv.trunked_session(16);
     let id = sid(&s);
     assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 16);
-    // The 17th: implicit bind and explicit bind both get NFS4ERR_DELAY.
+    // The 17th: its SEQUENCE is served (over_limit = serve, the default) but the
+    // connection is not bound; an explicit bind gets NFS4ERR_DELAY.
     let c17 = srv.connect();
-    assert_eq!(seq_on(&c17, &s, 20, 1), status::NFS4ERR_DELAY);
+    let cid17 = server_conn(srv.state(), c17.local_addr());
+    assert_eq!(seq_on(&c17, &s, 20, 1), status::NFS4_OK);
+    assert_eq!(srv.state().direction(cid17, &id), None);
+    assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 16);
     assert_eq!(bind(&c17, &id, cdfc::FORE), Err(status::NFS4ERR_DELAY));
     assert_eq!(srv.state().metrics_snapshot().refusals_limit, 2);
-    // The refused SEQUENCE did not consume the slot: the same seqid works once allowed.
+    // The served request went through the slot like any other: a retry replays.
+    assert_eq!(seq_on(&c17, &s, 20, 1), status::NFS4_OK);
+    assert_eq!(seq_on(&c17, &s, 20, 2), status::NFS4_OK);
+
+    // Strict mode: the SEQUENCE itself gets NFS4ERR_DELAY and does not consume its slot.
+    srv.state().settings.set_over_limit(OverLimit::Delay);
+    assert_eq!(seq_on(&c17, &s, 21, 1), status::NFS4ERR_DELAY);
+    assert_eq!(srv.state().metrics_snapshot().refusals_limit, 5);
     srv.state()
         .settings
         .set_max_connections_per_session(17)
         .unwrap();
-    assert_eq!(seq_on(&c17, &s, 20, 1), status::NFS4_OK);
+    assert_eq!(seq_on(&c17, &s, 21, 1), status::NFS4_OK);
+    assert_eq!(srv.state().direction(cid17, &id), Some(Direction::Fore));
     let c18 = srv.connect();
     assert_eq!(bind(&c18, &id, cdfc::FORE), Err(status::NFS4ERR_DELAY));
     srv.state()
@@ -342,6 +355,27 @@ fn per_session_connection_limit() {
     assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 18);
     // Requests on already bound connections kept working throughout.
     assert_eq!(s.call(3, &[], false).unwrap().status, status::NFS4_OK);
+}
+
+#[test]
+fn over_limit_connection_binds_once_the_session_has_room() {
+    let srv = TestServer::with(|c| c.max_connections_per_session = 1);
+    let (_, s) = srv.session();
+    let id = sid(&s);
+    let extra = srv.connect();
+    let cid = server_conn(srv.state(), extra.local_addr());
+    assert_eq!(seq_on(&extra, &s, 4, 1), status::NFS4_OK);
+    assert_eq!(srv.state().direction(cid, &id), None);
+    assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 1);
+    // Room appears (limit raised): the next SEQUENCE on the extra connection binds it.
+    srv.state()
+        .settings
+        .set_max_connections_per_session(2)
+        .unwrap();
+    assert_eq!(seq_on(&extra, &s, 4, 2), status::NFS4_OK);
+    assert_eq!(srv.state().direction(cid, &id), Some(Direction::Fore));
+    assert_eq!(srv.state().session_info(&id).unwrap().summary.total, 2);
+    assert_eq!(srv.state().metrics_snapshot().refusals_limit, 1);
 }
 
 #[test]
@@ -505,6 +539,7 @@ fn refused_sequence_still_renews_the_lease() {
     let srv = TestServer::with(|c| {
         c.lease_secs = 2;
         c.max_connections_per_session = 1;
+        c.over_limit = OverLimit::Delay;
     });
     let (_, s) = srv.session();
     let extra = srv.connect();

@@ -546,6 +546,52 @@ fn access_bits_and_permission_errors() {
 }
 
 #[test]
+fn names_in_a_directory_need_search_permission() {
+    for_each_backend_with(
+        |cfg| cfg.export.root_squash = false,
+        |env| {
+            let owner = env.files_as(sys(1000, 1000));
+            let other = env.files_as(sys(2000, 2000));
+            let root = env.files_as(sys(0, 0));
+            let rfh = owner.root_fh().unwrap();
+            let d = owner.mkdir(&rfh, b"private", 0o700).unwrap();
+            let sub = owner.mkdir(&d, b"sub", 0o755).unwrap();
+            owner.write_file(&d, b"f", b"data").unwrap();
+
+            // Another user may not resolve names in the 0700 directory (knfsd: MAY_EXEC).
+            for name in [&b"f"[..], b"missing"] {
+                assert_eq!(
+                    status_of(other.lookup(&d, name)),
+                    status::NFS4ERR_ACCESS,
+                    "LOOKUP {name:?}"
+                );
+            }
+            assert_eq!(
+                status_of(other.open(&d, b"f", share::ACCESS_READ, share::DENY_NONE)),
+                status::NFS4ERR_ACCESS
+            );
+            // Nor go up out of a directory it cannot search.
+            let locked = owner.mkdir(&d, b"locked", 0o600).unwrap();
+            assert_eq!(status_of(other.lookupp(&locked)), status::NFS4ERR_ACCESS);
+            // Its own handle on the subdirectory still works where the mode allows.
+            assert_eq!(other.lookupp(&sub).unwrap(), d);
+
+            // The owner and root may; execute-only is enough for a lookup.
+            assert!(owner.lookup(&d, b"f").is_ok());
+            assert!(root.lookup(&d, b"f").is_ok());
+            owner
+                .setattr(&d, Fattr::new().mode(0o711), Stateid::ANONYMOUS)
+                .unwrap();
+            assert!(other.lookup(&d, b"f").is_ok());
+            assert_eq!(
+                status_of(other.lookup(&d, b"missing")),
+                status::NFS4ERR_NOENT
+            );
+        },
+    );
+}
+
+#[test]
 fn setattr_verify_nverify() {
     for_each_backend(|env| {
         let f = env.files();

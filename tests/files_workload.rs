@@ -1,4 +1,4 @@
-//! Whole-server workload over four trunked connections (tree, 16 MiB of data with
+//! Whole-server workload over four trunked connections (tree, 64 MiB of data with
 //! checksums, renames, hard links, symlinks, removal; restarts on the local backend with
 //! the old file handles kept), and escape attempts against the local backend.
 
@@ -16,7 +16,7 @@ use ringnfs::server::BackendKind;
 
 const CONNS: usize = 4;
 const FILES: usize = 16;
-const FILE_SIZE: usize = 1 << 20; // 16 files × 1 MiB = 16 MiB
+const FILE_SIZE: usize = 4 << 20; // 16 files × 4 MiB = 64 MiB
 
 /// On the local backend: stop the server, start a new one on the same export and state
 /// directories, and return a new client; on memory: the same client.
@@ -64,7 +64,7 @@ fn workload_on_trunked_connections() {
                 dirs.push((format!("work/d{i}/s{j}"), s));
             }
         }
-        // 16 MiB: each file written over connection i % 4 (its 1 MiB in 256 KiB
+        // 64 MiB: each file written over connection i % 4 (its 4 MiB in 256 KiB
         // writes), checksummed.
         let mut files = Vec::new();
         for i in 0..FILES {

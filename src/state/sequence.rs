@@ -8,6 +8,8 @@ use super::StateManager;
 use super::binding::Direction;
 use super::ids::SessionId;
 use super::lease::unix_ms;
+use super::metrics::BindRefusal;
+use super::settings::OverLimit;
 use super::slots::{CachedReply, SlotCheck};
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +73,7 @@ impl StateManager {
         // The slot check passed: a connection new to this session is bound, fore only
         // (never the back channel implicitly).
         let mut new_bind = None;
+        let mut refused = None;
         if guard.binding_of(session, meta.id).is_none() {
             if !Self::conn_accepts_binds(meta) {
                 return Err(status::NFS4ERR_DELAY);
@@ -78,11 +81,19 @@ impl StateManager {
             let limit = self.settings.max_connections_per_session();
             match guard.bind(&sid, meta.id, Direction::Fore, limit, unix_ms()) {
                 Ok(o) => new_bind = Some(o),
+                Err(e)
+                    if e.refusal == Some(BindRefusal::Limit)
+                        && self.settings.over_limit() == OverLimit::Serve =>
+                {
+                    // Served unbound: the client's requests on this connection go on,
+                    // it carries no callbacks, and a later SEQUENCE binds it once the
+                    // session has room.
+                    refused = e.refusal;
+                }
                 Err(e) => {
                     // The client is alive and its session valid; only this connection is
                     // refused. Renew the lease so a client whose renewals keep landing on
-                    // a refused connection (Linux with nconnect above the limit) is not
-                    // expired for it.
+                    // a refused connection is not expired for it.
                     if let Some(s) = guard.sessions.get(&sid) {
                         s.lease.renew(self.clock.now_ms());
                     }
@@ -129,6 +140,10 @@ impl StateManager {
             grant.status_flags |= seq4_status::CB_PATH_DOWN_SESSION;
         }
         drop(guard);
+        if refused.is_some() {
+            tracing::debug!(conn = meta.id, session = %sid, "over the per-session connection limit: served unbound");
+            self.refuse(meta.core, refused);
+        }
         if let Some(o) = new_bind {
             self.finish_bind(meta, sid, o);
         }

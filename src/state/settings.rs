@@ -7,11 +7,39 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SESSION: u32 = 16;
 pub const MAX_CONNECTIONS_PER_SESSION_LIMIT: u32 = 1024;
 pub const DEFAULT_LEASE_SECS: u32 = 90;
 
+/// What a SEQUENCE gets when the implicit bind of its connection would exceed
+/// `max_connections_per_session`. The bind is refused either way (counted as a `limit`
+/// refusal); explicit BIND_CONN_TO_SESSION over the limit always gets NFS4ERR_DELAY.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OverLimit {
+    /// Run the request on the unbound connection (the default). Linux sends a request
+    /// again on the same connection after NFS4ERR_DELAY, forever, so with nconnect
+    /// above the limit only this keeps its I/O going.
+    #[default]
+    Serve,
+    /// Refuse the request with NFS4ERR_DELAY (strict; hangs Linux nconnect mounts with
+    /// more connections than the limit).
+    Delay,
+}
+
 #[derive(Debug)]
 pub struct LiveSettings {
     max_connections_per_session: AtomicU32,
     exclusive_binding: AtomicBool,
     lease_secs: AtomicU32,
+    /// `OverLimit::Delay` when set.
+    delay_over_limit: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +56,7 @@ impl Default for LiveSettings {
             max_connections_per_session: AtomicU32::new(DEFAULT_MAX_CONNECTIONS_PER_SESSION),
             exclusive_binding: AtomicBool::new(false),
             lease_secs: AtomicU32::new(DEFAULT_LEASE_SECS),
+            delay_over_limit: AtomicBool::new(false),
         }
     }
 }
@@ -55,6 +84,19 @@ impl LiveSettings {
 
     pub fn set_exclusive_binding(&self, on: bool) {
         self.exclusive_binding.store(on, Ordering::Relaxed);
+    }
+
+    pub fn over_limit(&self) -> OverLimit {
+        if self.delay_over_limit.load(Ordering::Relaxed) {
+            OverLimit::Delay
+        } else {
+            OverLimit::Serve
+        }
+    }
+
+    pub fn set_over_limit(&self, v: OverLimit) {
+        self.delay_over_limit
+            .store(v == OverLimit::Delay, Ordering::Relaxed);
     }
 
     pub fn lease_secs(&self) -> u32 {

@@ -10,7 +10,7 @@ use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
 use crate::xdr::{XdrDecoder, XdrEncoder};
 
 use super::attr::encode_attrs;
-use super::{decode_component, encode_change_info, require_dir, xdr};
+use super::{decode_component, encode_change_info, require_dir, require_search, xdr};
 
 const NF4BLK: u32 = 3;
 const NF4CHR: u32 = 4;
@@ -184,8 +184,10 @@ fn encode_secinfo(out: &mut Vec<u8>) {
 pub fn secinfo(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
     let name = decode_component(d)?;
     let dir = ctx.cur()?;
-    require_dir(&ctx.export.backend.getattr(&dir.obj)?)?;
+    let attrs = ctx.export.backend.getattr(&dir.obj)?;
+    require_dir(&attrs)?;
     check_name(name)?;
+    require_search(&attrs, &ctx.caller)?;
     ctx.export.backend.lookup(&dir.obj, name)?;
     encode_secinfo(out);
     // RFC 8881 §2.6.3.1.1.8: SECINFO consumes the current filehandle.

@@ -5,7 +5,7 @@ use crate::nfs4::compound::{CompoundCtx, CurFh, OpResult};
 use crate::nfs4::consts::{NFS4_FHSIZE, status};
 use crate::xdr::{XdrDecoder, XdrEncoder};
 
-use super::{decode_component, require_dir, xdr};
+use super::{decode_component, require_dir, require_search, xdr};
 
 /// Clients outside the export's allowed networks get no filehandle.
 fn check_peer(ctx: &CompoundCtx<'_>) -> OpResult {
@@ -62,8 +62,10 @@ pub fn lookup(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>
     let name = decode_component(d)?;
     let dir = ctx.cur()?;
     // RFC 8881 §18.15.4: NOTDIR for a non-directory, SYMLINK for a symbolic link.
-    require_dir(&ctx.export.backend.getattr(&dir.obj)?)?;
+    let attrs = ctx.export.backend.getattr(&dir.obj)?;
+    require_dir(&attrs)?;
     check_name(name)?;
+    require_search(&attrs, &ctx.caller)?;
     let obj = ctx.export.backend.lookup(&dir.obj, name)?;
     ctx.set_current(obj);
     Ok(())
@@ -71,6 +73,9 @@ pub fn lookup(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>
 
 pub fn lookupp(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
     let dir = ctx.cur()?;
+    let attrs = ctx.export.backend.getattr(&dir.obj)?;
+    require_dir(&attrs)?;
+    require_search(&attrs, &ctx.caller)?;
     let parent = ctx.export.backend.lookup_parent(&dir.obj)?;
     ctx.set_current(parent);
     Ok(())

@@ -8,7 +8,7 @@ pub mod lock;
 pub mod open;
 pub mod session;
 
-use crate::fs::{Attrs, FileType};
+use crate::fs::{Attrs, Caller, FileType};
 use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, status};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
@@ -40,6 +40,16 @@ pub fn require_dir(a: &Attrs) -> Result<(), u32> {
         FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
         _ => Err(status::NFS4ERR_NOTDIR),
     }
+}
+
+/// Search (execute) permission on directory `a`, which resolving a name in it needs
+/// (RFC 8881 §18.15: LOOKUP; knfsd checks MAY_EXEC the same way). Backends resolve
+/// names as the server, so the NFS layer checks this for the caller.
+pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), u32> {
+    if caller.perm_bits(a) & 1 == 0 {
+        return Err(status::NFS4ERR_ACCESS);
+    }
+    Ok(())
 }
 
 pub use crate::nfs4::consts::access;

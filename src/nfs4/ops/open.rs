@@ -11,7 +11,7 @@ use crate::state::stateid::Stateid;
 use crate::xdr::{XdrDecoder, XdrEncoder};
 
 use super::attr::granted;
-use super::{access, decode_component, encode_change_info, require_dir, xdr};
+use super::{access, decode_component, encode_change_info, require_dir, require_search, xdr};
 
 const OPEN4_NOCREATE: u32 = 0;
 const OPEN4_CREATE: u32 = 1;
@@ -109,7 +109,10 @@ fn open_by_name(
 ) -> Result<(ObjHandle, bool, Vec<u32>), u32> {
     let fs = &ctx.export.backend;
     match how {
-        How::NoCreate => Ok((fs.lookup(dir, name)?, false, Vec::new())),
+        How::NoCreate => {
+            require_search(&fs.getattr(dir)?, &ctx.caller)?;
+            Ok((fs.lookup(dir, name)?, false, Vec::new()))
+        }
         How::Unchecked(set, bits) => {
             ctx.writable()?;
             let (obj, created) = fs.create_file(dir, name, &set, false, &ctx.caller)?;
