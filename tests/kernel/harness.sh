@@ -513,8 +513,9 @@ c_open() {
     echo "$n open connections ($1 $2: as expected), $(jq '[.[] | select(.sessions | length == 0)] | length' <<<"$c") of them bound to no session"
 }
 
-# c_bcts: the client sent BIND_CONN_TO_SESSION since the scenario began, FORE_OR_BOTH
-# on one transport and FORE on the others; every one granted what it asked for.
+# c_bcts [transports=N]: the client sent BIND_CONN_TO_SESSION since the scenario began,
+# FORE_OR_BOTH on one transport and FORE on the others (N connections in all); every
+# one granted what it asked for.
 c_bcts() {
     local off lines n nb nf bad
     off=$(cat "$RUN/var/logoff")
@@ -528,6 +529,7 @@ c_bcts() {
     bad=$(echo "$lines" | awk '!(($2 == "FORE_OR_BOTH" && $3 == "both") || ($2 == "FORE" && $3 == "fore")) || $4 != 0' | wc -l)
     [ "$bad" = 0 ] || { echo "$bad BIND_CONN_TO_SESSION not granted as asked"; return 1; }
     [ "$nb" = 1 ] || { echo "$nb connections asked FORE_OR_BOTH, want 1"; return 1; }
+    [ -z "${1:-}" ] || [ "$n" = "${1#transports=}" ] || { echo "BIND_CONN_TO_SESSION on $n connections, want ${1#transports=}"; return 1; }
     echo "BIND_CONN_TO_SESSION on $n connections: FORE_OR_BOTH on 1, FORE on $nf; all granted as asked"
 }
 

@@ -494,7 +494,7 @@ part_rebind() {
     step bc_io_continues bc_io
     hstep srv_back_gone check gone drained wait=60
     hstep srv_rebound check session clients=1 total=4 both=1 fore=3 wait=60
-    hstep srv_bind_conn_to_session check bcts
+    hstep srv_bind_conn_to_session check bcts transports=4
     step bc_umount b_umount
     part_end
 }
