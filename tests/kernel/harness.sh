@@ -688,7 +688,7 @@ if [ $KEEP = 1 ]; then
     log "--keep: after the scenarios the guest keeps running with a root shell:"
     log "    socat -,raw,echo=0 UNIX-CONNECT:$RUN/shell.sock"
     log "  console log $RUN/console.log; ${EXT1:+server $EXT1}${EXT1:-server log $RUN/server.log, control plane: $BIN ctl --addr 127.0.0.1:$CPORT --state-dir $RUN/state sessions}"
-    log "  in the guest: nfsmount 10.0.2.100:/ /mnt 10.0.2.100 10.0.2.15 nconnect=4; /scenario.sh main drain; poweroff -f ends it"
+    log "  in the guest: nfsmount 10.0.2.100:/ /mnt 10.0.2.100 10.0.2.15 nconnect=4; /bin/sh /scenario.sh main drain; poweroff -f ends the run"
 fi
 buf=
 while kill -0 "$QEMU_PID" 2>/dev/null; do
@@ -784,7 +784,10 @@ if [ $failn -gt 0 ]; then
     echo "---- host side (last 30 lines of $RUN/host.log)"
     tail -n 30 "$RUN/host.log" 2>/dev/null | sed 's/^/  /'
 fi
-if [ $CAPTURE = 1 ]; then echo "logs: $RUN/{console.txt,server.log,host.log,nfs-ops.txt,nfs.pcap}"; else echo "logs: $RUN/{console.txt,server.log,host.log}"; fi
+LOGS=console.txt,host.log
+[ -n "$EXT1" ] || LOGS+=,server.log
+[ $CAPTURE = 0 ] || LOGS+=,nfs-ops.txt,nfs.pcap
+echo "logs: $RUN/{$LOGS}"
 [ $failn = 0 ] || exit 1
 exit 0
 }

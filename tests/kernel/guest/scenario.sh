@@ -17,7 +17,9 @@ STEP_TIMEOUT=${STEP_TIMEOUT:-180}
 TOUCH_DATE='2020-01-02 03:04:05'
 TOUCH_EPOCH=1577934245 # the same instant in UTC (the guest has no TZ)
 HOST_TIMEOUT=${HOST_TIMEOUT:-300}
-BIG_MB=64
+BIG_MB=64  # basic: write and read back
+COPY_MB=32 # reconnect, drain: the copy a connection breaks in
+MANY=500   # basic: directory entries (READDIR over several calls)
 
 up() { cut -d' ' -f1 /proc/uptime; }
 
@@ -178,10 +180,10 @@ b_append_truncate() {
 }
 b_many_files() {
     mkdir /mnt/d/many || exit $?
-    i=0; while [ $i -lt 1000 ]; do : >/mnt/d/many/file-with-a-longish-name-$i || exit $?; i=$((i + 1)); done
+    i=0; while [ $i -lt $MANY ]; do : >/mnt/d/many/file-with-a-longish-name-$i || exit $?; i=$((i + 1)); done
     echo 3 >/proc/sys/vm/drop_caches
     n=$(ls /mnt/d/many | wc -l); echo "entries listed: $n"
-    [ "$n" = 1000 ] || fail "ls listed $n of 1000"
+    [ "$n" = $MANY ] || fail "ls listed $n of $MANY"
     d=$(ls /mnt/d/many | sort | uniq -d | wc -l)
     [ "$d" = 0 ] || fail "$d duplicate names in the listing"
 }
@@ -423,7 +425,7 @@ part_basic() {
         step touch_mtime b_touch
         step remount_persist b_remount
         step append_truncate b_append_truncate
-        step readdir_1000 b_many_files
+        step readdir_$MANY b_many_files
         step df b_df
         step excl_create b_excl_create
         step user_1000 b_user_1000
@@ -467,11 +469,11 @@ part_trunk() {
 
 part_reconnect() {
     part_begin reconnect
-    echo "INFO part reconnect: nconnect=4, one connection's forwarder killed during a ${BIG_MB} MiB copy"
+    echo "INFO part reconnect: nconnect=4, one connection's forwarder killed during a ${COPY_MB} MiB copy"
     step rc_mount mount_nc 4 || { part_end; return; }
     step rc_warm_up warm_up 4
     hstep srv_4_bound check session clients=1 total=4 both=1 wait=30
-    step rc_source big_source $BIG_MB
+    step rc_source big_source $COPY_MB
     step rc_copy_kill rc_copy
     step rc_md5 rc_md5
     hstep srv_dead_unbound check gone killed wait=60
@@ -518,11 +520,11 @@ part_limit() {
 
 part_drain() {
     part_begin drain
-    echo "INFO part drain: nconnect=4, one connection drained through the control plane during a ${BIG_MB} MiB copy"
+    echo "INFO part drain: nconnect=4, one connection drained through the control plane during a ${COPY_MB} MiB copy"
     step dr_mount mount_nc 4 || { part_end; return; }
     step dr_warm_up warm_up 4
     hstep srv_4_bound check session clients=1 total=4 both=1 wait=30
-    step dr_source big_source $BIG_MB
+    step dr_source big_source $COPY_MB
     step dr_copy_drain dr_copy
     step dr_md5 dr_md5
     hstep srv_drained_unbound check gone drained wait=60
