@@ -18,6 +18,8 @@
 //! max_slots = 64
 //! state_dir = "ringnfs-state"
 //! grace = 0                  # seconds of grace after start for reclaims
+//! control = "127.0.0.1:9049" # control plane (HTTP API, metrics), or "off"
+//! control_token_file = "ringnfs-state/control-token"
 //! ```
 
 use std::net::SocketAddr;
@@ -25,6 +27,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+
+use crate::control::ControlAddr;
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +50,10 @@ pub struct FileConfig {
     pub max_slots: Option<u32>,
     pub state_dir: Option<PathBuf>,
     pub grace: Option<u32>,
+    /// `"ADDR:PORT"` or `"off"`, like `--control`.
+    pub control: Option<ControlAddr>,
+    /// Like `--control-token-file`.
+    pub control_token_file: Option<PathBuf>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -73,5 +81,37 @@ mod tests {
         assert_eq!(c.backend.as_deref(), Some("local"));
         assert_eq!(c.allow.as_ref().map(Vec::len), Some(2));
         assert!(toml::from_str::<FileConfig>("listn = []").is_err());
+        assert_eq!(
+            c.control,
+            Some(ControlAddr(Some("127.0.0.1:9049".parse().unwrap())))
+        );
+        assert_eq!(
+            c.control_token_file.as_deref(),
+            Some(Path::new("ringnfs-state/control-token"))
+        );
+    }
+
+    #[test]
+    fn control_key_takes_an_address_or_off() {
+        let c: FileConfig = toml::from_str("control = \"off\"").unwrap();
+        assert_eq!(c.control, Some(ControlAddr(None)));
+        let c: FileConfig = toml::from_str("control = \"OFF\"").unwrap();
+        assert_eq!(c.control, Some(ControlAddr(None)));
+        let c: FileConfig = toml::from_str("control = \"[::1]:9050\"").unwrap();
+        assert_eq!(
+            c.control,
+            Some(ControlAddr(Some("[::1]:9050".parse().unwrap())))
+        );
+        assert_eq!(FileConfig::default().control, None);
+        for bad in [
+            "control = \"on\"",
+            "control = \"127.0.0.1\"",
+            "control = 9049",
+            "control_token = \"x\"",
+        ] {
+            assert!(toml::from_str::<FileConfig>(bad).is_err(), "{bad}");
+        }
+        let e = toml::from_str::<FileConfig>("control = \"nowhere\"").unwrap_err();
+        assert!(e.to_string().contains("ADDR:PORT or \"off\""), "{e}");
     }
 }

@@ -8,6 +8,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use ringnfs::control::ControlAddr;
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
 use ringnfs::state::settings::OverLimit;
@@ -34,16 +35,8 @@ enum Command {
 }
 
 /// `--control ADDR:PORT` or `--control off`.
-#[derive(Debug, Clone, Copy)]
-struct ControlAddr(Option<SocketAddr>);
-
 fn parse_control(s: &str) -> Result<ControlAddr, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(ControlAddr(None));
-    }
     s.parse()
-        .map(|a| ControlAddr(Some(a)))
-        .map_err(|e| format!("expected ADDR:PORT or \"off\": {e}"))
 }
 
 #[derive(clap::Args)]
@@ -112,6 +105,10 @@ struct ServeArgs {
     /// mode 0600 and a random token if missing).
     #[arg(long, value_name = "FILE")]
     control_token_file: Option<PathBuf>,
+    /// The control address was given (command line or config file), so failing to bind
+    /// it is an error; the default address is optional.
+    #[arg(skip)]
+    control_explicit: bool,
 }
 
 fn main() -> ExitCode {
@@ -124,8 +121,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
-            let control_explicit = sub.value_source("control") == Some(ValueSource::CommandLine);
-            merge_config(args, sub).and_then(|a| serve(a, control_explicit))
+            merge_config(args, sub).and_then(serve)
         }
         Command::Bench(args) => ringnfs::bench::run_cli(&args).map(|_| ()),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
@@ -167,6 +163,7 @@ fn init_logging() {
 
 /// Fill options not given on the command line from the `--config` file.
 fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
+    a.control_explicit = m.value_source("control") == Some(ValueSource::CommandLine);
     let Some(path) = a.config.clone() else {
         return Ok(a);
     };
@@ -191,6 +188,13 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     take!(exclusive_binding, "exclusive_binding");
     take!(over_limit, "over_limit");
     take!(state_dir, "state_dir");
+    take!(control, "control");
+    if let Some(t) = f.control_token_file.clone()
+        && from_file("control_token_file")
+    {
+        a.control_token_file = Some(t);
+    }
+    a.control_explicit |= f.control.is_some();
     if let Some(p) = f.pin
         && from_file("no_pin")
     {
@@ -238,9 +242,9 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     Ok(a)
 }
 
-/// `control_explicit`: `--control` was given; otherwise the default control address is
-/// optional (if it is taken, the server warns and runs without a control plane).
-fn serve(args: ServeArgs, control_explicit: bool) -> anyhow::Result<()> {
+/// Unless the control address was given explicitly, the default one is optional (if it
+/// is taken, the server warns and runs without a control plane).
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(ServerConfig {
         listen: args.listen,
         threads: args.threads,
@@ -263,7 +267,7 @@ fn serve(args: ServeArgs, control_explicit: bool) -> anyhow::Result<()> {
         grace_secs: args.grace,
         control: args.control.0,
         control_token_file: args.control_token_file,
-        control_optional: !control_explicit,
+        control_optional: !args.control_explicit,
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -3,12 +3,16 @@
 //! move exactly with binds and unbinds, drain and destroy through the API, OpenAPI, and
 //! `ringnfs ctl` smoke tests.
 
+mod openapi_check;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ringnfs::client::{Client, ClientOptions, Session};
+use ringnfs::client::ops::{share, stable};
+use ringnfs::client::{Client, ClientOptions, CompoundReply, Files, Op, OpenFile, Session};
 use ringnfs::control::client::{HttpClient, Response};
 use ringnfs::nfs4::consts::{cdfc, status};
 use ringnfs::server::{BackendKind, Server, ServerConfig};
@@ -123,6 +127,35 @@ impl Ctl {
     fn metric(&self, line_prefix: &str) -> u64 {
         let text = self.get("/metrics").text();
         metric_in(&text, line_prefix)
+    }
+
+    /// A counter that is only listed once it moved (e.g. per-op counts).
+    fn metric_or_zero(&self, line_prefix: &str) -> u64 {
+        let text = self.get("/metrics").text();
+        if text.lines().any(|l| l.starts_with(line_prefix)) {
+            metric_in(&text, line_prefix)
+        } else {
+            0
+        }
+    }
+
+    /// The session's connection ids as the API shows them, in the client's order.
+    fn conn_ids(&self, s: &Session) -> Vec<u64> {
+        let v = self.get_json(&format!("/api/v1/sessions/{}", hex(s)));
+        s.connections()
+            .iter()
+            .map(|c| {
+                let local = c.local_addr().to_string();
+                v["connections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|b| b["peer"] == local)
+                    .unwrap_or_else(|| panic!("{local} not bound: {v}"))["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
     }
 
     fn stop(&mut self) {
@@ -487,6 +520,233 @@ fn drain_and_destroy_through_the_api() {
     assert_eq!(ctl.get(&path).status, 404);
 }
 
+/// Sum over the client's slots of the sequence ids used so far: one per call that the
+/// server processed (retries of the same request share their slot's sequence id).
+fn slot_advances(s: &Session) -> u64 {
+    (0..s.slot_count() as u32)
+        .map(|slot| s.next_seqid(slot).unwrap() as u64 - 1)
+        .sum()
+}
+
+/// Requests served on connection `id` of `s`, as the session detail shows.
+fn conn_requests(ctl: &Ctl, s: &Session, id: u64) -> u64 {
+    let v = ctl.get_json(&format!("/api/v1/sessions/{}", hex(s)));
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no connection {id} in {v}"))["requests"]
+        .as_u64()
+        .unwrap()
+}
+
+const BLOCK: usize = 256;
+
+/// The bytes written at block `i`: distinct for every block.
+fn block(i: usize) -> Vec<u8> {
+    let tag = (i as u32).to_be_bytes();
+    (0..BLOCK).map(|k| tag[k % 4] ^ (k as u8)).collect()
+}
+
+/// WRITE block `i` of `f` (FILE_SYNC) through `call_retrying`, with the reply cached so
+/// a retry of an executed request is answered from the cache, not executed again.
+fn write_block(s: &Session, f: &OpenFile, i: usize) -> Result<CompoundReply, String> {
+    let r = s
+        .call_retrying(
+            &[
+                Op::PutFh(f.fh.clone()),
+                Op::Write {
+                    stateid: f.stateid,
+                    offset: (i * BLOCK) as u64,
+                    stable: stable::FILE_SYNC,
+                    data: block(i),
+                },
+            ],
+            true,
+        )
+        .map_err(|e| format!("block {i}: {e:?}"))?;
+    match r.write() {
+        Ok(w) if w.count as usize == BLOCK => Ok(r),
+        other => Err(format!("block {i}: {other:?} in {r:?}")),
+    }
+}
+
+#[test]
+fn draining_a_connection_through_the_api_under_load_loses_no_request() {
+    const BLOCKS: usize = 3000;
+    const THREADS: usize = 3;
+    let ctl = Ctl::start("drain-load");
+    let s = ctl.trunked(3);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    let (_, f) = files.create(&root, b"blocks", 0o644).unwrap();
+    let ids = ctl.conn_ids(&s);
+    let drain_metric = "ringnfs_connection_unbinds_total{reason=\"drain\"}";
+    let write_ops = "ringnfs_compound_ops_total{op=\"WRITE\"}";
+    let drains_before = ctl.metric(drain_metric);
+    let writes_before = ctl.metric_or_zero(write_ops);
+    let advances_before = slot_advances(&s);
+    let requests_before = conn_requests(&ctl, &s, ids[1]);
+    let sequence_ops = "ringnfs_compound_ops_total{op=\"SEQUENCE\"}";
+    let sequences_before = ctl.metric(sequence_ops);
+
+    // Three threads write the blocks, each block once, pipelined over the connections.
+    let next = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
+    let load: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (s, f, next, completed) = (s.clone(), f.clone(), next.clone(), completed.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= BLOCKS {
+                        return failures;
+                    }
+                    match write_block(&s, &f, i) {
+                        Ok(_) => {
+                            completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => failures.push(e),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Drain the middle connection through the API once the load is under way (a busy
+    // wait: the calls are fast, a sleeping poll could miss the load altogether).
+    let end = Instant::now() + WAIT;
+    while completed.load(Ordering::Relaxed) < 300 && Instant::now() < end {
+        std::thread::yield_now();
+    }
+    let victim = ids[1];
+    assert!(
+        conn_requests(&ctl, &s, victim) > requests_before,
+        "the connection to drain carries load"
+    );
+    let r = ctl
+        .authed()
+        .request("POST", &format!("/api/v1/connections/{victim}/drain"), None)
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    let at_drain = completed.load(Ordering::Relaxed);
+
+    let failures: Vec<String> = load
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert_eq!(completed.load(Ordering::Relaxed), BLOCKS as u64);
+    let sequences = ctl.metric(sequence_ops) - sequences_before;
+
+    // The drained connection leaves the session and the server; the others stay.
+    let path = format!("/api/v1/sessions/{}", hex(&s));
+    assert!(wait_until(|| summary(&ctl.get_json(&path)).3 == 2));
+    let v = ctl.get_json(&path);
+    let mut left: Vec<u64> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    left.sort();
+    let mut want = vec![ids[0], ids[2]];
+    want.sort();
+    assert_eq!(left, want, "{v}");
+    assert!(wait_until(|| ctl
+        .get_json("/api/v1/connections")
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["id"] != victim)));
+    assert!(wait_until(|| s.connection(1).unwrap().is_closed()));
+    assert_eq!(ctl.metric(drain_metric), drains_before + 1);
+
+    // Exactly once: every WRITE ran once on the server (retries of executed requests
+    // were answered from the reply cache) and every call advanced its slot once.
+    assert_eq!(ctl.metric(write_ops) - writes_before, BLOCKS as u64);
+    assert_eq!(slot_advances(&s) - advances_before, BLOCKS as u64);
+    // And the data is all there, each block where it belongs.
+    let data = files.read_all(&f).unwrap();
+    assert_eq!(data.len(), BLOCKS * BLOCK);
+    for (i, b) in data.chunks(BLOCK).enumerate() {
+        assert_eq!(b, block(i).as_slice(), "block {i}");
+    }
+    println!(
+        "drained after {at_drain} of {BLOCKS} writes; SEQUENCE ops processed during the \
+         load: {} (any excess over the writes were retries answered from the reply cache)",
+        sequences
+    );
+    files.close(f).unwrap();
+}
+
+#[test]
+fn force_destroyed_session_is_seen_as_badsession_and_recovered_with_a_new_session() {
+    let ctl = Ctl::start("recover");
+    let s = ctl.trunked(2);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let fh = files.write_file(&root, b"kept", &data).unwrap();
+    let open = files
+        .open_fh(&fh, share::ACCESS_READ, share::DENY_NONE)
+        .unwrap();
+    let destroy = "ringnfs_connection_unbinds_total{reason=\"session_destroy\"}";
+    let destroyed_before = ctl.metric(destroy);
+    let old = hex(&s);
+
+    let r = ctl
+        .authed()
+        .request("DELETE", &format!("/api/v1/sessions/{old}"), None)
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Both of its connections were unbound.
+    assert_eq!(ctl.metric(destroy), destroyed_before + 2);
+    for i in 0..2 {
+        let r = s.call(i, &[Op::PutRootFh], false).unwrap();
+        assert_eq!(r.status, status::NFS4ERR_BADSESSION, "connection {i}");
+    }
+    let e = files.getattr(&fh).unwrap_err();
+    assert_eq!(e.nfs_status(), Some(status::NFS4ERR_BADSESSION));
+
+    // Recovery: CREATE_SESSION for the same client, on the same connections.
+    let n = s.recover().expect("a new session");
+    assert_eq!(n.clientid(), s.clientid());
+    assert_ne!(n.sessionid(), s.sessionid());
+    assert_eq!(n.connection_count(), 2);
+    let new_files = Files::new(n.clone());
+    // The file handle and the open stateid from before still work, on both connections.
+    for i in 0..2 {
+        let pinned = new_files.pinned(i);
+        assert_eq!(pinned.getattr(&fh).unwrap().size, Some(data.len() as u64));
+        assert_eq!(pinned.read_all(&open).unwrap(), data, "connection {i}");
+    }
+    assert_eq!(new_files.read_file(&root, b"kept").unwrap(), data);
+    new_files.close(open).unwrap();
+
+    // The API shows the new session and not the old one.
+    let sessions = ctl.get_json("/api/v1/sessions");
+    let listed: Vec<&str> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, vec![hex(&n).as_str()]);
+    assert_eq!(ctl.get(&format!("/api/v1/sessions/{old}")).status, 404);
+    let v = ctl.get_json(&format!("/api/v1/sessions/{}", hex(&n)));
+    // CREATE_SESSION bound connection 0 with the back channel, a SEQUENCE bound 1.
+    assert_eq!(summary(&v), (1, 0, 1, 2), "{v}");
+    let c = ctl.get_json(&format!("/api/v1/clients/{}", s.clientid()));
+    assert_eq!(c["sessions"], json!([hex(&n)]));
+    assert_eq!(ctl.metric("ringnfs_sessions"), 1);
+    assert_eq!(ctl.metric("ringnfs_clients"), 1);
+    assert_eq!(ctl.metric("ringnfs_bound_connections"), 2);
+    assert_eq!(ctl.metric(destroy), destroyed_before + 2);
+}
+
 #[test]
 fn openapi_document_describes_the_api() {
     let ctl = Ctl::start("openapi");
@@ -507,6 +767,559 @@ fn openapi_document_describes_the_api() {
     assert!(v["paths"]["/api/v1/settings"]["patch"].is_object());
     assert!(v["components"]["schemas"]["SessionDto"].is_object());
     assert!(v["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+// ---- the OpenAPI document against the server ------------------------------------------
+
+/// What kind of object a parameter names, and values of it for the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Client,
+    Session,
+    Conn,
+}
+
+/// Real objects to put into the requests.
+struct RealIds {
+    client: u64,
+    session: String,
+    conn: u64,
+}
+
+impl IdKind {
+    /// From a path parameter's place (the segment before `{name}`) or a query
+    /// parameter's name. A parameter the walk does not know fails the test: extend it.
+    fn of(path: &str, name: &str, location: &str) -> IdKind {
+        let placeholder = format!("{{{name}}}");
+        let key = match location {
+            "path" => path
+                .split('/')
+                .take_while(|seg| *seg != placeholder)
+                .last()
+                .unwrap_or(""),
+            "query" => name,
+            other => panic!("{path}: parameters in {other} are not handled by the walk"),
+        };
+        match key {
+            "clients" | "client" => IdKind::Client,
+            "sessions" | "session" => IdKind::Session,
+            "connections" | "connection" => IdKind::Conn,
+            _ => panic!("{path}: no real value known for {location} parameter {name:?}"),
+        }
+    }
+
+    fn real(self, ids: &RealIds) -> String {
+        match self {
+            IdKind::Client => ids.client.to_string(),
+            IdKind::Session => ids.session.clone(),
+            IdKind::Conn => ids.conn.to_string(),
+        }
+    }
+
+    fn malformed(self) -> &'static str {
+        match self {
+            IdKind::Client => "not-a-client",
+            IdKind::Session => "zz",
+            IdKind::Conn => "x",
+        }
+    }
+
+    /// Well formed, but naming nothing.
+    fn unknown(self) -> String {
+        match self {
+            IdKind::Client => "12345".into(),
+            IdKind::Session => "0".repeat(32),
+            IdKind::Conn => u64::MAX.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Success,
+    ClientError,
+    Unauthorized,
+}
+
+/// One request of the walk.
+#[derive(Debug)]
+struct Probe {
+    what: String,
+    path: String,
+    query: Vec<(String, String)>,
+    token: Option<String>,
+    body: Option<Vec<u8>>,
+    expect: Expect,
+}
+
+impl Probe {
+    fn url(&self) -> String {
+        let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match q.is_empty() {
+            true => self.path.clone(),
+            false => format!("{}?{}", self.path, q.join("&")),
+        }
+    }
+}
+
+/// An operation of the document: its path template, method and JSON object.
+struct Operation<'a> {
+    path: String,
+    method: String,
+    op: &'a Value,
+}
+
+impl Operation<'_> {
+    fn params(&self, location: &str) -> Vec<(String, bool)> {
+        self.op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == location)
+                    .map(|p| {
+                        let name = p["name"].as_str().expect("parameter name").to_string();
+                        (name, p["required"] == true)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The path with each path parameter replaced by `value(kind)`.
+    fn fill(&self, value: impl Fn(IdKind) -> String) -> String {
+        let mut p = self.path.clone();
+        for (name, _) in self.params("path") {
+            let kind = IdKind::of(&self.path, &name, "path");
+            p = p.replace(&format!("{{{name}}}"), &value(kind));
+        }
+        assert!(!p.contains('{'), "{}: undeclared path parameter", self.path);
+        p
+    }
+
+    /// Security: None (no requirement), Some(false) optional, Some(true) required.
+    fn token_required(&self, doc: &Value) -> Option<bool> {
+        let sec = self.op.get("security").or_else(|| doc.get("security"))?;
+        let reqs = sec.as_array().expect("security is an array");
+        if reqs.is_empty() {
+            return None;
+        }
+        Some(
+            !reqs
+                .iter()
+                .any(|r| r.as_object().is_some_and(|o| o.is_empty())),
+        )
+    }
+
+    fn request_schema(&self) -> Option<&Value> {
+        self.op
+            .get("requestBody")
+            .map(|b| &b["content"]["application/json"]["schema"])
+    }
+
+    /// The rank of its method: reads first, changes next, destructive ones last.
+    fn rank(&self) -> u8 {
+        match self.method.as_str() {
+            "get" | "head" | "options" => 0,
+            "patch" | "put" => 1,
+            "post" => 2,
+            "delete" => 3,
+            other => panic!("method {other} is not handled by the walk"),
+        }
+    }
+}
+
+/// A valid body for a change: the current values (GET on the same path), reduced to the
+/// properties the request schema declares.
+fn current_values_body(ctl: &Ctl, doc: &Value, o: &Operation, schema: &Value) -> Vec<u8> {
+    let current = ctl.get_json(&o.path);
+    let declared = openapi_check::property_names(doc, schema);
+    let body: serde_json::Map<String, Value> = current
+        .as_object()
+        .unwrap_or_else(|| panic!("{} {}: no valid body known", o.method, o.path))
+        .iter()
+        .filter(|(k, _)| declared.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(!body.is_empty(), "{} {}: nothing to send", o.method, o.path);
+    let body = Value::Object(body);
+    let errs = openapi_check::check(doc, schema, &body);
+    assert!(
+        errs.is_empty(),
+        "{} {}: the request schema refuses the current values: {errs:?}",
+        o.method,
+        o.path
+    );
+    body.to_string().into_bytes()
+}
+
+/// The requests for one operation: the failing ones first, the valid ones last.
+fn probes(ctl: &Ctl, doc: &Value, o: &Operation, ids: &RealIds) -> Vec<Probe> {
+    let token_required = o.token_required(doc);
+    let valid_token = token_required.is_some_and(|r| r).then(|| ctl.token.clone());
+    let body = o
+        .request_schema()
+        .map(|schema| current_values_body(ctl, doc, o, schema));
+    let real_path = o.fill(|k| k.real(ids));
+    let probe = |what: String, path: String, expect: Expect| Probe {
+        what,
+        path,
+        query: Vec::new(),
+        token: valid_token.clone(),
+        body: body.clone(),
+        expect,
+    };
+    let mut v = Vec::new();
+    if token_required == Some(true) {
+        let mut p = probe(
+            "without a token".into(),
+            real_path.clone(),
+            Expect::Unauthorized,
+        );
+        p.token = None;
+        v.push(p);
+        let mut p = probe(
+            "with a wrong token".into(),
+            real_path.clone(),
+            Expect::Unauthorized,
+        );
+        p.token = Some("0".repeat(64));
+        v.push(p);
+    }
+    if token_required == Some(false) {
+        // Optional on loopback: the token is accepted too.
+        let mut p = probe("with the token".into(), real_path.clone(), Expect::Success);
+        p.token = Some(ctl.token.clone());
+        v.push(p);
+    }
+    for (name, _) in o.params("path") {
+        let kind = IdKind::of(&o.path, &name, "path");
+        let with = |value: &str| {
+            o.fill(|k| match k == kind {
+                true => value.to_string(),
+                false => k.real(ids),
+            })
+        };
+        for (what, value) in [
+            ("malformed", kind.malformed().to_string()),
+            ("not UTF-8", "%FF%FE".to_string()),
+            ("unknown", kind.unknown()),
+        ] {
+            v.push(probe(
+                format!("{what} {name}"),
+                with(&value),
+                Expect::ClientError,
+            ));
+        }
+    }
+    for (name, _) in o.params("query") {
+        let kind = IdKind::of(&o.path, &name, "query");
+        let mut p = probe(
+            format!("malformed {name}"),
+            real_path.clone(),
+            Expect::ClientError,
+        );
+        p.query = vec![(name.clone(), kind.malformed().into())];
+        v.push(p);
+        let mut p = probe(
+            format!("repeated {name}"),
+            real_path.clone(),
+            Expect::ClientError,
+        );
+        p.query = vec![
+            (name.clone(), kind.real(ids)),
+            (name.clone(), kind.real(ids)),
+        ];
+        v.push(p);
+        let mut p = probe(
+            format!("unknown {name}"),
+            real_path.clone(),
+            Expect::Success,
+        );
+        p.query = vec![(name.clone(), kind.unknown())];
+        v.push(p);
+        let mut p = probe(format!("real {name}"), real_path.clone(), Expect::Success);
+        p.query = vec![(name.clone(), kind.real(ids))];
+        v.push(p);
+    }
+    if body.is_some() {
+        for (what, bad) in [("malformed body", "{"), ("body of the wrong type", "[]")] {
+            let mut p = probe(what.into(), real_path.clone(), Expect::ClientError);
+            p.body = Some(bad.as_bytes().to_vec());
+            v.push(p);
+        }
+        if o.request_schema()
+            .is_some_and(|s| openapi_check::forbids_unknown_properties(doc, s))
+        {
+            let mut p = probe(
+                "unknown body field".into(),
+                real_path.clone(),
+                Expect::ClientError,
+            );
+            p.body = Some(br#"{"no_such_field": 1}"#.to_vec());
+            v.push(p);
+        }
+    }
+    v.push(probe("valid".into(), real_path, Expect::Success));
+    v
+}
+
+/// Send `p` and check the answer against the operation's documented responses; returns
+/// the status.
+fn send_and_check(ctl: &Ctl, doc: &Value, o: &Operation, p: &Probe) -> u16 {
+    let label = format!("{} {} ({})", o.method.to_uppercase(), p.url(), p.what);
+    let r = HttpClient::new(ctl.control, p.token.clone())
+        .request(&o.method.to_uppercase(), &p.url(), p.body.as_deref())
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+    let responses = o.op["responses"].as_object().expect("responses");
+    let documented = responses
+        .get(&r.status.to_string())
+        .or_else(|| responses.get("default"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: status {} is not documented (documented: {:?}): {}",
+                r.status,
+                responses.keys().collect::<Vec<_>>(),
+                r.text()
+            )
+        });
+    let ok = match p.expect {
+        Expect::Success => (200..300).contains(&r.status),
+        Expect::ClientError => (400..500).contains(&r.status),
+        Expect::Unauthorized => r.status == 401,
+    };
+    assert!(
+        ok,
+        "{label}: expected {:?}, got {}: {}",
+        p.expect,
+        r.status,
+        r.text()
+    );
+    let Some(content) = documented.get("content").and_then(Value::as_object) else {
+        assert!(
+            r.body.is_empty(),
+            "{label}: a body where none is documented"
+        );
+        return r.status;
+    };
+    let media_type = |ct: &str| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let got = media_type(r.header("content-type").unwrap_or(""));
+    let (_, media) = content
+        .iter()
+        .find(|(k, _)| media_type(k) == got)
+        .unwrap_or_else(|| {
+            panic!(
+                "{label}: content type {got:?} is not documented ({:?})",
+                content.keys().collect::<Vec<_>>()
+            )
+        });
+    let value = if got == "application/json" {
+        r.json()
+            .unwrap_or_else(|e| panic!("{label}: not JSON ({e}): {}", r.text()))
+    } else {
+        Value::String(r.text())
+    };
+    let errs = openapi_check::check(doc, &media["schema"], &value);
+    assert!(
+        errs.is_empty(),
+        "{label}: the body does not match the document: {errs:#?}\n{value}"
+    );
+    r.status
+}
+
+/// Checks of the document's structure that parsing does not make.
+fn check_structure(doc: &Value) {
+    for r in openapi_check::all_refs(doc) {
+        openapi_check::resolve(doc, &r);
+    }
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    let mut op_ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        assert!(path.starts_with('/'), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            op_ids.push(id.to_string());
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.is_empty(), "{method} {path}: no responses");
+            for (status, r) in responses {
+                assert!(
+                    status == "default" || status.parse::<u16>().is_ok(),
+                    "{status}"
+                );
+                assert!(
+                    r["description"].is_string(),
+                    "{method} {path} {status}: no description"
+                );
+            }
+            let o = Operation {
+                path: path.clone(),
+                method: method.clone(),
+                op,
+            };
+            // Every {param} of the path is a required path parameter, and back.
+            let declared = o.params("path");
+            let in_path = path.matches('{').count();
+            assert_eq!(declared.len(), in_path, "{method} {path}: path parameters");
+            for (name, required) in declared {
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: {name}"
+                );
+                assert!(
+                    required,
+                    "{method} {path}: path parameter {name} not required"
+                );
+            }
+            for req in op
+                .get("security")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for scheme in req.as_object().unwrap().keys() {
+                    assert!(
+                        schemes.contains_key(scheme),
+                        "{method} {path}: scheme {scheme}"
+                    );
+                }
+            }
+        }
+    }
+    let n = op_ids.len();
+    op_ids.sort();
+    op_ids.dedup();
+    assert_eq!(op_ids.len(), n, "operationIds are unique");
+}
+
+#[test]
+fn openapi_document_validates_and_matches_the_server() {
+    let ctl = Ctl::start("openapi-walk");
+    let text = ctl.get("/api/v1/openapi.json").text();
+    // Structure: parses as an OpenAPI 3.1 document, plus what parsing does not check.
+    let spec = oas3::from_json(&text).expect("an OpenAPI 3.1 document");
+    spec.validate_version()
+        .expect("a supported OpenAPI version");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    check_structure(&doc);
+
+    // Real objects: a session to destroy and one whose connection is drained.
+    let doomed = ctl.trunked(2);
+    let kept = ctl.trunked(2);
+    let ids = RealIds {
+        client: doomed.clientid(),
+        session: hex(&doomed),
+        conn: ctl.conn_ids(&kept)[1],
+    };
+    let settings_before = ctl.get_json("/api/v1/settings");
+
+    let mut ops: Vec<Operation> = spec
+        .operations()
+        .map(|(path, method, _)| {
+            let method = method.as_str().to_ascii_lowercase();
+            let op = &doc["paths"][&path][&method];
+            assert!(op.is_object(), "{method} {path}");
+            Operation { path, method, op }
+        })
+        .collect();
+    assert!(!ops.is_empty());
+    ops.sort_by(|a, b| (a.rank(), &a.path).cmp(&(b.rank(), &b.path)));
+    // Every request is checked; the mismatches are reported all together at the end.
+    let (mut walked, mut mismatches) = (Vec::new(), Vec::new());
+    for o in &ops {
+        for p in probes(&ctl, &doc, o, &ids) {
+            let label = format!("{} {} ({})", o.method, p.url(), p.what);
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                send_and_check(&ctl, &doc, o, &p)
+            }));
+            match checked {
+                Ok(status) => walked.push(format!("{label}: {status}")),
+                Err(_) => mismatches.push(label),
+            }
+        }
+    }
+    println!(
+        "{} operations, {} requests:\n{}",
+        ops.len(),
+        walked.len(),
+        walked.join("\n")
+    );
+    assert!(
+        mismatches.is_empty(),
+        "mismatches (see the panics above): {mismatches:#?}"
+    );
+
+    // The valid changes did what they say; the PATCH with the current values changed nothing.
+    assert_eq!(ctl.get_json("/api/v1/settings"), settings_before);
+    assert_eq!(
+        ctl.get(&format!("/api/v1/sessions/{}", ids.session)).status,
+        404
+    );
+    assert!(wait_until(|| kept.connection(1).unwrap().is_closed()));
+    assert_eq!(
+        doomed.call(0, &[], false).unwrap().status,
+        status::NFS4ERR_BADSESSION
+    );
+}
+
+#[test]
+fn openapi_checker_finds_mismatches() {
+    let doc = json!({"components": {"schemas": {
+        "Inner": {"type": "object", "required": ["n"], "properties": {
+            "n": {"type": "integer", "format": "uint32", "minimum": 0},
+            "s": {"type": ["string", "null"]}}},
+        "Outer": {"allOf": [{"$ref": "#/components/schemas/Inner"},
+            {"type": "object", "required": ["list"], "properties": {
+                "list": {"type": "array", "items": {"$ref": "#/components/schemas/Inner"}}}}]},
+        "Closed": {"type": "object", "properties": {"a": {"type": "boolean"}},
+            "additionalProperties": false}
+    }}});
+    let outer = json!({"$ref": "#/components/schemas/Outer"});
+    let check = |schema: &Value, v: Value| openapi_check::check(&doc, schema, &v);
+    assert!(
+        check(
+            &outer,
+            json!({"n": 1, "s": null, "list": [{"n": 2, "s": "x"}]})
+        )
+        .is_empty()
+    );
+    assert_eq!(check(&outer, json!({"n": 1})).len(), 1, "list missing");
+    assert_eq!(
+        check(&outer, json!({"n": -1, "list": []})).len(),
+        2,
+        "minimum and format"
+    );
+    assert_eq!(check(&outer, json!({"n": 1, "list": [{"s": 3}]})).len(), 2);
+    assert_eq!(
+        check(&outer, json!({"n": 1u64 << 33, "list": []})).len(),
+        1,
+        "uint32"
+    );
+    assert_eq!(
+        check(&outer, json!({"n": 1, "list": [], "extra": 1})).len(),
+        1,
+        "undocumented"
+    );
+    assert_eq!(
+        check(&outer, json!({"n": 1, "list": [{"n": 1, "x": 0}]})).len(),
+        1
+    );
+    assert!(!check(&outer, json!([1])).is_empty());
+    let closed = json!({"$ref": "#/components/schemas/Closed"});
+    assert!(check(&closed, json!({"a": true})).is_empty());
+    assert_eq!(check(&closed, json!({"a": true, "b": 1})).len(), 1);
+    assert!(openapi_check::forbids_unknown_properties(&doc, &closed));
+    assert!(!openapi_check::forbids_unknown_properties(&doc, &outer));
+    let unknown = std::panic::catch_unwind(|| check(&json!({"patternProperties": {}}), json!({})));
+    assert!(unknown.is_err(), "an unknown keyword is not skipped");
 }
 
 #[test]
@@ -692,13 +1505,8 @@ fn serve_control_options() {
         "5",
     ]);
     let (child, lines) = spawn_serve(&args);
-    let addr: SocketAddr = lines
-        .iter()
-        .find_map(|l| l.split("control plane listening addr=").nth(1))
-        .unwrap_or_else(|| panic!("no control address in {lines:?}"))
-        .trim()
-        .parse()
-        .unwrap();
+    let addr =
+        logged_control_addr(&lines).unwrap_or_else(|| panic!("no control address in {lines:?}"));
     let token = std::fs::read_to_string(state.join("control-token")).unwrap();
     assert!(
         lines.iter().all(|l| !l.contains(token.trim())),
@@ -734,6 +1542,94 @@ fn serve_control_options() {
     );
     assert!(lines.iter().all(|l| !l.contains("control plane listening")));
     drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_loopback_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// The control address `ringnfs serve` logged, if any.
+fn logged_control_addr(lines: &[String]) -> Option<SocketAddr> {
+    lines
+        .iter()
+        .find_map(|l| l.split("control plane listening addr=").nth(1))
+        .map(|a| a.trim().parse().unwrap())
+}
+
+#[test]
+fn serve_control_from_the_config_file() {
+    let dir = temp_dir("serve-config");
+    let state = dir.join("state");
+    let token_file = dir.join("my-token");
+    let want = free_loopback_addr();
+    let config = dir.join("ringnfs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\n\
+             state_dir = {state:?}\ncontrol = \"{want}\"\ncontrol_token_file = {token_file:?}\n"
+        ),
+    )
+    .unwrap();
+    let config_arg = ["--config", config.to_str().unwrap()];
+
+    // The config's address is listened on, with the config's token file.
+    let (child, lines) = spawn_serve(&config_arg);
+    assert_eq!(logged_control_addr(&lines), Some(want), "{lines:?}");
+    let token = std::fs::read_to_string(&token_file).expect("token file from the config");
+    let settings = HttpClient::new(want, None).get("/api/v1/settings").unwrap();
+    assert_eq!(settings.status, 200);
+    let patch = HttpClient::new(want, Some(token.trim().to_string()))
+        .request(
+            "PATCH",
+            "/api/v1/settings",
+            Some(
+                json!({"max_connections_per_session": 7})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+        .unwrap();
+    assert_eq!(patch.status, 200, "{}", patch.text());
+    assert!(!state.join("control-token").exists());
+    drop(child);
+
+    // The command line wins over the config file.
+    let mut args = config_arg.to_vec();
+    args.extend(["--control", "off"]);
+    let (child, lines) = spawn_serve(&args);
+    assert!(
+        lines.iter().any(|l| l.contains("ringnfs serving")),
+        "{lines:?}"
+    );
+    assert_eq!(logged_control_addr(&lines), None, "{lines:?}");
+    drop(child);
+
+    // A control address from the config file is explicit: taken, the server refuses.
+    let taken = std::net::TcpListener::bind(want).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(config_arg)
+        .output()
+        .unwrap();
+    drop(taken);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
+
+    // A bad value is an error naming the key.
+    std::fs::write(&config, "control = \"on\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("serve")
+        .args(config_arg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

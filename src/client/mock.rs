@@ -44,6 +44,8 @@ pub struct MockState {
     /// Send a CB_COMPOUND/CB_SEQUENCE after CREATE_SESSION with CONN_BACK_CHAN.
     pub callback_after_create: std::sync::atomic::AtomicBool,
     pub callback_replies: AtomicU64,
+    /// csa_sequence of every CREATE_SESSION received.
+    pub create_sequences: Mutex<Vec<u32>>,
 }
 
 pub struct MockServer {
@@ -236,6 +238,9 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                         d.skip(4 * g)?;
                     }
                 }
+                st.create_sequences.lock().push(seq);
+                // A new session (always MOCK_SESSION): a fresh slot table.
+                st.slots.lock().clear();
                 fore.maxrequests = fore.maxrequests.min(MAX_SLOTS);
                 st.nslots
                     .store(fore.maxrequests as usize, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::compound::{BindConnRes, CompoundReply, CreateSessionRes};
 use super::conn::RpcConn;
 use super::error::ClientError;
-use super::ops::{ChannelAttrs, Op, SequenceArgs, SessionId, encode_sequence};
+use super::ops::{ChannelAttrs, CreateSessionArgs, Op, SequenceArgs, SessionId, encode_sequence};
 use crate::nfs4::consts::{op, status};
 use crate::xdr::XdrEncoder;
 
@@ -71,6 +71,8 @@ fn outcome_of(r: &Result<CompoundReply, ClientError>) -> SlotOutcome {
 pub struct Session {
     clientid: u64,
     sessionid: SessionId,
+    /// What CREATE_SESSION asked for (reused by [`Session::recover`]).
+    create_args: CreateSessionArgs,
     created: CreateSessionRes,
     conns: RwLock<Vec<Arc<RpcConn>>>,
     table: Mutex<SlotTable>,
@@ -79,14 +81,23 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session created by CREATE_SESSION on `conn`.
-    pub fn new(clientid: u64, created: CreateSessionRes, conn: RpcConn) -> Self {
+    /// A session created by CREATE_SESSION (`args`, answered with `created`) on `conn`.
+    pub fn new(args: CreateSessionArgs, created: CreateSessionRes, conn: RpcConn) -> Self {
+        Self::with_conns(args, created, vec![Arc::new(conn)])
+    }
+
+    fn with_conns(
+        args: CreateSessionArgs,
+        created: CreateSessionRes,
+        conns: Vec<Arc<RpcConn>>,
+    ) -> Self {
         let n = created.fore.maxrequests.clamp(1, 1 << 16) as usize;
         Session {
-            clientid,
+            clientid: args.clientid,
             sessionid: created.sessionid,
+            create_args: args,
             created,
-            conns: RwLock::new(vec![Arc::new(conn)]),
+            conns: RwLock::new(conns),
             table: Mutex::new(SlotTable {
                 slots: vec![
                     Slot {
@@ -356,6 +367,37 @@ impl Session {
         r.bind_conn()
     }
 
+    /// A new session for the same client, to replace this one once the server has lost
+    /// it (NFS4ERR_BADSESSION: destroyed by an operator, for instance) while the client
+    /// record lives on. CREATE_SESSION with the next `csa_sequence` and the same request
+    /// as before (channel attributes, back channel, callback program) is sent on the
+    /// first open connection, which it binds; the other open connections are shared with
+    /// the new session and bound by their first SEQUENCE there. File handles and the
+    /// client's open and lock state stay valid. Calling it twice on the same old session
+    /// resends the same CREATE_SESSION, which the server answers from its replay cache.
+    pub fn recover(&self) -> Result<Arc<Session>, ClientError> {
+        let conns: Vec<Arc<RpcConn>> = self
+            .conns
+            .read()
+            .iter()
+            .filter(|c| !c.is_closed())
+            .cloned()
+            .collect();
+        let first = conns.first().ok_or(ClientError::Disconnected)?;
+        let args = CreateSessionArgs {
+            sequence: self.created.sequence.wrapping_add(1),
+            ..self.create_args.clone()
+        };
+        let r = first.compound(1, b"", &[Op::CreateSession(args.clone())])?;
+        let created = r.create_session()?;
+        tracing::debug!(
+            clientid = self.clientid,
+            connections = conns.len(),
+            "new session after the old one was lost"
+        );
+        Ok(Arc::new(Session::with_conns(args, created, conns)))
+    }
+
     /// DESTROY_SESSION (alone) on the first open connection.
     pub fn destroy(&self) -> Result<(), ClientError> {
         let conn = self.live_conn(0).ok_or(ClientError::Disconnected)?;
@@ -499,6 +541,43 @@ mod tests {
         let r = s.call(1, &[], false).unwrap();
         assert_eq!(r.sequence().unwrap().sequenceid, 2);
         assert_eq!(m.state.executed.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn recover_creates_a_new_session_on_the_open_connections() {
+        let (m, _ids, s) = setup(3);
+        s.call(0, &[], false).unwrap();
+        s.connection(1).unwrap().shutdown();
+        let n = s.recover().unwrap();
+        assert_eq!(n.clientid(), s.clientid());
+        assert_eq!(
+            n.connection_count(),
+            2,
+            "the closed connection is left behind"
+        );
+        assert!(Arc::ptr_eq(
+            &n.connection(1).unwrap(),
+            &s.connection(2).unwrap()
+        ));
+        assert_eq!(n.create_flags(), s.create_flags());
+        assert_eq!(n.slot_count(), s.slot_count());
+        // The next csa_sequence: the first CREATE_SESSION used the EXCHANGE_ID's one.
+        assert_eq!(*m.state.create_sequences.lock(), vec![1, 2]);
+        // A fresh slot table that works on every connection.
+        assert_eq!(n.next_seqid(0), Some(1));
+        n.call(1, &[Op::PutRootFh], false).unwrap();
+        n.call(0, &[Op::PutRootFh], false).unwrap();
+        assert_eq!(n.next_seqid(0), Some(3));
+        // Again from the old session: the same request (a replay for the server).
+        s.recover().unwrap();
+        assert_eq!(*m.state.create_sequences.lock(), vec![1, 2, 2]);
+    }
+
+    #[test]
+    fn recover_needs_an_open_connection() {
+        let (_m, _ids, s) = setup(1);
+        s.close_connections();
+        assert!(matches!(s.recover(), Err(ClientError::Disconnected)));
     }
 
     #[test]

@@ -169,25 +169,22 @@ impl Client {
         } else {
             0
         };
-        let r = conn.compound(
-            1,
-            b"",
-            &[Op::CreateSession(CreateSessionArgs {
-                clientid: exchange.clientid,
-                sequence: exchange.sequenceid,
-                flags,
-                fore: opts
-                    .fore_attrs
-                    .unwrap_or_else(|| default_fore_attrs(opts.slots)),
-                back: opts.back_attrs.unwrap_or_else(default_back_attrs),
-                cb_program: opts.cb_program,
-                sec_parms: vec![CallbackSec::from_credential(&opts.cred)],
-            })],
-        )?;
+        let create_args = CreateSessionArgs {
+            clientid: exchange.clientid,
+            sequence: exchange.sequenceid,
+            flags,
+            fore: opts
+                .fore_attrs
+                .unwrap_or_else(|| default_fore_attrs(opts.slots)),
+            back: opts.back_attrs.unwrap_or_else(default_back_attrs),
+            cb_program: opts.cb_program,
+            sec_parms: vec![CallbackSec::from_credential(&opts.cred)],
+        };
+        let r = conn.compound(1, b"", &[Op::CreateSession(create_args.clone())])?;
         let create = r.create_session()?;
         tracing::debug!(slots = create.fore.maxrequests, "CREATE_SESSION done");
 
-        let session = Arc::new(Session::new(exchange.clientid, create.clone(), conn));
+        let session = Arc::new(Session::new(create_args, create.clone(), conn));
         for i in 1..opts.connections.max(1) {
             let c =
                 RpcConn::connect_with(addrs[i % addrs.len()], opts.cred.clone(), handler.clone())?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,10 @@ pub struct PrincipalDto {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientDto {
-    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex).
+    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex): unsigned 64 bits,
+    /// the server's boot time in the upper half, so above 2^53 (beyond exact JavaScript
+    /// numbers).
+    #[schema(format = "uint64")]
     pub id: u64,
     /// The client owner string, lossily as UTF-8.
     pub owner: String,
@@ -71,6 +75,7 @@ pub struct ChannelAttrsDto {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BoundConnDto {
     /// Connection id (for `POST /api/v1/connections/{id}/drain`).
+    #[schema(format = "uint64")]
     pub id: u64,
     pub peer: String,
     pub local: String,
@@ -97,6 +102,8 @@ pub struct SummaryDto {
 pub struct SessionDto {
     /// Session id (32 hex digits).
     pub id: String,
+    /// The clientid4 of the session's client.
+    #[schema(format = "uint64")]
     pub clientid: u64,
     pub created_at_ms: u64,
     pub fore: ChannelAttrsDto,
@@ -110,6 +117,8 @@ pub struct SessionDto {
 /// An open connection, bound or not.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConnDto {
+    /// Connection id (for `POST /api/v1/connections/{id}/drain`).
+    #[schema(format = "uint64")]
     pub id: u64,
     pub peer: String,
     pub local: String,
@@ -157,6 +166,7 @@ pub struct ActionResult {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionFilter {
     /// Only this client's sessions (decimal or 0x hex).
     pub client: Option<String>,
@@ -292,7 +302,10 @@ fn parse_conn_id(s: &str) -> Result<u64, ApiError> {
 
 /// List client records.
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients",
-    responses((status = 200, description = "All clients", body = [ClientDto])))]
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "All clients", body = [ClientDto]),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
 pub async fn list_clients(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ClientDto>> {
     Json(ctx.state.clients().iter().map(Into::into).collect())
 }
@@ -300,14 +313,17 @@ pub async fn list_clients(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ClientDto>> {
 /// One client with its sessions.
 #[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "Client id, decimal or 0x hex")),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The client", body = ClientDetail),
         (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody),
         (status = 404, description = "No such client", body = ErrorBody)))]
 pub async fn get_client(
     State(ctx): State<Arc<Ctx>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ClientDetail>> {
+    let Path(id) = id?;
     let id = parse_client_id(&id)?;
     let client = ctx
         .state
@@ -330,13 +346,16 @@ pub async fn get_client(
 
 /// List sessions, optionally of one client.
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionFilter),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Sessions", body = [SessionDto]),
-        (status = 400, description = "Malformed client id", body = ErrorBody)))]
+        (status = 400, description = "Malformed client id", body = ErrorBody),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
 pub async fn list_sessions(
     State(ctx): State<Arc<Ctx>>,
-    Query(f): Query<SessionFilter>,
+    filter: Result<Query<SessionFilter>, QueryRejection>,
 ) -> ApiResult<Json<Vec<SessionDto>>> {
+    let Query(f) = filter?;
     let list = match f.client.as_deref() {
         Some(c) => ctx.state.sessions_of_client(parse_client_id(c)?),
         None => ctx.state.sessions(),
@@ -347,14 +366,17 @@ pub async fn list_sessions(
 /// One session with its connections and the binding summary.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id, 32 hex digits")),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The session", body = SessionDto),
         (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody),
         (status = 404, description = "No such session", body = ErrorBody)))]
 pub async fn get_session(
     State(ctx): State<Arc<Ctx>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<SessionDto>> {
+    let Path(id) = id?;
     let sid = parse_session_id(&id)?;
     ctx.state
         .session_info(&sid)
@@ -374,8 +396,9 @@ pub async fn get_session(
         (status = 404, description = "No such session", body = ErrorBody)))]
 pub async fn delete_session(
     State(ctx): State<Arc<Ctx>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ActionResult>> {
+    let Path(id) = id?;
     let sid = parse_session_id(&id)?;
     if !ctx.state.force_destroy_session(&sid) {
         return Err(ApiError::not_found(format!("no session {}", sid.to_hex())));
@@ -389,7 +412,10 @@ pub async fn delete_session(
 
 /// List open connections.
 #[utoipa::path(get, path = "/api/v1/connections", tag = "connections",
-    responses((status = 200, description = "Connections", body = [ConnDto])))]
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Connections", body = [ConnDto]),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
 pub async fn list_connections(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ConnDto>> {
     let mut v: Vec<ConnDto> = ctx.state.connections().iter().map(Into::into).collect();
     v.sort_by_key(|c| c.id);
@@ -408,8 +434,9 @@ pub async fn list_connections(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ConnDto>>
         (status = 404, description = "No such connection", body = ErrorBody)))]
 pub async fn drain_connection(
     State(ctx): State<Arc<Ctx>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<(StatusCode, Json<ActionResult>)> {
+    let Path(id) = id?;
     let conn = parse_conn_id(&id)?;
     if !ctx.state.drain_connection(conn) {
         return Err(ApiError::not_found(format!("no connection {conn}")));
@@ -436,7 +463,10 @@ fn current_settings(ctx: &Ctx) -> SettingsDto {
 
 /// Current settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
-    responses((status = 200, description = "Settings", body = SettingsDto)))]
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Settings", body = SettingsDto),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
 pub async fn get_settings(State(ctx): State<Arc<Ctx>>) -> Json<SettingsDto> {
     Json(current_settings(&ctx))
 }

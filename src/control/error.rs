@@ -1,6 +1,7 @@
 //! Errors as JSON `{ "error": "..." }` with the matching HTTP status.
 
 use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,20 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response()
+    }
+}
+
+/// A path that axum could not extract (e.g. a parameter that is not UTF-8): JSON too.
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::new(r.status(), r.body_text())
+    }
+}
+
+/// A query string that axum could not extract (e.g. a repeated parameter): JSON too.
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(r.status(), r.body_text())
     }
 }
 

@@ -21,6 +21,7 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use crate::state::StateManager;
@@ -32,6 +33,34 @@ pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:9049";
 pub const TOKEN_FILE: &str = "control-token";
 
 pub use server::ControlHandle;
+
+/// Where the control plane listens: `ADDR:PORT`, or `off` (None) for no control plane.
+/// The value of `ringnfs serve --control` and of the config file's `control` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct ControlAddr(pub Option<SocketAddr>);
+
+impl FromStr for ControlAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(ControlAddr(None));
+        }
+        s.trim()
+            .parse()
+            .map(|a| ControlAddr(Some(a)))
+            .map_err(|e| format!("expected ADDR:PORT or \"off\", got {s:?}: {e}"))
+    }
+}
+
+impl TryFrom<String> for ControlAddr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
 
 /// What the control plane needs to start.
 #[derive(Debug, Clone)]

@@ -1,11 +1,16 @@
 //! The OpenAPI 3 document of the REST API, generated from the handlers and types with
 //! `utoipa`, served at `GET /api/v1/openapi.json`.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api;
 use super::error::ErrorBody;
+use super::{Ctx, api, metrics};
 
 struct BearerAuth;
 
@@ -39,6 +44,8 @@ impl Modify for BearerAuth {
         api::drain_connection,
         api::get_settings,
         api::patch_settings,
+        openapi_document,
+        scrape_metrics,
     ),
     components(schemas(
         ErrorBody,
@@ -60,9 +67,38 @@ impl Modify for BearerAuth {
         (name = "sessions"),
         (name = "connections"),
         (name = "settings"),
+        (name = "meta"),
     )
 )]
 pub struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The OpenAPI document of this API", body = Object,
+            content_type = "application/json"),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
+pub async fn openapi_document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+}
+
+/// Prometheus metrics (OpenMetrics text; see `control::metrics`).
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Counters and gauges in OpenMetrics text format", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
+pub async fn scrape_metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&ctx),
+    )
+}
 
 /// The document as JSON.
 pub fn document_json() -> String {

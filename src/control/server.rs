@@ -8,12 +8,12 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{ControlConfig, Ctx, api, auth, metrics, openapi};
+use super::{ControlConfig, Ctx, api, auth, openapi};
 use crate::state::StateManager;
 use crate::transport::TransportStats;
 
@@ -72,27 +72,9 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
             "/settings",
             get(api::get_settings).patch(api::patch_settings),
         )
-        .route(
-            "/openapi.json",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    openapi::document_json(),
-                )
-            }),
-        );
+        .route("/openapi.json", get(openapi::openapi_document));
     Router::new()
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(ctx): axum::extract::State<Arc<Ctx>>| async move {
-                    (
-                        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-                        metrics::render(&ctx),
-                    )
-                },
-            ),
-        )
+        .route("/metrics", get(openapi::scrape_metrics))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint").into_response() })
         .method_not_allowed_fallback(|| async {

@@ -103,8 +103,11 @@ impl RecordAssembler {
                 if total > self.max_record {
                     return Err(RecordError::TooLarge(total));
                 }
-                // Reserve only what has arrived or will soon: a header claiming a huge
-                // fragment does not by itself allocate.
+                // Reserve the whole fragment (at most `max_record`, checked above) so a
+                // large record is gathered with one copy instead of growing by doubling
+                // (which copied each 1 MiB WRITE twice). The pages of a claimed but
+                // unsent fragment are reserved, not touched, so they are not resident.
+                self.gathered.reserve(self.frag_left);
                 self.in_fragment = true;
             }
             let take = self.frag_left.min(input.len());
