@@ -14,6 +14,7 @@ use common::{TestServer, WAIT, sid, wait_until};
 use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, op, status};
 use ringnfs::rpc::Credential;
+use ringnfs::state::settings::OverLimit;
 
 /// Calls per trunked connection.
 const CALLS_PER_CONN: usize = 2000;
@@ -227,9 +228,12 @@ fn sixteen_trunked_connections_with_bind_churn() {
 #[test]
 fn churn_over_the_connection_limit_is_refused_with_delay_and_counted() {
     // With the default limit (16) and all 16 trunked connections bound, extra binds fail
-    // with NFS4ERR_DELAY while the trunked connections keep working.
+    // with NFS4ERR_DELAY while the trunked connections keep working. Strict mode
+    // (`--over-limit delay`): by default an over-limit SEQUENCE is served unbound instead
+    // (tests/binding.rs covers that).
     let srv = TestServer::start();
     let state = srv.state().clone();
+    state.settings.set_over_limit(OverLimit::Delay);
     assert_eq!(state.settings.max_connections_per_session(), 16);
     let (_ids, s) = srv.session_with(ClientOptions {
         connections: TRUNKED,

@@ -137,14 +137,40 @@ pub fn bind_conn_to_session(
     let sid = xdr(decode_sessionid(d))?;
     let dir = xdr(d.u32())?;
     let _rdma = xdr(d.bool())?;
-    let granted = ctx
+    let result = ctx
         .state
-        .bind_conn_to_session(ctx.conn, ctx.cred, &sid, dir)?;
+        .bind_conn_to_session(ctx.conn, ctx.cred, &sid, dir);
+    // One line per BIND_CONN_TO_SESSION (rare: recovery only), so the kernel harness and
+    // operators can see which direction each transport asked for and what it got.
+    tracing::debug!(
+        conn = ctx.conn.id,
+        peer = %ctx.conn.peer,
+        session = %sid.to_hex(),
+        requested = cdfc_name(dir),
+        granted = match &result {
+            Ok(d) => d.label(),
+            Err(_) => "-",
+        },
+        status = result.as_ref().err().copied().unwrap_or(0),
+        "BIND_CONN_TO_SESSION"
+    );
+    let granted = result?;
     out.put_fixed(&sid.0);
     out.put_u32(granted.to_cdfs());
     // TCP only: never RDMA mode.
     out.put_bool(false);
     Ok(())
+}
+
+fn cdfc_name(v: u32) -> &'static str {
+    use crate::nfs4::consts::cdfc;
+    match v {
+        cdfc::FORE => "FORE",
+        cdfc::BACK => "BACK",
+        cdfc::FORE_OR_BOTH => "FORE_OR_BOTH",
+        cdfc::BACK_OR_BOTH => "BACK_OR_BOTH",
+        _ => "INVALID",
+    }
 }
 
 pub fn destroy_session(

@@ -1,18 +1,25 @@
 #!/bin/sh
-# Guest side of the ringnfs kernel smoke test (busybox sh, run as root).
+# Guest side of the ringnfs kernel harness (busybox sh, run as root).
 #
-#   scenario.sh main SCENARIO [EXTRA_MOUNT_OPTIONS]   SCENARIO: basic | nconnect | trunk | all
-#   scenario.sh run FUNCTION                          (internal: one step)
+#   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
+#                 basic nconnect trunk reconnect rebind limit drain restart (or all)
+#   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
 # console; its own output follows "  | ". A step that hangs is killed after
-# STEP_TIMEOUT seconds (rc 137).
+# STEP_TIMEOUT seconds (rc 137). Each scenario is framed by "PART <name> BEGIN" and
+# "PART <name> END". Steps named srv_* are the server's side, checked by the host
+# (hostcall: a request on the second serial port, answered by tests/kernel/harness.sh).
 export PATH=/bin:/sbin
 SERVER=10.0.2.100
 CLIENT=10.0.2.15
 STEP_TIMEOUT=${STEP_TIMEOUT:-180}
 TOUCH_DATE='2020-01-02 03:04:05'
 TOUCH_EPOCH=1577934245 # the same instant in UTC (the guest has no TZ)
+HOST_TIMEOUT=${HOST_TIMEOUT:-300}
+BIG_MB=64  # basic: write and read back
+COPY_MB=32 # reconnect, drain: the copy a connection breaks in
+MANY=500   # basic: directory entries (READDIR over several calls)
 
 up() { cut -d' ' -f1 /proc/uptime; }
 
@@ -20,6 +27,66 @@ up() { cut -d' ' -f1 /proc/uptime; }
 elapsed() { awk -v a="$1" -v b="$(up)" 'BEGIN { printf "%.2f", b - a }'; }
 
 fail() { echo "check failed: $*"; exit 1; }
+
+# hostcall WHAT...: ask the host (tests/kernel/harness.sh) to check or do something.
+# Request "REQ <id> WHAT..." on ttyS1; the host answers with "OUT <id> <text>" lines
+# (printed) and one "REP <id> <rc> <summary>"; returns rc. Without a host channel
+# (e.g. a guest booted by hand) every call is skipped.
+hostcall() {
+    [ -e /tmp/hostchan ] || { echo "no host channel: '$*' skipped"; return 0; }
+    id=$(($(cat /tmp/hostseq 2>/dev/null || echo 0) + 1))
+    echo $id >/tmp/hostseq
+    echo "REQ $id $*" >/dev/ttyS1
+    while :; do
+        l=
+        if ! IFS= read -r -t "$HOST_TIMEOUT" l </dev/ttyS1; then
+            echo "the host did not answer '$*' within $HOST_TIMEOUT s"
+            return 124
+        fi
+        case "$l" in
+        "OUT $id "*) echo "host| ${l#OUT $id }" ;;
+        "REP $id "*)
+            r=${l#REP $id }
+            echo "host: $* -> ${r#* }"
+            return "${r%% *}"
+            ;;
+        *) echo "(host channel: ignored '$l')" ;;
+        esac
+    done
+}
+
+# copy_with HOSTACTION SRC DST: copy SRC to DST (dd conv=fsync) through a FIFO, and
+# ask the host for HOSTACTION after the first half went in: the copy is certainly in
+# progress when the host acts (dd cannot finish before the second half is fed).
+copy_with() {
+    rm -f /tmp/fifo && mkfifo /tmp/fifo || exit $?
+    half=$(($(stat -c %s "$2") / 1048576 / 2))
+    (dd if=/tmp/fifo of="$3" bs=1M conv=fsync 2>/tmp/dd.err; echo $? >/tmp/dd.rc) &
+    ddpid=$!
+    t=$(up)
+    {
+        dd if="$2" bs=1M count=$half 2>/dev/null
+        # Let the client push part of it to the server before the host acts.
+        sync "$3" 2>/dev/null || true
+        echo "copy: ${half} MiB in after $(elapsed "$t") s; asking the host: $1" >&2
+        hostcall $1 >&2; echo $? >/tmp/host.rc
+        dd if="$2" bs=1M skip=$half 2>/dev/null
+    } >/tmp/fifo
+    wait $ddpid
+    echo "copy finished after $(elapsed "$t") s, dd rc $(cat /tmp/dd.rc) $(tail -1 /tmp/dd.err)"
+    [ "$(cat /tmp/host.rc)" = 0 ] || fail "host action '$1' failed"
+    [ "$(cat /tmp/dd.rc)" = 0 ] || fail "the copy failed: $(cat /tmp/dd.err)"
+}
+
+# same_md5 LOCAL NFS: drop caches, compare checksums
+same_md5() {
+    echo 3 >/proc/sys/vm/drop_caches
+    t=$(up)
+    a=$(md5sum <"$1") || exit $?
+    b=$(md5sum <"$2") || exit $?
+    echo "md5 local $a, over NFS $b (read in $(elapsed "$t") s)"
+    [ "$a" = "$b" ] || fail "$2 differs from $1"
+}
 
 mountstats_of_mnt() {
     awk '/^device /{p = ($5 == "/mnt")} p' /proc/self/mountstats
@@ -41,10 +108,10 @@ b_info() { show_mount; grep -q ' /mnt nfs4 ' /proc/mounts || fail "no nfs4 mount
 b_ls_root() { ls -la /mnt; }
 b_mkdir() { mkdir /mnt/d && [ -d /mnt/d ] || fail "/mnt/d is not a directory"; ls -ld /mnt/d; }
 b_write() {
-    dd if=/dev/urandom of=/tmp/f bs=1M count=8 2>/dev/null || fail "local urandom copy"
+    dd if=/dev/urandom of=/tmp/f bs=1M count=$BIG_MB 2>/dev/null || fail "local urandom copy"
     t=$(up)
     dd if=/tmp/f of=/mnt/d/f bs=1M conv=fsync || exit $?
-    echo "wrote 8 MiB in $(elapsed "$t") s"
+    echo "wrote $BIG_MB MiB in $(elapsed "$t") s"
     ls -l /mnt/d/f
 }
 b_read() {
@@ -52,9 +119,9 @@ b_read() {
     t=$(up)
     a=$(md5sum </tmp/f) || exit $?
     b=$(md5sum </mnt/d/f) || exit $?
-    echo "read 8 MiB in $(elapsed "$t") s; local $a nfs $b"
+    echo "read $BIG_MB MiB in $(elapsed "$t") s; local $a nfs $b"
     [ "$a" = "$b" ] || fail "md5 differs"
-    [ "$(stat -c %s /mnt/d/f)" = 8388608 ] || fail "size $(stat -c %s /mnt/d/f)"
+    [ "$(stat -c %s /mnt/d/f)" = $((BIG_MB * 1048576)) ] || fail "size $(stat -c %s /mnt/d/f)"
 }
 b_ls_l() { ls -l /mnt/d; }
 b_mv() {
@@ -113,10 +180,10 @@ b_append_truncate() {
 }
 b_many_files() {
     mkdir /mnt/d/many || exit $?
-    i=0; while [ $i -lt 1000 ]; do : >/mnt/d/many/file-with-a-longish-name-$i || exit $?; i=$((i + 1)); done
+    i=0; while [ $i -lt $MANY ]; do : >/mnt/d/many/file-with-a-longish-name-$i || exit $?; i=$((i + 1)); done
     echo 3 >/proc/sys/vm/drop_caches
     n=$(ls /mnt/d/many | wc -l); echo "entries listed: $n"
-    [ "$n" = 1000 ] || fail "ls listed $n of 1000"
+    [ "$n" = $MANY ] || fail "ls listed $n of $MANY"
     d=$(ls /mnt/d/many | sort | uniq -d | wc -l)
     [ "$d" = 0 ] || fail "$d duplicate names in the listing"
 }
@@ -158,6 +225,7 @@ b_user_1000() {
     echo "squashed root removing it from the sticky directory refused: $(cat /tmp/err)"
     su u1000 -s /bin/sh -c 'rm /mnt/u' || fail "user 1000 removing its own file"
 }
+b_flock() { locktest /mnt/d/lockfile || exit $?; rm /mnt/d/lockfile; }
 b_rm() { rm -r /mnt/d || exit $?; [ ! -e /mnt/d ] || fail "/mnt/d still there"; ls -la /mnt; }
 b_stats() { mountstats_of_mnt; }
 b_umount() { umount /mnt || exit $?; ! grep -q ' /mnt ' /proc/mounts || fail "still mounted"; }
@@ -244,25 +312,111 @@ t_io() {
 t_stats() { awk '/^device /{p = ($5 == "/mnt" || $5 == "/mnt2")} p' /proc/self/mountstats | grep -E '^device|opts:|xprt:'; }
 t_umount() { umount /mnt2; r2=$?; umount /mnt; r1=$?; [ $r1 = 0 ] && [ $r2 = 0 ]; }
 
+
+# ---------------------------------------------------------------- shared by 4-8
+# mount_nc N [EXTRA]: mount with nconnect=N
+mount_nc() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "nconnect=$1${2:+,$2}${OPTS:+,$OPTS}"; }
+# warm_up N: N parallel 1 MiB writes, so that every transport carries traffic
+warm_up() {
+    mkdir -p /mnt/w || exit $?
+    dd if=/dev/urandom of=/tmp/w bs=1M count=1 2>/dev/null
+    i=1; while [ $i -le "$1" ]; do
+        (dd if=/tmp/w of=/mnt/w/w$i bs=1M conv=fsync 2>/dev/null; echo $? >/tmp/wrc$i) &
+        i=$((i + 1))
+    done
+    wait
+    i=1; while [ $i -le "$1" ]; do [ "$(cat /tmp/wrc$i)" = 0 ] || fail "writer $i"; i=$((i + 1)); done
+    rm -r /mnt/w
+}
+big_source() { dd if=/dev/urandom of=/tmp/big bs=1M count="$1" 2>/dev/null && ls -l /tmp/big; }
+end_clean() { umount /mnt 2>/dev/null; rm -f /tmp/big /tmp/w /tmp/p* /tmp/f /tmp/fifo; true; }
+
+# ---------------------------------------------------------------- reconnect
+rc_copy() { mkdir -p /mnt/rc && copy_with "kill_conn fore" /tmp/big /mnt/rc/big; }
+rc_md5() { same_md5 /tmp/big /mnt/rc/big; }
+rc_rm() { rm -r /mnt/rc; }
+
+# ---------------------------------------------------------------- rebind
+bc_io() {
+    mkdir -p /mnt/bc || exit $?
+    t=$(up)
+    dd if=/tmp/big of=/mnt/bc/big bs=1M conv=fsync 2>/dev/null || fail "write after the back channel was dropped"
+    echo "wrote $(($(stat -c %s /tmp/big) / 1048576)) MiB in $(elapsed "$t") s"
+    same_md5 /tmp/big /mnt/bc/big
+    rm -r /mnt/bc
+}
+
+# ---------------------------------------------------------------- drain
+dr_copy() { mkdir -p /mnt/dr && copy_with "drain_conn fore" /tmp/big /mnt/dr/big; }
+dr_md5() { same_md5 /tmp/big /mnt/dr/big; }
+dr_rm() { rm -r /mnt/dr; }
+
+# ---------------------------------------------------------------- restart
+rs_prepare() {
+    mkdir /mnt/r || exit $?
+    dd if=/tmp/big of=/mnt/r/f bs=1M conv=fsync 2>/dev/null || exit $?
+    echo hello >/mnt/r/g || exit $?
+    ls -l /mnt/r
+}
+rs_restart() {
+    cd /mnt/r || exit $?
+    exec 3</mnt/r/f 4>>/mnt/r/log || fail "opening f and log"
+    echo before >&4 || fail "write before the restart"
+    cat g >/dev/null
+    hostcall restart || fail "the host could not restart the server"
+    # Reads now go to the new server instance with the handles of the old one.
+    echo 3 >/proc/sys/vm/drop_caches
+    t=$(up)
+    a=$(md5sum <&3) || fail "reading the file opened before the restart"
+    echo "read through the descriptor opened before the restart in $(elapsed "$t") s"
+    [ "$a" = "$(md5sum </tmp/big)" ] || fail "content read through the old descriptor differs"
+    echo after >&4 || fail "write through the descriptor opened before the restart"
+    exec 4>&- 3<&-
+    [ "$(cat /mnt/r/log)" = "$(printf 'before\nafter')" ] || fail "log holds '$(cat /mnt/r/log)'"
+    l=$(ls) || fail "listing the current directory (old handle)"
+    echo "ls in the old cwd: $(echo $l)"
+    [ "$(echo $l)" = "f g log" ] || fail "listing '$l'"
+    [ "$(cat g)" = hello ] || fail "reading g by its cached name"
+    echo new >n && [ "$(cat n)" = new ] || fail "creating a file after the restart"
+    cd /
+}
+rs_rm() { rm -r /mnt/r; }
+
 # ---------------------------------------------------------------- driver
 step() {
-    name=$1 fn=$2
+    name=$1; shift
     t=$(up)
-    timeout -s KILL "$STEP_TIMEOUT" /bin/sh /scenario.sh run "$fn" >/tmp/step.out 2>&1
+    timeout -s KILL "$STEP_TIMEOUT" /bin/sh /scenario.sh run "$@" >/tmp/step.out 2>&1
     rc=$?
     sed 's/^/  | /' /tmp/step.out
     if [ $rc = 0 ]; then r=OK; else r=FAIL; fi
     echo "STEP $name $r $rc ($(elapsed "$t") s)"
     return $rc
 }
+# hstep NAME WHAT...: a step whose work is a host call (the server's side)
+hstep() { n=$1; shift; step "$n" hostcall "$@"; }
+
+part_begin() {
+    PART=$1 PART_T=$(up)
+    echo "PART $1 BEGIN"
+    hstep srv_begin begin "$1"
+}
+part_end() {
+    hstep srv_idle check idle
+    hstep srv_end end "$PART"
+    end_clean
+    echo "PART $PART END ($(elapsed "$PART_T") s)"
+}
 
 part_basic() {
+    part_begin basic
     echo "INFO part basic (opts: ${OPTS:-none})"
-    step mount b_mount || return
+    step mount b_mount || { part_end; return; }
     step mount_info b_info
+    hstep srv_one_session check session clients=1 total=1 both=1 locals=1 wait=30
     step ls_root b_ls_root
     if step mkdir b_mkdir; then
-        step write_8M b_write && step read_back_md5 b_read
+        step write_64M b_write && step read_back_md5 b_read
         step ls_l b_ls_l
         step mv b_mv
         step hardlink_nlink b_hardlink
@@ -271,54 +425,147 @@ part_basic() {
         step touch_mtime b_touch
         step remount_persist b_remount
         step append_truncate b_append_truncate
-        step readdir_1000 b_many_files
+        step readdir_$MANY b_many_files
         step df b_df
         step excl_create b_excl_create
         step user_1000 b_user_1000
+        step flock_fcntl b_flock && hstep srv_locks check delta ops.LOCK ge 1
         step rm_r b_rm
     fi
     step mountstats b_stats
     step umount b_umount
+    part_end
 }
 
 part_nconnect() {
+    part_begin nconnect
     echo "INFO part nconnect=$N (opts: ${OPTS:-none})"
-    step nc_mount n_mount || return
+    step nc_mount n_mount || { part_end; return; }
     step nc_mount_info n_info
     if step nc_mkdir n_mkdir; then
         step nc_parallel_write n_parallel_write && step nc_parallel_read n_parallel_read
+        hstep srv_one_session_4 check session clients=1 total=$N both=1 fore=$((N - 1)) locals=1 wait=30
         step nc_rm n_rm
     fi
     step nc_xprts n_xprts
     step nc_mountstats n_stats
     step nc_umount n_umount
+    part_end
 }
 
 part_trunk() {
+    part_begin trunk
     echo "INFO part trunk: $SERVER and $SERVER2 with max_connect=2 (opts: ${OPTS:-none})"
-    step tr_mount1 t_mount1 || return
+    step tr_mount1 t_mount1 || { part_end; return; }
     if step tr_mount2 t_mount2; then
         step tr_trunked t_info
         step tr_io_across t_io
+        hstep srv_one_session_2_addrs check session clients=1 mintotal=2 locals=2 wait=30
         step tr_mountstats t_stats
     fi
     step tr_umount t_umount
+    part_end
+}
+
+part_reconnect() {
+    part_begin reconnect
+    echo "INFO part reconnect: nconnect=4, one connection's forwarder killed during a ${COPY_MB} MiB copy"
+    step rc_mount mount_nc 4 || { part_end; return; }
+    step rc_warm_up warm_up 4
+    hstep srv_4_bound check session clients=1 total=4 both=1 wait=30
+    step rc_source big_source $COPY_MB
+    step rc_copy_kill rc_copy
+    step rc_md5 rc_md5
+    hstep srv_dead_unbound check gone killed wait=60
+    hstep srv_unbind_disconnect check delta unbinds.disconnect ge 1
+    hstep srv_4_bound_again check session clients=1 total=4 both=1 wait=60
+    hstep srv_new_bind check delta binds ge 5
+    step rc_rm rc_rm
+    step rc_umount b_umount
+    part_end
+}
+
+part_rebind() {
+    part_begin rebind
+    echo "INFO part rebind: nconnect=4, the server drops the back channel (drains the connection bound both ways)"
+    step bc_mount mount_nc 4 || { part_end; return; }
+    step bc_warm_up warm_up 4
+    hstep srv_4_bound check session clients=1 total=4 both=1 fore=3 wait=30
+    step bc_source big_source 16
+    hstep srv_drop_back drain_conn both
+    step bc_io_continues bc_io
+    hstep srv_back_gone check gone drained wait=60
+    hstep srv_rebound check session clients=1 total=4 both=1 fore=3 wait=60
+    hstep srv_bind_conn_to_session check bcts transports=4
+    step bc_umount b_umount
+    part_end
+}
+
+part_limit() {
+    part_begin limit
+    echo "INFO part limit: max_connections_per_session=2, nconnect=4"
+    hstep srv_set_limit set max_connections_per_session 2
+    if step lm_mount mount_nc 4; then
+        step lm_mkdir n_mkdir
+        step lm_parallel_write n_parallel_write && step lm_parallel_read n_parallel_read
+        hstep srv_2_bound check session clients=1 total=2 wait=30
+        hstep srv_refusals check delta refusals.limit ge 1
+        hstep srv_open_conns check open ge 3
+        step lm_rm n_rm
+        step lm_xprts n_xprts
+        step lm_umount b_umount
+    fi
+    part_end
+}
+
+part_drain() {
+    part_begin drain
+    echo "INFO part drain: nconnect=4, one connection drained through the control plane during a ${COPY_MB} MiB copy"
+    step dr_mount mount_nc 4 || { part_end; return; }
+    step dr_warm_up warm_up 4
+    hstep srv_4_bound check session clients=1 total=4 both=1 wait=30
+    step dr_source big_source $COPY_MB
+    step dr_copy_drain dr_copy
+    step dr_md5 dr_md5
+    hstep srv_drained_unbound check gone drained wait=60
+    hstep srv_unbind_drain check delta unbinds.drain eq 1
+    hstep srv_4_bound_again check session clients=1 total=4 wait=60
+    step dr_rm dr_rm
+    step dr_umount b_umount
+    part_end
+}
+
+part_restart() {
+    part_begin restart
+    echo "INFO part restart: the server restarts (same state directory) while the client is idle"
+    step rs_mount b_mount || { part_end; return; }
+    step rs_source big_source 8
+    step rs_prepare rs_prepare
+    hstep srv_one_session check session clients=1 total=1 both=1 wait=30
+    step rs_restart_recover rs_restart
+    hstep srv_new_client check newclient wait=60
+    step rs_rm rs_rm
+    step rs_umount b_umount
+    part_end
 }
 
 case "$1" in
 run)
-    "$2"
+    shift
+    "$@"
     ;;
 main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
-    case "${2:-all}" in
-    basic) part_basic ;;
-    nconnect) part_nconnect ;;
-    trunk) part_trunk ;;
-    all) part_basic; part_nconnect; part_trunk ;;
-    *) echo "INFO unknown scenario $2" ;;
-    esac
+    list=$(echo "${2:-all}" | tr ',' ' ')
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart"
+    for sc in $list; do
+        case "$sc" in
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart) part_$sc ;;
+        none) ;;
+        *) echo "INFO unknown scenario $sc" ;;
+        esac
+    done
     echo "INFO kernel messages about nfs/rpc:"
     dmesg | grep -iE 'nfs|rpc|sunrpc|lockd' | sed 's/^/  dmesg| /'
     echo "SCENARIO DONE"

@@ -1,0 +1,95 @@
+//! The Linux kernel client harness (`tests/kernel/harness.sh`): Debian's 6.1 and 6.12
+//! kernels booted under qemu (TCG) mount this build's server and run every scenario
+//! (basic, nconnect, trunk, reconnect, rebind, limit, drain, restart), checking the
+//! guest's side and the server's binding state. One test runs the kernels in sequence
+//! (each run picks free ports, so it also coexists with other servers on the machine).
+//!
+//! Skipped, with a message, when `qemu-system-x86_64` is not installed (`.ci/run`
+//! installs it and the other Debian packages the harness needs; this test installs
+//! nothing). The kernel packages are fetched with `apt-get download` on first use and
+//! cached under `target/kernel/`.
+//!
+//! Narrow it with `RINGNFS_KERNELS=6.12` and/or `RINGNFS_SCENARIOS=drain,restart`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+fn list_from_env(var: &str, default: &str) -> Vec<String> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn linux_kernel_clients() {
+    if in_path("qemu-system-x86_64").is_none() {
+        let msg = "SKIPPED kernel harness: qemu-system-x86_64 is not installed \
+                   (Debian: apt-get install qemu-system-x86 busybox-static socat kmod cpio \
+                   xz-utils zstd gcc libc6-dev curl jq; .ci/run does this)";
+        println!("{msg}");
+        eprintln!("{msg}");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/harness.sh");
+    let server = env!("CARGO_BIN_EXE_ringnfs");
+    let kernels = list_from_env("RINGNFS_KERNELS", "6.1,6.12");
+    let scenarios = list_from_env("RINGNFS_SCENARIOS", "all").join(",");
+
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for kernel in &kernels {
+        let t0 = Instant::now();
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["--kernel", kernel, "--scenario", &scenarios])
+            .args(["--bin", server, "--no-install"])
+            .output()
+            .expect("running tests/kernel/harness.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Shown by the test harness on failure, or always with --nocapture.
+        println!("{stdout}");
+        if !stderr.trim().is_empty() {
+            println!("--- stderr\n{stderr}");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        results.extend(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("RESULT "))
+                .map(str::to_string),
+        );
+        results.push(format!("kernel {kernel}: {secs:.0} s, {}", out.status));
+        if !out.status.success() {
+            // The harness printed the guest console and server log tails; repeat the
+            // end of its output in the panic message so it is seen first.
+            let tail: Vec<&str> = stdout.lines().rev().take(150).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            failures.push(format!(
+                "kernel {kernel}: harness exited with {}\n{}\n{}",
+                out.status,
+                tail.join("\n"),
+                stderr.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    eprintln!("{}", results.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "kernel harness failed:\n{}",
+        failures.join("\n\n")
+    );
+}

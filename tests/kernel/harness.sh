@@ -1,0 +1,793 @@
+#!/usr/bin/env bash
+# ringnfs kernel-client harness: Debian Linux kernels booted under qemu (TCG, no KVM,
+# no root network tricks) mount a ringnfs running on this host with the kernel's own
+# NFS client. Every scenario checks both sides: the guest's steps (exit codes,
+# checksums) and the server's binding state, which this script reads from the control
+# plane when the guest asks for it over a second serial port (see README.md).
+#
+#   tests/kernel/harness.sh [--kernel 6.1|6.12|all] [--scenario all|NAME[,NAME...]]
+#       [--bin PATH | --no-build] [--keep] [--server ADDR:PORT [--server2 ADDR:PORT]]
+#       [--capture] [--no-install] [--port N] [--control-port N] [--opts MOUNT_OPTIONS]
+#       [--nfs-debug HEX] [--timeout SECONDS] [--step-timeout SECONDS] [--server-arg ARG]...
+#
+# Scenarios: basic nconnect trunk reconnect rebind limit drain restart.
+# Exit status: 0 when every step of every scenario passed on every kernel, 1 when one
+# failed, 2 on a usage or setup error.
+set -euo pipefail
+# The whole script is one { ... } block: bash parses it before running it, so editing
+# this file while a run is going does not change (or break) that run.
+{
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart"
+# Scenarios that need this harness's own server (its control plane, restarts).
+OWN_SERVER_SCENARIOS="rebind limit drain restart"
+
+KERNELS=6.1
+SCENARIOS=all
+OPTS=
+PORT=
+CPORT=
+BIN=
+BUILD=1
+INSTALL=1
+CAPTURE=0
+NFSDEBUG=
+TIMEOUT=1800
+STEP_TIMEOUT=240
+KEEP=0
+EXT1=
+EXT2=
+SERVER_ARGS=()
+ARGS=("$@")
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --kernel) KERNELS=$2; shift 2 ;;
+    --scenario) SCENARIOS=$2; shift 2 ;;
+    --opts) OPTS=$2; shift 2 ;;
+    --port) PORT=$2; shift 2 ;;
+    --control-port) CPORT=$2; shift 2 ;;
+    --bin) BIN=$2; BUILD=0; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --no-install) INSTALL=0; shift ;;
+    --capture) CAPTURE=1; shift ;;
+    --no-capture) CAPTURE=0; shift ;;
+    --nfs-debug) NFSDEBUG=$2; shift 2 ;;
+    --timeout) TIMEOUT=$2; shift 2 ;;
+    --step-timeout) STEP_TIMEOUT=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    --server) EXT1=$2; shift 2 ;;
+    --server2) EXT2=$2; shift 2 ;;
+    --server-arg) SERVER_ARGS+=("$2"); shift 2 ;;
+    --server-arg=*) SERVER_ARGS+=("${1#--server-arg=}"); shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+log() { echo "[harness $(date +%H:%M:%S)] $*"; }
+die() { echo "[harness] ERROR: $*" >&2; exit 2; }
+
+# ------------------------------------------------------------------ scenario list
+if [ "$SCENARIOS" = all ]; then
+    SCENARIOS=$ALL_SCENARIOS
+    if [ -n "$EXT1" ]; then
+        for s in $OWN_SERVER_SCENARIOS; do SCENARIOS=${SCENARIOS/$s/}; done
+        [ -n "$EXT2" ] || SCENARIOS=${SCENARIOS/trunk/}
+    fi
+fi
+SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ' | xargs)
+for s in $SCENARIOS; do
+    case " $ALL_SCENARIOS none " in *" $s "*) ;; *) die "unknown scenario '$s' (have: $ALL_SCENARIOS, none)" ;; esac
+    if [ -n "$EXT1" ] && [[ " $OWN_SERVER_SCENARIOS " == *" $s "* ]]; then
+        die "scenario $s needs the harness's own server (control plane, restart); not with --server"
+    fi
+done
+[ -n "$SCENARIOS" ] || die "no scenario to run"
+
+# ------------------------------------------------------------------ kernel matrix
+[ "$KERNELS" = all ] && KERNELS=6.1,6.12
+KERNELS=$(echo "$KERNELS" | tr ',' ' ' | xargs)
+if [ "$(echo "$KERNELS" | wc -w)" -gt 1 ]; then
+    # One run per kernel, in sequence (this script again), then one summary.
+    [ $KEEP = 0 ] || die "--keep needs a single --kernel"
+    if [ $BUILD = 1 ] && [ -z "$EXT1" ]; then
+        log "cargo build --release"
+        (cd "$REPO" && cargo build --release 2>&1 | tail -3) || die "cargo build failed"
+        ARGS+=(--bin "$REPO/target/release/ringnfs")
+    fi
+    rc=0 out=$(mktemp)
+    T0=$(date +%s)
+    for k in $KERNELS; do
+        if "$0" "${ARGS[@]}" --kernel "$k" 2>&1 | tee -a "$out"; then :; else rc=1; fi
+    done
+    echo
+    echo "==== matrix summary ($(($(date +%s) - T0)) s in all)"
+    grep -E '^(RESULT|==== kernel)' "$out" | sed 's/^==== /  /' || true
+    rm -f "$out"
+    exit $rc
+fi
+KERNEL=$KERNELS
+
+# ------------------------------------------------------------------ host tools
+PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq)
+[ $CAPTURE = 1 ] && PKGS+=(tcpdump tshark)
+mkdir -p "$CACHE"
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ $INSTALL = 1 ] || die "missing Debian packages: ${missing[*]} (apt-get install them, or run without --no-install)"
+    log "installing ${missing[*]}"
+    [ -e "$CACHE/.apt-updated" ] || { apt-get update -qq && touch "$CACHE/.apt-updated"; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# ------------------------------------------------------------------ kernel
+case "$KERNEL" in
+6.1) META=linux-image-amd64 ;;
+6.12) META=linux-image-6.12-amd64 ;;
+*) die "--kernel must be 6.1, 6.12 or all" ;;
+esac
+KDIR=$CACHE/k-$KERNEL
+mkdir -p "$KDIR"
+if [ ! -s "$KDIR/vmlinux" ]; then
+    [ -e "$CACHE/.apt-updated" ] || { apt-get update -qq && touch "$CACHE/.apt-updated"; }
+    PKG=$(apt-cache depends "$META" | awk '/Depends: linux-image-/ {print $2; exit}')
+    [ -n "$PKG" ] || die "cannot resolve $META (apt-cache depends)"
+    log "kernel $KERNEL: package $PKG"
+    mkdir -p "$CACHE/debs"
+    DEB=$(ls "$CACHE/debs/${PKG}_"*.deb 2>/dev/null | head -1 || true)
+    if [ -z "$DEB" ]; then
+        (cd "$CACHE/debs" && apt-get download "$PKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+        DEB=$(ls "$CACHE/debs/${PKG}_"*.deb 2>/dev/null | head -1 || true)
+        [ -n "$DEB" ] || die "apt-get download $PKG failed"
+    fi
+    rm -rf "$KDIR/root" && mkdir -p "$KDIR/root"
+    dpkg-deb -x "$DEB" "$KDIR/root"
+    KVER=$(ls "$KDIR/root/lib/modules" | head -1)
+    depmod -b "$KDIR/root" "$KVER"
+    VMLINUZ=$KDIR/root/boot/vmlinuz-$KVER
+    # bzImage: the vmlinux is a compressed stream inside (xz in Debian's 6.1,
+    # zstd in its 6.12); PVH boots the uncompressed ELF directly.
+    OFF=$(LC_ALL=C grep -obUaP -m1 '\xFD7zXZ\x00' "$VMLINUZ" | head -1 | cut -d: -f1 || true)
+    if [ -n "$OFF" ]; then
+        tail -c +$((OFF + 1)) "$VMLINUZ" >"$KDIR/vmlinuz.payload"
+        xz -dc --single-stream <"$KDIR/vmlinuz.payload" >"$KDIR/vmlinux.tmp"
+    else
+        OFF=$(LC_ALL=C grep -obUaP -m1 '\x28\xB5\x2F\xFD' "$VMLINUZ" | head -1 | cut -d: -f1 || true)
+        [ -n "$OFF" ] || die "no xz or zstd stream in $VMLINUZ"
+        tail -c +$((OFF + 1)) "$VMLINUZ" >"$KDIR/vmlinuz.payload"
+        # zstd complains about the bytes after the frame; the output is whole.
+        zstd -qdc "$KDIR/vmlinuz.payload" >"$KDIR/vmlinux.tmp" 2>/dev/null || true
+    fi
+    rm -f "$KDIR/vmlinuz.payload"
+    [ "$(head -c 4 "$KDIR/vmlinux.tmp" | od -An -c | tr -d ' ')" = '177ELF' ] || die "extracted vmlinux is not ELF"
+    echo "$KVER" >"$KDIR/kver"
+    mv "$KDIR/vmlinux.tmp" "$KDIR/vmlinux"
+fi
+KVER=$(cat "$KDIR/kver")
+log "kernel $KERNEL = $KVER"
+
+# ------------------------------------------------------------------ initramfs
+IMG=$KDIR/initramfs.cpio.gz
+INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
+rebuild=0
+[ -s "$IMG" ] || rebuild=1
+for f in "${INPUTS[@]}"; do [ "$f" -nt "$IMG" ] && rebuild=1; done
+if [ $rebuild = 1 ]; then
+    log "building initramfs"
+    R=$KDIR/initramfs
+    rm -rf "$R" && mkdir -p "$R"/{bin,sbin,proc,sys,dev,tmp,mnt,lib/modules,etc}
+    cp /bin/busybox "$R/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"
+    done
+    gcc -static -O2 -Wall -o "$R/bin/nfsmount" "$HERE/nfsmount.c"
+    gcc -static -O2 -Wall -o "$R/bin/locktest" "$HERE/locktest.c"
+    : >"$R/modules.load"
+    # Dependency closure, in load order, from the kernel's own modules.dep.
+    for m in virtio_pci virtio_net nfsv4; do
+        modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | awk '!seen[$0]++' | while read -r ko; do
+        base=$(basename "$ko")
+        case "$base" in
+        *.ko.xz) xz -dc "$ko" >"$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
+        *.ko.zst) zstd -qdc "$ko" >"$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
+        *) cp "$ko" "$R/lib/modules/$base" ;;
+        esac
+        echo "/lib/modules/$base" >>"$R/modules.load"
+    done
+    log "modules: $(xargs -n1 basename <"$R/modules.load" | sed 's/\.ko$//' | tr '\n' ' ')"
+    install -m 755 "$HERE/guest/init" "$R/init"
+    install -m 755 "$HERE/guest/scenario.sh" "$R/scenario.sh"
+    (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$IMG.tmp"
+    mv "$IMG.tmp" "$IMG"
+fi
+
+# ------------------------------------------------------------------ run directory
+RUN=$CACHE/runs/$(date +%Y%m%d-%H%M%S)-$KERNEL-$$
+mkdir -p "$RUN/export" "$RUN/state" "$RUN/host" "$RUN/metrics" "$RUN/samples" "$RUN/var" "$RUN/report.d"
+chmod 1777 "$RUN/export"
+ln -sfn "$RUN" "$CACHE/runs/latest"
+# Keep the last 12 runs.
+ls -d "$CACHE"/runs/2*/ 2>/dev/null | head -n -12 | xargs -r rm -rf
+log "run directory $RUN"
+
+PIDS=()
+SERVER_PID=
+QEMU_PID=
+cleanup() {
+    local p
+    for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ server
+port_used() { # PORT: any TCP socket on this port (listening or not), v4 or v6
+    local h
+    h=$(printf ':%04X' "$1")
+    awk -v h="$h" 'FNR > 1 && (substr($2, length($2) - 4) == h) {f = 1} END {exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 30000))
+        port_used "$p" || port_used $((p + 1)) || { echo "$p"; return; }
+    done
+    die "no free TCP port found"
+}
+nfs_up() { (exec 3<>"/dev/tcp/$1/$PORT") 2>/dev/null; }
+CURL=(curl -sS -m 10)
+api() { "${CURL[@]}" -f "http://127.0.0.1:$CPORT/api/v1/$1"; }
+api_change() { # METHOD PATH [JSON]
+    "${CURL[@]}" --fail-with-body -X "$1" -H "Authorization: Bearer $(cat "$RUN/state/control-token")" \
+        -H 'Content-Type: application/json' ${3:+--data "$3"} -w ' (HTTP %{http_code})' \
+        "http://127.0.0.1:$CPORT/api/v1/$2"
+}
+snap() { "${CURL[@]}" -f "http://127.0.0.1:$CPORT/metrics" | grep '^ringnfs_' >"$1"; }
+
+start_server() {
+    echo "=== $(date '+%F %T') starting ringnfs (pid follows)" >>"$RUN/server.log"
+    RUST_LOG=${RUST_LOG:-debug} "$BIN" serve --listen "127.0.0.1:$PORT" --listen "127.0.0.2:$PORT" \
+        --control "127.0.0.1:$CPORT" --export "$RUN/export" --state-dir "$RUN/state" --threads 2 \
+        "${SERVER_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
+    SERVER_PID=$!
+    local i
+    for i in $(seq 300); do
+        if nfs_up 127.0.0.1 && nfs_up 127.0.0.2 && "${CURL[@]}" -f -o /dev/null "http://127.0.0.1:$CPORT/metrics" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; return 1; }
+        sleep 0.1
+    done
+    return 1
+}
+
+if [ -n "$EXT1" ]; then
+    FWD1=$EXT1 FWD2=${EXT2:-$EXT1}
+    BIN_INFO="external NFS server $EXT1${EXT2:+ and $EXT2} (server-side checks skipped)"
+    log "$BIN_INFO"
+else
+    if [ -z "$BIN" ]; then
+        BIN=$REPO/target/release/ringnfs
+        if [ $BUILD = 1 ]; then
+            log "cargo build --release"
+            if ! (cd "$REPO" && cargo build --release 2>&1 | tail -3); then
+                [ -x "$BIN" ] || die "build failed and no previous binary"
+                log "build failed: using the previous $BIN"
+            fi
+        fi
+    fi
+    [ -x "$BIN" ] || die "no server binary $BIN"
+    # Run a private copy: a rebuild during the run must not change what is tested.
+    cp -p "$BIN" "$RUN/ringnfs"
+    HEAD=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    BIN_INFO="$BIN (repository HEAD $HEAD), built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
+    BIN=$RUN/ringnfs
+    echo "$BIN_INFO" >"$RUN/binary.txt"
+    fixed_ports=0
+    [ -n "$PORT" ] && fixed_ports=1
+    for attempt in 1 2 3 4 5; do
+        [ $fixed_ports = 1 ] || { PORT=$(free_port); CPORT=; }
+        [ -n "$CPORT" ] || CPORT=$(free_port)
+        start_server && break
+        [ $fixed_ports = 0 ] && [ $attempt -lt 5 ] || { tail -20 "$RUN/server.log"; die "the server did not start"; }
+        log "server did not start on port $PORT (control $CPORT); trying other ports"
+    done
+    FWD1=127.0.0.1:$PORT FWD2=127.0.0.2:$PORT
+    log "ringnfs pid $SERVER_PID on 127.0.0.1:$PORT and 127.0.0.2:$PORT, control plane 127.0.0.1:$CPORT, log $RUN/server.log"
+    [ ${#SERVER_ARGS[@]} -gt 0 ] && log "server options: ${SERVER_ARGS[*]}"
+
+    # Sampler: which connections each session has, once a second, into
+    # samples/<scenario> (for the report's "connections seen per session").
+    (
+        while :; do
+            c=$(cat "$RUN/var/cur" 2>/dev/null || true)
+            if [ -n "$c" ]; then
+                api sessions 2>/dev/null | jq -r '.[] | .id as $s | .connections[] | "\($s) \(.id)"' \
+                    >>"$RUN/samples/$c" 2>/dev/null || true
+            fi
+            sleep 1
+        done
+    ) &
+    PIDS+=($!)
+fi
+echo "$PORT" >"$RUN/port"
+
+if [ $CAPTURE = 1 ]; then
+    [ -z "$EXT1" ] || die "--capture works with the harness's own server only"
+    tcpdump -i lo -s 0 -U -w "$RUN/nfs.pcap" "tcp port $PORT" 2>"$RUN/tcpdump.log" &
+    PIDS+=($!)
+fi
+
+# ------------------------------------------------------------------ host side of the scenarios
+# The guest asks with "REQ <id> <what> [args]" on its ttyS1; h_<what> runs here and
+# its output goes back as "OUT <id> <line>" lines; its last line is the summary in
+# "REP <id> <rc> <summary>". Handlers run in this shell (a restart changes
+# SERVER_PID), so they return on errors explicitly (errexit does not apply).
+
+# Metrics deltas survive a server restart: acc holds what earlier server instances
+# counted since the scenario began, base the current instance's counters at the start.
+mdiff() { # BASE NOW -> "key delta" lines
+    awk 'FILENAME == ARGV[1] {b[$1] = $2; next} {print $1, $2 - ($1 in b ? b[$1] : 0)}' "$1" "$2"
+}
+msum() { awk '{s[$1] += $2} END {for (k in s) print k, s[k]}' "$@"; }
+delta_now() { # -> file with "key delta since begin"
+    snap "$RUN/metrics/now" || return 1
+    mdiff "$RUN/metrics/base" "$RUN/metrics/now" >"$RUN/metrics/d.cur"
+    msum "$RUN/metrics/acc" "$RUN/metrics/d.cur" >"$RUN/metrics/delta"
+}
+metric_key() { # binds[.dir] unbinds[.reason] refusals[.cause] ops.OP -> awk regex on the key
+    local fam lab
+    case "${1%%.*}" in
+    binds) fam=ringnfs_connection_binds_total lab=direction ;;
+    unbinds) fam=ringnfs_connection_unbinds_total lab=reason ;;
+    refusals) fam=ringnfs_bind_refusals_total lab=cause ;;
+    ops) fam=ringnfs_compound_ops_total lab=op ;;
+    *) return 1 ;;
+    esac
+    if [ "${1#*.}" = "$1" ]; then echo "^$fam\\{"; else echo "^$fam\\{$lab=\"${1#*.}\"\\}$"; fi
+}
+delta_of() { # NAME -> number (sum over labels when NAME has no label)
+    local re
+    re=$(metric_key "$1") || return 1
+    awk -v re="$re" '$1 ~ re {s += $2} END {print s + 0}' "$RUN/metrics/delta"
+}
+family_delta() { # NAME -> "+N (label n, ...)"
+    local re
+    re=$(metric_key "$1")
+    awk -v re="$re" '$1 ~ re && $2 != 0 {t += $2; l = $1; sub(/^[^"]*"/, "", l); sub(/".*$/, "", l); p = p (p == "" ? "" : ", ") l " " $2}
+        END {printf "+%d%s", t, (p == "" ? "" : " (" p ")")}' "$RUN/metrics/delta"
+}
+
+describe_sessions() { # JSON -> one line per session and per connection
+    jq -r '.[] | "session \(.id): \(.summary.total) bound (fore \(.summary.fore), back \(.summary.back), both \(.summary.both))",
+        (.connections[] | "  conn \(.id) \(.direction) peer \(.peer) local \(.local) requests \(.requests)\(if .draining then " draining" else "" end)")' <<<"$1"
+}
+record_sample() { # JSON: add to this scenario's samples
+    local c
+    c=$(cat "$RUN/var/cur" 2>/dev/null || true)
+    [ -z "$c" ] || jq -r '.[] | .id as $s | .connections[] | "\($s) \(.id)"' <<<"$1" >>"$RUN/samples/$c" 2>/dev/null || true
+}
+ext_skip() { [ -n "$EXT1" ] && { echo "skipped: external server (no control plane)"; return 0; }; return 1; }
+
+h_begin() {
+    echo "$1" >"$RUN/var/cur"
+    date +%s.%N >"$RUN/var/t_begin"
+    rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient"
+    ext_skip && return 0
+    snap "$RUN/metrics/base" || { echo "control plane: /metrics failed"; return 1; }
+    : >"$RUN/metrics/acc"
+    stat -c %s "$RUN/server.log" >"$RUN/var/logoff"
+    echo "scenario $1 begins: server $SERVER_PID, metrics snapshot taken"
+}
+
+h_end() {
+    local sc=$1 t secs seen
+    t=$(cat "$RUN/var/t_begin")
+    secs=$(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    rm -f "$RUN/var/cur"
+    if [ -n "$EXT1" ]; then
+        echo "time=${secs}s (external server: no server-side counts)" >"$RUN/report.d/$sc"
+        echo "scenario $sc ends"
+        return 0
+    fi
+    local rc=0 f k
+    for f in "$RUN"/var/restore.*; do
+        [ -e "$f" ] || continue
+        k=${f##*/restore.}
+        echo "restoring $k=$(cat "$f"): $(api_change PATCH settings "{\"$k\": $(cat "$f")}" | tr -d '\n')" || rc=1
+        rm -f "$f"
+    done
+    delta_now || { echo "control plane: /metrics failed"; return 1; }
+    cp "$RUN/metrics/delta" "$RUN/metrics/$sc.delta"
+    seen=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{n[$1]++} END {for (s in n) printf "%s%s:%d", (c++ ? " " : ""), substr(s, length(s) - 7), n[s]}')
+    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)" >"$RUN/report.d/$sc"
+    echo "scenario $sc: $(cat "$RUN/report.d/$sc")"
+    return $rc
+}
+
+# check WHAT [ARGS] [wait=SECONDS]: c_WHAT, retried every 0.5 s for up to SECONDS when
+# the state takes a while to settle (a timeout, not a timing assertion).
+h_check() {
+    ext_skip && return 0
+    local what=$1 wait=0 a args=() end
+    shift
+    for a in "$@"; do case "$a" in wait=*) wait=${a#wait=} ;; *) args+=("$a") ;; esac; done
+    declare -F "c_$what" >/dev/null || { echo "unknown check $what"; return 2; }
+    end=$(($(date +%s) + wait))
+    while :; do
+        if "c_$what" "${args[@]}" >"$RUN/host/poll.out" 2>&1; then
+            cat "$RUN/host/poll.out"
+            return 0
+        fi
+        if [ "$(date +%s)" -ge $end ]; then
+            [ "$wait" = 0 ] || echo "(still not so after waiting ${wait} s)"
+            cat "$RUN/host/poll.out"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# c_session KEY=VALUE...: exactly one session, whose summary/clients/addresses match.
+#   clients=N total=N mintotal=N fore=N back=N both=N locals=N (distinct server addresses)
+c_session() {
+    local s n kv k v got id
+    s=$(api sessions) || { echo "control plane: GET /api/v1/sessions failed"; return 1; }
+    record_sample "$s"
+    describe_sessions "$s"
+    n=$(jq length <<<"$s")
+    [ "$n" = 1 ] || { echo "$n sessions, want 1"; return 1; }
+    for kv in "$@"; do
+        k=${kv%%=*} v=${kv#*=}
+        case "$k" in
+        clients) got=$(api clients | jq length) ;;
+        total | fore | back | both) got=$(jq ".[0].summary.$k" <<<"$s") ;;
+        mintotal) got=$(jq ".[0].summary.total" <<<"$s") ;;
+        locals) got=$(jq '[.[0].connections[].local | sub(":[0-9]+$"; "")] | unique | length' <<<"$s") ;;
+        *) echo "unknown key $k"; return 2 ;;
+        esac
+        if [ "$k" = mintotal ]; then
+            [ "$got" -ge "$v" ] || { echo "total $got, want at least $v"; return 1; }
+        else
+            [ "$got" = "$v" ] || { echo "$k $got, want $v"; return 1; }
+        fi
+    done
+    id=$(jq -r '.[0].id' <<<"$s")
+    echo "one session ..${id:24}: $(jq -r '.[0].summary | "\(.total) bound (fore \(.fore), back \(.back), both \(.both))"' <<<"$s") via $(jq -r '[.[0].connections[].local] | unique | join(" and ")' <<<"$s"); as expected ($*)"
+}
+
+# c_idle: no session and no client left (the client unmounted).
+c_idle() {
+    local s c
+    s=$(api sessions) || return 1
+    c=$(api clients) || return 1
+    describe_sessions "$s"
+    [ "$(jq length <<<"$s")" = 0 ] && [ "$(jq length <<<"$c")" = 0 ] ||
+        { echo "$(jq length <<<"$s") sessions and $(jq length <<<"$c") clients left, want none"; return 1; }
+    echo "no sessions, no clients"
+}
+
+# c_delta NAME OP N: the counter NAME moved by OP N since the scenario began
+#   NAME: binds[.fore|back|both] unbinds[.reason] refusals[.cause] ops.OPNAME; OP: eq ge le
+c_delta() {
+    local d
+    delta_now || { echo "control plane: /metrics failed"; return 1; }
+    d=$(delta_of "$1") || { echo "unknown counter $1"; return 2; }
+    if [ "$d" "-$2" "$3" ]; then
+        echo "$1 moved by $d since the scenario began ($2 $3: as expected)"
+    else
+        echo "$1 moved by $d since the scenario began, want $2 $3"
+        return 1
+    fi
+}
+
+# c_gone VAR: the connection saved in var/VAR (killed, drained) is neither bound nor open.
+c_gone() {
+    local id s c
+    id=$(cat "$RUN/var/$1" 2>/dev/null) || { echo "no $1 connection recorded"; return 1; }
+    s=$(api sessions) || return 1
+    c=$(api connections) || return 1
+    record_sample "$s"
+    if jq -e --argjson id "$id" 'any(.[].connections[]; .id == $id)' <<<"$s" >/dev/null; then
+        echo "connection $id ($1) is still bound"; return 1
+    fi
+    if jq -e --argjson id "$id" 'any(.[]; .id == $id)' <<<"$c" >/dev/null; then
+        echo "connection $id ($1) is still open"; return 1
+    fi
+    echo "connection $id ($1) is unbound and closed"
+}
+
+# c_open OP N: open connections (bound or not) compared with N.
+c_open() {
+    local c n
+    c=$(api connections) || return 1
+    n=$(jq length <<<"$c")
+    jq -r '.[] | "  conn \(.id) peer \(.peer) local \(.local) sessions \(.sessions | length) requests \(.requests)"' <<<"$c"
+    [ "$n" "-$1" "$2" ] || { echo "$n open connections, want $1 $2"; return 1; }
+    echo "$n open connections ($1 $2: as expected), $(jq '[.[] | select(.sessions | length == 0)] | length' <<<"$c") of them bound to no session"
+}
+
+# c_bcts [transports=N]: the client sent BIND_CONN_TO_SESSION since the scenario began,
+# FORE_OR_BOTH on one transport and FORE on the others (N connections in all); every
+# one granted what it asked for.
+c_bcts() {
+    local off lines n nb nf bad
+    off=$(cat "$RUN/var/logoff")
+    lines=$(tail -c +$((off + 1)) "$RUN/server.log" | grep 'BIND_CONN_TO_SESSION' | tr -d '"' |
+        sed -E 's/.*conn=([0-9]+).*requested=([A-Z_]+).*granted=([a-z-]+).*status=([0-9]+).*/\1 \2 \3 \4/' || true)
+    [ -n "$lines" ] || { echo "no BIND_CONN_TO_SESSION in the server log since the scenario began"; return 1; }
+    echo "$lines" | awk '{print "  conn " $1 ": asked " $2 ", granted " $3 ", status " $4}'
+    n=$(echo "$lines" | awk '{print $1}' | sort -u | wc -l)
+    nb=$(echo "$lines" | awk '$2 == "FORE_OR_BOTH" {print $1}' | sort -u | wc -l)
+    nf=$(echo "$lines" | awk '$2 == "FORE" {print $1}' | sort -u | wc -l)
+    bad=$(echo "$lines" | awk '!(($2 == "FORE_OR_BOTH" && $3 == "both") || ($2 == "FORE" && $3 == "fore")) || $4 != 0' | wc -l)
+    [ "$bad" = 0 ] || { echo "$bad BIND_CONN_TO_SESSION not granted as asked"; return 1; }
+    [ "$nb" = 1 ] || { echo "$nb connections asked FORE_OR_BOTH, want 1"; return 1; }
+    [ -z "${1:-}" ] || [ "$n" = "${1#transports=}" ] || { echo "BIND_CONN_TO_SESSION on $n connections, want ${1#transports=}"; return 1; }
+    echo "BIND_CONN_TO_SESSION on $n connections: FORE_OR_BOTH on 1, FORE on $nf; all granted as asked"
+}
+
+# Client ids are u64 (jq would round them to doubles): take them from the raw JSON.
+client_ids() { api clients | grep -o '"id":[0-9]*' | cut -d: -f2 | tr '\n' ' ' | xargs; }
+
+# c_newclient: after a restart, one client that is not the one from before, one session.
+c_newclient() {
+    local old c
+    old=$(cat "$RUN/var/oldclient" 2>/dev/null || echo none)
+    c=$(api clients) || return 1
+    [ "$(jq length <<<"$c")" = 1 ] || { echo "$(jq length <<<"$c") clients, want 1"; return 1; }
+    [ "$(client_ids)" != "$old" ] || { echo "still the client id from before the restart ($old)"; return 1; }
+    c_session mintotal=1 || return 1
+    echo "new client $(client_ids) (was $old): recovered"
+}
+
+# pick_conn DIR: a connection of the only session with direction DIR (fore, both, any)
+pick_conn() {
+    local s
+    s=$(api sessions) || { echo "control plane: GET sessions failed"; return 1; }
+    record_sample "$s"
+    jq -r --arg d "$1" '[.[].connections[] | select($d == "any" or .direction == $d)] | first | select(. != null) | "\(.id) \(.peer) \(.direction)"' <<<"$s"
+}
+
+# socat_of PORT: the pid of the socat (qemu guestfwd) whose server-side TCP socket
+# has local port PORT (socket inode from /proc/net/tcp, then /proc/PID/fd).
+socat_of() {
+    local hex srv inode d pid
+    hex=$(printf ':%04X' "$1")
+    srv=$(printf ':%04X' "$PORT")
+    inode=$(awk -v h="$hex" -v r="$srv" 'substr($2, length($2) - 4) == h && substr($3, length($3) - 4) == r {print $10; exit}' /proc/net/tcp)
+    [ -n "$inode" ] || return 1
+    for d in /proc/[0-9]*; do
+        [ "$(cat "$d/comm" 2>/dev/null)" = socat ] || continue
+        pid=${d#/proc/}
+        if ls -l "$d/fd" 2>/dev/null | grep -q "socket:\[$inode\]"; then echo "$pid"; return 0; fi
+    done
+    return 1
+}
+
+# kill_conn DIR: kill the forwarding socat of one connection (a network drop for it).
+h_kill_conn() {
+    local c id peer dir pid
+    if [ -n "$EXT1" ]; then
+        # No server view: kill the newest forwarder to the first address.
+        for d in /proc/[0-9]*; do
+            [ "$(cat "$d/comm" 2>/dev/null)" = socat ] && tr '\0' ' ' <"$d/cmdline" | grep -q "TCP:$FWD1" && pid=${d#/proc/}
+        done
+        [ -n "${pid:-}" ] || { echo "no forwarder to $FWD1 found"; return 1; }
+        kill "$pid" && echo "killed forwarder pid $pid"
+        return
+    fi
+    c=$(pick_conn "$1") || return 1
+    [ -n "$c" ] || { echo "no $1 connection bound"; return 1; }
+    read -r id peer dir <<<"$c"
+    pid=$(socat_of "${peer##*:}") || {
+        echo "sockets with port ${peer##*:}: $(awk -v h="$(printf ':%04X' "${peer##*:}")" 'index($0, h)' /proc/net/tcp | tr -s ' ' | cut -c1-80)"
+        for d in /proc/[0-9]*; do [ "$(cat "$d/comm" 2>/dev/null)" = socat ] && echo "socat ${d#/proc/}: $(ls -l "$d/fd" | grep -o 'socket:.*' | tr '\n' ' ')"; done
+        echo "no forwarding process found for connection $id (peer $peer)"
+        return 1
+    }
+    kill "$pid" || return 1
+    echo "$id" >"$RUN/var/killed"
+    echo "killed socat pid $pid: connection $id ($dir, peer $peer) dropped"
+}
+
+# drain_conn DIR: drain one connection through the control plane.
+h_drain_conn() {
+    ext_skip && return 0
+    local c id peer dir r
+    c=$(pick_conn "$1") || return 1
+    [ -n "$c" ] || { echo "no $1 connection bound"; return 1; }
+    read -r id peer dir <<<"$c"
+    r=$(api_change POST "connections/$id/drain") || { echo "drain failed: $r"; return 1; }
+    echo "$id" >"$RUN/var/drained"
+    echo "POST /api/v1/connections/$id/drain ($dir, peer $peer): $r"
+}
+
+# set KEY VALUE: change a live setting (restored when the scenario ends).
+h_set() {
+    ext_skip && return 0
+    local old r
+    old=$(api settings | jq ".$1") || return 1
+    [ -e "$RUN/var/restore.$1" ] || echo "$old" >"$RUN/var/restore.$1"
+    r=$(api_change PATCH settings "{\"$1\": $2}") || { echo "PATCH settings failed: $r"; return 1; }
+    echo "$1: $old -> $2 $r"
+}
+
+# restart: stop the server (SIGTERM, SIGKILL after 30 s) and start it again with the
+# same state directory, ports and options.
+h_restart() {
+    ext_skip && return 0
+    local old t0 i
+    old=$SERVER_PID t0=$(date +%s.%N)
+    client_ids >"$RUN/var/oldclient"
+    snap "$RUN/metrics/pre" && mdiff "$RUN/metrics/base" "$RUN/metrics/pre" >>"$RUN/metrics/acc"
+    : >"$RUN/metrics/base"
+    kill -TERM "$old" 2>/dev/null
+    for i in $(seq 300); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$old" 2>/dev/null; then echo "server $old ignored SIGTERM for 30 s: SIGKILL"; kill -KILL "$old"; fi
+    wait "$old" 2>/dev/null
+    echo "server $old stopped (exit status $?)"
+    start_server || { echo "the server did not start again"; tail -5 "$RUN/server.log"; return 1; }
+    echo "server restarted: pid $old -> $SERVER_PID in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s, same state directory"
+}
+
+handle_line() {
+    local id what rc out summary
+    # shellcheck disable=SC2086
+    set -f && set -- $1 && set +f
+    [ "${1:-}" = REQ ] && [ $# -ge 3 ] || { echo "guest> $*" >>"$RUN/host.log"; return 0; }
+    id=$2 what=$3
+    shift 3
+    out=$RUN/host/$id.out
+    echo "[$(date +%T)] REQ $id $what $*" >>"$RUN/host.log"
+    if declare -F "h_$what" >/dev/null; then
+        if "h_$what" "$@" >"$out" 2>&1 </dev/null; then rc=0; else rc=$?; fi
+    else
+        echo "unknown request $what" >"$out"; rc=2
+    fi
+    summary=$(tail -n 1 "$out" | tr -d '\r')
+    sed 's/^/    /' "$out" >>"$RUN/host.log"
+    echo "[$(date +%T)] REP $id $rc $summary" >>"$RUN/host.log"
+    {
+        head -n -1 "$out" | head -n 40 | tr -d '\r' | while IFS= read -r l; do printf 'OUT %s %s\n' "$id" "$l"; done
+        printf 'REP %s %s %s\n' "$id" "$rc" "${summary:-done}"
+    } >&"$HIN"
+}
+
+# ------------------------------------------------------------------ guest
+APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" | tr ' ' ',') ringnfs.steptimeout=$STEP_TIMEOUT ringnfs.hostchan=1"
+[ -n "$OPTS" ] && APPEND+=" ringnfs.opts=$OPTS"
+[ -n "$NFSDEBUG" ] && APPEND+=" ringnfs.nfsdebug=$NFSDEBUG"
+[ $KEEP = 1 ] && APPEND+=" ringnfs.keep=1"
+NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
+NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:socat STDIO TCP:$FWD1"
+NET+=",guestfwd=tcp:10.0.2.101:2049-cmd:socat STDIO TCP:$FWD2"
+mkfifo "$RUN/hostc.in" "$RUN/hostc.out"
+exec {HIN}<>"$RUN/hostc.in" {HOUT}<>"$RUN/hostc.out"
+QEMU=(qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -no-reboot
+    -display none -monitor none -serial "file:$RUN/console.log"
+    -chardev "pipe,id=hostc,path=$RUN/hostc" -serial chardev:hostc)
+[ $KEEP = 1 ] && QEMU+=(-serial "unix:$RUN/shell.sock,server=on,wait=off")
+QEMU+=(-kernel "$KDIR/vmlinux" -initrd "$IMG" -append "$APPEND" -netdev "$NET" -device virtio-net-pci,netdev=n0)
+
+log "booting $KVER (TCG), scenarios: $SCENARIOS${OPTS:+, options $OPTS}"
+T0=$(date +%s.%N)
+if [ $KEEP = 1 ]; then
+    "${QEMU[@]}" >"$RUN/qemu.log" 2>&1 &
+else
+    timeout -s KILL "$TIMEOUT" "${QEMU[@]}" >"$RUN/qemu.log" 2>&1 &
+fi
+QEMU_PID=$!
+if [ $KEEP = 1 ]; then
+    log "--keep: after the scenarios the guest keeps running with a root shell:"
+    log "    socat -,raw,echo=0 UNIX-CONNECT:$RUN/shell.sock"
+    log "  console log $RUN/console.log; ${EXT1:+server $EXT1}${EXT1:-server log $RUN/server.log, control plane: $BIN ctl --addr 127.0.0.1:$CPORT --state-dir $RUN/state sessions}"
+    log "  in the guest: nfsmount 10.0.2.100:/ /mnt 10.0.2.100 10.0.2.15 nconnect=4; /bin/sh /scenario.sh main drain; poweroff -f ends the run"
+fi
+buf=
+while kill -0 "$QEMU_PID" 2>/dev/null; do
+    chunk=
+    if IFS= read -r -t 1 -u "$HOUT" chunk; then
+        handle_line "${buf}${chunk%$'\r'}"
+        buf=
+    else
+        buf+=$chunk # a partial line when the timeout hit
+    fi
+done
+set +e
+wait "$QEMU_PID"
+QRC=$?
+set -e
+QEMU_PID=
+T1=$(date +%s.%N)
+WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')
+exec {HIN}>&- {HOUT}<&-
+cleanup
+PIDS=() SERVER_PID=
+trap - EXIT
+
+# ------------------------------------------------------------------ report
+tr -d '\r' <"$RUN/console.log" >"$RUN/console.txt"
+if [ $CAPTURE = 1 ] && [ -s "$RUN/nfs.pcap" ]; then
+    log "decoding the capture (tshark)"
+    # One line per RPC message: frame, xid, call/reply, minor version or status, ops.
+    tshark -r "$RUN/nfs.pcap" -T fields -E separator=' ' -e frame.number -e frame.time_relative \
+        -e tcp.stream >"$RUN/frames.txt" 2>>"$RUN/tshark.log" || true
+    tshark -r "$RUN/nfs.pcap" -d "tcp.port==$PORT,rpc" -Y rpc -O rpc,nfs 2>>"$RUN/tshark.log" |
+        awk -v map="$RUN/frames.txt" -f "$HERE/nfsops.awk" >"$RUN/nfs-ops.txt" || true
+    rm -f "$RUN/frames.txt"
+    log "decoded NFS ops: $RUN/nfs-ops.txt; full decode: tshark -r $RUN/nfs.pcap -V -d tcp.port==$PORT,rpc"
+fi
+
+echo
+echo "==== kernel $KERNEL ($KVER), scenarios: $SCENARIOS${OPTS:+, options $OPTS}"
+echo "==== server: $BIN_INFO"
+echo "==== qemu exit $QRC, wall time ${WALL}s (boot to poweroff)"
+grep -E '^(GUEST|INFO|NFSMOUNT)' "$RUN/console.txt" | sed 's/^/  /' || true
+if [ -s "$RUN/nfs-ops.txt" ]; then
+    echo "  NFS replies not NFS4_OK, or that tshark could not decode (count, status, ops):"
+    awk '$5 == "reply" && (($6 != "NFS4_OK" && $6 != "-") || /MALFORMED/) {$1 = $2 = $3 = $4 = $5 = ""; print}' "$RUN/nfs-ops.txt" |
+        sort | uniq -c | sort -rn | sed 's/^/   /'
+fi
+if [ -z "$EXT1" ] && grep -qE ' (WARN|ERROR) ' "$RUN/server.log"; then
+    echo "  server warnings/errors:"
+    grep -E ' (WARN|ERROR) ' "$RUN/server.log" | head -20 | sed 's/^/    /'
+fi
+
+# Steps by scenario: "PART <name> BEGIN" ... "STEP ..." ... "PART <name> END (<s> s)".
+awk '
+    /^PART [a-z]+ BEGIN/ {part = $2; order[++np] = part; next}
+    /^PART [a-z]+ END/ {done[$2] = 1; next}
+    /^  \| / {buf = buf $0 "\n"; next}
+    /^STEP / {
+        p = (part == "" ? "-" : part)
+        if ($3 == "OK") { ok[p]++; print "PASS " p " " $2 " " $5 " " $6 }
+        else { bad[p]++; print "FAIL " p " " $2 " rc=" $4 " " $5 " " $6; printf "%s", tailof(buf) }
+        buf = ""; next
+    }
+    {buf = ""}
+    function tailof(b,    n, a, i, s) { n = split(b, a, "\n"); s = ""; for (i = (n > 25 ? n - 25 : 1); i < n; i++) s = s "      " a[i] "\n"; return s }
+    END {
+        for (i = 1; i <= np; i++) { p = order[i]; printf "PARTSUM %s %d %d %d\n", p, ok[p] + 0, bad[p] + 0, (p in done) }
+    }' "$RUN/console.txt" >"$RUN/steps.txt"
+grep -v '^PARTSUM' "$RUN/steps.txt" || true
+echo
+failn=0
+for sc in $SCENARIOS; do
+    [ "$sc" = none ] && continue
+    read -r _ _ okn badn complete < <(grep "^PARTSUM $sc " "$RUN/steps.txt" || echo "PARTSUM $sc 0 0 0")
+    res=PASS
+    [ "$badn" = 0 ] && [ "$complete" = 1 ] && [ "$okn" -gt 0 ] || res=FAIL
+    [ $res = PASS ] || failn=$((failn + 1))
+    extra=
+    [ "$complete" = 1 ] || extra=" (did not finish)"
+    echo "RESULT $sc kernel=$KERNEL $res steps=$okn/$((okn + badn))$extra $(cat "$RUN/report.d/$sc" 2>/dev/null || echo '(no server report)')"
+done
+if ! grep -q '^SCENARIO DONE' "$RUN/console.txt"; then
+    echo "RESULT guest kernel=$KERNEL FAIL: no 'SCENARIO DONE' marker (qemu exit $QRC after ${WALL}s; timeout ${TIMEOUT}s)"
+    failn=$((failn + 1))
+fi
+if [ $failn -gt 0 ]; then
+    echo
+    echo "---- guest console (last 60 lines of $RUN/console.txt)"
+    tail -n 60 "$RUN/console.txt" | sed 's/^/  /'
+    if [ -z "$EXT1" ]; then
+        echo "---- server log (last 40 lines of $RUN/server.log)"
+        tail -n 40 "$RUN/server.log" | sed 's/^/  /'
+    fi
+    echo "---- host side (last 30 lines of $RUN/host.log)"
+    tail -n 30 "$RUN/host.log" 2>/dev/null | sed 's/^/  /'
+fi
+LOGS=console.txt,host.log
+[ -n "$EXT1" ] || LOGS+=,server.log
+[ $CAPTURE = 0 ] || LOGS+=,nfs-ops.txt,nfs.pcap
+echo "logs: $RUN/{$LOGS}"
+[ $failn = 0 ] || exit 1
+exit 0
+}
