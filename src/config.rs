@@ -18,6 +18,12 @@
 //! max_slots = 64
 //! state_dir = "ringnfs-state"
 //! grace = 0                  # seconds of grace after start for reclaims
+//! max_connections = 8192     # hardening limits (0 = unlimited / off)
+//! max_connections_per_peer = 1024
+//! idle_timeout = 60          # seconds; unbound connections with no record
+//! max_record_size = 1114112
+//! max_reply_queue = 8388608
+//! max_sessions_per_client = 16
 //! ```
 
 use std::net::SocketAddr;
@@ -46,6 +52,12 @@ pub struct FileConfig {
     pub max_slots: Option<u32>,
     pub state_dir: Option<PathBuf>,
     pub grace: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub idle_timeout: Option<u32>,
+    pub max_record_size: Option<usize>,
+    pub max_reply_queue: Option<usize>,
+    pub max_sessions_per_client: Option<u32>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
