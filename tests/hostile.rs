@@ -80,9 +80,7 @@ impl Drop for TempDir {
 fn field_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(key)? + key.len();
     let rest = &line[at..];
-    let end = rest
-        .find(|c: char| c == ']' || c == ' ' || c == ',')
-        .unwrap_or(rest.len());
+    let end = rest.find([']', ' ', ',']).unwrap_or(rest.len());
     Some(&rest[..end])
 }
 

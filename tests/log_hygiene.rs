@@ -27,7 +27,13 @@ fn default_level_logs_carry_no_file_contents_or_credentials() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringnfs"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+        ])
         .args(["--threads", "2", "--no-pin"])
         .arg("--state-dir")
         .arg(dir.join("state"))
