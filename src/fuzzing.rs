@@ -338,7 +338,7 @@ pub fn rest_json(data: &[u8]) {
             valid &= scratch.set_lease_secs(l).is_ok();
         }
         if let Some(level) = &p.log_level {
-            valid &= tracing_subscriber::EnvFilter::try_new(level).is_ok();
+            valid &= crate::control::check_log_level(level).is_ok();
         }
         if valid {
             let saved = PersistedSettings {

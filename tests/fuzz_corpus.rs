@@ -53,8 +53,13 @@ fn replay_corpus_and_crash_reproducers() {
         for path in files {
             let data = std::fs::read(&path).unwrap();
             total += 1;
+            let t = std::time::Instant::now();
             if std::panic::catch_unwind(|| f(&data)).is_err() {
                 failed.push(path.display().to_string());
+            }
+            // A hang detector, not a performance claim: inputs take microseconds.
+            if t.elapsed() > std::time::Duration::from_secs(10) {
+                failed.push(format!("{} (took {:?})", path.display(), t.elapsed()));
             }
         }
     }
