@@ -87,7 +87,7 @@ pub fn current_log_level() -> String {
 pub const MAX_LOG_FILTER: usize = 256;
 
 /// Validate a log filter from the control plane or the settings file: EnvFilter syntax,
-/// at most [`MAX_LOG_FILTER`] bytes, and no span field filters (`[span{field=value}]`):
+/// printable ASCII, at most [`MAX_LOG_FILTER`] bytes, and no span field filters (`[span{field=value}]`):
 /// field values compile to regular expressions, and a crafted one of a few hundred bytes
 /// kept `EnvFilter::try_new` busy for longer than 14 s (found by the `rest_json` fuzz
 /// target; reproducer in `fuzz/artifacts/rest_json/`).
@@ -95,6 +95,14 @@ pub fn check_log_level(level: &str) -> Result<(), String> {
     if level.len() > MAX_LOG_FILTER {
         return Err(format!(
             "invalid log level: longer than {MAX_LOG_FILTER} bytes"
+        ));
+    }
+    // tracing-subscriber 0.3.23's directive parser slices strings at byte offsets that
+    // may fall inside a multi-byte character and panics (e.g. on U+0085; found by the
+    // `rest_json` fuzz target): filters are targets, levels and punctuation, all ASCII.
+    if !level.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(format!(
+            "invalid log level {level:?}: only printable ASCII is accepted"
         ));
     }
     if level.contains('{') {
