@@ -227,8 +227,9 @@ fn sixteen_trunked_connections_with_bind_churn() {
 #[test]
 fn churn_over_the_connection_limit_is_refused_with_delay_and_counted() {
     // With the default limit (16) and all 16 trunked connections bound, extra binds fail
-    // with NFS4ERR_DELAY while the trunked connections keep working.
-    let srv = TestServer::start();
+    // with NFS4ERR_DELAY while the trunked connections keep working. `--over-limit
+    // delay`: under the default (`serve`) the implicit bind's SEQUENCE is served unbound.
+    let srv = TestServer::with(|c| c.over_limit = ringnfs::state::settings::OverLimit::Delay);
     let state = srv.state().clone();
     assert_eq!(state.settings.max_connections_per_session(), 16);
     let (_ids, s) = srv.session_with(ClientOptions {
