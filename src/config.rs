@@ -20,6 +20,12 @@
 //! grace = 0                  # seconds of grace after start for reclaims
 //! control = "127.0.0.1:9049" # control plane (HTTP API, metrics), or "off"
 //! control_token_file = "ringnfs-state/control-token"
+//! max_connections = 8192     # hardening limits (0 = unlimited / off)
+//! max_connections_per_peer = 1024
+//! idle_timeout = 60          # seconds; unbound connections with no record
+//! max_record_size = 1114112
+//! max_reply_queue = 8388608
+//! max_sessions_per_client = 16
 //! ```
 
 use std::net::SocketAddr;
@@ -54,6 +60,12 @@ pub struct FileConfig {
     pub control: Option<ControlAddr>,
     /// Like `--control-token-file`.
     pub control_token_file: Option<PathBuf>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub idle_timeout: Option<u32>,
+    pub max_record_size: Option<usize>,
+    pub max_reply_queue: Option<usize>,
+    pub max_sessions_per_client: Option<u32>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {

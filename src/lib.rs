@@ -9,6 +9,8 @@ pub mod client;
 pub mod config;
 pub mod control;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod nfs4;
 pub mod rpc;
 pub mod server;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -109,6 +110,28 @@ struct ServeArgs {
     /// it is an error; the default address is optional.
     #[arg(skip)]
     control_explicit: bool,
+    /// Open connections allowed in total (0 = unlimited); more are closed at accept.
+    #[arg(long, default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Open connections allowed per client IP address (0 = unlimited).
+    #[arg(long, default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    max_connections_per_peer: usize,
+    /// Close a connection bound to no session that completed no request for this many
+    /// seconds (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = ringnfs::server::DEFAULT_IDLE_TIMEOUT_SECS)]
+    idle_timeout: u32,
+    /// Largest RPC record (bytes); a larger one closes the connection.
+    #[arg(long, value_name = "BYTES", default_value_t = ringnfs::server::DEFAULT_MAX_RECORD_SIZE,
+          value_parser = TypedValueParser::map(clap::value_parser!(u64).range(ringnfs::server::MIN_RECORD_SIZE as u64..=(1 << 30)), |v| v as usize))]
+    max_record_size: usize,
+    /// Reply bytes queued per connection before the server stops reading it.
+    #[arg(long, value_name = "BYTES", default_value_t = ringnfs::server::DEFAULT_MAX_REPLY_QUEUE,
+          value_parser = TypedValueParser::map(clap::value_parser!(u64).range(1..=(1 << 30)), |v| v as usize))]
+    max_reply_queue: usize,
+    /// Sessions one client may hold (0 = unlimited); CREATE_SESSION over it gets
+    /// NFS4ERR_NOSPC.
+    #[arg(long, default_value_t = ringnfs::state::DEFAULT_MAX_SESSIONS_PER_CLIENT)]
+    max_sessions_per_client: u32,
 }
 
 fn main() -> ExitCode {
@@ -195,6 +218,33 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
         a.control_token_file = Some(t);
     }
     a.control_explicit |= f.control.is_some();
+    take!(max_connections, "max_connections");
+    take!(max_connections_per_peer, "max_connections_per_peer");
+    take!(idle_timeout, "idle_timeout");
+    take!(max_sessions_per_client, "max_sessions_per_client");
+    let min_record = ringnfs::server::MIN_RECORD_SIZE;
+    for (v, id, cur) in [
+        (f.max_record_size, "max_record_size", &mut a.max_record_size),
+        (f.max_reply_queue, "max_reply_queue", &mut a.max_reply_queue),
+    ] {
+        if let Some(v) = v
+            && from_file(id)
+        {
+            let lo = if id == "max_record_size" {
+                min_record
+            } else {
+                1
+            };
+            if !(lo..=1 << 30).contains(&v) {
+                anyhow::bail!(
+                    "{}: {id} must be between {lo} and {}, got {v}",
+                    path.display(),
+                    1 << 30
+                );
+            }
+            *cur = v;
+        }
+    }
     if let Some(p) = f.pin
         && from_file("no_pin")
     {
@@ -268,6 +318,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         control: args.control.0,
         control_token_file: args.control_token_file,
         control_optional: !args.control_explicit,
+        limits: ringnfs::server::Limits {
+            max_connections: args.max_connections,
+            max_connections_per_peer: args.max_connections_per_peer,
+            idle_timeout_secs: args.idle_timeout,
+            max_record_size: args.max_record_size,
+            max_reply_queue: args.max_reply_queue,
+            max_sessions_per_client: args.max_sessions_per_client,
+        },
     })?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -59,6 +59,54 @@ pub struct ServerConfig {
     /// another ringnfs), warn and serve NFS without a control plane instead of failing.
     /// `ringnfs serve` sets this when `--control` was not given explicitly.
     pub control_optional: bool,
+    /// Hardening limits (see [`Limits`]).
+    pub limits: Limits,
+}
+
+/// Resource limits against hostile or broken clients, each counted in `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections in total (0 = unlimited); more are closed at accept
+    /// (`ringnfs_connections_refused_total{cause="total"}`).
+    pub max_connections: usize,
+    /// Open connections per peer IP address (0 = unlimited)
+    /// (`ringnfs_connections_refused_total{cause="per_peer"}`).
+    pub max_connections_per_peer: usize,
+    /// Seconds after which a connection bound to no session that has not completed an
+    /// RPC record is closed (0 = never) (`ringnfs_idle_closes_total`).
+    pub idle_timeout_secs: u32,
+    /// Largest RPC record accepted; a larger one closes the connection
+    /// (`ringnfs_record_errors_total{cause="too_large"}`).
+    pub max_record_size: usize,
+    /// Reply bytes queued for one connection before it stops being read
+    /// (`ringnfs_backpressure_pauses_total`).
+    pub max_reply_queue: usize,
+    /// Sessions one client may hold (0 = unlimited); CREATE_SESSION over it gets
+    /// NFS4ERR_NOSPC (`ringnfs_sessions_refused_total{cause="per_client"}`).
+    pub max_sessions_per_client: u32,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1024;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 60;
+/// 1 MiB of WRITE data plus room for the COMPOUND around it.
+pub const DEFAULT_MAX_RECORD_SIZE: usize = (1 << 20) + (64 << 10);
+pub const DEFAULT_MAX_REPLY_QUEUE: usize = 8 << 20;
+/// Smallest `max_record_size` accepted: a CREATE_SESSION needs a few hundred bytes,
+/// and session negotiation never offers less than 512.
+pub const MIN_RECORD_SIZE: usize = 4096;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            max_reply_queue: DEFAULT_MAX_REPLY_QUEUE,
+            max_sessions_per_client: crate::state::DEFAULT_MAX_SESSIONS_PER_CLIENT,
+        }
+    }
 }
 
 /// Where exported files live.
@@ -89,6 +137,7 @@ impl Default for ServerConfig {
             control: None,
             control_token_file: None,
             control_optional: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -212,6 +261,16 @@ impl Server {
             ..StateConfig::default()
         };
         state_cfg.limits.max_fore_slots = cfg.max_fore_slots.max(1);
+        if cfg.limits.max_record_size < MIN_RECORD_SIZE {
+            anyhow::bail!(
+                "max record size must be at least {MIN_RECORD_SIZE} bytes, got {}",
+                cfg.limits.max_record_size
+            );
+        }
+        state_cfg.limits.max_sessions_per_client = cfg.limits.max_sessions_per_client;
+        // A session never offers requests larger than a record may be.
+        let max_req = u32::try_from(cfg.limits.max_record_size).unwrap_or(u32::MAX);
+        state_cfg.limits.max_request = state_cfg.limits.max_request.min(max_req);
         let state = StateManager::new(state_cfg);
         state
             .settings
@@ -246,6 +305,12 @@ impl Server {
             threads,
             listen: cfg.listen.clone(),
             pin_cores: cfg.pin_cores,
+            max_record: cfg.limits.max_record_size,
+            max_out_bytes: cfg.limits.max_reply_queue.max(1),
+            max_connections: cfg.limits.max_connections,
+            max_connections_per_peer: cfg.limits.max_connections_per_peer,
+            idle_timeout: (cfg.limits.idle_timeout_secs > 0)
+                .then(|| std::time::Duration::from_secs(cfg.limits.idle_timeout_secs.into())),
             ..TransportConfig::default()
         };
         let transport =

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 /// Process-unique connection id. The top 16 bits hold the index of the owning core,
 /// so a message for a connection can be routed from the id alone.
@@ -79,6 +79,9 @@ pub struct ConnShared {
     pub requests: AtomicU64,
     /// Set when an operator drains the connection: no new binds are taken on it.
     pub draining: AtomicBool,
+    /// Sessions this connection is bound to (kept by the state's connection registry);
+    /// the transport's idle timeout spares connections with a binding.
+    pub bound_sessions: AtomicU32,
 }
 
 /// What the protocol core knows about a connection.

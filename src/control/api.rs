@@ -500,8 +500,7 @@ pub async fn patch_settings(
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     if let Some(level) = &p.log_level {
-        tracing_subscriber::EnvFilter::try_new(level)
-            .map_err(|e| ApiError::bad_request(format!("invalid log level {level:?}: {e}")))?;
+        super::check_log_level(level).map_err(ApiError::bad_request)?;
     }
     // Persist the keys changed (merged into what was persisted before).
     if let Some(dir) = &ctx.state_dir {

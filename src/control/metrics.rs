@@ -183,7 +183,65 @@ pub fn render(ctx: &Ctx) -> String {
         counter(t.bytes_out),
     );
 
+    register_hardening(&mut r, &m, &t);
+
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out
+}
+
+/// Counters of the hardening limits (transport and state).
+fn register_hardening(
+    r: &mut Registry,
+    m: &crate::state::metrics::MetricsSnapshot,
+    t: &crate::transport::TransportStats,
+) {
+    let cause = |pairs: &[(&str, u64)]| {
+        family(
+            pairs
+                .iter()
+                .map(|(k, v)| (CauseLabel { cause: (*k).into() }, *v)),
+        )
+    };
+    r.register(
+        "connections_refused",
+        "Connections closed at accept because a connection limit was reached, by limit",
+        cause(&[
+            ("total", t.conns_refused_total),
+            ("per_peer", t.conns_refused_per_peer),
+        ]),
+    );
+    r.register(
+        "idle_closes",
+        "Connections bound to no session closed by the idle timeout",
+        counter(t.idle_closes),
+    );
+    r.register(
+        "record_errors",
+        "Connections closed for bad record marking, by cause",
+        cause(&[
+            ("too_large", t.records_too_large),
+            ("too_many_fragments", t.records_too_many_fragments),
+        ]),
+    );
+    r.register(
+        "backpressure_pauses",
+        "Times a connection stopped being read because its reply queue was full",
+        counter(t.backpressure_pauses),
+    );
+    r.register(
+        "flush_timeouts",
+        "Connections aborted because they did not take their replies before a deadline",
+        counter(t.flush_timeouts),
+    );
+    r.register(
+        "service_panics",
+        "Requests whose handling panicked (the connection is closed)",
+        counter(t.service_panics),
+    );
+    r.register(
+        "sessions_refused",
+        "CREATE_SESSIONs refused by a limit, by limit",
+        cause(&[("per_client", m.sessions_refused_per_client)]),
+    );
 }

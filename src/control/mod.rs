@@ -112,11 +112,42 @@ pub fn current_log_level() -> String {
     LOG_LEVEL.lock().clone().unwrap_or_else(start_log_level)
 }
 
+/// Longest log filter taken from the control plane or the settings file.
+pub const MAX_LOG_FILTER: usize = 256;
+
+/// Validate a log filter from the control plane or the settings file: EnvFilter syntax,
+/// printable ASCII, at most [`MAX_LOG_FILTER`] bytes, and no span field filters (`[span{field=value}]`):
+/// field values compile to regular expressions, and a crafted one of a few hundred bytes
+/// kept `EnvFilter::try_new` busy for longer than 14 s (found by the `rest_json` fuzz
+/// target; reproducer in `fuzz/artifacts/rest_json/`).
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    if level.len() > MAX_LOG_FILTER {
+        return Err(format!(
+            "invalid log level: longer than {MAX_LOG_FILTER} bytes"
+        ));
+    }
+    // tracing-subscriber 0.3.23's directive parser slices strings at byte offsets that
+    // may fall inside a multi-byte character and panics (e.g. on U+0085; found by the
+    // `rest_json` fuzz target): filters are targets, levels and punctuation, all ASCII.
+    if !level.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(format!(
+            "invalid log level {level:?}: only printable ASCII is accepted"
+        ));
+    }
+    if level.contains('{') {
+        return Err(format!(
+            "invalid log level {level:?}: field filters (`{{...}}`) are not accepted"
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("invalid log level {level:?}: {e}"))
+}
+
 /// Check a log filter (`tracing_subscriber` EnvFilter syntax, e.g. `debug` or
 /// `info,ringnfs::state=trace`) and apply it if a reloader is installed.
 pub fn apply_log_level(level: &str) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| format!("invalid log level {level:?}: {e}"))?;
+    check_log_level(level)?;
     if let Some(f) = LOG_RELOADER.get() {
         f(level)?;
     }

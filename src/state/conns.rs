@@ -3,6 +3,7 @@
 //! the lock order (after the client table and session shards).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
@@ -61,6 +62,7 @@ impl ConnRegistry {
             Some(e) => {
                 if !e.sessions.contains(&sid) {
                     e.sessions.push(sid);
+                    e.meta.shared.bound_sessions.fetch_add(1, Ordering::Relaxed);
                 }
                 true
             }
@@ -70,7 +72,11 @@ impl ConnRegistry {
 
     pub fn remove_session(&self, id: ConnId, sid: &SessionId) {
         if let Some(e) = self.shard(id).lock().get_mut(&id) {
+            let before = e.sessions.len();
             e.sessions.retain(|s| s != sid);
+            if e.sessions.len() < before {
+                e.meta.shared.bound_sessions.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -110,6 +110,21 @@ impl StateManager {
         if args.sequence != rec.cs_last.wrapping_add(1) {
             return Err(status::NFS4ERR_SEQ_MISORDERED);
         }
+        let max_sessions = self.config.limits.max_sessions_per_client as usize;
+        if max_sessions != 0 && rec.sessions.len() >= max_sessions {
+            // RFC 8881 §18.36 lists NFS4ERR_NOSPC ("the server cannot allocate the
+            // resources for the session") and NFS4ERR_DELAY. DELAY means "try again
+            // later", and Linux retries it forever without bumping csa_sequence; this
+            // refusal does not go away by waiting (only by the client destroying a
+            // session), so NOSPC gives the client a clean, final failure. The result
+            // is cached like any other: the sequence is consumed (Linux bumps its
+            // sequence on every error but DELAY and STALE_CLIENTID), and a replay gets
+            // the same error. NFS4ERR_RESOURCE is NFSv4.0-only.
+            self.metrics.session_refused(meta.core);
+            rec.cs_last = args.sequence;
+            rec.cs_cache = Some(Err(status::NFS4ERR_NOSPC));
+            return Err(status::NFS4ERR_NOSPC);
+        }
         let reply = self.make_session(args, rec, fore, back);
         rec.cs_last = args.sequence;
         rec.cs_cache = Some(Ok(reply.clone()));

@@ -51,6 +51,8 @@ struct CoreCounters {
     rpc_garbage: AtomicU64,
     accepted: AtomicU64,
     closed: AtomicU64,
+    /// CREATE_SESSION refused: the client holds `max_sessions_per_client` sessions.
+    sessions_refused: AtomicU64,
 }
 
 impl Default for CoreCounters {
@@ -67,6 +69,7 @@ impl Default for CoreCounters {
             rpc_garbage: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            sessions_refused: AtomicU64::new(0),
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct MetricsSnapshot {
     pub rpc_garbage: u64,
     pub connections_accepted: u64,
     pub connections_closed: u64,
+    /// CREATE_SESSIONs refused for the per-client session limit.
+    pub sessions_refused_per_client: u64,
     /// (op name, count) for ops seen at least once.
     pub ops: Vec<(String, u64)>,
     pub op_errors: Vec<(String, u64)>,
@@ -207,6 +212,12 @@ impl Metrics {
         self.core(core).closed.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn session_refused(&self, core: usize) {
+        self.core(core)
+            .sessions_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> MetricsSnapshot {
         let sum = |f: &dyn Fn(&CoreCounters) -> &AtomicU64| -> u64 {
             self.cores
@@ -247,6 +258,7 @@ impl Metrics {
             rpc_garbage: sum(&|c| &c.rpc_garbage),
             connections_accepted: sum(&|c| &c.accepted),
             connections_closed: sum(&|c| &c.closed),
+            sessions_refused_per_client: sum(&|c| &c.sessions_refused),
             ops: per_op(false),
             op_errors: per_op(true),
             op_status_errors: {

@@ -50,6 +50,10 @@ use metrics::{BindRefusal, Metrics};
 use settings::LiveSettings;
 use shard::{BindOutcome, Shard};
 
+/// Default of [`SessionLimits::max_sessions_per_client`]: Linux uses one session per
+/// server (two briefly while recovering); 16 leaves room for other clients.
+pub const DEFAULT_MAX_SESSIONS_PER_CLIENT: u32 = 16;
+
 /// Server-wide limits offered in CREATE_SESSION negotiation.
 #[derive(Debug, Clone)]
 pub struct SessionLimits {
@@ -59,6 +63,9 @@ pub struct SessionLimits {
     pub max_response: u32,
     pub max_response_cached: u32,
     pub max_ops: u32,
+    /// Sessions one client may hold at once (0 = unlimited); CREATE_SESSION over it
+    /// fails with NFS4ERR_NOSPC (see `create_session`).
+    pub max_sessions_per_client: u32,
 }
 
 impl Default for SessionLimits {
@@ -70,6 +77,7 @@ impl Default for SessionLimits {
             max_response: 1024 * 1024 + 8 * 1024,
             max_response_cached: 64 * 1024,
             max_ops: 64,
+            max_sessions_per_client: DEFAULT_MAX_SESSIONS_PER_CLIENT,
         }
     }
 }

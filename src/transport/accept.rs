@@ -9,6 +9,7 @@ use socket2::SockRef;
 use crate::service::{ConnMeta, make_conn_id};
 
 use super::conn::Conn;
+use super::limits::Refusal;
 use super::stats::WorkerCounters;
 use super::token::{Kind, Token, generation_of};
 use super::worker::{Phase, Worker};
@@ -72,10 +73,20 @@ impl Worker {
             tracing::debug!("accepted socket already gone");
             return;
         };
+        if let Err(why) = self.limiter.admit(peer.ip()) {
+            let counter = match why {
+                Refusal::Total => &self.counters.conns_refused_total,
+                Refusal::PerPeer => &self.counters.conns_refused_per_peer,
+            };
+            WorkerCounters::add(counter, 1);
+            tracing::debug!(%peer, ?why, "connection refused: limit reached");
+            return; // dropping `fd` closes the socket
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if key > u32::MAX as usize {
             tracing::warn!("too many connections on one core");
+            self.limiter.release(peer.ip());
             return;
         }
         self.next_seq += 1;

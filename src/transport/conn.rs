@@ -97,6 +97,9 @@ pub(crate) struct Conn {
     pub deadline: Option<Instant>,
     /// Queued for [`Conn::plan`] at the end of the completion batch.
     pub dirty: bool,
+    /// When the last complete record arrived (or the accept, before any): the idle
+    /// timeout counts from here.
+    pub last_record: Instant,
 }
 
 impl Conn {
@@ -116,6 +119,7 @@ impl Conn {
             closing: None,
             deadline: None,
             dirty: false,
+            last_record: Instant::now(),
         }
     }
 

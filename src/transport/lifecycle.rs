@@ -3,6 +3,7 @@
 
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::conn::Closing;
@@ -85,6 +86,28 @@ impl Worker {
             })
             .map(|(k, _)| k)
             .collect();
+        if let Some(idle) = self.cfg.idle_timeout
+            && self.phase == Phase::Running
+        {
+            let idle_keys: Vec<usize> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| {
+                    c.closing.is_none()
+                        && c.meta.shared.bound_sessions.load(Ordering::Relaxed) == 0
+                        && now.saturating_duration_since(c.last_record) >= idle
+                })
+                .map(|(k, _)| k)
+                .collect();
+            for key in idle_keys {
+                let c = &mut self.conns[key];
+                tracing::debug!(conn = c.meta.id, peer = %c.meta.peer, "closing idle unbound connection");
+                WorkerCounters::add(&self.counters.idle_closes, 1);
+                c.deferred.clear();
+                c.close(Closing::Flush, now + FLUSH_GRACE);
+                self.mark_dirty(key);
+            }
+        }
         for key in expired {
             tracing::debug!(conn = self.conns[key].meta.id, "flush deadline passed");
             WorkerCounters::add(&self.counters.flush_timeouts, 1);
@@ -168,6 +191,7 @@ impl Worker {
     /// operation in flight.
     pub(crate) fn finish(&mut self, key: usize) {
         let c = self.conns.remove(key);
+        self.limiter.release(c.meta.peer.ip());
         self.ids.remove(&c.meta.id);
         self.live.lock().remove(&c.meta.id);
         let service = &self.service;

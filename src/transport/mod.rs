@@ -27,6 +27,7 @@ mod bufring;
 mod conn;
 mod fileio;
 mod lifecycle;
+mod limits;
 mod listener;
 mod mailbox;
 mod output;
@@ -73,6 +74,15 @@ pub struct TransportConfig {
     /// Per-connection output bound: above it the connection stops being read until
     /// its backlog drains below half.
     pub max_out_bytes: usize,
+    /// Open connections allowed in total (0 = unlimited); over it a new connection is
+    /// closed right after accept (counted in `conns_refused_total`).
+    pub max_connections: usize,
+    /// Open connections allowed per peer IP address (0 = unlimited); counted in
+    /// `conns_refused_per_peer`.
+    pub max_connections_per_peer: usize,
+    /// Close a connection that is bound to no session and has not completed a record
+    /// for this long (idle, or dribbling bytes slowloris-style). None = never.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for TransportConfig {
@@ -86,6 +96,9 @@ impl Default for TransportConfig {
             recv_buf_count: 256,
             recv_buf_size: 64 << 10,
             max_out_bytes: 8 << 20,
+            max_connections: 0,
+            max_connections_per_peer: 0,
+            idle_timeout: None,
         }
     }
 }
@@ -142,6 +155,10 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
     let control = Arc::new(Control { mailboxes });
     let dyn_control: Arc<dyn ConnControl> = control.clone();
     let cfg = Arc::new(cfg);
+    let limiter = Arc::new(limits::ConnLimiter::new(
+        cfg.max_connections,
+        cfg.max_connections_per_peer,
+    ));
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handle = TransportHandle {
         local_addrs,
@@ -161,6 +178,7 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
             listeners: sockets.pop().unwrap_or_default(),
             inbox,
             counters,
+            limiter: limiter.clone(),
         };
         let ready = ready_tx.clone();
         let t = std::thread::Builder::new()

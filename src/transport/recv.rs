@@ -7,6 +7,7 @@ use std::time::Instant;
 use io_uring::{cqueue, opcode, types};
 use std::os::fd::AsRawFd;
 
+use crate::rpc::record::RecordError;
 use crate::service::Service;
 
 use super::conn::{Closing, Conn};
@@ -133,6 +134,7 @@ fn feed(
     let mut failed = None;
     let mut asm = std::mem::replace(&mut c.asm, crate::rpc::record::RecordAssembler::new(0));
     let r = asm.feed(data, |rec| {
+        c.last_record = Instant::now();
         if c.must_defer() {
             c.deferred.push(rec);
             WorkerCounters::peak(&counters.peak_deferred_bytes, c.deferred.bytes() as u64);
@@ -154,6 +156,13 @@ fn feed(
     } else if let Err(e) = r {
         tracing::debug!(conn = c.meta.id, "closing: {e}");
         WorkerCounters::add(&counters.record_errors, 1);
+        WorkerCounters::add(
+            match e {
+                RecordError::TooLarge(_) => &counters.records_too_large,
+                RecordError::TooManyFragments(_) => &counters.records_too_many_fragments,
+            },
+            1,
+        );
         c.deferred.clear();
         c.close(Closing::Flush, Instant::now() + super::worker::FLUSH_GRACE);
     }

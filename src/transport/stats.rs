@@ -68,6 +68,16 @@ stats! {
     flush_timeouts,
     /// File READ/WRITE/FSYNC operations run for the service.
     file_ops,
+    /// Connections closed at accept: `max_connections` reached.
+    conns_refused_total,
+    /// Connections closed at accept: `max_connections_per_peer` reached for the peer.
+    conns_refused_per_peer,
+    /// Unbound connections closed by the idle timeout.
+    idle_closes,
+    /// Record-marking errors: a record (or its fragments) over the maximum size.
+    records_too_large,
+    /// Record-marking errors: too many fragments in one record.
+    records_too_many_fragments,
 }
 
 impl WorkerCounters {

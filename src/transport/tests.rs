@@ -578,3 +578,92 @@ fn bench_client(addr: SocketAddr, stop_at: Instant, window: bool) -> u64 {
     }
     n
 }
+
+#[test]
+fn connection_limits_close_at_accept_and_count() {
+    let svc = Arc::new(Echo::default());
+    let h = server(2, svc.clone(), |c| {
+        c.max_connections = 3;
+        c.max_connections_per_peer = 2;
+    });
+    let addr = h.local_addrs()[0];
+    let from = |ip: &str| {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let local: SocketAddr = format!("{ip}:0").parse().unwrap();
+        sock.bind(&local.into()).unwrap();
+        sock.connect(&addr.into()).unwrap();
+        let s: TcpStream = sock.into();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let mut a1 = from("127.0.0.1");
+    let mut a2 = from("127.0.0.1");
+    wait_for("two accepts", || svc.accepts.load(SeqCst) == 2);
+    let mut a3 = from("127.0.0.1");
+    assert!(closed_by_peer(&mut a3), "third from one peer is refused");
+    let mut b1 = from("127.0.0.2");
+    wait_for("accept from another peer", || svc.accepts.load(SeqCst) == 3);
+    let mut b2 = from("127.0.0.2");
+    assert!(closed_by_peer(&mut b2), "over the total limit");
+    let st = total(&h);
+    assert_eq!((st.conns_refused_per_peer, st.conns_refused_total), (1, 1));
+    // The admitted ones are served; a close frees a place.
+    for s in [&mut a1, &mut a2, &mut b1] {
+        s.write_all(&frame(b"ping")).unwrap();
+        assert_eq!(read_record(s).unwrap(), rev(b"ping"));
+    }
+    drop(a1);
+    wait_for("close", || svc.closes.load(SeqCst) == 1);
+    let mut b3 = from("127.0.0.2");
+    b3.write_all(&frame(b"pong")).unwrap();
+    assert_eq!(read_record(&mut b3).unwrap(), rev(b"pong"));
+    assert_eq!(
+        svc.accepts.load(SeqCst),
+        4,
+        "refused ones never reach the service"
+    );
+    drop((a2, b1, b3));
+    h.shutdown();
+    h.join().unwrap();
+    svc.check_closed_once();
+}
+
+#[test]
+fn idle_timeout_closes_only_unbound_silent_connections() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |c| {
+        c.idle_timeout = Some(Duration::from_secs(2));
+    });
+    let addr = h.local_addrs()[0];
+    let mut idle = connect(addr);
+    let mut bound = connect(addr);
+    wait_for("accepts", || svc.accepts.load(SeqCst) == 2);
+    // Mark the second one as bound to a session (the state's registry does this).
+    svc.accepted.lock()[1]
+        .shared
+        .bound_sessions
+        .store(1, SeqCst);
+    // A slowloris client: a record that never completes does not count as activity.
+    let mut slow = connect(addr);
+    let start = Instant::now();
+    slow.write_all(&[0x80, 0, 0]).unwrap();
+    let mut busy = connect(addr);
+    // A client that keeps completing records (every ~50 ms, far below the 2 s timeout
+    // even on a loaded machine) stays.
+    while start.elapsed() < Duration::from_millis(4500) {
+        busy.write_all(&frame(b"x")).unwrap();
+        assert_eq!(read_record(&mut busy).unwrap(), b"x");
+        let _ = slow.write_all(&[0]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(closed_by_peer(&mut idle), "idle unbound connection closed");
+    assert!(closed_by_peer(&mut slow), "slowloris connection closed");
+    assert_eq!(total(&h).idle_closes, 2);
+    bound.write_all(&frame(b"still")).unwrap();
+    assert_eq!(read_record(&mut bound).unwrap(), rev(b"still"));
+    drop((bound, busy));
+    h.shutdown();
+    h.join().unwrap();
+    svc.check_closed_once();
+}

@@ -64,6 +64,7 @@ pub(crate) struct WorkerInit {
     pub listeners: Vec<Socket>,
     pub inbox: Inbox,
     pub counters: Arc<WorkerCounters>,
+    pub limiter: Arc<super::limits::ConnLimiter>,
 }
 
 pub(crate) struct Worker {
@@ -72,6 +73,7 @@ pub(crate) struct Worker {
     pub service: Arc<dyn Service>,
     pub control: Arc<dyn ConnControl>,
     pub counters: Arc<WorkerCounters>,
+    pub limiter: Arc<super::limits::ConnLimiter>,
     pub ring: IoUring,
     pub bufs: BufRing,
     pub listeners: Vec<Listener>,
@@ -153,6 +155,7 @@ impl Worker {
             service: init.service,
             control: init.control,
             counters: init.counters,
+            limiter: init.limiter,
             ring,
             bufs,
             listeners,
@@ -322,6 +325,7 @@ impl Worker {
         let conns = std::mem::take(&mut self.conns);
         self.live.lock().clear();
         for (_, c) in conns.iter() {
+            self.limiter.release(c.meta.peer.ip());
             let service = &self.service;
             let _ = catch_unwind(AssertUnwindSafe(|| service.on_close(&c.meta)));
             WorkerCounters::add(&self.counters.closed, 1);

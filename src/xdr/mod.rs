@@ -2,6 +2,8 @@
 
 mod decode;
 mod encode;
+#[cfg(test)]
+mod proptests;
 
 pub use decode::{XdrDecoder, XdrError};
 pub use encode::XdrEncoder;
