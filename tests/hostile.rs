@@ -254,8 +254,8 @@ fn exchange_id(c: &RpcConn) -> (u64, u32) {
     (e.clientid, e.sequenceid)
 }
 
-fn create_session_op(clientid: u64, sequence: u32) -> Op {
-    Op::CreateSession(CreateSessionArgs {
+fn create_session_args(clientid: u64, sequence: u32) -> CreateSessionArgs {
+    CreateSessionArgs {
         clientid,
         sequence,
         flags: 0,
@@ -263,18 +263,23 @@ fn create_session_op(clientid: u64, sequence: u32) -> Op {
         back: default_back_attrs(),
         cb_program: ringnfs::client::DEFAULT_CB_PROGRAM,
         sec_parms: vec![],
-    })
+    }
+}
+
+fn create_session_op(clientid: u64, sequence: u32) -> Op {
+    Op::CreateSession(create_session_args(clientid, sequence))
 }
 
 /// A session of a fresh client on a connection from `ip`.
 fn session_from(ip: &str, addr: SocketAddr) -> Arc<Session> {
     let c = rpc_from(ip, addr);
     let (clientid, seq) = exchange_id(&c);
+    let args = create_session_args(clientid, seq);
     let r = c
-        .compound(1, b"", &[create_session_op(clientid, seq)])
+        .compound(1, b"", &[Op::CreateSession(args.clone())])
         .expect("CREATE_SESSION");
     let created = r.create_session().expect("CREATE_SESSION ok");
-    Arc::new(Session::new(clientid, created, c))
+    Arc::new(Session::new(args, created, c))
 }
 
 /// True once the server closed `s` (EOF or reset), waiting up to `WAIT`.
