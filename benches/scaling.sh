@@ -6,14 +6,19 @@
 # Prints a Markdown table. The load generator shares the machine's cores with the
 # server, so on a 2-core machine expect a plateau at two cores' worth.
 #
+# Every configuration runs ROUNDS times (rounds outermost, so slow phases of other
+# load on the machine spread over all configurations); the table shows the median
+# round by ops/s, with the min–max ops/s over rounds.
+#
 # Usage: benches/scaling.sh [seconds per run, default 4]
 # Env: BIN=path/to/ringnfs (default: cargo build --release, target/release/ringnfs)
 #      WORKLOADS="sequence getattr"  CONNS="1 2 4 8 16"  SESSIONS="1 2 4 8 16 32 64"
-#      DEPTH=8  WARMUP=1
+#      DEPTH=8  WARMUP=1  ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-4}
 warmup=${WARMUP:-1}
+rounds=${ROUNDS:-3}
 depth=${DEPTH:-8}
 workloads=${WORKLOADS:-"sequence getattr"}
 conns=${CONNS:-"1 2 4 8 16"}
@@ -31,23 +36,39 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 kill -0 $pid || { cat "$tmp/server.log"; exit 1; }
 
-echo "| workload | shape | sessions × conns × depth | ops/s | p99 µs | server CPU µs/op |"
-echo "|---|---|---|---|---|---|"
-run() { # workload shape sessions connections
-  "$BIN" bench --server 127.0.0.1:$port --workload "$1" --sessions "$3" --connections "$4" \
+run() { # round workload shape sessions connections
+  "$BIN" bench --server 127.0.0.1:$port --workload "$2" --sessions "$4" --connections "$5" \
     --depth "$depth" --duration "$secs" --warmup "$warmup" --server-pid $pid --quiet \
-    --json "$tmp/r.json" >/dev/null
-  python3 - "$tmp/r.json" "$1" "$2" "$3×$4×$depth" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-lat = r.get("latency_us", {})
-cpu = r.get("server_cpu_us_per_op")
-assert r["error_total"] == 0 and not r["connection_failures"], r
-cpu = "-" if cpu is None else f"{cpu:.2f}"
-print(f"| {sys.argv[2]} | {sys.argv[3]} | {sys.argv[4]} | {r['ops_per_sec']:,.0f} | {lat.get('p99', 0):,.1f} | {cpu} |")
-PY
+    --json "$tmp/r-$2-$3-$4-$5-$1.json" >/dev/null
 }
-for w in $workloads; do
-  for c in $conns; do run "$w" trunked 1 "$c"; done
-  for s in $sessions; do run "$w" sessions "$s" 1; done
+for r in $(seq "$rounds"); do
+  for w in $workloads; do
+    for c in $conns; do run "$r" "$w" trunked 1 "$c"; done
+    for s in $sessions; do run "$r" "$w" sessions "$s" 1; done
+  done
 done
+cfgs=()
+for w in $workloads; do
+  for c in $conns; do cfgs+=("$w trunked 1 $c"); done
+  for s in $sessions; do cfgs+=("$w sessions $s 1"); done
+done
+python3 - "$tmp" "$rounds" "$depth" "${cfgs[@]}" <<'PY'
+import json, sys
+tmp, rounds, depth, cfgs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+print("| workload | shape | sessions × conns × depth | ops/s (median round) | ops/s min–max | p99 µs | server CPU µs/op |")
+print("|---|---|---|---|---|---|---|")
+for cfg in cfgs:
+    w, shape, s, c = cfg.split()
+    runs = []
+    for r in range(1, rounds + 1):
+        j = json.load(open(f"{tmp}/r-{w}-{shape}-{s}-{c}-{r}.json"))
+        assert j["error_total"] == 0 and not j["connection_failures"], j
+        runs.append(j)
+    runs.sort(key=lambda j: j["ops_per_sec"])
+    m = runs[len(runs) // 2]
+    cpu = m.get("server_cpu_us_per_op")
+    cpu = "-" if cpu is None else f"{cpu:.2f}"
+    lo, hi = runs[0]["ops_per_sec"], runs[-1]["ops_per_sec"]
+    print(f"| {w} | {shape} | {s}×{c}×{depth} | {m['ops_per_sec']:,.0f} | {lo:,.0f}–{hi:,.0f} "
+          f"| {m.get('latency_us', {}).get('p99', 0):,.1f} | {cpu} |")
+PY

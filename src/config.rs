@@ -20,6 +20,11 @@
 //! grace = 0                  # seconds of grace after start for reclaims
 //! control = "127.0.0.1:9049" # control plane (HTTP API, metrics), or "off"
 //! control_token_file = "ringnfs-state/control-token"
+//! ring_entries = 1024        # io_uring submission queue entries per worker
+//! recv_buffers = 256         # provided receive buffers per worker
+//! recv_buffer_kib = 64       # size of each receive buffer
+//! max_output_mib = 8         # per-connection output bound
+//! # sqpoll_idle_ms = 10      # SQPOLL with this idle time (absent: no SQPOLL)
 //! ```
 
 use std::net::SocketAddr;
@@ -54,6 +59,16 @@ pub struct FileConfig {
     pub control: Option<ControlAddr>,
     /// Like `--control-token-file`.
     pub control_token_file: Option<PathBuf>,
+    /// Like `--ring-entries`.
+    pub ring_entries: Option<u32>,
+    /// Like `--recv-buffers`.
+    pub recv_buffers: Option<u16>,
+    /// Like `--recv-buffer-kib`.
+    pub recv_buffer_kib: Option<u32>,
+    /// Like `--max-output-mib`.
+    pub max_output_mib: Option<u32>,
+    /// Like `--sqpoll IDLE_MS`.
+    pub sqpoll_idle_ms: Option<u32>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -79,6 +94,10 @@ mod tests {
         let c: FileConfig = toml::from_str(&doc).unwrap();
         assert_eq!(c.listen.as_ref().map(Vec::len), Some(2));
         assert_eq!(c.backend.as_deref(), Some("local"));
+        assert_eq!(c.ring_entries, Some(1024));
+        assert_eq!(c.recv_buffers, Some(256));
+        assert_eq!(c.recv_buffer_kib, Some(64));
+        assert_eq!(c.max_output_mib, Some(8));
         assert_eq!(c.allow.as_ref().map(Vec::len), Some(2));
         assert!(toml::from_str::<FileConfig>("listn = []").is_err());
         assert_eq!(

@@ -18,7 +18,7 @@ use crate::state::settings::{
     SETTINGS_FILE,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
-use crate::transport::{self, TransportConfig, TransportHandle};
+use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
 
 pub const DEFAULT_PORT: u16 = 2049;
 pub const DEFAULT_EXPORT: &str = "ringnfs-export";
@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// another ringnfs), warn and serve NFS without a control plane instead of failing.
     /// `ringnfs serve` sets this when `--control` was not given explicitly.
     pub control_optional: bool,
+    /// Transport knobs (ring size, receive buffers, output bound); defaults unchanged.
+    pub tuning: TransportTuning,
 }
 
 /// Where exported files live.
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             control: None,
             control_token_file: None,
             control_optional: false,
+            tuning: TransportTuning::default(),
         }
     }
 }
@@ -242,12 +245,14 @@ impl Server {
         );
         export.locations = cfg.listen.iter().map(|a| a.ip().to_string()).collect();
         let service = NfsService::new(state.clone(), Arc::new(export));
-        let tcfg = TransportConfig {
+        cfg.tuning.validate().map_err(anyhow::Error::msg)?;
+        let mut tcfg = TransportConfig {
             threads,
             listen: cfg.listen.clone(),
             pin_cores: cfg.pin_cores,
             ..TransportConfig::default()
         };
+        cfg.tuning.apply(&mut tcfg);
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
         let transport = Arc::new(transport);
