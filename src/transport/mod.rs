@@ -156,7 +156,7 @@ impl TransportTuning {
             ));
         }
         let kib = self.recv_buf_size / 1024;
-        if self.recv_buf_size % 1024 != 0 || !RECV_BUFFER_KIB_RANGE.contains(&kib) {
+        if !self.recv_buf_size.is_multiple_of(1024) || !RECV_BUFFER_KIB_RANGE.contains(&kib) {
             return Err(format!(
                 "receive buffer size must be {RECV_BUFFER_KIB_RANGE:?} KiB, got {} bytes",
                 self.recv_buf_size
@@ -171,8 +171,8 @@ impl TransportTuning {
                 MAX_RECV_BUFFER_BYTES >> 20
             ));
         }
-        let mib = self.max_out_bytes >> 20;
-        if self.max_out_bytes % (1 << 20) != 0 || !MAX_OUTPUT_MIB_RANGE.contains(&(mib as u32)) {
+        let mib = u32::try_from(self.max_out_bytes >> 20).unwrap_or(u32::MAX);
+        if !self.max_out_bytes.is_multiple_of(1 << 20) || !MAX_OUTPUT_MIB_RANGE.contains(&mib) {
             return Err(format!(
                 "output bound must be {MAX_OUTPUT_MIB_RANGE:?} MiB, got {} bytes",
                 self.max_out_bytes
