@@ -111,6 +111,15 @@ mod tests {
     }
 
     #[test]
+    fn tuning_profiles_parse() {
+        let d: FileConfig = toml::from_str(include_str!("../tuning/default.toml")).unwrap();
+        assert_eq!(d.ring_entries, Some(1024));
+        assert_eq!(d.sqpoll_idle_ms, None);
+        let t: FileConfig = toml::from_str(include_str!("../tuning/tuned.toml")).unwrap();
+        assert_eq!(t.ring_entries, Some(4096));
+    }
+
+    #[test]
     fn control_key_takes_an_address_or_off() {
         let c: FileConfig = toml::from_str("control = \"off\"").unwrap();
         assert_eq!(c.control, Some(ControlAddr(None)));
