@@ -26,6 +26,10 @@
 //! max_record_size = 1114112
 //! max_reply_queue = 8388608
 //! max_sessions_per_client = 16
+//! ring_entries = 1024        # io_uring submission queue entries per worker
+//! recv_buffers = 256         # provided receive buffers per worker
+//! recv_buffer_kib = 64       # size of each receive buffer
+//! # sqpoll_idle_ms = 10      # SQPOLL with this idle time (absent: no SQPOLL)
 //! ```
 
 use std::net::SocketAddr;
@@ -66,6 +70,14 @@ pub struct FileConfig {
     pub max_record_size: Option<usize>,
     pub max_reply_queue: Option<usize>,
     pub max_sessions_per_client: Option<u32>,
+    /// Like `--ring-entries`.
+    pub ring_entries: Option<u32>,
+    /// Like `--recv-buffers`.
+    pub recv_buffers: Option<u16>,
+    /// Like `--recv-buffer-kib`.
+    pub recv_buffer_kib: Option<u32>,
+    /// Like `--sqpoll IDLE_MS`.
+    pub sqpoll_idle_ms: Option<u32>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
@@ -91,6 +103,9 @@ mod tests {
         let c: FileConfig = toml::from_str(&doc).unwrap();
         assert_eq!(c.listen.as_ref().map(Vec::len), Some(2));
         assert_eq!(c.backend.as_deref(), Some("local"));
+        assert_eq!(c.ring_entries, Some(1024));
+        assert_eq!(c.recv_buffers, Some(256));
+        assert_eq!(c.recv_buffer_kib, Some(64));
         assert_eq!(c.allow.as_ref().map(Vec::len), Some(2));
         assert!(toml::from_str::<FileConfig>("listn = []").is_err());
         assert_eq!(
@@ -101,6 +116,15 @@ mod tests {
             c.control_token_file.as_deref(),
             Some(Path::new("ringnfs-state/control-token"))
         );
+    }
+
+    #[test]
+    fn tuning_profiles_parse() {
+        let d: FileConfig = toml::from_str(include_str!("../tuning/default.toml")).unwrap();
+        assert_eq!(d.ring_entries, Some(1024));
+        assert_eq!(d.sqpoll_idle_ms, None);
+        let t: FileConfig = toml::from_str(include_str!("../tuning/tuned.toml")).unwrap();
+        assert_eq!(t.ring_entries, Some(4096));
     }
 
     #[test]

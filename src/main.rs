@@ -13,6 +13,7 @@ use ringnfs::control::ControlAddr;
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
 use ringnfs::state::settings::OverLimit;
+use ringnfs::transport::TransportTuning;
 
 #[derive(Parser)]
 #[command(
@@ -106,6 +107,26 @@ struct ServeArgs {
     /// mode 0600 and a random token if missing).
     #[arg(long, value_name = "FILE")]
     control_token_file: Option<PathBuf>,
+    /// Submission queue entries of each worker's io_uring (the completion queue gets 4×).
+    /// More lets one loop iteration submit more sends and receives at once.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(32..=32768))]
+    ring_entries: u32,
+    /// Provided receive buffers per worker (rounded up to a power of two). A connection
+    /// with data waiting holds buffers until its record is reassembled; when all are
+    /// held, receives pause (ENOBUFS) and are re-armed.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(8..=32768))]
+    recv_buffers: u16,
+    /// Size of each provided receive buffer, KiB (memory per worker: buffers × size,
+    /// at most 1 GiB). Larger buffers mean fewer completions per 1 MiB WRITE.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..=1024))]
+    recv_buffer_kib: u32,
+    /// SQPOLL: give each worker's ring a kernel thread that polls its submission queue
+    /// and sleeps after this many idle milliseconds (1–10000). Off by default; the
+    /// ring then uses SINGLE_ISSUER|DEFER_TASKRUN, which SQPOLL excludes. Each polling
+    /// thread spins a CPU while busy: on a machine with few cores it competes with
+    /// the workers.
+    #[arg(long, value_name = "IDLE_MS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    sqpoll: Option<u32>,
     /// The control address was given (command line or config file), so failing to bind
     /// it is an error; the default address is optional.
     #[arg(skip)]
@@ -289,6 +310,32 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     a.lease_time = ranged(f.lease_time, "lease_time", 1, 3600, a.lease_time)?;
     a.max_slots = ranged(f.max_slots, "max_slots", 1, 1024, a.max_slots)?;
     a.grace = ranged(f.grace, "grace", 0, 3600, a.grace)?;
+    a.ring_entries = ranged(f.ring_entries, "ring_entries", 32, 32768, a.ring_entries)?;
+    a.recv_buffers = ranged(
+        f.recv_buffers.map(u32::from),
+        "recv_buffers",
+        8,
+        32768,
+        u32::from(a.recv_buffers),
+    )? as u16;
+    a.recv_buffer_kib = ranged(
+        f.recv_buffer_kib,
+        "recv_buffer_kib",
+        4,
+        1024,
+        a.recv_buffer_kib,
+    )?;
+    if let Some(ms) = f.sqpoll_idle_ms
+        && from_file("sqpoll")
+    {
+        if !(1..=10_000).contains(&ms) {
+            anyhow::bail!(
+                "{}: sqpoll_idle_ms must be between 1 and 10000, got {ms}",
+                path.display()
+            );
+        }
+        a.sqpoll = Some(ms);
+    }
     Ok(a)
 }
 
@@ -325,6 +372,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_record_size: args.max_record_size,
             max_reply_queue: args.max_reply_queue,
             max_sessions_per_client: args.max_sessions_per_client,
+        },
+        tuning: TransportTuning {
+            ring_entries: args.ring_entries,
+            recv_buf_count: args.recv_buffers,
+            recv_buf_size: args.recv_buffer_kib * 1024,
+            sqpoll_idle_ms: args.sqpoll,
         },
     })?;
     let mut signals = signal_hook::iterator::Signals::new([

@@ -18,7 +18,7 @@ use crate::state::settings::{
     SETTINGS_FILE,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
-use crate::transport::{self, TransportConfig, TransportHandle};
+use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
 
 pub const DEFAULT_PORT: u16 = 2049;
 pub const DEFAULT_EXPORT: &str = "ringnfs-export";
@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub control_optional: bool,
     /// Hardening limits (see [`Limits`]).
     pub limits: Limits,
+    /// Transport knobs (ring size, receive buffers, output bound); defaults unchanged.
+    pub tuning: TransportTuning,
 }
 
 /// Resource limits against hostile or broken clients, each counted in `/metrics`.
@@ -138,6 +140,7 @@ impl Default for ServerConfig {
             control_token_file: None,
             control_optional: false,
             limits: Limits::default(),
+            tuning: TransportTuning::default(),
         }
     }
 }
@@ -301,7 +304,8 @@ impl Server {
         );
         export.locations = cfg.listen.iter().map(|a| a.ip().to_string()).collect();
         let service = NfsService::new(state.clone(), Arc::new(export));
-        let tcfg = TransportConfig {
+        cfg.tuning.validate().map_err(anyhow::Error::msg)?;
+        let mut tcfg = TransportConfig {
             threads,
             listen: cfg.listen.clone(),
             pin_cores: cfg.pin_cores,
@@ -313,6 +317,7 @@ impl Server {
                 .then(|| std::time::Duration::from_secs(cfg.limits.idle_timeout_secs.into())),
             ..TransportConfig::default()
         };
+        cfg.tuning.apply(&mut tcfg);
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
         let transport = Arc::new(transport);

@@ -83,6 +83,10 @@ pub struct TransportConfig {
     /// Close a connection that is bound to no session and has not completed a record
     /// for this long (idle, or dribbling bytes slowloris-style). None = never.
     pub idle_timeout: Option<std::time::Duration>,
+    /// SQPOLL: a kernel thread per ring polls the submission queue, sleeping after
+    /// this many idle milliseconds (None, the default: no SQPOLL, the ring uses
+    /// `SINGLE_ISSUER | DEFER_TASKRUN`).
+    pub sqpoll_idle_ms: Option<u32>,
 }
 
 impl Default for TransportConfig {
@@ -99,7 +103,97 @@ impl Default for TransportConfig {
             max_connections: 0,
             max_connections_per_peer: 0,
             idle_timeout: None,
+            sqpoll_idle_ms: None,
         }
+    }
+}
+
+/// The transport knobs a user may set (`ringnfs serve --ring-entries` etc.), with
+/// their valid ranges; everything else of [`TransportConfig`] comes from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportTuning {
+    /// Submission queue entries per ring ([`RING_ENTRIES_RANGE`]; the completion queue
+    /// gets four times as many).
+    pub ring_entries: u32,
+    /// Provided receive buffers per worker ([`RECV_BUFFERS_RANGE`], rounded up to a
+    /// power of two).
+    pub recv_buf_count: u16,
+    /// Bytes per provided receive buffer (a multiple of 1 KiB in [`RECV_BUFFER_KIB_RANGE`]).
+    pub recv_buf_size: u32,
+    /// SQPOLL idle milliseconds ([`SQPOLL_IDLE_MS_RANGE`]); None: no SQPOLL.
+    pub sqpoll_idle_ms: Option<u32>,
+}
+
+/// Valid `--ring-entries`.
+pub const RING_ENTRIES_RANGE: std::ops::RangeInclusive<u32> = 32..=32768;
+/// Valid `--recv-buffers` (the kernel's buffer-ring limit is 32768 entries).
+pub const RECV_BUFFERS_RANGE: std::ops::RangeInclusive<u16> = 8..=32768;
+/// Valid `--recv-buffer-kib`.
+pub const RECV_BUFFER_KIB_RANGE: std::ops::RangeInclusive<u32> = 4..=1024;
+/// Valid `--sqpoll` idle times, milliseconds.
+pub const SQPOLL_IDLE_MS_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
+/// Largest receive-buffer memory per worker (buffers × size): 1 GiB.
+pub const MAX_RECV_BUFFER_BYTES: u64 = 1 << 30;
+
+impl Default for TransportTuning {
+    fn default() -> Self {
+        let d = TransportConfig::default();
+        TransportTuning {
+            ring_entries: d.ring_entries,
+            recv_buf_count: d.recv_buf_count,
+            recv_buf_size: d.recv_buf_size,
+            sqpoll_idle_ms: d.sqpoll_idle_ms,
+        }
+    }
+}
+
+impl TransportTuning {
+    /// Check the ranges (the command line checks them too; this covers library callers).
+    pub fn validate(&self) -> Result<(), String> {
+        if !RING_ENTRIES_RANGE.contains(&self.ring_entries) {
+            return Err(format!(
+                "ring entries must be in {RING_ENTRIES_RANGE:?}, got {}",
+                self.ring_entries
+            ));
+        }
+        if !RECV_BUFFERS_RANGE.contains(&self.recv_buf_count) {
+            return Err(format!(
+                "receive buffers must be in {RECV_BUFFERS_RANGE:?}, got {}",
+                self.recv_buf_count
+            ));
+        }
+        let kib = self.recv_buf_size / 1024;
+        if !self.recv_buf_size.is_multiple_of(1024) || !RECV_BUFFER_KIB_RANGE.contains(&kib) {
+            return Err(format!(
+                "receive buffer size must be {RECV_BUFFER_KIB_RANGE:?} KiB, got {} bytes",
+                self.recv_buf_size
+            ));
+        }
+        let total =
+            u64::from(self.recv_buf_count.next_power_of_two()) * u64::from(self.recv_buf_size);
+        if total > MAX_RECV_BUFFER_BYTES {
+            return Err(format!(
+                "receive buffers × size is {} MiB per worker, more than {} MiB",
+                total >> 20,
+                MAX_RECV_BUFFER_BYTES >> 20
+            ));
+        }
+        if let Some(ms) = self.sqpoll_idle_ms
+            && !SQPOLL_IDLE_MS_RANGE.contains(&ms)
+        {
+            return Err(format!(
+                "SQPOLL idle time must be in {SQPOLL_IDLE_MS_RANGE:?} ms, got {ms}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copy the knobs into a transport configuration.
+    pub fn apply(&self, cfg: &mut TransportConfig) {
+        cfg.ring_entries = self.ring_entries;
+        cfg.recv_buf_count = self.recv_buf_count;
+        cfg.recv_buf_size = self.recv_buf_size;
+        cfg.sqpoll_idle_ms = self.sqpoll_idle_ms;
     }
 }
 

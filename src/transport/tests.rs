@@ -667,3 +667,48 @@ fn idle_timeout_closes_only_unbound_silent_connections() {
     h.join().unwrap();
     svc.check_closed_once();
 }
+
+#[test]
+fn tuning_defaults_match_the_transport_and_ranges_are_checked() {
+    use super::TransportTuning;
+    let d = TransportTuning::default();
+    assert!(d.validate().is_ok());
+    let mut cfg = TransportConfig::default();
+    d.apply(&mut cfg);
+    let base = TransportConfig::default();
+    assert_eq!(
+        (cfg.ring_entries, cfg.recv_buf_count, cfg.recv_buf_size),
+        (base.ring_entries, base.recv_buf_count, base.recv_buf_size)
+    );
+    assert_eq!(cfg.sqpoll_idle_ms, None);
+    for bad in [
+        TransportTuning {
+            ring_entries: 16,
+            ..d
+        },
+        TransportTuning {
+            recv_buf_count: 4,
+            ..d
+        },
+        TransportTuning {
+            recv_buf_size: 1000,
+            ..d
+        },
+        TransportTuning {
+            recv_buf_size: 2048 << 10,
+            ..d
+        },
+        // 32768 × 1 MiB: over the 1 GiB per worker bound.
+        TransportTuning {
+            recv_buf_count: 32768,
+            recv_buf_size: 1 << 20,
+            ..d
+        },
+        TransportTuning {
+            sqpoll_idle_ms: Some(0),
+            ..d
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}

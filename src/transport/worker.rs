@@ -135,7 +135,7 @@ pub(crate) fn run(
 impl Worker {
     fn new(init: WorkerInit) -> io::Result<Worker> {
         let cfg = init.cfg;
-        let (ring, mode) = ring::build(cfg.ring_entries)?;
+        let (ring, mode) = ring::build_with(cfg.ring_entries, cfg.sqpoll_idle_ms)?;
         tracing::debug!(core = init.core, ?mode, "io_uring created");
         let mut bufs = BufRing::new(cfg.recv_buf_count, cfg.recv_buf_size)?;
         bufs.register(&ring.submitter(), BGID)?;
