@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{TempDir, TestServer};
 use parking_lot::Mutex;
 use ringnfs::client::{Client, ClientOptions, Files, Op};
 use ringnfs::fs::FsError;
@@ -23,26 +23,6 @@ use ringnfs::server::BackendKind;
 const WAIT: Duration = Duration::from_secs(20);
 const FILE_SYNC: u32 = 2;
 const UNSTABLE: u32 = 0;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "ringnfs-faults-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn files(addr: SocketAddr) -> Files {
     let (_, s) = Client::connect(
@@ -102,7 +82,7 @@ impl Drop for Unmount {
 
 #[test]
 fn a_full_disk_is_nfs4err_nospc_and_the_server_goes_on() {
-    let dir = TempDir::new("enospc");
+    let dir = TempDir::new("faults-enospc");
     let export = dir.0.join("export");
     std::fs::create_dir_all(&export).unwrap();
     if !mount_tmpfs(&export, "256k") {
@@ -146,7 +126,7 @@ fn a_full_disk_is_nfs4err_nospc_and_the_server_goes_on() {
 
 #[test]
 fn a_client_gone_in_the_middle_of_a_large_write_leaves_nothing_behind() {
-    let dir = TempDir::new("midwrite");
+    let dir = TempDir::new("faults-midwrite");
     let export = dir.0.join("export");
     let srv = TestServer::with(|c| {
         c.backend = BackendKind::Local;
@@ -264,7 +244,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn sigterm_under_write_load_exits_0_and_keeps_every_acknowledged_write() {
-    let dir = TempDir::new("sigterm");
+    let dir = TempDir::new("faults-sigterm");
     let (mut child, addr) = spawn_server(&dir.0, 0);
     // Acknowledged (file, offset, byte) triples: FILE_SYNC replies, or UNSTABLE writes
     // followed by a successful COMMIT.

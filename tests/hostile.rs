@@ -18,6 +18,8 @@
 //! session is unaffected, and the idle timeout then closes the admitted idle
 //! connections, so new clients get in again.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::TempDir;
 use parking_lot::Mutex;
 use ringnfs::client::{
     Client, ClientOptions, CreateSessionArgs, CreateType, DefaultCallbackHandler, ExchangeIdArgs,
@@ -57,26 +60,6 @@ struct ServerProc {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "ringnfs-hostile-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn field_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(key)? + key.len();
     let rest = &line[at..];
@@ -86,7 +69,7 @@ fn field_after<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 impl ServerProc {
     fn spawn(name: &str, extra: &[&str]) -> ServerProc {
-        let dir = TempDir::new(name);
+        let dir = TempDir::new(&format!("hostile-{name}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringnfs"));
         cmd.args([
             "serve",

@@ -118,3 +118,26 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A fresh directory under the system temp dir, removed (with its contents) on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// `tag` names the test in the directory name; process id and a random suffix keep
+    /// parallel tests apart.
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "ringnfs-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
