@@ -154,33 +154,31 @@ fn bad_arguments_fail_with_a_message() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Write `text` to `dir/name`, run `ringnfs serve --config` on it, check that it is
+/// refused, and return its stderr.
+fn refused_config(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{name} accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn config_file_sets_options_and_bad_values_are_refused() {
     let dir = std::env::temp_dir().join(format!("ringnfs-cli3-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "max_connections_per_session = 5000\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_config(&dir, "bad.toml", "max_connections_per_session = 5000\n");
     assert!(
         err.contains("max_connections_per_session must be between 0 and 1024"),
         "stderr: {err}"
     );
-
-    let unknown = dir.join("unknown.toml");
-    std::fs::write(&unknown, "max_conections = 5\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&unknown)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"));
+    let err = refused_config(&dir, "unknown.toml", "max_conections = 5\n");
+    assert!(err.contains("unknown field"), "stderr: {err}");
 
     // A valid file: its listen address and backend are used.
     let good = dir.join("good.toml");
@@ -229,15 +227,7 @@ fn transport_knobs_are_validated_and_a_server_with_small_ones_serves_io() {
     }
     let dir = std::env::temp_dir().join(format!("ringnfs-cli4-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "recv_buffer_kib = 2048\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_config(&dir, "bad.toml", "recv_buffer_kib = 2048\n");
     assert!(
         err.contains("recv_buffer_kib must be between 4 and 1024"),
         "stderr: {err}"
