@@ -158,7 +158,12 @@ fn slot_path(c: &mut Criterion) {
                 highest_slotid: 1,
                 cachethis: false,
             };
-            match state.sequence(&conn, &args, 0, 1, 64).expect("sequence") {
+            let size = ringnfs::state::CompoundSize {
+                numops: 1,
+                request_len: 88,
+                min_reply_len: 80,
+            };
+            match state.sequence(&conn, &args, 0, size).expect("sequence") {
                 ringnfs::state::SeqOutcome::Execute(g) => {
                     state.sequence_done(&g, ringnfs::state::slots::CachedReply::Empty)
                 }

@@ -291,7 +291,10 @@ pub fn compound(data: &[u8]) {
     let h = Harness::new();
     let args = h.substitute(data);
     let mut out = Vec::new();
-    match h.engine.compound(&h.conn, &caller(), &args, &mut out) {
+    match h
+        .engine
+        .compound(&h.conn, &caller(), &args, args.len(), &mut out)
+    {
         Ok(Flow::Done) => {
             let r = crate::client::CompoundReply::decode(&out);
             assert!(

@@ -5,8 +5,8 @@ mod common;
 
 use common::{TestServer, sid};
 use ringnfs::client::{
-    ChannelAttrs, CompoundReply, CreateSessionArgs, ExchangeIdArgs, Op, RpcConn, StateProtect,
-    StateProtectRes, default_back_attrs, default_fore_attrs,
+    ChannelAttrs, CompoundReply, CreateSessionArgs, ExchangeIdArgs, Op, RpcConn, SequenceArgs,
+    StateProtect, StateProtectRes, default_back_attrs, default_fore_attrs,
 };
 use ringnfs::nfs4::consts::{cdfc, exchgid_flag, op, sp4, status};
 use ringnfs::rpc::{AuthSys, Credential};
@@ -34,17 +34,72 @@ fn create_with(c: &RpcConn, clientid: u64, sequence: u32, fore: ChannelAttrs) ->
     c.compound(
         1,
         b"",
-        &[Op::CreateSession(CreateSessionArgs {
-            clientid,
-            sequence,
-            flags: 0,
-            fore,
-            back: default_back_attrs(),
-            cb_program: 0x4000_0000,
-            sec_parms: vec![],
-        })],
+        &[create_op(clientid, sequence, 0, fore, default_back_attrs())],
     )
     .unwrap()
+}
+
+fn create_op(
+    clientid: u64,
+    sequence: u32,
+    flags: u32,
+    fore: ChannelAttrs,
+    back: ChannelAttrs,
+) -> Op {
+    Op::CreateSession(CreateSessionArgs {
+        clientid,
+        sequence,
+        flags,
+        fore,
+        back,
+        cb_program: 0x4000_0000,
+        sec_parms: vec![],
+    })
+}
+
+/// SEQUENCE on slot 0.
+fn seq(sessionid: [u8; 16], sequenceid: u32, cachethis: bool) -> Op {
+    Op::Sequence(SequenceArgs {
+        sessionid,
+        sequenceid,
+        slotid: 0,
+        highest_slotid: 0,
+        cachethis,
+    })
+}
+
+/// A fore channel of `size` bytes each way, caching `cached` bytes of reply.
+fn small_fore(size: u32, cached: u32) -> ChannelAttrs {
+    ChannelAttrs {
+        maxrequestsize: size,
+        maxresponsesize: size,
+        maxresponsesize_cached: cached,
+        ..default_fore_attrs(8)
+    }
+}
+
+/// The attributes RFC 8881 §5.6 makes mandatory (what a conformance suite asks for).
+fn mandatory_attrs() -> Vec<u32> {
+    use ringnfs::nfs4::attrs::attr::*;
+    let mut words = vec![0u32; 1];
+    for a in [
+        SUPPORTED_ATTRS,
+        TYPE,
+        FH_EXPIRE_TYPE,
+        CHANGE,
+        SIZE,
+        LINK_SUPPORT,
+        SYMLINK_SUPPORT,
+        NAMED_ATTR,
+        FSID,
+        UNIQUE_HANDLES,
+        LEASE_TIME,
+        RDATTR_ERROR,
+        FILEHANDLE,
+    ] {
+        words[0] |= 1 << a;
+    }
+    words
 }
 
 fn sys(uid: u32) -> Credential {
@@ -327,4 +382,188 @@ fn session_ids_from_another_boot_are_bad() {
         )
         .unwrap();
     assert_eq!(r.status, status::NFS4ERR_BADSESSION);
+}
+
+#[test]
+fn a_400_byte_fore_channel_gets_a_session_and_replies_over_it_are_refused() {
+    let srv = TestServer::start();
+    let c = srv.connect();
+    let e = exchange(&c, b"small-fore", 1, 0).exchange_id().unwrap();
+    // RFC 8881 §18.36.3: 400 bytes carry a SEQUENCE-only COMPOUND and its reply.
+    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(400, 400))
+        .create_session()
+        .expect("a 400-byte fore channel is usable");
+    assert_eq!(
+        (
+            cs.fore.maxrequestsize,
+            cs.fore.maxresponsesize,
+            cs.fore.maxresponsesize_cached
+        ),
+        (400, 400, 400)
+    );
+    let sid = cs.sessionid;
+    let r = c
+        .compound(
+            1,
+            b"",
+            &[seq(sid, 1, false), Op::ReclaimComplete { one_fs: false }],
+        )
+        .unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+    // A reply that fits is served, GETATTR included.
+    let type_only = vec![1 << ringnfs::nfs4::attrs::attr::TYPE];
+    let r = c
+        .compound(
+            1,
+            b"",
+            &[seq(sid, 2, false), Op::PutRootFh, Op::GetAttr(type_only)],
+        )
+        .unwrap();
+    assert_eq!(r.status, status::NFS4_OK, "a small GETATTR fits 400 bytes");
+    // Four GETATTRs of the mandatory attributes do not.
+    let getattr = Op::GetAttr(mandatory_attrs());
+    let r = c
+        .compound(
+            1,
+            b"",
+            &[
+                seq(sid, 3, false),
+                Op::PutRootFh,
+                getattr.clone(),
+                getattr.clone(),
+                getattr.clone(),
+                getattr,
+            ],
+        )
+        .unwrap();
+    assert_eq!(r.status, status::NFS4ERR_REP_TOO_BIG);
+    // The session goes on.
+    let r = c.compound(1, b"", &[seq(sid, 4, false)]).unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+}
+
+#[test]
+fn the_cached_reply_size_granted_is_what_the_client_asked_for() {
+    let srv = TestServer::start();
+    let c = srv.connect();
+    let e = exchange(&c, b"tiny-cache", 1, 0).exchange_id().unwrap();
+    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(8192, 10))
+        .create_session()
+        .expect("a tiny reply cache is the client's choice");
+    assert_eq!(cs.fore.maxresponsesize_cached, 10, "never raised");
+    let sid = cs.sessionid;
+    let r = c.compound(1, b"", &[seq(sid, 1, true)]).unwrap();
+    assert_eq!(r.status, status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
+    // The refused SEQUENCE did not use the slot: the same seqid without caching works.
+    let r = c.compound(1, b"", &[seq(sid, 1, false)]).unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+
+    // With room for SEQUENCE but not for a big GETATTR, the op that does not fit is
+    // refused, and the reply cached.
+    let e = exchange(&c, b"small-cache", 1, 0).exchange_id().unwrap();
+    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(8192, 200))
+        .create_session()
+        .unwrap();
+    let ops = [
+        seq(cs.sessionid, 1, true),
+        Op::PutRootFh,
+        Op::GetAttr(mandatory_attrs()),
+    ];
+    let r = c.compound(1, b"", &ops).unwrap();
+    assert_eq!(r.status, status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
+    assert_eq!(r.results.len(), 3);
+    assert_eq!(
+        c.compound(1, b"", &ops).unwrap(),
+        r,
+        "the retry is answered from the cache"
+    );
+}
+
+#[test]
+fn a_back_channel_that_cannot_carry_a_recall_is_too_small_every_time() {
+    let srv = TestServer::start();
+    let c = srv.connect();
+    let e = exchange(&c, b"small-back", 1, 0).exchange_id().unwrap();
+    let cs = create(&c, e.clientid, e.sequenceid)
+        .create_session()
+        .unwrap();
+    let next = e.sequenceid + 1;
+    let fore = default_fore_attrs(8);
+    let tiny_request = ChannelAttrs {
+        maxrequestsize: 10,
+        maxrequests: 1,
+        ..default_back_attrs()
+    };
+    let one_op = ChannelAttrs {
+        maxoperations: 1,
+        ..default_back_attrs()
+    };
+    let sessions = srv.state().session_count();
+    let clients = srv.state().client_count();
+    for i in 0..10_000u32 {
+        let back = if i % 2 == 0 { tiny_request } else { one_op };
+        let r = c
+            .compound(
+                1,
+                b"",
+                &[
+                    seq(cs.sessionid, i + 1, false),
+                    create_op(e.clientid, next, 0, fore, back),
+                ],
+            )
+            .unwrap();
+        assert_eq!(r.status, status::NFS4ERR_TOOSMALL, "attempt {i}");
+    }
+    // Nothing was kept for the refusals: no session, no client, and the CREATE_SESSION
+    // sequence is still the next one.
+    assert_eq!(srv.state().session_count(), sessions);
+    assert_eq!(srv.state().client_count(), clients);
+    let r = c
+        .compound(
+            1,
+            b"",
+            &[create_op(e.clientid, next, 0, fore, default_back_attrs())],
+        )
+        .unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+}
+
+#[test]
+fn unknown_create_session_flags_are_invalid() {
+    let srv = TestServer::start();
+    let c = srv.connect();
+    let e = exchange(&c, b"bad-flags", 1, 0).exchange_id().unwrap();
+    for flags in [0xf, 0x100, 0x8000_0000] {
+        let r = c
+            .compound(
+                1,
+                b"",
+                &[create_op(
+                    e.clientid,
+                    e.sequenceid,
+                    flags,
+                    default_fore_attrs(4),
+                    default_back_attrs(),
+                )],
+            )
+            .unwrap();
+        assert_eq!(r.status, status::NFS4ERR_INVAL, "flags {flags:#x}");
+    }
+    assert_eq!(srv.state().session_count(), 0);
+    // The defined flags are fine (PERSIST is not granted: we keep no reply cache on disk).
+    let r = c
+        .compound(
+            1,
+            b"",
+            &[create_op(
+                e.clientid,
+                e.sequenceid,
+                0x7,
+                default_fore_attrs(4),
+                default_back_attrs(),
+            )],
+        )
+        .unwrap();
+    let cs = r.create_session().unwrap();
+    assert_eq!(cs.flags & 0x1, 0);
 }

@@ -8,14 +8,15 @@ use crate::rpc::Credential;
 use crate::service::{ConnMeta, FileIoDone};
 
 pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
+use crate::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use crate::state::slots::CachedReply;
-use crate::state::{SeqGrant, SeqOutcome, SequenceArgs, StateManager};
+use crate::state::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs, StateManager};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
 use super::export::Export;
 use super::fh::FileHandle;
-use super::optable::{self, ALWAYS_SOLO, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
+use super::optable::{self, ALWAYS_SOLO, MODIFIES, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
 use super::types::decode_sessionid;
 use crate::fs::{Caller, FsError, ObjHandle};
 use crate::state::stateid::Stateid;
@@ -28,6 +29,17 @@ pub const MAX_COMPOUND_OPS: usize = 128;
 
 /// Bytes of the remaining ops hashed to tell a retry from a false retry.
 const HASH_PREFIX: usize = 4096;
+
+/// The RPC reply header in front of COMPOUND4res: the session's reply limits count it
+/// (RFC 8881 §18.36.3).
+const RPC_REPLY_HEADER: usize = ACCEPTED_REPLY_HEADER_LEN;
+
+/// An op's result before its body: opnum and status.
+const RESULT_HEADER: usize = 8;
+
+/// SEQUENCE4resok: sessionid, sequenceid, slotid, highest_slotid,
+/// target_highest_slotid, status_flags.
+const SEQUENCE_RESOK_LEN: usize = 16 + 5 * 4;
 
 /// The NFSv4 engine shared by all cores.
 pub struct Nfs4Engine {
@@ -227,12 +239,14 @@ impl Nfs4Engine {
         }
     }
 
-    /// Execute the COMPOUND in `args` and append COMPOUND4res to `out`.
+    /// Execute the COMPOUND in `args` (of an RPC call `request_len` bytes long) and
+    /// append COMPOUND4res to `out`.
     pub fn compound(
         &self,
         conn: &ConnMeta,
         cred: &Credential,
         args: &[u8],
+        request_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<Flow, GarbageArgs> {
         let state = &*self.state;
@@ -267,7 +281,7 @@ impl Nfs4Engine {
             seq_resok: None,
             ctx: self.fresh_ctx(cred),
         };
-        Ok(self.run(conn, cred, &mut d, ls, start, (args.len(), tag), out))
+        Ok(self.run(conn, cred, &mut d, ls, start, (request_len, tag), out))
     }
 
     /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
@@ -370,15 +384,36 @@ impl Nfs4Engine {
                         e
                     } else if desc.has(NEEDS_FH) && ctx.current_fh.is_none() {
                         status::NFS4ERR_NOFILEHANDLE
-                    } else if let Some(e) = budget_error(&ctx, out.len() - start, desc.max_reply) {
+                    } else if let Some(e) = ctx
+                        .session
+                        .and_then(|g| over_limit(&g, reply_len(start, out) + before_run(desc)))
+                    {
                         e
                     } else {
                         ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {
-                            (g.max_response as usize).saturating_sub(out.len() - start)
+                            reply_limit(&g).saturating_sub(reply_len(start, out))
                         });
-                        match (desc.handler)(&mut ctx, d, out) {
+                        let st = match (desc.handler)(&mut ctx, d, out) {
                             Ok(()) => status::NFS4_OK,
                             Err(e) => e,
+                        };
+                        debug_assert!(
+                            !desc.has(MODIFIES) || out.len() - op_start <= desc.max_reply as usize,
+                            "{} encoded more than its max_reply",
+                            desc.name
+                        );
+                        // An op that changes nothing ran first and is measured now: its
+                        // result goes if it does not fit.
+                        match ctx
+                            .session
+                            .and_then(|g| over_limit(&g, reply_len(start, out)))
+                        {
+                            Some(e) if !desc.has(MODIFIES) => {
+                                ctx.keep_error_body = false;
+                                ctx.pending_io = None;
+                                e
+                            }
+                            _ => st,
                         }
                     }
                 }
@@ -452,10 +487,12 @@ impl Nfs4Engine {
             return SeqStep::Failed(status::NFS4ERR_BADXDR);
         };
         let hash = request_hash(numops, d.rest());
-        match self
-            .state
-            .sequence(ctx.conn, &args, hash, numops, request_len)
-        {
+        let size = CompoundSize {
+            numops,
+            request_len,
+            min_reply_len: reply_len(start, out) + SEQUENCE_RESOK_LEN,
+        };
+        match self.state.sequence(ctx.conn, &args, hash, size) {
             Err(e) => SeqStep::Failed(e),
             Ok(SeqOutcome::Execute(grant)) => {
                 let a = out.len();
@@ -504,18 +541,41 @@ fn order_error(
     None
 }
 
-/// The reply-size budget: an op whose result might not fit the session's limits fails
-/// before it runs.
-fn budget_error(ctx: &CompoundCtx<'_>, used: usize, max_reply: u32) -> Option<u32> {
-    let grant = ctx.session.as_ref()?;
-    let need = used + max_reply as usize;
-    if need > grant.max_response as usize {
-        return Some(status::NFS4ERR_REP_TOO_BIG);
+/// Reply bytes so far, RPC header included, for a COMPOUND4res starting at `start`.
+fn reply_len(start: usize, out: &[u8]) -> usize {
+    RPC_REPLY_HEADER + out.len() - start
+}
+
+/// The most reply bytes the COMPOUND may take: ca_maxresponsesize, or
+/// ca_maxresponsesize_cached when the client asked for the reply to be cached.
+fn reply_limit(g: &SeqGrant) -> usize {
+    if g.cachethis {
+        g.max_response.min(g.max_response_cached) as usize
+    } else {
+        g.max_response as usize
     }
-    if grant.cachethis && need > grant.max_response_cached as usize {
-        return Some(status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
+}
+
+/// RFC 8881 §2.10.6.4: a reply of `len` bytes over the session's limits.
+fn over_limit(g: &SeqGrant, len: usize) -> Option<u32> {
+    if len > g.max_response as usize {
+        Some(status::NFS4ERR_REP_TOO_BIG)
+    } else if g.cachethis && len > g.max_response_cached as usize {
+        Some(status::NFS4ERR_REP_TOO_BIG_TO_CACHE)
+    } else {
+        None
     }
-    None
+}
+
+/// Bytes an op's result may add beyond its opnum and status, counted before it runs:
+/// an op that changes state must not run unless its whole result fits (knfsd's rule
+/// for OP_MODIFIES_SOMETHING); any other op is measured after it ran.
+fn before_run(desc: &optable::OpDesc) -> usize {
+    if desc.has(MODIFIES) {
+        (desc.max_reply as usize).saturating_sub(RESULT_HEADER)
+    } else {
+        0
+    }
 }
 
 fn request_hash(numops: usize, rest: &[u8]) -> u64 {

@@ -336,6 +336,8 @@ pub mod create_session_flag {
     pub const PERSIST: u32 = 0x1;
     pub const CONN_BACK_CHAN: u32 = 0x2;
     pub const CONN_RDMA: u32 = 0x4;
+    /// Every flag RFC 8881 defines; other bits are NFS4ERR_INVAL.
+    pub const ALL: u32 = PERSIST | CONN_BACK_CHAN | CONN_RDMA;
 }
 
 /// channel_dir_from_client4 / channel_dir_from_server4.

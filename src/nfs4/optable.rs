@@ -22,6 +22,10 @@ pub const NOT_BUILT: u32 = 1 << 4;
 pub const V40_ONLY: u32 = 1 << 5;
 /// NFSv4.2 op (RFC 7862): illegal in minor version 1.
 pub const V42: u32 = 1 << 6;
+/// Changes server state (knfsd's OP_MODIFIES_SOMETHING): runs only when `max_reply`
+/// still fits the session's reply limits, since it cannot be undone afterwards. Other
+/// ops run first and are answered NFS4ERR_REP_TOO_BIG if their result does not fit.
+pub const MODIFIES: u32 = 1 << 7;
 
 #[derive(Clone, Copy)]
 pub struct OpDesc {
@@ -69,68 +73,73 @@ const TABLE_LEN: usize = op::REMOVEXATTR as usize + 1;
 static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     let mut t: [Option<OpDesc>; TABLE_LEN] = [None; TABLE_LEN];
     t[op::ACCESS as usize] = d("ACCESS", attr::access, NEEDS_FH, 16);
-    t[op::CLOSE as usize] = d("CLOSE", open::close, NEEDS_FH, 24);
-    t[op::COMMIT as usize] = d("COMMIT", io::commit, NEEDS_FH, 16);
-    t[op::CREATE as usize] = d("CREATE", dir::create, NEEDS_FH, 64);
+    t[op::CLOSE as usize] = d("CLOSE", open::close, NEEDS_FH | MODIFIES, 24);
+    t[op::COMMIT as usize] = d("COMMIT", io::commit, NEEDS_FH | MODIFIES, 16);
+    t[op::CREATE as usize] = d("CREATE", dir::create, NEEDS_FH | MODIFIES, 64);
     t[op::DELEGPURGE as usize] = todo("DELEGPURGE");
-    t[op::DELEGRETURN as usize] = d("DELEGRETURN", open::delegreturn, NEEDS_FH, 8);
+    t[op::DELEGRETURN as usize] = d("DELEGRETURN", open::delegreturn, NEEDS_FH | MODIFIES, 8);
     t[op::GETATTR as usize] = d("GETATTR", attr::getattr, NEEDS_FH, 2048);
     t[op::GETFH as usize] = d("GETFH", fh::getfh, NEEDS_FH, 144);
-    t[op::LINK as usize] = d("LINK", dir::link, NEEDS_FH, 32);
-    t[op::LOCK as usize] = d("LOCK", lock::lock, NEEDS_FH, 1100);
+    t[op::LINK as usize] = d("LINK", dir::link, NEEDS_FH | MODIFIES, 32);
+    t[op::LOCK as usize] = d("LOCK", lock::lock, NEEDS_FH | MODIFIES, 1100);
     t[op::LOCKT as usize] = d("LOCKT", lock::lockt, NEEDS_FH, 1100);
-    t[op::LOCKU as usize] = d("LOCKU", lock::locku, NEEDS_FH, 24);
+    t[op::LOCKU as usize] = d("LOCKU", lock::locku, NEEDS_FH | MODIFIES, 24);
     t[op::LOOKUP as usize] = d("LOOKUP", fh::lookup, NEEDS_FH, 8);
     t[op::LOOKUPP as usize] = d("LOOKUPP", fh::lookupp, NEEDS_FH, 8);
     t[op::NVERIFY as usize] = d("NVERIFY", attr::nverify, NEEDS_FH, 8);
-    t[op::OPEN as usize] = d("OPEN", open::open, NEEDS_FH, 128);
+    t[op::OPEN as usize] = d("OPEN", open::open, NEEDS_FH | MODIFIES, 128);
     t[op::OPENATTR as usize] = todo("OPENATTR");
     t[op::OPEN_CONFIRM as usize] = v40("OPEN_CONFIRM");
-    t[op::OPEN_DOWNGRADE as usize] = d("OPEN_DOWNGRADE", open::open_downgrade, NEEDS_FH, 24);
+    t[op::OPEN_DOWNGRADE as usize] = d(
+        "OPEN_DOWNGRADE",
+        open::open_downgrade,
+        NEEDS_FH | MODIFIES,
+        24,
+    );
     t[op::PUTFH as usize] = d("PUTFH", fh::putfh, 0, 8);
     t[op::PUTPUBFH as usize] = d("PUTPUBFH", fh::putrootfh, 0, 8);
     t[op::PUTROOTFH as usize] = d("PUTROOTFH", fh::putrootfh, 0, 8);
     t[op::READ as usize] = d("READ", io::read, NEEDS_FH, 24);
     t[op::READDIR as usize] = d("READDIR", dir::readdir, NEEDS_FH, 4096);
     t[op::READLINK as usize] = d("READLINK", dir::readlink, NEEDS_FH, 4104);
-    t[op::REMOVE as usize] = d("REMOVE", dir::remove, NEEDS_FH, 32);
-    t[op::RENAME as usize] = d("RENAME", dir::rename, NEEDS_FH, 56);
+    t[op::REMOVE as usize] = d("REMOVE", dir::remove, NEEDS_FH | MODIFIES, 32);
+    t[op::RENAME as usize] = d("RENAME", dir::rename, NEEDS_FH | MODIFIES, 56);
     t[op::RENEW as usize] = v40("RENEW");
     t[op::RESTOREFH as usize] = d("RESTOREFH", fh::restorefh, 0, 8);
     t[op::SAVEFH as usize] = d("SAVEFH", fh::savefh, NEEDS_FH, 8);
     t[op::SECINFO as usize] = d("SECINFO", dir::secinfo, NEEDS_FH, 24);
-    t[op::SETATTR as usize] = d("SETATTR", attr::setattr, NEEDS_FH, 24);
+    t[op::SETATTR as usize] = d("SETATTR", attr::setattr, NEEDS_FH | MODIFIES, 24);
     t[op::SETCLIENTID as usize] = v40("SETCLIENTID");
     t[op::SETCLIENTID_CONFIRM as usize] = v40("SETCLIENTID_CONFIRM");
     t[op::VERIFY as usize] = d("VERIFY", attr::verify, NEEDS_FH, 8);
-    t[op::WRITE as usize] = d("WRITE", io::write, NEEDS_FH, 24);
+    t[op::WRITE as usize] = d("WRITE", io::write, NEEDS_FH | MODIFIES, 24);
     t[op::RELEASE_LOCKOWNER as usize] = v40("RELEASE_LOCKOWNER");
     t[op::BACKCHANNEL_CTL as usize] = todo("BACKCHANNEL_CTL");
     t[op::BIND_CONN_TO_SESSION as usize] = d(
         "BIND_CONN_TO_SESSION",
         session::bind_conn_to_session,
-        SESSIONLESS | SOLO_WITHOUT_SEQUENCE | ALWAYS_SOLO,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE | ALWAYS_SOLO,
         40,
     );
     t[op::EXCHANGE_ID as usize] = d(
         "EXCHANGE_ID",
         session::exchange_id,
-        SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
         2400,
     );
     t[op::CREATE_SESSION as usize] = d(
         "CREATE_SESSION",
         session::create_session,
-        SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
         112,
     );
     t[op::DESTROY_SESSION as usize] = d(
         "DESTROY_SESSION",
         session::destroy_session,
-        SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
         8,
     );
-    t[op::FREE_STATEID as usize] = d("FREE_STATEID", open::free_stateid, 0, 8);
+    t[op::FREE_STATEID as usize] = d("FREE_STATEID", open::free_stateid, MODIFIES, 8);
     t[op::GET_DIR_DELEGATION as usize] = todo("GET_DIR_DELEGATION");
     t[op::GETDEVICEINFO as usize] = todo("GETDEVICEINFO");
     t[op::GETDEVICELIST as usize] = todo("GETDEVICELIST");
@@ -146,10 +155,11 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::DESTROY_CLIENTID as usize] = d(
         "DESTROY_CLIENTID",
         session::destroy_clientid,
-        SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
         8,
     );
-    t[op::RECLAIM_COMPLETE as usize] = d("RECLAIM_COMPLETE", session::reclaim_complete, 0, 8);
+    t[op::RECLAIM_COMPLETE as usize] =
+        d("RECLAIM_COMPLETE", session::reclaim_complete, MODIFIES, 8);
     t[op::ALLOCATE as usize] = v42("ALLOCATE");
     t[op::COPY as usize] = v42("COPY");
     t[op::COPY_NOTIFY as usize] = v42("COPY_NOTIFY");

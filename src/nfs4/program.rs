@@ -198,7 +198,10 @@ impl Service for NfsService {
                 let start = out.len();
                 encode_accepted(out, call.xid, AcceptStat::Success);
                 let header = out.len() - start;
-                match self.engine.compound(conn, &cred, call.args, out) {
+                match self
+                    .engine
+                    .compound(conn, &cred, call.args, record.len(), out)
+                {
                     Ok(Flow::Done) => {}
                     Ok(Flow::Suspend(mut s)) => {
                         // The reply so far waits with the COMPOUND; nothing goes out now.

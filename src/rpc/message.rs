@@ -144,6 +144,10 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
 }
 
 /// Encode an accepted reply header; for `Success` the caller appends the results.
+/// Bytes [`encode_accepted`] writes for every status but PROG_MISMATCH: xid, msg_type,
+/// reply_stat, an AUTH_NONE verifier (flavor, length) and accept_stat.
+pub const ACCEPTED_REPLY_HEADER_LEN: usize = 6 * 4;
+
 pub fn encode_accepted(out: &mut Vec<u8>, xid: u32, stat: AcceptStat) {
     out.put_u32(xid);
     out.put_u32(REPLY);

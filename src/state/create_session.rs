@@ -5,13 +5,14 @@ use crate::nfs4::consts::{create_session_flag, op, status};
 use crate::rpc::Credential;
 use crate::service::ConnMeta;
 
+use super::StateManager;
 use super::binding::{Direction, UnbindReason};
+use super::channel::{negotiate_back, negotiate_fore};
 use super::client::Principal;
 use super::ids::{ClientId, SessionId, client_id_boot};
 use super::lease::unix_ms;
 use super::session::{ChannelAttrs, Session};
 use super::slots::SlotTable;
-use super::{SessionLimits, StateManager};
 
 #[derive(Debug, Clone)]
 pub struct CreateSessionArgs {
@@ -34,45 +35,6 @@ pub struct CreateSessionReply {
     pub back: ChannelAttrs,
 }
 
-/// Smallest request/response sizes we accept: a COMPOUND with SEQUENCE and a few ops.
-const MIN_CHANNEL_BYTES: u32 = 512;
-
-/// Negotiate the fore channel: never more than we offer, never less than we can work with.
-pub fn negotiate_fore(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {
-    if req.maxrequestsize < MIN_CHANNEL_BYTES || req.maxresponsesize < MIN_CHANNEL_BYTES {
-        return Err(status::NFS4ERR_TOOSMALL);
-    }
-    if req.maxrequests == 0 || req.maxoperations == 0 {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    Ok(ChannelAttrs {
-        headerpadsize: 0,
-        maxrequestsize: req.maxrequestsize.min(lim.max_request),
-        maxresponsesize: req.maxresponsesize.min(lim.max_response),
-        maxresponsesize_cached: req.maxresponsesize_cached.min(lim.max_response_cached),
-        maxoperations: req.maxoperations.min(lim.max_ops),
-        maxrequests: req.maxrequests.min(lim.max_fore_slots),
-        rdma_ird: None,
-    })
-}
-
-/// The back channel carries our callbacks to the client: the client's numbers are its
-/// limits; we use at most what we need.
-pub fn negotiate_back(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {
-    if req.maxrequests == 0 {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    Ok(ChannelAttrs {
-        headerpadsize: 0,
-        maxrequestsize: req.maxrequestsize.min(lim.max_request),
-        maxresponsesize: req.maxresponsesize.min(lim.max_response),
-        maxresponsesize_cached: req.maxresponsesize_cached,
-        maxoperations: req.maxoperations.max(1),
-        maxrequests: req.maxrequests.min(lim.max_back_slots),
-        rdma_ird: None,
-    })
-}
-
 impl StateManager {
     pub fn create_session(
         &self,
@@ -80,13 +42,18 @@ impl StateManager {
         cred: &Credential,
         args: &CreateSessionArgs,
     ) -> Result<CreateSessionReply, u32> {
+        // csa_flags bits RFC 8881 does not define: refused before anything else.
+        if args.flags & !create_session_flag::ALL != 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
         if client_id_boot(args.clientid) != self.boot {
             return Err(status::NFS4ERR_STALE_CLIENTID);
         }
         // Like knfsd, refuse unusable channel attributes before the sequence check, so
-        // such a failure does not consume csa_sequence.
+        // such a failure does not consume csa_sequence (and stores nothing).
         let fore = negotiate_fore(&args.fore, &self.config.limits)?;
-        let back = negotiate_back(&args.back, &self.config.limits)?;
+        let cb_cred = args.cb_cred.as_ref().unwrap_or(&Credential::None);
+        let back = negotiate_back(&args.back, cb_cred, &self.config.limits)?;
         let principal = Principal::of(cred);
         let mut clients = self.clients.lock();
         let Some(rec) = clients.get_mut(args.clientid) else {
@@ -209,39 +176,5 @@ impl StateManager {
             fore,
             back,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn negotiation_clamps_and_rejects() {
-        let lim = SessionLimits::default();
-        let req = ChannelAttrs {
-            maxrequestsize: u32::MAX,
-            maxresponsesize: 4096,
-            maxresponsesize_cached: 1 << 30,
-            maxoperations: 1000,
-            maxrequests: 1000,
-            ..Default::default()
-        };
-        let f = negotiate_fore(&req, &lim).unwrap();
-        assert_eq!(f.maxrequestsize, lim.max_request);
-        assert_eq!(f.maxresponsesize, 4096);
-        assert_eq!(f.maxresponsesize_cached, lim.max_response_cached);
-        assert_eq!(f.maxoperations, lim.max_ops);
-        assert_eq!(f.maxrequests, lim.max_fore_slots);
-        let small = ChannelAttrs {
-            maxrequestsize: 100,
-            ..req
-        };
-        assert_eq!(negotiate_fore(&small, &lim), Err(status::NFS4ERR_TOOSMALL));
-        let zero = ChannelAttrs {
-            maxrequests: 0,
-            ..req
-        };
-        assert_eq!(negotiate_fore(&zero, &lim), Err(status::NFS4ERR_INVAL));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod binding;
 pub mod callbacks;
+pub mod channel;
 pub mod client;
 pub mod conns;
 pub mod files;
@@ -39,7 +40,7 @@ pub use binding::{Direction, UnbindReason};
 pub use client::{ExchangeIdArgs, ExchangeIdReply, Principal, StateProtect};
 pub use create_session::{CreateSessionArgs, CreateSessionReply};
 pub use ids::{ClientId, SessionId};
-pub use sequence::{SeqGrant, SeqOutcome, SequenceArgs};
+pub use sequence::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs};
 pub use session::ChannelAttrs;
 
 use callbacks::CallbackTable;

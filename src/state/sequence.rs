@@ -36,6 +36,18 @@ pub struct SeqGrant {
     pub clientid: u64,
 }
 
+/// What SEQUENCE checks of its COMPOUND against the session's fore channel.
+#[derive(Debug, Clone, Copy)]
+pub struct CompoundSize {
+    /// Operations in the COMPOUND, SEQUENCE included.
+    pub numops: usize,
+    /// The whole RPC call, headers included (RFC 8881 §18.36.3 ca_maxrequestsize).
+    pub request_len: usize,
+    /// The RPC reply up to and including a successful SEQUENCE result: the least any
+    /// reply to this COMPOUND takes.
+    pub min_reply_len: usize,
+}
+
 #[derive(Debug)]
 pub enum SeqOutcome {
     /// Execute the rest of the COMPOUND, then call `sequence_done`.
@@ -45,23 +57,22 @@ pub enum SeqOutcome {
 }
 
 impl StateManager {
-    /// Run SEQUENCE for a COMPOUND of `numops` ops whose record was `request_len` bytes.
+    /// Run SEQUENCE for a COMPOUND of the given size.
     pub fn sequence(
         &self,
         meta: &ConnMeta,
         args: &SequenceArgs,
         request_hash: u64,
-        numops: usize,
-        request_len: usize,
+        size: CompoundSize,
     ) -> Result<SeqOutcome, u32> {
         let sid = args.sessionid;
         let shard = self.shard_of(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
         let mut guard = shard.lock();
         let session = guard.sessions.get(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
-        if numops > session.fore.maxoperations as usize {
+        if size.numops > session.fore.maxoperations as usize {
             return Err(status::NFS4ERR_TOO_MANY_OPS);
         }
-        if request_len > session.fore.maxrequestsize as usize {
+        if size.request_len > session.fore.maxrequestsize as usize {
             return Err(status::NFS4ERR_REQ_TOO_BIG);
         }
         let check = session
@@ -69,6 +80,16 @@ impl StateManager {
             .check(args.slotid, args.sequenceid, request_hash);
         if let SlotCheck::Error(e) = check {
             return Err(e);
+        }
+        // Not even the SEQUENCE result fits what the client may receive (or cache, when
+        // it asked us to): refused before the slot moves on, like knfsd.
+        if check == SlotCheck::New {
+            if size.min_reply_len > session.fore.maxresponsesize as usize {
+                return Err(status::NFS4ERR_REP_TOO_BIG);
+            }
+            if args.cachethis && size.min_reply_len > session.fore.maxresponsesize_cached as usize {
+                return Err(status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
+            }
         }
         // The slot check passed: a connection new to this session is bound, fore only
         // (never the back channel implicitly).
