@@ -167,6 +167,12 @@ impl Harness {
             ex.sequenceid,
         )]));
         let cs = r.create_session().expect("harness CREATE_SESSION");
+        // As every client does before its first OPEN (RFC 8881 §18.51.3), so fuzzed
+        // OPENs and LOCKs reach the code past that rule.
+        h.service
+            .state()
+            .reclaim_complete(ex.clientid, false)
+            .expect("harness RECLAIM_COMPLETE");
         h.clientid = ex.clientid;
         h.sessionid = cs.sessionid;
         h

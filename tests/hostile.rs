@@ -262,7 +262,13 @@ fn session_from(ip: &str, addr: SocketAddr) -> Arc<Session> {
         .compound(1, b"", &[Op::CreateSession(args.clone())])
         .expect("CREATE_SESSION");
     let created = r.create_session().expect("CREATE_SESSION ok");
-    Arc::new(Session::new(args, created, c))
+    let s = Arc::new(Session::new(args, created, c));
+    // What a client sends before its first OPEN (RFC 8881 §18.51.3).
+    let r = s
+        .call(0, &[Op::ReclaimComplete { one_fs: false }], false)
+        .expect("RECLAIM_COMPLETE");
+    assert_eq!(r.status, status::NFS4_OK);
+    s
 }
 
 /// True once the server closed `s` (EOF or reset), waiting up to `WAIT`.

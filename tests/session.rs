@@ -313,7 +313,10 @@ fn mach_cred_over_auth_sys() {
 #[test]
 fn reclaim_complete_once() {
     let srv = TestServer::start();
-    let (_, s) = srv.session();
+    let (_, s) = srv.session_with(ringnfs::client::ClientOptions {
+        reclaim_complete: false,
+        ..Default::default()
+    });
     let r = s
         .call(0, &[Op::ReclaimComplete { one_fs: false }], false)
         .unwrap();

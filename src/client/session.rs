@@ -433,6 +433,8 @@ mod tests {
             &[m.addr],
             ClientOptions {
                 connections: conns,
+                // These tests count the COMPOUNDs the mock executes.
+                reclaim_complete: false,
                 ..Default::default()
             },
         )

@@ -44,7 +44,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Callback handler for every connection; a shared [`DefaultCallbackHandler`] when None.
     pub callback_handler: Option<Arc<dyn CallbackHandler>>,
-    /// Send RECLAIM_COMPLETE(one_fs = false) after CREATE_SESSION.
+    /// Send RECLAIM_COMPLETE(one_fs = false) after CREATE_SESSION, as a client must
+    /// before its first OPEN or LOCK that reclaims nothing (RFC 8881 §18.51.3). On by
+    /// default; off for a client that reclaims state first, or a test of the rule.
     pub reclaim_complete: bool,
 }
 
@@ -65,7 +67,7 @@ impl Default for ClientOptions {
             back_attrs: None,
             timeout: DEFAULT_TIMEOUT,
             callback_handler: None,
-            reclaim_complete: false,
+            reclaim_complete: true,
         }
     }
 }

@@ -115,6 +115,17 @@ impl CompoundCtx<'_> {
             .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
     }
 
+    /// RFC 8881 §18.51.3: new locking state (an OPEN or LOCK that reclaims nothing)
+    /// waits with NFS4ERR_GRACE during the grace period, and until the client has sent
+    /// its global RECLAIM_COMPLETE whether or not a grace period runs.
+    pub fn may_take_new_locks(&self) -> Result<(), u32> {
+        let grant = self.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
+        if !grant.reclaim_complete || self.state.in_grace() {
+            return Err(status::NFS4ERR_GRACE);
+        }
+        Ok(())
+    }
+
     /// Replace the special "current stateid" by the one an earlier op set.
     pub fn resolve_stateid(&self, sid: Stateid) -> Result<Stateid, u32> {
         if sid == Stateid::CURRENT {

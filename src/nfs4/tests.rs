@@ -96,6 +96,11 @@ impl Harness {
             })],
         );
         let cs = r.create_session().unwrap();
+        // What every client does before its first OPEN (RFC 8881 §18.51.3).
+        self.svc
+            .state()
+            .reclaim_complete(ex.clientid, false)
+            .unwrap();
         (ex.clientid, SessionId(cs.sessionid))
     }
 }
@@ -408,6 +413,7 @@ fn read_is_clamped_to_the_session_reply_size() {
         &c,
         &[
             seq(&sid, 0, 1),
+            Op::ReclaimComplete { one_fs: false },
             Op::PutRootFh,
             Op::Open(OpenArgs {
                 seqid: 0,

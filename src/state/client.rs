@@ -69,7 +69,6 @@ pub struct ClientRecord {
     pub cs_cache: Option<Result<super::CreateSessionReply, u32>>,
     pub lease: Arc<Lease>,
     pub sessions: Vec<SessionId>,
-    pub reclaim_complete: bool,
     pub impl_name: String,
     pub created_at_ms: u64,
 }
@@ -171,7 +170,6 @@ impl ClientTable {
                 cs_cache: None,
                 lease: Arc::new(Lease::new(now_ms)),
                 sessions: Vec::new(),
-                reclaim_complete: false,
                 impl_name: args.impl_name.clone(),
                 created_at_ms,
             },

@@ -1,7 +1,8 @@
 //! Client leases. A lease is shared by a client record and its sessions, so SEQUENCE
-//! renews it with one atomic store and no client-table lock.
+//! renews it with one atomic store and no client-table lock; it also carries the one
+//! other per-client fact every COMPOUND may need: whether the client finished reclaiming.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Monotonic milliseconds since the server started.
@@ -39,13 +40,26 @@ pub fn unix_ms() -> u64 {
 #[derive(Debug)]
 pub struct Lease {
     last_renew_ms: AtomicU64,
+    /// The client sent RECLAIM_COMPLETE with rca_one_fs FALSE: it may now obtain new
+    /// locking state (RFC 8881 §18.51.3).
+    reclaim_complete: AtomicBool,
 }
 
 impl Lease {
     pub fn new(now_ms: u64) -> Self {
         Self {
             last_renew_ms: AtomicU64::new(now_ms),
+            reclaim_complete: AtomicBool::new(false),
         }
+    }
+
+    pub fn reclaim_complete(&self) -> bool {
+        self.reclaim_complete.load(Ordering::Acquire)
+    }
+
+    /// Record the client's global RECLAIM_COMPLETE; false if it had already sent one.
+    pub fn complete_reclaim(&self) -> bool {
+        !self.reclaim_complete.swap(true, Ordering::AcqRel)
     }
 
     #[inline]

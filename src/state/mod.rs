@@ -293,7 +293,8 @@ impl StateManager {
         let rec = clients
             .get(clientid)
             .ok_or(status::NFS4ERR_STALE_CLIENTID)?;
-        if rec.reclaim_complete || !self.grace.may_reclaim(&rec.owner, self.clock.now_ms()) {
+        if rec.lease.reclaim_complete() || !self.grace.may_reclaim(&rec.owner, self.clock.now_ms())
+        {
             return Err(status::NFS4ERR_NO_GRACE);
         }
         Ok(())
@@ -450,8 +451,8 @@ impl StateManager {
     }
 
     pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), u32> {
-        let mut clients = self.clients.lock();
-        let Some(rec) = clients.get_mut(clientid) else {
+        let clients = self.clients.lock();
+        let Some(rec) = clients.get(clientid) else {
             return Err(status::NFS4ERR_STALE_CLIENTID);
         };
         if one_fs {
@@ -459,10 +460,9 @@ impl StateManager {
             // reclaim state, so this is always accepted.
             return Ok(());
         }
-        if rec.reclaim_complete {
+        if !rec.lease.complete_reclaim() {
             return Err(status::NFS4ERR_COMPLETE_ALREADY);
         }
-        rec.reclaim_complete = true;
         Ok(())
     }
 

@@ -34,6 +34,9 @@ pub struct SeqGrant {
     pub max_response: u32,
     pub max_response_cached: u32,
     pub clientid: u64,
+    /// The client has sent its global RECLAIM_COMPLETE (when SEQUENCE ran, or later in
+    /// this COMPOUND): only then may it obtain new opens and locks.
+    pub reclaim_complete: bool,
 }
 
 /// What SEQUENCE checks of its COMPOUND against the session's fore channel.
@@ -141,6 +144,7 @@ impl StateManager {
             max_response: session.fore.maxresponsesize,
             max_response_cached: session.fore.maxresponsesize_cached,
             clientid: session.client,
+            reclaim_complete: session.lease.reclaim_complete(),
         };
         let outcome = match check {
             SlotCheck::New => {

@@ -54,8 +54,8 @@ pub fn lock(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let cur = ctx.cur()?;
     if reclaim {
         ctx.state.check_reclaim(ctx.client()?)?;
-    } else if ctx.state.in_grace() {
-        return Err(status::NFS4ERR_GRACE);
+    } else {
+        ctx.may_take_new_locks()?;
     }
     let range = Range::from_nfs(offset, length)?;
     let sid = ctx.resolve_stateid(locker_sid)?;

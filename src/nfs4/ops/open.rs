@@ -181,8 +181,8 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let client = ctx.client()?;
     let cur = ctx.cur()?;
     let fs = ctx.export.backend.clone();
-    if claim != CLAIM_PREVIOUS && ctx.state.in_grace() {
-        return Err(status::NFS4ERR_GRACE);
+    if claim != CLAIM_PREVIOUS {
+        ctx.may_take_new_locks()?;
     }
     let (obj, created, attrset, cinfo) = match claim {
         CLAIM_NULL => {

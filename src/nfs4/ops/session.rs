@@ -198,11 +198,14 @@ pub fn reclaim_complete(
     _out: &mut Vec<u8>,
 ) -> OpResult {
     let one_fs = xdr(d.bool())?;
-    let Some(grant) = ctx.session else {
+    let Some(grant) = ctx.session.as_mut() else {
         return Err(status::NFS4ERR_OP_NOT_IN_SESSION);
     };
     if one_fs && ctx.current_fh.is_none() {
         return Err(status::NFS4ERR_NOFILEHANDLE);
     }
-    ctx.state.reclaim_complete(grant.clientid, one_fs)
+    ctx.state.reclaim_complete(grant.clientid, one_fs)?;
+    // An OPEN later in this COMPOUND may take new state.
+    grant.reclaim_complete |= !one_fs;
+    Ok(())
 }
