@@ -679,3 +679,80 @@ fn lock_needs_a_fitting_open() {
         f.close(ro).unwrap();
     });
 }
+
+/// RFC 8881 §18.16.3: a client that states a delegation wish in OPEN's share_access is
+/// told why it got none (OPEN_DELEGATE_NONE_EXT); one that did not gets
+/// OPEN_DELEGATE_NONE.
+#[test]
+fn open_answers_delegation_wishes_with_a_reason() {
+    use ringnfs::client::Delegation;
+    const WANT_READ: u32 = 0x0100;
+    const WANT_WRITE: u32 = 0x0200;
+    const WANT_ANY: u32 = 0x0300;
+    const WANT_NO_DELEG: u32 = 0x0400;
+    const WANT_CANCEL: u32 = 0x0500;
+    const SIGNAL_WHEN_AVAIL: u32 = 0x1_0000;
+    const WND4_NOT_WANTED: u32 = 0;
+    const WND4_CONTENTION: u32 = 1;
+    const WND4_RESOURCE: u32 = 2;
+    const WND4_CANCELLED: u32 = 7;
+    for_each_backend(|env| {
+        let a = env.files();
+        let b = env.files(); // another client id
+        let (root, _) = new_file(&a, b"wished", b"data");
+        let open = |f: &Files, access: u32| {
+            let args = f.open_args(
+                access,
+                share::DENY_NONE,
+                OpenHow::NoCreate,
+                OpenClaim::Null(b"wished".to_vec()),
+            );
+            f.open_with(&root, args)
+        };
+        let delegation = |f: &Files, access: u32| {
+            let (of, res) = open(f, access).unwrap();
+            f.close(of).unwrap();
+            res.delegation
+        };
+        let ext = |why: u32, flag: Option<bool>| Delegation::NoneExt { why, flag };
+        assert_eq!(delegation(&a, share::ACCESS_READ), Delegation::None);
+        assert_eq!(
+            delegation(&a, share::ACCESS_READ | WANT_NO_DELEG),
+            ext(WND4_NOT_WANTED, None)
+        );
+        assert_eq!(
+            delegation(&a, share::ACCESS_READ | WANT_CANCEL),
+            ext(WND4_CANCELLED, None)
+        );
+        for want in [WANT_READ, WANT_WRITE, WANT_ANY, SIGNAL_WHEN_AVAIL] {
+            assert_eq!(
+                delegation(&a, share::ACCESS_BOTH | want),
+                ext(WND4_RESOURCE, Some(false)),
+                "want {want:#x} with no other opener"
+            );
+        }
+        // Another client holds the file open for writing: that is contention.
+        let (ob, _) = open(&b, share::ACCESS_WRITE).unwrap();
+        assert_eq!(
+            delegation(&a, share::ACCESS_READ | WANT_READ),
+            ext(WND4_CONTENTION, Some(false))
+        );
+        b.close(ob).unwrap();
+        // Another client reading: contention for a write delegation only.
+        let (ob, _) = open(&b, share::ACCESS_READ).unwrap();
+        assert_eq!(
+            delegation(&a, share::ACCESS_BOTH | WANT_WRITE),
+            ext(WND4_CONTENTION, Some(false))
+        );
+        assert_eq!(
+            delegation(&a, share::ACCESS_READ | WANT_READ),
+            ext(WND4_RESOURCE, Some(false))
+        );
+        b.close(ob).unwrap();
+        // A wish the RFC does not define.
+        assert_eq!(
+            failure_of(open(&a, share::ACCESS_READ | 0x0600)),
+            (op::OPEN, status::NFS4ERR_INVAL)
+        );
+    });
+}

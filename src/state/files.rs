@@ -228,6 +228,18 @@ impl FileStateTable {
         Ok(Stateid { seqid: 1, other })
     }
 
+    /// The union of the access modes other clients' opens of `file` hold.
+    pub fn others_access(&self, file: &ObjHandle, client: ClientId) -> u32 {
+        let sh = self.shards[self.shard_index(file)].lock();
+        sh.files.get(file).map_or(0, |info| {
+            info.opens
+                .iter()
+                .filter_map(|o| sh.opens.get(o))
+                .filter(|o| o.owner.client != client)
+                .fold(0, |acc, o| acc | o.access)
+        })
+    }
+
     fn open_mut<'a>(
         sh: &'a mut Shard,
         sid: &Stateid,

@@ -6,6 +6,7 @@ pub mod fh;
 pub mod io;
 pub mod lock;
 pub mod open;
+pub mod open_deleg;
 pub mod session;
 
 use crate::fs::{Attrs, Caller, FileType};

@@ -1,5 +1,5 @@
 //! OPEN, OPEN_DOWNGRADE, CLOSE and the stateid ops (TEST_STATEID, FREE_STATEID,
-//! DELEGRETURN). No delegations are granted.
+//! DELEGRETURN). No delegations are granted (see `open_deleg`).
 
 use crate::fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use crate::nfs4::attrs;
@@ -11,6 +11,7 @@ use crate::state::stateid::Stateid;
 use crate::xdr::{XdrDecoder, XdrEncoder};
 
 use super::attr::granted;
+use super::open_deleg::{access_only, encode_no_delegation, split_share_access};
 use super::{access, decode_component, encode_change_info, require_dir, require_search, xdr};
 
 const OPEN4_NOCREATE: u32 = 0;
@@ -27,9 +28,6 @@ const CLAIM_FH: u32 = 4;
 const CLAIM_DELEG_PREV_FH: u32 = 5;
 const CLAIM_DELEG_CUR_FH: u32 = 6;
 const OPEN4_RESULT_LOCKTYPE_POSIX: u32 = 4;
-const OPEN_DELEGATE_NONE: u32 = 0;
-/// OPEN4_SHARE_ACCESS_WANT_* bits (NFSv4.1 delegation wishes), ignored.
-const SHARE_WANT_MASK: u32 = 0xff00;
 
 enum How {
     NoCreate,
@@ -172,7 +170,7 @@ fn open_by_name(
 
 pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
     let _seqid = xdr(d.u32())?;
-    let share_access = xdr(d.u32())? & !SHARE_WANT_MASK;
+    let (share_access, wish) = split_share_access(xdr(d.u32())?)?;
     let share_deny = xdr(d.u32())?;
     let _owner_client = xdr(d.u64())?;
     let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
@@ -231,6 +229,11 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
         .state
         .files
         .open(Owner { client, owner }, obj, share_access, share_deny)?;
+    let others_access = if wish.is_stated() {
+        ctx.state.files.others_access(&obj, client)
+    } else {
+        0
+    };
     sid.encode(out);
     match cinfo {
         Some((before, after)) => encode_change_info(out, &before, &after),
@@ -238,7 +241,7 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     }
     out.put_u32(OPEN4_RESULT_LOCKTYPE_POSIX);
     encode_bitmap(out, &attrset);
-    out.put_u32(OPEN_DELEGATE_NONE);
+    encode_no_delegation(out, wish, others_access);
     ctx.set_current(obj);
     ctx.current_stateid = Some(sid);
     Ok(())
@@ -251,7 +254,7 @@ pub fn open_downgrade(
 ) -> OpResult {
     let sid = xdr(Stateid::decode(d))?;
     let _seqid = xdr(d.u32())?;
-    let share_access = xdr(d.u32())? & !SHARE_WANT_MASK;
+    let share_access = access_only(xdr(d.u32())?);
     let share_deny = xdr(d.u32())?;
     let cur = ctx.cur()?;
     let sid = ctx.resolve_stateid(sid)?;
