@@ -91,8 +91,7 @@ pub fn finish(
             let data = &done.buf[..(n as usize).min(done.buf.len())];
             out.extend_from_slice(data);
             out.resize(out.len() + pad4(data.len()) - data.len(), 0);
-            let eof =
-                (data.len() as u32) < count || offset.saturating_add(data.len() as u64) >= size;
+            let eof = read_eof(offset, data.len(), count, size);
             out.patch_u32(eof_at, eof as u32);
             out.patch_u32(eof_at + 4, data.len() as u32);
             IoOutcome::Status(status::NFS4_OK)
@@ -129,6 +128,13 @@ pub fn finish(
     }
 }
 
+/// READ's eof (RFC 8881 §18.22.4): the data reaches the end of the file (`size`, read
+/// before the data), or there was none to read. A read cut short in the middle of a file
+/// (the ring, the page cache, a signal) is not the end: the client reads on from there.
+fn read_eof(offset: u64, len: usize, count: u32, size: u64) -> bool {
+    (len == 0 && count > 0) || offset.saturating_add(len as u64) >= size
+}
+
 fn require_regular(t: FileType) -> OpResult {
     match t {
         FileType::Regular => Ok(()),
@@ -161,7 +167,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
         match crate::fs::sync_io::read_nowait(&fd, offset, count, a.size, out) {
             Some(Ok(n)) => {
                 // A non-blocking read may stop short of `count` before end of file.
-                let eof = offset.saturating_add(n as u64) >= a.size;
+                let eof = read_eof(offset, n, count, a.size);
                 out.patch_u32(eof_at, eof as u32);
                 out.patch_u32(len_at, n as u32);
                 out.resize(start + pad4(n), 0);
@@ -254,4 +260,50 @@ pub fn commit(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
     ctx.export.backend.commit(&cur.obj)?;
     out.put_fixed(&ctx.state.write_verifier);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{StateConfig, StateManager};
+
+    /// Finish a READ of `count` bytes at `offset` in a file of `size` whose file
+    /// operation returned `got` bytes; the (eof, length) words it wrote.
+    fn finish_read(offset: u64, count: u32, size: u64, got: usize) -> (u32, u32) {
+        let state = StateManager::new(StateConfig::default());
+        let mut out = vec![0u8; 12]; // status, eof, length
+        let done = FileIoDone {
+            token: 1,
+            result: got as i32,
+            buf: vec![7; got],
+        };
+        let f = IoFinish::Read {
+            offset,
+            count,
+            size,
+        };
+        match finish(&state, f, done, 0, &mut out) {
+            IoOutcome::Status(st) => assert_eq!(st, status::NFS4_OK),
+            IoOutcome::Again(..) => panic!("a READ needs one file operation"),
+        }
+        assert_eq!(out.len(), 12 + pad4(got));
+        let word = |at: usize| u32::from_be_bytes(out[at..at + 4].try_into().unwrap());
+        (word(4), word(8))
+    }
+
+    #[test]
+    fn a_short_read_in_the_middle_of_a_file_is_not_eof() {
+        // The ring returned 4 KiB of a 64 KiB request at offset 0 of a 1 MiB file.
+        assert_eq!(finish_read(0, 65536, 1 << 20, 4096), (0, 4096));
+        // Short because the file ends there: eof.
+        assert_eq!(finish_read(1_044_480, 65536, 1 << 20, 4096), (1, 4096));
+        // Exactly to the end, and past it with nothing read.
+        assert_eq!(finish_read(0, 4096, 4096, 4096), (1, 4096));
+        assert_eq!(finish_read(8192, 4096, 4096, 0), (1, 0));
+        // Nothing read although the file was longer (truncated meanwhile): eof, so a
+        // client does not loop on empty replies.
+        assert_eq!(finish_read(0, 4096, 8192, 0), (1, 0));
+        // A full read that does not reach the end.
+        assert_eq!(finish_read(0, 4096, 8192, 4096), (0, 4096));
+    }
 }
