@@ -23,6 +23,7 @@
 //! max_connections = 8192     # hardening limits (0 = unlimited / off)
 //! max_connections_per_peer = 1024
 //! idle_timeout = 60          # seconds; unbound connections with no record
+//! session_idle_timeout = 360 # the same once a connection had a session
 //! max_record_size = 1114112
 //! max_reply_queue = 8388608
 //! max_sessions_per_client = 16
@@ -67,6 +68,7 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub max_connections_per_peer: Option<usize>,
     pub idle_timeout: Option<u32>,
+    pub session_idle_timeout: Option<u32>,
     pub max_record_size: Option<usize>,
     pub max_reply_queue: Option<usize>,
     pub max_sessions_per_client: Option<u32>,

@@ -141,6 +141,10 @@ struct ServeArgs {
     /// seconds (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = ringnfs::server::DEFAULT_IDLE_TIMEOUT_SECS)]
     idle_timeout: u32,
+    /// The same for a connection that had a session and is bound to none now, e.g. after
+    /// its client's lease expired (0 = never).
+    #[arg(long, value_name = "SECS", default_value_t = ringnfs::server::DEFAULT_SESSION_IDLE_TIMEOUT_SECS)]
+    session_idle_timeout: u32,
     /// Largest RPC record (bytes); a larger one closes the connection.
     #[arg(long, value_name = "BYTES", default_value_t = ringnfs::server::DEFAULT_MAX_RECORD_SIZE,
           value_parser = TypedValueParser::map(clap::value_parser!(u64).range(ringnfs::server::MIN_RECORD_SIZE as u64..=(1 << 30)), |v| v as usize))]
@@ -242,6 +246,7 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     take!(max_connections, "max_connections");
     take!(max_connections_per_peer, "max_connections_per_peer");
     take!(idle_timeout, "idle_timeout");
+    take!(session_idle_timeout, "session_idle_timeout");
     take!(max_sessions_per_client, "max_sessions_per_client");
     let min_record = ringnfs::server::MIN_RECORD_SIZE;
     for (v, id, cur) in [
@@ -369,6 +374,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_connections: args.max_connections,
             max_connections_per_peer: args.max_connections_per_peer,
             idle_timeout_secs: args.idle_timeout,
+            session_idle_timeout_secs: args.session_idle_timeout,
             max_record_size: args.max_record_size,
             max_reply_queue: args.max_reply_queue,
             max_sessions_per_client: args.max_sessions_per_client,

@@ -77,6 +77,9 @@ pub struct Limits {
     /// Seconds after which a connection bound to no session that has not completed an
     /// RPC record is closed (0 = never) (`ringnfs_idle_closes_total`).
     pub idle_timeout_secs: u32,
+    /// The same for a connection that had a session and is bound to none now, e.g.
+    /// after its client's lease expired (0 = never); long, so the client finds it open.
+    pub session_idle_timeout_secs: u32,
     /// Largest RPC record accepted; a larger one closes the connection
     /// (`ringnfs_record_errors_total{cause="too_large"}`).
     pub max_record_size: usize,
@@ -91,6 +94,8 @@ pub struct Limits {
 pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
 pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1024;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u32 = 60;
+/// Six minutes, as knfsd keeps an idle connection.
+pub const DEFAULT_SESSION_IDLE_TIMEOUT_SECS: u32 = 360;
 /// 1 MiB of WRITE data plus room for the COMPOUND around it.
 pub const DEFAULT_MAX_RECORD_SIZE: usize = (1 << 20) + (64 << 10);
 pub const DEFAULT_MAX_REPLY_QUEUE: usize = 8 << 20;
@@ -104,11 +109,17 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            session_idle_timeout_secs: DEFAULT_SESSION_IDLE_TIMEOUT_SECS,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             max_reply_queue: DEFAULT_MAX_REPLY_QUEUE,
             max_sessions_per_client: crate::state::DEFAULT_MAX_SESSIONS_PER_CLIENT,
         }
     }
+}
+
+/// A timeout in seconds where 0 means never.
+fn secs_or_never(secs: u32) -> Option<std::time::Duration> {
+    (secs > 0).then(|| std::time::Duration::from_secs(secs.into()))
 }
 
 /// Where exported files live.
@@ -313,8 +324,8 @@ impl Server {
             max_out_bytes: cfg.limits.max_reply_queue.max(1),
             max_connections: cfg.limits.max_connections,
             max_connections_per_peer: cfg.limits.max_connections_per_peer,
-            idle_timeout: (cfg.limits.idle_timeout_secs > 0)
-                .then(|| std::time::Duration::from_secs(cfg.limits.idle_timeout_secs.into())),
+            idle_timeout: secs_or_never(cfg.limits.idle_timeout_secs),
+            session_idle_timeout: secs_or_never(cfg.limits.session_idle_timeout_secs),
             ..TransportConfig::default()
         };
         cfg.tuning.apply(&mut tcfg);

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Process-unique connection id. The top 16 bits hold the index of the owning core,
 /// so a message for a connection can be routed from the id alone.
@@ -82,6 +82,24 @@ pub struct ConnShared {
     /// Sessions this connection is bound to (kept by the state's connection registry);
     /// the transport's idle timeout spares connections with a binding.
     pub bound_sessions: AtomicU32,
+    /// A SEQUENCE or CREATE_SESSION succeeded on this connection. Once it is bound to no
+    /// session (its client's lease expired, say) it gets the long idle timeout: a client
+    /// that comes back on it must get NFS4ERR_BADSESSION and recover, not find it closed.
+    pub had_session: AtomicBool,
+}
+
+impl ConnShared {
+    pub fn mark_had_session(&self) {
+        // Read first: the flag is set once, and a store per request would dirty the
+        // cache line other cores read.
+        if !self.had_session.load(Ordering::Relaxed) {
+            self.had_session.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn had_session(&self) -> bool {
+        self.had_session.load(Ordering::Relaxed)
+    }
 }
 
 /// What the protocol core knows about a connection.

@@ -570,3 +570,45 @@ fn unknown_create_session_flags_are_invalid() {
     let cs = r.create_session().unwrap();
     assert_eq!(cs.flags & 0x1, 0);
 }
+
+/// A client whose lease expired while it kept its TCP connection comes back on that
+/// connection: it gets NFS4ERR_BADSESSION there and recovers on it. Only connections
+/// that never had a session are closed by the short idle timeout.
+#[test]
+fn a_client_back_after_its_lease_expired_finds_its_connection_open() {
+    let srv = TestServer::with(|c| {
+        c.lease_secs = 1;
+        c.limits.idle_timeout_secs = 1;
+        c.limits.session_idle_timeout_secs = 120;
+    });
+    let c = srv.connect();
+    let never = srv.connect(); // connects and says nothing
+    let e = exchange(&c, b"comes-back", 1, 0).exchange_id().unwrap();
+    let cs = create(&c, e.clientid, e.sequenceid)
+        .create_session()
+        .unwrap();
+    let r = c.compound(1, b"", &[seq(cs.sessionid, 1, false)]).unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+    // Silence: the lease runs out, the reaper removes the client and unbinds `c`.
+    let wait = std::time::Duration::from_secs(20);
+    assert!(common::wait_until(wait, || srv.state().client_count() == 0));
+    // The silent connection goes after the short timeout; `c` stays well past it.
+    assert!(common::wait_until(wait, || srv
+        .transport_stats()
+        .idle_closes
+        == 1));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(srv.transport_stats().idle_closes, 1);
+    let r = c
+        .compound(1, b"", &[seq(cs.sessionid, 2, false)])
+        .expect("the connection that had a session is still open");
+    assert_eq!(r.status, status::NFS4ERR_BADSESSION);
+    // Recovery on the same connection: a new client ID and session.
+    let e2 = exchange(&c, b"comes-back", 1, 0).exchange_id().unwrap();
+    let cs2 = create(&c, e2.clientid, e2.sequenceid)
+        .create_session()
+        .unwrap();
+    let r = c.compound(1, b"", &[seq(cs2.sessionid, 1, false)]).unwrap();
+    assert_eq!(r.status, status::NFS4_OK);
+    drop(never);
+}

@@ -383,6 +383,7 @@ impl Nfs4Engine {
                             match self.sequence(&mut ctx, d, numops, request_len, (start, tag), out)
                             {
                                 SeqStep::Go((a, b)) => {
+                                    conn.shared.mark_had_session();
                                     ls.seq_resok = Some((a - start, b - start));
                                     status::NFS4_OK
                                 }

@@ -86,16 +86,22 @@ impl Worker {
             })
             .map(|(k, _)| k)
             .collect();
-        if let Some(idle) = self.cfg.idle_timeout
-            && self.phase == Phase::Running
-        {
+        if self.phase == Phase::Running {
             let idle_keys: Vec<usize> = self
                 .conns
                 .iter()
                 .filter(|(_, c)| {
+                    let shared = &c.meta.shared;
+                    let limit = if shared.had_session() {
+                        self.cfg.session_idle_timeout
+                    } else {
+                        self.cfg.idle_timeout
+                    };
                     c.closing.is_none()
-                        && c.meta.shared.bound_sessions.load(Ordering::Relaxed) == 0
-                        && now.saturating_duration_since(c.last_record) >= idle
+                        && shared.bound_sessions.load(Ordering::Relaxed) == 0
+                        && limit.is_some_and(|idle| {
+                            now.saturating_duration_since(c.last_record) >= idle
+                        })
                 })
                 .map(|(k, _)| k)
                 .collect();

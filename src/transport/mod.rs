@@ -83,6 +83,9 @@ pub struct TransportConfig {
     /// Close a connection that is bound to no session and has not completed a record
     /// for this long (idle, or dribbling bytes slowloris-style). None = never.
     pub idle_timeout: Option<std::time::Duration>,
+    /// The same for a connection that had a session (a SEQUENCE or CREATE_SESSION
+    /// succeeded on it) and is bound to none now. None = never.
+    pub session_idle_timeout: Option<std::time::Duration>,
     /// SQPOLL: a kernel thread per ring polls the submission queue, sleeping after
     /// this many idle milliseconds (None, the default: no SQPOLL, the ring uses
     /// `SINGLE_ISSUER | DEFER_TASKRUN`).
@@ -103,6 +106,7 @@ impl Default for TransportConfig {
             max_connections: 0,
             max_connections_per_peer: 0,
             idle_timeout: None,
+            session_idle_timeout: None,
             sqpoll_idle_ms: None,
         }
     }

@@ -638,12 +638,16 @@ fn idle_timeout_closes_only_unbound_silent_connections() {
     let addr = h.local_addrs()[0];
     let mut idle = connect(addr);
     let mut bound = connect(addr);
-    wait_for("accepts", || svc.accepts.load(SeqCst) == 2);
-    // Mark the second one as bound to a session (the state's registry does this).
+    let mut had_session = connect(addr);
+    wait_for("accepts", || svc.accepts.load(SeqCst) == 3);
+    // Mark the second one as bound to a session (the state's registry does this), and
+    // the third as having had one (its client's lease expired): it has the session
+    // idle timeout, here never.
     svc.accepted.lock()[1]
         .shared
         .bound_sessions
         .store(1, SeqCst);
+    svc.accepted.lock()[2].shared.mark_had_session();
     // A slowloris client: a record that never completes does not count as activity.
     let mut slow = connect(addr);
     let start = Instant::now();
@@ -662,7 +666,9 @@ fn idle_timeout_closes_only_unbound_silent_connections() {
     assert_eq!(total(&h).idle_closes, 2);
     bound.write_all(&frame(b"still")).unwrap();
     assert_eq!(read_record(&mut bound).unwrap(), rev(b"still"));
-    drop((bound, busy));
+    had_session.write_all(&frame(b"back")).unwrap();
+    assert_eq!(read_record(&mut had_session).unwrap(), rev(b"back"));
+    drop((bound, busy, had_session));
     h.shutdown();
     h.join().unwrap();
     svc.check_closed_once();

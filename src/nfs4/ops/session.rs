@@ -121,6 +121,7 @@ pub fn create_session(
         cb_cred: xdr(decode_cb_sec_parms(d))?,
     };
     let reply = ctx.state.create_session(ctx.conn, ctx.cred, &args)?;
+    ctx.conn.shared.mark_had_session();
     out.put_fixed(&reply.sessionid.0);
     out.put_u32(reply.sequence);
     out.put_u32(reply.flags);
