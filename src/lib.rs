@@ -16,5 +16,7 @@ pub mod rpc;
 pub mod server;
 pub mod service;
 pub mod state;
+#[doc(hidden)]
+pub mod test_support;
 pub mod transport;
 pub mod xdr;

@@ -1,5 +1,6 @@
-//! Connection binding rules of RFC 8881 / DESIGN §2.3 over real sockets, asserting exact
-//! statuses and the server's binding state through its query API.
+//! Connection binding rules (RFC 8881 §2.10.3.1, §18.34; README "Binding rules") over
+//! real sockets, asserting exact statuses and the server's binding state through its
+//! query API.
 
 mod common;
 

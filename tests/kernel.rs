@@ -4,9 +4,9 @@
 //! guest's side and the server's binding state. One test runs the kernels in sequence
 //! (each run picks free ports, so it also coexists with other servers on the machine).
 //!
-//! Skipped, with a message, when `qemu-system-x86_64` is not installed (`.ci/run`
-//! installs it and the other Debian packages the harness needs; this test installs
-//! nothing). The kernel packages are fetched with `apt-get download` on first use and
+//! Skipped, with a message on stderr, when `qemu-system-x86_64` is not installed, and
+//! failed instead when `CI` is set (`.ci/run` installs it and the other Debian packages
+//! the harness needs; this test installs nothing). The kernel packages are fetched with `apt-get download` on first use and
 //! cached under `target/kernel/`.
 //!
 //! Narrow it with `RINGNFS_KERNELS=6.12` and/or `RINGNFS_SCENARIOS=drain,restart`.
@@ -36,11 +36,12 @@ fn list_from_env(var: &str, default: &str) -> Vec<String> {
 #[test]
 fn linux_kernel_clients() {
     if in_path("qemu-system-x86_64").is_none() {
-        let msg = "SKIPPED kernel harness: qemu-system-x86_64 is not installed \
-                   (Debian: apt-get install qemu-system-x86 busybox-static socat kmod cpio \
-                   xz-utils zstd gcc libc6-dev curl jq; .ci/run does this)";
-        println!("{msg}");
-        eprintln!("{msg}");
+        ringnfs::test_support::skip(
+            "linux_kernel_clients",
+            "qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86 \
+             busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq; .ci/run \
+             does this)",
+        );
         return;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel/harness.sh");

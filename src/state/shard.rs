@@ -49,9 +49,9 @@ impl Shard {
         self.binding_of(s, conn).map(|k| self.bindings[k].dir)
     }
 
-    /// Bind (or re-direct) `conn` to `sid` following DESIGN §2.3: the per-session limit
-    /// (0 = unlimited) applies to new pairs; a bind that would leave the session
-    /// without a fore-capable connection is refused.
+    /// Bind (or re-direct) `conn` to `sid` (RFC 8881 §2.10.3.1, README "Binding rules"):
+    /// the per-session limit (0 = unlimited) applies to new pairs; a bind that would
+    /// leave the session without a fore-capable connection is refused.
     pub fn bind(
         &mut self,
         sid: &SessionId,
