@@ -913,6 +913,60 @@ mod tests {
         );
     }
 
+    fn local_runs(ringnfs: BenchReport, ganesha: BenchReport) -> CompareResult {
+        CompareResult {
+            command: "x".into(),
+            ganesha_version: "4.3".into(),
+            runs: vec![
+                Run {
+                    pair: Pair::Local,
+                    server: ServerKind::Ringnfs,
+                    round: 0,
+                    report: ringnfs,
+                },
+                Run {
+                    pair: Pair::Local,
+                    server: ServerKind::Ganesha,
+                    round: 0,
+                    report: ganesha,
+                },
+            ],
+            sweeps: vec![],
+        }
+    }
+
+    #[test]
+    fn no_ratio_for_a_pair_with_errors_or_connection_failures() {
+        // ganesha answered 1000 READs with the wrong data: its "ops" are not comparable.
+        let mut g = report("randread", 1000.0, 20.0, 8.0);
+        g.errors.insert("verify_mismatch".into(), 1000);
+        g.error_total = 1000;
+        let res = local_runs(report("randread", 3000.0, 10.0, 2.0), g);
+        let t = ratio_table(&res);
+        assert!(!t.contains('×'), "{t}");
+        assert!(
+            t.contains("no ratio") && t.contains("ganesha 1000 errors"),
+            "{t}"
+        );
+        assert!(goals(&res).contains("4 KiB random read IOPS: not measured"));
+
+        // A connection failure on ringnfs's side is shown and refuses the ratio too.
+        let mut r = report("getattr", 3000.0, 10.0, 2.0);
+        r.connection_failures
+            .push("127.0.0.1:5000: server closed the connection".into());
+        let t = ratio_table(&local_runs(r, report("getattr", 1000.0, 20.0, 8.0)));
+        assert!(!t.contains('×'), "{t}");
+        assert!(t.contains("ringnfs 1 connection failure"), "{t}");
+
+        // One error in a million replies is below the threshold: the ratio stands, the
+        // error is shown.
+        let mut g = report("getattr", 1_000_000.0, 20.0, 8.0);
+        g.errors.insert("NFS4ERR_DELAY".into(), 1);
+        g.error_total = 1;
+        let t = ratio_table(&local_runs(report("getattr", 3_000_000.0, 10.0, 2.0), g));
+        assert!(t.contains("**3.00×**") && t.contains("0 / 1"), "{t}");
+    }
+
     #[test]
     fn ganesha_config_has_the_equivalent_export() {
         let c = ganesha_config(20491, Path::new("/tmp/x"), Pair::Local);

@@ -5,6 +5,8 @@
 //! writing in batches and parsing replies in bulk. Sequenced workloads give every
 //! in-flight request its own slot of the connection's session.
 
+#[cfg(test)]
+mod canned;
 pub mod compare;
 mod pattern;
 mod plot;
@@ -851,23 +853,53 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_clamped_to_granted_slots_and_errors_counted() {
+    fn depth_is_clamped_to_granted_slots() {
         let m = MockServer::start();
-        let mut o = opts(m.addr, Workload::Getattr);
+        let mut o = opts(m.addr, Workload::Sequence);
         // The mock grants at most 128 slots: 2 x 100 does not fit.
         o.depth = 100;
-        // A fixed op count, not a duration: the outcome must not depend on how busy the
-        // machine is.
         o.ops = Some(500);
         let r = run(o).unwrap();
         assert_eq!(r.depth, 64);
-        // The mock does not implement GETATTR: every op fails with OP_ILLEGAL.
         assert_eq!(r.ops, 500);
+        assert_eq!(r.error_total, 0, "{:?}", r.errors);
+    }
+
+    #[test]
+    fn failed_replies_are_errors_not_ops() {
+        let m = MockServer::start();
+        let mut o = opts(m.addr, Workload::Getattr);
+        // A fixed count of replies, not a duration: the outcome must not depend on how
+        // busy the machine is.
+        o.ops = Some(500);
+        let r = run(o).unwrap();
+        // The mock does not implement GETATTR: every reply is NFS4ERR_OP_ILLEGAL, so
+        // nothing was done: no ops, no rate, no CPU per op; 500 errors by name.
+        assert_eq!(r.ops, 0, "{r:?}");
+        assert_eq!(r.ops_per_sec, 0.0);
+        assert_eq!(r.server_cpu_us_per_op, None);
+        assert_eq!(r.latency_us, Latency::default(), "no latency of failures");
+        assert_eq!(r.error_total, 500);
         assert_eq!(
             r.errors.get("NFS4ERR_OP_ILLEGAL").copied(),
-            Some(r.ops),
+            Some(500),
             "{:?}",
             r.errors
+        );
+        let s = r.summary();
+        assert!(s.contains("0 ops in "), "{s}");
+        assert!(s.contains("NFS4ERR_OP_ILLEGAL 500"), "{s}");
+    }
+
+    #[test]
+    fn summary_states_the_warm_up() {
+        let m = MockServer::start();
+        let mut o = opts(m.addr, Workload::Sequence);
+        o.ops = Some(100);
+        let s = run(o).unwrap().summary();
+        assert!(
+            s.contains("100 ops in ") && s.contains(" s after a 0.1 s warm-up"),
+            "{s}"
         );
     }
 }
@@ -878,71 +910,9 @@ mod tests {
 #[cfg(test)]
 mod perf {
     use super::*;
-    use crate::nfs4::consts::op;
-    use crate::rpc::record::mark;
-    use crate::rpc::{AcceptStat, encode_accepted};
-    use crate::xdr::XdrEncoder;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
 
     fn blast_server() -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut rep = Vec::new();
-        encode_accepted(&mut rep, 0, AcceptStat::Success);
-        rep.put_u32(0);
-        rep.put_opaque(b"");
-        rep.put_u32(1);
-        rep.put_u32(op::SEQUENCE);
-        rep.put_u32(0);
-        rep.put_fixed(&[0; 16]);
-        for _ in 0..5 {
-            rep.put_u32(0);
-        }
-        let mut framed = mark(rep.len()).to_vec();
-        framed.extend_from_slice(&rep);
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let mut s = s.unwrap();
-                let framed = framed.clone();
-                std::thread::Builder::new()
-                    .name("blast".into())
-                    .spawn(move || {
-                        s.set_nodelay(true).unwrap();
-                        let mut buf = vec![0u8; 256 * 1024];
-                        let mut have = 0;
-                        let mut out = Vec::new();
-                        loop {
-                            let n = match s.read(&mut buf[have..]) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            have += n;
-                            let mut p = 0;
-                            while have - p >= 8 {
-                                let len = (u32::from_be_bytes(buf[p..p + 4].try_into().unwrap())
-                                    & 0x7fff_ffff)
-                                    as usize;
-                                if have - p < 4 + len {
-                                    break;
-                                }
-                                let at = out.len();
-                                out.extend_from_slice(&framed);
-                                out[at + 4..at + 8].copy_from_slice(&buf[p + 4..p + 8]);
-                                p += 4 + len;
-                            }
-                            buf.copy_within(p..have, 0);
-                            have -= p;
-                            if s.write_all(&out).is_err() {
-                                return;
-                            }
-                            out.clear();
-                        }
-                    })
-                    .unwrap();
-            }
-        });
-        addr
+        canned::canned_server(canned::sequence_reply(0, |_| {}))
     }
 
     #[test]

@@ -459,4 +459,92 @@ mod tests {
         assert_eq!(read_payload(&v), Some(&b"hello"[..]));
         assert_eq!(read_payload(&v[..v.len() - 4]), None);
     }
+
+    /// Drive one worker with `ops` (after SEQUENCE) against a server that answers every
+    /// request with `reply`, for `n` replies.
+    fn drive(ops: &[crate::client::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
+        use crate::rpc::Credential;
+        let addr = super::super::canned::canned_server(reply);
+        let t = Template::sequenced(&Credential::None, [7; 16], 3, ops);
+        let s = TcpStream::connect(addr).unwrap();
+        let cfg = WorkerConfig {
+            templates: Arc::new(vec![t]),
+            pick: Arc::new(vec![0]),
+            verify,
+            name_base: 0,
+            io: Some(IoPattern {
+                file_size: 1 << 20,
+                io_size: 4096,
+                random: false,
+                start: 0,
+            }),
+            depth: 4,
+            slot_base: 0,
+            first_seqid: 1,
+            measure_start: Instant::now(),
+            measure_end: None,
+            quota: Some(n),
+            progress: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        run_worker(s, cfg)
+    }
+
+    fn putfh() -> crate::client::Op {
+        crate::client::Op::PutFh(vec![1; 8])
+    }
+
+    #[test]
+    fn write_bytes_are_what_the_server_acknowledged() {
+        use crate::client::Op;
+        use crate::state::stateid::Stateid;
+        // Every 4 KiB WRITE is acknowledged with a count of 1 KiB (a short write).
+        let reply = super::super::canned::sequence_reply(2, |v| {
+            v.put_u32(op::PUTFH);
+            v.put_u32(0);
+            v.put_u32(op::WRITE);
+            v.put_u32(0);
+            v.put_u32(1024);
+            v.put_u32(0);
+            v.put_fixed(&[0; 8]);
+        });
+        let write = Op::Write {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            stable: 0,
+            data: vec![0; 4096],
+        };
+        let r = drive(&[putfh(), write], reply, false, 100);
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        assert_eq!(r.ops, 100);
+        assert_eq!(r.bytes, 100 * 1024, "acknowledged, not sent");
+    }
+
+    #[test]
+    fn unverified_reads_are_errors_not_ops() {
+        use crate::client::Op;
+        use crate::state::stateid::Stateid;
+        // Every READ returns 4 KiB of zeros: never the pattern the bench wrote.
+        let reply = super::super::canned::sequence_reply(2, |v| {
+            v.put_u32(op::PUTFH);
+            v.put_u32(0);
+            v.put_u32(op::READ);
+            v.put_u32(0);
+            v.put_u32(0);
+            v.put_opaque(&[0; 4096]);
+        });
+        let read = Op::Read {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            count: 4096,
+        };
+        let r = drive(&[putfh(), read.clone()], reply.clone(), true, 100);
+        assert_eq!(r.ops, 0);
+        assert_eq!((r.bytes, r.verified_bytes), (0, 0));
+        assert_eq!(r.errors.get(&ErrorKey::VerifyMismatch), Some(&100));
+        // Without --verify the same replies are successful READs of 4 KiB.
+        let r = drive(&[putfh(), read], reply, false, 100);
+        assert_eq!((r.ops, r.bytes), (100, 100 * 4096));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+    }
 }
