@@ -86,6 +86,10 @@ fn errors_are_not_ops_and_the_run_exits_1() {
     assert_exit(&o, 1);
     let out = text(&o.stdout);
     assert!(out.contains("NFS4ERR_ROFS 200"), "{out}");
+    assert!(
+        out.contains("NFS4ERR_ROFS: the export is read-only"),
+        "{out}"
+    );
     let last = last_line(&o);
     assert!(
         last.contains("FAILED") && last.contains("200 error"),

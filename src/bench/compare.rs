@@ -435,7 +435,7 @@ pub fn schedule(a: &CompareArgs) -> Vec<Step> {
                 phase: Phase::Round(round),
                 connections: a.connections,
                 depth: a.depth,
-                order: order((round + w as usize) % 2 == 0),
+                order: order((round + w as usize).is_multiple_of(2)),
             });
         }
     }

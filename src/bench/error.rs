@@ -183,7 +183,8 @@ pub fn hint(opnum: u32, st: u32, lease_secs: Option<u32>) -> Option<String> {
             )
         }
         (_, status::NFS4ERR_ROFS) => {
-            "the export is read-only; the I/O workloads create and fill their file first"
+            "the export is read-only: create, write and preparing the I/O workloads' file \
+             need to write"
                 .to_string()
         }
         (_, status::NFS4ERR_NOSPC | status::NFS4ERR_DQUOT) if opnum != op::CREATE_SESSION => {

@@ -75,6 +75,8 @@ pub struct BenchReport {
     pub latency_us: Latency,
     /// Failed replies by nfsstat4 name (or RPC failure, `verify_mismatch`).
     pub errors: BTreeMap<String, u64>,
+    /// What to do about an error, by name, where one is known.
+    pub error_hints: BTreeMap<String, String>,
     pub error_total: u64,
     /// Server CPU time per successful reply (None without `--server-pid` or ops).
     pub server_cpu_us_per_op: Option<f64>,
@@ -142,6 +144,9 @@ impl BenchReport {
             );
         }
         s += "\n";
+        for (name, hint) in &self.error_hints {
+            s += &format!("{name}: {hint}\n");
+        }
         if self.mib_per_sec > 0.0 {
             s += &format!(
                 "throughput {:.1} MiB/s ({} KiB I/O)\n",
@@ -157,10 +162,14 @@ impl BenchReport {
             );
         }
         let l = &self.latency_us;
-        s += &format!(
-            "latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}\n",
-            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
-        );
+        if self.ops > 0 {
+            s += &format!(
+                "latency us: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}\n",
+                l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+            );
+        } else {
+            s += "latency: no successful replies\n";
+        }
         if let Some(c) = self.server_cpu_us_per_op {
             s += &format!("server CPU {c:.2} us/op\n");
         }

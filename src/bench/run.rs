@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::error::BenchError;
+use super::error::{self, BenchError};
 use super::report::FilesLeft;
-use super::worker::{IoPattern, WorkerConfig, WorkerResult, run_worker};
+use super::worker::{ErrorKey, IoPattern, WorkerConfig, WorkerResult, run_worker};
 use super::{
     BenchOptions, BenchReport, Latency, Template, TemplateInput, Workload, interrupt, pattern,
     process_cpu_us, setup, workload_ops,
 };
+use crate::nfs4::consts::op;
 use crate::rpc::Credential;
 
 /// A session the run created: what teardown needs.
@@ -390,6 +391,14 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
     let mut hist = new_hist()?;
     let (mut ops, mut replies, mut bytes, mut verified_bytes, mut files_left) = (0, 0, 0, 0, 0);
     let mut errors = BTreeMap::new();
+    let mut error_hints = BTreeMap::new();
+    // The create workload's errors are mostly its OPEN's; the hints of other
+    // workloads' errors do not depend on the operation.
+    let hint_op = if w == Workload::Create {
+        op::OPEN
+    } else {
+        op::SEQUENCE
+    };
     let mut failures = Vec::new();
     let mut last_completion = None;
     for r in &results {
@@ -402,6 +411,11 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
         files_left += r.files_left;
         for (k, v) in &r.errors {
             *errors.entry(k.to_string()).or_insert(0) += v;
+            if let ErrorKey::Nfs(st) = k
+                && let Some(h) = error::hint(hint_op, *st, None)
+            {
+                error_hints.insert(k.to_string(), h);
+            }
         }
         if let Some(f) = &r.failure {
             failures.push(format!(
@@ -460,6 +474,7 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
         verified_bytes,
         latency_us: Latency::from_hist(&hist),
         errors,
+        error_hints,
         error_total,
         server_cpu_us_per_op: per_op(srv0, cpu_end.0),
         client_cpu_us_per_op: per_op(self0, cpu_end.1),
