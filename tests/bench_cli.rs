@@ -226,6 +226,63 @@ fn nothing_listening_exits_3() {
     assert!(text(&o.stderr).contains("could not connect"), "{o:?}");
 }
 
+/// A server that answers `n` NULL calls on each connection, then closes it.
+fn closes_after(n: usize) -> SocketAddr {
+    use ringnfs::rpc::record::mark;
+    use ringnfs::rpc::{AcceptStat, encode_accepted};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    let mut h = [0u8; 4];
+                    if s.read_exact(&mut h).is_err() {
+                        return;
+                    }
+                    let mut rec = vec![0; (u32::from_be_bytes(h) & 0x7fff_ffff) as usize];
+                    if s.read_exact(&mut rec).is_err() {
+                        return;
+                    }
+                    let xid = u32::from_be_bytes(rec[..4].try_into().unwrap());
+                    let mut reply = Vec::new();
+                    encode_accepted(&mut reply, xid, AcceptStat::Success);
+                    let _ = s.write_all(&mark(reply.len()));
+                    let _ = s.write_all(&reply);
+                }
+                // Dropping the stream closes the connection mid-run.
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_connection_failure_fails_the_run() {
+    let o = bench(
+        closes_after(100),
+        &[
+            "--workload",
+            "null",
+            "--ops",
+            "100000",
+            "--warmup",
+            "0",
+            "--connections",
+            "1",
+        ],
+    );
+    assert_exit(&o, 1);
+    let out = text(&o.stdout);
+    assert!(out.contains("connection failure: "), "{out}");
+    let last = last_line(&o);
+    assert!(
+        last.contains("FAILED") && last.contains("1 connection failure"),
+        "last line: {last}"
+    );
+}
+
 #[test]
 fn ctrl_c_prints_results_destroys_session_and_exits_130() {
     let srv = TestServer::start();

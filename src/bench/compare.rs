@@ -556,8 +556,8 @@ pub fn run_compare_cli(a: &CompareArgs) -> u8 {
                 0
             } else {
                 println!(
-                    "FAILED: {refused} of {} rows have no ratio (errors or connection failures \
-                     above {} of replies; see the table)",
+                    "FAILED: {refused} of {} rows have no ratio (errors above {} of replies, \
+                     connection failures or failed setups; see the table)",
                     rows.len(),
                     threshold_text()
                 );
