@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::error::{BenchError, EXIT_ERRORS, EXIT_SETUP};
+use super::report::plural;
 use super::{BenchOptions, BenchReport, Workload, run, setup};
 
 /// Debian packages that provide nfs-ganesha and the two FSALs used.
@@ -754,26 +755,24 @@ fn refusal(kind: ServerKind, runs: &[&Run]) -> Option<String> {
         .iter()
         .map(|r| r.report.replies.max(r.report.ops + r.report.error_total))
         .sum();
-    let failures: usize = mine
+    let failures: u64 = mine
         .iter()
-        .map(|r| r.report.connection_failures.len())
+        .map(|r| r.report.connection_failures.len() as u64)
         .sum();
-    let setups = mine.iter().filter(|r| r.setup_error.is_some()).count();
+    let setups = mine.iter().filter(|r| r.setup_error.is_some()).count() as u64;
     let mut why = Vec::new();
     if errors > 0 && errors as f64 > MAX_ERROR_FRACTION * replies as f64 {
-        why.push(format!("{errors} errors"));
+        why.push(plural(errors, "error", "errors"));
     }
     if failures > 0 {
-        why.push(format!(
-            "{failures} connection failure{}",
-            if failures == 1 { "" } else { "s" }
+        why.push(plural(
+            failures,
+            "connection failure",
+            "connection failures",
         ));
     }
     if setups > 0 {
-        why.push(format!(
-            "{setups} run{} not set up",
-            if setups == 1 { "" } else { "s" }
-        ));
+        why.push(format!("{} not set up", plural(setups, "run", "runs")));
     }
     (!why.is_empty()).then(|| format!("{} {}", kind.name(), why.join(", ")))
 }

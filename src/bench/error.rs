@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use crate::nfs4::consts::{op, op_name, status, status_name};
+use crate::nfs4::consts::{op, status, status_name};
 use crate::rpc::AcceptStat;
 use crate::rpc::message::ReplyFailure;
 
@@ -197,11 +197,6 @@ pub fn hint(opnum: u32, st: u32, lease_secs: Option<u32>) -> Option<String> {
         _ => return None,
     };
     Some(h)
-}
-
-/// The step label of a failed operation: its name.
-pub fn op_step(opnum: u32) -> String {
-    op_name(opnum).to_string()
 }
 
 #[cfg(test)]

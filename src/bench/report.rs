@@ -97,7 +97,8 @@ fn secs(s: f64) -> String {
     t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+/// "1 error", "2 errors".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -96,13 +96,17 @@ pub struct WorkerResult {
     pub failure: Option<String>,
 }
 
+/// The word at `at` of `rec`.
+#[inline]
+fn word(rec: &[u8], at: usize) -> Option<u32> {
+    rec.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// Outcome of one reply: (success, SEQUENCE processed, error class).
 #[inline]
 fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
-    let w = |at: usize| -> Option<u32> {
-        rec.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let w = |at: usize| word(rec, at);
     let inner = || -> Option<(bool, bool, Option<ErrorKey>)> {
         if w(8)? != 0 {
             return Some((false, false, Some(ErrorKey::RpcDenied)));
@@ -133,10 +137,7 @@ fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
 /// and PUTFH succeeded (the layout of every request that moves data or creates files).
 #[inline]
 fn third_result(rec: &[u8]) -> Option<usize> {
-    let w = |at: usize| -> Option<u32> {
-        rec.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let w = |at: usize| word(rec, at);
     if w(8)? != 0 {
         return None; // MSG_DENIED
     }
@@ -160,13 +161,6 @@ fn third_result(rec: &[u8]) -> Option<usize> {
         return None;
     }
     Some(p + 8)
-}
-
-/// The word at `at` of `rec`.
-#[inline]
-fn word(rec: &[u8], at: usize) -> Option<u32> {
-    rec.get(at..at + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
