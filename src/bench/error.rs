@@ -20,7 +20,9 @@ pub const EXIT_STATUS_HELP: &str = "Exit status:
   1    the run finished with errors or connection failures (shown on its last line)
   2    setup failed: bad arguments, or the server refused a setup step
   3    could not connect: nothing listens, or the address is not an NFS server
-  130  interrupted (Ctrl-C): the results so far are printed, the session destroyed";
+  130  interrupted (Ctrl-C): the results so far are printed, the session destroyed
+`bench compare`: 0 every row has a ratio, 1 a row has none (errors or connection
+failures on either server), 2 a server could not be installed or started, 130 Ctrl-C.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
