@@ -39,7 +39,7 @@ kill -0 $pid || { cat "$tmp/server.log"; exit 1; }
 run() { # round workload shape sessions connections
   "$BIN" bench --server 127.0.0.1:$port --workload "$2" --sessions "$4" --connections "$5" \
     --depth "$depth" --duration "$secs" --warmup "$warmup" --server-pid $pid --quiet \
-    --json "$tmp/r-$2-$3-$4-$5-$1.json" >/dev/null
+    --json "$tmp/r-$2-$3-$4-$5-$1.json" >/dev/null || [ $? = 1 ] # 1: errors, asserted below
 }
 for r in $(seq "$rounds"); do
   for w in $workloads; do

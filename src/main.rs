@@ -171,7 +171,8 @@ fn main() -> ExitCode {
             let sub = matches.subcommand_matches("serve").expect("serve matched");
             merge_config(args, sub).and_then(serve)
         }
-        Command::Bench(cli) => ringnfs::bench::run_bench_cli(&cli),
+        // The bench reports its own outcome and exit status (`ringnfs bench --help`).
+        Command::Bench(cli) => return ringnfs::bench::run_bench_cli(&cli),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
     };
     match result {

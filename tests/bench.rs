@@ -143,3 +143,36 @@ fn local_backend_with_export_path_lookup() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn failed_setup_destroys_what_it_created() {
+    let srv = TestServer::start();
+    // The export path does not exist: the preparing client's LOOKUP fails.
+    let e = run(BenchOptions {
+        export_path: vec![b"nope".to_vec()],
+        ..opts(&srv, Workload::Getattr)
+    })
+    .unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("LOOKUP /nope: NFS4ERR_NOENT"), "{msg}");
+    assert_eq!(
+        srv.state().session_count(),
+        0,
+        "{:?}",
+        srv.state().sessions()
+    );
+    assert_eq!(srv.state().client_count(), 0, "{:?}", srv.state().clients());
+
+    // One slot per session cannot serve two connections: the first session is created,
+    // then the run gives up; that session and its client are destroyed.
+    let srv = TestServer::with(|c| c.max_fore_slots = 1);
+    let e = run(opts(&srv, Workload::Sequence)).unwrap_err();
+    assert!(format!("{e:#}").contains("slots"), "{e:#}");
+    assert_eq!(
+        srv.state().session_count(),
+        0,
+        "{:?}",
+        srv.state().sessions()
+    );
+    assert_eq!(srv.state().client_count(), 0, "{:?}", srv.state().clients());
+}

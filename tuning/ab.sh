@@ -64,7 +64,7 @@ run() { # round A|B workload
   "$BIN" bench --server 127.0.0.1:${port[$k]} --workload "$w" --sessions "$sessions" \
     --connections "$conns" --depth "$depth" --duration "$duration" --warmup "$warmup" \
     --file-size-mib "$file_mib" --server-pid "${pid[$k]}" --quiet \
-    --json "$out/$w-$k-$r.json" >/dev/null
+    --json "$out/$w-$k-$r.json" >/dev/null || [ $? = 1 ] # 1: errors, reported below
 }
 start A
 start B

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use super::error::{BenchError, EXIT_ERRORS, EXIT_SETUP};
+use super::report::plural;
 use super::{BenchOptions, BenchReport, Workload, run, setup};
 
 /// Debian packages that provide nfs-ganesha and the two FSALs used.
@@ -32,7 +34,7 @@ pub enum Pair {
 }
 
 impl Pair {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Pair::Local => "local",
             Pair::Memory => "memory",
@@ -75,8 +77,8 @@ pub struct CompareArgs {
     /// File size for I/O workloads, MiB.
     #[arg(long, default_value_t = 256)]
     pub file_size_mib: u64,
-    /// Workloads swept over connection counts and queue depths for the plots (first
-    /// pair only); empty: no sweep.
+    /// Workloads swept over connection counts and queue depths for the plots (every
+    /// pair); empty: no sweep.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Workload::Getattr, Workload::Randread])]
     pub sweep: Vec<Workload>,
     /// No sweeps (no plots).
@@ -145,18 +147,23 @@ pub struct Run {
     pub pair: Pair,
     pub server: ServerKind,
     pub round: usize,
+    /// What was measured (empty when the run could not be set up).
     pub report: BenchReport,
+    /// Why the run could not be set up (connect, LOOKUP, OPEN ...), in words.
+    pub setup_error: Option<String>,
 }
 
 /// One point of a sweep.
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepPoint {
+    pub pair: Pair,
     pub workload: Workload,
     /// "connections" or "depth".
     pub axis: &'static str,
     pub x: usize,
     pub server: ServerKind,
     pub report: BenchReport,
+    pub setup_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -389,6 +396,78 @@ fn start_ringnfs(
     })
 }
 
+/// What a step of the comparison measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A run of the ratio table.
+    Round(usize),
+    /// A sweep point: connections or depth = x.
+    Sweep { axis: &'static str, x: usize },
+}
+
+/// One step: a workload run against both servers of a pair, in `order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub workload: Workload,
+    pub phase: Phase,
+    pub connections: usize,
+    pub depth: usize,
+    pub order: [ServerKind; 2],
+}
+
+/// The servers in the order a step runs them: who goes first alternates.
+fn order(first_ringnfs: bool) -> [ServerKind; 2] {
+    if first_ringnfs {
+        [ServerKind::Ringnfs, ServerKind::Ganesha]
+    } else {
+        [ServerKind::Ganesha, ServerKind::Ringnfs]
+    }
+}
+
+/// The steps for one pair (after `--short` and `--no-sweep` were applied): the rounds,
+/// then the sweeps. Every step alternates which server goes first, so neither always
+/// runs on a machine the other just warmed (page cache, CPU frequency) or loaded.
+pub fn schedule(a: &CompareArgs) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for round in 0..a.rounds {
+        for &w in &a.workloads {
+            steps.push(Step {
+                workload: w,
+                phase: Phase::Round(round),
+                connections: a.connections,
+                depth: a.depth,
+                order: order((round + w as usize).is_multiple_of(2)),
+            });
+        }
+    }
+    let (conns, depths): (Vec<usize>, Vec<usize>) = if a.short {
+        (vec![1, 4], vec![1, 8])
+    } else {
+        (SWEEP_CONNS.to_vec(), SWEEP_DEPTHS.to_vec())
+    };
+    let mut point = 0usize;
+    for &w in &a.sweep {
+        for (axis, xs) in [("connections", &conns), ("depth", &depths)] {
+            for &x in xs {
+                let (c, d) = if axis == "connections" {
+                    (x, SWEEP_CONN_DEPTH)
+                } else {
+                    (SWEEP_DEPTH_CONNS, x)
+                };
+                steps.push(Step {
+                    workload: w,
+                    phase: Phase::Sweep { axis, x },
+                    connections: c,
+                    depth: d,
+                    order: order(point.is_multiple_of(2)),
+                });
+                point += 1;
+            }
+        }
+    }
+    steps
+}
+
 struct Plan {
     duration: Duration,
     warmup: Duration,
@@ -402,7 +481,7 @@ fn bench_one(
     w: Workload,
     conns: usize,
     depth: usize,
-) -> anyhow::Result<BenchReport> {
+) -> Result<BenchReport, BenchError> {
     let o = BenchOptions {
         connections: conns,
         depth,
@@ -418,11 +497,11 @@ fn bench_one(
         remove: true,
         ..BenchOptions::new(p.addr, w)
     };
-    run(o).with_context(|| format!("{} {} against {}", w.name(), conns, p.kind.name()))
+    run(o)
 }
 
-/// `ringnfs bench compare`.
-pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
+/// `--short` and `--no-sweep` applied, arguments checked.
+fn normalized(a: &CompareArgs) -> anyhow::Result<CompareArgs> {
     let mut a = a.clone();
     if a.short {
         a.rounds = 1;
@@ -440,6 +519,65 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
     if !(a.duration > 0.0 && a.warmup >= 0.0) {
         bail!("--duration must be > 0 and --warmup >= 0");
     }
+    Ok(a)
+}
+
+/// One line per measured run on stderr, errors and connection failures included.
+fn progress_line(pair: Pair, label: &str, kind: ServerKind, r: &Result<BenchReport, BenchError>) {
+    let what = match r {
+        Ok(r) => {
+            let mut t = format!(
+                "{:>9.0} ops/s {:>8.1} MiB/s p99 {:>8.1} us cpu {:>7.2} us/op",
+                r.ops_per_sec,
+                r.mib_per_sec,
+                r.latency_us.p99,
+                r.server_cpu_us_per_op.unwrap_or(f64::NAN),
+            );
+            if r.error_total > 0 {
+                let _ = write!(t, " errors {} ({})", r.error_total, r.errors_by_name());
+            }
+            for f in &r.connection_failures {
+                let _ = write!(t, " connection failure: {f}");
+            }
+            t
+        }
+        Err(e) => format!("setup failed: {e}"),
+    };
+    eprintln!("{} {label} {:>7}: {what}", pair.name(), kind.name());
+}
+
+/// `ringnfs bench compare` as a command: the exit status (see `ringnfs bench --help`).
+pub fn run_compare_cli(a: &CompareArgs) -> u8 {
+    match run_compare(a) {
+        Ok(res) => {
+            let rows = rows(&res);
+            let refused = rows.iter().filter(|r| r.refused.is_some()).count();
+            if refused == 0 {
+                println!("ok: {} rows, every run without errors", rows.len());
+                0
+            } else {
+                println!(
+                    "FAILED: {refused} of {} rows have no ratio (errors above {} of replies, \
+                     connection failures or failed setups; see the table)",
+                    rows.len(),
+                    threshold_text()
+                );
+                EXIT_ERRORS
+            }
+        }
+        Err(e) => {
+            eprintln!("ringnfs bench compare: {e:#}");
+            match e.downcast_ref::<BenchError>() {
+                Some(b) => b.exit_code(),
+                None => EXIT_SETUP,
+            }
+        }
+    }
+}
+
+/// `ringnfs bench compare`.
+pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
+    let a = normalized(a)?;
     ensure_ganesha(!a.no_install)?;
     let bin = match &a.ringnfs_bin {
         Some(b) => b.clone(),
@@ -459,7 +597,7 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
         runs: Vec::new(),
         sweeps: Vec::new(),
     };
-    for (pi, &pair) in a.pairs.iter().enumerate() {
+    for &pair in &a.pairs {
         // Exports, state and logs live in work directories removed after the pair (the
         // logs are kept next to the report).
         let rdir = out.join(format!(".work-{}-ringnfs", pair.name()));
@@ -472,70 +610,56 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
             start_ringnfs(&bin, &rdir, a.port, pair, &a.ringnfs_args)?,
             start_ganesha(&gdir, a.port + 1, pair)?,
         ];
-        for round in 0..a.rounds {
-            for &w in &a.workloads {
-                // Alternate who goes first, per round and workload.
-                let first = (round + w as usize) % 2;
-                for k in [first, 1 - first] {
-                    let s = &servers[k];
-                    let r = bench_one(s, &plan, w, a.connections, a.depth)?;
-                    eprintln!(
-                        "{} round {} {:>9} {:>7}: {:>9.0} ops/s {:>8.1} MiB/s p99 {:>8.1} us cpu {:>7.2} us/op{}",
-                        pair.name(),
-                        round + 1,
-                        w.name(),
-                        s.kind.name(),
-                        r.ops_per_sec,
-                        r.mib_per_sec,
-                        r.latency_us.p99,
-                        r.server_cpu_us_per_op.unwrap_or(f64::NAN),
-                        if r.error_total > 0 {
-                            format!(" errors {:?}", r.errors)
-                        } else {
-                            String::new()
-                        }
-                    );
-                    result.runs.push(Run {
-                        pair,
-                        server: s.kind,
-                        round,
-                        report: r,
-                    });
+        for step in schedule(&a) {
+            for kind in step.order {
+                let s = servers
+                    .iter()
+                    .find(|s| s.kind == kind)
+                    .expect("both servers");
+                let r = bench_one(s, &plan, step.workload, step.connections, step.depth);
+                // Ctrl-C ends the comparison (the servers stop when dropped).
+                if matches!(&r, Err(BenchError::Interrupted))
+                    || r.as_ref().is_ok_and(|r| r.interrupted)
+                {
+                    return Err(BenchError::Interrupted.into());
                 }
-            }
-        }
-        if pi == 0 {
-            let (conns, depths): (Vec<usize>, Vec<usize>) = if a.short {
-                (vec![1, 4], vec![1, 8])
-            } else {
-                (SWEEP_CONNS.to_vec(), SWEEP_DEPTHS.to_vec())
-            };
-            for &w in &a.sweep {
-                for (axis, xs) in [("connections", &conns), ("depth", &depths)] {
-                    for &x in xs {
-                        for s in &servers {
-                            let (c, d) = if axis == "connections" {
-                                (x, SWEEP_CONN_DEPTH)
-                            } else {
-                                (SWEEP_DEPTH_CONNS, x)
-                            };
-                            let r = bench_one(s, &plan, w, c, d)?;
-                            eprintln!(
-                                "sweep {} {axis}={x} {:>7}: {:>9.0} ops/s p99 {:>8.1} us",
-                                w.name(),
-                                s.kind.name(),
-                                r.ops_per_sec,
-                                r.latency_us.p99
-                            );
-                            result.sweeps.push(SweepPoint {
-                                workload: w,
-                                axis,
-                                x,
-                                server: s.kind,
-                                report: r,
-                            });
-                        }
+                let label = match step.phase {
+                    Phase::Round(round) => {
+                        format!("round {} {:>9}", round + 1, step.workload.name())
                     }
+                    Phase::Sweep { axis, x } => {
+                        format!("sweep {} {axis}={x}", step.workload.name())
+                    }
+                };
+                progress_line(pair, &label, kind, &r);
+                let (report, setup_error) = match r {
+                    Ok(r) => (r, None),
+                    Err(e) => (
+                        BenchReport {
+                            workload: step.workload.name().to_string(),
+                            server: s.addr.to_string(),
+                            ..BenchReport::default()
+                        },
+                        Some(e.to_string()),
+                    ),
+                };
+                match step.phase {
+                    Phase::Round(round) => result.runs.push(Run {
+                        pair,
+                        server: kind,
+                        round,
+                        report,
+                        setup_error,
+                    }),
+                    Phase::Sweep { axis, x } => result.sweeps.push(SweepPoint {
+                        pair,
+                        workload: step.workload,
+                        axis,
+                        x,
+                        server: kind,
+                        report,
+                        setup_error,
+                    }),
                 }
             }
         }
@@ -597,14 +721,60 @@ const METRICS: [Metric; 4] = [
 /// ringnfs median, ganesha median, ratio (min, median, max).
 pub type Cell = (f64, f64, (f64, f64, f64));
 
+/// A pair's ratio is refused when either side's errors exceed this fraction of its
+/// replies (over all rounds): a server that fails requests does less work per "op".
+pub const MAX_ERROR_FRACTION: f64 = 0.001;
+
+fn threshold_text() -> String {
+    format!("{}%", MAX_ERROR_FRACTION * 100.0)
+}
+
 /// Per pair and workload: ringnfs ÷ ganesha of each metric in each round.
 pub struct Row {
     pub pair: Pair,
     pub workload: String,
-    /// Per metric: (ringnfs median, ganesha median, ratio min/median/max).
+    /// Per metric: (ringnfs median, ganesha median, ratio min/median/max); all None
+    /// when the ratio is refused.
     pub cells: Vec<Option<Cell>>,
-    /// Errors (incl. verify mismatches) in all rounds, per server.
+    /// Errors (incl. verify mismatches) in all rounds, per server (ringnfs, ganesha).
     pub errors: [u64; 2],
+    /// Connection failures in all rounds, per server.
+    pub connection_failures: [u64; 2],
+    /// Runs that could not be set up, per server.
+    pub setup_failures: [u64; 2],
+    /// Why there is no ratio: errors above [`MAX_ERROR_FRACTION`], connection
+    /// failures or failed setups, by server.
+    pub refused: Option<String>,
+}
+
+/// Why the runs of one server make a ratio meaningless, if they do.
+fn refusal(kind: ServerKind, runs: &[&Run]) -> Option<String> {
+    let mine: Vec<&&Run> = runs.iter().filter(|r| r.server == kind).collect();
+    let errors: u64 = mine.iter().map(|r| r.report.error_total).sum();
+    let replies: u64 = mine
+        .iter()
+        .map(|r| r.report.replies.max(r.report.ops + r.report.error_total))
+        .sum();
+    let failures: u64 = mine
+        .iter()
+        .map(|r| r.report.connection_failures.len() as u64)
+        .sum();
+    let setups = mine.iter().filter(|r| r.setup_error.is_some()).count() as u64;
+    let mut why = Vec::new();
+    if errors > 0 && errors as f64 > MAX_ERROR_FRACTION * replies as f64 {
+        why.push(plural(errors, "error", "errors"));
+    }
+    if failures > 0 {
+        why.push(plural(
+            failures,
+            "connection failure",
+            "connection failures",
+        ));
+    }
+    if setups > 0 {
+        why.push(format!("{} not set up", plural(setups, "run", "runs")));
+    }
+    (!why.is_empty()).then(|| format!("{} {}", kind.name(), why.join(", ")))
 }
 
 pub fn rows(res: &CompareResult) -> Vec<Row> {
@@ -650,17 +820,30 @@ pub fn rows(res: &CompareResult) -> Vec<Row> {
                 _ => None,
             });
         }
-        let errs = |k: ServerKind| {
-            runs.iter()
-                .filter(|r| r.server == k)
-                .map(|r| r.report.error_total)
-                .sum()
+        let per_server = |f: &dyn Fn(&Run) -> u64| {
+            [ServerKind::Ringnfs, ServerKind::Ganesha].map(|k| {
+                runs.iter()
+                    .filter(|r| r.server == k)
+                    .map(|r| f(r))
+                    .sum::<u64>()
+            })
         };
+        let why: Vec<String> = [ServerKind::Ringnfs, ServerKind::Ganesha]
+            .into_iter()
+            .filter_map(|k| refusal(k, &runs))
+            .collect();
+        let refused = (!why.is_empty()).then(|| why.join("; "));
+        if refused.is_some() {
+            cells = vec![None; METRICS.len()];
+        }
         out.push(Row {
             pair,
             workload: w,
             cells,
-            errors: [errs(ServerKind::Ringnfs), errs(ServerKind::Ganesha)],
+            errors: per_server(&|r| r.report.error_total),
+            connection_failures: per_server(&|r| r.report.connection_failures.len() as u64),
+            setup_failures: per_server(&|r| u64::from(r.setup_error.is_some())),
+            refused,
         });
     }
     out
@@ -688,8 +871,8 @@ fn fmt_val(v: f64) -> String {
 /// rounds, with both servers' medians.
 pub fn ratio_table(res: &CompareResult) -> String {
     let mut s = String::new();
-    s += "| pair | workload | ops/s ringnfs / ganesha | ratio | MiB/s ratio | p99 us ringnfs / ganesha | p99 ratio | CPU us/op ringnfs / ganesha | CPU ratio | errors r/g |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|\n";
+    s += "| pair | workload | ops/s ringnfs / ganesha | ratio | MiB/s ratio | p99 us ringnfs / ganesha | p99 ratio | CPU us/op ringnfs / ganesha | CPU ratio | errors r/g | connection (setup) failures r/g |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     let ratio = |c: &Option<Cell>| match c {
         Some((_, _, (lo, med, hi))) => format!("**{med:.2}×** [{lo:.2}–{hi:.2}]"),
         None => "-".into(),
@@ -699,13 +882,17 @@ pub fn ratio_table(res: &CompareResult) -> String {
         None => "-".into(),
     };
     for r in rows(res) {
+        let ops_ratio = match &r.refused {
+            Some(why) => format!("no ratio: {why}"),
+            None => ratio(&r.cells[0]),
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} ({}) / {} ({}) |",
             r.pair.name(),
             r.workload,
             vals(&r.cells[0]),
-            ratio(&r.cells[0]),
+            ops_ratio,
             ratio(&r.cells[1]),
             vals(&r.cells[2]),
             ratio(&r.cells[2]),
@@ -713,6 +900,10 @@ pub fn ratio_table(res: &CompareResult) -> String {
             ratio(&r.cells[3]),
             r.errors[0],
             r.errors[1],
+            r.connection_failures[0],
+            r.setup_failures[0],
+            r.connection_failures[1],
+            r.setup_failures[1],
         );
     }
     s
@@ -785,8 +976,8 @@ fn markdown(res: &CompareResult, a: &CompareArgs, plots: &[PathBuf]) -> String {
         "nfs-ganesha {}; {} round(s), {} s measured after {} s warm-up per run, {} connection(s) \
          trunked into one session x depth {}, AUTH_SYS root, file {} MiB, READ data {}; \
          create = OPEN(create)+CLOSE+REMOVE in one COMPOUND; mixed = {}. Server CPU from \
-         /proc/PID/stat of each server process. Runs alternate between the servers. The load \
-         generator shares the machine's CPUs with the server under test.\n",
+         /proc/PID/stat of each server process. Runs and sweep points alternate which server \
+         goes first. The load generator shares the machine's CPUs with the server under test.\n",
         res.ganesha_version,
         a.rounds,
         a.duration,
@@ -805,9 +996,16 @@ fn markdown(res: &CompareResult, a: &CompareArgs, plots: &[PathBuf]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    s += "Ratios are ringnfs ÷ ganesha, median [min–max] over rounds (each round's runs paired); \
-          for p99 and CPU us/op lower is better. Errors include READ data that did not \
-          match what the bench wrote.\n\n";
+    let _ = writeln!(
+        s,
+        "Ratios are ringnfs ÷ ganesha, median [min–max] over rounds (each round's runs \
+         paired); for p99 and CPU us/op lower is better. Only successful replies count as \
+         ops (with verification, only READs that returned the written data); errors are \
+         counted beside by status name and include READ data that did not match. A row has \
+         no ratio when either server's errors exceed {} of its replies, or it had a \
+         connection failure or a run that could not be set up.\n",
+        threshold_text()
+    );
     for p in &a.pairs {
         let _ = writeln!(s, "- `{}`: {}", p.name(), p.describe());
     }
@@ -842,26 +1040,19 @@ mod tests {
     fn report(w: &str, ops: f64, p99: f64, cpu: f64) -> BenchReport {
         BenchReport {
             workload: w.into(),
-            server: String::new(),
             sessions: 1,
             connections_per_session: 1,
             depth: 1,
             elapsed_s: 1.0,
             ops: ops as u64,
+            replies: ops as u64,
             ops_per_sec: ops,
-            mib_per_sec: 0.0,
-            io_size: 0,
-            verify: false,
-            verified_bytes: 0,
             latency_us: Latency {
                 p99,
                 ..Latency::default()
             },
-            errors: Default::default(),
-            error_total: 0,
             server_cpu_us_per_op: Some(cpu),
-            client_cpu_us_per_op: None,
-            connection_failures: vec![],
+            ..BenchReport::default()
         }
     }
 
@@ -877,12 +1068,14 @@ mod tests {
                 server: ServerKind::Ringnfs,
                 round,
                 report: report("getattr", r, 10.0, 2.0),
+                setup_error: None,
             });
             runs.push(Run {
                 pair: Pair::Local,
                 server: ServerKind::Ganesha,
                 round,
                 report: report("getattr", g, 20.0, 8.0),
+                setup_error: None,
             });
         }
         let res = CompareResult {
@@ -910,6 +1103,120 @@ mod tests {
         assert!(
             g.contains("getattr p99 (ringnfs ÷ ganesha): 0.50× (goal < 1×): **met**"),
             "{g}"
+        );
+    }
+
+    fn local_runs(ringnfs: BenchReport, ganesha: BenchReport) -> CompareResult {
+        CompareResult {
+            command: "x".into(),
+            ganesha_version: "4.3".into(),
+            runs: vec![
+                Run {
+                    pair: Pair::Local,
+                    server: ServerKind::Ringnfs,
+                    round: 0,
+                    report: ringnfs,
+                    setup_error: None,
+                },
+                Run {
+                    pair: Pair::Local,
+                    server: ServerKind::Ganesha,
+                    round: 0,
+                    report: ganesha,
+                    setup_error: None,
+                },
+            ],
+            sweeps: vec![],
+        }
+    }
+
+    #[test]
+    fn no_ratio_for_a_pair_with_errors_or_connection_failures() {
+        // ganesha answered 1000 READs with the wrong data: its "ops" are not comparable.
+        let mut g = report("randread", 1000.0, 20.0, 8.0);
+        g.errors.insert("verify_mismatch".into(), 1000);
+        g.error_total = 1000;
+        let res = local_runs(report("randread", 3000.0, 10.0, 2.0), g);
+        let t = ratio_table(&res);
+        assert!(!t.contains('×'), "{t}");
+        assert!(
+            t.contains("no ratio") && t.contains("ganesha 1000 errors"),
+            "{t}"
+        );
+        assert!(goals(&res).contains("4 KiB random read IOPS: not measured"));
+
+        // A connection failure on ringnfs's side is shown and refuses the ratio too.
+        let mut r = report("getattr", 3000.0, 10.0, 2.0);
+        r.connection_failures
+            .push("127.0.0.1:5000: server closed the connection".into());
+        let t = ratio_table(&local_runs(r, report("getattr", 1000.0, 20.0, 8.0)));
+        assert!(!t.contains('×'), "{t}");
+        assert!(t.contains("ringnfs 1 connection failure"), "{t}");
+
+        // One error in a million replies is below the threshold: the ratio stands, the
+        // error is shown.
+        let mut g = report("getattr", 1_000_000.0, 20.0, 8.0);
+        g.errors.insert("NFS4ERR_DELAY".into(), 1);
+        g.error_total = 1;
+        g.replies += 1;
+        let t = ratio_table(&local_runs(report("getattr", 3_000_000.0, 10.0, 2.0), g));
+        assert!(t.contains("**3.00×**") && t.contains("0 / 1"), "{t}");
+    }
+
+    fn args(extra: &[&str]) -> CompareArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: CompareArgs,
+        }
+        let mut v = vec!["compare"];
+        v.extend_from_slice(extra);
+        normalized(&<Cli as clap::Parser>::try_parse_from(v).unwrap().a).unwrap()
+    }
+
+    #[test]
+    fn sweeps_alternate_the_servers_and_cover_every_pair() {
+        let a = args(&["--pairs", "local,memory", "--rounds", "2"]);
+        // Every pair runs these steps (the sweeps used to be the first pair's only).
+        let steps = schedule(&a);
+        let sweep: Vec<&Step> = steps
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::Sweep { .. }))
+            .collect();
+        // Every swept workload, both axes, every point.
+        let points = SWEEP_CONNS.len() + SWEEP_DEPTHS.len();
+        assert_eq!(sweep.len(), a.sweep.len() * points);
+        // Consecutive points swap who goes first, like the rounds do.
+        for w in sweep.windows(2) {
+            assert_ne!(w[0].order[0], w[1].order[0], "{w:?}");
+        }
+        for s in &steps {
+            assert_ne!(s.order[0], s.order[1]);
+        }
+        let rounds: Vec<&Step> = steps
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::Round(_)))
+            .collect();
+        assert_eq!(rounds.len(), 2 * a.workloads.len());
+        let ringnfs_first = rounds
+            .iter()
+            .filter(|s| s.order[0] == ServerKind::Ringnfs)
+            .count();
+        assert_eq!(ringnfs_first * 2, rounds.len());
+        // --short: two points each way, one swept workload; --no-sweep: none.
+        let short = args(&["--short"]);
+        assert_eq!(
+            schedule(&short)
+                .iter()
+                .filter(|s| matches!(s.phase, Phase::Sweep { .. }))
+                .count(),
+            4
+        );
+        let none = args(&["--no-sweep"]);
+        assert!(
+            schedule(&none)
+                .iter()
+                .all(|s| matches!(s.phase, Phase::Round(_)))
         );
     }
 

@@ -5,31 +5,32 @@
 //! writing in batches and parsing replies in bulk. Sequenced workloads give every
 //! in-flight request its own slot of the connection's session.
 
+#[cfg(test)]
+mod canned;
+mod cli;
 pub mod compare;
+pub mod error;
+mod interrupt;
 mod pattern;
 mod plot;
 mod report;
+mod run;
 mod setup;
 mod template;
 mod worker;
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use hdrhistogram::Histogram;
-
-pub use report::{BenchReport, Latency, parse_cpu_ticks, process_cpu_us};
+pub use cli::{BenchArgs, BenchCli, BenchCommand, run_bench_cli, run_cli};
+pub use error::BenchError;
+pub use report::{BenchReport, FilesLeft, Latency, parse_cpu_ticks, process_cpu_us};
+pub use run::run;
 pub use template::Template;
 
 use crate::client::Op;
 use crate::rpc::{AuthSys, Credential};
 use crate::state::stateid::Stateid;
-use worker::{IoPattern, WorkerConfig, WorkerResult, run_worker};
 
 /// What each request does. New workloads add a variant and a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -217,60 +218,6 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
     }
 }
 
-/// Command-line arguments of `ringnfs bench`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:2049")]
-    pub server: String,
-    #[arg(long, value_enum, default_value_t = Workload::Sequence)]
-    pub workload: Workload,
-    /// Connections per session (trunked into it).
-    #[arg(long, default_value_t = 4)]
-    pub connections: usize,
-    /// Sessions (each with its own client id and connections).
-    #[arg(long, default_value_t = 1)]
-    pub sessions: usize,
-    /// Outstanding requests per connection.
-    #[arg(long, default_value_t = 8)]
-    pub depth: usize,
-    /// Measured seconds (ignored with --ops).
-    #[arg(long, default_value_t = 10.0)]
-    pub duration: f64,
-    /// Measure this many operations instead of a duration.
-    #[arg(long)]
-    pub ops: Option<u64>,
-    /// Seconds of load before measuring.
-    #[arg(long, default_value_t = 1.0)]
-    pub warmup: f64,
-    /// Write the report as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Server process id: report its CPU time per operation.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
-    /// Use AUTH_SYS (uid 0, gid 0) instead of AUTH_NONE.
-    #[arg(long)]
-    pub auth_sys: bool,
-    /// No progress line on stderr.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Size of the file I/O workloads use, MiB (created and filled before the run).
-    #[arg(long, default_value_t = 256)]
-    pub file_size_mib: u64,
-    /// Check every READ's data against the pattern the bench writes; a mismatch counts
-    /// as an error (`verify_mismatch`).
-    #[arg(long)]
-    pub verify: bool,
-    /// Directory to work in, from the root of the server's namespace (e.g. "/export" on
-    /// nfs-ganesha with `Pseudo = /export`; ringnfs exports its directory at "/").
-    #[arg(long, default_value = "/")]
-    pub export_path: String,
-    /// create: also REMOVE each created file in the same COMPOUND.
-    #[arg(long)]
-    pub remove: bool,
-}
-
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -316,433 +263,26 @@ impl BenchOptions {
 
     /// AUTH_SYS as root (uid 0, gid 0), which nfs-ganesha's `SecType = sys` needs.
     pub fn root_cred() -> Credential {
+        Self::sys_cred(0, 0)
+    }
+
+    /// AUTH_SYS with these ids (no supplementary groups).
+    pub fn sys_cred(uid: u32, gid: u32) -> Credential {
         Credential::Sys(AuthSys {
             stamp: 0,
             machine_name: b"ringnfs-bench".to_vec(),
-            uid: 0,
-            gid: 0,
+            uid,
+            gid,
             gids: vec![],
         })
     }
-
-    pub fn from_args(a: &BenchArgs) -> anyhow::Result<Self> {
-        let server = a
-            .server
-            .to_socket_addrs()
-            .with_context(|| format!("resolving {}", a.server))?
-            .next()
-            .with_context(|| format!("no address for {}", a.server))?;
-        let valid = a.duration.is_finite() && a.duration > 0.0;
-        if !valid || !a.warmup.is_finite() || a.warmup < 0.0 {
-            bail!("--duration must be > 0 and --warmup >= 0");
-        }
-        if a.connections == 0 || a.sessions == 0 || a.depth == 0 {
-            bail!("--connections, --sessions and --depth must be at least 1");
-        }
-        if a.ops == Some(0) {
-            bail!("--ops must be at least 1");
-        }
-        let cred = if a.auth_sys {
-            Self::root_cred()
-        } else {
-            Credential::None
-        };
-        Ok(BenchOptions {
-            server,
-            workload: a.workload,
-            connections: a.connections,
-            sessions: a.sessions,
-            depth: a.depth,
-            duration: Duration::from_secs_f64(a.duration),
-            ops: a.ops,
-            warmup: Duration::from_secs_f64(a.warmup),
-            server_pid: a.server_pid,
-            cred,
-            progress: !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            file_size: a.file_size_mib.max(1) << 20,
-            verify: a.verify,
-            export_path: setup::path_components(&a.export_path),
-            remove: a.remove,
-        })
-    }
-}
-
-/// `ringnfs bench [OPTIONS]` runs one load; `ringnfs bench compare` runs the
-/// side-by-side comparison with nfs-ganesha.
-#[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct BenchCli {
-    #[command(subcommand)]
-    pub command: Option<BenchCommand>,
-    #[command(flatten)]
-    pub args: BenchArgs,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Start ringnfs and nfs-ganesha side by side (installing ganesha with apt-get if
-    /// missing), run identical workloads against both, alternating, several rounds;
-    /// print the ratio table and write a Markdown report, JSON and SVG plots.
-    Compare(compare::CompareArgs),
-}
-
-/// `ringnfs bench ...`.
-pub fn run_bench_cli(cli: &BenchCli) -> anyhow::Result<()> {
-    match &cli.command {
-        Some(BenchCommand::Compare(a)) => compare::run_compare(a).map(|_| ()),
-        None => run_cli(&cli.args).map(|_| ()),
-    }
-}
-
-/// `ringnfs bench`: run, print the summary on stdout, write JSON if asked.
-pub fn run_cli(args: &BenchArgs) -> anyhow::Result<BenchReport> {
-    let report = run(BenchOptions::from_args(args)?)?;
-    print!("{}", report.summary());
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(report)
-}
-
-/// A session's setup connection and what teardown needs.
-struct SessionInfo {
-    clientid: u64,
-    sessionid: [u8; 16],
-}
-
-/// Run one benchmark.
-pub fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
-    if opts.connections == 0 || opts.sessions == 0 || opts.depth == 0 {
-        bail!("--connections, --sessions and --depth must be at least 1");
-    }
-    if opts.depth > 0xffff {
-        bail!("--depth must be below 65536");
-    }
-    let w = opts.workload;
-    let mut depth = opts.depth;
-    let mut io_size = w.io_size();
-    let prep = if !matches!(w, Workload::Null | Workload::Sequence) {
-        let file = w.needs_file().then(|| setup::FileSpec {
-            size: if w.io_size() > 0 { opts.file_size } else { 0 },
-            fill: w.io_size() > 0 && !w.is_write(),
-        });
-        setup::prepare(opts.server, &opts.cred, &opts.export_path, file)?
-    } else {
-        setup::Prepared::default()
-    };
-    if io_size > 0 {
-        // Never assume our limits: the I/O size follows what the server granted.
-        // 1 KiB leaves room for the RPC header, credential, SEQUENCE and PUTFH.
-        let limit = u64::from(prep.max_request.min(prep.max_response)).saturating_sub(1024)
-            / pattern::BLOCK as u64
-            * pattern::BLOCK as u64;
-        if limit == 0 {
-            bail!("the server's maximum request/response size is too small");
-        }
-        if io_size > limit {
-            tracing::warn!(io_size, limit, "server limits I/O size: lowering it");
-            io_size = limit;
-        }
-        if opts.file_size < io_size {
-            bail!("--file-size-mib is smaller than one I/O");
-        }
-    }
-    let nonce: u32 = rand::random();
-    // Per session: its connections (the first one created the session) and templates.
-    type Plan = (Option<SessionInfo>, Vec<TcpStream>, Arc<Vec<Template>>);
-    let mut plans: Vec<Plan> = Vec::new();
-    let mut pick = Arc::new(vec![0u8]);
-    for _ in 0..opts.sessions {
-        let mut streams = Vec::with_capacity(opts.connections);
-        for _ in 0..opts.connections {
-            let s = TcpStream::connect(opts.server)
-                .with_context(|| format!("connecting to {}", opts.server))?;
-            s.set_nodelay(true)?;
-            streams.push(s);
-        }
-        if w.needs_session() {
-            let want = (opts.connections * depth) as u32;
-            let (clientid, cs) = setup::create_session(&mut streams[0], &opts.cred, want)?;
-            let got = cs.fore.maxrequests as usize;
-            if got < opts.connections * depth {
-                let d = got / opts.connections;
-                if d == 0 {
-                    bail!(
-                        "server granted {got} slots, fewer than the {} connections per session",
-                        opts.connections
-                    );
-                }
-                tracing::warn!(
-                    granted = got,
-                    depth = d,
-                    "server granted fewer slots: lowering depth"
-                );
-                depth = depth.min(d);
-            }
-            let highest = (got.max(1) - 1) as u32;
-            let (kinds, p) = workload_ops(
-                w,
-                &TemplateInput {
-                    prep: &prep,
-                    io_size: io_size as u32,
-                    clientid,
-                    nonce,
-                    remove: opts.remove,
-                },
-            );
-            let mut tmpls = Vec::with_capacity(kinds.len());
-            for ops in &kinds {
-                if ops.len() + 1 > cs.fore.maxoperations as usize {
-                    bail!(
-                        "{} needs {} operations per COMPOUND; the server allows {}",
-                        w.name(),
-                        ops.len() + 1,
-                        cs.fore.maxoperations
-                    );
-                }
-                let t = Template::sequenced(&opts.cred, cs.sessionid, highest, ops);
-                if t.bytes.len() - 4 > cs.fore.maxrequestsize as usize {
-                    bail!(
-                        "a {} request is {} bytes; the server accepts {}",
-                        w.name(),
-                        t.bytes.len() - 4,
-                        cs.fore.maxrequestsize
-                    );
-                }
-                tmpls.push(t);
-            }
-            pick = Arc::new(p);
-            plans.push((
-                Some(SessionInfo {
-                    clientid,
-                    sessionid: cs.sessionid,
-                }),
-                streams,
-                Arc::new(tmpls),
-            ));
-        } else {
-            plans.push((None, streams, Arc::new(vec![Template::null(&opts.cred)])));
-        }
-    }
-
-    let start = Instant::now();
-    let measure_start = start + opts.warmup;
-    let measure_end = opts.ops.is_none().then(|| measure_start + opts.duration);
-    let nworkers = opts.sessions * opts.connections;
-    let quota = |i: usize| {
-        opts.ops
-            .map(|n| n / nworkers as u64 + u64::from((i as u64) < n % nworkers as u64))
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut progress = Vec::new();
-    let mut handles = Vec::new();
-    let mut infos = Vec::new();
-    for (si, (info, streams, tmpls)) in plans.into_iter().enumerate() {
-        infos.push(info);
-        for (ci, s) in streams.into_iter().enumerate() {
-            let p = Arc::new(AtomicU64::new(0));
-            progress.push(p.clone());
-            let worker = si * opts.connections + ci;
-            let io = (io_size > 0).then(|| {
-                let random = w.random_io();
-                // Spread sequential streams over the file; seed random ones apart.
-                let mut start = if random {
-                    worker as u64 * 0x9e37_79b9 + 1
-                } else {
-                    opts.file_size / nworkers as u64 * worker as u64
-                };
-                if !random {
-                    start %= opts.file_size.max(io_size);
-                    start -= start % io_size;
-                }
-                IoPattern {
-                    file_size: opts.file_size,
-                    io_size,
-                    random,
-                    start,
-                }
-            });
-            let cfg = WorkerConfig {
-                templates: tmpls.clone(),
-                pick: pick.clone(),
-                verify: opts.verify,
-                name_base: (worker as u64) << 40,
-                io,
-                depth,
-                slot_base: (ci * depth) as u32,
-                first_seqid: 1,
-                measure_start,
-                measure_end,
-                quota: quota(worker),
-                progress: p,
-                stop: stop.clone(),
-            };
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("bench-{si}-{ci}"))
-                    .spawn(move || run_worker(s, cfg))?,
-            );
-        }
-    }
-
-    // Progress and CPU sampling on this thread.
-    let pid = opts.server_pid.map(|p| p.to_string());
-    let mut cpu_start = None;
-    let mut last = (Instant::now(), 0u64);
-    let bar = opts.progress.then(|| {
-        let b = match measure_end {
-            Some(_) => {
-                indicatif::ProgressBar::new((opts.warmup + opts.duration).as_millis() as u64)
-            }
-            None => indicatif::ProgressBar::new(opts.ops.unwrap_or(0)),
-        };
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{elapsed_precise}] {wide_bar} {msg}",
-            )
-            .expect("progress template"),
-        );
-        b.set_prefix(w.name());
-        b
-    });
-    while !handles.iter().all(|h| h.is_finished()) {
-        let now = Instant::now();
-        let nap = if cpu_start.is_none() && now < measure_start {
-            (measure_start - now).min(Duration::from_millis(50))
-        } else {
-            Duration::from_millis(50)
-        };
-        std::thread::sleep(nap);
-        let now = Instant::now();
-        if cpu_start.is_none() && now >= measure_start {
-            cpu_start = Some((
-                pid.as_deref().and_then(process_cpu_us),
-                process_cpu_us("self"),
-            ));
-        }
-        if let Some(b) = &bar
-            && now.duration_since(last.0) >= Duration::from_millis(500)
-        {
-            let total: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
-            let rate = (total - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-            let phase = if now < measure_start {
-                "warm-up"
-            } else {
-                "measuring"
-            };
-            b.set_message(format!("{phase} {rate:.0} ops/s"));
-            match measure_end {
-                Some(_) => b.set_position(now.duration_since(start).as_millis() as u64),
-                None => b.set_position(total),
-            }
-            last = (now, total);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let cpu_end = (
-        pid.as_deref().and_then(process_cpu_us),
-        process_cpu_us("self"),
-    );
-
-    let mut results: Vec<WorkerResult> = Vec::with_capacity(handles.len());
-    for h in handles {
-        results.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("bench worker panicked"))?,
-        );
-    }
-
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut ops = 0;
-    let mut bytes = 0;
-    let mut verified_bytes = 0;
-    let mut errors = BTreeMap::new();
-    let mut failures = Vec::new();
-    let mut last_completion = None;
-    for r in &results {
-        hist.add(&r.hist)?;
-        ops += r.ops;
-        bytes += r.bytes;
-        verified_bytes += r.verified_bytes;
-        for (k, v) in &r.errors {
-            *errors.entry(k.to_string()).or_insert(0) += v;
-        }
-        if let Some(f) = &r.failure {
-            failures.push(format!(
-                "{}: {f}",
-                r.stream
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            ));
-        }
-        last_completion = last_completion.max(r.last_completion);
-    }
-    let elapsed = match measure_end {
-        Some(end) => end
-            .min(Instant::now())
-            .saturating_duration_since(measure_start),
-        None => last_completion
-            .map(|l| l.saturating_duration_since(measure_start))
-            .unwrap_or_default(),
-    }
-    .as_secs_f64();
-
-    // Teardown: the first connection of each session destroys it.
-    let mut streams: Vec<TcpStream> = results.into_iter().map(|r| r.stream).collect();
-    for (si, info) in infos.iter().enumerate() {
-        if let Some(info) = info {
-            let s = &mut streams[si * opts.connections];
-            if let Err(e) = setup::destroy_session(s, &opts.cred, info.clientid, info.sessionid) {
-                tracing::warn!(error = %e, "session teardown failed");
-            }
-        }
-    }
-
-    let per_op = |a: Option<u64>, b: Option<u64>| match (a, b) {
-        (Some(a), Some(b)) if ops > 0 => Some(b.saturating_sub(a) as f64 / ops as f64),
-        _ => None,
-    };
-    let (srv0, self0) = cpu_start.unwrap_or((None, None));
-    let error_total = errors.values().sum();
-    let ops_per_sec = if elapsed > 0.0 {
-        ops as f64 / elapsed
-    } else {
-        0.0
-    };
-    Ok(BenchReport {
-        workload: w.name().to_string(),
-        server: opts.server.to_string(),
-        sessions: opts.sessions,
-        connections_per_session: opts.connections,
-        depth,
-        elapsed_s: elapsed,
-        ops,
-        ops_per_sec,
-        mib_per_sec: if elapsed > 0.0 {
-            bytes as f64 / elapsed / (1 << 20) as f64
-        } else {
-            0.0
-        },
-        io_size,
-        verify: opts.verify,
-        verified_bytes,
-        latency_us: Latency::from_hist(&hist),
-        errors,
-        error_total,
-        server_cpu_us_per_op: per_op(srv0, cpu_end.0),
-        client_cpu_us_per_op: per_op(self0, cpu_end.1),
-        connection_failures: failures,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client::mock::MockServer;
+    use std::sync::atomic::Ordering;
 
     fn opts(server: SocketAddr, workload: Workload) -> BenchOptions {
         BenchOptions {
@@ -765,7 +305,7 @@ mod tests {
         let mut v = vec!["bench"];
         v.extend_from_slice(extra);
         let cli = <Cli as clap::Parser>::try_parse_from(v)?;
-        BenchOptions::from_args(&cli.a)
+        Ok(BenchOptions::from_args(&cli.a)?)
     }
 
     #[test]
@@ -794,7 +334,15 @@ mod tests {
         assert_eq!(o.workload, Workload::Mixed);
         assert_eq!(o.server.port(), 20490);
         assert_eq!(o.export_path, vec![b"export".to_vec(), b"x".to_vec()]);
-        assert!(o.verify && matches!(o.cred, Credential::Sys(_)));
+        assert!(o.verify);
+        assert_eq!(o.cred, BenchOptions::root_cred(), "bare --auth-sys is root");
+        let uid = |a: &[&str]| match args(a).unwrap().cred {
+            Credential::Sys(s) => (s.uid, s.gid),
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(uid(&["--auth-sys", "1000:100"]), (1000, 100));
+        assert_eq!(uid(&["--auth-sys=1000"]), (1000, 1000));
+        assert_eq!(uid(&["--auth-sys", "--verify"]), (0, 0));
         assert_eq!(o.file_size, 1 << 20, "at least 1 MiB");
         assert_eq!(o.ops, Some(10));
         for bad in [
@@ -805,6 +353,7 @@ mod tests {
             &["--ops", "0"],
             &["--workload", "nope"],
             &["--server", "no-such-host.invalid:1"],
+            &["--auth-sys", "root"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
@@ -851,23 +400,53 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_clamped_to_granted_slots_and_errors_counted() {
+    fn depth_is_clamped_to_granted_slots() {
         let m = MockServer::start();
-        let mut o = opts(m.addr, Workload::Getattr);
+        let mut o = opts(m.addr, Workload::Sequence);
         // The mock grants at most 128 slots: 2 x 100 does not fit.
         o.depth = 100;
-        // A fixed op count, not a duration: the outcome must not depend on how busy the
-        // machine is.
         o.ops = Some(500);
         let r = run(o).unwrap();
         assert_eq!(r.depth, 64);
-        // The mock does not implement GETATTR: every op fails with OP_ILLEGAL.
         assert_eq!(r.ops, 500);
+        assert_eq!(r.error_total, 0, "{:?}", r.errors);
+    }
+
+    #[test]
+    fn failed_replies_are_errors_not_ops() {
+        let m = MockServer::start();
+        let mut o = opts(m.addr, Workload::Getattr);
+        // A fixed count of replies, not a duration: the outcome must not depend on how
+        // busy the machine is.
+        o.ops = Some(500);
+        let r = run(o).unwrap();
+        // The mock does not implement GETATTR: every reply is NFS4ERR_OP_ILLEGAL, so
+        // nothing was done: no ops, no rate, no CPU per op; 500 errors by name.
+        assert_eq!(r.ops, 0, "{r:?}");
+        assert_eq!(r.ops_per_sec, 0.0);
+        assert_eq!(r.server_cpu_us_per_op, None);
+        assert_eq!(r.latency_us, Latency::default(), "no latency of failures");
+        assert_eq!(r.error_total, 500);
         assert_eq!(
             r.errors.get("NFS4ERR_OP_ILLEGAL").copied(),
-            Some(r.ops),
+            Some(500),
             "{:?}",
             r.errors
+        );
+        let s = r.summary();
+        assert!(s.contains("0 ops in "), "{s}");
+        assert!(s.contains("NFS4ERR_OP_ILLEGAL 500"), "{s}");
+    }
+
+    #[test]
+    fn summary_states_the_warm_up() {
+        let m = MockServer::start();
+        let mut o = opts(m.addr, Workload::Sequence);
+        o.ops = Some(100);
+        let s = run(o).unwrap().summary();
+        assert!(
+            s.contains("100 ops in ") && s.contains(" s after a 0.1 s warm-up"),
+            "{s}"
         );
     }
 }
@@ -877,72 +456,15 @@ mod tests {
 /// `cargo test --release -- --ignored --nocapture generator_throughput`.
 #[cfg(test)]
 mod perf {
+    use super::worker::{WorkerConfig, run_worker};
     use super::*;
-    use crate::nfs4::consts::op;
-    use crate::rpc::record::mark;
-    use crate::rpc::{AcceptStat, encode_accepted};
-    use crate::xdr::XdrEncoder;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::Instant;
 
     fn blast_server() -> SocketAddr {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut rep = Vec::new();
-        encode_accepted(&mut rep, 0, AcceptStat::Success);
-        rep.put_u32(0);
-        rep.put_opaque(b"");
-        rep.put_u32(1);
-        rep.put_u32(op::SEQUENCE);
-        rep.put_u32(0);
-        rep.put_fixed(&[0; 16]);
-        for _ in 0..5 {
-            rep.put_u32(0);
-        }
-        let mut framed = mark(rep.len()).to_vec();
-        framed.extend_from_slice(&rep);
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let mut s = s.unwrap();
-                let framed = framed.clone();
-                std::thread::Builder::new()
-                    .name("blast".into())
-                    .spawn(move || {
-                        s.set_nodelay(true).unwrap();
-                        let mut buf = vec![0u8; 256 * 1024];
-                        let mut have = 0;
-                        let mut out = Vec::new();
-                        loop {
-                            let n = match s.read(&mut buf[have..]) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => n,
-                            };
-                            have += n;
-                            let mut p = 0;
-                            while have - p >= 8 {
-                                let len = (u32::from_be_bytes(buf[p..p + 4].try_into().unwrap())
-                                    & 0x7fff_ffff)
-                                    as usize;
-                                if have - p < 4 + len {
-                                    break;
-                                }
-                                let at = out.len();
-                                out.extend_from_slice(&framed);
-                                out[at + 4..at + 8].copy_from_slice(&buf[p + 4..p + 8]);
-                                p += 4 + len;
-                            }
-                            buf.copy_within(p..have, 0);
-                            have -= p;
-                            if s.write_all(&out).is_err() {
-                                return;
-                            }
-                            out.clear();
-                        }
-                    })
-                    .unwrap();
-            }
-        });
-        addr
+        canned::canned_server(canned::sequence_reply(0, |_| {}))
     }
 
     #[test]

@@ -5,27 +5,38 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use super::compare::{ServerKind, SweepPoint};
+use super::compare::{MAX_ERROR_FRACTION, Pair, ServerKind, SweepPoint};
 
 const COLORS: [RGBColor; 2] = [RGBColor(0xd6, 0x27, 0x28), RGBColor(0x1f, 0x77, 0xb4)];
 
-/// One SVG per (workload, axis) with two panels; returns the files written.
+/// One SVG per (pair, workload, axis) with two panels; returns the files written.
+/// Points with errors above the ratio table's threshold, connection failures or a
+/// failed setup are left out: they did not do the work the others did.
 pub fn write_plots(dir: &Path, sweeps: &[SweepPoint]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    let clean = |p: &&SweepPoint| {
+        let r = &p.report;
+        p.setup_error.is_none()
+            && r.connection_failures.is_empty()
+            && r.error_total as f64 <= MAX_ERROR_FRACTION * r.replies as f64
+    };
+    let mut keys: Vec<(Pair, String, &'static str)> = Vec::new();
     for p in sweeps {
-        let k = (p.report.workload.clone(), p.axis);
+        let k = (p.pair, p.report.workload.clone(), p.axis);
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
     let mut files = Vec::new();
-    for (w, axis) in keys {
+    for (pair, w, axis) in keys {
         let pts: Vec<&SweepPoint> = sweeps
             .iter()
-            .filter(|p| p.report.workload == w && p.axis == axis)
+            .filter(|p| p.pair == pair && p.report.workload == w && p.axis == axis)
+            .filter(clean)
             .collect();
-        let path = dir.join(format!("sweep-{w}-{axis}.svg"));
-        plot_one(&path, &w, axis, &pts).map_err(|e| anyhow::anyhow!("plotting {w}: {e}"))?;
+        let pair = pair.name();
+        let path = dir.join(format!("sweep-{pair}-{w}-{axis}.svg"));
+        plot_one(&path, &format!("{pair} {w}"), axis, &pts)
+            .map_err(|e| anyhow::anyhow!("plotting {pair} {w}: {e}"))?;
         files.push(path);
     }
     Ok(files)

@@ -1,31 +1,70 @@
 //! Session setup and teardown on a raw stream (the same stream then carries load).
+//! Every failure is a [`BenchError`] in words; whatever a failed setup created on the
+//! server (client, session) is destroyed before the error is returned.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-
-use super::pattern;
+use super::error::BenchError;
+use super::{interrupt, pattern};
 
 use crate::client::callback::answer_call;
 use crate::client::ops::encode_compound;
 use crate::client::{
-    CallbackSec, CompoundReply, CreateSessionArgs, CreateSessionRes, DEFAULT_CB_PROGRAM,
-    DefaultCallbackHandler, ExchangeIdArgs, Op, StateProtect, default_back_attrs,
-    default_fore_attrs, unique_owner,
+    CallbackSec, ClientError, CompoundReply, CreateSessionArgs, CreateSessionRes,
+    DEFAULT_CB_PROGRAM, DefaultCallbackHandler, ExchangeIdArgs, Op, StateProtect,
+    default_back_attrs, default_fore_attrs, unique_owner,
 };
-use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, op};
-use crate::rpc::message::ReplyFailure;
+use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, op, op_name, status};
 use crate::rpc::record::mark;
 use crate::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
 
-/// One blocking COMPOUND on a stream nobody else uses; server calls are answered.
+/// How long a setup call waits for its reply.
+const SETUP_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to the server for setup and load (Nagle off: requests are batched by
+/// the bench itself).
+pub fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
+    let connect_err = |source| BenchError::Connect { addr, source };
+    let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(connect_err)?;
+    s.set_nodelay(true).map_err(connect_err)?;
+    Ok(s)
+}
+
+/// The name a setup call goes by in messages: its first operation after SEQUENCE.
+fn step_of(ops: &[Op]) -> String {
+    ops.iter()
+        .map(|o| o.opnum())
+        .find(|&n| n != op::SEQUENCE)
+        .or_else(|| ops.first().map(|o| o.opnum()))
+        .map(|n| op_name(n).to_string())
+        .unwrap_or_else(|| "COMPOUND".into())
+}
+
+/// One blocking COMPOUND on a stream nobody else uses; server calls are answered. The
+/// reply may carry any NFS status (see [`check`]); RPC-level and transport failures,
+/// and bytes that are not an RPC reply, are errors.
 pub fn sync_compound(
     s: &mut TcpStream,
     cred: &Credential,
     xid: u32,
     ops: &[Op],
-) -> anyhow::Result<CompoundReply> {
+) -> Result<CompoundReply, BenchError> {
+    let step = step_of(ops);
+    let peer = s
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let lost = |detail: String| BenchError::Connection {
+        step: step.clone(),
+        detail,
+    };
+    let not_nfs = || BenchError::NotNfs {
+        addr: peer,
+        detail: "reply was not an RPC record".into(),
+    };
     let mut rec = vec![0; 4];
     encode_call(
         &mut rec,
@@ -38,26 +77,48 @@ pub fn sync_compound(
     encode_compound(&mut rec, 1, b"", ops);
     let m = mark(rec.len() - 4);
     rec[..4].copy_from_slice(&m);
-    s.write_all(&rec)?;
+    s.set_read_timeout(Some(SETUP_REPLY_TIMEOUT))
+        .map_err(|e| lost(format!("setting a read timeout: {e}")))?;
+    s.write_all(&rec)
+        .map_err(|e| lost(format!("sending the request: {e}")))?;
     let handler = DefaultCallbackHandler::default();
     let mut asm = RecordAssembler::new(4 << 20);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut result: Option<anyhow::Result<CompoundReply>> = None;
+    let mut received = 0usize;
+    let mut result: Option<Result<CompoundReply, BenchError>> = None;
     while result.is_none() {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            bail!("server closed the connection during setup");
-        }
+        let n = match s.read(&mut buf) {
+            Ok(0) if received > 0 => return Err(not_nfs()),
+            Ok(0) => {
+                return Err(lost(
+                    "the server closed the connection without replying".into(),
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if received > 0 {
+                    return Err(not_nfs());
+                }
+                return Err(lost(format!(
+                    "no reply within {} s",
+                    SETUP_REPLY_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(lost(format!("reading the reply: {e}"))),
+        };
+        received += n;
         let mut answers = Vec::new();
-        asm.feed(&buf[..n], |r| {
+        let mut garbage = false;
+        let fed = asm.feed(&buf[..n], |r| {
             match decode_message(r) {
                 Ok(RpcMessage::Reply(h)) if h.xid == xid => {
                     result = Some(match h.body {
-                        Ok(b) => CompoundReply::decode(b).map_err(Into::into),
-                        Err(ReplyFailure::Accepted(a)) => {
-                            Err(anyhow::anyhow!("RPC accept_stat {a:?}"))
-                        }
-                        Err(f) => Err(anyhow::anyhow!("RPC denied: {f:?}")),
+                        Ok(b) => CompoundReply::decode(b).map_err(|e| BenchError::Rpc {
+                            step: step.clone(),
+                            detail: format!("the reply did not decode: {e}"),
+                        }),
+                        Err(f) => Err(BenchError::rpc(peer, &step, &f)),
                     });
                 }
                 Ok(RpcMessage::Call(c)) => {
@@ -66,75 +127,131 @@ pub fn sync_compound(
                         answers.extend_from_slice(&a);
                     }
                 }
-                _ => {}
+                // A reply to an earlier call (after a timeout) is not ours to read.
+                Ok(RpcMessage::Reply(_)) => {}
+                Err(_) => {
+                    garbage = true;
+                    return false;
+                }
             }
             true
-        })?;
+        });
+        if fed.is_err() || garbage {
+            return Err(not_nfs());
+        }
         if !answers.is_empty() {
-            s.write_all(&answers)?;
+            s.write_all(&answers)
+                .map_err(|e| lost(format!("answering a callback: {e}")))?;
         }
     }
-    result.unwrap()
+    result.expect("loop ends with a result")
+}
+
+/// The error of a reply whose status is not NFS4_OK, named after the failed operation
+/// (`label` may name it better, e.g. with its argument); `lease_secs` feeds the hint.
+pub fn reply_error(
+    r: &CompoundReply,
+    ops: &[Op],
+    label: impl Fn(u32, usize) -> Option<String>,
+    lease_secs: Option<u32>,
+) -> BenchError {
+    // The failed result, or when the server stopped before any result (e.g.
+    // NFS4ERR_MINOR_VERS_MISMATCH), the first operation.
+    let (index, opnum) = match r.results.iter().position(|x| x.status != status::NFS4_OK) {
+        Some(i) => (i, r.results[i].opnum),
+        None => (0, ops.first().map(|o| o.opnum()).unwrap_or(0)),
+    };
+    let step = label(opnum, index).unwrap_or_else(|| op_name(opnum).to_string());
+    BenchError::nfs(step, opnum, r.status, lease_secs)
+}
+
+/// `r` when it succeeded, else its error named by operation.
+fn check(r: CompoundReply, ops: &[Op]) -> Result<CompoundReply, BenchError> {
+    if r.status == status::NFS4_OK {
+        Ok(r)
+    } else {
+        Err(reply_error(&r, ops, |_, _| None, None))
+    }
+}
+
+/// A successful reply whose results do not decode.
+fn undecodable(step: &str, e: ClientError) -> BenchError {
+    BenchError::Rpc {
+        step: step.to_string(),
+        detail: format!("the reply did not decode: {e}"),
+    }
 }
 
 /// First sequence id of slot 0 after [`create_session`] (which used it once).
 pub const SLOT0_FIRST_SEQID: u32 = 2;
 
-/// EXCHANGE_ID, CREATE_SESSION and RECLAIM_COMPLETE, asking for `slots` fore slots, without a back channel.
+/// EXCHANGE_ID, CREATE_SESSION and RECLAIM_COMPLETE, asking for `slots` fore slots,
+/// without a back channel. On failure, the client (and session) it made are destroyed.
 pub fn create_session(
     s: &mut TcpStream,
     cred: &Credential,
     slots: u32,
-) -> anyhow::Result<(u64, CreateSessionRes)> {
-    let r = sync_compound(
-        s,
-        cred,
-        1,
-        &[Op::ExchangeId(ExchangeIdArgs {
-            verifier: rand::random(),
-            owner_id: unique_owner(),
-            flags: 0,
-            state_protect: StateProtect::None,
-            impl_id: None,
-        })],
-    )?;
-    let ex = r.exchange_id().context("EXCHANGE_ID")?;
-    let r = sync_compound(
-        s,
-        cred,
-        2,
-        &[Op::CreateSession(CreateSessionArgs {
-            clientid: ex.clientid,
-            sequence: ex.sequenceid,
-            flags: 0,
-            fore: default_fore_attrs(slots),
-            back: default_back_attrs(),
-            cb_program: DEFAULT_CB_PROGRAM,
-            sec_parms: vec![CallbackSec::from_credential(cred)],
-        })],
-    )?;
-    let cs = r.create_session().context("CREATE_SESSION")?;
-    // RFC 8881 18.51.3: before its first non-reclaim OPEN a new client sends
-    // RECLAIM_COMPLETE (nfs-ganesha answers NFS4ERR_GRACE otherwise). Uses slot 0,
-    // sequence id 1: the load on slot 0 starts at 2 (SLOT0_FIRST_SEQID).
-    let r = sync_compound(
-        s,
-        cred,
-        3,
-        &[
-            Op::Sequence(crate::client::SequenceArgs {
-                sessionid: cs.sessionid,
-                sequenceid: 1,
-                slotid: 0,
-                highest_slotid: 0,
-                cachethis: false,
-            }),
-            Op::ReclaimComplete { one_fs: false },
-        ],
-    )?;
-    r.ok_body(op::RECLAIM_COMPLETE)
-        .context("RECLAIM_COMPLETE")?;
+) -> Result<(u64, CreateSessionRes), BenchError> {
+    let ops = [Op::ExchangeId(ExchangeIdArgs {
+        verifier: rand::random(),
+        owner_id: unique_owner(),
+        flags: 0,
+        state_protect: StateProtect::None,
+        impl_id: None,
+    })];
+    let r = check(sync_compound(s, cred, 1, &ops)?, &ops)?;
+    let ex = r.exchange_id().map_err(|e| undecodable("EXCHANGE_ID", e))?;
+    let ops = [Op::CreateSession(CreateSessionArgs {
+        clientid: ex.clientid,
+        sequence: ex.sequenceid,
+        flags: 0,
+        fore: default_fore_attrs(slots),
+        back: default_back_attrs(),
+        cb_program: DEFAULT_CB_PROGRAM,
+        sec_parms: vec![CallbackSec::from_credential(cred)],
+    })];
+    let cs = sync_compound(s, cred, 2, &ops)
+        .and_then(|r| check(r, &ops))
+        .and_then(|r| {
+            r.create_session()
+                .map_err(|e| undecodable("CREATE_SESSION", e))
+        });
+    let cs = match cs {
+        Ok(cs) => cs,
+        Err(e) => {
+            destroy_client_quietly(s, cred, ex.clientid);
+            return Err(e);
+        }
+    };
+    // RFC 8881 §18.51.3: before its first non-reclaim OPEN a new client sends
+    // RECLAIM_COMPLETE (servers answer NFS4ERR_GRACE otherwise). Uses slot 0, sequence
+    // id 1: the load on slot 0 starts at 2 (SLOT0_FIRST_SEQID).
+    let ops = [
+        Op::Sequence(crate::client::SequenceArgs {
+            sessionid: cs.sessionid,
+            sequenceid: 1,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+        }),
+        Op::ReclaimComplete { one_fs: false },
+    ];
+    if let Err(e) = sync_compound(s, cred, 3, &ops).and_then(|r| check(r, &ops)) {
+        if let Err(d) = destroy_session(s, cred, ex.clientid, cs.sessionid) {
+            tracing::warn!(error = %d, "destroying the session of a failed setup");
+        }
+        return Err(e);
+    }
     Ok((ex.clientid, cs))
+}
+
+/// DESTROY_CLIENTID of a client without a session; failures are only logged (the
+/// server's lease expiry removes the client anyway).
+fn destroy_client_quietly(s: &mut TcpStream, cred: &Credential, clientid: u64) {
+    let ops = [Op::DestroyClientid(clientid)];
+    if let Err(e) = sync_compound(s, cred, 4, &ops).and_then(|r| check(r, &ops)) {
+        tracing::warn!(error = %e, "destroying the client of a failed setup");
+    }
 }
 
 /// DESTROY_SESSION then DESTROY_CLIENTID.
@@ -143,13 +260,11 @@ pub fn destroy_session(
     cred: &Credential,
     clientid: u64,
     sessionid: [u8; 16],
-) -> anyhow::Result<()> {
-    sync_compound(s, cred, 5, &[Op::DestroySession(sessionid)])?
-        .ok_body(op::DESTROY_SESSION)
-        .context("DESTROY_SESSION")?;
-    sync_compound(s, cred, 6, &[Op::DestroyClientid(clientid)])?
-        .ok_body(op::DESTROY_CLIENTID)
-        .context("DESTROY_CLIENTID")?;
+) -> Result<(), BenchError> {
+    let ops = [Op::DestroySession(sessionid)];
+    check(sync_compound(s, cred, 5, &ops)?, &ops)?;
+    let ops = [Op::DestroyClientid(clientid)];
+    check(sync_compound(s, cred, 6, &ops)?, &ops)?;
     Ok(())
 }
 
@@ -187,164 +302,245 @@ pub fn path_components(path: &str) -> Vec<Vec<u8>> {
 
 /// Resolve the export directory from the root of the server's namespace (PUTROOTFH,
 /// LOOKUP each component), and create (or reuse) the I/O workloads' file in it with mode
-/// 0666 and the given size. Uses its own client and session. Never assumes our server:
-/// the write size follows the limits the server granted.
+/// 0666 and the given size. Uses its own client and session, destroyed before returning
+/// (also on failure). Never assumes our server: the write size follows the limits the
+/// server granted.
 pub fn prepare(
-    server: std::net::SocketAddr,
+    server: SocketAddr,
     cred: &Credential,
     export: &[Vec<u8>],
     file: Option<FileSpec>,
-) -> anyhow::Result<Prepared> {
-    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
-    let mut s = TcpStream::connect(server).with_context(|| format!("connecting to {server}"))?;
-    s.set_nodelay(true)?;
+) -> Result<Prepared, BenchError> {
+    let mut s = connect(server)?;
     let (clientid, cs) = create_session(&mut s, cred, 1)?;
+    let prepared = prepare_in_session(&mut s, cred, clientid, &cs, export, file);
+    let destroyed = destroy_session(&mut s, cred, clientid, cs.sessionid);
+    match (prepared, destroyed) {
+        (Ok(p), Ok(())) => Ok(p),
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), d) => {
+            if let Err(d) = d {
+                tracing::warn!(error = %d, "destroying the session of a failed setup");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// An export path as given ("/" for the root, "/a/b").
+pub fn display_path(export: &[Vec<u8>]) -> String {
+    let p: Vec<_> = export.iter().map(|c| String::from_utf8_lossy(c)).collect();
+    format!("/{}", p.join("/"))
+}
+
+/// The export path up to and including component `n` ("/a/b").
+fn path_prefix(export: &[Vec<u8>], n: usize) -> String {
+    display_path(&export[..n.min(export.len())])
+}
+
+fn prepare_in_session(
+    s: &mut TcpStream,
+    cred: &Credential,
+    clientid: u64,
+    cs: &CreateSessionRes,
+    export: &[Vec<u8>],
+    file: Option<FileSpec>,
+) -> Result<Prepared, BenchError> {
+    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
     let mut seqid = SLOT0_FIRST_SEQID - 1;
     let mut xid = 10u32;
-    let mut call = |s: &mut TcpStream, ops: Vec<Op>| -> anyhow::Result<CompoundReply> {
-        seqid += 1;
-        xid += 1;
-        let mut all = vec![Op::Sequence(SequenceArgs {
-            sessionid: cs.sessionid,
-            sequenceid: seqid,
-            slotid: 0,
-            highest_slotid: 0,
-            cachethis: false,
-        })];
-        all.extend(ops);
-        let r = sync_compound(s, cred, xid, &all)?;
-        if r.status != crate::nfs4::consts::status::NFS4_OK {
-            bail!("preparing the benchmark: {:?}", r.failure());
-        }
-        Ok(r)
-    };
+    // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).
+    let mut call =
+        |s: &mut TcpStream, ops: Vec<Op>| -> Result<(CompoundReply, Vec<Op>), BenchError> {
+            if interrupt::requested() {
+                return Err(BenchError::Interrupted);
+            }
+            seqid += 1;
+            xid += 1;
+            let mut all = vec![Op::Sequence(SequenceArgs {
+                sessionid: cs.sessionid,
+                sequenceid: seqid,
+                slotid: 0,
+                highest_slotid: 0,
+                cachethis: false,
+            })];
+            all.extend(ops);
+            let r = sync_compound(s, cred, xid, &all)?;
+            Ok((r, all))
+        };
+    let ok = |(r, ops): (CompoundReply, Vec<Op>)| check(r, &ops);
     let mut ops = vec![Op::PutRootFh];
     ops.extend(export.iter().map(|c| Op::Lookup(c.clone())));
     ops.push(Op::GetFh);
-    let dir_fh = call(&mut s, ops)
-        .with_context(|| {
-            let p: Vec<_> = export.iter().map(|c| String::from_utf8_lossy(c)).collect();
-            format!("looking up the export path /{}", p.join("/"))
-        })?
-        .getfh()
-        .context("GETFH")?;
+    let (r, sent) = call(s, ops)?;
+    if r.status != status::NFS4_OK {
+        // "LOOKUP /export": the path up to the component that failed.
+        return Err(reply_error(
+            &r,
+            &sent,
+            |opnum, index| {
+                let lookups_before = r.results[..index]
+                    .iter()
+                    .filter(|x| x.opnum == op::LOOKUP)
+                    .count();
+                (opnum == op::LOOKUP)
+                    .then(|| format!("LOOKUP {}", path_prefix(export, lookups_before + 1)))
+            },
+            None,
+        ));
+    }
+    let dir_fh = r.getfh().map_err(|e| undecodable("GETFH", e))?;
     let mut prepared = Prepared {
         dir_fh: dir_fh.clone(),
         file_fh: Vec::new(),
         max_request: cs.fore.maxrequestsize,
         max_response: cs.fore.maxresponsesize,
     };
-    if let Some(spec) = file {
-        let r = call(
-            &mut s,
-            vec![
-                Op::PutFh(dir_fh),
-                Op::Open(OpenArgs {
-                    seqid: 0,
-                    share_access: 3,
-                    share_deny: 0,
-                    clientid,
-                    owner: b"ringnfs-bench".to_vec(),
-                    how: OpenHow::Unchecked(Fattr::new().mode(0o666)),
-                    claim: OpenClaim::Null(BENCH_FILE.to_vec()),
-                }),
-                Op::GetFh,
-            ],
-        )?;
-        let open = r.open().context("OPEN")?;
-        let fh = r.getfh().context("GETFH")?;
-        let current = call(
-            &mut s,
-            vec![Op::PutFh(fh.clone()), Op::GetAttr(vec![1 << 4])],
-        )?
-        .attrs()
-        .context("GETATTR size")?
-        .size
-        .context("GETATTR without size")?;
-        // Largest block-aligned WRITE/READ that fits the granted sizes, at most 1 MiB.
-        let chunk = (1u64 << 20).min(
-            u64::from(cs.fore.maxrequestsize.min(cs.fore.maxresponsesize)).saturating_sub(1024),
-        ) / pattern::BLOCK as u64
-            * pattern::BLOCK as u64;
-        if chunk == 0 {
-            bail!("the server's maximum request size is too small for the benchmark");
+    let Some(spec) = file else {
+        return Ok(prepared);
+    };
+    let (r, sent) = call(
+        s,
+        vec![
+            Op::PutFh(dir_fh.clone()),
+            Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: 3,
+                share_deny: 0,
+                clientid,
+                owner: b"ringnfs-bench".to_vec(),
+                how: OpenHow::Unchecked(Fattr::new().mode(0o666)),
+                claim: OpenClaim::Null(BENCH_FILE.to_vec()),
+            }),
+            Op::GetFh,
+        ],
+    )?;
+    if r.status != status::NFS4_OK {
+        // How long a grace period lasts is the server's business; its lease time is
+        // the usual length, worth naming in the hint.
+        let lease = if r.status == status::NFS4ERR_GRACE {
+            lease_time(s, &mut call, &dir_fh)
+        } else {
+            None
+        };
+        return Err(reply_error(&r, &sent, |_, _| None, lease));
+    }
+    let open = r.open().map_err(|e| undecodable("OPEN", e))?;
+    let fh = r.getfh().map_err(|e| undecodable("GETFH", e))?;
+    let current = ok(call(
+        s,
+        vec![Op::PutFh(fh.clone()), Op::GetAttr(vec![1 << 4])],
+    )?)?
+    .attrs()
+    .map_err(|e| undecodable("GETATTR", e))?
+    .size
+    .ok_or_else(|| BenchError::Rpc {
+        step: "GETATTR".into(),
+        detail: "the server did not return the file's size".into(),
+    })?;
+    // Largest block-aligned WRITE/READ that fits the granted sizes, at most 1 MiB.
+    let chunk = (1u64 << 20)
+        .min(u64::from(cs.fore.maxrequestsize.min(cs.fore.maxresponsesize)).saturating_sub(1024))
+        / pattern::BLOCK as u64
+        * pattern::BLOCK as u64;
+    if chunk == 0 {
+        return Err(BenchError::Limits(
+            "the server's maximum request size is too small for the benchmark".into(),
+        ));
+    }
+    let mut from = None;
+    if spec.fill {
+        if current < spec.size {
+            from = Some(current - current % chunk);
         }
-        let mut from = None;
-        if spec.fill {
-            if current < spec.size {
-                from = Some(current - current % chunk);
+        // Sample 17 blocks spread over the file: a file left by an older bench, with
+        // holes from a write run, or written by something else is rewritten.
+        let blocks = spec.size / pattern::BLOCK as u64;
+        for off in (0..=16).map(|i| blocks.saturating_sub(1) * i / 16 * pattern::BLOCK as u64) {
+            if from == Some(0) {
+                break;
             }
-            // Sample 17 blocks spread over the file: a file left by an older bench, with
-            // holes from a write run, or written by something else is rewritten.
-            let blocks = spec.size / pattern::BLOCK as u64;
-            for off in (0..=16).map(|i| blocks.saturating_sub(1) * i / 16 * pattern::BLOCK as u64) {
-                if from == Some(0) {
-                    break;
-                }
-                if off >= current {
-                    continue;
-                }
-                let r = call(
-                    &mut s,
-                    vec![
-                        Op::PutFh(fh.clone()),
-                        Op::Read {
-                            stateid: open.stateid,
-                            offset: off,
-                            count: pattern::BLOCK as u32,
-                        },
-                    ],
-                )?;
-                let data = r.read().context("READ")?.data;
-                if !pattern::matches(off, &data) {
-                    from = Some(0);
-                }
+            if off >= current {
+                continue;
             }
-        }
-        if let Some(mut off) = from {
-            let mut data = vec![0u8; chunk as usize];
-            while off < spec.size {
-                let n = chunk.min(spec.size - off) as usize;
-                pattern::generate(off, &mut data[..n]);
-                call(
-                    &mut s,
-                    vec![
-                        Op::PutFh(fh.clone()),
-                        Op::Write {
-                            stateid: open.stateid,
-                            offset: off,
-                            stable: 0,
-                            data: data[..n].to_vec(),
-                        },
-                    ],
-                )?;
-                off += n as u64;
-            }
-            call(
-                &mut s,
+            let r = ok(call(
+                s,
                 vec![
                     Op::PutFh(fh.clone()),
-                    Op::Commit {
-                        offset: 0,
-                        count: 0,
+                    Op::Read {
+                        stateid: open.stateid,
+                        offset: off,
+                        count: pattern::BLOCK as u32,
                     },
                 ],
-            )?;
+            )?)?;
+            let data = r.read().map_err(|e| undecodable("READ", e))?.data;
+            if !pattern::matches(off, &data) {
+                from = Some(0);
+            }
         }
-        call(
-            &mut s,
+    }
+    if let Some(mut off) = from {
+        let mut data = vec![0u8; chunk as usize];
+        while off < spec.size {
+            let n = chunk.min(spec.size - off) as usize;
+            pattern::generate(off, &mut data[..n]);
+            ok(call(
+                s,
+                vec![
+                    Op::PutFh(fh.clone()),
+                    Op::Write {
+                        stateid: open.stateid,
+                        offset: off,
+                        stable: 0,
+                        data: data[..n].to_vec(),
+                    },
+                ],
+            )?)?;
+            off += n as u64;
+        }
+        ok(call(
+            s,
             vec![
                 Op::PutFh(fh.clone()),
-                Op::Close {
-                    seqid: 0,
-                    stateid: open.stateid,
+                Op::Commit {
+                    offset: 0,
+                    count: 0,
                 },
             ],
-        )?;
-        prepared.file_fh = fh;
+        )?)?;
     }
-    destroy_session(&mut s, cred, clientid, cs.sessionid)?;
+    ok(call(
+        s,
+        vec![
+            Op::PutFh(fh.clone()),
+            Op::Close {
+                seqid: 0,
+                stateid: open.stateid,
+            },
+        ],
+    )?)?;
+    prepared.file_fh = fh;
     Ok(prepared)
+}
+
+/// A SEQUENCE'd setup call: the reply (whatever its status) and the operations sent.
+type Call<'a> =
+    dyn FnMut(&mut TcpStream, Vec<Op>) -> Result<(CompoundReply, Vec<Op>), BenchError> + 'a;
+
+/// The server's lease time (FATTR4_LEASE_TIME of `fh`), if it tells.
+fn lease_time(s: &mut TcpStream, call: &mut Call<'_>, fh: &[u8]) -> Option<u32> {
+    use crate::nfs4::attrs::attr::LEASE_TIME;
+    let (r, _) = call(
+        s,
+        vec![Op::PutFh(fh.to_vec()), Op::GetAttr(vec![1 << LEASE_TIME])],
+    )
+    .ok()?;
+    let (mask, vals) = r.getattr().ok()?;
+    if mask.first()? & (1 << LEASE_TIME) == 0 {
+        return None;
+    }
+    Some(u32::from_be_bytes(vals.get(..4)?.try_into().ok()?))
 }
 
 #[cfg(test)]

@@ -26,6 +26,10 @@ pub struct Template {
     pub names: Vec<usize>,
     /// Bytes a READ in this request asks for (0: no READ).
     pub read_count: u32,
+    /// The request OPENs (creates) a file: the third operation, after SEQUENCE and PUTFH.
+    pub opens: bool,
+    /// The request also REMOVEs what it created (create `--remove`).
+    pub removes: bool,
 }
 
 /// Placeholder for the per-request counter in a file name given to [`Template::sequenced`].
@@ -68,6 +72,7 @@ impl Template {
         let mut data = None;
         let mut names = Vec::new();
         let mut read_count = 0;
+        let (mut opens, mut removes) = (false, false);
         for o in ops {
             let start = v.len();
             if matches!(o, Op::Read { .. } | Op::Write { .. }) {
@@ -77,6 +82,8 @@ impl Template {
             if let Op::Read { count, .. } = o {
                 read_count = *count;
             }
+            opens |= matches!(o, Op::Open(_));
+            removes |= matches!(o, Op::Remove(_));
             if let Op::Write { data: d, .. } = o {
                 // ... offset4, stable_how4, then the opaque's length and bytes.
                 data = Some((start + 4 + 16 + 8 + 4 + 4, d.len()));
@@ -94,6 +101,8 @@ impl Template {
         t.data = data;
         t.names = names;
         t.read_count = read_count;
+        t.opens = opens;
+        t.removes = removes;
         t
     }
 
@@ -152,6 +161,8 @@ fn finish(mut v: Vec<u8>, seq: Option<(usize, usize)>, compound: bool) -> Templa
         data: None,
         names: Vec::new(),
         read_count: 0,
+        opens: false,
+        removes: false,
     }
 }
 

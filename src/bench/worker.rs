@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -75,26 +75,38 @@ pub struct WorkerConfig {
 }
 
 pub struct WorkerResult {
+    /// Latency of the successful replies in the measured window.
     pub hist: Histogram<u64>,
+    /// Successful replies (and with `verify`, verified ones) in the measured window:
+    /// the work done. Failed replies are in `errors` only.
     pub ops: u64,
-    /// Bytes read (as returned) and written (as sent) in the measured window.
+    /// All replies in the measured window, successful or not (what `quota` counts).
+    pub replies: u64,
+    /// Bytes of successful replies in the measured window: READ data returned (and
+    /// verified, with `verify`), WRITE bytes the server acknowledged (its count).
     pub bytes: u64,
     /// Bytes of READ data checked against the pattern (all of it matched or counted
     /// as a `VerifyMismatch`).
     pub verified_bytes: u64,
     pub errors: HashMap<ErrorKey, u64>,
     pub last_completion: Option<Instant>,
+    /// Files created (OPEN succeeded) and not removed, warm-up included.
+    pub files_left: u64,
     pub stream: TcpStream,
     pub failure: Option<String>,
+}
+
+/// The word at `at` of `rec`.
+#[inline]
+fn word(rec: &[u8], at: usize) -> Option<u32> {
+    rec.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Outcome of one reply: (success, SEQUENCE processed, error class).
 #[inline]
 fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
-    let w = |at: usize| -> Option<u32> {
-        rec.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
+    let w = |at: usize| word(rec, at);
     let inner = || -> Option<(bool, bool, Option<ErrorKey>)> {
         if w(8)? != 0 {
             return Some((false, false, Some(ErrorKey::RpcDenied)));
@@ -121,33 +133,64 @@ fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
     inner().unwrap_or((false, false, Some(ErrorKey::Undecodable)))
 }
 
-/// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
+/// Offset of the third result of a COMPOUND { SEQUENCE, PUTFH, X } reply whose SEQUENCE
+/// and PUTFH succeeded (the layout of every request that moves data or creates files).
 #[inline]
-fn read_payload(rec: &[u8]) -> Option<&[u8]> {
-    let w = |at: usize| -> Option<u32> {
-        rec.get(at..at + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let mut p = 20 + pad4(w(16)? as usize);
-    p += 4; // accept_stat
-    if w(p)? != 0 {
-        return None;
+fn third_result(rec: &[u8]) -> Option<usize> {
+    let w = |at: usize| word(rec, at);
+    if w(8)? != 0 {
+        return None; // MSG_DENIED
     }
+    let mut p = 20 + pad4(w(16)? as usize);
+    if w(p)? != 0 {
+        return None; // accept_stat
+    }
+    p += 4;
     p += 8 + pad4(w(p + 4)? as usize); // status, tag
-    if w(p)? != 3 {
+    if w(p)? < 3 {
         return None;
     }
     p += 4;
     // SEQUENCE: opnum, status, sessionid, 5 words.
+    if w(p)? != op::SEQUENCE || w(p + 4)? != 0 {
+        return None;
+    }
     p += 8 + 16 + 20;
     // PUTFH: opnum, status.
-    p += 8;
-    if w(p)? != op::READ || w(p + 4)? != 0 {
+    if w(p)? != op::PUTFH || w(p + 4)? != 0 {
+        return None;
+    }
+    Some(p + 8)
+}
+
+/// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
+#[inline]
+fn read_payload(rec: &[u8]) -> Option<&[u8]> {
+    let p = third_result(rec)?;
+    if word(rec, p)? != op::READ || word(rec, p + 4)? != 0 {
         return None;
     }
     // eof, then the data's length.
-    let len = w(p + 12)? as usize;
+    let len = word(rec, p + 12)? as usize;
     rec.get(p + 16..p + 16 + len)
+}
+
+/// The count of a successful COMPOUND { SEQUENCE, PUTFH, WRITE } reply: the bytes the
+/// server acknowledged (RFC 8881 §18.32.3; it may be less than was sent).
+#[inline]
+fn write_count(rec: &[u8]) -> Option<u32> {
+    let p = third_result(rec)?;
+    if word(rec, p)? != op::WRITE || word(rec, p + 4)? != 0 {
+        return None;
+    }
+    word(rec, p + 8)
+}
+
+/// Whether the OPEN of a COMPOUND { SEQUENCE, PUTFH, OPEN, ... } reply succeeded (it
+/// created or opened the file, whatever happened after it).
+#[inline]
+fn open_succeeded(rec: &[u8]) -> bool {
+    third_result(rec).is_some_and(|p| word(rec, p) == Some(op::OPEN) && word(rec, p + 4) == Some(0))
 }
 
 /// Where READ/WRITE requests go: sequential through the file from a per-worker start, or
@@ -194,6 +237,14 @@ impl Offsets {
     }
 }
 
+/// How often a worker waiting for replies looks at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+/// A connection with requests in flight and no reply for this long has failed.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a stop (Ctrl-C), how long in-flight requests may take to be answered before
+/// the worker gives up on them (the session is destroyed anyway).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     let depth = cfg.depth;
     let templates = &cfg.templates[..];
@@ -214,6 +265,8 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     let mut offs = vec![0u64; depth];
     let mut n_inflight = 0usize;
     let mut ops = 0u64;
+    let mut replies = 0u64;
+    let mut files_left = 0u64;
     let mut bytes = 0u64;
     let mut verified_bytes = 0u64;
     let mut total = 0u64;
@@ -267,6 +320,13 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
         n_inflight = 0;
     }
     out.clear();
+    // Reads wake up now and then to notice a stop and a server that stopped answering.
+    if let Err(e) = stream.set_read_timeout(Some(POLL)) {
+        failure = Some(format!("setting a read timeout: {e}"));
+        n_inflight = 0;
+    }
+    let mut last_reply = Instant::now();
+    let mut stopped_at: Option<Instant> = None;
 
     while n_inflight > 0 {
         let n = match stream.read(&mut buf) {
@@ -276,15 +336,40 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
             }
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                let now = Instant::now();
+                if cfg.stop.load(Ordering::Relaxed) {
+                    let since = *stopped_at.get_or_insert(now);
+                    if now.duration_since(since) > DRAIN_TIMEOUT {
+                        failure = Some(format!(
+                            "{n_inflight} request(s) unanswered {} s after the stop",
+                            DRAIN_TIMEOUT.as_secs()
+                        ));
+                        break;
+                    }
+                }
+                if now.duration_since(last_reply) > REPLY_TIMEOUT {
+                    failure = Some(format!(
+                        "no reply for {} s with {n_inflight} request(s) in flight",
+                        REPLY_TIMEOUT.as_secs()
+                    ));
+                    break;
+                }
+                continue;
+            }
             Err(e) => {
                 failure = Some(format!("read: {e}"));
                 break;
             }
         };
         let now = Instant::now();
-        let in_window = now >= cfg.measure_start && cfg.measure_end.is_none_or(|e| now <= e);
-        let mut stopping =
-            cfg.measure_end.is_some_and(|e| now > e) || cfg.stop.load(Ordering::Relaxed);
+        last_reply = now;
+        // A stop (Ctrl-C) ends the measured window: replies drained after it are not
+        // counted, so the rate is over the time measured.
+        let stop = cfg.stop.load(Ordering::Relaxed);
+        let in_window =
+            !stop && now >= cfg.measure_start && cfg.measure_end.is_none_or(|e| now <= e);
+        let mut stopping = cfg.measure_end.is_some_and(|e| now > e) || stop;
         let res = asm.feed(&buf[..n], |rec| {
             if rec.len() < 8 {
                 *errors.entry(ErrorKey::Undecodable).or_default() += 1;
@@ -314,6 +399,9 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
                 seqids[idx] = seqids[idx].wrapping_add(1);
             }
             let t = &templates[kinds[idx]];
+            if t.opens && open_succeeded(rec) && !(ok && t.removes) {
+                files_left += 1;
+            }
             let mut moved = 0u64;
             if ok && t.read_count > 0 {
                 match read_payload(rec) {
@@ -333,21 +421,33 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
                         err = Some(ErrorKey::Undecodable);
                     }
                 }
-            } else if ok && let Some((_, n)) = t.data {
-                moved = n as u64;
-            }
-            if in_window {
-                ops += 1;
-                bytes += moved;
-                last_completion = Some(now);
-                let _ = hist.record(now.duration_since(sent[idx]).as_nanos().max(1) as u64);
-                if !ok && let Some(k) = err {
-                    *errors.entry(k).or_default() += 1;
+            } else if ok && t.data.is_some() {
+                match write_count(rec) {
+                    Some(n) => moved = u64::from(n),
+                    None => {
+                        ok = false;
+                        err = Some(ErrorKey::Undecodable);
+                    }
                 }
             }
+            if in_window {
+                replies += 1;
+                last_completion = Some(now);
+                if ok {
+                    ops += 1;
+                    bytes += moved;
+                    let _ = hist.record(now.duration_since(sent[idx]).as_nanos().max(1) as u64);
+                } else {
+                    *errors
+                        .entry(err.unwrap_or(ErrorKey::Undecodable))
+                        .or_default() += 1;
+                }
+            }
+            // The quota counts replies, not successes: a run whose every request fails
+            // still ends.
             if let Some(q) = cfg.quota
                 && now >= cfg.measure_start
-                && ops + n_inflight as u64 >= q
+                && replies + n_inflight as u64 >= q
             {
                 stopping = true;
             }
@@ -388,10 +488,12 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
     WorkerResult {
         hist,
         ops,
+        replies,
         bytes,
         verified_bytes,
         errors,
         last_completion,
+        files_left,
         stream,
         failure,
     }
@@ -458,5 +560,93 @@ mod tests {
         v.put_opaque(b"hello");
         assert_eq!(read_payload(&v), Some(&b"hello"[..]));
         assert_eq!(read_payload(&v[..v.len() - 4]), None);
+    }
+
+    /// Drive one worker with `ops` (after SEQUENCE) against a server that answers every
+    /// request with `reply`, for `n` replies.
+    fn drive(ops: &[crate::client::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
+        use crate::rpc::Credential;
+        let addr = super::super::canned::canned_server(reply);
+        let t = Template::sequenced(&Credential::None, [7; 16], 3, ops);
+        let s = TcpStream::connect(addr).unwrap();
+        let cfg = WorkerConfig {
+            templates: Arc::new(vec![t]),
+            pick: Arc::new(vec![0]),
+            verify,
+            name_base: 0,
+            io: Some(IoPattern {
+                file_size: 1 << 20,
+                io_size: 4096,
+                random: false,
+                start: 0,
+            }),
+            depth: 4,
+            slot_base: 0,
+            first_seqid: 1,
+            measure_start: Instant::now(),
+            measure_end: None,
+            quota: Some(n),
+            progress: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        run_worker(s, cfg)
+    }
+
+    fn putfh() -> crate::client::Op {
+        crate::client::Op::PutFh(vec![1; 8])
+    }
+
+    #[test]
+    fn write_bytes_are_what_the_server_acknowledged() {
+        use crate::client::Op;
+        use crate::state::stateid::Stateid;
+        // Every 4 KiB WRITE is acknowledged with a count of 1 KiB (a short write).
+        let reply = super::super::canned::sequence_reply(2, |v| {
+            v.put_u32(op::PUTFH);
+            v.put_u32(0);
+            v.put_u32(op::WRITE);
+            v.put_u32(0);
+            v.put_u32(1024);
+            v.put_u32(0);
+            v.put_fixed(&[0; 8]);
+        });
+        let write = Op::Write {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            stable: 0,
+            data: vec![0; 4096],
+        };
+        let r = drive(&[putfh(), write], reply, false, 100);
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        assert_eq!(r.ops, 100);
+        assert_eq!(r.bytes, 100 * 1024, "acknowledged, not sent");
+    }
+
+    #[test]
+    fn unverified_reads_are_errors_not_ops() {
+        use crate::client::Op;
+        use crate::state::stateid::Stateid;
+        // Every READ returns 4 KiB of zeros: never the pattern the bench wrote.
+        let reply = super::super::canned::sequence_reply(2, |v| {
+            v.put_u32(op::PUTFH);
+            v.put_u32(0);
+            v.put_u32(op::READ);
+            v.put_u32(0);
+            v.put_u32(0);
+            v.put_opaque(&[0; 4096]);
+        });
+        let read = Op::Read {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            count: 4096,
+        };
+        let r = drive(&[putfh(), read.clone()], reply.clone(), true, 100);
+        assert_eq!(r.ops, 0);
+        assert_eq!((r.bytes, r.verified_bytes), (0, 0));
+        assert_eq!(r.errors.get(&ErrorKey::VerifyMismatch), Some(&100));
+        // Without --verify the same replies are successful READs of 4 KiB.
+        let r = drive(&[putfh(), read], reply, false, 100);
+        assert_eq!((r.ops, r.bytes), (100, 100 * 4096));
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
     }
 }
