@@ -56,7 +56,7 @@ pub enum Workload {
     /// 4 KiB UNSTABLE WRITEs at random aligned offsets.
     Randwrite,
     /// Per request, at random: 35% GETATTR, 35% LOOKUP, 20% 4 KiB READ, 10% 4 KiB
-    /// WRITE (random offsets in the prepared file); see [`MIX`].
+    /// WRITE (random offsets in the prepared file).
     Mixed,
 }
 
