@@ -369,6 +369,80 @@ fn settings_limit_validation_auth_and_restart() {
     );
 }
 
+/// The label values of `family` in the order a scrape lists them.
+fn label_order(text: &str, family: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(family)?.strip_prefix('{'))
+        .map(|l| l[..l.find('}').unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn metrics_list_label_values_in_a_stable_order() {
+    let ctl = Ctl::start("metrics-order");
+    // Some op errors, so the op/status family has several members too.
+    let s = ctl.trunked(2);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    assert!(files.lookup(&root, b"missing").is_err());
+    assert!(files.getattr(&[1, 2, 3]).is_err());
+    let families = [
+        (
+            "ringnfs_connection_binds_total",
+            vec![
+                "direction=\"fore\"",
+                "direction=\"back\"",
+                "direction=\"both\"",
+            ],
+        ),
+        (
+            "ringnfs_connection_unbinds_total",
+            vec![
+                "reason=\"explicit\"",
+                "reason=\"disconnect\"",
+                "reason=\"session_destroy\"",
+                "reason=\"reaper\"",
+                "reason=\"drain\"",
+                "reason=\"rebind\"",
+            ],
+        ),
+        (
+            "ringnfs_bind_refusals_total",
+            vec![
+                "cause=\"limit\"",
+                "cause=\"fore_required\"",
+                "cause=\"bad_session\"",
+            ],
+        ),
+        (
+            "ringnfs_record_errors_total",
+            vec!["cause=\"too_large\"", "cause=\"too_many_fragments\""],
+        ),
+        (
+            "ringnfs_connections_refused_total",
+            vec!["cause=\"total\"", "cause=\"per_peer\""],
+        ),
+    ];
+    let first = ctl.get("/metrics").text();
+    // The documented order, not whatever a hash map gives.
+    for (family, want) in &families {
+        assert_eq!(label_order(&first, family), *want, "{family} in\n{first}");
+    }
+    // Per-operation families: by operation number, the same on every scrape.
+    let ops = label_order(&first, "ringnfs_compound_ops_total");
+    assert!(ops.len() >= 4, "{ops:?}");
+    let errs = label_order(&first, "ringnfs_op_errors_total");
+    assert!(errs.len() >= 2, "{errs:?}");
+    for _ in 0..20 {
+        let again = ctl.get("/metrics").text();
+        for (family, want) in &families {
+            assert_eq!(label_order(&again, family), *want, "{family}");
+        }
+        assert_eq!(label_order(&again, "ringnfs_compound_ops_total"), ops);
+        assert_eq!(label_order(&again, "ringnfs_op_errors_total"), errs);
+    }
+}
+
 #[test]
 fn token_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
