@@ -99,8 +99,9 @@ struct ServeArgs {
     /// Client network allowed to use the export (repeatable, CIDR; default: all).
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<ipnet::IpNet>,
-    /// Control plane (HTTP API, metrics) address, or "off". Changes need the bearer token;
-    /// on a non-loopback address every request does.
+    /// Control plane (HTTP API, metrics) address, or "off". If the address is taken the
+    /// server does not start. Changes need the bearer token; on a non-loopback address
+    /// every request does.
     #[arg(long, value_name = "ADDR:PORT|off", default_value = ringnfs::control::DEFAULT_CONTROL_ADDR, value_parser = parse_control)]
     control: ControlAddr,
     /// Control-plane bearer token file (default: STATE_DIR/control-token, created with
@@ -127,10 +128,6 @@ struct ServeArgs {
     /// the workers.
     #[arg(long, value_name = "IDLE_MS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     sqpoll: Option<u32>,
-    /// The control address was given (command line or config file), so failing to bind
-    /// it is an error; the default address is optional.
-    #[arg(skip)]
-    control_explicit: bool,
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
     #[arg(long, default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -207,7 +204,6 @@ fn init_logging() {
 
 /// Fill options not given on the command line from the `--config` file.
 fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
-    a.control_explicit = m.value_source("control") == Some(ValueSource::CommandLine);
     let Some(path) = a.config.clone() else {
         return Ok(a);
     };
@@ -238,7 +234,6 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     {
         a.control_token_file = Some(t);
     }
-    a.control_explicit |= f.control.is_some();
     take!(max_connections, "max_connections");
     take!(max_connections_per_peer, "max_connections_per_peer");
     take!(idle_timeout, "idle_timeout");
@@ -339,8 +334,8 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     Ok(a)
 }
 
-/// Unless the control address was given explicitly, the default one is optional (if it
-/// is taken, the server warns and runs without a control plane).
+/// Run the server until SIGINT or SIGTERM. The control address, the default one too,
+/// must be free (or `--control off`): `ctl` must never talk to another server.
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(ServerConfig {
         listen: args.listen,
@@ -364,7 +359,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grace_secs: args.grace,
         control: args.control.0,
         control_token_file: args.control_token_file,
-        control_optional: !args.control_explicit,
         limits: ringnfs::server::Limits {
             max_connections: args.max_connections,
             max_connections_per_peer: args.max_connections_per_peer,

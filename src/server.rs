@@ -53,12 +53,10 @@ pub struct ServerConfig {
     /// ([`Server::control_addr`] tells which).
     pub control: Option<SocketAddr>,
     /// Bearer token file of the control plane (default `state_dir/control-token`;
-    /// without either, a token kept in memory only).
+    /// without either, a token kept in memory only). When the control address cannot be
+    /// bound (e.g. another server holds it), the start fails: a server never runs
+    /// without the control plane it was asked for.
     pub control_token_file: Option<PathBuf>,
-    /// When the control address cannot be bound (e.g. the default port is taken by
-    /// another ringnfs), warn and serve NFS without a control plane instead of failing.
-    /// `ringnfs serve` sets this when `--control` was not given explicitly.
-    pub control_optional: bool,
     /// Hardening limits (see [`Limits`]).
     pub limits: Limits,
     /// Transport knobs (ring size, receive buffers, output bound); defaults unchanged.
@@ -120,6 +118,16 @@ pub enum BackendKind {
     Local,
 }
 
+impl BackendKind {
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Memory => "memory",
+            BackendKind::Local => "local",
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -138,7 +146,6 @@ impl Default for ServerConfig {
             grace_secs: 0,
             control: None,
             control_token_file: None,
-            control_optional: false,
             limits: Limits::default(),
             tuning: TransportTuning::default(),
         }
@@ -341,14 +348,14 @@ impl Server {
                 );
                 match started {
                     Ok(c) => Some(c),
-                    Err(e) if cfg.control_optional => {
-                        tracing::warn!(error = %format!("{e:#}"), "serving without a control plane");
-                        None
-                    }
                     Err(e) => {
                         transport.shutdown();
                         reaper.lock().stop();
-                        return Err(e.context("starting the control plane"));
+                        return Err(e.context(format!(
+                            "cannot start the control plane on {addr} (is another server \
+                             using it? give another address with --control ADDR:PORT, or \
+                             run without a control plane with --control off)"
+                        )));
                     }
                 }
             }
@@ -358,7 +365,26 @@ impl Server {
         let control_token_path = control
             .as_ref()
             .and_then(|c| c.token_path().map(Path::to_path_buf));
-        tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1 and 4.2");
+        let none = || "-".to_string();
+        let export = match cfg.backend {
+            BackendKind::Local => cfg.export_path.display().to_string(),
+            BackendKind::Memory => none(),
+        };
+        let state_dir = cfg
+            .state_dir
+            .as_ref()
+            .map_or_else(none, |d| d.display().to_string());
+        let control_shown = control_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+        tracing::info!(
+            addrs = ?transport.local_addrs(),
+            threads,
+            backend = %cfg.backend.name(),
+            export = %export,
+            state_dir = %state_dir,
+            grace_secs = cfg.grace_secs,
+            control = %control_shown,
+            "ringnfs serving NFSv4.1 and 4.2"
+        );
         Ok(Server {
             state,
             transport,

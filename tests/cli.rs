@@ -21,6 +21,8 @@ fn serve(dir: &std::path::Path) -> (Child, SocketAddr) {
             "--threads",
             "2",
             "--no-pin",
+            "--control",
+            "127.0.0.1:0",
             "--state-dir",
         ])
         .arg(dir)
@@ -185,7 +187,8 @@ fn config_file_sets_options_and_bad_values_are_refused() {
     std::fs::write(
         &good,
         format!(
-            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\nstate_dir = {:?}\n",
+            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\n\
+             control = \"off\"\nstate_dir = {:?}\n",
             dir.join("state")
         ),
     )
@@ -344,5 +347,113 @@ fn serves_with_sqpoll() {
         // A kernel or sandbox without SQPOLL: the start fails and says why.
         Err(stderr) => assert!(stderr.contains("SQPOLL refused"), "stderr: {stderr}"),
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Spawn `serve` with `args`; the child and its "ringnfs serving" line, or its stderr if
+/// it exits first.
+fn serving_line(args: &[&str]) -> Result<(Child, String), String> {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if l.contains("ringnfs serving") {
+            return Ok((child, l));
+        }
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let _ = child.wait();
+    Err(seen)
+}
+
+#[test]
+fn a_taken_default_control_address_stops_the_start() {
+    // Taken by this test, or already by another server on the machine: taken either way.
+    let _held = std::net::TcpListener::bind(ringnfs::control::DEFAULT_CONTROL_ADDR);
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli6-{}", std::process::id()));
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--state-dir",
+        dir.to_str().unwrap(),
+    ];
+    match serving_line(&args) {
+        Ok((mut child, line)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve ran although its control address was taken: {line}");
+        }
+        Err(stderr) => {
+            assert!(
+                stderr.contains("ringnfs: "),
+                "an error, not a panic: {stderr}"
+            );
+            assert!(
+                stderr.contains(ringnfs::control::DEFAULT_CONTROL_ADDR),
+                "names the address: {stderr}"
+            );
+            assert!(
+                stderr.contains("--control off"),
+                "says what to do: {stderr}"
+            );
+        }
+    }
+    // `--control off` runs without one.
+    let mut off = args.to_vec();
+    off.extend(["--control", "off"]);
+    let (mut child, line) = serving_line(&off).expect("serves with --control off");
+    assert!(line.contains("control=off"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_start_up_log_names_export_backend_state_dir_grace_and_control() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli7-{}", std::process::id()));
+    let (state, export) = (dir.join("state"), dir.join("export"));
+    let (mut child, line) = serving_line(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--control",
+        "127.0.0.1:0",
+        "--grace",
+        "7",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--export",
+        export.to_str().unwrap(),
+    ])
+    .expect("serves");
+    let _ = child.kill();
+    let _ = child.wait();
+    for want in [
+        format!("export={}", export.display()),
+        "backend=local".to_string(),
+        format!("state_dir={}", state.display()),
+        "grace_secs=7".to_string(),
+        "control=127.0.0.1:".to_string(),
+    ] {
+        assert!(line.contains(&want), "{want} missing in {line}");
+    }
+    assert!(
+        !line.contains("control=127.0.0.1:0 "),
+        "the bound port: {line}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
