@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use ringnfs::control::ControlAddr;
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
-use ringnfs::state::settings::OverLimit;
+use ringnfs::state::settings::{OverLimit, SettingSources, Source};
 use ringnfs::transport::TransportTuning;
 
 #[derive(Parser)]
@@ -41,7 +41,16 @@ fn parse_control(s: &str) -> Result<ControlAddr, String> {
     s.parse()
 }
 
+/// What `serve --help` says after the options.
+const SERVE_AFTER_HELP: &str = "\
+Settings changed while the server runs (`ringnfs ctl settings set`: max-connections-per-session,
+exclusive-binding, lease-time, log-level) are saved in STATE_DIR/settings.toml and used at the
+next start, except a setting given at that start on the command line, in --config or (log
+level) in RUST_LOG: that value wins, and a warning names the key and both values.
+`ringnfs ctl settings reset [KEY]` drops saved values.";
+
 #[derive(clap::Args)]
+#[command(after_help = SERVE_AFTER_HELP)]
 struct ServeArgs {
     /// TOML file with any of these options (command-line options win).
     #[arg(long, value_name = "FILE")]
@@ -150,6 +159,9 @@ struct ServeArgs {
     /// NFS4ERR_NOSPC.
     #[arg(long, default_value_t = ringnfs::state::DEFAULT_MAX_SESSIONS_PER_CLIENT)]
     max_sessions_per_client: u32,
+    /// Where the live settings' start values came from (filled by `merge_config`).
+    #[arg(skip)]
+    setting_sources: SettingSources,
 }
 
 fn main() -> ExitCode {
@@ -180,10 +192,7 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let start = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|s| EnvFilter::try_new(s).is_ok())
-        .unwrap_or_else(|| "info".to_string());
+    let start = env_log_level().unwrap_or_else(|| "info".to_string());
     let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&start));
     tracing_subscriber::registry()
         .with(filter)
@@ -202,12 +211,48 @@ fn init_logging() {
     );
 }
 
-/// Fill options not given on the command line from the `--config` file.
+/// The log filter in `RUST_LOG`, when it is one.
+fn env_log_level() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+}
+
+/// Fill options not given on the command line from the `--config` file, and note where
+/// the live settings' start values came from.
 fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
-    let Some(path) = a.config.clone() else {
+    let f = match &a.config {
+        Some(path) => Some(ringnfs::config::load(path)?),
+        None => None,
+    };
+    let source = |id: &str, in_file: bool| {
+        if m.value_source(id) == Some(ValueSource::CommandLine) {
+            Source::CommandLine
+        } else if in_file {
+            Source::ConfigFile(a.config.clone().unwrap_or_default())
+        } else {
+            Source::Default
+        }
+    };
+    let file = f.as_ref();
+    a.setting_sources = SettingSources {
+        max_connections_per_session: source(
+            "max_connections_per_session",
+            file.is_some_and(|f| f.max_connections_per_session.is_some()),
+        ),
+        exclusive_binding: source(
+            "exclusive_binding",
+            file.is_some_and(|f| f.exclusive_binding.is_some()),
+        ),
+        lease_time: source("lease_time", file.is_some_and(|f| f.lease_time.is_some())),
+        log_level: match env_log_level() {
+            Some(_) => Source::Environment("RUST_LOG".into()),
+            None => Source::Default,
+        },
+    };
+    let (Some(path), Some(f)) = (a.config.clone(), f) else {
         return Ok(a);
     };
-    let f = ringnfs::config::load(&path)?;
     let from_file = |id: &str| m.value_source(id) != Some(ValueSource::CommandLine);
     macro_rules! take {
         ($field:ident, $id:literal) => {
@@ -345,6 +390,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease_secs: args.lease_time,
         max_connections_per_session: args.max_connections_per_session,
         exclusive_binding: args.exclusive_binding,
+        setting_sources: args.setting_sources,
         over_limit: args.over_limit,
         max_fore_slots: args.max_slots,
         backend: args.backend,

@@ -15,7 +15,7 @@ use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{
     DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, OverLimit, PersistedSettings,
-    SETTINGS_FILE,
+    SETTINGS_FILE, SettingSources, StartSettings,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub lease_secs: u32,
     pub max_connections_per_session: u32,
     pub exclusive_binding: bool,
+    /// Where the start values of the live settings (`max_connections_per_session`,
+    /// `exclusive_binding`, `lease_secs`, the log level) came from. A value persisted by
+    /// the control plane in `state_dir/settings.toml` replaces a start value from
+    /// [`Source::Default`](crate::state::settings::Source::Default) (all of them by
+    /// default); an explicit start value wins over it, with a warning.
+    pub setting_sources: SettingSources,
     /// What a SEQUENCE on a connection over the per-session limit gets.
     pub over_limit: OverLimit,
     pub max_fore_slots: u32,
@@ -138,6 +144,7 @@ impl Default for ServerConfig {
             lease_secs: DEFAULT_LEASE_SECS,
             max_connections_per_session: DEFAULT_MAX_CONNECTIONS_PER_SESSION,
             exclusive_binding: false,
+            setting_sources: SettingSources::default(),
             over_limit: OverLimit::Serve,
             max_fore_slots: 64,
             backend: BackendKind::Local,
@@ -288,20 +295,42 @@ impl Server {
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
         state.settings.set_over_limit(cfg.over_limit);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
-        // Settings changed through the control plane and persisted win over the
-        // command-line / config-file start values.
+        // Settings changed through the control plane and persisted are used, except where
+        // the start value was given explicitly: that one wins, with a warning.
+        let start_settings = StartSettings {
+            max_connections_per_session: cfg.max_connections_per_session,
+            exclusive_binding: cfg.exclusive_binding,
+            lease_time: cfg.lease_secs,
+            log_level: crate::control::current_log_level(),
+        };
         if let Some(dir) = cfg.state_dir.as_deref()
             && let Some(saved) = PersistedSettings::load(dir).map_err(anyhow::Error::msg)?
         {
-            saved
+            let file = dir.join(SETTINGS_FILE);
+            let (apply, overridden) = saved.resolve(&start_settings, &cfg.setting_sources);
+            for o in &overridden {
+                tracing::warn!(
+                    key = %o.key,
+                    value = %o.start,
+                    from = ?o.source.to_string(),
+                    persisted = %o.persisted,
+                    persisted_in = %file.display(),
+                    "a setting given at start wins over the value persisted by the control \
+                     plane (`ringnfs ctl settings reset {}` drops the persisted one)",
+                    o.key
+                );
+            }
+            apply
                 .apply(&state.settings)
-                .with_context(|| format!("applying {}", dir.join(SETTINGS_FILE).display()))?;
-            if let Some(level) = &saved.log_level
+                .with_context(|| format!("applying {}", file.display()))?;
+            if let Some(level) = &apply.log_level
                 && let Err(e) = crate::control::apply_log_level(level)
             {
                 tracing::warn!(error = %e, "ignoring the persisted log level");
             }
-            tracing::info!(settings = ?saved, "applied settings persisted by the control plane");
+            if !apply.is_empty() {
+                tracing::info!(settings = %apply.describe(), file = %file.display(), "applied settings persisted by the control plane");
+            }
         }
 
         let mut export = Export::new(
@@ -342,6 +371,7 @@ impl Server {
                         addr,
                         token_file,
                         state_dir: cfg.state_dir.clone(),
+                        start_settings: start_settings.clone(),
                     },
                     state.clone(),
                     Box::new(move || crate::transport::TransportStats::sum(&t.stats())),

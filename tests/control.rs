@@ -834,6 +834,8 @@ fn openapi_document_describes_the_api() {
         "/api/v1/connections",
         "/api/v1/connections/{id}/drain",
         "/api/v1/settings",
+        "/api/v1/settings/persisted",
+        "/api/v1/settings/persisted/{key}",
     ] {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
@@ -851,6 +853,8 @@ enum IdKind {
     Client,
     Session,
     Conn,
+    /// A live setting's name (`/settings/persisted/{key}`).
+    Setting,
 }
 
 /// Real objects to put into the requests.
@@ -878,6 +882,7 @@ impl IdKind {
             "clients" | "client" => IdKind::Client,
             "sessions" | "session" => IdKind::Session,
             "connections" | "connection" => IdKind::Conn,
+            "persisted" => IdKind::Setting,
             _ => panic!("{path}: no real value known for {location} parameter {name:?}"),
         }
     }
@@ -887,6 +892,7 @@ impl IdKind {
             IdKind::Client => ids.client.to_string(),
             IdKind::Session => ids.session.clone(),
             IdKind::Conn => ids.conn.to_string(),
+            IdKind::Setting => "lease_time".into(),
         }
     }
 
@@ -895,6 +901,7 @@ impl IdKind {
             IdKind::Client => "not-a-client",
             IdKind::Session => "zz",
             IdKind::Conn => "x",
+            IdKind::Setting => "lease-time",
         }
     }
 
@@ -904,6 +911,7 @@ impl IdKind {
             IdKind::Client => "12345".into(),
             IdKind::Session => "0".repeat(32),
             IdKind::Conn => u64::MAX.to_string(),
+            IdKind::Setting => "no_such_setting".into(),
         }
     }
 }
@@ -1617,6 +1625,152 @@ fn serve_control_options() {
     assert!(lines.iter().all(|l| !l.contains("control plane listening")));
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ringnfs ctl --json ARGS` against `addr`: its JSON answer (it must succeed).
+fn ctl_json(addr: SocketAddr, state: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend(args);
+    let out = ctl_cmd(addr, state, &all);
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The WARN line about `key` overriding a persisted value.
+fn override_warning<'a>(lines: &'a [String], key: &str) -> Option<&'a String> {
+    lines
+        .iter()
+        .find(|l| l.contains("WARN") && l.contains(&format!("key={key} ")))
+}
+
+#[test]
+fn explicit_start_values_win_over_persisted_settings_and_reset_drops_them() {
+    let dir = temp_dir("precedence");
+    let state = dir.join("state");
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--control",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let settings_file = state.join("settings.toml");
+
+    // Persist a lease time and a connection limit.
+    let (child, lines) = spawn_serve(&base);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(
+        addr,
+        &state,
+        &[
+            "settings",
+            "set",
+            "--lease-time",
+            "60",
+            "--max-connections-per-session",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (
+            v["lease_time"].as_u64(),
+            v["max_connections_per_session"].as_u64()
+        ),
+        (Some(60), Some(3))
+    );
+    drop(child);
+    assert!(settings_file.exists());
+
+    // A restart with --lease-time 30: the command line wins and says so; the persisted
+    // limit (not given at start) is used.
+    let mut args = base.to_vec();
+    args.extend(["--lease-time", "30"]);
+    let (child, lines) = spawn_serve(&args);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(addr, &state, &["settings"]);
+    assert_eq!(v["lease_time"], 30, "{v}");
+    assert_eq!(v["max_connections_per_session"], 3, "{v}");
+    let warn = override_warning(&lines, "lease_time")
+        .unwrap_or_else(|| panic!("no warning about lease_time in {lines:?}"));
+    for want in [
+        "value=30",
+        "from=\"the command line\"",
+        "persisted=60",
+        "settings.toml",
+    ] {
+        assert!(warn.contains(want), "{want} missing in {warn}");
+    }
+    assert!(override_warning(&lines, "max_connections_per_session").is_none());
+    drop(child);
+
+    // The same from a config file: its value wins, and the warning names the file.
+    let config = dir.join("ringnfs.toml");
+    std::fs::write(&config, "lease_time = 45\n").unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--config", config.to_str().unwrap()]);
+    let (child, lines) = spawn_serve(&args);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(ctl_json(addr, &state, &["settings"])["lease_time"], 45);
+    let warn = override_warning(&lines, "lease_time").unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        warn.contains(&format!("from=\"the config file {}\"", config.display())),
+        "{warn}"
+    );
+
+    // Reset one key (flag spelling accepted): it leaves the file, the live value goes
+    // back to the start value; the other key stays.
+    let v = ctl_json(addr, &state, &["settings", "reset", "lease-time"]);
+    assert_eq!(v["lease_time"], 45, "{v}");
+    assert_eq!(v["max_connections_per_session"], 3, "{v}");
+    let text = std::fs::read_to_string(&settings_file).unwrap();
+    assert!(!text.contains("lease_time"), "{text}");
+    assert!(text.contains("max_connections_per_session = 3"), "{text}");
+    // An unknown key: refused, nothing changed.
+    let out = ctl_cmd(addr, &state, &["settings", "reset", "lease"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting"));
+    // Reset all: the limit goes back to the start value (the default) and the file goes.
+    let v = ctl_json(addr, &state, &["settings", "reset"]);
+    assert_eq!(v["max_connections_per_session"], 16, "{v}");
+    assert!(!settings_file.exists());
+    drop(child);
+
+    // A plain restart: the defaults, no warning.
+    let (child, lines) = spawn_serve(&base);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(addr, &state, &["settings"]);
+    assert_eq!(
+        (
+            v["lease_time"].as_u64(),
+            v["max_connections_per_session"].as_u64()
+        ),
+        (Some(90), Some(16))
+    );
+    assert!(lines.iter().all(|l| !l.contains("WARN")), "{lines:?}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_help_states_the_settings_rule() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("settings.toml"), "{help}");
+    assert!(help.contains("ctl settings reset"), "{help}");
+    assert!(help.contains("wins"), "{help}");
 }
 
 /// A loopback address with a port that was free a moment ago.

@@ -17,7 +17,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::binding::Direction;
 use crate::state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
 use crate::state::session::ChannelAttrs;
-use crate::state::settings::PersistedSettings;
+use crate::state::settings::{PersistedSettings, SETTING_KEYS, unknown_key};
 use crate::state::{Principal, SessionId};
 
 // ---- JSON types -----------------------------------------------------------------------
@@ -145,8 +145,10 @@ pub struct SettingsDto {
 }
 
 /// A settings change: only the fields given change. All are validated before any is
-/// applied; the change is written to `state_dir/settings.toml`, which wins over the
-/// command line at the next start.
+/// applied; the change is written to `state_dir/settings.toml` and used at the next start,
+/// except for a setting given explicitly at that start (command line, config file,
+/// `RUST_LOG`), which wins with a warning. `DELETE /api/v1/settings/persisted[/{key}]`
+/// drops persisted values.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
@@ -541,4 +543,74 @@ pub async fn patch_settings(
     }
     tracing::info!(change = ?p, "settings changed by the operator");
     Ok(Json(current_settings(&ctx)))
+}
+
+/// Drop the persisted values of `keys` and set those settings back to their start values.
+fn reset(ctx: &Ctx, keys: &[&str]) -> ApiResult<Json<SettingsDto>> {
+    let _guard = ctx.settings_lock.lock();
+    if let Some(dir) = &ctx.state_dir {
+        let mut saved = PersistedSettings::load(dir)
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        let before = saved.clone();
+        for k in keys {
+            saved.remove(k).map_err(ApiError::bad_request)?;
+        }
+        if saved != before {
+            saved
+                .save(dir)
+                .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;
+        }
+    }
+    let (live, start) = (&ctx.state.settings, &ctx.start_settings);
+    for k in keys {
+        match *k {
+            "max_connections_per_session" => live
+                .set_max_connections_per_session(start.max_connections_per_session.into())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            "exclusive_binding" => live.set_exclusive_binding(start.exclusive_binding),
+            "lease_time" => live
+                .set_lease_secs(start.lease_time.into())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            "log_level" => super::apply_log_level(&start.log_level).map_err(ApiError::internal)?,
+            other => return Err(ApiError::bad_request(unknown_key(other))),
+        }
+    }
+    tracing::info!(keys = ?keys, "settings reset to their start values by the operator");
+    Ok(Json(current_settings(ctx)))
+}
+
+/// Drop every persisted setting (`state_dir/settings.toml`) and set the live settings
+/// back to their start values (command line, config file or default).
+#[utoipa::path(delete, path = "/api/v1/settings/persisted", tag = "settings",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The settings now", body = SettingsDto),
+        (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
+        (status = 500, description = "Could not read or write the settings file; nothing changed", body = ErrorBody)))]
+pub async fn reset_settings(State(ctx): State<Arc<Ctx>>) -> ApiResult<Json<SettingsDto>> {
+    reset(&ctx, &SETTING_KEYS)
+}
+
+/// Drop one persisted setting and set it back to its start value (command line, config
+/// file or default).
+#[utoipa::path(delete, path = "/api/v1/settings/persisted/{key}", tag = "settings",
+    params(("key" = String, Path,
+        description = "max_connections_per_session, exclusive_binding, lease_time or log_level")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The settings now", body = SettingsDto),
+        (status = 400, description = "Not a setting; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
+        (status = 500, description = "Could not read or write the settings file; nothing changed", body = ErrorBody)))]
+pub async fn reset_setting(
+    State(ctx): State<Arc<Ctx>>,
+    key: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<SettingsDto>> {
+    let Path(key) = key?;
+    let key = SETTING_KEYS
+        .iter()
+        .find(|k| **k == key)
+        .ok_or_else(|| ApiError::bad_request(unknown_key(&key)))?;
+    reset(&ctx, &[key])
 }

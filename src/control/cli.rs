@@ -75,7 +75,8 @@ pub enum CtlCommand {
 pub enum SettingsAction {
     /// Show the settings (the default).
     Get,
-    /// Change settings (applied at once and persisted in the server's state directory).
+    /// Change settings (applied at once and persisted in the server's state directory;
+    /// at the next start a setting given on the command line or in --config wins).
     Set {
         /// Connections one session may bind (0 = unlimited, at most 1024).
         #[arg(long)]
@@ -89,6 +90,13 @@ pub enum SettingsAction {
         /// Log filter, e.g. info, debug, "info,ringnfs::state=trace".
         #[arg(long)]
         log_level: Option<String>,
+    },
+    /// Drop persisted settings (all, or KEY) and go back to the start values (command
+    /// line, config file or default).
+    Reset {
+        /// max-connections-per-session, exclusive-binding, lease-time or log-level
+        /// (or with underscores); all of them when absent.
+        key: Option<String>,
     },
 }
 
@@ -269,6 +277,15 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                     }
                     call(&c, "PATCH", "/api/v1/settings", Some(Value::Object(body)))?
                 }
+                Some(SettingsAction::Reset { key: None }) => {
+                    call(&c, "DELETE", "/api/v1/settings/persisted", None)?
+                }
+                Some(SettingsAction::Reset { key: Some(k) }) => call(
+                    &c,
+                    "DELETE",
+                    &format!("/api/v1/settings/persisted/{}", enc(&k.replace('-', "_"))),
+                    None,
+                )?,
             };
             let v = json(&r)?;
             out(&v, &|v| {
