@@ -1457,7 +1457,7 @@ fn cli_smoke() {
 
     let out = ctl_cmd(ctl.control, &state, &["clients"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.clientid().to_string()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{:#018x}", s.clientid())));
 
     let out = ctl_cmd(
         ctl.control,
@@ -1876,4 +1876,268 @@ fn stop_is_not_held_up_by_a_stalled_http_client() {
     let t = Instant::now();
     ctl.stop();
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// `ringnfs ctl ARGS` (no options added).
+fn ctl_raw(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("ctl")
+        .args(args)
+        .output()
+        .expect("runs ringnfs ctl")
+}
+
+fn stdout_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ctl_options_go_anywhere_and_ids_and_times_print_one_way() {
+    let ctl = Ctl::start("ctl-forms");
+    let state = ctl.dir.join("state");
+    let state = state.to_str().unwrap();
+    let addr = ctl.control.to_string();
+    let s = ctl.trunked(2);
+
+    // The options after the subcommand, after its own options, or before it.
+    let json: Value = serde_json::from_str(&stdout_ok(&ctl_raw(&[
+        "sessions",
+        "--addr",
+        &addr,
+        "--state-dir",
+        state,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json[0]["id"], hex(&s));
+    let token_file = format!("{state}/control-token");
+    let after = ctl_raw(&[
+        "settings",
+        "set",
+        "--lease-time",
+        "90",
+        "--addr",
+        &addr,
+        "--token-file",
+        &token_file,
+        "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout_ok(&after)).unwrap()["lease_time"],
+        90
+    );
+    stdout_ok(&ctl_raw(&[
+        "--addr",
+        &addr,
+        "--json",
+        "clients",
+        "--state-dir",
+        state,
+    ]));
+
+    // Client ids: 0x and 16 hex digits in tables and *_str; decimal and hex both taken.
+    let printed = format!("{:#018x}", s.clientid());
+    let clients = ctl_json(ctl.control, Path::new(state), &["clients"]);
+    assert_eq!(clients[0]["id_str"], printed, "{clients}");
+    assert_eq!(clients[0]["id"].as_u64(), Some(s.clientid()));
+    let table = stdout_ok(&ctl_cmd(ctl.control, Path::new(state), &["clients"]));
+    assert!(table.contains(&printed), "{table}");
+    assert!(!table.contains(&s.clientid().to_string()), "{table}");
+    for form in [printed.clone(), s.clientid().to_string()] {
+        let v = ctl_json(ctl.control, Path::new(state), &["client", &form]);
+        assert_eq!(v["id_str"], printed);
+        let v = ctl_json(
+            ctl.control,
+            Path::new(state),
+            &["sessions", "--client", &form],
+        );
+        assert_eq!(v[0]["clientid_str"], printed, "{v}");
+    }
+    // Connection ids: decimal everywhere, with the string form in JSON.
+    let v = ctl_json(ctl.control, Path::new(state), &["session", &hex(&s)]);
+    for c in v["connections"].as_array().unwrap() {
+        assert_eq!(c["id_str"], c["id"].as_u64().unwrap().to_string(), "{c}");
+    }
+    let conns = ctl_json(ctl.control, Path::new(state), &["connections"]);
+    for c in conns.as_array().unwrap() {
+        assert_eq!(c["id_str"], c["id"].as_u64().unwrap().to_string(), "{c}");
+        assert!(is_rfc3339(c["accepted_at"].as_str().unwrap()), "{c}");
+    }
+
+    // Times: RFC 3339 in tables; JSON keeps the milliseconds beside it.
+    // (The conversion itself: `rfc3339_dates` in src/control/api.rs.)
+    assert!(v["created_at_ms"].is_u64(), "{v}");
+    assert!(is_rfc3339(v["created_at"].as_str().unwrap_or("")), "{v}");
+    let c0 = &v["connections"][0];
+    assert!(c0["bound_at_ms"].is_u64(), "{c0}");
+    assert!(is_rfc3339(c0["bound_at"].as_str().unwrap_or("")), "{c0}");
+    let table = stdout_ok(&ctl_cmd(
+        ctl.control,
+        Path::new(state),
+        &["session", &hex(&s)],
+    ));
+    let created = table
+        .lines()
+        .find_map(|l| l.strip_prefix("created_at"))
+        .unwrap_or_else(|| panic!("{table}"))
+        .trim();
+    assert_eq!(created, v["created_at"], "{table}");
+    assert!(table.contains(&printed), "{table}");
+    let bound: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("CONN"))
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(bound.len(), 2, "{table}");
+    assert!(bound.iter().all(|t| is_rfc3339(t)), "{table}");
+    let ms = v["created_at_ms"].as_u64().unwrap().to_string();
+    assert!(!table.contains(&ms), "epoch milliseconds in {table}");
+    let table = stdout_ok(&ctl_cmd(ctl.control, Path::new(state), &["connections"]));
+    assert!(table.contains("ACCEPTED_AT"), "{table}");
+
+    // metrics --json: the samples as JSON.
+    let m: Value = serde_json::from_str(&stdout_ok(&ctl_raw(&[
+        "metrics", "--json", "--addr", &addr,
+    ])))
+    .expect("metrics --json prints JSON");
+    let fam = |name: &str| {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .clone()
+    };
+    assert_eq!(fam("ringnfs_sessions")["samples"][0]["value"], 1);
+    assert_eq!(fam("ringnfs_sessions")["type"], "gauge");
+    let binds = fam("ringnfs_connection_binds");
+    assert_eq!(binds["samples"][2]["labels"]["direction"], "both");
+    assert_eq!(binds["samples"][2]["value"], 1);
+
+    // A 401 names the token file used, or the one that was missing.
+    let bad = ctl.dir.join("bad-token");
+    std::fs::write(&bad, "nope\n").unwrap();
+    let out = ctl_raw(&[
+        "destroy-session",
+        &hex(&s),
+        "--addr",
+        &addr,
+        "--token-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains(bad.to_str().unwrap()),
+        "{err}"
+    );
+    let empty = ctl.dir.join("empty-state");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = ctl_raw(&[
+        "destroy-session",
+        &hex(&s),
+        "--addr",
+        &addr,
+        "--state-dir",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let missing = empty.join("control-token");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    // The session is still there.
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+}
+
+#[test]
+fn client_and_session_ids_print_the_same_in_logs_and_ctl() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("id-logs");
+    let state = dir.join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--backend",
+            "memory",
+            "--threads",
+            "1",
+            "--no-pin",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .env("RUST_LOG", "info,ringnfs::state=debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _child = Killed(child);
+    let log = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().push(line);
+        }
+    });
+    assert!(wait_until(|| log
+        .lock()
+        .iter()
+        .any(|l| l.contains("ringnfs serving"))));
+    let (nfs, control) = {
+        let lines = log.lock();
+        let serving = lines
+            .iter()
+            .find(|l| l.contains("ringnfs serving"))
+            .unwrap();
+        let at = serving.find("addrs=[").unwrap() + 7;
+        let nfs: SocketAddr = serving[at..at + serving[at..].find(']').unwrap()]
+            .parse()
+            .unwrap();
+        (nfs, logged_control_addr(&lines).unwrap())
+    };
+    let (_, s) = Client::connect(&[nfs], ClientOptions::default()).unwrap();
+    let table = stdout_ok(&ctl_cmd(control, &state, &["sessions"]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let (session, client) = (row[0], row[1]);
+    assert_eq!(session, hex(&s));
+    let created = wait_until(|| {
+        log.lock().iter().any(|l| {
+            l.contains("session created")
+                && l.contains(&format!("clientid={client} "))
+                && l.contains(&format!("session={session} "))
+        })
+    });
+    assert!(
+        created,
+        "no log line with {client} and {session}: {:#?}",
+        log.lock()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
