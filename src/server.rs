@@ -177,6 +177,12 @@ pub fn server_identity(state_dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let Some(dir) = state_dir else {
         return Ok(fresh().into_bytes());
     };
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "the state directory {} is a file, not a directory (give --state-dir a directory; it is created if missing)",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating state dir {}", dir.display()))?;
     let path = dir.join("server-owner");
@@ -243,10 +249,29 @@ fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
                 read_only: cfg.export.read_only,
                 ..LocalOptions::default()
             };
-            Arc::new(
-                LocalBackend::open(path, opts)
-                    .map_err(|e| anyhow::anyhow!("opening export {}: {e}", path.display()))?,
-            )
+            if path.exists() && !path.is_dir() {
+                anyhow::bail!(
+                    "the export {} is a file, not a directory (give --export a directory)",
+                    path.display()
+                );
+            }
+            Arc::new(LocalBackend::open(path, opts).map_err(|e| {
+                // Reopening files by handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH.
+                let denied = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+                    || e.kind() == std::io::ErrorKind::PermissionDenied;
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let root = unsafe { libc::geteuid() } == 0;
+                if denied && !root {
+                    anyhow::anyhow!(
+                        "opening export {}: {e}: the local backend needs root \
+                         (CAP_DAC_READ_SEARCH, to reopen files by handle): run as root, or \
+                         use --backend memory",
+                        path.display()
+                    )
+                } else {
+                    anyhow::anyhow!("opening export {}: {e}", path.display())
+                }
+            })?)
         }
     })
 }

@@ -256,7 +256,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Size of the file I/O workloads use, MiB (created and filled before the run).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub file_size_mib: u64,
     /// Check every READ's data against the pattern the bench writes; a mismatch counts
     /// as an error (`verify_mismatch`).

@@ -18,8 +18,9 @@ use super::{DEFAULT_CONTROL_ADDR, TOKEN_FILE};
 
 #[derive(clap::Args, Debug)]
 pub struct CtlArgs {
-    /// Address of the control plane.
-    #[arg(long, global = true, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR)]
+    /// Address of the control plane (or HOST:PORT).
+    #[arg(long, global = true, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR,
+          value_parser = crate::config::resolve_addr)]
     pub addr: SocketAddr,
     /// Bearer token file [default: STATE_DIR/control-token when it exists].
     #[arg(long, global = true, value_name = "FILE")]
@@ -46,6 +47,7 @@ pub enum CtlCommand {
     /// One client with its sessions.
     Client {
         /// Client id: 0x and hex digits (as printed), or decimal.
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// List sessions.
@@ -57,6 +59,7 @@ pub enum CtlCommand {
     /// One session with its connections.
     Session {
         /// Session id (32 hex digits).
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// List open connections.
@@ -64,11 +67,13 @@ pub enum CtlCommand {
     /// Drain a connection (flush and close it).
     Drain {
         /// Connection id: decimal (as printed) or 0x hex.
+        #[arg(value_name = "CONN")]
         conn: String,
     },
     /// Destroy a session (the client gets NFS4ERR_BADSESSION).
     DestroySession {
         /// Session id (32 hex digits).
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// Show or change live settings.
@@ -88,17 +93,17 @@ pub enum SettingsAction {
     /// Change settings (applied at once and persisted in the server's state directory;
     /// at the next start a setting given on the command line or in --config wins).
     Set {
-        /// Connections one session may bind (0 = unlimited, at most 1024).
-        #[arg(long)]
+        /// Connections one session may bind (0–1024, 0 = unlimited).
+        #[arg(long, value_name = "N")]
         max_connections_per_session: Option<u64>,
         /// Binding a connection unbinds it from its other sessions.
-        #[arg(long)]
+        #[arg(long, value_name = "true|false")]
         exclusive_binding: Option<bool>,
-        /// Lease time in seconds (1-3600).
-        #[arg(long)]
+        /// Lease time in seconds (1–3600).
+        #[arg(long, value_name = "SECS")]
         lease_time: Option<u64>,
         /// Log filter, e.g. info, debug, "info,ringnfs::state=trace".
-        #[arg(long)]
+        #[arg(long, value_name = "FILTER")]
         log_level: Option<String>,
     },
     /// Drop persisted settings (all, or KEY) and go back to the start values (command
@@ -106,6 +111,7 @@ pub enum SettingsAction {
     Reset {
         /// max-connections-per-session, exclusive-binding, lease-time or log-level
         /// (or with underscores); all of them when absent.
+        #[arg(value_name = "KEY")]
         key: Option<String>,
     },
 }

@@ -48,10 +48,9 @@ impl FromStr for ControlAddr {
         if s.trim().eq_ignore_ascii_case("off") {
             return Ok(ControlAddr(None));
         }
-        s.trim()
-            .parse()
+        crate::config::resolve_addr(s)
             .map(|a| ControlAddr(Some(a)))
-            .map_err(|e| format!("expected ADDR:PORT or \"off\", got {s:?}: {e}"))
+            .map_err(|e| format!("expected ADDR:PORT or \"off\": {e}"))
     }
 }
 
