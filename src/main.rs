@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use ringnfs::control::ControlAddr;
 use ringnfs::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use ringnfs::server::{BackendKind, DEFAULT_EXPORT, Server, ServerConfig};
-use ringnfs::state::settings::OverLimit;
+use ringnfs::state::settings::{OverLimit, SettingSources, Source};
 use ringnfs::transport::TransportTuning;
 
 #[derive(Parser)]
@@ -41,25 +41,44 @@ fn parse_control(s: &str) -> Result<ControlAddr, String> {
     s.parse()
 }
 
+/// What `serve --help` says after the options.
+const SERVE_AFTER_HELP: &str = "\
+Settings changed while the server runs (`ringnfs ctl settings set`: max-connections-per-session,
+exclusive-binding, lease-time, log-level) are saved in STATE_DIR/settings.toml and used at the
+next start, except a setting given at that start on the command line, in --config or (log
+level) in RUST_LOG: that value wins, and a warning names the key and both values.
+`ringnfs ctl settings reset [KEY]` drops saved values.";
+
+/// `--listen ADDR:PORT`: an address or a host name (the first address it resolves to,
+/// like `bench --server`).
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    ringnfs::config::resolve_addr(s)
+}
+
+// Placeholders: N (a count), SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR, or the
+// choices (`local|memory`); ranges are written in the help as (LO–HI).
 #[derive(clap::Args)]
+#[command(after_help = SERVE_AFTER_HELP)]
 struct ServeArgs {
     /// TOML file with any of these options (command-line options win).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on (repeatable: e.g. 127.0.0.1:2049 and 127.0.0.2:2049).
-    #[arg(long = "listen", value_name = "ADDR:PORT", default_values_t = [SocketAddr::from(([127, 0, 0, 1], 2049))])]
+    /// Address to listen on, or HOST:PORT (repeatable: e.g. 127.0.0.1:2049 and
+    /// 127.0.0.2:2049).
+    #[arg(long = "listen", value_name = "ADDR:PORT", value_parser = parse_listen,
+          default_values_t = [SocketAddr::from(([127, 0, 0, 1], 2049))])]
     listen: Vec<SocketAddr>,
-    /// Worker threads, one io_uring ring each (default: one per CPU).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads, one io_uring ring each [default: one per CPU].
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     threads: usize,
     /// Do not pin workers to CPUs.
     #[arg(long)]
     no_pin: bool,
-    /// Directory for the server's persistent identity.
-    #[arg(long, default_value = "ringnfs-state")]
+    /// Directory for the server's persistent identity, token and saved settings.
+    #[arg(long, value_name = "DIR", default_value = "ringnfs-state")]
     state_dir: PathBuf,
-    /// Connections one session may bind (0 = unlimited, at most 1024).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=1024))]
+    /// Connections one session may bind (0–1024, 0 = unlimited).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=1024))]
     max_connections_per_session: u32,
     /// Binding a connection to a session unbinds it from its other sessions (pre-RFC 8881).
     #[arg(long)]
@@ -67,19 +86,20 @@ struct ServeArgs {
     /// A SEQUENCE on a connection its session has no room for (over
     /// --max-connections-per-session): `serve` runs it without binding the connection,
     /// `delay` answers NFS4ERR_DELAY. The bind is refused either way.
-    #[arg(long, value_enum, default_value_t = OverLimit::Serve)]
+    #[arg(long, value_name = "serve|delay", value_enum, default_value_t = OverLimit::Serve)]
     over_limit: OverLimit,
-    /// Lease time in seconds.
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    /// Lease time in seconds (1–3600).
+    #[arg(long, value_name = "SECS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3600))]
     lease_time: u32,
-    /// Fore-channel slots offered per session.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Fore-channel slots offered per session (1–1024).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_slots: u32,
-    /// Directory to export (local backend); created with mode 1777 if missing.
-    #[arg(long, default_value = DEFAULT_EXPORT)]
+    /// Directory to export (local backend only); created with mode 1777 if missing.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_EXPORT)]
     export: PathBuf,
-    /// Where files live.
-    #[arg(long, value_enum, default_value_t = BackendKind::Local)]
+    /// Where files live: real files under --export, or RAM. The local backend needs root
+    /// (it reopens files by handle).
+    #[arg(long, value_name = "local|memory", value_enum, default_value_t = BackendKind::Local)]
     backend: BackendKind,
     /// Refuse every change (NFS4ERR_ROFS).
     #[arg(long)]
@@ -88,54 +108,53 @@ struct ServeArgs {
     #[arg(long)]
     no_root_squash: bool,
     /// Anonymous uid (squashed root and AUTH_NONE callers).
-    #[arg(long, default_value_t = DEFAULT_ANON_ID)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ANON_ID)]
     anon_uid: u32,
     /// Anonymous gid.
-    #[arg(long, default_value_t = DEFAULT_ANON_ID)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_ANON_ID)]
     anon_gid: u32,
-    /// Grace period after start in which clients reclaim opens and locks (0 = none).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    /// Grace period after start in which clients reclaim opens and locks, seconds
+    /// (0–3600, 0 = none).
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3600))]
     grace: u32,
-    /// Client network allowed to use the export (repeatable, CIDR; default: all).
+    /// Client network allowed to use the export (repeatable) [default: all].
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<ipnet::IpNet>,
-    /// Control plane (HTTP API, metrics) address, or "off". Changes need the bearer token;
-    /// on a non-loopback address every request does.
+    /// Control plane (HTTP API, metrics) address, or "off". If the address is taken the
+    /// server does not start. Changes need the bearer token; on a non-loopback address
+    /// every request does.
     #[arg(long, value_name = "ADDR:PORT|off", default_value = ringnfs::control::DEFAULT_CONTROL_ADDR, value_parser = parse_control)]
     control: ControlAddr,
-    /// Control-plane bearer token file (default: STATE_DIR/control-token, created with
-    /// mode 0600 and a random token if missing).
+    /// Control-plane bearer token file, created with mode 0600 and a random token if
+    /// missing [default: STATE_DIR/control-token].
     #[arg(long, value_name = "FILE")]
     control_token_file: Option<PathBuf>,
-    /// Submission queue entries of each worker's io_uring (the completion queue gets 4×).
-    /// More lets one loop iteration submit more sends and receives at once.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(32..=32768))]
+    /// Submission queue entries of each worker's io_uring (32–32768; the completion
+    /// queue gets 4×). More lets one loop iteration submit more sends and receives at
+    /// once.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(32..=32768))]
     ring_entries: u32,
-    /// Provided receive buffers per worker (rounded up to a power of two). A connection
-    /// with data waiting holds buffers until its record is reassembled; when all are
-    /// held, receives pause (ENOBUFS) and are re-armed.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(8..=32768))]
+    /// Provided receive buffers per worker (8–32768, rounded up to a power of two). A
+    /// connection with data waiting holds buffers until its record is reassembled; when
+    /// all are held, receives pause (ENOBUFS) and are re-armed.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(8..=32768))]
     recv_buffers: u16,
-    /// Size of each provided receive buffer, KiB (memory per worker: buffers × size,
-    /// at most 1 GiB). Larger buffers mean fewer completions per 1 MiB WRITE.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..=1024))]
+    /// Size of each provided receive buffer, KiB (4–1024; memory per worker: buffers ×
+    /// size, at most 1 GiB). Larger buffers mean fewer completions per 1 MiB WRITE.
+    #[arg(long, value_name = "KIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..=1024))]
     recv_buffer_kib: u32,
     /// SQPOLL: give each worker's ring a kernel thread that polls its submission queue
     /// and sleeps after this many idle milliseconds (1–10000). Off by default; the
     /// ring then uses SINGLE_ISSUER|DEFER_TASKRUN, which SQPOLL excludes. Each polling
     /// thread spins a CPU while busy: on a machine with few cores it competes with
     /// the workers.
-    #[arg(long, value_name = "IDLE_MS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     sqpoll: Option<u32>,
-    /// The control address was given (command line or config file), so failing to bind
-    /// it is an error; the default address is optional.
-    #[arg(skip)]
-    control_explicit: bool,
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
-    #[arg(long, default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
     /// Open connections allowed per client IP address (0 = unlimited).
-    #[arg(long, default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    #[arg(long, value_name = "N", default_value_t = ringnfs::server::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
     max_connections_per_peer: usize,
     /// Close a connection bound to no session that completed no request for this many
     /// seconds (0 = never).
@@ -145,18 +164,25 @@ struct ServeArgs {
     /// its client's lease expired (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = ringnfs::server::DEFAULT_SESSION_IDLE_TIMEOUT_SECS)]
     session_idle_timeout: u32,
-    /// Largest RPC record (bytes); a larger one closes the connection.
+    /// Largest RPC record, bytes (4096–1073741824); a larger one closes the connection.
     #[arg(long, value_name = "BYTES", default_value_t = ringnfs::server::DEFAULT_MAX_RECORD_SIZE,
           value_parser = TypedValueParser::map(clap::value_parser!(u64).range(ringnfs::server::MIN_RECORD_SIZE as u64..=(1 << 30)), |v| v as usize))]
     max_record_size: usize,
-    /// Reply bytes queued per connection before the server stops reading it.
+    /// Reply bytes queued per connection before the server stops reading it
+    /// (1–1073741824).
     #[arg(long, value_name = "BYTES", default_value_t = ringnfs::server::DEFAULT_MAX_REPLY_QUEUE,
           value_parser = TypedValueParser::map(clap::value_parser!(u64).range(1..=(1 << 30)), |v| v as usize))]
     max_reply_queue: usize,
     /// Sessions one client may hold (0 = unlimited); CREATE_SESSION over it gets
     /// NFS4ERR_NOSPC.
-    #[arg(long, default_value_t = ringnfs::state::DEFAULT_MAX_SESSIONS_PER_CLIENT)]
+    #[arg(long, value_name = "N", default_value_t = ringnfs::state::DEFAULT_MAX_SESSIONS_PER_CLIENT)]
     max_sessions_per_client: u32,
+    /// `--export` was given (command line or config file).
+    #[arg(skip)]
+    export_given: bool,
+    /// Where the live settings' start values came from (filled by `merge_config`).
+    #[arg(skip)]
+    setting_sources: SettingSources,
 }
 
 fn main() -> ExitCode {
@@ -188,10 +214,7 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let start = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|s| EnvFilter::try_new(s).is_ok())
-        .unwrap_or_else(|| "info".to_string());
+    let start = env_log_level().unwrap_or_else(|| "info".to_string());
     let (filter, handle) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&start));
     tracing_subscriber::registry()
         .with(filter)
@@ -210,13 +233,49 @@ fn init_logging() {
     );
 }
 
-/// Fill options not given on the command line from the `--config` file.
+/// The log filter in `RUST_LOG`, when it is one.
+fn env_log_level() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+}
+
+/// Fill options not given on the command line from the `--config` file, and note where
+/// the live settings' start values came from.
 fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
-    a.control_explicit = m.value_source("control") == Some(ValueSource::CommandLine);
-    let Some(path) = a.config.clone() else {
+    let f = match &a.config {
+        Some(path) => Some(ringnfs::config::load(path)?),
+        None => None,
+    };
+    let source = |id: &str, in_file: bool| {
+        if m.value_source(id) == Some(ValueSource::CommandLine) {
+            Source::CommandLine
+        } else if in_file {
+            Source::ConfigFile(a.config.clone().unwrap_or_default())
+        } else {
+            Source::Default
+        }
+    };
+    let file = f.as_ref();
+    a.setting_sources = SettingSources {
+        max_connections_per_session: source(
+            "max_connections_per_session",
+            file.is_some_and(|f| f.max_connections_per_session.is_some()),
+        ),
+        exclusive_binding: source(
+            "exclusive_binding",
+            file.is_some_and(|f| f.exclusive_binding.is_some()),
+        ),
+        lease_time: source("lease_time", file.is_some_and(|f| f.lease_time.is_some())),
+        log_level: match env_log_level() {
+            Some(_) => Source::Environment("RUST_LOG".into()),
+            None => Source::Default,
+        },
+    };
+    a.export_given = source("export", file.is_some_and(|f| f.export.is_some())).is_explicit();
+    let (Some(path), Some(f)) = (a.config.clone(), f) else {
         return Ok(a);
     };
-    let f = ringnfs::config::load(&path)?;
     let from_file = |id: &str| m.value_source(id) != Some(ValueSource::CommandLine);
     macro_rules! take {
         ($field:ident, $id:literal) => {
@@ -243,7 +302,6 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     {
         a.control_token_file = Some(t);
     }
-    a.control_explicit |= f.control.is_some();
     take!(max_connections, "max_connections");
     take!(max_connections_per_peer, "max_connections_per_peer");
     take!(idle_timeout, "idle_timeout");
@@ -345,9 +403,15 @@ fn merge_config(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<ServeArgs> {
     Ok(a)
 }
 
-/// Unless the control address was given explicitly, the default one is optional (if it
-/// is taken, the server warns and runs without a control plane).
+/// Run the server until SIGINT or SIGTERM. The control address, the default one too,
+/// must be free (or `--control off`): `ctl` must never talk to another server.
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.backend == BackendKind::Memory && args.export_given {
+        tracing::warn!(
+            export = %args.export.display(),
+            "--export is ignored with --backend memory (files live in RAM); use --backend local to export a directory"
+        );
+    }
     let server = Server::start(ServerConfig {
         listen: args.listen,
         threads: args.threads,
@@ -356,6 +420,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease_secs: args.lease_time,
         max_connections_per_session: args.max_connections_per_session,
         exclusive_binding: args.exclusive_binding,
+        setting_sources: args.setting_sources,
         over_limit: args.over_limit,
         max_fore_slots: args.max_slots,
         backend: args.backend,
@@ -370,7 +435,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grace_secs: args.grace,
         control: args.control.0,
         control_token_file: args.control_token_file,
-        control_optional: !args.control_explicit,
         limits: ringnfs::server::Limits {
             max_connections: args.max_connections,
             max_connections_per_peer: args.max_connections_per_peer,

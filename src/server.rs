@@ -15,7 +15,7 @@ use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{
     DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, OverLimit, PersistedSettings,
-    SETTINGS_FILE,
+    SETTINGS_FILE, SettingSources, StartSettings,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub lease_secs: u32,
     pub max_connections_per_session: u32,
     pub exclusive_binding: bool,
+    /// Where the start values of the live settings (`max_connections_per_session`,
+    /// `exclusive_binding`, `lease_secs`, the log level) came from. A value persisted by
+    /// the control plane in `state_dir/settings.toml` replaces a start value from
+    /// [`Source::Default`](crate::state::settings::Source::Default) (all of them by
+    /// default); an explicit start value wins over it, with a warning.
+    pub setting_sources: SettingSources,
     /// What a SEQUENCE on a connection over the per-session limit gets.
     pub over_limit: OverLimit,
     pub max_fore_slots: u32,
@@ -53,12 +59,10 @@ pub struct ServerConfig {
     /// ([`Server::control_addr`] tells which).
     pub control: Option<SocketAddr>,
     /// Bearer token file of the control plane (default `state_dir/control-token`;
-    /// without either, a token kept in memory only).
+    /// without either, a token kept in memory only). When the control address cannot be
+    /// bound (e.g. another server holds it), the start fails: a server never runs
+    /// without the control plane it was asked for.
     pub control_token_file: Option<PathBuf>,
-    /// When the control address cannot be bound (e.g. the default port is taken by
-    /// another ringnfs), warn and serve NFS without a control plane instead of failing.
-    /// `ringnfs serve` sets this when `--control` was not given explicitly.
-    pub control_optional: bool,
     /// Hardening limits (see [`Limits`]).
     pub limits: Limits,
     /// Transport knobs (ring size, receive buffers, output bound); defaults unchanged.
@@ -131,6 +135,16 @@ pub enum BackendKind {
     Local,
 }
 
+impl BackendKind {
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Memory => "memory",
+            BackendKind::Local => "local",
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -141,6 +155,7 @@ impl Default for ServerConfig {
             lease_secs: DEFAULT_LEASE_SECS,
             max_connections_per_session: DEFAULT_MAX_CONNECTIONS_PER_SESSION,
             exclusive_binding: false,
+            setting_sources: SettingSources::default(),
             over_limit: OverLimit::Serve,
             max_fore_slots: 64,
             backend: BackendKind::Local,
@@ -149,7 +164,6 @@ impl Default for ServerConfig {
             grace_secs: 0,
             control: None,
             control_token_file: None,
-            control_optional: false,
             limits: Limits::default(),
             tuning: TransportTuning::default(),
         }
@@ -174,6 +188,12 @@ pub fn server_identity(state_dir: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     let Some(dir) = state_dir else {
         return Ok(fresh().into_bytes());
     };
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!(
+            "the state directory {} is a file, not a directory (give --state-dir a directory; it is created if missing)",
+            dir.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating state dir {}", dir.display()))?;
     let path = dir.join("server-owner");
@@ -240,10 +260,29 @@ fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
                 read_only: cfg.export.read_only,
                 ..LocalOptions::default()
             };
-            Arc::new(
-                LocalBackend::open(path, opts)
-                    .map_err(|e| anyhow::anyhow!("opening export {}: {e}", path.display()))?,
-            )
+            if path.exists() && !path.is_dir() {
+                anyhow::bail!(
+                    "the export {} is a file, not a directory (give --export a directory)",
+                    path.display()
+                );
+            }
+            Arc::new(LocalBackend::open(path, opts).map_err(|e| {
+                // Reopening files by handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH.
+                let denied = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+                    || e.kind() == std::io::ErrorKind::PermissionDenied;
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let root = unsafe { libc::geteuid() } == 0;
+                if denied && !root {
+                    anyhow::anyhow!(
+                        "opening export {}: {e}: the local backend needs root \
+                         (CAP_DAC_READ_SEARCH, to reopen files by handle): run as root, or \
+                         use --backend memory",
+                        path.display()
+                    )
+                } else {
+                    anyhow::anyhow!("opening export {}: {e}", path.display())
+                }
+            })?)
         }
     })
 }
@@ -292,20 +331,42 @@ impl Server {
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
         state.settings.set_over_limit(cfg.over_limit);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
-        // Settings changed through the control plane and persisted win over the
-        // command-line / config-file start values.
+        // Settings changed through the control plane and persisted are used, except where
+        // the start value was given explicitly: that one wins, with a warning.
+        let start_settings = StartSettings {
+            max_connections_per_session: cfg.max_connections_per_session,
+            exclusive_binding: cfg.exclusive_binding,
+            lease_time: cfg.lease_secs,
+            log_level: crate::control::current_log_level(),
+        };
         if let Some(dir) = cfg.state_dir.as_deref()
             && let Some(saved) = PersistedSettings::load(dir).map_err(anyhow::Error::msg)?
         {
-            saved
+            let file = dir.join(SETTINGS_FILE);
+            let (apply, overridden) = saved.resolve(&start_settings, &cfg.setting_sources);
+            for o in &overridden {
+                tracing::warn!(
+                    key = %o.key,
+                    value = %o.start,
+                    from = ?o.source.to_string(),
+                    persisted = %o.persisted,
+                    persisted_in = %file.display(),
+                    "a setting given at start wins over the value persisted by the control \
+                     plane (`ringnfs ctl settings reset {}` drops the persisted one)",
+                    o.key
+                );
+            }
+            apply
                 .apply(&state.settings)
-                .with_context(|| format!("applying {}", dir.join(SETTINGS_FILE).display()))?;
-            if let Some(level) = &saved.log_level
+                .with_context(|| format!("applying {}", file.display()))?;
+            if let Some(level) = &apply.log_level
                 && let Err(e) = crate::control::apply_log_level(level)
             {
                 tracing::warn!(error = %e, "ignoring the persisted log level");
             }
-            tracing::info!(settings = ?saved, "applied settings persisted by the control plane");
+            if !apply.is_empty() {
+                tracing::info!(settings = %apply.describe(), file = %file.display(), "applied settings persisted by the control plane");
+            }
         }
 
         let mut export = Export::new(
@@ -346,20 +407,21 @@ impl Server {
                         addr,
                         token_file,
                         state_dir: cfg.state_dir.clone(),
+                        start_settings: start_settings.clone(),
                     },
                     state.clone(),
                     Box::new(move || crate::transport::TransportStats::sum(&t.stats())),
                 );
                 match started {
                     Ok(c) => Some(c),
-                    Err(e) if cfg.control_optional => {
-                        tracing::warn!(error = %format!("{e:#}"), "serving without a control plane");
-                        None
-                    }
                     Err(e) => {
                         transport.shutdown();
                         reaper.lock().stop();
-                        return Err(e.context("starting the control plane"));
+                        return Err(e.context(format!(
+                            "cannot start the control plane on {addr} (is another server \
+                             using it? give another address with --control ADDR:PORT, or \
+                             run without a control plane with --control off)"
+                        )));
                     }
                 }
             }
@@ -369,7 +431,26 @@ impl Server {
         let control_token_path = control
             .as_ref()
             .and_then(|c| c.token_path().map(Path::to_path_buf));
-        tracing::info!(addrs = ?transport.local_addrs(), threads, "ringnfs serving NFSv4.1 and 4.2");
+        let none = || "-".to_string();
+        let export = match cfg.backend {
+            BackendKind::Local => cfg.export_path.display().to_string(),
+            BackendKind::Memory => none(),
+        };
+        let state_dir = cfg
+            .state_dir
+            .as_ref()
+            .map_or_else(none, |d| d.display().to_string());
+        let control_shown = control_addr.map_or_else(|| "off".to_string(), |a| a.to_string());
+        tracing::info!(
+            addrs = ?transport.local_addrs(),
+            threads,
+            backend = %cfg.backend.name(),
+            export = %export,
+            state_dir = %state_dir,
+            grace_secs = cfg.grace_secs,
+            control = %control_shown,
+            "ringnfs serving NFSv4.1 and 4.2"
+        );
         Ok(Server {
             state,
             transport,

@@ -21,6 +21,8 @@ fn serve(dir: &std::path::Path) -> (Child, SocketAddr) {
             "--threads",
             "2",
             "--no-pin",
+            "--control",
+            "127.0.0.1:0",
             "--state-dir",
         ])
         .arg(dir)
@@ -185,7 +187,8 @@ fn config_file_sets_options_and_bad_values_are_refused() {
     std::fs::write(
         &good,
         format!(
-            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\nstate_dir = {:?}\n",
+            "listen = [\"127.0.0.1:0\"]\nbackend = \"memory\"\nthreads = 1\npin = false\n\
+             control = \"off\"\nstate_dir = {:?}\n",
             dir.join("state")
         ),
     )
@@ -345,4 +348,409 @@ fn serves_with_sqpoll() {
         Err(stderr) => assert!(stderr.contains("SQPOLL refused"), "stderr: {stderr}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Spawn `serve` with `args`; the child and its "ringnfs serving" line, or its stderr if
+/// it exits first.
+fn serving_line(args: &[&str]) -> Result<(Child, String), String> {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if l.contains("ringnfs serving") {
+            return Ok((child, l));
+        }
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let _ = child.wait();
+    Err(seen)
+}
+
+#[test]
+fn a_taken_default_control_address_stops_the_start() {
+    // Taken by this test, or already by another server on the machine: taken either way.
+    let _held = std::net::TcpListener::bind(ringnfs::control::DEFAULT_CONTROL_ADDR);
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli6-{}", std::process::id()));
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--state-dir",
+        dir.to_str().unwrap(),
+    ];
+    match serving_line(&args) {
+        Ok((mut child, line)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve ran although its control address was taken: {line}");
+        }
+        Err(stderr) => {
+            assert!(
+                stderr.contains("ringnfs: "),
+                "an error, not a panic: {stderr}"
+            );
+            assert!(
+                stderr.contains(ringnfs::control::DEFAULT_CONTROL_ADDR),
+                "names the address: {stderr}"
+            );
+            assert!(
+                stderr.contains("--control off"),
+                "says what to do: {stderr}"
+            );
+        }
+    }
+    // `--control off` runs without one.
+    let mut off = args.to_vec();
+    off.extend(["--control", "off"]);
+    let (mut child, line) = serving_line(&off).expect("serves with --control off");
+    assert!(line.contains("control=off"), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_start_up_log_names_export_backend_state_dir_grace_and_control() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli7-{}", std::process::id()));
+    let (state, export) = (dir.join("state"), dir.join("export"));
+    let (mut child, line) = serving_line(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--control",
+        "127.0.0.1:0",
+        "--grace",
+        "7",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--export",
+        export.to_str().unwrap(),
+    ])
+    .expect("serves");
+    let _ = child.kill();
+    let _ = child.wait();
+    for want in [
+        format!("export={}", export.display()),
+        "backend=local".to_string(),
+        format!("state_dir={}", state.display()),
+        "grace_secs=7".to_string(),
+        "control=127.0.0.1:".to_string(),
+    ] {
+        assert!(line.contains(&want), "{want} missing in {line}");
+    }
+    assert!(
+        !line.contains("control=127.0.0.1:0 "),
+        "the bound port: {line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run `ringnfs ARGS` (it must exit on its own): its exit status and stderr. A refusal
+/// is a sentence, never a panic or a Rust debug value.
+fn run_refused(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("exits");
+    assert!(!status.success(), "{args:?} accepted: {stderr}");
+    for bad in ["panicked", "Os {", "kind: "] {
+        assert!(!stderr.contains(bad), "{args:?}: {stderr}");
+    }
+    (status, stderr)
+}
+
+#[test]
+fn a_state_dir_that_is_a_file_is_named_as_such() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    let (_, err) = run_refused(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--control",
+        "off",
+        "--state-dir",
+        f,
+    ]);
+    assert!(
+        err.contains(&format!("{f} is a file, not a directory")),
+        "{err}"
+    );
+    let (status, err) = run_refused(&["ctl", "--state-dir", f, "settings"]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.contains(&format!("{f} is a file, not a directory")),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn export_with_the_memory_backend_is_warned_about() {
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli9-{}", std::process::id()));
+    let export = dir.join("export");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--backend", "memory"])
+        .args([
+            "--control",
+            "off",
+            "--threads",
+            "1",
+            "--no-pin",
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .arg("--export")
+        .arg(&export)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("ringnfs serving"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("WARN")
+            && l.contains("--export is ignored with --backend memory")
+            && l.contains(export.to_str().unwrap())),
+        "{lines:?}"
+    );
+    assert!(!export.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_size_mib_zero_is_refused() {
+    for args in [
+        &["bench", "--server", "127.0.0.1:1", "--workload", "read"][..],
+        &["bench", "compare"][..],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--file-size-mib", "0"]);
+        let (status, err) = run_refused(&all);
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains("--file-size-mib"), "{err}");
+    }
+}
+
+#[test]
+fn listen_and_control_take_host_names_and_bad_ports_say_so() {
+    use std::net::ToSocketAddrs;
+    // Host names resolve as `bench --server` resolves them (the first address).
+    let want = ("localhost", 0)
+        .to_socket_addrs()
+        .unwrap()
+        .next()
+        .unwrap()
+        .ip();
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli10-{}", std::process::id()));
+    let (mut child, line) = serving_line(&[
+        "--listen",
+        "localhost:0",
+        "--control",
+        "localhost:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--state-dir",
+        dir.to_str().unwrap(),
+    ])
+    .expect("serves on localhost");
+    let _ = child.kill();
+    let _ = child.wait();
+    let at = line.find("addrs=[").unwrap() + 7;
+    let nfs: SocketAddr = line[at..at + line[at..].find(']').unwrap()]
+        .parse()
+        .unwrap();
+    assert_eq!(nfs.ip(), want, "{line}");
+    let control = line.split("control=").nth(1).unwrap().trim();
+    let control: SocketAddr = control.parse().unwrap();
+    assert_eq!(control.ip(), want, "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A port above 65535 is named as such, wherever an address is taken.
+    for args in [
+        &["serve", "--listen", "127.0.0.1:99999"][..],
+        &["serve", "--control", "127.0.0.1:99999"][..],
+        &["ctl", "--addr", "127.0.0.1:99999", "settings"][..],
+        &["serve", "--listen", "localhost:70000"][..],
+    ] {
+        let (status, err) = run_refused(args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("port out of range"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn without_root_the_local_backend_says_to_use_memory_or_run_as_root() {
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("ringnfs-cli11-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--control", "off"])
+        .args(["--threads", "1", "--no-pin", "--state-dir"])
+        .arg(dir.join("state"))
+        .arg("--export")
+        .arg(dir.join("export"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // As root: run the server as nobody, in a directory nobody may write.
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        cmd.uid(65534).gid(65534);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("exits");
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("run as root, or use --backend memory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ringnfs ARGS --help`: each option's placeholder and its help text.
+fn options_in_help(args: &[&str]) -> Vec<(String, Option<String>, String)> {
+    let out = Command::new(BIN).args(args).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut opts: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut in_args = false;
+    for line in help.lines() {
+        let t = line.trim_start();
+        if line.starts_with("Arguments:") || line.starts_with("Options:") {
+            in_args = true;
+            continue;
+        }
+        let indent = line.len() - t.len();
+        let is_item = in_args
+            && (2..=6).contains(&indent)
+            && (t.starts_with('-') || t.starts_with('<') || t.starts_with('['));
+        if is_item {
+            // "--flag <PLACEHOLDER>  text", "-h, --help  text" or "<ARG>  text".
+            let (head, rest) = t.split_once("  ").unwrap_or((t, ""));
+            let name = head
+                .split([' ', ','])
+                .find(|w| w.starts_with("--") || w.starts_with('<') || w.starts_with('['))
+                .unwrap()
+                .to_string();
+            let placeholder = head
+                .find(['<', '['])
+                .map(|i| head[i + 1..i + head[i..].find(['>', ']']).unwrap()].to_string());
+            opts.push((name, placeholder, format!("{} ", rest.trim())));
+        } else if let Some(last) = opts.last_mut()
+            && in_args
+        {
+            last.2.push_str(t);
+            last.2.push(' ');
+        }
+    }
+    assert!(!opts.is_empty(), "{help}");
+    opts
+}
+
+#[test]
+fn help_placeholders_are_uniform_and_ranges_are_shown() {
+    let uniform = |p: &str| {
+        [
+            "N",
+            "SECS",
+            "MS",
+            "BYTES",
+            "KIB",
+            "FILE",
+            "DIR",
+            "ADDR:PORT",
+            "CIDR",
+            "ID",
+            "CONN",
+            "KEY",
+            "FILTER",
+        ]
+        .contains(&p)
+            || p == "ADDR:PORT|off"
+            || (p.contains('|')
+                && p.split('|')
+                    .all(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_lowercase())))
+    };
+    let serve = options_in_help(&["serve"]);
+    let mut seen = Vec::new();
+    for cmd in [
+        &["serve"][..],
+        &["ctl"][..],
+        &["ctl", "client"][..],
+        &["ctl", "sessions"][..],
+        &["ctl", "drain"][..],
+        &["ctl", "settings", "set"][..],
+        &["ctl", "settings", "reset"][..],
+    ] {
+        for (name, placeholder, _) in options_in_help(cmd) {
+            if let Some(p) = placeholder {
+                assert!(uniform(&p), "{cmd:?} {name} <{p}>");
+                seen.push(p);
+            }
+        }
+    }
+    assert!(seen.len() > 20, "{seen:?}");
+    let text = |opts: &[(String, Option<String>, String)], flag: &str| {
+        opts.iter()
+            .find(|(n, _, _)| n == flag)
+            .unwrap_or_else(|| panic!("no {flag}"))
+            .2
+            .clone()
+    };
+    for (flag, range) in [
+        ("--lease-time", "1–3600"),
+        ("--max-slots", "1–1024"),
+        ("--max-connections-per-session", "0–1024"),
+        ("--grace", "0–3600"),
+        ("--ring-entries", "32–32768"),
+        ("--recv-buffers", "8–32768"),
+        ("--recv-buffer-kib", "4–1024"),
+        ("--sqpoll", "1–10000"),
+        ("--max-record-size", "4096–1073741824"),
+        ("--max-reply-queue", "1–1073741824"),
+    ] {
+        let t = text(&serve, flag);
+        assert!(t.contains(range), "{flag}: {t}");
+    }
+    let set = options_in_help(&["ctl", "settings", "set"]);
+    assert!(text(&set, "--lease-time").contains("1–3600"));
+    assert!(text(&set, "--max-connections-per-session").contains("0–1024"));
+    // One default line for --threads.
+    let threads = text(&serve, "--threads");
+    assert_eq!(threads.matches("default").count(), 1, "{threads}");
 }

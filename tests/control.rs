@@ -369,6 +369,80 @@ fn settings_limit_validation_auth_and_restart() {
     );
 }
 
+/// The label values of `family` in the order a scrape lists them.
+fn label_order(text: &str, family: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(family)?.strip_prefix('{'))
+        .map(|l| l[..l.find('}').unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn metrics_list_label_values_in_a_stable_order() {
+    let ctl = Ctl::start("metrics-order");
+    // Some op errors, so the op/status family has several members too.
+    let s = ctl.trunked(2);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    assert!(files.lookup(&root, b"missing").is_err());
+    assert!(files.getattr(&[1, 2, 3]).is_err());
+    let families = [
+        (
+            "ringnfs_connection_binds_total",
+            vec![
+                "direction=\"fore\"",
+                "direction=\"back\"",
+                "direction=\"both\"",
+            ],
+        ),
+        (
+            "ringnfs_connection_unbinds_total",
+            vec![
+                "reason=\"explicit\"",
+                "reason=\"disconnect\"",
+                "reason=\"session_destroy\"",
+                "reason=\"reaper\"",
+                "reason=\"drain\"",
+                "reason=\"rebind\"",
+            ],
+        ),
+        (
+            "ringnfs_bind_refusals_total",
+            vec![
+                "cause=\"limit\"",
+                "cause=\"fore_required\"",
+                "cause=\"bad_session\"",
+            ],
+        ),
+        (
+            "ringnfs_record_errors_total",
+            vec!["cause=\"too_large\"", "cause=\"too_many_fragments\""],
+        ),
+        (
+            "ringnfs_connections_refused_total",
+            vec!["cause=\"total\"", "cause=\"per_peer\""],
+        ),
+    ];
+    let first = ctl.get("/metrics").text();
+    // The documented order, not whatever a hash map gives.
+    for (family, want) in &families {
+        assert_eq!(label_order(&first, family), *want, "{family} in\n{first}");
+    }
+    // Per-operation families: by operation number, the same on every scrape.
+    let ops = label_order(&first, "ringnfs_compound_ops_total");
+    assert!(ops.len() >= 4, "{ops:?}");
+    let errs = label_order(&first, "ringnfs_op_errors_total");
+    assert!(errs.len() >= 2, "{errs:?}");
+    for _ in 0..20 {
+        let again = ctl.get("/metrics").text();
+        for (family, want) in &families {
+            assert_eq!(label_order(&again, family), *want, "{family}");
+        }
+        assert_eq!(label_order(&again, "ringnfs_compound_ops_total"), ops);
+        assert_eq!(label_order(&again, "ringnfs_op_errors_total"), errs);
+    }
+}
+
 #[test]
 fn token_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
@@ -760,6 +834,8 @@ fn openapi_document_describes_the_api() {
         "/api/v1/connections",
         "/api/v1/connections/{id}/drain",
         "/api/v1/settings",
+        "/api/v1/settings/persisted",
+        "/api/v1/settings/persisted/{key}",
     ] {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
@@ -777,6 +853,8 @@ enum IdKind {
     Client,
     Session,
     Conn,
+    /// A live setting's name (`/settings/persisted/{key}`).
+    Setting,
 }
 
 /// Real objects to put into the requests.
@@ -804,6 +882,7 @@ impl IdKind {
             "clients" | "client" => IdKind::Client,
             "sessions" | "session" => IdKind::Session,
             "connections" | "connection" => IdKind::Conn,
+            "persisted" => IdKind::Setting,
             _ => panic!("{path}: no real value known for {location} parameter {name:?}"),
         }
     }
@@ -813,6 +892,7 @@ impl IdKind {
             IdKind::Client => ids.client.to_string(),
             IdKind::Session => ids.session.clone(),
             IdKind::Conn => ids.conn.to_string(),
+            IdKind::Setting => "lease_time".into(),
         }
     }
 
@@ -821,6 +901,7 @@ impl IdKind {
             IdKind::Client => "not-a-client",
             IdKind::Session => "zz",
             IdKind::Conn => "x",
+            IdKind::Setting => "lease-time",
         }
     }
 
@@ -830,6 +911,7 @@ impl IdKind {
             IdKind::Client => "12345".into(),
             IdKind::Session => "0".repeat(32),
             IdKind::Conn => u64::MAX.to_string(),
+            IdKind::Setting => "no_such_setting".into(),
         }
     }
 }
@@ -1375,7 +1457,7 @@ fn cli_smoke() {
 
     let out = ctl_cmd(ctl.control, &state, &["clients"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.clientid().to_string()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{:#018x}", s.clientid())));
 
     let out = ctl_cmd(
         ctl.control,
@@ -1545,6 +1627,152 @@ fn serve_control_options() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `ringnfs ctl --json ARGS` against `addr`: its JSON answer (it must succeed).
+fn ctl_json(addr: SocketAddr, state: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend(args);
+    let out = ctl_cmd(addr, state, &all);
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The WARN line about `key` overriding a persisted value.
+fn override_warning<'a>(lines: &'a [String], key: &str) -> Option<&'a String> {
+    lines
+        .iter()
+        .find(|l| l.contains("WARN") && l.contains(&format!("key={key} ")))
+}
+
+#[test]
+fn explicit_start_values_win_over_persisted_settings_and_reset_drops_them() {
+    let dir = temp_dir("precedence");
+    let state = dir.join("state");
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--backend",
+        "memory",
+        "--threads",
+        "1",
+        "--no-pin",
+        "--control",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let settings_file = state.join("settings.toml");
+
+    // Persist a lease time and a connection limit.
+    let (child, lines) = spawn_serve(&base);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(
+        addr,
+        &state,
+        &[
+            "settings",
+            "set",
+            "--lease-time",
+            "60",
+            "--max-connections-per-session",
+            "3",
+        ],
+    );
+    assert_eq!(
+        (
+            v["lease_time"].as_u64(),
+            v["max_connections_per_session"].as_u64()
+        ),
+        (Some(60), Some(3))
+    );
+    drop(child);
+    assert!(settings_file.exists());
+
+    // A restart with --lease-time 30: the command line wins and says so; the persisted
+    // limit (not given at start) is used.
+    let mut args = base.to_vec();
+    args.extend(["--lease-time", "30"]);
+    let (child, lines) = spawn_serve(&args);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(addr, &state, &["settings"]);
+    assert_eq!(v["lease_time"], 30, "{v}");
+    assert_eq!(v["max_connections_per_session"], 3, "{v}");
+    let warn = override_warning(&lines, "lease_time")
+        .unwrap_or_else(|| panic!("no warning about lease_time in {lines:?}"));
+    for want in [
+        "value=30",
+        "from=\"the command line\"",
+        "persisted=60",
+        "settings.toml",
+    ] {
+        assert!(warn.contains(want), "{want} missing in {warn}");
+    }
+    assert!(override_warning(&lines, "max_connections_per_session").is_none());
+    drop(child);
+
+    // The same from a config file: its value wins, and the warning names the file.
+    let config = dir.join("ringnfs.toml");
+    std::fs::write(&config, "lease_time = 45\n").unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--config", config.to_str().unwrap()]);
+    let (child, lines) = spawn_serve(&args);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(ctl_json(addr, &state, &["settings"])["lease_time"], 45);
+    let warn = override_warning(&lines, "lease_time").unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(
+        warn.contains(&format!("from=\"the config file {}\"", config.display())),
+        "{warn}"
+    );
+
+    // Reset one key (flag spelling accepted): it leaves the file, the live value goes
+    // back to the start value; the other key stays.
+    let v = ctl_json(addr, &state, &["settings", "reset", "lease-time"]);
+    assert_eq!(v["lease_time"], 45, "{v}");
+    assert_eq!(v["max_connections_per_session"], 3, "{v}");
+    let text = std::fs::read_to_string(&settings_file).unwrap();
+    assert!(!text.contains("lease_time"), "{text}");
+    assert!(text.contains("max_connections_per_session = 3"), "{text}");
+    // An unknown key: refused, nothing changed.
+    let out = ctl_cmd(addr, &state, &["settings", "reset", "lease"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting"));
+    // Reset all: the limit goes back to the start value (the default) and the file goes.
+    let v = ctl_json(addr, &state, &["settings", "reset"]);
+    assert_eq!(v["max_connections_per_session"], 16, "{v}");
+    assert!(!settings_file.exists());
+    drop(child);
+
+    // A plain restart: the defaults, no warning.
+    let (child, lines) = spawn_serve(&base);
+    let addr = logged_control_addr(&lines).unwrap_or_else(|| panic!("{lines:?}"));
+    let v = ctl_json(addr, &state, &["settings"]);
+    assert_eq!(
+        (
+            v["lease_time"].as_u64(),
+            v["max_connections_per_session"].as_u64()
+        ),
+        (Some(90), Some(16))
+    );
+    assert!(lines.iter().all(|l| !l.contains("WARN")), "{lines:?}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_help_states_the_settings_rule() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("settings.toml"), "{help}");
+    assert!(help.contains("ctl settings reset"), "{help}");
+    assert!(help.contains("wins"), "{help}");
+}
+
 /// A loopback address with a port that was free a moment ago.
 fn free_loopback_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1648,4 +1876,268 @@ fn stop_is_not_held_up_by_a_stalled_http_client() {
     let t = Instant::now();
     ctl.stop();
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// `ringnfs ctl ARGS` (no options added).
+fn ctl_raw(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .arg("ctl")
+        .args(args)
+        .output()
+        .expect("runs ringnfs ctl")
+}
+
+fn stdout_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ctl_options_go_anywhere_and_ids_and_times_print_one_way() {
+    let ctl = Ctl::start("ctl-forms");
+    let state = ctl.dir.join("state");
+    let state = state.to_str().unwrap();
+    let addr = ctl.control.to_string();
+    let s = ctl.trunked(2);
+
+    // The options after the subcommand, after its own options, or before it.
+    let json: Value = serde_json::from_str(&stdout_ok(&ctl_raw(&[
+        "sessions",
+        "--addr",
+        &addr,
+        "--state-dir",
+        state,
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json[0]["id"], hex(&s));
+    let token_file = format!("{state}/control-token");
+    let after = ctl_raw(&[
+        "settings",
+        "set",
+        "--lease-time",
+        "90",
+        "--addr",
+        &addr,
+        "--token-file",
+        &token_file,
+        "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout_ok(&after)).unwrap()["lease_time"],
+        90
+    );
+    stdout_ok(&ctl_raw(&[
+        "--addr",
+        &addr,
+        "--json",
+        "clients",
+        "--state-dir",
+        state,
+    ]));
+
+    // Client ids: 0x and 16 hex digits in tables and *_str; decimal and hex both taken.
+    let printed = format!("{:#018x}", s.clientid());
+    let clients = ctl_json(ctl.control, Path::new(state), &["clients"]);
+    assert_eq!(clients[0]["id_str"], printed, "{clients}");
+    assert_eq!(clients[0]["id"].as_u64(), Some(s.clientid()));
+    let table = stdout_ok(&ctl_cmd(ctl.control, Path::new(state), &["clients"]));
+    assert!(table.contains(&printed), "{table}");
+    assert!(!table.contains(&s.clientid().to_string()), "{table}");
+    for form in [printed.clone(), s.clientid().to_string()] {
+        let v = ctl_json(ctl.control, Path::new(state), &["client", &form]);
+        assert_eq!(v["id_str"], printed);
+        let v = ctl_json(
+            ctl.control,
+            Path::new(state),
+            &["sessions", "--client", &form],
+        );
+        assert_eq!(v[0]["clientid_str"], printed, "{v}");
+    }
+    // Connection ids: decimal everywhere, with the string form in JSON.
+    let v = ctl_json(ctl.control, Path::new(state), &["session", &hex(&s)]);
+    for c in v["connections"].as_array().unwrap() {
+        assert_eq!(c["id_str"], c["id"].as_u64().unwrap().to_string(), "{c}");
+    }
+    let conns = ctl_json(ctl.control, Path::new(state), &["connections"]);
+    for c in conns.as_array().unwrap() {
+        assert_eq!(c["id_str"], c["id"].as_u64().unwrap().to_string(), "{c}");
+        assert!(is_rfc3339(c["accepted_at"].as_str().unwrap()), "{c}");
+    }
+
+    // Times: RFC 3339 in tables; JSON keeps the milliseconds beside it.
+    // (The conversion itself: `rfc3339_dates` in src/control/api.rs.)
+    assert!(v["created_at_ms"].is_u64(), "{v}");
+    assert!(is_rfc3339(v["created_at"].as_str().unwrap_or("")), "{v}");
+    let c0 = &v["connections"][0];
+    assert!(c0["bound_at_ms"].is_u64(), "{c0}");
+    assert!(is_rfc3339(c0["bound_at"].as_str().unwrap_or("")), "{c0}");
+    let table = stdout_ok(&ctl_cmd(
+        ctl.control,
+        Path::new(state),
+        &["session", &hex(&s)],
+    ));
+    let created = table
+        .lines()
+        .find_map(|l| l.strip_prefix("created_at"))
+        .unwrap_or_else(|| panic!("{table}"))
+        .trim();
+    assert_eq!(created, v["created_at"], "{table}");
+    assert!(table.contains(&printed), "{table}");
+    let bound: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("CONN"))
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(4).unwrap())
+        .collect();
+    assert_eq!(bound.len(), 2, "{table}");
+    assert!(bound.iter().all(|t| is_rfc3339(t)), "{table}");
+    let ms = v["created_at_ms"].as_u64().unwrap().to_string();
+    assert!(!table.contains(&ms), "epoch milliseconds in {table}");
+    let table = stdout_ok(&ctl_cmd(ctl.control, Path::new(state), &["connections"]));
+    assert!(table.contains("ACCEPTED_AT"), "{table}");
+
+    // metrics --json: the samples as JSON.
+    let m: Value = serde_json::from_str(&stdout_ok(&ctl_raw(&[
+        "metrics", "--json", "--addr", &addr,
+    ])))
+    .expect("metrics --json prints JSON");
+    let fam = |name: &str| {
+        m.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .clone()
+    };
+    assert_eq!(fam("ringnfs_sessions")["samples"][0]["value"], 1);
+    assert_eq!(fam("ringnfs_sessions")["type"], "gauge");
+    let binds = fam("ringnfs_connection_binds");
+    assert_eq!(binds["samples"][2]["labels"]["direction"], "both");
+    assert_eq!(binds["samples"][2]["value"], 1);
+
+    // A 401 names the token file used, or the one that was missing.
+    let bad = ctl.dir.join("bad-token");
+    std::fs::write(&bad, "nope\n").unwrap();
+    let out = ctl_raw(&[
+        "destroy-session",
+        &hex(&s),
+        "--addr",
+        &addr,
+        "--token-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains(bad.to_str().unwrap()),
+        "{err}"
+    );
+    let empty = ctl.dir.join("empty-state");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = ctl_raw(&[
+        "destroy-session",
+        &hex(&s),
+        "--addr",
+        &addr,
+        "--state-dir",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let missing = empty.join("control-token");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    // The session is still there.
+    assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
+}
+
+#[test]
+fn client_and_session_ids_print_the_same_in_logs_and_ctl() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("id-logs");
+    let state = dir.join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--backend",
+            "memory",
+            "--threads",
+            "1",
+            "--no-pin",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .env("RUST_LOG", "info,ringnfs::state=debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _child = Killed(child);
+    let log = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l.lock().push(line);
+        }
+    });
+    assert!(wait_until(|| log
+        .lock()
+        .iter()
+        .any(|l| l.contains("ringnfs serving"))));
+    let (nfs, control) = {
+        let lines = log.lock();
+        let serving = lines
+            .iter()
+            .find(|l| l.contains("ringnfs serving"))
+            .unwrap();
+        let at = serving.find("addrs=[").unwrap() + 7;
+        let nfs: SocketAddr = serving[at..at + serving[at..].find(']').unwrap()]
+            .parse()
+            .unwrap();
+        (nfs, logged_control_addr(&lines).unwrap())
+    };
+    let (_, s) = Client::connect(&[nfs], ClientOptions::default()).unwrap();
+    let table = stdout_ok(&ctl_cmd(control, &state, &["sessions"]));
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let (session, client) = (row[0], row[1]);
+    assert_eq!(session, hex(&s));
+    let created = wait_until(|| {
+        log.lock().iter().any(|l| {
+            l.contains("session created")
+                && l.contains(&format!("clientid={client} "))
+                && l.contains(&format!("session={session} "))
+        })
+    });
+    assert!(
+        created,
+        "no log line with {client} and {session}: {:#?}",
+        log.lock()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,7 +52,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Size of the file I/O workloads use, MiB (created and filled before the run).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub file_size_mib: u64,
     /// Check every READ's data against the pattern the bench writes; a mismatch counts
     /// as an error (`verify_mismatch`).
@@ -114,7 +114,7 @@ impl BenchOptions {
             server_pid: a.server_pid,
             cred,
             progress: !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            file_size: a.file_size_mib.max(1) << 20,
+            file_size: a.file_size_mib << 20,
             verify: a.verify,
             export_path: setup::path_components(&a.export_path),
             remove: a.remove,

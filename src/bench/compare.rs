@@ -75,7 +75,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 8)]
     pub depth: usize,
     /// File size for I/O workloads, MiB.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub file_size_mib: u64,
     /// Workloads swept over connection counts and queue depths for the plots (every
     /// pair); empty: no sweep.

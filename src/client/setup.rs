@@ -164,7 +164,10 @@ impl Client {
             })],
         )?;
         let exchange = r.exchange_id()?;
-        tracing::debug!(clientid = exchange.clientid, "EXCHANGE_ID done");
+        tracing::debug!(
+            clientid = %crate::state::ids::client_id_str(exchange.clientid),
+            "EXCHANGE_ID done"
+        );
 
         let flags = if opts.back_channel {
             create_session_flag::CONN_BACK_CHAN

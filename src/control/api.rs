@@ -15,9 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::Ctx;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::binding::Direction;
+use crate::state::ids::client_id_str;
 use crate::state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
 use crate::state::session::ChannelAttrs;
-use crate::state::settings::PersistedSettings;
+use crate::state::settings::{PersistedSettings, SETTING_KEYS, unknown_key};
 use crate::state::{Principal, SessionId};
 
 // ---- JSON types -----------------------------------------------------------------------
@@ -33,11 +34,15 @@ pub struct PrincipalDto {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientDto {
-    /// The clientid4 (decimal; the API also accepts 0x-prefixed hex): unsigned 64 bits,
-    /// the server's boot time in the upper half, so above 2^53 (beyond exact JavaScript
-    /// numbers).
+    /// The clientid4 as a number: unsigned 64 bits, the server's boot time in the upper
+    /// half, so above 2^53 (beyond exact JavaScript numbers and jq); `id_str` has it
+    /// exactly.
     #[schema(format = "uint64")]
     pub id: u64,
+    /// The clientid4 as logs and `ringnfs ctl` print it: `0x` and 16 hex digits. The API
+    /// takes this form or decimal.
+    #[schema(example = "0x6b0796b400000002")]
+    pub id_str: String,
     /// The client owner string, lossily as UTF-8.
     pub owner: String,
     pub confirmed: bool,
@@ -48,7 +53,11 @@ pub struct ClientDto {
     /// Session ids (hex).
     pub sessions: Vec<String>,
     pub lease_remaining_ms: u64,
+    /// Unix time in milliseconds.
     pub created_at_ms: u64,
+    /// `created_at_ms` in RFC 3339 (UTC).
+    #[schema(example = "2026-11-26T05:28:05.510Z")]
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -74,16 +83,22 @@ pub struct ChannelAttrsDto {
 /// A connection bound to a session.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BoundConnDto {
-    /// Connection id (for `POST /api/v1/connections/{id}/drain`).
+    /// Connection id (for `POST /api/v1/connections/{id}/drain`); the worker core is in
+    /// the upper 16 bits, so it may exceed 2^53: `id_str` has it exactly.
     #[schema(format = "uint64")]
     pub id: u64,
+    /// The connection id in decimal, as logs and `ringnfs ctl` print it.
+    pub id_str: String,
     pub peer: String,
     pub local: String,
     /// Worker core serving the connection.
     pub core: usize,
     /// "fore", "back" or "both".
     pub direction: String,
+    /// Unix time in milliseconds.
     pub bound_at_ms: u64,
+    /// `bound_at_ms` in RFC 3339 (UTC).
+    pub bound_at: String,
     pub draining: bool,
     /// Requests served on this connection.
     pub requests: u64,
@@ -102,10 +117,15 @@ pub struct SummaryDto {
 pub struct SessionDto {
     /// Session id (32 hex digits).
     pub id: String,
-    /// The clientid4 of the session's client.
+    /// The clientid4 of the session's client (see `ClientDto.id`).
     #[schema(format = "uint64")]
     pub clientid: u64,
+    /// The clientid4 as printed: `0x` and 16 hex digits.
+    pub clientid_str: String,
+    /// Unix time in milliseconds.
     pub created_at_ms: u64,
+    /// `created_at_ms` in RFC 3339 (UTC).
+    pub created_at: String,
     pub fore: ChannelAttrsDto,
     pub back: ChannelAttrsDto,
     pub back_channel_requested: bool,
@@ -117,13 +137,18 @@ pub struct SessionDto {
 /// An open connection, bound or not.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConnDto {
-    /// Connection id (for `POST /api/v1/connections/{id}/drain`).
+    /// Connection id (for `POST /api/v1/connections/{id}/drain`); see `BoundConnDto.id`.
     #[schema(format = "uint64")]
     pub id: u64,
+    /// The connection id in decimal, as logs and `ringnfs ctl` print it.
+    pub id_str: String,
     pub peer: String,
     pub local: String,
     pub core: usize,
+    /// Unix time in milliseconds.
     pub accepted_at_ms: u64,
+    /// `accepted_at_ms` in RFC 3339 (UTC).
+    pub accepted_at: String,
     pub draining: bool,
     pub requests: u64,
     /// Sessions the connection is bound to (hex ids).
@@ -145,8 +170,10 @@ pub struct SettingsDto {
 }
 
 /// A settings change: only the fields given change. All are validated before any is
-/// applied; the change is written to `state_dir/settings.toml`, which wins over the
-/// command line at the next start.
+/// applied; the change is written to `state_dir/settings.toml` and used at the next start,
+/// except for a setting given explicitly at that start (command line, config file,
+/// `RUST_LOG`), which wins with a warning. `DELETE /api/v1/settings/persisted[/{key}]`
+/// drops persisted values.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
@@ -168,7 +195,7 @@ pub struct ActionResult {
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionFilter {
-    /// Only this client's sessions (decimal or 0x hex).
+    /// Only this client's sessions (`0x` hex as printed, or decimal).
     pub client: Option<String>,
 }
 
@@ -200,11 +227,13 @@ impl From<&BoundConnInfo> for BoundConnDto {
     fn from(c: &BoundConnInfo) -> Self {
         Self {
             id: c.conn,
+            id_str: c.conn.to_string(),
             peer: c.peer.clone(),
             local: c.local.clone(),
             core: c.core,
             direction: dir_name(c.direction).to_string(),
             bound_at_ms: c.bound_at_ms,
+            bound_at: rfc3339(c.bound_at_ms),
             draining: c.draining,
             requests: c.requests,
         }
@@ -216,7 +245,9 @@ impl From<&SessionInfo> for SessionDto {
         Self {
             id: s.id.clone(),
             clientid: s.clientid,
+            clientid_str: client_id_str(s.clientid),
             created_at_ms: s.created_at_ms,
+            created_at: rfc3339(s.created_at_ms),
             fore: (&s.fore).into(),
             back: (&s.back).into(),
             back_channel_requested: s.back_channel_requested,
@@ -248,6 +279,7 @@ impl From<&ClientInfo> for ClientDto {
         };
         Self {
             id: c.id,
+            id_str: client_id_str(c.id),
             owner: c.owner.clone(),
             confirmed: c.confirmed,
             principal,
@@ -256,6 +288,7 @@ impl From<&ClientInfo> for ClientDto {
             sessions: c.sessions.clone(),
             lease_remaining_ms: c.lease_remaining_ms,
             created_at_ms: c.created_at_ms,
+            created_at: rfc3339(c.created_at_ms),
         }
     }
 }
@@ -264,10 +297,12 @@ impl From<&ConnInfo> for ConnDto {
     fn from(c: &ConnInfo) -> Self {
         Self {
             id: c.id,
+            id_str: c.id.to_string(),
             peer: c.peer.clone(),
             local: c.local.clone(),
             core: c.core,
             accepted_at_ms: c.accepted_at_ms,
+            accepted_at: rfc3339(c.accepted_at_ms),
             draining: c.draining,
             requests: c.requests,
             sessions: c.sessions.clone(),
@@ -277,14 +312,38 @@ impl From<&ConnInfo> for ConnDto {
 
 // ---- parsing ------------------------------------------------------------------------------
 
-/// A client id in decimal or `0x` hex.
+/// Unix milliseconds as RFC 3339 in UTC with milliseconds, e.g.
+/// `2026-11-26T05:28:05.510Z`.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let (secs, ms) = (unix_ms / 1000, unix_ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian; H. Hinnant's
+    // days_from_civil inverse, for days >= 0).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A client id as printed (`0x` and hex digits) or in decimal.
 pub fn parse_client_id(s: &str) -> Result<u64, ApiError> {
-    let s = s.trim();
-    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    };
-    r.map_err(|_| ApiError::bad_request(format!("invalid client id {s:?} (decimal or 0x hex)")))
+    crate::state::ids::parse_client_id(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid client id {:?} (0x and hex digits, or decimal)",
+            s.trim()
+        ))
+    })
 }
 
 fn parse_session_id(s: &str) -> Result<SessionId, ApiError> {
@@ -292,10 +351,15 @@ fn parse_session_id(s: &str) -> Result<SessionId, ApiError> {
         .ok_or_else(|| ApiError::bad_request(format!("invalid session id {s:?} (32 hex digits)")))
 }
 
+/// A connection id in decimal (as printed) or `0x` hex.
 fn parse_conn_id(s: &str) -> Result<u64, ApiError> {
-    s.trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid connection id {s:?}")))
+    // The same two forms as a client id.
+    crate::state::ids::parse_client_id(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid connection id {:?} (decimal, or 0x and hex digits)",
+            s.trim()
+        ))
+    })
 }
 
 // ---- handlers -----------------------------------------------------------------------------
@@ -312,7 +376,7 @@ pub async fn list_clients(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ClientDto>> {
 
 /// One client with its sessions.
 #[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
-    params(("id" = String, Path, description = "Client id, decimal or 0x hex")),
+    params(("id" = String, Path, description = "Client id: 0x and 16 hex digits (as printed), or decimal")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The client", body = ClientDetail),
@@ -331,7 +395,7 @@ pub async fn get_client(
         .iter()
         .find(|c| c.id == id)
         .map(ClientDto::from)
-        .ok_or_else(|| ApiError::not_found(format!("no client {id}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no client {}", client_id_str(id))))?;
     let session_details = ctx
         .state
         .sessions_of_client(id)
@@ -425,7 +489,7 @@ pub async fn list_connections(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ConnDto>>
 /// Drain a connection: mark it draining, flush what it owes and close it (its bindings
 /// end with reason `drain`).
 #[utoipa::path(post, path = "/api/v1/connections/{id}/drain", tag = "connections",
-    params(("id" = String, Path, description = "Connection id")),
+    params(("id" = String, Path, description = "Connection id, decimal (as printed) or 0x hex")),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Draining", body = ActionResult),
@@ -541,4 +605,89 @@ pub async fn patch_settings(
     }
     tracing::info!(change = ?p, "settings changed by the operator");
     Ok(Json(current_settings(&ctx)))
+}
+
+/// Drop the persisted values of `keys` and set those settings back to their start values.
+fn reset(ctx: &Ctx, keys: &[&str]) -> ApiResult<Json<SettingsDto>> {
+    let _guard = ctx.settings_lock.lock();
+    if let Some(dir) = &ctx.state_dir {
+        let mut saved = PersistedSettings::load(dir)
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        let before = saved.clone();
+        for k in keys {
+            saved.remove(k).map_err(ApiError::bad_request)?;
+        }
+        if saved != before {
+            saved
+                .save(dir)
+                .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;
+        }
+    }
+    let (live, start) = (&ctx.state.settings, &ctx.start_settings);
+    for k in keys {
+        match *k {
+            "max_connections_per_session" => live
+                .set_max_connections_per_session(start.max_connections_per_session.into())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            "exclusive_binding" => live.set_exclusive_binding(start.exclusive_binding),
+            "lease_time" => live
+                .set_lease_secs(start.lease_time.into())
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+            "log_level" => super::apply_log_level(&start.log_level).map_err(ApiError::internal)?,
+            other => return Err(ApiError::bad_request(unknown_key(other))),
+        }
+    }
+    tracing::info!(keys = ?keys, "settings reset to their start values by the operator");
+    Ok(Json(current_settings(ctx)))
+}
+
+/// Drop every persisted setting (`state_dir/settings.toml`) and set the live settings
+/// back to their start values (command line, config file or default).
+#[utoipa::path(delete, path = "/api/v1/settings/persisted", tag = "settings",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The settings now", body = SettingsDto),
+        (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
+        (status = 500, description = "Could not read or write the settings file; nothing changed", body = ErrorBody)))]
+pub async fn reset_settings(State(ctx): State<Arc<Ctx>>) -> ApiResult<Json<SettingsDto>> {
+    reset(&ctx, &SETTING_KEYS)
+}
+
+/// Drop one persisted setting and set it back to its start value (command line, config
+/// file or default).
+#[utoipa::path(delete, path = "/api/v1/settings/persisted/{key}", tag = "settings",
+    params(("key" = String, Path,
+        description = "max_connections_per_session, exclusive_binding, lease_time or log_level")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The settings now", body = SettingsDto),
+        (status = 400, description = "Not a setting; nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
+        (status = 500, description = "Could not read or write the settings file; nothing changed", body = ErrorBody)))]
+pub async fn reset_setting(
+    State(ctx): State<Arc<Ctx>>,
+    key: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<SettingsDto>> {
+    let Path(key) = key?;
+    let key = SETTING_KEYS
+        .iter()
+        .find(|k| **k == key)
+        .ok_or_else(|| ApiError::bad_request(unknown_key(&key)))?;
+    reset(&ctx, &[key])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_670_885_510), "2026-11-26T05:28:05.510Z");
+        assert_eq!(rfc3339(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_704_067_199_000), "2023-12-31T23:59:59.000Z");
+    }
 }

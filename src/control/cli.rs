@@ -1,7 +1,11 @@
 //! `ringnfs ctl ...`: the REST API from the command line. Tables for people by default,
-//! `--json` for scripts (the API's JSON, pretty-printed). Exit codes: 0 done, 1 the
-//! server refused (bad token, value out of range, unknown id: its message is printed),
-//! 2 usage error, 3 the control plane could not be reached.
+//! `--json` for scripts (the API's JSON, pretty-printed; `metrics --json` turns the
+//! Prometheus text into JSON). The options go before or after the subcommand. Ids print
+//! as everywhere else: client ids `0x` and 16 hex digits, session ids 32 hex digits,
+//! connection ids in decimal (client and connection ids are taken in either form); times
+//! in RFC 3339. Exit codes: 0 done, 1 the server refused (bad token, value out of range,
+//! unknown id: its message is printed), 2 usage error, 3 the control plane could not be
+//! reached.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,16 +18,22 @@ use super::{DEFAULT_CONTROL_ADDR, TOKEN_FILE};
 
 #[derive(clap::Args, Debug)]
 pub struct CtlArgs {
-    /// Address of the control plane.
-    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR)]
+    /// Address of the control plane (or HOST:PORT).
+    #[arg(long, global = true, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR,
+          value_parser = crate::config::resolve_addr)]
     pub addr: SocketAddr,
-    /// Bearer token file (default: STATE_DIR/control-token when it exists).
-    #[arg(long, value_name = "FILE")]
+    /// Bearer token file [default: STATE_DIR/control-token when it exists].
+    #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// The server's state directory (where the token file is by default).
-    #[arg(long, default_value = "ringnfs-state")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "ringnfs-state"
+    )]
     pub state_dir: PathBuf,
-    /// Print the API's JSON instead of tables.
+    /// Print JSON instead of tables (the API's JSON; for `metrics`, the samples).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -36,30 +46,34 @@ pub enum CtlCommand {
     Clients,
     /// One client with its sessions.
     Client {
-        /// Client id (decimal or 0x hex).
+        /// Client id: 0x and hex digits (as printed), or decimal.
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// List sessions.
     Sessions {
-        /// Only this client's sessions.
-        #[arg(long)]
+        /// Only this client's sessions (0x hex or decimal).
+        #[arg(long, value_name = "ID")]
         client: Option<String>,
     },
     /// One session with its connections.
     Session {
         /// Session id (32 hex digits).
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// List open connections.
     Connections,
     /// Drain a connection (flush and close it).
     Drain {
-        /// Connection id.
-        conn: u64,
+        /// Connection id: decimal (as printed) or 0x hex.
+        #[arg(value_name = "CONN")]
+        conn: String,
     },
     /// Destroy a session (the client gets NFS4ERR_BADSESSION).
     DestroySession {
         /// Session id (32 hex digits).
+        #[arg(value_name = "ID")]
         id: String,
     },
     /// Show or change live settings.
@@ -67,7 +81,8 @@ pub enum CtlCommand {
         #[command(subcommand)]
         action: Option<SettingsAction>,
     },
-    /// Print the Prometheus metrics.
+    /// Print the Prometheus metrics (with --json: an array of metric families, each
+    /// with its samples).
     Metrics,
 }
 
@@ -75,20 +90,29 @@ pub enum CtlCommand {
 pub enum SettingsAction {
     /// Show the settings (the default).
     Get,
-    /// Change settings (applied at once and persisted in the server's state directory).
+    /// Change settings (applied at once and persisted in the server's state directory;
+    /// at the next start a setting given on the command line or in --config wins).
     Set {
-        /// Connections one session may bind (0 = unlimited, at most 1024).
-        #[arg(long)]
+        /// Connections one session may bind (0–1024, 0 = unlimited).
+        #[arg(long, value_name = "N")]
         max_connections_per_session: Option<u64>,
         /// Binding a connection unbinds it from its other sessions.
-        #[arg(long)]
+        #[arg(long, value_name = "true|false")]
         exclusive_binding: Option<bool>,
-        /// Lease time in seconds (1-3600).
-        #[arg(long)]
+        /// Lease time in seconds (1–3600).
+        #[arg(long, value_name = "SECS")]
         lease_time: Option<u64>,
         /// Log filter, e.g. info, debug, "info,ringnfs::state=trace".
-        #[arg(long)]
+        #[arg(long, value_name = "FILTER")]
         log_level: Option<String>,
+    },
+    /// Drop persisted settings (all, or KEY) and go back to the start values (command
+    /// line, config file or default).
+    Reset {
+        /// max-connections-per-session, exclusive-binding, lease-time or log-level
+        /// (or with underscores); all of them when absent.
+        #[arg(value_name = "KEY")]
+        key: Option<String>,
     },
 }
 
@@ -107,14 +131,40 @@ impl From<ClientError> for Failure {
     }
 }
 
-fn token(args: &CtlArgs) -> Result<Option<String>, Failure> {
+/// The bearer token and the file it came from (or would have).
+struct Token {
+    value: Option<String>,
+    path: PathBuf,
+}
+
+fn token(args: &CtlArgs) -> Result<Token, Failure> {
     let (path, required) = match &args.token_file {
         Some(p) => (p.clone(), true),
-        None => (args.state_dir.join(TOKEN_FILE), false),
+        None => {
+            let dir = &args.state_dir;
+            if dir.exists() && !dir.is_dir() {
+                return Err(Failure::Other(format!(
+                    "--state-dir {} is a file, not a directory (give the server's state directory, or --token-file)",
+                    dir.display()
+                )));
+            }
+            (dir.join(TOKEN_FILE), false)
+        }
     };
+    if path.is_dir() {
+        return Err(Failure::Other(format!(
+            "the token file {} is a directory",
+            path.display()
+        )));
+    }
     match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(Some(t.trim().to_string())),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(t) => Ok(Token {
+            value: Some(t.trim().to_string()),
+            path,
+        }),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Token { value: None, path })
+        }
         Err(e) => Err(Failure::Other(format!(
             "reading the token file {}: {e}",
             path.display()
@@ -124,6 +174,7 @@ fn token(args: &CtlArgs) -> Result<Option<String>, Failure> {
 
 fn call(
     c: &HttpClient,
+    tok: &Token,
     method: &str,
     path: &str,
     body: Option<Value>,
@@ -132,8 +183,17 @@ fn call(
     let r = c.request(method, path, body.as_deref())?;
     if r.status >= 400 {
         let mut msg = r.error_message();
-        if r.status == 401 && c.token.is_none() {
-            msg.push_str(" (no token file found: use --token-file or --state-dir)");
+        if r.status == 401 {
+            msg.push_str(&match tok.value {
+                Some(_) => format!(
+                    " (the token from {} was refused: is it this server's token file?)",
+                    tok.path.display()
+                ),
+                None => format!(
+                    " (no token file at {}: use --token-file or --state-dir)",
+                    tok.path.display()
+                ),
+            });
         }
         return Err(Failure::Refused(r.status, msg));
     }
@@ -160,7 +220,9 @@ pub fn run(args: &CtlArgs) -> ExitCode {
 }
 
 fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
-    let c = HttpClient::new(args.addr, token(args)?);
+    let tok = token(args)?;
+    let c = HttpClient::new(args.addr, tok.value.clone());
+    let call = |method: &str, path: &str, body: Option<Value>| call(&c, &tok, method, path, body);
     let json = |r: &Response| -> Result<Value, Failure> {
         r.json()
             .map_err(|e| Failure::Other(format!("the server's answer is not JSON: {e}")))
@@ -174,26 +236,22 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
     };
     match &args.command {
         CtlCommand::Clients => {
-            let v = json(&call(&c, "GET", "/api/v1/clients", None)?)?;
+            let v = json(&call("GET", "/api/v1/clients", None)?)?;
             out(&v, &clients_table);
         }
         CtlCommand::Client { id } => {
-            let v = json(&call(
-                &c,
-                "GET",
-                &format!("/api/v1/clients/{}", enc(id)),
-                None,
-            )?)?;
+            let v = json(&call("GET", &format!("/api/v1/clients/{}", enc(id)), None)?)?;
             out(&v, &|v| {
                 let mut s = kv(
                     v,
                     &[
-                        "id",
-                        "owner",
-                        "confirmed",
-                        "state_protection",
-                        "impl_name",
-                        "lease_remaining_ms",
+                        ("id", "id_str"),
+                        ("owner", "owner"),
+                        ("confirmed", "confirmed"),
+                        ("state_protection", "state_protection"),
+                        ("impl_name", "impl_name"),
+                        ("created_at", "created_at"),
+                        ("lease_remaining_ms", "lease_remaining_ms"),
                     ],
                 );
                 s.push('\n');
@@ -206,12 +264,11 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                 Some(cl) => format!("/api/v1/sessions?client={}", enc(cl)),
                 None => "/api/v1/sessions".to_string(),
             };
-            let v = json(&call(&c, "GET", &path, None)?)?;
+            let v = json(&call("GET", &path, None)?)?;
             out(&v, &sessions_table);
         }
         CtlCommand::Session { id } => {
             let v = json(&call(
-                &c,
                 "GET",
                 &format!("/api/v1/sessions/{}", enc(id)),
                 None,
@@ -219,21 +276,21 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
             out(&v, &session_detail);
         }
         CtlCommand::Connections => {
-            let v = json(&call(&c, "GET", "/api/v1/connections", None)?)?;
+            let v = json(&call("GET", "/api/v1/connections", None)?)?;
             out(&v, &connections_table);
         }
         CtlCommand::Drain { conn } => {
             let v = json(&call(
-                &c,
                 "POST",
-                &format!("/api/v1/connections/{conn}/drain"),
+                &format!("/api/v1/connections/{}/drain", enc(conn)),
                 None,
             )?)?;
-            out(&v, &|_| format!("connection {conn} draining\n"));
+            out(&v, &|v| {
+                format!("connection {} draining\n", s(&v["target"]))
+            });
         }
         CtlCommand::DestroySession { id } => {
             let v = json(&call(
-                &c,
                 "DELETE",
                 &format!("/api/v1/sessions/{}", enc(id)),
                 None,
@@ -242,7 +299,7 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
         }
         CtlCommand::Settings { action } => {
             let r = match action {
-                None | Some(SettingsAction::Get) => call(&c, "GET", "/api/v1/settings", None)?,
+                None | Some(SettingsAction::Get) => call("GET", "/api/v1/settings", None)?,
                 Some(SettingsAction::Set {
                     max_connections_per_session,
                     exclusive_binding,
@@ -267,25 +324,33 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                             "settings set: give at least one of --max-connections-per-session, --exclusive-binding, --lease-time, --log-level".into(),
                         ));
                     }
-                    call(&c, "PATCH", "/api/v1/settings", Some(Value::Object(body)))?
+                    call("PATCH", "/api/v1/settings", Some(Value::Object(body)))?
                 }
+                Some(SettingsAction::Reset { key: None }) => {
+                    call("DELETE", "/api/v1/settings/persisted", None)?
+                }
+                Some(SettingsAction::Reset { key: Some(k) }) => call(
+                    "DELETE",
+                    &format!("/api/v1/settings/persisted/{}", enc(&k.replace('-', "_"))),
+                    None,
+                )?,
             };
             let v = json(&r)?;
             out(&v, &|v| {
-                kv(
-                    v,
-                    &[
-                        "max_connections_per_session",
-                        "exclusive_binding",
-                        "lease_time",
-                        "log_level",
-                    ],
-                )
+                let keys = crate::state::settings::SETTING_KEYS.map(|k| (k, k));
+                kv(v, &keys)
             });
         }
         CtlCommand::Metrics => {
-            let r = call(&c, "GET", "/metrics", None)?;
-            print!("{}", r.text());
+            let text = call("GET", "/metrics", None)?.text();
+            if args.json {
+                let v = metrics_json(&text).map_err(|e| {
+                    Failure::Other(format!("the server's metrics could not be read: {e}"))
+                })?;
+                out(&v, &|_| String::new());
+            } else {
+                print!("{text}");
+            }
         }
     }
     Ok(())
@@ -312,10 +377,11 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn kv(v: &Value, keys: &[&str]) -> String {
-    let w = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+/// `label  value` lines: (label, JSON key) pairs.
+fn kv(v: &Value, keys: &[(&str, &str)]) -> String {
+    let w = keys.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     keys.iter()
-        .map(|k| format!("{k:<w$}  {}\n", s(&v[*k])))
+        .map(|(label, key)| format!("{label:<w$}  {}\n", s(&v[*key])))
         .collect()
 }
 
@@ -363,7 +429,7 @@ fn clients_table(v: &Value) -> String {
         ],
         rows(v, |c| {
             vec![
-                s(&c["id"]),
+                s(&c["id_str"]),
                 s(&c["owner"]),
                 s(&c["confirmed"]),
                 c["sessions"].as_array().map_or(0, Vec::len).to_string(),
@@ -381,7 +447,7 @@ fn sessions_table(v: &Value) -> String {
             let sm = &x["summary"];
             vec![
                 s(&x["id"]),
-                s(&x["clientid"]),
+                s(&x["clientid_str"]),
                 s(&sm["fore"]),
                 s(&sm["back"]),
                 s(&sm["both"]),
@@ -395,7 +461,12 @@ fn session_detail(v: &Value) -> String {
     let sm = &v["summary"];
     let mut out = kv(
         v,
-        &["id", "clientid", "created_at_ms", "back_channel_requested"],
+        &[
+            ("id", "id"),
+            ("clientid", "clientid_str"),
+            ("created_at", "created_at"),
+            ("back_channel_requested", "back_channel_requested"),
+        ],
     );
     out.push_str(&format!(
         "summary                 fore {} back {} both {} total {}\n\n",
@@ -410,17 +481,17 @@ fn session_detail(v: &Value) -> String {
             "PEER",
             "CORE",
             "DIRECTION",
-            "BOUND_AT_MS",
+            "BOUND_AT",
             "DRAINING",
             "REQUESTS",
         ],
         rows(&v["connections"], |c| {
             vec![
-                s(&c["id"]),
+                s(&c["id_str"]),
                 s(&c["peer"]),
                 s(&c["core"]),
                 s(&c["direction"]),
-                s(&c["bound_at_ms"]),
+                s(&c["bound_at"]),
                 s(&c["draining"]),
                 s(&c["requests"]),
             ]
@@ -432,14 +503,22 @@ fn session_detail(v: &Value) -> String {
 fn connections_table(v: &Value) -> String {
     table(
         &[
-            "CONN", "PEER", "LOCAL", "CORE", "DRAINING", "REQUESTS", "SESSIONS",
+            "CONN",
+            "PEER",
+            "LOCAL",
+            "CORE",
+            "ACCEPTED_AT",
+            "DRAINING",
+            "REQUESTS",
+            "SESSIONS",
         ],
         rows(v, |c| {
             vec![
-                s(&c["id"]),
+                s(&c["id_str"]),
                 s(&c["peer"]),
                 s(&c["local"]),
                 s(&c["core"]),
+                s(&c["accepted_at"]),
                 s(&c["draining"]),
                 s(&c["requests"]),
                 c["sessions"]
@@ -451,9 +530,126 @@ fn connections_table(v: &Value) -> String {
     )
 }
 
+/// The Prometheus/OpenMetrics text of `/metrics` as JSON: an array of families in the
+/// scrape's order, `{"name", "type", "help", "samples": [{"name", "labels": {..},
+/// "value"}]}`, values as JSON numbers.
+pub fn metrics_json(text: &str) -> Result<Value, String> {
+    let mut families: Vec<serde_json::Map<String, Value>> = Vec::new();
+    let family = |families: &mut Vec<serde_json::Map<String, Value>>, name: &str| {
+        if families.last().is_none_or(|f| f["name"] != name) {
+            let mut f = serde_json::Map::new();
+            f.insert("name".into(), name.into());
+            f.insert("type".into(), Value::Null);
+            f.insert("help".into(), Value::Null);
+            f.insert("samples".into(), Value::Array(Vec::new()));
+            families.push(f);
+        }
+        families.len() - 1
+    };
+    for (n, line) in text.lines().enumerate() {
+        let bad = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
+        if line.is_empty() || line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let (kind, rest) = rest.split_once(' ').ok_or_else(|| bad("comment"))?;
+            let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            let i = family(&mut families, name);
+            match kind {
+                "HELP" | "TYPE" | "UNIT" => {
+                    families[i].insert(kind.to_ascii_lowercase(), value.into());
+                }
+                _ => return Err(bad("unknown comment")),
+            }
+            continue;
+        }
+        let (name_labels, value) = line.rsplit_once(' ').ok_or_else(|| bad("no value"))?;
+        let (name, labels) = match name_labels.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                parse_labels(rest.strip_suffix('}').ok_or_else(|| bad("labels"))?)
+                    .map_err(|e| bad(&e))?,
+            ),
+            None => (name_labels, serde_json::Map::new()),
+        };
+        let value: Value = if let Ok(u) = value.parse::<u64>() {
+            u.into()
+        } else if let Ok(i) = value.parse::<i64>() {
+            i.into()
+        } else {
+            let f: f64 = value.parse().map_err(|_| bad("value"))?;
+            serde_json::Number::from_f64(f).map_or(Value::String(value.into()), Value::Number)
+        };
+        // A sample belongs to the family its name starts with (e.g. `x_total` to `x`).
+        let i = match families.last() {
+            Some(f) if f["name"].as_str().is_some_and(|fam| name.starts_with(fam)) => {
+                families.len() - 1
+            }
+            _ => family(&mut families, name),
+        };
+        let mut sample = serde_json::Map::new();
+        sample.insert("name".into(), name.into());
+        sample.insert("labels".into(), Value::Object(labels));
+        sample.insert("value".into(), value);
+        if let Some(Value::Array(a)) = families[i].get_mut("samples") {
+            a.push(Value::Object(sample));
+        }
+    }
+    Ok(Value::Array(
+        families.into_iter().map(Value::Object).collect(),
+    ))
+}
+
+/// `a="x",b="y\"z"` (OpenMetrics escapes: `\\`, `\"`, `\n`).
+fn parse_labels(s: &str) -> Result<serde_json::Map<String, Value>, String> {
+    let mut out = serde_json::Map::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").ok_or("label without a value")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => return Err("unterminated label value".into()),
+                },
+                Some((i, '"')) => break i,
+                Some((_, c)) => value.push(c),
+                None => return Err("unterminated label value".into()),
+            }
+        };
+        out.insert(key.trim().to_string(), value.into());
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_text_to_json() {
+        let text = "# HELP ringnfs_binds Binds.\n# TYPE ringnfs_binds counter\n\
+                    ringnfs_binds_total{direction=\"fore\",x=\"a\\\"b\"} 3\n\
+                    # HELP ringnfs_sessions Sessions.\n# TYPE ringnfs_sessions gauge\n\
+                    ringnfs_sessions 1\n# EOF\n";
+        let v = metrics_json(text).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"name": "ringnfs_binds", "type": "counter", "help": "Binds.",
+                 "samples": [{"name": "ringnfs_binds_total",
+                              "labels": {"direction": "fore", "x": "a\"b"}, "value": 3}]},
+                {"name": "ringnfs_sessions", "type": "gauge", "help": "Sessions.",
+                 "samples": [{"name": "ringnfs_sessions", "labels": {}, "value": 1}]}
+            ])
+        );
+        assert!(metrics_json("x{a=\"1} 2\n").is_err());
+        assert!(metrics_json("novalue\n").is_err());
+    }
 
     #[test]
     fn tables_align_and_encode() {

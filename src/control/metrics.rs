@@ -3,11 +3,16 @@
 //! [`StateManager::metrics_snapshot`]), the state counts and the transport counters.
 //! No label names a session or a client. Operation errors are counted per operation
 //! and status (`ringnfs_op_errors_total{op,status}`, status as the numeric nfsstat4).
+//!
+//! Label values come in the same order on every scrape: the order written here for fixed
+//! label sets (e.g. `direction` fore, back, both), operation number for `op`, then status
+//! for `op,status`. (`prometheus_client`'s `Family` keeps its members in a hash map, whose
+//! order changes from one scrape to the next, so labelled counters are `Ordered` instead.)
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -55,15 +60,30 @@ fn gauge(v: usize) -> Gauge {
     g
 }
 
-fn family<L>(items: impl IntoIterator<Item = (L, u64)>) -> Family<L, Counter>
-where
-    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
-{
-    let f = Family::<L, Counter>::default();
-    for (l, v) in items {
-        f.get_or_create(&l).inc_by(v);
+/// A labelled counter whose members are encoded in the order given (a `Family` that
+/// keeps its order). With no members it is not listed, like an empty `Family`.
+#[derive(Debug)]
+struct Ordered<L>(Vec<(L, u64)>);
+
+impl<L: EncodeLabelSet> EncodeMetric for Ordered<L> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, v) in &self.0 {
+            ConstCounter::new(*v).encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
     }
-    f
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn family<L>(items: impl IntoIterator<Item = (L, u64)>) -> Ordered<L> {
+    Ordered(items.into_iter().collect())
 }
 
 /// The scrape text.

@@ -25,6 +25,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use crate::state::StateManager;
+use crate::state::settings::StartSettings;
 use crate::transport::TransportStats;
 
 /// The default control address of `ringnfs serve`.
@@ -47,10 +48,9 @@ impl FromStr for ControlAddr {
         if s.trim().eq_ignore_ascii_case("off") {
             return Ok(ControlAddr(None));
         }
-        s.trim()
-            .parse()
+        crate::config::resolve_addr(s)
             .map(|a| ControlAddr(Some(a)))
-            .map_err(|e| format!("expected ADDR:PORT or \"off\", got {s:?}: {e}"))
+            .map_err(|e| format!("expected ADDR:PORT or \"off\": {e}"))
     }
 }
 
@@ -71,6 +71,8 @@ pub struct ControlConfig {
     pub token_file: Option<PathBuf>,
     /// Where `settings.toml` is written on changes (None: changes are not persisted).
     pub state_dir: Option<PathBuf>,
+    /// The live settings' start values, which a reset goes back to.
+    pub start_settings: StartSettings,
 }
 
 /// Shared by every request handler.
@@ -81,6 +83,8 @@ pub struct Ctx {
     /// The listener is not on a loopback address: every request needs the token.
     pub token_always: bool,
     pub state_dir: Option<PathBuf>,
+    /// The live settings' start values, which a reset goes back to.
+    pub start_settings: StartSettings,
     /// Serialises settings changes (validate, persist, apply).
     pub settings_lock: parking_lot::Mutex<()>,
 }

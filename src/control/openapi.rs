@@ -44,6 +44,8 @@ impl Modify for BearerAuth {
         api::drain_connection,
         api::get_settings,
         api::patch_settings,
+        api::reset_settings,
+        api::reset_setting,
         openapi_document,
         scrape_metrics,
     ),

@@ -72,6 +72,14 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
             "/settings",
             get(api::get_settings).patch(api::patch_settings),
         )
+        .route(
+            "/settings/persisted",
+            axum::routing::delete(api::reset_settings),
+        )
+        .route(
+            "/settings/persisted/{key}",
+            axum::routing::delete(api::reset_setting),
+        )
         .route("/openapi.json", get(openapi::openapi_document));
     Router::new()
         .route("/metrics", get(openapi::scrape_metrics))
@@ -111,6 +119,7 @@ pub fn start(
         token,
         token_always,
         state_dir: cfg.state_dir.clone(),
+        start_settings: cfg.start_settings.clone(),
         settings_lock: parking_lot::Mutex::new(()),
     });
     let (tx, rx) = tokio::sync::watch::channel(false);

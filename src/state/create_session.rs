@@ -114,6 +114,12 @@ impl StateManager {
         } else {
             Direction::Fore
         };
+        tracing::debug!(
+            clientid = %crate::state::ids::client_id_str(args.clientid),
+            session = %reply.sessionid,
+            conn = meta.id,
+            "session created"
+        );
         if let Some(shard) = self.shard_of(&reply.sessionid) {
             let limit = self.settings.max_connections_per_session();
             let outcome = shard

@@ -16,6 +16,24 @@ pub fn client_id_boot(id: ClientId) -> u32 {
     (id >> 32) as u32
 }
 
+/// How a client id is printed everywhere (logs, `ringnfs ctl`, the REST API's `*_str`
+/// fields): `0x` and 16 hex digits, so its upper half (the boot verifier) reads like the
+/// first 8 hex digits of the client's session ids.
+pub fn client_id_str(id: ClientId) -> String {
+    format!("{id:#018x}")
+}
+
+/// A client id as printed (`0x` hex) or in decimal.
+pub fn parse_client_id(s: &str) -> Option<ClientId> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) if !h.starts_with('+') => u64::from_str_radix(h, 16).ok(),
+        Some(_) => None,
+        None if !s.starts_with('+') => s.parse().ok(),
+        None => None,
+    }
+}
+
 /// `[boot verifier: 4][shard: 2][random: 10]`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub [u8; NFS4_SESSIONID_SIZE]);
@@ -68,6 +86,29 @@ impl fmt::Display for SessionId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_print_as_hex_and_parse_both_ways() {
+        let id = make_client_id(0x6b07_96b4, 2);
+        assert_eq!(client_id_str(id), "0x6b0796b400000002");
+        assert_eq!(client_id_str(5), "0x0000000000000005");
+        assert_eq!(parse_client_id("0x6b0796b400000002"), Some(id));
+        assert_eq!(parse_client_id("0X6B0796B400000002"), Some(id));
+        assert_eq!(parse_client_id(&id.to_string()), Some(id));
+        assert_eq!(parse_client_id(&u64::MAX.to_string()), Some(u64::MAX));
+        for bad in [
+            "",
+            "0x",
+            "x1",
+            "+5",
+            "0x+5",
+            "-1",
+            "18446744073709551616",
+            "0x1g",
+        ] {
+            assert_eq!(parse_client_id(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn session_id_encodes_boot_and_shard() {

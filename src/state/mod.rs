@@ -478,7 +478,7 @@ impl StateManager {
         for id in expired {
             if let Some(rec) = clients.remove(id) {
                 tracing::info!(
-                    clientid = format_args!("{id:#x}"),
+                    clientid = %ids::client_id_str(id),
                     sessions = rec.sessions.len(),
                     "lease expired"
                 );

@@ -115,10 +115,84 @@ impl LiveSettings {
 /// Name of the file in the state directory that keeps settings changed at run time.
 pub const SETTINGS_FILE: &str = "settings.toml";
 
+/// The keys of the settings that change at run time (REST names, also the keys of
+/// `settings.toml`).
+pub const SETTING_KEYS: [&str; 4] = [
+    "max_connections_per_session",
+    "exclusive_binding",
+    "lease_time",
+    "log_level",
+];
+
+/// Where the start value of a setting came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Source {
+    /// Nobody gave one: the built-in default.
+    #[default]
+    Default,
+    /// `ringnfs serve --flag`.
+    CommandLine,
+    /// `ringnfs serve --config FILE`.
+    ConfigFile(std::path::PathBuf),
+    /// An environment variable (`RUST_LOG` for the log level).
+    Environment(String),
+}
+
+impl Source {
+    /// Given by the operator at start (not the built-in default).
+    pub fn is_explicit(&self) -> bool {
+        *self != Source::Default
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::CommandLine => f.write_str("the command line"),
+            Source::ConfigFile(p) => write!(f, "the config file {}", p.display()),
+            Source::Environment(v) => write!(f, "the environment variable {v}"),
+        }
+    }
+}
+
+/// Where each live setting's start value came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingSources {
+    pub max_connections_per_session: Source,
+    pub exclusive_binding: Source,
+    pub lease_time: Source,
+    pub log_level: Source,
+}
+
+/// The live settings' start values (command line, config file, environment or default),
+/// before any persisted value: what `DELETE /api/v1/settings/persisted` goes back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartSettings {
+    pub max_connections_per_session: u32,
+    pub exclusive_binding: bool,
+    pub lease_time: u32,
+    pub log_level: String,
+}
+
+/// A persisted value that lost to a start value given explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overridden {
+    pub key: &'static str,
+    /// The start value that wins, and where it came from.
+    pub start: String,
+    pub source: Source,
+    /// The persisted value that is not used.
+    pub persisted: String,
+}
+
 /// The settings an operator changed through the control plane, as kept in
-/// `state_dir/settings.toml`. At start a value in this file wins over the command line
-/// and the config file (those give the start value only when nothing was persisted),
-/// so a change made while the server ran survives a restart.
+/// `state_dir/settings.toml`, so a change made while the server ran survives a restart.
+/// At start a persisted value is used unless the same setting was given explicitly (on
+/// the command line, in the config file, or `RUST_LOG` for the log level): then the
+/// explicit value wins and a warning names both ([`PersistedSettings::resolve`]).
+/// `DELETE /api/v1/settings/persisted[/KEY]` (`ringnfs ctl settings reset [KEY]`) drops
+/// persisted values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistedSettings {
@@ -145,9 +219,113 @@ impl PersistedSettings {
         }
     }
 
-    /// Write `dir/settings.toml` atomically (temporary file, fsync, rename).
+    /// The values present, as `key=value` separated by commas (for logs).
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(n) = self.max_connections_per_session {
+            v.push(format!("max_connections_per_session={n}"));
+        }
+        if let Some(b) = self.exclusive_binding {
+            v.push(format!("exclusive_binding={b}"));
+        }
+        if let Some(l) = self.lease_time {
+            v.push(format!("lease_time={l}"));
+        }
+        if let Some(l) = &self.log_level {
+            v.push(format!("log_level={l:?}"));
+        }
+        v.join(",")
+    }
+
+    /// No value persisted.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Drop the value of `key` (one of [`SETTING_KEYS`]).
+    pub fn remove(&mut self, key: &str) -> Result<(), String> {
+        match key {
+            "max_connections_per_session" => self.max_connections_per_session = None,
+            "exclusive_binding" => self.exclusive_binding = None,
+            "lease_time" => self.lease_time = None,
+            "log_level" => self.log_level = None,
+            _ => return Err(unknown_key(key)),
+        }
+        Ok(())
+    }
+
+    /// Split into the values to apply at start (settings whose start value is the
+    /// default) and the ones an explicit start value beats (listed when they differ).
+    pub fn resolve(
+        &self,
+        start: &StartSettings,
+        sources: &SettingSources,
+    ) -> (PersistedSettings, Vec<Overridden>) {
+        fn pick<T: Clone + PartialEq + ToString>(
+            key: &'static str,
+            saved: &Option<T>,
+            start: &T,
+            source: &Source,
+            overridden: &mut Vec<Overridden>,
+        ) -> Option<T> {
+            let v = saved.as_ref()?;
+            if !source.is_explicit() {
+                return Some(v.clone());
+            }
+            if v != start {
+                overridden.push(Overridden {
+                    key,
+                    start: start.to_string(),
+                    source: source.clone(),
+                    persisted: v.to_string(),
+                });
+            }
+            None
+        }
+        let mut o = Vec::new();
+        let apply = PersistedSettings {
+            max_connections_per_session: pick(
+                "max_connections_per_session",
+                &self.max_connections_per_session,
+                &start.max_connections_per_session,
+                &sources.max_connections_per_session,
+                &mut o,
+            ),
+            exclusive_binding: pick(
+                "exclusive_binding",
+                &self.exclusive_binding,
+                &start.exclusive_binding,
+                &sources.exclusive_binding,
+                &mut o,
+            ),
+            lease_time: pick(
+                "lease_time",
+                &self.lease_time,
+                &start.lease_time,
+                &sources.lease_time,
+                &mut o,
+            ),
+            log_level: pick(
+                "log_level",
+                &self.log_level,
+                &start.log_level,
+                &sources.log_level,
+                &mut o,
+            ),
+        };
+        (apply, o)
+    }
+
+    /// Write `dir/settings.toml` atomically (temporary file, fsync, rename); with no
+    /// value left, remove the file.
     pub fn save(&self, dir: &std::path::Path) -> std::io::Result<()> {
         use std::io::Write;
+        if self.is_empty() {
+            return match std::fs::remove_file(dir.join(SETTINGS_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
         let text = toml::to_string(self).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".{SETTINGS_FILE}.tmp"));
@@ -176,6 +354,14 @@ impl PersistedSettings {
         }
         Ok(())
     }
+}
+
+/// The message for a key that is not a setting.
+pub fn unknown_key(key: &str) -> String {
+    format!(
+        "unknown setting {key:?} (one of: {})",
+        SETTING_KEYS.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -217,6 +403,81 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.apply(&live).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn explicit_start_values_beat_persisted_ones() {
+        let saved = PersistedSettings {
+            max_connections_per_session: Some(3),
+            exclusive_binding: Some(true),
+            lease_time: Some(60),
+            log_level: Some("debug".into()),
+        };
+        let start = StartSettings {
+            max_connections_per_session: 16,
+            exclusive_binding: true,
+            lease_time: 30,
+            log_level: "info".into(),
+        };
+        // Nothing explicit: every persisted value applies.
+        let (apply, o) = saved.resolve(&start, &SettingSources::default());
+        assert_eq!(apply, saved);
+        assert!(o.is_empty());
+        // Explicit lease time and exclusive binding: they win; only the lease time
+        // differs, so only it is reported.
+        let sources = SettingSources {
+            lease_time: Source::CommandLine,
+            exclusive_binding: Source::ConfigFile("r.toml".into()),
+            ..Default::default()
+        };
+        let (apply, o) = saved.resolve(&start, &sources);
+        assert_eq!(
+            apply,
+            PersistedSettings {
+                max_connections_per_session: Some(3),
+                log_level: Some("debug".into()),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            o,
+            vec![Overridden {
+                key: "lease_time",
+                start: "30".into(),
+                source: Source::CommandLine,
+                persisted: "60".into(),
+            }]
+        );
+        assert_eq!(
+            Source::ConfigFile("r.toml".into()).to_string(),
+            "the config file r.toml"
+        );
+    }
+
+    #[test]
+    fn remove_drops_one_key_and_an_empty_file_goes_away() {
+        let dir = std::env::temp_dir().join(format!("ringnfs-reset-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut p = PersistedSettings {
+            lease_time: Some(30),
+            log_level: Some("debug".into()),
+            ..Default::default()
+        };
+        p.remove("lease_time").unwrap();
+        assert_eq!(p.lease_time, None);
+        assert!(
+            p.remove("lease-time")
+                .unwrap_err()
+                .contains("unknown setting")
+        );
+        p.save(&dir).unwrap();
+        assert!(dir.join(SETTINGS_FILE).exists());
+        p.remove("log_level").unwrap();
+        assert!(p.is_empty());
+        p.save(&dir).unwrap();
+        assert!(!dir.join(SETTINGS_FILE).exists());
+        p.save(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
