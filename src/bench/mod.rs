@@ -326,7 +326,7 @@ mod tests {
             "--verify",
             "--auth-sys",
             "--file-size-mib",
-            "0",
+            "1",
             "--ops",
             "10",
         ])
@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(uid(&["--auth-sys", "1000:100"]), (1000, 100));
         assert_eq!(uid(&["--auth-sys=1000"]), (1000, 1000));
         assert_eq!(uid(&["--auth-sys", "--verify"]), (0, 0));
-        assert_eq!(o.file_size, 1 << 20, "at least 1 MiB");
+        assert_eq!(o.file_size, 1 << 20);
         assert_eq!(o.ops, Some(10));
         for bad in [
             &["--connections", "0"][..],
@@ -354,6 +354,7 @@ mod tests {
             &["--workload", "nope"],
             &["--server", "no-such-host.invalid:1"],
             &["--auth-sys", "root"],
+            &["--file-size-mib", "0"],
         ] {
             assert!(args(bad).is_err(), "{bad:?}");
         }
