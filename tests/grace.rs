@@ -20,19 +20,22 @@ fn tmp(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// A local-backend server keeping its export and state under `base`, so a restart finds
+/// the client list it needs for the grace period.
+fn local_server(base: &std::path::Path, grace_secs: u32) -> TestServer {
+    let (export, state) = (base.join("export"), base.join("state"));
+    TestServer::with(move |c| {
+        c.backend = BackendKind::Local;
+        c.export_path = export.clone();
+        c.state_dir = Some(state.clone());
+        c.grace_secs = grace_secs;
+    })
+}
+
 #[test]
 fn reclaim_during_grace_after_restart() {
     let base = tmp("restart");
-    let (export, state) = (base.join("export"), base.join("state"));
-    let start = |grace: u32| {
-        let (e, s) = (export.clone(), state.clone());
-        TestServer::with(move |c| {
-            c.backend = BackendKind::Local;
-            c.export_path = e;
-            c.state_dir = Some(s);
-            c.grace_secs = grace;
-        })
-    };
+    let start = |grace: u32| local_server(&base, grace);
     let owner = b"grace-test-client".to_vec();
     let opts = || ClientOptions {
         owner: Some(owner.clone()),
@@ -170,16 +173,7 @@ fn opens_wait_for_reclaim_complete_without_a_grace_period() {
 #[test]
 fn locks_wait_for_reclaim_complete_after_grace_ends() {
     let base = tmp("lock");
-    let (export, state) = (base.join("export"), base.join("state"));
-    let start = |grace: u32| {
-        let (e, s) = (export.clone(), state.clone());
-        TestServer::with(move |c| {
-            c.backend = BackendKind::Local;
-            c.export_path = e;
-            c.state_dir = Some(s);
-            c.grace_secs = grace;
-        })
-    };
+    let start = |grace: u32| local_server(&base, grace);
     let opts = |verifier: u8, reclaim_complete: bool| ClientOptions {
         owner: Some(b"lock-reclaimer".to_vec()),
         verifier: Some([verifier; 8]),

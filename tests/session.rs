@@ -57,6 +57,14 @@ fn create_op(
     })
 }
 
+/// EXCHANGE_ID + CREATE_SESSION for `owner` on `c` with the given fore channel.
+fn new_session(c: &RpcConn, owner: &[u8], fore: ChannelAttrs) -> ringnfs::client::CreateSessionRes {
+    let e = exchange(c, owner, 1, 0).exchange_id().unwrap();
+    create_with(c, e.clientid, e.sequenceid, fore)
+        .create_session()
+        .unwrap_or_else(|err| panic!("CREATE_SESSION for {owner:?}: {err}"))
+}
+
 /// SEQUENCE on slot 0.
 fn seq(sessionid: [u8; 16], sequenceid: u32, cachethis: bool) -> Op {
     Op::Sequence(SequenceArgs {
@@ -391,11 +399,8 @@ fn session_ids_from_another_boot_are_bad() {
 fn a_400_byte_fore_channel_gets_a_session_and_replies_over_it_are_refused() {
     let srv = TestServer::start();
     let c = srv.connect();
-    let e = exchange(&c, b"small-fore", 1, 0).exchange_id().unwrap();
     // RFC 8881 §18.36.3: 400 bytes carry a SEQUENCE-only COMPOUND and its reply.
-    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(400, 400))
-        .create_session()
-        .expect("a 400-byte fore channel is usable");
+    let cs = new_session(&c, b"small-fore", small_fore(400, 400));
     assert_eq!(
         (
             cs.fore.maxrequestsize,
@@ -449,10 +454,8 @@ fn a_400_byte_fore_channel_gets_a_session_and_replies_over_it_are_refused() {
 fn the_cached_reply_size_granted_is_what_the_client_asked_for() {
     let srv = TestServer::start();
     let c = srv.connect();
-    let e = exchange(&c, b"tiny-cache", 1, 0).exchange_id().unwrap();
-    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(8192, 10))
-        .create_session()
-        .expect("a tiny reply cache is the client's choice");
+    // A tiny reply cache is the client's choice.
+    let cs = new_session(&c, b"tiny-cache", small_fore(8192, 10));
     assert_eq!(cs.fore.maxresponsesize_cached, 10, "never raised");
     let sid = cs.sessionid;
     let r = c.compound(1, b"", &[seq(sid, 1, true)]).unwrap();
@@ -463,10 +466,7 @@ fn the_cached_reply_size_granted_is_what_the_client_asked_for() {
 
     // With room for SEQUENCE but not for a big GETATTR, the op that does not fit is
     // refused, and the reply cached.
-    let e = exchange(&c, b"small-cache", 1, 0).exchange_id().unwrap();
-    let cs = create_with(&c, e.clientid, e.sequenceid, small_fore(8192, 200))
-        .create_session()
-        .unwrap();
+    let cs = new_session(&c, b"small-cache", small_fore(8192, 200));
     let ops = [
         seq(cs.sessionid, 1, true),
         Op::PutRootFh,
@@ -583,10 +583,7 @@ fn a_client_back_after_its_lease_expired_finds_its_connection_open() {
     });
     let c = srv.connect();
     let never = srv.connect(); // connects and says nothing
-    let e = exchange(&c, b"comes-back", 1, 0).exchange_id().unwrap();
-    let cs = create(&c, e.clientid, e.sequenceid)
-        .create_session()
-        .unwrap();
+    let cs = new_session(&c, b"comes-back", default_fore_attrs(16));
     let r = c.compound(1, b"", &[seq(cs.sessionid, 1, false)]).unwrap();
     assert_eq!(r.status, status::NFS4_OK);
     // Silence: the lease runs out, the reaper removes the client and unbinds `c`.
@@ -604,10 +601,7 @@ fn a_client_back_after_its_lease_expired_finds_its_connection_open() {
         .expect("the connection that had a session is still open");
     assert_eq!(r.status, status::NFS4ERR_BADSESSION);
     // Recovery on the same connection: a new client ID and session.
-    let e2 = exchange(&c, b"comes-back", 1, 0).exchange_id().unwrap();
-    let cs2 = create(&c, e2.clientid, e2.sequenceid)
-        .create_session()
-        .unwrap();
+    let cs2 = new_session(&c, b"comes-back", default_fore_attrs(16));
     let r = c.compound(1, b"", &[seq(cs2.sessionid, 1, false)]).unwrap();
     assert_eq!(r.status, status::NFS4_OK);
     drop(never);
