@@ -8,7 +8,9 @@
 #
 # Usage: tuning/ab.sh "A serve args" "B serve args"
 #   e.g. tuning/ab.sh "" "--ring-entries 4096"
-# Env: BIN (default: cargo build --release; target/release/ringnfs)
+# Env: BIN (default: cargo build --release; target/release/ringnfs): runs the bench, and
+#      the servers unless SERVER_BIN_A / SERVER_BIN_B name another build for a side
+#      (e.g. the previous commit's binary, to measure a change with the same arguments)
 #      WORKLOADS="randread getattr"  ROUNDS=3  DURATION=3  WARMUP=1
 #      CONNS=4  DEPTH=8  SESSIONS=1  FILE_MIB=64  BACKEND=memory
 #      HOOK_A / HOOK_B: shell commands run before each A / B run (e.g. apply a sysctl
@@ -46,11 +48,12 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start() { # A|B
   local k=$1 args
-  if [ "$k" = A ]; then args=$a_args; else args=$b_args; fi
+  local bin
+  if [ "$k" = A ]; then args=$a_args bin=${SERVER_BIN_A:-$BIN}; else args=$b_args bin=${SERVER_BIN_B:-$BIN}; fi
   if [ -n "${pid[$k]:-}" ]; then kill "${pid[$k]}" 2>/dev/null || true; wait "${pid[$k]}" 2>/dev/null || true; fi
   port[$k]=$(free_port)
   # shellcheck disable=SC2086
-  "$BIN" serve --listen 127.0.0.1:${port[$k]} --backend "$backend" --max-slots 256 --control off \
+  "$bin" serve --listen 127.0.0.1:${port[$k]} --backend "$backend" --max-slots 256 --control off \
     --state-dir "$tmp/$k/state" --export "$tmp/$k/export" $args >>"$tmp/$k.log" 2>&1 &
   pid[$k]=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/${port[$k]}) 2>/dev/null && break; sleep 0.1; done
@@ -73,8 +76,8 @@ for r in $(seq "$rounds"); do
     if [ $((r % 2)) = 1 ]; then run "$r" A "$w"; run "$r" B "$w"; else run "$r" B "$w"; run "$r" A "$w"; fi
   done
 done
-echo "A: serve ${a_args:-(defaults)}"
-echo "B: serve ${b_args:-(defaults)}"
+echo "A: ${SERVER_BIN_A:-$BIN} serve ${a_args:-(defaults)}"
+echo "B: ${SERVER_BIN_B:-$BIN} serve ${b_args:-(defaults)}"
 echo "($rounds rounds, ${sessions} session(s) × $conns conns × depth $depth, ${duration}s, backend $backend)"
 python3 - "$out" "$rounds" $workloads <<'PY'
 import json, sys, statistics as st
