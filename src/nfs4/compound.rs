@@ -9,6 +9,7 @@ use crate::service::{ConnMeta, FileIoDone};
 
 pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
 use crate::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
+use crate::state::channel::reply_too_big;
 use crate::state::slots::CachedReply;
 use crate::state::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs, StateManager};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -568,15 +569,9 @@ fn reply_limit(g: &SeqGrant) -> usize {
     }
 }
 
-/// RFC 8881 §2.10.6.4: a reply of `len` bytes over the session's limits.
+/// A reply of `len` bytes over the session's limits.
 fn over_limit(g: &SeqGrant, len: usize) -> Option<u32> {
-    if len > g.max_response as usize {
-        Some(status::NFS4ERR_REP_TOO_BIG)
-    } else if g.cachethis && len > g.max_response_cached as usize {
-        Some(status::NFS4ERR_REP_TOO_BIG_TO_CACHE)
-    } else {
-        None
-    }
+    reply_too_big(len, g.max_response, g.max_response_cached, g.cachethis)
 }
 
 /// Bytes an op's result may add beyond its opnum and status, counted before it runs:

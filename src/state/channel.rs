@@ -67,6 +67,19 @@ pub fn min_back_request(cb_cred: &Credential) -> u32 {
 /// The smallest back-channel reply: the answer to that CB_RECALL.
 pub const MIN_BACK_RESPONSE: u32 = ACCEPTED_REPLY_HEADER_LEN as u32 + CB_RECALL_RES;
 
+/// RFC 8881 §2.10.6.4: the error for a reply of `len` bytes on a fore channel that
+/// allows `max` bytes, and `max_cached` when the client asked for the reply to be
+/// cached; None when it fits.
+pub fn reply_too_big(len: usize, max: u32, max_cached: u32, cachethis: bool) -> Option<u32> {
+    if len > max as usize {
+        Some(status::NFS4ERR_REP_TOO_BIG)
+    } else if cachethis && len > max_cached as usize {
+        Some(status::NFS4ERR_REP_TOO_BIG_TO_CACHE)
+    } else {
+        None
+    }
+}
+
 /// Negotiate the fore channel: never more than the client asked for nor more than we
 /// offer; smaller than a SEQUENCE-only COMPOUND is NFS4ERR_TOOSMALL.
 pub fn negotiate_fore(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {

@@ -6,6 +6,7 @@ use crate::service::ConnMeta;
 
 use super::StateManager;
 use super::binding::Direction;
+use super::channel::reply_too_big;
 use super::ids::SessionId;
 use super::lease::unix_ms;
 use super::metrics::BindRefusal;
@@ -86,13 +87,15 @@ impl StateManager {
         }
         // Not even the SEQUENCE result fits what the client may receive (or cache, when
         // it asked us to): refused before the slot moves on, like knfsd.
-        if check == SlotCheck::New {
-            if size.min_reply_len > session.fore.maxresponsesize as usize {
-                return Err(status::NFS4ERR_REP_TOO_BIG);
-            }
-            if args.cachethis && size.min_reply_len > session.fore.maxresponsesize_cached as usize {
-                return Err(status::NFS4ERR_REP_TOO_BIG_TO_CACHE);
-            }
+        if check == SlotCheck::New
+            && let Some(e) = reply_too_big(
+                size.min_reply_len,
+                session.fore.maxresponsesize,
+                session.fore.maxresponsesize_cached,
+                args.cachethis,
+            )
+        {
+            return Err(e);
         }
         // The slot check passed: a connection new to this session is bound, fore only
         // (never the back channel implicitly).
