@@ -31,7 +31,7 @@ PY
 for backend in memory local; do
   rm -rf "$work/export"
   $bin serve --listen 127.0.0.1:$port --backend $backend --export "$work/export" \
-    --state-dir "$work/state" --max-slots 256 >"$work/server.log" 2>&1 &
+    --state-dir "$work/state" --max-slots 256 --control off >"$work/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   run $backend getattr 1 1

@@ -10,7 +10,7 @@ port=${PORT:-20499}
 cargo build --release --quiet
 bin=target/release/ringnfs
 state=$(mktemp -d)
-$bin serve --listen 127.0.0.1:$port --state-dir "$state" --max-slots 256 >"$state/server.log" 2>&1 &
+$bin serve --listen 127.0.0.1:$port --state-dir "$state" --max-slots 256 --control off >"$state/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
