@@ -12,11 +12,11 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod nfs4;
-pub mod rpc;
+pub use ringnfs_proto::rpc;
 pub mod server;
 pub mod service;
 pub mod state;
 #[doc(hidden)]
 pub mod test_support;
 pub mod transport;
-pub mod xdr;
+pub use ringnfs_proto::xdr;

@@ -5,13 +5,13 @@
 pub mod attrs;
 pub mod callback;
 pub mod compound;
-pub mod consts;
+pub use ringnfs_proto::nfs4::consts;
 pub mod export;
 pub mod fh;
 pub mod ops;
 pub mod optable;
 pub mod program;
-pub mod types;
+pub use ringnfs_proto::nfs4::types;
 
 pub use compound::{CompoundCtx, Nfs4Engine};
 #[cfg(test)]

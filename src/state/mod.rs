@@ -14,7 +14,7 @@ pub mod client;
 pub mod conns;
 pub mod files;
 pub mod grace;
-pub mod ids;
+pub use ringnfs_proto::ids;
 pub mod lease;
 pub mod metrics;
 pub mod query;
@@ -22,7 +22,7 @@ pub mod session;
 pub mod settings;
 pub mod shard;
 pub mod slots;
-pub mod stateid;
+pub use ringnfs_proto::stateid;
 
 mod create_session;
 mod sequence;

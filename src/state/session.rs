@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::rpc::Credential;
 
 use super::client::{Principal, StateProtect};
@@ -11,17 +9,7 @@ use super::ids::{ClientId, SessionId};
 use super::lease::Lease;
 use super::slots::SlotTable;
 
-/// channel_attrs4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct ChannelAttrs {
-    pub headerpadsize: u32,
-    pub maxrequestsize: u32,
-    pub maxresponsesize: u32,
-    pub maxresponsesize_cached: u32,
-    pub maxoperations: u32,
-    pub maxrequests: u32,
-    pub rdma_ird: Option<u32>,
-}
+pub use ringnfs_proto::nfs4::types::ChannelAttrs;
 
 #[derive(Debug)]
 pub struct Session {

@@ -5,13 +5,13 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::{XdrDecoder, XdrEncoder, pad4};
+use crate::nfs4::types::ChannelAttrs;
 use crate::nfs4::types::{
     decode_bitmap, decode_channel_attrs, encode_bitmap, encode_channel_attrs,
 };
 use crate::rpc::auth::{AUTH_SYS, decode_credential};
 use crate::rpc::{AuthSys, Credential, RpcMessage, decode_message, encode_call};
-use crate::state::ChannelAttrs;
-use crate::state::stateid::Stateid;
+use crate::stateid::Stateid;
 
 fn auth_sys() -> impl Strategy<Value = AuthSys> {
     (

@@ -1,11 +1,23 @@
 //! XDR of structures shared by several operations.
 
+use crate::ids::SessionId;
 use crate::rpc::Credential;
 use crate::rpc::auth::{AUTH_NONE, AUTH_SYS, decode_credential};
-use crate::state::{ChannelAttrs, SessionId};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 use super::consts::NFS4_SESSIONID_SIZE;
+
+/// channel_attrs4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ChannelAttrs {
+    pub headerpadsize: u32,
+    pub maxrequestsize: u32,
+    pub maxresponsesize: u32,
+    pub maxresponsesize_cached: u32,
+    pub maxoperations: u32,
+    pub maxrequests: u32,
+    pub rdma_ird: Option<u32>,
+}
 
 /// Bitmaps longer than this many words are refused (attributes need 3 at most).
 pub const MAX_BITMAP_WORDS: usize = 8;
