@@ -14,9 +14,9 @@ pub mod fuzzing;
 pub mod nfs4;
 pub use ringnfs_proto::rpc;
 pub mod server;
-pub mod service;
+pub use ringnfs_service as service;
 pub mod state;
 #[doc(hidden)]
 pub mod test_support;
-pub mod transport;
 pub use ringnfs_proto::xdr;
+pub use ringnfs_transport as transport;

@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use io_uring::{cqueue, opcode, types};
 use socket2::SockRef;
 
-use crate::service::{ConnMeta, make_conn_id};
+use ringnfs_service::{ConnMeta, make_conn_id};
 
 use super::conn::Conn;
 use super::limits::Refusal;

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::service::{ConnControl, Service};
+use ringnfs_service::{ConnControl, Service};
 
 pub use stats::TransportStats;
 

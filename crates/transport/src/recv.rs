@@ -7,8 +7,8 @@ use std::time::Instant;
 use io_uring::{cqueue, opcode, types};
 use std::os::fd::AsRawFd;
 
-use crate::rpc::record::RecordError;
-use crate::service::Service;
+use ringnfs_proto::rpc::record::RecordError;
+use ringnfs_service::Service;
 
 use super::conn::{Closing, Conn};
 use super::output::ReplyError;
@@ -132,7 +132,10 @@ fn feed(
     max_out: usize,
 ) {
     let mut failed = None;
-    let mut asm = std::mem::replace(&mut c.asm, crate::rpc::record::RecordAssembler::new(0));
+    let mut asm = std::mem::replace(
+        &mut c.asm,
+        ringnfs_proto::rpc::record::RecordAssembler::new(0),
+    );
     let r = asm.feed(data, |rec| {
         c.last_record = Instant::now();
         if c.must_defer() {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::{TransportConfig, TransportHandle, TransportStats, start};
-use crate::rpc::record::frame;
-use crate::service::{ConnId, ConnMeta, Service, make_conn_id};
+use ringnfs_proto::rpc::record::frame;
+use ringnfs_service::{ConnId, ConnMeta, Service, make_conn_id};
 
 /// Replies to each record with its bytes reversed (or with `reply_size` bytes), and
 /// drains the connection after replying to `bye`. Records everything it sees.
@@ -337,7 +337,7 @@ fn two_workers_serve_64_concurrent_connections() {
     );
     // Connection ids name their core.
     for m in svc.accepted.lock().iter() {
-        assert_eq!(crate::service::conn_core(m.id), m.core);
+        assert_eq!(ringnfs_service::conn_core(m.id), m.core);
     }
     h.shutdown();
     h.join().unwrap();

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, types};
 
-use crate::service::{FileIoDone, FileIoRequest, FileOp, IoFd, conn_core};
+use ringnfs_service::{FileIoDone, FileIoRequest, FileOp, IoFd, conn_core};
 
 use super::stats::WorkerCounters;
 use super::token::{Kind, Token};

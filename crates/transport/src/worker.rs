@@ -19,7 +19,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 use socket2::Socket;
 
-use crate::service::{ConnControl, ConnId, Service};
+use ringnfs_service::{ConnControl, ConnId, Service};
 
 use super::TransportConfig;
 use super::bufring::BufRing;

@@ -16,8 +16,8 @@ use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use crate::rpc::record::RecordAssembler;
-use crate::service::ConnMeta;
+use ringnfs_proto::rpc::record::RecordAssembler;
+use ringnfs_service::ConnMeta;
 
 use super::output::OutQueue;
 

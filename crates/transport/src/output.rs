@@ -7,7 +7,7 @@
 //! doubling (which copied every byte again and faulted in fresh pages each time). Large
 //! buffers, once sent, go to a small per-worker pool instead of back to the allocator.
 
-use crate::rpc::record::mark;
+use ringnfs_proto::rpc::record::mark;
 
 /// Largest record a single mark can describe.
 const MAX_MARKED: usize = 0x7fff_ffff;
@@ -218,9 +218,9 @@ mod tests {
         assert_eq!(reply(&mut q, b""), Ok(0));
         assert_eq!(reply(&mut q, b"de"), Ok(2));
         q.push_record(b"xyz").unwrap();
-        let mut want = crate::rpc::record::frame(b"abc");
-        want.extend(crate::rpc::record::frame(b"de"));
-        want.extend(crate::rpc::record::frame(b"xyz"));
+        let mut want = ringnfs_proto::rpc::record::frame(b"abc");
+        want.extend(ringnfs_proto::rpc::record::frame(b"de"));
+        want.extend(ringnfs_proto::rpc::record::frame(b"xyz"));
         assert_eq!(q.backlog(), want.len());
         assert_eq!(q.start().unwrap(), &want[..]);
     }
@@ -283,10 +283,10 @@ mod tests {
             out.extend_from_slice(b);
             assert!(!q.sent(n));
         }
-        let mut want = crate::rpc::record::frame(b"s1");
-        want.extend(crate::rpc::record::frame(&big(1)));
-        want.extend(crate::rpc::record::frame(&big(2)));
-        want.extend(crate::rpc::record::frame(b"s2"));
+        let mut want = ringnfs_proto::rpc::record::frame(b"s1");
+        want.extend(ringnfs_proto::rpc::record::frame(&big(1)));
+        want.extend(ringnfs_proto::rpc::record::frame(&big(2)));
+        want.extend(ringnfs_proto::rpc::record::frame(b"s2"));
         assert_eq!(out, want);
         assert!(q.is_idle());
         // The sent large buffers wait in the worker's pool; a new large reply reuses one.

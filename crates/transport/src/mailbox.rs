@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::service::{ConnControl, ConnId, conn_core};
+use ringnfs_service::{ConnControl, ConnId, conn_core};
 
 /// A message to a worker.
 #[derive(Debug)]
@@ -144,8 +144,8 @@ impl ConnControl for Control {
 
     fn submit_file_io(
         &self,
-        req: crate::service::FileIoRequest,
-    ) -> Result<(), crate::service::FileIoRequest> {
+        req: ringnfs_service::FileIoRequest,
+    ) -> Result<(), ringnfs_service::FileIoRequest> {
         super::fileio::queue(req)
     }
 }
@@ -153,7 +153,7 @@ impl ConnControl for Control {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::make_conn_id;
+    use ringnfs_service::make_conn_id;
 
     #[test]
     fn routes_by_core_and_reports_gone_workers() {
