@@ -8,7 +8,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod control;
-pub mod fs;
+pub use ringnfs_fs as fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod nfs4;
@@ -16,7 +16,7 @@ pub use ringnfs_proto::rpc;
 pub mod server;
 pub use ringnfs_service as service;
 pub mod state;
-#[doc(hidden)]
-pub mod test_support;
 pub use ringnfs_proto::xdr;
+#[doc(hidden)]
+pub use ringnfs_testkit as test_support;
 pub use ringnfs_transport as transport;

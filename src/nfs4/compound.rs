@@ -19,7 +19,7 @@ use super::export::Export;
 use super::fh::FileHandle;
 use super::optable::{self, ALWAYS_SOLO, MODIFIES, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
 use super::types::decode_sessionid;
-use crate::fs::{Caller, FsError, ObjHandle};
+use crate::fs::{Caller, ObjHandle};
 use crate::state::stateid::Stateid;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
@@ -78,12 +78,6 @@ pub struct CompoundCtx<'a> {
     /// Reply bytes the session still allows (set before each op; READ and READDIR fit
     /// their results into it).
     pub reply_room: usize,
-}
-
-impl From<FsError> for u32 {
-    fn from(e: FsError) -> u32 {
-        e.status()
-    }
 }
 
 impl CompoundCtx<'_> {

@@ -118,7 +118,7 @@ pub trait Backend: Send + Sync + 'static {
     /// A descriptor for READ/WRITE/COMMIT of regular file `h` through the worker's
     /// io_uring ring (`write`: open for writing). `None`: the backend has no real files
     /// and `read`/`write`/`commit` are used instead.
-    fn io_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<crate::service::IoFd>> {
+    fn io_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<ringnfs_service::IoFd>> {
         None
     }
 }

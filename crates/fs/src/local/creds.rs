@@ -13,7 +13,7 @@
 
 use std::marker::PhantomData;
 
-use crate::fs::{Caller, FsError, FsResult};
+use crate::{Caller, FsError, FsResult};
 
 /// Most supplementary groups passed on (AUTH_SYS carries at most 16).
 const MAX_GROUPS: usize = 64;

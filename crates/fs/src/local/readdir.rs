@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::{LocalBackend, attrs, handle, sys};
-use crate::fs::{DirEntry, FsError, FsResult, ObjHandle};
+use crate::{DirEntry, FsError, FsResult, ObjHandle};
 
 /// Added to `d_off` to make a cookie.
 pub(super) const COOKIE_BIAS: u64 = 3;

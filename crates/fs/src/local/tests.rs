@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{LocalBackend, LocalOptions};
-use crate::fs::{
+use crate::{
     Backend, Caller, CreateKind, FileType, FsError, ObjHandle, SetAttrs, SetTime, Stability,
     Timespec,
 };
@@ -327,7 +327,7 @@ fn mount_points_are_not_crossed() {
         )
     };
     if r != 0 {
-        crate::test_support::skip(
+        ringnfs_testkit::skip(
             "mount_points_are_not_crossed",
             &format!("bind mount refused: {}", std::io::Error::last_os_error()),
         );
@@ -995,5 +995,5 @@ fn concurrent_writers() {
 fn conformance() {
     let t = Tmp::new("conformance");
     let b = LocalBackend::open(&t.export(), LocalOptions::default()).unwrap();
-    crate::fs::conformance::run_all(&b);
+    crate::conformance::run_all(&b);
 }

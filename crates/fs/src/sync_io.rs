@@ -1,7 +1,7 @@
 //! Run a file operation with plain syscalls on the calling thread: the fallback when no
 //! io_uring ring can take it (a connection without a transport, e.g. in engine tests).
 
-use crate::service::{FileIoDone, FileIoRequest, FileOp};
+use ringnfs_service::{FileIoDone, FileIoRequest, FileOp};
 
 use super::FsError;
 use super::local::io;
@@ -23,7 +23,7 @@ fn errno(e: FsError) -> i32 {
 /// Try a READ from the page cache without blocking; `None` if it would block (or found
 /// nothing before end of file it could return right away).
 pub fn read_nowait(
-    fd: &crate::service::IoFd,
+    fd: &ringnfs_service::IoFd,
     offset: u64,
     count: u32,
     size: u64,

@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::sys;
-use crate::fs::{FsError, FsResult};
+use crate::{FsError, FsResult};
 
 /// Read up to `count` bytes at `offset`, appended to `buf` (no zero-filling first).
 /// Stops early only at end of file; returns the number of bytes read.

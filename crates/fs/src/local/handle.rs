@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::sys;
-use crate::fs::{FsError, FsResult, ObjHandle};
+use crate::{FsError, FsResult, ObjHandle};
 
 const VERSION: u8 = 1;
 const HEADER: usize = 5;

@@ -1,6 +1,6 @@
 //! Backend errors and their NFSv4 status codes.
 
-use crate::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::status;
 
 pub type FsResult<T> = Result<T, FsError>;
 
@@ -50,6 +50,13 @@ pub enum FsError {
     NotSupp,
     #[error("I/O error")]
     Io,
+}
+
+/// Lets op handlers use `?` on backend calls in functions that return an nfsstat4.
+impl From<FsError> for u32 {
+    fn from(e: FsError) -> u32 {
+        e.status()
+    }
 }
 
 impl FsError {

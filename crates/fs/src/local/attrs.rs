@@ -1,6 +1,6 @@
 //! `struct stat` → [`Attrs`], and [`SetTime`] → utimensat times.
 
-use crate::fs::{Attrs, FileType, SetTime, Timespec};
+use crate::{Attrs, FileType, SetTime, Timespec};
 
 pub(super) fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {

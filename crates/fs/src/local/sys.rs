@@ -6,7 +6,7 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::fs::{FsError, FsResult};
+use crate::{FsError, FsResult};
 
 /// The calling thread's last OS error as an [`FsError`].
 pub(super) fn last_err() -> FsError {

@@ -1095,7 +1095,7 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::conformance;
+    use crate::conformance;
 
     fn root() -> Caller {
         Caller::root()

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use super::cache::OpenFile;
 use super::creds::CredGuard;
 use super::{LocalBackend, Obj, attrs, handle, io, sys};
-use crate::fs::{
+use crate::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FsError, FsResult, FsStats, ObjHandle, SetAttrs,
     Stability, check_name,
 };
@@ -403,7 +403,7 @@ impl Backend for LocalBackend {
         self.read_dir(dir, cookie, max)
     }
 
-    fn io_file(&self, h: &ObjHandle, write: bool) -> Option<FsResult<crate::service::IoFd>> {
+    fn io_file(&self, h: &ObjHandle, write: bool) -> Option<FsResult<ringnfs_service::IoFd>> {
         Some(self.file(h).and_then(|f| {
             if write {
                 if let Some(e) = f.write_err {
@@ -411,7 +411,7 @@ impl Backend for LocalBackend {
                 }
                 self.check_writable()?;
             }
-            Ok(f as crate::service::IoFd)
+            Ok(f as ringnfs_service::IoFd)
         }))
     }
 

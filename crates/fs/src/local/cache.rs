@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::fs::{FsError, ObjHandle};
+use crate::{FsError, ObjHandle};
 
 /// An open regular file.
 #[derive(Debug)]
