@@ -14,9 +14,9 @@ pub mod fuzzing;
 pub mod nfs4;
 pub use ringnfs_proto::rpc;
 pub mod server;
-pub use ringnfs_service as service;
-pub mod state;
 pub use ringnfs_proto::xdr;
+pub use ringnfs_service as service;
+pub use ringnfs_state as state;
 #[doc(hidden)]
 pub use ringnfs_testkit as test_support;
 pub use ringnfs_transport as transport;

@@ -10,7 +10,7 @@ use super::ids::SessionId;
 use super::metrics::MetricsSnapshot;
 use super::session::ChannelAttrs;
 use super::{ClientId, StateManager};
-use crate::service::ConnId;
+use ringnfs_service::ConnId;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct BindingSummary {
@@ -83,7 +83,7 @@ impl StateManager {
                 fore: s.fore,
                 back: s.back,
                 back_channel_requested: s.flags
-                    & crate::nfs4::consts::create_session_flag::CONN_BACK_CHAN
+                    & ringnfs_proto::nfs4::consts::create_session_flag::CONN_BACK_CHAN
                     != 0,
                 cached_reply_bytes: s.slots.cached_bytes(),
                 connections: Vec::new(),

@@ -236,7 +236,7 @@ impl Metrics {
                         })
                         .sum();
                     let op = if i == OP_SLOTS - 1 { 10044 } else { i as u32 };
-                    (n > 0).then(|| (crate::nfs4::consts::op_name(op).to_string(), n))
+                    (n > 0).then(|| (ringnfs_proto::nfs4::consts::op_name(op).to_string(), n))
                 })
                 .collect()
         };
@@ -276,7 +276,7 @@ impl Metrics {
                         } else {
                             i as u32
                         };
-                        (crate::nfs4::consts::op_name(op).to_string(), st, n)
+                        (ringnfs_proto::nfs4::consts::op_name(op).to_string(), st, n)
                     })
                     .collect();
                 v.sort();

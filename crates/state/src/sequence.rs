@@ -1,8 +1,8 @@
 //! SEQUENCE (RFC 8881 §18.46): slot check, implicit fore-channel bind, lease renewal,
 //! status flags; and storing the reply when the COMPOUND is done.
 
-use crate::nfs4::consts::{seq4_status, status};
-use crate::service::ConnMeta;
+use ringnfs_proto::nfs4::consts::{seq4_status, status};
+use ringnfs_service::ConnMeta;
 
 use super::StateManager;
 use super::binding::Direction;

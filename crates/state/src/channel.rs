@@ -10,10 +10,10 @@
 //!
 //! Sizes count the whole RPC message without record marking, as §18.36.3 defines them.
 
-use crate::nfs4::consts::{NFS4_FHSIZE, status};
-use crate::rpc::Credential;
-use crate::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
-use crate::xdr::pad4;
+use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, status};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
+use ringnfs_proto::xdr::pad4;
 
 use super::SessionLimits;
 use super::session::ChannelAttrs;
@@ -134,8 +134,8 @@ pub fn negotiate_back(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::AuthSys;
-    use crate::xdr::XdrEncoder;
+    use ringnfs_proto::rpc::AuthSys;
+    use ringnfs_proto::xdr::XdrEncoder;
 
     fn attrs(req: u32, resp: u32, cached: u32, ops: u32, reqs: u32) -> ChannelAttrs {
         ChannelAttrs {
@@ -188,7 +188,7 @@ mod tests {
     fn minimum_sizes_match_the_encoded_messages() {
         // An accepted reply's header is what encode_accepted writes.
         let mut hdr = Vec::new();
-        crate::rpc::encode_accepted(&mut hdr, 7, crate::rpc::AcceptStat::Success);
+        ringnfs_proto::rpc::encode_accepted(&mut hdr, 7, ringnfs_proto::rpc::AcceptStat::Success);
         assert_eq!(hdr.len(), ACCEPTED_REPLY_HEADER_LEN);
         // A call header with the credential is what encode_call writes.
         let cred = Credential::Sys(AuthSys {
@@ -199,7 +199,7 @@ mod tests {
             gids: vec![1, 2, 3],
         });
         let mut call = Vec::new();
-        crate::rpc::encode_call(&mut call, 1, 0x4000_0000, 1, 1, &cred);
+        ringnfs_proto::rpc::encode_call(&mut call, 1, 0x4000_0000, 1, 1, &cred);
         let mut cred_only = Vec::new();
         cred.encode(&mut cred_only);
         assert_eq!(auth_len(&cred), cred_only.len() as u32);

@@ -32,9 +32,9 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
-use crate::nfs4::consts::{op, status};
-use crate::rpc::Credential;
-use crate::service::{ConnId, ConnMeta};
+use ringnfs_proto::nfs4::consts::{op, status};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_service::{ConnId, ConnMeta};
 
 pub use binding::{Direction, UnbindReason};
 pub use client::{ExchangeIdArgs, ExchangeIdReply, Principal, StateProtect};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::rpc::Credential;
+use ringnfs_proto::rpc::Credential;
 
 use super::client::{Principal, StateProtect};
 use super::ids::{ClientId, SessionId};

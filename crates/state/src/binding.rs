@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::nfs4::consts::{cdfc, cdfs};
-use crate::service::ConnId;
+use ringnfs_proto::nfs4::consts::{cdfc, cdfs};
+use ringnfs_service::ConnId;
 
 use super::ids::SessionId;
 

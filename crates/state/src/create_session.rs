@@ -1,9 +1,9 @@
 //! CREATE_SESSION (RFC 8881 §18.36): csa_sequence replay, channel negotiation,
 //! confirmation of the client record, and the auto-bind of the creating connection.
 
-use crate::nfs4::consts::{create_session_flag, op, status};
-use crate::rpc::Credential;
-use crate::service::ConnMeta;
+use ringnfs_proto::nfs4::consts::{create_session_flag, op, status};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_service::ConnMeta;
 
 use super::StateManager;
 use super::binding::{Direction, UnbindReason};
@@ -115,7 +115,7 @@ impl StateManager {
             Direction::Fore
         };
         tracing::debug!(
-            clientid = %crate::state::ids::client_id_str(args.clientid),
+            clientid = %crate::ids::client_id_str(args.clientid),
             session = %reply.sessionid,
             conn = meta.id,
             "session created"

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use parking_lot::Mutex;
 
-use crate::rpc::Credential;
-use crate::service::{ConnId, ConnMeta};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_service::{ConnId, ConnMeta};
 
 /// Where and how to send a callback for one session.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use slab::Slab;
 
-use crate::nfs4::consts::status;
-use crate::service::ConnId;
+use ringnfs_proto::nfs4::consts::status;
+use ringnfs_service::ConnId;
 
 use super::binding::{Binding, Direction};
 use super::ids::SessionId;
@@ -151,11 +151,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::rpc::Credential;
-    use crate::state::client::StateProtect;
-    use crate::state::lease::Lease;
-    use crate::state::session::ChannelAttrs;
-    use crate::state::slots::SlotTable;
+    use crate::client::StateProtect;
+    use crate::lease::Lease;
+    use crate::session::ChannelAttrs;
+    use crate::slots::SlotTable;
+    use ringnfs_proto::rpc::Credential;
 
     fn shard_with_session() -> (Shard, SessionId) {
         let mut sh = Shard::default();
@@ -167,7 +167,7 @@ mod tests {
                 client: 1,
                 lease: Arc::new(Lease::new(0)),
                 protect: StateProtect::default(),
-                principal: crate::state::client::Principal::None,
+                principal: crate::client::Principal::None,
                 fore: ChannelAttrs::default(),
                 back: ChannelAttrs::default(),
                 flags: 0,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
-use crate::service::{ConnId, ConnMeta};
+use ringnfs_service::{ConnId, ConnMeta};
 
 use super::ids::SessionId;
 

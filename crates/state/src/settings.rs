@@ -10,17 +10,8 @@ pub const DEFAULT_LEASE_SECS: u32 = 90;
 /// What a SEQUENCE gets when the implicit bind of its connection would exceed
 /// `max_connections_per_session`. The bind is refused either way (counted as a `limit`
 /// refusal); explicit BIND_CONN_TO_SESSION over the limit always gets NFS4ERR_DELAY.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum OverLimit {
     /// Run the request on the unbound connection (the default). Linux sends a request

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::fs::ObjHandle;
-use crate::nfs4::consts::status;
+use ringnfs_fs::ObjHandle;
+use ringnfs_proto::nfs4::consts::status;
 
 use super::ids::ClientId;
 use super::stateid::{StateKind, Stateid};

@@ -1,6 +1,6 @@
 //! The fore-channel slot table and reply cache of one session (RFC 8881 §2.10.6).
 
-use crate::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::status;
 
 /// What a slot keeps of its last reply.
 #[derive(Debug, Clone, Default)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::nfs4::consts::{exchgid_flag, op, sp4, status};
-use crate::rpc::Credential;
+use ringnfs_proto::nfs4::consts::{exchgid_flag, op, sp4, status};
+use ringnfs_proto::rpc::Credential;
 
 use super::ids::{ClientId, SessionId, make_client_id};
 use super::lease::Lease;
