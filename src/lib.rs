@@ -4,8 +4,8 @@
 //! [`nfs4`] (COMPOUND engine) over [`state`] (sessions, bindings, leases). [`client`] is
 //! an NFSv4.1 client used by the tests and the load generator in [`bench`].
 
-pub mod bench;
-pub mod client;
+pub use ringnfs_client as client;
+pub use ringnfs_client::bench;
 pub mod config;
 pub mod control;
 pub use ringnfs_fs as fs;

@@ -617,3 +617,24 @@ fn hostile_input_never_panics() {
         let _ = verify(&mut XdrDecoder::new(&buf), &src);
     }
 }
+
+/// The client's fattr4 encoder and the server's settable-attribute decoder agree.
+#[test]
+fn the_clients_settable_attributes_decode_on_the_server() {
+    use crate::client::{Fattr, TimeSet};
+    let a = Fattr::new()
+        .time_modify_set(TimeSet::Client(5, 6))
+        .owner("1000")
+        .mode(0o644)
+        .size(7)
+        .time_access_set(TimeSet::Server);
+    let mut v = Vec::new();
+    a.encode(&mut v);
+    let mut d = XdrDecoder::new(&v);
+    let (set, bits) = decode_settable(&mut d).unwrap();
+    assert_eq!(bits, vec![1 << 4, 1 << 1 | 1 << 4 | 1 << 16 | 1 << 22]);
+    assert_eq!(
+        (set.size, set.mode, set.uid),
+        (Some(7), Some(0o644), Some(1000))
+    );
+}

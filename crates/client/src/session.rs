@@ -11,8 +11,8 @@ use super::compound::{BindConnRes, CompoundReply, CreateSessionRes};
 use super::conn::RpcConn;
 use super::error::ClientError;
 use super::ops::{ChannelAttrs, CreateSessionArgs, Op, SequenceArgs, SessionId, encode_sequence};
-use crate::nfs4::consts::{op, status};
-use crate::xdr::XdrEncoder;
+use ringnfs_proto::nfs4::consts::{op, status};
+use ringnfs_proto::xdr::XdrEncoder;
 
 /// How long `call_retrying` waits for a live connection or for a request the server
 /// still has in progress (NFS4ERR_DELAY) before giving up.
@@ -423,11 +423,11 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::mock::{MOCK_CLIENTID, MOCK_FH, MOCK_SESSION, MockServer};
-    use crate::client::{Client, ClientOptions};
-    use crate::nfs4::consts::{cb_op, cdfc, cdfs};
+    use crate::mock::{MOCK_CLIENTID, MOCK_FH, MOCK_SESSION, MockServer};
+    use crate::{Client, ClientOptions};
+    use ringnfs_proto::nfs4::consts::{cb_op, cdfc, cdfs};
 
-    fn setup(conns: usize) -> (MockServer, crate::client::ClientIds, Arc<Session>) {
+    fn setup(conns: usize) -> (MockServer, crate::ClientIds, Arc<Session>) {
         let m = MockServer::start();
         let (ids, s) = Client::connect(
             &[m.addr],
@@ -539,7 +539,7 @@ mod tests {
         ));
         assert!(t.elapsed() < Duration::from_secs(5));
         // The server executed it: the slot is uncertain and a new connection resolves it.
-        s.add_connection(RpcConn::connect(m.addr, crate::rpc::Credential::None).unwrap());
+        s.add_connection(RpcConn::connect(m.addr, ringnfs_proto::rpc::Credential::None).unwrap());
         let r = s.call(1, &[], false).unwrap();
         assert_eq!(r.sequence().unwrap().sequenceid, 2);
         assert_eq!(m.state.executed.load(Ordering::Relaxed), 2);

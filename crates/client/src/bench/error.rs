@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 
-use crate::nfs4::consts::{op, status, status_name};
-use crate::rpc::AcceptStat;
-use crate::rpc::message::ReplyFailure;
+use ringnfs_proto::nfs4::consts::{op, status, status_name};
+use ringnfs_proto::rpc::AcceptStat;
+use ringnfs_proto::rpc::message::ReplyFailure;
 
 /// Exit status of a run that finished with errors or connection failures.
 pub const EXIT_ERRORS: u8 = 1;

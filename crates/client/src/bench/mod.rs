@@ -28,9 +28,9 @@ pub use report::{BenchReport, FilesLeft, Latency, parse_cpu_ticks, process_cpu_u
 pub use run::run;
 pub use template::Template;
 
-use crate::client::Op;
-use crate::rpc::{AuthSys, Credential};
-use crate::state::stateid::Stateid;
+use crate::Op;
+use ringnfs_proto::rpc::{AuthSys, Credential};
+use ringnfs_proto::stateid::Stateid;
 
 /// What each request does. New workloads add a variant and a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -185,14 +185,14 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
             name.extend_from_slice(template::NAME_COUNTER);
             let mut ops = vec![
                 Op::PutFh(dir.clone()),
-                Op::Open(crate::client::OpenArgs {
+                Op::Open(crate::OpenArgs {
                     seqid: 0,
                     share_access: 2,
                     share_deny: 0,
                     clientid: t.clientid,
                     owner: b"ringnfs-bench-create".to_vec(),
-                    how: crate::client::OpenHow::Unchecked(crate::client::Fattr::new().mode(0o666)),
-                    claim: crate::client::OpenClaim::Null(name.clone()),
+                    how: crate::OpenHow::Unchecked(crate::Fattr::new().mode(0o666)),
+                    claim: crate::OpenClaim::Null(name.clone()),
                 }),
                 Op::Close {
                     seqid: 0,
@@ -281,7 +281,7 @@ impl BenchOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::mock::MockServer;
+    use crate::mock::MockServer;
     use std::sync::atomic::Ordering;
 
     fn opts(server: SocketAddr, workload: Workload) -> BenchOptions {

@@ -20,10 +20,10 @@ use super::callback::{CallbackHandler, DefaultCallbackHandler, answer_call};
 use super::compound::CompoundReply;
 use super::error::ClientError;
 use super::ops::{Op, encode_compound};
-use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
-use crate::rpc::message::ReplyFailure;
-use crate::rpc::record::mark;
-use crate::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
+use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
+use ringnfs_proto::rpc::message::ReplyFailure;
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
 
 /// Largest record accepted from the server (1 MiB payloads plus headers).
 const MAX_RECORD: usize = 4 << 20;
@@ -356,9 +356,9 @@ fn reader_loop(inner: Arc<Inner>, mut stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfs4::consts::{CB_PROC_COMPOUND, cb_op, op, status};
-    use crate::rpc::{AcceptStat, encode_accepted};
-    use crate::xdr::{XdrDecoder, XdrEncoder};
+    use ringnfs_proto::nfs4::consts::{CB_PROC_COMPOUND, cb_op, op, status};
+    use ringnfs_proto::rpc::{AcceptStat, encode_accepted};
+    use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
     use std::net::TcpListener;
     use std::time::Instant;
 

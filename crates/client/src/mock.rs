@@ -12,14 +12,14 @@ use parking_lot::Mutex;
 
 use super::compound::decode_channel_attrs;
 use super::ops::{SessionId, encode_channel_attrs};
-use crate::nfs4::consts::{
+use ringnfs_proto::nfs4::consts::{
     CB_PROC_COMPOUND, NFS4_PROGRAM, cb_op, cdfc, cdfs, create_session_flag, op, status,
 };
-use crate::rpc::record::mark;
-use crate::rpc::{
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{
     AcceptStat, Credential, RpcMessage, decode_message, encode_accepted, encode_call,
 };
-use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 pub const MOCK_SESSION: SessionId = [0x42; 16];
 pub const MOCK_CLIENTID: u64 = 0x1111_2222_3333_4444;

@@ -3,8 +3,8 @@
 
 use super::error::ClientError;
 use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier};
-use crate::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op, sp4, status};
-use crate::xdr::{XdrDecoder, XdrError};
+use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op, sp4, status};
+use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 
 /// Upper bound on array lengths accepted from a reply (bitmaps, handle lists, ...).
 const MAX_ARRAY: usize = 1024;
@@ -91,7 +91,7 @@ impl CompoundReply {
             }),
             None => Err(ClientError::BadReply(format!(
                 "no result for {}",
-                crate::nfs4::consts::op_name(opnum)
+                ringnfs_proto::nfs4::consts::op_name(opnum)
             ))),
         }
     }
@@ -861,7 +861,7 @@ impl ExchangeIdRes {
     }
 }
 
-pub use crate::nfs4::types::decode_channel_attrs;
+pub use ringnfs_proto::nfs4::types::decode_channel_attrs;
 
 /// CREATE_SESSION4resok.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -911,8 +911,8 @@ impl BindConnRes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ops::encode_channel_attrs;
-    use crate::xdr::XdrEncoder;
+    use crate::ops::encode_channel_attrs;
+    use ringnfs_proto::xdr::XdrEncoder;
 
     fn attrs(n: u32) -> ChannelAttrs {
         ChannelAttrs {

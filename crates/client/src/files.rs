@@ -12,7 +12,7 @@ use super::ops::{
     CreateType, Fattr, Locker, Op, OpenArgs, OpenClaim, OpenHow, Stateid, Verifier, share, stable,
 };
 use super::session::Session;
-use crate::nfs4::consts::op;
+use ringnfs_proto::nfs4::consts::op;
 
 /// A file handle as the server sent it.
 pub type Fh = Vec<u8>;

@@ -12,12 +12,12 @@ use hdrhistogram::Histogram;
 
 use super::pattern;
 use super::template::Template;
-use crate::client::DefaultCallbackHandler;
-use crate::client::callback::answer_call;
-use crate::nfs4::consts::op;
-use crate::rpc::record::mark;
-use crate::rpc::{RecordAssembler, RpcMessage, decode_message};
-use crate::xdr::pad4;
+use crate::DefaultCallbackHandler;
+use crate::callback::answer_call;
+use ringnfs_proto::nfs4::consts::op;
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{RecordAssembler, RpcMessage, decode_message};
+use ringnfs_proto::xdr::pad4;
 
 /// Error classes in [`WorkerResult::errors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,7 +36,7 @@ pub enum ErrorKey {
 impl std::fmt::Display for ErrorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ErrorKey::Nfs(s) => match crate::nfs4::consts::status_name(*s) {
+            ErrorKey::Nfs(s) => match ringnfs_proto::nfs4::consts::status_name(*s) {
                 Some(n) => f.write_str(n),
                 None => write!(f, "nfs:{s}"),
             },
@@ -502,8 +502,8 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::{AcceptStat, encode_accepted};
-    use crate::xdr::XdrEncoder;
+    use ringnfs_proto::rpc::{AcceptStat, encode_accepted};
+    use ringnfs_proto::xdr::XdrEncoder;
 
     #[test]
     fn parses_replies() {
@@ -564,8 +564,8 @@ mod tests {
 
     /// Drive one worker with `ops` (after SEQUENCE) against a server that answers every
     /// request with `reply`, for `n` replies.
-    fn drive(ops: &[crate::client::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
-        use crate::rpc::Credential;
+    fn drive(ops: &[crate::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
+        use ringnfs_proto::rpc::Credential;
         let addr = super::super::canned::canned_server(reply);
         let t = Template::sequenced(&Credential::None, [7; 16], 3, ops);
         let s = TcpStream::connect(addr).unwrap();
@@ -592,14 +592,14 @@ mod tests {
         run_worker(s, cfg)
     }
 
-    fn putfh() -> crate::client::Op {
-        crate::client::Op::PutFh(vec![1; 8])
+    fn putfh() -> crate::Op {
+        crate::Op::PutFh(vec![1; 8])
     }
 
     #[test]
     fn write_bytes_are_what_the_server_acknowledged() {
-        use crate::client::Op;
-        use crate::state::stateid::Stateid;
+        use crate::Op;
+        use ringnfs_proto::stateid::Stateid;
         // Every 4 KiB WRITE is acknowledged with a count of 1 KiB (a short write).
         let reply = super::super::canned::sequence_reply(2, |v| {
             v.put_u32(op::PUTFH);
@@ -624,8 +624,8 @@ mod tests {
 
     #[test]
     fn unverified_reads_are_errors_not_ops() {
-        use crate::client::Op;
-        use crate::state::stateid::Stateid;
+        use crate::Op;
+        use ringnfs_proto::stateid::Stateid;
         // Every READ returns 4 KiB of zeros: never the pattern the bench wrote.
         let reply = super::super::canned::sequence_reply(2, |v| {
             v.put_u32(op::PUTFH);

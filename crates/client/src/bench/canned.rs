@@ -5,10 +5,10 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 
-use crate::nfs4::consts::op;
-use crate::rpc::record::mark;
-use crate::rpc::{AcceptStat, encode_accepted};
-use crate::xdr::XdrEncoder;
+use ringnfs_proto::nfs4::consts::op;
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{AcceptStat, encode_accepted};
+use ringnfs_proto::xdr::XdrEncoder;
 
 /// Start a server on 127.0.0.1 that answers each request record with `reply` (an RPC
 /// reply without record mark; its xid is replaced by the request's).

@@ -1,6 +1,7 @@
-//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Used by tests and the load
-//! generator.
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions; and `ringnfs bench`, the
+//! load generator built on it. Depends on the wire types only, never on the server.
 
+pub mod bench;
 pub mod callback;
 pub mod compound;
 pub mod conn;

@@ -14,8 +14,8 @@ use super::ops::{
     Verifier,
 };
 use super::session::Session;
-use crate::nfs4::consts::{create_session_flag, op};
-use crate::rpc::Credential;
+use ringnfs_proto::nfs4::consts::{create_session_flag, op};
+use ringnfs_proto::rpc::Credential;
 
 /// 1 MiB of payload plus room for RPC and COMPOUND headers.
 pub const DEFAULT_MAX_MESSAGE: u32 = (1 << 20) + 1024;
@@ -165,7 +165,7 @@ impl Client {
         )?;
         let exchange = r.exchange_id()?;
         tracing::debug!(
-            clientid = %crate::state::ids::client_id_str(exchange.clientid),
+            clientid = %ringnfs_proto::ids::client_id_str(exchange.clientid),
             "EXCHANGE_ID done"
         );
 

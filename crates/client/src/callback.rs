@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::ops::SessionId;
-use crate::nfs4::consts::{
+use ringnfs_proto::nfs4::consts::{
     NFS4_CALLBACK_VERSION, NFS4_OPAQUE_LIMIT, PROC_COMPOUND, PROC_NULL, cb_op, status,
 };
-use crate::rpc::message::RPC_VERSION;
-use crate::rpc::{
+use ringnfs_proto::rpc::message::RPC_VERSION;
+use ringnfs_proto::rpc::{
     AcceptStat, CallHeader, encode_accepted, encode_rejected_auth, encode_rpc_mismatch,
 };
-use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 /// The program number the client announces in CREATE_SESSION by default.
 pub const DEFAULT_CB_PROGRAM: u32 = 0x4000_0000;
@@ -250,8 +250,8 @@ impl CallbackHandler for DefaultCallbackHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfs4::consts::CB_PROC_COMPOUND;
-    use crate::rpc::{Credential, RpcMessage, decode_message, encode_call};
+    use ringnfs_proto::nfs4::consts::CB_PROC_COMPOUND;
+    use ringnfs_proto::rpc::{Credential, RpcMessage, decode_message, encode_call};
 
     fn call_record(prog: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();

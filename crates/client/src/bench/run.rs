@@ -17,8 +17,8 @@ use super::{
     BenchOptions, BenchReport, Latency, Template, TemplateInput, Workload, interrupt, pattern,
     process_cpu_us, setup, workload_ops,
 };
-use crate::nfs4::consts::op;
-use crate::rpc::Credential;
+use ringnfs_proto::nfs4::consts::op;
+use ringnfs_proto::rpc::Credential;
 
 /// A session the run created: what teardown needs.
 struct SessionInfo {
@@ -114,7 +114,7 @@ fn open_session(spec: &SessionSpec<'_>, depth: &mut usize) -> Result<Plan, Bench
 /// to its slots.
 fn session_templates(
     spec: &SessionSpec<'_>,
-    cs: &crate::client::CreateSessionRes,
+    cs: &crate::CreateSessionRes,
     clientid: u64,
     depth: &mut usize,
 ) -> Result<(Vec<Template>, Vec<u8>), BenchError> {

@@ -1,8 +1,8 @@
 //! Errors seen by client callers.
 
-use crate::nfs4::consts::op_name;
-use crate::rpc::AcceptStat;
-use crate::xdr::XdrError;
+use ringnfs_proto::nfs4::consts::op_name;
+use ringnfs_proto::rpc::AcceptStat;
+use ringnfs_proto::xdr::XdrError;
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]

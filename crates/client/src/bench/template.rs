@@ -1,11 +1,11 @@
 //! Pre-encoded request records with the positions the hot loop patches in place.
 
-use crate::client::SessionId;
-use crate::client::ops::{Op, SequenceArgs, encode_sequence};
-use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL, op};
-use crate::rpc::record::mark;
-use crate::rpc::{Credential, encode_call};
-use crate::xdr::XdrEncoder;
+use crate::SessionId;
+use crate::ops::{Op, SequenceArgs, encode_sequence};
+use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL, op};
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{Credential, encode_call};
+use ringnfs_proto::xdr::XdrEncoder;
 
 /// One framed request (record mark included).
 #[derive(Debug, Clone)]
@@ -169,8 +169,8 @@ fn finish(mut v: Vec<u8>, seq: Option<(usize, usize)>, compound: bool) -> Templa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::{RpcMessage, decode_message};
-    use crate::xdr::XdrDecoder;
+    use ringnfs_proto::rpc::{RpcMessage, decode_message};
+    use ringnfs_proto::xdr::XdrDecoder;
 
     #[test]
     fn patched_sequence_decodes() {
@@ -219,7 +219,7 @@ mod tests {
             &[
                 Op::Remove(name.clone()),
                 Op::Write {
-                    stateid: crate::state::stateid::Stateid::ANONYMOUS,
+                    stateid: ringnfs_proto::stateid::Stateid::ANONYMOUS,
                     offset: 0,
                     stable: 0,
                     data,

@@ -9,16 +9,16 @@ use std::time::Duration;
 use super::error::BenchError;
 use super::{interrupt, pattern};
 
-use crate::client::callback::answer_call;
-use crate::client::ops::encode_compound;
-use crate::client::{
+use crate::callback::answer_call;
+use crate::ops::encode_compound;
+use crate::{
     CallbackSec, ClientError, CompoundReply, CreateSessionArgs, CreateSessionRes,
     DEFAULT_CB_PROGRAM, DefaultCallbackHandler, ExchangeIdArgs, Op, StateProtect,
     default_back_attrs, default_fore_attrs, unique_owner,
 };
-use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, op, op_name, status};
-use crate::rpc::record::mark;
-use crate::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
+use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, op, op_name, status};
+use ringnfs_proto::rpc::record::mark;
+use ringnfs_proto::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
 
 /// How long a setup call waits for its reply.
 const SETUP_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -227,7 +227,7 @@ pub fn create_session(
     // RECLAIM_COMPLETE (servers answer NFS4ERR_GRACE otherwise). Uses slot 0, sequence
     // id 1: the load on slot 0 starts at 2 (SLOT0_FIRST_SEQID).
     let ops = [
-        Op::Sequence(crate::client::SequenceArgs {
+        Op::Sequence(crate::SequenceArgs {
             sessionid: cs.sessionid,
             sequenceid: 1,
             slotid: 0,
@@ -346,7 +346,7 @@ fn prepare_in_session(
     export: &[Vec<u8>],
     file: Option<FileSpec>,
 ) -> Result<Prepared, BenchError> {
-    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
+    use crate::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
     let mut seqid = SLOT0_FIRST_SEQID - 1;
     let mut xid = 10u32;
     // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).
@@ -530,7 +530,7 @@ type Call<'a> =
 
 /// The server's lease time (FATTR4_LEASE_TIME of `fh`), if it tells.
 fn lease_time(s: &mut TcpStream, call: &mut Call<'_>, fh: &[u8]) -> Option<u32> {
-    use crate::nfs4::attrs::attr::LEASE_TIME;
+    use ringnfs_proto::nfs4::attr::LEASE_TIME;
     let (r, _) = call(
         s,
         vec![Op::PutFh(fh.to_vec()), Op::GetAttr(vec![1 << LEASE_TIME])],

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::error::{BenchError, EXIT_ERRORS, EXIT_STATUS_HELP};
 use super::{BenchOptions, Workload, compare, interrupt, run, setup};
-use crate::rpc::Credential;
+use ringnfs_proto::rpc::Credential;
 
 /// Command-line arguments of `ringnfs bench`.
 #[derive(Debug, Clone, clap::Args)]
