@@ -11,7 +11,7 @@ pub mod control;
 pub use ringnfs_fs as fs;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod nfs4;
+pub use ringnfs_engine as nfs4;
 pub use ringnfs_proto::rpc;
 pub mod server;
 pub use ringnfs_proto::xdr;

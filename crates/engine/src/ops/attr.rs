@@ -1,13 +1,13 @@
 //! Attribute ops: GETATTR, SETATTR, VERIFY, NVERIFY, ACCESS.
 
-use crate::fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
-use crate::nfs4::attrs::{self, AttrSource};
-use crate::nfs4::compound::{CompoundCtx, CurFh, OpResult};
-use crate::nfs4::consts::status;
-use crate::nfs4::types::{decode_bitmap, encode_bitmap};
-use crate::state::files::IoKind;
-use crate::state::stateid::Stateid;
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::attrs::{self, AttrSource};
+use crate::compound::{CompoundCtx, CurFh, OpResult};
+use crate::consts::status;
+use crate::types::{decode_bitmap, encode_bitmap};
+use ringnfs_fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_state::files::IoKind;
+use ringnfs_state::stateid::Stateid;
 
 use super::{access, xdr};
 

@@ -1,15 +1,15 @@
 //! Session and client-id ops: EXCHANGE_ID, CREATE_SESSION, BIND_CONN_TO_SESSION,
 //! DESTROY_SESSION, DESTROY_CLIENTID, RECLAIM_COMPLETE.
 
-use crate::nfs4::compound::{CompoundCtx, OpResult};
-use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, exchgid_flag, sp4, status};
-use crate::nfs4::types::{
+use crate::compound::{CompoundCtx, OpResult};
+use crate::consts::{NFS4_OPAQUE_LIMIT, exchgid_flag, sp4, status};
+use crate::types::{
     bitmap_to_ops, decode_bitmap, decode_cb_sec_parms, decode_channel_attrs, decode_sessionid,
     encode_bitmap, encode_channel_attrs, ops_to_bitmap,
 };
-use crate::state::client::MACH_CRED_ENFORCEABLE;
-use crate::state::{CreateSessionArgs, ExchangeIdArgs, StateProtect};
-use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_state::client::MACH_CRED_ENFORCEABLE;
+use ringnfs_state::{CreateSessionArgs, ExchangeIdArgs, StateProtect};
 
 const BADXDR: u32 = status::NFS4ERR_BADXDR;
 
@@ -56,7 +56,7 @@ pub fn exchange_id(
                     .iter()
                     .copied()
                     .filter(|o| {
-                        enforce.contains(o) || *o == crate::nfs4::consts::op::BIND_CONN_TO_SESSION
+                        enforce.contains(o) || *o == crate::consts::op::BIND_CONN_TO_SESSION
                     })
                     .collect(),
                 allow: allow.into_iter().filter(|o| *o < 80).collect(),
@@ -164,7 +164,7 @@ pub fn bind_conn_to_session(
 }
 
 fn cdfc_name(v: u32) -> &'static str {
-    use crate::nfs4::consts::cdfc;
+    use crate::consts::cdfc;
     match v {
         cdfc::FORE => "FORE",
         cdfc::BACK => "BACK",

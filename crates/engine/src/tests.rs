@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::client::compound::CompoundReply;
-use crate::client::ops::{
+use crate::consts::{cdfc, cdfs, create_session_flag, op, seq4_status, status};
+use crate::program::NfsService;
+use ringnfs_client::compound::CompoundReply;
+use ringnfs_client::ops::{
     CreateSessionArgs, ExchangeIdArgs, Op, SequenceArgs, StateProtect, encode_compound,
 };
-use crate::client::{default_back_attrs, default_fore_attrs};
-use crate::nfs4::consts::{cdfc, cdfs, create_session_flag, op, seq4_status, status};
-use crate::nfs4::program::NfsService;
-use crate::rpc::{self, Credential, RpcMessage};
-use crate::service::{ConnId, ConnMeta, Service};
-use crate::state::{SessionId, StateConfig, StateManager};
+use ringnfs_client::{default_back_attrs, default_fore_attrs};
+use ringnfs_proto::rpc::{self, Credential, RpcMessage};
+use ringnfs_service::{ConnId, ConnMeta, Service};
+use ringnfs_state::{SessionId, StateConfig, StateManager};
 
 struct Harness {
     svc: Arc<NfsService>,
@@ -29,13 +29,13 @@ impl Harness {
         Self {
             svc: NfsService::new(
                 StateManager::new(StateConfig::default()),
-                std::sync::Arc::new(crate::nfs4::export::Export::memory(Default::default())),
+                std::sync::Arc::new(crate::export::Export::memory(Default::default())),
             ),
             xid: AtomicU32::new(1),
         }
     }
 
-    fn with_export(export: crate::nfs4::export::Export) -> Self {
+    fn with_export(export: crate::export::Export) -> Self {
         Self {
             svc: NfsService::new(
                 StateManager::new(StateConfig::default()),
@@ -312,18 +312,18 @@ fn compound_ordering_rules() {
 /// the service runs it in place and resumes the COMPOUND (ops after it included).
 #[test]
 fn data_ops_without_a_ring_run_in_place() {
-    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
-    use crate::state::stateid::Stateid;
+    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    use ringnfs_state::stateid::Stateid;
     let dir = std::env::temp_dir().join(format!("ringnfs-engine-io-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // The harness calls with AUTH_NONE, i.e. as the anonymous user.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let backend = crate::fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
-    let export = crate::nfs4::export::Export::new(
+    let backend = ringnfs_fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
+    let export = crate::export::Export::new(
         std::sync::Arc::new(backend),
-        crate::nfs4::export::ExportOptions {
+        crate::export::ExportOptions {
             root_squash: false,
             ..Default::default()
         },
@@ -373,8 +373,8 @@ fn data_ops_without_a_ring_run_in_place() {
 /// A READ larger than the session's reply size is cut to fit, not refused.
 #[test]
 fn read_is_clamped_to_the_session_reply_size() {
-    use crate::client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
-    use crate::state::stateid::Stateid;
+    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    use ringnfs_state::stateid::Stateid;
     let h = Harness::new();
     let c = meta(1);
     h.svc.on_accept(&c);

@@ -1,9 +1,9 @@
 //! fattr4 decoding: SETATTR / CREATE / OPEN createattrs, and VERIFY / NVERIFY.
 
-use crate::fs::types::{SetAttrs, SetTime, Timespec};
-use crate::nfs4::consts::status;
-use crate::nfs4::types::decode_bitmap;
-use crate::xdr::{XdrDecoder, XdrError};
+use crate::consts::status;
+use crate::types::decode_bitmap;
+use ringnfs_fs::types::{SetAttrs, SetTime, Timespec};
+use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 
 use super::{
     AttrSource, SET_TO_CLIENT_TIME4, SET_TO_SERVER_TIME4, SETTABLE_BITMAP, SUPPORTED_BITMAP, WORDS,

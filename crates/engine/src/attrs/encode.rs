@@ -1,9 +1,9 @@
 //! fattr4 encoding (GETATTR, READDIR, and our side of VERIFY).
 
-use crate::fs::types::Timespec;
-use crate::nfs4::consts::status;
-use crate::nfs4::types::encode_bitmap;
-use crate::xdr::XdrEncoder;
+use crate::consts::status;
+use crate::types::encode_bitmap;
+use ringnfs_fs::types::Timespec;
+use ringnfs_proto::xdr::XdrEncoder;
 
 use super::{
     AttrSource, FH4_PERSISTENT, MAXFILESIZE, MAXLINK, MAXNAME, MAXREAD, MAXWRITE, WORDS,

@@ -6,8 +6,8 @@
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
 
-use crate::fs::ObjHandle;
-use crate::nfs4::consts::{NFS4_FHSIZE, status};
+use crate::consts::{NFS4_FHSIZE, status};
+use ringnfs_fs::ObjHandle;
 
 const MAGIC: [u8; 2] = *b"RN";
 const VERSION: u8 = 2;

@@ -4,7 +4,7 @@
 use super::compound::{CompoundCtx, OpResult};
 use super::consts::op;
 use super::ops::{attr, dir, fh, io, lock, open, session};
-use crate::xdr::XdrDecoder;
+use ringnfs_proto::xdr::XdrDecoder;
 
 pub type Handler = fn(&mut CompoundCtx<'_>, &mut XdrDecoder<'_>, &mut Vec<u8>) -> OpResult;
 
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn readme_lists_every_op_not_built() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let section = readme
             .split("because they are not built yet:")
             .nth(1)
@@ -222,7 +222,7 @@ mod tests {
 
     fn op_by_name(name: &str) -> u32 {
         (0..TABLE_LEN as u32)
-            .find(|&i| crate::nfs4::consts::op_name(i) == name)
+            .find(|&i| crate::consts::op_name(i) == name)
             .expect("known op")
     }
 
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(lookup(1, op::SEQUENCE).unwrap().name, "SEQUENCE");
         for (i, d) in TABLE.iter().enumerate() {
             if let Some(d) = d {
-                assert_eq!(crate::nfs4::consts::op_name(i as u32), d.name);
+                assert_eq!(crate::consts::op_name(i as u32), d.name);
             }
         }
     }

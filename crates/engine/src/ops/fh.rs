@@ -1,9 +1,9 @@
 //! Filehandle ops: PUTROOTFH, PUTPUBFH, PUTFH, GETFH, SAVEFH, RESTOREFH, LOOKUP, LOOKUPP.
 
-use crate::fs::check_name;
-use crate::nfs4::compound::{CompoundCtx, CurFh, OpResult};
-use crate::nfs4::consts::{NFS4_FHSIZE, status};
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::compound::{CompoundCtx, CurFh, OpResult};
+use crate::consts::{NFS4_FHSIZE, status};
+use ringnfs_fs::check_name;
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 
 use super::{decode_component, require_dir, require_search, xdr};
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::fs::{Backend, Caller, ObjHandle};
-use crate::rpc::Credential;
+use ringnfs_fs::{Backend, Caller, ObjHandle};
+use ringnfs_proto::rpc::Credential;
 
 use super::fh::{FileHandle, HandleCodec};
 
@@ -68,7 +68,7 @@ impl Export {
     /// An export of a fresh in-memory file system whose root anyone may write to (mode
     /// 1777), with a random handle key: for engine tests and benchmarks.
     pub fn memory(opts: ExportOptions) -> Self {
-        let backend = crate::fs::memory::MemoryBackend::new(crate::fs::memory::MemoryOptions {
+        let backend = ringnfs_fs::memory::MemoryBackend::new(ringnfs_fs::memory::MemoryOptions {
             root_mode: 0o1777,
             ..Default::default()
         });

@@ -1,13 +1,13 @@
 //! Namespace ops: CREATE, REMOVE, RENAME, LINK, READLINK, READDIR, SECINFO,
 //! SECINFO_NO_NAME.
 
-use crate::fs::{CreateKind, check_name};
-use crate::nfs4::attrs;
-use crate::nfs4::compound::{CompoundCtx, OpResult};
-use crate::nfs4::consts::status;
-use crate::nfs4::types::{decode_bitmap, encode_bitmap};
-use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::attrs;
+use crate::compound::{CompoundCtx, OpResult};
+use crate::consts::status;
+use crate::types::{decode_bitmap, encode_bitmap};
+use ringnfs_fs::{CreateKind, check_name};
+use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_SYS};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 
 use super::attr::encode_attrs;
 use super::{decode_component, encode_change_info, require_dir, require_search, xdr};
@@ -95,7 +95,7 @@ pub fn link(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let fs = &ctx.export.backend;
     let before = fs.getattr(&dir.obj)?;
     require_dir(&before)?;
-    if fs.getattr(&target.obj)?.ftype == crate::fs::FileType::Directory {
+    if fs.getattr(&target.obj)?.ftype == ringnfs_fs::FileType::Directory {
         return Err(status::NFS4ERR_ISDIR);
     }
     check_name(name)?;
@@ -108,7 +108,7 @@ pub fn link(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
 pub fn readlink(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
-    if a.ftype != crate::fs::FileType::Symlink {
+    if a.ftype != ringnfs_fs::FileType::Symlink {
         return Err(status::NFS4ERR_INVAL);
     }
     out.put_opaque(&ctx.export.backend.readlink(&cur.obj)?);

@@ -3,9 +3,9 @@
 //! delegation yet; a client that said what it wants learns why it got none
 //! (OPEN_DELEGATE_NONE_EXT), one that did not gets plain OPEN_DELEGATE_NONE.
 
-use crate::nfs4::consts::status;
-use crate::state::files::{SHARE_ACCESS_BOTH, SHARE_ACCESS_WRITE};
-use crate::xdr::XdrEncoder;
+use crate::consts::status;
+use ringnfs_proto::xdr::XdrEncoder;
+use ringnfs_state::files::{SHARE_ACCESS_BOTH, SHARE_ACCESS_WRITE};
 
 /// OPEN4_SHARE_ACCESS_WANT_* values (one of them, in the mask) and flags.
 mod want {

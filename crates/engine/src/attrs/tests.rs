@@ -1,8 +1,8 @@
 use super::*;
-use crate::fs::types::{FileType, SetAttrs, SetTime, Timespec};
-use crate::nfs4::consts::status;
-use crate::nfs4::types::{bitmap_to_ops, decode_bitmap, encode_bitmap, ops_to_bitmap};
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::consts::status;
+use crate::types::{bitmap_to_ops, decode_bitmap, encode_bitmap, ops_to_bitmap};
+use ringnfs_fs::types::{FileType, SetAttrs, SetTime, Timespec};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 
 fn sample() -> Attrs {
     Attrs {
@@ -621,7 +621,7 @@ fn hostile_input_never_panics() {
 /// The client's fattr4 encoder and the server's settable-attribute decoder agree.
 #[test]
 fn the_clients_settable_attributes_decode_on_the_server() {
-    use crate::client::{Fattr, TimeSet};
+    use ringnfs_client::{Fattr, TimeSet};
     let a = Fattr::new()
         .time_modify_set(TimeSet::Client(5, 6))
         .owner("1000")

@@ -1,13 +1,13 @@
 //! Data ops: READ, WRITE, COMMIT. READ appends file data straight into the reply.
 
-use crate::fs::{FileType, FsError, Stability};
-use crate::nfs4::compound::{CompoundCtx, OpResult};
-use crate::nfs4::consts::status;
-use crate::service::{FileIoDone, FileOp, IoFd};
-use crate::state::StateManager;
-use crate::state::files::IoKind;
-use crate::state::stateid::Stateid;
-use crate::xdr::{XdrDecoder, XdrEncoder, pad4};
+use crate::compound::{CompoundCtx, OpResult};
+use crate::consts::status;
+use ringnfs_fs::{FileType, FsError, Stability};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, pad4};
+use ringnfs_service::{FileIoDone, FileOp, IoFd};
+use ringnfs_state::StateManager;
+use ringnfs_state::files::IoKind;
+use ringnfs_state::stateid::Stateid;
 
 use super::attr::check_stateid_io;
 use super::xdr;
@@ -164,7 +164,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
         // Real files: what the page cache holds is copied at once; anything else is
         // read on the worker's ring while the core serves other requests.
         let start = out.len();
-        match crate::fs::sync_io::read_nowait(&fd, offset, count, a.size, out) {
+        match ringnfs_fs::sync_io::read_nowait(&fd, offset, count, a.size, out) {
             Some(Ok(n)) => {
                 // A non-blocking read may stop short of `count` before end of file.
                 let eof = read_eof(offset, n, count, a.size);
@@ -265,7 +265,7 @@ pub fn commit(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{StateConfig, StateManager};
+    use ringnfs_state::{StateConfig, StateManager};
 
     /// Finish a READ of `count` bytes at `offset` in a file of `size` whose file
     /// operation returned `got` bytes; the (eof, length) words it wrote.

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::rpc::{self, message::ReplyFailure};
-use crate::state::SessionId;
-use crate::state::StateManager;
-use crate::state::callbacks::{BackChannel, CallbackError};
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_proto::rpc::{self, message::ReplyFailure};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_state::SessionId;
+use ringnfs_state::StateManager;
+use ringnfs_state::callbacks::{BackChannel, CallbackError};
 
 use super::consts::{NFS4_CALLBACK_VERSION, cb_op, status};
 

@@ -9,9 +9,9 @@ pub mod open;
 pub mod open_deleg;
 pub mod session;
 
-use crate::fs::{Attrs, Caller, FileType};
-use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, status};
-use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use crate::consts::{NFS4_OPAQUE_LIMIT, status};
+use ringnfs_fs::{Attrs, Caller, FileType};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 /// Undecodable arguments are NFS4ERR_BADXDR.
 pub fn xdr<T>(r: Result<T, XdrError>) -> Result<T, u32> {
@@ -53,4 +53,4 @@ pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), u32> {
     Ok(())
 }
 
-pub use crate::nfs4::consts::access;
+pub use crate::consts::access;

@@ -9,7 +9,7 @@ mod encode;
 #[cfg(test)]
 mod tests;
 
-use crate::fs::types::{Attrs, FsStats};
+use ringnfs_fs::types::{Attrs, FsStats};
 
 pub use decode::{decode_settable, verify};
 pub use encode::{encode_fattr, encode_rdattr_error};
@@ -159,7 +159,7 @@ pub fn check_readable(requested: &[u32]) -> Result<(), u32> {
         .zip(WRITE_ONLY_BITMAP)
         .any(|(r, s)| r & s != 0)
     {
-        return Err(crate::nfs4::consts::status::NFS4ERR_INVAL);
+        return Err(crate::consts::status::NFS4ERR_INVAL);
     }
     Ok(())
 }

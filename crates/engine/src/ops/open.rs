@@ -1,14 +1,14 @@
 //! OPEN, OPEN_DOWNGRADE, CLOSE and the stateid ops (TEST_STATEID, FREE_STATEID,
 //! DELEGRETURN). No delegations are granted (see `open_deleg`).
 
-use crate::fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
-use crate::nfs4::attrs;
-use crate::nfs4::compound::{CompoundCtx, OpResult};
-use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, status};
-use crate::nfs4::types::encode_bitmap;
-use crate::state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
-use crate::state::stateid::Stateid;
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::attrs;
+use crate::compound::{CompoundCtx, OpResult};
+use crate::consts::{NFS4_OPAQUE_LIMIT, status};
+use crate::types::encode_bitmap;
+use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
+use ringnfs_state::stateid::Stateid;
 
 use super::attr::granted;
 use super::open_deleg::{access_only, encode_no_delegation, split_share_access};

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::rpc::message::{RPC_VERSION, ReplyFailure};
-use crate::rpc::{
+use ringnfs_proto::rpc::message::{RPC_VERSION, ReplyFailure};
+use ringnfs_proto::rpc::{
     AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted, encode_rejected_auth,
     encode_rpc_mismatch,
 };
-use crate::service::{ConnMeta, FileIoDone, FileIoRequest, Service};
-use crate::state::StateManager;
+use ringnfs_service::{ConnMeta, FileIoDone, FileIoRequest, Service};
+use ringnfs_state::StateManager;
 
 use super::compound::{Flow, Nfs4Engine, Suspended};
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
@@ -72,7 +72,7 @@ impl NfsService {
                 Err(req) => {
                     let back = waiting.remove(&token).expect("just inserted");
                     drop(waiting);
-                    let done = crate::fs::sync_io::run(req);
+                    let done = ringnfs_fs::sync_io::run(req);
                     let rpc_start = out.len();
                     match self.engine.resume(conn, back, done, out) {
                         Flow::Done => return,

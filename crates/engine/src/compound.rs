@@ -4,23 +4,23 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::rpc::Credential;
-use crate::service::{ConnMeta, FileIoDone};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_service::{ConnMeta, FileIoDone};
 
 pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
-use crate::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
-use crate::state::channel::reply_too_big;
-use crate::state::slots::CachedReply;
-use crate::state::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs, StateManager};
-use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_state::channel::reply_too_big;
+use ringnfs_state::slots::CachedReply;
+use ringnfs_state::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs, StateManager};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
 use super::export::Export;
 use super::fh::FileHandle;
 use super::optable::{self, ALWAYS_SOLO, MODIFIES, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
 use super::types::decode_sessionid;
-use crate::fs::{Caller, ObjHandle};
-use crate::state::stateid::Stateid;
+use ringnfs_fs::{Caller, ObjHandle};
+use ringnfs_state::stateid::Stateid;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
 pub type OpResult = Result<(), u32>;

@@ -1,10 +1,10 @@
 //! Byte-range locks: LOCK, LOCKT, LOCKU (POSIX semantics, advisory).
 
-use crate::nfs4::compound::{CompoundCtx, OpResult};
-use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, status};
-use crate::state::files::{Conflict, LockRequest, Locker, Owner, Range};
-use crate::state::stateid::Stateid;
-use crate::xdr::{XdrDecoder, XdrEncoder};
+use crate::compound::{CompoundCtx, OpResult};
+use crate::consts::{NFS4_OPAQUE_LIMIT, status};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_state::files::{Conflict, LockRequest, Locker, Owner, Range};
+use ringnfs_state::stateid::Stateid;
 
 use super::xdr;
 
