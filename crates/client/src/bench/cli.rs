@@ -1,7 +1,6 @@
 //! The `ringnfs bench` command line: arguments, the report on stdout, and the exit
 //! status (see [`EXIT_STATUS_HELP`]).
 
-use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -82,12 +81,7 @@ fn parse_ids(s: &str) -> Result<(u32, u32), String> {
 impl BenchOptions {
     pub fn from_args(a: &BenchArgs) -> Result<Self, BenchError> {
         let usage = |m: &str| Err(BenchError::Usage(m.to_string()));
-        let server = a
-            .server
-            .to_socket_addrs()
-            .map_err(|e| BenchError::Usage(format!("resolving {}: {e}", a.server)))?
-            .next()
-            .ok_or_else(|| BenchError::Usage(format!("no address for {}", a.server)))?;
+        let server = ringnfs_proto::addr::resolve_addr(&a.server).map_err(BenchError::Usage)?;
         let valid = a.duration.is_finite() && a.duration > 0.0;
         if !valid || !a.warmup.is_finite() || a.warmup < 0.0 {
             return usage("--duration must be > 0 and --warmup >= 0");
