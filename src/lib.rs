@@ -7,7 +7,7 @@
 pub use ringnfs_client as client;
 pub use ringnfs_client::bench;
 pub mod config;
-pub mod control;
+pub use ringnfs_control as control;
 pub use ringnfs_fs as fs;
 #[doc(hidden)]
 pub mod fuzzing;

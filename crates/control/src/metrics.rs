@@ -213,8 +213,8 @@ pub fn render(ctx: &Ctx) -> String {
 /// Counters of the hardening limits (transport and state).
 fn register_hardening(
     r: &mut Registry,
-    m: &crate::state::metrics::MetricsSnapshot,
-    t: &crate::transport::TransportStats,
+    m: &ringnfs_state::metrics::MetricsSnapshot,
+    t: &ringnfs_transport::TransportStats,
 ) {
     let cause = |pairs: &[(&str, u64)]| {
         family(

@@ -1,5 +1,5 @@
 //! REST handlers under `/api/v1` and the JSON types they answer with. The types mirror
-//! the query API's snapshots ([`crate::state::query`]) so the OpenAPI document can
+//! the query API's snapshots ([`ringnfs_state::query`]) so the OpenAPI document can
 //! describe them.
 
 use std::sync::Arc;
@@ -14,12 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Ctx;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use crate::state::binding::Direction;
-use crate::state::ids::client_id_str;
-use crate::state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
-use crate::state::session::ChannelAttrs;
-use crate::state::settings::{PersistedSettings, SETTING_KEYS, unknown_key};
-use crate::state::{Principal, SessionId};
+use ringnfs_state::binding::Direction;
+use ringnfs_state::ids::client_id_str;
+use ringnfs_state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
+use ringnfs_state::session::ChannelAttrs;
+use ringnfs_state::settings::{PersistedSettings, SETTING_KEYS, unknown_key};
+use ringnfs_state::{Principal, SessionId};
 
 // ---- JSON types -----------------------------------------------------------------------
 
@@ -338,7 +338,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
 
 /// A client id as printed (`0x` and hex digits) or in decimal.
 pub fn parse_client_id(s: &str) -> Result<u64, ApiError> {
-    crate::state::ids::parse_client_id(s).ok_or_else(|| {
+    ringnfs_state::ids::parse_client_id(s).ok_or_else(|| {
         ApiError::bad_request(format!(
             "invalid client id {:?} (0x and hex digits, or decimal)",
             s.trim()
@@ -354,7 +354,7 @@ fn parse_session_id(s: &str) -> Result<SessionId, ApiError> {
 /// A connection id in decimal (as printed) or `0x` hex.
 fn parse_conn_id(s: &str) -> Result<u64, ApiError> {
     // The same two forms as a client id.
-    crate::state::ids::parse_client_id(s).ok_or_else(|| {
+    ringnfs_state::ids::parse_client_id(s).ok_or_else(|| {
         ApiError::bad_request(format!(
             "invalid connection id {:?} (decimal, or 0x and hex digits)",
             s.trim()
@@ -552,7 +552,7 @@ pub async fn patch_settings(
         .map_err(|e| ApiError::bad_request(format!("invalid settings body: {e}")))?;
     let _guard = ctx.settings_lock.lock();
     // Validate everything on a scratch copy first: a refused change changes nothing.
-    let scratch = crate::state::settings::LiveSettings::default();
+    let scratch = ringnfs_state::settings::LiveSettings::default();
     if let Some(n) = p.max_connections_per_session {
         scratch
             .set_max_connections_per_session(n)

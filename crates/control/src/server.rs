@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 
 use super::error::ApiError;
 use super::{ControlConfig, Ctx, api, auth, openapi};
-use crate::state::StateManager;
-use crate::transport::TransportStats;
+use ringnfs_state::StateManager;
+use ringnfs_transport::TransportStats;
 
 /// How long a stop waits for requests in flight.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

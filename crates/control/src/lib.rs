@@ -8,7 +8,7 @@
 //! [`metrics`] (Prometheus text), [`api`] (REST handlers and their JSON types),
 //! [`openapi`] (the generated document), [`client`] (a small HTTP/1.1 client) and
 //! [`cli`] (`ringnfs ctl ...`). Settings persistence lives in
-//! [`crate::state::settings::PersistedSettings`].
+//! [`ringnfs_state::settings::PersistedSettings`].
 
 pub mod api;
 pub mod auth;
@@ -24,9 +24,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use crate::state::StateManager;
-use crate::state::settings::StartSettings;
-use crate::transport::TransportStats;
+use ringnfs_state::StateManager;
+use ringnfs_state::settings::StartSettings;
+use ringnfs_transport::TransportStats;
 
 /// The default control address of `ringnfs serve`.
 pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:9049";
@@ -48,7 +48,7 @@ impl FromStr for ControlAddr {
         if s.trim().eq_ignore_ascii_case("off") {
             return Ok(ControlAddr(None));
         }
-        crate::config::resolve_addr(s)
+        ringnfs_proto::addr::resolve_addr(s)
             .map(|a| ControlAddr(Some(a)))
             .map_err(|e| format!("expected ADDR:PORT or \"off\": {e}"))
     }

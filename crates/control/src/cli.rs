@@ -20,7 +20,7 @@ use super::{DEFAULT_CONTROL_ADDR, TOKEN_FILE};
 pub struct CtlArgs {
     /// Address of the control plane (or HOST:PORT).
     #[arg(long, global = true, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR,
-          value_parser = crate::config::resolve_addr)]
+          value_parser = ringnfs_proto::addr::resolve_addr)]
     pub addr: SocketAddr,
     /// Bearer token file [default: STATE_DIR/control-token when it exists].
     #[arg(long, global = true, value_name = "FILE")]
@@ -337,7 +337,7 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
             };
             let v = json(&r)?;
             out(&v, &|v| {
-                let keys = crate::state::settings::SETTING_KEYS.map(|k| (k, k));
+                let keys = ringnfs_state::settings::SETTING_KEYS.map(|k| (k, k));
                 kv(v, &keys)
             });
         }
