@@ -1,8 +1,10 @@
 //! ringnfs: an NFSv4.1 server on io_uring, thread-per-core, with session trunking.
 //!
-//! Layers, bottom up: [`xdr`] → [`rpc`] → [`transport`] (io_uring runtime) feeding
-//! [`nfs4`] (COMPOUND engine) over [`state`] (sessions, bindings, leases). [`client`] is
-//! an NFSv4.1 client used by the tests and the load generator in [`bench`].
+//! The layers are the workspace's crates (ARCHITECTURE.md): `ringnfs-proto` (wire types)
+//! under `ringnfs-transport`, `ringnfs-fs` and `ringnfs-state`, under `ringnfs-engine`
+//! (COMPOUND engine), under `ringnfs-control`; `ringnfs-client` (client and load
+//! generator) on the wire types only. This crate wires them into a server
+//! ([`server`], [`config`]) and re-exports each under one path.
 
 pub use ringnfs_client as client;
 pub use ringnfs_client::bench;
@@ -17,6 +19,4 @@ pub mod server;
 pub use ringnfs_proto::xdr;
 pub use ringnfs_service as service;
 pub use ringnfs_state as state;
-#[doc(hidden)]
-pub use ringnfs_testkit as test_support;
 pub use ringnfs_transport as transport;

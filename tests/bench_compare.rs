@@ -17,7 +17,7 @@ fn ganesha_present() -> bool {
 #[test]
 fn short_compare_produces_report_and_plots() {
     if !ganesha_present() {
-        ringnfs::test_support::skip(
+        ringnfs_testkit::skip(
             "short_compare_produces_report_and_plots",
             "nfs-ganesha is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs \
              nfs-ganesha-mem, as .ci/run does)",

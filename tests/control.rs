@@ -1985,7 +1985,7 @@ fn ctl_options_go_anywhere_and_ids_and_times_print_one_way() {
     }
 
     // Times: RFC 3339 in tables; JSON keeps the milliseconds beside it.
-    // (The conversion itself: `rfc3339_dates` in src/control/api.rs.)
+    // (The conversion itself: `rfc3339_dates` in crates/control/src/api.rs.)
     assert!(v["created_at_ms"].is_u64(), "{v}");
     assert!(is_rfc3339(v["created_at"].as_str().unwrap_or("")), "{v}");
     let c0 = &v["connections"][0];
@@ -2092,7 +2092,7 @@ fn client_and_session_ids_print_the_same_in_logs_and_ctl() {
             "--state-dir",
         ])
         .arg(&state)
-        .env("RUST_LOG", "info,ringnfs::state=debug")
+        .env("RUST_LOG", "info,ringnfs_state=debug")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -86,7 +86,7 @@ fn a_full_disk_is_nfs4err_nospc_and_the_server_goes_on() {
     let export = dir.0.join("export");
     std::fs::create_dir_all(&export).unwrap();
     if !mount_tmpfs(&export, "256k") {
-        ringnfs::test_support::skip(
+        ringnfs_testkit::skip(
             "a_full_disk_is_nfs4err_nospc_and_the_server_goes_on",
             "cannot mount a tmpfs here (needs root)",
         );

@@ -36,7 +36,7 @@ fn list_from_env(var: &str, default: &str) -> Vec<String> {
 #[test]
 fn linux_kernel_clients() {
     if in_path("qemu-system-x86_64").is_none() {
-        ringnfs::test_support::skip(
+        ringnfs_testkit::skip(
             "linux_kernel_clients",
             "qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86 \
              busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq; .ci/run \

@@ -13,7 +13,7 @@ fn root() -> &'static Path {
 #[test]
 fn tree_has_no_conflict_markers_or_foreign_citations() {
     if !root().join(".git").exists() {
-        ringnfs::test_support::skip(
+        ringnfs_testkit::skip(
             "tree_has_no_conflict_markers_or_foreign_citations",
             "not a git checkout (the check reads git's list of tracked files)",
         );

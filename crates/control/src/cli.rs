@@ -102,7 +102,7 @@ pub enum SettingsAction {
         /// Lease time in seconds (1–3600).
         #[arg(long, value_name = "SECS")]
         lease_time: Option<u64>,
-        /// Log filter, e.g. info, debug, "info,ringnfs::state=trace".
+        /// Log filter, e.g. info, debug, "info,ringnfs_state=trace".
         #[arg(long, value_name = "FILTER")]
         log_level: Option<String>,
     },

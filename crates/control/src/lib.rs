@@ -149,7 +149,7 @@ pub fn check_log_level(level: &str) -> Result<(), String> {
 }
 
 /// Check a log filter (`tracing_subscriber` EnvFilter syntax, e.g. `debug` or
-/// `info,ringnfs::state=trace`) and apply it if a reloader is installed.
+/// `info,ringnfs_state=trace`) and apply it if a reloader is installed.
 pub fn apply_log_level(level: &str) -> Result<(), String> {
     check_log_level(level)?;
     if let Some(f) = LOG_RELOADER.get() {

@@ -3,9 +3,11 @@
 //! # Lock order
 //! `clients` (one mutex) → a session `shard` (one of many mutexes; never two at once)
 //! → a `conns` registry shard. Code may skip levels but never takes a lock that comes
-//! earlier in this order while holding a later one. The request path (SEQUENCE and the
-//! ops after it) takes only its session's shard, briefly, twice per COMPOUND; client
-//! leases are renewed through an atomic shared with the session.
+//! earlier in this order while holding a later one. A file-state shard (`files`) comes
+//! after the client table and is never held with a session shard or another file-state
+//! shard. A COMPOUND takes its session's shard briefly twice (SEQUENCE, and storing the
+//! reply) and a file's state shard for each op on open or locked files, never the client
+//! table; leases and RECLAIM_COMPLETE are atomics shared by a client and its sessions.
 
 pub mod binding;
 pub mod callbacks;
