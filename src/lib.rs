@@ -10,10 +10,8 @@ pub use ringnfs_client as client;
 pub use ringnfs_client::bench;
 pub mod config;
 pub use ringnfs_control as control;
-pub use ringnfs_fs as fs;
-#[doc(hidden)]
-pub mod fuzzing;
 pub use ringnfs_engine as nfs4;
+pub use ringnfs_fs as fs;
 pub use ringnfs_proto::rpc;
 pub mod server;
 pub use ringnfs_proto::xdr;

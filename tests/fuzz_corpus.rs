@@ -1,5 +1,5 @@
 //! Replays every fuzz corpus file and committed crash reproducer through the same entry
-//! points the cargo-fuzz targets use (`ringnfs::fuzzing`), on stable Rust, so fixed
+//! points the cargo-fuzz targets use (`ringnfs-fuzzing`), on stable Rust, so fixed
 //! crashes stay fixed without nightly or libFuzzer:
 //! `fuzz/corpus/<target>/*` and `fuzz/artifacts/<target>/*`.
 //!
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use ringnfs::fuzzing;
+use ringnfs_fuzzing as fuzzing;
 
 type Target = fn(&[u8]);
 

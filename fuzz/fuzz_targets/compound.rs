@@ -1,6 +1,6 @@
 #![no_main]
-//! See `ringnfs::fuzzing::compound`.
+//! See `ringnfs_fuzzing::compound`.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ringnfs::fuzzing::compound(data));
+fuzz_target!(|data: &[u8]| ringnfs_fuzzing::compound(data));

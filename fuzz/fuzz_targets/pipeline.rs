@@ -1,6 +1,6 @@
 #![no_main]
-//! See `ringnfs::fuzzing::pipeline`.
+//! See `ringnfs_fuzzing::pipeline`.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ringnfs::fuzzing::pipeline(data));
+fuzz_target!(|data: &[u8]| ringnfs_fuzzing::pipeline(data));

@@ -1,6 +1,6 @@
 #![no_main]
-//! See `ringnfs::fuzzing::record_marking`.
+//! See `ringnfs_fuzzing::record_marking`.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ringnfs::fuzzing::record_marking(data));
+fuzz_target!(|data: &[u8]| ringnfs_fuzzing::record_marking(data));

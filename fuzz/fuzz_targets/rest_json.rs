@@ -1,6 +1,6 @@
 #![no_main]
-//! See `ringnfs::fuzzing::rest_json`.
+//! See `ringnfs_fuzzing::rest_json`.
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ringnfs::fuzzing::rest_json(data));
+fuzz_target!(|data: &[u8]| ringnfs_fuzzing::rest_json(data));

@@ -13,7 +13,6 @@ pub const NFS4_OPAQUE_LIMIT: usize = 1024;
 pub const NFS4_FHSIZE: usize = 128;
 
 /// Operation numbers (nfs_opnum4).
-#[allow(dead_code)]
 pub mod op {
     pub const ACCESS: u32 = 3;
     pub const CLOSE: u32 = 4;
@@ -99,7 +98,6 @@ pub mod cb_op {
 }
 
 /// NFS status codes (nfsstat4) that this server returns.
-#[allow(dead_code)]
 pub mod status {
     pub const NFS4_OK: u32 = 0;
     pub const NFS4ERR_PERM: u32 = 1;

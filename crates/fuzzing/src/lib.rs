@@ -15,16 +15,16 @@
 
 use std::sync::Arc;
 
-use crate::client::{CreateSessionArgs, ExchangeIdArgs, Op, StateProtect, ops::encode_compound};
-use crate::fs::memory::{MemoryBackend, MemoryOptions};
-use crate::nfs4::compound::{Flow, Nfs4Engine};
-use crate::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND};
-use crate::nfs4::export::{Export, ExportOptions};
-use crate::nfs4::program::NfsService;
-use crate::rpc::record::{RecordAssembler, RecordError};
-use crate::rpc::{AuthSys, Credential, RpcMessage, decode_message, encode_call};
-use crate::service::{ConnMeta, Service};
-use crate::state::{StateConfig, StateManager};
+use ringnfs_client::{CreateSessionArgs, ExchangeIdArgs, Op, StateProtect, ops::encode_compound};
+use ringnfs_engine::compound::{Flow, Nfs4Engine};
+use ringnfs_engine::export::{Export, ExportOptions};
+use ringnfs_engine::program::NfsService;
+use ringnfs_fs::memory::{MemoryBackend, MemoryOptions};
+use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND};
+use ringnfs_proto::rpc::record::{RecordAssembler, RecordError};
+use ringnfs_proto::rpc::{AuthSys, Credential, RpcMessage, decode_message, encode_call};
+use ringnfs_service::{ConnMeta, Service};
+use ringnfs_state::{StateConfig, StateManager};
 
 /// Stands for the harness session's id in fuzz inputs (16 bytes).
 pub const SESSION_PLACEHOLDER: &[u8; 16] = b"RINGNFS-SESSION!";
@@ -104,9 +104,9 @@ fn create_session_op(clientid: u64, sequence: u32) -> Op {
         clientid,
         sequence,
         flags: 0,
-        fore: crate::client::default_fore_attrs(16),
-        back: crate::client::default_back_attrs(),
-        cb_program: crate::client::DEFAULT_CB_PROGRAM,
+        fore: ringnfs_client::default_fore_attrs(16),
+        back: ringnfs_client::default_back_attrs(),
+        cb_program: ringnfs_client::DEFAULT_CB_PROGRAM,
         sec_parms: vec![],
     })
 }
@@ -179,12 +179,12 @@ impl Harness {
     }
 
     /// Send one COMPOUND through the whole service and decode the reply.
-    pub fn call_compound(&self, args: &[u8]) -> crate::client::CompoundReply {
+    pub fn call_compound(&self, args: &[u8]) -> ringnfs_client::CompoundReply {
         let out = self.record(&compound_call(7, args));
         match decode_message(&out) {
             Ok(RpcMessage::Reply(r)) => {
                 let body = r.body.expect("accepted reply");
-                crate::client::CompoundReply::decode(body).expect("COMPOUND reply decodes")
+                ringnfs_client::CompoundReply::decode(body).expect("COMPOUND reply decodes")
             }
             _ => panic!("harness call got no reply"),
         }
@@ -277,7 +277,7 @@ pub fn rpc_call(data: &[u8]) {
     };
     if let Ok(cred) = &c.cred {
         let mut v = Vec::new();
-        crate::rpc::encode_call(&mut v, c.xid, c.prog, c.vers, c.proc_, cred);
+        ringnfs_proto::rpc::encode_call(&mut v, c.xid, c.prog, c.vers, c.proc_, cred);
         match decode_message(&v) {
             Ok(RpcMessage::Call(c2)) => {
                 assert_eq!(c2.cred.as_ref().ok(), Some(cred), "credential round trip");
@@ -302,7 +302,7 @@ pub fn compound(data: &[u8]) {
         .compound(&h.conn, &caller(), &args, args.len(), &mut out)
     {
         Ok(Flow::Done) => {
-            let r = crate::client::CompoundReply::decode(&out);
+            let r = ringnfs_client::CompoundReply::decode(&out);
             assert!(
                 r.is_ok(),
                 "the server's COMPOUND reply does not decode: {r:?}"
@@ -335,8 +335,8 @@ pub fn pipeline(data: &[u8]) {
 /// The control plane's JSON inputs: the settings PATCH body (parsed and validated as
 /// the handler does, then persisted and read back), and the id path parameters.
 pub fn rest_json(data: &[u8]) {
-    use crate::control::api::SettingsPatch;
-    use crate::state::settings::{LiveSettings, PersistedSettings};
+    use ringnfs_control::api::SettingsPatch;
+    use ringnfs_state::settings::{LiveSettings, PersistedSettings};
     if let Ok(p) = serde_json::from_slice::<SettingsPatch>(data) {
         let scratch = LiveSettings::default();
         let mut valid = true;
@@ -347,7 +347,7 @@ pub fn rest_json(data: &[u8]) {
             valid &= scratch.set_lease_secs(l).is_ok();
         }
         if let Some(level) = &p.log_level {
-            valid &= crate::control::check_log_level(level).is_ok();
+            valid &= ringnfs_control::check_log_level(level).is_ok();
         }
         if valid {
             let saved = PersistedSettings {
@@ -365,10 +365,10 @@ pub fn rest_json(data: &[u8]) {
         let _ = serde_json::to_vec(&p).expect("patch serializes");
     }
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = crate::control::api::parse_client_id(s);
-        if let Some(sid) = crate::state::SessionId::from_hex(s) {
+        let _ = ringnfs_control::api::parse_client_id(s);
+        if let Some(sid) = ringnfs_state::SessionId::from_hex(s) {
             assert_eq!(
-                crate::state::SessionId::from_hex(&sid.to_hex()),
+                ringnfs_state::SessionId::from_hex(&sid.to_hex()),
                 Some(sid),
                 "session id hex round trip"
             );
