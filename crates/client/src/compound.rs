@@ -2,8 +2,9 @@
 //! client understands (RFC 8881 §18).
 
 use super::error::ClientError;
-use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier};
+use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier, wire};
 use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op, sp4, status};
+use ringnfs_proto::nfs4::ops::Xdr;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 
 /// Upper bound on array lengths accepted from a reply (bitmaps, handle lists, ...).
@@ -647,13 +648,17 @@ pub fn decode_bitmap(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
 /// Skip a resok of `opnum`; false when this client does not know its layout.
 fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
     match opnum {
-        op::SEQUENCE => d.skip(16 + 5 * 4)?,
-        op::BIND_CONN_TO_SESSION => d.skip(16 + 2 * 4)?,
+        op::SEQUENCE => {
+            wire::SequenceResOk::decode(d)?;
+        }
+        op::BIND_CONN_TO_SESSION => {
+            wire::BindConnResOk::decode(d)?;
+        }
         op::EXCHANGE_ID => {
-            ExchangeIdRes::decode_from(d)?;
+            wire::ExchangeIdResOk::decode(d)?;
         }
         op::CREATE_SESSION => {
-            CreateSessionRes::decode_from(d)?;
+            wire::CreateSessionResOk::decode(d)?;
         }
         op::GETFH => {
             d.opaque(NFS4_FHSIZE)?;
@@ -730,14 +735,14 @@ pub struct SequenceRes {
 
 impl SequenceRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        let mut d = XdrDecoder::new(b);
+        let r = wire::SequenceResOk::from_bytes(b)?;
         Ok(SequenceRes {
-            sessionid: d.array()?,
-            sequenceid: d.u32()?,
-            slotid: d.u32()?,
-            highest_slotid: d.u32()?,
-            target_highest_slotid: d.u32()?,
-            status_flags: d.u32()?,
+            sessionid: r.sessionid.0,
+            sequenceid: r.sequenceid,
+            slotid: r.slotid,
+            highest_slotid: r.highest_slotid,
+            target_highest_slotid: r.target_highest_slotid,
+            status_flags: r.status_flags,
         })
     }
 }
@@ -793,71 +798,49 @@ pub struct ExchangeIdRes {
 
 impl ExchangeIdRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
+        Ok(Self::from_wire(wire::ExchangeIdResOk::from_bytes(b)?))
     }
 
-    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        let clientid = d.u64()?;
-        let sequenceid = d.u32()?;
-        let flags = d.u32()?;
-        let state_protect = match d.u32()? {
-            sp4::NONE => StateProtectRes::None,
-            sp4::MACH_CRED => StateProtectRes::MachCred {
-                must_enforce: decode_bitmap(d)?,
-                must_allow: decode_bitmap(d)?,
-            },
-            sp4::SSV => {
-                let must_enforce = decode_bitmap(d)?;
-                let must_allow = decode_bitmap(d)?;
-                let hash_alg = d.u32()?;
-                let encr_alg = d.u32()?;
-                let ssv_len = d.u32()?;
-                let window = d.u32()?;
-                let n = d.array_len(MAX_ARRAY, 4)?;
-                let mut handles = Vec::with_capacity(n);
-                for _ in 0..n {
-                    handles.push(d.opaque(usize::MAX)?.to_vec());
-                }
-                StateProtectRes::Ssv {
-                    must_enforce,
-                    must_allow,
+    fn from_wire(r: wire::ExchangeIdResOk<'_>) -> Self {
+        let owned = |b: &[u8]| b.to_vec();
+        ExchangeIdRes {
+            clientid: r.clientid,
+            sequenceid: r.sequenceid,
+            flags: r.flags,
+            state_protect: match r.state_protect {
+                wire::StateProtectRes::None => StateProtectRes::None,
+                wire::StateProtectRes::MachCred(ops) => StateProtectRes::MachCred {
+                    must_enforce: ops.must_enforce,
+                    must_allow: ops.must_allow,
+                },
+                wire::StateProtectRes::Ssv {
+                    ops,
                     hash_alg,
                     encr_alg,
                     ssv_len,
                     window,
                     handles,
-                }
-            }
-            _ => return Err(XdrError::BadValue),
-        };
-        let server_owner = ServerOwner {
-            minor_id: d.u64()?,
-            major_id: d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec(),
-        };
-        let server_scope = d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec();
-        let impl_id = match d.u32()? {
-            0 => None,
-            1 => Some(ImplId {
-                domain: d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec(),
-                name: d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec(),
-                date: (d.i64()?, d.u32()?),
+                } => StateProtectRes::Ssv {
+                    must_enforce: ops.must_enforce,
+                    must_allow: ops.must_allow,
+                    hash_alg,
+                    encr_alg,
+                    ssv_len,
+                    window,
+                    handles: handles.into_iter().map(owned).collect(),
+                },
+            },
+            server_owner: ServerOwner {
+                minor_id: r.server_owner.minor_id,
+                major_id: owned(r.server_owner.major_id),
+            },
+            server_scope: owned(r.server_scope),
+            impl_id: r.impl_id.map(|i| ImplId {
+                domain: owned(i.domain),
+                name: owned(i.name),
+                date: i.date,
             }),
-            len => {
-                return Err(XdrError::TooLong {
-                    len: len as usize,
-                    max: 1,
-                });
-            }
-        };
-        Ok(ExchangeIdRes {
-            clientid,
-            sequenceid,
-            flags,
-            state_protect,
-            server_owner,
-            server_scope,
-            impl_id,
-        })
+        }
     }
 }
 
@@ -875,16 +858,13 @@ pub struct CreateSessionRes {
 
 impl CreateSessionRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
-    }
-
-    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let r = wire::CreateSessionResOk::from_bytes(b)?;
         Ok(CreateSessionRes {
-            sessionid: d.array()?,
-            sequence: d.u32()?,
-            flags: d.u32()?,
-            fore: decode_channel_attrs(d)?,
-            back: decode_channel_attrs(d)?,
+            sessionid: r.sessionid.0,
+            sequence: r.sequence,
+            flags: r.flags,
+            fore: r.fore,
+            back: r.back,
         })
     }
 }
@@ -899,11 +879,11 @@ pub struct BindConnRes {
 
 impl BindConnRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        let mut d = XdrDecoder::new(b);
+        let r = wire::BindConnResOk::from_bytes(b)?;
         Ok(BindConnRes {
-            sessionid: d.array()?,
-            dir: d.u32()?,
-            use_rdma: d.bool()?,
+            sessionid: r.sessionid.0,
+            dir: r.dir,
+            use_rdma: r.use_rdma,
         })
     }
 }

@@ -1,11 +1,14 @@
 //! COMPOUND operations the client sends, and their XDR encoders (RFC 8881 §18).
 
-use ringnfs_proto::nfs4::consts::{NFS4_SESSIONID_SIZE, NFS4_VERIFIER_SIZE, op, sp4};
-use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_SYS};
+use ringnfs_proto::nfs4::consts::{NFS4_SESSIONID_SIZE, NFS4_VERIFIER_SIZE, op};
 use ringnfs_proto::rpc::{AuthSys, Credential};
 use ringnfs_proto::xdr::XdrEncoder;
 
+use ringnfs_proto::ids::SessionId as ProtoSessionId;
 use ringnfs_proto::nfs4::attr;
+/// The operation types the server and this client share (their XDR lives there).
+pub use ringnfs_proto::nfs4::ops as wire;
+use ringnfs_proto::nfs4::ops::Xdr;
 pub use ringnfs_proto::stateid::Stateid;
 
 pub type SessionId = [u8; NFS4_SESSIONID_SIZE];
@@ -251,21 +254,27 @@ impl Op {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.opnum());
         match self {
-            Op::Sequence(a) => encode_sequence(out, a),
-            Op::ExchangeId(a) => encode_exchange_id(out, a),
-            Op::CreateSession(a) => encode_create_session(out, a),
+            Op::Sequence(a) => a.wire().encode(out),
+            Op::ExchangeId(a) => a.wire().encode(out),
+            Op::CreateSession(a) => a.wire().encode(out),
             Op::BindConnToSession {
                 sessionid,
                 dir,
                 use_rdma,
-            } => {
-                out.put_fixed(sessionid);
-                out.put_u32(*dir);
-                out.put_bool(*use_rdma);
+            } => wire::BindConnArgs {
+                sessionid: ProtoSessionId(*sessionid),
+                dir: *dir,
+                use_rdma: *use_rdma,
             }
-            Op::DestroySession(sid) => out.put_fixed(sid),
-            Op::DestroyClientid(id) => out.put_u64(*id),
-            Op::ReclaimComplete { one_fs } => out.put_bool(*one_fs),
+            .encode(out),
+            Op::DestroySession(sid) => wire::DestroySessionArgs {
+                sessionid: ProtoSessionId(*sid),
+            }
+            .encode(out),
+            Op::DestroyClientid(id) => wire::DestroyClientidArgs { clientid: *id }.encode(out),
+            Op::ReclaimComplete { one_fs } => {
+                wire::ReclaimCompleteArgs { one_fs: *one_fs }.encode(out)
+            }
             Op::PutRootFh
             | Op::GetFh
             | Op::SaveFh
@@ -748,62 +757,72 @@ pub fn encode_bitmap(out: &mut Vec<u8>, words: &[u32]) {
 }
 
 pub fn encode_sequence(out: &mut Vec<u8>, a: &SequenceArgs) {
-    out.put_fixed(&a.sessionid);
-    out.put_u32(a.sequenceid);
-    out.put_u32(a.slotid);
-    out.put_u32(a.highest_slotid);
-    out.put_bool(a.cachethis);
+    a.wire().encode(out);
 }
 
-fn encode_impl_id(out: &mut Vec<u8>, id: &ImplId) {
-    out.put_opaque(&id.domain);
-    out.put_opaque(&id.name);
-    out.put_u64(id.date.0 as u64);
-    out.put_u32(id.date.1);
-}
-
-fn encode_exchange_id(out: &mut Vec<u8>, a: &ExchangeIdArgs) {
-    // client_owner4
-    out.put_fixed(&a.verifier);
-    out.put_opaque(&a.owner_id);
-    out.put_u32(a.flags);
-    // state_protect4_a
-    match &a.state_protect {
-        StateProtect::None => out.put_u32(sp4::NONE),
-        StateProtect::MachCred {
-            must_enforce,
-            must_allow,
-        } => {
-            out.put_u32(sp4::MACH_CRED);
-            encode_bitmap(out, must_enforce);
-            encode_bitmap(out, must_allow);
-        }
-    }
-    // eia_client_impl_id<1>
-    match &a.impl_id {
-        None => out.put_u32(0),
-        Some(id) => {
-            out.put_u32(1);
-            encode_impl_id(out, id);
+impl SequenceArgs {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::SequenceArgs {
+        wire::SequenceArgs {
+            sessionid: ProtoSessionId(self.sessionid),
+            sequenceid: self.sequenceid,
+            slotid: self.slotid,
+            highest_slotid: self.highest_slotid,
+            cachethis: self.cachethis,
         }
     }
 }
 
-fn encode_create_session(out: &mut Vec<u8>, a: &CreateSessionArgs) {
-    out.put_u64(a.clientid);
-    out.put_u32(a.sequence);
-    out.put_u32(a.flags);
-    encode_channel_attrs(out, &a.fore);
-    encode_channel_attrs(out, &a.back);
-    out.put_u32(a.cb_program);
-    out.put_u32(a.sec_parms.len() as u32);
-    for p in &a.sec_parms {
-        match p {
-            CallbackSec::None => out.put_u32(AUTH_NONE),
-            CallbackSec::Sys(s) => {
-                out.put_u32(AUTH_SYS);
-                s.encode(out);
-            }
+impl ImplId {
+    fn wire(&self) -> wire::ImplId<'_> {
+        wire::ImplId {
+            domain: &self.domain,
+            name: &self.name,
+            date: self.date,
+        }
+    }
+}
+
+impl ExchangeIdArgs {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::ExchangeIdArgs<'_> {
+        wire::ExchangeIdArgs {
+            verifier: self.verifier,
+            owner: &self.owner_id,
+            flags: self.flags,
+            state_protect: match &self.state_protect {
+                StateProtect::None => wire::StateProtectArgs::None,
+                StateProtect::MachCred {
+                    must_enforce,
+                    must_allow,
+                } => wire::StateProtectArgs::MachCred(wire::StateProtectOps {
+                    must_enforce: must_enforce.clone(),
+                    must_allow: must_allow.clone(),
+                }),
+            },
+            impl_id: self.impl_id.as_ref().map(ImplId::wire),
+        }
+    }
+}
+
+impl CreateSessionArgs {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::CreateSessionArgs<'_> {
+        wire::CreateSessionArgs {
+            clientid: self.clientid,
+            sequence: self.sequence,
+            flags: self.flags,
+            fore: self.fore,
+            back: self.back,
+            cb_program: self.cb_program,
+            sec_parms: self
+                .sec_parms
+                .iter()
+                .map(|p| match p {
+                    CallbackSec::None => wire::CallbackSecParms::None,
+                    CallbackSec::Sys(s) => wire::CallbackSecParms::Sys(s.clone()),
+                })
+                .collect(),
         }
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod attr;
 pub mod consts;
+pub mod ops;
 pub mod types;
