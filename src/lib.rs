@@ -4,7 +4,7 @@
 //! under `ringnfs-transport`, `ringnfs-fs` and `ringnfs-state`, under `ringnfs-engine`
 //! (COMPOUND engine), under `ringnfs-control`; `ringnfs-client` (client and load
 //! generator) on the wire types only. This crate wires them into a server
-//! ([`server`], [`config`]) and re-exports each under one path.
+//! ([`server`], [`options`], [`config`]) and re-exports each under one path.
 
 pub use ringnfs_client as client;
 pub use ringnfs_client::bench;
@@ -14,6 +14,7 @@ pub use ringnfs_fs as fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub use ringnfs_engine as nfs4;
+pub mod options;
 pub use ringnfs_proto::rpc;
 pub mod server;
 pub use ringnfs_proto::xdr;
