@@ -490,6 +490,29 @@ fn hint(key: &str) -> String {
         .map_or_else(String::new, |(_, k)| format!(" (did you mean `{k}`?)"))
 }
 
+fn unknown_key<E: de::Error>(key: &str) -> E {
+    E::custom(format!(
+        "unknown field `{key}`{}; the keys are the options of `ringnfs serve --help` with \
+         underscores",
+        hint(key)
+    ))
+}
+
+/// A config key, refused (with the key's position) when it is not an option's.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = String;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let key = <String as de::Deserialize>::deserialize(d)?;
+        match ServeOptions::KEYS.contains(&key.as_str()) {
+            true => Ok(key),
+            false => Err(unknown_key(&key)),
+        }
+    }
+}
+
 /// The table: one row per option. The field name is the config key; the doc comment
 /// is the help (`{range}` where the range goes); `= DEFAULT` unless there is none; then
 /// the [`Spec`]: form, placeholder, range, a shown default, a flag that is not the key.
@@ -536,13 +559,7 @@ macro_rules! serve_options {
                         let spec = spec_of(stringify!($key));
                         self.$key = Some(map.next_value_seed(ConfigValue::<$ty>(&spec, PhantomData))?);
                     } )+
-                    other => {
-                        return Err(de::Error::custom(format!(
-                            "unknown field `{other}`{}; the keys are the options of \
-                             `ringnfs serve --help` with underscores",
-                            hint(other)
-                        )));
-                    }
+                    other => return Err(unknown_key(other)),
                 }
                 Ok(())
             }
@@ -776,7 +793,7 @@ impl<'de> de::Deserialize<'de> for ServeOptions {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ServeOptions, A::Error> {
                 let mut o = ServeOptions::default();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key_seed(Key)? {
                     o.read_value(&key, &mut map)?;
                 }
                 Ok(o)

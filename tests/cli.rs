@@ -754,3 +754,36 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
     let threads = text(&serve, "--threads");
     assert_eq!(threads.matches("default").count(), 1, "{threads}");
 }
+
+/// The `ringnfs serve` usage in README.md: each `[--flag PLACEHOLDER]` (or `[--flag]`).
+fn serve_usage_in_readme() -> std::collections::BTreeMap<String, Option<String>> {
+    let readme = include_str!("../README.md");
+    let usage = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("ringnfs serve "))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with("  "))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!usage.is_empty(), "no `ringnfs serve` usage in README.md");
+    usage
+        .split('[')
+        .skip(1)
+        .filter_map(|item| {
+            let mut words = item.split(']').next().unwrap().split_whitespace();
+            let flag = words.next().filter(|f| f.starts_with("--"))?;
+            Some((flag.to_string(), words.next().map(str::to_string)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_usage_of_serve_has_every_option_of_serve_help() {
+    let help: std::collections::BTreeMap<String, Option<String>> = options_in_help(&["serve"])
+        .into_iter()
+        .filter(|(name, _, _)| name != "--help")
+        .map(|(name, placeholder, _)| (name, placeholder))
+        .collect();
+    assert_eq!(serve_usage_in_readme(), help);
+}
