@@ -862,7 +862,8 @@ mod tests {
     }
 
     fn cli(args: &[&str]) -> Result<ServeOptions, clap::Error> {
-        let m = Cli::command().try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))?;
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))?;
         Ok(Cli::from_arg_matches(&m)?.options)
     }
 
@@ -885,9 +886,18 @@ mod tests {
             if let Some(r) = s.range {
                 assert!(s.help.contains(&format!("({r}")), "{}: {}", s.key, s.help);
             }
-            assert!(!s.help.ends_with('.') && !s.help.is_empty(), "{}: {}", s.key, s.help);
+            assert!(
+                !s.help.ends_with('.') && !s.help.is_empty(),
+                "{}: {}",
+                s.key,
+                s.help
+            );
             if s.form == Form::Value {
-                assert!(s.default.is_some() || s.key == "sqpoll_idle_ms", "{}", s.key);
+                assert!(
+                    s.default.is_some() || s.key == "sqpoll_idle_ms",
+                    "{}",
+                    s.key
+                );
             } else {
                 assert!(s.default.is_none() && s.range.is_none(), "{}", s.key);
             }
@@ -897,7 +907,10 @@ mod tests {
             assert!(k == "log_level" || ServeOptions::KEYS.contains(&k), "{k}");
         }
         // The live settings' ranges are the state's.
-        assert_eq!(spec_of("lease_time").range, Some(settings::LEASE_TIME_RANGE));
+        assert_eq!(
+            spec_of("lease_time").range,
+            Some(settings::LEASE_TIME_RANGE)
+        );
         assert_eq!(
             spec_of("max_connections_per_session").range,
             Some(settings::MAX_CONNECTIONS_PER_SESSION_RANGE)
@@ -909,8 +922,19 @@ mod tests {
         let o = cli(&[]).unwrap();
         assert_eq!(o, ServeOptions::default());
         let o = cli(&[
-            "--lease-time", "30", "--no-pin", "--exclusive-binding", "--allow", "10.0.0.0/8",
-            "--allow", "127.0.0.0/8", "--sqpoll", "5", "--backend", "memory", "--control",
+            "--lease-time",
+            "30",
+            "--no-pin",
+            "--exclusive-binding",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.0/8",
+            "--sqpoll",
+            "5",
+            "--backend",
+            "memory",
+            "--control",
             "off",
         ])
         .unwrap();
@@ -926,7 +950,11 @@ mod tests {
         assert_eq!(o.max_slots(), server::DEFAULT_MAX_FORE_SLOTS);
         for (flag, value, want) in [
             ("--lease-time", "0", "must be between 1 and 3600"),
-            ("--max-connections-per-session", "1025", "must be between 0 and 1024 (0 = unlimited)"),
+            (
+                "--max-connections-per-session",
+                "1025",
+                "must be between 0 and 1024 (0 = unlimited)",
+            ),
             ("--recv-buffers", "70000", "must be between 8 and 32768"),
             ("--threads", "x", "\"x\" is not a whole number"),
             ("--backend", "disk", "\"disk\" is not one of local, memory"),
@@ -944,24 +972,61 @@ mod tests {
         )
         .unwrap();
         let c = cli(&[
-            "--lease-time", "30", "--no-pin", "--allow", "10.0.0.0/8", "--sqpoll", "5",
-            "--backend", "memory", "--control", "off", "--listen", "127.0.0.1:0",
+            "--lease-time",
+            "30",
+            "--no-pin",
+            "--allow",
+            "10.0.0.0/8",
+            "--sqpoll",
+            "5",
+            "--backend",
+            "memory",
+            "--control",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
         ])
         .unwrap();
         assert_eq!(o, c);
         for (text, want) in [
-            ("lease_time = 0", "lease_time must be between 1 and 3600, got 0"),
-            ("max_connections_per_session = -1", "max_connections_per_session must be between 0 and 1024 (0 = unlimited), got -1"),
-            ("recv_buffers = 70000", "recv_buffers must be between 8 and 32768, got 70000"),
-            ("threads = \"2\"", "threads: expected a whole number, got string"),
+            (
+                "lease_time = 0",
+                "lease_time must be between 1 and 3600, got 0",
+            ),
+            (
+                "max_connections_per_session = -1",
+                "max_connections_per_session must be between 0 and 1024 (0 = unlimited), got -1",
+            ),
+            (
+                "recv_buffers = 70000",
+                "recv_buffers must be between 8 and 32768, got 70000",
+            ),
+            (
+                "threads = \"2\"",
+                "threads: expected a whole number, got string",
+            ),
             ("pin = 0", "pin: expected true or false, got integer"),
-            ("backend = \"disk\"", "backend: \"disk\" is not one of local, memory"),
-            ("max_conections = 5", "unknown field `max_conections` (did you mean `max_connections`?)"),
-            ("no_pin = true", "unknown field `no_pin` (--no-pin is `pin = false`)"),
-            ("sqpoll = 5", "unknown field `sqpoll` (--sqpoll is `sqpoll_idle_ms`)"),
+            (
+                "backend = \"disk\"",
+                "backend: \"disk\" is not one of local, memory",
+            ),
+            (
+                "max_conections = 5",
+                "unknown field `max_conections` (did you mean `max_connections`?)",
+            ),
+            (
+                "no_pin = true",
+                "unknown field `no_pin` (--no-pin is `pin = false`)",
+            ),
+            (
+                "sqpoll = 5",
+                "unknown field `sqpoll` (--sqpoll is `sqpoll_idle_ms`)",
+            ),
             ("foo = 1", "unknown field `foo`; the keys"),
         ] {
-            let e = toml::from_str::<ServeOptions>(text).unwrap_err().to_string();
+            let e = toml::from_str::<ServeOptions>(text)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }
@@ -997,8 +1062,14 @@ mod tests {
         assert_eq!(d.listen, vec![server::DEFAULT_LISTEN]);
         assert_eq!(d.limits, Limits::default());
         assert_eq!(d.tuning, TransportTuning::default());
-        assert_eq!(d.control.map(|a| a.to_string()).as_deref(), Some(crate::control::DEFAULT_CONTROL_ADDR));
-        assert_eq!(d.state_dir.as_deref(), Some(std::path::Path::new(server::DEFAULT_STATE_DIR)));
+        assert_eq!(
+            d.control.map(|a| a.to_string()).as_deref(),
+            Some(crate::control::DEFAULT_CONTROL_ADDR)
+        );
+        assert_eq!(
+            d.state_dir.as_deref(),
+            Some(std::path::Path::new(server::DEFAULT_STATE_DIR))
+        );
         let lib = ServerConfig::default();
         assert_eq!((lib.control, lib.state_dir), (None, None));
         assert_eq!(lib.max_fore_slots, d.max_fore_slots);

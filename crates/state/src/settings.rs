@@ -452,7 +452,10 @@ mod tests {
         assert_eq!(r.to_string(), "0–1024, 0 = unlimited");
         assert_eq!(LEASE_TIME_RANGE.to_string(), "1–3600");
         assert_eq!(r.check("k", 1024u32), Ok(1024));
-        assert_eq!(r.check("k", -1i64).unwrap_err().to_string(), "k must be between 0 and 1024 (0 = unlimited), got -1");
+        assert_eq!(
+            r.check("k", -1i64).unwrap_err().to_string(),
+            "k must be between 0 and 1024 (0 = unlimited), got -1"
+        );
         assert!(Range::new(1, u64::MAX).check("k", u64::MAX).is_ok());
     }
 
