@@ -1,6 +1,6 @@
-//! The options of `ringnfs serve`, each defined once in the table at [`serve_options!`]'s
-//! call below: its config key (the field name), flag, placeholder, default, range and
-//! help. From that table come
+//! The options of `ringnfs serve`, each defined once, in the table below (the
+//! `serve_options!` call): its config key (the field name), flag, placeholder, default,
+//! range and help. From that table come
 //! - the command line: the clap arguments of `serve` ([`ServeOptions`] implements
 //!   `clap::Args`), with the help text, the range and the default shown;
 //! - the config file: `serve --config FILE` deserializes into the same [`ServeOptions`]

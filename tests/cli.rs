@@ -747,9 +747,28 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
         let t = text(&serve, flag);
         assert!(t.contains(range), "{flag}: {t}");
     }
+    // Every range of the option table, where it is written.
+    for spec in ringnfs::options::ServeOptions::specs() {
+        if let Some(range) = spec.range {
+            let t = text(&serve, &format!("--{}", spec.flag));
+            assert!(t.contains(&format!("({range}")), "--{}: {t}", spec.flag);
+        }
+    }
+    // `ctl settings set` words the live settings' ranges as `serve` does.
+    use ringnfs::state::settings::{LEASE_TIME_RANGE, MAX_CONNECTIONS_PER_SESSION_RANGE};
     let set = options_in_help(&["ctl", "settings", "set"]);
     assert!(text(&set, "--lease-time").contains("1–3600"));
     assert!(text(&set, "--max-connections-per-session").contains("0–1024"));
+    for (flag, range) in [
+        ("--lease-time", LEASE_TIME_RANGE),
+        (
+            "--max-connections-per-session",
+            MAX_CONNECTIONS_PER_SESSION_RANGE,
+        ),
+    ] {
+        assert!(text(&set, flag).contains(&format!("({range})")), "{flag}");
+        assert!(text(&serve, flag).contains(&format!("({range})")), "{flag}");
+    }
     // One default line for --threads.
     let threads = text(&serve, "--threads");
     assert_eq!(threads.matches("default").count(), 1, "{threads}");
