@@ -4,7 +4,7 @@
 //! under `ringnfs-transport`, `ringnfs-fs` and `ringnfs-state`, under `ringnfs-engine`
 //! (COMPOUND engine), under `ringnfs-control`; `ringnfs-client` (client and load
 //! generator) on the wire types only. This crate wires them into a server
-//! ([`server`], [`config`]) and re-exports each under one path.
+//! ([`server`], [`options`], [`config`]) and re-exports each under one path.
 
 pub use ringnfs_client as client;
 pub use ringnfs_client::bench;
@@ -12,6 +12,7 @@ pub mod config;
 pub use ringnfs_control as control;
 pub use ringnfs_engine as nfs4;
 pub use ringnfs_fs as fs;
+pub mod options;
 pub use ringnfs_proto::rpc;
 pub mod server;
 pub use ringnfs_proto::xdr;

@@ -1,6 +1,6 @@
 //! Wiring: state + NFS program + io_uring transport + lease reaper = a running server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,14 +14,20 @@ use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::{Export, ExportOptions};
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{
-    DEFAULT_LEASE_SECS, DEFAULT_MAX_CONNECTIONS_PER_SESSION, OverLimit, PersistedSettings,
-    SETTINGS_FILE, SettingSources, StartSettings,
+    OverLimit, PersistedSettings, SETTINGS_FILE, SettingSources, StartSettings,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
 use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
 
 pub const DEFAULT_PORT: u16 = 2049;
+/// Loopback only.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
 pub const DEFAULT_EXPORT: &str = "ringnfs-export";
+/// `ringnfs serve`'s state directory (a [`ServerConfig`] has none by default).
+pub const DEFAULT_STATE_DIR: &str = "ringnfs-state";
+/// Fore-channel slots offered per session.
+pub const DEFAULT_MAX_FORE_SLOTS: u32 = 64;
 
 /// Mode of an export root ringnfs creates: writable by everyone, like /tmp, so squashed
 /// root and ordinary users can create files out of the box.
@@ -129,10 +135,10 @@ fn secs_or_never(secs: u32) -> Option<std::time::Duration> {
 /// Where exported files live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {
-    /// Everything in RAM (tests, pure-protocol benchmarks).
-    Memory,
     /// Real files under the export directory.
     Local,
+    /// Everything in RAM (tests, pure-protocol benchmarks).
+    Memory,
 }
 
 impl BackendKind {
@@ -145,27 +151,14 @@ impl BackendKind {
     }
 }
 
+/// The defaults of `ringnfs serve` ([`crate::options`]), but no state directory (a fresh
+/// identity per process) and no control plane.
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))],
-            threads: 0,
-            pin_cores: true,
             state_dir: None,
-            lease_secs: DEFAULT_LEASE_SECS,
-            max_connections_per_session: DEFAULT_MAX_CONNECTIONS_PER_SESSION,
-            exclusive_binding: false,
-            setting_sources: SettingSources::default(),
-            over_limit: OverLimit::Serve,
-            max_fore_slots: 64,
-            backend: BackendKind::Local,
-            export_path: PathBuf::from(DEFAULT_EXPORT),
-            export: ExportOptions::default(),
-            grace_secs: 0,
             control: None,
-            control_token_file: None,
-            limits: Limits::default(),
-            tuning: TransportTuning::default(),
+            ..crate::options::ServeOptions::default().server_config()
         }
     }
 }

@@ -747,10 +747,62 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
         let t = text(&serve, flag);
         assert!(t.contains(range), "{flag}: {t}");
     }
+    // Every range of the option table, where it is written.
+    for spec in ringnfs::options::ServeOptions::specs() {
+        if let Some(range) = spec.range {
+            let t = text(&serve, &format!("--{}", spec.flag));
+            assert!(t.contains(&format!("({range}")), "--{}: {t}", spec.flag);
+        }
+    }
+    // `ctl settings set` words the live settings' ranges as `serve` does.
+    use ringnfs::state::settings::{LEASE_TIME_RANGE, MAX_CONNECTIONS_PER_SESSION_RANGE};
     let set = options_in_help(&["ctl", "settings", "set"]);
     assert!(text(&set, "--lease-time").contains("1–3600"));
     assert!(text(&set, "--max-connections-per-session").contains("0–1024"));
+    for (flag, range) in [
+        ("--lease-time", LEASE_TIME_RANGE),
+        (
+            "--max-connections-per-session",
+            MAX_CONNECTIONS_PER_SESSION_RANGE,
+        ),
+    ] {
+        assert!(text(&set, flag).contains(&format!("({range})")), "{flag}");
+        assert!(text(&serve, flag).contains(&format!("({range})")), "{flag}");
+    }
     // One default line for --threads.
     let threads = text(&serve, "--threads");
     assert_eq!(threads.matches("default").count(), 1, "{threads}");
+}
+
+/// The `ringnfs serve` usage in README.md: each `[--flag PLACEHOLDER]` (or `[--flag]`).
+fn serve_usage_in_readme() -> std::collections::BTreeMap<String, Option<String>> {
+    let readme = include_str!("../README.md");
+    let usage = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("ringnfs serve "))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with("  "))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!usage.is_empty(), "no `ringnfs serve` usage in README.md");
+    usage
+        .split('[')
+        .skip(1)
+        .filter_map(|item| {
+            let mut words = item.split(']').next().unwrap().split_whitespace();
+            let flag = words.next().filter(|f| f.starts_with("--"))?;
+            Some((flag.to_string(), words.next().map(str::to_string)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_usage_of_serve_has_every_option_of_serve_help() {
+    let help: std::collections::BTreeMap<String, Option<String>> = options_in_help(&["serve"])
+        .into_iter()
+        .filter(|(name, _, _)| name != "--help")
+        .map(|(name, placeholder, _)| (name, placeholder))
+        .collect();
+    assert_eq!(serve_usage_in_readme(), help);
 }

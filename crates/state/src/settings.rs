@@ -1,11 +1,87 @@
 //! Settings that can change while the server runs. Read on the request path with relaxed
 //! atomics: a change applies to the next bind, never to one in progress.
+//!
+//! [`Range`] is the one range check of every integer option: `ringnfs serve` checks its
+//! command line and config file with it (the option table in the `ringnfs` crate's
+//! `options` module), and the setters here check `PATCH /api/v1/settings` with the same
+//! ranges ([`MAX_CONNECTIONS_PER_SESSION_RANGE`], [`LEASE_TIME_RANGE`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub const DEFAULT_MAX_CONNECTIONS_PER_SESSION: u32 = 16;
-pub const MAX_CONNECTIONS_PER_SESSION_LIMIT: u32 = 1024;
+/// Valid `max_connections_per_session`.
+pub const MAX_CONNECTIONS_PER_SESSION_RANGE: Range = Range::new(0, 1024).zero_means("unlimited");
 pub const DEFAULT_LEASE_SECS: u32 = 90;
+/// Valid `lease_time`, seconds.
+pub const LEASE_TIME_RANGE: Range = Range::new(1, 3600);
+
+/// The values an integer option or setting takes: `min..=max`, and what 0 means when 0
+/// is one of them and special (`0 = unlimited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: u64,
+    pub max: u64,
+    pub zero: Option<&'static str>,
+}
+
+impl Range {
+    pub const fn new(min: u64, max: u64) -> Self {
+        Range {
+            min,
+            max,
+            zero: None,
+        }
+    }
+
+    /// The same range, where 0 means `what` (shown as `0 = what`).
+    pub const fn zero_means(self, what: &'static str) -> Self {
+        Range {
+            zero: Some(what),
+            ..self
+        }
+    }
+
+    /// `v` when it is in the range; otherwise an error naming `name` (a config key, a
+    /// setting or a flag), the range and `v`.
+    pub fn check(&self, name: &str, v: impl Into<i128>) -> Result<u64, RangeError> {
+        let v = v.into();
+        if (i128::from(self.min)..=i128::from(self.max)).contains(&v) {
+            Ok(v as u64)
+        } else {
+            Err(RangeError {
+                name: name.to_string(),
+                range: *self,
+                got: v,
+            })
+        }
+    }
+
+    /// "must be between 0 and 1024 (0 = unlimited)".
+    pub fn requirement(&self) -> String {
+        let zero = self.zero.map(|z| format!(" (0 = {z})")).unwrap_or_default();
+        format!("must be between {} and {}{zero}", self.min, self.max)
+    }
+}
+
+/// As `--help` shows it: "0–1024, 0 = unlimited".
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}–{}", self.min, self.max)?;
+        match self.zero {
+            Some(z) => write!(f, ", 0 = {z}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A value outside its [`Range`]: "lease_time must be between 1 and 3600, got 0".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} {}, got {got}", range.requirement())]
+pub struct RangeError {
+    pub name: String,
+    pub range: Range,
+    pub got: i128,
+}
 
 /// What a SEQUENCE gets when the implicit bind of its connection would exceed
 /// `max_connections_per_session`. The bind is refused either way (counted as a `limit`
@@ -33,13 +109,8 @@ pub struct LiveSettings {
     delay_over_limit: AtomicBool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SettingsError {
-    #[error("max_connections_per_session must be between 0 and 1024 (0 = unlimited), got {0}")]
-    ConnLimitRange(u64),
-    #[error("lease time must be between 1 and 3600 seconds, got {0}")]
-    LeaseRange(u64),
-}
+/// A setting out of its range (the message names the setting's key).
+pub type SettingsError = RangeError;
 
 impl Default for LiveSettings {
     fn default() -> Self {
@@ -59,9 +130,7 @@ impl LiveSettings {
     }
 
     pub fn set_max_connections_per_session(&self, n: u64) -> Result<(), SettingsError> {
-        if n > MAX_CONNECTIONS_PER_SESSION_LIMIT as u64 {
-            return Err(SettingsError::ConnLimitRange(n));
-        }
+        let n = MAX_CONNECTIONS_PER_SESSION_RANGE.check("max_connections_per_session", n)?;
         self.max_connections_per_session
             .store(n as u32, Ordering::Relaxed);
         Ok(())
@@ -95,9 +164,7 @@ impl LiveSettings {
     }
 
     pub fn set_lease_secs(&self, secs: u64) -> Result<(), SettingsError> {
-        if !(1..=3600).contains(&secs) {
-            return Err(SettingsError::LeaseRange(secs));
-        }
+        let secs = LEASE_TIME_RANGE.check("lease_time", secs)?;
         self.lease_secs.store(secs as u32, Ordering::Relaxed);
         Ok(())
     }
@@ -366,11 +433,30 @@ mod tests {
         assert!(s.set_max_connections_per_session(1024).is_ok());
         assert!(s.set_max_connections_per_session(0).is_ok());
         assert_eq!(
-            s.set_max_connections_per_session(1025),
-            Err(SettingsError::ConnLimitRange(1025))
+            s.set_max_connections_per_session(1025)
+                .unwrap_err()
+                .to_string(),
+            "max_connections_per_session must be between 0 and 1024 (0 = unlimited), got 1025"
         );
         assert_eq!(s.max_connections_per_session(), 0);
-        assert!(s.set_lease_secs(0).is_err());
+        assert_eq!(
+            s.set_lease_secs(0).unwrap_err().to_string(),
+            "lease_time must be between 1 and 3600, got 0"
+        );
+        assert_eq!(s.lease_secs(), DEFAULT_LEASE_SECS);
+    }
+
+    #[test]
+    fn ranges_check_and_show_themselves() {
+        let r = MAX_CONNECTIONS_PER_SESSION_RANGE;
+        assert_eq!(r.to_string(), "0–1024, 0 = unlimited");
+        assert_eq!(LEASE_TIME_RANGE.to_string(), "1–3600");
+        assert_eq!(r.check("k", 1024u32), Ok(1024));
+        assert_eq!(
+            r.check("k", -1i64).unwrap_err().to_string(),
+            "k must be between 0 and 1024 (0 = unlimited), got -1"
+        );
+        assert!(Range::new(1, u64::MAX).check("k", u64::MAX).is_ok());
     }
 
     #[test]
