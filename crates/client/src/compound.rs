@@ -1225,6 +1225,60 @@ mod tests {
     }
 
     #[test]
+    fn namespace_results_walk_in_one_compound() {
+        let mut v = Vec::new();
+        header(&mut v, 0, 6);
+        v.put_u32(op::ACCESS);
+        v.put_u32(0);
+        v.put_u32(0x3f);
+        v.put_u32(0x1f);
+        v.put_u32(op::CREATE);
+        v.put_u32(0);
+        v.put_bool(true);
+        v.put_u64(1);
+        v.put_u64(2);
+        v.put_u32(1);
+        v.put_u32(1 << 1);
+        v.put_u32(op::READLINK);
+        v.put_u32(0);
+        v.put_opaque(b"/target");
+        // secinfo4<>: RPCSEC_GSS (oid, qop, service), AUTH_SYS, AUTH_NONE.
+        v.put_u32(op::SECINFO);
+        v.put_u32(0);
+        v.put_u32(3);
+        v.put_u32(6);
+        v.put_opaque(&[0x2a, 0x86, 0x48]);
+        v.put_u32(0);
+        v.put_u32(1);
+        v.put_u32(1);
+        v.put_u32(0);
+        v.put_u32(op::REMOVE);
+        v.put_u32(0);
+        v.put_bool(false);
+        v.put_u64(3);
+        v.put_u64(4);
+        v.put_u32(op::LINK);
+        v.put_u32(0);
+        v.put_bool(false);
+        v.put_u64(5);
+        v.put_u64(6);
+        let r = CompoundReply::decode(&v).unwrap();
+        assert_eq!(r.results.len(), 6);
+        assert_eq!(r.access().unwrap(), (0x3f, 0x1f));
+        let (c, set) = r.create().unwrap();
+        assert_eq!(
+            (c.atomic, c.before, c.after, set),
+            (true, 1, 2, vec![1 << 1])
+        );
+        assert_eq!(r.readlink().unwrap(), b"/target");
+        assert_eq!(r.secinfo(op::SECINFO).unwrap(), vec![6, 1, 0]);
+        assert_eq!(
+            (r.remove().unwrap().before, r.link().unwrap().after),
+            (3, 6)
+        );
+    }
+
+    #[test]
     fn setattr_error_keeps_attrsset_and_delegations_decode() {
         let mut v = Vec::new();
         header(&mut v, status::NFS4ERR_PERM, 1);
