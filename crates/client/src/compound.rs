@@ -119,16 +119,13 @@ impl CompoundReply {
     }
     /// The file handle of the first GETFH.
     pub fn getfh(&self) -> Result<Vec<u8>, ClientError> {
-        let b = self.ok_body(op::GETFH)?;
-        Ok(XdrDecoder::new(b).opaque(NFS4_FHSIZE)?.to_vec())
+        let r = wire::GetFhResOk::from_bytes(self.ok_body(op::GETFH)?)?;
+        Ok(r.fh.to_vec())
     }
     /// The first GETATTR's fattr4: (attrmask, attr_vals).
     pub fn getattr(&self) -> Result<(Vec<u32>, Vec<u8>), ClientError> {
-        let b = self.ok_body(op::GETATTR)?;
-        let mut d = XdrDecoder::new(b);
-        let mask = decode_bitmap(&mut d)?;
-        let vals = d.opaque(usize::MAX)?.to_vec();
-        Ok((mask, vals))
+        let r = wire::GetAttrResOk::from_bytes(self.ok_body(op::GETATTR)?)?;
+        Ok((r.attrs.mask, r.attrs.vals.to_vec()))
     }
 }
 
@@ -193,42 +190,34 @@ impl CompoundReply {
         Ok(XdrDecoder::new(self.ok_body(op::COMMIT)?).array()?)
     }
     pub fn readdir(&self) -> Result<ReaddirRes, ClientError> {
-        Ok(ReaddirRes::decode_from(&mut XdrDecoder::new(
-            self.ok_body(op::READDIR)?,
-        ))?)
+        ReaddirRes::decode(self.ok_body(op::READDIR)?)
     }
     pub fn readlink(&self) -> Result<Vec<u8>, ClientError> {
-        Ok(XdrDecoder::new(self.ok_body(op::READLINK)?)
-            .opaque(usize::MAX)?
-            .to_vec())
+        let r = wire::ReadlinkResOk::from_bytes(self.ok_body(op::READLINK)?)?;
+        Ok(r.link.to_vec())
     }
     /// ACCESS4resok: (supported, access).
     pub fn access(&self) -> Result<(u32, u32), ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::ACCESS)?);
-        Ok((d.u32()?, d.u32()?))
+        let r = wire::AccessResOk::from_bytes(self.ok_body(op::ACCESS)?)?;
+        Ok((r.supported, r.access))
     }
     /// CREATE4resok: (cinfo, attrset).
     pub fn create(&self) -> Result<(ChangeInfo, Vec<u32>), ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::CREATE)?);
-        Ok((ChangeInfo::decode_from(&mut d)?, decode_bitmap(&mut d)?))
+        let r = wire::CreateResOk::from_bytes(self.ok_body(op::CREATE)?)?;
+        Ok((r.cinfo.into(), r.attrset))
     }
     pub fn remove(&self) -> Result<ChangeInfo, ClientError> {
-        Ok(ChangeInfo::decode_from(&mut XdrDecoder::new(
-            self.ok_body(op::REMOVE)?,
-        ))?)
+        let r = wire::RemoveResOk::from_bytes(self.ok_body(op::REMOVE)?)?;
+        Ok(r.cinfo.into())
     }
     pub fn link(&self) -> Result<ChangeInfo, ClientError> {
-        Ok(ChangeInfo::decode_from(&mut XdrDecoder::new(
-            self.ok_body(op::LINK)?,
-        ))?)
+        let r = wire::LinkResOk::from_bytes(self.ok_body(op::LINK)?)?;
+        Ok(r.cinfo.into())
     }
     /// RENAME4resok: (source_cinfo, target_cinfo).
     pub fn rename(&self) -> Result<(ChangeInfo, ChangeInfo), ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::RENAME)?);
-        Ok((
-            ChangeInfo::decode_from(&mut d)?,
-            ChangeInfo::decode_from(&mut d)?,
-        ))
+        let r = wire::RenameResOk::from_bytes(self.ok_body(op::RENAME)?)?;
+        Ok((r.source_cinfo.into(), r.target_cinfo.into()))
     }
     /// LOCK: the lock stateid, or LOCK4denied on NFS4ERR_DENIED (other errors as Err).
     pub fn lock(&self) -> Result<Result<Stateid, LockDenied>, ClientError> {
@@ -278,16 +267,18 @@ impl CompoundReply {
             None => return self.ok_body(op::SETATTR).map(|_| (0, Vec::new())),
         };
         let mut d = XdrDecoder::new(&r.body);
-        Ok((r.status, decode_bitmap(&mut d)?))
+        let res = wire::SetAttrRes::decode_body(r.status, &mut d)?;
+        if d.remaining() != 0 {
+            return Err(XdrError::BadValue.into());
+        }
+        Ok((res.status, res.attrsset))
     }
     /// SECINFO / SECINFO_NO_NAME: the flavors offered (RPCSEC_GSS details dropped).
     pub fn secinfo(&self, opnum: u32) -> Result<Vec<u32>, ClientError> {
-        Ok(decode_secinfo(&mut XdrDecoder::new(self.ok_body(opnum)?))?)
+        let r = wire::SecinfoResOk::from_bytes(self.ok_body(opnum)?)?;
+        Ok(r.flavors.iter().map(wire::Secinfo::flavor).collect())
     }
 }
-
-/// Size of change_info4: bool atomic, changeid4 before, changeid4 after.
-const CHANGE_INFO: usize = 4 + 8 + 8;
 
 /// change_info4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,11 +290,17 @@ pub struct ChangeInfo {
 
 impl ChangeInfo {
     pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(ChangeInfo {
-            atomic: d.bool()?,
-            before: d.u64()?,
-            after: d.u64()?,
-        })
+        Ok(wire::ChangeInfo::decode(d)?.into())
+    }
+}
+
+impl From<wire::ChangeInfo> for ChangeInfo {
+    fn from(c: wire::ChangeInfo) -> Self {
+        ChangeInfo {
+            atomic: c.atomic,
+            before: c.before,
+            after: c.after,
+        }
     }
 }
 
@@ -451,10 +448,8 @@ pub struct DirEntry {
 
 impl DirEntry {
     pub fn decode_attrs(&self) -> Result<FileAttrs, ClientError> {
-        let mut d = XdrDecoder::new(&self.attrs);
-        let mask = decode_bitmap(&mut d)?;
-        let vals = d.opaque(usize::MAX)?;
-        Ok(FileAttrs::decode(&mask, vals)?)
+        let a = wire::Fattr4::from_bytes(&self.attrs)?;
+        Ok(FileAttrs::decode(&a.mask, a.vals)?)
     }
 }
 
@@ -468,46 +463,21 @@ pub struct ReaddirRes {
 
 impl ReaddirRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
-    }
-
-    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        let cookieverf = d.array()?;
-        let mut entries = Vec::new();
-        while d.bool()? {
-            let cookie = d.u64()?;
-            let name = d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec();
-            let start = d.position();
-            decode_bitmap(d)?;
-            d.opaque(usize::MAX)?;
-            let attrs = d.consumed_since(start).to_vec();
-            entries.push(DirEntry {
-                cookie,
-                name,
-                attrs,
-            });
-        }
+        let r = wire::ReaddirResOk::from_bytes(b)?;
         Ok(ReaddirRes {
-            cookieverf,
-            entries,
-            eof: d.bool()?,
+            cookieverf: r.cookieverf,
+            entries: r
+                .entries
+                .into_iter()
+                .map(|e| DirEntry {
+                    cookie: e.cookie,
+                    name: e.name.to_vec(),
+                    attrs: e.attrs.to_bytes(),
+                })
+                .collect(),
+            eof: r.eof,
         })
     }
-}
-
-/// SECINFO4resok: the flavors (RPCSEC_GSS entries' oid, qop and service skipped).
-fn decode_secinfo(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
-    let n = d.array_len(MAX_ARRAY, 4)?;
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        let flavor = d.u32()?;
-        if flavor == 6 {
-            d.opaque(NFS4_OPAQUE_LIMIT)?;
-            d.skip(8)?;
-        }
-        v.push(flavor);
-    }
-    Ok(v)
 }
 
 /// nfstime4: (seconds, nseconds).
@@ -640,10 +610,8 @@ fn skip_fs_locations(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
     Ok(())
 }
 
-pub fn decode_bitmap(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
-    let n = d.array_len(MAX_ARRAY, 4)?;
-    (0..n).map(|_| d.u32()).collect()
-}
+/// bitmap4: the same XDR as the server's.
+pub use ringnfs_proto::nfs4::types::decode_bitmap;
 
 /// Skip a resok of `opnum`; false when this client does not know its layout.
 fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
@@ -661,21 +629,25 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
             wire::CreateSessionResOk::decode(d)?;
         }
         op::GETFH => {
-            d.opaque(NFS4_FHSIZE)?;
+            wire::GetFhResOk::decode(d)?;
         }
         op::GETATTR => {
-            decode_bitmap(d)?;
-            d.opaque(usize::MAX)?;
+            wire::GetAttrResOk::decode(d)?;
         }
-        op::ACCESS => d.skip(8)?,
+        op::ACCESS => {
+            wire::AccessResOk::decode(d)?;
+        }
         op::CLOSE | op::LOCK | op::LOCKU | op::OPEN_DOWNGRADE => d.skip(16)?,
         op::COMMIT => d.skip(8)?,
         op::CREATE => {
-            d.skip(CHANGE_INFO)?;
-            decode_bitmap(d)?;
+            wire::CreateResOk::decode(d)?;
         }
-        op::LINK | op::REMOVE => d.skip(CHANGE_INFO)?,
-        op::RENAME => d.skip(2 * CHANGE_INFO)?,
+        op::LINK | op::REMOVE => {
+            wire::CinfoResOk::decode(d)?;
+        }
+        op::RENAME => {
+            wire::RenameResOk::decode(d)?;
+        }
         op::OPEN => {
             OpenRes::decode_from(d)?;
         }
@@ -685,16 +657,16 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
         }
         op::WRITE => d.skip(8 + 8)?,
         op::READDIR => {
-            ReaddirRes::decode_from(d)?;
+            wire::ReaddirResOk::decode(d)?;
         }
         op::READLINK => {
-            d.opaque(usize::MAX)?;
+            wire::ReadlinkResOk::decode(d)?;
         }
         op::SECINFO | op::SECINFO_NO_NAME => {
-            decode_secinfo(d)?;
+            wire::SecinfoResOk::decode(d)?;
         }
         op::SETATTR => {
-            decode_bitmap(d)?;
+            wire::SetAttrRes::decode_body(status::NFS4_OK, d)?;
         }
         op::TEST_STATEID => {
             let n = d.array_len(MAX_ARRAY, 4)?;
@@ -1250,6 +1222,60 @@ mod tests {
             Some(status::NFS4ERR_DENIED)
         );
         assert_eq!(r.failure(), Some((op::LOCK, status::NFS4ERR_DENIED)));
+    }
+
+    #[test]
+    fn namespace_results_walk_in_one_compound() {
+        let mut v = Vec::new();
+        header(&mut v, 0, 6);
+        v.put_u32(op::ACCESS);
+        v.put_u32(0);
+        v.put_u32(0x3f);
+        v.put_u32(0x1f);
+        v.put_u32(op::CREATE);
+        v.put_u32(0);
+        v.put_bool(true);
+        v.put_u64(1);
+        v.put_u64(2);
+        v.put_u32(1);
+        v.put_u32(1 << 1);
+        v.put_u32(op::READLINK);
+        v.put_u32(0);
+        v.put_opaque(b"/target");
+        // secinfo4<>: RPCSEC_GSS (oid, qop, service), AUTH_SYS, AUTH_NONE.
+        v.put_u32(op::SECINFO);
+        v.put_u32(0);
+        v.put_u32(3);
+        v.put_u32(6);
+        v.put_opaque(&[0x2a, 0x86, 0x48]);
+        v.put_u32(0);
+        v.put_u32(1);
+        v.put_u32(1);
+        v.put_u32(0);
+        v.put_u32(op::REMOVE);
+        v.put_u32(0);
+        v.put_bool(false);
+        v.put_u64(3);
+        v.put_u64(4);
+        v.put_u32(op::LINK);
+        v.put_u32(0);
+        v.put_bool(false);
+        v.put_u64(5);
+        v.put_u64(6);
+        let r = CompoundReply::decode(&v).unwrap();
+        assert_eq!(r.results.len(), 6);
+        assert_eq!(r.access().unwrap(), (0x3f, 0x1f));
+        let (c, set) = r.create().unwrap();
+        assert_eq!(
+            (c.atomic, c.before, c.after, set),
+            (true, 1, 2, vec![1 << 1])
+        );
+        assert_eq!(r.readlink().unwrap(), b"/target");
+        assert_eq!(r.secinfo(op::SECINFO).unwrap(), vec![6, 1, 0]);
+        assert_eq!(
+            (r.remove().unwrap().before, r.link().unwrap().after),
+            (3, 6)
+        );
     }
 
     #[test]

@@ -282,10 +282,13 @@ impl Op {
             | Op::LookupP
             | Op::PutPubFh
             | Op::Readlink => {}
-            Op::PutFh(fh) => out.put_opaque(fh),
-            Op::GetAttr(bitmap) => encode_bitmap(out, bitmap),
-            Op::Lookup(name) => out.put_opaque(name),
-            Op::Access(bits) => out.put_u32(*bits),
+            Op::PutFh(fh) => wire::PutFhArgs { fh }.encode(out),
+            Op::GetAttr(bitmap) => wire::GetAttrArgs {
+                attr_request: bitmap.clone(),
+            }
+            .encode(out),
+            Op::Lookup(name) => wire::LookupArgs { name }.encode(out),
+            Op::Access(bits) => wire::AccessArgs { access: *bits }.encode(out),
             Op::Close { seqid, stateid } => {
                 out.put_u32(*seqid);
                 stateid.encode(out);
@@ -295,11 +298,17 @@ impl Op {
                 out.put_u32(*count);
             }
             Op::Create { kind, name, attrs } => {
-                kind.encode(out);
-                out.put_opaque(name);
-                attrs.encode(out);
+                let mut vals = Vec::new();
+                wire::CreateArgs {
+                    objtype: kind.wire(),
+                    objname: name,
+                    createattrs: attrs.wire(&mut vals),
+                }
+                .encode(out)
             }
-            Op::Link(name) | Op::Remove(name) | Op::Secinfo(name) => out.put_opaque(name),
+            Op::Link(name) | Op::Remove(name) | Op::Secinfo(name) => {
+                wire::NameArgs { name }.encode(out)
+            }
             Op::Lock {
                 locktype,
                 reclaim,
@@ -339,7 +348,13 @@ impl Op {
                 out.put_u64(*offset);
                 out.put_u64(*length);
             }
-            Op::Nverify(a) | Op::Verify(a) => a.encode(out),
+            Op::Nverify(a) | Op::Verify(a) => {
+                let mut vals = Vec::new();
+                wire::VerifyArgs {
+                    attrs: a.wire(&mut vals),
+                }
+                .encode(out)
+            }
             Op::Open(a) => a.encode(out),
             Op::OpenDowngrade {
                 stateid,
@@ -367,21 +382,27 @@ impl Op {
                 dircount,
                 maxcount,
                 attrs,
-            } => {
-                out.put_u64(*cookie);
-                out.put_fixed(verifier);
-                out.put_u32(*dircount);
-                out.put_u32(*maxcount);
-                encode_bitmap(out, attrs);
+            } => wire::ReaddirArgs {
+                cookie: *cookie,
+                cookieverf: *verifier,
+                dircount: *dircount,
+                maxcount: *maxcount,
+                attr_request: attrs.clone(),
             }
-            Op::Rename { old, new } => {
-                out.put_opaque(old);
-                out.put_opaque(new);
+            .encode(out),
+            Op::Rename { old, new } => wire::RenameArgs {
+                oldname: old,
+                newname: new,
             }
-            Op::SecinfoNoName(style) => out.put_u32(*style),
+            .encode(out),
+            Op::SecinfoNoName(style) => wire::SecinfoNoNameArgs { style: *style }.encode(out),
             Op::SetAttr { stateid, attrs } => {
-                stateid.encode(out);
-                attrs.encode(out);
+                let mut vals = Vec::new();
+                wire::SetAttrArgs {
+                    stateid: *stateid,
+                    attrs: attrs.wire(&mut vals),
+                }
+                .encode(out)
             }
             Op::TestStateid(ids) => {
                 out.put_u32(ids.len() as u32);
@@ -477,27 +498,25 @@ pub enum CreateType {
 }
 
 impl CreateType {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::CreateType<'_> {
+        let spec = |specdata1, specdata2| wire::SpecData {
+            specdata1,
+            specdata2,
+        };
         match self {
-            CreateType::Dir => out.put_u32(ftype::DIR),
-            CreateType::Symlink(target) => {
-                out.put_u32(ftype::LNK);
-                out.put_opaque(target);
-            }
-            CreateType::Fifo => out.put_u32(ftype::FIFO),
-            CreateType::Socket => out.put_u32(ftype::SOCK),
-            CreateType::Block(a, b) => {
-                out.put_u32(ftype::BLK);
-                out.put_u32(*a);
-                out.put_u32(*b);
-            }
-            CreateType::Char(a, b) => {
-                out.put_u32(ftype::CHR);
-                out.put_u32(*a);
-                out.put_u32(*b);
-            }
-            CreateType::Other(t) => out.put_u32(*t),
+            CreateType::Dir => wire::CreateType::Dir,
+            CreateType::Symlink(target) => wire::CreateType::Link(target),
+            CreateType::Fifo => wire::CreateType::Fifo,
+            CreateType::Socket => wire::CreateType::Socket,
+            CreateType::Block(a, b) => wire::CreateType::Block(spec(*a, *b)),
+            CreateType::Char(a, b) => wire::CreateType::Char(spec(*a, *b)),
+            CreateType::Other(t) => wire::CreateType::Other(*t),
         }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.wire().encode(out);
     }
 }
 
@@ -582,11 +601,22 @@ impl Fattr {
         w
     }
 
+    /// The wire fattr4, its attr_vals packed into `vals`.
+    pub fn wire<'a>(&self, vals: &'a mut Vec<u8>) -> wire::Fattr4<'a> {
+        vals.clear();
+        for v in self.vals.values() {
+            vals.extend_from_slice(v);
+        }
+        wire::Fattr4 {
+            mask: self.bitmap(),
+            vals,
+        }
+    }
+
     /// fattr4: bitmap4 attrmask; attrlist4 attr_vals.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        encode_bitmap(out, &self.bitmap());
-        let vals: Vec<u8> = self.vals.values().flatten().copied().collect();
-        out.put_opaque(&vals);
+        let mut vals = Vec::new();
+        self.wire(&mut vals).encode(out);
     }
 }
 
@@ -746,13 +776,6 @@ impl OpenArgs {
         out.put_opaque(&self.owner);
         self.how.encode(out);
         self.claim.encode(out);
-    }
-}
-
-pub fn encode_bitmap(out: &mut Vec<u8>, words: &[u32]) {
-    out.put_u32(words.len() as u32);
-    for w in words {
-        out.put_u32(*w);
     }
 }
 
@@ -1030,6 +1053,111 @@ mod tests {
                 args: vec![0, 0, 0, 1]
             })),
             vec![9999, 1]
+        );
+    }
+
+    #[test]
+    fn file_ops_decode_as_the_server_will() {
+        // Each op's arguments through ringnfs_proto's type (opnum stripped).
+        fn args(o: &Op) -> Vec<u8> {
+            enc(o)[4..].to_vec()
+        }
+        let s = Stateid {
+            seqid: 2,
+            other: [3; 12],
+        };
+        let attrs = Fattr::new().size(3).mode(0o600);
+        let mut vals = Vec::new();
+        let fattr = attrs.wire(&mut vals);
+        assert_eq!(fattr.mask, vec![1 << 4, 1 << 1]);
+        let b = args(&Op::Create {
+            kind: CreateType::Char(1, 2),
+            name: b"c".to_vec(),
+            attrs: attrs.clone(),
+        });
+        assert_eq!(
+            wire::CreateArgs::from_bytes(&b).unwrap(),
+            wire::CreateArgs {
+                objtype: wire::CreateType::Char(wire::SpecData {
+                    specdata1: 1,
+                    specdata2: 2
+                }),
+                objname: b"c",
+                createattrs: fattr.clone(),
+            }
+        );
+        // NF4REG has no arm of its own: the server's NFS4ERR_BADTYPE to give.
+        let b = args(&Op::Create {
+            kind: CreateType::Other(ftype::REG),
+            name: b"r".to_vec(),
+            attrs: Fattr::new(),
+        });
+        assert_eq!(
+            wire::CreateArgs::from_bytes(&b).unwrap().objtype,
+            wire::CreateType::Other(ftype::REG)
+        );
+        let b = args(&Op::SetAttr {
+            stateid: s,
+            attrs: attrs.clone(),
+        });
+        assert_eq!(
+            wire::SetAttrArgs::from_bytes(&b).unwrap(),
+            wire::SetAttrArgs {
+                stateid: s,
+                attrs: fattr.clone()
+            }
+        );
+        let b = args(&Op::Verify(attrs.clone()));
+        assert_eq!(wire::VerifyArgs::from_bytes(&b).unwrap().attrs, fattr);
+        let b = args(&Op::Readdir {
+            cookie: 9,
+            verifier: *b"cookieve",
+            dircount: 1,
+            maxcount: 2,
+            attrs: vec![1, 2],
+        });
+        assert_eq!(
+            wire::ReaddirArgs::from_bytes(&b).unwrap(),
+            wire::ReaddirArgs {
+                cookie: 9,
+                cookieverf: *b"cookieve",
+                dircount: 1,
+                maxcount: 2,
+                attr_request: vec![1, 2],
+            }
+        );
+        // Too long for the protocol, still decoded: the server's BADHANDLE and
+        // NAMETOOLONG to give.
+        let b = args(&Op::PutFh(vec![7; 129]));
+        assert_eq!(wire::PutFhArgs::from_bytes(&b).unwrap().fh.len(), 129);
+        let b = args(&Op::Lookup(vec![b'a'; 70_000]));
+        assert_eq!(wire::LookupArgs::from_bytes(&b).unwrap().name.len(), 70_000);
+        let b = args(&Op::Rename {
+            old: b"o".to_vec(),
+            new: b"n".to_vec(),
+        });
+        assert_eq!(
+            wire::RenameArgs::from_bytes(&b).unwrap(),
+            wire::RenameArgs {
+                oldname: b"o",
+                newname: b"n"
+            }
+        );
+        for o in [
+            Op::Remove(b"x".to_vec()),
+            Op::Link(b"x".to_vec()),
+            Op::Secinfo(b"x".to_vec()),
+        ] {
+            assert_eq!(wire::NameArgs::from_bytes(&args(&o)).unwrap().name, b"x");
+        }
+        let b = args(&Op::SecinfoNoName(9));
+        assert_eq!(wire::SecinfoNoNameArgs::from_bytes(&b).unwrap().style, 9);
+        let b = args(&Op::Access(0x3f));
+        assert_eq!(wire::AccessArgs::from_bytes(&b).unwrap().access, 0x3f);
+        let b = args(&Op::GetAttr(vec![0, 1]));
+        assert_eq!(
+            wire::GetAttrArgs::from_bytes(&b).unwrap().attr_request,
+            vec![0, 1]
         );
     }
 

@@ -7,8 +7,16 @@
 //! *means* (an invalid enum value that is still valid XDR, a name too long for a
 //! component) is the handler's to judge, so it can answer the status RFC 8881 gives.
 
+pub mod attr;
+pub mod common;
+pub mod dir;
+pub mod fh;
 pub mod session;
 
+pub use attr::*;
+pub use common::*;
+pub use dir::*;
+pub use fh::*;
 pub use session::*;
 
 use crate::xdr::{XdrDecoder, XdrError};
