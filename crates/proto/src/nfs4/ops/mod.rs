@@ -7,9 +7,17 @@
 //! *means* (an invalid enum value that is still valid XDR, a name too long for a
 //! component) is the handler's to judge, so it can answer the status RFC 8881 gives.
 
+pub mod io;
+pub mod lock;
+pub mod open;
 pub mod session;
+pub mod stateid_ops;
 
+pub use io::*;
+pub use lock::*;
+pub use open::*;
 pub use session::*;
+pub use stateid_ops::*;
 
 use crate::xdr::{XdrDecoder, XdrError};
 
