@@ -19,6 +19,9 @@ pub use open::*;
 pub use session::*;
 pub use stateid_ops::*;
 
+/// fattr4 and change_info4, which several groups' arguments and results hold.
+pub use crate::nfs4::types::{ChangeInfo, Fattr4};
+
 use crate::xdr::{XdrDecoder, XdrError};
 
 /// A value with an XDR form: an operation's arguments or its result.
