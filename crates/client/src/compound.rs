@@ -167,27 +167,25 @@ impl CompoundReply {
         Ok(FileAttrs::decode(&mask, &vals)?)
     }
     pub fn open(&self) -> Result<OpenRes, ClientError> {
-        Ok(OpenRes::decode_from(&mut XdrDecoder::new(
-            self.ok_body(op::OPEN)?,
-        ))?)
+        OpenRes::decode(self.ok_body(op::OPEN)?)
     }
     pub fn read(&self) -> Result<ReadRes, ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::READ)?);
+        let r = wire::ReadResOk::from_bytes(self.ok_body(op::READ)?)?;
         Ok(ReadRes {
-            eof: d.bool()?,
-            data: d.opaque(usize::MAX)?.to_vec(),
+            eof: r.eof,
+            data: r.data.to_vec(),
         })
     }
     pub fn write(&self) -> Result<WriteRes, ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::WRITE)?);
+        let r = wire::WriteResOk::from_bytes(self.ok_body(op::WRITE)?)?;
         Ok(WriteRes {
-            count: d.u32()?,
-            committed: d.u32()?,
-            verifier: d.array()?,
+            count: r.count,
+            committed: r.committed,
+            verifier: r.verifier,
         })
     }
     pub fn commit(&self) -> Result<Verifier, ClientError> {
-        Ok(XdrDecoder::new(self.ok_body(op::COMMIT)?).array()?)
+        Ok(wire::CommitResOk::from_bytes(self.ok_body(op::COMMIT)?)?.verifier)
     }
     pub fn readdir(&self) -> Result<ReaddirRes, ClientError> {
         ReaddirRes::decode(self.ok_body(op::READDIR)?)
@@ -227,23 +225,31 @@ impl CompoundReply {
     pub fn lockt(&self) -> Result<Option<LockDenied>, ClientError> {
         match self.result(op::LOCKT) {
             Some(r) if r.status == status::NFS4_OK => Ok(None),
-            Some(r) if r.status == status::NFS4ERR_DENIED => Ok(Some(LockDenied::decode_from(
-                &mut XdrDecoder::new(&r.body),
-            )?)),
+            Some(r) if r.status == status::NFS4ERR_DENIED => Ok(Some(LockDenied::decode(&r.body)?)),
             _ => self.ok_body(op::LOCKT).map(|_| None),
         }
     }
     fn stateid_or_denied(&self, opnum: u32) -> Result<Result<Stateid, LockDenied>, ClientError> {
         match self.result(opnum) {
-            Some(r) if r.status == status::NFS4ERR_DENIED => {
-                Ok(Err(LockDenied::decode_from(&mut XdrDecoder::new(&r.body))?))
-            }
+            Some(r) if r.status == status::NFS4ERR_DENIED => Ok(Err(LockDenied::decode(&r.body)?)),
             _ => Ok(Ok(self.stateid_of(opnum)?)),
         }
     }
     /// The stateid a LOCK, LOCKU, CLOSE or OPEN_DOWNGRADE returned.
     pub fn stateid_of(&self, opnum: u32) -> Result<Stateid, ClientError> {
-        Ok(Stateid::decode(&mut XdrDecoder::new(self.ok_body(opnum)?))?)
+        let b = self.ok_body(opnum)?;
+        Ok(match opnum {
+            op::LOCK => wire::LockResOk::from_bytes(b)?.stateid,
+            op::LOCKU => wire::LockuResOk::from_bytes(b)?.stateid,
+            op::CLOSE => wire::CloseResOk::from_bytes(b)?.stateid,
+            op::OPEN_DOWNGRADE => wire::OpenDowngradeResOk::from_bytes(b)?.stateid,
+            _ => {
+                return Err(ClientError::BadReply(format!(
+                    "{} returns no stateid",
+                    ringnfs_proto::nfs4::consts::op_name(opnum)
+                )));
+            }
+        })
     }
     pub fn locku(&self) -> Result<Stateid, ClientError> {
         self.stateid_of(op::LOCKU)
@@ -256,9 +262,7 @@ impl CompoundReply {
     }
     /// TEST_STATEID: one status per stateid tested.
     pub fn test_stateid(&self) -> Result<Vec<u32>, ClientError> {
-        let mut d = XdrDecoder::new(self.ok_body(op::TEST_STATEID)?);
-        let n = d.array_len(MAX_ARRAY, 4)?;
-        Ok((0..n).map(|_| d.u32()).collect::<Result<_, _>>()?)
+        Ok(wire::TestStateidResOk::from_bytes(self.ok_body(op::TEST_STATEID)?)?.status_codes)
     }
     /// SETATTR's attrsset, present whatever the status: (status, attrsset).
     pub fn setattr(&self) -> Result<(u32, Vec<u32>), ClientError> {
@@ -315,14 +319,22 @@ pub struct LockDenied {
 }
 
 impl LockDenied {
+    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
+        Ok(Self::from_wire(wire::LockDenied::from_bytes(b)?))
+    }
+
     pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(LockDenied {
-            offset: d.u64()?,
-            length: d.u64()?,
-            locktype: d.u32()?,
-            clientid: d.u64()?,
-            owner: d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec(),
-        })
+        Ok(Self::from_wire(wire::LockDenied::decode(d)?))
+    }
+
+    fn from_wire(r: wire::LockDenied<'_>) -> Self {
+        LockDenied {
+            offset: r.offset,
+            length: r.length,
+            locktype: r.locktype,
+            clientid: r.owner.clientid,
+            owner: r.owner.owner.to_vec(),
+        }
     }
 }
 
@@ -355,45 +367,24 @@ impl Delegation {
         }
     }
 
-    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        // nfsace4: type, flag, access_mask, who.
-        fn skip_ace(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
-            d.skip(12)?;
-            d.opaque(NFS4_OPAQUE_LIMIT)?;
-            Ok(())
+    fn from_wire(d: wire::OpenDelegation<'_>) -> Self {
+        match d {
+            wire::OpenDelegation::None => Delegation::None,
+            wire::OpenDelegation::Read {
+                stateid, recall, ..
+            } => Delegation::Read { stateid, recall },
+            wire::OpenDelegation::Write {
+                stateid, recall, ..
+            } => Delegation::Write { stateid, recall },
+            wire::OpenDelegation::NoneExt(why) => Delegation::NoneExt {
+                why: why.why(),
+                flag: match why {
+                    wire::WhyNoDelegation::Contention { will_push: b }
+                    | wire::WhyNoDelegation::Resource { will_signal: b } => Some(b),
+                    wire::WhyNoDelegation::Other(_) => None,
+                },
+            },
         }
-        Ok(match d.u32()? {
-            0 => Delegation::None,
-            1 => {
-                let stateid = Stateid::decode(d)?;
-                let recall = d.bool()?;
-                skip_ace(d)?;
-                Delegation::Read { stateid, recall }
-            }
-            2 => {
-                let stateid = Stateid::decode(d)?;
-                let recall = d.bool()?;
-                // nfs_space_limit4
-                match d.u32()? {
-                    1 => d.skip(8)?,
-                    2 => d.skip(8)?,
-                    _ => return Err(XdrError::BadValue),
-                }
-                skip_ace(d)?;
-                Delegation::Write { stateid, recall }
-            }
-            3 => {
-                let why = d.u32()?;
-                // WND4_CONTENTION and WND4_RESOURCE carry a bool.
-                let flag = if why == 1 || why == 2 {
-                    Some(d.bool()?)
-                } else {
-                    None
-                };
-                Delegation::NoneExt { why, flag }
-            }
-            _ => return Err(XdrError::BadValue),
-        })
     }
 }
 
@@ -409,16 +400,17 @@ pub struct OpenRes {
 
 impl OpenRes {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        Ok(Self::decode_from(&mut XdrDecoder::new(b))?)
-    }
-
-    fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let r = wire::OpenResOk::from_bytes(b)?;
         Ok(OpenRes {
-            stateid: Stateid::decode(d)?,
-            cinfo: ChangeInfo::decode_from(d)?,
-            rflags: d.u32()?,
-            attrset: decode_bitmap(d)?,
-            delegation: Delegation::decode_from(d)?,
+            stateid: r.stateid,
+            cinfo: ChangeInfo {
+                atomic: r.cinfo.atomic,
+                before: r.cinfo.before,
+                after: r.cinfo.after,
+            },
+            rflags: r.rflags,
+            attrset: r.attrset,
+            delegation: Delegation::from_wire(r.delegation),
         })
     }
 }
@@ -637,8 +629,21 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
         op::ACCESS => {
             wire::AccessResOk::decode(d)?;
         }
-        op::CLOSE | op::LOCK | op::LOCKU | op::OPEN_DOWNGRADE => d.skip(16)?,
-        op::COMMIT => d.skip(8)?,
+        op::CLOSE => {
+            wire::CloseResOk::decode(d)?;
+        }
+        op::LOCK => {
+            wire::LockResOk::decode(d)?;
+        }
+        op::LOCKU => {
+            wire::LockuResOk::decode(d)?;
+        }
+        op::OPEN_DOWNGRADE => {
+            wire::OpenDowngradeResOk::decode(d)?;
+        }
+        op::COMMIT => {
+            wire::CommitResOk::decode(d)?;
+        }
         op::CREATE => {
             wire::CreateResOk::decode(d)?;
         }
@@ -649,13 +654,14 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
             wire::RenameResOk::decode(d)?;
         }
         op::OPEN => {
-            OpenRes::decode_from(d)?;
+            wire::OpenResOk::decode(d)?;
         }
         op::READ => {
-            d.bool()?;
-            d.opaque(usize::MAX)?;
+            wire::ReadResOk::decode(d)?;
         }
-        op::WRITE => d.skip(8 + 8)?,
+        op::WRITE => {
+            wire::WriteResOk::decode(d)?;
+        }
         op::READDIR => {
             wire::ReaddirResOk::decode(d)?;
         }
@@ -669,8 +675,7 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
             wire::SetAttrRes::decode_body(status::NFS4_OK, d)?;
         }
         op::TEST_STATEID => {
-            let n = d.array_len(MAX_ARRAY, 4)?;
-            d.skip(4 * n)?;
+            wire::TestStateidResOk::decode(d)?;
         }
         op::LOCKT
         | op::NVERIFY

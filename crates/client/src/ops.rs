@@ -289,14 +289,16 @@ impl Op {
             .encode(out),
             Op::Lookup(name) => wire::LookupArgs { name }.encode(out),
             Op::Access(bits) => wire::AccessArgs { access: *bits }.encode(out),
-            Op::Close { seqid, stateid } => {
-                out.put_u32(*seqid);
-                stateid.encode(out);
+            Op::Close { seqid, stateid } => wire::CloseArgs {
+                seqid: *seqid,
+                stateid: *stateid,
             }
-            Op::Commit { offset, count } => {
-                out.put_u64(*offset);
-                out.put_u32(*count);
+            .encode(out),
+            Op::Commit { offset, count } => wire::CommitArgs {
+                offset: *offset,
+                count: *count,
             }
+            .encode(out),
             Op::Create { kind, name, attrs } => {
                 let mut vals = Vec::new();
                 wire::CreateArgs {
@@ -315,39 +317,44 @@ impl Op {
                 offset,
                 length,
                 locker,
-            } => {
-                out.put_u32(*locktype);
-                out.put_bool(*reclaim);
-                out.put_u64(*offset);
-                out.put_u64(*length);
-                locker.encode(out);
+            } => wire::LockArgs {
+                locktype: *locktype,
+                reclaim: *reclaim,
+                offset: *offset,
+                length: *length,
+                locker: locker.wire(),
             }
+            .encode(out),
             Op::LockT {
                 locktype,
                 offset,
                 length,
                 clientid,
                 owner,
-            } => {
-                out.put_u32(*locktype);
-                out.put_u64(*offset);
-                out.put_u64(*length);
-                out.put_u64(*clientid);
-                out.put_opaque(owner);
+            } => wire::LocktArgs {
+                locktype: *locktype,
+                offset: *offset,
+                length: *length,
+                owner: wire::StateOwner {
+                    clientid: *clientid,
+                    owner,
+                },
             }
+            .encode(out),
             Op::LockU {
                 locktype,
                 seqid,
                 stateid,
                 offset,
                 length,
-            } => {
-                out.put_u32(*locktype);
-                out.put_u32(*seqid);
-                stateid.encode(out);
-                out.put_u64(*offset);
-                out.put_u64(*length);
+            } => wire::LockuArgs {
+                locktype: *locktype,
+                seqid: *seqid,
+                stateid: *stateid,
+                offset: *offset,
+                length: *length,
             }
+            .encode(out),
             Op::Nverify(a) | Op::Verify(a) => {
                 let mut vals = Vec::new();
                 wire::VerifyArgs {
@@ -361,21 +368,23 @@ impl Op {
                 seqid,
                 share_access,
                 share_deny,
-            } => {
-                stateid.encode(out);
-                out.put_u32(*seqid);
-                out.put_u32(*share_access);
-                out.put_u32(*share_deny);
+            } => wire::OpenDowngradeArgs {
+                stateid: *stateid,
+                seqid: *seqid,
+                share_access: *share_access,
+                share_deny: *share_deny,
             }
+            .encode(out),
             Op::Read {
                 stateid,
                 offset,
                 count,
-            } => {
-                stateid.encode(out);
-                out.put_u64(*offset);
-                out.put_u32(*count);
+            } => wire::ReadArgs {
+                stateid: *stateid,
+                offset: *offset,
+                count: *count,
             }
+            .encode(out),
             Op::Readdir {
                 cookie,
                 verifier,
@@ -404,24 +413,24 @@ impl Op {
                 }
                 .encode(out)
             }
-            Op::TestStateid(ids) => {
-                out.put_u32(ids.len() as u32);
-                for s in ids {
-                    s.encode(out);
-                }
+            Op::TestStateid(ids) => wire::TestStateidArgs {
+                stateids: ids.clone(),
             }
-            Op::FreeStateid(s) | Op::DelegReturn(s) => s.encode(out),
+            .encode(out),
+            Op::FreeStateid(s) => wire::FreeStateidArgs { stateid: *s }.encode(out),
+            Op::DelegReturn(s) => wire::DelegReturnArgs { stateid: *s }.encode(out),
             Op::Write {
                 stateid,
                 offset,
                 stable,
                 data,
-            } => {
-                stateid.encode(out);
-                out.put_u64(*offset);
-                out.put_u32(*stable);
-                out.put_opaque(data);
+            } => wire::WriteArgs {
+                stateid: *stateid,
+                offset: *offset,
+                stable: *stable,
+                data,
             }
+            .encode(out),
             Op::Raw { args, .. } => out.put_raw(args),
         }
     }
@@ -601,12 +610,14 @@ impl Fattr {
         w
     }
 
+    /// attr_vals: the values packed in increasing attribute order.
+    pub fn packed_vals(&self) -> Vec<u8> {
+        self.vals.values().flatten().copied().collect()
+    }
+
     /// The wire fattr4, its attr_vals packed into `vals`.
     pub fn wire<'a>(&self, vals: &'a mut Vec<u8>) -> wire::Fattr4<'a> {
-        vals.clear();
-        for v in self.vals.values() {
-            vals.extend_from_slice(v);
-        }
+        *vals = self.packed_vals();
         wire::Fattr4 {
             mask: self.bitmap(),
             vals,
@@ -647,7 +658,8 @@ pub enum Locker {
 }
 
 impl Locker {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::Locker<'_> {
         match self {
             Locker::New {
                 open_seqid,
@@ -655,20 +667,24 @@ impl Locker {
                 lock_seqid,
                 clientid,
                 owner,
-            } => {
-                out.put_bool(true);
-                out.put_u32(*open_seqid);
-                open_stateid.encode(out);
-                out.put_u32(*lock_seqid);
-                out.put_u64(*clientid);
-                out.put_opaque(owner);
-            }
-            Locker::Existing { stateid, seqid } => {
-                out.put_bool(false);
-                stateid.encode(out);
-                out.put_u32(*seqid);
-            }
+            } => wire::Locker::New {
+                open_seqid: *open_seqid,
+                open_stateid: *open_stateid,
+                lock_seqid: *lock_seqid,
+                owner: wire::StateOwner {
+                    clientid: *clientid,
+                    owner,
+                },
+            },
+            Locker::Existing { stateid, seqid } => wire::Locker::Existing {
+                stateid: *stateid,
+                seqid: *seqid,
+            },
         }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.wire().encode(out);
     }
 }
 
@@ -683,31 +699,39 @@ pub enum OpenHow {
 }
 
 impl OpenHow {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// The fattr4 its create mode carries.
+    fn attrs(&self) -> Option<&Fattr> {
         match self {
-            OpenHow::NoCreate => out.put_u32(0),
-            OpenHow::Unchecked(a) => {
-                out.put_u32(1);
-                out.put_u32(0);
-                a.encode(out);
-            }
-            OpenHow::Guarded(a) => {
-                out.put_u32(1);
-                out.put_u32(1);
-                a.encode(out);
-            }
-            OpenHow::Exclusive4(v) => {
-                out.put_u32(1);
-                out.put_u32(2);
-                out.put_fixed(v);
-            }
+            OpenHow::NoCreate | OpenHow::Exclusive4(_) => None,
+            OpenHow::Unchecked(a) | OpenHow::Guarded(a) | OpenHow::Exclusive41(_, a) => Some(a),
+        }
+    }
+
+    /// Its fattr4's attr_vals, packed (empty without one): what [`OpenHow::wire`]
+    /// borrows.
+    pub fn attr_vals(&self) -> Vec<u8> {
+        self.attrs().map(Fattr::packed_vals).unwrap_or_default()
+    }
+
+    /// The wire form, its attr_vals borrowed from `vals` ([`OpenHow::attr_vals`]).
+    pub fn wire<'a>(&self, vals: &'a [u8]) -> wire::OpenHow<'a> {
+        let fattr = |a: &Fattr| wire::Fattr4 {
+            mask: a.bitmap(),
+            vals,
+        };
+        match self {
+            OpenHow::NoCreate => wire::OpenHow::NoCreate,
+            OpenHow::Unchecked(a) => wire::OpenHow::Create(wire::CreateHow::Unchecked(fattr(a))),
+            OpenHow::Guarded(a) => wire::OpenHow::Create(wire::CreateHow::Guarded(fattr(a))),
+            OpenHow::Exclusive4(v) => wire::OpenHow::Create(wire::CreateHow::Exclusive4(*v)),
             OpenHow::Exclusive41(v, a) => {
-                out.put_u32(1);
-                out.put_u32(3);
-                out.put_fixed(v);
-                a.encode(out);
+                wire::OpenHow::Create(wire::CreateHow::Exclusive41(*v, fattr(a)))
             }
         }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.wire(&self.attr_vals()).encode(out);
     }
 }
 
@@ -725,32 +749,24 @@ pub enum OpenClaim {
 }
 
 impl OpenClaim {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes).
+    pub fn wire(&self) -> wire::OpenClaim<'_> {
         match self {
-            OpenClaim::Null(name) => {
-                out.put_u32(0);
-                out.put_opaque(name);
-            }
-            OpenClaim::Previous(t) => {
-                out.put_u32(1);
-                out.put_u32(*t);
-            }
-            OpenClaim::DelegateCur(sid, name) => {
-                out.put_u32(2);
-                sid.encode(out);
-                out.put_opaque(name);
-            }
-            OpenClaim::DelegatePrev(name) => {
-                out.put_u32(3);
-                out.put_opaque(name);
-            }
-            OpenClaim::Fh => out.put_u32(4),
-            OpenClaim::DelegPrevFh => out.put_u32(5),
-            OpenClaim::DelegCurFh(sid) => {
-                out.put_u32(6);
-                sid.encode(out);
-            }
+            OpenClaim::Null(name) => wire::OpenClaim::Null(name),
+            OpenClaim::Previous(t) => wire::OpenClaim::Previous(*t),
+            OpenClaim::DelegateCur(sid, name) => wire::OpenClaim::DelegateCur {
+                stateid: *sid,
+                file: name,
+            },
+            OpenClaim::DelegatePrev(name) => wire::OpenClaim::DelegatePrev(name),
+            OpenClaim::Fh => wire::OpenClaim::Fh,
+            OpenClaim::DelegCurFh(sid) => wire::OpenClaim::DelegCurFh(*sid),
+            OpenClaim::DelegPrevFh => wire::OpenClaim::DelegPrevFh,
         }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.wire().encode(out);
     }
 }
 
@@ -768,14 +784,24 @@ pub struct OpenArgs {
 }
 
 impl OpenArgs {
+    /// The wire form (`ringnfs_proto`'s, which the server decodes), the createattrs'
+    /// attr_vals borrowed from `vals` ([`OpenHow::attr_vals`]).
+    pub fn wire<'a>(&'a self, vals: &'a [u8]) -> wire::OpenArgs<'a> {
+        wire::OpenArgs {
+            seqid: self.seqid,
+            share_access: self.share_access,
+            share_deny: self.share_deny,
+            owner: wire::StateOwner {
+                clientid: self.clientid,
+                owner: &self.owner,
+            },
+            how: self.how.wire(vals),
+            claim: self.claim.wire(),
+        }
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.seqid);
-        out.put_u32(self.share_access);
-        out.put_u32(self.share_deny);
-        out.put_u64(self.clientid);
-        out.put_opaque(&self.owner);
-        self.how.encode(out);
-        self.claim.encode(out);
+        self.wire(&self.how.attr_vals()).encode(out);
     }
 }
 

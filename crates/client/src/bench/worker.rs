@@ -14,10 +14,11 @@ use super::pattern;
 use super::template::Template;
 use crate::DefaultCallbackHandler;
 use crate::callback::answer_call;
+use crate::ops::wire::{self, Xdr};
 use ringnfs_proto::nfs4::consts::op;
 use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{RecordAssembler, RpcMessage, decode_message};
-use ringnfs_proto::xdr::pad4;
+use ringnfs_proto::xdr::{XdrDecoder, pad4};
 
 /// Error classes in [`WorkerResult::errors`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,9 +171,9 @@ fn read_payload(rec: &[u8]) -> Option<&[u8]> {
     if word(rec, p)? != op::READ || word(rec, p + 4)? != 0 {
         return None;
     }
-    // eof, then the data's length.
-    let len = word(rec, p + 12)? as usize;
-    rec.get(p + 16..p + 16 + len)
+    // READ4resok after the opnum and status, its data borrowed from the record.
+    let r = wire::ReadResOk::decode(&mut XdrDecoder::new(rec.get(p + 8..)?)).ok()?;
+    Some(r.data)
 }
 
 /// The count of a successful COMPOUND { SEQUENCE, PUTFH, WRITE } reply: the bytes the
@@ -183,7 +184,8 @@ fn write_count(rec: &[u8]) -> Option<u32> {
     if word(rec, p)? != op::WRITE || word(rec, p + 4)? != 0 {
         return None;
     }
-    word(rec, p + 8)
+    let r = wire::WriteResOk::decode(&mut XdrDecoder::new(rec.get(p + 8..)?)).ok()?;
+    Some(r.count)
 }
 
 /// Whether the OPEN of a COMPOUND { SEQUENCE, PUTFH, OPEN, ... } reply succeeded (it

@@ -11,13 +11,21 @@ pub mod attr;
 pub mod common;
 pub mod dir;
 pub mod fh;
+pub mod io;
+pub mod lock;
+pub mod open;
 pub mod session;
+pub mod stateid_ops;
 
 pub use attr::*;
 pub use common::*;
 pub use dir::*;
 pub use fh::*;
+pub use io::*;
+pub use lock::*;
+pub use open::*;
 pub use session::*;
+pub use stateid_ops::*;
 
 use crate::xdr::{XdrDecoder, XdrError};
 
