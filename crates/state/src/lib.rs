@@ -18,6 +18,7 @@ pub mod files;
 pub mod grace;
 pub use ringnfs_proto::ids;
 pub mod lease;
+pub mod locks;
 pub mod metrics;
 pub mod query;
 pub mod session;
@@ -27,12 +28,13 @@ pub mod slots;
 pub use ringnfs_proto::stateid;
 
 mod create_session;
+mod invariants;
+#[cfg(test)]
+mod proptests;
 mod sequence;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use parking_lot::Mutex;
 
 use ringnfs_proto::nfs4::consts::{op, status};
 use ringnfs_proto::rpc::Credential;
@@ -49,9 +51,13 @@ use callbacks::CallbackTable;
 use client::{ClientRecord, ClientTable};
 use conns::ConnRegistry;
 use lease::{Clock, unix_ms};
+use locks::{RankedMutex, rank};
 use metrics::{BindRefusal, Metrics};
 use settings::LiveSettings;
-use shard::{BindOutcome, Shard};
+use shard::{BindOutcome, SessionShard};
+
+type ClientTableLock = RankedMutex<ClientTable, { rank::CLIENT_TABLE }>;
+type SessionShardLock = RankedMutex<SessionShard, { rank::SESSION_SHARD }>;
 
 /// Default of [`SessionLimits::max_sessions_per_client`]: Linux uses one session per
 /// server (two briefly while recovering); 16 leaves room for other clients.
@@ -128,8 +134,8 @@ pub struct StateManager {
     /// Opens and byte-range locks.
     pub files: files::FileStateTable,
     pub grace: grace::Grace,
-    clients: Mutex<ClientTable>,
-    shards: Box<[Mutex<Shard>]>,
+    clients: ClientTableLock,
+    shards: Box<[SessionShardLock]>,
     conns: ConnRegistry,
 }
 
@@ -147,8 +153,10 @@ impl StateManager {
             callbacks: CallbackTable::default(),
             files: files::FileStateTable::new(boot, shards),
             grace: grace::Grace::new(config.state_dir.as_deref(), config.grace_secs),
-            clients: Mutex::new(ClientTable::new(boot)),
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            clients: ClientTableLock::new(ClientTable::new(boot)),
+            shards: (0..shards)
+                .map(|i| SessionShardLock::new(SessionShard::new(boot, i as u16)))
+                .collect(),
             conns: ConnRegistry::default(),
             config,
         })
@@ -159,7 +167,7 @@ impl StateManager {
     }
 
     /// The shard a session id names, or None for ids of another boot or shard count.
-    fn shard_of(&self, sid: &SessionId) -> Option<&Mutex<Shard>> {
+    fn shard_of(&self, sid: &SessionId) -> Option<&SessionShardLock> {
         if sid.boot() != self.boot {
             return None;
         }
@@ -332,7 +340,7 @@ impl StateManager {
             return Err(status::NFS4ERR_BADSESSION);
         };
         let mut guard = shard.lock();
-        let Some(session) = guard.sessions.get(sid) else {
+        let Some(session) = guard.session(sid) else {
             drop(guard);
             self.refuse(meta.core, Some(BindRefusal::BadSession));
             return Err(status::NFS4ERR_BADSESSION);
@@ -347,7 +355,7 @@ impl StateManager {
         let Some(dir) = Direction::grant_for(cdfc) else {
             return Err(status::NFS4ERR_INVAL);
         };
-        let already = guard.binding_of(session, meta.id).is_some();
+        let already = guard.is_bound(sid, meta.id);
         if !already && !Self::conn_accepts_binds(meta) {
             return Err(status::NFS4ERR_DELAY);
         }
@@ -381,10 +389,10 @@ impl StateManager {
                 return Err(status::NFS4ERR_BADSESSION);
             };
             let guard = shard.lock();
-            let Some(session) = guard.sessions.get(sid) else {
+            let Some(session) = guard.session(sid) else {
                 return Err(status::NFS4ERR_BADSESSION);
             };
-            if guard.binding_of(session, meta.id).is_none() {
+            if !guard.is_bound(sid, meta.id) {
                 return Err(status::NFS4ERR_CONN_NOT_BOUND_TO_SESSION);
             }
             if session.protect.enforces(op::DESTROY_SESSION)
@@ -417,7 +425,7 @@ impl StateManager {
     pub fn force_destroy_session(&self, sid: &SessionId) -> bool {
         let client = match self
             .shard_of(sid)
-            .and_then(|s| s.lock().sessions.get(sid).map(|s| s.client))
+            .and_then(|s| s.lock().session(sid).map(|s| s.client))
         {
             Some(c) => c,
             None => return false,
@@ -544,7 +552,7 @@ impl StateManager {
         let shard = self.shard_of(sid)?;
         let mut guard = shard.lock();
         let conn = guard.back_conn(sid)?;
-        let session = guard.sessions.get_mut(sid)?;
+        let session = guard.session_mut(sid)?;
         if use_slot {
             session.cb_seqid = session.cb_seqid.wrapping_add(1);
         }
