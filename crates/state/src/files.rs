@@ -174,6 +174,25 @@ impl FileStateTable {
         Stateid::make_other(self.boot, shard as u16, kind, n)
     }
 
+    /// Insert `value` under a new stateid `other` of `kind` and return it. Once the
+    /// 32-bit counter has wrapped, ids still in use are skipped (an open and a lock
+    /// state differ in their kind byte, so each map only needs checking against itself).
+    fn insert_new<V>(
+        &self,
+        map: &mut HashMap<[u8; 12], V>,
+        shard: usize,
+        kind: StateKind,
+        value: V,
+    ) -> [u8; 12] {
+        loop {
+            let other = self.new_other(shard, kind);
+            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(other) {
+                v.insert(value);
+                return other;
+            }
+        }
+    }
+
     /// The shard of a server-issued stateid, or the error for a foreign one.
     fn shard_of(&self, sid: &Stateid) -> Result<&FileStateShardLock, u32> {
         if sid.boot() != self.boot {
@@ -235,9 +254,10 @@ impl FileStateTable {
                 other,
             });
         }
-        let other = self.new_other(idx, StateKind::Open);
-        sh.opens.insert(
-            other,
+        let other = self.insert_new(
+            &mut sh.opens,
+            idx,
+            StateKind::Open,
             OpenState {
                 owner: owner.clone(),
                 file,
@@ -420,9 +440,10 @@ impl FileStateTable {
                 match sh.lock_by_owner.get(&(owner.clone(), file)) {
                     Some(existing) => (*existing, owner),
                     None => {
-                        let other = self.new_other(idx, StateKind::Lock);
-                        sh.lock_states.insert(
-                            other,
+                        let other = self.insert_new(
+                            &mut sh.lock_states,
+                            idx,
+                            StateKind::Lock,
                             LockState {
                                 owner: owner.clone(),
                                 file,
@@ -1004,5 +1025,39 @@ mod tests {
         assert_eq!(t.close(&o1, 1, &f), Ok(()));
         assert_eq!(Range::from_nfs(1, 0), Err(status::NFS4ERR_INVAL));
         assert_eq!(Range::from_nfs(u64::MAX - 1, 5), Err(status::NFS4ERR_INVAL));
+    }
+
+    #[test]
+    fn stateid_counter_wrap_skips_ids_in_use() {
+        let t = FileStateTable::new(1, 1);
+        let a = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        // The 32-bit counter comes round to an id that is still in use.
+        t.counter.store(1, Ordering::Relaxed);
+        let b = t.open(owner(2, "b"), fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        assert_ne!(a.other, b.other);
+        assert_eq!(t.counts(), (2, 0));
+        t.check_invariants().unwrap();
+        t.counter.store(2, Ordering::Relaxed);
+        let f = fh(1);
+        let lock = |open, o: &'static [u8]| {
+            t.lock(LockRequest {
+                client: 1,
+                file: &f,
+                locker: Locker::New { open, owner: o },
+                range: Range::from_nfs(0, 1).unwrap(),
+                write: false,
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let l1 = lock(a, b"l1");
+        t.counter.store(
+            l1.other[8..].iter().fold(0, |n, b| n << 8 | *b as u32),
+            Ordering::Relaxed,
+        );
+        let l2 = lock(a, b"l2");
+        assert_ne!(l1.other, l2.other);
+        assert_eq!(t.counts(), (2, 2));
+        t.check_invariants().unwrap();
     }
 }
