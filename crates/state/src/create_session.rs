@@ -122,11 +122,13 @@ impl StateManager {
         );
         if let Some(shard) = self.shard_of(&reply.sessionid) {
             let limit = self.settings.max_connections_per_session();
-            let outcome = shard
-                .lock()
-                .bind(&reply.sessionid, meta.id, dir, limit, unix_ms());
+            let mut guard = shard.lock();
+            let outcome = guard.bind(&reply.sessionid, meta.id, dir, limit, unix_ms());
+            let registered =
+                outcome.is_ok_and(|o| self.register_bind(&mut guard, meta, &reply.sessionid, o));
+            drop(guard);
             match outcome {
-                Ok(o) => self.finish_bind(meta, reply.sessionid, o),
+                Ok(o) => self.finish_bind(meta, reply.sessionid, o, registered),
                 Err(e) => self.refuse(meta.core, e.refusal),
             }
         }

@@ -106,3 +106,167 @@ impl StateManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use ringnfs_proto::rpc::Credential;
+    use ringnfs_service::ConnMeta;
+
+    use super::*;
+    use crate::session::ChannelAttrs;
+    use crate::{
+        CompoundSize, CreateSessionArgs, ExchangeIdArgs, SeqOutcome, SequenceArgs, StateConfig,
+    };
+
+    fn attrs() -> ChannelAttrs {
+        ChannelAttrs {
+            headerpadsize: 0,
+            maxrequestsize: 1 << 20,
+            maxresponsesize: 1 << 20,
+            maxresponsesize_cached: 1 << 16,
+            maxoperations: 16,
+            maxrequests: 4,
+            rdma_ird: None,
+        }
+    }
+
+    /// A client with one session created on `meta`.
+    fn session(st: &StateManager, meta: &ConnMeta, owner: &[u8]) -> SessionId {
+        let ex = st
+            .exchange_id(
+                0,
+                &Credential::None,
+                &ExchangeIdArgs {
+                    verifier: [1; 8],
+                    owner: owner.to_vec(),
+                    flags: 0,
+                    protect: Default::default(),
+                    impl_name: String::new(),
+                },
+            )
+            .unwrap();
+        st.create_session(
+            meta,
+            &Credential::None,
+            &CreateSessionArgs {
+                clientid: ex.clientid,
+                sequence: ex.sequenceid,
+                flags: 0,
+                fore: attrs(),
+                back: attrs(),
+                cb_program: 0,
+                cb_cred: None,
+            },
+        )
+        .unwrap()
+        .sessionid
+    }
+
+    /// SEQUENCE on `meta` (binding it implicitly), slot 0.
+    fn sequence(st: &StateManager, meta: &ConnMeta, sid: SessionId, seqid: u32) -> bool {
+        let args = SequenceArgs {
+            sessionid: sid,
+            sequenceid: seqid,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+        };
+        let size = CompoundSize {
+            numops: 1,
+            request_len: 100,
+            min_reply_len: 100,
+        };
+        match st.sequence(meta, &args, seqid as u64, size) {
+            Ok(SeqOutcome::Execute(g)) => {
+                st.sequence_done(&g, Default::default());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Run `a` and `b` on two threads for a while, then check the whole state.
+    fn race(
+        st: &Arc<StateManager>,
+        a: impl FnMut() + Send + 'static,
+        b: impl FnMut() + Send + 'static,
+    ) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawn = |mut f: Box<dyn FnMut() + Send>| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    f();
+                }
+            })
+        };
+        let (ta, tb) = (spawn(Box::new(a)), spawn(Box::new(b)));
+        let until = Instant::now() + Duration::from_millis(1500);
+        let mut checked = 0;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+            checked += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        ta.join().unwrap();
+        tb.join().unwrap();
+        assert!(checked > 0);
+        st.check_invariants().unwrap();
+    }
+
+    /// An operator unbinds a connection while its own requests bind it again: the
+    /// binding and the registry entry must come and go together.
+    #[test]
+    fn unbind_racing_an_implicit_bind_keeps_the_registry_in_step() {
+        let st = StateManager::new(StateConfig::default());
+        let creator = ConnMeta::detached(1, 0);
+        st.conn_opened(&creator);
+        let sid = session(&st, &creator, b"racer");
+        let conn = ConnMeta::detached(2, 0);
+        st.conn_opened(&conn);
+        let (st_a, conn_a) = (st.clone(), conn.clone());
+        let mut seqid = 0;
+        let st_b = st.clone();
+        race(
+            &st,
+            move || {
+                seqid += 1;
+                sequence(&st_a, &conn_a, sid, seqid);
+            },
+            move || {
+                st_b.unbind(2, &sid);
+            },
+        );
+    }
+
+    /// A session is destroyed while a SEQUENCE binds a connection to it: the registry
+    /// must not be left listing the destroyed session.
+    #[test]
+    fn destroy_racing_an_implicit_bind_leaves_no_registry_entry() {
+        let st = StateManager::new(StateConfig::default());
+        let creator = ConnMeta::detached(1, 0);
+        st.conn_opened(&creator);
+        let current = Arc::new(parking_lot::Mutex::new(session(&st, &creator, b"racer")));
+        let conn = ConnMeta::detached(2, 0);
+        st.conn_opened(&conn);
+        let (st_a, cur_a) = (st.clone(), current.clone());
+        let (st_b, cur_b) = (st.clone(), current.clone());
+        let mut n = 0u32;
+        race(
+            &st,
+            move || {
+                let sid = *cur_a.lock();
+                sequence(&st_a, &conn, sid, 1);
+            },
+            move || {
+                let old = *cur_b.lock();
+                st_b.force_destroy_session(&old);
+                n += 1;
+                *cur_b.lock() = session(&st_b, &creator, format!("racer{n}").as_bytes());
+            },
+        );
+    }
+}

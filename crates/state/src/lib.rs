@@ -203,18 +203,39 @@ impl StateManager {
         self.callbacks.conn_closed(meta.id);
     }
 
-    /// Bind `meta` to `sid` and do the bookkeeping outside the shard lock: registry,
-    /// metrics, and the exclusive-binding rebind.
-    fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome) {
+    /// Record a bind that `shard.bind` just made in the connection registry, under the
+    /// same shard lock, so that a concurrent unbind or session destruction (which change
+    /// the registry under that lock too) sees both or neither. A connection that closed
+    /// meanwhile cannot be registered: the bind is undone. False when it was undone.
+    fn register_bind(
+        &self,
+        shard: &mut SessionShard,
+        meta: &ConnMeta,
+        sid: &SessionId,
+        outcome: BindOutcome,
+    ) -> bool {
+        match outcome {
+            BindOutcome::Bound(_) => {
+                if self.conns.add_session(meta.id, *sid) {
+                    true
+                } else {
+                    // Cannot happen for a request on this connection, but keep the slab
+                    // consistent if it ever does.
+                    shard.unbind(sid, meta.id);
+                    false
+                }
+            }
+            BindOutcome::Updated { .. } => true,
+        }
+    }
+
+    /// The bookkeeping of a bind outside the shard lock: metrics, and the
+    /// exclusive-binding rebind. `registered`: what [`Self::register_bind`] returned.
+    fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome, registered: bool) {
         match outcome {
             BindOutcome::Bound(dir) => {
                 self.metrics.bind(meta.core, dir);
-                if !self.conns.add_session(meta.id, sid) {
-                    // Closed meanwhile (cannot happen for a request on this connection,
-                    // but keep the slab consistent if it ever does).
-                    if let Some(shard) = self.shard_of(&sid) {
-                        shard.lock().unbind(&sid, meta.id);
-                    }
+                if !registered {
                     self.metrics.unbind(meta.core, UnbindReason::Disconnect);
                     return;
                 }
@@ -234,12 +255,20 @@ impl StateManager {
         }
     }
 
+    /// Remove one binding, from its shard and the registry under the shard lock.
     fn unbind_one(&self, core: usize, conn: ConnId, sid: &SessionId, reason: UnbindReason) -> bool {
-        let removed = self
-            .shard_of(sid)
-            .map(|s| s.lock().unbind(sid, conn).is_some())
-            .unwrap_or(false);
-        self.conns.remove_session(conn, sid);
+        let removed = match self.shard_of(sid) {
+            Some(shard) => {
+                let mut guard = shard.lock();
+                let removed = guard.unbind(sid, conn).is_some();
+                self.conns.remove_session(conn, sid);
+                removed
+            }
+            None => {
+                self.conns.remove_session(conn, sid);
+                false
+            }
+        };
         if removed {
             self.metrics.unbind(core, reason);
         }
@@ -315,11 +344,16 @@ impl StateManager {
         let Some(shard) = self.shard_of(sid) else {
             return false;
         };
-        let Some((_session, bindings)) = shard.lock().remove_session(sid) else {
+        // The registry forgets the bindings under the shard lock, like `unbind_one`.
+        let mut guard = shard.lock();
+        let Some((_session, bindings)) = guard.remove_session(sid) else {
             return false;
         };
-        for b in bindings {
+        for b in &bindings {
             self.conns.remove_session(b.conn, sid);
+        }
+        drop(guard);
+        for _ in &bindings {
             self.metrics.unbind(core, reason);
         }
         true
@@ -362,10 +396,11 @@ impl StateManager {
         session.lease.renew(self.clock.now_ms());
         let limit = self.settings.max_connections_per_session();
         let outcome = guard.bind(sid, meta.id, dir, limit, unix_ms());
+        let registered = outcome.is_ok_and(|o| self.register_bind(&mut guard, meta, sid, o));
         drop(guard);
         match outcome {
             Ok(o) => {
-                self.finish_bind(meta, *sid, o);
+                self.finish_bind(meta, *sid, o, registered);
                 Ok(dir)
             }
             Err(e) => {

@@ -100,6 +100,7 @@ impl StateManager {
         // The slot check passed: a connection new to this session is bound, fore only
         // (never the back channel implicitly).
         let mut new_bind = None;
+        let mut registered = false;
         let mut refused = None;
         if !guard.is_bound(&sid, meta.id) {
             if !Self::conn_accepts_binds(meta) {
@@ -107,7 +108,10 @@ impl StateManager {
             }
             let limit = self.settings.max_connections_per_session();
             match guard.bind(&sid, meta.id, Direction::Fore, limit, unix_ms()) {
-                Ok(o) => new_bind = Some(o),
+                Ok(o) => {
+                    registered = self.register_bind(&mut guard, meta, &sid, o);
+                    new_bind = Some(o);
+                }
                 Err(e)
                     if e.refusal == Some(BindRefusal::Limit)
                         && self.settings.over_limit() == OverLimit::Serve =>
@@ -170,7 +174,7 @@ impl StateManager {
             self.refuse(meta.core, refused);
         }
         if let Some(o) = new_bind {
-            self.finish_bind(meta, sid, o);
+            self.finish_bind(meta, sid, o, registered);
         }
         Ok(match outcome {
             None => SeqOutcome::Execute(grant),
