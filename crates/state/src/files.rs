@@ -633,7 +633,8 @@ impl FileStateTable {
         removed
     }
 
-    /// Every shard's [`FileStateShard::check_invariants`], one shard at a time.
+    /// Every shard's own invariants (see `FileStateShard::check_invariants`), one shard at a
+    /// time.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.shards
             .iter()

@@ -1,13 +1,22 @@
 //! Protocol state: clients, sessions, slots, connection bindings, leases.
 //!
 //! # Lock order
-//! `clients` (one mutex) → a session `shard` (one of many mutexes; never two at once)
-//! → a `conns` registry shard. Code may skip levels but never takes a lock that comes
-//! earlier in this order while holding a later one. A file-state shard (`files`) comes
-//! after the client table and is never held with a session shard or another file-state
-//! shard. A COMPOUND takes its session's shard briefly twice (SEQUENCE, and storing the
-//! reply) and a file's state shard for each op on open or locked files, never the client
-//! table; leases and RECLAIM_COMPLETE are atomics shared by a client and its sessions.
+//! `clients` (one mutex) → a session shard ([`shard::SessionShard`], one of many; never
+//! two at once) → a connection-registry shard ([`conns::ConnShard`]). Code may skip levels
+//! but never takes a lock that comes earlier in this order while holding a later one. A
+//! file-state shard (`files`) comes after the client table and is never held with a
+//! session shard or another file-state shard. The grace period's owner list is taken last,
+//! with the client table held. A COMPOUND takes its session's shard briefly twice
+//! (SEQUENCE, and storing the reply) and a file's state shard for each op on open or
+//! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
+//! a client and its sessions. A binding and its registry entry change together, under the
+//! session shard's lock.
+//!
+//! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
+//! builds assert this order on each lock, and check a table's invariants whenever a lock
+//! held for writing is released; release builds do neither.
+//! [`StateManager::check_invariants`] checks everything, tables and what holds between
+//! them, for tests.
 
 pub mod binding;
 pub mod callbacks;
@@ -374,7 +383,7 @@ impl StateManager {
             return Err(status::NFS4ERR_BADSESSION);
         };
         let mut guard = shard.lock();
-        let Some(session) = guard.session(sid) else {
+        let Some((session, already)) = guard.session_bound(sid, meta.id) else {
             drop(guard);
             self.refuse(meta.core, Some(BindRefusal::BadSession));
             return Err(status::NFS4ERR_BADSESSION);
@@ -389,7 +398,6 @@ impl StateManager {
         let Some(dir) = Direction::grant_for(cdfc) else {
             return Err(status::NFS4ERR_INVAL);
         };
-        let already = guard.is_bound(sid, meta.id);
         if !already && !Self::conn_accepts_binds(meta) {
             return Err(status::NFS4ERR_DELAY);
         }
@@ -424,10 +432,10 @@ impl StateManager {
                 return Err(status::NFS4ERR_BADSESSION);
             };
             let guard = shard.lock();
-            let Some(session) = guard.session(sid) else {
+            let Some((session, bound)) = guard.session_bound(sid, meta.id) else {
                 return Err(status::NFS4ERR_BADSESSION);
             };
-            if !guard.is_bound(sid, meta.id) {
+            if !bound {
                 return Err(status::NFS4ERR_CONN_NOT_BOUND_TO_SESSION);
             }
             if session.protect.enforces(op::DESTROY_SESSION)

@@ -72,7 +72,9 @@ impl StateManager {
         let sid = args.sessionid;
         let shard = self.shard_of(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
         let mut guard = shard.lock();
-        let session = guard.session(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        let (session, bound) = guard
+            .session_bound(&sid, meta.id)
+            .ok_or(status::NFS4ERR_BADSESSION)?;
         if size.numops > session.fore.maxoperations as usize {
             return Err(status::NFS4ERR_TOO_MANY_OPS);
         }
@@ -102,7 +104,7 @@ impl StateManager {
         let mut new_bind = None;
         let mut registered = false;
         let mut refused = None;
-        if !guard.is_bound(&sid, meta.id) {
+        if !bound {
             if !Self::conn_accepts_binds(meta) {
                 return Err(status::NFS4ERR_DELAY);
             }

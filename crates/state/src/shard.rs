@@ -106,11 +106,10 @@ impl SessionShard {
             .find(|&k| self.bindings[k].conn == conn)
     }
 
-    /// Is `conn` bound to `sid`?
-    pub fn is_bound(&self, sid: &SessionId, conn: ConnId) -> bool {
-        self.sessions
-            .get(sid)
-            .is_some_and(|e| self.binding_of(e, conn).is_some())
+    /// A session, and whether `conn` is bound to it (one lookup, for SEQUENCE).
+    pub fn session_bound(&self, sid: &SessionId, conn: ConnId) -> Option<(&Session, bool)> {
+        let e = self.sessions.get(sid)?;
+        Some((&e.session, self.binding_of(e, conn).is_some()))
     }
 
     pub fn direction_of(&self, sid: &SessionId, conn: ConnId) -> Option<Direction> {
