@@ -8,8 +8,9 @@ use serde::Serialize;
 use ringnfs_proto::nfs4::consts::{exchgid_flag, op, sp4, status};
 use ringnfs_proto::rpc::Credential;
 
-use super::ids::{ClientId, SessionId, make_client_id};
+use super::ids::{ClientId, SessionId, client_id_boot, make_client_id};
 use super::lease::Lease;
+use super::locks::CheckInvariants;
 
 /// Who sent a request, as far as state protection is concerned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -318,6 +319,73 @@ impl ClientTable {
     }
 }
 
+impl CheckInvariants for ClientTable {
+    /// - every record is stored under its id, of this boot;
+    /// - the owner index names every record, as the confirmed or the unconfirmed one of
+    ///   its owner as the record says, and names nothing else;
+    /// - only a confirmed record has sessions, and a session belongs to one record once;
+    /// - a cached CREATE_SESSION reply answers the last csa_sequence.
+    fn check_invariants(&self) -> Result<(), String> {
+        let mut sessions = std::collections::HashSet::new();
+        for (id, r) in &self.records {
+            if r.id != *id {
+                return Err(format!("client {:#x} stored under {id:#x}", r.id));
+            }
+            if client_id_boot(*id) != self.boot {
+                return Err(format!("client {id:#x} not of boot {:#x}", self.boot));
+            }
+            let Some(e) = self.by_owner.get(&r.owner) else {
+                return Err(format!("client {id:#x}: its owner is not indexed"));
+            };
+            let indexed = if r.confirmed {
+                e.confirmed
+            } else {
+                e.unconfirmed
+            };
+            if indexed != Some(*id) {
+                return Err(format!(
+                    "client {id:#x} (confirmed {}): its owner indexes {e:?}",
+                    r.confirmed
+                ));
+            }
+            if !r.confirmed && !r.sessions.is_empty() {
+                return Err(format!("unconfirmed client {id:#x} has sessions"));
+            }
+            for sid in &r.sessions {
+                if !sessions.insert(*sid) {
+                    return Err(format!("session {sid} listed twice (client {id:#x})"));
+                }
+            }
+            if let Some(Ok(reply)) = &r.cs_cache
+                && reply.sequence != r.cs_last
+            {
+                return Err(format!(
+                    "client {id:#x}: cached CREATE_SESSION reply for sequence {}, last {}",
+                    reply.sequence, r.cs_last
+                ));
+            }
+        }
+        for (owner, e) in &self.by_owner {
+            if e.confirmed.is_none() && e.unconfirmed.is_none() {
+                return Err(format!("owner {owner:02x?} indexed without records"));
+            }
+            for (id, confirmed) in [(e.confirmed, true), (e.unconfirmed, false)] {
+                let Some(id) = id else { continue };
+                match self.records.get(&id) {
+                    Some(r) if r.owner == *owner && r.confirmed == confirmed => {}
+                    _ => {
+                        return Err(format!(
+                            "owner {owner:02x?} indexes {id:#x} (confirmed {confirmed}), \
+                             which is not such a record of that owner"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +427,7 @@ mod tests {
             .unwrap();
         assert_eq!(r3.clientid, r2.clientid);
         assert_ne!(r3.flags & exchgid_flag::CONFIRMED_R, 0);
+        t.check_invariants().unwrap();
     }
 
     #[test]
@@ -410,5 +479,24 @@ mod tests {
         assert_eq!(old.id, r1.clientid);
         assert!(t.get(r1.clientid).is_none());
         assert_eq!(t.len(), 1);
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn check_invariants_finds_a_stale_owner_index() {
+        let mut t = ClientTable::new(7);
+        let (r, _) = t
+            .exchange_id(&args(b"a", 1, 0), ROOT, 0, 90_000, 0)
+            .unwrap();
+        t.check_invariants().unwrap();
+        // Confirmed behind the index's back.
+        t.get_mut(r.clientid).unwrap().confirmed = true;
+        let e = t.check_invariants().unwrap_err();
+        assert!(e.contains("its owner indexes"), "{e}");
+        t.get_mut(r.clientid).unwrap().confirmed = false;
+        // Removed without its index entry.
+        t.records.remove(&r.clientid);
+        let e = t.check_invariants().unwrap_err();
+        assert!(e.contains("not such a record"), "{e}");
     }
 }

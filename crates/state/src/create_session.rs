@@ -122,11 +122,13 @@ impl StateManager {
         );
         if let Some(shard) = self.shard_of(&reply.sessionid) {
             let limit = self.settings.max_connections_per_session();
-            let outcome = shard
-                .lock()
-                .bind(&reply.sessionid, meta.id, dir, limit, unix_ms());
+            let mut guard = shard.lock();
+            let outcome = guard.bind(&reply.sessionid, meta.id, dir, limit, unix_ms());
+            let registered =
+                outcome.is_ok_and(|o| self.register_bind(&mut guard, meta, &reply.sessionid, o));
+            drop(guard);
             match outcome {
-                Ok(o) => self.finish_bind(meta, reply.sessionid, o),
+                Ok(o) => self.finish_bind(meta, reply.sessionid, o, registered),
                 Err(e) => self.refuse(meta.core, e.refusal),
             }
         }
@@ -147,34 +149,28 @@ impl StateManager {
         // 80 random bits: a collision is not a practical concern, but stay correct.
         let sid = loop {
             let sid = SessionId::new(self.boot, shard_idx, rand::random());
-            if !self.shards[shard_idx as usize]
+            let session = Session {
+                id: sid,
+                client: rec.id,
+                lease: rec.lease.clone(),
+                protect: rec.protect.clone(),
+                principal: rec.principal.clone(),
+                fore,
+                back,
+                flags,
+                cb_program: args.cb_program,
+                cb_cred: args.cb_cred.clone().unwrap_or_default(),
+                slots: SlotTable::new(fore.maxrequests),
+                cb_seqid: 0,
+                created_at_ms: unix_ms(),
+            };
+            if self.shards[shard_idx as usize]
                 .lock()
-                .sessions
-                .contains_key(&sid)
+                .insert_session(session)
             {
                 break sid;
             }
         };
-        let session = Session {
-            id: sid,
-            client: rec.id,
-            lease: rec.lease.clone(),
-            protect: rec.protect.clone(),
-            principal: rec.principal.clone(),
-            fore,
-            back,
-            flags,
-            cb_program: args.cb_program,
-            cb_cred: args.cb_cred.clone().unwrap_or_default(),
-            slots: SlotTable::new(fore.maxrequests),
-            bindings: Vec::new(),
-            cb_seqid: 0,
-            created_at_ms: unix_ms(),
-        };
-        self.shards[shard_idx as usize]
-            .lock()
-            .sessions
-            .insert(sid, session);
         CreateSessionReply {
             sessionid: sid,
             sequence: args.sequence,

@@ -4,16 +4,15 @@
 //! shard is taken after the client table (when a client is destroyed) and never together
 //! with a session shard or another file-state shard.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
-
-use parking_lot::Mutex;
 
 use ringnfs_fs::ObjHandle;
 use ringnfs_proto::nfs4::consts::status;
 
 use super::ids::ClientId;
+use super::locks::{CheckInvariants, RankedMutex, rank};
 use super::stateid::{StateKind, Stateid};
 
 pub const SHARE_ACCESS_READ: u32 = 1;
@@ -106,8 +105,14 @@ struct FileInfo {
     locks: Vec<HeldLock>,
 }
 
-#[derive(Debug, Default)]
-struct Shard {
+/// The open and lock state of the files that hash to one shard.
+#[derive(Debug)]
+struct FileStateShard {
+    /// The boot, this shard's index and the number of shards: which files and stateids
+    /// belong here.
+    boot: u32,
+    index: usize,
+    count: usize,
     opens: HashMap<[u8; 12], OpenState>,
     lock_states: HashMap<[u8; 12], LockState>,
     open_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
@@ -122,27 +127,46 @@ pub enum IoKind {
     Write,
 }
 
+type FileStateShardLock = RankedMutex<FileStateShard, { rank::FILE_STATE_SHARD }>;
+
 pub struct FileStateTable {
     boot: u32,
     counter: AtomicU32,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[FileStateShardLock]>,
+}
+
+/// The shard of `file` among `count`.
+fn shard_index(file: &ObjHandle, count: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    file.hash(&mut h);
+    (h.finish() % count as u64) as usize
 }
 
 impl FileStateTable {
     pub fn new(boot: u32, shards: usize) -> Self {
+        let count = shards.clamp(1, u16::MAX as usize);
         Self {
             boot,
             counter: AtomicU32::new(1),
-            shards: (0..shards.clamp(1, u16::MAX as usize))
-                .map(|_| Mutex::new(Shard::default()))
+            shards: (0..count)
+                .map(|index| {
+                    FileStateShardLock::new(FileStateShard {
+                        boot,
+                        index,
+                        count,
+                        opens: HashMap::new(),
+                        lock_states: HashMap::new(),
+                        open_by_owner: HashMap::new(),
+                        lock_by_owner: HashMap::new(),
+                        files: HashMap::new(),
+                    })
+                })
                 .collect(),
         }
     }
 
     fn shard_index(&self, file: &ObjHandle) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        file.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        shard_index(file, self.shards.len())
     }
 
     fn new_other(&self, shard: usize, kind: StateKind) -> [u8; 12] {
@@ -150,8 +174,27 @@ impl FileStateTable {
         Stateid::make_other(self.boot, shard as u16, kind, n)
     }
 
+    /// Insert `value` under a new stateid `other` of `kind` and return it. Once the
+    /// 32-bit counter has wrapped, ids still in use are skipped (an open and a lock
+    /// state differ in their kind byte, so each map only needs checking against itself).
+    fn insert_new<V>(
+        &self,
+        map: &mut HashMap<[u8; 12], V>,
+        shard: usize,
+        kind: StateKind,
+        value: V,
+    ) -> [u8; 12] {
+        loop {
+            let other = self.new_other(shard, kind);
+            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(other) {
+                v.insert(value);
+                return other;
+            }
+        }
+    }
+
     /// The shard of a server-issued stateid, or the error for a foreign one.
-    fn shard_of(&self, sid: &Stateid) -> Result<&Mutex<Shard>, u32> {
+    fn shard_of(&self, sid: &Stateid) -> Result<&FileStateShardLock, u32> {
         if sid.boot() != self.boot {
             return Err(status::NFS4ERR_STALE_STATEID);
         }
@@ -211,9 +254,10 @@ impl FileStateTable {
                 other,
             });
         }
-        let other = self.new_other(idx, StateKind::Open);
-        sh.opens.insert(
-            other,
+        let other = self.insert_new(
+            &mut sh.opens,
+            idx,
+            StateKind::Open,
             OpenState {
                 owner: owner.clone(),
                 file,
@@ -241,7 +285,7 @@ impl FileStateTable {
     }
 
     fn open_mut<'a>(
-        sh: &'a mut Shard,
+        sh: &'a mut FileStateShard,
         sid: &Stateid,
         client: ClientId,
         file: &ObjHandle,
@@ -301,7 +345,7 @@ impl FileStateTable {
         Ok(())
     }
 
-    fn forget_file_if_idle(sh: &mut Shard, file: &ObjHandle, open: Option<&[u8; 12]>) {
+    fn forget_file_if_idle(sh: &mut FileStateShard, file: &ObjHandle, open: Option<&[u8; 12]>) {
         if let Some(info) = sh.files.get_mut(file) {
             if let Some(o) = open {
                 info.opens.retain(|x| x != o);
@@ -396,9 +440,10 @@ impl FileStateTable {
                 match sh.lock_by_owner.get(&(owner.clone(), file)) {
                     Some(existing) => (*existing, owner),
                     None => {
-                        let other = self.new_other(idx, StateKind::Lock);
-                        sh.lock_states.insert(
-                            other,
+                        let other = self.insert_new(
+                            &mut sh.lock_states,
+                            idx,
+                            StateKind::Lock,
                             LockState {
                                 owner: owner.clone(),
                                 file,
@@ -588,12 +633,205 @@ impl FileStateTable {
         removed
     }
 
+    /// Every shard's own invariants (see `FileStateShard::check_invariants`), one shard at a
+    /// time.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.shards
+            .iter()
+            .try_for_each(|s| s.lock().check_invariants())
+    }
+
+    /// The clients that hold an open or a lock state.
+    pub fn clients_with_state(&self) -> HashSet<ClientId> {
+        let mut clients = HashSet::new();
+        for shard in self.shards.iter() {
+            let sh = shard.lock();
+            clients.extend(sh.opens.values().map(|o| o.owner.client));
+            clients.extend(sh.lock_states.values().map(|l| l.owner.client));
+        }
+        clients
+    }
+
+    /// The byte-range locks held on `file`, as a conflict would report them.
+    #[cfg(test)]
+    pub(crate) fn held_locks(&self, file: &ObjHandle) -> Vec<Conflict> {
+        let sh = self.shards[self.shard_index(file)].lock();
+        sh.files.get(file).map_or_else(Vec::new, |info| {
+            info.locks
+                .iter()
+                .map(|l| Conflict {
+                    range: l.range,
+                    write: l.write,
+                    owner: l.owner.clone(),
+                })
+                .collect()
+        })
+    }
+
     /// Open and lock states held (for tests and metrics).
     pub fn counts(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(o, l), s| {
             let s = s.lock();
             (o + s.opens.len(), l + s.lock_states.len())
         })
+    }
+}
+
+impl CheckInvariants for FileStateShard {
+    /// - every open and lock state is indexed by its owner and file, and each index
+    ///   entry names such a state;
+    /// - its stateid names this boot, this shard and its kind, and its file hashes here;
+    /// - an open is listed once by its file, a file lists only its own opens and has at
+    ///   least one (a file without opens holds no locks either);
+    /// - a lock state points at an open of its client on its file, which lists it once,
+    ///   and an open lists only lock states that point back;
+    /// - a held lock belongs to a lock state of its owner on its file, its range is not
+    ///   empty, it does not overlap another lock of its owner, and it does not conflict
+    ///   (overlap, either one a write lock) with a lock of another owner.
+    fn check_invariants(&self) -> Result<(), String> {
+        let here = |other: &[u8; 12], kind: StateKind| {
+            let sid = Stateid {
+                seqid: 0,
+                other: *other,
+            };
+            sid.boot() == self.boot && sid.shard() == self.index && other[6] == kind as u8
+        };
+        for (id, o) in &self.opens {
+            if !here(id, StateKind::Open) {
+                return Err(format!("open {id:02x?} does not name shard {}", self.index));
+            }
+            if shard_index(&o.file, self.count) != self.index {
+                return Err(format!("open {id:02x?}: its file belongs to another shard"));
+            }
+            if self.open_by_owner.get(&(o.owner.clone(), o.file)) != Some(id) {
+                return Err(format!("open {id:02x?} not indexed by its owner and file"));
+            }
+            let listed = self
+                .files
+                .get(&o.file)
+                .map_or(0, |f| f.opens.iter().filter(|x| *x == id).count());
+            if listed != 1 {
+                return Err(format!("open {id:02x?} listed {listed} times by its file"));
+            }
+            if o.access & SHARE_ACCESS_BOTH == 0
+                || o.access & !SHARE_ACCESS_BOTH != 0
+                || o.deny & !SHARE_ACCESS_BOTH != 0
+            {
+                return Err(format!(
+                    "open {id:02x?}: access {:#x} deny {:#x}",
+                    o.access, o.deny
+                ));
+            }
+            for (i, l) in o.locks.iter().enumerate() {
+                if o.locks[..i].contains(l) {
+                    return Err(format!("open {id:02x?} lists lock state {l:02x?} twice"));
+                }
+                if self.lock_states.get(l).map(|ls| &ls.open) != Some(id) {
+                    return Err(format!(
+                        "open {id:02x?} lists lock state {l:02x?}, which is not under it"
+                    ));
+                }
+            }
+        }
+        for ((owner, file), id) in &self.open_by_owner {
+            match self.opens.get(id) {
+                Some(o) if o.owner == *owner && o.file == *file => {}
+                _ => return Err(format!("open index names {id:02x?}, not such an open")),
+            }
+        }
+        for (id, l) in &self.lock_states {
+            if !here(id, StateKind::Lock) {
+                return Err(format!(
+                    "lock state {id:02x?} does not name shard {}",
+                    self.index
+                ));
+            }
+            if self.lock_by_owner.get(&(l.owner.clone(), l.file)) != Some(id) {
+                return Err(format!(
+                    "lock state {id:02x?} not indexed by its owner and file"
+                ));
+            }
+            match self.opens.get(&l.open) {
+                Some(o)
+                    if o.file == l.file
+                        && o.owner.client == l.owner.client
+                        && o.locks.contains(id) => {}
+                _ => {
+                    return Err(format!(
+                        "lock state {id:02x?} points at open {:02x?}, which is not its \
+                         client's open of its file listing it",
+                        l.open
+                    ));
+                }
+            }
+        }
+        for ((owner, file), id) in &self.lock_by_owner {
+            match self.lock_states.get(id) {
+                Some(l) if l.owner == *owner && l.file == *file => {}
+                _ => return Err(format!("lock index names {id:02x?}, not such a lock state")),
+            }
+        }
+        let mut listed_opens = 0;
+        for (file, info) in &self.files {
+            if shard_index(file, self.count) != self.index {
+                return Err(format!("file {file:?} belongs to another shard"));
+            }
+            if info.opens.is_empty() {
+                return Err(format!(
+                    "file {file:?} kept without opens ({} locks)",
+                    info.locks.len()
+                ));
+            }
+            for id in &info.opens {
+                if self.opens.get(id).map(|o| &o.file) != Some(file) {
+                    return Err(format!("file {file:?} lists {id:02x?}, not its open"));
+                }
+            }
+            listed_opens += info.opens.len();
+            for h in &info.locks {
+                match self.lock_states.get(&h.lock_state) {
+                    Some(l) if l.file == *file && l.owner == h.owner => {}
+                    _ => {
+                        return Err(format!(
+                            "file {file:?}: a lock held under {:02x?}, not a lock state of \
+                             its owner on this file",
+                            h.lock_state
+                        ));
+                    }
+                }
+                if h.range.start >= h.range.end {
+                    return Err(format!("file {file:?}: empty lock range {:?}", h.range));
+                }
+            }
+            let mut by_start: Vec<&HeldLock> = info.locks.iter().collect();
+            by_start.sort_by_key(|h| h.range.start);
+            for (i, a) in by_start.iter().enumerate() {
+                for b in by_start[i + 1..]
+                    .iter()
+                    .take_while(|b| b.range.start < a.range.end)
+                {
+                    if a.owner == b.owner {
+                        return Err(format!(
+                            "file {file:?}: locks {:?} and {:?} of one owner overlap",
+                            a.range, b.range
+                        ));
+                    }
+                    if a.write || b.write {
+                        return Err(format!(
+                            "file {file:?}: conflicting locks {:?} ({:?}) and {:?} ({:?})",
+                            a.range, a.owner, b.range, b.owner
+                        ));
+                    }
+                }
+            }
+        }
+        if listed_opens != self.opens.len() {
+            return Err(format!(
+                "{} opens, {listed_opens} listed by files",
+                self.opens.len()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -788,5 +1026,39 @@ mod tests {
         assert_eq!(t.close(&o1, 1, &f), Ok(()));
         assert_eq!(Range::from_nfs(1, 0), Err(status::NFS4ERR_INVAL));
         assert_eq!(Range::from_nfs(u64::MAX - 1, 5), Err(status::NFS4ERR_INVAL));
+    }
+
+    #[test]
+    fn stateid_counter_wrap_skips_ids_in_use() {
+        let t = FileStateTable::new(1, 1);
+        let a = t.open(owner(1, "a"), fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        // The 32-bit counter comes round to an id that is still in use.
+        t.counter.store(1, Ordering::Relaxed);
+        let b = t.open(owner(2, "b"), fh(1), SHARE_ACCESS_READ, 0).unwrap();
+        assert_ne!(a.other, b.other);
+        assert_eq!(t.counts(), (2, 0));
+        t.check_invariants().unwrap();
+        t.counter.store(2, Ordering::Relaxed);
+        let f = fh(1);
+        let lock = |open, o: &'static [u8]| {
+            t.lock(LockRequest {
+                client: 1,
+                file: &f,
+                locker: Locker::New { open, owner: o },
+                range: Range::from_nfs(0, 1).unwrap(),
+                write: false,
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let l1 = lock(a, b"l1");
+        t.counter.store(
+            l1.other[8..].iter().fold(0, |n, b| n << 8 | *b as u32),
+            Ordering::Relaxed,
+        );
+        let l2 = lock(a, b"l2");
+        assert_ne!(l1.other, l2.other);
+        assert_eq!(t.counts(), (2, 2));
+        t.check_invariants().unwrap();
     }
 }

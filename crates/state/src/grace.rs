@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use parking_lot::Mutex;
+use super::locks::{CheckInvariants, RankedMutex, rank};
 
 pub struct Grace {
     /// Grace ends at this monotonic time (ms since start); 0 = no grace period.
@@ -15,8 +15,11 @@ pub struct Grace {
     /// Owners confirmed before this start: the only ones allowed to reclaim.
     previous: HashSet<Vec<u8>>,
     /// Owners confirmed now, persisted on every change.
-    current: Mutex<HashSet<Vec<u8>>>,
+    current: RankedMutex<HashSet<Vec<u8>>, { rank::GRACE_OWNERS }>,
 }
+
+/// A set of owners has nothing to check.
+impl CheckInvariants for HashSet<Vec<u8>> {}
 
 fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -44,7 +47,7 @@ impl Grace {
         Self {
             until_ms: grace_secs as u64 * 1000,
             file,
-            current: Mutex::new(previous.clone()),
+            current: RankedMutex::new(previous.clone()),
             previous,
         }
     }

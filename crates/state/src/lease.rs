@@ -18,6 +18,14 @@ impl Clock {
         }
     }
 
+    /// A clock that has been running for `ago` already (tests expire leases with it).
+    #[cfg(test)]
+    pub(crate) fn started_ago(ago: std::time::Duration) -> Self {
+        Self {
+            start: Instant::now().checked_sub(ago).expect("uptime"),
+        }
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
     }

@@ -1,13 +1,22 @@
 //! Protocol state: clients, sessions, slots, connection bindings, leases.
 //!
 //! # Lock order
-//! `clients` (one mutex) → a session `shard` (one of many mutexes; never two at once)
-//! → a `conns` registry shard. Code may skip levels but never takes a lock that comes
-//! earlier in this order while holding a later one. A file-state shard (`files`) comes
-//! after the client table and is never held with a session shard or another file-state
-//! shard. A COMPOUND takes its session's shard briefly twice (SEQUENCE, and storing the
-//! reply) and a file's state shard for each op on open or locked files, never the client
-//! table; leases and RECLAIM_COMPLETE are atomics shared by a client and its sessions.
+//! `clients` (one mutex) → a session shard ([`shard::SessionShard`], one of many; never
+//! two at once) → a connection-registry shard ([`conns::ConnShard`]). Code may skip levels
+//! but never takes a lock that comes earlier in this order while holding a later one. A
+//! file-state shard (`files`) comes after the client table and is never held with a
+//! session shard or another file-state shard. The grace period's owner list is taken last,
+//! with the client table held. A COMPOUND takes its session's shard briefly twice
+//! (SEQUENCE, and storing the reply) and a file's state shard for each op on open or
+//! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
+//! a client and its sessions. A binding and its registry entry change together, under the
+//! session shard's lock.
+//!
+//! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
+//! builds assert this order on each lock, and check a table's invariants whenever a lock
+//! held for writing is released; release builds do neither.
+//! [`StateManager::check_invariants`] checks everything, tables and what holds between
+//! them, for tests.
 
 pub mod binding;
 pub mod callbacks;
@@ -18,6 +27,7 @@ pub mod files;
 pub mod grace;
 pub use ringnfs_proto::ids;
 pub mod lease;
+pub mod locks;
 pub mod metrics;
 pub mod query;
 pub mod session;
@@ -27,12 +37,13 @@ pub mod slots;
 pub use ringnfs_proto::stateid;
 
 mod create_session;
+mod invariants;
+#[cfg(test)]
+mod proptests;
 mod sequence;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use parking_lot::Mutex;
 
 use ringnfs_proto::nfs4::consts::{op, status};
 use ringnfs_proto::rpc::Credential;
@@ -49,9 +60,13 @@ use callbacks::CallbackTable;
 use client::{ClientRecord, ClientTable};
 use conns::ConnRegistry;
 use lease::{Clock, unix_ms};
+use locks::{RankedMutex, rank};
 use metrics::{BindRefusal, Metrics};
 use settings::LiveSettings;
-use shard::{BindOutcome, Shard};
+use shard::{BindOutcome, SessionShard};
+
+type ClientTableLock = RankedMutex<ClientTable, { rank::CLIENT_TABLE }>;
+type SessionShardLock = RankedMutex<SessionShard, { rank::SESSION_SHARD }>;
 
 /// Default of [`SessionLimits::max_sessions_per_client`]: Linux uses one session per
 /// server (two briefly while recovering); 16 leaves room for other clients.
@@ -128,8 +143,8 @@ pub struct StateManager {
     /// Opens and byte-range locks.
     pub files: files::FileStateTable,
     pub grace: grace::Grace,
-    clients: Mutex<ClientTable>,
-    shards: Box<[Mutex<Shard>]>,
+    clients: ClientTableLock,
+    shards: Box<[SessionShardLock]>,
     conns: ConnRegistry,
 }
 
@@ -147,8 +162,10 @@ impl StateManager {
             callbacks: CallbackTable::default(),
             files: files::FileStateTable::new(boot, shards),
             grace: grace::Grace::new(config.state_dir.as_deref(), config.grace_secs),
-            clients: Mutex::new(ClientTable::new(boot)),
-            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            clients: ClientTableLock::new(ClientTable::new(boot)),
+            shards: (0..shards)
+                .map(|i| SessionShardLock::new(SessionShard::new(boot, i as u16)))
+                .collect(),
             conns: ConnRegistry::default(),
             config,
         })
@@ -159,7 +176,7 @@ impl StateManager {
     }
 
     /// The shard a session id names, or None for ids of another boot or shard count.
-    fn shard_of(&self, sid: &SessionId) -> Option<&Mutex<Shard>> {
+    fn shard_of(&self, sid: &SessionId) -> Option<&SessionShardLock> {
         if sid.boot() != self.boot {
             return None;
         }
@@ -195,18 +212,39 @@ impl StateManager {
         self.callbacks.conn_closed(meta.id);
     }
 
-    /// Bind `meta` to `sid` and do the bookkeeping outside the shard lock: registry,
-    /// metrics, and the exclusive-binding rebind.
-    fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome) {
+    /// Record a bind that `shard.bind` just made in the connection registry, under the
+    /// same shard lock, so that a concurrent unbind or session destruction (which change
+    /// the registry under that lock too) sees both or neither. A connection that closed
+    /// meanwhile cannot be registered: the bind is undone. False when it was undone.
+    fn register_bind(
+        &self,
+        shard: &mut SessionShard,
+        meta: &ConnMeta,
+        sid: &SessionId,
+        outcome: BindOutcome,
+    ) -> bool {
+        match outcome {
+            BindOutcome::Bound(_) => {
+                if self.conns.add_session(meta.id, *sid) {
+                    true
+                } else {
+                    // Cannot happen for a request on this connection, but keep the slab
+                    // consistent if it ever does.
+                    shard.unbind(sid, meta.id);
+                    false
+                }
+            }
+            BindOutcome::Updated { .. } => true,
+        }
+    }
+
+    /// The bookkeeping of a bind outside the shard lock: metrics, and the
+    /// exclusive-binding rebind. `registered`: what [`Self::register_bind`] returned.
+    fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome, registered: bool) {
         match outcome {
             BindOutcome::Bound(dir) => {
                 self.metrics.bind(meta.core, dir);
-                if !self.conns.add_session(meta.id, sid) {
-                    // Closed meanwhile (cannot happen for a request on this connection,
-                    // but keep the slab consistent if it ever does).
-                    if let Some(shard) = self.shard_of(&sid) {
-                        shard.lock().unbind(&sid, meta.id);
-                    }
+                if !registered {
                     self.metrics.unbind(meta.core, UnbindReason::Disconnect);
                     return;
                 }
@@ -226,12 +264,20 @@ impl StateManager {
         }
     }
 
+    /// Remove one binding, from its shard and the registry under the shard lock.
     fn unbind_one(&self, core: usize, conn: ConnId, sid: &SessionId, reason: UnbindReason) -> bool {
-        let removed = self
-            .shard_of(sid)
-            .map(|s| s.lock().unbind(sid, conn).is_some())
-            .unwrap_or(false);
-        self.conns.remove_session(conn, sid);
+        let removed = match self.shard_of(sid) {
+            Some(shard) => {
+                let mut guard = shard.lock();
+                let removed = guard.unbind(sid, conn).is_some();
+                self.conns.remove_session(conn, sid);
+                removed
+            }
+            None => {
+                self.conns.remove_session(conn, sid);
+                false
+            }
+        };
         if removed {
             self.metrics.unbind(core, reason);
         }
@@ -307,11 +353,16 @@ impl StateManager {
         let Some(shard) = self.shard_of(sid) else {
             return false;
         };
-        let Some((_session, bindings)) = shard.lock().remove_session(sid) else {
+        // The registry forgets the bindings under the shard lock, like `unbind_one`.
+        let mut guard = shard.lock();
+        let Some((_session, bindings)) = guard.remove_session(sid) else {
             return false;
         };
-        for b in bindings {
+        for b in &bindings {
             self.conns.remove_session(b.conn, sid);
+        }
+        drop(guard);
+        for _ in &bindings {
             self.metrics.unbind(core, reason);
         }
         true
@@ -332,7 +383,7 @@ impl StateManager {
             return Err(status::NFS4ERR_BADSESSION);
         };
         let mut guard = shard.lock();
-        let Some(session) = guard.sessions.get(sid) else {
+        let Some((session, already)) = guard.session_bound(sid, meta.id) else {
             drop(guard);
             self.refuse(meta.core, Some(BindRefusal::BadSession));
             return Err(status::NFS4ERR_BADSESSION);
@@ -347,17 +398,17 @@ impl StateManager {
         let Some(dir) = Direction::grant_for(cdfc) else {
             return Err(status::NFS4ERR_INVAL);
         };
-        let already = guard.binding_of(session, meta.id).is_some();
         if !already && !Self::conn_accepts_binds(meta) {
             return Err(status::NFS4ERR_DELAY);
         }
         session.lease.renew(self.clock.now_ms());
         let limit = self.settings.max_connections_per_session();
         let outcome = guard.bind(sid, meta.id, dir, limit, unix_ms());
+        let registered = outcome.is_ok_and(|o| self.register_bind(&mut guard, meta, sid, o));
         drop(guard);
         match outcome {
             Ok(o) => {
-                self.finish_bind(meta, *sid, o);
+                self.finish_bind(meta, *sid, o, registered);
                 Ok(dir)
             }
             Err(e) => {
@@ -381,10 +432,10 @@ impl StateManager {
                 return Err(status::NFS4ERR_BADSESSION);
             };
             let guard = shard.lock();
-            let Some(session) = guard.sessions.get(sid) else {
+            let Some((session, bound)) = guard.session_bound(sid, meta.id) else {
                 return Err(status::NFS4ERR_BADSESSION);
             };
-            if guard.binding_of(session, meta.id).is_none() {
+            if !bound {
                 return Err(status::NFS4ERR_CONN_NOT_BOUND_TO_SESSION);
             }
             if session.protect.enforces(op::DESTROY_SESSION)
@@ -417,7 +468,7 @@ impl StateManager {
     pub fn force_destroy_session(&self, sid: &SessionId) -> bool {
         let client = match self
             .shard_of(sid)
-            .and_then(|s| s.lock().sessions.get(sid).map(|s| s.client))
+            .and_then(|s| s.lock().session(sid).map(|s| s.client))
         {
             Some(c) => c,
             None => return false,
@@ -544,7 +595,7 @@ impl StateManager {
         let shard = self.shard_of(sid)?;
         let mut guard = shard.lock();
         let conn = guard.back_conn(sid)?;
-        let session = guard.sessions.get_mut(sid)?;
+        let session = guard.session_mut(sid)?;
         if use_slot {
             session.cb_seqid = session.cb_seqid.wrapping_add(1);
         }

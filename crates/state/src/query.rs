@@ -75,7 +75,7 @@ impl StateManager {
     pub fn session_info(&self, sid: &SessionId) -> Option<SessionInfo> {
         let (mut info, bindings) = {
             let guard = self.shard_of(sid)?.lock();
-            let s = guard.sessions.get(sid)?;
+            let s = guard.session(sid)?;
             let info = SessionInfo {
                 id: sid.to_hex(),
                 clientid: s.client,
@@ -122,7 +122,7 @@ impl StateManager {
         let ids: Vec<SessionId> = self
             .shards
             .iter()
-            .flat_map(|s| s.lock().sessions.keys().copied().collect::<Vec<_>>())
+            .flat_map(|s| s.lock().session_ids())
             .collect();
         ids.iter().filter_map(|id| self.session_info(id)).collect()
     }
@@ -189,11 +189,11 @@ impl StateManager {
     }
 
     pub fn session_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().sessions.len()).sum()
+        self.shards.iter().map(|s| s.lock().session_count()).sum()
     }
 
     pub fn bound_connection_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().bindings.len()).sum()
+        self.shards.iter().map(|s| s.lock().binding_count()).sum()
     }
 
     pub fn metrics_snapshot(&self) -> MetricsSnapshot {

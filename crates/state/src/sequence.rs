@@ -72,7 +72,9 @@ impl StateManager {
         let sid = args.sessionid;
         let shard = self.shard_of(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
         let mut guard = shard.lock();
-        let session = guard.sessions.get(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        let (session, bound) = guard
+            .session_bound(&sid, meta.id)
+            .ok_or(status::NFS4ERR_BADSESSION)?;
         if size.numops > session.fore.maxoperations as usize {
             return Err(status::NFS4ERR_TOO_MANY_OPS);
         }
@@ -100,14 +102,18 @@ impl StateManager {
         // The slot check passed: a connection new to this session is bound, fore only
         // (never the back channel implicitly).
         let mut new_bind = None;
+        let mut registered = false;
         let mut refused = None;
-        if guard.binding_of(session, meta.id).is_none() {
+        if !bound {
             if !Self::conn_accepts_binds(meta) {
                 return Err(status::NFS4ERR_DELAY);
             }
             let limit = self.settings.max_connections_per_session();
             match guard.bind(&sid, meta.id, Direction::Fore, limit, unix_ms()) {
-                Ok(o) => new_bind = Some(o),
+                Ok(o) => {
+                    registered = self.register_bind(&mut guard, meta, &sid, o);
+                    new_bind = Some(o);
+                }
                 Err(e)
                     if e.refusal == Some(BindRefusal::Limit)
                         && self.settings.over_limit() == OverLimit::Serve =>
@@ -121,7 +127,7 @@ impl StateManager {
                     // The client is alive and its session valid; only this connection is
                     // refused. Renew the lease so a client whose renewals keep landing on
                     // a refused connection is not expired for it.
-                    if let Some(s) = guard.sessions.get(&sid) {
+                    if let Some(s) = guard.session(&sid) {
                         s.lease.renew(self.clock.now_ms());
                     }
                     drop(guard);
@@ -130,10 +136,7 @@ impl StateManager {
                 }
             }
         }
-        let session = guard
-            .sessions
-            .get_mut(&sid)
-            .ok_or(status::NFS4ERR_BADSESSION)?;
+        let session = guard.session_mut(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
         session.lease.renew(self.clock.now_ms());
         let slots = session.slots.len();
         let mut grant = SeqGrant {
@@ -173,7 +176,7 @@ impl StateManager {
             self.refuse(meta.core, refused);
         }
         if let Some(o) = new_bind {
-            self.finish_bind(meta, sid, o);
+            self.finish_bind(meta, sid, o, registered);
         }
         Ok(match outcome {
             None => SeqOutcome::Execute(grant),
@@ -184,7 +187,7 @@ impl StateManager {
     /// Store the reply of a COMPOUND that SEQUENCE let execute.
     pub fn sequence_done(&self, grant: &SeqGrant, reply: CachedReply) {
         if let Some(shard) = self.shard_of(&grant.sessionid)
-            && let Some(s) = shard.lock().sessions.get_mut(&grant.sessionid)
+            && let Some(s) = shard.lock().session_mut(&grant.sessionid)
         {
             s.slots.complete(grant.slotid, grant.sequenceid, reply);
         }

@@ -1,4 +1,5 @@
-//! A session: its channels, slot table and the slab keys of its connection bindings.
+//! A session: its channels and slot table. Its connection bindings are kept by its shard
+//! (`shard.rs`).
 
 use std::sync::Arc;
 
@@ -26,8 +27,6 @@ pub struct Session {
     /// Credential to use on callbacks (from csa_sec_parms).
     pub cb_cred: Credential,
     pub slots: SlotTable,
-    /// Keys into the shard's binding slab.
-    pub bindings: Vec<usize>,
     /// Sequence id of the back-channel slot 0.
     pub cb_seqid: u32,
     pub created_at_ms: u64,

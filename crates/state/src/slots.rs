@@ -115,6 +115,31 @@ impl SlotTable {
         self.slots.iter().rposition(|s| s.used).unwrap_or(0) as u32
     }
 
+    /// A slot never used is blank; a slot executing a request (which is always the one
+    /// of its last sequence id: a slot keeps no other) has no reply yet.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if self.slots.is_empty() {
+            return Err("a slot table without slots".into());
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if !s.used
+                && (s.in_progress
+                    || s.seqid != 0
+                    || s.request_hash != 0
+                    || !matches!(s.reply, CachedReply::Empty))
+            {
+                return Err(format!("slot {i} never used but not blank: {s:?}"));
+            }
+            if s.in_progress && !matches!(s.reply, CachedReply::Empty) {
+                return Err(format!(
+                    "slot {i} executing seqid {} holds a reply already",
+                    s.seqid
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes held by cached replies.
     pub fn cached_bytes(&self) -> usize {
         self.slots
@@ -161,6 +186,9 @@ mod tests {
         );
         assert_eq!(t.highest_used(), 0);
         assert_eq!(t.cached_bytes(), 3);
+        t.check_invariants().unwrap();
+        t.slots[1].reply = CachedReply::Full(vec![1]);
+        assert!(t.check_invariants().unwrap_err().contains("never used"));
     }
 
     #[test]
