@@ -258,8 +258,9 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
         mailboxes.push(mb);
         inboxes.push(inbox);
     }
-    let control = Arc::new(Control { mailboxes });
-    let dyn_control: Arc<dyn ConnControl> = control.clone();
+    let control = Arc::new(Control {
+        mailboxes: mailboxes.clone(),
+    });
     let cfg = Arc::new(cfg);
     let limiter = Arc::new(limits::ConnLimiter::new(
         cfg.max_connections,
@@ -280,7 +281,11 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
             core,
             cfg: cfg.clone(),
             service: service.clone(),
-            control: dyn_control.clone(),
+            // One per worker: its connections' metadata clones it (a suspended request
+            // keeps a copy) without touching a counter other cores write.
+            control: Arc::new(Control {
+                mailboxes: mailboxes.clone(),
+            }),
             listeners: sockets.pop().unwrap_or_default(),
             inbox,
             counters,
