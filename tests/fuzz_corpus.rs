@@ -100,20 +100,17 @@ impl ringnfs::service::Service for Capture {
     fn on_accept(&self, c: &ringnfs::service::ConnMeta) {
         self.inner.on_accept(c)
     }
-    fn on_record(&self, c: &ringnfs::service::ConnMeta, rec: &[u8], out: &mut Vec<u8>) {
+    fn on_record(
+        &self,
+        c: &ringnfs::service::ConnMeta,
+        rec: &[u8],
+        out: &mut Vec<u8>,
+    ) -> ringnfs::service::Outcome {
         self.records.lock().push(rec.to_vec());
         self.inner.on_record(c, rec, out)
     }
     fn on_close(&self, c: &ringnfs::service::ConnMeta) {
         self.inner.on_close(c)
-    }
-    fn on_file_io(
-        &self,
-        c: &ringnfs::service::ConnMeta,
-        d: ringnfs::service::FileIoDone,
-        out: &mut Vec<u8>,
-    ) {
-        self.inner.on_file_io(c, d, out)
     }
 }
 

@@ -176,7 +176,8 @@ pub enum Flow {
 
 /// A COMPOUND waiting for a file operation. The caller moves the reply so far into
 /// `partial` (from the start of the RPC reply, `header` bytes before COMPOUND4res) and
-/// hands `io` to the transport; [`Nfs4Engine::resume`] continues when it completes.
+/// returns `io` to the transport with a continuation that owns this; it calls
+/// [`Nfs4Engine::resume`] when the operation completed.
 pub struct Suspended {
     pub(crate) state: LoopState,
     pub io: PendingIo,
@@ -291,14 +292,8 @@ impl Nfs4Engine {
     }
 
     /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
-    /// suspends again).
-    pub fn resume(
-        &self,
-        conn: &ConnMeta,
-        mut s: Box<Suspended>,
-        done: FileIoDone,
-        out: &mut Vec<u8>,
-    ) -> Flow {
+    /// suspends again) on the connection the COMPOUND came on.
+    pub fn resume(&self, mut s: Box<Suspended>, done: FileIoDone, out: &mut Vec<u8>) -> Flow {
         let rpc_start = out.len();
         out.extend_from_slice(&s.partial);
         let start = rpc_start + s.header;
@@ -306,6 +301,7 @@ impl Nfs4Engine {
         let opnum = s.io.opnum;
         let st_at = start + s.io.st_at;
         let outcome = super::ops::io::finish(&self.state, io, done, st_at, out);
+        let core = s.conn.core;
         match outcome {
             IoOutcome::Again(op, finish) => {
                 // Still waiting: the caller moves the reply so far back into `partial`.
@@ -314,7 +310,7 @@ impl Nfs4Engine {
                 return Flow::Suspend(s);
             }
             IoOutcome::Status(st) => {
-                self.state.metrics.op(conn.core, opnum, st);
+                self.state.metrics.op(core, opnum, st);
                 if st != status::NFS4_OK {
                     out.truncate(st_at + 4);
                     out.patch_u32(st_at, st);
@@ -323,13 +319,19 @@ impl Nfs4Engine {
                 }
             }
         }
-        let rest = std::mem::take(&mut s.rest);
-        let cred = s.cred.clone();
+        let Suspended {
+            state,
+            rest,
+            cred,
+            conn,
+            header,
+            ..
+        } = *s;
         let mut d = XdrDecoder::new(&rest);
-        let flow = self.run(conn, &cred, &mut d, s.state, start, (0, b""), out);
+        let flow = self.run(&conn, &cred, &mut d, state, start, (0, b""), out);
         if let Flow::Suspend(mut again) = flow {
             // `run` built this suspension with the header of its own frame; keep ours.
-            again.header = s.header;
+            again.header = header;
             return Flow::Suspend(again);
         }
         flow

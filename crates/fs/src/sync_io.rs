@@ -1,7 +1,8 @@
-//! Run a file operation with plain syscalls on the calling thread: the fallback when no
-//! io_uring ring can take it (a connection without a transport, e.g. in engine tests).
+//! Run a file operation with plain syscalls on the calling thread: for callers without
+//! an io_uring ring (engine tests, fuzzing, benchmarks), which drive a suspended
+//! request with [`run_to_end`].
 
-use ringnfs_service::{FileIoDone, FileIoRequest, FileOp};
+use ringnfs_service::{FileIo, FileIoDone, FileOp, Outcome};
 
 use super::FsError;
 use super::local::io;
@@ -42,7 +43,14 @@ pub fn read_nowait(
     }
 }
 
-pub fn run(req: FileIoRequest) -> FileIoDone {
+/// Run a service call's outcome to its end, doing each file operation here; returns how
+/// many it ran.
+pub fn run_to_end(outcome: Outcome, out: &mut Vec<u8>) -> usize {
+    outcome.run_to_end(out, run)
+}
+
+/// Do one file operation with plain syscalls.
+pub fn run(req: FileIo) -> FileIoDone {
     let fd = req.fd.as_fd();
     let (result, buf) = match req.op {
         FileOp::Read { offset, len } => {
@@ -65,9 +73,5 @@ pub fn run(req: FileIoRequest) -> FileIoDone {
             (r.map_or_else(errno, |()| 0), Vec::new())
         }
     };
-    FileIoDone {
-        token: req.token,
-        result,
-        buf,
-    }
+    FileIoDone { result, buf }
 }

@@ -1,6 +1,12 @@
 //! The seam between the transport (which owns sockets and rings) and the protocol core
 //! (which owns no I/O): the transport calls a [`Service`] with complete RPC records, and
 //! the protocol core reaches connections it does not own through [`ConnControl`].
+//!
+//! File I/O is an effect the protocol core returns, not a call it makes: a request that
+//! must read, write or sync a file returns [`Outcome::Suspend`] with the operation and a
+//! [`Continuation`]. The transport keeps the continuation with the ring operation and
+//! resumes it on the same core when the operation completes; the protocol core keeps no
+//! table of waiting requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,34 +41,69 @@ pub enum FileOp {
     Fsync { datasync: bool },
 }
 
-pub struct FileIoRequest {
-    /// The connection whose request waits for this I/O (its core runs it).
-    pub conn: ConnId,
-    /// Chosen by the service; handed back in [`FileIoDone`].
-    pub token: u64,
+/// One file operation on one descriptor.
+pub struct FileIo {
     pub fd: IoFd,
     pub op: FileOp,
 }
 
-/// A finished [`FileIoRequest`]: the syscall-style result (bytes or -errno) and the
-/// buffer (the data read, or the write's data handed back).
+/// A finished [`FileIo`]: the syscall-style result (bytes or -errno) and the buffer
+/// (the data read, or the write's data handed back).
 pub struct FileIoDone {
-    pub token: u64,
     pub result: i32,
     pub buf: Vec<u8>,
+}
+
+/// What is left of a request that waits for a file operation: called once, on the core
+/// that owns the request's connection, when the operation finished.
+pub trait Continuation: Send {
+    /// Go on with the request. Append the reply (if any) to `out` as in
+    /// [`Service::on_record`], or wait for another file operation. When the connection
+    /// closed meanwhile, `out` is a scratch buffer nobody sends: the request must still
+    /// finish (an NFS slot caches its reply for the client's retry on another
+    /// connection).
+    fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome;
+}
+
+/// A request waiting for `io`; `then` goes on once it finished.
+pub struct Suspend {
+    pub io: FileIo,
+    pub then: Box<dyn Continuation>,
+}
+
+/// How a call into the [`Service`] ended.
+#[must_use = "a suspended request must be run to its end"]
+pub enum Outcome {
+    /// Done: the reply, if there is one, is in `out`.
+    Done,
+    /// Run this file operation, then resume the request (see [`Continuation`]).
+    Suspend(Suspend),
+}
+
+impl Outcome {
+    /// Shorthand for a suspension.
+    pub fn suspend(io: FileIo, then: Box<dyn Continuation>) -> Outcome {
+        Outcome::Suspend(Suspend { io, then })
+    }
+
+    /// Run the request to its end with `run` doing each file operation on this thread
+    /// (callers without a ring: tests, fuzzing, benchmarks). Returns how many file
+    /// operations it ran.
+    pub fn run_to_end(self, out: &mut Vec<u8>, mut run: impl FnMut(FileIo) -> FileIoDone) -> usize {
+        let mut ran = 0;
+        let mut next = self;
+        while let Outcome::Suspend(s) = next {
+            let done = run(s.io);
+            ran += 1;
+            next = s.then.resume(done, out);
+        }
+        ran
+    }
 }
 
 /// Reaches connections from any thread; implemented by the transport with cross-core
 /// queues and a ring wake-up.
 pub trait ConnControl: Send + Sync {
-    /// Run a file operation on the ring of the core that owns `req.conn`; completion is
-    /// reported to [`Service::on_file_io`]. Only possible while handling a record on
-    /// that core: otherwise the request is handed back and the caller does the I/O
-    /// itself.
-    fn submit_file_io(&self, req: FileIoRequest) -> Result<(), FileIoRequest> {
-        Err(req)
-    }
-
     /// Queue one complete RPC record (no record mark) to be sent on `conn`, e.g. a
     /// callback call. Returns false if the connection is gone.
     fn send_record(&self, conn: ConnId, record: Vec<u8>) -> bool;
@@ -131,17 +172,14 @@ pub trait Service: Send + Sync + 'static {
     fn on_accept(&self, conn: &ConnMeta);
     /// One complete RPC record arrived (a call, or a reply to a callback we sent).
     /// Append the reply record's bytes to `out` (only append: `out` may already hold
-    /// other replies); append nothing to send no reply.
-    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>);
+    /// other replies); append nothing to send no reply. A request that needs file I/O
+    /// first returns [`Outcome::Suspend`]: the transport runs the operation on the
+    /// connection's ring and resumes the continuation on this core when it is done.
+    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) -> Outcome;
     /// The connection closed (EOF, error, drain, idle timeout or shutdown). Called
-    /// exactly once per accepted connection.
+    /// exactly once per accepted connection. Continuations of its requests may still
+    /// be resumed afterwards (with a scratch `out`).
     fn on_close(&self, conn: &ConnMeta);
-    /// A file operation submitted with [`ConnControl::submit_file_io`] finished; append
-    /// the reply it completes (if any) to `out`, as in `on_record`.
-    fn on_file_io(&self, _conn: &ConnMeta, _done: FileIoDone, _out: &mut Vec<u8>) {}
-    /// A file operation finished after its connection closed: finish (or forget) what
-    /// waited for it; there is nowhere to send a reply.
-    fn on_file_io_orphaned(&self, _done: FileIoDone) {}
 }
 
 /// Control for connections without a transport (engine tests, benchmarks): nothing can
@@ -169,5 +207,63 @@ impl ConnMeta {
             control: Arc::new(DetachedControl),
             shared: Arc::new(ConnShared::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads twice (the second read asked for by the first's continuation), then
+    /// replies with what it read.
+    struct TwoReads {
+        fd: IoFd,
+        got: Vec<u8>,
+    }
+
+    fn read(fd: &IoFd, offset: u64) -> FileIo {
+        FileIo {
+            fd: fd.clone(),
+            op: FileOp::Read { offset, len: 2 },
+        }
+    }
+
+    impl Continuation for TwoReads {
+        fn resume(mut self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
+            self.got.extend_from_slice(&done.buf);
+            if self.got.len() < 4 {
+                return Outcome::suspend(read(&self.fd, 2), self);
+            }
+            out.extend_from_slice(&self.got);
+            Outcome::Done
+        }
+    }
+
+    #[test]
+    fn run_to_end_runs_each_operation_and_resumes_until_done() {
+        let fd: IoFd = Arc::new(std::fs::File::open("/dev/null").unwrap());
+        let first = Outcome::suspend(
+            read(&fd, 0),
+            Box::new(TwoReads {
+                fd: fd.clone(),
+                got: Vec::new(),
+            }),
+        );
+        let mut offsets = Vec::new();
+        let mut out = b"before:".to_vec();
+        let ran = first.run_to_end(&mut out, |io| match io.op {
+            FileOp::Read { offset, len } => {
+                offsets.push(offset);
+                FileIoDone {
+                    result: len as i32,
+                    buf: vec![b'a' + offset as u8; len as usize],
+                }
+            }
+            _ => unreachable!(),
+        });
+        assert_eq!(ran, 2);
+        assert_eq!(offsets, [0, 2]);
+        assert_eq!(out, b"before:aacc");
+        assert_eq!(Outcome::Done.run_to_end(&mut out, |_| unreachable!()), 0);
     }
 }

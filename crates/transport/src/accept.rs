@@ -1,116 +1,212 @@
 //! Multishot accept on a worker's listening sockets.
+//!
+//! Lifecycle of each listener: `Idle` → `submit` → `Armed` (completions hand over new
+//! sockets) → final completion → re-armed, or `Retry` at the next tick after an error
+//! that would fail again at once (EMFILE...); `stop` at shutdown cancels an armed
+//! accept (`Cancelling`) or closes an idle socket (`Closed`); a final completion while
+//! stopping closes it.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use io_uring::{cqueue, opcode, types};
-use socket2::SockRef;
+use io_uring::{opcode, types};
+use socket2::Socket;
 
-use ringnfs_service::{ConnMeta, make_conn_id};
-
-use super::conn::Conn;
-use super::limits::Refusal;
+use super::driver::{Completion, Driver};
 use super::stats::WorkerCounters;
-use super::token::{Kind, Token, generation_of};
-use super::worker::{Phase, Worker};
+use super::token::{Kind, Token};
 
-impl Worker {
-    pub(crate) fn arm_accept(&mut self, idx: usize) {
-        let Some(fd) = self.listeners[idx].sock.as_ref().map(|s| s.as_raw_fd()) else {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerState {
+    /// Not armed yet.
+    Idle,
+    /// A multishot accept is in flight.
+    Armed,
+    /// Armed, and its cancel is submitted (shutdown).
+    Cancelling,
+    /// The last accept failed: re-arm at the next tick.
+    Retry,
+    /// The socket is closed.
+    Closed,
+}
+
+struct Listener {
+    /// `None` once closed.
+    sock: Option<Socket>,
+    state: ListenerState,
+}
+
+pub(crate) struct Listeners {
+    list: Vec<Listener>,
+}
+
+fn token(idx: usize) -> Token {
+    Token::new(Kind::Accept, 0, idx)
+}
+
+impl Listeners {
+    pub fn new(socks: Vec<Socket>) -> Listeners {
+        Listeners {
+            list: socks
+                .into_iter()
+                .map(|s| Listener {
+                    sock: Some(s),
+                    state: ListenerState::Idle,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn submit_all(&mut self, driver: &mut Driver) {
+        for i in 0..self.list.len() {
+            self.submit(i, driver);
+        }
+    }
+
+    fn submit(&mut self, idx: usize, driver: &mut Driver) {
+        let l = &mut self.list[idx];
+        let Some(fd) = l.sock.as_ref().map(|s| s.as_raw_fd()) else {
             return;
         };
-        self.listeners[idx].armed = true;
+        l.state = ListenerState::Armed;
         let e = opcode::AcceptMulti::new(types::Fd(fd))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(Token::new(Kind::Accept, 0, idx).encode());
-        self.push(e);
+            .user_data(token(idx).encode());
+        // SAFETY: the entry names no memory (no peer address is asked for); the socket
+        // stays open until the final completion (`Closed` is only entered after it).
+        unsafe { driver.push(e) };
     }
 
-    pub(crate) fn on_accept(&mut self, idx: usize, res: i32, flags: u32) {
-        let more = cqueue::more(flags);
-        if idx >= self.listeners.len() {
-            return;
+    /// An accept completion on listener `idx`: the new socket, if one came. `accepting`
+    /// is false while the worker shuts down: the listener is closed once its accept
+    /// ended.
+    pub fn complete(
+        &mut self,
+        idx: usize,
+        c: Completion,
+        accepting: bool,
+        driver: &mut Driver,
+        counters: &WorkerCounters,
+    ) -> Option<OwnedFd> {
+        if idx >= self.list.len() {
+            return None;
         }
-        if res >= 0 {
+        let mut fd = None;
+        let mut failed = false;
+        if c.res >= 0 {
             // SAFETY: the kernel just returned this new descriptor to us; nothing else
             // owns it.
-            let fd = unsafe { OwnedFd::from_raw_fd(res) };
-            if self.phase == Phase::Running {
-                self.new_conn(fd);
-            }
-        } else if res != -libc::ECANCELED {
-            WorkerCounters::add(&self.counters.accept_errors, 1);
+            fd = Some(unsafe { OwnedFd::from_raw_fd(c.res) });
+        } else if c.res != -libc::ECANCELED {
+            WorkerCounters::add(&counters.accept_errors, 1);
             tracing::debug!(
-                core = self.core,
                 "accept failed: {}",
-                std::io::Error::from_raw_os_error(-res)
+                std::io::Error::from_raw_os_error(-c.res)
             );
-            if !more {
+            failed = true;
+        }
+        if c.is_final() {
+            let l = &mut self.list[idx];
+            if !accepting {
+                l.sock = None;
+                l.state = ListenerState::Closed;
+            } else if failed {
                 // Resource errors (EMFILE...) would fail again at once: retry at the tick.
-                self.listeners[idx].retry = true;
+                l.state = ListenerState::Retry;
+            } else {
+                self.submit(idx, driver);
             }
         }
-        if !more {
-            let l = &mut self.listeners[idx];
-            l.armed = false;
-            if self.phase != Phase::Running {
-                l.sock = None;
-            } else if !l.retry {
-                self.arm_accept(idx);
+        fd
+    }
+
+    /// Re-arm the listeners whose accept failed (at the tick).
+    pub fn retry(&mut self, driver: &mut Driver) {
+        for i in 0..self.list.len() {
+            if self.list[i].state == ListenerState::Retry {
+                self.submit(i, driver);
             }
         }
     }
 
-    fn new_conn(&mut self, fd: OwnedFd) {
-        let sock = SockRef::from(&fd);
-        if let Err(e) = sock.set_tcp_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
+    /// Stop accepting: cancel armed accepts, close idle sockets.
+    pub fn stop(&mut self, driver: &mut Driver) {
+        for (i, l) in self.list.iter_mut().enumerate() {
+            match l.state {
+                ListenerState::Armed => {
+                    l.state = ListenerState::Cancelling;
+                    driver.cancel(token(i));
+                }
+                ListenerState::Cancelling | ListenerState::Closed => {}
+                ListenerState::Idle | ListenerState::Retry => {
+                    l.sock = None;
+                    l.state = ListenerState::Closed;
+                }
+            }
         }
-        let peer = sock.peer_addr().ok().and_then(|a| a.as_socket());
-        let local = sock.local_addr().ok().and_then(|a| a.as_socket());
-        let (Some(peer), Some(local)) = (peer, local) else {
-            tracing::debug!("accepted socket already gone");
-            return;
-        };
-        if let Err(why) = self.limiter.admit(peer.ip()) {
-            let counter = match why {
-                Refusal::Total => &self.counters.conns_refused_total,
-                Refusal::PerPeer => &self.counters.conns_refused_per_peer,
-            };
-            WorkerCounters::add(counter, 1);
-            tracing::debug!(%peer, ?why, "connection refused: limit reached");
-            return; // dropping `fd` closes the socket
-        }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if key > u32::MAX as usize {
-            tracing::warn!("too many connections on one core");
-            self.limiter.release(peer.ip());
-            return;
-        }
-        self.next_seq += 1;
-        let id = make_conn_id(self.core, self.next_seq);
-        let meta = ConnMeta {
-            id,
-            core: self.core,
-            peer,
-            local,
-            control: self.control.clone(),
-            shared: Default::default(),
-        };
-        let generation = generation_of(self.next_seq);
-        entry.insert(Conn::new(meta, fd, generation, self.cfg.max_record));
-        self.ids.insert(id, key);
-        self.live.lock().insert(id);
-        WorkerCounters::add(&self.counters.accepted, 1);
-        tracing::trace!(conn = id, %peer, "accepted");
-        let service = &self.service;
-        let meta = &self.conns[key].meta;
-        if catch_unwind(AssertUnwindSafe(|| service.on_accept(meta))).is_err() {
-            tracing::error!(conn = id, "Service::on_accept panicked");
-            WorkerCounters::add(&self.counters.service_panics, 1);
-        }
-        self.mark_dirty(key);
+    }
+
+    pub fn all_closed(&self) -> bool {
+        self.list.iter().all(|l| l.state == ListenerState::Closed)
+    }
+
+    #[cfg(test)]
+    pub fn states(&self) -> Vec<ListenerState> {
+        self.list.iter().map(|l| l.state).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(res: i32, more: bool) -> Completion {
+        Completion::fake(token(0), res, more, None)
+    }
+
+    #[test]
+    fn lifecycle_rearm_retry_and_stop() {
+        let (mut d, _) = Driver::new(16, None).unwrap();
+        let sock = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let counters = WorkerCounters::default();
+        let mut l = Listeners::new(vec![sock]);
+        assert_eq!(l.states(), [ListenerState::Idle]);
+        l.submit_all(&mut d);
+        assert_eq!(l.states(), [ListenerState::Armed]);
+        // An error that ends the accept: retried at the tick, not at once.
+        assert!(
+            l.complete(0, completion(-libc::EMFILE, false), true, &mut d, &counters)
+                .is_none()
+        );
+        assert_eq!(l.states(), [ListenerState::Retry]);
+        assert_eq!(
+            counters
+                .accept_errors
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        l.retry(&mut d);
+        assert_eq!(l.states(), [ListenerState::Armed]);
+        // A final completion without error re-arms at once.
+        l.complete(
+            0,
+            completion(-libc::ECANCELED, false),
+            true,
+            &mut d,
+            &counters,
+        );
+        assert_eq!(l.states(), [ListenerState::Armed]);
+        // Shutdown: cancel, then closed once the accept ended.
+        l.stop(&mut d);
+        assert_eq!(l.states(), [ListenerState::Cancelling]);
+        assert!(!l.all_closed());
+        l.complete(
+            0,
+            completion(-libc::ECANCELED, false),
+            false,
+            &mut d,
+            &counters,
+        );
+        assert!(l.all_closed());
     }
 }

@@ -1,32 +1,87 @@
-//! Per-connection state and the decision of what to do next with it.
+//! One connection's state, and the decision of what to do next with it.
 //!
-//! The worker records events (data, send progress, errors, drain requests) on the
-//! connection and then asks [`Conn::plan`] which operations to submit or cancel; the
-//! plan is a pure function of the flags, so the lifecycle rules are unit-tested here:
+//! The worker records events on the connection (data, send progress, errors, drain
+//! requests), then plans in two steps: [`decide`], a pure function from the
+//! connection's [`Facts`] to a [`Decision`] (which ring operations to submit or cancel,
+//! whether the connection is finished), and [`Conn::apply`], which moves the receive
+//! and send sides to their new states (the worker submits the operations). The rules:
 //!
 //! * open: keep one multishot receive armed unless the output backlog is above
-//!   `max_out` (then cancel it, and re-arm once the backlog is at most `max_out / 2`);
-//! * closing, flush: stop reading, send what is queued, then finish;
-//! * closing, abort: cancel everything, finish as soon as no operation is in flight.
+//!   `max_out` (then cancel it, and re-arm once the backlog is at most `max_out / 2`)
+//!   or received records wait in `deferred`;
+//! * flushing: stop reading, send what is queued, then finish;
+//! * aborting: cancel everything, finish as soon as no operation is in flight.
 //!
 //! "Finish" (calling `on_close`, closing the fd, freeing the state) only happens when
-//! no operation of the connection is in flight, so no completion can outlive it.
+//! neither side has an operation in flight, so no receive or send completion can
+//! outlive the connection. File operations of its requests do not hold it (`fileio`).
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use ringnfs_proto::rpc::record::RecordAssembler;
 use ringnfs_service::ConnMeta;
 
 use super::output::OutQueue;
 
+/// A request to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Closing {
     /// Stop reading, send what is queued (until the deadline), then close.
     Flush,
     /// Close as soon as outstanding operations are cancelled.
     Abort,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Life {
+    Open,
+    /// Closing after its output is sent, or at `deadline` (then aborted).
+    Flushing {
+        deadline: Instant,
+    },
+    /// Closing as soon as nothing is in flight.
+    Aborting,
+}
+
+impl Life {
+    pub fn closing(self) -> Option<Closing> {
+        match self {
+            Life::Open => None,
+            Life::Flushing { .. } => Some(Closing::Flush),
+            Life::Aborting => Some(Closing::Abort),
+        }
+    }
+}
+
+/// The receive side: the connection's multishot receive (`recv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvSide {
+    /// No receive in flight.
+    Idle,
+    /// A multishot receive is in flight.
+    Armed,
+    /// Its cancel is submitted; the final completion is still to come.
+    Cancelling,
+}
+
+/// The send side: at most one send in flight (`send`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendSide {
+    Idle,
+    Armed,
+    Cancelling,
+}
+
+/// Whether the connection takes in records (backpressure on its output backlog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intake {
+    Open,
+    /// The backlog went over the bound: not reading until it is at most half of it.
+    Paused,
 }
 
 /// Records received while the connection was over its output bound, kept in order
@@ -64,18 +119,69 @@ impl Deferred {
     }
 }
 
-/// What the worker should submit for a connection now.
+/// What [`decide`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Facts {
+    pub closing: Option<Closing>,
+    pub intake: Intake,
+    /// Received records wait in `deferred`.
+    pub deferred: bool,
+    pub recv: RecvSide,
+    pub send: SendSide,
+    /// Output bytes are in flight (a send to continue after a partial completion).
+    pub out_in_flight: bool,
+    /// Output bytes wait behind them.
+    pub out_queued: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvStep {
+    Arm,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendStep {
+    /// Send the in-flight bytes (moving the oldest queued ones in flight first if none
+    /// are).
+    Start,
+    Cancel,
+}
+
+/// What to do with a connection now.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Plan {
-    pub arm_recv: bool,
-    pub cancel_recv: bool,
-    /// Submit a send (of the remainder if a partial send is being continued).
-    pub send: bool,
-    pub cancel_send: bool,
+pub(crate) struct Decision {
+    pub recv: Option<RecvStep>,
+    pub send: Option<SendStep>,
     /// Everything is done: call `on_close`, close the fd, free the state.
     pub finish: bool,
-    /// The connection just became paused (for the counter).
-    pub paused_now: bool,
+}
+
+/// The lifecycle rules (see the module docs), as a pure function.
+pub(crate) fn decide(f: &Facts) -> Decision {
+    let want_recv = f.closing.is_none() && f.intake == Intake::Open && !f.deferred;
+    let recv = match (f.recv, want_recv) {
+        (RecvSide::Idle, true) => Some(RecvStep::Arm),
+        (RecvSide::Armed, false) => Some(RecvStep::Cancel),
+        _ => None,
+    };
+    let out_pending = f.out_in_flight || f.out_queued;
+    let send = match (f.closing, f.send) {
+        (Some(Closing::Abort), SendSide::Armed) => Some(SendStep::Cancel),
+        (Some(Closing::Abort), _) => None,
+        (_, SendSide::Idle) if out_pending => Some(SendStep::Start),
+        _ => None,
+    };
+    let recv_idle = f.recv == RecvSide::Idle && recv != Some(RecvStep::Arm);
+    let send_idle = f.send == SendSide::Idle && send != Some(SendStep::Start);
+    let finish = recv_idle
+        && send_idle
+        && match f.closing {
+            None => false,
+            Some(Closing::Abort) => true,
+            Some(Closing::Flush) => !out_pending && !f.deferred,
+        };
+    Decision { recv, send, finish }
 }
 
 pub(crate) struct Conn {
@@ -85,17 +191,11 @@ pub(crate) struct Conn {
     pub asm: RecordAssembler,
     pub out: OutQueue,
     pub deferred: Deferred,
-    /// A multishot receive is in flight (until its final completion).
-    pub recv_armed: bool,
-    pub recv_cancelled: bool,
-    /// A send operation is in flight.
-    pub send_armed: bool,
-    pub send_cancelled: bool,
-    /// Not reading: the output backlog went over the bound.
-    pub paused: bool,
-    pub closing: Option<Closing>,
-    pub deadline: Option<Instant>,
-    /// Queued for [`Conn::plan`] at the end of the completion batch.
+    pub recv: RecvSide,
+    pub send: SendSide,
+    pub intake: Intake,
+    pub life: Life,
+    /// Queued for planning at the end of the completion batch (the worker's list).
     pub dirty: bool,
     /// When the last complete record arrived (or the accept, before any): the idle
     /// timeout counts from here.
@@ -111,87 +211,123 @@ impl Conn {
             asm: RecordAssembler::new(max_record),
             out: OutQueue::default(),
             deferred: Deferred::default(),
-            recv_armed: false,
-            recv_cancelled: false,
-            send_armed: false,
-            send_cancelled: false,
-            paused: false,
-            closing: None,
-            deadline: None,
+            recv: RecvSide::Idle,
+            send: SendSide::Idle,
+            intake: Intake::Open,
+            life: Life::Open,
             dirty: false,
             last_record: Instant::now(),
         }
     }
 
+    pub fn closing(&self) -> Option<Closing> {
+        self.life.closing()
+    }
+
     /// Begin closing. `Abort` overrides `Flush`; a later deadline never extends an
     /// earlier one.
     pub fn close(&mut self, mode: Closing, deadline: Instant) {
-        match (self.closing, mode) {
-            (Some(Closing::Abort), _) => return,
+        self.life = match (self.life, mode) {
+            (Life::Aborting, _) => return,
             (_, Closing::Abort) => {
-                self.closing = Some(Closing::Abort);
                 self.out.abort();
                 self.deferred.clear();
+                Life::Aborting
             }
-            (_, Closing::Flush) => self.closing = Some(Closing::Flush),
-        }
-        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+            (Life::Flushing { deadline: d }, Closing::Flush) => Life::Flushing {
+                deadline: d.min(deadline),
+            },
+            (Life::Open, Closing::Flush) => Life::Flushing { deadline },
+        };
     }
 
     /// Should a newly received record wait (the connection is over its bound)?
     pub fn must_defer(&self) -> bool {
-        self.paused || !self.deferred.is_empty()
+        self.intake == Intake::Paused || !self.deferred.is_empty()
     }
 
     /// Re-evaluate backpressure after the backlog changed. Returns true if the
     /// connection just became paused.
     pub fn update_pause(&mut self, max_out: usize) -> bool {
         let backlog = self.out.backlog();
-        if !self.paused && backlog > max_out {
-            self.paused = true;
-            return true;
+        match self.intake {
+            Intake::Open if backlog > max_out => {
+                self.intake = Intake::Paused;
+                true
+            }
+            Intake::Paused if backlog <= max_out / 2 => {
+                self.intake = Intake::Open;
+                false
+            }
+            _ => false,
         }
-        if self.paused && backlog <= max_out / 2 {
-            self.paused = false;
-        }
-        false
     }
 
-    /// Decide the next operations and mark them as submitted/cancelled.
-    pub fn plan(&mut self, max_out: usize) -> Plan {
-        let mut p = Plan {
-            paused_now: self.update_pause(max_out),
-            ..Plan::default()
-        };
-        let want_recv = self.closing.is_none() && !self.paused && self.deferred.is_empty();
-        if self.recv_armed && !want_recv && !self.recv_cancelled {
-            p.cancel_recv = true;
-            self.recv_cancelled = true;
+    pub fn facts(&self) -> Facts {
+        Facts {
+            closing: self.closing(),
+            intake: self.intake,
+            deferred: !self.deferred.is_empty(),
+            recv: self.recv,
+            send: self.send,
+            out_in_flight: self.out.busy(),
+            out_queued: self.out.has_queued(),
         }
-        if !self.recv_armed && want_recv {
-            p.arm_recv = true;
-            self.recv_armed = true;
-            self.recv_cancelled = false;
+    }
+
+    /// Move the sides to the states `d` leads to; the caller submits the operations
+    /// (for [`SendStep::Start`], of [`OutQueue::remaining`]).
+    pub fn apply(&mut self, d: &Decision) {
+        match d.recv {
+            Some(RecvStep::Arm) => self.recv = RecvSide::Armed,
+            Some(RecvStep::Cancel) => self.recv = RecvSide::Cancelling,
+            None => {}
         }
-        if self.closing == Some(Closing::Abort) {
-            if self.send_armed && !self.send_cancelled {
-                p.cancel_send = true;
-                self.send_cancelled = true;
+        match d.send {
+            Some(SendStep::Start) => {
+                if !self.out.busy() {
+                    // Either continue a partial send or start sending what accumulated.
+                    let started = self.out.start().is_some();
+                    debug_assert!(started, "decided to send with nothing queued");
+                }
+                self.send = SendSide::Armed;
             }
-        } else if !self.send_armed && (self.out.busy() || self.out.start().is_some()) {
-            // Either continue a partial send or start sending what accumulated.
-            p.send = true;
-            self.send_armed = true;
-            self.send_cancelled = false;
+            Some(SendStep::Cancel) => self.send = SendSide::Cancelling,
+            None => {}
         }
-        p.finish = !self.recv_armed
-            && !self.send_armed
-            && match self.closing {
-                None => false,
-                Some(Closing::Abort) => true,
-                Some(Closing::Flush) => self.out.is_idle() && self.deferred.is_empty(),
-            };
-        p
+    }
+
+    /// Update backpressure, decide and apply: what the worker must submit now, and
+    /// whether the connection just became paused.
+    pub fn plan(&mut self, max_out: usize) -> (Decision, bool) {
+        let paused_now = self.update_pause(max_out);
+        let d = decide(&self.facts());
+        self.apply(&d);
+        (d, paused_now)
+    }
+
+    /// A flushing connection whose deadline passed (it is aborted).
+    pub fn flush_overdue(&self, now: Instant) -> bool {
+        matches!(self.life, Life::Flushing { deadline } if deadline <= now)
+    }
+
+    /// An open connection bound to no session that completed no record for longer than
+    /// its idle timeout (`session_idle` if it ever had a session, `idle` otherwise).
+    pub fn idle_too_long(
+        &self,
+        now: Instant,
+        idle: Option<Duration>,
+        session_idle: Option<Duration>,
+    ) -> bool {
+        let shared = &self.meta.shared;
+        let limit = if shared.had_session() {
+            session_idle
+        } else {
+            idle
+        };
+        self.life == Life::Open
+            && shared.bound_sessions.load(Ordering::Relaxed) == 0
+            && limit.is_some_and(|l| now.saturating_duration_since(self.last_record) >= l)
     }
 }
 
@@ -211,104 +347,251 @@ mod tests {
         c.out.end_reply(start).unwrap();
     }
 
+    fn plan(c: &mut Conn, max_out: usize) -> Decision {
+        c.plan(max_out).0
+    }
+
+    const ARM: Decision = Decision {
+        recv: Some(RecvStep::Arm),
+        send: None,
+        finish: false,
+    };
+
+    #[test]
+    fn decide_is_a_table() {
+        let open = Facts {
+            closing: None,
+            intake: Intake::Open,
+            deferred: false,
+            recv: RecvSide::Idle,
+            send: SendSide::Idle,
+            out_in_flight: false,
+            out_queued: false,
+        };
+        assert_eq!(decide(&open), ARM);
+        let armed = Facts {
+            recv: RecvSide::Armed,
+            ..open
+        };
+        assert_eq!(decide(&armed), Decision::default());
+        // Output waiting: one send.
+        let d = decide(&Facts {
+            out_queued: true,
+            ..armed
+        });
+        assert_eq!(d.send, Some(SendStep::Start));
+        // A send in flight: nothing more, even with bytes waiting.
+        let d = decide(&Facts {
+            out_queued: true,
+            out_in_flight: true,
+            send: SendSide::Armed,
+            ..armed
+        });
+        assert_eq!(d, Decision::default());
+        // Paused, or records deferred: the receive is cancelled, once.
+        for f in [
+            Facts {
+                intake: Intake::Paused,
+                ..armed
+            },
+            Facts {
+                deferred: true,
+                ..armed
+            },
+        ] {
+            assert_eq!(decide(&f).recv, Some(RecvStep::Cancel));
+            let f = Facts {
+                recv: RecvSide::Cancelling,
+                ..f
+            };
+            assert_eq!(decide(&f), Decision::default());
+        }
+        // Cancelling while reading is wanted again: wait for the final completion.
+        let f = Facts {
+            recv: RecvSide::Cancelling,
+            ..open
+        };
+        assert_eq!(decide(&f), Decision::default());
+        // Flushing: finish only when idle, nothing queued, nothing deferred.
+        let flush = Facts {
+            closing: Some(Closing::Flush),
+            ..open
+        };
+        assert!(decide(&flush).finish);
+        for f in [
+            Facts {
+                out_queued: true,
+                ..flush
+            },
+            Facts {
+                deferred: true,
+                ..flush
+            },
+            Facts {
+                recv: RecvSide::Cancelling,
+                ..flush
+            },
+        ] {
+            assert!(!decide(&f).finish, "{f:?}");
+        }
+        // Aborting: cancel both sides; finish once neither is in flight, whatever is
+        // queued.
+        let abort = Facts {
+            closing: Some(Closing::Abort),
+            recv: RecvSide::Armed,
+            send: SendSide::Armed,
+            out_queued: true,
+            out_in_flight: true,
+            ..open
+        };
+        assert_eq!(
+            decide(&abort),
+            Decision {
+                recv: Some(RecvStep::Cancel),
+                send: Some(SendStep::Cancel),
+                finish: false
+            }
+        );
+        let done = Facts {
+            recv: RecvSide::Idle,
+            send: SendSide::Idle,
+            ..abort
+        };
+        assert_eq!(
+            decide(&done),
+            Decision {
+                finish: true,
+                ..Decision::default()
+            }
+        );
+    }
+
     #[test]
     fn new_connection_arms_one_receive() {
         let mut c = conn();
-        let p = c.plan(100);
-        assert!(p.arm_recv && !p.send && !p.finish);
-        assert_eq!(c.plan(100), Plan::default(), "nothing twice");
+        assert_eq!(plan(&mut c, 100), ARM);
+        assert_eq!(c.recv, RecvSide::Armed);
+        assert_eq!(plan(&mut c, 100), Decision::default(), "nothing twice");
     }
 
     #[test]
     fn replies_are_sent_one_at_a_time_with_continuation() {
         let mut c = conn();
-        c.plan(1000);
+        plan(&mut c, 1000);
         reply(&mut c, 10);
-        assert!(c.plan(1000).send);
+        assert_eq!(plan(&mut c, 1000).send, Some(SendStep::Start));
+        assert_eq!(c.send, SendSide::Armed);
         reply(&mut c, 10);
-        assert!(!c.plan(1000).send, "one send in flight");
+        assert_eq!(plan(&mut c, 1000).send, None, "one send in flight");
         // Partial completion: continue.
-        c.send_armed = false;
+        c.send = SendSide::Idle;
         assert!(c.out.sent(5));
-        assert!(c.plan(1000).send);
+        assert_eq!(plan(&mut c, 1000).send, Some(SendStep::Start));
         assert_eq!(c.out.remaining().len(), 9);
-        c.send_armed = false;
+        c.send = SendSide::Idle;
         assert!(!c.out.sent(9));
         // The second reply goes out next.
-        assert!(c.plan(1000).send);
+        assert_eq!(plan(&mut c, 1000).send, Some(SendStep::Start));
         assert_eq!(c.out.remaining().len(), 14);
     }
 
     #[test]
     fn backpressure_pauses_and_resumes_with_hysteresis() {
         let mut c = conn();
-        c.plan(100);
+        plan(&mut c, 100);
         reply(&mut c, 150);
-        let p = c.plan(100);
-        assert!(p.paused_now && p.cancel_recv && p.send);
+        let (d, paused_now) = c.plan(100);
+        assert!(paused_now);
+        assert_eq!(d.recv, Some(RecvStep::Cancel));
+        assert_eq!(d.send, Some(SendStep::Start));
         assert!(c.must_defer());
         c.deferred.push(b"later");
         // The receive's final completion arrives.
-        c.recv_armed = false;
-        assert!(!c.plan(100).arm_recv);
+        c.recv = RecvSide::Idle;
+        assert_eq!(plan(&mut c, 100).recv, None);
         // 154 bytes in flight; sending 94 leaves 60 > 50: still paused.
-        c.send_armed = false;
+        c.send = SendSide::Idle;
         c.out.sent(94);
-        let p = c.plan(100);
-        assert!(p.send && !p.arm_recv);
-        assert!(c.paused);
-        c.send_armed = false;
+        let d = plan(&mut c, 100);
+        assert_eq!((d.send, d.recv), (Some(SendStep::Start), None));
+        assert_eq!(c.intake, Intake::Paused);
+        c.send = SendSide::Idle;
         c.out.sent(20);
-        c.plan(100);
-        assert!(!c.paused, "backlog 40 <= 50");
+        plan(&mut c, 100);
+        assert_eq!(c.intake, Intake::Open, "backlog 40 <= 50");
         // Deferred records must be replayed before reading again.
-        assert!(!c.recv_armed);
+        assert_eq!(c.recv, RecvSide::Idle);
         assert_eq!(c.deferred.pop().as_deref(), Some(&b"later"[..]));
-        assert!(c.plan(100).arm_recv);
+        assert_eq!(plan(&mut c, 100).recv, Some(RecvStep::Arm));
     }
 
     #[test]
     fn flush_close_sends_then_finishes() {
         let mut c = conn();
-        c.plan(1000);
+        plan(&mut c, 1000);
         reply(&mut c, 10);
         c.close(Closing::Flush, Instant::now());
-        let p = c.plan(1000);
-        assert!(p.cancel_recv && p.send && !p.finish);
-        c.recv_armed = false;
-        assert!(!c.plan(1000).finish, "send in flight");
-        c.send_armed = false;
+        let d = plan(&mut c, 1000);
+        assert_eq!(
+            (d.recv, d.send, d.finish),
+            (Some(RecvStep::Cancel), Some(SendStep::Start), false)
+        );
+        c.recv = RecvSide::Idle;
+        assert!(!plan(&mut c, 1000).finish, "send in flight");
+        c.send = SendSide::Idle;
         c.out.sent(14);
-        assert!(c.plan(1000).finish);
+        assert!(plan(&mut c, 1000).finish);
     }
 
     #[test]
     fn abort_cancels_everything_and_waits_for_completions() {
         let mut c = conn();
-        c.plan(1000);
+        plan(&mut c, 1000);
         reply(&mut c, 10);
-        c.plan(1000);
+        plan(&mut c, 1000);
         c.close(Closing::Abort, Instant::now());
-        let p = c.plan(1000);
-        assert!(p.cancel_recv && p.cancel_send && !p.finish);
-        assert_eq!(c.plan(1000), Plan::default(), "cancel once");
-        c.recv_armed = false;
-        assert!(!c.plan(1000).finish);
-        c.send_armed = false;
+        let d = plan(&mut c, 1000);
+        assert_eq!(
+            (d.recv, d.send, d.finish),
+            (Some(RecvStep::Cancel), Some(SendStep::Cancel), false)
+        );
+        assert_eq!(plan(&mut c, 1000), Decision::default(), "cancel once");
+        c.recv = RecvSide::Idle;
+        assert!(!plan(&mut c, 1000).finish);
+        c.send = SendSide::Idle;
         c.out.send_failed();
-        assert!(c.plan(1000).finish);
+        assert!(plan(&mut c, 1000).finish);
         // Flush cannot downgrade an abort.
         c.close(Closing::Flush, Instant::now());
-        assert_eq!(c.closing, Some(Closing::Abort));
+        assert_eq!(c.closing(), Some(Closing::Abort));
     }
 
     #[test]
     fn deadline_only_shrinks() {
         let mut c = conn();
         let now = Instant::now();
-        let later = now + std::time::Duration::from_secs(5);
+        let later = now + Duration::from_secs(5);
         c.close(Closing::Flush, now);
         c.close(Closing::Flush, later);
-        assert_eq!(c.deadline, Some(now));
+        assert_eq!(c.life, Life::Flushing { deadline: now });
+        assert!(c.flush_overdue(now));
+        assert!(!c.flush_overdue(now - Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn idle_timeouts_spare_bound_connections_and_use_the_session_limit() {
+        let c = conn();
+        let t = c.last_record + Duration::from_secs(3);
+        let (two, ten) = (Some(Duration::from_secs(2)), Some(Duration::from_secs(10)));
+        assert!(c.idle_too_long(t, two, ten));
+        assert!(!c.idle_too_long(t, None, ten), "no idle timeout");
+        c.meta.shared.mark_had_session();
+        assert!(
+            !c.idle_too_long(t, two, ten),
+            "the session idle timeout applies"
+        );
+        assert!(c.idle_too_long(t, two, two));
+        c.meta.shared.bound_sessions.store(1, Ordering::Relaxed);
+        assert!(!c.idle_too_long(t, two, two), "bound to a session");
     }
 }

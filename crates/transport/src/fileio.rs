@@ -1,139 +1,201 @@
-//! File operations (READ/WRITE/FSYNC) the service asks a worker to run on its own ring.
+//! File operations (READ/WRITE/FSYNC) that suspended requests wait for, run on the ring
+//! of the core that owns the request's connection.
 //!
-//! `submit_file_io` is called by the service while the worker is inside a callback, so
-//! requests are queued in a per-thread list and turned into submissions after the
-//! callback returns. Each in-flight operation owns its buffer and a reference to its
-//! file descriptor in the worker's `file_ops` slab until its completion arrives.
+//! The service returns [`Outcome::Suspend`](ringnfs_service::Outcome) with the operation
+//! and a continuation; [`FileOps::submit`] puts both in a slot of this worker's table,
+//! whose key is the operation's `user_data`, together with everything the kernel uses
+//! (the buffer, a reference keeping the descriptor open). On completion
+//! [`FileOps::complete`] empties the slot and hands back the continuation, the result
+//! and the connection the request came on; the worker resumes it there (or, if that
+//! connection closed meanwhile, with a scratch output: the request must still finish).
+//!
+//! Lifecycle: `submit` → one completion. File operations are never cancelled: the
+//! worker waits for them before exiting, so every request finishes.
 
-use std::cell::RefCell;
 use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, types};
+use slab::Slab;
 
-use ringnfs_service::{FileIoDone, FileIoRequest, FileOp, IoFd, conn_core};
+use ringnfs_service::{ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
 
+use super::driver::Driver;
 use super::stats::WorkerCounters;
 use super::token::{Kind, Token};
-use super::worker::Worker;
 
-thread_local! {
-    /// Some(core) on a worker thread: the requests queued during the current batch.
-    static QUEUE: RefCell<Option<(usize, Vec<FileIoRequest>)>> = const { RefCell::new(None) };
+/// The connection a file operation's request came on: its slot in the worker's table
+/// and its id (the slot may hold another connection by the time the operation ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub key: usize,
+    pub id: ConnId,
 }
 
-/// Mark the current thread as worker `core` (done once at worker start).
-pub(crate) fn init_thread(core: usize) {
-    QUEUE.with(|q| *q.borrow_mut() = Some((core, Vec::new())));
+/// An operation in flight.
+struct InFlight {
+    owner: Owner,
+    then: Box<dyn Continuation>,
+    /// Keeps the descriptor open until the completion.
+    _fd: IoFd,
+    /// What the kernel reads from (WRITE) or writes into (READ).
+    buf: Vec<u8>,
 }
 
-/// Queue `req` if this thread is the worker that owns its connection.
-pub(crate) fn queue(req: FileIoRequest) -> Result<(), FileIoRequest> {
-    QUEUE.with(|q| match &mut *q.borrow_mut() {
-        Some((core, list)) if *core == conn_core(req.conn) => {
-            list.push(req);
-            Ok(())
-        }
-        _ => Err(req),
-    })
-}
-
-fn take_queued() -> Vec<FileIoRequest> {
-    QUEUE.with(|q| match &mut *q.borrow_mut() {
-        Some((_, list)) => std::mem::take(list),
-        None => Vec::new(),
-    })
-}
-
-enum Plan {
+/// A [`FileOp`] without its data (which moved into the slot).
+enum Op {
     Read(u64, u32),
     Write(u64),
     Fsync(bool),
 }
 
-/// An operation in flight: what the kernel reads from or writes into.
-pub(crate) struct FileOpState {
-    conn: u64,
-    token: u64,
-    /// Keeps the descriptor open until the completion.
-    _fd: IoFd,
-    buf: Vec<u8>,
+/// The worker's file operations in flight.
+#[derive(Default)]
+pub(crate) struct FileOps {
+    slots: Slab<InFlight>,
 }
 
-impl Worker {
-    /// Submit the file operations queued during this batch.
-    pub(crate) fn submit_file_ops(&mut self) {
-        for req in take_queued() {
-            let fd = types::Fd(req.fd.as_fd().as_raw_fd());
-            let (buf, plan) = match req.op {
-                FileOp::Read { offset, len } => {
-                    (Vec::with_capacity(len as usize), Plan::Read(offset, len))
-                }
-                FileOp::Write { offset, data } => (data, Plan::Write(offset)),
-                FileOp::Fsync { datasync } => (Vec::new(), Plan::Fsync(datasync)),
-            };
-            let key = self.file_ops.insert(FileOpState {
-                conn: req.conn,
-                token: req.token,
-                _fd: req.fd,
-                buf,
-            });
-            // The buffer now sits in the slab and is not touched until the completion;
-            // its heap address (stable when the slab grows) is what the kernel uses.
-            let b = &mut self.file_ops[key].buf;
-            let e = match plan {
-                Plan::Read(offset, len) => opcode::Read::new(fd, b.as_mut_ptr(), len)
-                    .offset(offset)
-                    .build(),
-                Plan::Write(offset) => opcode::Write::new(fd, b.as_ptr(), b.len() as u32)
-                    .offset(offset)
-                    .build(),
-                Plan::Fsync(datasync) => {
-                    let flags = if datasync {
-                        types::FsyncFlags::DATASYNC
-                    } else {
-                        types::FsyncFlags::empty()
-                    };
-                    opcode::Fsync::new(fd).flags(flags).build()
-                }
-            };
-            WorkerCounters::add(&self.counters.file_ops, 1);
-            self.push(e.user_data(Token::new(Kind::FileIo, 0, key).encode()));
+/// A finished file operation, ready to resume its request.
+pub(crate) struct Finished {
+    pub owner: Owner,
+    pub then: Box<dyn Continuation>,
+    pub done: FileIoDone,
+}
+
+impl FileOps {
+    /// Start `s`'s file operation for a request of connection `owner`.
+    pub fn submit(&mut self, driver: &mut Driver, owner: Owner, s: Suspend) {
+        let Suspend { io, then } = s;
+        let fd = types::Fd(io.fd.as_fd().as_raw_fd());
+        let (buf, kind) = match io.op {
+            FileOp::Read { offset, len } => {
+                (Vec::with_capacity(len as usize), Op::Read(offset, len))
+            }
+            FileOp::Write { offset, data } => (data, Op::Write(offset)),
+            FileOp::Fsync { datasync } => (Vec::new(), Op::Fsync(datasync)),
+        };
+        let key = self.slots.insert(InFlight {
+            owner,
+            then,
+            _fd: io.fd,
+            buf,
+        });
+        // The buffer now sits in the slot and is not touched until the completion; its
+        // heap address (stable when the slab grows) is what the kernel uses.
+        let b = &mut self.slots[key].buf;
+        let e = match kind {
+            Op::Read(offset, len) => opcode::Read::new(fd, b.as_mut_ptr(), len)
+                .offset(offset)
+                .build(),
+            Op::Write(offset) => opcode::Write::new(fd, b.as_ptr(), b.len() as u32)
+                .offset(offset)
+                .build(),
+            Op::Fsync(datasync) => {
+                let flags = if datasync {
+                    types::FsyncFlags::DATASYNC
+                } else {
+                    types::FsyncFlags::empty()
+                };
+                opcode::Fsync::new(fd).flags(flags).build()
+            }
+        };
+        // SAFETY: the buffer (capacity `len` for a READ, the data for a WRITE) and the
+        // descriptor's owner stay in slot `key` until `complete` takes them after the
+        // completion (or are leaked with `leak`).
+        unsafe { driver.push(e.user_data(Token::new(Kind::FileIo, 0, key).encode())) };
+    }
+
+    /// The operation in slot `key` completed with `res`: empty the slot.
+    pub fn complete(&mut self, key: usize, res: i32) -> Option<Finished> {
+        let mut op = self.slots.try_remove(key)?;
+        if res > 0 && op.buf.is_empty() && op.buf.capacity() >= res as usize {
+            // SAFETY: the kernel wrote `res` bytes into this buffer (a READ: writes hand
+            // their buffer back full), within its capacity.
+            unsafe { op.buf.set_len(res as usize) };
+        }
+        Some(Finished {
+            owner: op.owner,
+            then: op.then,
+            done: FileIoDone {
+                result: res,
+                buf: op.buf,
+            },
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The worker gives up with operations maybe in flight: never free their buffers.
+    pub fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.slots));
+    }
+}
+
+/// Where a service call's file operation goes: the worker's table and ring. Handed to
+/// the code that calls the service, so a suspended request starts its operation at
+/// once, on this core.
+pub(crate) struct FileIoSink<'a> {
+    pub ops: &'a mut FileOps,
+    pub driver: &'a mut Driver,
+    pub counters: &'a WorkerCounters,
+}
+
+impl FileIoSink<'_> {
+    pub fn start(&mut self, owner: Owner, s: Suspend) {
+        WorkerCounters::add(&self.counters.file_ops, 1);
+        self.ops.submit(self.driver, owner, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringnfs_service::{FileIo, Outcome};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    struct Record(Arc<AtomicI32>);
+
+    impl Continuation for Record {
+        fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
+            self.0.store(done.result, Ordering::SeqCst);
+            out.extend_from_slice(&done.buf);
+            Outcome::Done
         }
     }
 
-    pub(crate) fn on_file_io(&mut self, t: Token, res: i32) {
-        let key = t.key as usize;
-        let Some(mut op) = self.file_ops.try_remove(key) else {
-            tracing::warn!(?t, "file I/O completion for no operation");
-            return;
+    #[test]
+    fn a_read_completes_with_its_data_and_continuation() {
+        let dir = std::env::temp_dir().join(format!("ringnfs-fileio-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let file: IoFd = Arc::new(std::fs::File::open(&dir).unwrap());
+        let (mut d, _) = Driver::new(8, None).unwrap();
+        let mut ops = FileOps::default();
+        let seen = Arc::new(AtomicI32::new(-1));
+        let owner = Owner { key: 4, id: 77 };
+        let io = FileIo {
+            fd: file,
+            op: FileOp::Read { offset: 3, len: 4 },
         };
-        if res > 0 && op.buf.capacity() >= res as usize && op.buf.is_empty() {
-            // SAFETY: the kernel wrote `res` bytes into this buffer (a READ; writes
-            // hand their buffer back full), within its capacity.
-            unsafe { op.buf.set_len(res as usize) };
+        let then = Box::new(Record(seen.clone()));
+        ops.submit(&mut d, owner, Suspend { io, then });
+        assert_eq!(ops.in_flight(), 1);
+        let mut got = Vec::new();
+        while got.is_empty() {
+            d.submit_and_wait().unwrap();
+            d.reap(&mut got);
         }
-        let done = FileIoDone {
-            token: op.token,
-            result: res,
-            buf: op.buf,
-        };
-        let Some(&ckey) = self.ids.get(&op.conn) else {
-            self.service.on_file_io_orphaned(done);
-            return;
-        };
-        let c = &mut self.conns[ckey];
-        let (out, start) = c.out.begin_reply();
-        let service = &self.service;
-        let meta = &c.meta;
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            service.on_file_io(meta, done, out)
-        }));
-        let reply = c.out.end_reply(start);
-        if r.is_err() || reply.is_err() {
-            WorkerCounters::add(&self.counters.service_panics, r.is_err() as u64);
-            tracing::warn!(conn = op.conn, "closing after a failed file I/O reply");
-            c.close(super::conn::Closing::Abort, std::time::Instant::now());
-        }
-        self.mark_dirty(ckey);
+        let t = Token::decode(got[0].user_data).unwrap();
+        assert_eq!(t.kind, Kind::FileIo);
+        let f = ops.complete(t.key as usize, got[0].res).unwrap();
+        assert_eq!(ops.in_flight(), 0);
+        assert_eq!(f.owner, owner);
+        assert_eq!(f.done.buf, b"3456");
+        let mut out = Vec::new();
+        assert!(matches!(f.then.resume(f.done, &mut out), Outcome::Done));
+        assert_eq!((seen.load(Ordering::SeqCst), &out[..]), (4, &b"3456"[..]));
+        assert!(ops.complete(t.key as usize, 0).is_none(), "slot emptied");
+        let _ = std::fs::remove_file(&dir);
     }
 }

@@ -3,11 +3,15 @@
 //! into a provided-buffer ring, RPC record reassembly and batched sends. Records go to
 //! a [`Service`]; other threads reach connections through [`ConnControl`].
 //!
-//! Layout: `bufring` (provided buffers), `output` (per-connection send queue),
-//! `conn` (connection lifecycle), `token` (`user_data` encoding), `mailbox`
-//! (cross-core messages), `listener`, `ring` (ring setup), `worker` (completion loop)
-//! with one file per operation kind (`accept`, `recv`, `send`), `lifecycle` (closing,
-//! mailbox messages, shutdown), `stats`.
+//! Layout: `ring` (ring setup) under `driver` (owns the ring: submissions, completions,
+//! what is in flight); one file per ring operation kind over the driver, each with its
+//! submit / complete / cancel: `accept`, `recv`, `send`, `fileio` (file operations of
+//! suspended requests, with their continuations), `timer`, `wake` (the mailbox
+//! eventfd); `token` (`user_data` encoding); `bufring` (provided buffers); `output`
+//! (per-connection send queue); `conn` (one connection's state and the pure decision
+//! of what to do next); `conns` (the worker's connection table); `records` (bytes to
+//! records to the service, and back); `mailbox` (cross-core messages); `listener`,
+//! `limits`, `stats`; `worker` (the completion loop gluing these together).
 //!
 //! Built on the `io-uring` crate directly: tokio-uring (io-uring 0.6, no multishot, no
 //! provided-buffer rings) and monoio/glommio lack multishot receive into buffer rings.
@@ -25,17 +29,21 @@
 mod accept;
 mod bufring;
 mod conn;
+mod conns;
+mod driver;
 mod fileio;
-mod lifecycle;
 mod limits;
 mod listener;
 mod mailbox;
 mod output;
+mod records;
 mod recv;
 mod ring;
 mod send;
 mod stats;
+mod timer;
 mod token;
+mod wake;
 mod worker;
 
 #[cfg(test)]
@@ -250,8 +258,9 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
         mailboxes.push(mb);
         inboxes.push(inbox);
     }
-    let control = Arc::new(Control { mailboxes });
-    let dyn_control: Arc<dyn ConnControl> = control.clone();
+    let control = Arc::new(Control {
+        mailboxes: mailboxes.clone(),
+    });
     let cfg = Arc::new(cfg);
     let limiter = Arc::new(limits::ConnLimiter::new(
         cfg.max_connections,
@@ -272,7 +281,11 @@ pub fn start(cfg: TransportConfig, service: Arc<dyn Service>) -> io::Result<Tran
             core,
             cfg: cfg.clone(),
             service: service.clone(),
-            control: dyn_control.clone(),
+            // One per worker: its connections' metadata clones it (a suspended request
+            // keeps a copy) without touching a counter other cores write.
+            control: Arc::new(Control {
+                mailboxes: mailboxes.clone(),
+            }),
             listeners: sockets.pop().unwrap_or_default(),
             inbox,
             counters,

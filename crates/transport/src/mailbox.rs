@@ -1,5 +1,7 @@
-//! Cross-core messages: each worker has a channel and an eventfd its ring reads; a
-//! sender pushes a message and writes the eventfd so the worker wakes up.
+//! Cross-core messages: each worker has a channel and an eventfd its ring reads (see
+//! `wake`); a sender pushes a message and writes the eventfd so the worker wakes up.
+//! Only for what other threads ask (callbacks to send, drains, shutdown): a worker's
+//! own requests and their file I/O never pass through here.
 
 use std::collections::HashSet;
 use std::io;
@@ -140,13 +142,6 @@ impl ConnControl for Control {
 
     fn drain(&self, conn: ConnId) -> bool {
         self.route(conn, Msg::Drain { conn })
-    }
-
-    fn submit_file_io(
-        &self,
-        req: ringnfs_service::FileIoRequest,
-    ) -> Result<(), ringnfs_service::FileIoRequest> {
-        super::fileio::queue(req)
     }
 }
 

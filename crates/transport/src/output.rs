@@ -130,7 +130,13 @@ impl OutQueue {
         self.busy
     }
 
+    /// Bytes wait to be moved in flight.
+    pub fn has_queued(&self) -> bool {
+        !self.pending.is_empty() || !self.sealed.is_empty()
+    }
+
     /// Nothing pending and nothing in flight.
+    #[cfg(test)]
     pub fn is_idle(&self) -> bool {
         !self.busy && self.pending.is_empty() && self.sealed.is_empty()
     }

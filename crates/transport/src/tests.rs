@@ -11,7 +11,10 @@ use parking_lot::Mutex;
 
 use super::{TransportConfig, TransportHandle, TransportStats, start};
 use ringnfs_proto::rpc::record::frame;
-use ringnfs_service::{ConnId, ConnMeta, Service, make_conn_id};
+use ringnfs_service::{
+    ConnId, ConnMeta, Continuation, FileIo, FileIoDone, FileOp, IoFd, Outcome, Service,
+    make_conn_id,
+};
 
 /// Replies to each record with its bytes reversed (or with `reply_size` bytes), and
 /// drains the connection after replying to `bye`. Records everything it sees.
@@ -31,7 +34,7 @@ impl Service for Echo {
         self.accepts.fetch_add(1, SeqCst);
     }
 
-    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) {
+    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) -> Outcome {
         self.records.fetch_add(1, SeqCst);
         match self.reply_size {
             Some(n) => out.resize(out.len() + n, 0xab),
@@ -43,6 +46,7 @@ impl Service for Echo {
         if record == b"boom" {
             panic!("test service panics on request");
         }
+        Outcome::Done
     }
 
     fn on_close(&self, conn: &ConnMeta) {
@@ -62,9 +66,9 @@ impl Echo {
     }
 }
 
-fn server(
+fn server<S: Service>(
     threads: usize,
-    svc: Arc<Echo>,
+    svc: Arc<S>,
     tweak: impl FnOnce(&mut TransportConfig),
 ) -> TransportHandle {
     let mut cfg = TransportConfig {
@@ -717,4 +721,181 @@ fn tuning_defaults_match_the_transport_and_ranges_are_checked() {
     ] {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
+}
+
+// ---- file operations: suspended requests and their continuations ----------------------
+
+/// Suspends on records `pipe` (one read of the test's pipe on the ring) and `pipe2` (two
+/// reads, the second started by the first's continuation), then replies `got:` and what
+/// it read; other records are answered at once, reversed.
+struct PipeService {
+    pipe: IoFd,
+    records: AtomicUsize,
+    closes: AtomicUsize,
+    /// Per resumed continuation: its connection and the thread it ran on.
+    resumed: Arc<Mutex<Vec<(ConnId, String)>>>,
+}
+
+struct PipeRead {
+    pipe: IoFd,
+    conn: ConnId,
+    left: u32,
+    got: Vec<u8>,
+    resumed: Arc<Mutex<Vec<(ConnId, String)>>>,
+}
+
+fn pipe_read(fd: &IoFd) -> FileIo {
+    FileIo {
+        fd: fd.clone(),
+        op: FileOp::Read { offset: 0, len: 64 },
+    }
+}
+
+impl Continuation for PipeRead {
+    fn resume(mut self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.resumed.lock().push((self.conn, thread));
+        assert!(done.result >= 0, "pipe read failed: {}", done.result);
+        self.got.extend_from_slice(&done.buf);
+        self.left -= 1;
+        if self.left > 0 {
+            return Outcome::suspend(pipe_read(&self.pipe), self);
+        }
+        out.extend_from_slice(b"got:");
+        out.extend_from_slice(&self.got);
+        Outcome::Done
+    }
+}
+
+impl Service for PipeService {
+    fn on_accept(&self, _: &ConnMeta) {}
+
+    fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) -> Outcome {
+        self.records.fetch_add(1, SeqCst);
+        let left = match record {
+            b"pipe" => 1,
+            b"pipe2" => 2,
+            _ => {
+                out.extend(record.iter().rev());
+                return Outcome::Done;
+            }
+        };
+        let then = Box::new(PipeRead {
+            pipe: self.pipe.clone(),
+            conn: conn.id,
+            left,
+            got: Vec::new(),
+            resumed: self.resumed.clone(),
+        });
+        Outcome::suspend(pipe_read(&self.pipe), then)
+    }
+
+    fn on_close(&self, _: &ConnMeta) {
+        self.closes.fetch_add(1, SeqCst);
+    }
+}
+
+/// A pipe: the service reads its read end on the ring, the test writes the other.
+fn pipe_service() -> (Arc<PipeService>, std::fs::File) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array we own; the result is checked.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0);
+    // SAFETY: both descriptors are new and owned by nothing else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let svc = Arc::new(PipeService {
+        pipe: Arc::new(rd),
+        records: AtomicUsize::new(0),
+        closes: AtomicUsize::new(0),
+        resumed: Arc::default(),
+    });
+    (svc, std::fs::File::from(wr))
+}
+
+#[test]
+fn a_suspended_request_resumes_on_its_core_while_others_are_served() {
+    let (svc, mut pipe) = pipe_service();
+    let h = server(2, svc.clone(), |_| {});
+    let mut s = connect(h.local_addrs()[0]);
+    let mut wire = frame(b"pipe");
+    wire.extend(frame(b"abc"));
+    s.write_all(&wire).unwrap();
+    // The request after the suspended one is answered first.
+    assert_eq!(read_record(&mut s).unwrap(), b"cba");
+    pipe.write_all(b"hello").unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), b"got:hello");
+    // A continuation that waits again: its second read starts from the first's resume.
+    s.write_all(&frame(b"pipe2")).unwrap();
+    pipe.write_all(b"a").unwrap();
+    wait_for("the first resume", || svc.resumed.lock().len() == 2);
+    pipe.write_all(b"b").unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), b"got:ab");
+    assert_eq!(total(&h).file_ops, 3);
+    // Every resume ran on the worker that owns the connection.
+    let resumed = svc.resumed.lock().clone();
+    assert_eq!(resumed.len(), 3);
+    for (conn, thread) in resumed {
+        assert_eq!(
+            thread,
+            format!("ringnfs-io-{}", ringnfs_service::conn_core(conn))
+        );
+    }
+    drop(s);
+    h.shutdown();
+    h.join().unwrap();
+}
+
+#[test]
+fn a_request_whose_connection_closed_still_runs_to_its_end() {
+    let (svc, mut pipe) = pipe_service();
+    let h = server(1, svc.clone(), |_| {});
+    let addr = h.local_addrs()[0];
+    let mut s = connect(addr);
+    s.write_all(&frame(b"pipe2")).unwrap();
+    wait_for("the request", || svc.records.load(SeqCst) == 1);
+    drop(s);
+    wait_for("the close", || svc.closes.load(SeqCst) == 1);
+    // Both reads still run, the second started by the orphaned first's continuation.
+    pipe.write_all(b"x").unwrap();
+    wait_for("the first resume", || svc.resumed.lock().len() == 1);
+    pipe.write_all(b"y").unwrap();
+    wait_for("the second resume", || svc.resumed.lock().len() == 2);
+    // The worker serves on; a new connection in the closed one's slot gets no stray reply.
+    let mut s = connect(addr);
+    s.write_all(&frame(b"abc")).unwrap();
+    assert_eq!(read_record(&mut s).unwrap(), b"cba");
+    let st = total(&h);
+    assert_eq!((st.file_ops, st.service_panics), (2, 0));
+    drop(s);
+    h.shutdown();
+    h.join().unwrap();
+}
+
+#[test]
+fn shutdown_waits_for_file_operations_in_flight() {
+    let (svc, mut pipe) = pipe_service();
+    let h = server(1, svc.clone(), |_| {});
+    let mut s = connect(h.local_addrs()[0]);
+    s.write_all(&frame(b"pipe")).unwrap();
+    wait_for("the request", || svc.records.load(SeqCst) == 1);
+    let trigger = h.trigger();
+    trigger.shutdown();
+    let joined = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let j = joined.clone();
+    let t = std::thread::spawn(move || {
+        h.join().unwrap();
+        j.store(true, SeqCst);
+    });
+    // The connection closes, but the worker stays until the read completed.
+    wait_for("the close", || svc.closes.load(SeqCst) == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !joined.load(SeqCst),
+        "the worker exited with a file operation in flight"
+    );
+    pipe.write_all(b"z").unwrap();
+    t.join().unwrap();
+    assert_eq!(svc.resumed.lock().len(), 1);
+    drop(s);
 }

@@ -54,7 +54,7 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    pub fn new(kind: Kind, generation: u64, key: usize) -> Token {
+    pub const fn new(kind: Kind, generation: u64, key: usize) -> Token {
         Token {
             kind,
             generation: (generation & GEN_MASK) as u32,
@@ -97,6 +97,7 @@ mod tests {
             Kind::Wake,
             Kind::Timer,
             Kind::Cancel,
+            Kind::FileIo,
         ] {
             for (g, k) in [
                 (0u64, 0usize),

@@ -4,7 +4,7 @@ use crate::compound::{CompoundCtx, OpResult};
 use crate::consts::status;
 use ringnfs_fs::{FileType, FsError, Stability};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, pad4};
-use ringnfs_service::{FileIoDone, FileOp, IoFd};
+use ringnfs_service::{FileIo, FileIoDone, FileOp, IoFd};
 use ringnfs_state::StateManager;
 use ringnfs_state::files::IoKind;
 use ringnfs_state::stateid::Stateid;
@@ -18,7 +18,7 @@ pub const MAX_IO: u32 = 1024 * 1024;
 /// A data op waiting for its file operation on the connection's ring.
 pub struct PendingIo {
     pub fd: IoFd,
-    /// Taken when handed to the transport.
+    /// Taken when handed to the transport ([`PendingIo::take`]).
     pub op: Option<FileOp>,
     pub finish: IoFinish,
     pub(crate) opnum: u32,
@@ -35,6 +35,15 @@ impl PendingIo {
             opnum: 0,
             st_at: 0,
         }
+    }
+
+    /// The file operation to run now (None if it was taken already).
+    pub fn take(&mut self) -> Option<FileIo> {
+        let op = self.op.take()?;
+        Some(FileIo {
+            fd: self.fd.clone(),
+            op,
+        })
     }
 }
 
@@ -273,7 +282,6 @@ mod tests {
         let state = StateManager::new(StateConfig::default());
         let mut out = vec![0u8; 12]; // status, eof, length
         let done = FileIoDone {
-            token: 1,
             result: got as i32,
             buf: vec![7; got],
         };
