@@ -2,7 +2,7 @@
 //! succeeds, the counts add up, and with `--verify` every READ returned the bytes the
 //! bench wrote (no timing is asserted).
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 
