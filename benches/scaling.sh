@@ -11,7 +11,8 @@
 # round by ops/s, with the min–max ops/s over rounds.
 #
 # Usage: benches/scaling.sh [seconds per run, default 4]
-# Env: BIN=path/to/ringnfs (default: cargo build --release, target/release/ringnfs)
+# Env: BIN=path/to/ringnfs (default: cargo build --release, target/release/ringnfs);
+#      `$BIN bench` needs ringnfs-bench in the same directory (cargo build --release)
 #      WORKLOADS="sequence getattr"  CONNS="1 2 4 8 16"  SESSIONS="1 2 4 8 16 32 64"
 #      DEPTH=8  WARMUP=1  ROUNDS=3
 set -euo pipefail

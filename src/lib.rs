@@ -2,12 +2,13 @@
 //!
 //! The layers are the workspace's crates (ARCHITECTURE.md): `ringnfs-proto` (wire types)
 //! under `ringnfs-transport`, `ringnfs-fs` and `ringnfs-state`, under `ringnfs-engine`
-//! (COMPOUND engine), under `ringnfs-control`; `ringnfs-client` (client and load
-//! generator) on the wire types only. This crate wires them into a server
-//! ([`server`], [`options`], [`config`]) and re-exports each under one path.
+//! (COMPOUND engine), under `ringnfs-control`; `ringnfs-client` (the client) on the wire
+//! types only, and `ringnfs-bench` (the load generator) on the client. This crate wires
+//! them into a server ([`server`], [`options`], [`config`]) and re-exports each but the
+//! bench under one path: the bench is the separate executable `ringnfs-bench`, and
+//! nothing here may name it, so the `ringnfs` binary does not link it.
 
 pub use ringnfs_client as client;
-pub use ringnfs_client::bench;
 pub mod config;
 pub use ringnfs_control as control;
 pub use ringnfs_engine as nfs4;

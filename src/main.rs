@@ -1,6 +1,8 @@
-//! The `ringnfs` command: `serve` runs the server, `bench` the load generator.
+//! The `ringnfs` command: `serve` runs the server, `ctl` talks to its control plane,
+//! `bench` execs the load generator, `ringnfs-bench`, found next to this executable.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -24,9 +26,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the NFS server.
-    Serve(ServeArgs),
-    /// Load generator against any NFSv4.1 server.
-    Bench(ringnfs::bench::BenchCli),
+    Serve(Box<ServeArgs>),
+    /// Load generator against any NFSv4.1 server (runs `ringnfs-bench`, next to this
+    /// executable; `ringnfs bench --help` for its options).
+    Bench(BenchArgs),
     /// Talk to a running server's control plane (clients, sessions, drain, settings).
     Ctl(ringnfs::control::cli::CtlArgs),
 }
@@ -47,6 +50,53 @@ names the key and both values. `ringnfs ctl settings reset [KEY]` drops saved va
     )
 }
 
+/// Everything after `bench`, for `ringnfs-bench` (which parses it, `--help` too).
+#[derive(clap::Args)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct BenchArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+/// The executable `ringnfs bench` runs, in the directory of this one.
+const BENCH_EXE: &str = "ringnfs-bench";
+/// Exit status when `ringnfs-bench` cannot be run (2, as for a usage error).
+const EXIT_NO_BENCH: u8 = 2;
+
+/// `ringnfs bench ARGS...`: replace this process with `ringnfs-bench ARGS...` (git-style);
+/// returns only if that fails, with a one-line error naming the command that builds it.
+fn exec_bench(args: &BenchArgs) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let bench = match std::env::current_exe() {
+        Ok(me) => me.with_file_name(BENCH_EXE),
+        Err(e) => {
+            eprintln!("ringnfs bench: cannot find this executable to look for {BENCH_EXE}: {e}");
+            return ExitCode::from(EXIT_NO_BENCH);
+        }
+    };
+    if !bench.is_file() {
+        eprintln!("{}", missing_bench(&bench));
+        return ExitCode::from(EXIT_NO_BENCH);
+    }
+    // argv[0] "ringnfs bench": its usage lines name the command the user typed.
+    let e = std::process::Command::new(&bench)
+        .arg0("ringnfs bench")
+        .args(&args.args)
+        .exec();
+    eprintln!("ringnfs bench: cannot run {}: {e}", bench.display());
+    ExitCode::from(EXIT_NO_BENCH)
+}
+
+/// What `ringnfs bench` says when `ringnfs-bench` is not at `path`.
+fn missing_bench(path: &Path) -> String {
+    format!(
+        "ringnfs bench: the load generator {} is missing; build it with \
+         `cargo build --release --bin {BENCH_EXE}` (`cargo build --release` builds both \
+         binaries; `cargo run` builds only ringnfs, so its bench may be missing or stale)",
+        path.display()
+    )
+}
+
 #[derive(clap::Args)]
 #[command(after_help = serve_after_help())]
 struct ServeArgs {
@@ -61,9 +111,9 @@ struct ServeArgs {
 fn main() -> ExitCode {
     init_logging();
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         // The bench reports its own outcome and exit status (`ringnfs bench --help`).
-        Command::Bench(cli) => return ringnfs::bench::run_bench_cli(&cli),
+        Command::Bench(args) => return exec_bench(&args),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
     };
     match result {

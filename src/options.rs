@@ -54,11 +54,14 @@ pub struct Spec {
     /// The placeholder: N, SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR; empty for a
     /// choice (its values joined by `|`).
     pub value_name: &'static str,
-    /// The help text, `{range}` replaced by the range.
+    /// The help text, `{range}` replaced by the range and `{NAME}` by what
+    /// [`Spec::fill`] gives for NAME.
     pub help: String,
     /// The default as `--help` shows it.
     pub default: Option<String>,
     pub range: Option<Range>,
+    /// Other values the help text names, as (NAME, text) for `{NAME}`.
+    fills: Vec<(&'static str, String)>,
 }
 
 impl Spec {
@@ -72,6 +75,7 @@ impl Spec {
             help: String::new(),
             default: None,
             range: None,
+            fills: Vec::new(),
         }
     }
 
@@ -111,6 +115,13 @@ impl Spec {
         }
     }
 
+    /// `{name}` in the help text is `text` (a limit defined elsewhere, so the help
+    /// never repeats its number by hand).
+    pub fn fill(mut self, name: &'static str, text: String) -> Spec {
+        self.fills.push((name, text));
+        self
+    }
+
     /// A flag that is not the key with dashes.
     pub fn flag(self, flag: &str) -> Spec {
         Spec {
@@ -132,10 +143,14 @@ impl Spec {
         // One paragraph without its final period, as clap's derive words help.
         let help = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
         let help = help.strip_suffix('.').unwrap_or(&help).to_string();
-        self.help = match self.range {
+        let mut help = match self.range {
             Some(r) => help.replace("{range}", &r.to_string()),
             None => help,
         };
+        for (name, text) in &self.fills {
+            help = help.replace(&format!("{{{name}}}"), text);
+        }
+        self.help = help;
         if self.form == Form::Value {
             self.default = self.default.or(default);
         }
@@ -660,7 +675,8 @@ serve_options! {
         => Spec::value("ADDR:PORT|off");
     /// Control-plane bearer token file, created with mode 0600 and a random token if
     /// missing.
-    control_token_file: PathBuf => Spec::value("FILE").shown("STATE_DIR/control-token");
+    control_token_file: PathBuf
+        => Spec::value("FILE").shown(&format!("STATE_DIR/{}", crate::control::TOKEN_FILE));
     /// Submission queue entries of each worker's io_uring ({range}; the completion
     /// queue gets 4×). More lets one loop iteration submit more sends and receives at
     /// once.
@@ -672,9 +688,10 @@ serve_options! {
     recv_buffers: u16 = TransportTuning::default().recv_buf_count
         => Spec::value("N").range(span(transport::RECV_BUFFERS_RANGE));
     /// Size of each provided receive buffer, KiB ({range}; memory per worker: buffers ×
-    /// size, at most 1 GiB). Larger buffers mean fewer completions per 1 MiB WRITE.
+    /// size, at most {max_memory}). Larger buffers mean fewer completions per 1 MiB WRITE.
     recv_buffer_kib: u32 = TransportTuning::default().recv_buf_size / 1024
-        => Spec::value("KIB").range(span(transport::RECV_BUFFER_KIB_RANGE));
+        => Spec::value("KIB").range(span(transport::RECV_BUFFER_KIB_RANGE))
+            .fill("max_memory", transport::size_text(transport::MAX_RECV_BUFFER_BYTES));
     /// SQPOLL: give each worker's ring a kernel thread that polls its submission queue
     /// and sleeps after this many idle milliseconds ({range}). Off by default; the
     /// ring then uses SINGLE_ISSUER|DEFER_TASKRUN, which SQPOLL excludes. Each polling
@@ -881,8 +898,9 @@ mod tests {
                 _ if s.key == "sqpoll_idle_ms" => assert_eq!(s.flag, "sqpoll"),
                 _ => assert_eq!(s.flag, dashed),
             }
-            // A range is shown where the help says, and only a range.
-            assert!(!s.help.contains("{range}"), "{}: {}", s.key, s.help);
+            // A range is shown where the help says, and only a range; every `{NAME}`
+            // is filled.
+            assert!(!s.help.contains(['{', '}']), "{}: {}", s.key, s.help);
             if let Some(r) = s.range {
                 assert!(s.help.contains(&format!("({r}")), "{}: {}", s.key, s.help);
             }
@@ -914,6 +932,61 @@ mod tests {
         assert_eq!(
             spec_of("max_connections_per_session").range,
             Some(settings::MAX_CONNECTIONS_PER_SESSION_RANGE)
+        );
+    }
+
+    /// The transport checks its knobs again for library callers
+    /// (`TransportTuning::validate`): with the ranges of the option table and the same
+    /// words, so neither can drift from the other.
+    #[test]
+    fn the_transport_refuses_what_the_options_refuse_in_the_same_words() {
+        type Set = fn(&mut TransportTuning, u64);
+        let knobs: [(&str, Set); 4] = [
+            ("ring_entries", |t, v| t.ring_entries = v as u32),
+            ("recv_buffers", |t, v| t.recv_buf_count = v as u16),
+            ("recv_buffer_kib", |t, v| t.recv_buf_size = v as u32 * 1024),
+            ("sqpoll_idle_ms", |t, v| t.sqpoll_idle_ms = Some(v as u32)),
+        ];
+        for (key, set) in knobs {
+            let spec = spec_of(key);
+            let range = spec.range.expect("a transport knob has a range");
+            for v in [range.min.checked_sub(1), Some(range.max + 1)]
+                .into_iter()
+                .flatten()
+            {
+                let option = match <u64 as Word>::parse(&v.to_string(), &spec) {
+                    Err(Invalid::Range(e)) => e.to_string(),
+                    other => panic!("{key} = {v}: {other:?}"),
+                };
+                let mut t = TransportTuning::default();
+                set(&mut t, v);
+                assert_eq!(t.validate(), Err(option), "{key} = {v}");
+            }
+            for v in [range.min, range.max] {
+                let mut t = TransportTuning::default();
+                set(&mut t, v);
+                // Within the memory bound at the largest count or size.
+                match key {
+                    "recv_buffers" => t.recv_buf_size = 4 << 10,
+                    "recv_buffer_kib" => t.recv_buf_count = 8,
+                    _ => {}
+                }
+                assert_eq!(t.validate(), Ok(()), "{key} = {v}");
+            }
+        }
+        // The memory bound the help names is the one validate() checks.
+        let help = spec_of("recv_buffer_kib").help;
+        let max = transport::size_text(transport::MAX_RECV_BUFFER_BYTES);
+        assert!(help.contains(&format!("at most {max}")), "{help}");
+        let t = TransportTuning {
+            recv_buf_count: 32768,
+            recv_buf_size: 1 << 20,
+            ..TransportTuning::default()
+        };
+        assert!(
+            t.validate()
+                .unwrap_err()
+                .ends_with(&format!("more than {max}"))
         );
     }
 

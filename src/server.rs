@@ -24,8 +24,9 @@ pub const DEFAULT_PORT: u16 = 2049;
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT);
 pub const DEFAULT_EXPORT: &str = "ringnfs-export";
-/// `ringnfs serve`'s state directory (a [`ServerConfig`] has none by default).
-pub const DEFAULT_STATE_DIR: &str = "ringnfs-state";
+/// `ringnfs serve`'s state directory (a [`ServerConfig`] has none by default); also
+/// where `ringnfs ctl` looks for the token.
+pub const DEFAULT_STATE_DIR: &str = crate::control::DEFAULT_STATE_DIR;
 /// Fore-channel slots offered per session.
 pub const DEFAULT_MAX_FORE_SLOTS: u32 = 64;
 

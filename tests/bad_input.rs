@@ -4,7 +4,7 @@
 //! Every test ends with `assert_still_serving`: a fresh connection answers NULL and a
 //! fresh client gets a session and a successful SEQUENCE.
 
-mod common;
+pub mod common;
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};

@@ -2,12 +2,12 @@
 //! succeeds, the counts add up, and with `--verify` every READ returned the bytes the
 //! bench wrote (no timing is asserted).
 
-mod common;
+pub mod common;
 
 use std::time::Duration;
 
 use common::TestServer;
-use ringnfs::bench::{BenchOptions, Workload, run};
+use ringnfs_bench::{BenchOptions, Workload, run};
 
 fn opts(srv: &TestServer, workload: Workload) -> BenchOptions {
     BenchOptions {
@@ -22,7 +22,7 @@ fn opts(srv: &TestServer, workload: Workload) -> BenchOptions {
     }
 }
 
-fn check(w: Workload, r: &ringnfs::bench::BenchReport, ops: u64) {
+fn check(w: Workload, r: &ringnfs_bench::BenchReport, ops: u64) {
     assert_eq!(r.error_total, 0, "{w:?}: {:?}", r.errors);
     assert!(
         r.connection_failures.is_empty(),

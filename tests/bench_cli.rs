@@ -3,7 +3,7 @@
 //! that is not an NFS server exits 3, Ctrl-C prints what was measured, destroys the
 //! session and client and exits 130, and `create` says how many files it left.
 
-mod common;
+pub mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};

@@ -56,7 +56,7 @@ fn short_compare_produces_report_and_plots() {
     assert!(!stdout.contains("no ratio"), "{stdout}");
 
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    for w in ringnfs::bench::compare::DEFAULT_WORKLOADS {
+    for w in ringnfs_bench::compare::DEFAULT_WORKLOADS {
         assert!(
             report.contains(&format!("| local | {} |", w.name())),
             "local {} row in\n{report}",
@@ -78,7 +78,7 @@ fn short_compare_produces_report_and_plots() {
     let runs = json["runs"].as_array().unwrap();
     assert_eq!(
         runs.len(),
-        2 * ringnfs::bench::compare::DEFAULT_WORKLOADS.len()
+        2 * ringnfs_bench::compare::DEFAULT_WORKLOADS.len()
     );
     let sweeps = json["sweeps"].as_array().unwrap();
     assert_eq!(sweeps.len(), 2 * 4, "two points each way, both servers");

@@ -2,7 +2,7 @@
 //! real sockets, asserting exact statuses and the server's binding state through its
 //! query API.
 
-mod common;
+pub mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

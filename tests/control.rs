@@ -3,7 +3,7 @@
 //! move exactly with binds and unbinds, drain and destroy through the API, OpenAPI, and
 //! `ringnfs ctl` smoke tests.
 
-mod openapi_check;
+pub mod openapi_check;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! unbinds it (reason `drain`) and closes it. A client retrying on its other connections
 //! loses no request, and the reply cache keeps every request exactly-once.
 
-mod common;
+pub mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! load (the server as a child process: it exits 0 and every acknowledged stable or
 //! committed write is there after a restart).
 
-mod common;
+pub mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;

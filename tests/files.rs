@@ -3,8 +3,8 @@
 //! SETATTR, VERIFY, NVERIFY, ACCESS), SECINFO, READ/WRITE/COMMIT, READDIR, file handles,
 //! read-only exports — success paths and the error statuses RFC 8881 asks for.
 
-mod common;
-mod files_common;
+pub mod common;
+pub mod files_common;
 
 use files_common::{Env, failure_of, for_each_backend, for_each_backend_with, status_of, sys};
 use ringnfs::client::ops::{access, ftype, share, stable};

@@ -2,8 +2,8 @@
 //! intact, a write lock excludes the other client exactly over its range while both keep
 //! writing, and share reservations hold. On both backends.
 
-mod common;
-mod files_common;
+pub mod common;
+pub mod files_common;
 
 use std::sync::{Arc, Barrier};
 

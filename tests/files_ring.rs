@@ -2,8 +2,8 @@
 //! worker's io_uring ring (READs too, unless the page cache can answer at once), and the
 //! data round-trips; on the memory backend they do not touch the ring.
 
-mod common;
-mod files_common;
+pub mod common;
+pub mod files_common;
 
 use files_common::for_each_backend;
 use ringnfs::client::ops::stable;

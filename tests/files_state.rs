@@ -2,8 +2,8 @@
 //! claims and create modes, share reservations, OPEN_DOWNGRADE, CLOSE, stateid checks
 //! (BAD/OLD_STATEID, TEST_STATEID, FREE_STATEID), byte-range locks between two clients.
 
-mod common;
-mod files_common;
+pub mod common;
+pub mod files_common;
 
 use files_common::{failure_of, for_each_backend, status_of};
 use ringnfs::client::ops::{deleg, locktype, open_result, share, stable};

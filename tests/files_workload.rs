@@ -2,8 +2,8 @@
 //! checksums, renames, hard links, symlinks, removal; restarts on the local backend with
 //! the old file handles kept), and escape attempts against the local backend.
 
-mod common;
-mod files_common;
+pub mod common;
+pub mod files_common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! ends a client's reclaims; without a grace period reclaims get NFS4ERR_NO_GRACE; and
 //! a new client's OPEN or LOCK that reclaims nothing waits for its RECLAIM_COMPLETE.
 
-mod common;
+pub mod common;
 
 use common::TestServer;
 use ringnfs::client::files::Files;

@@ -18,7 +18,7 @@
 //! session is unaffected, and the idle timeout then closes the admitted idle
 //! connections, so new clients get in again.
 
-mod common;
+pub mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};

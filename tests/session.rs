@@ -1,7 +1,7 @@
 //! Client ids and sessions over real sockets: EXCHANGE_ID cases, CREATE_SESSION
 //! replay and negotiation, SP4_MACH_CRED with AUTH_SYS, leases, server identity.
 
-mod common;
+pub mod common;
 
 use common::{TestServer, sid};
 use ringnfs::client::{

@@ -3,7 +3,7 @@
 //! deadlock (every thread is joined, every loop is bounded), every call succeeds, and
 //! the server's counts add up afterwards.
 
-mod common;
+pub mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

@@ -8,8 +8,9 @@
 #
 # Usage: tuning/ab.sh "A serve args" "B serve args"
 #   e.g. tuning/ab.sh "" "--ring-entries 4096"
-# Env: BIN (default: cargo build --release; target/release/ringnfs): runs the bench, and
-#      the servers unless SERVER_BIN_A / SERVER_BIN_B name another build for a side
+# Env: BIN (default: cargo build --release; target/release/ringnfs): runs the bench
+#      (`$BIN bench` execs the ringnfs-bench next to BIN, which cargo build --release
+#      puts there), and the servers unless SERVER_BIN_A / SERVER_BIN_B name another build for a side
 #      (e.g. the previous commit's binary, to measure a change with the same arguments)
 #      WORKLOADS="randread getattr"  ROUNDS=3  DURATION=3  WARMUP=1
 #      CONNS=4  DEPTH=8  SESSIONS=1  FILE_MIB=64  BACKEND=memory

@@ -1,7 +1,9 @@
 //! Shared helpers for whole-server tests: a server on ephemeral loopback ports, stopped
 //! when dropped, and a bounded wait for asynchronous effects (closes, drains).
-
-#![allow(dead_code)]
+//!
+//! Each test file declares it `pub mod common;`, so its public helpers count as used in every
+//! test binary, whichever ones that file calls, without a blanket `allow(dead_code)`: a
+//! private item nothing reaches still warns.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

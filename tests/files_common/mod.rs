@@ -1,7 +1,9 @@
 //! Shared helpers of the whole-server file tests (tests/files*.rs): a server on either
 //! backend, restartable with the same export directory and state directory.
-
-#![allow(dead_code)]
+//!
+//! Each test file declares it `pub mod files_common;`, so its public helpers count as used in every
+//! test binary, whichever ones that file calls, without a blanket `allow(dead_code)`: a
+//! private item nothing reaches still warns.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

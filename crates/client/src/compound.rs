@@ -292,12 +292,6 @@ pub struct ChangeInfo {
     pub after: u64,
 }
 
-impl ChangeInfo {
-    pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(wire::ChangeInfo::decode(d)?.into())
-    }
-}
-
 impl From<wire::ChangeInfo> for ChangeInfo {
     fn from(c: wire::ChangeInfo) -> Self {
         ChangeInfo {
@@ -321,10 +315,6 @@ pub struct LockDenied {
 impl LockDenied {
     pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
         Ok(Self::from_wire(wire::LockDenied::from_bytes(b)?))
-    }
-
-    pub fn decode_from(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(Self::from_wire(wire::LockDenied::decode(d)?))
     }
 
     fn from_wire(r: wire::LockDenied<'_>) -> Self {

@@ -1,14 +1,13 @@
-//! NFSv4.1 client: connections, COMPOUND encoding, sessions; and `ringnfs bench`, the
-//! load generator built on it. Depends on the wire types only, never on the server.
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Depends on the wire types
+//! only, never on the server. The load generator built on it is `ringnfs-bench`.
 
-pub mod bench;
 pub mod callback;
 pub mod compound;
 pub mod conn;
 pub mod error;
 pub mod files;
-#[cfg(test)]
-pub(crate) mod mock;
+#[cfg(any(test, feature = "mock"))]
+pub mod mock;
 pub mod ops;
 pub mod session;
 mod setup;

@@ -158,12 +158,13 @@ pub struct ConnDto {
 /// Settings that can change while the server runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SettingsDto {
-    /// Connections one session may bind (0 = unlimited, at most 1024); applies to the
-    /// next bind.
+    // The OpenAPI document adds the ranges, from the state's constants
+    // (`openapi::SettingRanges`).
+    /// Connections one session may bind; applies to the next bind.
     pub max_connections_per_session: u32,
     /// Binding a connection to a session unbinds it from its other sessions.
     pub exclusive_binding: bool,
-    /// Lease time in seconds (1-3600).
+    /// Lease time in seconds.
     pub lease_time: u32,
     /// Log filter (tracing EnvFilter syntax, e.g. "info" or "debug").
     pub log_level: String,

@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::client::{ClientError, HttpClient, Response};
-use super::{DEFAULT_CONTROL_ADDR, TOKEN_FILE};
+use super::{DEFAULT_CONTROL_ADDR, DEFAULT_STATE_DIR, TOKEN_FILE};
+use ringnfs_state::settings::{LEASE_TIME_RANGE, MAX_CONNECTIONS_PER_SESSION_RANGE, SETTING_KEYS};
 
 #[derive(clap::Args, Debug)]
 pub struct CtlArgs {
@@ -22,16 +23,11 @@ pub struct CtlArgs {
     #[arg(long, global = true, value_name = "ADDR:PORT", default_value = DEFAULT_CONTROL_ADDR,
           value_parser = ringnfs_proto::addr::resolve_addr)]
     pub addr: SocketAddr,
-    /// Bearer token file [default: STATE_DIR/control-token when it exists].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE",
+          help = format!("Bearer token file [default: STATE_DIR/{TOKEN_FILE} when it exists]"))]
     pub token_file: Option<PathBuf>,
     /// The server's state directory (where the token file is by default).
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        default_value = "ringnfs-state"
-    )]
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Print JSON instead of tables (the API's JSON; for `metrics`, the samples).
     #[arg(long, global = true)]
@@ -93,14 +89,13 @@ pub enum SettingsAction {
     /// Change settings (applied at once and persisted in the server's state directory;
     /// at the next start a setting given on the command line or in --config wins).
     Set {
-        /// Connections one session may bind (0–1024, 0 = unlimited).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", help = format!(
+            "Connections one session may bind ({MAX_CONNECTIONS_PER_SESSION_RANGE})"))]
         max_connections_per_session: Option<u64>,
         /// Binding a connection unbinds it from its other sessions.
         #[arg(long, value_name = "true|false")]
         exclusive_binding: Option<bool>,
-        /// Lease time in seconds (1–3600).
-        #[arg(long, value_name = "SECS")]
+        #[arg(long, value_name = "SECS", help = format!("Lease time in seconds ({LEASE_TIME_RANGE})"))]
         lease_time: Option<u64>,
         /// Log filter, e.g. info, debug, "info,ringnfs_state=trace".
         #[arg(long, value_name = "FILTER")]
@@ -109,11 +104,19 @@ pub enum SettingsAction {
     /// Drop persisted settings (all, or KEY) and go back to the start values (command
     /// line, config file or default).
     Reset {
-        /// max-connections-per-session, exclusive-binding, lease-time or log-level
-        /// (or with underscores); all of them when absent.
-        #[arg(value_name = "KEY")]
+        #[arg(value_name = "KEY", help = reset_key_help())]
         key: Option<String>,
     },
+}
+
+/// `settings reset KEY`: the keys, from the state's list.
+fn reset_key_help() -> String {
+    let keys: Vec<String> = SETTING_KEYS.iter().map(|k| k.replace('_', "-")).collect();
+    let (last, rest) = keys.split_last().expect("settings");
+    format!(
+        "{} or {last} (or with underscores); all of them when absent",
+        rest.join(", ")
+    )
 }
 
 enum Failure {
@@ -649,6 +652,45 @@ mod tests {
         );
         assert!(metrics_json("x{a=\"1} 2\n").is_err());
         assert!(metrics_json("novalue\n").is_err());
+    }
+
+    /// The help of `ctl` takes ranges, keys and defaults from the constants the server
+    /// uses (a change there shows here, never a second hand-written copy).
+    #[test]
+    fn help_comes_from_the_server_constants() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        let cmd = Cli::command();
+        let arg_help = |cmd: &clap::Command, id: &str| {
+            let a = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+            a.get_help().unwrap().to_string()
+        };
+        let state_dir = cmd.get_arguments().find(|a| a.get_id() == "state_dir");
+        assert_eq!(
+            state_dir.unwrap().get_default_values(),
+            [std::ffi::OsStr::new(DEFAULT_STATE_DIR)]
+        );
+        assert!(arg_help(&cmd, "token_file").contains(&format!("STATE_DIR/{TOKEN_FILE}")));
+        let settings = cmd.find_subcommand("settings").unwrap();
+        let set = settings.find_subcommand("set").unwrap();
+        for (id, range) in [
+            (
+                "max_connections_per_session",
+                MAX_CONNECTIONS_PER_SESSION_RANGE,
+            ),
+            ("lease_time", LEASE_TIME_RANGE),
+        ] {
+            let h = arg_help(set, id);
+            assert!(h.ends_with(&format!("({range})")), "{id}: {h}");
+        }
+        let reset = arg_help(settings.find_subcommand("reset").unwrap(), "key");
+        for k in SETTING_KEYS {
+            assert!(reset.contains(&k.replace('_', "-")), "{k}: {reset}");
+        }
     }
 
     #[test]

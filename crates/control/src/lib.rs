@@ -32,6 +32,9 @@ use ringnfs_transport::TransportStats;
 pub const DEFAULT_CONTROL_ADDR: &str = "127.0.0.1:9049";
 /// Name of the token file in the state directory.
 pub const TOKEN_FILE: &str = "control-token";
+/// The state directory of `ringnfs serve` by default (relative to its working
+/// directory), where `ringnfs ctl` looks for [`TOKEN_FILE`] by default.
+pub const DEFAULT_STATE_DIR: &str = "ringnfs-state";
 
 pub use server::ControlHandle;
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use ringnfs_state::settings::{LEASE_TIME_RANGE, MAX_CONNECTIONS_PER_SESSION_RANGE, Range};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
@@ -21,6 +23,43 @@ impl Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// The ranges of the settings, from the constants `PATCH /api/v1/settings` checks with:
+/// `minimum`, `maximum` and the range in words added to each ranged property of
+/// [`api::SettingsDto`] and [`api::SettingsPatch`].
+struct SettingRanges;
+
+/// The settings with a range, by property name.
+const RANGED_SETTINGS: [(&str, Range); 2] = [
+    (
+        "max_connections_per_session",
+        MAX_CONNECTIONS_PER_SESSION_RANGE,
+    ),
+    ("lease_time", LEASE_TIME_RANGE),
+];
+
+impl Modify for SettingRanges {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let Some(c) = doc.components.as_mut() else {
+            return;
+        };
+        for schema in ["SettingsDto", "SettingsPatch"] {
+            let Some(RefOr::T(Schema::Object(obj))) = c.schemas.get_mut(schema) else {
+                continue;
+            };
+            for (name, range) in RANGED_SETTINGS {
+                let Some(RefOr::T(Schema::Object(p))) = obj.properties.get_mut(name) else {
+                    continue;
+                };
+                let said = p.description.take().unwrap_or_default();
+                let sep = if said.is_empty() { "" } else { " " };
+                p.description = Some(format!("{said}{sep}Range: {range}."));
+                p.minimum = Some(utoipa::Number::UInt(range.min as usize));
+                p.maximum = Some(utoipa::Number::UInt(range.max as usize));
+            }
         }
     }
 }
@@ -63,7 +102,7 @@ impl Modify for BearerAuth {
         api::SettingsPatch,
         api::ActionResult,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SettingRanges),
     tags(
         (name = "clients"),
         (name = "sessions"),
@@ -107,4 +146,43 @@ pub fn document_json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings' ranges in the document are the constants the server checks with.
+    #[test]
+    fn settings_ranges_come_from_the_state() {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        for schema in ["SettingsDto", "SettingsPatch"] {
+            let props = &doc["components"]["schemas"][schema]["properties"];
+            for (name, range) in RANGED_SETTINGS {
+                let p = &props[name];
+                assert_eq!(
+                    p["minimum"],
+                    serde_json::json!(range.min),
+                    "{schema}.{name}"
+                );
+                assert_eq!(
+                    p["maximum"],
+                    serde_json::json!(range.max),
+                    "{schema}.{name}"
+                );
+                let d = p["description"].as_str().unwrap();
+                assert!(
+                    d.ends_with(&format!("Range: {range}.")),
+                    "{schema}.{name}: {d}"
+                );
+            }
+        }
+        let d = &doc["components"]["schemas"]["SettingsDto"]["properties"]["lease_time"];
+        assert!(
+            d["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("Lease time in seconds")
+        );
+    }
 }

@@ -140,10 +140,6 @@ impl ClientTable {
         self.records.is_empty()
     }
 
-    pub fn confirmed_count(&self) -> usize {
-        self.records.values().filter(|r| r.confirmed).count()
-    }
-
     fn new_record(
         &mut self,
         args: &ExchangeIdArgs,

@@ -111,6 +111,7 @@ impl SlotTable {
     }
 
     /// Highest slot id in use (a slot that has been used or is executing).
+    #[cfg(test)]
     pub fn highest_used(&self) -> u32 {
         self.slots.iter().rposition(|s| s.used).unwrap_or(0) as u32
     }

@@ -159,43 +159,64 @@ impl Default for TransportTuning {
     }
 }
 
+/// `v` in `range`, or the error `ringnfs serve` gives for the option `key` out of its
+/// range ("ring_entries must be between 32 and 32768, got 8"; the `ringnfs` crate's
+/// options tests check that the two say the same).
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    range: &std::ops::RangeInclusive<T>,
+    v: T,
+) -> Result<(), String> {
+    if range.contains(&v) {
+        return Ok(());
+    }
+    Err(format!(
+        "{key} must be between {} and {}, got {v}",
+        range.start(),
+        range.end()
+    ))
+}
+
+/// Bytes as `ringnfs serve --help` words a size: "1 GiB", "512 MiB".
+pub fn size_text(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
 impl TransportTuning {
-    /// Check the ranges (the command line checks them too; this covers library callers).
+    /// Check the ranges (the command line and the config file check them too, with the
+    /// same words; this covers library callers), and the receive-buffer memory
+    /// ([`MAX_RECV_BUFFER_BYTES`], which only this checks). Errors name the knobs by
+    /// their `ringnfs serve` config keys.
     pub fn validate(&self) -> Result<(), String> {
-        if !RING_ENTRIES_RANGE.contains(&self.ring_entries) {
+        check_range("ring_entries", &RING_ENTRIES_RANGE, self.ring_entries)?;
+        check_range("recv_buffers", &RECV_BUFFERS_RANGE, self.recv_buf_count)?;
+        if !self.recv_buf_size.is_multiple_of(1024) {
             return Err(format!(
-                "ring entries must be in {RING_ENTRIES_RANGE:?}, got {}",
-                self.ring_entries
-            ));
-        }
-        if !RECV_BUFFERS_RANGE.contains(&self.recv_buf_count) {
-            return Err(format!(
-                "receive buffers must be in {RECV_BUFFERS_RANGE:?}, got {}",
-                self.recv_buf_count
-            ));
-        }
-        let kib = self.recv_buf_size / 1024;
-        if !self.recv_buf_size.is_multiple_of(1024) || !RECV_BUFFER_KIB_RANGE.contains(&kib) {
-            return Err(format!(
-                "receive buffer size must be {RECV_BUFFER_KIB_RANGE:?} KiB, got {} bytes",
+                "recv_buffer_kib: the receive buffer size must be whole KiB, got {} bytes",
                 self.recv_buf_size
             ));
         }
+        check_range(
+            "recv_buffer_kib",
+            &RECV_BUFFER_KIB_RANGE,
+            self.recv_buf_size / 1024,
+        )?;
         let total =
             u64::from(self.recv_buf_count.next_power_of_two()) * u64::from(self.recv_buf_size);
         if total > MAX_RECV_BUFFER_BYTES {
             return Err(format!(
-                "receive buffers × size is {} MiB per worker, more than {} MiB",
-                total >> 20,
-                MAX_RECV_BUFFER_BYTES >> 20
+                "recv_buffers × recv_buffer_kib is {} per worker (buffers rounded up to a \
+                 power of two), more than {}",
+                size_text(total),
+                size_text(MAX_RECV_BUFFER_BYTES)
             ));
         }
-        if let Some(ms) = self.sqpoll_idle_ms
-            && !SQPOLL_IDLE_MS_RANGE.contains(&ms)
-        {
-            return Err(format!(
-                "SQPOLL idle time must be in {SQPOLL_IDLE_MS_RANGE:?} ms, got {ms}"
-            ));
+        if let Some(ms) = self.sqpoll_idle_ms {
+            check_range("sqpoll_idle_ms", &SQPOLL_IDLE_MS_RANGE, ms)?;
         }
         Ok(())
     }

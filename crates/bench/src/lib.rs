@@ -1,4 +1,7 @@
-//! `ringnfs bench`: an NFSv4.1 load generator with trunked connections.
+//! `ringnfs bench`: an NFSv4.1 load generator with trunked connections, and `ringnfs
+//! bench compare` against nfs-ganesha. Built as its own executable, `ringnfs-bench`
+//! ([`main`]; `ringnfs bench` execs it), so the server binary links none of it (plots,
+//! the apt installer, the progress bar).
 //!
 //! Each connection is driven by one thread that keeps `depth` requests in flight on a
 //! raw socket, patching pre-encoded request templates in place (xid, slot, sequence id),
@@ -22,13 +25,13 @@ mod worker;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use cli::{BenchArgs, BenchCli, BenchCommand, run_bench_cli, run_cli};
+pub use cli::{BenchArgs, BenchCli, BenchCommand, main, run_bench_cli, run_cli};
 pub use error::BenchError;
 pub use report::{BenchReport, FilesLeft, Latency, parse_cpu_ticks, process_cpu_us};
 pub use run::run;
 pub use template::Template;
 
-use crate::Op;
+use ringnfs_client::Op;
 use ringnfs_proto::rpc::{AuthSys, Credential};
 use ringnfs_proto::stateid::Stateid;
 
@@ -185,14 +188,16 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
             name.extend_from_slice(template::NAME_COUNTER);
             let mut ops = vec![
                 Op::PutFh(dir.clone()),
-                Op::Open(crate::OpenArgs {
+                Op::Open(ringnfs_client::OpenArgs {
                     seqid: 0,
                     share_access: 2,
                     share_deny: 0,
                     clientid: t.clientid,
                     owner: b"ringnfs-bench-create".to_vec(),
-                    how: crate::OpenHow::Unchecked(crate::Fattr::new().mode(0o666)),
-                    claim: crate::OpenClaim::Null(name.clone()),
+                    how: ringnfs_client::OpenHow::Unchecked(
+                        ringnfs_client::Fattr::new().mode(0o666),
+                    ),
+                    claim: ringnfs_client::OpenClaim::Null(name.clone()),
                 }),
                 Op::Close {
                     seqid: 0,
@@ -281,7 +286,7 @@ impl BenchOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mock::MockServer;
+    use ringnfs_client::mock::MockServer;
     use std::sync::atomic::Ordering;
 
     fn opts(server: SocketAddr, workload: Workload) -> BenchOptions {

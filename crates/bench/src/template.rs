@@ -1,7 +1,7 @@
 //! Pre-encoded request records with the positions the hot loop patches in place.
 
-use crate::SessionId;
-use crate::ops::{Op, SequenceArgs, encode_sequence};
+use ringnfs_client::SessionId;
+use ringnfs_client::ops::{Op, SequenceArgs, encode_sequence};
 use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL, op};
 use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{Credential, encode_call};
@@ -211,7 +211,7 @@ mod tests {
         let mut name = b"rb-".to_vec();
         name.extend_from_slice(NAME_COUNTER);
         let mut data = vec![0u8; 8192];
-        super::super::pattern::generate(0, &mut data);
+        crate::pattern::generate(0, &mut data);
         let t = Template::sequenced(
             &Credential::None,
             [1; 16],
@@ -233,6 +233,6 @@ mod tests {
         let s = String::from_utf8_lossy(&out);
         assert_eq!(s.matches("rb-0000000000000abc").count(), 2);
         let (d, n) = t.data.unwrap();
-        assert!(super::super::pattern::matches(1 << 20, &out[d..d + n]));
+        assert!(crate::pattern::matches(1 << 20, &out[d..d + n]));
     }
 }

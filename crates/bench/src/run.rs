@@ -114,7 +114,7 @@ fn open_session(spec: &SessionSpec<'_>, depth: &mut usize) -> Result<Plan, Bench
 /// to its slots.
 fn session_templates(
     spec: &SessionSpec<'_>,
-    cs: &crate::CreateSessionRes,
+    cs: &ringnfs_client::CreateSessionRes,
     clientid: u64,
     depth: &mut usize,
 ) -> Result<(Vec<Template>, Vec<u8>), BenchError> {

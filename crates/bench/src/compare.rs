@@ -95,7 +95,8 @@ pub struct CompareArgs {
     /// Do not apt-get install nfs-ganesha when it is missing.
     #[arg(long)]
     pub no_install: bool,
-    /// The ringnfs binary to start (default: this executable).
+    /// The ringnfs binary to start (default: `ringnfs` in the directory of this
+    /// executable, where `cargo build --release` puts both).
     #[arg(long)]
     pub ringnfs_bin: Option<PathBuf>,
     /// First TCP port: ringnfs uses it, ganesha the next one.
@@ -575,13 +576,28 @@ pub fn run_compare_cli(a: &CompareArgs) -> u8 {
     }
 }
 
+/// The server `compare` starts without `--ringnfs-bin`: `ringnfs` next to this
+/// executable (`ringnfs-bench`).
+fn default_ringnfs_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("finding this executable")?;
+    let bin = me.with_file_name("ringnfs");
+    if !bin.is_file() {
+        bail!(
+            "no ringnfs server binary at {} (build it with `cargo build --release`, or name \
+             one with --ringnfs-bin PATH)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 /// `ringnfs bench compare`.
 pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
     let a = normalized(a)?;
     ensure_ganesha(!a.no_install)?;
     let bin = match &a.ringnfs_bin {
         Some(b) => b.clone(),
-        None => std::env::current_exe().context("finding the ringnfs executable")?,
+        None => default_ringnfs_bin()?,
     };
     std::fs::create_dir_all(&a.out)?;
     let out = a.out.canonicalize()?;
@@ -1026,7 +1042,7 @@ fn markdown(res: &CompareResult, a: &CompareArgs, plots: &[PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::Latency;
+    use crate::Latency;
 
     #[test]
     fn spread_and_median() {

@@ -117,9 +117,16 @@ impl BenchOptions {
 }
 
 /// `ringnfs bench [OPTIONS]` runs one load; `ringnfs bench compare` runs the
-/// side-by-side comparison with nfs-ganesha.
-#[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, after_help = EXIT_STATUS_HELP)]
+/// side-by-side comparison with nfs-ganesha. The command line of the `ringnfs-bench`
+/// executable, which `ringnfs bench` runs.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "ringnfs-bench",
+    version,
+    about = "Load generator against any NFSv4.1 server (`ringnfs bench`)",
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_STATUS_HELP
+)]
 pub struct BenchCli {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
@@ -133,6 +140,22 @@ pub enum BenchCommand {
     /// missing), run identical workloads against both, alternating, several rounds;
     /// print the ratio table and write a Markdown report, JSON and SVG plots.
     Compare(compare::CompareArgs),
+}
+
+/// The `ringnfs-bench` executable (`ringnfs bench ...` execs it): parse the command
+/// line, log warnings to stderr (`RUST_LOG` changes the level), run; the exit status.
+pub fn main() -> ExitCode {
+    let cli = <BenchCli as clap::Parser>::parse();
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    run_bench_cli(&cli)
 }
 
 /// `ringnfs bench ...`: the process exit status.

@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::error::BenchError;
 use super::{interrupt, pattern};
 
-use crate::callback::answer_call;
-use crate::ops::encode_compound;
-use crate::{
+use ringnfs_client::callback::answer_call;
+use ringnfs_client::ops::encode_compound;
+use ringnfs_client::{
     CallbackSec, ClientError, CompoundReply, CreateSessionArgs, CreateSessionRes,
     DEFAULT_CB_PROGRAM, DefaultCallbackHandler, ExchangeIdArgs, Op, StateProtect,
     default_back_attrs, default_fore_attrs, unique_owner,
@@ -227,7 +227,7 @@ pub fn create_session(
     // RECLAIM_COMPLETE (servers answer NFS4ERR_GRACE otherwise). Uses slot 0, sequence
     // id 1: the load on slot 0 starts at 2 (SLOT0_FIRST_SEQID).
     let ops = [
-        Op::Sequence(crate::SequenceArgs {
+        Op::Sequence(ringnfs_client::SequenceArgs {
             sessionid: cs.sessionid,
             sequenceid: 1,
             slotid: 0,
@@ -346,7 +346,7 @@ fn prepare_in_session(
     export: &[Vec<u8>],
     file: Option<FileSpec>,
 ) -> Result<Prepared, BenchError> {
-    use crate::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
+    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
     let mut seqid = SLOT0_FIRST_SEQID - 1;
     let mut xid = 10u32;
     // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).

@@ -12,9 +12,9 @@ use hdrhistogram::Histogram;
 
 use super::pattern;
 use super::template::Template;
-use crate::DefaultCallbackHandler;
-use crate::callback::answer_call;
-use crate::ops::wire::{self, Xdr};
+use ringnfs_client::DefaultCallbackHandler;
+use ringnfs_client::callback::answer_call;
+use ringnfs_client::ops::wire::{self, Xdr};
 use ringnfs_proto::nfs4::consts::op;
 use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{RecordAssembler, RpcMessage, decode_message};
@@ -566,9 +566,9 @@ mod tests {
 
     /// Drive one worker with `ops` (after SEQUENCE) against a server that answers every
     /// request with `reply`, for `n` replies.
-    fn drive(ops: &[crate::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
+    fn drive(ops: &[ringnfs_client::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
         use ringnfs_proto::rpc::Credential;
-        let addr = super::super::canned::canned_server(reply);
+        let addr = crate::canned::canned_server(reply);
         let t = Template::sequenced(&Credential::None, [7; 16], 3, ops);
         let s = TcpStream::connect(addr).unwrap();
         let cfg = WorkerConfig {
@@ -594,16 +594,16 @@ mod tests {
         run_worker(s, cfg)
     }
 
-    fn putfh() -> crate::Op {
-        crate::Op::PutFh(vec![1; 8])
+    fn putfh() -> ringnfs_client::Op {
+        ringnfs_client::Op::PutFh(vec![1; 8])
     }
 
     #[test]
     fn write_bytes_are_what_the_server_acknowledged() {
-        use crate::Op;
+        use ringnfs_client::Op;
         use ringnfs_proto::stateid::Stateid;
         // Every 4 KiB WRITE is acknowledged with a count of 1 KiB (a short write).
-        let reply = super::super::canned::sequence_reply(2, |v| {
+        let reply = crate::canned::sequence_reply(2, |v| {
             v.put_u32(op::PUTFH);
             v.put_u32(0);
             v.put_u32(op::WRITE);
@@ -626,10 +626,10 @@ mod tests {
 
     #[test]
     fn unverified_reads_are_errors_not_ops() {
-        use crate::Op;
+        use ringnfs_client::Op;
         use ringnfs_proto::stateid::Stateid;
         // Every READ returns 4 KiB of zeros: never the pattern the bench wrote.
-        let reply = super::super::canned::sequence_reply(2, |v| {
+        let reply = crate::canned::sequence_reply(2, |v| {
             v.put_u32(op::PUTFH);
             v.put_u32(0);
             v.put_u32(op::READ);
