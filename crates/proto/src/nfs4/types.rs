@@ -2,7 +2,7 @@
 
 use crate::ids::SessionId;
 use crate::rpc::Credential;
-use crate::rpc::auth::{AUTH_NONE, AUTH_SYS, decode_credential};
+use crate::rpc::auth::{AUTH_NONE, AUTH_SYS, RPCSEC_GSS, decode_credential};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 use super::consts::NFS4_SESSIONID_SIZE;
@@ -92,8 +92,6 @@ pub fn encode_channel_attrs(out: &mut Vec<u8>, a: &ChannelAttrs) {
         None => out.put_u32(0),
     }
 }
-
-const RPCSEC_GSS: u32 = 6;
 
 /// callback_sec_parms4<>: returns the first credential we can use for callbacks
 /// (AUTH_SYS preferred over AUTH_NONE; RPCSEC_GSS handles are skipped).
