@@ -12,7 +12,7 @@ mod tests;
 use ringnfs_fs::types::{Attrs, FsStats};
 
 pub use decode::{decode_settable, verify};
-pub use encode::{encode_fattr, encode_rdattr_error};
+pub use encode::{encode_fattr, encode_rdattr_error, max_fattr_len};
 
 /// Attribute numbers (RFC 8881 §5.6–5.8, RFC 7862).
 pub use ringnfs_proto::nfs4::attr;

@@ -2,7 +2,20 @@ use super::*;
 use crate::consts::status;
 use crate::types::{bitmap_to_ops, decode_bitmap, encode_bitmap, ops_to_bitmap};
 use ringnfs_fs::types::{FileType, SetAttrs, SetTime, Timespec};
+use ringnfs_proto::nfs4::ops::{Fattr4, Xdr};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+
+/// The attribute code takes a fattr4 that proto decoded; these tests feed it raw
+/// bytes, framing errors included (NFS4ERR_BADXDR, as the op answers them).
+fn decode_settable(d: &mut XdrDecoder<'_>) -> Result<(SetAttrs, Vec<u32>), u32> {
+    let f = Fattr4::decode(d).map_err(|_| status::NFS4ERR_BADXDR)?;
+    super::decode_settable(&f)
+}
+
+fn verify(d: &mut XdrDecoder<'_>, src: &AttrSource<'_>) -> Result<bool, u32> {
+    let f = Fattr4::decode(d).map_err(|_| status::NFS4ERR_BADXDR)?;
+    super::verify(&f, src)
+}
 
 fn sample() -> Attrs {
     Attrs {
@@ -637,4 +650,28 @@ fn the_clients_settable_attributes_decode_on_the_server() {
         (set.size, set.mode, set.uid),
         (Some(7), Some(0o644), Some(1000))
     );
+}
+
+/// GETATTR's reply-size bound holds for every attribute at its largest.
+#[test]
+fn max_fattr_len_bounds_the_encoding() {
+    let mut a = sample();
+    a.uid = u32::MAX - 1;
+    a.gid = 4_000_000_000;
+    let locs = vec!["192.168.100.200".to_string(), "h".to_string()];
+    let root: [&[u8]; 2] = [b"export", b"sub"];
+    let mut src = source(&a, Some(&STATS), &locs);
+    let fh = [7u8; crate::consts::NFS4_FHSIZE];
+    src.fh = &fh;
+    src.fs_root_path = &root;
+    let all = [u32::MAX; WORDS];
+    let mut out = Vec::new();
+    encode_fattr(&mut out, &all, &src);
+    let max = max_fattr_len(&all, &root, &locs);
+    assert!(out.len() <= max, "{} > {max}", out.len());
+    // Only suppattr_exclcreat's bitmap is shorter than the bound allows.
+    assert!(max - out.len() <= 4, "{} much less than {max}", out.len());
+    // A bitmap longer than the words we know, and nothing asked.
+    assert!(max_fattr_len(&[u32::MAX; 8], &root, &locs) >= out.len());
+    assert_eq!(max_fattr_len(&[], &[], &[]), 4 + 4 * WORDS + 4);
 }

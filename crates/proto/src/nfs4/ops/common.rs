@@ -82,7 +82,7 @@ impl Fattr4<'_> {
     /// are whole XDR items, so no padding is needed.
     pub fn finish_head(out: &mut Vec<u8>, at: usize) {
         let len = out.len() - (at + 4);
-        debug_assert!(len % 4 == 0, "attr_vals of whole XDR items");
+        debug_assert!(len.is_multiple_of(4), "attr_vals of whole XDR items");
         out.patch_u32(at, len as u32);
     }
 }

@@ -22,7 +22,6 @@ pub mod ftype4 {
 }
 use ftype4::*;
 
-
 // ---- CREATE -----------------------------------------------------------------------------
 
 /// specdata4: a device's major and minor numbers.
@@ -446,8 +445,15 @@ impl<'a> Xdr<'a> for SecinfoResOk<'a> {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.flavors.len() as u32);
-        for f in &self.flavors {
+        Self::encode_list(out, &self.flavors);
+    }
+}
+
+impl SecinfoResOk<'_> {
+    /// The resok of `flavors`, without building one (a server's fixed list).
+    pub fn encode_list(out: &mut Vec<u8>, flavors: &[Secinfo<'_>]) {
+        out.put_u32(flavors.len() as u32);
+        for f in flavors {
             f.encode(out);
         }
     }
