@@ -45,15 +45,20 @@ mod sequence;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringnfs_proto::nfs4::consts::{op, status};
+use ringnfs_proto::nfs4::consts::{exchgid_flag, op, status};
+use ringnfs_proto::nfs4::ops::StateProtectArgs;
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{ConnId, ConnMeta};
 
 pub use binding::{Direction, UnbindReason};
-pub use client::{ExchangeIdArgs, ExchangeIdReply, Principal, StateProtect};
-pub use create_session::{CreateSessionArgs, CreateSessionReply};
+pub use client::{ExchangeIdReply, Principal, StateProtect};
+pub use create_session::CreateSessionReply;
 pub use ids::{ClientId, SessionId};
-pub use sequence::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs};
+/// The session ops' arguments, as proto decodes them (one definition, shared with the
+/// client): what [`StateManager::exchange_id`], [`StateManager::create_session`] and
+/// [`StateManager::sequence`] take.
+pub use ringnfs_proto::nfs4::ops::{CreateSessionArgs, ExchangeIdArgs, SequenceArgs};
+pub use sequence::{CompoundSize, SeqGrant, SeqOutcome};
 pub use session::ChannelAttrs;
 
 use callbacks::CallbackTable;
@@ -297,12 +302,30 @@ impl StateManager {
 
     // ---- EXCHANGE_ID ------------------------------------------------------------------
 
+    /// EXCHANGE_ID (RFC 8881 §18.35): what the arguments may not ask for, then the
+    /// client record's cases (`client.rs`).
     pub fn exchange_id(
         &self,
         core: usize,
         cred: &Credential,
-        args: &ExchangeIdArgs,
+        args: &ExchangeIdArgs<'_>,
     ) -> Result<ExchangeIdReply, u32> {
+        let mach_cred = match args.state_protect {
+            StateProtectArgs::None => false,
+            StateProtectArgs::MachCred(_) => true,
+            // SSV needs GSS; we do not offer it.
+            StateProtectArgs::Ssv { .. } => return Err(status::NFS4ERR_ENCR_ALG_UNSUPP),
+        };
+        if args.owner.is_empty() {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        if args.flags & !exchgid_flag::CLIENT_MASK != 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        if mach_cred && cred.uid().is_none() {
+            // Machine credentials need a principal: AUTH_NONE has none.
+            return Err(status::NFS4ERR_INVAL);
+        }
         let principal = Principal::of(cred);
         let now = self.clock.now_ms();
         let mut clients = self.clients.lock();

@@ -13,14 +13,8 @@ use super::metrics::BindRefusal;
 use super::settings::OverLimit;
 use super::slots::{CachedReply, SlotCheck};
 
-#[derive(Debug, Clone, Copy)]
-pub struct SequenceArgs {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub cachethis: bool,
-}
+/// SEQUENCE4args, as proto decodes them.
+pub use ringnfs_proto::nfs4::ops::SequenceArgs;
 
 /// What the COMPOUND needs to go on after a successful SEQUENCE.
 #[derive(Debug, Clone, Copy)]

@@ -2,17 +2,13 @@
 //! BIND_CONN_TO_SESSION, DESTROY_SESSION, DESTROY_CLIENTID, RECLAIM_COMPLETE.
 
 use crate::compound::{CompoundCtx, OpResult};
-use crate::consts::{exchgid_flag, sp4, status};
-use crate::types::{bitmap_to_ops, ops_to_bitmap};
+use crate::consts::status;
 use ringnfs_proto::nfs4::ops::{
-    BindConnArgs, BindConnResOk, CallbackSecParms, CreateSessionArgs, CreateSessionResOk,
-    DestroyClientidArgs, DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId,
-    ReclaimCompleteArgs, SequenceArgs, SequenceResOk, ServerOwner, StateProtectArgs,
-    StateProtectOps, StateProtectRes, Xdr,
+    BindConnArgs, BindConnResOk, CreateSessionArgs, CreateSessionResOk, DestroyClientidArgs,
+    DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId, ReclaimCompleteArgs, SequenceArgs,
+    SequenceResOk, ServerOwner, Xdr,
 };
-use ringnfs_proto::rpc::Credential;
-use ringnfs_state::client::MACH_CRED_ENFORCEABLE;
-use ringnfs_state::{CompoundSize, SeqOutcome, StateProtect};
+use ringnfs_state::{CompoundSize, SeqOutcome};
 
 /// Our nfs_impl_id4.
 pub const IMPL_DOMAIN: &[u8] = b"ringnfs.org";
@@ -22,22 +18,12 @@ pub const IMPL_NAME: &[u8] = concat!("ringnfs ", env!("CARGO_PKG_VERSION")).as_b
 /// lease in the state manager. A retry leaves its cached reply in `ctx.replay` for the
 /// loop to answer with.
 pub fn sequence(ctx: &mut CompoundCtx<'_>, a: SequenceArgs, out: &mut Vec<u8>) -> OpResult {
-    let args = ringnfs_state::SequenceArgs {
-        sessionid: a.sessionid,
-        sequenceid: a.sequenceid,
-        slotid: a.slotid,
-        highest_slotid: a.highest_slotid,
-        cachethis: a.cachethis,
-    };
     let size = CompoundSize {
         numops: ctx.numops,
         request_len: ctx.request_len,
         min_reply_len: ctx.reply_used + SequenceResOk::LEN,
     };
-    match ctx
-        .state
-        .sequence(ctx.conn, &args, ctx.request_hash, size)?
-    {
+    match ctx.state.sequence(ctx.conn, &a, ctx.request_hash, size)? {
         SeqOutcome::Execute(g) => {
             SequenceResOk {
                 sessionid: g.sessionid,
@@ -56,78 +42,21 @@ pub fn sequence(ctx: &mut CompoundCtx<'_>, a: SequenceArgs, out: &mut Vec<u8>) -
     Ok(())
 }
 
-/// nfs_impl_id4 as the client's name for operators: "name (domain)".
-fn impl_name(id: &Option<ImplId<'_>>) -> String {
-    match id {
-        Some(i) => format!(
-            "{} ({})",
-            String::from_utf8_lossy(i.name),
-            String::from_utf8_lossy(i.domain)
-        ),
-        None => String::new(),
-    }
-}
-
+/// EXCHANGE_ID: what the arguments may ask for and the client record's cases are the
+/// state manager's (`ringnfs_state::client`).
 pub fn exchange_id(
     ctx: &mut CompoundCtx<'_>,
     a: ExchangeIdArgs<'_>,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let protect = match &a.state_protect {
-        StateProtectArgs::None => StateProtect::default(),
-        StateProtectArgs::MachCred(ops) => {
-            let enforce = bitmap_to_ops(&ops.must_enforce);
-            let allow = bitmap_to_ops(&ops.must_allow);
-            StateProtect {
-                how: sp4::MACH_CRED,
-                // We enforce what was asked among the ops that matter for state
-                // protection; BIND_CONN_TO_SESSION always (RFC 8881 §18.34.3).
-                enforce: MACH_CRED_ENFORCEABLE
-                    .iter()
-                    .copied()
-                    .filter(|o| {
-                        enforce.contains(o) || *o == crate::consts::op::BIND_CONN_TO_SESSION
-                    })
-                    .collect(),
-                allow: allow.into_iter().filter(|o| *o < 80).collect(),
-            }
-        }
-        // SSV needs GSS; we do not offer it.
-        StateProtectArgs::Ssv { .. } => return Err(status::NFS4ERR_ENCR_ALG_UNSUPP),
-    };
-    if a.owner.is_empty() {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    if a.flags & !exchgid_flag::CLIENT_MASK != 0 {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    if protect.how == sp4::MACH_CRED && ctx.cred.uid().is_none() {
-        // Machine credentials need a principal: AUTH_NONE has none.
-        return Err(status::NFS4ERR_INVAL);
-    }
-    let args = ringnfs_state::ExchangeIdArgs {
-        verifier: a.verifier,
-        owner: a.owner.to_vec(),
-        flags: a.flags,
-        protect,
-        impl_name: impl_name(&a.impl_id),
-    };
-    let reply = ctx.state.exchange_id(ctx.conn.core, ctx.cred, &args)?;
-    let state_protect = if reply.protect.how == sp4::MACH_CRED {
-        StateProtectRes::MachCred(StateProtectOps {
-            must_enforce: ops_to_bitmap(&reply.protect.enforce),
-            must_allow: ops_to_bitmap(&reply.protect.allow),
-        })
-    } else {
-        StateProtectRes::None
-    };
+    let reply = ctx.state.exchange_id(ctx.conn.core, ctx.cred, &a)?;
     // server_owner4 and server_scope: identical on every address, stable across
     // restarts, so clients trunk sessions across our addresses.
     ExchangeIdResOk {
         clientid: reply.clientid,
         sequenceid: reply.sequenceid,
         flags: reply.flags,
-        state_protect,
+        state_protect: reply.protect.to_wire(),
         server_owner: ServerOwner {
             minor_id: 0,
             major_id: &ctx.state.config.server_owner,
@@ -143,39 +72,12 @@ pub fn exchange_id(
     Ok(())
 }
 
-/// The callback credential of callback_sec_parms4: the last AUTH_SYS entry, else
-/// AUTH_NONE if offered (RPCSEC_GSS entries are skipped: we do not speak GSS).
-fn callback_credential(parms: &[CallbackSecParms<'_>]) -> Option<Credential> {
-    let mut best = None;
-    for p in parms {
-        match p {
-            CallbackSecParms::None => {
-                if best.is_none() {
-                    best = Some(Credential::None);
-                }
-            }
-            CallbackSecParms::Sys(s) => best = Some(Credential::Sys(s.clone())),
-            CallbackSecParms::Gss { .. } => {}
-        }
-    }
-    best
-}
-
 pub fn create_session(
     ctx: &mut CompoundCtx<'_>,
     a: CreateSessionArgs<'_>,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let args = ringnfs_state::CreateSessionArgs {
-        clientid: a.clientid,
-        sequence: a.sequence,
-        flags: a.flags,
-        fore: a.fore,
-        back: a.back,
-        cb_program: a.cb_program,
-        cb_cred: callback_credential(&a.sec_parms),
-    };
-    let reply = ctx.state.create_session(ctx.conn, ctx.cred, &args)?;
+    let reply = ctx.state.create_session(ctx.conn, ctx.cred, &a)?;
     ctx.conn.shared.mark_had_session();
     CreateSessionResOk {
         sessionid: reply.sessionid,
