@@ -78,7 +78,7 @@ impl FsError {
             FsError::FBig => status::NFS4ERR_FBIG,
             FsError::Stale => status::NFS4ERR_STALE,
             FsError::BadHandle => status::NFS4ERR_BADHANDLE,
-            FsError::XDev => 18, // NFS4ERR_XDEV
+            FsError::XDev => status::NFS4ERR_XDEV,
             FsError::MLink => status::NFS4ERR_MLINK,
             FsError::SymLink => status::NFS4ERR_SYMLINK,
             FsError::BadType => status::NFS4ERR_BADTYPE,

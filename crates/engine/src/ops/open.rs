@@ -7,7 +7,7 @@ use crate::consts::status;
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
     CloseArgs, CloseResOk, CreateHow, OpenArgs, OpenClaim, OpenDowngradeArgs, OpenDowngradeResOk,
-    OpenHow, OpenResOk, Xdr,
+    OpenHow, OpenResOk, Xdr, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
 use ringnfs_state::stateid::Stateid;
@@ -15,9 +15,6 @@ use ringnfs_state::stateid::Stateid;
 use super::attr::granted;
 use super::open_deleg::{access_only, no_delegation, split_share_access};
 use super::{access, change_info, component, require_dir, require_search};
-
-/// OPEN4_RESULT_LOCKTYPE_POSIX: byte-range locks follow POSIX semantics.
-const OPEN4_RESULT_LOCKTYPE_POSIX: u32 = 4;
 
 enum How {
     NoCreate,
@@ -228,7 +225,8 @@ pub fn open(ctx: &mut CompoundCtx<'_>, a: OpenArgs<'_>, out: &mut Vec<u8>) -> Re
     OpenResOk {
         stateid: sid,
         cinfo: change_info(&before, &after),
-        rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+        // Byte-range locks follow POSIX semantics.
+        rflags: open4_result::LOCKTYPE_POSIX,
         attrset,
         delegation: no_delegation(wish, others_access),
     }

@@ -91,6 +91,19 @@ pub mod op {
     pub const ILLEGAL: u32 = 10044;
 }
 
+/// nfs_ftype4: the type attribute, and CREATE's object type.
+pub mod ftype4 {
+    pub const NF4REG: u32 = 1;
+    pub const NF4DIR: u32 = 2;
+    pub const NF4BLK: u32 = 3;
+    pub const NF4CHR: u32 = 4;
+    pub const NF4LNK: u32 = 5;
+    pub const NF4SOCK: u32 = 6;
+    pub const NF4FIFO: u32 = 7;
+    pub const NF4ATTRDIR: u32 = 8;
+    pub const NF4NAMEDATTR: u32 = 9;
+}
+
 /// Callback operation numbers (nfs_cb_opnum4).
 pub mod cb_op {
     pub const CB_SEQUENCE: u32 = 11;

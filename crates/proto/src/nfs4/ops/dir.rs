@@ -8,18 +8,7 @@ use crate::nfs4::types::{decode_bitmap, encode_bitmap};
 use crate::rpc::auth::RPCSEC_GSS;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
-/// nfs_ftype4 values.
-pub mod ftype4 {
-    pub const NF4REG: u32 = 1;
-    pub const NF4DIR: u32 = 2;
-    pub const NF4BLK: u32 = 3;
-    pub const NF4CHR: u32 = 4;
-    pub const NF4LNK: u32 = 5;
-    pub const NF4SOCK: u32 = 6;
-    pub const NF4FIFO: u32 = 7;
-    pub const NF4ATTRDIR: u32 = 8;
-    pub const NF4NAMEDATTR: u32 = 9;
-}
+pub use crate::nfs4::consts::ftype4;
 use ftype4::*;
 
 // ---- CREATE -----------------------------------------------------------------------------
