@@ -17,7 +17,7 @@ use ringnfs_state::channel::reply_too_big;
 use ringnfs_state::slots::CachedReply;
 use ringnfs_state::{SeqGrant, StateManager};
 
-use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
+use super::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, op, status};
 use super::export::Export;
 use super::fh::FileHandle;
 use super::optable::{
@@ -28,7 +28,7 @@ use ringnfs_fs::{Caller, ObjHandle};
 use ringnfs_state::stateid::Stateid;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
-pub type OpResult = Result<(), u32>;
+pub type OpResult = Result<(), NfsStatus>;
 
 /// Hard cap on ops in one COMPOUND before any session says otherwise.
 pub const MAX_COMPOUND_OPS: usize = 128;
@@ -90,11 +90,11 @@ pub struct CompoundCtx<'a> {
 }
 
 impl CompoundCtx<'_> {
-    pub fn cur(&self) -> Result<CurFh, u32> {
+    pub fn cur(&self) -> Result<CurFh, NfsStatus> {
         self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
 
-    pub fn saved(&self) -> Result<CurFh, u32> {
+    pub fn saved(&self) -> Result<CurFh, NfsStatus> {
         self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
 
@@ -104,7 +104,7 @@ impl CompoundCtx<'_> {
     }
 
     /// Fails with ROFS on a read-only export.
-    pub fn writable(&self) -> Result<(), u32> {
+    pub fn writable(&self) -> Result<(), NfsStatus> {
         if self.export.opts.read_only {
             Err(status::NFS4ERR_ROFS)
         } else {
@@ -113,7 +113,7 @@ impl CompoundCtx<'_> {
     }
 
     /// The client of this COMPOUND's session (file ops always run in a session).
-    pub fn client(&self) -> Result<u64, u32> {
+    pub fn client(&self) -> Result<u64, NfsStatus> {
         self.session
             .map(|g| g.clientid)
             .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
@@ -122,7 +122,7 @@ impl CompoundCtx<'_> {
     /// RFC 8881 §18.51.3: new locking state (an OPEN or LOCK that reclaims nothing)
     /// waits with NFS4ERR_GRACE during the grace period, and until the client has sent
     /// its global RECLAIM_COMPLETE whether or not a grace period runs.
-    pub fn may_take_new_locks(&self) -> Result<(), u32> {
+    pub fn may_take_new_locks(&self) -> Result<(), NfsStatus> {
         let grant = self.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
         if !grant.reclaim_complete || self.state.in_grace() {
             return Err(status::NFS4ERR_GRACE);
@@ -150,7 +150,7 @@ impl CompoundCtx<'_> {
 /// it was the current stateid and one was set. Still the current stateid means no op
 /// set one: NFS4ERR_BAD_STATEID (RFC 8881 §8.2.3, §16.2.3.1.2). Handlers call this
 /// where they judge the stateid, so the order of their errors stays theirs.
-pub fn resolved(sid: Stateid) -> Result<Stateid, u32> {
+pub fn resolved(sid: Stateid) -> Result<Stateid, NfsStatus> {
     if sid == Stateid::CURRENT {
         Err(status::NFS4ERR_BAD_STATEID)
     } else {
@@ -176,7 +176,7 @@ pub struct LoopState {
     /// Index of the next op to run.
     pub(crate) next: usize,
     pub(crate) results: u32,
-    pub(crate) final_status: u32,
+    pub(crate) final_status: NfsStatus,
     pub(crate) status_at: usize,
     pub(crate) count_at: usize,
     pub(crate) seq_resok: Option<(usize, usize)>,
@@ -295,17 +295,17 @@ impl Nfs4Engine {
         let numops = d.u32()? as usize;
 
         let start = out.len();
-        out.put_u32(status::NFS4_OK);
+        out.put_u32(status::NFS4_OK.code());
         out.put_opaque(tag);
         let count_at = out.len() - start;
         out.put_u32(0);
 
         if !(1..=2).contains(&minor) {
-            out.patch_u32(start, status::NFS4ERR_MINOR_VERS_MISMATCH);
+            out.patch_u32(start, status::NFS4ERR_MINOR_VERS_MISMATCH.code());
             return Ok(Flow::Done);
         }
         if numops > MAX_COMPOUND_OPS {
-            out.patch_u32(start, status::NFS4ERR_TOO_MANY_OPS);
+            out.patch_u32(start, status::NFS4ERR_TOO_MANY_OPS.code());
             return Ok(Flow::Done);
         }
         let ls = LoopState {
@@ -344,7 +344,7 @@ impl Nfs4Engine {
                 self.state.metrics.op(core, opnum, st);
                 if st != status::NFS4_OK {
                     out.truncate(st_at + 4);
-                    out.patch_u32(st_at, st);
+                    out.patch_u32(st_at, st.code());
                     s.state.final_status = st;
                     s.state.next = s.state.numops;
                 }
@@ -397,7 +397,7 @@ impl Nfs4Engine {
             let op_start = out.len();
             out.put_u32(opnum);
             let st_at = out.mark();
-            out.put_u32(status::NFS4_OK);
+            out.put_u32(status::NFS4_OK.code());
 
             // Whether a failed result keeps the body its handler encoded.
             let mut keep_body = false;
@@ -472,13 +472,13 @@ impl Nfs4Engine {
                 if !keep_body {
                     out.truncate(st_at + 4);
                 }
-                out.patch_u32(st_at, st);
+                out.patch_u32(st_at, st.code());
                 ls.final_status = st;
                 break;
             }
         }
         out.patch_u32(start + ls.count_at, ls.results);
-        out.patch_u32(start + ls.status_at, ls.final_status);
+        out.patch_u32(start + ls.status_at, ls.final_status.code());
 
         if let Some(grant) = ctx.session {
             let reply = if grant.cachethis {
@@ -502,7 +502,7 @@ fn order_error(
     index: usize,
     numops: usize,
     in_session: bool,
-) -> Option<u32> {
+) -> Option<NfsStatus> {
     if index > 0 && desc.has(ONLY_FIRST) {
         return Some(status::NFS4ERR_SEQUENCE_POS);
     }
@@ -541,7 +541,7 @@ fn reply_limit(g: &SeqGrant) -> usize {
 }
 
 /// A reply of `len` bytes over the session's limits.
-fn over_limit(g: &SeqGrant, len: usize) -> Option<u32> {
+fn over_limit(g: &SeqGrant, len: usize) -> Option<NfsStatus> {
     reply_too_big(len, g.max_response, g.max_response_cached, g.cachethis)
 }
 
@@ -632,7 +632,7 @@ fn replay(
         return;
     }
     let status_at = out.mark();
-    out.put_u32(status::NFS4_OK);
+    out.put_u32(status::NFS4_OK.code());
     out.put_opaque(tag);
     let count_at = out.mark();
     out.put_u32(1);
@@ -643,17 +643,17 @@ fn replay(
     };
     if seq_resok.is_empty() {
         // Nothing usable was kept (cannot happen after a completed request).
-        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
-        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP.code());
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP.code());
         return;
     }
-    out.put_u32(status::NFS4_OK);
+    out.put_u32(status::NFS4_OK.code());
     out.extend_from_slice(&seq_resok);
     if ops > 1 {
         // Like knfsd: the op after SEQUENCE reports that its result was not cached.
         out.put_u32(next_opnum.unwrap_or(op::ILLEGAL));
-        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP.code());
         out.patch_u32(count_at, 2);
-        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP.code());
     }
 }

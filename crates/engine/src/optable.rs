@@ -9,7 +9,7 @@
 //! the arguments once (NFS4ERR_BADXDR if they do not) and hands them to the handler.
 
 use super::compound::{CompoundCtx, OpResult, exec};
-use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op};
+use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
 use super::ops::{attr, dir, fh, io, lock, open, session, stateid_ops};
 use ringnfs_proto::nfs4::ops::{self as wire, Xdr};
 use ringnfs_proto::stateid::Stateid;
@@ -83,7 +83,7 @@ pub trait Op {
         ctx: &mut CompoundCtx<'_>,
         args: Self::Args<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<Self::Ok, u32>;
+    ) -> Result<Self::Ok, NfsStatus>;
     /// Upper bound on the encoded result, opnum and status included (knfsd's
     /// `op_rsize_bop`). A [`MODIFIES`] op runs only if the reply still has room for it.
     fn rsize(args: &Self::Args<'_>, ctx: &CompoundCtx<'_>) -> u32;
@@ -169,7 +169,7 @@ macro_rules! row {
                 ctx: &mut CompoundCtx<'_>,
                 args: Self::Args<'_>,
                 out: &mut Vec<u8>,
-            ) -> Result<Self::Ok, u32> {
+            ) -> Result<Self::Ok, NfsStatus> {
                 $handler(ctx, args, out)
             }
             fn rsize(args: &Self::Args<'_>, ctx: &CompoundCtx<'_>) -> u32 {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use ringnfs_proto::nfs4::consts::{exchgid_flag, op, sp4, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, exchgid_flag, op, sp4, status};
 use ringnfs_proto::nfs4::ops::{
     ExchangeIdArgs, ImplId, StateProtectArgs, StateProtectOps, StateProtectRes,
 };
@@ -122,7 +122,7 @@ pub struct ClientRecord {
     /// csa_sequence of the last CREATE_SESSION executed (the next must be this + 1).
     pub cs_last: u32,
     /// Reply of the last successful CREATE_SESSION, for replays.
-    pub cs_cache: Option<Result<super::CreateSessionReply, u32>>,
+    pub cs_cache: Option<Result<super::CreateSessionReply, NfsStatus>>,
     pub lease: Arc<Lease>,
     pub sessions: Vec<SessionId>,
     pub impl_name: String,
@@ -268,7 +268,7 @@ impl ClientTable {
         now_ms: u64,
         lease_ms: u64,
         created_at_ms: u64,
-    ) -> Result<(ExchangeIdReply, Vec<ClientRecord>), u32> {
+    ) -> Result<(ExchangeIdReply, Vec<ClientRecord>), NfsStatus> {
         let entry = self.by_owner.get(args.owner).copied().unwrap_or_default();
         let update = args.flags & exchgid_flag::UPD_CONFIRMED_REC_A != 0;
         let mut removed = Vec::new();

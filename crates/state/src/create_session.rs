@@ -1,7 +1,7 @@
 //! CREATE_SESSION (RFC 8881 §18.36): csa_sequence replay, channel negotiation,
 //! confirmation of the client record, and the auto-bind of the creating connection.
 
-use ringnfs_proto::nfs4::consts::{create_session_flag, op, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, create_session_flag, op, status};
 use ringnfs_proto::nfs4::ops::{CallbackSecParms, CreateSessionArgs};
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::ConnMeta;
@@ -48,7 +48,7 @@ impl StateManager {
         meta: &ConnMeta,
         cred: &Credential,
         args: &CreateSessionArgs<'_>,
-    ) -> Result<CreateSessionReply, u32> {
+    ) -> Result<CreateSessionReply, NfsStatus> {
         // csa_flags bits RFC 8881 does not define: refused before anything else.
         if args.flags & !create_session_flag::ALL != 0 {
             return Err(status::NFS4ERR_INVAL);

@@ -45,7 +45,7 @@ mod sequence;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringnfs_proto::nfs4::consts::{exchgid_flag, op, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, exchgid_flag, op, status};
 use ringnfs_proto::nfs4::ops::StateProtectArgs;
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{ConnId, ConnMeta};
@@ -309,7 +309,7 @@ impl StateManager {
         core: usize,
         cred: &Credential,
         args: &ExchangeIdArgs<'_>,
-    ) -> Result<ExchangeIdReply, u32> {
+    ) -> Result<ExchangeIdReply, NfsStatus> {
         let mach_cred = match args.state_protect {
             StateProtectArgs::None => false,
             StateProtectArgs::MachCred(_) => true,
@@ -356,7 +356,7 @@ impl StateManager {
 
     /// OPEN CLAIM_PREVIOUS / LOCK reclaim: allowed during grace for clients that held
     /// state before the restart and have not sent RECLAIM_COMPLETE.
-    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), u32> {
+    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), NfsStatus> {
         if !self.in_grace() {
             return Err(status::NFS4ERR_NO_GRACE);
         }
@@ -400,7 +400,7 @@ impl StateManager {
         cred: &Credential,
         sid: &SessionId,
         cdfc: u32,
-    ) -> Result<Direction, u32> {
+    ) -> Result<Direction, NfsStatus> {
         let Some(shard) = self.shard_of(sid) else {
             self.refuse(meta.core, Some(BindRefusal::BadSession));
             return Err(status::NFS4ERR_BADSESSION);
@@ -449,7 +449,7 @@ impl StateManager {
         meta: &ConnMeta,
         cred: &Credential,
         sid: &SessionId,
-    ) -> Result<(), u32> {
+    ) -> Result<(), NfsStatus> {
         let client = {
             let Some(shard) = self.shard_of(sid) else {
                 return Err(status::NFS4ERR_BADSESSION);
@@ -509,7 +509,7 @@ impl StateManager {
         core: usize,
         cred: &Credential,
         clientid: ClientId,
-    ) -> Result<(), u32> {
+    ) -> Result<(), NfsStatus> {
         let mut clients = self.clients.lock();
         let Some(rec) = clients.get(clientid) else {
             return Err(status::NFS4ERR_STALE_CLIENTID);
@@ -526,7 +526,7 @@ impl StateManager {
         Ok(())
     }
 
-    pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), u32> {
+    pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), NfsStatus> {
         let clients = self.clients.lock();
         let Some(rec) = clients.get(clientid) else {
             return Err(status::NFS4ERR_STALE_CLIENTID);

@@ -1,6 +1,6 @@
 //! fattr4 decoding: SETATTR / CREATE / OPEN createattrs, and VERIFY / NVERIFY.
 
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::types::{SetAttrs, SetTime, Timespec};
 use ringnfs_proto::nfs4::ops::Fattr4;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
@@ -10,13 +10,13 @@ use super::{
     WRITE_ONLY_BITMAP, answerable, attr, encode::encode_values,
 };
 
-fn bad(_: XdrError) -> u32 {
+fn bad(_: XdrError) -> NfsStatus {
     status::NFS4ERR_BADXDR
 }
 
 /// The bitmap of a decoded fattr4 as exactly [`WORDS`] words, refusing attributes we
 /// do not support (NFS4ERR_ATTRNOTSUPP).
-fn supported_mask(f: &Fattr4<'_>) -> Result<[u32; WORDS], u32> {
+fn supported_mask(f: &Fattr4<'_>) -> Result<[u32; WORDS], NfsStatus> {
     if f.mask.iter().skip(WORDS).any(|w| *w != 0) {
         return Err(status::NFS4ERR_ATTRNOTSUPP);
     }
@@ -35,7 +35,7 @@ fn intersects(a: &[u32; WORDS], b: &[u32; WORDS]) -> bool {
 }
 
 /// nfstime4 as a client sends it: nseconds ≥ 10^9 is NFS4ERR_INVAL.
-fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, u32> {
+fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, NfsStatus> {
     let secs = d.i64().map_err(bad)?;
     let nsecs = d.u32().map_err(bad)?;
     if nsecs >= 1_000_000_000 {
@@ -45,7 +45,7 @@ fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, u32> {
 }
 
 /// settime4.
-fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, u32> {
+fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, NfsStatus> {
     match d.u32().map_err(bad)? {
         SET_TO_SERVER_TIME4 => Ok(SetTime::ServerNow),
         SET_TO_CLIENT_TIME4 => Ok(SetTime::Client(decode_time(d)?)),
@@ -54,7 +54,7 @@ fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, u32> {
 }
 
 /// A numeric owner/owner_group string; anything else is NFS4ERR_BADOWNER.
-fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, u32> {
+fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, NfsStatus> {
     let s = d.opaque(d.remaining()).map_err(bad)?;
     if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
         return Err(status::NFS4ERR_BADOWNER);
@@ -73,7 +73,7 @@ fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, u32> {
 /// NFS4ERR_INVAL for supported read-only ones, for mode > 07777 and for nseconds
 /// ≥ 10^9, NFS4ERR_BADOWNER for non-numeric owners, NFS4ERR_BADXDR for values that do
 /// not match the bitmap (including attr_vals longer than the attributes).
-pub fn decode_settable(f: &Fattr4<'_>) -> Result<(SetAttrs, Vec<u32>), u32> {
+pub fn decode_settable(f: &Fattr4<'_>) -> Result<(SetAttrs, Vec<u32>), NfsStatus> {
     let mask = supported_mask(f)?;
     let vals = f.vals;
     if mask.iter().zip(SETTABLE_BITMAP).any(|(m, s)| m & !s != 0) {
@@ -117,7 +117,7 @@ pub fn decode_settable(f: &Fattr4<'_>) -> Result<(SetAttrs, Vec<u32>), u32> {
 /// → NFS4ERR_ATTRNOTSUPP; rdattr_error or a set-only attribute → NFS4ERR_INVAL.
 /// If the mask holds statfs attributes, `src.stats` must be Some (else
 /// NFS4ERR_SERVERFAULT).
-pub fn verify(f: &Fattr4<'_>, src: &AttrSource<'_>) -> Result<bool, u32> {
+pub fn verify(f: &Fattr4<'_>, src: &AttrSource<'_>) -> Result<bool, NfsStatus> {
     let mask = supported_mask(f)?;
     let vals = f.vals;
     let mut invalid = WRITE_ONLY_BITMAP;

@@ -1,6 +1,6 @@
 //! fattr4 encoding (GETATTR, READDIR, and our side of VERIFY).
 
-use crate::consts::{NFS4_FHSIZE, status};
+use crate::consts::{NFS4_FHSIZE, NfsStatus, status};
 use crate::types::encode_bitmap;
 use ringnfs_fs::types::Timespec;
 use ringnfs_proto::nfs4::ops::Fattr4;
@@ -75,14 +75,14 @@ pub fn max_fattr_len(requested: &[u32], fs_root_path: &[&[u8]], locations: &[Str
 /// READDIR entry whose attributes could not be fetched: if the client asked for
 /// rdattr_error, encode a fattr4 holding just it (= `err`) and return true; otherwise
 /// return false (the caller then fails the READDIR with `err`).
-pub fn encode_rdattr_error(out: &mut Vec<u8>, requested: &[u32], err: u32) -> bool {
+pub fn encode_rdattr_error(out: &mut Vec<u8>, requested: &[u32], err: NfsStatus) -> bool {
     if !has(requested, attr::RDATTR_ERROR) {
         return false;
     }
     let mut w = [0u32; WORDS];
     w[0] = 1 << attr::RDATTR_ERROR;
     let len_at = Fattr4::encode_head(out, &w);
-    out.put_u32(err);
+    out.put_u32(err.code());
     Fattr4::finish_head(out, len_at);
     true
 }
@@ -145,7 +145,7 @@ fn encode_one(out: &mut Vec<u8>, a: u32, src: &AttrSource<'_>) {
             out.put_u64(src.fsid.1);
         }
         attr::LEASE_TIME => out.put_u32(src.lease_secs),
-        attr::RDATTR_ERROR => out.put_u32(src.rdattr_error.unwrap_or(status::NFS4_OK)),
+        attr::RDATTR_ERROR => out.put_u32(src.rdattr_error.unwrap_or(status::NFS4_OK).code()),
         // No ACL support at all (ACL4_SUPPORT_* bits clear).
         attr::ACLSUPPORT => out.put_u32(0),
         attr::CANSETTIME

@@ -2,7 +2,7 @@
 
 use crate::attrs::{self, AttrSource};
 use crate::compound::{CompoundCtx, CurFh, OpResult, resolved};
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
 use ringnfs_proto::nfs4::ops::{
     AccessArgs, AccessResOk, Fattr4, GetAttrArgs, SetAttrArgs, SetAttrRes, VerifyArgs, Xdr,
@@ -114,7 +114,7 @@ pub fn check_stateid_io(
     Ok(())
 }
 
-fn verify_common(ctx: &mut CompoundCtx<'_>, f: &Fattr4<'_>) -> Result<bool, u32> {
+fn verify_common(ctx: &mut CompoundCtx<'_>, f: &Fattr4<'_>) -> Result<bool, NfsStatus> {
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     let stats = ctx.export.backend.statfs()?;

@@ -1,7 +1,7 @@
 //! Data ops: READ, WRITE, COMMIT. READ appends file data straight into the reply.
 
 use crate::compound::{CompoundCtx, OpResult, resolved};
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{FileType, FsError, Stability};
 use ringnfs_proto::nfs4::ops::{
     CommitArgs, CommitResOk, ReadArgs, ReadResOk, WriteArgs, WriteResOk, Xdr, stable_how4,
@@ -68,12 +68,12 @@ pub enum IoFinish {
 
 pub enum IoOutcome {
     /// The op's final status (its result is complete in the reply when OK).
-    Status(u32),
+    Status(NfsStatus),
     /// Another file operation is needed first (a stable WRITE's fsync).
     Again(FileOp, IoFinish),
 }
 
-fn io_status(res: i32) -> u32 {
+fn io_status(res: i32) -> NfsStatus {
     FsError::from_errno(-res).status()
 }
 

@@ -2,7 +2,7 @@
 //! answer NFS4ERR_DENIED with LOCK4denied after the status (their rows keep it).
 
 use crate::compound::{CompoundCtx, OpResult, resolved};
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_proto::nfs4::ops::{
     self as wire, LockArgs, LockDenied, LockResOk, LocktArgs, LockuArgs, LockuResOk, StateOwner,
     Xdr, nfs_lock_type4,
@@ -10,7 +10,7 @@ use ringnfs_proto::nfs4::ops::{
 use ringnfs_state::files::{Conflict, LockRequest, Locker, Owner, Range};
 use ringnfs_state::stateid::Stateid;
 
-fn is_write(locktype: u32) -> Result<bool, u32> {
+fn is_write(locktype: u32) -> Result<bool, NfsStatus> {
     match locktype {
         nfs_lock_type4::READ_LT | nfs_lock_type4::READW_LT => Ok(false),
         nfs_lock_type4::WRITE_LT | nfs_lock_type4::WRITEW_LT => Ok(true),
@@ -19,7 +19,7 @@ fn is_write(locktype: u32) -> Result<bool, u32> {
 }
 
 /// LOCK4denied after an NFS4ERR_DENIED status.
-fn denied(out: &mut Vec<u8>, c: &Conflict) -> u32 {
+fn denied(out: &mut Vec<u8>, c: &Conflict) -> NfsStatus {
     LockDenied {
         offset: c.range.start,
         length: c.range.length(),
@@ -46,7 +46,11 @@ pub fn locker_stateid<'s>(a: &'s mut LockArgs<'_>) -> &'s mut Stateid {
     }
 }
 
-pub fn lock(ctx: &mut CompoundCtx<'_>, a: LockArgs<'_>, out: &mut Vec<u8>) -> Result<Stateid, u32> {
+pub fn lock(
+    ctx: &mut CompoundCtx<'_>,
+    a: LockArgs<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
     let write = is_write(a.locktype)?;
     let cur = ctx.cur()?;
     if a.reclaim {
@@ -99,7 +103,11 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, a: LocktArgs<'_>, out: &mut Vec<u8>) -> 
     }
 }
 
-pub fn locku(ctx: &mut CompoundCtx<'_>, a: LockuArgs, out: &mut Vec<u8>) -> Result<Stateid, u32> {
+pub fn locku(
+    ctx: &mut CompoundCtx<'_>,
+    a: LockuArgs,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
     let _type = is_write(a.locktype)?;
     let cur = ctx.cur()?;
     let range = Range::from_nfs(a.offset, a.length)?;

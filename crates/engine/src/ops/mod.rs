@@ -13,13 +13,13 @@ pub mod open_deleg;
 pub mod session;
 pub mod stateid_ops;
 
-use crate::consts::{NFS4_OPAQUE_LIMIT, status};
+use crate::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, status};
 use ringnfs_fs::{Attrs, Caller, FileType};
 use ringnfs_proto::nfs4::ops::ChangeInfo;
 
 /// component4: a name of at most NFS4_OPAQUE_LIMIT bytes (longer → NAMETOOLONG, before
 /// anything else is looked at; `ringnfs_fs::check_name` judges the rest).
-pub fn component(name: &[u8]) -> Result<&[u8], u32> {
+pub fn component(name: &[u8]) -> Result<&[u8], NfsStatus> {
     if name.len() > NFS4_OPAQUE_LIMIT {
         return Err(status::NFS4ERR_NAMETOOLONG);
     }
@@ -36,7 +36,7 @@ pub fn change_info(before: &Attrs, after: &Attrs) -> ChangeInfo {
 }
 
 /// Ops that need a directory as the current filehandle.
-pub fn require_dir(a: &Attrs) -> Result<(), u32> {
+pub fn require_dir(a: &Attrs) -> Result<(), NfsStatus> {
     match a.ftype {
         FileType::Directory => Ok(()),
         FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
@@ -47,7 +47,7 @@ pub fn require_dir(a: &Attrs) -> Result<(), u32> {
 /// Search (execute) permission on directory `a`, which resolving a name in it needs
 /// (RFC 8881 §18.13: LOOKUP; knfsd checks MAY_EXEC the same way). Backends resolve
 /// names as the server, so the NFS layer checks this for the caller.
-pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), u32> {
+pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), NfsStatus> {
     if caller.perm_bits(a) & 1 == 0 {
         return Err(status::NFS4ERR_ACCESS);
     }

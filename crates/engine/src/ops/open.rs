@@ -3,7 +3,7 @@
 
 use crate::attrs;
 use crate::compound::{CompoundCtx, OpResult, resolved};
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
     CloseArgs, CloseResOk, CreateHow, OpenArgs, OpenClaim, OpenDowngradeArgs, OpenDowngradeResOk,
@@ -26,7 +26,7 @@ enum How {
 /// openflag4 as the handler uses it: the createattrs judged (their errors before
 /// anything else but the share_access wish), an undefined opentype4 or createmode4
 /// NFS4ERR_INVAL.
-fn how(h: &OpenHow<'_>) -> Result<How, u32> {
+fn how(h: &OpenHow<'_>) -> Result<How, NfsStatus> {
     match h {
         OpenHow::NoCreate => Ok(How::NoCreate),
         OpenHow::Create(CreateHow::Unchecked(f)) => {
@@ -90,7 +90,7 @@ fn open_by_name(
     dir: &ObjHandle,
     name: &[u8],
     how: How,
-) -> Result<(ObjHandle, bool, Vec<u32>), u32> {
+) -> Result<(ObjHandle, bool, Vec<u32>), NfsStatus> {
     let fs = &ctx.export.backend;
     match how {
         How::NoCreate => {
@@ -154,7 +154,11 @@ fn open_by_name(
     }
 }
 
-pub fn open(ctx: &mut CompoundCtx<'_>, a: OpenArgs<'_>, out: &mut Vec<u8>) -> Result<Stateid, u32> {
+pub fn open(
+    ctx: &mut CompoundCtx<'_>,
+    a: OpenArgs<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
     let (share_access, wish) = split_share_access(a.share_access)?;
     let share_deny = a.share_deny;
     let how = how(&a.how)?;
@@ -239,7 +243,7 @@ pub fn open_downgrade(
     ctx: &mut CompoundCtx<'_>,
     a: OpenDowngradeArgs,
     out: &mut Vec<u8>,
-) -> Result<Stateid, u32> {
+) -> Result<Stateid, NfsStatus> {
     let share_access = access_only(a.share_access);
     let cur = ctx.cur()?;
     let sid = resolved(a.stateid)?;
@@ -254,7 +258,11 @@ pub fn open_downgrade(
     Ok(new)
 }
 
-pub fn close(ctx: &mut CompoundCtx<'_>, a: CloseArgs, out: &mut Vec<u8>) -> Result<Stateid, u32> {
+pub fn close(
+    ctx: &mut CompoundCtx<'_>,
+    a: CloseArgs,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
     let cur = ctx.cur()?;
     let sid = resolved(a.stateid)?;
     ctx.state.files.close(&sid, ctx.client()?, &cur.obj)?;

@@ -3,7 +3,7 @@
 //! delegation yet; a client that said what it wants learns why it got none
 //! (OPEN_DELEGATE_NONE_EXT), one that did not gets plain OPEN_DELEGATE_NONE.
 
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use ringnfs_proto::nfs4::ops::{OpenDelegation, WhyNoDelegation};
 use ringnfs_state::files::{SHARE_ACCESS_BOTH, SHARE_ACCESS_WRITE};
 
@@ -43,7 +43,7 @@ impl Want {
 
 /// Split OPEN's share_access into the access bits and the delegation wish; an unknown
 /// wish is NFS4ERR_INVAL.
-pub fn split_share_access(raw: u32) -> Result<(u32, Want), u32> {
+pub fn split_share_access(raw: u32) -> Result<(u32, Want), NfsStatus> {
     let wish = raw & want::ALL;
     if wish & want::TYPE_MASK > want::CANCEL {
         return Err(status::NFS4ERR_INVAL);

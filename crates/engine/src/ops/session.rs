@@ -110,7 +110,7 @@ pub fn bind_conn_to_session(
             Ok(d) => d.label(),
             Err(_) => "-",
         },
-        status = result.as_ref().err().copied().unwrap_or(0),
+        status = result.as_ref().err().map_or(0, |s| s.code()),
         "BIND_CONN_TO_SESSION"
     );
     let granted = result?;
