@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestServer, WAIT, sid, wait_until};
 use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
-use ringnfs::nfs4::consts::{cdfc, cdfs, op, seq4_status, status};
+use ringnfs::nfs4::consts::{NfsStatus, cdfc, cdfs, op, seq4_status, status};
 use ringnfs::rpc::Credential;
 use ringnfs::service::ConnId;
 use ringnfs::state::settings::OverLimit;
@@ -29,7 +29,7 @@ fn server_conn(state: &StateManager, local: SocketAddr) -> ConnId {
     found.expect("server knows the connection")
 }
 
-fn seq_on(conn: &RpcConn, s: &Session, slot: u32, seqid: u32) -> u32 {
+fn seq_on(conn: &RpcConn, s: &Session, slot: u32, seqid: u32) -> NfsStatus {
     let r = conn
         .compound(
             1,
@@ -46,7 +46,7 @@ fn seq_on(conn: &RpcConn, s: &Session, slot: u32, seqid: u32) -> u32 {
     r.status
 }
 
-fn bind(conn: &RpcConn, sid: &SessionId, dir: u32) -> Result<u32, u32> {
+fn bind(conn: &RpcConn, sid: &SessionId, dir: u32) -> Result<u32, NfsStatus> {
     let r = conn
         .compound(
             1,

@@ -10,7 +10,7 @@ use files_common::{Env, failure_of, for_each_backend, for_each_backend_with, sta
 use ringnfs::client::ops::{access, ftype, share, stable};
 use ringnfs::client::{CreateType, Fattr, FileAttrs, Files, Op, Stateid, TimeSet};
 use ringnfs::nfs4::attrs::attr;
-use ringnfs::nfs4::consts::{op, status};
+use ringnfs::nfs4::consts::{NfsStatus, op, status};
 use ringnfs::server::BackendKind;
 
 fn bit(a: u32) -> Vec<u32> {
@@ -122,7 +122,7 @@ fn names_are_checked() {
         let (file, of) = f.create(&d, b"f", 0o644).unwrap();
         f.close(of).unwrap();
         let long = vec![b'x'; 256];
-        let cases: [(&[u8], u32); 5] = [
+        let cases: [(&[u8], NfsStatus); 5] = [
             (b".", status::NFS4ERR_BADNAME),
             (b"..", status::NFS4ERR_BADNAME),
             (b"a/b", status::NFS4ERR_BADNAME),

@@ -98,7 +98,7 @@ fn a_write_whose_connection_closes_still_completes_for_the_retry() {
         // The retry of the same slot/seqid on connection 1 must get the answer (the
         // cached reply, or a fresh execution if the first never arrived), never DELAY
         // forever.
-        let mut last = 0;
+        let mut last = ringnfs::nfs4::consts::NfsStatus::default();
         for _ in 0..500 {
             let r = s.call_on_slot(1, 5, 1, &ops, true).unwrap();
             last = r.status;

@@ -9,7 +9,7 @@ use files_common::{failure_of, for_each_backend, status_of};
 use ringnfs::client::ops::{deleg, locktype, open_result, share, stable};
 use ringnfs::client::{Fattr, Files, Op, OpenClaim, OpenFile, OpenHow, Stateid};
 use ringnfs::nfs4::attrs::attr;
-use ringnfs::nfs4::consts::{op, status};
+use ringnfs::nfs4::consts::{NfsStatus, op, status};
 
 fn has(words: &[u32], a: u32) -> bool {
     words
@@ -397,7 +397,7 @@ fn stateid_checks() {
             other_client.test_stateids(&[r2.stateid]).unwrap(),
             vec![status::NFS4ERR_BAD_STATEID]
         );
-        assert_eq!(f.test_stateids(&[]).unwrap(), Vec::<u32>::new());
+        assert_eq!(f.test_stateids(&[]).unwrap(), Vec::<NfsStatus>::new());
         // FREE_STATEID of an open stateid: LOCKS_HELD (it is still open); made-up: BAD.
         assert_eq!(
             failure_of(f.free_stateid(r2.stateid)),

@@ -85,7 +85,7 @@ fn the_harness_session_works() {
         Op::PutRootFh,
     ]);
     let r = h.call_compound(&h.substitute(&args));
-    assert_eq!(r.status, 0, "{r:?}");
+    assert_eq!(r.status.code(), 0, "{r:?}");
 }
 
 // ---- capture ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ use ringnfs::client::{
     Fattr, Op, OpenArgs, OpenClaim, OpenHow, RpcConn, Session, StateProtect, Stateid,
     default_back_attrs, default_fore_attrs, unique_owner,
 };
-use ringnfs::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_NULL, op, status};
+use ringnfs::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, NfsStatus, PROC_NULL, op, status};
 use ringnfs::rpc::message::ReplyFailure;
 use ringnfs::rpc::{Credential, RpcMessage, decode_message};
 use ringnfs::xdr::XdrEncoder;
@@ -760,7 +760,7 @@ fn bad_names(srv: &ServerProc) -> String {
         )
         .unwrap();
     assert!(ok(&r) || r.status == status::NFS4ERR_EXIST);
-    let bad: Vec<(Vec<u8>, &[u32])> = vec![
+    let bad: Vec<(Vec<u8>, &[NfsStatus])> = vec![
         (b"a\0b".to_vec(), &[status::NFS4ERR_BADNAME]),
         (b"a/b".to_vec(), &[status::NFS4ERR_BADNAME]),
         (b"/".to_vec(), &[status::NFS4ERR_BADNAME]),

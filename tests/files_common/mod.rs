@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ringnfs::client::{ClientError, ClientOptions, Files, Session};
+use ringnfs::nfs4::consts::NfsStatus;
 use ringnfs::rpc::{AuthSys, Credential};
 use ringnfs::server::{BackendKind, ServerConfig};
 
@@ -163,7 +164,7 @@ pub fn sys(uid: u32, gid: u32) -> Credential {
 
 /// The nfsstat4 of an NFS failure (panics on transport errors and successes).
 #[track_caller]
-pub fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u32 {
+pub fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> NfsStatus {
     match r {
         Err(ClientError::Nfs { status, .. }) => status,
         other => panic!("expected an NFS error, got {other:?}"),
@@ -172,7 +173,7 @@ pub fn status_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u32 {
 
 /// (opnum, nfsstat4) of an NFS failure.
 #[track_caller]
-pub fn failure_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u32, u32) {
+pub fn failure_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u32, NfsStatus) {
     match r {
         Err(ClientError::Nfs { opnum, status }) => (opnum, status),
         other => panic!("expected an NFS error, got {other:?}"),

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ringnfs_proto::nfs4::consts::{op, status, status_name};
+use ringnfs_proto::nfs4::consts::{NfsStatus, op, status, status_name};
 use ringnfs_proto::rpc::AcceptStat;
 use ringnfs_proto::rpc::message::ReplyFailure;
 
@@ -48,7 +48,7 @@ pub enum BenchError {
     #[error("{step}: {}{}", status_text(*.status), hint_text(.hint))]
     Nfs {
         step: String,
-        status: u32,
+        status: NfsStatus,
         hint: Option<String>,
     },
     /// The server's limits do not allow the run asked for.
@@ -78,7 +78,12 @@ impl BenchError {
     }
 
     /// A failed setup operation, with the hint known for it.
-    pub fn nfs(step: impl Into<String>, opnum: u32, status: u32, lease_secs: Option<u32>) -> Self {
+    pub fn nfs(
+        step: impl Into<String>,
+        opnum: u32,
+        status: NfsStatus,
+        lease_secs: Option<u32>,
+    ) -> Self {
         BenchError::Nfs {
             step: step.into(),
             status,
@@ -117,7 +122,7 @@ impl BenchError {
     }
 }
 
-fn status_text(s: u32) -> String {
+fn status_text(s: NfsStatus) -> String {
     match status_name(s) {
         Some(n) => n.to_string(),
         None => format!("NFS status {s}"),
@@ -158,7 +163,7 @@ fn auth_stat_name(s: u32) -> String {
 
 /// What to do about a setup operation that failed with `status`. `lease_secs` is the
 /// server's lease time when known (how long a grace period usually lasts).
-pub fn hint(opnum: u32, st: u32, lease_secs: Option<u32>) -> Option<String> {
+pub fn hint(opnum: u32, st: NfsStatus, lease_secs: Option<u32>) -> Option<String> {
     let h = match (opnum, st) {
         (op::LOOKUP, status::NFS4ERR_NOENT | status::NFS4ERR_NOTDIR) => {
             "export path not found; ganesha exports at /export, ringnfs at /".to_string()
@@ -221,7 +226,7 @@ mod tests {
             "{e}"
         );
         // Unknown statuses still read as a status, never as a tuple.
-        let e = BenchError::nfs("GETATTR", op::GETATTR, 99999, None);
+        let e = BenchError::nfs("GETATTR", op::GETATTR, NfsStatus::from_code(99999), None);
         assert_eq!(e.to_string(), "GETATTR: NFS status 99999");
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let e = BenchError::rpc(addr, "EXCHANGE_ID", &ReplyFailure::AuthError(5));

@@ -37,10 +37,12 @@ pub enum ErrorKey {
 impl std::fmt::Display for ErrorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ErrorKey::Nfs(s) => match ringnfs_proto::nfs4::consts::status_name(*s) {
-                Some(n) => f.write_str(n),
-                None => write!(f, "nfs:{s}"),
-            },
+            ErrorKey::Nfs(s) => {
+                match ringnfs_proto::nfs4::consts::NfsStatus::from_code(*s).name() {
+                    Some(n) => f.write_str(n),
+                    None => write!(f, "nfs:{s}"),
+                }
+            }
             ErrorKey::RpcAccept(s) => write!(f, "rpc_accept:{s}"),
             ErrorKey::RpcDenied => write!(f, "rpc_denied"),
             ErrorKey::Undecodable => write!(f, "undecodable"),

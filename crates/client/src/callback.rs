@@ -147,7 +147,7 @@ impl DefaultCallbackHandler {
                         match decode_cb_sequence(&mut d) {
                             Ok(a) => {
                                 res.put_u32(opnum);
-                                res.put_u32(status::NFS4_OK);
+                                res.put_u32(status::NFS4_OK.code());
                                 res.put_fixed(&a.sessionid);
                                 res.put_u32(a.sequenceid);
                                 res.put_u32(a.slotid);
@@ -173,13 +173,13 @@ impl DefaultCallbackHandler {
                     status = status::NFS4ERR_OP_ILLEGAL;
                     res.put_u32(cb_op::CB_ILLEGAL);
                 }
-                res.put_u32(status);
+                res.put_u32(status.code());
                 break;
             }
         }
         drop(stats);
         let mut out = Vec::with_capacity(res.len() + tag.len() + 16);
-        out.put_u32(status);
+        out.put_u32(status.code());
         out.put_opaque(tag);
         out.put_u32(count);
         out.put_raw(&res);
@@ -358,14 +358,14 @@ mod tests {
         );
         let mut d = XdrDecoder::new(&rep);
         d.skip(24).unwrap();
-        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_ILLEGAL);
+        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_ILLEGAL.code());
         assert_eq!(d.opaque(16).unwrap(), b"cb");
         assert_eq!(d.u32().unwrap(), 2);
         assert_eq!(d.u32().unwrap(), cb_op::CB_SEQUENCE);
         assert_eq!(d.u32().unwrap(), 0);
         d.skip(32).unwrap();
         assert_eq!(d.u32().unwrap(), cb_op::CB_ILLEGAL);
-        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_ILLEGAL);
+        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_ILLEGAL.code());
         assert_eq!(d.remaining(), 0);
         assert_eq!(h.op_count(5000), 1);
     }
@@ -380,11 +380,11 @@ mod tests {
             &call_record(DEFAULT_CB_PROGRAM, CB_PROC_COMPOUND, &args),
         );
         let mut d = XdrDecoder::new(&rep[24..]);
-        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_NOT_IN_SESSION);
+        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_NOT_IN_SESSION.code());
         d.opaque(16).unwrap();
         assert_eq!(d.u32().unwrap(), 1);
         assert_eq!(d.u32().unwrap(), 4);
-        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_NOT_IN_SESSION);
+        assert_eq!(d.u32().unwrap(), status::NFS4ERR_OP_NOT_IN_SESSION.code());
 
         let args = cb_compound(|_| {}, 0, 0);
         let rep = answer(
@@ -392,7 +392,7 @@ mod tests {
             &call_record(DEFAULT_CB_PROGRAM, CB_PROC_COMPOUND, &args),
         );
         let mut d = XdrDecoder::new(&rep[24..]);
-        assert_eq!(d.u32().unwrap(), status::NFS4ERR_MINOR_VERS_MISMATCH);
+        assert_eq!(d.u32().unwrap(), status::NFS4ERR_MINOR_VERS_MISMATCH.code());
         d.opaque(16).unwrap();
         assert_eq!(d.u32().unwrap(), 0);
     }

@@ -3,7 +3,7 @@
 
 use super::error::ClientError;
 use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier, wire};
-use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, op, sp4, status};
+use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op, sp4, status};
 use ringnfs_proto::nfs4::ops::Xdr;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 
@@ -14,7 +14,7 @@ const MAX_ARRAY: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpResult {
     pub opnum: u32,
-    pub status: u32,
+    pub status: NfsStatus,
     /// The bytes after the status: the resok for a success; for a failure (always the
     /// last result) whatever the server put after the status. For a successful operation
     /// whose result layout this client does not know, the rest of the reply.
@@ -24,7 +24,7 @@ pub struct OpResult {
 /// COMPOUND4res.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompoundReply {
-    pub status: u32,
+    pub status: NfsStatus,
     pub tag: Vec<u8>,
     pub results: Vec<OpResult>,
 }
@@ -34,13 +34,13 @@ impl CompoundReply {
     /// there too) or at a successful result of an operation whose layout is unknown.
     pub fn decode(buf: &[u8]) -> Result<Self, ClientError> {
         let mut d = XdrDecoder::new(buf);
-        let status = d.u32()?;
+        let status = NfsStatus::from_code(d.u32()?);
         let tag = d.opaque(NFS4_OPAQUE_LIMIT)?.to_vec();
         let n = d.array_len(MAX_ARRAY, 8)?;
         let mut results = Vec::with_capacity(n);
         for _ in 0..n {
             let opnum = d.u32()?;
-            let st = d.u32()?;
+            let st = NfsStatus::from_code(d.u32()?);
             if st != status::NFS4_OK {
                 results.push(OpResult {
                     opnum,
@@ -98,7 +98,7 @@ impl CompoundReply {
     }
 
     /// Status of the leading SEQUENCE, if the reply has one.
-    pub fn sequence_status(&self) -> Option<u32> {
+    pub fn sequence_status(&self) -> Option<NfsStatus> {
         self.results
             .first()
             .filter(|r| r.opnum == op::SEQUENCE)
@@ -149,12 +149,12 @@ impl CompoundReply {
     }
 
     /// Status of the first result for `opnum` (None if the server never got to it).
-    pub fn status_of(&self, opnum: u32) -> Option<u32> {
+    pub fn status_of(&self, opnum: u32) -> Option<NfsStatus> {
         self.result(opnum).map(|r| r.status)
     }
 
     /// The failed operation's (opnum, status), if any.
-    pub fn failure(&self) -> Option<(u32, u32)> {
+    pub fn failure(&self) -> Option<(u32, NfsStatus)> {
         self.results
             .iter()
             .find(|r| r.status != status::NFS4_OK)
@@ -261,14 +261,18 @@ impl CompoundReply {
         self.stateid_of(op::OPEN_DOWNGRADE)
     }
     /// TEST_STATEID: one status per stateid tested.
-    pub fn test_stateid(&self) -> Result<Vec<u32>, ClientError> {
+    pub fn test_stateid(&self) -> Result<Vec<NfsStatus>, ClientError> {
         Ok(wire::TestStateidResOk::from_bytes(self.ok_body(op::TEST_STATEID)?)?.status_codes)
     }
     /// SETATTR's attrsset, present whatever the status: (status, attrsset).
-    pub fn setattr(&self) -> Result<(u32, Vec<u32>), ClientError> {
+    pub fn setattr(&self) -> Result<(NfsStatus, Vec<u32>), ClientError> {
         let r = match self.result(op::SETATTR) {
             Some(r) => r,
-            None => return self.ok_body(op::SETATTR).map(|_| (0, Vec::new())),
+            None => {
+                return self
+                    .ok_body(op::SETATTR)
+                    .map(|_| (status::NFS4_OK, Vec::new()));
+            }
         };
         let mut d = XdrDecoder::new(&r.body);
         let res = wire::SetAttrRes::decode_body(r.status, &mut d)?;
@@ -475,7 +479,7 @@ pub struct FileAttrs {
     pub change: Option<u64>,
     pub size: Option<u64>,
     pub fsid: Option<(u64, u64)>,
-    pub rdattr_error: Option<u32>,
+    pub rdattr_error: Option<NfsStatus>,
     pub filehandle: Option<Vec<u8>>,
     pub fileid: Option<u64>,
     pub mode: Option<u32>,
@@ -530,7 +534,7 @@ impl FileAttrs {
                     3 => a.change = Some(d.u64()?),
                     4 => a.size = Some(d.u64()?),
                     8 => a.fsid = Some((d.u64()?, d.u64()?)),
-                    11 => a.rdattr_error = Some(d.u32()?),
+                    11 => a.rdattr_error = Some(NfsStatus::from_code(d.u32()?)),
                     19 => a.filehandle = Some(d.opaque(NFS4_FHSIZE)?.to_vec()),
                     20 => a.fileid = Some(d.u64()?),
                     33 => a.mode = Some(d.u32()?),
@@ -873,8 +877,8 @@ mod tests {
         }
     }
 
-    fn header(v: &mut Vec<u8>, status: u32, n: u32) {
-        v.put_u32(status);
+    fn header(v: &mut Vec<u8>, status: NfsStatus, n: u32) {
+        v.put_u32(status.code());
         v.put_opaque(b"t");
         v.put_u32(n);
     }
@@ -896,12 +900,12 @@ mod tests {
         v.put_u32(0);
         v.put_opaque(&[9, 9, 9]);
         v.put_u32(op::LOOKUP);
-        v.put_u32(status::NFS4ERR_NOENT);
+        v.put_u32(status::NFS4ERR_NOENT.code());
         let r = CompoundReply::decode(&v).unwrap();
         assert_eq!(r.status, status::NFS4ERR_NOENT);
         assert_eq!(r.tag, b"t");
         assert_eq!(r.results.len(), 4);
-        assert_eq!(r.sequence_status(), Some(0));
+        assert_eq!(r.sequence_status(), Some(status::NFS4_OK));
         let s = r.sequence().unwrap();
         assert_eq!(
             s,
@@ -928,7 +932,7 @@ mod tests {
         let mut v = Vec::new();
         header(&mut v, status::NFS4ERR_BADSESSION, 1);
         v.put_u32(op::SEQUENCE);
-        v.put_u32(status::NFS4ERR_BADSESSION);
+        v.put_u32(status::NFS4ERR_BADSESSION.code());
         let r = CompoundReply::decode(&v).unwrap();
         assert_eq!(r.results.len(), 1);
         assert_eq!(r.sequence_status(), Some(status::NFS4ERR_BADSESSION));
@@ -948,7 +952,7 @@ mod tests {
     #[test]
     fn unknown_op_result_takes_the_rest() {
         let mut v = Vec::new();
-        header(&mut v, 0, 2);
+        header(&mut v, status::NFS4_OK, 2);
         v.put_u32(op::LAYOUTGET);
         v.put_u32(0);
         v.put_u32(1);
@@ -1021,7 +1025,7 @@ mod tests {
 
         // Walked as part of a compound.
         let mut v = Vec::new();
-        header(&mut v, 0, 2);
+        header(&mut v, status::NFS4_OK, 2);
         v.put_u32(op::EXCHANGE_ID);
         v.put_u32(0);
         v.put_raw(&exchange_id_body(&[0], true));
@@ -1073,7 +1077,7 @@ mod tests {
     #[test]
     fn getattr_result() {
         let mut v = Vec::new();
-        header(&mut v, 0, 1);
+        header(&mut v, status::NFS4_OK, 1);
         v.put_u32(op::GETATTR);
         v.put_u32(0);
         v.put_u32(2);
@@ -1143,12 +1147,12 @@ mod tests {
         v.put_u32(0);
         v.put_u32(2);
         v.put_u32(0);
-        v.put_u32(status::NFS4ERR_BAD_STATEID);
+        v.put_u32(status::NFS4ERR_BAD_STATEID.code());
         v.put_u32(op::LOCKU);
         v.put_u32(0);
         sid(2).encode(&mut v);
         v.put_u32(op::LOCK);
-        v.put_u32(status::NFS4ERR_DENIED);
+        v.put_u32(status::NFS4ERR_DENIED.code());
         v.put_u64(0);
         v.put_u64(100);
         v.put_u32(2);
@@ -1198,7 +1202,7 @@ mod tests {
         assert_eq!(d.entries[0].decode_attrs().unwrap().ftype, Some(2));
         assert_eq!(
             r.test_stateid().unwrap(),
-            vec![0, status::NFS4ERR_BAD_STATEID]
+            vec![status::NFS4_OK, status::NFS4ERR_BAD_STATEID]
         );
         assert_eq!(r.locku().unwrap(), sid(2));
         let denied = r.lock().unwrap().unwrap_err();
@@ -1222,7 +1226,7 @@ mod tests {
     #[test]
     fn namespace_results_walk_in_one_compound() {
         let mut v = Vec::new();
-        header(&mut v, 0, 6);
+        header(&mut v, status::NFS4_OK, 6);
         v.put_u32(op::ACCESS);
         v.put_u32(0);
         v.put_u32(0x3f);
@@ -1278,7 +1282,7 @@ mod tests {
         let mut v = Vec::new();
         header(&mut v, status::NFS4ERR_PERM, 1);
         v.put_u32(op::SETATTR);
-        v.put_u32(status::NFS4ERR_PERM);
+        v.put_u32(status::NFS4ERR_PERM.code());
         v.put_u32(1);
         v.put_u32(1 << 4);
         let r = CompoundReply::decode(&v).unwrap();

@@ -553,6 +553,6 @@ mod tests {
         assert_eq!(d.u32().unwrap(), 0x55);
         assert_eq!(d.u32().unwrap(), 1); // REPLY
         d.skip(16).unwrap(); // accepted, verifier, SUCCESS
-        assert_eq!(d.u32().unwrap(), status::NFS4_OK);
+        assert_eq!(d.u32().unwrap(), status::NFS4_OK.code());
     }
 }

@@ -1,6 +1,6 @@
 //! Errors seen by client callers.
 
-use ringnfs_proto::nfs4::consts::op_name;
+use ringnfs_proto::nfs4::consts::{NfsStatus, op_name};
 use ringnfs_proto::rpc::AcceptStat;
 use ringnfs_proto::xdr::XdrError;
 
@@ -30,7 +30,7 @@ pub enum ClientError {
     BadReply(String),
     /// An NFS operation failed: (opnum, nfsstat4).
     #[error("{} failed with NFS status {status}", op_name(*.opnum))]
-    Nfs { opnum: u32, status: u32 },
+    Nfs { opnum: u32, status: NfsStatus },
 }
 
 impl From<XdrError> for ClientError {
@@ -41,7 +41,7 @@ impl From<XdrError> for ClientError {
 
 impl ClientError {
     /// The nfsstat4 of an `Nfs` error.
-    pub fn nfs_status(&self) -> Option<u32> {
+    pub fn nfs_status(&self) -> Option<NfsStatus> {
         match self {
             ClientError::Nfs { status, .. } => Some(*status),
             _ => None,

@@ -587,7 +587,10 @@ impl Files {
     }
 
     /// TEST_STATEID: one status per stateid.
-    pub fn test_stateids(&self, ids: &[Stateid]) -> Result<Vec<u32>, ClientError> {
+    pub fn test_stateids(
+        &self,
+        ids: &[Stateid],
+    ) -> Result<Vec<ringnfs_proto::nfs4::consts::NfsStatus>, ClientError> {
         self.call(&[Op::TestStateid(ids.to_vec())])?.test_stateid()
     }
 

@@ -308,11 +308,11 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 res.put_u32(op::ILLEGAL);
             }
         }
-        res.put_u32(status);
+        res.put_u32(status.code());
         break;
     }
     let mut out = Vec::new();
-    out.put_u32(status);
+    out.put_u32(status.code());
     out.put_opaque(&tag);
     out.put_u32(count);
     out.put_raw(&res);

@@ -1,4 +1,8 @@
-//! COMPOUND operations the client sends, and their XDR encoders (RFC 8881 §18).
+//! COMPOUND operations the client sends (RFC 8881 §18). Their XDR is the server's:
+//! every argument is encoded through its `ringnfs_proto::nfs4::ops` type ([`wire`]).
+//! The types here are owned conveniences for building requests (no borrowed buffers,
+//! no arms this client never sends); each converts into its wire type with `wire()`,
+//! and none describes a layout of its own.
 
 use ringnfs_proto::nfs4::consts::{NFS4_SESSIONID_SIZE, NFS4_VERIFIER_SIZE, op};
 use ringnfs_proto::rpc::{AuthSys, Credential};
@@ -14,7 +18,8 @@ pub use ringnfs_proto::stateid::Stateid;
 pub type SessionId = [u8; NFS4_SESSIONID_SIZE];
 pub type Verifier = [u8; NFS4_VERIFIER_SIZE];
 
-/// SEQUENCE4args.
+/// SEQUENCE4args with the session id as plain bytes; [`SequenceArgs::wire`] is the
+/// wire type (`wire::SequenceArgs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceArgs {
     pub sessionid: SessionId,
@@ -24,7 +29,7 @@ pub struct SequenceArgs {
     pub cachethis: bool,
 }
 
-/// nfs_impl_id4.
+/// nfs_impl_id4, owned (the wire type `wire::ImplId` borrows).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImplId {
     pub domain: Vec<u8>,
@@ -33,7 +38,8 @@ pub struct ImplId {
     pub date: (i64, u32),
 }
 
-/// state_protect4_a (SP4_SSV is not offered by this client).
+/// state_protect4_a as this client asks for it (SP4_SSV is not offered); converts into
+/// `wire::StateProtectArgs` through [`ExchangeIdArgs::wire`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StateProtect {
     #[default]
@@ -45,7 +51,8 @@ pub enum StateProtect {
     },
 }
 
-/// EXCHANGE_ID4args.
+/// EXCHANGE_ID4args, owned; [`ExchangeIdArgs::wire`] is the wire type
+/// (`wire::ExchangeIdArgs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeIdArgs {
     pub verifier: Verifier,
@@ -59,7 +66,8 @@ pub use ringnfs_proto::nfs4::types::ChannelAttrs;
 /// channel_attrs4: the same type and XDR as the server's.
 pub use ringnfs_proto::nfs4::types::encode_channel_attrs;
 
-/// callback_sec_parms4 (RPCSEC_GSS is not offered).
+/// callback_sec_parms4 as this client offers it (RPCSEC_GSS is not offered); converts
+/// into `wire::CallbackSecParms` through [`CreateSessionArgs::wire`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackSec {
     None,
@@ -76,7 +84,8 @@ impl CallbackSec {
     }
 }
 
-/// CREATE_SESSION4args.
+/// CREATE_SESSION4args, owned; [`CreateSessionArgs::wire`] is the wire type
+/// (`wire::CreateSessionArgs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateSessionArgs {
     pub clientid: u64,
@@ -436,15 +445,16 @@ impl Op {
     }
 }
 
-/// nfs_ftype4 values.
+/// nfs_ftype4 values by short names (proto's `consts::ftype4`).
 pub mod ftype {
-    pub const REG: u32 = 1;
-    pub const DIR: u32 = 2;
-    pub const BLK: u32 = 3;
-    pub const CHR: u32 = 4;
-    pub const LNK: u32 = 5;
-    pub const SOCK: u32 = 6;
-    pub const FIFO: u32 = 7;
+    use ringnfs_proto::nfs4::consts::ftype4;
+    pub const REG: u32 = ftype4::NF4REG;
+    pub const DIR: u32 = ftype4::NF4DIR;
+    pub const BLK: u32 = ftype4::NF4BLK;
+    pub const CHR: u32 = ftype4::NF4CHR;
+    pub const LNK: u32 = ftype4::NF4LNK;
+    pub const SOCK: u32 = ftype4::NF4SOCK;
+    pub const FIFO: u32 = ftype4::NF4FIFO;
 }
 
 /// ACCESS4 bits.
@@ -461,36 +471,23 @@ pub mod share {
     pub const DENY_BOTH: u32 = 3;
 }
 
-/// nfs_lock_type4.
+/// nfs_lock_type4 by short names (proto's `nfs_lock_type4`).
 pub mod locktype {
-    pub const READ: u32 = 1;
-    pub const WRITE: u32 = 2;
-    pub const READW: u32 = 3;
-    pub const WRITEW: u32 = 4;
+    use super::wire::nfs_lock_type4 as t;
+    pub const READ: u32 = t::READ_LT;
+    pub const WRITE: u32 = t::WRITE_LT;
+    pub const READW: u32 = t::READW_LT;
+    pub const WRITEW: u32 = t::WRITEW_LT;
 }
 
-/// stable_how4.
-pub mod stable {
-    pub const UNSTABLE: u32 = 0;
-    pub const DATA_SYNC: u32 = 1;
-    pub const FILE_SYNC: u32 = 2;
-}
+/// stable_how4 (proto's).
+pub use ringnfs_proto::nfs4::ops::stable_how4 as stable;
 
-/// open_delegation_type4.
-pub mod deleg {
-    pub const NONE: u32 = 0;
-    pub const READ: u32 = 1;
-    pub const WRITE: u32 = 2;
-    pub const NONE_EXT: u32 = 3;
-}
+/// open_delegation_type4 (proto's).
+pub use ringnfs_proto::nfs4::ops::open_delegation_type4 as deleg;
 
-/// OPEN4_RESULT_* flags.
-pub mod open_result {
-    pub const CONFIRM: u32 = 0x2;
-    pub const LOCKTYPE_POSIX: u32 = 0x4;
-    pub const PRESERVE_UNLINKED: u32 = 0x8;
-    pub const MAY_NOTIFY_LOCK: u32 = 0x20;
-}
+/// OPEN4_RESULT_* flags (proto's).
+pub use ringnfs_proto::nfs4::ops::open4_result as open_result;
 
 /// createtype4 (CREATE's object type and its type-specific data).
 #[derive(Debug, Clone, PartialEq, Eq)]

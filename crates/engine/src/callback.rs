@@ -10,7 +10,7 @@ use ringnfs_state::SessionId;
 use ringnfs_state::StateManager;
 use ringnfs_state::callbacks::{BackChannel, CallbackError};
 
-use super::consts::{NFS4_CALLBACK_VERSION, cb_op, status};
+use super::consts::{NFS4_CALLBACK_VERSION, NfsStatus, cb_op, status};
 
 const CB_NULL: u32 = 0;
 const CB_COMPOUND: u32 = 1;
@@ -93,14 +93,14 @@ pub fn cb_sequence(
 fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceReply, CallbackError> {
     let bad = |_| CallbackError::Rejected("undecodable CB_COMPOUND reply".into());
     let mut d = XdrDecoder::new(body);
-    let st = d.u32().map_err(bad)?;
+    let st = NfsStatus::from_code(d.u32().map_err(bad)?);
     let _tag = d.opaque(1024).map_err(bad)?;
     let n = d.u32().map_err(bad)?;
     if n == 0 {
         return Err(CallbackError::Status(st));
     }
     let opnum = d.u32().map_err(bad)?;
-    let op_status = d.u32().map_err(bad)?;
+    let op_status = NfsStatus::from_code(d.u32().map_err(bad)?);
     if opnum != cb_op::CB_SEQUENCE {
         return Err(CallbackError::Rejected(format!(
             "unexpected op {opnum} in reply"

@@ -1,5 +1,7 @@
-//! The COMPOUND loop: header, minor version, SEQUENCE and the ordering rules, the
-//! current-filehandle requirement, the reply-size budget, the reply cache, metrics.
+//! The COMPOUND loop: header, minor version, the ordering rules, the
+//! current-filehandle requirement, the current stateid, the reply-size budget, the
+//! reply cache, metrics. What applies to an op is what its row in `optable.rs` says;
+//! [`exec`] is the part of the loop that runs for one row with the op's own types.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -8,22 +10,25 @@ use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{ConnMeta, FileIoDone};
 
 pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
+use ringnfs_proto::nfs4::ops::Xdr;
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 use ringnfs_state::channel::reply_too_big;
 use ringnfs_state::slots::CachedReply;
-use ringnfs_state::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs, StateManager};
+use ringnfs_state::{SeqGrant, StateManager};
 
-use super::consts::{NFS4_OPAQUE_LIMIT, op, status};
+use super::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, op, status};
 use super::export::Export;
 use super::fh::FileHandle;
-use super::optable::{self, ALWAYS_SOLO, MODIFIES, NEEDS_FH, SESSIONLESS, SOLO_WITHOUT_SEQUENCE};
-use super::types::decode_sessionid;
+use super::optable::{
+    self, ALWAYS_SOLO, CLEARS_STATEID, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, Op, OpOk,
+    REPLAYS, RESULT_HEADER, SESSIONLESS, SETS_STATEID, SOLO_WITHOUT_SEQUENCE, USES_STATEID,
+};
 use ringnfs_fs::{Caller, ObjHandle};
 use ringnfs_state::stateid::Stateid;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
-pub type OpResult = Result<(), u32>;
+pub type OpResult = Result<(), NfsStatus>;
 
 /// Hard cap on ops in one COMPOUND before any session says otherwise.
 pub const MAX_COMPOUND_OPS: usize = 128;
@@ -34,13 +39,6 @@ const HASH_PREFIX: usize = 4096;
 /// The RPC reply header in front of COMPOUND4res: the session's reply limits count it
 /// (RFC 8881 §18.36.3).
 const RPC_REPLY_HEADER: usize = ACCEPTED_REPLY_HEADER_LEN;
-
-/// An op's result before its body: opnum and status.
-const RESULT_HEADER: usize = 8;
-
-/// SEQUENCE4resok: sessionid, sequenceid, slotid, highest_slotid,
-/// target_highest_slotid, status_flags.
-const SEQUENCE_RESOK_LEN: usize = 16 + 5 * 4;
 
 /// The NFSv4 engine shared by all cores.
 pub struct Nfs4Engine {
@@ -68,24 +66,35 @@ pub struct CompoundCtx<'a> {
     pub session: Option<SeqGrant>,
     pub current_fh: Option<CurFh>,
     pub saved_fh: Option<CurFh>,
-    pub current_stateid: Option<Stateid>,
-    pub saved_stateid: Option<Stateid>,
-    /// Set by a handler that failed but encoded a result body after the status
-    /// (LOCK's LOCK4denied, SETATTR's attrsset).
-    pub keep_error_body: bool,
+    /// The current stateid (RFC 8881 §16.2.3.1.2): set, replaced in arguments and
+    /// cleared by the loop as the rows say, saved and restored with the filehandle.
+    current_stateid: Option<Stateid>,
+    saved_stateid: Option<Stateid>,
     /// Set by a handler whose result waits for file I/O on the connection's ring.
     pub pending_io: Option<PendingIo>,
     /// Reply bytes the session still allows (set before each op; READ and READDIR fit
     /// their results into it).
     pub reply_room: usize,
+    /// Reply bytes so far, RPC header and this op's opnum and status included (set
+    /// before each op).
+    pub reply_used: usize,
+    /// Ops in the COMPOUND, and the length of the whole RPC call (0 once resumed):
+    /// what SEQUENCE checks against the session's limits.
+    pub numops: usize,
+    pub request_len: usize,
+    /// For a [`REPLAYS`] op: the hash of the rest of the request, which tells a retry
+    /// from a false retry.
+    pub request_hash: u64,
+    /// Set by a [`REPLAYS`] handler that found a retry: the loop answers with it.
+    pub replay: Option<CachedReply>,
 }
 
 impl CompoundCtx<'_> {
-    pub fn cur(&self) -> Result<CurFh, u32> {
+    pub fn cur(&self) -> Result<CurFh, NfsStatus> {
         self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
 
-    pub fn saved(&self) -> Result<CurFh, u32> {
+    pub fn saved(&self) -> Result<CurFh, NfsStatus> {
         self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
 
@@ -95,7 +104,7 @@ impl CompoundCtx<'_> {
     }
 
     /// Fails with ROFS on a read-only export.
-    pub fn writable(&self) -> Result<(), u32> {
+    pub fn writable(&self) -> Result<(), NfsStatus> {
         if self.export.opts.read_only {
             Err(status::NFS4ERR_ROFS)
         } else {
@@ -104,7 +113,7 @@ impl CompoundCtx<'_> {
     }
 
     /// The client of this COMPOUND's session (file ops always run in a session).
-    pub fn client(&self) -> Result<u64, u32> {
+    pub fn client(&self) -> Result<u64, NfsStatus> {
         self.session
             .map(|g| g.clientid)
             .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
@@ -113,7 +122,7 @@ impl CompoundCtx<'_> {
     /// RFC 8881 §18.51.3: new locking state (an OPEN or LOCK that reclaims nothing)
     /// waits with NFS4ERR_GRACE during the grace period, and until the client has sent
     /// its global RECLAIM_COMPLETE whether or not a grace period runs.
-    pub fn may_take_new_locks(&self) -> Result<(), u32> {
+    pub fn may_take_new_locks(&self) -> Result<(), NfsStatus> {
         let grant = self.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
         if !grant.reclaim_complete || self.state.in_grace() {
             return Err(status::NFS4ERR_GRACE);
@@ -121,13 +130,31 @@ impl CompoundCtx<'_> {
         Ok(())
     }
 
-    /// Replace the special "current stateid" by the one an earlier op set.
-    pub fn resolve_stateid(&self, sid: Stateid) -> Result<Stateid, u32> {
-        if sid == Stateid::CURRENT {
-            self.current_stateid.ok_or(status::NFS4ERR_BAD_STATEID)
-        } else {
-            Ok(sid)
-        }
+    /// SAVEFH: the current filehandle becomes the saved one, with its stateid.
+    pub fn save_fh(&mut self) {
+        self.saved_fh = self.current_fh;
+        self.saved_stateid = self.current_stateid;
+    }
+
+    /// RESTOREFH: the saved filehandle becomes current again, with the stateid that was
+    /// current when it was saved (NFS4ERR_RESTOREFH if none was saved).
+    pub fn restore_fh(&mut self) -> OpResult {
+        let fh = self.saved_fh.ok_or(status::NFS4ERR_RESTOREFH)?;
+        self.current_fh = Some(fh);
+        self.current_stateid = self.saved_stateid;
+        Ok(())
+    }
+}
+
+/// A stateid argument of a [`USES_STATEID`] op, which the loop has already replaced if
+/// it was the current stateid and one was set. Still the current stateid means no op
+/// set one: NFS4ERR_BAD_STATEID (RFC 8881 §8.2.3, §16.2.3.1.2). Handlers call this
+/// where they judge the stateid, so the order of their errors stays theirs.
+pub fn resolved(sid: Stateid) -> Result<Stateid, NfsStatus> {
+    if sid == Stateid::CURRENT {
+        Err(status::NFS4ERR_BAD_STATEID)
+    } else {
+        Ok(sid)
     }
 }
 
@@ -149,7 +176,7 @@ pub struct LoopState {
     /// Index of the next op to run.
     pub(crate) next: usize,
     pub(crate) results: u32,
-    pub(crate) final_status: u32,
+    pub(crate) final_status: NfsStatus,
     pub(crate) status_at: usize,
     pub(crate) count_at: usize,
     pub(crate) seq_resok: Option<(usize, usize)>,
@@ -240,9 +267,13 @@ impl Nfs4Engine {
             saved_fh: s.saved_fh,
             current_stateid: s.current_stateid,
             saved_stateid: s.saved_stateid,
-            keep_error_body: false,
             pending_io: None,
             reply_room: usize::MAX,
+            reply_used: 0,
+            numops: 0,
+            request_len: 0,
+            request_hash: 0,
+            replay: None,
         }
     }
 
@@ -264,17 +295,17 @@ impl Nfs4Engine {
         let numops = d.u32()? as usize;
 
         let start = out.len();
-        out.put_u32(status::NFS4_OK);
+        out.put_u32(status::NFS4_OK.code());
         out.put_opaque(tag);
         let count_at = out.len() - start;
         out.put_u32(0);
 
         if !(1..=2).contains(&minor) {
-            out.patch_u32(start, status::NFS4ERR_MINOR_VERS_MISMATCH);
+            out.patch_u32(start, status::NFS4ERR_MINOR_VERS_MISMATCH.code());
             return Ok(Flow::Done);
         }
         if numops > MAX_COMPOUND_OPS {
-            out.patch_u32(start, status::NFS4ERR_TOO_MANY_OPS);
+            out.patch_u32(start, status::NFS4ERR_TOO_MANY_OPS.code());
             return Ok(Flow::Done);
         }
         let ls = LoopState {
@@ -313,7 +344,7 @@ impl Nfs4Engine {
                 self.state.metrics.op(core, opnum, st);
                 if st != status::NFS4_OK {
                     out.truncate(st_at + 4);
-                    out.patch_u32(st_at, st);
+                    out.patch_u32(st_at, st.code());
                     s.state.final_status = st;
                     s.state.next = s.state.numops;
                 }
@@ -353,6 +384,8 @@ impl Nfs4Engine {
         let minor = ls.minor;
         let numops = ls.numops;
         let mut ctx = self.ctx(conn, cred, minor, Some(ls.ctx));
+        ctx.numops = numops;
+        ctx.request_len = request_len;
         while ls.next < numops {
             let i = ls.next;
             ls.next += 1;
@@ -364,8 +397,10 @@ impl Nfs4Engine {
             let op_start = out.len();
             out.put_u32(opnum);
             let st_at = out.mark();
-            out.put_u32(status::NFS4_OK);
+            out.put_u32(status::NFS4_OK.code());
 
+            // Whether a failed result keeps the body its handler encoded.
+            let mut keep_body = false;
             let st = match optable::lookup(minor, opnum) {
                 None => {
                     // The result carries OP_ILLEGAL as its op number.
@@ -373,44 +408,32 @@ impl Nfs4Engine {
                     status::NFS4ERR_OP_ILLEGAL
                 }
                 Some(desc) => {
-                    if opnum == op::SEQUENCE {
-                        if i != 0 {
-                            status::NFS4ERR_SEQUENCE_POS
-                        } else {
-                            match self.sequence(&mut ctx, d, numops, request_len, (start, tag), out)
-                            {
-                                SeqStep::Go((a, b)) => {
-                                    conn.shared.mark_had_session();
-                                    ls.seq_resok = Some((a - start, b - start));
-                                    status::NFS4_OK
-                                }
-                                SeqStep::Failed(e) => e,
-                                // The cached reply replaced everything from `start`.
-                                SeqStep::Replayed => return Flow::Done,
-                            }
-                        }
-                    } else if let Some(e) = order_error(desc, i, numops, ctx.session.is_some()) {
+                    if let Some(e) = order_error(desc, i, numops, ctx.session.is_some()) {
                         e
                     } else if desc.has(NEEDS_FH) && ctx.current_fh.is_none() {
                         status::NFS4ERR_NOFILEHANDLE
-                    } else if let Some(e) = ctx
-                        .session
-                        .and_then(|g| over_limit(&g, reply_len(start, out) + before_run(desc)))
-                    {
-                        e
                     } else {
+                        ctx.reply_used = reply_len(start, out);
                         ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {
-                            reply_limit(&g).saturating_sub(reply_len(start, out))
+                            reply_limit(&g).saturating_sub(ctx.reply_used)
                         });
-                        let st = match (desc.handler)(&mut ctx, d, out) {
+                        let st = match (desc.exec)(&mut ctx, d, out) {
                             Ok(()) => status::NFS4_OK,
                             Err(e) => e,
                         };
-                        debug_assert!(
-                            !desc.has(MODIFIES) || out.len() - op_start <= desc.max_reply as usize,
-                            "{} encoded more than its max_reply",
-                            desc.name
-                        );
+                        if desc.has(REPLAYS) {
+                            if let Some(cached) = ctx.replay.take() {
+                                // A retry: the cached reply replaces everything from
+                                // `start`.
+                                let next_opnum = XdrDecoder::new(d.rest()).u32().ok();
+                                replay(out, start, tag, next_opnum, cached);
+                                return Flow::Done;
+                            }
+                            if st == status::NFS4_OK {
+                                ls.seq_resok = Some((st_at + 4 - start, out.len() - start));
+                            }
+                        }
+                        keep_body = desc.has(ERROR_BODY);
                         // An op that changes nothing ran first and is measured now: its
                         // result goes if it does not fit.
                         match ctx
@@ -418,7 +441,7 @@ impl Nfs4Engine {
                             .and_then(|g| over_limit(&g, reply_len(start, out)))
                         {
                             Some(e) if !desc.has(MODIFIES) => {
-                                ctx.keep_error_body = false;
+                                keep_body = false;
                                 ctx.pending_io = None;
                                 e
                             }
@@ -446,16 +469,16 @@ impl Nfs4Engine {
             }
             state.metrics.op(conn.core, opnum, st);
             if st != status::NFS4_OK {
-                if !ctx.keep_error_body {
+                if !keep_body {
                     out.truncate(st_at + 4);
                 }
-                out.patch_u32(st_at, st);
+                out.patch_u32(st_at, st.code());
                 ls.final_status = st;
                 break;
             }
         }
         out.patch_u32(start + ls.count_at, ls.results);
-        out.patch_u32(start + ls.status_at, ls.final_status);
+        out.patch_u32(start + ls.status_at, ls.final_status.code());
 
         if let Some(grant) = ctx.session {
             let reply = if grant.cachethis {
@@ -471,57 +494,6 @@ impl Nfs4Engine {
         }
         Flow::Done
     }
-
-    /// SEQUENCE as the first op. On success, appends the resok and returns its byte
-    /// range in `out`; on a replay, replaces the whole COMPOUND reply with the cache.
-    fn sequence(
-        &self,
-        ctx: &mut CompoundCtx<'_>,
-        d: &mut XdrDecoder<'_>,
-        numops: usize,
-        request_len: usize,
-        (start, tag): (usize, &[u8]),
-        out: &mut Vec<u8>,
-    ) -> SeqStep {
-        let decoded = (|| -> Result<SequenceArgs, XdrError> {
-            Ok(SequenceArgs {
-                sessionid: decode_sessionid(d)?,
-                sequenceid: d.u32()?,
-                slotid: d.u32()?,
-                highest_slotid: d.u32()?,
-                cachethis: d.bool()?,
-            })
-        })();
-        let Ok(args) = decoded else {
-            return SeqStep::Failed(status::NFS4ERR_BADXDR);
-        };
-        let hash = request_hash(numops, d.rest());
-        let size = CompoundSize {
-            numops,
-            request_len,
-            min_reply_len: reply_len(start, out) + SEQUENCE_RESOK_LEN,
-        };
-        match self.state.sequence(ctx.conn, &args, hash, size) {
-            Err(e) => SeqStep::Failed(e),
-            Ok(SeqOutcome::Execute(grant)) => {
-                let a = out.len();
-                encode_sequence_resok(out, &grant);
-                ctx.session = Some(grant);
-                SeqStep::Go((a, out.len()))
-            }
-            Ok(SeqOutcome::Replay(_grant, cached)) => {
-                let next_opnum = XdrDecoder::new(d.rest()).u32().ok();
-                replay(out, start, tag, next_opnum, cached);
-                SeqStep::Replayed
-            }
-        }
-    }
-}
-
-enum SeqStep {
-    Go((usize, usize)),
-    Failed(u32),
-    Replayed,
 }
 
 /// RFC 8881 §2.6.3.1.1.1 and §18.34–§18.50: where an op may stand in a COMPOUND.
@@ -530,7 +502,10 @@ fn order_error(
     index: usize,
     numops: usize,
     in_session: bool,
-) -> Option<u32> {
+) -> Option<NfsStatus> {
+    if index > 0 && desc.has(ONLY_FIRST) {
+        return Some(status::NFS4ERR_SEQUENCE_POS);
+    }
     if index == 0 {
         if !desc.has(SESSIONLESS) {
             return Some(status::NFS4ERR_OP_NOT_IN_SESSION);
@@ -566,19 +541,8 @@ fn reply_limit(g: &SeqGrant) -> usize {
 }
 
 /// A reply of `len` bytes over the session's limits.
-fn over_limit(g: &SeqGrant, len: usize) -> Option<u32> {
+fn over_limit(g: &SeqGrant, len: usize) -> Option<NfsStatus> {
     reply_too_big(len, g.max_response, g.max_response_cached, g.cachethis)
-}
-
-/// Bytes an op's result may add beyond its opnum and status, counted before it runs:
-/// an op that changes state must not run unless its whole result fits (knfsd's rule
-/// for OP_MODIFIES_SOMETHING); any other op is measured after it ran.
-fn before_run(desc: &optable::OpDesc) -> usize {
-    if desc.has(MODIFIES) {
-        (desc.max_reply as usize).saturating_sub(RESULT_HEADER)
-    } else {
-        0
-    }
 }
 
 fn request_hash(numops: usize, rest: &[u8]) -> u64 {
@@ -589,13 +553,69 @@ fn request_hash(numops: usize, rest: &[u8]) -> u64 {
     h.finish()
 }
 
-pub fn encode_sequence_resok(out: &mut Vec<u8>, g: &SeqGrant) {
-    out.put_fixed(&g.sessionid.0);
-    out.put_u32(g.sequenceid);
-    out.put_u32(g.slotid);
-    out.put_u32(g.highest_slotid);
-    out.put_u32(g.target_highest_slotid);
-    out.put_u32(g.status_flags);
+/// One op of the row of `O`, after the loop checked where it stands and its filehandle:
+/// decode its arguments (NFS4ERR_BADXDR if they do not decode), then apply what the
+/// row's flags say around its handler. Monomorphised per row: the flags are constants.
+pub(crate) fn exec<O: Op>(
+    ctx: &mut CompoundCtx<'_>,
+    d: &mut XdrDecoder<'_>,
+    out: &mut Vec<u8>,
+) -> OpResult {
+    let body_at = out.len();
+    let Ok(mut args) = O::Args::decode(d) else {
+        O::error_body(out);
+        return Err(status::NFS4ERR_BADXDR);
+    };
+    if O::FLAGS & REPLAYS != 0 {
+        ctx.request_hash = request_hash(ctx.numops, d.rest());
+    }
+    if O::FLAGS & USES_STATEID != 0
+        && let Some(sid) = O::stateid(&mut args)
+        && *sid == Stateid::CURRENT
+        && let Some(current) = ctx.current_stateid
+    {
+        *sid = current;
+    }
+    // An op that changes state must not run unless its whole result fits (knfsd's rule
+    // for OP_MODIFIES_SOMETHING); any other op is measured after it ran.
+    let bound = if O::FLAGS & MODIFIES != 0 || cfg!(debug_assertions) {
+        O::rsize(&args, ctx) as usize
+    } else {
+        0
+    };
+    if O::FLAGS & MODIFIES != 0
+        && let Some(e) = ctx.session.and_then(|g| {
+            over_limit(
+                &g,
+                ctx.reply_used + bound.saturating_sub(RESULT_HEADER as usize),
+            )
+        })
+    {
+        return Err(e);
+    }
+    let r = O::handle(ctx, args, out);
+    debug_assert!(
+        ctx.pending_io.is_some() || RESULT_HEADER as usize + out.len() - body_at <= bound,
+        "a result of {} bytes over its bound of {bound}",
+        RESULT_HEADER as usize + out.len() - body_at
+    );
+    match r {
+        Ok(ok) => {
+            if O::FLAGS & CLEARS_STATEID != 0 {
+                ctx.current_stateid = None;
+            }
+            if O::FLAGS & SETS_STATEID != 0 {
+                ctx.current_stateid = ok.stateid();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if O::FLAGS & ERROR_BODY != 0 && out.len() == body_at {
+                O::error_body(out);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Answer a retry from the slot's cache, replacing what was written from `start`.
@@ -612,7 +632,7 @@ fn replay(
         return;
     }
     let status_at = out.mark();
-    out.put_u32(status::NFS4_OK);
+    out.put_u32(status::NFS4_OK.code());
     out.put_opaque(tag);
     let count_at = out.mark();
     out.put_u32(1);
@@ -623,17 +643,17 @@ fn replay(
     };
     if seq_resok.is_empty() {
         // Nothing usable was kept (cannot happen after a completed request).
-        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
-        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP.code());
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP.code());
         return;
     }
-    out.put_u32(status::NFS4_OK);
+    out.put_u32(status::NFS4_OK.code());
     out.extend_from_slice(&seq_resok);
     if ops > 1 {
         // Like knfsd: the op after SEQUENCE reports that its result was not cached.
         out.put_u32(next_opnum.unwrap_or(op::ILLEGAL));
-        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.put_u32(status::NFS4ERR_RETRY_UNCACHED_REP.code());
         out.patch_u32(count_at, 2);
-        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP);
+        out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP.code());
     }
 }

@@ -6,7 +6,7 @@
 use siphasher::sip::SipHasher24;
 use std::hash::Hasher;
 
-use crate::consts::{NFS4_FHSIZE, status};
+use crate::consts::{NFS4_FHSIZE, NfsStatus, status};
 use ringnfs_fs::ObjHandle;
 
 const MAGIC: [u8; 2] = *b"RN";
@@ -68,7 +68,7 @@ impl HandleCodec {
 
     /// A handle from a client: malformed → BADHANDLE; well-formed but not made with
     /// our key (another server, a deleted state directory, tampering) → STALE.
-    pub fn decode(&self, b: &[u8]) -> Result<(ObjHandle, FileHandle), u32> {
+    pub fn decode(&self, b: &[u8]) -> Result<(ObjHandle, FileHandle), NfsStatus> {
         if b.len() < HEADER + MAC_LEN || b.len() > NFS4_FHSIZE || b[..2] != MAGIC || b[2] != VERSION
         {
             return Err(status::NFS4ERR_BADHANDLE);

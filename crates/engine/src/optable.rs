@@ -1,14 +1,26 @@
-//! One descriptor per operation (after knfsd's `nfsd4_ops[]`): the COMPOUND loop
-//! enforces what the flags say, so handlers never re-check it.
+//! One row per operation, after knfsd's `nfsd4_ops[]` (fs/nfsd/nfs4proc.c): the
+//! handler, the flags that say which rules of the COMPOUND loop apply, the proto type
+//! its arguments decode as, the bound on its result computed from them (knfsd's
+//! `op_rsize_bop`), and where its arguments carry a stateid the loop may replace. The
+//! loop (`compound.rs`) enforces what a row says, so handlers never re-check it.
+//!
+//! An op's XDR is its proto type's (`ringnfs_proto::nfs4::ops`, one file per group like
+//! the handlers in `ops/`): each row's generic step ([`crate::compound::exec`]) decodes
+//! the arguments once (NFS4ERR_BADXDR if they do not) and hands them to the handler.
 
-use super::compound::{CompoundCtx, OpResult};
-use super::consts::op;
-use super::ops::{attr, dir, fh, io, lock, open, session};
-use ringnfs_proto::xdr::XdrDecoder;
+use super::compound::{CompoundCtx, OpResult, exec};
+use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
+use super::ops::{attr, dir, fh, io, lock, open, session, stateid_ops};
+use ringnfs_proto::nfs4::ops::{self as wire, Xdr};
+use ringnfs_proto::stateid::Stateid;
+use ringnfs_proto::xdr::{XdrDecoder, pad4};
 
-pub type Handler = fn(&mut CompoundCtx<'_>, &mut XdrDecoder<'_>, &mut Vec<u8>) -> OpResult;
+/// What a row runs: decode the op's arguments from the request, apply the rules of the
+/// row's flags around its handler, append its result after the status word.
+pub type Exec = fn(&mut CompoundCtx<'_>, &mut XdrDecoder<'_>, &mut Vec<u8>) -> OpResult;
 
-/// May start a COMPOUND without SEQUENCE (RFC 8881 §2.6.3.1.1.1 exempt ops).
+/// May start a COMPOUND without SEQUENCE (RFC 8881 §2.6.3.1.1.1 exempt ops, and
+/// SEQUENCE itself).
 pub const SESSIONLESS: u32 = 1 << 0;
 /// Without SEQUENCE it must be the only op (NFS4ERR_NOT_ONLY_OP otherwise).
 pub const SOLO_WITHOUT_SEQUENCE: u32 = 1 << 1;
@@ -22,144 +34,436 @@ pub const NOT_BUILT: u32 = 1 << 4;
 pub const V40_ONLY: u32 = 1 << 5;
 /// NFSv4.2 op (RFC 7862): illegal in minor version 1.
 pub const V42: u32 = 1 << 6;
-/// Changes server state (knfsd's OP_MODIFIES_SOMETHING): runs only when `max_reply`
-/// still fits the session's reply limits, since it cannot be undone afterwards. Other
-/// ops run first and are answered NFS4ERR_REP_TOO_BIG if their result does not fit.
+/// Changes server state (knfsd's OP_MODIFIES_SOMETHING): runs only when its reply-size
+/// bound still fits the session's reply limits, since it cannot be undone afterwards.
+/// Other ops run first and are answered NFS4ERR_REP_TOO_BIG if their result does not
+/// fit.
 pub const MODIFIES: u32 = 1 << 7;
+/// Only as the first op (NFS4ERR_SEQUENCE_POS elsewhere): SEQUENCE (RFC 8881 §18.46.3).
+pub const ONLY_FIRST: u32 = 1 << 8;
+/// Answers retries from the slot's reply cache (SEQUENCE): the loop hashes the rest of
+/// the request for the handler (`CompoundCtx::request_hash`), and when the handler found
+/// a retry (`CompoundCtx::replay`) it replaces the whole reply with the cached one.
+/// Its successful result is what a reply cached as "SEQUENCE only" keeps.
+pub const REPLAYS: u32 = 1 << 9;
+/// Sets the current stateid to the one its handler returns (RFC 8881 §16.2.3.1.2).
+pub const SETS_STATEID: u32 = 1 << 10;
+/// Takes a stateid that may be the current stateid (the special stateid of RFC 8881
+/// §8.2.3): the loop replaces it by the current one in the arguments, if one is set.
+pub const USES_STATEID: u32 = 1 << 11;
+/// Changes the current filehandle and sets no stateid: the current stateid is cleared
+/// once it succeeded (RFC 8881 §16.2.3.1.2).
+pub const CLEARS_STATEID: u32 = 1 << 12;
+/// A failed result may carry a body after its status (LOCK4denied after
+/// NFS4ERR_DENIED, SETATTR's attrsset whatever the status): the loop keeps what the
+/// handler encoded ([`Op::error_body`] when it encoded none). Every other failed result
+/// is its status alone.
+pub const ERROR_BODY: u32 = 1 << 13;
+
+/// An op's result before its body: opnum and status.
+pub const RESULT_HEADER: u32 = 8;
+/// A stateid4.
+const STATEID: u32 = 16;
+/// A bitmap4 of the attribute words we know (attrsset, ...).
+const ATTR_BITMAP: u32 = 4 + 4 * crate::attrs::WORDS as u32;
+/// channel_attrs4 with its rdma_ird.
+const CHANNEL_ATTRS: u32 = 6 * 4 + 4 + 4;
+/// change_info4.
+const CINFO: u32 = wire::ChangeInfo::LEN as u32;
+
+/// What the row of one op knows at compile time; implemented by [`row!`] for each row.
+pub trait Op {
+    /// The op's arguments, as proto decodes them.
+    type Args<'a>: Xdr<'a>;
+    /// What a successful handler returns: the stateid it made current for
+    /// [`SETS_STATEID`] ops, `()` for the others.
+    type Ok: OpOk;
+    const FLAGS: u32;
+    fn handle(
+        ctx: &mut CompoundCtx<'_>,
+        args: Self::Args<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<Self::Ok, NfsStatus>;
+    /// Upper bound on the encoded result, opnum and status included (knfsd's
+    /// `op_rsize_bop`). A [`MODIFIES`] op runs only if the reply still has room for it.
+    fn rsize(args: &Self::Args<'_>, ctx: &CompoundCtx<'_>) -> u32;
+    /// The stateid argument the loop replaces when it is the current stateid
+    /// ([`USES_STATEID`]).
+    fn stateid<'s>(_args: &'s mut Self::Args<'_>) -> Option<&'s mut Stateid> {
+        None
+    }
+    /// For an [`ERROR_BODY`] op: the body of a failed result whose handler encoded none
+    /// (SETATTR: an empty attrsset).
+    fn error_body(_out: &mut Vec<u8>) {}
+}
+
+/// A handler's success value: the new current stateid, if it sets one.
+pub trait OpOk {
+    const IS_STATEID: bool;
+    fn stateid(&self) -> Option<Stateid>;
+}
+
+impl OpOk for () {
+    const IS_STATEID: bool = false;
+    fn stateid(&self) -> Option<Stateid> {
+        None
+    }
+}
+
+impl OpOk for Stateid {
+    const IS_STATEID: bool = true;
+    fn stateid(&self) -> Option<Stateid> {
+        Some(*self)
+    }
+}
 
 #[derive(Clone, Copy)]
 pub struct OpDesc {
     pub name: &'static str,
-    pub handler: Handler,
+    pub exec: Exec,
     pub flags: u32,
-    /// Upper bound on the encoded result (opnum + status + resok), for the reply budget.
-    pub max_reply: u32,
 }
 
 impl OpDesc {
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
+
+    /// The row of `O`. A row that says it sets the current stateid has a handler that
+    /// returns one (checked when the table is built, at compile time).
+    const fn of<O: Op>(name: &'static str) -> Option<OpDesc> {
+        assert!(
+            (O::FLAGS & SETS_STATEID != 0) == <O::Ok as OpOk>::IS_STATEID,
+            "SETS_STATEID rows return the stateid they set"
+        );
+        Some(OpDesc {
+            name,
+            exec: exec::<O>,
+            flags: O::FLAGS,
+        })
+    }
 }
 
+/// One row:
+///
+/// ```text
+/// row! { NAME, handler, FLAGS, Args,
+///     rsize: |args, ctx| bound,          // opnum and status included
+///     ok: Stateid,                       // SETS_STATEID: what the handler returns
+///     stateid: |args| &mut args.stateid, // USES_STATEID: where the stateid is
+///     error_body: path,                  // see Op::error_body
+/// }
+/// ```
+///
+/// `ok`, `stateid` and `error_body` are optional. `Args` may name the lifetime `'a` of
+/// the request it borrows from.
+macro_rules! row {
+    ($name:literal, $handler:path, $flags:expr, $Args:ty, rsize: $rsize:expr
+     $(, ok: $Ok:ty)? $(, stateid: $sid:expr)? $(, error_body: $eb:path)? $(,)?) => {{
+        struct Row;
+        impl Op for Row {
+            type Args<'a> = $Args;
+            type Ok = row!(@ok $($Ok)?);
+            const FLAGS: u32 = $flags;
+            fn handle(
+                ctx: &mut CompoundCtx<'_>,
+                args: Self::Args<'_>,
+                out: &mut Vec<u8>,
+            ) -> Result<Self::Ok, NfsStatus> {
+                $handler(ctx, args, out)
+            }
+            fn rsize(args: &Self::Args<'_>, ctx: &CompoundCtx<'_>) -> u32 {
+                let f: fn(&Self::Args<'_>, &CompoundCtx<'_>) -> u32 = $rsize;
+                f(args, ctx)
+            }
+            $(fn stateid<'s>(args: &'s mut Self::Args<'_>) -> Option<&'s mut Stateid> {
+                let f: for<'x, 'y> fn(&'x mut Self::Args<'y>) -> &'x mut Stateid = $sid;
+                Some(f(args))
+            })?
+            $(fn error_body(out: &mut Vec<u8>) {
+                $eb(out)
+            })?
+        }
+        OpDesc::of::<Row>($name)
+    }};
+    (@ok) => { () };
+    (@ok $Ok:ty) => { $Ok };
+}
+
+/// Ops without a handler: NFS4ERR_NOTSUPP, their arguments left undecoded.
 fn notsupp(_: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
     Err(super::consts::status::NFS4ERR_NOTSUPP)
 }
 
-const fn d(name: &'static str, handler: Handler, flags: u32, max_reply: u32) -> Option<OpDesc> {
+const fn unbuilt(name: &'static str, flags: u32) -> Option<OpDesc> {
     Some(OpDesc {
         name,
-        handler,
+        exec: notsupp,
         flags,
-        max_reply,
     })
 }
 
 const fn todo(name: &'static str) -> Option<OpDesc> {
-    d(name, notsupp, NOT_BUILT, 8)
+    unbuilt(name, NOT_BUILT)
 }
 
 const fn v40(name: &'static str) -> Option<OpDesc> {
-    d(name, notsupp, V40_ONLY, 8)
+    unbuilt(name, V40_ONLY)
 }
 
 const fn v42(name: &'static str) -> Option<OpDesc> {
-    d(name, notsupp, V42 | NOT_BUILT, 8)
+    unbuilt(name, V42 | NOT_BUILT)
 }
+
+/// EXCHANGE_ID4resok as this server fills it: state_protect4_r with two bitmaps at
+/// most, the configured server owner and scope, one nfs_impl_id4.
+fn exchange_id_rsize(_: &wire::ExchangeIdArgs<'_>, ctx: &CompoundCtx<'_>) -> u32 {
+    let opaque = |n: usize| 4 + pad4(n) as u32;
+    let config = &ctx.state.config;
+    RESULT_HEADER
+        + 8
+        + 4
+        + 4
+        + 4
+        + 2 * ATTR_BITMAP
+        + 8
+        + opaque(config.server_owner.len())
+        + opaque(config.server_scope.len())
+        + 4
+        + opaque(session::IMPL_DOMAIN.len())
+        + opaque(session::IMPL_NAME.len())
+        + 12
+}
+
+/// LOCK4denied at its largest (after NFS4ERR_DENIED): offset, length, locktype and a
+/// lock owner of at most NFS4_OPAQUE_LIMIT bytes.
+const LOCK_DENIED: u32 = 8 + 8 + 4 + 8 + 4 + NFS4_OPAQUE_LIMIT as u32;
 
 const TABLE_LEN: usize = op::REMOVEXATTR as usize + 1;
 
 /// Indexed by op number; `None` means illegal.
 static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     let mut t: [Option<OpDesc>; TABLE_LEN] = [None; TABLE_LEN];
-    t[op::ACCESS as usize] = d("ACCESS", attr::access, NEEDS_FH, 16);
-    t[op::CLOSE as usize] = d("CLOSE", open::close, NEEDS_FH | MODIFIES, 24);
-    t[op::COMMIT as usize] = d("COMMIT", io::commit, NEEDS_FH | MODIFIES, 16);
-    t[op::CREATE as usize] = d("CREATE", dir::create, NEEDS_FH | MODIFIES, 64);
+    // ---- attributes (ops/attr.rs, proto nfs4/ops/attr.rs) ----
+    t[op::ACCESS as usize] = row! {
+        "ACCESS", attr::access, NEEDS_FH, wire::AccessArgs,
+        rsize: |_, _| RESULT_HEADER + 8,
+    };
+    t[op::GETATTR as usize] = row! {
+        "GETATTR", attr::getattr, NEEDS_FH, wire::GetAttrArgs,
+        rsize: |a, ctx| RESULT_HEADER
+            + crate::attrs::max_fattr_len(&a.attr_request, &[], &ctx.export.locations) as u32,
+    };
+    t[op::SETATTR as usize] = row! {
+        "SETATTR", attr::setattr, NEEDS_FH | MODIFIES | USES_STATEID | ERROR_BODY,
+        wire::SetAttrArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + ATTR_BITMAP,
+        stateid: |a| &mut a.stateid,
+        error_body: attr::setattr_failed,
+    };
+    t[op::VERIFY as usize] = row! {
+        "VERIFY", attr::verify, NEEDS_FH, wire::VerifyArgs<'a>,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::NVERIFY as usize] = row! {
+        "NVERIFY", attr::nverify, NEEDS_FH, wire::NverifyArgs<'a>,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    // ---- filehandles (ops/fh.rs, proto nfs4/ops/fh.rs) ----
+    t[op::PUTFH as usize] = row! {
+        "PUTFH", fh::putfh, CLEARS_STATEID, wire::PutFhArgs<'a>,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::PUTPUBFH as usize] = row! {
+        "PUTPUBFH", fh::putrootfh, CLEARS_STATEID, (),
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::PUTROOTFH as usize] = row! {
+        "PUTROOTFH", fh::putrootfh, CLEARS_STATEID, (),
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::GETFH as usize] = row! {
+        "GETFH", fh::getfh, NEEDS_FH, (),
+        rsize: |_, _| RESULT_HEADER + 4 + NFS4_FHSIZE as u32,
+    };
+    t[op::SAVEFH as usize] = row! {
+        "SAVEFH", fh::savefh, NEEDS_FH, (),
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::RESTOREFH as usize] = row! {
+        "RESTOREFH", fh::restorefh, 0, (),
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::LOOKUP as usize] = row! {
+        "LOOKUP", fh::lookup, NEEDS_FH | CLEARS_STATEID, wire::LookupArgs<'a>,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::LOOKUPP as usize] = row! {
+        "LOOKUPP", fh::lookupp, NEEDS_FH | CLEARS_STATEID, (),
+        rsize: |_, _| RESULT_HEADER,
+    };
+    // ---- data (ops/io.rs, proto nfs4/ops/io.rs) ----
+    t[op::READ as usize] = row! {
+        "READ", io::read, NEEDS_FH | USES_STATEID, wire::ReadArgs,
+        rsize: |a, _| RESULT_HEADER
+            + wire::ReadResOk::HEAD_LEN as u32
+            + pad4(a.count.min(io::MAX_IO) as usize) as u32,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::WRITE as usize] = row! {
+        "WRITE", io::write, NEEDS_FH | MODIFIES | USES_STATEID, wire::WriteArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + wire::WriteResOk::LEN as u32,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::COMMIT as usize] = row! {
+        "COMMIT", io::commit, NEEDS_FH | MODIFIES, wire::CommitArgs,
+        rsize: |_, _| RESULT_HEADER + 8,
+    };
+    // ---- the namespace (ops/dir.rs, proto nfs4/ops/dir.rs) ----
+    t[op::CREATE as usize] = row! {
+        "CREATE", dir::create, NEEDS_FH | MODIFIES | CLEARS_STATEID, wire::CreateArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + CINFO + ATTR_BITMAP,
+    };
+    t[op::LINK as usize] = row! {
+        "LINK", dir::link, NEEDS_FH | MODIFIES, wire::LinkArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + CINFO,
+    };
+    t[op::REMOVE as usize] = row! {
+        "REMOVE", dir::remove, NEEDS_FH | MODIFIES, wire::RemoveArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + CINFO,
+    };
+    t[op::RENAME as usize] = row! {
+        "RENAME", dir::rename, NEEDS_FH | MODIFIES, wire::RenameArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + 2 * CINFO,
+    };
+    t[op::READLINK as usize] = row! {
+        "READLINK", dir::readlink, NEEDS_FH, (),
+        rsize: |_, _| RESULT_HEADER + 4 + dir::MAX_LINK_TEXT as u32,
+    };
+    t[op::READDIR as usize] = row! {
+        "READDIR", dir::readdir, NEEDS_FH, wire::ReaddirArgs,
+        rsize: |a, _| RESULT_HEADER + a.maxcount.max(wire::ReaddirResOk::FRAME_LEN as u32),
+    };
+    t[op::SECINFO as usize] = row! {
+        "SECINFO", dir::secinfo, NEEDS_FH, wire::SecinfoArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + 4 + 4 * dir::SECINFO_FLAVORS.len() as u32,
+    };
+    t[op::SECINFO_NO_NAME as usize] = row! {
+        "SECINFO_NO_NAME", dir::secinfo_no_name, NEEDS_FH, wire::SecinfoNoNameArgs,
+        rsize: |_, _| RESULT_HEADER + 4 + 4 * dir::SECINFO_FLAVORS.len() as u32,
+    };
+    // ---- opens (ops/open.rs, proto nfs4/ops/open.rs) ----
+    t[op::OPEN as usize] = row! {
+        "OPEN", open::open, NEEDS_FH | MODIFIES | SETS_STATEID, wire::OpenArgs<'a>,
+        // stateid, cinfo, rflags, attrset, open_delegation4 (NONE_EXT with a reason
+        // and a bool at most).
+        rsize: |_, _| RESULT_HEADER + STATEID + CINFO + 4 + ATTR_BITMAP + 12,
+        ok: Stateid,
+    };
+    t[op::OPEN_DOWNGRADE as usize] = row! {
+        "OPEN_DOWNGRADE", open::open_downgrade,
+        NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID, wire::OpenDowngradeArgs,
+        rsize: |_, _| RESULT_HEADER + STATEID,
+        ok: Stateid,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::CLOSE as usize] = row! {
+        "CLOSE", open::close, NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID,
+        wire::CloseArgs,
+        rsize: |_, _| RESULT_HEADER + STATEID,
+        ok: Stateid,
+        stateid: |a| &mut a.stateid,
+    };
+    // ---- stateids (ops/stateid_ops.rs, proto nfs4/ops/stateid_ops.rs) ----
+    t[op::TEST_STATEID as usize] = row! {
+        "TEST_STATEID", stateid_ops::test_stateid, 0, wire::TestStateidArgs,
+        rsize: |a, _| RESULT_HEADER + 4 + 4 * a.stateids.len() as u32,
+    };
+    t[op::FREE_STATEID as usize] = row! {
+        "FREE_STATEID", stateid_ops::free_stateid, MODIFIES | USES_STATEID,
+        wire::FreeStateidArgs,
+        rsize: |_, _| RESULT_HEADER,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::DELEGRETURN as usize] = row! {
+        "DELEGRETURN", stateid_ops::delegreturn, NEEDS_FH | MODIFIES | USES_STATEID,
+        wire::DelegReturnArgs,
+        rsize: |_, _| RESULT_HEADER,
+        stateid: |a| &mut a.stateid,
+    };
+    // ---- byte-range locks (ops/lock.rs, proto nfs4/ops/lock.rs) ----
+    t[op::LOCK as usize] = row! {
+        "LOCK", lock::lock,
+        NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID | ERROR_BODY, wire::LockArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + LOCK_DENIED,
+        ok: Stateid,
+        stateid: lock::locker_stateid,
+    };
+    t[op::LOCKT as usize] = row! {
+        "LOCKT", lock::lockt, NEEDS_FH | ERROR_BODY, wire::LocktArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + LOCK_DENIED,
+    };
+    t[op::LOCKU as usize] = row! {
+        "LOCKU", lock::locku, NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID,
+        wire::LockuArgs,
+        rsize: |_, _| RESULT_HEADER + STATEID,
+        ok: Stateid,
+        stateid: |a| &mut a.stateid,
+    };
+    // ---- client ids and sessions (ops/session.rs, proto nfs4/ops/session.rs) ----
+    // SEQUENCE checks its own reply size (in the state manager, before the slot moves
+    // on), so it is not MODIFIES.
+    t[op::SEQUENCE as usize] = row! {
+        "SEQUENCE", session::sequence, SESSIONLESS | ONLY_FIRST | REPLAYS,
+        wire::SequenceArgs,
+        rsize: |_, _| RESULT_HEADER + wire::SequenceResOk::LEN as u32,
+    };
+    t[op::EXCHANGE_ID as usize] = row! {
+        "EXCHANGE_ID", session::exchange_id, MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
+        wire::ExchangeIdArgs<'a>,
+        rsize: exchange_id_rsize,
+    };
+    t[op::CREATE_SESSION as usize] = row! {
+        "CREATE_SESSION", session::create_session,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE, wire::CreateSessionArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + 16 + 4 + 4 + 2 * CHANNEL_ATTRS,
+    };
+    t[op::BIND_CONN_TO_SESSION as usize] = row! {
+        "BIND_CONN_TO_SESSION", session::bind_conn_to_session,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE | ALWAYS_SOLO, wire::BindConnArgs,
+        rsize: |_, _| RESULT_HEADER + 16 + 4 + 4,
+    };
+    t[op::DESTROY_SESSION as usize] = row! {
+        "DESTROY_SESSION", session::destroy_session,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE, wire::DestroySessionArgs,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::DESTROY_CLIENTID as usize] = row! {
+        "DESTROY_CLIENTID", session::destroy_clientid,
+        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE, wire::DestroyClientidArgs,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    t[op::RECLAIM_COMPLETE as usize] = row! {
+        "RECLAIM_COMPLETE", session::reclaim_complete, MODIFIES, wire::ReclaimCompleteArgs,
+        rsize: |_, _| RESULT_HEADER,
+    };
+    // ---- not built, other minor versions ----
     t[op::DELEGPURGE as usize] = todo("DELEGPURGE");
-    t[op::DELEGRETURN as usize] = d("DELEGRETURN", open::delegreturn, NEEDS_FH | MODIFIES, 8);
-    t[op::GETATTR as usize] = d("GETATTR", attr::getattr, NEEDS_FH, 2048);
-    t[op::GETFH as usize] = d("GETFH", fh::getfh, NEEDS_FH, 144);
-    t[op::LINK as usize] = d("LINK", dir::link, NEEDS_FH | MODIFIES, 32);
-    t[op::LOCK as usize] = d("LOCK", lock::lock, NEEDS_FH | MODIFIES, 1100);
-    t[op::LOCKT as usize] = d("LOCKT", lock::lockt, NEEDS_FH, 1100);
-    t[op::LOCKU as usize] = d("LOCKU", lock::locku, NEEDS_FH | MODIFIES, 24);
-    t[op::LOOKUP as usize] = d("LOOKUP", fh::lookup, NEEDS_FH, 8);
-    t[op::LOOKUPP as usize] = d("LOOKUPP", fh::lookupp, NEEDS_FH, 8);
-    t[op::NVERIFY as usize] = d("NVERIFY", attr::nverify, NEEDS_FH, 8);
-    t[op::OPEN as usize] = d("OPEN", open::open, NEEDS_FH | MODIFIES, 128);
     t[op::OPENATTR as usize] = todo("OPENATTR");
     t[op::OPEN_CONFIRM as usize] = v40("OPEN_CONFIRM");
-    t[op::OPEN_DOWNGRADE as usize] = d(
-        "OPEN_DOWNGRADE",
-        open::open_downgrade,
-        NEEDS_FH | MODIFIES,
-        24,
-    );
-    t[op::PUTFH as usize] = d("PUTFH", fh::putfh, 0, 8);
-    t[op::PUTPUBFH as usize] = d("PUTPUBFH", fh::putrootfh, 0, 8);
-    t[op::PUTROOTFH as usize] = d("PUTROOTFH", fh::putrootfh, 0, 8);
-    t[op::READ as usize] = d("READ", io::read, NEEDS_FH, 24);
-    t[op::READDIR as usize] = d("READDIR", dir::readdir, NEEDS_FH, 4096);
-    t[op::READLINK as usize] = d("READLINK", dir::readlink, NEEDS_FH, 4104);
-    t[op::REMOVE as usize] = d("REMOVE", dir::remove, NEEDS_FH | MODIFIES, 32);
-    t[op::RENAME as usize] = d("RENAME", dir::rename, NEEDS_FH | MODIFIES, 56);
     t[op::RENEW as usize] = v40("RENEW");
-    t[op::RESTOREFH as usize] = d("RESTOREFH", fh::restorefh, 0, 8);
-    t[op::SAVEFH as usize] = d("SAVEFH", fh::savefh, NEEDS_FH, 8);
-    t[op::SECINFO as usize] = d("SECINFO", dir::secinfo, NEEDS_FH, 24);
-    t[op::SETATTR as usize] = d("SETATTR", attr::setattr, NEEDS_FH | MODIFIES, 24);
     t[op::SETCLIENTID as usize] = v40("SETCLIENTID");
     t[op::SETCLIENTID_CONFIRM as usize] = v40("SETCLIENTID_CONFIRM");
-    t[op::VERIFY as usize] = d("VERIFY", attr::verify, NEEDS_FH, 8);
-    t[op::WRITE as usize] = d("WRITE", io::write, NEEDS_FH | MODIFIES, 24);
     t[op::RELEASE_LOCKOWNER as usize] = v40("RELEASE_LOCKOWNER");
     t[op::BACKCHANNEL_CTL as usize] = todo("BACKCHANNEL_CTL");
-    t[op::BIND_CONN_TO_SESSION as usize] = d(
-        "BIND_CONN_TO_SESSION",
-        session::bind_conn_to_session,
-        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE | ALWAYS_SOLO,
-        40,
-    );
-    t[op::EXCHANGE_ID as usize] = d(
-        "EXCHANGE_ID",
-        session::exchange_id,
-        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
-        2400,
-    );
-    t[op::CREATE_SESSION as usize] = d(
-        "CREATE_SESSION",
-        session::create_session,
-        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
-        112,
-    );
-    t[op::DESTROY_SESSION as usize] = d(
-        "DESTROY_SESSION",
-        session::destroy_session,
-        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
-        8,
-    );
-    t[op::FREE_STATEID as usize] = d("FREE_STATEID", open::free_stateid, MODIFIES, 8);
     t[op::GET_DIR_DELEGATION as usize] = todo("GET_DIR_DELEGATION");
     t[op::GETDEVICEINFO as usize] = todo("GETDEVICEINFO");
     t[op::GETDEVICELIST as usize] = todo("GETDEVICELIST");
     t[op::LAYOUTCOMMIT as usize] = todo("LAYOUTCOMMIT");
     t[op::LAYOUTGET as usize] = todo("LAYOUTGET");
     t[op::LAYOUTRETURN as usize] = todo("LAYOUTRETURN");
-    t[op::SECINFO_NO_NAME as usize] = d("SECINFO_NO_NAME", dir::secinfo_no_name, NEEDS_FH, 24);
-    // SEQUENCE is handled by the COMPOUND loop itself (it may replace the whole reply).
-    t[op::SEQUENCE as usize] = d("SEQUENCE", notsupp, 0, 48);
     t[op::SET_SSV as usize] = todo("SET_SSV");
-    t[op::TEST_STATEID as usize] = d("TEST_STATEID", open::test_stateid, 0, 4104);
     t[op::WANT_DELEGATION as usize] = todo("WANT_DELEGATION");
-    t[op::DESTROY_CLIENTID as usize] = d(
-        "DESTROY_CLIENTID",
-        session::destroy_clientid,
-        MODIFIES | SESSIONLESS | SOLO_WITHOUT_SEQUENCE,
-        8,
-    );
-    t[op::RECLAIM_COMPLETE as usize] =
-        d("RECLAIM_COMPLETE", session::reclaim_complete, MODIFIES, 8);
     t[op::ALLOCATE as usize] = v42("ALLOCATE");
     t[op::COPY as usize] = v42("COPY");
     t[op::COPY_NOTIFY as usize] = v42("COPY_NOTIFY");
@@ -241,5 +545,54 @@ mod tests {
                 assert_eq!(crate::consts::op_name(i as u32), d.name);
             }
         }
+    }
+
+    /// The current-stateid rules of RFC 8881 §16.2.3.1.2 as rows: the ops that return
+    /// a stateid set it, the ops that put a new filehandle without one clear it, and
+    /// every op that takes a stateid of the current file may take the current one.
+    #[test]
+    fn current_stateid_rows() {
+        let with = |flag| {
+            let mut v: Vec<&str> = TABLE
+                .iter()
+                .flatten()
+                .filter(|d| d.has(flag))
+                .map(|d| d.name)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(
+            with(SETS_STATEID),
+            ["CLOSE", "LOCK", "LOCKU", "OPEN", "OPEN_DOWNGRADE"]
+        );
+        assert_eq!(
+            with(CLEARS_STATEID),
+            [
+                "CREATE",
+                "LOOKUP",
+                "LOOKUPP",
+                "PUTFH",
+                "PUTPUBFH",
+                "PUTROOTFH"
+            ]
+        );
+        assert_eq!(
+            with(USES_STATEID),
+            [
+                "CLOSE",
+                "DELEGRETURN",
+                "FREE_STATEID",
+                "LOCK",
+                "LOCKU",
+                "OPEN_DOWNGRADE",
+                "READ",
+                "SETATTR",
+                "WRITE"
+            ]
+        );
+        assert_eq!(with(ERROR_BODY), ["LOCK", "LOCKT", "SETATTR"]);
+        assert_eq!(with(ONLY_FIRST), ["SEQUENCE"]);
+        assert_eq!(with(REPLAYS), ["SEQUENCE"]);
     }
 }

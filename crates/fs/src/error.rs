@@ -1,6 +1,6 @@
 //! Backend errors and their NFSv4 status codes.
 
-use ringnfs_proto::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::{NfsStatus, status};
 
 pub type FsResult<T> = Result<T, FsError>;
 
@@ -53,14 +53,14 @@ pub enum FsError {
 }
 
 /// Lets op handlers use `?` on backend calls in functions that return an nfsstat4.
-impl From<FsError> for u32 {
-    fn from(e: FsError) -> u32 {
+impl From<FsError> for NfsStatus {
+    fn from(e: FsError) -> NfsStatus {
         e.status()
     }
 }
 
 impl FsError {
-    pub fn status(self) -> u32 {
+    pub fn status(self) -> NfsStatus {
         match self {
             FsError::NoEnt => status::NFS4ERR_NOENT,
             FsError::Exist => status::NFS4ERR_EXIST,
@@ -78,7 +78,7 @@ impl FsError {
             FsError::FBig => status::NFS4ERR_FBIG,
             FsError::Stale => status::NFS4ERR_STALE,
             FsError::BadHandle => status::NFS4ERR_BADHANDLE,
-            FsError::XDev => 18, // NFS4ERR_XDEV
+            FsError::XDev => status::NFS4ERR_XDEV,
             FsError::MLink => status::NFS4ERR_MLINK,
             FsError::SymLink => status::NFS4ERR_SYMLINK,
             FsError::BadType => status::NFS4ERR_BADTYPE,

@@ -53,14 +53,15 @@ pub enum FileType {
 impl FileType {
     /// nfs_ftype4.
     pub fn nfs4(self) -> u32 {
+        use ringnfs_proto::nfs4::consts::ftype4::*;
         match self {
-            FileType::Regular => 1,
-            FileType::Directory => 2,
-            FileType::Block => 3,
-            FileType::Char => 4,
-            FileType::Symlink => 5,
-            FileType::Socket => 6,
-            FileType::Fifo => 7,
+            FileType::Regular => NF4REG,
+            FileType::Directory => NF4DIR,
+            FileType::Block => NF4BLK,
+            FileType::Char => NF4CHR,
+            FileType::Symlink => NF4LNK,
+            FileType::Socket => NF4SOCK,
+            FileType::Fifo => NF4FIFO,
         }
     }
 }

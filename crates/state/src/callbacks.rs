@@ -34,7 +34,7 @@ pub enum CallbackError {
     #[error("client rejected the call: {0}")]
     Rejected(String),
     #[error("callback failed with status {0}")]
-    Status(u32),
+    Status(ringnfs_proto::nfs4::consts::NfsStatus),
 }
 
 /// Reply bytes (the results after the RPC header) or the failure.

@@ -10,7 +10,7 @@
 //!
 //! Sizes count the whole RPC message without record marking, as §18.36.3 defines them.
 
-use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, status};
+use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NfsStatus, status};
 use ringnfs_proto::rpc::Credential;
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::pad4;
@@ -70,7 +70,7 @@ pub const MIN_BACK_RESPONSE: u32 = ACCEPTED_REPLY_HEADER_LEN as u32 + CB_RECALL_
 /// RFC 8881 §2.10.6.4: the error for a reply of `len` bytes on a fore channel that
 /// allows `max` bytes, and `max_cached` when the client asked for the reply to be
 /// cached; None when it fits.
-pub fn reply_too_big(len: usize, max: u32, max_cached: u32, cachethis: bool) -> Option<u32> {
+pub fn reply_too_big(len: usize, max: u32, max_cached: u32, cachethis: bool) -> Option<NfsStatus> {
     if len > max as usize {
         Some(status::NFS4ERR_REP_TOO_BIG)
     } else if cachethis && len > max_cached as usize {
@@ -82,7 +82,7 @@ pub fn reply_too_big(len: usize, max: u32, max_cached: u32, cachethis: bool) -> 
 
 /// Negotiate the fore channel: never more than the client asked for nor more than we
 /// offer; smaller than a SEQUENCE-only COMPOUND is NFS4ERR_TOOSMALL.
-pub fn negotiate_fore(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, u32> {
+pub fn negotiate_fore(req: &ChannelAttrs, lim: &SessionLimits) -> Result<ChannelAttrs, NfsStatus> {
     if req.maxrequestsize < MIN_FORE_REQUEST || req.maxresponsesize < MIN_FORE_RESPONSE {
         return Err(status::NFS4ERR_TOOSMALL);
     }
@@ -110,7 +110,7 @@ pub fn negotiate_back(
     req: &ChannelAttrs,
     cb_cred: &Credential,
     lim: &SessionLimits,
-) -> Result<ChannelAttrs, u32> {
+) -> Result<ChannelAttrs, NfsStatus> {
     if req.maxrequestsize < min_back_request(cb_cred)
         || req.maxresponsesize < MIN_BACK_RESPONSE
         || req.maxoperations < CB_MIN_OPS

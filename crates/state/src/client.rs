@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use ringnfs_proto::nfs4::consts::{exchgid_flag, op, sp4, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, exchgid_flag, op, sp4, status};
+use ringnfs_proto::nfs4::ops::{
+    ExchangeIdArgs, ImplId, StateProtectArgs, StateProtectOps, StateProtectRes,
+};
+use ringnfs_proto::nfs4::types::{bitmap_to_ops, ops_to_bitmap};
 use ringnfs_proto::rpc::Credential;
 
 use super::ids::{ClientId, SessionId, client_id_boot, make_client_id};
@@ -40,7 +44,9 @@ pub const MACH_CRED_ENFORCEABLE: [u32; 5] = [
     op::DESTROY_CLIENTID,
 ];
 
-/// State protection agreed at EXCHANGE_ID.
+/// State protection agreed at EXCHANGE_ID, as the client record keeps it: built from
+/// what the client asked (proto's state_protect4_a, [`StateProtect::agreed`]) and
+/// answered as state_protect4_r ([`StateProtect::to_wire`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StateProtect {
     pub how: u32,
@@ -53,6 +59,55 @@ pub struct StateProtect {
 impl StateProtect {
     pub fn enforces(&self, opnum: u32) -> bool {
         self.how == sp4::MACH_CRED && self.enforce.contains(&opnum)
+    }
+
+    /// What this server agrees to of the protection asked for (RFC 8881 §18.35.3):
+    /// under SP4_MACH_CRED it enforces what was asked among the ops that matter for
+    /// state protection, BIND_CONN_TO_SESSION always (RFC 8881 §18.34.3), and allows
+    /// what was asked. SP4_SSV never gets here: EXCHANGE_ID refuses it first.
+    pub fn agreed(asked: &StateProtectArgs<'_>) -> Self {
+        match asked {
+            StateProtectArgs::MachCred(ops) => {
+                let enforce = bitmap_to_ops(&ops.must_enforce);
+                StateProtect {
+                    how: sp4::MACH_CRED,
+                    enforce: MACH_CRED_ENFORCEABLE
+                        .iter()
+                        .copied()
+                        .filter(|o| enforce.contains(o) || *o == op::BIND_CONN_TO_SESSION)
+                        .collect(),
+                    allow: bitmap_to_ops(&ops.must_allow)
+                        .into_iter()
+                        .filter(|o| *o < 80)
+                        .collect(),
+                }
+            }
+            StateProtectArgs::None | StateProtectArgs::Ssv { .. } => StateProtect::default(),
+        }
+    }
+
+    /// state_protect4_r, as EXCHANGE_ID answers it.
+    pub fn to_wire(&self) -> StateProtectRes<'static> {
+        if self.how == sp4::MACH_CRED {
+            StateProtectRes::MachCred(StateProtectOps {
+                must_enforce: ops_to_bitmap(&self.enforce),
+                must_allow: ops_to_bitmap(&self.allow),
+            })
+        } else {
+            StateProtectRes::None
+        }
+    }
+}
+
+/// nfs_impl_id4 as operators see the client's implementation: "name (domain)".
+fn impl_name(id: &Option<ImplId<'_>>) -> String {
+    match id {
+        Some(i) => format!(
+            "{} ({})",
+            String::from_utf8_lossy(i.name),
+            String::from_utf8_lossy(i.domain)
+        ),
+        None => String::new(),
     }
 }
 
@@ -67,21 +122,11 @@ pub struct ClientRecord {
     /// csa_sequence of the last CREATE_SESSION executed (the next must be this + 1).
     pub cs_last: u32,
     /// Reply of the last successful CREATE_SESSION, for replays.
-    pub cs_cache: Option<Result<super::CreateSessionReply, u32>>,
+    pub cs_cache: Option<Result<super::CreateSessionReply, NfsStatus>>,
     pub lease: Arc<Lease>,
     pub sessions: Vec<SessionId>,
     pub impl_name: String,
     pub created_at_ms: u64,
-}
-
-/// What EXCHANGE_ID asked for.
-#[derive(Debug, Clone)]
-pub struct ExchangeIdArgs {
-    pub verifier: [u8; 8],
-    pub owner: Vec<u8>,
-    pub flags: u32,
-    pub protect: StateProtect,
-    pub impl_name: String,
 }
 
 /// What EXCHANGE_ID answers.
@@ -142,7 +187,7 @@ impl ClientTable {
 
     fn new_record(
         &mut self,
-        args: &ExchangeIdArgs,
+        args: &ExchangeIdArgs<'_>,
         principal: Principal,
         now_ms: u64,
         created_at_ms: u64,
@@ -158,21 +203,21 @@ impl ClientTable {
             id,
             ClientRecord {
                 id,
-                owner: args.owner.clone(),
+                owner: args.owner.to_vec(),
                 verifier: args.verifier,
                 principal,
                 confirmed: false,
-                protect: args.protect.clone(),
+                protect: StateProtect::agreed(&args.state_protect),
                 cs_last: 0,
                 cs_cache: None,
                 lease: Arc::new(Lease::new(now_ms)),
                 sessions: Vec::new(),
-                impl_name: args.impl_name.clone(),
+                impl_name: impl_name(&args.impl_id),
                 created_at_ms,
             },
         );
         self.by_owner
-            .entry(args.owner.clone())
+            .entry(args.owner.to_vec())
             .or_default()
             .unconfirmed = Some(id);
         id
@@ -214,13 +259,13 @@ impl ClientTable {
     /// destroy (with their sessions) because this request replaced them.
     pub fn exchange_id(
         &mut self,
-        args: &ExchangeIdArgs,
+        args: &ExchangeIdArgs<'_>,
         principal: Principal,
         now_ms: u64,
         lease_ms: u64,
         created_at_ms: u64,
-    ) -> Result<(ExchangeIdReply, Vec<ClientRecord>), u32> {
-        let entry = self.by_owner.get(&args.owner).copied().unwrap_or_default();
+    ) -> Result<(ExchangeIdReply, Vec<ClientRecord>), NfsStatus> {
+        let entry = self.by_owner.get(args.owner).copied().unwrap_or_default();
         let update = args.flags & exchgid_flag::UPD_CONFIRMED_REC_A != 0;
         let mut removed = Vec::new();
 
@@ -252,8 +297,8 @@ impl ClientTable {
                 .records
                 .get_mut(&conf_id)
                 .expect("indexed record exists");
-            rec.protect = args.protect.clone();
-            rec.impl_name = args.impl_name.clone();
+            rec.protect = StateProtect::agreed(&args.state_protect);
+            rec.impl_name = impl_name(&args.impl_id);
             return Ok((self.reply_for(conf_id), removed));
         }
         if !same_principal {
@@ -386,13 +431,13 @@ impl CheckInvariants for ClientTable {
 mod tests {
     use super::*;
 
-    fn args(owner: &[u8], verifier: u8, flags: u32) -> ExchangeIdArgs {
+    fn args(owner: &[u8], verifier: u8, flags: u32) -> ExchangeIdArgs<'_> {
         ExchangeIdArgs {
             verifier: [verifier; 8],
-            owner: owner.to_vec(),
+            owner,
             flags,
-            protect: StateProtect::default(),
-            impl_name: String::new(),
+            state_protect: StateProtectArgs::None,
+            impl_id: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! CREATE_SESSION (RFC 8881 §18.36): csa_sequence replay, channel negotiation,
 //! confirmation of the client record, and the auto-bind of the creating connection.
 
-use ringnfs_proto::nfs4::consts::{create_session_flag, op, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, create_session_flag, op, status};
+use ringnfs_proto::nfs4::ops::{CallbackSecParms, CreateSessionArgs};
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::ConnMeta;
 
@@ -9,21 +10,27 @@ use super::StateManager;
 use super::binding::{Direction, UnbindReason};
 use super::channel::{negotiate_back, negotiate_fore};
 use super::client::Principal;
-use super::ids::{ClientId, SessionId, client_id_boot};
+use super::ids::{SessionId, client_id_boot};
 use super::lease::unix_ms;
 use super::session::{ChannelAttrs, Session};
 use super::slots::SlotTable;
 
-#[derive(Debug, Clone)]
-pub struct CreateSessionArgs {
-    pub clientid: ClientId,
-    pub sequence: u32,
-    pub flags: u32,
-    pub fore: ChannelAttrs,
-    pub back: ChannelAttrs,
-    pub cb_program: u32,
-    /// The first usable callback credential (AUTH_NONE / AUTH_SYS), if any.
-    pub cb_cred: Option<Credential>,
+/// The credential of callback_sec_parms4 the back channel uses: the last AUTH_SYS
+/// entry, else AUTH_NONE if offered (RPCSEC_GSS entries are skipped: no GSS here).
+fn callback_credential(parms: &[CallbackSecParms<'_>]) -> Option<Credential> {
+    let mut best = None;
+    for p in parms {
+        match p {
+            CallbackSecParms::None => {
+                if best.is_none() {
+                    best = Some(Credential::None);
+                }
+            }
+            CallbackSecParms::Sys(s) => best = Some(Credential::Sys(s.clone())),
+            CallbackSecParms::Gss { .. } => {}
+        }
+    }
+    best
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +47,8 @@ impl StateManager {
         &self,
         meta: &ConnMeta,
         cred: &Credential,
-        args: &CreateSessionArgs,
-    ) -> Result<CreateSessionReply, u32> {
+        args: &CreateSessionArgs<'_>,
+    ) -> Result<CreateSessionReply, NfsStatus> {
         // csa_flags bits RFC 8881 does not define: refused before anything else.
         if args.flags & !create_session_flag::ALL != 0 {
             return Err(status::NFS4ERR_INVAL);
@@ -52,8 +59,8 @@ impl StateManager {
         // Like knfsd, refuse unusable channel attributes before the sequence check, so
         // such a failure does not consume csa_sequence (and stores nothing).
         let fore = negotiate_fore(&args.fore, &self.config.limits)?;
-        let cb_cred = args.cb_cred.as_ref().unwrap_or(&Credential::None);
-        let back = negotiate_back(&args.back, cb_cred, &self.config.limits)?;
+        let cb_cred = callback_credential(&args.sec_parms).unwrap_or_default();
+        let back = negotiate_back(&args.back, &cb_cred, &self.config.limits)?;
         let principal = Principal::of(cred);
         let mut clients = self.clients.lock();
         let Some(rec) = clients.get_mut(args.clientid) else {
@@ -92,7 +99,7 @@ impl StateManager {
             rec.cs_cache = Some(Err(status::NFS4ERR_NOSPC));
             return Err(status::NFS4ERR_NOSPC);
         }
-        let reply = self.make_session(args, rec, fore, back);
+        let reply = self.make_session(args, rec, fore, back, cb_cred);
         rec.cs_last = args.sequence;
         rec.cs_cache = Some(Ok(reply.clone()));
         rec.sessions.push(reply.sessionid);
@@ -138,10 +145,11 @@ impl StateManager {
     /// Build and insert a session for a client record (client lock held).
     fn make_session(
         &self,
-        args: &CreateSessionArgs,
+        args: &CreateSessionArgs<'_>,
         rec: &super::client::ClientRecord,
         fore: ChannelAttrs,
         back: ChannelAttrs,
+        cb_cred: Credential,
     ) -> CreateSessionReply {
         // We keep no state across restarts and speak TCP only.
         let flags = args.flags & create_session_flag::CONN_BACK_CHAN;
@@ -159,7 +167,7 @@ impl StateManager {
                 back,
                 flags,
                 cb_program: args.cb_program,
-                cb_cred: args.cb_cred.clone().unwrap_or_default(),
+                cb_cred: cb_cred.clone(),
                 slots: SlotTable::new(fore.maxrequests),
                 cb_seqid: 0,
                 created_at_ms: unix_ms(),

@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ringnfs_fs::ObjHandle;
-use ringnfs_proto::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::{NfsStatus, status};
 
 use super::ids::ClientId;
 use super::locks::{CheckInvariants, RankedMutex, rank};
@@ -28,7 +28,7 @@ pub struct Range {
 
 impl Range {
     /// From NFS offset/length: length 0 is invalid, all-ones means "to EOF".
-    pub fn from_nfs(offset: u64, length: u64) -> Result<Range, u32> {
+    pub fn from_nfs(offset: u64, length: u64) -> Result<Range, NfsStatus> {
         if length == 0 {
             return Err(status::NFS4ERR_INVAL);
         }
@@ -194,7 +194,7 @@ impl FileStateTable {
     }
 
     /// The shard of a server-issued stateid, or the error for a foreign one.
-    fn shard_of(&self, sid: &Stateid) -> Result<&FileStateShardLock, u32> {
+    fn shard_of(&self, sid: &Stateid) -> Result<&FileStateShardLock, NfsStatus> {
         if sid.boot() != self.boot {
             return Err(status::NFS4ERR_STALE_STATEID);
         }
@@ -204,7 +204,7 @@ impl FileStateTable {
     }
 
     /// seqid 0 means "the current one" in NFSv4.1.
-    fn check_seqid(given: u32, current: u32) -> Result<(), u32> {
+    fn check_seqid(given: u32, current: u32) -> Result<(), NfsStatus> {
         if given == 0 || given == current {
             Ok(())
         } else if given < current {
@@ -222,7 +222,7 @@ impl FileStateTable {
         file: ObjHandle,
         access: u32,
         deny: u32,
-    ) -> Result<Stateid, u32> {
+    ) -> Result<Stateid, NfsStatus> {
         if access & SHARE_ACCESS_BOTH == 0
             || access & !SHARE_ACCESS_BOTH != 0
             || deny & !SHARE_ACCESS_BOTH != 0
@@ -289,7 +289,7 @@ impl FileStateTable {
         sid: &Stateid,
         client: ClientId,
         file: &ObjHandle,
-    ) -> Result<&'a mut OpenState, u32> {
+    ) -> Result<&'a mut OpenState, NfsStatus> {
         let o = sh
             .opens
             .get_mut(&sid.other)
@@ -308,7 +308,7 @@ impl FileStateTable {
         file: &ObjHandle,
         access: u32,
         deny: u32,
-    ) -> Result<Stateid, u32> {
+    ) -> Result<Stateid, NfsStatus> {
         let mut sh = self.shard_of(sid)?.lock();
         let o = Self::open_mut(&mut sh, sid, client, file)?;
         if access & SHARE_ACCESS_BOTH == 0 || access & !o.access != 0 || deny & !o.deny != 0 {
@@ -324,7 +324,12 @@ impl FileStateTable {
     }
 
     /// CLOSE: refused while the open's lock owners still hold locks.
-    pub fn close(&self, sid: &Stateid, client: ClientId, file: &ObjHandle) -> Result<(), u32> {
+    pub fn close(
+        &self,
+        sid: &Stateid,
+        client: ClientId,
+        file: &ObjHandle,
+    ) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
         let o = Self::open_mut(sh, sid, client, file)?;
@@ -365,7 +370,7 @@ impl FileStateTable {
         client: Option<ClientId>,
         file: &ObjHandle,
         kind: IoKind,
-    ) -> Result<(), u32> {
+    ) -> Result<(), NfsStatus> {
         if sid.is_special() {
             if *sid == Stateid::READ_BYPASS && kind == IoKind::Read {
                 return Ok(());
@@ -407,7 +412,7 @@ impl FileStateTable {
 
     /// LOCK with a new lock owner (derived from an open stateid) or an existing lock
     /// stateid. Returns the lock stateid, or the conflicting lock.
-    pub fn lock(&self, req: LockRequest<'_>) -> Result<Result<Stateid, Conflict>, u32> {
+    pub fn lock(&self, req: LockRequest<'_>) -> Result<Result<Stateid, Conflict>, NfsStatus> {
         let file = *req.file;
         let idx = self.shard_index(&file);
         let mut guard = self.shards[idx].lock();
@@ -529,7 +534,7 @@ impl FileStateTable {
         client: ClientId,
         file: &ObjHandle,
         range: Range,
-    ) -> Result<Stateid, u32> {
+    ) -> Result<Stateid, NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
         let l = sh
@@ -553,7 +558,7 @@ impl FileStateTable {
     }
 
     /// TEST_STATEID for one stateid of `client`.
-    pub fn test(&self, sid: &Stateid, client: ClientId) -> u32 {
+    pub fn test(&self, sid: &Stateid, client: ClientId) -> NfsStatus {
         if sid.is_special() {
             return status::NFS4ERR_BAD_STATEID;
         }
@@ -577,7 +582,7 @@ impl FileStateTable {
 
     /// FREE_STATEID: a lock stateid without locks can be freed; open stateids and lock
     /// stateids still holding locks cannot.
-    pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), u32> {
+    pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
         if let Some(o) = sh.opens.get(&sid.other) {

@@ -141,10 +141,10 @@ mod tests {
                 &Credential::None,
                 &ExchangeIdArgs {
                     verifier: [1; 8],
-                    owner: owner.to_vec(),
+                    owner,
                     flags: 0,
-                    protect: Default::default(),
-                    impl_name: String::new(),
+                    state_protect: Default::default(),
+                    impl_id: None,
                 },
             )
             .unwrap();
@@ -158,7 +158,7 @@ mod tests {
                 fore: attrs(),
                 back: attrs(),
                 cb_program: 0,
-                cb_cred: None,
+                sec_parms: vec![],
             },
         )
         .unwrap()

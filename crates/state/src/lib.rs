@@ -45,15 +45,20 @@ mod sequence;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringnfs_proto::nfs4::consts::{op, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, exchgid_flag, op, status};
+use ringnfs_proto::nfs4::ops::StateProtectArgs;
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{ConnId, ConnMeta};
 
 pub use binding::{Direction, UnbindReason};
-pub use client::{ExchangeIdArgs, ExchangeIdReply, Principal, StateProtect};
-pub use create_session::{CreateSessionArgs, CreateSessionReply};
+pub use client::{ExchangeIdReply, Principal, StateProtect};
+pub use create_session::CreateSessionReply;
 pub use ids::{ClientId, SessionId};
-pub use sequence::{CompoundSize, SeqGrant, SeqOutcome, SequenceArgs};
+/// The session ops' arguments, as proto decodes them (one definition, shared with the
+/// client): what [`StateManager::exchange_id`], [`StateManager::create_session`] and
+/// [`StateManager::sequence`] take.
+pub use ringnfs_proto::nfs4::ops::{CreateSessionArgs, ExchangeIdArgs, SequenceArgs};
+pub use sequence::{CompoundSize, SeqGrant, SeqOutcome};
 pub use session::ChannelAttrs;
 
 use callbacks::CallbackTable;
@@ -297,12 +302,30 @@ impl StateManager {
 
     // ---- EXCHANGE_ID ------------------------------------------------------------------
 
+    /// EXCHANGE_ID (RFC 8881 §18.35): what the arguments may not ask for, then the
+    /// client record's cases (`client.rs`).
     pub fn exchange_id(
         &self,
         core: usize,
         cred: &Credential,
-        args: &ExchangeIdArgs,
-    ) -> Result<ExchangeIdReply, u32> {
+        args: &ExchangeIdArgs<'_>,
+    ) -> Result<ExchangeIdReply, NfsStatus> {
+        let mach_cred = match args.state_protect {
+            StateProtectArgs::None => false,
+            StateProtectArgs::MachCred(_) => true,
+            // SSV needs GSS; we do not offer it.
+            StateProtectArgs::Ssv { .. } => return Err(status::NFS4ERR_ENCR_ALG_UNSUPP),
+        };
+        if args.owner.is_empty() {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        if args.flags & !exchgid_flag::CLIENT_MASK != 0 {
+            return Err(status::NFS4ERR_INVAL);
+        }
+        if mach_cred && cred.uid().is_none() {
+            // Machine credentials need a principal: AUTH_NONE has none.
+            return Err(status::NFS4ERR_INVAL);
+        }
         let principal = Principal::of(cred);
         let now = self.clock.now_ms();
         let mut clients = self.clients.lock();
@@ -333,7 +356,7 @@ impl StateManager {
 
     /// OPEN CLAIM_PREVIOUS / LOCK reclaim: allowed during grace for clients that held
     /// state before the restart and have not sent RECLAIM_COMPLETE.
-    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), u32> {
+    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), NfsStatus> {
         if !self.in_grace() {
             return Err(status::NFS4ERR_NO_GRACE);
         }
@@ -377,7 +400,7 @@ impl StateManager {
         cred: &Credential,
         sid: &SessionId,
         cdfc: u32,
-    ) -> Result<Direction, u32> {
+    ) -> Result<Direction, NfsStatus> {
         let Some(shard) = self.shard_of(sid) else {
             self.refuse(meta.core, Some(BindRefusal::BadSession));
             return Err(status::NFS4ERR_BADSESSION);
@@ -426,7 +449,7 @@ impl StateManager {
         meta: &ConnMeta,
         cred: &Credential,
         sid: &SessionId,
-    ) -> Result<(), u32> {
+    ) -> Result<(), NfsStatus> {
         let client = {
             let Some(shard) = self.shard_of(sid) else {
                 return Err(status::NFS4ERR_BADSESSION);
@@ -486,7 +509,7 @@ impl StateManager {
         core: usize,
         cred: &Credential,
         clientid: ClientId,
-    ) -> Result<(), u32> {
+    ) -> Result<(), NfsStatus> {
         let mut clients = self.clients.lock();
         let Some(rec) = clients.get(clientid) else {
             return Err(status::NFS4ERR_STALE_CLIENTID);
@@ -503,7 +526,7 @@ impl StateManager {
         Ok(())
     }
 
-    pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), u32> {
+    pub fn reclaim_complete(&self, clientid: ClientId, one_fs: bool) -> Result<(), NfsStatus> {
         let clients = self.clients.lock();
         let Some(rec) = clients.get(clientid) else {
             return Err(status::NFS4ERR_STALE_CLIENTID);

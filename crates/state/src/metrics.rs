@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use ringnfs_proto::nfs4::consts::NfsStatus;
 
 use serde::Serialize;
 
@@ -45,7 +46,7 @@ struct CoreCounters {
     op_errors: [AtomicU64; OP_SLOTS],
     /// Failures by (op slot, status). Touched only when an op fails, by this core (and a
     /// scrape), so the lock is uncontended on the success path and nearly so otherwise.
-    op_status_errors: Mutex<HashMap<(u16, u32), u64>>,
+    op_status_errors: Mutex<HashMap<(u16, NfsStatus), u64>>,
     compounds: AtomicU64,
     rpc_calls: AtomicU64,
     rpc_garbage: AtomicU64,
@@ -104,7 +105,7 @@ pub struct MetricsSnapshot {
     pub ops: Vec<(String, u64)>,
     pub op_errors: Vec<(String, u64)>,
     /// (op name, nfsstat4, count) of failed ops.
-    pub op_status_errors: Vec<(String, u32, u64)>,
+    pub op_status_errors: Vec<(String, NfsStatus, u64)>,
 }
 
 impl MetricsSnapshot {
@@ -176,11 +177,11 @@ impl Metrics {
 
     /// Count an op and, when `status` is not NFS4_OK, its failure by status.
     #[inline]
-    pub fn op(&self, core: usize, opnum: u32, status: u32) {
+    pub fn op(&self, core: usize, opnum: u32, status: NfsStatus) {
         let i = (opnum as usize).min(OP_SLOTS - 1);
         let c = self.core(core);
         c.ops[i].fetch_add(1, Ordering::Relaxed);
-        if status != 0 {
+        if !status.is_ok() {
             c.op_errors[i].fetch_add(1, Ordering::Relaxed);
             *c.op_status_errors
                 .lock()
@@ -262,13 +263,13 @@ impl Metrics {
             ops: per_op(false),
             op_errors: per_op(true),
             op_status_errors: {
-                let mut all: HashMap<(u16, u32), u64> = HashMap::new();
+                let mut all: HashMap<(u16, NfsStatus), u64> = HashMap::new();
                 for c in &self.cores {
                     for (k, v) in c.op_status_errors.lock().iter() {
                         *all.entry(*k).or_insert(0) += v;
                     }
                 }
-                let mut v: Vec<(String, u32, u64)> = all
+                let mut v: Vec<(String, NfsStatus, u64)> = all
                     .into_iter()
                     .map(|((i, st), n)| {
                         let op = if i as usize == OP_SLOTS - 1 {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use ringnfs_fs::ObjHandle;
-use ringnfs_proto::nfs4::consts::{cdfc, create_session_flag, exchgid_flag, sp4};
+use ringnfs_proto::nfs4::consts::{cdfc, create_session_flag, exchgid_flag};
+use ringnfs_proto::nfs4::ops::{StateProtectArgs, StateProtectOps};
+use ringnfs_proto::nfs4::types::ops_to_bitmap;
 use ringnfs_proto::rpc::{AuthSys, Credential};
 use ringnfs_service::{ConnMeta, make_conn_id};
 
@@ -22,7 +24,7 @@ use crate::slots::CachedReply;
 use crate::stateid::Stateid;
 use crate::{
     ClientId, CompoundSize, CreateSessionArgs, ExchangeIdArgs, SeqGrant, SeqOutcome, SequenceArgs,
-    SessionId, StateConfig, StateManager, StateProtect,
+    SessionId, StateConfig, StateManager,
 };
 
 const CONNS: usize = 4;
@@ -399,24 +401,24 @@ impl World {
                 update,
                 mach_cred,
             } => {
+                let owner = [b'a' + owner % 3];
                 let args = ExchangeIdArgs {
                     verifier: [verifier % 2; 8],
-                    owner: vec![b'a' + owner % 3],
+                    owner: &owner,
                     flags: if update {
                         exchgid_flag::UPD_CONFIRMED_REC_A
                     } else {
                         0
                     },
-                    protect: if mach_cred {
-                        StateProtect {
-                            how: sp4::MACH_CRED,
-                            enforce: MACH_CRED_ENFORCEABLE.to_vec(),
-                            allow: vec![],
-                        }
+                    state_protect: if mach_cred {
+                        StateProtectArgs::MachCred(StateProtectOps {
+                            must_enforce: ops_to_bitmap(&MACH_CRED_ENFORCEABLE),
+                            must_allow: vec![],
+                        })
                     } else {
-                        StateProtect::default()
+                        StateProtectArgs::None
                     },
-                    impl_name: String::new(),
+                    impl_id: None,
                 };
                 if let Ok(r) = st.exchange_id(0, &cred(principal), &args) {
                     if !self.clients.contains(&r.clientid) {
@@ -454,7 +456,7 @@ impl World {
                     fore: fore(slots),
                     back: back(),
                     cb_program: 0x4000_0000,
-                    cb_cred: None,
+                    sec_parms: vec![],
                 };
                 if let Ok(r) = st.create_session(&meta, &cred(principal), &args) {
                     if r.sequence == next {

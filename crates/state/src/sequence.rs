@@ -1,7 +1,7 @@
 //! SEQUENCE (RFC 8881 §18.46): slot check, implicit fore-channel bind, lease renewal,
 //! status flags; and storing the reply when the COMPOUND is done.
 
-use ringnfs_proto::nfs4::consts::{seq4_status, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, seq4_status, status};
 use ringnfs_service::ConnMeta;
 
 use super::StateManager;
@@ -13,14 +13,8 @@ use super::metrics::BindRefusal;
 use super::settings::OverLimit;
 use super::slots::{CachedReply, SlotCheck};
 
-#[derive(Debug, Clone, Copy)]
-pub struct SequenceArgs {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub cachethis: bool,
-}
+/// SEQUENCE4args, as proto decodes them.
+pub use ringnfs_proto::nfs4::ops::SequenceArgs;
 
 /// What the COMPOUND needs to go on after a successful SEQUENCE.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +62,7 @@ impl StateManager {
         args: &SequenceArgs,
         request_hash: u64,
         size: CompoundSize,
-    ) -> Result<SeqOutcome, u32> {
+    ) -> Result<SeqOutcome, NfsStatus> {
         let sid = args.sessionid;
         let shard = self.shard_of(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
         let mut guard = shard.lock();

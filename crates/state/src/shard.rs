@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use slab::Slab;
 
-use ringnfs_proto::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::{NfsStatus, status};
 use ringnfs_service::ConnId;
 
 use super::binding::{Binding, Direction};
@@ -43,7 +43,7 @@ pub enum BindOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BindError {
-    pub status: u32,
+    pub status: NfsStatus,
     pub refusal: Option<BindRefusal>,
 }
 

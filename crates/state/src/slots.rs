@@ -1,6 +1,6 @@
 //! The fore-channel slot table and reply cache of one session (RFC 8881 §2.10.6).
 
-use ringnfs_proto::nfs4::consts::status;
+use ringnfs_proto::nfs4::consts::{NfsStatus, status};
 
 /// What a slot keeps of its last reply.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +35,7 @@ pub enum SlotCheck {
     /// seqid = last and the same request: answer from the cache.
     Replay,
     /// An error for the SEQUENCE op itself.
-    Error(u32),
+    Error(NfsStatus),
 }
 
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! fattr4 decoding: SETATTR / CREATE / OPEN createattrs, and VERIFY / NVERIFY.
 
-use crate::consts::status;
-use crate::types::decode_bitmap;
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::types::{SetAttrs, SetTime, Timespec};
+use ringnfs_proto::nfs4::ops::Fattr4;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 
 use super::{
@@ -10,26 +10,24 @@ use super::{
     WRITE_ONLY_BITMAP, answerable, attr, encode::encode_values,
 };
 
-fn bad(_: XdrError) -> u32 {
+fn bad(_: XdrError) -> NfsStatus {
     status::NFS4ERR_BADXDR
 }
 
-/// Reads a fattr4's bitmap and attr_vals, refusing attributes we do not support
-/// (NFS4ERR_ATTRNOTSUPP). Returns the bitmap as exactly [`WORDS`] words.
-fn read_fattr<'a>(d: &mut XdrDecoder<'a>) -> Result<([u32; WORDS], &'a [u8]), u32> {
-    let words = decode_bitmap(d).map_err(bad)?;
-    let vals = d.opaque(d.remaining()).map_err(bad)?;
-    if words.iter().skip(WORDS).any(|w| *w != 0) {
+/// The bitmap of a decoded fattr4 as exactly [`WORDS`] words, refusing attributes we
+/// do not support (NFS4ERR_ATTRNOTSUPP).
+fn supported_mask(f: &Fattr4<'_>) -> Result<[u32; WORDS], NfsStatus> {
+    if f.mask.iter().skip(WORDS).any(|w| *w != 0) {
         return Err(status::NFS4ERR_ATTRNOTSUPP);
     }
     let mut mask = [0u32; WORDS];
     for (i, m) in mask.iter_mut().enumerate() {
-        *m = words.get(i).copied().unwrap_or(0);
+        *m = f.mask.get(i).copied().unwrap_or(0);
         if *m & !SUPPORTED_BITMAP[i] != 0 {
             return Err(status::NFS4ERR_ATTRNOTSUPP);
         }
     }
-    Ok((mask, vals))
+    Ok(mask)
 }
 
 fn intersects(a: &[u32; WORDS], b: &[u32; WORDS]) -> bool {
@@ -37,7 +35,7 @@ fn intersects(a: &[u32; WORDS], b: &[u32; WORDS]) -> bool {
 }
 
 /// nfstime4 as a client sends it: nseconds ≥ 10^9 is NFS4ERR_INVAL.
-fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, u32> {
+fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, NfsStatus> {
     let secs = d.i64().map_err(bad)?;
     let nsecs = d.u32().map_err(bad)?;
     if nsecs >= 1_000_000_000 {
@@ -47,7 +45,7 @@ fn decode_time(d: &mut XdrDecoder<'_>) -> Result<Timespec, u32> {
 }
 
 /// settime4.
-fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, u32> {
+fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, NfsStatus> {
     match d.u32().map_err(bad)? {
         SET_TO_SERVER_TIME4 => Ok(SetTime::ServerNow),
         SET_TO_CLIENT_TIME4 => Ok(SetTime::Client(decode_time(d)?)),
@@ -56,7 +54,7 @@ fn decode_settime(d: &mut XdrDecoder<'_>) -> Result<SetTime, u32> {
 }
 
 /// A numeric owner/owner_group string; anything else is NFS4ERR_BADOWNER.
-fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, u32> {
+fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, NfsStatus> {
     let s = d.opaque(d.remaining()).map_err(bad)?;
     if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
         return Err(status::NFS4ERR_BADOWNER);
@@ -69,13 +67,15 @@ fn decode_id(d: &mut XdrDecoder<'_>) -> Result<u32, u32> {
     }
 }
 
-/// SETATTR / CREATE createattrs / OPEN createattrs: decode a fattr4 into [`SetAttrs`].
-/// Returns the bitmap of attributes set (for attrsset). Errors: NFS4ERR_ATTRNOTSUPP
-/// for unsupported attributes, NFS4ERR_INVAL for supported read-only ones, for
-/// mode > 07777 and for nseconds ≥ 10^9, NFS4ERR_BADOWNER for non-numeric owners,
-/// NFS4ERR_BADXDR for malformed bytes (including attr_vals longer than the attributes).
-pub fn decode_settable(d: &mut XdrDecoder<'_>) -> Result<(SetAttrs, Vec<u32>), u32> {
-    let (mask, vals) = read_fattr(d)?;
+/// SETATTR / CREATE createattrs / OPEN createattrs: the values of a fattr4 (decoded by
+/// proto, which checked its framing) as [`SetAttrs`]. Returns the bitmap of attributes
+/// set (for attrsset). Errors: NFS4ERR_ATTRNOTSUPP for unsupported attributes,
+/// NFS4ERR_INVAL for supported read-only ones, for mode > 07777 and for nseconds
+/// ≥ 10^9, NFS4ERR_BADOWNER for non-numeric owners, NFS4ERR_BADXDR for values that do
+/// not match the bitmap (including attr_vals longer than the attributes).
+pub fn decode_settable(f: &Fattr4<'_>) -> Result<(SetAttrs, Vec<u32>), NfsStatus> {
+    let mask = supported_mask(f)?;
+    let vals = f.vals;
     if mask.iter().zip(SETTABLE_BITMAP).any(|(m, s)| m & !s != 0) {
         return Err(status::NFS4ERR_INVAL);
     }
@@ -112,13 +112,14 @@ pub fn decode_settable(d: &mut XdrDecoder<'_>) -> Result<(SetAttrs, Vec<u32>), u
     Ok((sa, mask[..len].to_vec()))
 }
 
-/// VERIFY/NVERIFY: decode the client's fattr4 and compare it with ours: Ok(true) if
-/// every given attribute equals ours (byte for byte, as knfsd). Unsupported attribute
+/// VERIFY/NVERIFY: compare the client's fattr4 with ours: Ok(true) if every given
+/// attribute equals ours (byte for byte, as knfsd). Unsupported attribute
 /// → NFS4ERR_ATTRNOTSUPP; rdattr_error or a set-only attribute → NFS4ERR_INVAL.
 /// If the mask holds statfs attributes, `src.stats` must be Some (else
 /// NFS4ERR_SERVERFAULT).
-pub fn verify(d: &mut XdrDecoder<'_>, src: &AttrSource<'_>) -> Result<bool, u32> {
-    let (mask, vals) = read_fattr(d)?;
+pub fn verify(f: &Fattr4<'_>, src: &AttrSource<'_>) -> Result<bool, NfsStatus> {
+    let mask = supported_mask(f)?;
+    let vals = f.vals;
     let mut invalid = WRITE_ONLY_BITMAP;
     invalid[0] |= 1 << attr::RDATTR_ERROR;
     if intersects(&mask, &invalid) {

@@ -1,13 +1,14 @@
 //! fattr4 encoding (GETATTR, READDIR, and our side of VERIFY).
 
-use crate::consts::status;
+use crate::consts::{NFS4_FHSIZE, NfsStatus, status};
 use crate::types::encode_bitmap;
 use ringnfs_fs::types::Timespec;
-use ringnfs_proto::xdr::XdrEncoder;
+use ringnfs_proto::nfs4::ops::Fattr4;
+use ringnfs_proto::xdr::{XdrEncoder, pad4};
 
 use super::{
-    AttrSource, FH4_PERSISTENT, MAXFILESIZE, MAXLINK, MAXNAME, MAXREAD, MAXWRITE, WORDS,
-    answerable, attr, has, suppattr_exclcreat, supported_attrs,
+    AttrSource, FH4_PERSISTENT, MAXFILESIZE, MAXLINK, MAXNAME, MAXREAD, MAXWRITE, SUPPORTED_BITMAP,
+    WORDS, WRITE_ONLY_BITMAP, answerable, attr, has, suppattr_exclcreat, supported_attrs,
 };
 
 /// GETATTR/READDIR: encode a fattr4 (the bitmap of what we answer = requested ∩
@@ -15,27 +16,74 @@ use super::{
 /// `src.stats`, the statfs ones are left out of the bitmap.
 pub fn encode_fattr(out: &mut Vec<u8>, requested: &[u32], src: &AttrSource<'_>) {
     let answered = answerable(requested, src);
-    encode_bitmap(out, &answered);
-    let len_at = out.mark();
-    out.put_u32(0);
-    let start = out.len();
+    let len_at = Fattr4::encode_head(out, &answered);
     encode_values(out, &answered, src);
-    let len = out.len() - start;
-    out.patch_u32(len_at, len as u32);
+    Fattr4::finish_head(out, len_at);
+}
+
+/// The most bytes [`encode_fattr`] writes for `requested` (bitmap, length and values):
+/// every attribute it may answer at its largest, fs_locations as `fs_root_path` and
+/// `locations` make it. The reply-size bound of GETATTR (knfsd's
+/// nfsd4_getattr_rsize).
+pub fn max_fattr_len(requested: &[u32], fs_root_path: &[&[u8]], locations: &[String]) -> usize {
+    let bitmap = 4 + 4 * WORDS;
+    let mut len = bitmap + 4;
+    for (wi, r) in requested.iter().take(WORDS).enumerate() {
+        let mut w = r & SUPPORTED_BITMAP[wi] & !WRITE_ONLY_BITMAP[wi];
+        while w != 0 {
+            let a = wi as u32 * 32 + w.trailing_zeros();
+            w &= w - 1;
+            len += match a {
+                attr::SUPPORTED_ATTRS | attr::SUPPATTR_EXCLCREAT => bitmap,
+                attr::FSID => 16,
+                attr::FILEHANDLE => 4 + NFS4_FHSIZE,
+                attr::FS_LOCATIONS => {
+                    let path = 4 + fs_root_path
+                        .iter()
+                        .map(|c| 4 + pad4(c.len()))
+                        .sum::<usize>();
+                    let servers: usize = locations.iter().map(|s| 4 + 4 + pad4(s.len())).sum();
+                    path + 4 + servers + locations.len() * path
+                }
+                // A numeric id: at most ten digits.
+                attr::OWNER | attr::OWNER_GROUP => 4 + 12,
+                attr::TIME_ACCESS | attr::TIME_DELTA | attr::TIME_METADATA | attr::TIME_MODIFY => {
+                    12
+                }
+                attr::CHANGE
+                | attr::SIZE
+                | attr::FILEID
+                | attr::FILES_AVAIL
+                | attr::FILES_FREE
+                | attr::FILES_TOTAL
+                | attr::MAXFILESIZE
+                | attr::MAXREAD
+                | attr::MAXWRITE
+                | attr::RAWDEV
+                | attr::SPACE_AVAIL
+                | attr::SPACE_FREE
+                | attr::SPACE_TOTAL
+                | attr::SPACE_USED
+                | attr::MOUNTED_ON_FILEID => 8,
+                _ => 4,
+            };
+        }
+    }
+    len
 }
 
 /// READDIR entry whose attributes could not be fetched: if the client asked for
 /// rdattr_error, encode a fattr4 holding just it (= `err`) and return true; otherwise
 /// return false (the caller then fails the READDIR with `err`).
-pub fn encode_rdattr_error(out: &mut Vec<u8>, requested: &[u32], err: u32) -> bool {
+pub fn encode_rdattr_error(out: &mut Vec<u8>, requested: &[u32], err: NfsStatus) -> bool {
     if !has(requested, attr::RDATTR_ERROR) {
         return false;
     }
     let mut w = [0u32; WORDS];
     w[0] = 1 << attr::RDATTR_ERROR;
-    encode_bitmap(out, &w);
-    out.put_u32(4);
-    out.put_u32(err);
+    let len_at = Fattr4::encode_head(out, &w);
+    out.put_u32(err.code());
+    Fattr4::finish_head(out, len_at);
     true
 }
 
@@ -97,7 +145,7 @@ fn encode_one(out: &mut Vec<u8>, a: u32, src: &AttrSource<'_>) {
             out.put_u64(src.fsid.1);
         }
         attr::LEASE_TIME => out.put_u32(src.lease_secs),
-        attr::RDATTR_ERROR => out.put_u32(src.rdattr_error.unwrap_or(status::NFS4_OK)),
+        attr::RDATTR_ERROR => out.put_u32(src.rdattr_error.unwrap_or(status::NFS4_OK).code()),
         // No ACL support at all (ACL4_SUPPORT_* bits clear).
         attr::ACLSUPPORT => out.put_u32(0),
         attr::CANSETTIME

@@ -12,7 +12,7 @@ mod tests;
 use ringnfs_fs::types::{Attrs, FsStats};
 
 pub use decode::{decode_settable, verify};
-pub use encode::{encode_fattr, encode_rdattr_error};
+pub use encode::{encode_fattr, encode_rdattr_error, max_fattr_len};
 
 /// Attribute numbers (RFC 8881 §5.6–5.8, RFC 7862).
 pub use ringnfs_proto::nfs4::attr;
@@ -153,7 +153,7 @@ pub fn needs_statfs(requested: &[u32]) -> bool {
 /// GETATTR/READDIR check of the requested mask: asking for a set-only attribute
 /// (time_access_set, time_modify_set) is NFS4ERR_INVAL, as knfsd does. Unsupported
 /// attributes are not an error (they are left out of the reply).
-pub fn check_readable(requested: &[u32]) -> Result<(), u32> {
+pub fn check_readable(requested: &[u32]) -> Result<(), crate::consts::NfsStatus> {
     if requested
         .iter()
         .zip(WRITE_ONLY_BITMAP)
@@ -177,7 +177,7 @@ pub struct AttrSource<'a> {
     /// = fileid except at the export root.
     pub mounted_on_fileid: u64,
     /// For READDIR per-entry errors (rdattr_error's value; None = NFS4_OK).
-    pub rdattr_error: Option<u32>,
+    pub rdattr_error: Option<crate::consts::NfsStatus>,
     /// Path components of the export for fs_locations (empty = "/").
     pub fs_root_path: &'a [&'a [u8]],
     /// Server addresses for fs_locations (e.g. "127.0.0.1"), may be empty.

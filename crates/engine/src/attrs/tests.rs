@@ -1,8 +1,21 @@
 use super::*;
-use crate::consts::status;
+use crate::consts::{NfsStatus, status};
 use crate::types::{bitmap_to_ops, decode_bitmap, encode_bitmap, ops_to_bitmap};
 use ringnfs_fs::types::{FileType, SetAttrs, SetTime, Timespec};
+use ringnfs_proto::nfs4::ops::{Fattr4, Xdr};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+
+/// The attribute code takes a fattr4 that proto decoded; these tests feed it raw
+/// bytes, framing errors included (NFS4ERR_BADXDR, as the op answers them).
+fn decode_settable(d: &mut XdrDecoder<'_>) -> Result<(SetAttrs, Vec<u32>), NfsStatus> {
+    let f = Fattr4::decode(d).map_err(|_| status::NFS4ERR_BADXDR)?;
+    super::decode_settable(&f)
+}
+
+fn verify(d: &mut XdrDecoder<'_>, src: &AttrSource<'_>) -> Result<bool, NfsStatus> {
+    let f = Fattr4::decode(d).map_err(|_| status::NFS4ERR_BADXDR)?;
+    super::verify(&f, src)
+}
 
 fn sample() -> Attrs {
     Attrs {
@@ -123,7 +136,7 @@ fn full_encode_decodes_by_hand() {
     assert_eq!((d.u64().unwrap(), d.u64().unwrap()), (7, 9)); // fsid
     assert!(d.bool().unwrap()); // unique_handles
     assert_eq!(d.u32().unwrap(), 90); // lease_time
-    assert_eq!(d.u32().unwrap(), status::NFS4_OK); // rdattr_error
+    assert_eq!(d.u32().unwrap(), status::NFS4_OK.code()); // rdattr_error
     assert_eq!(d.u32().unwrap(), 0); // aclsupport
     assert!(d.bool().unwrap()); // cansettime
     assert!(!d.bool().unwrap()); // case_insensitive
@@ -273,19 +286,19 @@ fn rdattr_error_for_readdir() {
     let mut src = source(&a, None, &[]);
     src.rdattr_error = Some(status::NFS4ERR_ACCESS);
     let (_, vals) = getattr(&ops_to_bitmap(&[attr::RDATTR_ERROR]), &src);
-    assert_eq!(vals, status::NFS4ERR_ACCESS.to_be_bytes());
+    assert_eq!(vals, status::NFS4ERR_ACCESS.code().to_be_bytes());
 
     let mut out = Vec::new();
     assert!(!encode_rdattr_error(
         &mut out,
         &ops_to_bitmap(&[attr::TYPE]),
-        13
+        NfsStatus::from_code(13)
     ));
     assert!(out.is_empty());
     assert!(encode_rdattr_error(
         &mut out,
         &ops_to_bitmap(&[attr::TYPE, attr::RDATTR_ERROR]),
-        13
+        NfsStatus::from_code(13)
     ));
     assert_eq!(out, [0, 0, 0, 1, 0, 0, 8, 0, 0, 0, 0, 4, 0, 0, 0, 13]);
 }
@@ -341,7 +354,7 @@ fn suppattr_exclcreat_contents() {
     );
 }
 
-fn settable(mask: &[u32], vals: &[u8]) -> Result<(SetAttrs, Vec<u32>), u32> {
+fn settable(mask: &[u32], vals: &[u8]) -> Result<(SetAttrs, Vec<u32>), NfsStatus> {
     let buf = fattr(mask, vals);
     let mut d = XdrDecoder::new(&buf);
     let r = decode_settable(&mut d);
@@ -529,7 +542,7 @@ fn decode_settable_errors() {
     );
 }
 
-fn run_verify(mask: &[u32], vals: &[u8], src: &AttrSource<'_>) -> Result<bool, u32> {
+fn run_verify(mask: &[u32], vals: &[u8], src: &AttrSource<'_>) -> Result<bool, NfsStatus> {
     let buf = fattr(mask, vals);
     verify(&mut XdrDecoder::new(&buf), src)
 }
@@ -637,4 +650,28 @@ fn the_clients_settable_attributes_decode_on_the_server() {
         (set.size, set.mode, set.uid),
         (Some(7), Some(0o644), Some(1000))
     );
+}
+
+/// GETATTR's reply-size bound holds for every attribute at its largest.
+#[test]
+fn max_fattr_len_bounds_the_encoding() {
+    let mut a = sample();
+    a.uid = u32::MAX - 1;
+    a.gid = 4_000_000_000;
+    let locs = vec!["192.168.100.200".to_string(), "h".to_string()];
+    let root: [&[u8]; 2] = [b"export", b"sub"];
+    let mut src = source(&a, Some(&STATS), &locs);
+    let fh = [7u8; crate::consts::NFS4_FHSIZE];
+    src.fh = &fh;
+    src.fs_root_path = &root;
+    let all = [u32::MAX; WORDS];
+    let mut out = Vec::new();
+    encode_fattr(&mut out, &all, &src);
+    let max = max_fattr_len(&all, &root, &locs);
+    assert!(out.len() <= max, "{} > {max}", out.len());
+    // Only suppattr_exclcreat's bitmap is shorter than the bound allows.
+    assert!(max - out.len() <= 4, "{} much less than {max}", out.len());
+    // A bitmap longer than the words we know, and nothing asked.
+    assert!(max_fattr_len(&[u32::MAX; 8], &root, &locs) >= out.len());
+    assert_eq!(max_fattr_len(&[], &[], &[]), 4 + 4 * WORDS + 4);
 }

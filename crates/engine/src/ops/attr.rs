@@ -1,15 +1,16 @@
 //! Attribute ops: GETATTR, SETATTR, VERIFY, NVERIFY, ACCESS.
 
 use crate::attrs::{self, AttrSource};
-use crate::compound::{CompoundCtx, CurFh, OpResult};
-use crate::consts::status;
-use crate::types::{decode_bitmap, encode_bitmap};
+use crate::compound::{CompoundCtx, CurFh, OpResult, resolved};
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_proto::nfs4::ops::{
+    AccessArgs, AccessResOk, Fattr4, GetAttrArgs, SetAttrArgs, SetAttrRes, VerifyArgs, Xdr,
+};
 use ringnfs_state::files::IoKind;
 use ringnfs_state::stateid::Stateid;
 
-use super::{access, xdr};
+use super::access;
 
 /// Encode fattr4 of `obj` (with attributes `a`) for the `requested` bitmap.
 pub fn encode_attrs(
@@ -49,25 +50,22 @@ pub fn source<'a>(
     }
 }
 
-pub fn getattr(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let requested = xdr(decode_bitmap(d))?;
-    attrs::check_readable(&requested)?;
+/// GETATTR4resok is a fattr4, written in place by [`attrs::encode_fattr`].
+pub fn getattr(ctx: &mut CompoundCtx<'_>, a: GetAttrArgs, out: &mut Vec<u8>) -> OpResult {
+    attrs::check_readable(&a.attr_request)?;
     let cur = ctx.cur()?;
-    let a = ctx.export.backend.getattr(&cur.obj)?;
-    encode_attrs(ctx, out, &requested, &cur.obj, &a)
+    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    encode_attrs(ctx, out, &a.attr_request, &cur.obj, &attrs)
 }
 
-pub fn setattr(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    // SETATTR4res carries attrsset even on failure: encode an empty one first.
-    ctx.keep_error_body = true;
-    let empty_at = out.len();
-    encode_bitmap(out, &[]);
-    let sid = xdr(Stateid::decode(d))?;
-    let (set, bits) = attrs::decode_settable(d)?;
+/// SETATTR4res carries attrsset whatever the status: the attributes set on success,
+/// and (from [`setattr_failed`], its row's error body) none on failure.
+pub fn setattr(ctx: &mut CompoundCtx<'_>, a: SetAttrArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let (set, bits) = attrs::decode_settable(&a.attrs)?;
     let cur = ctx.cur()?;
     ctx.writable()?;
     if set.size.is_some() {
-        let sid = ctx.resolve_stateid(sid)?;
+        let sid = resolved(a.stateid)?;
         let a = ctx.export.backend.getattr(&cur.obj)?;
         match a.ftype {
             FileType::Regular => {}
@@ -77,10 +75,17 @@ pub fn setattr(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
         check_stateid_io(ctx, &sid, &cur, &a, IoKind::Write)?;
     }
     ctx.export.backend.setattr(&cur.obj, &set, &ctx.caller)?;
-    out.truncate(empty_at);
-    encode_bitmap(out, &bits);
-    ctx.keep_error_body = false;
+    SetAttrRes {
+        status: status::NFS4_OK,
+        attrsset: bits,
+    }
+    .encode_body(out);
     Ok(())
+}
+
+/// The body of a failed SETATTR: nothing set.
+pub fn setattr_failed(out: &mut Vec<u8>) {
+    SetAttrRes::default().encode_body(out);
 }
 
 /// Validate a stateid for I/O on the current file; special stateids get a permission
@@ -109,24 +114,24 @@ pub fn check_stateid_io(
     Ok(())
 }
 
-fn verify_common(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>) -> Result<bool, u32> {
+fn verify_common(ctx: &mut CompoundCtx<'_>, f: &Fattr4<'_>) -> Result<bool, NfsStatus> {
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     let stats = ctx.export.backend.statfs()?;
     let src = source(ctx, cur.fh.as_bytes(), &a, Some(&stats));
-    attrs::verify(d, &src)
+    attrs::verify(f, &src)
 }
 
-pub fn verify(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    if verify_common(ctx, d)? {
+pub fn verify(ctx: &mut CompoundCtx<'_>, a: VerifyArgs<'_>, _: &mut Vec<u8>) -> OpResult {
+    if verify_common(ctx, &a.attrs)? {
         Ok(())
     } else {
         Err(status::NFS4ERR_NOT_SAME)
     }
 }
 
-pub fn nverify(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    if verify_common(ctx, d)? {
+pub fn nverify(ctx: &mut CompoundCtx<'_>, a: VerifyArgs<'_>, _: &mut Vec<u8>) -> OpResult {
+    if verify_common(ctx, &a.attrs)? {
         Err(status::NFS4ERR_SAME)
     } else {
         Ok(())
@@ -164,13 +169,15 @@ pub fn granted(a: &Attrs, caller: &Caller, read_only: bool) -> u32 {
     g
 }
 
-pub fn access(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let asked = xdr(d.u32())?;
+pub fn access(ctx: &mut CompoundCtx<'_>, args: AccessArgs, out: &mut Vec<u8>) -> OpResult {
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     // We can answer every bit; DELETE is meaningful for directories only (as knfsd).
-    let supported = asked & access::ALL;
-    out.put_u32(supported);
-    out.put_u32(granted(&a, &ctx.caller, ctx.export.opts.read_only) & supported);
+    let supported = args.access & access::ALL;
+    AccessResOk {
+        supported,
+        access: granted(&a, &ctx.caller, ctx.export.opts.read_only) & supported,
+    }
+    .encode(out);
     Ok(())
 }

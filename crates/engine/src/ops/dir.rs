@@ -4,41 +4,43 @@
 use crate::attrs;
 use crate::compound::{CompoundCtx, OpResult};
 use crate::consts::status;
-use crate::types::{decode_bitmap, encode_bitmap};
-use ringnfs_fs::{CreateKind, check_name};
+use ringnfs_fs::{CreateKind, FileType, check_name};
+use ringnfs_proto::nfs4::ops::{
+    CinfoResOk, CreateArgs, CreateResOk, CreateType, LinkArgs, ReaddirArgs, ReaddirEntry,
+    ReaddirResOk, ReadlinkResOk, RemoveArgs, RenameArgs, RenameResOk, Secinfo, SecinfoArgs,
+    SecinfoNoNameArgs, SecinfoResOk, Xdr,
+};
 use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_SYS};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 
 use super::attr::encode_attrs;
-use super::{decode_component, encode_change_info, require_dir, require_search, xdr};
+use super::{change_info, component, require_dir, require_search};
 
-const NF4BLK: u32 = 3;
-const NF4CHR: u32 = 4;
-const NF4LNK: u32 = 5;
-const NF4SOCK: u32 = 6;
-const NF4FIFO: u32 = 7;
-const NF4DIR: u32 = 2;
-const NF4REG: u32 = 1;
+/// The longest symbolic link target this server stores (PATH_MAX): linktext4 has no
+/// XDR bound, a longer one in CREATE is refused as bad XDR.
+pub const MAX_LINK_TEXT: usize = 4096;
 
-pub fn create(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let kind = match xdr(d.u32())? {
-        NF4LNK => {
-            let target = xdr(d.opaque(4096))?;
+pub fn create(ctx: &mut CompoundCtx<'_>, a: CreateArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let kind = match a.objtype {
+        CreateType::Link(target) => {
+            if target.len() > MAX_LINK_TEXT {
+                return Err(status::NFS4ERR_BADXDR);
+            }
             if target.is_empty() {
                 return Err(status::NFS4ERR_INVAL);
             }
             CreateKind::Symlink(target.to_vec())
         }
-        NF4BLK => CreateKind::Block(xdr(d.u32())?, xdr(d.u32())?),
-        NF4CHR => CreateKind::Char(xdr(d.u32())?, xdr(d.u32())?),
-        NF4SOCK => CreateKind::Socket,
-        NF4FIFO => CreateKind::Fifo,
-        NF4DIR => CreateKind::Directory,
-        NF4REG => return Err(status::NFS4ERR_BADTYPE),
-        _ => return Err(status::NFS4ERR_BADTYPE),
+        CreateType::Block(s) => CreateKind::Block(s.specdata1, s.specdata2),
+        CreateType::Char(s) => CreateKind::Char(s.specdata1, s.specdata2),
+        CreateType::Socket => CreateKind::Socket,
+        CreateType::Fifo => CreateKind::Fifo,
+        CreateType::Dir => CreateKind::Directory,
+        // NF4REG is OPEN's; NF4ATTRDIR, NF4NAMEDATTR and undefined types have no
+        // CREATE either.
+        CreateType::Other(_) => return Err(status::NFS4ERR_BADTYPE),
     };
-    let name = decode_component(d)?;
-    let (set, bits) = attrs::decode_settable(d)?;
+    let name = component(a.objname)?;
+    let (set, bits) = attrs::decode_settable(&a.createattrs)?;
     let dir = ctx.cur()?;
     let fs = &ctx.export.backend;
     let before = fs.getattr(&dir.obj)?;
@@ -47,14 +49,17 @@ pub fn create(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
     ctx.writable()?;
     let obj = fs.create(&dir.obj, name, &kind, &set, &ctx.caller)?;
     let after = fs.getattr(&dir.obj)?;
-    encode_change_info(out, &before, &after);
-    encode_bitmap(out, &bits);
+    CreateResOk {
+        cinfo: change_info(&before, &after),
+        attrset: bits,
+    }
+    .encode(out);
     ctx.set_current(obj);
     Ok(())
 }
 
-pub fn remove(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let name = decode_component(d)?;
+pub fn remove(ctx: &mut CompoundCtx<'_>, a: RemoveArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let name = component(a.name)?;
     let dir = ctx.cur()?;
     let fs = &ctx.export.backend;
     let before = fs.getattr(&dir.obj)?;
@@ -63,14 +68,17 @@ pub fn remove(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
     ctx.writable()?;
     fs.remove(&dir.obj, name, &ctx.caller)?;
     let after = fs.getattr(&dir.obj)?;
-    encode_change_info(out, &before, &after);
+    CinfoResOk {
+        cinfo: change_info(&before, &after),
+    }
+    .encode(out);
     Ok(())
 }
 
 /// RENAME: from the saved filehandle's directory to the current one's.
-pub fn rename(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let old = decode_component(d)?;
-    let new = decode_component(d)?;
+pub fn rename(ctx: &mut CompoundCtx<'_>, a: RenameArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let old = component(a.oldname)?;
+    let new = component(a.newname)?;
     let src = ctx.saved()?;
     let dst = ctx.cur()?;
     let fs = &ctx.export.backend;
@@ -82,61 +90,67 @@ pub fn rename(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u
     check_name(new)?;
     ctx.writable()?;
     fs.rename(&src.obj, old, &dst.obj, new, &ctx.caller)?;
-    encode_change_info(out, &src_before, &fs.getattr(&src.obj)?);
-    encode_change_info(out, &dst_before, &fs.getattr(&dst.obj)?);
+    RenameResOk {
+        source_cinfo: change_info(&src_before, &fs.getattr(&src.obj)?),
+        target_cinfo: change_info(&dst_before, &fs.getattr(&dst.obj)?),
+    }
+    .encode(out);
     Ok(())
 }
 
 /// LINK: the saved filehandle gets a new name in the current directory.
-pub fn link(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let name = decode_component(d)?;
+pub fn link(ctx: &mut CompoundCtx<'_>, a: LinkArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let name = component(a.name)?;
     let target = ctx.saved()?;
     let dir = ctx.cur()?;
     let fs = &ctx.export.backend;
     let before = fs.getattr(&dir.obj)?;
     require_dir(&before)?;
-    if fs.getattr(&target.obj)?.ftype == ringnfs_fs::FileType::Directory {
+    if fs.getattr(&target.obj)?.ftype == FileType::Directory {
         return Err(status::NFS4ERR_ISDIR);
     }
     check_name(name)?;
     ctx.writable()?;
     fs.link(&target.obj, &dir.obj, name, &ctx.caller)?;
-    encode_change_info(out, &before, &fs.getattr(&dir.obj)?);
+    CinfoResOk {
+        cinfo: change_info(&before, &fs.getattr(&dir.obj)?),
+    }
+    .encode(out);
     Ok(())
 }
 
-pub fn readlink(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
+pub fn readlink(ctx: &mut CompoundCtx<'_>, _: (), out: &mut Vec<u8>) -> OpResult {
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
-    if a.ftype != ringnfs_fs::FileType::Symlink {
+    if a.ftype != FileType::Symlink {
         return Err(status::NFS4ERR_INVAL);
     }
-    out.put_opaque(&ctx.export.backend.readlink(&cur.obj)?);
+    let link = ctx.export.backend.readlink(&cur.obj)?;
+    ReadlinkResOk { link: &link }.encode(out);
     Ok(())
 }
 
 /// Our cookies are stable for as long as an entry exists, so one verifier serves all.
 const COOKIE_VERIFIER: [u8; 8] = *b"ringnfs1";
 
-pub fn readdir(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let cookie = xdr(d.u64())?;
-    let verifier = xdr(d.array::<8>())?;
-    let dircount = xdr(d.u32())? as usize;
+/// READDIR4resok is written one entry at a time, each entry's fattr4 in place.
+pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> OpResult {
+    let (cookie, dircount) = (a.cookie, a.dircount as usize);
     // The client's maxcount, but never past what the session's reply size allows.
-    let maxcount = (xdr(d.u32())? as usize).min(ctx.reply_room);
-    let requested = xdr(decode_bitmap(d))?;
-    attrs::check_readable(&requested)?;
+    let maxcount = (a.maxcount as usize).min(ctx.reply_room);
+    let requested = &a.attr_request;
+    attrs::check_readable(requested)?;
     let dir = ctx.cur()?;
     let fs = &ctx.export.backend;
     require_dir(&fs.getattr(&dir.obj)?)?;
     if cookie == 1 || cookie == 2 {
         return Err(status::NFS4ERR_BAD_COOKIE);
     }
-    if cookie != 0 && verifier != COOKIE_VERIFIER && verifier != [0; 8] {
+    if cookie != 0 && a.cookieverf != COOKIE_VERIFIER && a.cookieverf != [0; 8] {
         return Err(status::NFS4ERR_NOT_SAME);
     }
     let start = out.len();
-    out.put_fixed(&COOKIE_VERIFIER);
+    ReaddirResOk::encode_head(out, &COOKIE_VERIFIER);
     // Room for the trailing "no more entries" and eof words.
     let limit = maxcount.saturating_sub(8);
     let mut names_bytes = 0usize;
@@ -147,10 +161,8 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
         let (entries, end) = fs.readdir(&dir.obj, next, 128)?;
         for e in &entries {
             let entry_start = out.len();
-            out.put_bool(true);
-            out.put_u64(e.cookie);
-            out.put_opaque(&e.name);
-            encode_attrs(ctx, out, &requested, &e.handle, &e.attrs)?;
+            ReaddirEntry::encode_head(out, e.cookie, &e.name);
+            encode_attrs(ctx, out, requested, &e.handle, &e.attrs)?;
             names_bytes += 8 + 4 + e.name.len();
             let over_dircount = dircount > 0 && names_bytes > dircount && emitted > 0;
             if out.len() - start > limit || over_dircount {
@@ -169,27 +181,23 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
         out.truncate(start);
         return Err(status::NFS4ERR_TOOSMALL);
     }
-    out.put_bool(false);
-    out.put_bool(eof);
+    ReaddirResOk::encode_end(out, eof);
     Ok(())
 }
 
-/// secinfo4 list: AUTH_SYS, then AUTH_NONE.
-fn encode_secinfo(out: &mut Vec<u8>) {
-    out.put_u32(2);
-    out.put_u32(AUTH_SYS);
-    out.put_u32(AUTH_NONE);
-}
+/// The flavors SECINFO and SECINFO_NO_NAME offer: AUTH_SYS, then AUTH_NONE.
+pub const SECINFO_FLAVORS: [Secinfo<'static>; 2] =
+    [Secinfo::Flavor(AUTH_SYS), Secinfo::Flavor(AUTH_NONE)];
 
-pub fn secinfo(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let name = decode_component(d)?;
+pub fn secinfo(ctx: &mut CompoundCtx<'_>, a: SecinfoArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let name = component(a.name)?;
     let dir = ctx.cur()?;
     let attrs = ctx.export.backend.getattr(&dir.obj)?;
     require_dir(&attrs)?;
     check_name(name)?;
     require_search(&attrs, &ctx.caller)?;
     ctx.export.backend.lookup(&dir.obj, name)?;
-    encode_secinfo(out);
+    SecinfoResOk::encode_list(out, &SECINFO_FLAVORS);
     // RFC 8881 §2.6.3.1.1.8: SECINFO consumes the current filehandle.
     ctx.current_fh = None;
     Ok(())
@@ -197,19 +205,18 @@ pub fn secinfo(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<
 
 pub fn secinfo_no_name(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: SecinfoNoNameArgs,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let style = xdr(d.u32())?;
     let cur = ctx.cur()?;
-    match style {
+    match a.style {
         0 => {}
         1 => {
             ctx.export.backend.lookup_parent(&cur.obj)?;
         }
         _ => return Err(status::NFS4ERR_INVAL),
     }
-    encode_secinfo(out);
+    SecinfoResOk::encode_list(out, &SECINFO_FLAVORS);
     ctx.current_fh = None;
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Filehandle ops: PUTROOTFH, PUTPUBFH, PUTFH, GETFH, SAVEFH, RESTOREFH, LOOKUP, LOOKUPP.
+//! Putting a new filehandle clears the current stateid: their rows say so, the loop
+//! does it.
 
 use crate::compound::{CompoundCtx, CurFh, OpResult};
 use crate::consts::{NFS4_FHSIZE, status};
 use ringnfs_fs::check_name;
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_proto::nfs4::ops::{GetFhResOk, LookupArgs, PutFhArgs, Xdr};
 
-use super::{decode_component, require_dir, require_search, xdr};
+use super::{component, require_dir, require_search};
 
 /// Clients outside the export's allowed networks get no filehandle.
 fn check_peer(ctx: &CompoundCtx<'_>) -> OpResult {
@@ -16,52 +18,48 @@ fn check_peer(ctx: &CompoundCtx<'_>) -> OpResult {
     }
 }
 
-pub fn putrootfh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
+pub fn putrootfh(ctx: &mut CompoundCtx<'_>, _: (), _: &mut Vec<u8>) -> OpResult {
     check_peer(ctx)?;
     ctx.current_fh = Some(CurFh {
         obj: ctx.export.root,
         fh: ctx.export.root_fh,
     });
-    ctx.current_stateid = None;
     Ok(())
 }
 
-pub fn putfh(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
+pub fn putfh(ctx: &mut CompoundCtx<'_>, a: PutFhArgs<'_>, _: &mut Vec<u8>) -> OpResult {
     // A handle longer than NFS4_FHSIZE is a bad handle, not bad XDR.
-    let len = xdr(d.u32())? as usize;
-    if len > NFS4_FHSIZE {
+    if a.fh.len() > NFS4_FHSIZE {
         return Err(status::NFS4ERR_BADHANDLE);
     }
-    let bytes = xdr(d.opaque_fixed(len))?;
     check_peer(ctx)?;
-    let (obj, fh) = ctx.export.handles.decode(bytes)?;
+    let (obj, fh) = ctx.export.handles.decode(a.fh)?;
     ctx.current_fh = Some(CurFh { obj, fh });
-    ctx.current_stateid = None;
     Ok(())
 }
 
-pub fn getfh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    out.put_opaque(ctx.cur()?.fh.as_bytes());
+pub fn getfh(ctx: &mut CompoundCtx<'_>, _: (), out: &mut Vec<u8>) -> OpResult {
+    let cur = ctx.cur()?;
+    GetFhResOk {
+        fh: cur.fh.as_bytes(),
+    }
+    .encode(out);
     Ok(())
 }
 
-pub fn savefh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    ctx.saved_fh = ctx.current_fh;
-    ctx.saved_stateid = ctx.current_stateid;
+pub fn savefh(ctx: &mut CompoundCtx<'_>, _: (), _: &mut Vec<u8>) -> OpResult {
+    ctx.save_fh();
     Ok(())
 }
 
-pub fn restorefh(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    let fh = ctx.saved_fh.ok_or(status::NFS4ERR_RESTOREFH)?;
-    ctx.current_fh = Some(fh);
-    ctx.current_stateid = ctx.saved_stateid;
-    Ok(())
+pub fn restorefh(ctx: &mut CompoundCtx<'_>, _: (), _: &mut Vec<u8>) -> OpResult {
+    ctx.restore_fh()
 }
 
-pub fn lookup(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    let name = decode_component(d)?;
+pub fn lookup(ctx: &mut CompoundCtx<'_>, a: LookupArgs<'_>, _: &mut Vec<u8>) -> OpResult {
+    let name = component(a.name)?;
     let dir = ctx.cur()?;
-    // RFC 8881 §18.15.4: NOTDIR for a non-directory, SYMLINK for a symbolic link.
+    // RFC 8881 §18.13.4: NOTDIR for a non-directory, SYMLINK for a symbolic link.
     let attrs = ctx.export.backend.getattr(&dir.obj)?;
     require_dir(&attrs)?;
     check_name(name)?;
@@ -71,7 +69,7 @@ pub fn lookup(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>
     Ok(())
 }
 
-pub fn lookupp(ctx: &mut CompoundCtx<'_>, _: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
+pub fn lookupp(ctx: &mut CompoundCtx<'_>, _: (), _: &mut Vec<u8>) -> OpResult {
     let dir = ctx.cur()?;
     let attrs = ctx.export.backend.getattr(&dir.obj)?;
     require_dir(&attrs)?;

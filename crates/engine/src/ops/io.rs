@@ -1,16 +1,16 @@
 //! Data ops: READ, WRITE, COMMIT. READ appends file data straight into the reply.
 
-use crate::compound::{CompoundCtx, OpResult};
-use crate::consts::status;
+use crate::compound::{CompoundCtx, OpResult, resolved};
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{FileType, FsError, Stability};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, pad4};
+use ringnfs_proto::nfs4::ops::{
+    CommitArgs, CommitResOk, ReadArgs, ReadResOk, WriteArgs, WriteResOk, Xdr, stable_how4,
+};
 use ringnfs_service::{FileIo, FileIoDone, FileOp, IoFd};
 use ringnfs_state::StateManager;
 use ringnfs_state::files::IoKind;
-use ringnfs_state::stateid::Stateid;
 
 use super::attr::check_stateid_io;
-use super::xdr;
 
 /// maxread / maxwrite (the fattr4 values say the same).
 pub const MAX_IO: u32 = 1024 * 1024;
@@ -68,12 +68,12 @@ pub enum IoFinish {
 
 pub enum IoOutcome {
     /// The op's final status (its result is complete in the reply when OK).
-    Status(u32),
+    Status(NfsStatus),
     /// Another file operation is needed first (a stable WRITE's fsync).
     Again(FileOp, IoFinish),
 }
 
-fn io_status(res: i32) -> u32 {
+fn io_status(res: i32) -> NfsStatus {
     FsError::from_errno(-res).status()
 }
 
@@ -96,13 +96,12 @@ pub fn finish(
             count,
             size,
         } => {
-            let eof_at = st_at + 4;
+            // The head of READ4resok follows the status.
+            let head = st_at + 4;
             let data = &done.buf[..(n as usize).min(done.buf.len())];
             out.extend_from_slice(data);
-            out.resize(out.len() + pad4(data.len()) - data.len(), 0);
             let eof = read_eof(offset, data.len(), count, size);
-            out.patch_u32(eof_at, eof as u32);
-            out.patch_u32(eof_at + 4, data.len() as u32);
+            ReadResOk::finish_head(out, head, eof, data.len());
             IoOutcome::Status(status::NFS4_OK)
         }
         IoFinish::Write {
@@ -124,13 +123,19 @@ pub fn finish(
             synced,
             written,
         } => {
-            out.put_u32(if synced { written } else { n });
-            out.put_u32(stable as u32);
-            out.put_fixed(&state.write_verifier);
+            WriteResOk {
+                count: if synced { written } else { n },
+                committed: stable as u32,
+                verifier: state.write_verifier,
+            }
+            .encode(out);
             IoOutcome::Status(status::NFS4_OK)
         }
         IoFinish::Commit => {
-            out.put_fixed(&state.write_verifier);
+            CommitResOk {
+                verifier: state.write_verifier,
+            }
+            .encode(out);
             IoOutcome::Status(status::NFS4_OK)
         }
         IoFinish::Done => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
@@ -153,33 +158,26 @@ fn require_regular(t: FileType) -> OpResult {
     }
 }
 
-pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let sid = xdr(Stateid::decode(d))?;
-    let offset = xdr(d.u64())?;
+pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResult {
+    let offset = a.offset;
     // Never more than maxread, nor more than the session's reply size still allows.
     let room = ctx.reply_room.saturating_sub(64).min(MAX_IO as usize) as u32;
-    let count = xdr(d.u32())?.min(room);
+    let count = a.count.min(room);
     let cur = ctx.cur()?;
-    let sid = ctx.resolve_stateid(sid)?;
-    let a = ctx.export.backend.getattr(&cur.obj)?;
-    require_regular(a.ftype)?;
-    check_stateid_io(ctx, &sid, &cur, &a, IoKind::Read)?;
-    let eof_at = out.mark();
-    out.put_bool(false);
-    let len_at = out.mark();
-    out.put_u32(0);
+    let sid = resolved(a.stateid)?;
+    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    require_regular(attrs.ftype)?;
+    check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Read)?;
+    let head = ReadResOk::encode_head(out);
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, false) {
         let fd = fd?;
         // Real files: what the page cache holds is copied at once; anything else is
         // read on the worker's ring while the core serves other requests.
-        let start = out.len();
-        match ringnfs_fs::sync_io::read_nowait(&fd, offset, count, a.size, out) {
+        match ringnfs_fs::sync_io::read_nowait(&fd, offset, count, attrs.size, out) {
             Some(Ok(n)) => {
                 // A non-blocking read may stop short of `count` before end of file.
-                let eof = read_eof(offset, n, count, a.size);
-                out.patch_u32(eof_at, eof as u32);
-                out.patch_u32(len_at, n as u32);
-                out.resize(start + pad4(n), 0);
+                let eof = read_eof(offset, n, count, attrs.size);
+                ReadResOk::finish_head(out, head, eof, n);
                 return Ok(());
             }
             Some(Err(e)) => return Err(e.into()),
@@ -192,7 +190,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
             IoFinish::Read {
                 offset,
                 count,
-                size: a.size,
+                size: attrs.size,
             },
         ));
         return Ok(());
@@ -200,28 +198,28 @@ pub fn read(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     let start = out.len();
     let eof = ctx.export.backend.read(&cur.obj, offset, count, out)?;
     let n = out.len() - start;
-    out.patch_u32(eof_at, eof as u32);
-    out.patch_u32(len_at, n as u32);
-    out.resize(start + pad4(n), 0);
+    ReadResOk::finish_head(out, head, eof, n);
     Ok(())
 }
 
-pub fn write(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let sid = xdr(Stateid::decode(d))?;
-    let offset = xdr(d.u64())?;
-    let stable = match xdr(d.u32())? {
-        0 => Stability::Unstable,
-        1 => Stability::DataSync,
-        2 => Stability::FileSync,
+pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let (offset, data) = (a.offset, a.data);
+    let stable = match a.stable {
+        stable_how4::UNSTABLE => Stability::Unstable,
+        stable_how4::DATA_SYNC => Stability::DataSync,
+        stable_how4::FILE_SYNC => Stability::FileSync,
         _ => return Err(status::NFS4ERR_INVAL),
     };
-    let data = xdr(d.opaque(MAX_IO as usize))?;
+    // opaque data<> has no XDR bound: more than our maxwrite is refused as bad XDR.
+    if data.len() > MAX_IO as usize {
+        return Err(status::NFS4ERR_BADXDR);
+    }
     let cur = ctx.cur()?;
     ctx.writable()?;
-    let sid = ctx.resolve_stateid(sid)?;
-    let a = ctx.export.backend.getattr(&cur.obj)?;
-    require_regular(a.ftype)?;
-    check_stateid_io(ctx, &sid, &cur, &a, IoKind::Write)?;
+    let sid = resolved(a.stateid)?;
+    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    require_regular(attrs.ftype)?;
+    check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Write)?;
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, true) {
         // The kernel takes signed offsets: nothing can be written beyond i64::MAX.
         if offset
@@ -246,34 +244,39 @@ pub fn write(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8
         return Ok(());
     }
     let (n, done) = ctx.export.backend.write(&cur.obj, offset, data, stable)?;
-    out.put_u32(n);
-    out.put_u32(done as u32);
-    out.put_fixed(&ctx.state.write_verifier);
+    WriteResOk {
+        count: n,
+        committed: done as u32,
+        verifier: ctx.state.write_verifier,
+    }
+    .encode(out);
     Ok(())
 }
 
-pub fn commit(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let offset = xdr(d.u64())?;
-    let count = xdr(d.u32())?;
-    if offset.checked_add(count as u64).is_none() {
+pub fn commit(ctx: &mut CompoundCtx<'_>, a: CommitArgs, out: &mut Vec<u8>) -> OpResult {
+    if a.offset.checked_add(a.count as u64).is_none() {
         return Err(status::NFS4ERR_INVAL);
     }
     let cur = ctx.cur()?;
-    let a = ctx.export.backend.getattr(&cur.obj)?;
-    require_regular(a.ftype)?;
+    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    require_regular(attrs.ftype)?;
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, false) {
         let op = FileOp::Fsync { datasync: false };
         ctx.pending_io = Some(PendingIo::new(fd?, op, IoFinish::Commit));
         return Ok(());
     }
     ctx.export.backend.commit(&cur.obj)?;
-    out.put_fixed(&ctx.state.write_verifier);
+    CommitResOk {
+        verifier: ctx.state.write_verifier,
+    }
+    .encode(out);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringnfs_proto::xdr::pad4;
     use ringnfs_state::{StateConfig, StateManager};
 
     /// Finish a READ of `count` bytes at `offset` in a file of `size` whose file

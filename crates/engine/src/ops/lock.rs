@@ -1,71 +1,74 @@
-//! Byte-range locks: LOCK, LOCKT, LOCKU (POSIX semantics, advisory).
+//! Byte-range locks: LOCK, LOCKT, LOCKU (POSIX semantics, advisory). LOCK and LOCKT
+//! answer NFS4ERR_DENIED with LOCK4denied after the status (their rows keep it).
 
-use crate::compound::{CompoundCtx, OpResult};
-use crate::consts::{NFS4_OPAQUE_LIMIT, status};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use crate::compound::{CompoundCtx, OpResult, resolved};
+use crate::consts::{NfsStatus, status};
+use ringnfs_proto::nfs4::ops::{
+    self as wire, LockArgs, LockDenied, LockResOk, LocktArgs, LockuArgs, LockuResOk, StateOwner,
+    Xdr, nfs_lock_type4,
+};
 use ringnfs_state::files::{Conflict, LockRequest, Locker, Owner, Range};
 use ringnfs_state::stateid::Stateid;
 
-use super::xdr;
-
-const READ_LT: u32 = 1;
-const WRITE_LT: u32 = 2;
-const READW_LT: u32 = 3;
-const WRITEW_LT: u32 = 4;
-
-fn is_write(locktype: u32) -> Result<bool, u32> {
+fn is_write(locktype: u32) -> Result<bool, NfsStatus> {
     match locktype {
-        READ_LT | READW_LT => Ok(false),
-        WRITE_LT | WRITEW_LT => Ok(true),
+        nfs_lock_type4::READ_LT | nfs_lock_type4::READW_LT => Ok(false),
+        nfs_lock_type4::WRITE_LT | nfs_lock_type4::WRITEW_LT => Ok(true),
         _ => Err(status::NFS4ERR_INVAL),
     }
 }
 
 /// LOCK4denied after an NFS4ERR_DENIED status.
-fn denied(ctx: &mut CompoundCtx<'_>, out: &mut Vec<u8>, c: &Conflict) -> u32 {
-    out.put_u64(c.range.start);
-    out.put_u64(c.range.length());
-    out.put_u32(if c.write { WRITE_LT } else { READ_LT });
-    out.put_u64(c.owner.client);
-    out.put_opaque(&c.owner.owner);
-    ctx.keep_error_body = true;
+fn denied(out: &mut Vec<u8>, c: &Conflict) -> NfsStatus {
+    LockDenied {
+        offset: c.range.start,
+        length: c.range.length(),
+        locktype: if c.write {
+            nfs_lock_type4::WRITE_LT
+        } else {
+            nfs_lock_type4::READ_LT
+        },
+        owner: StateOwner {
+            clientid: c.owner.client,
+            owner: &c.owner.owner,
+        },
+    }
+    .encode(out);
     status::NFS4ERR_DENIED
 }
 
-pub fn lock(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let write = is_write(xdr(d.u32())?)?;
-    let reclaim = xdr(d.bool())?;
-    let offset = xdr(d.u64())?;
-    let length = xdr(d.u64())?;
-    let new_owner = xdr(d.bool())?;
-    let mut owner_bytes = Vec::new();
-    let locker_sid = if new_owner {
-        let _open_seqid = xdr(d.u32())?;
-        let open = xdr(Stateid::decode(d))?;
-        let _lock_seqid = xdr(d.u32())?;
-        let _clientid = xdr(d.u64())?;
-        owner_bytes = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
-        open
-    } else {
-        let sid = xdr(Stateid::decode(d))?;
-        let _lock_seqid = xdr(d.u32())?;
-        sid
-    };
+/// The stateid in LOCK's locker4 (the open stateid of a new lock owner, or the lock
+/// stateid of an existing one): the one the loop replaces by the current stateid.
+pub fn locker_stateid<'s>(a: &'s mut LockArgs<'_>) -> &'s mut Stateid {
+    match &mut a.locker {
+        wire::Locker::New { open_stateid, .. } => open_stateid,
+        wire::Locker::Existing { stateid, .. } => stateid,
+    }
+}
+
+pub fn lock(
+    ctx: &mut CompoundCtx<'_>,
+    a: LockArgs<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
+    let write = is_write(a.locktype)?;
     let cur = ctx.cur()?;
-    if reclaim {
+    if a.reclaim {
         ctx.state.check_reclaim(ctx.client()?)?;
     } else {
         ctx.may_take_new_locks()?;
     }
-    let range = Range::from_nfs(offset, length)?;
-    let sid = ctx.resolve_stateid(locker_sid)?;
-    let locker = if new_owner {
-        Locker::New {
-            open: sid,
-            owner: &owner_bytes,
-        }
-    } else {
-        Locker::Existing(sid)
+    let range = Range::from_nfs(a.offset, a.length)?;
+    let locker = match a.locker {
+        wire::Locker::New {
+            open_stateid,
+            owner,
+            ..
+        } => Locker::New {
+            open: resolved(open_stateid)?,
+            owner: owner.owner,
+        },
+        wire::Locker::Existing { stateid, .. } => Locker::Existing(resolved(stateid)?),
     };
     let req = LockRequest {
         client: ctx.client()?,
@@ -76,49 +79,43 @@ pub fn lock(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
     };
     match ctx.state.files.lock(req)? {
         Ok(sid) => {
-            sid.encode(out);
-            ctx.current_stateid = Some(sid);
-            Ok(())
+            LockResOk { stateid: sid }.encode(out);
+            Ok(sid)
         }
-        Err(conflict) => Err(denied(ctx, out, &conflict)),
+        Err(conflict) => Err(denied(out, &conflict)),
     }
 }
 
-pub fn lockt(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let write = is_write(xdr(d.u32())?)?;
-    let offset = xdr(d.u64())?;
-    let length = xdr(d.u64())?;
-    let _clientid = xdr(d.u64())?;
-    let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
+pub fn lockt(ctx: &mut CompoundCtx<'_>, a: LocktArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let write = is_write(a.locktype)?;
     let cur = ctx.cur()?;
     if ctx.state.in_grace() {
         return Err(status::NFS4ERR_GRACE);
     }
-    let range = Range::from_nfs(offset, length)?;
+    let range = Range::from_nfs(a.offset, a.length)?;
     let owner = Owner {
         client: ctx.client()?,
-        owner,
+        owner: a.owner.owner.to_vec(),
     };
     match ctx.state.files.test_lock(&cur.obj, &owner, range, write) {
         None => Ok(()),
-        Some(c) => Err(denied(ctx, out, &c)),
+        Some(c) => Err(denied(out, &c)),
     }
 }
 
-pub fn locku(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let _type = is_write(xdr(d.u32())?)?;
-    let _seqid = xdr(d.u32())?;
-    let sid = xdr(Stateid::decode(d))?;
-    let offset = xdr(d.u64())?;
-    let length = xdr(d.u64())?;
+pub fn locku(
+    ctx: &mut CompoundCtx<'_>,
+    a: LockuArgs,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
+    let _type = is_write(a.locktype)?;
     let cur = ctx.cur()?;
-    let range = Range::from_nfs(offset, length)?;
-    let sid = ctx.resolve_stateid(sid)?;
+    let range = Range::from_nfs(a.offset, a.length)?;
+    let sid = resolved(a.stateid)?;
     let new = ctx
         .state
         .files
         .unlock(&sid, ctx.client()?, &cur.obj, range)?;
-    new.encode(out);
-    ctx.current_stateid = Some(new);
-    Ok(())
+    LockuResOk { stateid: new }.encode(out);
+    Ok(new)
 }

@@ -1,4 +1,7 @@
-//! Op handlers, one group per file.
+//! Op handlers, one group per file, like their arguments' and results' types in
+//! `ringnfs_proto::nfs4::ops`. A handler takes its op's decoded arguments and appends
+//! its result with the proto result type's encoder; its row in `optable.rs` says which
+//! rules the COMPOUND loop applies around it.
 
 pub mod attr;
 pub mod dir;
@@ -8,34 +11,32 @@ pub mod lock;
 pub mod open;
 pub mod open_deleg;
 pub mod session;
+pub mod stateid_ops;
 
-use crate::consts::{NFS4_OPAQUE_LIMIT, status};
+use crate::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, status};
 use ringnfs_fs::{Attrs, Caller, FileType};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
+use ringnfs_proto::nfs4::ops::ChangeInfo;
 
-/// Undecodable arguments are NFS4ERR_BADXDR.
-pub fn xdr<T>(r: Result<T, XdrError>) -> Result<T, u32> {
-    r.map_err(|_| status::NFS4ERR_BADXDR)
-}
-
-/// component4: a name of at most NFS4_OPAQUE_LIMIT bytes (longer → NAMETOOLONG).
-pub fn decode_component<'a>(d: &mut XdrDecoder<'a>) -> Result<&'a [u8], u32> {
-    let len = xdr(d.u32())? as usize;
-    if len > NFS4_OPAQUE_LIMIT {
+/// component4: a name of at most NFS4_OPAQUE_LIMIT bytes (longer → NAMETOOLONG, before
+/// anything else is looked at; `ringnfs_fs::check_name` judges the rest).
+pub fn component(name: &[u8]) -> Result<&[u8], NfsStatus> {
+    if name.len() > NFS4_OPAQUE_LIMIT {
         return Err(status::NFS4ERR_NAMETOOLONG);
     }
-    xdr(d.opaque_fixed(len))
+    Ok(name)
 }
 
 /// change_info4 for a directory changed by an op (not atomic: two separate reads).
-pub fn encode_change_info(out: &mut Vec<u8>, before: &Attrs, after: &Attrs) {
-    out.put_bool(false);
-    out.put_u64(before.change);
-    out.put_u64(after.change);
+pub fn change_info(before: &Attrs, after: &Attrs) -> ChangeInfo {
+    ChangeInfo {
+        atomic: false,
+        before: before.change,
+        after: after.change,
+    }
 }
 
 /// Ops that need a directory as the current filehandle.
-pub fn require_dir(a: &Attrs) -> Result<(), u32> {
+pub fn require_dir(a: &Attrs) -> Result<(), NfsStatus> {
     match a.ftype {
         FileType::Directory => Ok(()),
         FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
@@ -44,9 +45,9 @@ pub fn require_dir(a: &Attrs) -> Result<(), u32> {
 }
 
 /// Search (execute) permission on directory `a`, which resolving a name in it needs
-/// (RFC 8881 §18.15: LOOKUP; knfsd checks MAY_EXEC the same way). Backends resolve
+/// (RFC 8881 §18.13: LOOKUP; knfsd checks MAY_EXEC the same way). Backends resolve
 /// names as the server, so the NFS layer checks this for the caller.
-pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), u32> {
+pub fn require_search(a: &Attrs, caller: &Caller) -> Result<(), NfsStatus> {
     if caller.perm_bits(a) & 1 == 0 {
         return Err(status::NFS4ERR_ACCESS);
     }

@@ -1,33 +1,20 @@
-//! OPEN, OPEN_DOWNGRADE, CLOSE and the stateid ops (TEST_STATEID, FREE_STATEID,
-//! DELEGRETURN). No delegations are granted (see `open_deleg`).
+//! OPEN, OPEN_DOWNGRADE and CLOSE. No delegations are granted (see `open_deleg`). The
+//! stateid each returns becomes the current stateid (their rows say so).
 
 use crate::attrs;
-use crate::compound::{CompoundCtx, OpResult};
-use crate::consts::{NFS4_OPAQUE_LIMIT, status};
-use crate::types::encode_bitmap;
+use crate::compound::{CompoundCtx, OpResult, resolved};
+use crate::consts::{NfsStatus, status};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_proto::nfs4::ops::{
+    CloseArgs, CloseResOk, CreateHow, OpenArgs, OpenClaim, OpenDowngradeArgs, OpenDowngradeResOk,
+    OpenHow, OpenResOk, Xdr, open4_result,
+};
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
 use ringnfs_state::stateid::Stateid;
 
 use super::attr::granted;
-use super::open_deleg::{access_only, encode_no_delegation, split_share_access};
-use super::{access, decode_component, encode_change_info, require_dir, require_search, xdr};
-
-const OPEN4_NOCREATE: u32 = 0;
-const OPEN4_CREATE: u32 = 1;
-const UNCHECKED4: u32 = 0;
-const GUARDED4: u32 = 1;
-const EXCLUSIVE4: u32 = 2;
-const EXCLUSIVE4_1: u32 = 3;
-const CLAIM_NULL: u32 = 0;
-const CLAIM_PREVIOUS: u32 = 1;
-const CLAIM_DELEGATE_CUR: u32 = 2;
-const CLAIM_DELEGATE_PREV: u32 = 3;
-const CLAIM_FH: u32 = 4;
-const CLAIM_DELEG_PREV_FH: u32 = 5;
-const CLAIM_DELEG_CUR_FH: u32 = 6;
-const OPEN4_RESULT_LOCKTYPE_POSIX: u32 = 4;
+use super::open_deleg::{access_only, no_delegation, split_share_access};
+use super::{access, change_info, component, require_dir, require_search};
 
 enum How {
     NoCreate,
@@ -36,39 +23,38 @@ enum How {
     Exclusive([u8; 8], SetAttrs, Vec<u32>),
 }
 
-fn decode_how(d: &mut XdrDecoder<'_>) -> Result<How, u32> {
-    match xdr(d.u32())? {
-        OPEN4_NOCREATE => Ok(How::NoCreate),
-        OPEN4_CREATE => match xdr(d.u32())? {
-            UNCHECKED4 => {
-                let (s, b) = attrs::decode_settable(d)?;
-                Ok(How::Unchecked(s, b))
+/// openflag4 as the handler uses it: the createattrs judged (their errors before
+/// anything else but the share_access wish), an undefined opentype4 or createmode4
+/// NFS4ERR_INVAL.
+fn how(h: &OpenHow<'_>) -> Result<How, NfsStatus> {
+    match h {
+        OpenHow::NoCreate => Ok(How::NoCreate),
+        OpenHow::Create(CreateHow::Unchecked(f)) => {
+            let (s, b) = attrs::decode_settable(f)?;
+            Ok(How::Unchecked(s, b))
+        }
+        OpenHow::Create(CreateHow::Guarded(f)) => {
+            let (s, b) = attrs::decode_settable(f)?;
+            Ok(How::Guarded(s, b))
+        }
+        OpenHow::Create(CreateHow::Exclusive4(verf)) => {
+            Ok(How::Exclusive(*verf, SetAttrs::default(), Vec::new()))
+        }
+        OpenHow::Create(CreateHow::Exclusive41(verf, f)) => {
+            let (s, b) = attrs::decode_settable(f)?;
+            // The times hold the verifier: only suppattr_exclcreat may be set.
+            let allowed = attrs::suppattr_exclcreat();
+            if b.iter()
+                .enumerate()
+                .any(|(i, w)| w & !allowed.get(i).copied().unwrap_or(0) != 0)
+            {
+                return Err(status::NFS4ERR_INVAL);
             }
-            GUARDED4 => {
-                let (s, b) = attrs::decode_settable(d)?;
-                Ok(How::Guarded(s, b))
-            }
-            EXCLUSIVE4 => Ok(How::Exclusive(
-                xdr(d.array::<8>())?,
-                SetAttrs::default(),
-                Vec::new(),
-            )),
-            EXCLUSIVE4_1 => {
-                let verf = xdr(d.array::<8>())?;
-                let (s, b) = attrs::decode_settable(d)?;
-                // The times hold the verifier: only suppattr_exclcreat may be set.
-                let allowed = attrs::suppattr_exclcreat();
-                if b.iter()
-                    .enumerate()
-                    .any(|(i, w)| w & !allowed.get(i).copied().unwrap_or(0) != 0)
-                {
-                    return Err(status::NFS4ERR_INVAL);
-                }
-                Ok(How::Exclusive(verf, s, b))
-            }
-            _ => Err(status::NFS4ERR_INVAL),
-        },
-        _ => Err(status::NFS4ERR_INVAL),
+            Ok(How::Exclusive(*verf, s, b))
+        }
+        OpenHow::Create(CreateHow::Undefined(_)) | OpenHow::Undefined(_) => {
+            Err(status::NFS4ERR_INVAL)
+        }
     }
 }
 
@@ -104,7 +90,7 @@ fn open_by_name(
     dir: &ObjHandle,
     name: &[u8],
     how: How,
-) -> Result<(ObjHandle, bool, Vec<u32>), u32> {
+) -> Result<(ObjHandle, bool, Vec<u32>), NfsStatus> {
     let fs = &ctx.export.backend;
     match how {
         How::NoCreate => {
@@ -168,23 +154,23 @@ fn open_by_name(
     }
 }
 
-pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let _seqid = xdr(d.u32())?;
-    let (share_access, wish) = split_share_access(xdr(d.u32())?)?;
-    let share_deny = xdr(d.u32())?;
-    let _owner_client = xdr(d.u64())?;
-    let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
-    let how = decode_how(d)?;
-    let claim = xdr(d.u32())?;
+pub fn open(
+    ctx: &mut CompoundCtx<'_>,
+    a: OpenArgs<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
+    let (share_access, wish) = split_share_access(a.share_access)?;
+    let share_deny = a.share_deny;
+    let how = how(&a.how)?;
     let client = ctx.client()?;
     let cur = ctx.cur()?;
     let fs = ctx.export.backend.clone();
-    if claim != CLAIM_PREVIOUS {
+    if !matches!(a.claim, OpenClaim::Previous(_)) {
         ctx.may_take_new_locks()?;
     }
-    let (obj, created, attrset, cinfo) = match claim {
-        CLAIM_NULL => {
-            let name = decode_component(d)?;
+    let (obj, created, attrset, cinfo) = match a.claim {
+        OpenClaim::Null(name) => {
+            let name = component(name)?;
             let before = fs.getattr(&cur.obj)?;
             require_dir(&before)?;
             check_name(name)?;
@@ -192,14 +178,13 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
             let after = fs.getattr(&cur.obj)?;
             (obj, created, bits, Some((before, after)))
         }
-        CLAIM_FH => {
+        OpenClaim::Fh => {
             if !matches!(how, How::NoCreate) {
                 return Err(status::NFS4ERR_INVAL);
             }
             (cur.obj, false, Vec::new(), None)
         }
-        CLAIM_PREVIOUS => {
-            let _delegate_type = xdr(d.u32())?;
+        OpenClaim::Previous(_delegate_type) => {
             // Reclaim of an open held before the restart: the current filehandle is the file.
             ctx.state.check_reclaim(client)?;
             if !matches!(how, How::NoCreate) {
@@ -208,109 +193,83 @@ pub fn open(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>
             (cur.obj, false, Vec::new(), None)
         }
         // We never granted a delegation, so no delegation stateid is valid.
-        CLAIM_DELEGATE_CUR | CLAIM_DELEG_CUR_FH => return Err(status::NFS4ERR_BAD_STATEID),
-        CLAIM_DELEGATE_PREV | CLAIM_DELEG_PREV_FH => return Err(status::NFS4ERR_NOTSUPP),
-        _ => return Err(status::NFS4ERR_INVAL),
+        OpenClaim::DelegateCur { .. } | OpenClaim::DelegCurFh(_) => {
+            return Err(status::NFS4ERR_BAD_STATEID);
+        }
+        OpenClaim::DelegatePrev(_) | OpenClaim::DelegPrevFh => {
+            return Err(status::NFS4ERR_NOTSUPP);
+        }
+        // `Unread` cannot reach here: its undefined openflag4 was refused above.
+        OpenClaim::Undefined(_) | OpenClaim::Unread => return Err(status::NFS4ERR_INVAL),
     };
-    let a = fs.getattr(&obj)?;
-    check_open_type(&a)?;
+    let attrs = fs.getattr(&obj)?;
+    check_open_type(&attrs)?;
     if share_access & SHARE_ACCESS_WRITE != 0 {
         ctx.writable()?;
     }
     if !created {
-        let g = granted(&a, &ctx.caller, ctx.export.opts.read_only);
+        let g = granted(&attrs, &ctx.caller, ctx.export.opts.read_only);
         let need_read = share_access & SHARE_ACCESS_READ != 0 && g & access::READ == 0;
         let need_write = share_access & SHARE_ACCESS_WRITE != 0 && g & access::MODIFY == 0;
         if need_read || need_write {
             return Err(status::NFS4ERR_ACCESS);
         }
     }
-    let sid = ctx
-        .state
-        .files
-        .open(Owner { client, owner }, obj, share_access, share_deny)?;
+    let owner = Owner {
+        client,
+        owner: a.owner.owner.to_vec(),
+    };
+    let sid = ctx.state.files.open(owner, obj, share_access, share_deny)?;
     let others_access = if wish.is_stated() {
         ctx.state.files.others_access(&obj, client)
     } else {
         0
     };
-    sid.encode(out);
-    match cinfo {
-        Some((before, after)) => encode_change_info(out, &before, &after),
-        None => encode_change_info(out, &a, &a),
+    let (before, after) = cinfo.unwrap_or((attrs, attrs));
+    OpenResOk {
+        stateid: sid,
+        cinfo: change_info(&before, &after),
+        // Byte-range locks follow POSIX semantics.
+        rflags: open4_result::LOCKTYPE_POSIX,
+        attrset,
+        delegation: no_delegation(wish, others_access),
     }
-    out.put_u32(OPEN4_RESULT_LOCKTYPE_POSIX);
-    encode_bitmap(out, &attrset);
-    encode_no_delegation(out, wish, others_access);
+    .encode(out);
     ctx.set_current(obj);
-    ctx.current_stateid = Some(sid);
-    Ok(())
+    Ok(sid)
 }
 
 pub fn open_downgrade(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: OpenDowngradeArgs,
     out: &mut Vec<u8>,
-) -> OpResult {
-    let sid = xdr(Stateid::decode(d))?;
-    let _seqid = xdr(d.u32())?;
-    let share_access = access_only(xdr(d.u32())?);
-    let share_deny = xdr(d.u32())?;
+) -> Result<Stateid, NfsStatus> {
+    let share_access = access_only(a.share_access);
     let cur = ctx.cur()?;
-    let sid = ctx.resolve_stateid(sid)?;
-    let new =
-        ctx.state
-            .files
-            .open_downgrade(&sid, ctx.client()?, &cur.obj, share_access, share_deny)?;
-    new.encode(out);
-    ctx.current_stateid = Some(new);
-    Ok(())
+    let sid = resolved(a.stateid)?;
+    let new = ctx.state.files.open_downgrade(
+        &sid,
+        ctx.client()?,
+        &cur.obj,
+        share_access,
+        a.share_deny,
+    )?;
+    OpenDowngradeResOk { stateid: new }.encode(out);
+    Ok(new)
 }
 
-pub fn close(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, out: &mut Vec<u8>) -> OpResult {
-    let _seqid = xdr(d.u32())?;
-    let sid = xdr(Stateid::decode(d))?;
+pub fn close(
+    ctx: &mut CompoundCtx<'_>,
+    a: CloseArgs,
+    out: &mut Vec<u8>,
+) -> Result<Stateid, NfsStatus> {
     let cur = ctx.cur()?;
-    let sid = ctx.resolve_stateid(sid)?;
+    let sid = resolved(a.stateid)?;
     ctx.state.files.close(&sid, ctx.client()?, &cur.obj)?;
     // RFC 8881 §18.2.4: a closed stateid is answered with the invalid special stateid.
-    Stateid::INVALID.encode(out);
-    ctx.current_stateid = Some(Stateid::INVALID);
-    Ok(())
-}
-
-pub fn delegreturn(ctx: &mut CompoundCtx<'_>, d: &mut XdrDecoder<'_>, _: &mut Vec<u8>) -> OpResult {
-    let _sid = xdr(Stateid::decode(d))?;
-    ctx.cur()?;
-    // No delegation was ever granted, so none can be returned.
-    Err(status::NFS4ERR_BAD_STATEID)
-}
-
-pub fn test_stateid(
-    ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
-    out: &mut Vec<u8>,
-) -> OpResult {
-    let n = xdr(d.array_len(1024, 16))?;
-    let client = ctx.client()?;
-    let mut results = Vec::with_capacity(n);
-    for _ in 0..n {
-        let sid = xdr(Stateid::decode(d))?;
-        results.push(ctx.state.files.test(&sid, client));
+    CloseResOk {
+        stateid: Stateid::INVALID,
     }
-    out.put_u32(results.len() as u32);
-    for r in results {
-        out.put_u32(r);
-    }
-    Ok(())
-}
-
-pub fn free_stateid(
-    ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
-    _: &mut Vec<u8>,
-) -> OpResult {
-    let sid = xdr(Stateid::decode(d))?;
-    let sid = ctx.resolve_stateid(sid)?;
-    ctx.state.files.free(&sid, ctx.client()?)
+    .encode(out);
+    Ok(Stateid::INVALID)
 }

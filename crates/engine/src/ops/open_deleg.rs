@@ -3,8 +3,8 @@
 //! delegation yet; a client that said what it wants learns why it got none
 //! (OPEN_DELEGATE_NONE_EXT), one that did not gets plain OPEN_DELEGATE_NONE.
 
-use crate::consts::status;
-use ringnfs_proto::xdr::XdrEncoder;
+use crate::consts::{NfsStatus, status};
+use ringnfs_proto::nfs4::ops::{OpenDelegation, WhyNoDelegation};
 use ringnfs_state::files::{SHARE_ACCESS_BOTH, SHARE_ACCESS_WRITE};
 
 /// OPEN4_SHARE_ACCESS_WANT_* values (one of them, in the mask) and flags.
@@ -27,17 +27,8 @@ mod want {
         | OPEN_XOR_DELEGATION;
 }
 
-/// open_delegation_type4.
-const OPEN_DELEGATE_NONE: u32 = 0;
-const OPEN_DELEGATE_NONE_EXT: u32 = 3;
-
 /// why_no_delegation4.
-pub mod why {
-    pub const NOT_WANTED: u32 = 0;
-    pub const CONTENTION: u32 = 1;
-    pub const RESOURCE: u32 = 2;
-    pub const CANCELLED: u32 = 7;
-}
+pub use ringnfs_proto::nfs4::ops::why_no_delegation4 as why;
 
 /// The delegation wish carried in OPEN's share_access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +43,7 @@ impl Want {
 
 /// Split OPEN's share_access into the access bits and the delegation wish; an unknown
 /// wish is NFS4ERR_INVAL.
-pub fn split_share_access(raw: u32) -> Result<(u32, Want), u32> {
+pub fn split_share_access(raw: u32) -> Result<(u32, Want), NfsStatus> {
     let wish = raw & want::ALL;
     if wish & want::TYPE_MASK > want::CANCEL {
         return Err(status::NFS4ERR_INVAL);
@@ -67,10 +58,9 @@ pub fn access_only(raw: u32) -> u32 {
 
 /// The open_delegation4 of an OPEN that granted none, given the wish and the access
 /// other clients' opens of the file hold (`others_access`, only read for a stated wish).
-pub fn encode_no_delegation(out: &mut Vec<u8>, wish: Want, others_access: u32) {
+pub fn no_delegation(wish: Want, others_access: u32) -> OpenDelegation<'static> {
     if !wish.is_stated() {
-        out.put_u32(OPEN_DELEGATE_NONE);
-        return;
+        return OpenDelegation::None;
     }
     let reason = match wish.0 & want::TYPE_MASK {
         want::NO_DELEG => why::NOT_WANTED,
@@ -83,23 +73,24 @@ pub fn encode_no_delegation(out: &mut Vec<u8>, wish: Want, others_access: u32) {
         // Nothing conflicts: the server does not hand out delegations (yet).
         _ => why::RESOURCE,
     };
-    out.put_u32(OPEN_DELEGATE_NONE_EXT);
-    out.put_u32(reason);
-    match reason {
-        // ond_server_will_push_deleg / ond_server_will_signal_avail: we will not.
-        why::CONTENTION | why::RESOURCE => out.put_bool(false),
-        _ => {}
-    }
+    // ond_server_will_push_deleg / ond_server_will_signal_avail: we will not.
+    OpenDelegation::NoneExt(match reason {
+        why::CONTENTION => WhyNoDelegation::Contention { will_push: false },
+        why::RESOURCE => WhyNoDelegation::Resource { will_signal: false },
+        other => WhyNoDelegation::Other(other),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringnfs_proto::nfs4::ops::Xdr;
+    use ringnfs_proto::nfs4::ops::open_delegation_type4::NONE as OPEN_DELEGATE_NONE;
 
     fn answer(raw: u32, others: u32) -> Vec<u32> {
         let (_, wish) = split_share_access(raw).unwrap();
         let mut out = Vec::new();
-        encode_no_delegation(&mut out, wish, others);
+        no_delegation(wish, others).encode(&mut out);
         out.chunks(4)
             .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
             .collect()

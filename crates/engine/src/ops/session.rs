@@ -1,165 +1,126 @@
-//! Session and client-id ops: EXCHANGE_ID, CREATE_SESSION, BIND_CONN_TO_SESSION,
-//! DESTROY_SESSION, DESTROY_CLIENTID, RECLAIM_COMPLETE.
+//! Session and client-id ops: SEQUENCE, EXCHANGE_ID, CREATE_SESSION,
+//! BIND_CONN_TO_SESSION, DESTROY_SESSION, DESTROY_CLIENTID, RECLAIM_COMPLETE.
 
 use crate::compound::{CompoundCtx, OpResult};
-use crate::consts::{NFS4_OPAQUE_LIMIT, exchgid_flag, sp4, status};
-use crate::types::{
-    bitmap_to_ops, decode_bitmap, decode_cb_sec_parms, decode_channel_attrs, decode_sessionid,
-    encode_bitmap, encode_channel_attrs, ops_to_bitmap,
+use crate::consts::status;
+use ringnfs_proto::nfs4::ops::{
+    BindConnArgs, BindConnResOk, CreateSessionArgs, CreateSessionResOk, DestroyClientidArgs,
+    DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId, ReclaimCompleteArgs, SequenceArgs,
+    SequenceResOk, ServerOwner, Xdr,
 };
-use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
-use ringnfs_state::client::MACH_CRED_ENFORCEABLE;
-use ringnfs_state::{CreateSessionArgs, ExchangeIdArgs, StateProtect};
+use ringnfs_state::{CompoundSize, SeqOutcome};
 
-const BADXDR: u32 = status::NFS4ERR_BADXDR;
+/// Our nfs_impl_id4.
+pub const IMPL_DOMAIN: &[u8] = b"ringnfs.org";
+pub const IMPL_NAME: &[u8] = concat!("ringnfs ", env!("CARGO_PKG_VERSION")).as_bytes();
 
-fn xdr<T>(r: Result<T, XdrError>) -> Result<T, u32> {
-    r.map_err(|_| BADXDR)
-}
-
-/// nfs_impl_id4: domain, name, date.
-fn decode_impl_id(d: &mut XdrDecoder<'_>) -> Result<String, XdrError> {
-    let mut name = String::new();
-    if d.array_len(1, 4)? == 1 {
-        let domain = d.opaque(NFS4_OPAQUE_LIMIT)?;
-        let n = d.opaque(NFS4_OPAQUE_LIMIT)?;
-        let _secs = d.i64()?;
-        let _nsecs = d.u32()?;
-        name = format!(
-            "{} ({})",
-            String::from_utf8_lossy(n),
-            String::from_utf8_lossy(domain)
-        );
+/// SEQUENCE (first in the COMPOUND, its row says): the slot, the implicit bind and the
+/// lease in the state manager. A retry leaves its cached reply in `ctx.replay` for the
+/// loop to answer with.
+pub fn sequence(ctx: &mut CompoundCtx<'_>, a: SequenceArgs, out: &mut Vec<u8>) -> OpResult {
+    let size = CompoundSize {
+        numops: ctx.numops,
+        request_len: ctx.request_len,
+        min_reply_len: ctx.reply_used + SequenceResOk::LEN,
+    };
+    match ctx.state.sequence(ctx.conn, &a, ctx.request_hash, size)? {
+        SeqOutcome::Execute(g) => {
+            SequenceResOk {
+                sessionid: g.sessionid,
+                sequenceid: g.sequenceid,
+                slotid: g.slotid,
+                highest_slotid: g.highest_slotid,
+                target_highest_slotid: g.target_highest_slotid,
+                status_flags: g.status_flags,
+            }
+            .encode(out);
+            ctx.session = Some(g);
+            ctx.conn.shared.mark_had_session();
+        }
+        SeqOutcome::Replay(_, cached) => ctx.replay = Some(cached),
     }
-    Ok(name)
+    Ok(())
 }
 
+/// EXCHANGE_ID: what the arguments may ask for and the client record's cases are the
+/// state manager's (`ringnfs_state::client`).
 pub fn exchange_id(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: ExchangeIdArgs<'_>,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let verifier = xdr(d.array::<8>())?;
-    let owner = xdr(d.opaque(NFS4_OPAQUE_LIMIT))?.to_vec();
-    let flags = xdr(d.u32())?;
-    let how = xdr(d.u32())?;
-    let protect = match how {
-        sp4::NONE => StateProtect::default(),
-        sp4::MACH_CRED => {
-            let enforce = bitmap_to_ops(&xdr(decode_bitmap(d))?);
-            let allow = bitmap_to_ops(&xdr(decode_bitmap(d))?);
-            StateProtect {
-                how,
-                // We enforce what was asked among the ops that matter for state
-                // protection; BIND_CONN_TO_SESSION always (RFC 8881 §18.34.3).
-                enforce: MACH_CRED_ENFORCEABLE
-                    .iter()
-                    .copied()
-                    .filter(|o| {
-                        enforce.contains(o) || *o == crate::consts::op::BIND_CONN_TO_SESSION
-                    })
-                    .collect(),
-                allow: allow.into_iter().filter(|o| *o < 80).collect(),
-            }
-        }
-        // SSV needs GSS; we do not offer it.
-        sp4::SSV => return Err(status::NFS4ERR_ENCR_ALG_UNSUPP),
-        _ => return Err(BADXDR),
-    };
-    let impl_name = xdr(decode_impl_id(d))?;
-    if owner.is_empty() {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    if flags & !exchgid_flag::CLIENT_MASK != 0 {
-        return Err(status::NFS4ERR_INVAL);
-    }
-    if how == sp4::MACH_CRED && ctx.cred.uid().is_none() {
-        // Machine credentials need a principal: AUTH_NONE has none.
-        return Err(status::NFS4ERR_INVAL);
-    }
-    let args = ExchangeIdArgs {
-        verifier,
-        owner,
-        flags,
-        protect,
-        impl_name,
-    };
-    let reply = ctx.state.exchange_id(ctx.conn.core, ctx.cred, &args)?;
-    out.put_u64(reply.clientid);
-    out.put_u32(reply.sequenceid);
-    out.put_u32(reply.flags);
-    out.put_u32(reply.protect.how);
-    if reply.protect.how == sp4::MACH_CRED {
-        encode_bitmap(out, &ops_to_bitmap(&reply.protect.enforce));
-        encode_bitmap(out, &ops_to_bitmap(&reply.protect.allow));
-    }
+    let reply = ctx.state.exchange_id(ctx.conn.core, ctx.cred, &a)?;
     // server_owner4 and server_scope: identical on every address, stable across
     // restarts, so clients trunk sessions across our addresses.
-    out.put_u64(0);
-    out.put_opaque(&ctx.state.config.server_owner);
-    out.put_opaque(&ctx.state.config.server_scope);
-    out.put_u32(1);
-    out.put_opaque(b"ringnfs.org");
-    out.put_opaque(concat!("ringnfs ", env!("CARGO_PKG_VERSION")).as_bytes());
-    out.put_u64(0);
-    out.put_u32(0);
+    ExchangeIdResOk {
+        clientid: reply.clientid,
+        sequenceid: reply.sequenceid,
+        flags: reply.flags,
+        state_protect: reply.protect.to_wire(),
+        server_owner: ServerOwner {
+            minor_id: 0,
+            major_id: &ctx.state.config.server_owner,
+        },
+        server_scope: &ctx.state.config.server_scope,
+        impl_id: Some(ImplId {
+            domain: IMPL_DOMAIN,
+            name: IMPL_NAME,
+            date: (0, 0),
+        }),
+    }
+    .encode(out);
     Ok(())
 }
 
 pub fn create_session(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: CreateSessionArgs<'_>,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let args = CreateSessionArgs {
-        clientid: xdr(d.u64())?,
-        sequence: xdr(d.u32())?,
-        flags: xdr(d.u32())?,
-        fore: xdr(decode_channel_attrs(d))?,
-        back: xdr(decode_channel_attrs(d))?,
-        cb_program: xdr(d.u32())?,
-        cb_cred: xdr(decode_cb_sec_parms(d))?,
-    };
-    let reply = ctx.state.create_session(ctx.conn, ctx.cred, &args)?;
+    let reply = ctx.state.create_session(ctx.conn, ctx.cred, &a)?;
     ctx.conn.shared.mark_had_session();
-    out.put_fixed(&reply.sessionid.0);
-    out.put_u32(reply.sequence);
-    out.put_u32(reply.flags);
-    encode_channel_attrs(out, &reply.fore);
-    encode_channel_attrs(out, &reply.back);
+    CreateSessionResOk {
+        sessionid: reply.sessionid,
+        sequence: reply.sequence,
+        flags: reply.flags,
+        fore: reply.fore,
+        back: reply.back,
+    }
+    .encode(out);
     Ok(())
 }
 
 pub fn bind_conn_to_session(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: BindConnArgs,
     out: &mut Vec<u8>,
 ) -> OpResult {
-    let sid = xdr(decode_sessionid(d))?;
-    let dir = xdr(d.u32())?;
-    let _rdma = xdr(d.bool())?;
+    let sid = a.sessionid;
     let result = ctx
         .state
-        .bind_conn_to_session(ctx.conn, ctx.cred, &sid, dir);
+        .bind_conn_to_session(ctx.conn, ctx.cred, &sid, a.dir);
     // One line per BIND_CONN_TO_SESSION (rare: recovery only), so the kernel harness and
     // operators can see which direction each transport asked for and what it got.
     tracing::debug!(
         conn = ctx.conn.id,
         peer = %ctx.conn.peer,
         session = %sid.to_hex(),
-        requested = cdfc_name(dir),
+        requested = cdfc_name(a.dir),
         granted = match &result {
             Ok(d) => d.label(),
             Err(_) => "-",
         },
-        status = result.as_ref().err().copied().unwrap_or(0),
+        status = result.as_ref().err().map_or(0, |s| s.code()),
         "BIND_CONN_TO_SESSION"
     );
     let granted = result?;
-    out.put_fixed(&sid.0);
-    out.put_u32(granted.to_cdfs());
-    // TCP only: never RDMA mode.
-    out.put_bool(false);
+    BindConnResOk {
+        sessionid: sid,
+        dir: granted.to_cdfs(),
+        // TCP only: never RDMA mode.
+        use_rdma: false,
+    }
+    .encode(out);
     Ok(())
 }
 
@@ -176,37 +137,34 @@ fn cdfc_name(v: u32) -> &'static str {
 
 pub fn destroy_session(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: DestroySessionArgs,
     _out: &mut Vec<u8>,
 ) -> OpResult {
-    let sid = xdr(decode_sessionid(d))?;
-    ctx.state.destroy_session(ctx.conn, ctx.cred, &sid)
+    ctx.state.destroy_session(ctx.conn, ctx.cred, &a.sessionid)
 }
 
 pub fn destroy_clientid(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: DestroyClientidArgs,
     _out: &mut Vec<u8>,
 ) -> OpResult {
-    let clientid = xdr(d.u64())?;
     ctx.state
-        .destroy_clientid(ctx.conn.core, ctx.cred, clientid)
+        .destroy_clientid(ctx.conn.core, ctx.cred, a.clientid)
 }
 
 pub fn reclaim_complete(
     ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
+    a: ReclaimCompleteArgs,
     _out: &mut Vec<u8>,
 ) -> OpResult {
-    let one_fs = xdr(d.bool())?;
     let Some(grant) = ctx.session.as_mut() else {
         return Err(status::NFS4ERR_OP_NOT_IN_SESSION);
     };
-    if one_fs && ctx.current_fh.is_none() {
+    if a.one_fs && ctx.current_fh.is_none() {
         return Err(status::NFS4ERR_NOFILEHANDLE);
     }
-    ctx.state.reclaim_complete(grant.clientid, one_fs)?;
+    ctx.state.reclaim_complete(grant.clientid, a.one_fs)?;
     // An OPEN later in this COMPOUND may take new state.
-    grant.reclaim_complete |= !one_fs;
+    grant.reclaim_complete |= !a.one_fs;
     Ok(())
 }

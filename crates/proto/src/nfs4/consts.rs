@@ -91,6 +91,19 @@ pub mod op {
     pub const ILLEGAL: u32 = 10044;
 }
 
+/// nfs_ftype4: the type attribute, and CREATE's object type.
+pub mod ftype4 {
+    pub const NF4REG: u32 = 1;
+    pub const NF4DIR: u32 = 2;
+    pub const NF4BLK: u32 = 3;
+    pub const NF4CHR: u32 = 4;
+    pub const NF4LNK: u32 = 5;
+    pub const NF4SOCK: u32 = 6;
+    pub const NF4FIFO: u32 = 7;
+    pub const NF4ATTRDIR: u32 = 8;
+    pub const NF4NAMEDATTR: u32 = 9;
+}
+
 /// Callback operation numbers (nfs_cb_opnum4).
 pub mod cb_op {
     pub const CB_SEQUENCE: u32 = 11;
@@ -99,109 +112,156 @@ pub mod cb_op {
 
 /// NFS status codes (nfsstat4) that this server returns.
 pub mod status {
-    pub const NFS4_OK: u32 = 0;
-    pub const NFS4ERR_PERM: u32 = 1;
-    pub const NFS4ERR_NOENT: u32 = 2;
-    pub const NFS4ERR_NXIO: u32 = 6;
-    pub const NFS4ERR_IO: u32 = 5;
-    pub const NFS4ERR_ACCESS: u32 = 13;
-    pub const NFS4ERR_EXIST: u32 = 17;
-    pub const NFS4ERR_NOTDIR: u32 = 20;
-    pub const NFS4ERR_ISDIR: u32 = 21;
-    pub const NFS4ERR_INVAL: u32 = 22;
-    pub const NFS4ERR_XDEV: u32 = 18;
-    pub const NFS4ERR_FBIG: u32 = 27;
-    pub const NFS4ERR_NOSPC: u32 = 28;
-    pub const NFS4ERR_MLINK: u32 = 31;
-    pub const NFS4ERR_DQUOT: u32 = 69;
-    pub const NFS4ERR_ROFS: u32 = 30;
-    pub const NFS4ERR_NAMETOOLONG: u32 = 63;
-    pub const NFS4ERR_NOTEMPTY: u32 = 66;
-    pub const NFS4ERR_STALE: u32 = 70;
-    pub const NFS4ERR_BADHANDLE: u32 = 10001;
-    pub const NFS4ERR_BAD_COOKIE: u32 = 10003;
-    pub const NFS4ERR_NOTSUPP: u32 = 10004;
-    pub const NFS4ERR_TOOSMALL: u32 = 10005;
-    pub const NFS4ERR_SERVERFAULT: u32 = 10006;
-    pub const NFS4ERR_BADTYPE: u32 = 10007;
-    pub const NFS4ERR_DELAY: u32 = 10008;
-    pub const NFS4ERR_SAME: u32 = 10009;
-    pub const NFS4ERR_DENIED: u32 = 10010;
-    pub const NFS4ERR_EXPIRED: u32 = 10011;
-    pub const NFS4ERR_LOCKED: u32 = 10012;
-    pub const NFS4ERR_GRACE: u32 = 10013;
-    pub const NFS4ERR_FHEXPIRED: u32 = 10014;
-    pub const NFS4ERR_SHARE_DENIED: u32 = 10015;
-    pub const NFS4ERR_WRONGSEC: u32 = 10016;
-    pub const NFS4ERR_CLID_INUSE: u32 = 10017;
-    pub const NFS4ERR_RESOURCE: u32 = 10018;
-    pub const NFS4ERR_MOVED: u32 = 10019;
-    pub const NFS4ERR_NOFILEHANDLE: u32 = 10020;
-    pub const NFS4ERR_MINOR_VERS_MISMATCH: u32 = 10021;
-    pub const NFS4ERR_STALE_CLIENTID: u32 = 10022;
-    pub const NFS4ERR_STALE_STATEID: u32 = 10023;
-    pub const NFS4ERR_OLD_STATEID: u32 = 10024;
-    pub const NFS4ERR_BAD_STATEID: u32 = 10025;
-    pub const NFS4ERR_BAD_SEQID: u32 = 10026;
-    pub const NFS4ERR_NOT_SAME: u32 = 10027;
-    pub const NFS4ERR_LOCK_RANGE: u32 = 10028;
-    pub const NFS4ERR_SYMLINK: u32 = 10029;
-    pub const NFS4ERR_RESTOREFH: u32 = 10030;
-    pub const NFS4ERR_ATTRNOTSUPP: u32 = 10032;
-    pub const NFS4ERR_NO_GRACE: u32 = 10033;
-    pub const NFS4ERR_LOCKS_HELD: u32 = 10037;
-    pub const NFS4ERR_OPENMODE: u32 = 10038;
-    pub const NFS4ERR_BADXDR: u32 = 10036;
-    pub const NFS4ERR_BADOWNER: u32 = 10039;
-    pub const NFS4ERR_BADCHAR: u32 = 10040;
-    pub const NFS4ERR_BADNAME: u32 = 10041;
-    pub const NFS4ERR_OP_ILLEGAL: u32 = 10044;
-    pub const NFS4ERR_DEADLOCK: u32 = 10045;
-    pub const NFS4ERR_FILE_OPEN: u32 = 10046;
-    pub const NFS4ERR_ADMIN_REVOKED: u32 = 10047;
-    pub const NFS4ERR_CB_PATH_DOWN: u32 = 10048;
-    pub const NFS4ERR_BADIOMODE: u32 = 10049;
-    pub const NFS4ERR_BADLAYOUT: u32 = 10050;
-    pub const NFS4ERR_BAD_SESSION_DIGEST: u32 = 10051;
-    pub const NFS4ERR_BADSESSION: u32 = 10052;
-    pub const NFS4ERR_BADSLOT: u32 = 10053;
-    pub const NFS4ERR_COMPLETE_ALREADY: u32 = 10054;
-    pub const NFS4ERR_CONN_NOT_BOUND_TO_SESSION: u32 = 10055;
-    pub const NFS4ERR_DELEG_ALREADY_WANTED: u32 = 10056;
-    pub const NFS4ERR_BACK_CHAN_BUSY: u32 = 10057;
-    pub const NFS4ERR_LAYOUTTRYLATER: u32 = 10058;
-    pub const NFS4ERR_LAYOUTUNAVAILABLE: u32 = 10059;
-    pub const NFS4ERR_NOMATCHING_LAYOUT: u32 = 10060;
-    pub const NFS4ERR_RECALLCONFLICT: u32 = 10061;
-    pub const NFS4ERR_UNKNOWN_LAYOUTTYPE: u32 = 10062;
-    pub const NFS4ERR_SEQ_MISORDERED: u32 = 10063;
-    pub const NFS4ERR_SEQUENCE_POS: u32 = 10064;
-    pub const NFS4ERR_REQ_TOO_BIG: u32 = 10065;
-    pub const NFS4ERR_REP_TOO_BIG: u32 = 10066;
-    pub const NFS4ERR_REP_TOO_BIG_TO_CACHE: u32 = 10067;
-    pub const NFS4ERR_RETRY_UNCACHED_REP: u32 = 10068;
-    pub const NFS4ERR_UNSAFE_COMPOUND: u32 = 10069;
-    pub const NFS4ERR_TOO_MANY_OPS: u32 = 10070;
-    pub const NFS4ERR_OP_NOT_IN_SESSION: u32 = 10071;
-    pub const NFS4ERR_HASH_ALG_UNSUPP: u32 = 10072;
-    pub const NFS4ERR_CLIENTID_BUSY: u32 = 10074;
-    pub const NFS4ERR_PNFS_IO_HOLE: u32 = 10075;
-    pub const NFS4ERR_SEQ_FALSE_RETRY: u32 = 10076;
-    pub const NFS4ERR_BAD_HIGH_SLOT: u32 = 10077;
-    pub const NFS4ERR_DEADSESSION: u32 = 10078;
-    pub const NFS4ERR_ENCR_ALG_UNSUPP: u32 = 10079;
-    pub const NFS4ERR_PNFS_NO_LAYOUT: u32 = 10080;
-    pub const NFS4ERR_NOT_ONLY_OP: u32 = 10081;
-    pub const NFS4ERR_WRONG_CRED: u32 = 10082;
-    pub const NFS4ERR_WRONG_TYPE: u32 = 10083;
-    pub const NFS4ERR_DIRDELEG_UNAVAIL: u32 = 10084;
-    pub const NFS4ERR_REJECT_DELEG: u32 = 10085;
-    pub const NFS4ERR_RETURNCONFLICT: u32 = 10086;
-    pub const NFS4ERR_DELEG_REVOKED: u32 = 10087;
+    use super::NfsStatus;
+
+    pub const NFS4_OK: NfsStatus = NfsStatus(0);
+    pub const NFS4ERR_PERM: NfsStatus = NfsStatus(1);
+    pub const NFS4ERR_NOENT: NfsStatus = NfsStatus(2);
+    pub const NFS4ERR_NXIO: NfsStatus = NfsStatus(6);
+    pub const NFS4ERR_IO: NfsStatus = NfsStatus(5);
+    pub const NFS4ERR_ACCESS: NfsStatus = NfsStatus(13);
+    pub const NFS4ERR_EXIST: NfsStatus = NfsStatus(17);
+    pub const NFS4ERR_NOTDIR: NfsStatus = NfsStatus(20);
+    pub const NFS4ERR_ISDIR: NfsStatus = NfsStatus(21);
+    pub const NFS4ERR_INVAL: NfsStatus = NfsStatus(22);
+    pub const NFS4ERR_XDEV: NfsStatus = NfsStatus(18);
+    pub const NFS4ERR_FBIG: NfsStatus = NfsStatus(27);
+    pub const NFS4ERR_NOSPC: NfsStatus = NfsStatus(28);
+    pub const NFS4ERR_MLINK: NfsStatus = NfsStatus(31);
+    pub const NFS4ERR_DQUOT: NfsStatus = NfsStatus(69);
+    pub const NFS4ERR_ROFS: NfsStatus = NfsStatus(30);
+    pub const NFS4ERR_NAMETOOLONG: NfsStatus = NfsStatus(63);
+    pub const NFS4ERR_NOTEMPTY: NfsStatus = NfsStatus(66);
+    pub const NFS4ERR_STALE: NfsStatus = NfsStatus(70);
+    pub const NFS4ERR_BADHANDLE: NfsStatus = NfsStatus(10001);
+    pub const NFS4ERR_BAD_COOKIE: NfsStatus = NfsStatus(10003);
+    pub const NFS4ERR_NOTSUPP: NfsStatus = NfsStatus(10004);
+    pub const NFS4ERR_TOOSMALL: NfsStatus = NfsStatus(10005);
+    pub const NFS4ERR_SERVERFAULT: NfsStatus = NfsStatus(10006);
+    pub const NFS4ERR_BADTYPE: NfsStatus = NfsStatus(10007);
+    pub const NFS4ERR_DELAY: NfsStatus = NfsStatus(10008);
+    pub const NFS4ERR_SAME: NfsStatus = NfsStatus(10009);
+    pub const NFS4ERR_DENIED: NfsStatus = NfsStatus(10010);
+    pub const NFS4ERR_EXPIRED: NfsStatus = NfsStatus(10011);
+    pub const NFS4ERR_LOCKED: NfsStatus = NfsStatus(10012);
+    pub const NFS4ERR_GRACE: NfsStatus = NfsStatus(10013);
+    pub const NFS4ERR_FHEXPIRED: NfsStatus = NfsStatus(10014);
+    pub const NFS4ERR_SHARE_DENIED: NfsStatus = NfsStatus(10015);
+    pub const NFS4ERR_WRONGSEC: NfsStatus = NfsStatus(10016);
+    pub const NFS4ERR_CLID_INUSE: NfsStatus = NfsStatus(10017);
+    pub const NFS4ERR_RESOURCE: NfsStatus = NfsStatus(10018);
+    pub const NFS4ERR_MOVED: NfsStatus = NfsStatus(10019);
+    pub const NFS4ERR_NOFILEHANDLE: NfsStatus = NfsStatus(10020);
+    pub const NFS4ERR_MINOR_VERS_MISMATCH: NfsStatus = NfsStatus(10021);
+    pub const NFS4ERR_STALE_CLIENTID: NfsStatus = NfsStatus(10022);
+    pub const NFS4ERR_STALE_STATEID: NfsStatus = NfsStatus(10023);
+    pub const NFS4ERR_OLD_STATEID: NfsStatus = NfsStatus(10024);
+    pub const NFS4ERR_BAD_STATEID: NfsStatus = NfsStatus(10025);
+    pub const NFS4ERR_BAD_SEQID: NfsStatus = NfsStatus(10026);
+    pub const NFS4ERR_NOT_SAME: NfsStatus = NfsStatus(10027);
+    pub const NFS4ERR_LOCK_RANGE: NfsStatus = NfsStatus(10028);
+    pub const NFS4ERR_SYMLINK: NfsStatus = NfsStatus(10029);
+    pub const NFS4ERR_RESTOREFH: NfsStatus = NfsStatus(10030);
+    pub const NFS4ERR_ATTRNOTSUPP: NfsStatus = NfsStatus(10032);
+    pub const NFS4ERR_NO_GRACE: NfsStatus = NfsStatus(10033);
+    pub const NFS4ERR_LOCKS_HELD: NfsStatus = NfsStatus(10037);
+    pub const NFS4ERR_OPENMODE: NfsStatus = NfsStatus(10038);
+    pub const NFS4ERR_BADXDR: NfsStatus = NfsStatus(10036);
+    pub const NFS4ERR_BADOWNER: NfsStatus = NfsStatus(10039);
+    pub const NFS4ERR_BADCHAR: NfsStatus = NfsStatus(10040);
+    pub const NFS4ERR_BADNAME: NfsStatus = NfsStatus(10041);
+    pub const NFS4ERR_OP_ILLEGAL: NfsStatus = NfsStatus(10044);
+    pub const NFS4ERR_DEADLOCK: NfsStatus = NfsStatus(10045);
+    pub const NFS4ERR_FILE_OPEN: NfsStatus = NfsStatus(10046);
+    pub const NFS4ERR_ADMIN_REVOKED: NfsStatus = NfsStatus(10047);
+    pub const NFS4ERR_CB_PATH_DOWN: NfsStatus = NfsStatus(10048);
+    pub const NFS4ERR_BADIOMODE: NfsStatus = NfsStatus(10049);
+    pub const NFS4ERR_BADLAYOUT: NfsStatus = NfsStatus(10050);
+    pub const NFS4ERR_BAD_SESSION_DIGEST: NfsStatus = NfsStatus(10051);
+    pub const NFS4ERR_BADSESSION: NfsStatus = NfsStatus(10052);
+    pub const NFS4ERR_BADSLOT: NfsStatus = NfsStatus(10053);
+    pub const NFS4ERR_COMPLETE_ALREADY: NfsStatus = NfsStatus(10054);
+    pub const NFS4ERR_CONN_NOT_BOUND_TO_SESSION: NfsStatus = NfsStatus(10055);
+    pub const NFS4ERR_DELEG_ALREADY_WANTED: NfsStatus = NfsStatus(10056);
+    pub const NFS4ERR_BACK_CHAN_BUSY: NfsStatus = NfsStatus(10057);
+    pub const NFS4ERR_LAYOUTTRYLATER: NfsStatus = NfsStatus(10058);
+    pub const NFS4ERR_LAYOUTUNAVAILABLE: NfsStatus = NfsStatus(10059);
+    pub const NFS4ERR_NOMATCHING_LAYOUT: NfsStatus = NfsStatus(10060);
+    pub const NFS4ERR_RECALLCONFLICT: NfsStatus = NfsStatus(10061);
+    pub const NFS4ERR_UNKNOWN_LAYOUTTYPE: NfsStatus = NfsStatus(10062);
+    pub const NFS4ERR_SEQ_MISORDERED: NfsStatus = NfsStatus(10063);
+    pub const NFS4ERR_SEQUENCE_POS: NfsStatus = NfsStatus(10064);
+    pub const NFS4ERR_REQ_TOO_BIG: NfsStatus = NfsStatus(10065);
+    pub const NFS4ERR_REP_TOO_BIG: NfsStatus = NfsStatus(10066);
+    pub const NFS4ERR_REP_TOO_BIG_TO_CACHE: NfsStatus = NfsStatus(10067);
+    pub const NFS4ERR_RETRY_UNCACHED_REP: NfsStatus = NfsStatus(10068);
+    pub const NFS4ERR_UNSAFE_COMPOUND: NfsStatus = NfsStatus(10069);
+    pub const NFS4ERR_TOO_MANY_OPS: NfsStatus = NfsStatus(10070);
+    pub const NFS4ERR_OP_NOT_IN_SESSION: NfsStatus = NfsStatus(10071);
+    pub const NFS4ERR_HASH_ALG_UNSUPP: NfsStatus = NfsStatus(10072);
+    pub const NFS4ERR_CLIENTID_BUSY: NfsStatus = NfsStatus(10074);
+    pub const NFS4ERR_PNFS_IO_HOLE: NfsStatus = NfsStatus(10075);
+    pub const NFS4ERR_SEQ_FALSE_RETRY: NfsStatus = NfsStatus(10076);
+    pub const NFS4ERR_BAD_HIGH_SLOT: NfsStatus = NfsStatus(10077);
+    pub const NFS4ERR_DEADSESSION: NfsStatus = NfsStatus(10078);
+    pub const NFS4ERR_ENCR_ALG_UNSUPP: NfsStatus = NfsStatus(10079);
+    pub const NFS4ERR_PNFS_NO_LAYOUT: NfsStatus = NfsStatus(10080);
+    pub const NFS4ERR_NOT_ONLY_OP: NfsStatus = NfsStatus(10081);
+    pub const NFS4ERR_WRONG_CRED: NfsStatus = NfsStatus(10082);
+    pub const NFS4ERR_WRONG_TYPE: NfsStatus = NfsStatus(10083);
+    pub const NFS4ERR_DIRDELEG_UNAVAIL: NfsStatus = NfsStatus(10084);
+    pub const NFS4ERR_REJECT_DELEG: NfsStatus = NfsStatus(10085);
+    pub const NFS4ERR_RETURNCONFLICT: NfsStatus = NfsStatus(10086);
+    pub const NFS4ERR_DELEG_REVOKED: NfsStatus = NfsStatus(10087);
+}
+
+/// An nfsstat4 (RFC 8881 §15): what an operation or a COMPOUND answers. A status is
+/// this type, never a bare `u32`; the values are in [`status`]. `code` is its XDR value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize)]
+#[serde(transparent)]
+#[repr(transparent)]
+pub struct NfsStatus(u32);
+
+impl NfsStatus {
+    /// The status whose XDR value is `code` (any value a peer sent).
+    pub const fn from_code(code: u32) -> Self {
+        NfsStatus(code)
+    }
+
+    /// The XDR value.
+    pub const fn code(self) -> u32 {
+        self.0
+    }
+
+    pub const fn is_ok(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The symbolic name (None for codes [`status_name`] does not know).
+    pub fn name(self) -> Option<&'static str> {
+        status_name(self)
+    }
+}
+
+/// Written as its number, like the RFC's tables.
+impl std::fmt::Display for NfsStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Written as its name and number ("NFS4ERR_NOENT(2)").
+impl std::fmt::Debug for NfsStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "{n}({})", self.0),
+            None => write!(f, "nfsstat4({})", self.0),
+        }
+    }
 }
 
 /// Symbolic name of an nfsstat4 (None for codes this table does not know).
-pub fn status_name(s: u32) -> Option<&'static str> {
+pub fn status_name(s: NfsStatus) -> Option<&'static str> {
     Some(match s {
         status::NFS4_OK => "NFS4_OK",
         status::NFS4ERR_PERM => "NFS4ERR_PERM",

@@ -1,11 +1,6 @@
 //! XDR of structures shared by several operations.
 
-use crate::ids::SessionId;
-use crate::rpc::Credential;
-use crate::rpc::auth::{AUTH_NONE, AUTH_SYS, decode_credential};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
-
-use super::consts::NFS4_SESSIONID_SIZE;
 
 /// channel_attrs4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -21,10 +16,6 @@ pub struct ChannelAttrs {
 
 /// Bitmaps longer than this many words are refused (attributes need 3 at most).
 pub const MAX_BITMAP_WORDS: usize = 8;
-
-pub fn decode_sessionid(d: &mut XdrDecoder<'_>) -> Result<SessionId, XdrError> {
-    Ok(SessionId(d.array::<NFS4_SESSIONID_SIZE>()?))
-}
 
 pub fn decode_bitmap(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
     let n = d.array_len(MAX_BITMAP_WORDS, 4)?;
@@ -91,48 +82,6 @@ pub fn encode_channel_attrs(out: &mut Vec<u8>, a: &ChannelAttrs) {
         }
         None => out.put_u32(0),
     }
-}
-
-const RPCSEC_GSS: u32 = 6;
-
-/// callback_sec_parms4<>: returns the first credential we can use for callbacks
-/// (AUTH_SYS preferred over AUTH_NONE; RPCSEC_GSS handles are skipped).
-pub fn decode_cb_sec_parms(d: &mut XdrDecoder<'_>) -> Result<Option<Credential>, XdrError> {
-    let n = d.array_len(16, 4)?;
-    let mut best: Option<Credential> = None;
-    for _ in 0..n {
-        match d.u32()? {
-            AUTH_NONE => {
-                if best.is_none() {
-                    best = Some(Credential::None);
-                }
-            }
-            AUTH_SYS => {
-                // authsys_parms inline (not wrapped in an opaque): decode it in place.
-                let start = d.position();
-                let _stamp = d.u32()?;
-                let _name = d.opaque(255)?;
-                let _uid = d.u32()?;
-                let _gid = d.u32()?;
-                let g = d.array_len(16, 4)?;
-                for _ in 0..g {
-                    d.u32()?;
-                }
-                let body = d.consumed_since(start);
-                match decode_credential(AUTH_SYS, body) {
-                    Ok(c @ Credential::Sys(_)) => best = Some(c),
-                    _ => return Err(XdrError::BadValue),
-                }
-            }
-            RPCSEC_GSS => {
-                let _service = d.u32()?;
-                let _from_server = d.opaque(1024)?;
-                let _from_client = d.opaque(1024)?;
-            }
-            _ => return Err(XdrError::BadValue),
-        }
-    }
-    Ok(best)
 }
 
 #[cfg(test)]

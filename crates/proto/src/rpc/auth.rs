@@ -4,6 +4,9 @@ use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 pub const AUTH_NONE: u32 = 0;
 pub const AUTH_SYS: u32 = 1;
+/// RPCSEC_GSS (RFC 2203): refused as an RPC credential (AUTH_TOOWEAK); in NFSv4 it
+/// also names the flavor in secinfo4 and callback_sec_parms4.
+pub const RPCSEC_GSS: u32 = 6;
 /// Most AUTH_SYS implementations cap the supplementary group list at 16.
 pub const AUTH_SYS_MAX_GIDS: usize = 16;
 pub const AUTH_SYS_MAX_MACHINE_NAME: usize = 255;

@@ -3,6 +3,7 @@
 
 use super::Xdr;
 use super::common::Fattr4;
+use crate::nfs4::consts::NfsStatus;
 use crate::nfs4::types::{decode_bitmap, encode_bitmap};
 use crate::stateid::Stateid;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -79,13 +80,13 @@ impl<'a> Xdr<'a> for SetAttrArgs<'a> {
 /// for what follows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetAttrRes {
-    pub status: u32,
+    pub status: NfsStatus,
     pub attrsset: Vec<u32>,
 }
 
 impl SetAttrRes {
     /// attrsset, after a status already read.
-    pub fn decode_body(status: u32, d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+    pub fn decode_body(status: NfsStatus, d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(SetAttrRes {
             status,
             attrsset: decode_bitmap(d)?,
@@ -100,12 +101,12 @@ impl SetAttrRes {
 
 impl Xdr<'_> for SetAttrRes {
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        let status = d.u32()?;
+        let status = NfsStatus::from_code(d.u32()?);
         Self::decode_body(status, d)
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.status);
+        out.put_u32(self.status.code());
         self.encode_body(out);
     }
 }
@@ -189,16 +190,17 @@ mod tests {
             roundtrip!(GetAttrArgs { attr_request: mask.clone() });
             roundtrip!(GetAttrResOk { attrs: attrs.clone() });
             roundtrip!(SetAttrArgs { stateid: Stateid { seqid, other: sid }, attrs: attrs.clone() });
-            roundtrip!(SetAttrRes { status: w[0], attrsset: other.clone() });
+            let status = NfsStatus::from_code(w[0]);
+            roundtrip!(SetAttrRes { status, attrsset: other.clone() });
             roundtrip!(AccessArgs { access: w[1] });
             roundtrip!(AccessResOk { supported: w[1], access: w[2] });
             roundtrip!(VerifyArgs { attrs });
             // What follows the status alone.
-            let r = SetAttrRes { status: w[0], attrsset: other };
+            let r = SetAttrRes { status, attrsset: other };
             let mut body = Vec::new();
             r.encode_body(&mut body);
             prop_assert_eq!(&r.to_bytes()[4..], &body[..]);
-            prop_assert_eq!(SetAttrRes::decode_body(w[0], &mut XdrDecoder::new(&body)).unwrap(), r);
+            prop_assert_eq!(SetAttrRes::decode_body(status, &mut XdrDecoder::new(&body)).unwrap(), r);
         }
     }
 }

@@ -65,6 +65,28 @@ pub struct Fattr4<'a> {
     pub vals: &'a [u8],
 }
 
+impl Fattr4<'_> {
+    /// Write the head of a fattr4 whose values are not known yet: `mask` (without
+    /// trailing zero words) and a zero attr_vals length. Returns where the length is;
+    /// append the values, then [`Fattr4::finish_head`]. A server builds its answers
+    /// this way, straight into the reply.
+    pub fn encode_head(out: &mut Vec<u8>, mask: &[u32]) -> usize {
+        encode_bitmap(out, mask);
+        let at = out.len();
+        out.put_u32(0);
+        at
+    }
+
+    /// Complete the fattr4 whose head put its length at `at` (from
+    /// [`Fattr4::encode_head`]): the values are everything after it. Attribute values
+    /// are whole XDR items, so no padding is needed.
+    pub fn finish_head(out: &mut Vec<u8>, at: usize) {
+        let len = out.len() - (at + 4);
+        debug_assert!(len.is_multiple_of(4), "attr_vals of whole XDR items");
+        out.patch_u32(at, len as u32);
+    }
+}
+
 impl<'a> Xdr<'a> for Fattr4<'a> {
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(Fattr4 {
@@ -142,6 +164,21 @@ pub(crate) mod tests {
             prop_assert_eq!(decode_component(&mut XdrDecoder::new(&b)).unwrap(), &name[..]);
             // A length the input cannot hold (padding included) is bad XDR.
             prop_assert!(decode_component(&mut XdrDecoder::new(&b[..b.len() - 1])).is_err());
+        }
+    }
+
+    proptest! {
+        /// A head written first and finished once the values follow is the fattr4
+        /// `encode` writes.
+        #[test]
+        fn fattr_head_then_values_is_the_fattr(mask in bitmap(), words in vec(any::<u32>(), 0..16)) {
+            let vals: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            let whole = Fattr4 { mask: mask.clone(), vals: &vals }.to_bytes();
+            let mut out = Vec::new();
+            let at = Fattr4::encode_head(&mut out, &mask);
+            out.extend_from_slice(&vals);
+            Fattr4::finish_head(&mut out, at);
+            prop_assert_eq!(out, whole);
         }
     }
 

@@ -5,24 +5,11 @@ use super::common::{ChangeInfo, Fattr4, NameArgs, decode_borrowed, decode_compon
 use super::{MAX_ARRAY, Xdr};
 use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, NFS4_VERIFIER_SIZE};
 use crate::nfs4::types::{decode_bitmap, encode_bitmap};
+use crate::rpc::auth::RPCSEC_GSS;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
-/// nfs_ftype4 values.
-pub mod ftype4 {
-    pub const NF4REG: u32 = 1;
-    pub const NF4DIR: u32 = 2;
-    pub const NF4BLK: u32 = 3;
-    pub const NF4CHR: u32 = 4;
-    pub const NF4LNK: u32 = 5;
-    pub const NF4SOCK: u32 = 6;
-    pub const NF4FIFO: u32 = 7;
-    pub const NF4ATTRDIR: u32 = 8;
-    pub const NF4NAMEDATTR: u32 = 9;
-}
+pub use crate::nfs4::consts::ftype4;
 use ftype4::*;
-
-/// RPCSEC_GSS (RFC 2203), the one flavor with information in secinfo4.
-const RPCSEC_GSS: u32 = 6;
 
 // ---- CREATE -----------------------------------------------------------------------------
 
@@ -293,10 +280,16 @@ impl ReaddirEntry<'_> {
     /// One link of dirlist4's list: value_follows (TRUE), then the entry. A reply
     /// built one entry at a time writes these, then [`ReaddirResOk::encode_end`].
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.put_bool(true);
-        out.put_u64(self.cookie);
-        out.put_opaque(self.name);
+        Self::encode_head(out, self.cookie, self.name);
         self.attrs.encode(out);
+    }
+
+    /// The link of an entry whose attributes are written next, in place (see
+    /// [`Fattr4::encode_head`]): value_follows (TRUE), the cookie and the name.
+    pub fn encode_head(out: &mut Vec<u8>, cookie: u64, name: &[u8]) {
+        out.put_bool(true);
+        out.put_u64(cookie);
+        out.put_opaque(name);
     }
 }
 
@@ -313,6 +306,17 @@ pub struct ReaddirResOk<'a> {
 }
 
 impl ReaddirResOk<'_> {
+    /// Bytes of the resok around its entries: the cookie verifier before them, the
+    /// last value_follows (FALSE) and eof after them.
+    pub const FRAME_LEN: usize = NFS4_VERIFIER_SIZE + 4 + 4;
+
+    /// The start of a READDIR4resok built one entry at a time: the cookie verifier.
+    /// Then each entry ([`ReaddirEntry::encode`] or [`ReaddirEntry::encode_head`]),
+    /// then [`ReaddirResOk::encode_end`].
+    pub fn encode_head(out: &mut Vec<u8>, cookieverf: &[u8; NFS4_VERIFIER_SIZE]) {
+        out.put_fixed(cookieverf);
+    }
+
     /// The end of dirlist4 after the last entry: value_follows (FALSE), eof.
     pub fn encode_end(out: &mut Vec<u8>, eof: bool) {
         out.put_bool(false);
@@ -339,7 +343,7 @@ impl<'a> Xdr<'a> for ReaddirResOk<'a> {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        out.put_fixed(&self.cookieverf);
+        Self::encode_head(out, &self.cookieverf);
         for e in &self.entries {
             e.encode(out);
         }
@@ -430,8 +434,15 @@ impl<'a> Xdr<'a> for SecinfoResOk<'a> {
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.flavors.len() as u32);
-        for f in &self.flavors {
+        Self::encode_list(out, &self.flavors);
+    }
+}
+
+impl SecinfoResOk<'_> {
+    /// The resok of `flavors`, without building one (a server's fixed list).
+    pub fn encode_list(out: &mut Vec<u8>, flavors: &[Secinfo<'_>]) {
+        out.put_u32(flavors.len() as u32);
+        for f in flavors {
             f.encode(out);
         }
     }
@@ -546,6 +557,39 @@ mod tests {
         assert_eq!(a, CreateType::Link(b""));
         // A device without its numbers does not.
         assert!(CreateType::from_bytes(&[0, 0, 0, 3, 0, 0, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn a_dirlist_built_in_place_is_the_resok() {
+        let e = ReaddirEntry {
+            cookie: 9,
+            name: b"name",
+            attrs: Fattr4 {
+                mask: vec![1 << 1, 1],
+                vals: &[0, 0, 0, 1, 0, 0, 0, 2],
+            },
+        };
+        let whole = ReaddirResOk {
+            cookieverf: *b"verifier",
+            entries: vec![e.clone(), e.clone()],
+            eof: true,
+        }
+        .to_bytes();
+        let mut out = Vec::new();
+        ReaddirResOk::encode_head(&mut out, b"verifier");
+        e.encode(&mut out);
+        ReaddirEntry::encode_head(&mut out, e.cookie, e.name);
+        let at = Fattr4::encode_head(&mut out, &e.attrs.mask);
+        out.extend_from_slice(e.attrs.vals);
+        Fattr4::finish_head(&mut out, at);
+        ReaddirResOk::encode_end(&mut out, true);
+        assert_eq!(out, whole);
+        let empty = ReaddirResOk {
+            cookieverf: [0; 8],
+            entries: vec![],
+            eof: false,
+        };
+        assert_eq!(empty.to_bytes().len(), ReaddirResOk::FRAME_LEN);
     }
 
     #[test]

@@ -51,6 +51,16 @@ pub trait Xdr<'a>: Sized {
     }
 }
 
+/// void: the arguments of the operations that take none (PUTROOTFH, PUTPUBFH, GETFH,
+/// SAVEFH, RESTOREFH, LOOKUPP, READLINK), so every operation decodes through [`Xdr`].
+impl Xdr<'_> for () {
+    fn decode(_: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        Ok(())
+    }
+
+    fn encode(&self, _: &mut Vec<u8>) {}
+}
+
 /// Largest array this codec accepts where the RFC sets no bound (bitmaps have their
 /// own, smaller limit): enough for any real request, small enough that a hostile
 /// length cannot make us allocate much.

@@ -62,6 +62,14 @@ pub mod why_no_delegation4 {
     pub const IS_DIR: u32 = 8;
 }
 
+/// OPEN4_RESULT_* flags (OPEN4resok's rflags).
+pub mod open4_result {
+    pub const CONFIRM: u32 = 0x2;
+    pub const LOCKTYPE_POSIX: u32 = 0x4;
+    pub const PRESERVE_UNLINKED: u32 = 0x8;
+    pub const MAY_NOTIFY_LOCK: u32 = 0x20;
+}
+
 /// limit_by4.
 pub mod limit_by4 {
     pub const SIZE: u32 = 1;

@@ -9,11 +9,11 @@ use crate::nfs4::types::{
     ChannelAttrs, decode_bitmap, decode_channel_attrs, encode_bitmap, encode_channel_attrs,
 };
 use crate::rpc::AuthSys;
-use crate::rpc::auth::{AUTH_NONE, AUTH_SYS, AUTH_SYS_MAX_GIDS, AUTH_SYS_MAX_MACHINE_NAME};
+use crate::rpc::auth::{
+    AUTH_NONE, AUTH_SYS, AUTH_SYS_MAX_GIDS, AUTH_SYS_MAX_MACHINE_NAME, RPCSEC_GSS,
+};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
-/// RPCSEC_GSS (RFC 2203), in callback_sec_parms4.
-const RPCSEC_GSS: u32 = 6;
 /// Longest GSS handle accepted in callback_sec_parms4 and ssv_prot_info4.
 const MAX_GSS_HANDLE: usize = 1024;
 

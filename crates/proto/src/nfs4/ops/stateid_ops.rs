@@ -2,6 +2,7 @@
 //! FREE_STATEID and DELEGRETURN. Their results other than TEST_STATEID's are void.
 
 use super::{MAX_ARRAY, Xdr};
+use crate::nfs4::consts::NfsStatus;
 use crate::stateid::Stateid;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
@@ -35,21 +36,23 @@ impl Xdr<'_> for TestStateidArgs {
 /// TEST_STATEID4resok: one nfsstat4 per stateid tested, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TestStateidResOk {
-    pub status_codes: Vec<u32>,
+    pub status_codes: Vec<NfsStatus>,
 }
 
 impl Xdr<'_> for TestStateidResOk {
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         let n = d.array_len(MAX_ARRAY, 4)?;
         Ok(TestStateidResOk {
-            status_codes: (0..n).map(|_| d.u32()).collect::<Result<_, _>>()?,
+            status_codes: (0..n)
+                .map(|_| Ok(NfsStatus::from_code(d.u32()?)))
+                .collect::<Result<_, XdrError>>()?,
         })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.status_codes.len() as u32);
         for s in &self.status_codes {
-            out.put_u32(*s);
+            out.put_u32(s.code());
         }
     }
 }
@@ -103,7 +106,8 @@ mod tests {
         fn stateid_ops_round_trip(ids in vec(stateid(), 0..40), codes in vec(any::<u32>(), 0..40)) {
             let one = ids.first().copied().unwrap_or(Stateid::INVALID);
             roundtrip!(TestStateidArgs { stateids: ids });
-            roundtrip!(TestStateidResOk { status_codes: codes });
+            let status_codes = codes.into_iter().map(NfsStatus::from_code).collect();
+            roundtrip!(TestStateidResOk { status_codes });
             roundtrip!(FreeStateidArgs { stateid: one });
             roundtrip!(DelegReturnArgs { stateid: one });
         }
