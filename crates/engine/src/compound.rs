@@ -1,40 +1,33 @@
 //! The COMPOUND loop: header, minor version, the ordering rules, the
 //! current-filehandle requirement, the current stateid, the reply-size budget, the
 //! reply cache, metrics. What applies to an op is what its row in `optable.rs` says;
-//! [`exec`] is the part of the loop that runs for one row with the op's own types.
+//! [`crate::row::exec`] is the part of the loop that runs for one row with the op's own
+//! types. Module order (no file imports one that imports it): `ctx` ← `ops/*` and
+//! `row` ← `optable` ← `compound` ← `program`.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{ConnMeta, FileIoDone};
 
-pub use super::ops::io::{IoFinish, IoOutcome, PendingIo};
-use ringnfs_proto::nfs4::ops::Xdr;
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
-use ringnfs_state::channel::reply_too_big;
 use ringnfs_state::slots::CachedReply;
 use ringnfs_state::{SeqGrant, StateManager};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, op, status};
+use super::ctx::{CompoundCtx, CurFh, IoFinish, IoOutcome, PendingIo};
 use super::export::Export;
-use super::fh::FileHandle;
-use super::optable::{
-    self, ALWAYS_SOLO, CLEARS_STATEID, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, Op, OpOk,
-    REPLAYS, RESULT_HEADER, SESSIONLESS, SETS_STATEID, SOLO_WITHOUT_SEQUENCE, USES_STATEID,
+use super::optable;
+use super::row::{
+    ALWAYS_SOLO, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, OpDesc, REPLAYS, SESSIONLESS,
+    SOLO_WITHOUT_SEQUENCE, over_limit,
 };
-use ringnfs_fs::{Caller, ObjHandle};
+use ringnfs_fs::Caller;
 use ringnfs_state::stateid::Stateid;
-
-/// An op's outcome: Ok after appending its resok, or an error status.
-pub type OpResult = Result<(), NfsStatus>;
 
 /// Hard cap on ops in one COMPOUND before any session says otherwise.
 pub const MAX_COMPOUND_OPS: usize = 128;
-
-/// Bytes of the remaining ops hashed to tell a retry from a false retry.
-const HASH_PREFIX: usize = 4096;
 
 /// The RPC reply header in front of COMPOUND4res: the session's reply limits count it
 /// (RFC 8881 §18.36.3).
@@ -44,118 +37,6 @@ const RPC_REPLY_HEADER: usize = ACCEPTED_REPLY_HEADER_LEN;
 pub struct Nfs4Engine {
     pub state: Arc<StateManager>,
     pub export: Arc<Export>,
-}
-
-/// A filehandle in the COMPOUND: the backend object and the wire handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CurFh {
-    pub obj: ObjHandle,
-    pub fh: FileHandle,
-}
-
-/// Per-COMPOUND context handed to op handlers.
-pub struct CompoundCtx<'a> {
-    pub state: &'a StateManager,
-    pub conn: &'a ConnMeta,
-    pub cred: &'a Credential,
-    pub minor: u32,
-    pub export: &'a Export,
-    /// The caller after export squashing.
-    pub caller: Caller,
-    /// Set when the COMPOUND started with a successful SEQUENCE.
-    pub session: Option<SeqGrant>,
-    pub current_fh: Option<CurFh>,
-    pub saved_fh: Option<CurFh>,
-    /// The current stateid (RFC 8881 §16.2.3.1.2): set, replaced in arguments and
-    /// cleared by the loop as the rows say, saved and restored with the filehandle.
-    current_stateid: Option<Stateid>,
-    saved_stateid: Option<Stateid>,
-    /// Set by a handler whose result waits for file I/O on the connection's ring.
-    pub pending_io: Option<PendingIo>,
-    /// Reply bytes the session still allows (set before each op; READ and READDIR fit
-    /// their results into it).
-    pub reply_room: usize,
-    /// Reply bytes so far, RPC header and this op's opnum and status included (set
-    /// before each op).
-    pub reply_used: usize,
-    /// Ops in the COMPOUND, and the length of the whole RPC call (0 once resumed):
-    /// what SEQUENCE checks against the session's limits.
-    pub numops: usize,
-    pub request_len: usize,
-    /// For a [`REPLAYS`] op: the hash of the rest of the request, which tells a retry
-    /// from a false retry.
-    pub request_hash: u64,
-    /// Set by a [`REPLAYS`] handler that found a retry: the loop answers with it.
-    pub replay: Option<CachedReply>,
-}
-
-impl CompoundCtx<'_> {
-    pub fn cur(&self) -> Result<CurFh, NfsStatus> {
-        self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
-    }
-
-    pub fn saved(&self) -> Result<CurFh, NfsStatus> {
-        self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
-    }
-
-    pub fn set_current(&mut self, obj: ObjHandle) {
-        let fh = self.export.handles.encode(&obj);
-        self.current_fh = Some(CurFh { obj, fh });
-    }
-
-    /// Fails with ROFS on a read-only export.
-    pub fn writable(&self) -> Result<(), NfsStatus> {
-        if self.export.opts.read_only {
-            Err(status::NFS4ERR_ROFS)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The client of this COMPOUND's session (file ops always run in a session).
-    pub fn client(&self) -> Result<u64, NfsStatus> {
-        self.session
-            .map(|g| g.clientid)
-            .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
-    }
-
-    /// RFC 8881 §18.51.3: new locking state (an OPEN or LOCK that reclaims nothing)
-    /// waits with NFS4ERR_GRACE during the grace period, and until the client has sent
-    /// its global RECLAIM_COMPLETE whether or not a grace period runs.
-    pub fn may_take_new_locks(&self) -> Result<(), NfsStatus> {
-        let grant = self.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
-        if !grant.reclaim_complete || self.state.in_grace() {
-            return Err(status::NFS4ERR_GRACE);
-        }
-        Ok(())
-    }
-
-    /// SAVEFH: the current filehandle becomes the saved one, with its stateid.
-    pub fn save_fh(&mut self) {
-        self.saved_fh = self.current_fh;
-        self.saved_stateid = self.current_stateid;
-    }
-
-    /// RESTOREFH: the saved filehandle becomes current again, with the stateid that was
-    /// current when it was saved (NFS4ERR_RESTOREFH if none was saved).
-    pub fn restore_fh(&mut self) -> OpResult {
-        let fh = self.saved_fh.ok_or(status::NFS4ERR_RESTOREFH)?;
-        self.current_fh = Some(fh);
-        self.current_stateid = self.saved_stateid;
-        Ok(())
-    }
-}
-
-/// A stateid argument of a [`USES_STATEID`] op, which the loop has already replaced if
-/// it was the current stateid and one was set. Still the current stateid means no op
-/// set one: NFS4ERR_BAD_STATEID (RFC 8881 §8.2.3, §16.2.3.1.2). Handlers call this
-/// where they judge the stateid, so the order of their errors stays theirs.
-pub fn resolved(sid: Stateid) -> Result<Stateid, NfsStatus> {
-    if sid == Stateid::CURRENT {
-        Err(status::NFS4ERR_BAD_STATEID)
-    } else {
-        Ok(sid)
-    }
 }
 
 /// The COMPOUND header could not be decoded: answer RPC GARBAGE_ARGS.
@@ -497,12 +378,7 @@ impl Nfs4Engine {
 }
 
 /// RFC 8881 §2.6.3.1.1.1 and §18.34–§18.50: where an op may stand in a COMPOUND.
-fn order_error(
-    desc: &optable::OpDesc,
-    index: usize,
-    numops: usize,
-    in_session: bool,
-) -> Option<NfsStatus> {
+fn order_error(desc: &OpDesc, index: usize, numops: usize, in_session: bool) -> Option<NfsStatus> {
     if index > 0 && desc.has(ONLY_FIRST) {
         return Some(status::NFS4ERR_SEQUENCE_POS);
     }
@@ -537,84 +413,6 @@ fn reply_limit(g: &SeqGrant) -> usize {
         g.max_response.min(g.max_response_cached) as usize
     } else {
         g.max_response as usize
-    }
-}
-
-/// A reply of `len` bytes over the session's limits.
-fn over_limit(g: &SeqGrant, len: usize) -> Option<NfsStatus> {
-    reply_too_big(len, g.max_response, g.max_response_cached, g.cachethis)
-}
-
-fn request_hash(numops: usize, rest: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    numops.hash(&mut h);
-    rest.len().hash(&mut h);
-    rest[..rest.len().min(HASH_PREFIX)].hash(&mut h);
-    h.finish()
-}
-
-/// One op of the row of `O`, after the loop checked where it stands and its filehandle:
-/// decode its arguments (NFS4ERR_BADXDR if they do not decode), then apply what the
-/// row's flags say around its handler. Monomorphised per row: the flags are constants.
-pub(crate) fn exec<O: Op>(
-    ctx: &mut CompoundCtx<'_>,
-    d: &mut XdrDecoder<'_>,
-    out: &mut Vec<u8>,
-) -> OpResult {
-    let body_at = out.len();
-    let Ok(mut args) = O::Args::decode(d) else {
-        O::error_body(out);
-        return Err(status::NFS4ERR_BADXDR);
-    };
-    if O::FLAGS & REPLAYS != 0 {
-        ctx.request_hash = request_hash(ctx.numops, d.rest());
-    }
-    if O::FLAGS & USES_STATEID != 0
-        && let Some(sid) = O::stateid(&mut args)
-        && *sid == Stateid::CURRENT
-        && let Some(current) = ctx.current_stateid
-    {
-        *sid = current;
-    }
-    // An op that changes state must not run unless its whole result fits (knfsd's rule
-    // for OP_MODIFIES_SOMETHING); any other op is measured after it ran.
-    let bound = if O::FLAGS & MODIFIES != 0 || cfg!(debug_assertions) {
-        O::rsize(&args, ctx) as usize
-    } else {
-        0
-    };
-    if O::FLAGS & MODIFIES != 0
-        && let Some(e) = ctx.session.and_then(|g| {
-            over_limit(
-                &g,
-                ctx.reply_used + bound.saturating_sub(RESULT_HEADER as usize),
-            )
-        })
-    {
-        return Err(e);
-    }
-    let r = O::handle(ctx, args, out);
-    debug_assert!(
-        ctx.pending_io.is_some() || RESULT_HEADER as usize + out.len() - body_at <= bound,
-        "a result of {} bytes over its bound of {bound}",
-        RESULT_HEADER as usize + out.len() - body_at
-    );
-    match r {
-        Ok(ok) => {
-            if O::FLAGS & CLEARS_STATEID != 0 {
-                ctx.current_stateid = None;
-            }
-            if O::FLAGS & SETS_STATEID != 0 {
-                ctx.current_stateid = ok.stateid();
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if O::FLAGS & ERROR_BODY != 0 && out.len() == body_at {
-                O::error_body(out);
-            }
-            Err(e)
-        }
     }
 }
 

@@ -5,14 +5,17 @@
 pub mod attrs;
 pub mod callback;
 pub mod compound;
+pub mod ctx;
 pub use ringnfs_proto::nfs4::consts;
 pub mod export;
 pub mod fh;
 pub mod ops;
 pub mod optable;
 pub mod program;
+pub mod row;
 pub use ringnfs_proto::nfs4::types;
 
-pub use compound::{CompoundCtx, Nfs4Engine};
+pub use compound::Nfs4Engine;
+pub use ctx::CompoundCtx;
 #[cfg(test)]
 mod tests;

@@ -5,63 +5,17 @@
 //! loop (`compound.rs`) enforces what a row says, so handlers never re-check it.
 //!
 //! An op's XDR is its proto type's (`ringnfs_proto::nfs4::ops`, one file per group like
-//! the handlers in `ops/`): each row's generic step ([`crate::compound::exec`]) decodes
+//! the handlers in `ops/`): each row's generic step ([`crate::row::exec`]) decodes
 //! the arguments once (NFS4ERR_BADXDR if they do not) and hands them to the handler.
 
-use super::compound::{CompoundCtx, OpResult, exec};
 use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
+use super::ctx::{CompoundCtx, OpResult};
 use super::ops::{attr, dir, fh, io, lock, open, session, stateid_ops};
-use ringnfs_proto::nfs4::ops::{self as wire, Xdr};
+use super::row::*;
+use ringnfs_proto::nfs4::ops as wire;
 use ringnfs_proto::stateid::Stateid;
 use ringnfs_proto::xdr::{XdrDecoder, pad4};
 
-/// What a row runs: decode the op's arguments from the request, apply the rules of the
-/// row's flags around its handler, append its result after the status word.
-pub type Exec = fn(&mut CompoundCtx<'_>, &mut XdrDecoder<'_>, &mut Vec<u8>) -> OpResult;
-
-/// May start a COMPOUND without SEQUENCE (RFC 8881 §2.6.3.1.1.1 exempt ops, and
-/// SEQUENCE itself).
-pub const SESSIONLESS: u32 = 1 << 0;
-/// Without SEQUENCE it must be the only op (NFS4ERR_NOT_ONLY_OP otherwise).
-pub const SOLO_WITHOUT_SEQUENCE: u32 = 1 << 1;
-/// Always the only op, even after SEQUENCE (BIND_CONN_TO_SESSION).
-pub const ALWAYS_SOLO: u32 = 1 << 2;
-/// Needs a current filehandle (NFS4ERR_NOFILEHANDLE otherwise).
-pub const NEEDS_FH: u32 = 1 << 3;
-/// Not implemented yet: answers NFS4ERR_NOTSUPP (listed in the README).
-pub const NOT_BUILT: u32 = 1 << 4;
-/// NFSv4.0-only op: NFS4ERR_NOTSUPP in 4.1 (RFC 8881 §18).
-pub const V40_ONLY: u32 = 1 << 5;
-/// NFSv4.2 op (RFC 7862): illegal in minor version 1.
-pub const V42: u32 = 1 << 6;
-/// Changes server state (knfsd's OP_MODIFIES_SOMETHING): runs only when its reply-size
-/// bound still fits the session's reply limits, since it cannot be undone afterwards.
-/// Other ops run first and are answered NFS4ERR_REP_TOO_BIG if their result does not
-/// fit.
-pub const MODIFIES: u32 = 1 << 7;
-/// Only as the first op (NFS4ERR_SEQUENCE_POS elsewhere): SEQUENCE (RFC 8881 §18.46.3).
-pub const ONLY_FIRST: u32 = 1 << 8;
-/// Answers retries from the slot's reply cache (SEQUENCE): the loop hashes the rest of
-/// the request for the handler (`CompoundCtx::request_hash`), and when the handler found
-/// a retry (`CompoundCtx::replay`) it replaces the whole reply with the cached one.
-/// Its successful result is what a reply cached as "SEQUENCE only" keeps.
-pub const REPLAYS: u32 = 1 << 9;
-/// Sets the current stateid to the one its handler returns (RFC 8881 §16.2.3.1.2).
-pub const SETS_STATEID: u32 = 1 << 10;
-/// Takes a stateid that may be the current stateid (the special stateid of RFC 8881
-/// §8.2.3): the loop replaces it by the current one in the arguments, if one is set.
-pub const USES_STATEID: u32 = 1 << 11;
-/// Changes the current filehandle and sets no stateid: the current stateid is cleared
-/// once it succeeded (RFC 8881 §16.2.3.1.2).
-pub const CLEARS_STATEID: u32 = 1 << 12;
-/// A failed result may carry a body after its status (LOCK4denied after
-/// NFS4ERR_DENIED, SETATTR's attrsset whatever the status): the loop keeps what the
-/// handler encoded ([`Op::error_body`] when it encoded none). Every other failed result
-/// is its status alone.
-pub const ERROR_BODY: u32 = 1 << 13;
-
-/// An op's result before its body: opnum and status.
-pub const RESULT_HEADER: u32 = 8;
 /// A stateid4.
 const STATEID: u32 = 16;
 /// A bitmap4 of the attribute words we know (attrsset, ...).
@@ -70,79 +24,6 @@ const ATTR_BITMAP: u32 = 4 + 4 * crate::attrs::WORDS as u32;
 const CHANNEL_ATTRS: u32 = 6 * 4 + 4 + 4;
 /// change_info4.
 const CINFO: u32 = wire::ChangeInfo::LEN as u32;
-
-/// What the row of one op knows at compile time; implemented by [`row!`] for each row.
-pub trait Op {
-    /// The op's arguments, as proto decodes them.
-    type Args<'a>: Xdr<'a>;
-    /// What a successful handler returns: the stateid it made current for
-    /// [`SETS_STATEID`] ops, `()` for the others.
-    type Ok: OpOk;
-    const FLAGS: u32;
-    fn handle(
-        ctx: &mut CompoundCtx<'_>,
-        args: Self::Args<'_>,
-        out: &mut Vec<u8>,
-    ) -> Result<Self::Ok, NfsStatus>;
-    /// Upper bound on the encoded result, opnum and status included (knfsd's
-    /// `op_rsize_bop`). A [`MODIFIES`] op runs only if the reply still has room for it.
-    fn rsize(args: &Self::Args<'_>, ctx: &CompoundCtx<'_>) -> u32;
-    /// The stateid argument the loop replaces when it is the current stateid
-    /// ([`USES_STATEID`]).
-    fn stateid<'s>(_args: &'s mut Self::Args<'_>) -> Option<&'s mut Stateid> {
-        None
-    }
-    /// For an [`ERROR_BODY`] op: the body of a failed result whose handler encoded none
-    /// (SETATTR: an empty attrsset).
-    fn error_body(_out: &mut Vec<u8>) {}
-}
-
-/// A handler's success value: the new current stateid, if it sets one.
-pub trait OpOk {
-    const IS_STATEID: bool;
-    fn stateid(&self) -> Option<Stateid>;
-}
-
-impl OpOk for () {
-    const IS_STATEID: bool = false;
-    fn stateid(&self) -> Option<Stateid> {
-        None
-    }
-}
-
-impl OpOk for Stateid {
-    const IS_STATEID: bool = true;
-    fn stateid(&self) -> Option<Stateid> {
-        Some(*self)
-    }
-}
-
-#[derive(Clone, Copy)]
-pub struct OpDesc {
-    pub name: &'static str,
-    pub exec: Exec,
-    pub flags: u32,
-}
-
-impl OpDesc {
-    pub fn has(&self, flag: u32) -> bool {
-        self.flags & flag != 0
-    }
-
-    /// The row of `O`. A row that says it sets the current stateid has a handler that
-    /// returns one (checked when the table is built, at compile time).
-    const fn of<O: Op>(name: &'static str) -> Option<OpDesc> {
-        assert!(
-            (O::FLAGS & SETS_STATEID != 0) == <O::Ok as OpOk>::IS_STATEID,
-            "SETS_STATEID rows return the stateid they set"
-        );
-        Some(OpDesc {
-            name,
-            exec: exec::<O>,
-            flags: O::FLAGS,
-        })
-    }
-}
 
 /// One row:
 ///

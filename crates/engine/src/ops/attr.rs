@@ -1,8 +1,8 @@
 //! Attribute ops: GETATTR, SETATTR, VERIFY, NVERIFY, ACCESS.
 
 use crate::attrs::{self, AttrSource};
-use crate::compound::{CompoundCtx, CurFh, OpResult, resolved};
 use crate::consts::{NfsStatus, status};
+use crate::ctx::{CompoundCtx, CurFh, OpResult, resolved};
 use ringnfs_fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
 use ringnfs_proto::nfs4::ops::{
     AccessArgs, AccessResOk, Fattr4, GetAttrArgs, SetAttrArgs, SetAttrRes, VerifyArgs, Xdr,

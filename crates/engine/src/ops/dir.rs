@@ -2,8 +2,8 @@
 //! SECINFO_NO_NAME.
 
 use crate::attrs;
-use crate::compound::{CompoundCtx, OpResult};
 use crate::consts::status;
+use crate::ctx::{CompoundCtx, OpResult};
 use ringnfs_fs::{CreateKind, FileType, check_name};
 use ringnfs_proto::nfs4::ops::{
     CinfoResOk, CreateArgs, CreateResOk, CreateType, LinkArgs, ReaddirArgs, ReaddirEntry,

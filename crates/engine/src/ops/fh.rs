@@ -2,8 +2,8 @@
 //! Putting a new filehandle clears the current stateid: their rows say so, the loop
 //! does it.
 
-use crate::compound::{CompoundCtx, CurFh, OpResult};
 use crate::consts::{NFS4_FHSIZE, status};
+use crate::ctx::{CompoundCtx, CurFh, OpResult};
 use ringnfs_fs::check_name;
 use ringnfs_proto::nfs4::ops::{GetFhResOk, LookupArgs, PutFhArgs, Xdr};
 

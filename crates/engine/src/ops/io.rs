@@ -1,12 +1,12 @@
 //! Data ops: READ, WRITE, COMMIT. READ appends file data straight into the reply.
 
-use crate::compound::{CompoundCtx, OpResult, resolved};
 use crate::consts::{NfsStatus, status};
+use crate::ctx::{CompoundCtx, IoFinish, IoOutcome, OpResult, PendingIo, resolved};
 use ringnfs_fs::{FileType, FsError, Stability};
 use ringnfs_proto::nfs4::ops::{
     CommitArgs, CommitResOk, ReadArgs, ReadResOk, WriteArgs, WriteResOk, Xdr, stable_how4,
 };
-use ringnfs_service::{FileIo, FileIoDone, FileOp, IoFd};
+use ringnfs_service::{FileIoDone, FileOp};
 use ringnfs_state::StateManager;
 use ringnfs_state::files::IoKind;
 
@@ -14,64 +14,6 @@ use super::attr::check_stateid_io;
 
 /// maxread / maxwrite (the fattr4 values say the same).
 pub const MAX_IO: u32 = 1024 * 1024;
-
-/// A data op waiting for its file operation on the connection's ring.
-pub struct PendingIo {
-    pub fd: IoFd,
-    /// Taken when handed to the transport ([`PendingIo::take`]).
-    pub op: Option<FileOp>,
-    pub finish: IoFinish,
-    pub(crate) opnum: u32,
-    /// Where the op's status is, relative to the start of COMPOUND4res.
-    pub(crate) st_at: usize,
-}
-
-impl PendingIo {
-    fn new(fd: IoFd, op: FileOp, finish: IoFinish) -> Self {
-        Self {
-            fd,
-            op: Some(op),
-            finish,
-            opnum: 0,
-            st_at: 0,
-        }
-    }
-
-    /// The file operation to run now (None if it was taken already).
-    pub fn take(&mut self) -> Option<FileIo> {
-        let op = self.op.take()?;
-        Some(FileIo {
-            fd: self.fd.clone(),
-            op,
-        })
-    }
-}
-
-/// How to finish the op's result when its file operation completes.
-pub enum IoFinish {
-    Done,
-    /// READ: the data follows the eof and length words already written.
-    Read {
-        offset: u64,
-        count: u32,
-        size: u64,
-    },
-    /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
-    Write {
-        stable: Stability,
-        synced: bool,
-        written: u32,
-    },
-    /// COMMIT: after the fsync.
-    Commit,
-}
-
-pub enum IoOutcome {
-    /// The op's final status (its result is complete in the reply when OK).
-    Status(NfsStatus),
-    /// Another file operation is needed first (a stable WRITE's fsync).
-    Again(FileOp, IoFinish),
-}
 
 fn io_status(res: i32) -> NfsStatus {
     FsError::from_errno(-res).status()

@@ -1,8 +1,8 @@
 //! Byte-range locks: LOCK, LOCKT, LOCKU (POSIX semantics, advisory). LOCK and LOCKT
 //! answer NFS4ERR_DENIED with LOCK4denied after the status (their rows keep it).
 
-use crate::compound::{CompoundCtx, OpResult, resolved};
 use crate::consts::{NfsStatus, status};
+use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_proto::nfs4::ops::{
     self as wire, LockArgs, LockDenied, LockResOk, LocktArgs, LockuArgs, LockuResOk, StateOwner,
     Xdr, nfs_lock_type4,

@@ -2,8 +2,8 @@
 //! stateid each returns becomes the current stateid (their rows say so).
 
 use crate::attrs;
-use crate::compound::{CompoundCtx, OpResult, resolved};
 use crate::consts::{NfsStatus, status};
+use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
     CloseArgs, CloseResOk, CreateHow, OpenArgs, OpenClaim, OpenDowngradeArgs, OpenDowngradeResOk,

@@ -1,8 +1,8 @@
 //! Session and client-id ops: SEQUENCE, EXCHANGE_ID, CREATE_SESSION,
 //! BIND_CONN_TO_SESSION, DESTROY_SESSION, DESTROY_CLIENTID, RECLAIM_COMPLETE.
 
-use crate::compound::{CompoundCtx, OpResult};
 use crate::consts::status;
+use crate::ctx::{CompoundCtx, OpResult};
 use ringnfs_proto::nfs4::ops::{
     BindConnArgs, BindConnResOk, CreateSessionArgs, CreateSessionResOk, DestroyClientidArgs,
     DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId, ReclaimCompleteArgs, SequenceArgs,

@@ -1,7 +1,7 @@
 //! Operations on stateids alone: TEST_STATEID, FREE_STATEID, DELEGRETURN.
 
-use crate::compound::{CompoundCtx, OpResult, resolved};
 use crate::consts::status;
+use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_proto::nfs4::ops::{
     DelegReturnArgs, FreeStateidArgs, TestStateidArgs, TestStateidResOk, Xdr,
 };

@@ -1,0 +1,188 @@
+//! What an op handler sees of its COMPOUND ([`CompoundCtx`]: the current and saved
+//! filehandles, the session, the caller, the reply budget) and what it hands back when
+//! its result waits for file I/O ([`PendingIo`]). Handlers depend on this file only,
+//! never on the loop (`compound.rs`) or the table (`optable.rs`) that call them.
+
+use ringnfs_fs::{Caller, ObjHandle, Stability};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_service::{ConnMeta, FileIo, FileOp, IoFd};
+use ringnfs_state::slots::CachedReply;
+use ringnfs_state::stateid::Stateid;
+use ringnfs_state::{SeqGrant, StateManager};
+
+use crate::consts::{NfsStatus, status};
+use crate::export::Export;
+use crate::fh::FileHandle;
+
+/// An op's outcome: Ok after appending its resok, or an error status.
+pub type OpResult = Result<(), NfsStatus>;
+
+/// A filehandle in the COMPOUND: the backend object and the wire handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurFh {
+    pub obj: ObjHandle,
+    pub fh: FileHandle,
+}
+
+/// Per-COMPOUND context handed to op handlers.
+pub struct CompoundCtx<'a> {
+    pub state: &'a StateManager,
+    pub conn: &'a ConnMeta,
+    pub cred: &'a Credential,
+    pub minor: u32,
+    pub export: &'a Export,
+    /// The caller after export squashing.
+    pub caller: Caller,
+    /// Set when the COMPOUND started with a successful SEQUENCE.
+    pub session: Option<SeqGrant>,
+    pub current_fh: Option<CurFh>,
+    pub saved_fh: Option<CurFh>,
+    /// The current stateid (RFC 8881 §16.2.3.1.2): set, replaced in arguments and
+    /// cleared by the loop as the rows say, saved and restored with the filehandle.
+    pub(crate) current_stateid: Option<Stateid>,
+    pub(crate) saved_stateid: Option<Stateid>,
+    /// Set by a handler whose result waits for file I/O on the connection's ring.
+    pub pending_io: Option<PendingIo>,
+    /// Reply bytes the session still allows (set before each op; READ and READDIR fit
+    /// their results into it).
+    pub reply_room: usize,
+    /// Reply bytes so far, RPC header and this op's opnum and status included (set
+    /// before each op).
+    pub reply_used: usize,
+    /// Ops in the COMPOUND, and the length of the whole RPC call (0 once resumed):
+    /// what SEQUENCE checks against the session's limits.
+    pub numops: usize,
+    pub request_len: usize,
+    /// For a [`REPLAYS`](crate::row::REPLAYS) op: the hash of the rest of the request, which tells a retry
+    /// from a false retry.
+    pub request_hash: u64,
+    /// Set by a [`REPLAYS`](crate::row::REPLAYS) handler that found a retry: the loop answers with it.
+    pub replay: Option<CachedReply>,
+}
+
+impl CompoundCtx<'_> {
+    pub fn cur(&self) -> Result<CurFh, NfsStatus> {
+        self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
+    }
+
+    pub fn saved(&self) -> Result<CurFh, NfsStatus> {
+        self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
+    }
+
+    pub fn set_current(&mut self, obj: ObjHandle) {
+        let fh = self.export.handles.encode(&obj);
+        self.current_fh = Some(CurFh { obj, fh });
+    }
+
+    /// Fails with ROFS on a read-only export.
+    pub fn writable(&self) -> Result<(), NfsStatus> {
+        if self.export.opts.read_only {
+            Err(status::NFS4ERR_ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The client of this COMPOUND's session (file ops always run in a session).
+    pub fn client(&self) -> Result<u64, NfsStatus> {
+        self.session
+            .map(|g| g.clientid)
+            .ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)
+    }
+
+    /// RFC 8881 §18.51.3: new locking state (an OPEN or LOCK that reclaims nothing)
+    /// waits with NFS4ERR_GRACE during the grace period, and until the client has sent
+    /// its global RECLAIM_COMPLETE whether or not a grace period runs.
+    pub fn may_take_new_locks(&self) -> Result<(), NfsStatus> {
+        let grant = self.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
+        if !grant.reclaim_complete || self.state.in_grace() {
+            return Err(status::NFS4ERR_GRACE);
+        }
+        Ok(())
+    }
+
+    /// SAVEFH: the current filehandle becomes the saved one, with its stateid.
+    pub fn save_fh(&mut self) {
+        self.saved_fh = self.current_fh;
+        self.saved_stateid = self.current_stateid;
+    }
+
+    /// RESTOREFH: the saved filehandle becomes current again, with the stateid that was
+    /// current when it was saved (NFS4ERR_RESTOREFH if none was saved).
+    pub fn restore_fh(&mut self) -> OpResult {
+        let fh = self.saved_fh.ok_or(status::NFS4ERR_RESTOREFH)?;
+        self.current_fh = Some(fh);
+        self.current_stateid = self.saved_stateid;
+        Ok(())
+    }
+}
+
+/// A stateid argument of a [`USES_STATEID`](crate::row::USES_STATEID) op, which the loop has already replaced if
+/// it was the current stateid and one was set. Still the current stateid means no op
+/// set one: NFS4ERR_BAD_STATEID (RFC 8881 §8.2.3, §16.2.3.1.2). Handlers call this
+/// where they judge the stateid, so the order of their errors stays theirs.
+pub fn resolved(sid: Stateid) -> Result<Stateid, NfsStatus> {
+    if sid == Stateid::CURRENT {
+        Err(status::NFS4ERR_BAD_STATEID)
+    } else {
+        Ok(sid)
+    }
+}
+
+/// A data op waiting for its file operation on the connection's ring.
+pub struct PendingIo {
+    pub fd: IoFd,
+    /// Taken when handed to the transport ([`PendingIo::take`]).
+    pub op: Option<FileOp>,
+    pub finish: IoFinish,
+    pub(crate) opnum: u32,
+    /// Where the op's status is, relative to the start of COMPOUND4res.
+    pub(crate) st_at: usize,
+}
+
+impl PendingIo {
+    pub(crate) fn new(fd: IoFd, op: FileOp, finish: IoFinish) -> Self {
+        Self {
+            fd,
+            op: Some(op),
+            finish,
+            opnum: 0,
+            st_at: 0,
+        }
+    }
+
+    /// The file operation to run now (None if it was taken already).
+    pub fn take(&mut self) -> Option<FileIo> {
+        let op = self.op.take()?;
+        Some(FileIo {
+            fd: self.fd.clone(),
+            op,
+        })
+    }
+}
+
+/// How to finish the op's result when its file operation completes.
+pub enum IoFinish {
+    Done,
+    /// READ: the data follows the eof and length words already written.
+    Read {
+        offset: u64,
+        count: u32,
+        size: u64,
+    },
+    /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
+    Write {
+        stable: Stability,
+        synced: bool,
+        written: u32,
+    },
+    /// COMMIT: after the fsync.
+    Commit,
+}
+
+pub enum IoOutcome {
+    /// The op's final status (its result is complete in the reply when OK).
+    Status(NfsStatus),
+    /// Another file operation is needed first (a stable WRITE's fsync).
+    Again(FileOp, IoFinish),
+}
