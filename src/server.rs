@@ -264,8 +264,7 @@ fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
                 // Reopening files by handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH.
                 let denied = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
                     || e.kind() == std::io::ErrorKind::PermissionDenied;
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let root = unsafe { libc::geteuid() } == 0;
+                let root = ringnfs_fs::local::running_as_root();
                 if denied && !root {
                     anyhow::anyhow!(
                         "opening export {}: {e}: the local backend needs root \

@@ -42,6 +42,7 @@ pub(crate) mod io;
 mod ops;
 mod readdir;
 mod sys;
+pub use sys::running_as_root;
 #[cfg(test)]
 mod tests;
 
