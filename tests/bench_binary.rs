@@ -49,7 +49,18 @@ fn text(b: &[u8]) -> String {
 }
 
 fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin).args(args).output().expect("run")
+    // A binary this process just copied can be "busy" for a moment: another test thread
+    // that forked while the copy's write descriptor was open holds it until its exec
+    // (ETXTBSY). That is the test's own race, not the program's, so wait it out.
+    for _ in 0..100 {
+        match Command::new(bin).args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => return r.expect("run"),
+        }
+    }
+    panic!("{bin} stayed busy (ETXTBSY) for 2 s");
 }
 
 #[test]
