@@ -47,10 +47,12 @@ impl SessionId {
         SessionId(b)
     }
 
+    #[inline]
     pub fn boot(&self) -> u32 {
         u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
     }
 
+    #[inline]
     pub fn shard(&self) -> u16 {
         u16::from_be_bytes([self.0[4], self.0[5]])
     }

@@ -35,6 +35,7 @@ impl Stateid {
         other: [0; 12],
     };
 
+    #[inline]
     pub fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(Stateid {
             seqid: d.u32()?,
@@ -42,6 +43,7 @@ impl Stateid {
         })
     }
 
+    #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.seqid);
         out.put_fixed(&self.other);

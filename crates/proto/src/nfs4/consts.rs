@@ -224,15 +224,18 @@ pub struct NfsStatus(u32);
 
 impl NfsStatus {
     /// The status whose XDR value is `code` (any value a peer sent).
+    #[inline]
     pub const fn from_code(code: u32) -> Self {
         NfsStatus(code)
     }
 
     /// The XDR value.
+    #[inline]
     pub const fn code(self) -> u32 {
         self.0
     }
 
+    #[inline]
     pub const fn is_ok(self) -> bool {
         self.0 == 0
     }

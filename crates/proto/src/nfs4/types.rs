@@ -17,11 +17,13 @@ pub struct ChannelAttrs {
 /// Bitmaps longer than this many words are refused (attributes need 3 at most).
 pub const MAX_BITMAP_WORDS: usize = 8;
 
+#[inline]
 pub fn decode_bitmap(d: &mut XdrDecoder<'_>) -> Result<Vec<u32>, XdrError> {
     let n = d.array_len(MAX_BITMAP_WORDS, 4)?;
     (0..n).map(|_| d.u32()).collect()
 }
 
+#[inline]
 pub fn encode_bitmap(out: &mut Vec<u8>, words: &[u32]) {
     // Trailing zero words are dropped, as clients expect.
     let len = words.iter().rposition(|w| *w != 0).map_or(0, |i| i + 1);

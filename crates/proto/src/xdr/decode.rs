@@ -19,28 +19,34 @@ pub struct XdrDecoder<'a> {
 }
 
 impl<'a> XdrDecoder<'a> {
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
+    #[inline]
     pub fn position(&self) -> usize {
         self.pos
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// Everything not yet consumed.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
 
     /// The bytes consumed between `start` (an earlier `position()`) and now.
+    #[inline]
     pub fn consumed_since(&self, start: usize) -> &'a [u8] {
         &self.buf[start..self.pos]
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], XdrError> {
         if self.remaining() < n {
             return Err(XdrError::Truncated);
@@ -50,25 +56,30 @@ impl<'a> XdrDecoder<'a> {
         Ok(s)
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, XdrError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    #[inline]
     pub fn i32(&mut self) -> Result<i32, XdrError> {
         Ok(self.u32()? as i32)
     }
 
+    #[inline]
     pub fn u64(&mut self) -> Result<u64, XdrError> {
         let hi = self.u32()? as u64;
         let lo = self.u32()? as u64;
         Ok((hi << 32) | lo)
     }
 
+    #[inline]
     pub fn i64(&mut self) -> Result<i64, XdrError> {
         Ok(self.u64()? as i64)
     }
 
+    #[inline]
     pub fn bool(&mut self) -> Result<bool, XdrError> {
         match self.u32()? {
             0 => Ok(false),
@@ -78,12 +89,14 @@ impl<'a> XdrDecoder<'a> {
     }
 
     /// Fixed-length opaque of `n` bytes (padded to 4).
+    #[inline]
     pub fn opaque_fixed(&mut self, n: usize) -> Result<&'a [u8], XdrError> {
         let padded = self.take(pad4(n))?;
         Ok(&padded[..n])
     }
 
     /// Fixed-length opaque decoded into an array.
+    #[inline]
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], XdrError> {
         let s = self.opaque_fixed(N)?;
         let mut a = [0u8; N];
@@ -92,6 +105,7 @@ impl<'a> XdrDecoder<'a> {
     }
 
     /// Variable-length opaque of at most `max` bytes.
+    #[inline]
     pub fn opaque(&mut self, max: usize) -> Result<&'a [u8], XdrError> {
         let len = self.u32()? as usize;
         if len > max {
@@ -103,6 +117,7 @@ impl<'a> XdrDecoder<'a> {
     /// A length prefix for an array of at most `max` items, each at least
     /// `min_item_size` bytes: rejects counts the remaining input cannot hold,
     /// so a hostile count never drives a large allocation.
+    #[inline]
     pub fn array_len(&mut self, max: usize, min_item_size: usize) -> Result<usize, XdrError> {
         let len = self.u32()? as usize;
         if len > max {
@@ -115,6 +130,7 @@ impl<'a> XdrDecoder<'a> {
     }
 
     /// Skip `n` bytes (already padded by the caller).
+    #[inline]
     pub fn skip(&mut self, n: usize) -> Result<(), XdrError> {
         self.take(n).map(|_| ())
     }

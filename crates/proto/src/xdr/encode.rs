@@ -8,26 +8,32 @@ pub trait XdrEncoder {
     fn mark(&self) -> usize;
     fn patch_u32(&mut self, at: usize, v: u32);
 
+    #[inline]
     fn put_i32(&mut self, v: i32) {
         self.put_u32(v as u32)
     }
+    #[inline]
     fn put_u64(&mut self, v: u64) {
         self.put_u32((v >> 32) as u32);
         self.put_u32(v as u32);
     }
+    #[inline]
     fn put_i64(&mut self, v: i64) {
         self.put_u64(v as u64)
     }
+    #[inline]
     fn put_bool(&mut self, v: bool) {
         self.put_u32(v as u32)
     }
     /// Fixed-length opaque, zero padded.
+    #[inline]
     fn put_fixed(&mut self, b: &[u8]) {
         self.put_raw(b);
         let pad = pad4(b.len()) - b.len();
         self.put_raw(&[0u8; 3][..pad]);
     }
     /// Variable-length opaque or string.
+    #[inline]
     fn put_opaque(&mut self, b: &[u8]) {
         self.put_u32(b.len() as u32);
         self.put_fixed(b);
@@ -43,9 +49,11 @@ impl XdrEncoder for Vec<u8> {
     fn put_raw(&mut self, b: &[u8]) {
         self.extend_from_slice(b);
     }
+    #[inline]
     fn mark(&self) -> usize {
         self.len()
     }
+    #[inline]
     fn patch_u32(&mut self, at: usize, v: u32) {
         self[at..at + 4].copy_from_slice(&v.to_be_bytes());
     }

@@ -18,12 +18,14 @@ pub struct GetAttrArgs {
 }
 
 impl Xdr<'_> for GetAttrArgs {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(GetAttrArgs {
             attr_request: decode_bitmap(d)?,
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         encode_bitmap(out, &self.attr_request);
     }

@@ -70,6 +70,7 @@ impl Fattr4<'_> {
     /// trailing zero words) and a zero attr_vals length. Returns where the length is;
     /// append the values, then [`Fattr4::finish_head`]. A server builds its answers
     /// this way, straight into the reply.
+    #[inline]
     pub fn encode_head(out: &mut Vec<u8>, mask: &[u32]) -> usize {
         encode_bitmap(out, mask);
         let at = out.len();
@@ -80,6 +81,7 @@ impl Fattr4<'_> {
     /// Complete the fattr4 whose head put its length at `at` (from
     /// [`Fattr4::encode_head`]): the values are everything after it. Attribute values
     /// are whole XDR items, so no padding is needed.
+    #[inline]
     pub fn finish_head(out: &mut Vec<u8>, at: usize) {
         let len = out.len() - (at + 4);
         debug_assert!(len.is_multiple_of(4), "attr_vals of whole XDR items");
@@ -88,6 +90,7 @@ impl Fattr4<'_> {
 }
 
 impl<'a> Xdr<'a> for Fattr4<'a> {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(Fattr4 {
             mask: decode_bitmap(d)?,
@@ -95,6 +98,7 @@ impl<'a> Xdr<'a> for Fattr4<'a> {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         encode_bitmap(out, &self.mask);
         out.put_opaque(self.vals);

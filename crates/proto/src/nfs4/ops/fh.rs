@@ -20,12 +20,14 @@ pub struct PutFhArgs<'a> {
 }
 
 impl<'a> Xdr<'a> for PutFhArgs<'a> {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(PutFhArgs {
             fh: decode_borrowed(d)?,
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_opaque(self.fh);
     }
@@ -39,12 +41,14 @@ pub struct GetFhResOk<'a> {
 }
 
 impl<'a> Xdr<'a> for GetFhResOk<'a> {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(GetFhResOk {
             fh: d.opaque(NFS4_FHSIZE)?,
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_opaque(self.fh);
     }

@@ -29,6 +29,7 @@ pub struct ReadArgs {
 }
 
 impl Xdr<'_> for ReadArgs {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(ReadArgs {
             stateid: Stateid::decode(d)?,
@@ -37,6 +38,7 @@ impl Xdr<'_> for ReadArgs {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         self.stateid.encode(out);
         out.put_u64(self.offset);
@@ -61,6 +63,7 @@ impl ReadResOk<'_> {
 
     /// Write the head of a READ4resok whose data is not known yet (eof false, length 0)
     /// and return where it starts. Append the data, then [`ReadResOk::finish_head`].
+    #[inline]
     pub fn encode_head(out: &mut Vec<u8>) -> usize {
         let at = out.len();
         out.put_bool(false);
@@ -71,6 +74,7 @@ impl ReadResOk<'_> {
     /// Complete the READ4resok whose head is at `at` (from
     /// [`ReadResOk::encode_head`]) once `len` bytes of data follow the head: set eof
     /// and the length, drop anything after the data and pad it to four bytes.
+    #[inline]
     pub fn finish_head(out: &mut Vec<u8>, at: usize, eof: bool, len: usize) {
         let data_at = at + Self::HEAD_LEN;
         assert!(
@@ -85,6 +89,7 @@ impl ReadResOk<'_> {
 }
 
 impl<'a> Xdr<'a> for ReadResOk<'a> {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(ReadResOk {
             eof: d.bool()?,
@@ -92,6 +97,7 @@ impl<'a> Xdr<'a> for ReadResOk<'a> {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_bool(self.eof);
         out.put_opaque(self.data);
@@ -110,6 +116,7 @@ pub struct WriteArgs<'a> {
 }
 
 impl<'a> Xdr<'a> for WriteArgs<'a> {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(WriteArgs {
             stateid: Stateid::decode(d)?,
@@ -119,6 +126,7 @@ impl<'a> Xdr<'a> for WriteArgs<'a> {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         self.stateid.encode(out);
         out.put_u64(self.offset);
@@ -141,6 +149,7 @@ impl WriteResOk {
 }
 
 impl Xdr<'_> for WriteResOk {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(WriteResOk {
             count: d.u32()?,
@@ -149,6 +158,7 @@ impl Xdr<'_> for WriteResOk {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.count);
         out.put_u32(self.committed);

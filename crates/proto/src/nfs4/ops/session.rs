@@ -39,6 +39,7 @@ pub struct SequenceArgs {
 }
 
 impl Xdr<'_> for SequenceArgs {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(SequenceArgs {
             sessionid: sessionid(d)?,
@@ -49,6 +50,7 @@ impl Xdr<'_> for SequenceArgs {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_fixed(&self.sessionid.0);
         out.put_u32(self.sequenceid);
@@ -75,6 +77,7 @@ impl SequenceResOk {
 }
 
 impl Xdr<'_> for SequenceResOk {
+    #[inline]
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(SequenceResOk {
             sessionid: sessionid(d)?,
@@ -86,6 +89,7 @@ impl Xdr<'_> for SequenceResOk {
         })
     }
 
+    #[inline]
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_fixed(&self.sessionid.0);
         out.put_u32(self.sequenceid);
