@@ -130,7 +130,9 @@ impl StateManager {
                 }
             }
         }
-        let session = guard.session_mut(&sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        let (session, has_back) = guard
+            .session_mut_with_back(&sid)
+            .ok_or(status::NFS4ERR_BADSESSION)?;
         session.lease.renew(self.clock.now_ms());
         let slots = session.slots.len();
         let mut grant = SeqGrant {
@@ -161,7 +163,7 @@ impl StateManager {
                     .unwrap_or_default(),
             ),
         };
-        if guard.back_conn(&sid).is_none() {
+        if !has_back {
             grant.status_flags |= seq4_status::CB_PATH_DOWN_SESSION;
         }
         drop(guard);

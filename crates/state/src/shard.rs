@@ -66,6 +66,14 @@ impl SessionShard {
         self.sessions.get_mut(sid).map(|e| &mut e.session)
     }
 
+    /// A session, and whether a connection bound to it can carry callbacks (SEQUENCE's
+    /// CB_PATH_DOWN_SESSION), in one lookup.
+    pub fn session_mut_with_back(&mut self, sid: &SessionId) -> Option<(&mut Session, bool)> {
+        let e = self.sessions.get_mut(sid)?;
+        let has_back = e.bindings.iter().any(|&k| self.bindings[k].dir.has_back());
+        Some((&mut e.session, has_back))
+    }
+
     pub fn contains(&self, sid: &SessionId) -> bool {
         self.sessions.contains_key(sid)
     }
