@@ -101,22 +101,9 @@ impl<'a> Xdr<'a> for LockArgs<'a> {
     }
 }
 
-/// LOCK4resok.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockResOk {
-    pub stateid: Stateid,
-}
-
-impl Xdr<'_> for LockResOk {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(LockResOk {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
+stateid_only! {
+    /// LOCK4resok.
+    LockResOk
 }
 
 /// LOCK4denied: what LOCK and LOCKT answer after NFS4ERR_DENIED, the conflicting lock.
@@ -203,22 +190,9 @@ impl Xdr<'_> for LockuArgs {
     }
 }
 
-/// LOCKU4resok.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockuResOk {
-    pub stateid: Stateid,
-}
-
-impl Xdr<'_> for LockuResOk {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(LockuResOk {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
+stateid_only! {
+    /// LOCKU4resok.
+    LockuResOk
 }
 
 #[cfg(test)]

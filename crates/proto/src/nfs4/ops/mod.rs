@@ -7,6 +7,35 @@
 //! *means* (an invalid enum value that is still valid XDR, a name too long for a
 //! component) is the handler's to judge, so it can answer the status RFC 8881 gives.
 
+/// Declares an XDR structure that is one stateid4 and nothing else (LOCK4resok,
+/// LOCKU4resok, OPEN_DOWNGRADE4resok, CLOSE4res's stateid, FREE_STATEID4args,
+/// DELEGRETURN4args): the type and its codec, written once.
+macro_rules! stateid_only {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            pub stateid: $crate::stateid::Stateid,
+        }
+
+        impl $crate::nfs4::ops::Xdr<'_> for $name {
+            #[inline]
+            fn decode(
+                d: &mut $crate::xdr::XdrDecoder<'_>,
+            ) -> Result<Self, $crate::xdr::XdrError> {
+                Ok($name {
+                    stateid: $crate::stateid::Stateid::decode(d)?,
+                })
+            }
+
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                self.stateid.encode(out);
+            }
+        }
+    };
+}
+
 pub mod attr;
 pub mod common;
 pub mod dir;

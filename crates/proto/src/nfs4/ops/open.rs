@@ -584,22 +584,9 @@ impl Xdr<'_> for OpenDowngradeArgs {
     }
 }
 
-/// OPEN_DOWNGRADE4resok.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenDowngradeResOk {
-    pub stateid: Stateid,
-}
-
-impl Xdr<'_> for OpenDowngradeResOk {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(OpenDowngradeResOk {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
+stateid_only! {
+    /// OPEN_DOWNGRADE4resok.
+    OpenDowngradeResOk
 }
 
 /// CLOSE4args.
@@ -623,23 +610,10 @@ impl Xdr<'_> for CloseArgs {
     }
 }
 
-/// CLOSE4resok: the open stateid, which a server answers with the invalid special
-/// stateid (RFC 8881 §18.2.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseResOk {
-    pub stateid: Stateid,
-}
-
-impl Xdr<'_> for CloseResOk {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(CloseResOk {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
+stateid_only! {
+    /// CLOSE4resok: the open stateid, which a server answers with the invalid special
+    /// stateid (RFC 8881 §18.2.4).
+    CloseResOk
 }
 
 #[cfg(test)]

@@ -57,40 +57,14 @@ impl Xdr<'_> for TestStateidResOk {
     }
 }
 
-/// FREE_STATEID4args.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FreeStateidArgs {
-    pub stateid: Stateid,
+stateid_only! {
+    /// FREE_STATEID4args.
+    FreeStateidArgs
 }
 
-impl Xdr<'_> for FreeStateidArgs {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(FreeStateidArgs {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
-}
-
-/// DELEGRETURN4args.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DelegReturnArgs {
-    pub stateid: Stateid,
-}
-
-impl Xdr<'_> for DelegReturnArgs {
-    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        Ok(DelegReturnArgs {
-            stateid: Stateid::decode(d)?,
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        self.stateid.encode(out);
-    }
+stateid_only! {
+    /// DELEGRETURN4args.
+    DelegReturnArgs
 }
 
 #[cfg(test)]
