@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use ringnfs::client::SequenceArgs;
 use ringnfs::client::compound::CompoundReply;
-use ringnfs::client::ops::{
-    CreateSessionArgs, ExchangeIdArgs, Op, SequenceArgs, StateProtect, encode_compound,
-};
+use ringnfs::client::ops::{CreateSessionArgs, ExchangeIdArgs, Op, StateProtect, encode_compound};
 use ringnfs::client::{default_back_attrs, default_fore_attrs};
 use ringnfs::nfs4::consts::{cdfc, create_session_flag};
 use ringnfs::nfs4::program::NfsService;
@@ -76,12 +75,12 @@ fn setup() -> (Arc<NfsService>, ConnMeta, SessionId) {
     )
     .create_session()
     .expect("CREATE_SESSION");
-    (svc, conn, SessionId(cs.sessionid))
+    (svc, conn, cs.sessionid)
 }
 
 fn seq(sid: &SessionId, seqid: u32) -> Op {
     Op::Sequence(SequenceArgs {
-        sessionid: sid.0,
+        sessionid: *sid,
         sequenceid: seqid,
         slotid: 0,
         highest_slotid: 0,

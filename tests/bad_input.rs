@@ -660,7 +660,7 @@ fn truncated_op_args_give_badxdr_in_that_ops_result() {
     let conn = s.connection(0).unwrap();
     let mut args = compound_header(b"", 1, 2);
     args.put_u32(op::SEQUENCE);
-    args.extend_from_slice(&s.sessionid()[..8]);
+    args.extend_from_slice(&s.sessionid().0[..8]);
     let r = conn.compound_encoded(&args).unwrap();
     assert_eq!(r.results.len(), 1);
     assert_eq!(
@@ -687,7 +687,7 @@ fn truncated_op_args_give_badxdr_in_that_ops_result() {
         (op::EXCHANGE_ID, status::NFS4ERR_BADXDR)
     );
     // BIND_CONN_TO_SESSION cut after the session id.
-    let mut args = s.sessionid().to_vec();
+    let mut args = s.sessionid().0.to_vec();
     args.put_u32(1);
     let r = c
         .compound(

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{TestServer, WAIT, sid, wait_until};
+use ringnfs::client::BindConnArgs;
 use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
 use ringnfs::nfs4::consts::{NfsStatus, cdfc, cdfs, op, seq4_status, status};
 use ringnfs::rpc::Credential;
@@ -51,11 +52,11 @@ fn bind(conn: &RpcConn, sid: &SessionId, dir: u32) -> Result<u32, NfsStatus> {
         .compound(
             1,
             b"",
-            &[Op::BindConnToSession {
-                sessionid: sid.0,
+            &[Op::BindConnToSession(BindConnArgs {
+                sessionid: *sid,
                 dir,
                 use_rdma: false,
-            }],
+            })],
         )
         .expect("reply");
     if r.status == status::NFS4_OK {
@@ -102,11 +103,11 @@ fn bind_conn_must_be_alone_and_session_must_exist() {
             1,
             b"",
             &[
-                Op::BindConnToSession {
+                Op::BindConnToSession(BindConnArgs {
                     sessionid: s.sessionid(),
                     dir: cdfc::FORE,
                     use_rdma: false,
-                },
+                }),
                 Op::PutRootFh,
             ],
         )
@@ -121,11 +122,11 @@ fn bind_conn_must_be_alone_and_session_must_exist() {
     let r = s
         .call(
             0,
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: s.sessionid(),
                 dir: cdfc::FORE,
                 use_rdma: false,
-            }],
+            })],
             false,
         )
         .unwrap();

@@ -183,7 +183,7 @@ fn metric_in(text: &str, line_prefix: &str) -> u64 {
 }
 
 fn hex(s: &Session) -> String {
-    s.sessionid().iter().map(|b| format!("{b:02x}")).collect()
+    s.sessionid().to_hex()
 }
 
 fn wait_until(mut cond: impl FnMut() -> bool) -> bool {

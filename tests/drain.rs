@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{TestServer, WAIT, sid, wait_until};
+use ringnfs::client::BindConnArgs;
 use ringnfs::client::{ClientOptions, CompoundReply, Op, RpcConn, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, seq4_status, status};
 use ringnfs::rpc::Credential;
@@ -75,11 +76,11 @@ impl BindOn for Session {
             .compound(
                 1,
                 b"",
-                &[Op::BindConnToSession {
+                &[Op::BindConnToSession(BindConnArgs {
                     sessionid: self.sessionid(),
                     dir: cdfc::FORE,
                     use_rdma: false,
-                }],
+                })],
             )
             .expect("bind call");
         r.bind_conn().expect("BIND_CONN_TO_SESSION ok").dir
@@ -324,11 +325,11 @@ fn a_draining_connection_takes_no_new_binds() {
         c.compound(
             1,
             b"",
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: sid_bytes,
                 dir,
                 use_rdma: false,
-            }],
+            })],
         )
     };
     let r = bind(a.sessionid(), cdfc::FORE).unwrap();
@@ -368,11 +369,11 @@ fn draining_a_connection_bound_to_two_sessions_unbinds_both() {
             .compound(
                 1,
                 b"",
-                &[Op::BindConnToSession {
+                &[Op::BindConnToSession(BindConnArgs {
                     sessionid: s.sessionid(),
                     dir: cdfc::FORE,
                     use_rdma: false,
-                }],
+                })],
             )
             .unwrap();
         assert_eq!(r.bind_conn().unwrap().dir, cdfs::FORE);

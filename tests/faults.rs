@@ -141,8 +141,7 @@ fn a_client_gone_in_the_middle_of_a_large_write_leaves_nothing_behind() {
     // Encode the WRITE ourselves and send only part of the 1 MiB record.
     let (_, s) = Client::connect(&[srv.addr()], ClientOptions::default()).unwrap();
     let mut args = Vec::new();
-    let mut sid = [0u8; 16];
-    sid.copy_from_slice(&s.sessionid());
+    let sid = s.sessionid();
     ringnfs::client::ops::encode_compound(
         &mut args,
         1,

@@ -8,6 +8,7 @@ pub mod files_common;
 
 use files_common::{Env, failure_of, for_each_backend, for_each_backend_with, status_of, sys};
 use ringnfs::client::ops::{access, ftype, share, stable};
+use ringnfs::client::{CommitArgs, ReadArgs};
 use ringnfs::client::{CreateType, Fattr, FileAttrs, Files, Op, Stateid, TimeSet};
 use ringnfs::nfs4::attrs::attr;
 use ringnfs::nfs4::consts::{NfsStatus, op, status};
@@ -844,11 +845,11 @@ fn read_write_commit() {
         );
         // READ without a filehandle.
         let r = f
-            .call_raw(&[Op::Read {
+            .call_raw(&[Op::Read(ReadArgs {
                 stateid: Stateid::ANONYMOUS,
                 offset: 0,
                 count: 1,
-            }])
+            })])
             .unwrap();
         assert_eq!(r.failure(), Some((op::READ, status::NFS4ERR_NOFILEHANDLE)));
     });
@@ -1083,10 +1084,10 @@ fn handles_bad_stale_and_missing() {
             Op::Readlink,
             Op::Access(1),
             Op::Remove(b"x".to_vec()),
-            Op::Commit {
+            Op::Commit(CommitArgs {
                 offset: 0,
                 count: 0,
-            },
+            }),
         ] {
             let n = o.opnum();
             let r = f.call_raw(&[o]).unwrap();

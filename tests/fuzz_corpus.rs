@@ -72,8 +72,8 @@ fn the_harness_session_works() {
     // The placeholders reach a real session: SEQUENCE + PUTROOTFH succeeds.
     use ringnfs::client::{Op, SequenceArgs};
     let h = fuzzing::Harness::new();
-    let mut sid = [0u8; 16];
-    sid.copy_from_slice(fuzzing::SESSION_PLACEHOLDER);
+    let mut sid = ringnfs::client::SessionId([0; 16]);
+    sid.0.copy_from_slice(fuzzing::SESSION_PLACEHOLDER);
     let args = fuzzing::compound_args(&[
         Op::Sequence(SequenceArgs {
             sessionid: sid,
@@ -114,7 +114,7 @@ impl ringnfs::service::Service for Capture {
     }
 }
 
-fn workload(addr: std::net::SocketAddr) -> ([u8; 16], u64) {
+fn workload(addr: std::net::SocketAddr) -> (ringnfs::client::SessionId, u64) {
     use ringnfs::client::{Client, ClientOptions, Files, Op};
     let (ids, session) = Client::connect(
         &[addr],
@@ -189,7 +189,7 @@ fn capture_seed_corpus() {
     let mut stream = Vec::new();
     for (i, rec) in records.iter().enumerate() {
         let mut rec = rec.clone();
-        fuzzing::placeholders_for(&mut rec, &sid, clientid);
+        fuzzing::placeholders_for(&mut rec, &sid.0, clientid);
         write("rpc_call", format!("{i:03}"), &rec);
         if let Ok(ringnfs::rpc::RpcMessage::Call(c)) = ringnfs::rpc::decode_message(&rec) {
             let at = c.args.as_ptr() as usize - rec.as_ptr() as usize;

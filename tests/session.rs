@@ -4,6 +4,7 @@
 pub mod common;
 
 use common::{TestServer, sid};
+use ringnfs::client::{BindConnArgs, SessionId};
 use ringnfs::client::{
     ChannelAttrs, CompoundReply, CreateSessionArgs, ExchangeIdArgs, Op, RpcConn, SequenceArgs,
     StateProtect, StateProtectRes, default_back_attrs, default_fore_attrs,
@@ -58,7 +59,11 @@ fn create_op(
 }
 
 /// EXCHANGE_ID + CREATE_SESSION for `owner` on `c` with the given fore channel.
-fn new_session(c: &RpcConn, owner: &[u8], fore: ChannelAttrs) -> ringnfs::client::CreateSessionRes {
+fn new_session(
+    c: &RpcConn,
+    owner: &[u8],
+    fore: ChannelAttrs,
+) -> ringnfs::client::CreateSessionResOk {
     let e = exchange(c, owner, 1, 0).exchange_id().unwrap();
     create_with(c, e.clientid, e.sequenceid, fore)
         .create_session()
@@ -66,7 +71,7 @@ fn new_session(c: &RpcConn, owner: &[u8], fore: ChannelAttrs) -> ringnfs::client
 }
 
 /// SEQUENCE on slot 0.
-fn seq(sessionid: [u8; 16], sequenceid: u32, cachethis: bool) -> Op {
+fn seq(sessionid: SessionId, sequenceid: u32, cachethis: bool) -> Op {
     Op::Sequence(SequenceArgs {
         sessionid,
         sequenceid,
@@ -169,12 +174,7 @@ fn exchange_id_cases_over_the_wire() {
     create(&c, e3.clientid, e3.sequenceid)
         .create_session()
         .unwrap();
-    assert_eq!(
-        srv.state()
-            .session_info(&ringnfs::state::SessionId(cs.sessionid))
-            .map(|_| ()),
-        None
-    );
+    assert_eq!(srv.state().session_info(&cs.sessionid).map(|_| ()), None);
     assert_eq!(srv.state().client_count(), 1);
 }
 
@@ -284,11 +284,11 @@ fn mach_cred_over_auth_sys() {
         c.compound(
             1,
             b"",
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: sid,
                 dir: cdfc::FORE,
                 use_rdma: false,
-            }],
+            })],
         )
         .unwrap()
         .status
@@ -378,18 +378,18 @@ fn server_owner_is_stable_across_restarts() {
 fn session_ids_from_another_boot_are_bad() {
     let srv = TestServer::start();
     let (_, s) = srv.session();
-    let mut stale = sid(&s).0;
-    stale[0] ^= 0xff;
+    let mut stale = sid(&s);
+    stale.0[0] ^= 0xff;
     let c = srv.connect();
     let r = c
         .compound(
             1,
             b"",
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: stale,
                 dir: cdfc::FORE,
                 use_rdma: false,
-            }],
+            })],
         )
         .unwrap();
     assert_eq!(r.status, status::NFS4ERR_BADSESSION);

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{TestServer, WAIT, sid, wait_until};
+use ringnfs::client::BindConnArgs;
 use ringnfs::client::{ClientOptions, Op, RpcConn, SequenceArgs, Session};
 use ringnfs::nfs4::consts::{cdfc, cdfs, op, status};
 use ringnfs::rpc::Credential;
@@ -49,11 +50,11 @@ fn churn_once(
         .compound(
             1,
             b"churn-bind",
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: s.sessionid(),
                 dir,
                 use_rdma: false,
-            }],
+            })],
         )
         .expect("bind call");
     let b = r.bind_conn().expect("BIND_CONN_TO_SESSION ok");
@@ -273,11 +274,11 @@ fn churn_over_the_connection_limit_is_refused_with_delay_and_counted() {
             .compound(
                 1,
                 b"",
-                &[Op::BindConnToSession {
+                &[Op::BindConnToSession(BindConnArgs {
                     sessionid: s.sessionid(),
                     dir,
                     use_rdma: false,
-                }],
+                })],
             )
             .unwrap();
         assert_eq!(

@@ -101,7 +101,7 @@ impl Drop for TestServer {
 }
 
 pub fn sid(s: &Session) -> SessionId {
-    SessionId(s.sessionid())
+    s.sessionid()
 }
 
 /// Poll `cond` until it holds or `timeout` passes; returns whether it held. For effects

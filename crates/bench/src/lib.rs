@@ -31,7 +31,7 @@ pub use report::{BenchReport, FilesLeft, Latency, parse_cpu_ticks, process_cpu_u
 pub use run::run;
 pub use template::Template;
 
-use ringnfs_client::Op;
+use ringnfs_client::{CloseArgs, Op, ReadArgs};
 use ringnfs_proto::rpc::{AuthSys, Credential};
 use ringnfs_proto::stateid::Stateid;
 
@@ -158,11 +158,11 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
     let read = |count: u32| {
         vec![
             Op::PutFh(file.clone()),
-            Op::Read {
+            Op::Read(ReadArgs {
                 stateid: Stateid::ANONYMOUS,
                 offset: 0,
                 count,
-            },
+            }),
         ]
     };
     let write = |count: u32| {
@@ -199,10 +199,10 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
                     ),
                     claim: ringnfs_client::OpenClaim::Null(name.clone()),
                 }),
-                Op::Close {
+                Op::Close(CloseArgs {
                     seqid: 0,
                     stateid: Stateid::CURRENT,
-                },
+                }),
             ];
             if t.remove {
                 ops.push(Op::PutFh(dir.clone()));
@@ -485,7 +485,12 @@ mod perf {
         .unwrap();
         print!("{}", r.summary());
         // SEQUENCE: drive workers directly (the blast server cannot create sessions).
-        let tmpl = Arc::new(Template::sequenced(&Credential::None, [7; 16], 31, &[]));
+        let tmpl = Arc::new(Template::sequenced(
+            &Credential::None,
+            ringnfs_client::SessionId([7; 16]),
+            31,
+            &[],
+        ));
         let start = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let hs: Vec<_> = (0..4)

@@ -23,7 +23,7 @@ use ringnfs_proto::rpc::Credential;
 /// A session the run created: what teardown needs.
 struct SessionInfo {
     clientid: u64,
-    sessionid: [u8; 16],
+    sessionid: ringnfs_client::SessionId,
 }
 
 /// Per session: the session (none for the NULL workload), its connections (the first
@@ -114,7 +114,7 @@ fn open_session(spec: &SessionSpec<'_>, depth: &mut usize) -> Result<Plan, Bench
 /// to its slots.
 fn session_templates(
     spec: &SessionSpec<'_>,
-    cs: &ringnfs_client::CreateSessionRes,
+    cs: &ringnfs_client::CreateSessionResOk,
     clientid: u64,
     depth: &mut usize,
 ) -> Result<(Vec<Template>, Vec<u8>), BenchError> {

@@ -12,8 +12,8 @@ use super::{interrupt, pattern};
 use ringnfs_client::callback::answer_call;
 use ringnfs_client::ops::encode_compound;
 use ringnfs_client::{
-    CallbackSec, ClientError, CompoundReply, CreateSessionArgs, CreateSessionRes,
-    DEFAULT_CB_PROGRAM, DefaultCallbackHandler, ExchangeIdArgs, Op, StateProtect,
+    CallbackSec, ClientError, CompoundReply, CreateSessionArgs, CreateSessionResOk,
+    DEFAULT_CB_PROGRAM, DefaultCallbackHandler, ExchangeIdArgs, Op, SessionId, StateProtect,
     default_back_attrs, default_fore_attrs, unique_owner,
 };
 use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, op, op_name, status};
@@ -191,7 +191,7 @@ pub fn create_session(
     s: &mut TcpStream,
     cred: &Credential,
     slots: u32,
-) -> Result<(u64, CreateSessionRes), BenchError> {
+) -> Result<(u64, CreateSessionResOk), BenchError> {
     let ops = [Op::ExchangeId(ExchangeIdArgs {
         verifier: rand::random(),
         owner_id: unique_owner(),
@@ -259,7 +259,7 @@ pub fn destroy_session(
     s: &mut TcpStream,
     cred: &Credential,
     clientid: u64,
-    sessionid: [u8; 16],
+    sessionid: SessionId,
 ) -> Result<(), BenchError> {
     let ops = [Op::DestroySession(sessionid)];
     check(sync_compound(s, cred, 5, &ops)?, &ops)?;
@@ -342,11 +342,12 @@ fn prepare_in_session(
     s: &mut TcpStream,
     cred: &Credential,
     clientid: u64,
-    cs: &CreateSessionRes,
+    cs: &CreateSessionResOk,
     export: &[Vec<u8>],
     file: Option<FileSpec>,
 ) -> Result<Prepared, BenchError> {
-    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow, SequenceArgs};
+    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    use ringnfs_client::{CloseArgs, CommitArgs, ReadArgs, SequenceArgs};
     let mut seqid = SLOT0_FIRST_SEQID - 1;
     let mut xid = 10u32;
     // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).
@@ -467,11 +468,11 @@ fn prepare_in_session(
                 s,
                 vec![
                     Op::PutFh(fh.clone()),
-                    Op::Read {
+                    Op::Read(ReadArgs {
                         stateid: open.stateid,
                         offset: off,
                         count: pattern::BLOCK as u32,
-                    },
+                    }),
                 ],
             )?)?;
             let data = r.read().map_err(|e| undecodable("READ", e))?.data;
@@ -503,10 +504,10 @@ fn prepare_in_session(
             s,
             vec![
                 Op::PutFh(fh.clone()),
-                Op::Commit {
+                Op::Commit(CommitArgs {
                     offset: 0,
                     count: 0,
-                },
+                }),
             ],
         )?)?;
     }
@@ -514,10 +515,10 @@ fn prepare_in_session(
         s,
         vec![
             Op::PutFh(fh.clone()),
-            Op::Close {
+            Op::Close(CloseArgs {
                 seqid: 0,
                 stateid: open.stateid,
-            },
+            }),
         ],
     )?)?;
     prepared.file_fh = fh;

@@ -1,7 +1,8 @@
 //! Pre-encoded request records with the positions the hot loop patches in place.
 
 use ringnfs_client::SessionId;
-use ringnfs_client::ops::{Op, SequenceArgs, encode_sequence};
+use ringnfs_client::ops::Op;
+use ringnfs_client::ops::wire::{ReadArgs, SequenceArgs, Xdr};
 use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL, op};
 use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{Credential, encode_call};
@@ -58,16 +59,14 @@ impl Template {
         v.put_u32(ops.len() as u32 + 1);
         v.put_u32(op::SEQUENCE);
         let seq_off = v.len() + 16;
-        encode_sequence(
-            &mut v,
-            &SequenceArgs {
-                sessionid,
-                sequenceid: 0,
-                slotid: 0,
-                highest_slotid,
-                cachethis: false,
-            },
-        );
+        SequenceArgs {
+            sessionid,
+            sequenceid: 0,
+            slotid: 0,
+            highest_slotid,
+            cachethis: false,
+        }
+        .encode(&mut v);
         let mut io_offset = None;
         let mut data = None;
         let mut names = Vec::new();
@@ -75,11 +74,11 @@ impl Template {
         let (mut opens, mut removes) = (false, false);
         for o in ops {
             let start = v.len();
-            if matches!(o, Op::Read { .. } | Op::Write { .. }) {
+            if matches!(o, Op::Read(..) | Op::Write { .. }) {
                 // opnum, then stateid4 (16 bytes), then offset4.
                 io_offset = Some(start + 4 + 16);
             }
-            if let Op::Read { count, .. } = o {
+            if let Op::Read(ReadArgs { count, .. }) = o {
                 read_count = *count;
             }
             opens |= matches!(o, Op::Open(_));
@@ -169,12 +168,13 @@ fn finish(mut v: Vec<u8>, seq: Option<(usize, usize)>, compound: bool) -> Templa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringnfs_client::SessionId;
     use ringnfs_proto::rpc::{RpcMessage, decode_message};
     use ringnfs_proto::xdr::XdrDecoder;
 
     #[test]
     fn patched_sequence_decodes() {
-        let sid = [9u8; 16];
+        let sid = SessionId([9u8; 16]);
         let t = Template::sequenced(&Credential::None, sid, 31, &[Op::PutRootFh]);
         let mut out = Vec::new();
         t.emit(&mut out, 0xABCD, 7, 42, 0, 0);
@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(d.u32().unwrap(), 1);
         assert_eq!(d.u32().unwrap(), 2);
         assert_eq!(d.u32().unwrap(), op::SEQUENCE);
-        assert_eq!(d.array::<16>().unwrap(), sid);
+        assert_eq!(d.array::<16>().unwrap(), sid.0);
         assert_eq!(d.u32().unwrap(), 42);
         assert_eq!(d.u32().unwrap(), 7);
         assert_eq!(d.u32().unwrap(), 31);
@@ -214,7 +214,7 @@ mod tests {
         crate::pattern::generate(0, &mut data);
         let t = Template::sequenced(
             &Credential::None,
-            [1; 16],
+            SessionId([1; 16]),
             0,
             &[
                 Op::Remove(name.clone()),

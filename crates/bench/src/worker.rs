@@ -506,6 +506,8 @@ pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ringnfs_client::SessionId;
+    use ringnfs_client::ops::wire::ReadArgs;
     use ringnfs_proto::rpc::{AcceptStat, encode_accepted};
     use ringnfs_proto::xdr::XdrEncoder;
 
@@ -571,7 +573,7 @@ mod tests {
     fn drive(ops: &[ringnfs_client::Op], reply: Vec<u8>, verify: bool, n: u64) -> WorkerResult {
         use ringnfs_proto::rpc::Credential;
         let addr = crate::canned::canned_server(reply);
-        let t = Template::sequenced(&Credential::None, [7; 16], 3, ops);
+        let t = Template::sequenced(&Credential::None, SessionId([7; 16]), 3, ops);
         let s = TcpStream::connect(addr).unwrap();
         let cfg = WorkerConfig {
             templates: Arc::new(vec![t]),
@@ -639,11 +641,11 @@ mod tests {
             v.put_u32(0);
             v.put_opaque(&[0; 4096]);
         });
-        let read = Op::Read {
+        let read = Op::Read(ReadArgs {
             stateid: Stateid::ANONYMOUS,
             offset: 0,
             count: 4096,
-        };
+        });
         let r = drive(&[putfh(), read.clone()], reply.clone(), true, 100);
         assert_eq!(r.ops, 0);
         assert_eq!((r.bytes, r.verified_bytes), (0, 0));

@@ -148,7 +148,7 @@ impl DefaultCallbackHandler {
                             Ok(a) => {
                                 res.put_u32(opnum);
                                 res.put_u32(status::NFS4_OK.code());
-                                res.put_fixed(&a.sessionid);
+                                res.put_fixed(&a.sessionid.0);
                                 res.put_u32(a.sequenceid);
                                 res.put_u32(a.slotid);
                                 res.put_u32(a.highest_slotid);
@@ -188,7 +188,7 @@ impl DefaultCallbackHandler {
 }
 
 fn decode_cb_sequence(d: &mut XdrDecoder<'_>) -> Result<CbSequenceArgs, XdrError> {
-    let sessionid = d.array()?;
+    let sessionid = SessionId(d.array()?);
     let sequenceid = d.u32()?;
     let slotid = d.u32()?;
     let highest_slotid = d.u32()?;
@@ -196,7 +196,7 @@ fn decode_cb_sequence(d: &mut XdrDecoder<'_>) -> Result<CbSequenceArgs, XdrError
     let n = d.array_len(1024, 20)?;
     let mut referring_calls = Vec::with_capacity(n);
     for _ in 0..n {
-        let sid = d.array()?;
+        let sid = SessionId(d.array()?);
         let m = d.array_len(1024, 8)?;
         let mut calls = Vec::with_capacity(m);
         for _ in 0..m {
@@ -286,15 +286,15 @@ mod tests {
         a
     }
 
-    fn cb_sequence_args(a: &mut Vec<u8>, sid: &[u8; 16]) {
+    fn cb_sequence_args(a: &mut Vec<u8>, sid: &SessionId) {
         a.put_u32(cb_op::CB_SEQUENCE);
-        a.put_fixed(sid);
+        a.put_fixed(&sid.0);
         a.put_u32(4); // sequenceid
         a.put_u32(0); // slotid
         a.put_u32(0); // highest
         a.put_bool(false);
         a.put_u32(1); // one referring call list
-        a.put_fixed(sid);
+        a.put_fixed(&sid.0);
         a.put_u32(1);
         a.put_u32(9);
         a.put_u32(2);
@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn cb_sequence_echoed() {
         let h = DefaultCallbackHandler::default();
-        let sid = [0xC5u8; 16];
+        let sid = SessionId([0xC5u8; 16]);
         let args = cb_compound(|a| cb_sequence_args(a, &sid), 1, 1);
         let rep = answer(
             &h,
@@ -323,7 +323,7 @@ mod tests {
         want.put_u32(1);
         want.put_u32(cb_op::CB_SEQUENCE);
         want.put_u32(0);
-        want.put_fixed(&sid);
+        want.put_fixed(&sid.0);
         for w in [4, 0, 0, 0] {
             want.put_u32(w);
         }
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn unknown_op_is_illegal_and_stops() {
         let h = DefaultCallbackHandler::default();
-        let sid = [1u8; 16];
+        let sid = SessionId([1u8; 16]);
         let args = cb_compound(
             |a| {
                 cb_sequence_args(a, &sid);

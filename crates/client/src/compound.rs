@@ -2,10 +2,11 @@
 //! client understands (RFC 8881 §18).
 
 use super::error::ClientError;
-use super::ops::{ChannelAttrs, ImplId, SessionId, Stateid, Verifier, wire};
+use super::ops::{ImplId, Stateid, Verifier, wire};
 use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op, sp4, status};
 use ringnfs_proto::nfs4::ops::Xdr;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
+pub use wire::ChangeInfo;
 
 /// Upper bound on array lengths accepted from a reply (bitmaps, handle lists, ...).
 const MAX_ARRAY: usize = 1024;
@@ -105,17 +106,23 @@ impl CompoundReply {
             .map(|r| r.status)
     }
 
-    pub fn sequence(&self) -> Result<SequenceRes, ClientError> {
-        SequenceRes::decode(self.ok_body(op::SEQUENCE)?)
+    pub fn sequence(&self) -> Result<wire::SequenceResOk, ClientError> {
+        Ok(wire::SequenceResOk::from_bytes(
+            self.ok_body(op::SEQUENCE)?,
+        )?)
     }
     pub fn exchange_id(&self) -> Result<ExchangeIdRes, ClientError> {
         ExchangeIdRes::decode(self.ok_body(op::EXCHANGE_ID)?)
     }
-    pub fn create_session(&self) -> Result<CreateSessionRes, ClientError> {
-        CreateSessionRes::decode(self.ok_body(op::CREATE_SESSION)?)
+    pub fn create_session(&self) -> Result<wire::CreateSessionResOk, ClientError> {
+        Ok(wire::CreateSessionResOk::from_bytes(
+            self.ok_body(op::CREATE_SESSION)?,
+        )?)
     }
-    pub fn bind_conn(&self) -> Result<BindConnRes, ClientError> {
-        BindConnRes::decode(self.ok_body(op::BIND_CONN_TO_SESSION)?)
+    pub fn bind_conn(&self) -> Result<wire::BindConnResOk, ClientError> {
+        Ok(wire::BindConnResOk::from_bytes(
+            self.ok_body(op::BIND_CONN_TO_SESSION)?,
+        )?)
     }
     /// The file handle of the first GETFH.
     pub fn getfh(&self) -> Result<Vec<u8>, ClientError> {
@@ -202,20 +209,20 @@ impl CompoundReply {
     /// CREATE4resok: (cinfo, attrset).
     pub fn create(&self) -> Result<(ChangeInfo, Vec<u32>), ClientError> {
         let r = wire::CreateResOk::from_bytes(self.ok_body(op::CREATE)?)?;
-        Ok((r.cinfo.into(), r.attrset))
+        Ok((r.cinfo, r.attrset))
     }
     pub fn remove(&self) -> Result<ChangeInfo, ClientError> {
         let r = wire::RemoveResOk::from_bytes(self.ok_body(op::REMOVE)?)?;
-        Ok(r.cinfo.into())
+        Ok(r.cinfo)
     }
     pub fn link(&self) -> Result<ChangeInfo, ClientError> {
         let r = wire::LinkResOk::from_bytes(self.ok_body(op::LINK)?)?;
-        Ok(r.cinfo.into())
+        Ok(r.cinfo)
     }
     /// RENAME4resok: (source_cinfo, target_cinfo).
     pub fn rename(&self) -> Result<(ChangeInfo, ChangeInfo), ClientError> {
         let r = wire::RenameResOk::from_bytes(self.ok_body(op::RENAME)?)?;
-        Ok((r.source_cinfo.into(), r.target_cinfo.into()))
+        Ok((r.source_cinfo, r.target_cinfo))
     }
     /// LOCK: the lock stateid, or LOCK4denied on NFS4ERR_DENIED (other errors as Err).
     pub fn lock(&self) -> Result<Result<Stateid, LockDenied>, ClientError> {
@@ -285,24 +292,6 @@ impl CompoundReply {
     pub fn secinfo(&self, opnum: u32) -> Result<Vec<u32>, ClientError> {
         let r = wire::SecinfoResOk::from_bytes(self.ok_body(opnum)?)?;
         Ok(r.flavors.iter().map(wire::Secinfo::flavor).collect())
-    }
-}
-
-/// change_info4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChangeInfo {
-    pub atomic: bool,
-    pub before: u64,
-    pub after: u64,
-}
-
-impl From<wire::ChangeInfo> for ChangeInfo {
-    fn from(c: wire::ChangeInfo) -> Self {
-        ChangeInfo {
-            atomic: c.atomic,
-            before: c.before,
-            after: c.after,
-        }
     }
 }
 
@@ -397,11 +386,7 @@ impl OpenRes {
         let r = wire::OpenResOk::from_bytes(b)?;
         Ok(OpenRes {
             stateid: r.stateid,
-            cinfo: ChangeInfo {
-                atomic: r.cinfo.atomic,
-                before: r.cinfo.before,
-                after: r.cinfo.after,
-            },
+            cinfo: r.cinfo,
             rflags: r.rflags,
             attrset: r.attrset,
             delegation: Delegation::from_wire(r.delegation),
@@ -693,31 +678,6 @@ fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
     Ok(true)
 }
 
-/// SEQUENCE4resok.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SequenceRes {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub target_highest_slotid: u32,
-    pub status_flags: u32,
-}
-
-impl SequenceRes {
-    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        let r = wire::SequenceResOk::from_bytes(b)?;
-        Ok(SequenceRes {
-            sessionid: r.sessionid.0,
-            sequenceid: r.sequenceid,
-            slotid: r.slotid,
-            highest_slotid: r.highest_slotid,
-            target_highest_slotid: r.target_highest_slotid,
-            status_flags: r.status_flags,
-        })
-    }
-}
-
 /// state_protect4_r.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateProtectRes {
@@ -817,52 +777,10 @@ impl ExchangeIdRes {
 
 pub use ringnfs_proto::nfs4::types::decode_channel_attrs;
 
-/// CREATE_SESSION4resok.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateSessionRes {
-    pub sessionid: SessionId,
-    pub sequence: u32,
-    pub flags: u32,
-    pub fore: ChannelAttrs,
-    pub back: ChannelAttrs,
-}
-
-impl CreateSessionRes {
-    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        let r = wire::CreateSessionResOk::from_bytes(b)?;
-        Ok(CreateSessionRes {
-            sessionid: r.sessionid.0,
-            sequence: r.sequence,
-            flags: r.flags,
-            fore: r.fore,
-            back: r.back,
-        })
-    }
-}
-
-/// BIND_CONN_TO_SESSION4resok.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BindConnRes {
-    pub sessionid: SessionId,
-    pub dir: u32,
-    pub use_rdma: bool,
-}
-
-impl BindConnRes {
-    pub fn decode(b: &[u8]) -> Result<Self, ClientError> {
-        let r = wire::BindConnResOk::from_bytes(b)?;
-        Ok(BindConnRes {
-            sessionid: r.sessionid.0,
-            dir: r.dir,
-            use_rdma: r.use_rdma,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::encode_channel_attrs;
+    use crate::ops::{ChannelAttrs, SessionId, encode_channel_attrs};
     use ringnfs_proto::xdr::XdrEncoder;
 
     fn attrs(n: u32) -> ChannelAttrs {
@@ -885,12 +803,12 @@ mod tests {
 
     #[test]
     fn sequence_then_getfh_then_error() {
-        let sid = [3u8; 16];
+        let sid = SessionId([3u8; 16]);
         let mut v = Vec::new();
         header(&mut v, status::NFS4ERR_NOENT, 4);
         v.put_u32(op::SEQUENCE);
         v.put_u32(0);
-        v.put_fixed(&sid);
+        v.put_fixed(&sid.0);
         for x in [5, 2, 63, 31, 0x200] {
             v.put_u32(x);
         }
@@ -909,7 +827,7 @@ mod tests {
         let s = r.sequence().unwrap();
         assert_eq!(
             s,
-            SequenceRes {
+            wire::SequenceResOk {
                 sessionid: sid,
                 sequenceid: 5,
                 slotid: 2,
@@ -1038,9 +956,9 @@ mod tests {
 
     #[test]
     fn create_session_and_bind_conn_res() {
-        let sid = [0x5Au8; 16];
+        let sid = SessionId([0x5Au8; 16]);
         let mut v = Vec::new();
-        v.put_fixed(&sid);
+        v.put_fixed(&sid.0);
         v.put_u32(1);
         v.put_u32(2);
         encode_channel_attrs(&mut v, &attrs(64));
@@ -1051,7 +969,7 @@ mod tests {
                 ..attrs(1)
             },
         );
-        let r = CreateSessionRes::decode(&v).unwrap();
+        let r = wire::CreateSessionResOk::from_bytes(&v).unwrap();
         assert_eq!(r.sessionid, sid);
         assert_eq!((r.sequence, r.flags), (1, 2));
         assert_eq!(r.fore, attrs(64));
@@ -1060,13 +978,13 @@ mod tests {
         assert_eq!(v.len(), 16 + 8 + 28 + 32);
 
         let mut v = Vec::new();
-        v.put_fixed(&sid);
+        v.put_fixed(&sid.0);
         v.put_u32(3);
         v.put_u32(0);
-        let b = BindConnRes::decode(&v).unwrap();
+        let b = wire::BindConnResOk::from_bytes(&v).unwrap();
         assert_eq!(
             b,
-            BindConnRes {
+            wire::BindConnResOk {
                 sessionid: sid,
                 dir: 3,
                 use_rdma: false

@@ -356,6 +356,7 @@ fn reader_loop(inner: Arc<Inner>, mut stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::SessionId;
     use ringnfs_proto::nfs4::consts::{CB_PROC_COMPOUND, cb_op, op, status};
     use ringnfs_proto::rpc::{AcceptStat, encode_accepted};
     use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
@@ -501,7 +502,7 @@ mod tests {
     fn compound_and_callback_on_same_connection() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let sid = [0xABu8; 16];
+        let sid = SessionId([0xABu8; 16]);
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let c = read_record(&mut s).unwrap();
@@ -520,7 +521,7 @@ mod tests {
             cb.put_u32(0);
             cb.put_u32(1);
             cb.put_u32(cb_op::CB_SEQUENCE);
-            cb.put_fixed(&sid);
+            cb.put_fixed(&sid.0);
             for w in [1, 0, 0, 0, 0] {
                 cb.put_u32(w);
             }

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::compound::{CompoundReply, FileAttrs, LockDenied, OpenRes, ReaddirRes, WriteRes};
 use super::error::ClientError;
+use super::ops::wire::{
+    CloseArgs, CommitArgs, LockuArgs, OpenDowngradeArgs, ReadArgs, ReaddirArgs,
+};
 use super::ops::{
     CreateType, Fattr, Locker, Op, OpenArgs, OpenClaim, OpenHow, Stateid, Verifier, share, stable,
 };
@@ -295,12 +298,12 @@ impl Files {
     ) -> Result<(), ClientError> {
         let r = self.call(&[
             Op::PutFh(f.fh.clone()),
-            Op::OpenDowngrade {
+            Op::OpenDowngrade(OpenDowngradeArgs {
                 stateid: f.stateid,
                 seqid: 0,
                 share_access: access,
                 share_deny: deny,
-            },
+            }),
         ])?;
         f.stateid = r.open_downgrade()?;
         Ok(())
@@ -309,10 +312,10 @@ impl Files {
     pub fn close(&self, f: OpenFile) -> Result<Stateid, ClientError> {
         self.call(&[
             Op::PutFh(f.fh),
-            Op::Close {
+            Op::Close(CloseArgs {
                 seqid: 0,
                 stateid: f.stateid,
-            },
+            }),
         ])?
         .close()
     }
@@ -327,11 +330,11 @@ impl Files {
         let r = self
             .call(&[
                 Op::PutFh(fh.to_vec()),
-                Op::Read {
+                Op::Read(ReadArgs {
                     stateid,
                     offset,
                     count,
-                },
+                }),
             ])?
             .read()?;
         Ok((r.data, r.eof))
@@ -379,8 +382,11 @@ impl Files {
     }
 
     pub fn commit(&self, fh: &[u8], offset: u64, count: u32) -> Result<Verifier, ClientError> {
-        self.call(&[Op::PutFh(fh.to_vec()), Op::Commit { offset, count }])?
-            .commit()
+        self.call(&[
+            Op::PutFh(fh.to_vec()),
+            Op::Commit(CommitArgs { offset, count }),
+        ])?
+        .commit()
     }
 
     pub fn remove(&self, dir: &[u8], name: &[u8]) -> Result<(), ClientError> {
@@ -433,13 +439,13 @@ impl Files {
     ) -> Result<ReaddirRes, ClientError> {
         self.call(&[
             Op::PutFh(dir.to_vec()),
-            Op::Readdir {
+            Op::Readdir(ReaddirArgs {
                 cookie,
-                verifier,
+                cookieverf: verifier,
                 dircount: maxcount,
                 maxcount,
-                attrs: attrs.to_vec(),
-            },
+                attr_request: attrs.to_vec(),
+            }),
         ])?
         .readdir()
     }
@@ -575,13 +581,13 @@ impl Files {
     ) -> Result<Stateid, ClientError> {
         self.call(&[
             Op::PutFh(fh.to_vec()),
-            Op::LockU {
+            Op::LockU(LockuArgs {
                 locktype,
                 seqid: 0,
                 stateid: lock,
                 offset,
                 length,
-            },
+            }),
         ])?
         .locku()
     }

@@ -16,17 +16,21 @@ pub use callback::{
     CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
 };
 pub use compound::{
-    BindConnRes, ChangeInfo, CompoundReply, CreateSessionRes, Delegation, DirEntry, ExchangeIdRes,
-    FileAttrs, LockDenied, OpResult, OpenRes, ReadRes, ReaddirRes, SequenceRes, ServerOwner,
-    StateProtectRes, WriteRes,
+    ChangeInfo, CompoundReply, Delegation, DirEntry, ExchangeIdRes, FileAttrs, LockDenied,
+    OpResult, OpenRes, ReadRes, ReaddirRes, ServerOwner, StateProtectRes, WriteRes,
 };
 pub use conn::{ReplyBody, RpcConn};
 pub use error::ClientError;
 pub use files::{Fh, Files, OpenFile};
+/// The proto argument and result types the client uses as they are (their XDR is the
+/// server's).
+pub use ops::wire::{
+    BindConnArgs, BindConnResOk, CloseArgs, CommitArgs, CreateSessionResOk, LockuArgs,
+    OpenDowngradeArgs, ReadArgs, ReaddirArgs, SequenceArgs, SequenceResOk,
+};
 pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,
-    Locker, Op, OpenArgs, OpenClaim, OpenHow, SequenceArgs, SessionId, StateProtect, Stateid,
-    TimeSet, Verifier,
+    Locker, Op, OpenArgs, OpenClaim, OpenHow, SessionId, StateProtect, Stateid, TimeSet, Verifier,
 };
 pub use session::Session;
 pub use setup::{

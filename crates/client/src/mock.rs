@@ -21,7 +21,7 @@ use ringnfs_proto::rpc::{
 };
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
-pub const MOCK_SESSION: SessionId = [0x42; 16];
+pub const MOCK_SESSION: SessionId = SessionId([0x42; 16]);
 pub const MOCK_CLIENTID: u64 = 0x1111_2222_3333_4444;
 pub const MOCK_FH: [u8; 4] = [1, 2, 3, 4];
 const MAX_SLOTS: u32 = 128;
@@ -132,7 +132,7 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
             cb.put_u32(0);
             cb.put_u32(1);
             cb.put_u32(cb_op::CB_SEQUENCE);
-            cb.put_fixed(&MOCK_SESSION);
+            cb.put_fixed(&MOCK_SESSION.0);
             for x in [1, 0, 0, 0, 0] {
                 cb.put_u32(x);
             }
@@ -167,7 +167,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
         res.put_u32(opnum);
         match opnum {
             op::SEQUENCE if i == 0 => {
-                let sid: SessionId = d.array()?;
+                let sid = SessionId(d.array()?);
                 let seqid = d.u32()?;
                 let slot = d.u32()?;
                 let _highest = d.u32()?;
@@ -189,7 +189,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                     } else {
                         seq_slot = Some((slot, seqid));
                         res.put_u32(0);
-                        res.put_fixed(&sid);
+                        res.put_fixed(&sid.0);
                         for x in [seqid, slot, nslots - 1, nslots - 1, 0] {
                             res.put_u32(x);
                         }
@@ -249,7 +249,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 callback = flags & create_session_flag::CONN_BACK_CHAN != 0
                     && st.callback_after_create.load(Ordering::Relaxed);
                 res.put_u32(0);
-                res.put_fixed(&MOCK_SESSION);
+                res.put_fixed(&MOCK_SESSION.0);
                 res.put_u32(seq);
                 res.put_u32(flags & create_session_flag::CONN_BACK_CHAN);
                 encode_channel_attrs(&mut res, &fore);
@@ -257,7 +257,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 continue;
             }
             op::BIND_CONN_TO_SESSION => {
-                let sid: SessionId = d.array()?;
+                let sid = SessionId(d.array()?);
                 let dir = d.u32()?;
                 d.bool()?;
                 let granted = match dir {
@@ -269,7 +269,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 match granted {
                     Some(g) if n == 1 => {
                         res.put_u32(0);
-                        res.put_fixed(&sid);
+                        res.put_fixed(&sid.0);
                         res.put_u32(g);
                         res.put_u32(0);
                         continue;

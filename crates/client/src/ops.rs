@@ -4,30 +4,18 @@
 //! no arms this client never sends); each converts into its wire type with `wire()`,
 //! and none describes a layout of its own.
 
-use ringnfs_proto::nfs4::consts::{NFS4_SESSIONID_SIZE, NFS4_VERIFIER_SIZE, op};
+use ringnfs_proto::nfs4::consts::{NFS4_VERIFIER_SIZE, op};
 use ringnfs_proto::rpc::{AuthSys, Credential};
 use ringnfs_proto::xdr::XdrEncoder;
 
-use ringnfs_proto::ids::SessionId as ProtoSessionId;
 use ringnfs_proto::nfs4::attr;
 /// The operation types the server and this client share (their XDR lives there).
 pub use ringnfs_proto::nfs4::ops as wire;
 use ringnfs_proto::nfs4::ops::Xdr;
 pub use ringnfs_proto::stateid::Stateid;
 
-pub type SessionId = [u8; NFS4_SESSIONID_SIZE];
+pub use ringnfs_proto::ids::SessionId;
 pub type Verifier = [u8; NFS4_VERIFIER_SIZE];
-
-/// SEQUENCE4args with the session id as plain bytes; [`SequenceArgs::wire`] is the
-/// wire type (`wire::SequenceArgs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SequenceArgs {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub cachethis: bool,
-}
 
 /// nfs_impl_id4, owned (the wire type `wire::ImplId` borrows).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -97,352 +85,123 @@ pub struct CreateSessionArgs {
     pub sec_parms: Vec<CallbackSec>,
 }
 
-/// One operation of a COMPOUND request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Sequence(SequenceArgs),
-    ExchangeId(ExchangeIdArgs),
-    CreateSession(CreateSessionArgs),
-    /// `dir` is a raw channel_dir_from_client4 so tests can send invalid values.
-    BindConnToSession {
-        sessionid: SessionId,
-        dir: u32,
-        use_rdma: bool,
-    },
-    DestroySession(SessionId),
-    DestroyClientid(u64),
-    ReclaimComplete {
-        one_fs: bool,
-    },
-    PutRootFh,
-    PutFh(Vec<u8>),
-    GetFh,
-    SaveFh,
-    RestoreFh,
-    /// GETATTR with the attr_request bitmap words.
-    GetAttr(Vec<u32>),
-    Lookup(Vec<u8>),
-    Access(u32),
-    Close {
-        seqid: u32,
-        stateid: Stateid,
-    },
-    Commit {
-        offset: u64,
-        count: u32,
-    },
-    Create {
-        kind: CreateType,
-        name: Vec<u8>,
-        attrs: Fattr,
-    },
-    /// LINK: the saved filehandle gets `name` in the current directory.
-    Link(Vec<u8>),
-    Lock {
-        locktype: u32,
-        reclaim: bool,
-        offset: u64,
-        length: u64,
-        locker: Locker,
-    },
-    LockT {
-        locktype: u32,
-        offset: u64,
-        length: u64,
-        clientid: u64,
-        owner: Vec<u8>,
-    },
-    LockU {
-        locktype: u32,
-        seqid: u32,
-        stateid: Stateid,
-        offset: u64,
-        length: u64,
-    },
-    LookupP,
-    Nverify(Fattr),
-    Open(OpenArgs),
-    OpenDowngrade {
-        stateid: Stateid,
-        seqid: u32,
-        share_access: u32,
-        share_deny: u32,
-    },
-    PutPubFh,
-    Read {
-        stateid: Stateid,
-        offset: u64,
-        count: u32,
-    },
-    Readdir {
-        cookie: u64,
-        verifier: Verifier,
-        dircount: u32,
-        maxcount: u32,
-        attrs: Vec<u32>,
-    },
-    Readlink,
-    Remove(Vec<u8>),
-    /// RENAME: `old` in the saved directory becomes `new` in the current one.
-    Rename {
-        old: Vec<u8>,
-        new: Vec<u8>,
-    },
-    Secinfo(Vec<u8>),
-    SecinfoNoName(u32),
-    SetAttr {
-        stateid: Stateid,
-        attrs: Fattr,
-    },
-    TestStateid(Vec<Stateid>),
-    FreeStateid(Stateid),
-    DelegReturn(Stateid),
-    Verify(Fattr),
-    Write {
-        stateid: Stateid,
-        offset: u64,
-        stable: u32,
-        data: Vec<u8>,
-    },
-    /// Any operation number followed by pre-encoded argument bytes (may be illegal).
-    Raw {
-        opnum: u32,
-        args: Vec<u8>,
-    },
+/// Declares [`Op`] from one row per operation: the variant, its nfs_opnum4, and how its
+/// arguments are encoded, always through the operation's `ringnfs_proto` type (`out` is
+/// the argument buffer). Variants carry the proto type itself where it owns its data;
+/// where the proto type borrows, they carry owned fields that are lent to it.
+macro_rules! ops {
+    ($out:ident; $(
+        $(#[$doc:meta])*
+        $name:ident $( ( $a:ident : $t:ty ) )? $( { $($f:ident : $ft:ty),* $(,)? } )?
+            = $opnum:expr => $enc:expr;
+    )*) => {
+        /// One operation of a COMPOUND request.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Op {
+            $( $(#[$doc])* $name $( ($t) )? $( { $( $f: $ft ),* } )?, )*
+        }
+
+        impl Op {
+            /// The nfs_opnum4 this operation is sent as.
+            #[allow(unused_variables)]
+            pub fn opnum(&self) -> u32 {
+                match self {
+                    $( Op::$name $( ($a) )? $( { $($f),* } )? => $opnum, )*
+                }
+            }
+
+            /// Encode as nfs_argop4: the opnum, then the arguments.
+            #[allow(unused_variables)]
+            pub fn encode(&self, $out: &mut Vec<u8>) {
+                $out.put_u32(self.opnum());
+                match self {
+                    $( Op::$name $( ($a) )? $( { $($f),* } )? => $enc, )*
+                }
+            }
+        }
+    };
 }
 
-impl Op {
-    /// The nfs_opnum4 this operation is sent as.
-    pub fn opnum(&self) -> u32 {
-        match self {
-            Op::Sequence(_) => op::SEQUENCE,
-            Op::ExchangeId(_) => op::EXCHANGE_ID,
-            Op::CreateSession(_) => op::CREATE_SESSION,
-            Op::BindConnToSession { .. } => op::BIND_CONN_TO_SESSION,
-            Op::DestroySession(_) => op::DESTROY_SESSION,
-            Op::DestroyClientid(_) => op::DESTROY_CLIENTID,
-            Op::ReclaimComplete { .. } => op::RECLAIM_COMPLETE,
-            Op::PutRootFh => op::PUTROOTFH,
-            Op::PutFh(_) => op::PUTFH,
-            Op::GetFh => op::GETFH,
-            Op::SaveFh => op::SAVEFH,
-            Op::RestoreFh => op::RESTOREFH,
-            Op::GetAttr(_) => op::GETATTR,
-            Op::Lookup(_) => op::LOOKUP,
-            Op::Access(_) => op::ACCESS,
-            Op::Close { .. } => op::CLOSE,
-            Op::Commit { .. } => op::COMMIT,
-            Op::Create { .. } => op::CREATE,
-            Op::Link(_) => op::LINK,
-            Op::Lock { .. } => op::LOCK,
-            Op::LockT { .. } => op::LOCKT,
-            Op::LockU { .. } => op::LOCKU,
-            Op::LookupP => op::LOOKUPP,
-            Op::Nverify(_) => op::NVERIFY,
-            Op::Open(_) => op::OPEN,
-            Op::OpenDowngrade { .. } => op::OPEN_DOWNGRADE,
-            Op::PutPubFh => op::PUTPUBFH,
-            Op::Read { .. } => op::READ,
-            Op::Readdir { .. } => op::READDIR,
-            Op::Readlink => op::READLINK,
-            Op::Remove(_) => op::REMOVE,
-            Op::Rename { .. } => op::RENAME,
-            Op::Secinfo(_) => op::SECINFO,
-            Op::SecinfoNoName(_) => op::SECINFO_NO_NAME,
-            Op::SetAttr { .. } => op::SETATTR,
-            Op::TestStateid(_) => op::TEST_STATEID,
-            Op::FreeStateid(_) => op::FREE_STATEID,
-            Op::DelegReturn(_) => op::DELEGRETURN,
-            Op::Verify(_) => op::VERIFY,
-            Op::Write { .. } => op::WRITE,
-            Op::Raw { opnum, .. } => *opnum,
+ops! { out;
+    Sequence(a: wire::SequenceArgs) = op::SEQUENCE => a.encode(out);
+    ExchangeId(a: ExchangeIdArgs) = op::EXCHANGE_ID => a.wire().encode(out);
+    CreateSession(a: CreateSessionArgs) = op::CREATE_SESSION => a.wire().encode(out);
+    /// `dir` is a raw channel_dir_from_client4 so tests can send invalid values.
+    BindConnToSession(a: wire::BindConnArgs) = op::BIND_CONN_TO_SESSION => a.encode(out);
+    DestroySession(sessionid: SessionId) = op::DESTROY_SESSION =>
+        wire::DestroySessionArgs { sessionid: *sessionid }.encode(out);
+    DestroyClientid(clientid: u64) = op::DESTROY_CLIENTID =>
+        wire::DestroyClientidArgs { clientid: *clientid }.encode(out);
+    ReclaimComplete { one_fs: bool } = op::RECLAIM_COMPLETE =>
+        wire::ReclaimCompleteArgs { one_fs: *one_fs }.encode(out);
+    PutRootFh = op::PUTROOTFH => ();
+    PutFh(fh: Vec<u8>) = op::PUTFH => wire::PutFhArgs { fh }.encode(out);
+    GetFh = op::GETFH => ();
+    SaveFh = op::SAVEFH => ();
+    RestoreFh = op::RESTOREFH => ();
+    /// GETATTR with the attr_request bitmap words.
+    GetAttr(bitmap: Vec<u32>) = op::GETATTR =>
+        wire::GetAttrArgs { attr_request: bitmap.clone() }.encode(out);
+    Lookup(name: Vec<u8>) = op::LOOKUP => wire::LookupArgs { name }.encode(out);
+    Access(access: u32) = op::ACCESS => wire::AccessArgs { access: *access }.encode(out);
+    Close(a: wire::CloseArgs) = op::CLOSE => a.encode(out);
+    Commit(a: wire::CommitArgs) = op::COMMIT => a.encode(out);
+    Create { kind: CreateType, name: Vec<u8>, attrs: Fattr } = op::CREATE => {
+        let mut vals = Vec::new();
+        let createattrs = attrs.wire(&mut vals);
+        wire::CreateArgs { objtype: kind.wire(), objname: name, createattrs }.encode(out)
+    };
+    /// LINK: the saved filehandle gets `name` in the current directory.
+    Link(name: Vec<u8>) = op::LINK => wire::NameArgs { name }.encode(out);
+    Lock { locktype: u32, reclaim: bool, offset: u64, length: u64, locker: Locker } = op::LOCK =>
+        wire::LockArgs {
+            locktype: *locktype,
+            reclaim: *reclaim,
+            offset: *offset,
+            length: *length,
+            locker: locker.wire(),
         }
-    }
-
-    /// Encode as nfs_argop4: the opnum, then the arguments.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.put_u32(self.opnum());
-        match self {
-            Op::Sequence(a) => a.wire().encode(out),
-            Op::ExchangeId(a) => a.wire().encode(out),
-            Op::CreateSession(a) => a.wire().encode(out),
-            Op::BindConnToSession {
-                sessionid,
-                dir,
-                use_rdma,
-            } => wire::BindConnArgs {
-                sessionid: ProtoSessionId(*sessionid),
-                dir: *dir,
-                use_rdma: *use_rdma,
-            }
-            .encode(out),
-            Op::DestroySession(sid) => wire::DestroySessionArgs {
-                sessionid: ProtoSessionId(*sid),
-            }
-            .encode(out),
-            Op::DestroyClientid(id) => wire::DestroyClientidArgs { clientid: *id }.encode(out),
-            Op::ReclaimComplete { one_fs } => {
-                wire::ReclaimCompleteArgs { one_fs: *one_fs }.encode(out)
-            }
-            Op::PutRootFh
-            | Op::GetFh
-            | Op::SaveFh
-            | Op::RestoreFh
-            | Op::LookupP
-            | Op::PutPubFh
-            | Op::Readlink => {}
-            Op::PutFh(fh) => wire::PutFhArgs { fh }.encode(out),
-            Op::GetAttr(bitmap) => wire::GetAttrArgs {
-                attr_request: bitmap.clone(),
-            }
-            .encode(out),
-            Op::Lookup(name) => wire::LookupArgs { name }.encode(out),
-            Op::Access(bits) => wire::AccessArgs { access: *bits }.encode(out),
-            Op::Close { seqid, stateid } => wire::CloseArgs {
-                seqid: *seqid,
-                stateid: *stateid,
-            }
-            .encode(out),
-            Op::Commit { offset, count } => wire::CommitArgs {
-                offset: *offset,
-                count: *count,
-            }
-            .encode(out),
-            Op::Create { kind, name, attrs } => {
-                let mut vals = Vec::new();
-                wire::CreateArgs {
-                    objtype: kind.wire(),
-                    objname: name,
-                    createattrs: attrs.wire(&mut vals),
-                }
-                .encode(out)
-            }
-            Op::Link(name) | Op::Remove(name) | Op::Secinfo(name) => {
-                wire::NameArgs { name }.encode(out)
-            }
-            Op::Lock {
-                locktype,
-                reclaim,
-                offset,
-                length,
-                locker,
-            } => wire::LockArgs {
-                locktype: *locktype,
-                reclaim: *reclaim,
-                offset: *offset,
-                length: *length,
-                locker: locker.wire(),
-            }
-            .encode(out),
-            Op::LockT {
-                locktype,
-                offset,
-                length,
-                clientid,
-                owner,
-            } => wire::LocktArgs {
-                locktype: *locktype,
-                offset: *offset,
-                length: *length,
-                owner: wire::StateOwner {
-                    clientid: *clientid,
-                    owner,
-                },
-            }
-            .encode(out),
-            Op::LockU {
-                locktype,
-                seqid,
-                stateid,
-                offset,
-                length,
-            } => wire::LockuArgs {
-                locktype: *locktype,
-                seqid: *seqid,
-                stateid: *stateid,
-                offset: *offset,
-                length: *length,
-            }
-            .encode(out),
-            Op::Nverify(a) | Op::Verify(a) => {
-                let mut vals = Vec::new();
-                wire::VerifyArgs {
-                    attrs: a.wire(&mut vals),
-                }
-                .encode(out)
-            }
-            Op::Open(a) => a.encode(out),
-            Op::OpenDowngrade {
-                stateid,
-                seqid,
-                share_access,
-                share_deny,
-            } => wire::OpenDowngradeArgs {
-                stateid: *stateid,
-                seqid: *seqid,
-                share_access: *share_access,
-                share_deny: *share_deny,
-            }
-            .encode(out),
-            Op::Read {
-                stateid,
-                offset,
-                count,
-            } => wire::ReadArgs {
-                stateid: *stateid,
-                offset: *offset,
-                count: *count,
-            }
-            .encode(out),
-            Op::Readdir {
-                cookie,
-                verifier,
-                dircount,
-                maxcount,
-                attrs,
-            } => wire::ReaddirArgs {
-                cookie: *cookie,
-                cookieverf: *verifier,
-                dircount: *dircount,
-                maxcount: *maxcount,
-                attr_request: attrs.clone(),
-            }
-            .encode(out),
-            Op::Rename { old, new } => wire::RenameArgs {
-                oldname: old,
-                newname: new,
-            }
-            .encode(out),
-            Op::SecinfoNoName(style) => wire::SecinfoNoNameArgs { style: *style }.encode(out),
-            Op::SetAttr { stateid, attrs } => {
-                let mut vals = Vec::new();
-                wire::SetAttrArgs {
-                    stateid: *stateid,
-                    attrs: attrs.wire(&mut vals),
-                }
-                .encode(out)
-            }
-            Op::TestStateid(ids) => wire::TestStateidArgs {
-                stateids: ids.clone(),
-            }
-            .encode(out),
-            Op::FreeStateid(s) => wire::FreeStateidArgs { stateid: *s }.encode(out),
-            Op::DelegReturn(s) => wire::DelegReturnArgs { stateid: *s }.encode(out),
-            Op::Write {
-                stateid,
-                offset,
-                stable,
-                data,
-            } => wire::WriteArgs {
-                stateid: *stateid,
-                offset: *offset,
-                stable: *stable,
-                data,
-            }
-            .encode(out),
-            Op::Raw { args, .. } => out.put_raw(args),
+        .encode(out);
+    LockT { locktype: u32, offset: u64, length: u64, clientid: u64, owner: Vec<u8> } =
+        op::LOCKT => wire::LocktArgs {
+            locktype: *locktype,
+            offset: *offset,
+            length: *length,
+            owner: wire::StateOwner { clientid: *clientid, owner },
         }
-    }
+        .encode(out);
+    LockU(a: wire::LockuArgs) = op::LOCKU => a.encode(out);
+    LookupP = op::LOOKUPP => ();
+    Nverify(attrs: Fattr) = op::NVERIFY =>
+        wire::VerifyArgs { attrs: attrs.wire(&mut Vec::new()) }.encode(out);
+    Open(a: OpenArgs) = op::OPEN => a.wire(&a.how.attr_vals()).encode(out);
+    OpenDowngrade(a: wire::OpenDowngradeArgs) = op::OPEN_DOWNGRADE => a.encode(out);
+    PutPubFh = op::PUTPUBFH => ();
+    Read(a: wire::ReadArgs) = op::READ => a.encode(out);
+    Readdir(a: wire::ReaddirArgs) = op::READDIR => a.encode(out);
+    Readlink = op::READLINK => ();
+    Remove(name: Vec<u8>) = op::REMOVE => wire::NameArgs { name }.encode(out);
+    /// RENAME: `old` in the saved directory becomes `new` in the current one.
+    Rename { old: Vec<u8>, new: Vec<u8> } = op::RENAME =>
+        wire::RenameArgs { oldname: old, newname: new }.encode(out);
+    Secinfo(name: Vec<u8>) = op::SECINFO => wire::NameArgs { name }.encode(out);
+    SecinfoNoName(style: u32) = op::SECINFO_NO_NAME =>
+        wire::SecinfoNoNameArgs { style: *style }.encode(out);
+    SetAttr { stateid: Stateid, attrs: Fattr } = op::SETATTR =>
+        wire::SetAttrArgs { stateid: *stateid, attrs: attrs.wire(&mut Vec::new()) }.encode(out);
+    TestStateid(ids: Vec<Stateid>) = op::TEST_STATEID =>
+        wire::TestStateidArgs { stateids: ids.clone() }.encode(out);
+    FreeStateid(stateid: Stateid) = op::FREE_STATEID =>
+        wire::FreeStateidArgs { stateid: *stateid }.encode(out);
+    DelegReturn(stateid: Stateid) = op::DELEGRETURN =>
+        wire::DelegReturnArgs { stateid: *stateid }.encode(out);
+    Verify(attrs: Fattr) = op::VERIFY =>
+        wire::VerifyArgs { attrs: attrs.wire(&mut Vec::new()) }.encode(out);
+    Write { stateid: Stateid, offset: u64, stable: u32, data: Vec<u8> } = op::WRITE =>
+        wire::WriteArgs { stateid: *stateid, offset: *offset, stable: *stable, data }
+            .encode(out);
+    /// Any operation number followed by pre-encoded argument bytes (may be illegal).
+    Raw { opnum: u32, args: Vec<u8> } = *opnum => out.put_raw(args);
 }
 
 /// nfs_ftype4 values by short names (proto's `consts::ftype4`).
@@ -519,10 +278,6 @@ impl CreateType {
             CreateType::Char(a, b) => wire::CreateType::Char(spec(*a, *b)),
             CreateType::Other(t) => wire::CreateType::Other(*t),
         }
-    }
-
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.wire().encode(out);
     }
 }
 
@@ -679,10 +434,6 @@ impl Locker {
             },
         }
     }
-
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.wire().encode(out);
-    }
 }
 
 /// openflag4 / createhow4.
@@ -726,10 +477,6 @@ impl OpenHow {
             }
         }
     }
-
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.wire(&self.attr_vals()).encode(out);
-    }
 }
 
 /// open_claim4.
@@ -761,10 +508,6 @@ impl OpenClaim {
             OpenClaim::DelegPrevFh => wire::OpenClaim::DelegPrevFh,
         }
     }
-
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.wire().encode(out);
-    }
 }
 
 /// OPEN4args.
@@ -794,27 +537,6 @@ impl OpenArgs {
             },
             how: self.how.wire(vals),
             claim: self.claim.wire(),
-        }
-    }
-
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        self.wire(&self.how.attr_vals()).encode(out);
-    }
-}
-
-pub fn encode_sequence(out: &mut Vec<u8>, a: &SequenceArgs) {
-    a.wire().encode(out);
-}
-
-impl SequenceArgs {
-    /// The wire form (`ringnfs_proto`'s, which the server decodes).
-    pub fn wire(&self) -> wire::SequenceArgs {
-        wire::SequenceArgs {
-            sessionid: ProtoSessionId(self.sessionid),
-            sequenceid: self.sequenceid,
-            slotid: self.slotid,
-            highest_slotid: self.highest_slotid,
-            cachethis: self.cachethis,
         }
     }
 }
@@ -885,6 +607,10 @@ pub fn encode_compound(out: &mut Vec<u8>, minorversion: u32, tag: &[u8], ops: &[
 
 #[cfg(test)]
 mod tests {
+    use super::wire::{
+        BindConnArgs, CloseArgs, CommitArgs, LockuArgs, OpenDowngradeArgs, ReadArgs, ReaddirArgs,
+        SequenceArgs,
+    };
     use super::*;
     use ringnfs_proto::xdr::XdrDecoder;
 
@@ -903,7 +629,7 @@ mod tests {
 
     #[test]
     fn sequence_layout() {
-        let sid = [0x11u8; 16];
+        let sid = SessionId([0x11u8; 16]);
         let v = enc(&Op::Sequence(SequenceArgs {
             sessionid: sid,
             sequenceid: 7,
@@ -914,7 +640,7 @@ mod tests {
         // opnum, 16-byte session id (no length), seqid, slot, highest, bool
         assert_eq!(v.len(), 4 + 16 + 16);
         assert_eq!(&v[..4], &53u32.to_be_bytes());
-        assert_eq!(&v[4..20], &sid);
+        assert_eq!(&v[4..20], &sid.0);
         assert_eq!(words(&v[20..]), vec![7, 3, 63, 1]);
     }
 
@@ -1038,17 +764,17 @@ mod tests {
 
     #[test]
     fn small_ops_layout() {
-        let sid = [7u8; 16];
-        let v = enc(&Op::BindConnToSession {
+        let sid = SessionId([7u8; 16]);
+        let v = enc(&Op::BindConnToSession(BindConnArgs {
             sessionid: sid,
             dir: 0x99,
             use_rdma: false,
-        });
+        }));
         assert_eq!(&v[..4], &41u32.to_be_bytes());
-        assert_eq!(&v[4..20], &sid);
+        assert_eq!(&v[4..20], &sid.0);
         assert_eq!(words(&v[20..]), vec![0x99, 0]);
         let v = enc(&Op::DestroySession(sid));
-        assert_eq!((v.len(), &v[4..]), (20, &sid[..]));
+        assert_eq!((v.len(), &v[4..]), (20, &sid.0[..]));
         assert_eq!(words(&enc(&Op::DestroyClientid(5))), vec![57, 0, 5]);
         assert_eq!(
             words(&enc(&Op::ReclaimComplete { one_fs: true })),
@@ -1132,13 +858,13 @@ mod tests {
         );
         let b = args(&Op::Verify(attrs.clone()));
         assert_eq!(wire::VerifyArgs::from_bytes(&b).unwrap().attrs, fattr);
-        let b = args(&Op::Readdir {
+        let b = args(&Op::Readdir(ReaddirArgs {
             cookie: 9,
-            verifier: *b"cookieve",
+            cookieverf: *b"cookieve",
             dircount: 1,
             maxcount: 2,
-            attrs: vec![1, 2],
-        });
+            attr_request: vec![1, 2],
+        }));
         assert_eq!(
             wire::ReaddirArgs::from_bytes(&b).unwrap(),
             wire::ReaddirArgs {
@@ -1229,17 +955,17 @@ mod tests {
         let cat = |parts: &[&[u32]]| parts.concat();
         assert_eq!(words(&enc(&Op::Access(0x3f))), vec![3, 0x3f]);
         assert_eq!(
-            words(&enc(&Op::Close {
+            words(&enc(&Op::Close(CloseArgs {
                 seqid: 0,
                 stateid: s
-            })),
+            }))),
             cat(&[&[4, 0], &sw])
         );
         assert_eq!(
-            words(&enc(&Op::Commit {
+            words(&enc(&Op::Commit(CommitArgs {
                 offset: 1 << 32,
                 count: 5
-            })),
+            }))),
             vec![5, 1, 0, 5]
         );
         assert_eq!(
@@ -1302,13 +1028,13 @@ mod tests {
             vec![13, 1, 0, 2, 0, 3, 0, 4, 0]
         );
         assert_eq!(
-            words(&enc(&Op::LockU {
+            words(&enc(&Op::LockU(LockuArgs {
                 locktype: 1,
                 seqid: 2,
                 stateid: s,
                 offset: 3,
                 length: 4
-            })),
+            }))),
             cat(&[&[14, 1, 2], &sw, &[0, 3, 0, 4]])
         );
         let open = |how, claim| {
@@ -1354,30 +1080,30 @@ mod tests {
             cat(&[&head, &[0, 5]])
         );
         assert_eq!(
-            words(&enc(&Op::OpenDowngrade {
+            words(&enc(&Op::OpenDowngrade(OpenDowngradeArgs {
                 stateid: s,
                 seqid: 1,
                 share_access: 1,
                 share_deny: 0
-            })),
+            }))),
             cat(&[&[21], &sw, &[1, 1, 0]])
         );
         assert_eq!(
-            words(&enc(&Op::Read {
+            words(&enc(&Op::Read(ReadArgs {
                 stateid: s,
                 offset: 8,
                 count: 9
-            })),
+            }))),
             cat(&[&[25], &sw, &[0, 8, 9]])
         );
         assert_eq!(
-            words(&enc(&Op::Readdir {
+            words(&enc(&Op::Readdir(ReaddirArgs {
                 cookie: 3,
-                verifier: [0; 8],
+                cookieverf: [0; 8],
                 dircount: 10,
                 maxcount: 20,
-                attrs: vec![2]
-            })),
+                attr_request: vec![2]
+            }))),
             vec![26, 0, 3, 0, 0, 10, 20, 1, 2]
         );
         assert_eq!(

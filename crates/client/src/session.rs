@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::compound::{BindConnRes, CompoundReply, CreateSessionRes};
+use super::compound::CompoundReply;
 use super::conn::RpcConn;
 use super::error::ClientError;
-use super::ops::{ChannelAttrs, CreateSessionArgs, Op, SequenceArgs, SessionId, encode_sequence};
+use super::ops::wire::{BindConnArgs, BindConnResOk, CreateSessionResOk, SequenceArgs, Xdr};
+use super::ops::{ChannelAttrs, CreateSessionArgs, Op, SessionId};
 use ringnfs_proto::nfs4::consts::{op, status};
 use ringnfs_proto::xdr::XdrEncoder;
 
@@ -73,7 +74,7 @@ pub struct Session {
     sessionid: SessionId,
     /// What CREATE_SESSION asked for (reused by [`Session::recover`]).
     create_args: CreateSessionArgs,
-    created: CreateSessionRes,
+    created: CreateSessionResOk,
     conns: RwLock<Vec<Arc<RpcConn>>>,
     table: Mutex<SlotTable>,
     slot_freed: Condvar,
@@ -82,13 +83,13 @@ pub struct Session {
 
 impl Session {
     /// A session created by CREATE_SESSION (`args`, answered with `created`) on `conn`.
-    pub fn new(args: CreateSessionArgs, created: CreateSessionRes, conn: RpcConn) -> Self {
+    pub fn new(args: CreateSessionArgs, created: CreateSessionResOk, conn: RpcConn) -> Self {
         Self::with_conns(args, created, vec![Arc::new(conn)])
     }
 
     fn with_conns(
         args: CreateSessionArgs,
-        created: CreateSessionRes,
+        created: CreateSessionResOk,
         conns: Vec<Arc<RpcConn>>,
     ) -> Self {
         let n = created.fore.maxrequests.clamp(1, 1 << 16) as usize;
@@ -205,16 +206,14 @@ impl Session {
         a.put_u32(1);
         a.put_u32(ops.len() as u32 + 1);
         a.put_u32(op::SEQUENCE);
-        encode_sequence(
-            &mut a,
-            &SequenceArgs {
-                sessionid: self.sessionid,
-                sequenceid: seqid,
-                slotid: slot,
-                highest_slotid: highest,
-                cachethis,
-            },
-        );
+        SequenceArgs {
+            sessionid: self.sessionid,
+            sequenceid: seqid,
+            slotid: slot,
+            highest_slotid: highest,
+            cachethis,
+        }
+        .encode(&mut a);
         for o in ops {
             o.encode(&mut a);
         }
@@ -353,16 +352,16 @@ impl Session {
 
     /// BIND_CONN_TO_SESSION (alone in its COMPOUND) on connection `conn_index`; `dir` is
     /// sent as given (a channel_dir_from_client4 value, valid or not).
-    pub fn bind_conn(&self, conn_index: usize, dir: u32) -> Result<BindConnRes, ClientError> {
+    pub fn bind_conn(&self, conn_index: usize, dir: u32) -> Result<BindConnResOk, ClientError> {
         let conn = self.conn(conn_index)?;
         let r = conn.compound(
             1,
             b"",
-            &[Op::BindConnToSession {
+            &[Op::BindConnToSession(BindConnArgs {
                 sessionid: self.sessionid,
                 dir,
                 use_rdma: false,
-            }],
+            })],
         )?;
         r.bind_conn()
     }

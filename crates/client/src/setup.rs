@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::callback::{CallbackHandler, DEFAULT_CB_PROGRAM, DefaultCallbackHandler};
-use super::compound::{CreateSessionRes, ExchangeIdRes};
+use super::compound::ExchangeIdRes;
 use super::conn::{DEFAULT_TIMEOUT, RpcConn};
 use super::error::ClientError;
+use super::ops::wire::CreateSessionResOk;
 use super::ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, ExchangeIdArgs, ImplId, Op, StateProtect,
     Verifier,
@@ -119,7 +120,7 @@ pub struct ClientIds {
     pub clientid: u64,
     pub owner: Vec<u8>,
     pub exchange: ExchangeIdRes,
-    pub create: CreateSessionRes,
+    pub create: CreateSessionResOk,
     /// The shared default callback handler, unless the options supplied one.
     pub callbacks: Option<Arc<DefaultCallbackHandler>>,
 }
@@ -189,7 +190,7 @@ impl Client {
         let create = r.create_session()?;
         tracing::debug!(slots = create.fore.maxrequests, "CREATE_SESSION done");
 
-        let session = Arc::new(Session::new(create_args, create.clone(), conn));
+        let session = Arc::new(Session::new(create_args, create, conn));
         for i in 1..opts.connections.max(1) {
             let c =
                 RpcConn::connect_with(addrs[i % addrs.len()], opts.cred.clone(), handler.clone())?;

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use crate::consts::{cdfc, cdfs, create_session_flag, op, seq4_status, status};
 use crate::program::NfsService;
 use ringnfs_client::compound::CompoundReply;
-use ringnfs_client::ops::{
-    CreateSessionArgs, ExchangeIdArgs, Op, SequenceArgs, StateProtect, encode_compound,
-};
+use ringnfs_client::ops::{CreateSessionArgs, ExchangeIdArgs, Op, StateProtect, encode_compound};
+use ringnfs_client::{BindConnArgs, ReadArgs, SequenceArgs};
 use ringnfs_client::{default_back_attrs, default_fore_attrs};
 use ringnfs_proto::rpc::{self, Credential, RpcMessage};
 use ringnfs_service::{ConnId, ConnMeta, Service};
@@ -108,13 +107,13 @@ impl Harness {
             .state()
             .reclaim_complete(ex.clientid, false)
             .unwrap();
-        (ex.clientid, SessionId(cs.sessionid))
+        (ex.clientid, cs.sessionid)
     }
 }
 
 fn seq(sid: &SessionId, slot: u32, seqid: u32) -> Op {
     Op::Sequence(SequenceArgs {
-        sessionid: sid.0,
+        sessionid: *sid,
         sequenceid: seqid,
         slotid: slot,
         highest_slotid: slot,
@@ -168,40 +167,40 @@ fn session_setup_sequence_and_binding() {
     ] {
         let r = h.call(
             &c3,
-            &[Op::BindConnToSession {
-                sessionid: sid.0,
+            &[Op::BindConnToSession(BindConnArgs {
+                sessionid: sid,
                 dir: asked,
                 use_rdma: false,
-            }],
+            })],
         );
         assert_eq!(r.bind_conn().unwrap().dir, granted);
     }
     let r = h.call(
         &c3,
-        &[Op::BindConnToSession {
-            sessionid: sid.0,
+        &[Op::BindConnToSession(BindConnArgs {
+            sessionid: sid,
             dir: 9,
             use_rdma: false,
-        }],
+        })],
     );
     assert_eq!(r.status, status::NFS4ERR_INVAL);
     let r = h.call(
         &c3,
-        &[Op::BindConnToSession {
-            sessionid: [0; 16],
+        &[Op::BindConnToSession(BindConnArgs {
+            sessionid: SessionId([0; 16]),
             dir: cdfc::FORE,
             use_rdma: false,
-        }],
+        })],
     );
     assert_eq!(r.status, status::NFS4ERR_BADSESSION);
     let r = h.call(
         &c3,
         &[
-            Op::BindConnToSession {
-                sessionid: sid.0,
+            Op::BindConnToSession(BindConnArgs {
+                sessionid: sid,
                 dir: cdfc::FORE,
                 use_rdma: false,
-            },
+            }),
             Op::PutRootFh,
         ],
     );
@@ -300,11 +299,11 @@ fn compound_ordering_rules() {
     let other = meta(2);
     h.svc.on_accept(&other);
     assert_eq!(
-        h.call(&other, &[Op::DestroySession(sid.0)]).status,
+        h.call(&other, &[Op::DestroySession(sid)]).status,
         status::NFS4ERR_CONN_NOT_BOUND_TO_SESSION
     );
     assert_eq!(
-        h.call(&c, &[Op::DestroySession(sid.0)]).status,
+        h.call(&c, &[Op::DestroySession(sid)]).status,
         status::NFS4_OK
     );
     assert_eq!(h.state().metrics_snapshot().unbinds_session_destroy, 1);
@@ -360,11 +359,11 @@ fn data_ops_without_a_ring_run_in_place() {
                 stable: 2,
                 data: b"hello ring".to_vec(),
             },
-            Op::Read {
+            Op::Read(ReadArgs {
                 stateid: Stateid::CURRENT,
                 offset: 6,
                 count: 100,
-            },
+            }),
             Op::GetFh,
         ],
     );
@@ -417,7 +416,7 @@ fn read_is_clamped_to_the_session_reply_size() {
         )
         .create_session()
         .unwrap();
-    let sid = SessionId(cs.sessionid);
+    let sid = cs.sessionid;
     let r = h.call(
         &c,
         &[
@@ -449,11 +448,11 @@ fn read_is_clamped_to_the_session_reply_size() {
                 seq(&sid, slot, 1),
                 Op::PutRootFh,
                 Op::Lookup(b"big".to_vec()),
-                Op::Read {
+                Op::Read(ReadArgs {
                     stateid: Stateid::ANONYMOUS,
                     offset,
                     count: 1 << 20,
-                },
+                }),
             ],
         );
         assert_eq!(r.status, status::NFS4_OK, "{r:?}");

@@ -174,7 +174,7 @@ impl Harness {
             .reclaim_complete(ex.clientid, false)
             .expect("harness RECLAIM_COMPLETE");
         h.clientid = ex.clientid;
-        h.sessionid = cs.sessionid;
+        h.sessionid = cs.sessionid.0;
         h
     }
 
