@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::ops::SessionId;
+use super::ops::wire::{CbSequenceResOk, Xdr};
 use ringnfs_proto::nfs4::consts::{
     NFS4_CALLBACK_VERSION, NFS4_OPAQUE_LIMIT, PROC_COMPOUND, PROC_NULL, cb_op, status,
 };
@@ -62,17 +63,8 @@ pub fn answer_call(handler: &dyn CallbackHandler, call: &CallHeader<'_>) -> Opti
     Some(out)
 }
 
-/// CB_SEQUENCE4args as received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CbSequenceArgs {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub cachethis: bool,
-    /// referring_call_list4: (session, [(sequenceid, slotid)]).
-    pub referring_calls: Vec<(SessionId, Vec<(u32, u32)>)>,
-}
+/// CB_SEQUENCE4args as received (the server encodes it from the same type).
+pub use ringnfs_proto::nfs4::ops::CbSequenceArgs;
 
 /// What the default handler has seen, for tests to assert on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,16 +136,19 @@ impl DefaultCallbackHandler {
                     if i != 0 {
                         status = status::NFS4ERR_SEQUENCE_POS;
                     } else {
-                        match decode_cb_sequence(&mut d) {
+                        match CbSequenceArgs::decode(&mut d) {
                             Ok(a) => {
                                 res.put_u32(opnum);
                                 res.put_u32(status::NFS4_OK.code());
-                                res.put_fixed(&a.sessionid.0);
-                                res.put_u32(a.sequenceid);
-                                res.put_u32(a.slotid);
-                                res.put_u32(a.highest_slotid);
-                                // target_highest_slotid: we are happy with what the server uses.
-                                res.put_u32(a.highest_slotid);
+                                CbSequenceResOk {
+                                    sessionid: a.sessionid,
+                                    sequenceid: a.sequenceid,
+                                    slotid: a.slotid,
+                                    highest_slotid: a.highest_slotid,
+                                    // We are happy with the slots the server uses.
+                                    target_highest_slotid: a.highest_slotid,
+                                }
+                                .encode(&mut res);
                                 stats.last_sessionid = Some(a.sessionid);
                                 stats.last_sequence = Some(a);
                                 continue;
@@ -185,33 +180,6 @@ impl DefaultCallbackHandler {
         out.put_raw(&res);
         Ok(out)
     }
-}
-
-fn decode_cb_sequence(d: &mut XdrDecoder<'_>) -> Result<CbSequenceArgs, XdrError> {
-    let sessionid = SessionId(d.array()?);
-    let sequenceid = d.u32()?;
-    let slotid = d.u32()?;
-    let highest_slotid = d.u32()?;
-    let cachethis = d.bool()?;
-    let n = d.array_len(1024, 20)?;
-    let mut referring_calls = Vec::with_capacity(n);
-    for _ in 0..n {
-        let sid = SessionId(d.array()?);
-        let m = d.array_len(1024, 8)?;
-        let mut calls = Vec::with_capacity(m);
-        for _ in 0..m {
-            calls.push((d.u32()?, d.u32()?));
-        }
-        referring_calls.push((sid, calls));
-    }
-    Ok(CbSequenceArgs {
-        sessionid,
-        sequenceid,
-        slotid,
-        highest_slotid,
-        cachethis,
-        referring_calls,
-    })
 }
 
 impl CallbackHandler for DefaultCallbackHandler {

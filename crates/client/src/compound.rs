@@ -5,6 +5,7 @@ use super::error::ClientError;
 use super::ops::{ImplId, Stateid, Verifier, wire};
 use ringnfs_proto::nfs4::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op, sp4, status};
 use ringnfs_proto::nfs4::ops::Xdr;
+use ringnfs_proto::nfs4::types::decode_bitmap;
 use ringnfs_proto::xdr::{XdrDecoder, XdrError};
 pub use wire::ChangeInfo;
 
@@ -581,9 +582,6 @@ fn skip_fs_locations(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
     Ok(())
 }
 
-/// bitmap4: the same XDR as the server's.
-pub use ringnfs_proto::nfs4::types::decode_bitmap;
-
 /// Skip a resok of `opnum`; false when this client does not know its layout.
 fn skip_resok(opnum: u32, d: &mut XdrDecoder<'_>) -> Result<bool, XdrError> {
     match opnum {
@@ -775,12 +773,11 @@ impl ExchangeIdRes {
     }
 }
 
-pub use ringnfs_proto::nfs4::types::decode_channel_attrs;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{ChannelAttrs, SessionId, encode_channel_attrs};
+    use crate::ops::{ChannelAttrs, SessionId};
+    use ringnfs_proto::nfs4::types::encode_channel_attrs;
     use ringnfs_proto::xdr::XdrEncoder;
 
     fn attrs(n: u32) -> ChannelAttrs {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use super::compound::decode_channel_attrs;
-use super::ops::{SessionId, encode_channel_attrs};
+use super::ops::SessionId;
+use super::ops::wire::{self, Xdr};
 use ringnfs_proto::nfs4::consts::{
     CB_PROC_COMPOUND, NFS4_PROGRAM, cb_op, cdfc, cdfs, create_session_flag, op, status,
 };
@@ -132,10 +132,15 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
             cb.put_u32(0);
             cb.put_u32(1);
             cb.put_u32(cb_op::CB_SEQUENCE);
-            cb.put_fixed(&MOCK_SESSION.0);
-            for x in [1, 0, 0, 0, 0] {
-                cb.put_u32(x);
+            wire::CbSequenceArgs {
+                sessionid: MOCK_SESSION,
+                sequenceid: 1,
+                slotid: 0,
+                highest_slotid: 0,
+                cachethis: false,
+                referring_calls: Vec::new(),
             }
+            .encode(&mut cb);
             let _ = w.write_all(&mark(cb.len()));
             let _ = w.write_all(&cb);
         }
@@ -143,11 +148,6 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
             return;
         }
     }
-}
-
-fn skip_bitmap(d: &mut XdrDecoder<'_>) -> Result<(), XdrError> {
-    let n = d.array_len(64, 4)?;
-    d.skip(4 * n)
 }
 
 /// Returns the COMPOUND4res, whether to send a callback, or None to drop the reply.
@@ -167,11 +167,8 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
         res.put_u32(opnum);
         match opnum {
             op::SEQUENCE if i == 0 => {
-                let sid = SessionId(d.array()?);
-                let seqid = d.u32()?;
-                let slot = d.u32()?;
-                let _highest = d.u32()?;
-                let _cache = d.bool()?;
+                let a = wire::SequenceArgs::decode(&mut d)?;
+                let (sid, seqid, slot) = (a.sessionid, a.sequenceid, a.slotid);
                 let nslots = st.nslots.load(Ordering::Relaxed) as u32;
                 if sid != MOCK_SESSION {
                     status = status::NFS4ERR_BADSESSION;
@@ -189,55 +186,40 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                     } else {
                         seq_slot = Some((slot, seqid));
                         res.put_u32(0);
-                        res.put_fixed(&sid.0);
-                        for x in [seqid, slot, nslots - 1, nslots - 1, 0] {
-                            res.put_u32(x);
+                        wire::SequenceResOk {
+                            sessionid: sid,
+                            sequenceid: seqid,
+                            slotid: slot,
+                            highest_slotid: nslots - 1,
+                            target_highest_slotid: nslots - 1,
+                            status_flags: 0,
                         }
+                        .encode(&mut res);
                         continue;
                     }
                 }
             }
             op::EXCHANGE_ID => {
-                d.skip(8)?;
-                d.opaque(1024)?;
-                d.u32()?;
-                if d.u32()? == 1 {
-                    skip_bitmap(&mut d)?;
-                    skip_bitmap(&mut d)?;
+                wire::ExchangeIdArgs::decode(&mut d)?;
+                res.put_u32(0);
+                wire::ExchangeIdResOk {
+                    clientid: MOCK_CLIENTID,
+                    sequenceid: 1,
+                    flags: 0x8001_0000,
+                    state_protect: wire::StateProtectRes::None,
+                    server_owner: wire::ServerOwner {
+                        minor_id: 1,
+                        major_id: b"mock",
+                    },
+                    server_scope: b"mock-scope",
+                    impl_id: None,
                 }
-                if d.u32()? == 1 {
-                    d.opaque(1024)?;
-                    d.opaque(1024)?;
-                    d.skip(12)?;
-                }
-                res.put_u32(0);
-                res.put_u64(MOCK_CLIENTID);
-                res.put_u32(1);
-                res.put_u32(0x8001_0000);
-                res.put_u32(0);
-                res.put_u64(1);
-                res.put_opaque(b"mock");
-                res.put_opaque(b"mock-scope");
-                res.put_u32(0);
+                .encode(&mut res);
                 continue;
             }
             op::CREATE_SESSION => {
-                let _cid = d.u64()?;
-                let seq = d.u32()?;
-                let flags = d.u32()?;
-                let mut fore = decode_channel_attrs(&mut d)?;
-                let back = decode_channel_attrs(&mut d)?;
-                let _prog = d.u32()?;
-                let np = d.array_len(8, 4)?;
-                for _ in 0..np {
-                    if d.u32()? == 1 {
-                        d.u32()?;
-                        d.opaque(255)?;
-                        d.skip(8)?;
-                        let g = d.array_len(16, 4)?;
-                        d.skip(4 * g)?;
-                    }
-                }
+                let a = wire::CreateSessionArgs::decode(&mut d)?;
+                let (seq, flags, mut fore) = (a.sequence, a.flags, a.fore);
                 st.create_sequences.lock().push(seq);
                 // A new session (always MOCK_SESSION): a fresh slot table.
                 st.slots.lock().clear();
@@ -249,18 +231,19 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 callback = flags & create_session_flag::CONN_BACK_CHAN != 0
                     && st.callback_after_create.load(Ordering::Relaxed);
                 res.put_u32(0);
-                res.put_fixed(&MOCK_SESSION.0);
-                res.put_u32(seq);
-                res.put_u32(flags & create_session_flag::CONN_BACK_CHAN);
-                encode_channel_attrs(&mut res, &fore);
-                encode_channel_attrs(&mut res, &back);
+                wire::CreateSessionResOk {
+                    sessionid: MOCK_SESSION,
+                    sequence: seq,
+                    flags: flags & create_session_flag::CONN_BACK_CHAN,
+                    fore,
+                    back: a.back,
+                }
+                .encode(&mut res);
                 continue;
             }
             op::BIND_CONN_TO_SESSION => {
-                let sid = SessionId(d.array()?);
-                let dir = d.u32()?;
-                d.bool()?;
-                let granted = match dir {
+                let a = wire::BindConnArgs::decode(&mut d)?;
+                let granted = match a.dir {
                     cdfc::FORE => Some(cdfs::FORE),
                     cdfc::BACK => Some(cdfs::BACK),
                     cdfc::FORE_OR_BOTH | cdfc::BACK_OR_BOTH => Some(cdfs::BOTH),
@@ -269,9 +252,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 match granted {
                     Some(g) if n == 1 => {
                         res.put_u32(0);
-                        res.put_fixed(&sid.0);
-                        res.put_u32(g);
-                        res.put_u32(0);
+                        wire::BindConnResOk { dir: g, ..a }.encode(&mut res);
                         continue;
                     }
                     Some(_) => status = status::NFS4ERR_NOT_ONLY_OP,
@@ -279,12 +260,12 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 }
             }
             op::DESTROY_SESSION => {
-                d.skip(16)?;
+                wire::DestroySessionArgs::decode(&mut d)?;
                 res.put_u32(0);
                 continue;
             }
             op::DESTROY_CLIENTID => {
-                d.u64()?;
+                wire::DestroyClientidArgs::decode(&mut d)?;
                 res.put_u32(0);
                 continue;
             }
@@ -293,7 +274,7 @@ fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrE
                 continue;
             }
             op::RECLAIM_COMPLETE => {
-                d.bool()?;
+                wire::ReclaimCompleteArgs::decode(&mut d)?;
                 res.put_u32(0);
                 continue;
             }

@@ -51,8 +51,6 @@ pub struct ExchangeIdArgs {
 }
 
 pub use ringnfs_proto::nfs4::types::ChannelAttrs;
-/// channel_attrs4: the same type and XDR as the server's.
-pub use ringnfs_proto::nfs4::types::encode_channel_attrs;
 
 /// callback_sec_parms4 as this client offers it (RPCSEC_GSS is not offered); converts
 /// into `wire::CallbackSecParms` through [`CreateSessionArgs::wire`].

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use ringnfs_proto::nfs4::ops::{CbSequenceArgs, CbSequenceResOk, Xdr};
 use ringnfs_proto::rpc::{self, message::ReplyFailure};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_state::SessionId;
@@ -14,16 +15,6 @@ use super::consts::{NFS4_CALLBACK_VERSION, NfsStatus, cb_op, status};
 
 const CB_NULL: u32 = 0;
 const CB_COMPOUND: u32 = 1;
-
-/// What a CB_SEQUENCE reply said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CbSequenceReply {
-    pub sessionid: SessionId,
-    pub sequenceid: u32,
-    pub slotid: u32,
-    pub highest_slotid: u32,
-    pub target_highest_slotid: u32,
-}
 
 fn send(
     state: &StateManager,
@@ -70,7 +61,7 @@ pub fn cb_sequence(
     state: &StateManager,
     sid: &SessionId,
     timeout: Duration,
-) -> Result<CbSequenceReply, CallbackError> {
+) -> Result<CbSequenceResOk, CallbackError> {
     let bc = state
         .back_channel(sid, true)
         .ok_or(CallbackError::NoBackChannel)?;
@@ -80,17 +71,20 @@ pub fn cb_sequence(
     args.put_u32(0); // callback_ident (unused in 4.1)
     args.put_u32(1); // one op
     args.put_u32(cb_op::CB_SEQUENCE);
-    args.put_fixed(&sid.0);
-    args.put_u32(bc.seqid);
-    args.put_u32(0); // slot
-    args.put_u32(0); // highest slot
-    args.put_bool(false); // cachethis
-    args.put_u32(0); // no referring call lists
+    CbSequenceArgs {
+        sessionid: *sid,
+        sequenceid: bc.seqid,
+        slotid: 0,
+        highest_slotid: 0,
+        cachethis: false,
+        referring_calls: Vec::new(),
+    }
+    .encode(&mut args);
     let body = send(state, &bc, CB_COMPOUND, &args, timeout)?;
     decode_cb_sequence_reply(&body)
 }
 
-fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceReply, CallbackError> {
+fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceResOk, CallbackError> {
     let bad = |_| CallbackError::Rejected("undecodable CB_COMPOUND reply".into());
     let mut d = XdrDecoder::new(body);
     let st = NfsStatus::from_code(d.u32().map_err(bad)?);
@@ -109,13 +103,7 @@ fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceReply, CallbackErro
     if op_status != status::NFS4_OK {
         return Err(CallbackError::Status(op_status));
     }
-    Ok(CbSequenceReply {
-        sessionid: SessionId(d.array::<16>().map_err(bad)?),
-        sequenceid: d.u32().map_err(bad)?,
-        slotid: d.u32().map_err(bad)?,
-        highest_slotid: d.u32().map_err(bad)?,
-        target_highest_slotid: d.u32().map_err(bad)?,
-    })
+    CbSequenceResOk::decode(&mut d).map_err(bad)
 }
 
 /// Turn an RPC reply failure into a callback error.

@@ -37,6 +37,7 @@ macro_rules! stateid_only {
 }
 
 pub mod attr;
+pub mod callback;
 pub mod common;
 pub mod dir;
 pub mod fh;
@@ -47,6 +48,7 @@ pub mod session;
 pub mod stateid_ops;
 
 pub use attr::*;
+pub use callback::*;
 pub use common::*;
 pub use dir::*;
 pub use fh::*;

@@ -1,0 +1,138 @@
+//! Back-channel operations (RFC 8881 §20): what the server sends in CB_COMPOUND and
+//! what the client answers. The server encodes the arguments and decodes the results;
+//! the client the other way round.
+
+use super::{MAX_ARRAY, Xdr};
+use crate::ids::SessionId;
+use crate::nfs4::consts::NFS4_SESSIONID_SIZE;
+use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
+
+/// CB_SEQUENCE4args (§20.9.1). `referring_calls` is referring_call_list4<>: per
+/// session, its (sequenceid, slotid) pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbSequenceArgs {
+    pub sessionid: SessionId,
+    pub sequenceid: u32,
+    pub slotid: u32,
+    pub highest_slotid: u32,
+    pub cachethis: bool,
+    pub referring_calls: Vec<(SessionId, Vec<(u32, u32)>)>,
+}
+
+impl Xdr<'_> for CbSequenceArgs {
+    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let sessionid = SessionId(d.array::<NFS4_SESSIONID_SIZE>()?);
+        let sequenceid = d.u32()?;
+        let slotid = d.u32()?;
+        let highest_slotid = d.u32()?;
+        let cachethis = d.bool()?;
+        let n = d.array_len(MAX_ARRAY, NFS4_SESSIONID_SIZE + 4)?;
+        let mut referring_calls = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sid = SessionId(d.array::<NFS4_SESSIONID_SIZE>()?);
+            let m = d.array_len(MAX_ARRAY, 8)?;
+            let mut calls = Vec::with_capacity(m);
+            for _ in 0..m {
+                calls.push((d.u32()?, d.u32()?));
+            }
+            referring_calls.push((sid, calls));
+        }
+        Ok(CbSequenceArgs {
+            sessionid,
+            sequenceid,
+            slotid,
+            highest_slotid,
+            cachethis,
+            referring_calls,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_fixed(&self.sessionid.0);
+        out.put_u32(self.sequenceid);
+        out.put_u32(self.slotid);
+        out.put_u32(self.highest_slotid);
+        out.put_bool(self.cachethis);
+        out.put_u32(self.referring_calls.len() as u32);
+        for (sid, calls) in &self.referring_calls {
+            out.put_fixed(&sid.0);
+            out.put_u32(calls.len() as u32);
+            for &(sequenceid, slotid) in calls {
+                out.put_u32(sequenceid);
+                out.put_u32(slotid);
+            }
+        }
+    }
+}
+
+/// CB_SEQUENCE4resok (§20.9.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CbSequenceResOk {
+    pub sessionid: SessionId,
+    pub sequenceid: u32,
+    pub slotid: u32,
+    pub highest_slotid: u32,
+    pub target_highest_slotid: u32,
+}
+
+impl Xdr<'_> for CbSequenceResOk {
+    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        Ok(CbSequenceResOk {
+            sessionid: SessionId(d.array::<NFS4_SESSIONID_SIZE>()?),
+            sequenceid: d.u32()?,
+            slotid: d.u32()?,
+            highest_slotid: d.u32()?,
+            target_highest_slotid: d.u32()?,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_fixed(&self.sessionid.0);
+        out.put_u32(self.sequenceid);
+        out.put_u32(self.slotid);
+        out.put_u32(self.highest_slotid);
+        out.put_u32(self.target_highest_slotid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::roundtrip;
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn sid() -> impl Strategy<Value = SessionId> {
+        any::<[u8; 16]>().prop_map(SessionId)
+    }
+
+    proptest! {
+        #[test]
+        fn cb_sequence_args(
+            s in sid(),
+            w in any::<[u32; 3]>(),
+            cachethis in any::<bool>(),
+            referring_calls in vec((sid(), vec(any::<(u32, u32)>(), 0..3)), 0..3),
+        ) {
+            roundtrip!(CbSequenceArgs {
+                sessionid: s,
+                sequenceid: w[0],
+                slotid: w[1],
+                highest_slotid: w[2],
+                cachethis,
+                referring_calls,
+            });
+        }
+
+        #[test]
+        fn cb_sequence_resok(s in sid(), w in any::<[u32; 4]>()) {
+            roundtrip!(CbSequenceResOk {
+                sessionid: s,
+                sequenceid: w[0],
+                slotid: w[1],
+                highest_slotid: w[2],
+                target_highest_slotid: w[3],
+            });
+        }
+    }
+}
