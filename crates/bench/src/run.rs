@@ -412,11 +412,7 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
         for (k, v) in &r.errors {
             *errors.entry(k.to_string()).or_insert(0) += v;
             if let ErrorKey::Nfs(st) = k
-                && let Some(h) = error::hint(
-                    hint_op,
-                    ringnfs_proto::nfs4::consts::NfsStatus::from_code(*st),
-                    None,
-                )
+                && let Some(h) = error::hint(hint_op, *st, None)
             {
                 error_hints.insert(k.to_string(), h);
             }

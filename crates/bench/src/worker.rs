@@ -15,7 +15,7 @@ use super::template::Template;
 use ringnfs_client::DefaultCallbackHandler;
 use ringnfs_client::callback::answer_call;
 use ringnfs_client::ops::wire::{self, Xdr};
-use ringnfs_proto::nfs4::consts::op;
+use ringnfs_proto::nfs4::consts::{NfsStatus, op};
 use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{RecordAssembler, RpcMessage, decode_message};
 use ringnfs_proto::xdr::{XdrDecoder, pad4};
@@ -24,7 +24,7 @@ use ringnfs_proto::xdr::{XdrDecoder, pad4};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKey {
     /// Compound status (nfsstat4).
-    Nfs(u32),
+    Nfs(NfsStatus),
     /// Accepted with this accept_stat.
     RpcAccept(u32),
     RpcDenied,
@@ -37,12 +37,10 @@ pub enum ErrorKey {
 impl std::fmt::Display for ErrorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ErrorKey::Nfs(s) => {
-                match ringnfs_proto::nfs4::consts::NfsStatus::from_code(*s).name() {
-                    Some(n) => f.write_str(n),
-                    None => write!(f, "nfs:{s}"),
-                }
-            }
+            ErrorKey::Nfs(s) => match s.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "nfs:{s}"),
+            },
             ErrorKey::RpcAccept(s) => write!(f, "rpc_accept:{s}"),
             ErrorKey::RpcDenied => write!(f, "rpc_denied"),
             ErrorKey::Undecodable => write!(f, "undecodable"),
@@ -123,11 +121,11 @@ fn parse_reply(rec: &[u8], compound: bool) -> (bool, bool, Option<ErrorKey>) {
             return Some((true, false, None));
         }
         p += 4;
-        let status = w(p)?;
+        let status = NfsStatus::from_code(w(p)?);
         p += 8 + pad4(w(p + 4)? as usize);
         let count = w(p)?;
         let seq_ok = count > 0 && w(p + 4)? == op::SEQUENCE && w(p + 8)? == 0;
-        if status == 0 {
+        if status.is_ok() {
             Some((true, seq_ok, None))
         } else {
             Some((false, seq_ok, Some(ErrorKey::Nfs(status))))
@@ -531,7 +529,11 @@ mod tests {
         v.put_u32(10052);
         assert_eq!(
             parse_reply(&v, true),
-            (false, false, Some(ErrorKey::Nfs(10052)))
+            (
+                false,
+                false,
+                Some(ErrorKey::Nfs(NfsStatus::from_code(10052)))
+            )
         );
         let mut v = Vec::new();
         encode_accepted(&mut v, 1, AcceptStat::GarbageArgs);

@@ -122,15 +122,7 @@ mod tests {
     };
 
     fn attrs() -> ChannelAttrs {
-        ChannelAttrs {
-            headerpadsize: 0,
-            maxrequestsize: 1 << 20,
-            maxresponsesize: 1 << 20,
-            maxresponsesize_cached: 1 << 16,
-            maxoperations: 16,
-            maxrequests: 4,
-            rdma_ird: None,
-        }
+        crate::testutil::channel_attrs(4)
     }
 
     /// A client with one session created on `meta`.

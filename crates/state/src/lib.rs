@@ -41,6 +41,8 @@ mod invariants;
 #[cfg(test)]
 mod proptests;
 mod sequence;
+#[cfg(test)]
+mod testutil;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -253,15 +253,7 @@ fn range(start: u8, len: u8) -> Range {
 }
 
 fn fore(slots: u8) -> ChannelAttrs {
-    ChannelAttrs {
-        headerpadsize: 0,
-        maxrequestsize: 1 << 20,
-        maxresponsesize: 1 << 20,
-        maxresponsesize_cached: 1 << 16,
-        maxoperations: 16,
-        maxrequests: slots as u32 % 3 + 1,
-        rdma_ird: None,
-    }
+    crate::testutil::channel_attrs(slots as u32 % 3 + 1)
 }
 
 fn back() -> ChannelAttrs {
