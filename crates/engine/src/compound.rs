@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ringnfs_proto::rpc::Credential;
-use ringnfs_service::{ConnMeta, FileIoDone};
+use ringnfs_service::{Bytes, ConnMeta, FileIoDone};
 
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -16,7 +16,7 @@ use ringnfs_state::slots::CachedReply;
 use ringnfs_state::{SeqGrant, StateManager};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, op, status};
-use super::ctx::{CompoundCtx, CurFh, IoFinish, IoOutcome, PendingIo};
+use super::ctx::{CompoundCtx, CurFh, IoFinish, IoOutcome, PendingIo, Source};
 use super::export::Export;
 use super::optable;
 use super::row::{
@@ -89,8 +89,9 @@ pub enum Flow {
 pub struct Suspended {
     pub(crate) state: LoopState,
     pub io: PendingIo,
-    /// The undecoded ops after the waiting one.
-    pub(crate) rest: Vec<u8>,
+    /// The undecoded ops after the waiting one (sharing the record when it has a
+    /// buffer of its own).
+    pub(crate) rest: Bytes,
     pub(crate) cred: Credential,
     /// The connection the COMPOUND came on (it may close while the I/O runs).
     pub conn: ConnMeta,
@@ -132,11 +133,13 @@ impl Nfs4Engine {
         &'a self,
         conn: &'a ConnMeta,
         cred: &'a Credential,
+        source: Source<'a>,
         minor: u32,
         saved: Option<CtxState>,
     ) -> CompoundCtx<'a> {
         let s = saved.unwrap_or_else(|| self.fresh_ctx(cred));
         CompoundCtx {
+            source,
             state: &self.state,
             conn,
             cred,
@@ -158,13 +161,13 @@ impl Nfs4Engine {
         }
     }
 
-    /// Execute the COMPOUND in `args` (of an RPC call `request_len` bytes long) and
-    /// append COMPOUND4res to `out`.
+    /// Execute the COMPOUND in `args` (of an RPC call `request_len` bytes long, decoded
+    /// from `source`) and append COMPOUND4res to `out`.
     pub fn compound(
         &self,
         conn: &ConnMeta,
         cred: &Credential,
-        args: &[u8],
+        (args, source): (&[u8], Source<'_>),
         request_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<Flow, GarbageArgs> {
@@ -200,7 +203,15 @@ impl Nfs4Engine {
             seq_resok: None,
             ctx: self.fresh_ctx(cred),
         };
-        Ok(self.run(conn, cred, &mut d, ls, start, (request_len, tag), out))
+        Ok(self.run(
+            conn,
+            cred,
+            (&mut d, source),
+            ls,
+            start,
+            (request_len, tag),
+            out,
+        ))
     }
 
     /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
@@ -240,7 +251,8 @@ impl Nfs4Engine {
             ..
         } = *s;
         let mut d = XdrDecoder::new(&rest);
-        let flow = self.run(&conn, &cred, &mut d, state, start, (0, b""), out);
+        let source = Source::Shared(&rest);
+        let flow = self.run(&conn, &cred, (&mut d, source), state, start, (0, b""), out);
         if let Flow::Suspend(mut again) = flow {
             // `run` built this suspension with the header of its own frame; keep ours.
             again.header = header;
@@ -255,7 +267,7 @@ impl Nfs4Engine {
         &self,
         conn: &ConnMeta,
         cred: &Credential,
-        d: &mut XdrDecoder<'_>,
+        (d, source): (&mut XdrDecoder<'_>, Source<'_>),
         mut ls: LoopState,
         start: usize,
         (request_len, tag): (usize, &[u8]),
@@ -264,7 +276,7 @@ impl Nfs4Engine {
         let state = &*self.state;
         let minor = ls.minor;
         let numops = ls.numops;
-        let mut ctx = self.ctx(conn, cred, minor, Some(ls.ctx));
+        let mut ctx = self.ctx(conn, cred, source, minor, Some(ls.ctx));
         ctx.numops = numops;
         ctx.request_len = request_len;
         while ls.next < numops {
@@ -341,7 +353,7 @@ impl Nfs4Engine {
                 return Flow::Suspend(Box::new(Suspended {
                     state: ls,
                     io,
-                    rest: d.rest().to_vec(),
+                    rest: ctx.source.keep(d.rest()),
                     cred: cred.clone(),
                     conn: conn.clone(),
                     partial: Vec::new(),

@@ -5,7 +5,7 @@
 
 use ringnfs_fs::{Caller, ObjHandle, Stability};
 use ringnfs_proto::rpc::Credential;
-use ringnfs_service::{ConnMeta, FileIo, FileOp, IoFd};
+use ringnfs_service::{Bytes, ConnMeta, FileIo, FileOp, IoFd};
 use ringnfs_state::slots::CachedReply;
 use ringnfs_state::stateid::Stateid;
 use ringnfs_state::{SeqGrant, StateManager};
@@ -24,8 +24,39 @@ pub struct CurFh {
     pub fh: FileHandle,
 }
 
+/// The buffer a COMPOUND's arguments were decoded from, so that an op can keep a part of
+/// them past the call (a WRITE's data, the undecoded rest of a suspended COMPOUND).
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// Valid during this call only (a record in the transport's receive buffer): a part
+    /// that is kept is copied.
+    Borrowed,
+    /// A buffer of its own (a large record, or the rest of a resumed COMPOUND): a part
+    /// that is kept shares it.
+    Shared(&'a Bytes),
+}
+
+impl Source<'_> {
+    /// `part` (a slice of what was decoded) as bytes that outlive the call.
+    pub fn keep(&self, part: &[u8]) -> Bytes {
+        match self {
+            Source::Shared(b) if contains(b, part) => b.slice_ref(part),
+            _ => Bytes::copy_from_slice(part),
+        }
+    }
+}
+
+/// Whether `part` lies within `whole` (`slice_ref` requires it).
+fn contains(whole: &[u8], part: &[u8]) -> bool {
+    let w = whole.as_ptr_range();
+    let p = part.as_ptr_range();
+    !part.is_empty() && w.start <= p.start && p.end <= w.end
+}
+
 /// Per-COMPOUND context handed to op handlers.
 pub struct CompoundCtx<'a> {
+    /// What the arguments are decoded from.
+    pub source: Source<'a>,
     pub state: &'a StateManager,
     pub conn: &'a ConnMeta,
     pub cred: &'a Credential,
@@ -185,4 +216,25 @@ pub enum IoOutcome {
     Status(NfsStatus),
     /// Another file operation is needed first (a stable WRITE's fsync).
     Again(FileOp, IoFinish),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_part_shares_a_record_of_its_own_and_copies_a_borrowed_one() {
+        let record = Bytes::from((0..=255u8).collect::<Vec<u8>>());
+        let part = &record[16..80];
+        let shared = Source::Shared(&record).keep(part);
+        assert_eq!(shared.as_ptr(), part.as_ptr(), "no copy");
+        assert_eq!(&shared[..], part);
+        let copied = Source::Borrowed.keep(part);
+        assert_ne!(copied.as_ptr(), part.as_ptr());
+        assert_eq!(&copied[..], part);
+        // A slice from elsewhere (never the case in the engine) is copied, not a panic.
+        let other = [7u8; 8];
+        assert_eq!(&Source::Shared(&record).keep(&other)[..], &other);
+        assert!(Source::Shared(&record).keep(&[]).is_empty());
+    }
 }

@@ -12,11 +12,12 @@ use ringnfs_proto::rpc::{
     AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted, encode_rejected_auth,
     encode_rpc_mismatch,
 };
-use ringnfs_service::{ConnMeta, Continuation, FileIoDone, Outcome, Service};
+use ringnfs_service::{Bytes, ConnMeta, Continuation, FileIoDone, Outcome, Service};
 use ringnfs_state::StateManager;
 
 use super::compound::{Flow, Nfs4Engine, Suspended};
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
+use super::ctx::Source;
 use super::export::Export;
 
 pub struct NfsService {
@@ -91,6 +92,23 @@ impl Service for NfsService {
     }
 
     fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) -> Outcome {
+        self.call(conn, record, Source::Borrowed, out)
+    }
+
+    fn on_owned_record(&self, conn: &ConnMeta, record: Bytes, out: &mut Vec<u8>) -> Outcome {
+        self.call(conn, &record, Source::Shared(&record), out)
+    }
+}
+
+impl NfsService {
+    /// One RPC record, decoded from `source`.
+    fn call(
+        &self,
+        conn: &ConnMeta,
+        record: &[u8],
+        source: Source<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         let state = &self.engine.state;
         let msg = match decode_message(record) {
             Ok(m) => m,
@@ -161,7 +179,7 @@ impl Service for NfsService {
                 let header = out.len() - start;
                 match self
                     .engine
-                    .compound(conn, &cred, call.args, record.len(), out)
+                    .compound(conn, &cred, (call.args, source), record.len(), out)
                 {
                     Ok(Flow::Done) => {}
                     Ok(Flow::Suspend(mut s)) => {

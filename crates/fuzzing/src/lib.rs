@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use ringnfs_client::{CreateSessionArgs, ExchangeIdArgs, Op, StateProtect, ops::encode_compound};
 use ringnfs_engine::compound::{Flow, Nfs4Engine};
+use ringnfs_engine::ctx::Source;
 use ringnfs_engine::export::{Export, ExportOptions};
 use ringnfs_engine::program::NfsService;
 use ringnfs_fs::memory::{MemoryBackend, MemoryOptions};
@@ -299,10 +300,13 @@ pub fn compound(data: &[u8]) {
     let h = Harness::new();
     let args = h.substitute(data);
     let mut out = Vec::new();
-    match h
-        .engine
-        .compound(&h.conn, &caller(), &args, args.len(), &mut out)
-    {
+    match h.engine.compound(
+        &h.conn,
+        &caller(),
+        (&args, Source::Borrowed),
+        args.len(),
+        &mut out,
+    ) {
         Ok(Flow::Done) => {
             let r = ringnfs_client::CompoundReply::decode(&out);
             assert!(

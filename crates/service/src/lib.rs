@@ -31,12 +31,17 @@ pub fn make_conn_id(core: usize, seq: u64) -> ConnId {
 /// A file descriptor a file operation runs on (kept alive until the operation ends).
 pub type IoFd = Arc<dyn std::os::fd::AsFd + Send + Sync>;
 
+/// Shared, reference-counted bytes: a part of a received record that a request keeps
+/// past the call that decoded it (a WRITE's data, the undecoded rest of a suspended
+/// COMPOUND) without copying it.
+pub use bytes::Bytes;
+
 /// A file operation the protocol core asks the connection's core to run on its ring.
 pub enum FileOp {
     /// Read up to `len` bytes at `offset`.
     Read { offset: u64, len: u32 },
-    /// Write `data` at `offset`.
-    Write { offset: u64, data: Vec<u8> },
+    /// Write `data` at `offset` (usually a slice of the request's own record).
+    Write { offset: u64, data: Bytes },
     /// fsync (fdatasync when `datasync`).
     Fsync { datasync: bool },
 }
@@ -47,8 +52,8 @@ pub struct FileIo {
     pub op: FileOp,
 }
 
-/// A finished [`FileIo`]: the syscall-style result (bytes or -errno) and the buffer
-/// (the data read, or the write's data handed back).
+/// A finished [`FileIo`]: the syscall-style result (bytes or -errno) and the data read
+/// (empty for the other operations).
 pub struct FileIoDone {
     pub result: i32,
     pub buf: Vec<u8>,
@@ -176,6 +181,12 @@ pub trait Service: Send + Sync + 'static {
     /// first returns [`Outcome::Suspend`]: the transport runs the operation on the
     /// connection's ring and resumes the continuation on this core when it is done.
     fn on_record(&self, conn: &ConnMeta, record: &[u8], out: &mut Vec<u8>) -> Outcome;
+    /// As [`on_record`](Service::on_record), for a record the transport gathered into a
+    /// buffer of its own (a large one): the service may keep parts of it past the call
+    /// (a WRITE's data goes to the file straight from it).
+    fn on_owned_record(&self, conn: &ConnMeta, record: Bytes, out: &mut Vec<u8>) -> Outcome {
+        self.on_record(conn, &record, out)
+    }
     /// The connection closed (EOF, error, drain, idle timeout or shutdown). Called
     /// exactly once per accepted connection. Continuations of its requests may still
     /// be resumed afterwards (with a scratch `out`).

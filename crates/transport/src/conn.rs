@@ -16,6 +16,7 @@
 //! neither side has an operation in flight, so no receive or send completion can
 //! outlive the connection. File operations of its requests do not hold it (`fileio`).
 
+use ringnfs_proto::rpc::record::Record;
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -94,9 +95,13 @@ pub(crate) struct Deferred {
 }
 
 impl Deferred {
-    pub fn push(&mut self, record: &[u8]) {
+    pub fn push(&mut self, record: Record<'_>) {
+        let record = match record {
+            Record::InPlace(b) => b.to_vec(),
+            Record::Gathered(v) => v,
+        };
         self.bytes += record.len();
-        self.records.push_back(record.to_vec());
+        self.records.push_back(record);
     }
 
     pub fn pop(&mut self) -> Option<Vec<u8>> {
@@ -505,7 +510,7 @@ mod tests {
         assert_eq!(d.recv, Some(RecvStep::Cancel));
         assert_eq!(d.send, Some(SendStep::Start));
         assert!(c.must_defer());
-        c.deferred.push(b"later");
+        c.deferred.push(Record::InPlace(b"later"));
         // The receive's final completion arrives.
         c.recv = RecvSide::Idle;
         assert_eq!(plan(&mut c, 100).recv, None);

@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, types};
 use slab::Slab;
 
-use ringnfs_service::{ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
+use ringnfs_service::{Bytes, ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
 
 use super::driver::Driver;
 use super::stats::WorkerCounters;
@@ -37,8 +37,10 @@ struct InFlight {
     then: Box<dyn Continuation>,
     /// Keeps the descriptor open until the completion.
     _fd: IoFd,
-    /// What the kernel reads from (WRITE) or writes into (READ).
+    /// What the kernel writes into (READ).
     buf: Vec<u8>,
+    /// What the kernel reads from (WRITE): usually a slice of the request's record.
+    data: Bytes,
 }
 
 /// A [`FileOp`] without its data (which moved into the slot).
@@ -66,29 +68,36 @@ impl FileOps {
     pub fn submit(&mut self, driver: &mut Driver, owner: Owner, s: Suspend) {
         let Suspend { io, then } = s;
         let fd = types::Fd(io.fd.as_fd().as_raw_fd());
-        let (buf, kind) = match io.op {
-            FileOp::Read { offset, len } => {
-                (Vec::with_capacity(len as usize), Op::Read(offset, len))
-            }
-            FileOp::Write { offset, data } => (data, Op::Write(offset)),
-            FileOp::Fsync { datasync } => (Vec::new(), Op::Fsync(datasync)),
+        let (buf, data, kind) = match io.op {
+            FileOp::Read { offset, len } => (
+                Vec::with_capacity(len as usize),
+                Bytes::new(),
+                Op::Read(offset, len),
+            ),
+            FileOp::Write { offset, data } => (Vec::new(), data, Op::Write(offset)),
+            FileOp::Fsync { datasync } => (Vec::new(), Bytes::new(), Op::Fsync(datasync)),
         };
         let key = self.slots.insert(InFlight {
             owner,
             then,
             _fd: io.fd,
             buf,
+            data,
         });
-        // The buffer now sits in the slot and is not touched until the completion; its
-        // heap address (stable when the slab grows) is what the kernel uses.
-        let b = &mut self.slots[key].buf;
+        // The buffers now sit in the slot and are not touched until the completion;
+        // their heap addresses (stable when the slab grows: a `Bytes` keeps its storage
+        // where it is) are what the kernel uses.
+        let slot = &mut self.slots[key];
         let e = match kind {
-            Op::Read(offset, len) => opcode::Read::new(fd, b.as_mut_ptr(), len)
+            Op::Read(offset, len) => opcode::Read::new(fd, slot.buf.as_mut_ptr(), len)
                 .offset(offset)
                 .build(),
-            Op::Write(offset) => opcode::Write::new(fd, b.as_ptr(), b.len() as u32)
-                .offset(offset)
-                .build(),
+            Op::Write(offset) => {
+                let len = u32::try_from(slot.data.len()).unwrap_or(u32::MAX);
+                opcode::Write::new(fd, slot.data.as_ptr(), len)
+                    .offset(offset)
+                    .build()
+            }
             Op::Fsync(datasync) => {
                 let flags = if datasync {
                     types::FsyncFlags::DATASYNC
@@ -98,7 +107,7 @@ impl FileOps {
                 opcode::Fsync::new(fd).flags(flags).build()
             }
         };
-        // SAFETY: the buffer (capacity `len` for a READ, the data for a WRITE) and the
+        // SAFETY: the buffer (capacity `len` for a READ), the data (a WRITE) and the
         // descriptor's owner stay in slot `key` until `complete` takes them after the
         // completion (or are leaked with `leak`).
         unsafe { driver.push(e.user_data(Token::new(Kind::FileIo, 0, key).encode())) };
@@ -108,8 +117,8 @@ impl FileOps {
     pub fn complete(&mut self, key: usize, res: i32) -> Option<Finished> {
         let mut op = self.slots.try_remove(key)?;
         if res > 0 && op.buf.is_empty() && op.buf.capacity() >= res as usize {
-            // SAFETY: the kernel wrote `res` bytes into this buffer (a READ: writes hand
-            // their buffer back full), within its capacity.
+            // SAFETY: the kernel wrote `res` bytes into this buffer (only a READ has
+            // one with capacity), within its capacity.
             unsafe { op.buf.set_len(res as usize) };
         }
         Some(Finished {

@@ -6,8 +6,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use ringnfs_proto::rpc::record::{RecordAssembler, RecordError};
-use ringnfs_service::{ConnMeta, Continuation, FileIoDone, Outcome, Service};
+use ringnfs_proto::rpc::record::{Record, RecordAssembler, RecordError};
+use ringnfs_service::{Bytes, ConnMeta, Continuation, FileIoDone, Outcome, Service};
 
 use super::conn::{Closing, Conn, Intake};
 use super::fileio::{FileIoSink, Owner};
@@ -56,18 +56,20 @@ fn call(
     Ok(())
 }
 
-/// Hand one record to the service.
+/// Hand one record to the service: a record in its own buffer as shared bytes, so the
+/// request may keep parts of it (a WRITE's data) without a copy.
 pub(crate) fn handle_record(
     service: &dyn Service,
     c: &mut Conn,
     key: usize,
-    record: &[u8],
+    record: Record<'_>,
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
 ) -> Result<(), HandleError> {
     WorkerCounters::add(&counters.records, 1);
-    call(c, key, counters, io, |meta, out| {
-        service.on_record(meta, record, out)
+    call(c, key, counters, io, |meta, out| match record {
+        Record::InPlace(b) => service.on_record(meta, b, out),
+        Record::Gathered(v) => service.on_owned_record(meta, Bytes::from(v), out),
     })
 }
 
@@ -119,7 +121,7 @@ pub(crate) fn feed(
 ) {
     let mut failed = None;
     let mut asm = std::mem::replace(&mut c.asm, RecordAssembler::new(0));
-    let r = asm.feed(data, |rec| {
+    let r = asm.feed_records(data, |rec| {
         c.last_record = Instant::now();
         if c.must_defer() {
             c.deferred.push(rec);
@@ -169,7 +171,7 @@ pub(crate) fn replay_deferred(
     c.update_pause(max_out);
     while c.intake == Intake::Open {
         let Some(rec) = c.deferred.pop() else { break };
-        if let Err(e) = handle_record(service, c, key, &rec, counters, io) {
+        if let Err(e) = handle_record(service, c, key, Record::Gathered(rec), counters, io) {
             tracing::warn!(conn = c.meta.id, "closing: {e}");
             c.close(Closing::Abort, Instant::now());
             break;

@@ -170,9 +170,10 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
         {
             return Err(status::NFS4ERR_FBIG);
         }
+        // The data stays where it was received when the record has a buffer of its own.
         let op = FileOp::Write {
             offset,
-            data: data.to_vec(),
+            data: ctx.source.keep(data),
         };
         ctx.pending_io = Some(PendingIo::new(
             fd?,

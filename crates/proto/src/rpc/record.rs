@@ -12,6 +12,31 @@ pub enum RecordError {
     TooManyFragments(usize),
 }
 
+/// A gathered record at least this long is handed out as its own buffer
+/// ([`Record::Gathered`]), so that the request may keep parts of it (a WRITE's data)
+/// without a copy; a shorter one stays in the assembler's buffer for reuse.
+pub const OWN_BUFFER_FROM: usize = 64 * 1024;
+/// The gathering buffer is kept for the next record up to this capacity.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// One complete record.
+#[derive(Debug)]
+pub enum Record<'a> {
+    /// Borrowed from the input or the assembler: valid during the callback only.
+    InPlace(&'a [u8]),
+    /// A large record gathered into a buffer of its own, which the callee owns.
+    Gathered(Vec<u8>),
+}
+
+impl Record<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Record::InPlace(b) => b,
+            Record::Gathered(v) => v,
+        }
+    }
+}
+
 /// Reassembles records from a TCP byte stream.
 ///
 /// A record that arrives whole in one input slice (the common case: one fragment, one
@@ -61,8 +86,18 @@ impl RecordAssembler {
     /// Returning `false` from `on_record` stops processing (the rest of the input is dropped).
     pub fn feed(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         mut on_record: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), RecordError> {
+        self.feed_records(input, |r| on_record(r.bytes()))
+    }
+
+    /// As [`feed`](Self::feed), but a large gathered record (at least
+    /// [`OWN_BUFFER_FROM`] bytes) is handed over as its own buffer.
+    pub fn feed_records(
+        &mut self,
+        mut input: &[u8],
+        mut on_record: impl FnMut(Record<'_>) -> bool,
     ) -> Result<(), RecordError> {
         while !input.is_empty() {
             if !self.in_fragment {
@@ -74,7 +109,7 @@ impl RecordAssembler {
                         return Err(RecordError::TooLarge(len));
                     }
                     if h & LAST_FRAGMENT != 0 && input.len() >= 4 + len {
-                        let keep_going = on_record(&input[4..4 + len]);
+                        let keep_going = on_record(Record::InPlace(&input[4..4 + len]));
                         input = &input[4 + len..];
                         if !keep_going {
                             return Ok(());
@@ -120,13 +155,18 @@ impl RecordAssembler {
             self.in_fragment = false;
             if self.frag_last {
                 self.fragments = 0;
-                let record = std::mem::take(&mut self.gathered);
-                let keep_going = on_record(&record);
-                // Keep a modest buffer around for the next large record.
-                if record.capacity() <= 256 * 1024 {
-                    self.gathered = record;
-                    self.gathered.clear();
-                }
+                let keep_going = if self.gathered.len() >= OWN_BUFFER_FROM {
+                    on_record(Record::Gathered(std::mem::take(&mut self.gathered)))
+                } else {
+                    let go = on_record(Record::InPlace(&self.gathered));
+                    // Keep a modest buffer around for the next record.
+                    if self.gathered.capacity() <= KEEP_CAPACITY {
+                        self.gathered.clear();
+                    } else {
+                        self.gathered = Vec::new();
+                    }
+                    go
+                };
                 if !keep_going {
                     return Ok(());
                 }
@@ -160,6 +200,32 @@ mod tests {
             true
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn a_large_gathered_record_is_handed_over_and_a_small_one_stays() {
+        // Each record arrives in two pieces, so both are gathered.
+        for (len, owned) in [
+            (100, false),
+            (OWN_BUFFER_FROM - 1, false),
+            (OWN_BUFFER_FROM, true),
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let input = frame(&payload);
+            let mut a = RecordAssembler::new(1 << 20);
+            let mut seen = Vec::new();
+            for part in [&input[..len / 2], &input[len / 2..]] {
+                a.feed_records(part, |r| {
+                    seen.push((matches!(r, Record::Gathered(_)), r.bytes().to_vec()));
+                    true
+                })
+                .unwrap();
+            }
+            assert_eq!(seen, vec![(owned, payload)], "record of {len} bytes");
+            assert!(a.is_idle());
+            // A small record's buffer is kept for the next one; a handed-over one is not.
+            assert_eq!(a.buffered() == 0, owned, "record of {len} bytes");
+        }
     }
 
     #[test]
