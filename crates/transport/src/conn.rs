@@ -9,6 +9,14 @@
 //! * open: keep one multishot receive armed unless the output backlog is above
 //!   `max_out` (then cancel it, and re-arm once the backlog is at most `max_out / 2`)
 //!   or received records wait in `deferred`;
+//! * inside a large record (at least [`DIRECT_FROM`] bytes of its fragment still to
+//!   come): cancel the multishot receive and receive the rest straight into the
+//!   record's own buffer (no copy out of the provided buffers). A multishot receive
+//!   takes in all the socket holds before the worker sees its first completion, so a
+//!   connection that had a large record then receives one provided buffer at a time
+//!   (`single`): the header of the next large record arrives in one buffer and the
+//!   rest goes straight to its own. After [`SINGLE_FOR`] receives without a large
+//!   record it goes back to multishot;
 //! * flushing: stop reading, send what is queued, then finish;
 //! * aborting: cancel everything, finish as soon as no operation is in flight.
 //!
@@ -58,12 +66,26 @@ impl Life {
     }
 }
 
-/// The receive side: the connection's multishot receive (`recv`).
+/// Receive the rest of a record's fragment straight into its buffer when at least
+/// this much of it is still to come.
+pub(crate) const DIRECT_FROM: usize = 64 * 1024;
+/// Receives without a large record before a connection goes back to multishot.
+pub(crate) const SINGLE_FOR: u32 = 64;
+
+/// A record's buffer lent for a direct receive of up to `want` more bytes.
+#[derive(Debug)]
+pub(crate) struct Lent {
+    pub buf: Vec<u8>,
+    pub want: usize,
+}
+
+/// The receive side: the connection's multishot receive, or a single receive into a
+/// large record's buffer (`recv`; which one is in flight: [`Conn::direct`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecvSide {
     /// No receive in flight.
     Idle,
-    /// A multishot receive is in flight.
+    /// A receive is in flight.
     Armed,
     /// Its cancel is submitted; the final completion is still to come.
     Cancelling,
@@ -132,6 +154,10 @@ pub(crate) struct Facts {
     /// Received records wait in `deferred`.
     pub deferred: bool,
     pub recv: RecvSide,
+    /// The receive in flight (if any) is a direct one, into a record's buffer.
+    pub recv_direct: bool,
+    /// The current record has at least [`DIRECT_FROM`] bytes still to come.
+    pub large_record: bool,
     pub send: SendSide,
     /// Output bytes are in flight (a send to continue after a partial completion).
     pub out_in_flight: bool,
@@ -141,7 +167,10 @@ pub(crate) struct Facts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecvStep {
+    /// Arm the multishot receive.
     Arm,
+    /// Receive into the current record's buffer ([`Conn::direct`]).
+    ArmDirect,
     Cancel,
 }
 
@@ -166,10 +195,18 @@ pub(crate) struct Decision {
 pub(crate) fn decide(f: &Facts) -> Decision {
     let want_recv = f.closing.is_none() && f.intake == Intake::Open && !f.deferred;
     let recv = match (f.recv, want_recv) {
+        (RecvSide::Idle, true) if f.large_record => Some(RecvStep::ArmDirect),
         (RecvSide::Idle, true) => Some(RecvStep::Arm),
+        // A direct receive is bounded by its record, which was already taken in: it is
+        // left to finish under backpressure, and cancelled only when closing (a
+        // cancelled MSG_WAITALL receive may not report what it had received).
+        (RecvSide::Armed, false) if f.recv_direct && f.closing.is_none() => None,
         (RecvSide::Armed, false) => Some(RecvStep::Cancel),
+        // Into a large record: the multishot receive makes way for direct ones.
+        (RecvSide::Armed, true) if f.large_record && !f.recv_direct => Some(RecvStep::Cancel),
         _ => None,
     };
+    let recv_armed = matches!(recv, Some(RecvStep::Arm | RecvStep::ArmDirect));
     let out_pending = f.out_in_flight || f.out_queued;
     let send = match (f.closing, f.send) {
         (Some(Closing::Abort), SendSide::Armed) => Some(SendStep::Cancel),
@@ -177,7 +214,7 @@ pub(crate) fn decide(f: &Facts) -> Decision {
         (_, SendSide::Idle) if out_pending => Some(SendStep::Start),
         _ => None,
     };
-    let recv_idle = f.recv == RecvSide::Idle && recv != Some(RecvStep::Arm);
+    let recv_idle = f.recv == RecvSide::Idle && !recv_armed;
     let send_idle = f.send == SendSide::Idle && send != Some(SendStep::Start);
     let finish = recv_idle
         && send_idle
@@ -194,6 +231,12 @@ pub(crate) struct Conn {
     pub fd: OwnedFd,
     pub generation: u32,
     pub asm: RecordAssembler,
+    /// The buffer of the record a direct receive is filling (lent by `asm`), while one
+    /// is in flight: the kernel writes into its spare capacity.
+    pub direct: Option<Lent>,
+    /// Receive one provided buffer at a time (a large record came lately): how many
+    /// receives more without one before going back to multishot; 0 = multishot.
+    pub single: u32,
     pub out: OutQueue,
     pub deferred: Deferred,
     pub recv: RecvSide,
@@ -214,6 +257,8 @@ impl Conn {
             fd,
             generation,
             asm: RecordAssembler::new(max_record),
+            direct: None,
+            single: 0,
             out: OutQueue::default(),
             deferred: Deferred::default(),
             recv: RecvSide::Idle,
@@ -274,6 +319,8 @@ impl Conn {
             intake: self.intake,
             deferred: !self.deferred.is_empty(),
             recv: self.recv,
+            recv_direct: self.direct.is_some(),
+            large_record: self.asm.direct_want(DIRECT_FROM).is_some(),
             send: self.send,
             out_in_flight: self.out.busy(),
             out_queued: self.out.has_queued(),
@@ -285,6 +332,16 @@ impl Conn {
     pub fn apply(&mut self, d: &Decision) {
         match d.recv {
             Some(RecvStep::Arm) => self.recv = RecvSide::Armed,
+            Some(RecvStep::ArmDirect) => {
+                debug_assert!(self.direct.is_none(), "one receive at a time");
+                self.direct = self
+                    .asm
+                    .take_direct(DIRECT_FROM)
+                    .map(|(buf, want)| Lent { buf, want });
+                debug_assert!(self.direct.is_some(), "decided on a large record");
+                self.single = SINGLE_FOR;
+                self.recv = RecvSide::Armed;
+            }
             Some(RecvStep::Cancel) => self.recv = RecvSide::Cancelling,
             None => {}
         }
@@ -369,6 +426,8 @@ mod tests {
             intake: Intake::Open,
             deferred: false,
             recv: RecvSide::Idle,
+            recv_direct: false,
+            large_record: false,
             send: SendSide::Idle,
             out_in_flight: false,
             out_queued: false,
@@ -411,6 +470,41 @@ mod tests {
             };
             assert_eq!(decide(&f), Decision::default());
         }
+        // Inside a large record: the multishot receive is cancelled, then a direct
+        // one armed; while it is in flight nothing more; then back to multishot.
+        let large = Facts {
+            large_record: true,
+            ..armed
+        };
+        assert_eq!(decide(&large).recv, Some(RecvStep::Cancel));
+        let large = Facts {
+            recv: RecvSide::Idle,
+            ..large
+        };
+        assert_eq!(decide(&large).recv, Some(RecvStep::ArmDirect));
+        let direct = Facts {
+            recv: RecvSide::Armed,
+            recv_direct: true,
+            ..large
+        };
+        assert_eq!(decide(&direct), Decision::default());
+        // Under backpressure it is left to finish; when closing it is cancelled.
+        let paused = Facts {
+            intake: Intake::Paused,
+            ..direct
+        };
+        assert_eq!(decide(&paused).recv, None);
+        let aborting = Facts {
+            closing: Some(Closing::Abort),
+            ..direct
+        };
+        assert_eq!(decide(&aborting).recv, Some(RecvStep::Cancel));
+        // A large record while closing: nothing is armed.
+        let flushing = Facts {
+            closing: Some(Closing::Flush),
+            ..large
+        };
+        assert_eq!(decide(&flushing).recv, None);
         // Cancelling while reading is wanted again: wait for the final completion.
         let f = Facts {
             recv: RecvSide::Cancelling,

@@ -119,9 +119,44 @@ pub(crate) fn feed(
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
 ) {
+    assemble(service, c, key, max_out, counters, io, |asm, on_record| {
+        asm.feed_records(data, on_record)
+    });
+}
+
+/// A direct receive into the current record's buffer ended: give the buffer (grown by
+/// what arrived) back to the assembler, and a record it completes to the service.
+pub(crate) fn direct_received(
+    service: &dyn Service,
+    c: &mut Conn,
+    key: usize,
+    buf: Vec<u8>,
+    max_out: usize,
+    counters: &WorkerCounters,
+    io: &mut FileIoSink<'_>,
+) {
+    assemble(service, c, key, max_out, counters, io, |asm, on_record| {
+        asm.return_direct(buf, on_record)
+    });
+}
+
+/// Run `step` on the connection's assembler with the callback that hands complete
+/// records on; close the connection on a service failure or a framing error.
+fn assemble(
+    service: &dyn Service,
+    c: &mut Conn,
+    key: usize,
+    max_out: usize,
+    counters: &WorkerCounters,
+    io: &mut FileIoSink<'_>,
+    step: impl FnOnce(
+        &mut RecordAssembler,
+        &mut dyn FnMut(Record<'_>) -> bool,
+    ) -> Result<(), RecordError>,
+) {
     let mut failed = None;
     let mut asm = std::mem::replace(&mut c.asm, RecordAssembler::new(0));
-    let r = asm.feed_records(data, |rec| {
+    let r = step(&mut asm, &mut |rec| {
         c.last_record = Instant::now();
         if c.must_defer() {
             c.deferred.push(rec);

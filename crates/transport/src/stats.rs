@@ -52,6 +52,8 @@ stats! {
     enobufs,
     /// Multishot receives re-armed.
     recv_rearms,
+    /// Single receives straight into a large record's buffer.
+    recv_direct,
     /// Times a connection stopped reading because its output backlog was too large.
     backpressure_pauses,
     /// Largest output backlog of any connection, in bytes.

@@ -197,6 +197,59 @@ fn record_larger_than_a_receive_buffer() {
 }
 
 #[test]
+fn large_records_are_received_into_their_own_buffers() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |c| c.recv_buf_size = 16 << 10);
+    let mut s = connect(h.local_addrs()[0]);
+    let big = |seed: u32| -> Vec<u8> {
+        (0..1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(seed) >> 3) as u8)
+            .collect()
+    };
+    let records = [
+        big(7),
+        b"small".to_vec(),
+        big(13),
+        big(29),
+        b"tail".to_vec(),
+    ];
+    let mut wire = Vec::new();
+    for r in &records {
+        wire.extend(frame(r));
+    }
+    // In uneven pieces with pauses, so receives end in the middle of records.
+    let writer = {
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for piece in wire.chunks(100_003) {
+                s.write_all(piece).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    for r in &records {
+        assert_eq!(read_record(&mut s).unwrap(), rev(r));
+    }
+    writer.join().unwrap();
+    assert!(total(&h).recv_direct >= 3, "{:?}", total(&h));
+}
+
+#[test]
+fn a_client_that_stops_in_the_middle_of_a_large_record_is_closed_once() {
+    let svc = Arc::new(Echo::default());
+    let h = server(1, svc.clone(), |c| c.recv_buf_size = 16 << 10);
+    let mut s = connect(h.local_addrs()[0]);
+    let wire = frame(&vec![5u8; 1 << 20]);
+    s.write_all(&wire[..300_000]).unwrap();
+    wait_for("a direct receive", || total(&h).recv_direct >= 1);
+    drop(s);
+    wait_for("the close", || svc.closes.load(SeqCst) == 1);
+    assert_eq!(svc.records.load(SeqCst), 0);
+    h.shutdown();
+    svc.check_closed_once();
+}
+
+#[test]
 fn oversize_record_closes_only_that_connection() {
     let svc = Arc::new(Echo::default());
     let h = server(1, svc.clone(), |c| c.max_record = 1024);

@@ -23,14 +23,14 @@ use ringnfs_service::{ConnControl, ConnMeta, Service};
 use super::TransportConfig;
 use super::accept::Listeners;
 use super::bufring::BufRing;
-use super::conn::{Closing, Conn, Decision, RecvSide, RecvStep, SendSide, SendStep};
+use super::conn::{Closing, Conn, Decision, Lent, RecvSide, RecvStep, SendSide, SendStep};
 use super::conns::ConnTable;
 use super::driver::{Completion, Driver};
 use super::fileio::{FileIoSink, FileOps};
 use super::limits::{ConnLimiter, Refusal};
 use super::mailbox::{Inbox, Msg};
 use super::records::{self, FLUSH_GRACE};
-use super::recv::{self, BGID, Received};
+use super::recv::{self, BGID, DirectReceived, Received};
 use super::send::{self, Sent};
 use super::stats::WorkerCounters;
 use super::timer::Timer;
@@ -261,6 +261,12 @@ impl Worker {
 
     fn on_recv(&mut self, t: Token, comp: Completion) {
         let key = t.key as usize;
+        if let Some(c) = self.conns.get(key, t.generation)
+            && c.direct.is_some()
+        {
+            self.on_direct_recv(key, comp.res);
+            return;
+        }
         let (last, what) = recv::completion(comp);
         let max_out = self.cfg.max_out_bytes;
         let Worker {
@@ -317,6 +323,60 @@ impl Worker {
             Received::RanDry => WorkerCounters::add(&counters.enobufs, 1),
             Received::Cancelled => {}
             Received::Failed(e) => {
+                tracing::debug!(
+                    conn = c.meta.id,
+                    "receive failed: {}",
+                    io::Error::from_raw_os_error(-e)
+                );
+                c.close(Closing::Abort, Instant::now());
+            }
+        }
+        conns.mark_dirty(key);
+    }
+
+    /// The direct receive into a large record's buffer completed: the buffer goes back
+    /// to the assembler with what arrived (and a record that completes to the service).
+    fn on_direct_recv(&mut self, key: usize, res: i32) {
+        let max_out = self.cfg.max_out_bytes;
+        let Worker {
+            conns,
+            service,
+            counters,
+            driver,
+            file_ops,
+            ..
+        } = self;
+        let c = conns.at(key);
+        let Some(Lent { mut buf, .. }) = c.direct.take() else {
+            return;
+        };
+        c.recv = RecvSide::Idle;
+        let what = recv::direct_completion(res);
+        if let DirectReceived::Data(n) = what {
+            WorkerCounters::add(&counters.bytes_in, n as u64);
+            let n = n.min(buf.capacity() - buf.len());
+            // SAFETY: the kernel wrote `n` bytes into the spare capacity right after the
+            // length (at most what `submit_direct` asked for, which fits in it).
+            unsafe { buf.set_len(buf.len() + n) };
+        }
+        if c.closing().is_none() {
+            let mut io = FileIoSink {
+                ops: file_ops,
+                driver,
+                counters,
+            };
+            records::direct_received(&**service, c, key, buf, max_out, counters, &mut io);
+        } else {
+            // Closing: what arrived is not read any more, as with a multishot receive.
+            let _ = c.asm.return_direct(buf, |_| true);
+        }
+        match what {
+            DirectReceived::Data(_) | DirectReceived::Cancelled => {}
+            DirectReceived::Eof => {
+                tracing::trace!(conn = c.meta.id, "EOF");
+                c.close(Closing::Flush, Instant::now() + FLUSH_GRACE);
+            }
+            DirectReceived::Failed(e) => {
                 tracing::debug!(
                     conn = c.meta.id,
                     "receive failed: {}",
@@ -564,10 +624,33 @@ impl Drop for Worker {
 
 /// Submit the ring operations `d` decided for connection `key` (already applied to its
 /// sides by `Conn::apply`).
-fn submit(driver: &mut Driver, key: usize, c: &Conn, d: &Decision, counters: &WorkerCounters) {
+fn submit(driver: &mut Driver, key: usize, c: &mut Conn, d: &Decision, counters: &WorkerCounters) {
     let generation = c.generation;
     match d.recv {
-        Some(RecvStep::Arm) => {
+        Some(RecvStep::ArmDirect) if c.direct.is_some() => {
+            WorkerCounters::add(&counters.recv_direct, 1);
+            if let Some(lent) = c.direct.as_mut() {
+                // SAFETY: the buffer stays in `c.direct` until this receive's
+                // completion (`on_recv` takes it back then), and a connection is only
+                // freed with its receive side idle; `want` is within its spare capacity
+                // (`RecordAssembler::take_direct` reserved it).
+                unsafe {
+                    recv::submit_direct(
+                        driver,
+                        c.fd.as_fd(),
+                        &mut lent.buf,
+                        lent.want,
+                        generation,
+                        key,
+                    )
+                };
+            }
+        }
+        Some(RecvStep::Arm | RecvStep::ArmDirect) if c.single > 0 => {
+            c.single -= 1;
+            recv::submit_single(driver, c.fd.as_fd(), generation, key);
+        }
+        Some(RecvStep::Arm | RecvStep::ArmDirect) => {
             WorkerCounters::add(&counters.recv_rearms, 1);
             recv::submit(driver, c.fd.as_fd(), generation, key);
         }

@@ -55,6 +55,8 @@ pub struct RecordAssembler {
     in_fragment: bool,
     fragments: usize,
     gathered: Vec<u8>,
+    /// While the buffer is lent ([`RecordAssembler::take_direct`]): its length then.
+    lent: Option<usize>,
 }
 
 impl RecordAssembler {
@@ -69,6 +71,7 @@ impl RecordAssembler {
             in_fragment: false,
             fragments: 0,
             gathered: Vec::new(),
+            lent: None,
         }
     }
 
@@ -80,6 +83,69 @@ impl RecordAssembler {
     /// Bytes held for incomplete records.
     pub fn buffered(&self) -> usize {
         self.gathered.capacity()
+    }
+
+    /// Bytes still to come in the current fragment, when that is at least `min`: the
+    /// caller may receive them straight into the record's buffer
+    /// ([`take_direct`](Self::take_direct)) instead of feeding them.
+    pub fn direct_want(&self, min: usize) -> Option<usize> {
+        (self.lent.is_none() && self.in_fragment && self.frag_left >= min.max(1))
+            .then_some(self.frag_left)
+    }
+
+    /// Lend the record's buffer for receiving the rest of the current fragment into its
+    /// spare capacity (at least [`direct_want`](Self::direct_want) bytes of it). Give it
+    /// back with [`return_direct`](Self::return_direct), grown by what was received; the
+    /// assembler takes no input meanwhile.
+    pub fn take_direct(&mut self, min: usize) -> Option<(Vec<u8>, usize)> {
+        let want = self.direct_want(min)?;
+        let mut buf = std::mem::take(&mut self.gathered);
+        buf.reserve(want);
+        self.lent = Some(buf.len());
+        Some((buf, want))
+    }
+
+    /// Take back the buffer lent by [`take_direct`](Self::take_direct) with the bytes
+    /// received into it appended (at most what was wanted; more is a caller bug and is
+    /// refused as a too-large record). A record they complete goes to `on_record`, as
+    /// in [`feed_records`](Self::feed_records).
+    pub fn return_direct(
+        &mut self,
+        buf: Vec<u8>,
+        mut on_record: impl FnMut(Record<'_>) -> bool,
+    ) -> Result<(), RecordError> {
+        let before = self.lent.take().unwrap_or(0);
+        let got = buf.len().saturating_sub(before);
+        self.gathered = buf;
+        if got > self.frag_left || self.gathered.len() < before {
+            return Err(RecordError::TooLarge(self.gathered.len()));
+        }
+        self.frag_left -= got;
+        if self.frag_left == 0 {
+            self.in_fragment = false;
+            if self.frag_last {
+                self.fragments = 0;
+                self.hand_out(&mut on_record);
+            }
+        }
+        Ok(())
+    }
+
+    /// The gathered record is complete: hand it to `on_record` (as its own buffer when
+    /// large) and get ready for the next one.
+    fn hand_out(&mut self, on_record: &mut impl FnMut(Record<'_>) -> bool) -> bool {
+        if self.gathered.len() >= OWN_BUFFER_FROM {
+            on_record(Record::Gathered(std::mem::take(&mut self.gathered)))
+        } else {
+            let go = on_record(Record::InPlace(&self.gathered));
+            // Keep a modest buffer around for the next record.
+            if self.gathered.capacity() <= KEEP_CAPACITY {
+                self.gathered.clear();
+            } else {
+                self.gathered = Vec::new();
+            }
+            go
+        }
     }
 
     /// Feed stream bytes; `on_record` is called once per complete record, in order.
@@ -99,6 +165,7 @@ impl RecordAssembler {
         mut input: &[u8],
         mut on_record: impl FnMut(Record<'_>) -> bool,
     ) -> Result<(), RecordError> {
+        debug_assert!(self.lent.is_none(), "input fed while the buffer is lent");
         while !input.is_empty() {
             if !self.in_fragment {
                 // Fast path: a whole single-fragment record at the start of the input.
@@ -155,19 +222,7 @@ impl RecordAssembler {
             self.in_fragment = false;
             if self.frag_last {
                 self.fragments = 0;
-                let keep_going = if self.gathered.len() >= OWN_BUFFER_FROM {
-                    on_record(Record::Gathered(std::mem::take(&mut self.gathered)))
-                } else {
-                    let go = on_record(Record::InPlace(&self.gathered));
-                    // Keep a modest buffer around for the next record.
-                    if self.gathered.capacity() <= KEEP_CAPACITY {
-                        self.gathered.clear();
-                    } else {
-                        self.gathered = Vec::new();
-                    }
-                    go
-                };
-                if !keep_going {
+                if !self.hand_out(&mut on_record) {
                     return Ok(());
                 }
             }
@@ -226,6 +281,45 @@ mod tests {
             // A small record's buffer is kept for the next one; a handed-over one is not.
             assert_eq!(a.buffered() == 0, owned, "record of {len} bytes");
         }
+    }
+
+    #[test]
+    fn the_rest_of_a_large_fragment_is_received_into_the_records_buffer() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let input = frame(&payload);
+        let mut a = RecordAssembler::new(1 << 20);
+        let mut seen = Vec::new();
+        a.feed_records(&input[..1000], |_| panic!("not complete yet"))
+            .unwrap();
+        assert_eq!(a.direct_want(1 << 20), None, "less than asked for");
+        assert_eq!(a.direct_want(4096), Some(input.len() - 1000));
+        // Received in two pieces straight into the lent buffer.
+        let mut at = 1000;
+        for piece in [50_000, input.len() - 51_000] {
+            let (mut buf, want) = a.take_direct(4096).unwrap();
+            assert_eq!(want, input.len() - at);
+            assert!(buf.capacity() - buf.len() >= want);
+            buf.extend_from_slice(&input[at..at + piece]);
+            at += piece;
+            a.return_direct(buf, |r| {
+                seen.push((matches!(r, Record::Gathered(_)), r.bytes().to_vec()));
+                true
+            })
+            .unwrap();
+        }
+        assert_eq!(seen, vec![(true, payload)]);
+        assert!(a.is_idle());
+        assert_eq!(a.direct_want(1), None);
+    }
+
+    #[test]
+    fn more_than_the_fragment_back_from_a_lent_buffer_is_refused() {
+        let input = frame(&[1u8; 10_000]);
+        let mut a = RecordAssembler::new(1 << 20);
+        a.feed_records(&input[..100], |_| true).unwrap();
+        let (mut buf, want) = a.take_direct(1).unwrap();
+        buf.extend(std::iter::repeat_n(0, want + 1));
+        assert!(a.return_direct(buf, |_| true).is_err());
     }
 
     #[test]
