@@ -10,6 +10,7 @@
 //! pin = true                 # false: do not pin workers to CPUs (--no-pin)
 //! backend = "local"          # or "memory"
 //! export = "/srv/nfs"
+//! io_mode = "buffered"       # or "dontcache": drop pages once read or written back
 //! read_only = false
 //! root_squash = true         # false: --no-root-squash
 //! anon_uid = 65534

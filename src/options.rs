@@ -25,7 +25,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
 use crate::control::ControlAddr;
 use crate::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
-use crate::server::{self, BackendKind, Limits, ServerConfig};
+use crate::server::{self, BackendKind, IoMode, Limits, ServerConfig};
 use crate::state::settings::{self, OverLimit, SettingSources, Source};
 pub use crate::state::settings::{Range, RangeError};
 use crate::transport::{self, TransportTuning};
@@ -457,7 +457,7 @@ macro_rules! choice_words {
     )*};
 }
 
-choice_words!(OverLimit, BackendKind);
+choice_words!(OverLimit, BackendKind, IoMode);
 
 /// A config-file value of an option of type `T`, read and checked like the command
 /// line's.
@@ -655,6 +655,10 @@ serve_options! {
     /// Where files live: real files under --export, or RAM. The local backend needs root
     /// (it reopens files by handle).
     backend: BackendKind = BackendKind::Local => Spec::choice();
+    /// How READ and WRITE data go through the page cache (local backend): `buffered`
+    /// keeps it cached, `dontcache` drops it once read or written back (RWF_DONTCACHE,
+    /// Linux 6.14+; buffered where the kernel or filesystem refuses it).
+    io_mode: IoMode = IoMode::default() => Spec::choice();
     /// Refuse every change (NFS4ERR_ROFS).
     read_only: bool = ExportOptions::default().read_only => Spec::switch();
     /// Do not map uid/gid 0 to the anonymous ids.
@@ -757,6 +761,7 @@ impl ServeOptions {
                 anon_uid: self.anon_uid(),
                 anon_gid: self.anon_gid(),
                 allowed: self.allow(),
+                io_mode: self.io_mode().caching(),
             },
             grace_secs: self.grace(),
             control: self.control().0,

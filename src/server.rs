@@ -133,6 +133,28 @@ fn secs_or_never(secs: u32) -> Option<std::time::Duration> {
     (secs > 0).then(|| std::time::Duration::from_secs(secs.into()))
 }
 
+/// How READ and WRITE data of the local backend go through the page cache (knfsd's
+/// `io_cache_read` / `io_cache_write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IoMode {
+    /// Buffered I/O, the data stays cached.
+    #[default]
+    Buffered,
+    /// Buffered I/O whose pages are dropped once read or written back (RWF_DONTCACHE,
+    /// Linux 6.14+ and a filesystem that supports it; buffered otherwise, said in the
+    /// log).
+    Dontcache,
+}
+
+impl IoMode {
+    pub fn caching(self) -> crate::service::Caching {
+        match self {
+            IoMode::Buffered => crate::service::Caching::Buffered,
+            IoMode::Dontcache => crate::service::Caching::DontCache,
+        }
+    }
+}
+
 /// Where exported files live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendKind {

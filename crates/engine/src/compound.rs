@@ -223,7 +223,7 @@ impl Nfs4Engine {
         let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
         let opnum = s.io.opnum;
         let st_at = start + s.io.st_at;
-        let outcome = super::ops::io::finish(&self.state, io, done, st_at, out);
+        let outcome = super::ops::io::finish(&self.state, &self.export, io, done, st_at, out);
         let core = s.conn.core;
         match outcome {
             IoOutcome::Again(op, finish) => {

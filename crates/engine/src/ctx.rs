@@ -5,7 +5,7 @@
 
 use ringnfs_fs::{Caller, ObjHandle, Stability};
 use ringnfs_proto::rpc::Credential;
-use ringnfs_service::{Bytes, ConnMeta, FileIo, FileOp, IoFd};
+use ringnfs_service::{Bytes, Caching, ConnMeta, FileIo, FileOp, IoFd};
 use ringnfs_state::slots::CachedReply;
 use ringnfs_state::stateid::Stateid;
 use ringnfs_state::{SeqGrant, StateManager};
@@ -200,15 +200,35 @@ pub enum IoFinish {
         offset: u64,
         count: u32,
         size: u64,
+        caching: Caching,
     },
     /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
+    /// `retry`: the offset and data of a write that may have to be redone buffered (its
+    /// caching mode is refused: EOPNOTSUPP).
     Write {
         stable: Stability,
         synced: bool,
         written: u32,
+        retry: Option<(u64, Bytes)>,
     },
     /// COMMIT: after the fsync.
     Commit,
+}
+
+impl IoFinish {
+    /// The caching mode of the file operation this waits for, when a refusal of it
+    /// (EOPNOTSUPP) can be retried buffered.
+    pub fn refused_caching(&self) -> Option<Caching> {
+        match self {
+            IoFinish::Read { caching, .. } if *caching != Caching::Buffered => Some(*caching),
+            IoFinish::Write {
+                retry: Some(_),
+                synced: false,
+                ..
+            } => Some(Caching::DontCache),
+            _ => None,
+        }
+    }
 }
 
 pub enum IoOutcome {

@@ -1,6 +1,9 @@
 //! The export: a backend, its options (read-only, squashing, allowed networks) and the
 //! handle codec. The export root is the NFS pseudo-root `/`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ringnfs_service::Caching;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -23,6 +26,8 @@ pub struct ExportOptions {
     pub anon_gid: u32,
     /// Client networks allowed to use the export (empty = everyone).
     pub allowed: Vec<IpNet>,
+    /// How READ and WRITE data of real files go through the page cache.
+    pub io_mode: Caching,
 }
 
 impl Default for ExportOptions {
@@ -33,6 +38,7 @@ impl Default for ExportOptions {
             anon_uid: DEFAULT_ANON_ID,
             anon_gid: DEFAULT_ANON_ID,
             allowed: Vec::new(),
+            io_mode: Caching::Buffered,
         }
     }
 }
@@ -47,6 +53,9 @@ pub struct Export {
     pub path: Vec<Vec<u8>>,
     /// Server addresses reported in fs_locations (Linux uses them for trunk discovery).
     pub locations: Vec<String>,
+    /// `io_mode` was refused by the kernel or the filesystem (EOPNOTSUPP): buffered I/O
+    /// is used instead from then on.
+    caching_refused: AtomicBool,
 }
 
 impl Export {
@@ -62,6 +71,29 @@ impl Export {
             root_fh,
             path: Vec::new(),
             locations: Vec::new(),
+            caching_refused: AtomicBool::new(false),
+        }
+    }
+
+    /// The caching mode for READ and WRITE data now: the export's `io_mode`, unless
+    /// that was refused.
+    pub fn caching(&self) -> Caching {
+        if self.caching_refused.load(Ordering::Relaxed) {
+            Caching::Buffered
+        } else {
+            self.opts.io_mode
+        }
+    }
+
+    /// A file operation in caching mode `c` failed with EOPNOTSUPP: use buffered I/O
+    /// from now on (said once, in the log).
+    pub fn caching_refused(&self, c: Caching) {
+        if c != Caching::Buffered && !self.caching_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                io_mode = ?c,
+                "the kernel or the exported filesystem refuses this I/O mode (RWF_DONTCACHE \
+                 needs Linux 6.14 and a filesystem that supports it): using buffered I/O"
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //! an io_uring ring (engine tests, fuzzing, benchmarks), which drive a suspended
 //! request with [`run_to_end`].
 
-use ringnfs_service::{FileIo, FileIoDone, FileOp, Outcome};
+use ringnfs_service::{Caching, FileIo, FileIoDone, FileOp, Outcome};
 
 use super::FsError;
 use super::local::io;
@@ -28,10 +28,15 @@ pub fn read_nowait(
     offset: u64,
     count: u32,
     size: u64,
+    caching: Caching,
     out: &mut Vec<u8>,
 ) -> Option<Result<usize, FsError>> {
     let before = out.len();
-    match io::pread_nowait_append(fd.as_fd(), out, count as usize, offset) {
+    let flags = match caching {
+        Caching::Buffered => 0,
+        Caching::DontCache => libc::RWF_DONTCACHE,
+    };
+    match io::pread_nowait_append(fd.as_fd(), out, count as usize, offset, flags) {
         // Nothing came back though the file goes on: the data is not cached.
         Ok(Some(0)) if offset < size && count > 0 => {
             out.truncate(before);
@@ -49,18 +54,19 @@ pub fn run_to_end(outcome: Outcome, out: &mut Vec<u8>) -> usize {
     outcome.run_to_end(out, run)
 }
 
-/// Do one file operation with plain syscalls.
+/// Do one file operation with plain syscalls (its caching mode is not applied: the
+/// callers are tests, fuzzing and benchmarks of the protocol core).
 pub fn run(req: FileIo) -> FileIoDone {
     let fd = req.fd.as_fd();
     let (result, buf) = match req.op {
-        FileOp::Read { offset, len } => {
+        FileOp::Read { offset, len, .. } => {
             let mut buf = Vec::with_capacity(len as usize);
             match io::pread_append(fd, &mut buf, len as usize, offset) {
                 Ok(n) => (n as i32, buf),
                 Err(e) => (errno(e), Vec::new()),
             }
         }
-        FileOp::Write { offset, data } => match io::pwrite_all(fd, &data, offset) {
+        FileOp::Write { offset, data, .. } => match io::pwrite_all(fd, &data, offset) {
             Ok(n) => (n as i32, Vec::new()),
             Err(e) => (errno(e), Vec::new()),
         },

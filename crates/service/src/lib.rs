@@ -36,12 +36,33 @@ pub type IoFd = Arc<dyn std::os::fd::AsFd + Send + Sync>;
 /// COMPOUND) without copying it.
 pub use bytes::Bytes;
 
+/// How a file operation's data goes through the page cache (an export's I/O mode,
+/// like knfsd's `io_cache_read` / `io_cache_write`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Caching {
+    /// Through the page cache, kept there (plain buffered I/O).
+    #[default]
+    Buffered,
+    /// Through the page cache, dropped from it once written back or read
+    /// (`RWF_DONTCACHE`, Linux 6.14+ on filesystems that support it; others answer
+    /// EOPNOTSUPP and the caller falls back to [`Caching::Buffered`]).
+    DontCache,
+}
+
 /// A file operation the protocol core asks the connection's core to run on its ring.
 pub enum FileOp {
     /// Read up to `len` bytes at `offset`.
-    Read { offset: u64, len: u32 },
+    Read {
+        offset: u64,
+        len: u32,
+        caching: Caching,
+    },
     /// Write `data` at `offset` (usually a slice of the request's own record).
-    Write { offset: u64, data: Bytes },
+    Write {
+        offset: u64,
+        data: Bytes,
+        caching: Caching,
+    },
     /// fsync (fdatasync when `datasync`).
     Fsync { datasync: bool },
 }
@@ -235,7 +256,11 @@ mod tests {
     fn read(fd: &IoFd, offset: u64) -> FileIo {
         FileIo {
             fd: fd.clone(),
-            op: FileOp::Read { offset, len: 2 },
+            op: FileOp::Read {
+                offset,
+                len: 2,
+                caching: Caching::Buffered,
+            },
         }
     }
 
@@ -263,7 +288,7 @@ mod tests {
         let mut offsets = Vec::new();
         let mut out = b"before:".to_vec();
         let ran = first.run_to_end(&mut out, |io| match io.op {
-            FileOp::Read { offset, len } => {
+            FileOp::Read { offset, len, .. } => {
                 offsets.push(offset);
                 FileIoDone {
                     result: len as i32,

@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, types};
 use slab::Slab;
 
-use ringnfs_service::{Bytes, ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
+use ringnfs_service::{Bytes, Caching, ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
 
 use super::driver::Driver;
 use super::stats::WorkerCounters;
@@ -43,11 +43,20 @@ struct InFlight {
     data: Bytes,
 }
 
-/// A [`FileOp`] without its data (which moved into the slot).
+/// A [`FileOp`] without its data (which moved into the slot): offset, length, and the
+/// `RWF_*` flags of its caching.
 enum Op {
-    Read(u64, u32),
-    Write(u64),
+    Read(u64, u32, i32),
+    Write(u64, i32),
     Fsync(bool),
+}
+
+/// The per-operation flags (`rw_flags`) of a caching mode.
+fn rw_flags(c: Caching) -> i32 {
+    match c {
+        Caching::Buffered => 0,
+        Caching::DontCache => libc::RWF_DONTCACHE,
+    }
 }
 
 /// The worker's file operations in flight.
@@ -69,12 +78,20 @@ impl FileOps {
         let Suspend { io, then } = s;
         let fd = types::Fd(io.fd.as_fd().as_raw_fd());
         let (buf, data, kind) = match io.op {
-            FileOp::Read { offset, len } => (
+            FileOp::Read {
+                offset,
+                len,
+                caching,
+            } => (
                 Vec::with_capacity(len as usize),
                 Bytes::new(),
-                Op::Read(offset, len),
+                Op::Read(offset, len, rw_flags(caching)),
             ),
-            FileOp::Write { offset, data } => (Vec::new(), data, Op::Write(offset)),
+            FileOp::Write {
+                offset,
+                data,
+                caching,
+            } => (Vec::new(), data, Op::Write(offset, rw_flags(caching))),
             FileOp::Fsync { datasync } => (Vec::new(), Bytes::new(), Op::Fsync(datasync)),
         };
         let key = self.slots.insert(InFlight {
@@ -89,13 +106,15 @@ impl FileOps {
         // where it is) are what the kernel uses.
         let slot = &mut self.slots[key];
         let e = match kind {
-            Op::Read(offset, len) => opcode::Read::new(fd, slot.buf.as_mut_ptr(), len)
+            Op::Read(offset, len, flags) => opcode::Read::new(fd, slot.buf.as_mut_ptr(), len)
                 .offset(offset)
+                .rw_flags(flags)
                 .build(),
-            Op::Write(offset) => {
+            Op::Write(offset, flags) => {
                 let len = u32::try_from(slot.data.len()).unwrap_or(u32::MAX);
                 opcode::Write::new(fd, slot.data.as_ptr(), len)
                     .offset(offset)
+                    .rw_flags(flags)
                     .build()
             }
             Op::Fsync(datasync) => {
@@ -185,7 +204,11 @@ mod tests {
         let owner = Owner { key: 4, id: 77 };
         let io = FileIo {
             fd: file,
-            op: FileOp::Read { offset: 3, len: 4 },
+            op: FileOp::Read {
+                offset: 3,
+                len: 4,
+                caching: Caching::Buffered,
+            },
         };
         let then = Box::new(Record(seen.clone()));
         ops.submit(&mut d, owner, Suspend { io, then });

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::{TransportConfig, TransportHandle, TransportStats, start};
 use ringnfs_proto::rpc::record::frame;
 use ringnfs_service::{
-    ConnId, ConnMeta, Continuation, FileIo, FileIoDone, FileOp, IoFd, Outcome, Service,
+    Caching, ConnId, ConnMeta, Continuation, FileIo, FileIoDone, FileOp, IoFd, Outcome, Service,
     make_conn_id,
 };
 
@@ -800,7 +800,11 @@ struct PipeRead {
 fn pipe_read(fd: &IoFd) -> FileIo {
     FileIo {
         fd: fd.clone(),
-        op: FileOp::Read { offset: 0, len: 64 },
+        op: FileOp::Read {
+            offset: 0,
+            len: 64,
+            caching: Caching::Buffered,
+        },
     }
 }
 

@@ -6,11 +6,12 @@ use ringnfs_fs::{FileType, FsError, Stability};
 use ringnfs_proto::nfs4::ops::{
     CommitArgs, CommitResOk, ReadArgs, ReadResOk, WriteArgs, WriteResOk, Xdr, stable_how4,
 };
-use ringnfs_service::{FileIoDone, FileOp};
+use ringnfs_service::{Caching, FileIoDone, FileOp};
 use ringnfs_state::StateManager;
 use ringnfs_state::files::IoKind;
 
 use super::attr::check_stateid_io;
+use crate::export::Export;
 
 /// maxread / maxwrite (the fattr4 values say the same).
 pub const MAX_IO: u32 = 1024 * 1024;
@@ -23,11 +24,18 @@ fn io_status(res: i32) -> NfsStatus {
 /// status word is at `st_at` in `out`.
 pub fn finish(
     state: &StateManager,
+    export: &Export,
     f: IoFinish,
     done: FileIoDone,
     st_at: usize,
     out: &mut Vec<u8>,
 ) -> IoOutcome {
+    if done.result < 0
+        && FsError::from_errno(-done.result) == FsError::NotSupp
+        && let Some(again) = buffered_again(export, f.refused_caching())
+    {
+        return again(f);
+    }
     if done.result < 0 {
         return IoOutcome::Status(io_status(done.result));
     }
@@ -37,6 +45,7 @@ pub fn finish(
             offset,
             count,
             size,
+            ..
         } => {
             // The head of READ4resok follows the status.
             let head = st_at + 4;
@@ -58,12 +67,14 @@ pub fn finish(
                 stable,
                 synced: true,
                 written: n,
+                retry: None,
             },
         ),
         IoFinish::Write {
             stable,
             synced,
             written,
+            ..
         } => {
             WriteResOk {
                 count: if synced { written } else { n },
@@ -82,6 +93,54 @@ pub fn finish(
         }
         IoFinish::Done => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
     }
+}
+
+/// A file operation in a caching mode other than buffered was refused (EOPNOTSUPP):
+/// the same operation buffered, from now on for the whole export.
+fn buffered_again(
+    export: &Export,
+    refused: Option<Caching>,
+) -> Option<impl FnOnce(IoFinish) -> IoOutcome> {
+    let c = refused?;
+    export.caching_refused(c);
+    Some(|f: IoFinish| match f {
+        IoFinish::Read {
+            offset,
+            count,
+            size,
+            ..
+        } => IoOutcome::Again(
+            FileOp::Read {
+                offset,
+                len: count,
+                caching: Caching::Buffered,
+            },
+            IoFinish::Read {
+                offset,
+                count,
+                size,
+                caching: Caching::Buffered,
+            },
+        ),
+        IoFinish::Write {
+            stable,
+            retry: Some((offset, data)),
+            ..
+        } => IoOutcome::Again(
+            FileOp::Write {
+                offset,
+                data,
+                caching: Caching::Buffered,
+            },
+            IoFinish::Write {
+                stable,
+                synced: false,
+                written: 0,
+                retry: None,
+            },
+        ),
+        _ => IoOutcome::Status(status::NFS4ERR_NOTSUPP),
+    })
 }
 
 /// READ's eof (RFC 8881 §18.22.4): the data reaches the end of the file (`size`, read
@@ -115,7 +174,8 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
         let fd = fd?;
         // Real files: what the page cache holds is copied at once; anything else is
         // read on the worker's ring while the core serves other requests.
-        match ringnfs_fs::sync_io::read_nowait(&fd, offset, count, attrs.size, out) {
+        let caching = ctx.export.caching();
+        match ringnfs_fs::sync_io::read_nowait(&fd, offset, count, attrs.size, caching, out) {
             Some(Ok(n)) => {
                 // A non-blocking read may stop short of `count` before end of file.
                 let eof = read_eof(offset, n, count, attrs.size);
@@ -125,7 +185,11 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }
-        let op = FileOp::Read { offset, len: count };
+        let op = FileOp::Read {
+            offset,
+            len: count,
+            caching,
+        };
         ctx.pending_io = Some(PendingIo::new(
             fd,
             op,
@@ -133,6 +197,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
                 offset,
                 count,
                 size: attrs.size,
+                caching,
             },
         ));
         return Ok(());
@@ -171,9 +236,13 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
             return Err(status::NFS4ERR_FBIG);
         }
         // The data stays where it was received when the record has a buffer of its own.
+        let data = ctx.source.keep(data);
+        let caching = ctx.export.caching();
+        let retry = (caching != Caching::Buffered).then(|| (offset, data.clone()));
         let op = FileOp::Write {
             offset,
-            data: ctx.source.keep(data),
+            data,
+            caching,
         };
         ctx.pending_io = Some(PendingIo::new(
             fd?,
@@ -182,6 +251,7 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
                 stable,
                 synced: false,
                 written: 0,
+                retry,
             },
         ));
         return Ok(());
@@ -219,7 +289,9 @@ pub fn commit(ctx: &mut CompoundCtx<'_>, a: CommitArgs, out: &mut Vec<u8>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::ExportOptions;
     use ringnfs_proto::xdr::pad4;
+    use ringnfs_service::Bytes;
     use ringnfs_state::{StateConfig, StateManager};
 
     /// Finish a READ of `count` bytes at `offset` in a file of `size` whose file
@@ -235,8 +307,10 @@ mod tests {
             offset,
             count,
             size,
+            caching: Caching::Buffered,
         };
-        match finish(&state, f, done, 0, &mut out) {
+        let export = Export::memory(Default::default());
+        match finish(&state, &export, f, done, 0, &mut out) {
             IoOutcome::Status(st) => assert_eq!(st, status::NFS4_OK),
             IoOutcome::Again(..) => panic!("a READ needs one file operation"),
         }
@@ -244,6 +318,82 @@ mod tests {
         let word = |at: usize| u32::from_be_bytes(out[at..at + 4].try_into().unwrap());
         (word(4), word(8))
     }
+
+    /// A file operation refused in dontcache mode (EOPNOTSUPP) is done again buffered,
+    /// and the export stays buffered from then on.
+    #[test]
+    fn a_refused_caching_mode_falls_back_to_buffered() {
+        let state = StateManager::new(StateConfig::default());
+        let export = Export::memory(ExportOptions {
+            io_mode: Caching::DontCache,
+            ..Default::default()
+        });
+        assert_eq!(export.caching(), Caching::DontCache);
+        let refused = |f| {
+            let done = FileIoDone {
+                result: -EOPNOTSUPP,
+                buf: Vec::new(),
+            };
+            finish(&state, &export, f, done, 0, &mut vec![0u8; 4])
+        };
+        let read = IoFinish::Read {
+            offset: 8,
+            count: 16,
+            size: 100,
+            caching: Caching::DontCache,
+        };
+        match refused(read) {
+            IoOutcome::Again(
+                FileOp::Read {
+                    offset,
+                    len,
+                    caching,
+                },
+                IoFinish::Read { .. },
+            ) => {
+                assert_eq!((offset, len, caching), (8, 16, Caching::Buffered));
+            }
+            _ => panic!("a refused dontcache READ is read again buffered"),
+        }
+        assert_eq!(export.caching(), Caching::Buffered);
+        let write = IoFinish::Write {
+            stable: Stability::FileSync,
+            synced: false,
+            written: 0,
+            retry: Some((4096, Bytes::from_static(b"data"))),
+        };
+        match refused(write) {
+            IoOutcome::Again(
+                FileOp::Write {
+                    offset,
+                    data,
+                    caching,
+                },
+                IoFinish::Write { retry, .. },
+            ) => {
+                assert_eq!(
+                    (offset, &data[..], caching),
+                    (4096, &b"data"[..], Caching::Buffered)
+                );
+                assert!(retry.is_none(), "not retried twice");
+            }
+            _ => panic!("a refused dontcache WRITE is written again buffered"),
+        }
+        // A buffered operation's EOPNOTSUPP is its answer.
+        let buffered = IoFinish::Read {
+            offset: 0,
+            count: 1,
+            size: 1,
+            caching: Caching::Buffered,
+        };
+        assert!(matches!(
+            refused(buffered),
+            IoOutcome::Status(st) if st == status::NFS4ERR_NOTSUPP
+        ));
+    }
+
+    /// Linux's EOPNOTSUPP (the engine links no libc).
+    const EOPNOTSUPP: i32 = 95;
 
     #[test]
     fn a_short_read_in_the_middle_of_a_file_is_not_eof() {

@@ -59,6 +59,7 @@ pub(crate) fn pread_nowait_append(
     buf: &mut Vec<u8>,
     count: usize,
     offset: u64,
+    flags: libc::c_int,
 ) -> FsResult<Option<usize>> {
     let Ok(off) = i64::try_from(offset) else {
         return Ok(Some(0));
@@ -72,7 +73,7 @@ pub(crate) fn pread_nowait_append(
     };
     // SAFETY: one iovec describing spare capacity of `buf` that stays valid (and is not
     // otherwise touched) for the call; the kernel writes at most `count` bytes there.
-    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, off, libc::RWF_NOWAIT) };
+    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, off, libc::RWF_NOWAIT | flags) };
     if n < 0 {
         return match sys::errno() {
             libc::EAGAIN | libc::EOPNOTSUPP | libc::EINTR => Ok(None),
