@@ -256,7 +256,7 @@ impl Conn {
             meta,
             fd,
             generation,
-            asm: RecordAssembler::new(max_record),
+            asm: RecordAssembler::new(max_record).with_alloc(super::recpool::alloc),
             direct: None,
             single: 0,
             out: OutQueue::default(),

@@ -37,6 +37,7 @@ mod listener;
 mod mailbox;
 mod output;
 mod records;
+mod recpool;
 mod recv;
 mod ring;
 mod send;

@@ -7,11 +7,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use ringnfs_proto::rpc::record::{Record, RecordAssembler, RecordError};
-use ringnfs_service::{Bytes, ConnMeta, Continuation, FileIoDone, Outcome, Service};
+use ringnfs_service::{ConnMeta, Continuation, FileIoDone, Outcome, Service};
 
 use super::conn::{Closing, Conn, Intake};
 use super::fileio::{FileIoSink, Owner};
 use super::output::ReplyError;
+use super::recpool;
 use super::stats::WorkerCounters;
 
 /// How long a connection closed for malformed input may take to flush.
@@ -69,7 +70,7 @@ pub(crate) fn handle_record(
     WorkerCounters::add(&counters.records, 1);
     call(c, key, counters, io, |meta, out| match record {
         Record::InPlace(b) => service.on_record(meta, b, out),
-        Record::Gathered(v) => service.on_owned_record(meta, Bytes::from(v), out),
+        Record::Gathered(v) => service.on_owned_record(meta, recpool::shared(v), out),
     })
 }
 

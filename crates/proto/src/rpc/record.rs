@@ -57,6 +57,8 @@ pub struct RecordAssembler {
     gathered: Vec<u8>,
     /// While the buffer is lent ([`RecordAssembler::take_direct`]): its length then.
     lent: Option<usize>,
+    /// Where the buffer of a large record comes from (capacity at least the argument).
+    alloc: fn(usize) -> Vec<u8>,
 }
 
 impl RecordAssembler {
@@ -72,7 +74,15 @@ impl RecordAssembler {
             fragments: 0,
             gathered: Vec::new(),
             lent: None,
+            alloc: Vec::with_capacity,
         }
+    }
+
+    /// Take the buffers of large records (those handed out as [`Record::Gathered`])
+    /// from `alloc` instead of the allocator, e.g. a pool the caller returns them to.
+    pub fn with_alloc(mut self, alloc: fn(usize) -> Vec<u8>) -> Self {
+        self.alloc = alloc;
+        self
     }
 
     /// True when no partial record is buffered (a close now loses nothing).
@@ -209,6 +219,12 @@ impl RecordAssembler {
                 // large record is gathered with one copy instead of growing by doubling
                 // (which copied each 1 MiB WRITE twice). The pages of a claimed but
                 // unsent fragment are reserved, not touched, so they are not resident.
+                if self.gathered.is_empty() && self.frag_left >= OWN_BUFFER_FROM {
+                    // A large record's buffer leaves with it: take one from `alloc`.
+                    let mut b = (self.alloc)(self.frag_left);
+                    b.clear();
+                    self.gathered = b;
+                }
                 self.gathered.reserve(self.frag_left);
                 self.in_fragment = true;
             }
