@@ -84,6 +84,10 @@ pub struct CompareArgs {
     /// No sweeps (no plots).
     #[arg(long)]
     pub no_sweep: bool,
+    /// Without the extra row sets of other shapes (`EXTRA_ROWS`: sequential I/O at
+    /// depth 1, small batches on 16 connections); `--short` leaves them out too.
+    #[arg(long)]
+    pub no_extra_rows: bool,
     /// Do not check READ data (by default every READ is verified against the pattern
     /// the bench wrote, on both servers).
     #[arg(long)]
@@ -118,6 +122,15 @@ pub const DEFAULT_WORKLOADS: [Workload; 8] = [
     Workload::Mixed,
 ];
 
+/// Row sets of the ratio table at other shapes than `--connections` × `--depth`, each
+/// (workloads, connections, depth): sequential 1 MiB I/O with one request outstanding
+/// (latency-bound), and small requests in small batches on 16 connections (what a
+/// Linux `nconnect=16` mount sends; 16 × 4 stays within ganesha's 64 slots).
+pub const EXTRA_ROWS: [(&[Workload], usize, usize); 2] = [
+    (&[Workload::Read, Workload::Write], 1, 1),
+    (&[Workload::Getattr, Workload::Sequence], 16, 4),
+];
+
 /// Connection counts and queue depths of the sweeps.
 const SWEEP_CONNS: [usize; 5] = [1, 2, 4, 8, 16];
 const SWEEP_DEPTHS: [usize; 6] = [1, 2, 4, 8, 16, 32];
@@ -148,6 +161,9 @@ pub struct Run {
     pub pair: Pair,
     pub server: ServerKind,
     pub round: usize,
+    /// Its row of the ratio table: the workload, with the shape for an extra row set
+    /// ("read 1×1").
+    pub row: String,
     /// What was measured (empty when the run could not be set up).
     pub report: BenchReport,
     /// Why the run could not be set up (connect, LOOKUP, OPEN ...), in words.
@@ -402,6 +418,8 @@ fn start_ringnfs(
 pub enum Phase {
     /// A run of the ratio table.
     Round(usize),
+    /// A run of one of the [`EXTRA_ROWS`] sets, in that round.
+    Extra(usize),
     /// A sweep point: connections or depth = x.
     Sweep { axis: &'static str, x: usize },
 }
@@ -439,6 +457,20 @@ pub fn schedule(a: &CompareArgs) -> Vec<Step> {
                 depth: a.depth,
                 order: order((round + w as usize).is_multiple_of(2)),
             });
+        }
+        if a.short || a.no_extra_rows {
+            continue;
+        }
+        for (ws, connections, depth) in EXTRA_ROWS {
+            for &w in ws {
+                steps.push(Step {
+                    workload: w,
+                    phase: Phase::Extra(round),
+                    connections,
+                    depth,
+                    order: order((round + w as usize + connections).is_multiple_of(2)),
+                });
+            }
         }
     }
     let (conns, depths): (Vec<usize>, Vec<usize>) = if a.short {
@@ -643,6 +675,13 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
                     Phase::Round(round) => {
                         format!("round {} {:>9}", round + 1, step.workload.name())
                     }
+                    Phase::Extra(round) => format!(
+                        "round {} {:>9} {}×{}",
+                        round + 1,
+                        step.workload.name(),
+                        step.connections,
+                        step.depth
+                    ),
                     Phase::Sweep { axis, x } => {
                         format!("sweep {} {axis}={x}", step.workload.name())
                     }
@@ -664,6 +703,20 @@ pub fn run_compare(a: &CompareArgs) -> anyhow::Result<CompareResult> {
                         pair,
                         server: kind,
                         round,
+                        row: step.workload.name().to_string(),
+                        report,
+                        setup_error,
+                    }),
+                    Phase::Extra(round) => result.runs.push(Run {
+                        pair,
+                        server: kind,
+                        round,
+                        row: format!(
+                            "{} {}×{}",
+                            step.workload.name(),
+                            step.connections,
+                            step.depth
+                        ),
                         report,
                         setup_error,
                     }),
@@ -797,7 +850,7 @@ pub fn rows(res: &CompareResult) -> Vec<Row> {
     let mut out = Vec::new();
     let mut keys: Vec<(Pair, String)> = Vec::new();
     for r in &res.runs {
-        let k = (r.pair, r.report.workload.clone());
+        let k = (r.pair, r.row.clone());
         if !keys.contains(&k) {
             keys.push(k);
         }
@@ -806,7 +859,7 @@ pub fn rows(res: &CompareResult) -> Vec<Row> {
         let runs: Vec<&Run> = res
             .runs
             .iter()
-            .filter(|r| r.pair == pair && r.report.workload == w)
+            .filter(|r| r.pair == pair && r.row == w)
             .collect();
         let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0) + 1;
         let get = |k: ServerKind, round: usize| {
@@ -993,7 +1046,8 @@ fn markdown(res: &CompareResult, a: &CompareArgs, plots: &[PathBuf]) -> String {
          trunked into one session x depth {}, AUTH_SYS root, file {} MiB, READ data {}; \
          create = OPEN(create)+CLOSE+REMOVE in one COMPOUND; mixed = {}. Server CPU from \
          /proc/PID/stat of each server process. Runs and sweep points alternate which server \
-         goes first. The load generator shares the machine's CPUs with the server under test.\n",
+         goes first. The load generator shares the machine's CPUs with the server under test. \
+         Rows named with a shape (\"read 1×1\") ran at that many connections × depth.\n",
         res.ganesha_version,
         a.rounds,
         a.duration,
@@ -1083,6 +1137,7 @@ mod tests {
                 pair: Pair::Local,
                 server: ServerKind::Ringnfs,
                 round,
+                row: "getattr".into(),
                 report: report("getattr", r, 10.0, 2.0),
                 setup_error: None,
             });
@@ -1090,6 +1145,7 @@ mod tests {
                 pair: Pair::Local,
                 server: ServerKind::Ganesha,
                 round,
+                row: "getattr".into(),
                 report: report("getattr", g, 20.0, 8.0),
                 setup_error: None,
             });
@@ -1131,6 +1187,7 @@ mod tests {
                     pair: Pair::Local,
                     server: ServerKind::Ringnfs,
                     round: 0,
+                    row: ringnfs.workload.clone(),
                     report: ringnfs,
                     setup_error: None,
                 },
@@ -1138,6 +1195,7 @@ mod tests {
                     pair: Pair::Local,
                     server: ServerKind::Ganesha,
                     round: 0,
+                    row: ganesha.workload.clone(),
                     report: ganesha,
                     setup_error: None,
                 },
@@ -1228,11 +1286,37 @@ mod tests {
                 .count(),
             4
         );
+        // The extra row sets: every round, every set, every workload of it, with its
+        // own shape; not with --short or --no-extra-rows.
+        let extra: Vec<&Step> = steps
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::Extra(_)))
+            .collect();
+        let per_round: usize = EXTRA_ROWS.iter().map(|(ws, _, _)| ws.len()).sum();
+        assert_eq!(extra.len(), 2 * per_round);
+        for (ws, c, d) in EXTRA_ROWS {
+            for w in ws {
+                assert_eq!(
+                    extra
+                        .iter()
+                        .filter(|s| s.workload == *w && (s.connections, s.depth) == (c, d))
+                        .count(),
+                    2
+                );
+            }
+        }
+        for quiet in [args(&["--short"]), args(&["--no-extra-rows"])] {
+            assert!(
+                !schedule(&quiet)
+                    .iter()
+                    .any(|s| matches!(s.phase, Phase::Extra(_)))
+            );
+        }
         let none = args(&["--no-sweep"]);
         assert!(
             schedule(&none)
                 .iter()
-                .all(|s| matches!(s.phase, Phase::Round(_)))
+                .all(|s| matches!(s.phase, Phase::Round(_) | Phase::Extra(_)))
         );
     }
 
