@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ringnfs_proto::rpc::Credential;
-use ringnfs_service::{Bytes, ConnMeta, FileIoDone};
+use ringnfs_service::{Bytes, ConnMeta, FileIoDone, FileOp, RECORD_MARK_LEN};
 
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -97,6 +97,41 @@ pub struct Suspended {
     pub conn: ConnMeta,
     pub partial: Vec<u8>,
     pub header: usize,
+    /// The reply so far travels in the READ's `into` buffer, after `RECORD_MARK_LEN`
+    /// reserved zero bytes, and the data is read in place after it
+    /// ([`Suspended::reply_into_read`]).
+    pub(crate) reply_in_io: bool,
+}
+
+/// A READ at least this large has the reply so far moved into its buffer, so that the
+/// data is read into place (no copy of it afterwards).
+pub const READ_IN_PLACE_FROM: u32 = 64 * 1024;
+
+impl Suspended {
+    /// For a large READ: move the reply so far (`partial`) into the READ's buffer after
+    /// `RECORD_MARK_LEN` reserved bytes, with room for the data, so the ring reads the
+    /// data to its final place and the transport can take the whole buffer as the
+    /// reply (`Continuation::resume`).
+    pub fn reply_into_read(&mut self) {
+        let Some(FileOp::Read { len, into, .. }) = self.io.op.as_mut() else {
+            return;
+        };
+        let IoFinish::Read { in_place, .. } = &mut self.io.finish else {
+            return;
+        };
+        if *len < READ_IN_PLACE_FROM || !into.is_empty() {
+            return;
+        }
+        // The data, its padding and room for the results of a few more ops.
+        let mut buf =
+            Vec::with_capacity(RECORD_MARK_LEN + self.partial.len() + *len as usize + 512);
+        buf.resize(RECORD_MARK_LEN, 0);
+        buf.extend_from_slice(&self.partial);
+        *into = buf;
+        *in_place = true;
+        self.partial.clear();
+        self.reply_in_io = true;
+    }
 }
 
 impl CompoundCtx<'_> {
@@ -216,9 +251,28 @@ impl Nfs4Engine {
 
     /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
     /// suspends again) on the connection the COMPOUND came on.
-    pub fn resume(&self, mut s: Box<Suspended>, done: FileIoDone, out: &mut Vec<u8>) -> Flow {
-        let rpc_start = out.len();
-        out.extend_from_slice(&s.partial);
+    pub fn resume(&self, mut s: Box<Suspended>, mut done: FileIoDone, out: &mut Vec<u8>) -> Flow {
+        let rpc_start = if std::mem::take(&mut s.reply_in_io) {
+            // The reply so far and the data read after it are in the READ's buffer.
+            let mut buf = std::mem::take(&mut done.buf);
+            if out.len() == RECORD_MARK_LEN
+                && out.iter().all(|b| *b == 0)
+                && buf.len() >= RECORD_MARK_LEN
+            {
+                // A fresh reply buffer: take ours whole (its first bytes are reserved
+                // for the transport's record mark in the same way).
+                std::mem::swap(out, &mut buf);
+                RECORD_MARK_LEN
+            } else {
+                let at = out.len();
+                out.extend_from_slice(buf.get(RECORD_MARK_LEN..).unwrap_or_default());
+                at
+            }
+        } else {
+            let at = out.len();
+            out.extend_from_slice(&s.partial);
+            at
+        };
         let start = rpc_start + s.header;
         let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
         let opnum = s.io.opnum;
@@ -358,6 +412,7 @@ impl Nfs4Engine {
                     conn: conn.clone(),
                     partial: Vec::new(),
                     header: 0,
+                    reply_in_io: false,
                 }));
             }
             state.metrics.op(conn.core, opnum, st);

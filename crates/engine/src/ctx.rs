@@ -195,12 +195,15 @@ impl PendingIo {
 /// How to finish the op's result when its file operation completes.
 pub enum IoFinish {
     Done,
-    /// READ: the data follows the eof and length words already written.
+    /// READ: the data follows the eof and length words already written; `in_place`:
+    /// the ring read it there already (into the reply so far, see
+    /// `Suspended::reply_into_read`).
     Read {
         offset: u64,
         count: u32,
         size: u64,
         caching: Caching,
+        in_place: bool,
     },
     /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
     /// `retry`: the offset and data of a write that may have to be redone buffered (its

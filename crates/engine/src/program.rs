@@ -46,8 +46,9 @@ struct ResumeCompound {
 }
 
 /// Return a suspended COMPOUND's file operation with its continuation. The reply so far
-/// must already be in `s.partial`.
+/// must already be in `s.partial` (a large READ takes it along, to read in place).
 fn suspend(engine: &Arc<Nfs4Engine>, mut s: Box<Suspended>) -> Outcome {
+    s.reply_into_read();
     let Some(io) = s.io.take() else {
         // Cannot happen: every suspension carries its operation. Nothing is sent; the
         // client retries (and the slot answers NFS4ERR_DELAY until its lease ends).
@@ -67,6 +68,10 @@ fn suspend(engine: &Arc<Nfs4Engine>, mut s: Box<Suspended>) -> Outcome {
 }
 
 impl Continuation for ResumeCompound {
+    fn wants_fresh_reply(&self) -> bool {
+        self.s.reply_in_io
+    }
+
     fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
         let ResumeCompound { engine, s } = *self;
         let rpc_start = out.len();

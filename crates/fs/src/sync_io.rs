@@ -59,13 +59,15 @@ pub fn run_to_end(outcome: Outcome, out: &mut Vec<u8>) -> usize {
 pub fn run(req: FileIo) -> FileIoDone {
     let fd = req.fd.as_fd();
     let (result, buf) = match req.op {
-        FileOp::Read { offset, len, .. } => {
-            let mut buf = Vec::with_capacity(len as usize);
-            match io::pread_append(fd, &mut buf, len as usize, offset) {
-                Ok(n) => (n as i32, buf),
-                Err(e) => (errno(e), Vec::new()),
-            }
-        }
+        FileOp::Read {
+            offset,
+            len,
+            mut into,
+            ..
+        } => match io::pread_append(fd, &mut into, len as usize, offset) {
+            Ok(n) => (n as i32, into),
+            Err(e) => (errno(e), into),
+        },
         FileOp::Write { offset, data, .. } => match io::pwrite_all(fd, &data, offset) {
             Ok(n) => (n as i32, Vec::new()),
             Err(e) => (errno(e), Vec::new()),

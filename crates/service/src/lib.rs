@@ -51,11 +51,14 @@ pub enum Caching {
 
 /// A file operation the protocol core asks the connection's core to run on its ring.
 pub enum FileOp {
-    /// Read up to `len` bytes at `offset`.
+    /// Read up to `len` bytes at `offset`, appended to `into` (empty, or the reply so
+    /// far, so that the data lands at its final place: [`FileIoDone::buf`] is `into`
+    /// with the data after it).
     Read {
         offset: u64,
         len: u32,
         caching: Caching,
+        into: Vec<u8>,
     },
     /// Write `data` at `offset` (usually a slice of the request's own record).
     Write {
@@ -73,8 +76,8 @@ pub struct FileIo {
     pub op: FileOp,
 }
 
-/// A finished [`FileIo`]: the syscall-style result (bytes or -errno) and the data read
-/// (empty for the other operations).
+/// A finished [`FileIo`]: the syscall-style result (bytes or -errno) and, for a READ,
+/// its `into` buffer with the data read appended (empty for the other operations).
 pub struct FileIoDone {
     pub result: i32,
     pub buf: Vec<u8>,
@@ -82,13 +85,27 @@ pub struct FileIoDone {
 
 /// What is left of a request that waits for a file operation: called once, on the core
 /// that owns the request's connection, when the operation finished.
+/// Bytes the transport reserves in front of each reply in `out` (its record mark).
+pub const RECORD_MARK_LEN: usize = 4;
+
 pub trait Continuation: Send {
     /// Go on with the request. Append the reply (if any) to `out` as in
     /// [`Service::on_record`], or wait for another file operation. When the connection
     /// closed meanwhile, `out` is a scratch buffer nobody sends: the request must still
     /// finish (an NFS slot caches its reply for the client's retry on another
     /// connection).
+    ///
+    /// When `out` holds exactly [`RECORD_MARK_LEN`] zero bytes (the transport started a
+    /// fresh buffer for this reply), a continuation whose reply so far is in a buffer of
+    /// its own that starts with as many zero bytes may swap that buffer in instead of
+    /// copying it (a large READ's reply, read into place by the ring).
     fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome;
+
+    /// Whether the reply is better started in a fresh buffer (it has a large one of its
+    /// own to swap in): the transport then queues what is pending before resuming.
+    fn wants_fresh_reply(&self) -> bool {
+        false
+    }
 }
 
 /// A request waiting for `io`; `then` goes on once it finished.
@@ -260,6 +277,7 @@ mod tests {
                 offset,
                 len: 2,
                 caching: Caching::Buffered,
+                into: Vec::new(),
             },
         }
     }

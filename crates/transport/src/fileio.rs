@@ -37,8 +37,9 @@ struct InFlight {
     then: Box<dyn Continuation>,
     /// Keeps the descriptor open until the completion.
     _fd: IoFd,
-    /// What the kernel writes into (READ).
+    /// What the kernel writes into (READ), after its first `read_at` bytes.
     buf: Vec<u8>,
+    read_at: Option<usize>,
     /// What the kernel reads from (WRITE): usually a slice of the request's record.
     data: Bytes,
 }
@@ -82,11 +83,11 @@ impl FileOps {
                 offset,
                 len,
                 caching,
-            } => (
-                Vec::with_capacity(len as usize),
-                Bytes::new(),
-                Op::Read(offset, len, rw_flags(caching)),
-            ),
+                mut into,
+            } => {
+                into.reserve(len as usize);
+                (into, Bytes::new(), Op::Read(offset, len, rw_flags(caching)))
+            }
             FileOp::Write {
                 offset,
                 data,
@@ -94,11 +95,13 @@ impl FileOps {
             } => (Vec::new(), data, Op::Write(offset, rw_flags(caching))),
             FileOp::Fsync { datasync } => (Vec::new(), Bytes::new(), Op::Fsync(datasync)),
         };
+        let read_at = matches!(kind, Op::Read(..)).then_some(buf.len());
         let key = self.slots.insert(InFlight {
             owner,
             then,
             _fd: io.fd,
             buf,
+            read_at,
             data,
         });
         // The buffers now sit in the slot and are not touched until the completion;
@@ -106,10 +109,13 @@ impl FileOps {
         // where it is) are what the kernel uses.
         let slot = &mut self.slots[key];
         let e = match kind {
-            Op::Read(offset, len, flags) => opcode::Read::new(fd, slot.buf.as_mut_ptr(), len)
-                .offset(offset)
-                .rw_flags(flags)
-                .build(),
+            Op::Read(offset, len, flags) => {
+                let at = slot.buf.spare_capacity_mut().as_mut_ptr().cast();
+                opcode::Read::new(fd, at, len)
+                    .offset(offset)
+                    .rw_flags(flags)
+                    .build()
+            }
             Op::Write(offset, flags) => {
                 let len = u32::try_from(slot.data.len()).unwrap_or(u32::MAX);
                 opcode::Write::new(fd, slot.data.as_ptr(), len)
@@ -126,7 +132,8 @@ impl FileOps {
                 opcode::Fsync::new(fd).flags(flags).build()
             }
         };
-        // SAFETY: the buffer (capacity `len` for a READ), the data (a WRITE) and the
+        // SAFETY: the buffer (`len` bytes of spare capacity after its length for a
+        // READ, reserved above), the data (a WRITE) and the
         // descriptor's owner stay in slot `key` until `complete` takes them after the
         // completion (or are leaked with `leak`).
         unsafe { driver.push(e.user_data(Token::new(Kind::FileIo, 0, key).encode())) };
@@ -135,10 +142,13 @@ impl FileOps {
     /// The operation in slot `key` completed with `res`: empty the slot.
     pub fn complete(&mut self, key: usize, res: i32) -> Option<Finished> {
         let mut op = self.slots.try_remove(key)?;
-        if res > 0 && op.buf.is_empty() && op.buf.capacity() >= res as usize {
-            // SAFETY: the kernel wrote `res` bytes into this buffer (only a READ has
-            // one with capacity), within its capacity.
-            unsafe { op.buf.set_len(res as usize) };
+        if let Some(at) = op.read_at
+            && res > 0
+            && op.buf.capacity() - at >= res as usize
+        {
+            // SAFETY: the kernel wrote `res` bytes into the READ's spare capacity right
+            // after its first `at` bytes (the length it had), within its capacity.
+            unsafe { op.buf.set_len(at + res as usize) };
         }
         Some(Finished {
             owner: op.owner,
@@ -208,6 +218,7 @@ mod tests {
                 offset: 3,
                 len: 4,
                 caching: Caching::Buffered,
+                into: b"xy".to_vec(),
             },
         };
         let then = Box::new(Record(seen.clone()));
@@ -223,10 +234,10 @@ mod tests {
         let f = ops.complete(t.key as usize, got[0].res).unwrap();
         assert_eq!(ops.in_flight(), 0);
         assert_eq!(f.owner, owner);
-        assert_eq!(f.done.buf, b"3456");
+        assert_eq!(f.done.buf, b"xy3456", "appended to `into`");
         let mut out = Vec::new();
         assert!(matches!(f.then.resume(f.done, &mut out), Outcome::Done));
-        assert_eq!((seen.load(Ordering::SeqCst), &out[..]), (4, &b"3456"[..]));
+        assert_eq!((seen.load(Ordering::SeqCst), &out[..]), (4, &b"xy3456"[..]));
         assert!(ops.complete(t.key as usize, 0).is_none(), "slot emptied");
         let _ = std::fs::remove_file(&dir);
     }

@@ -113,6 +113,16 @@ impl OutQueue {
         Ok(())
     }
 
+    /// Queue what is pending as it is, so the next reply starts a buffer of its own
+    /// (one the service may swap in whole: `Continuation::resume`).
+    pub fn seal(&mut self) {
+        if !self.pending.is_empty() {
+            let full = std::mem::take(&mut self.pending);
+            self.sealed_bytes += full.len();
+            self.sealed.push_back(full);
+        }
+    }
+
     fn seal_if_full(&mut self) {
         if self.pending.len() >= SEAL_AT {
             let full = std::mem::replace(&mut self.pending, fresh());

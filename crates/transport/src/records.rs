@@ -83,6 +83,9 @@ pub(crate) fn resume(
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
 ) -> Result<(), HandleError> {
+    if then.wants_fresh_reply() {
+        c.out.seal();
+    }
     call(c, key, counters, io, |_, out| then.resume(done, out))
 }
 

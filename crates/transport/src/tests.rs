@@ -804,6 +804,7 @@ fn pipe_read(fd: &IoFd) -> FileIo {
             offset: 0,
             len: 64,
             caching: Caching::Buffered,
+            into: Vec::new(),
         },
     }
 }

@@ -45,14 +45,20 @@ pub fn finish(
             offset,
             count,
             size,
+            in_place,
             ..
         } => {
             // The head of READ4resok follows the status.
             let head = st_at + 4;
-            let data = &done.buf[..(n as usize).min(done.buf.len())];
-            out.extend_from_slice(data);
-            let eof = read_eof(offset, data.len(), count, size);
-            ReadResOk::finish_head(out, head, eof, data.len());
+            let len = if in_place {
+                (n as usize).min(out.len().saturating_sub(head + ReadResOk::HEAD_LEN))
+            } else {
+                let data = &done.buf[..(n as usize).min(done.buf.len())];
+                out.extend_from_slice(data);
+                data.len()
+            };
+            let eof = read_eof(offset, len, count, size);
+            ReadResOk::finish_head(out, head, eof, len);
             IoOutcome::Status(status::NFS4_OK)
         }
         IoFinish::Write {
@@ -114,12 +120,14 @@ fn buffered_again(
                 offset,
                 len: count,
                 caching: Caching::Buffered,
+                into: Vec::new(),
             },
             IoFinish::Read {
                 offset,
                 count,
                 size,
                 caching: Caching::Buffered,
+                in_place: false,
             },
         ),
         IoFinish::Write {
@@ -189,6 +197,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
             offset,
             len: count,
             caching,
+            into: Vec::new(),
         };
         ctx.pending_io = Some(PendingIo::new(
             fd,
@@ -198,6 +207,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
                 count,
                 size: attrs.size,
                 caching,
+                in_place: false,
             },
         ));
         return Ok(());
@@ -308,6 +318,7 @@ mod tests {
             count,
             size,
             caching: Caching::Buffered,
+            in_place: false,
         };
         let export = Export::memory(Default::default());
         match finish(&state, &export, f, done, 0, &mut out) {
@@ -341,6 +352,7 @@ mod tests {
             count: 16,
             size: 100,
             caching: Caching::DontCache,
+            in_place: false,
         };
         match refused(read) {
             IoOutcome::Again(
@@ -348,6 +360,7 @@ mod tests {
                     offset,
                     len,
                     caching,
+                    ..
                 },
                 IoFinish::Read { .. },
             ) => {
@@ -385,6 +398,7 @@ mod tests {
             count: 1,
             size: 1,
             caching: Caching::Buffered,
+            in_place: false,
         };
         assert!(matches!(
             refused(buffered),
