@@ -105,7 +105,7 @@ pub struct Suspended {
 
 /// A READ at least this large has the reply so far moved into its buffer, so that the
 /// data is read into place (no copy of it afterwards).
-pub const READ_IN_PLACE_FROM: u32 = 64 * 1024;
+pub const READ_IN_PLACE_FROM: u32 = 32 * 1024;
 
 impl Suspended {
     /// For a large READ: move the reply so far (`partial`) into the READ's buffer after

@@ -378,6 +378,91 @@ fn data_ops_without_a_ring_run_in_place() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A large READ that waits for the disk is read into the reply so far: resumed with a
+/// fresh reply buffer (what the transport gives it) the continuation swaps its buffer
+/// in whole; resumed with other replies already in `out` it appends. Same reply both
+/// ways, with the right data.
+#[test]
+fn a_large_uncached_read_lands_in_its_reply() {
+    use ringnfs_service::{Outcome, RECORD_MARK_LEN};
+    use ringnfs_state::stateid::Stateid;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("ringnfs-engine-inplace-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("f"), &data).unwrap();
+    let backend = ringnfs_fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
+    let export = crate::export::Export::new(
+        std::sync::Arc::new(backend),
+        crate::export::ExportOptions {
+            root_squash: false,
+            ..Default::default()
+        },
+        [5; 16],
+    );
+    let h = Harness::with_export(export);
+    let c = meta(1);
+    h.svc.on_accept(&c);
+    let (_, sid) = h.session(&c, false);
+    let mut replies = Vec::new();
+    for (slot, prior) in [(1u32, &[][..]), (2, &b"other replies"[..])] {
+        let f = std::fs::File::open(dir.join("f")).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: an advisory call on a descriptor we own.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0);
+        let mut rec = Vec::new();
+        rpc::encode_call(&mut rec, 7 + slot, 100003, 4, 1, &Credential::None);
+        let ops = [
+            seq(&sid, slot, 1),
+            Op::PutRootFh,
+            Op::Lookup(b"f".to_vec()),
+            Op::Read(ReadArgs {
+                stateid: Stateid::ANONYMOUS,
+                offset: 4096,
+                // Over READ_IN_PLACE_FROM, within this session's reply size.
+                count: 48 * 1024,
+            }),
+            Op::GetFh,
+        ];
+        encode_compound(&mut rec, 1, b"t", &ops);
+        let mut first = Vec::new();
+        let Outcome::Suspend(s) = h.svc.on_record(&c, &rec, &mut first) else {
+            let r = match rpc::decode_message(&first).unwrap() {
+                RpcMessage::Reply(r) => CompoundReply::decode(r.body.unwrap()).unwrap(),
+                _ => panic!("not a reply"),
+            };
+            panic!("the READ did not wait for the disk: {r:?}");
+        };
+        assert!(first.is_empty(), "the reply waits with the COMPOUND");
+        assert!(
+            s.then.wants_fresh_reply(),
+            "a large READ asks for a fresh reply buffer"
+        );
+        let done = ringnfs_fs::sync_io::run(s.io);
+        // What the transport reserves for the record mark, behind any earlier replies.
+        let mut out = prior.to_vec();
+        out.extend_from_slice(&[0; RECORD_MARK_LEN]);
+        assert!(matches!(s.then.resume(done, &mut out), Outcome::Done));
+        assert_eq!(&out[..prior.len()], prior);
+        replies.push(out[prior.len() + RECORD_MARK_LEN..].to_vec());
+    }
+    for out in &replies {
+        let r = match rpc::decode_message(out).unwrap() {
+            RpcMessage::Reply(r) => CompoundReply::decode(r.body.unwrap()).unwrap(),
+            _ => panic!("not a reply"),
+        };
+        assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+        let read = r.read().unwrap();
+        assert!(read.data == data[4096..4096 + 48 * 1024], "the data read");
+        assert!(!r.getfh().unwrap().is_empty(), "the ops after the READ ran");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A READ larger than the session's reply size is cut to fit, not refused.
 #[test]
 fn read_is_clamped_to_the_session_reply_size() {
