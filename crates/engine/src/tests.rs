@@ -48,6 +48,23 @@ impl Harness {
         }
     }
 
+    /// A harness on a local-backend export of `dir` (created, mode 1777: the harness
+    /// calls with AUTH_NONE, i.e. as the anonymous user).
+    fn local(dir: &std::path::Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let backend = ringnfs_fs::local::LocalBackend::open(dir, Default::default()).unwrap();
+        Self::with_export(crate::export::Export::new(
+            std::sync::Arc::new(backend),
+            crate::export::ExportOptions {
+                root_squash: false,
+                ..Default::default()
+            },
+            [3; 16],
+        ))
+    }
+
     fn state(&self) -> &StateManager {
         self.svc.state()
     }
@@ -322,20 +339,7 @@ fn data_ops_without_a_ring_run_in_place() {
     use ringnfs_state::stateid::Stateid;
     let dir = std::env::temp_dir().join(format!("ringnfs-engine-io-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    // The harness calls with AUTH_NONE, i.e. as the anonymous user.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let backend = ringnfs_fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
-    let export = crate::export::Export::new(
-        std::sync::Arc::new(backend),
-        crate::export::ExportOptions {
-            root_squash: false,
-            ..Default::default()
-        },
-        [3; 16],
-    );
-    let h = Harness::with_export(export);
+    let h = Harness::local(&dir);
     let c = meta(1);
     h.svc.on_accept(&c);
     let (clientid, sid) = h.session(&c, false);
@@ -387,23 +391,11 @@ fn a_large_uncached_read_lands_in_its_reply() {
     use ringnfs_service::{Outcome, RECORD_MARK_LEN};
     use ringnfs_state::stateid::Stateid;
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("ringnfs-engine-inplace-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let h = Harness::local(&dir);
     let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.join("f"), &data).unwrap();
-    let backend = ringnfs_fs::local::LocalBackend::open(&dir, Default::default()).unwrap();
-    let export = crate::export::Export::new(
-        std::sync::Arc::new(backend),
-        crate::export::ExportOptions {
-            root_squash: false,
-            ..Default::default()
-        },
-        [5; 16],
-    );
-    let h = Harness::with_export(export);
     let c = meta(1);
     h.svc.on_accept(&c);
     let (_, sid) = h.session(&c, false);
