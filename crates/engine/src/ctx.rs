@@ -37,6 +37,14 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// `part` as a slice of the shared record, if the record is one (no copy).
+    pub fn share(&self, part: &[u8]) -> Option<Bytes> {
+        match self {
+            Source::Shared(b) if contains(b, part) => Some(b.slice_ref(part)),
+            _ => None,
+        }
+    }
+
     /// `part` (a slice of what was decoded) as bytes that outlive the call.
     pub fn keep(&self, part: &[u8]) -> Bytes {
         match self {

@@ -68,6 +68,17 @@ pub trait Backend: Send + Sync + 'static {
         data: &[u8],
         stable: Stability,
     ) -> FsResult<(u32, Stability)>;
+    /// As [`write`](Backend::write), with the data as shared bytes (a slice of the
+    /// received record) that the backend may keep instead of copying.
+    fn write_shared(
+        &self,
+        h: &ObjHandle,
+        offset: u64,
+        data: &ringnfs_service::Bytes,
+        stable: Stability,
+    ) -> FsResult<(u32, Stability)> {
+        self.write(h, offset, data, stable)
+    }
     /// Make earlier unstable writes to `h` durable.
     fn commit(&self, h: &ObjHandle) -> FsResult<()>;
 

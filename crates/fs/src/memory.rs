@@ -15,13 +15,16 @@
 //! File data is sparse: 64 KiB chunks in a `BTreeMap`, each a `Vec` only as long as the
 //! furthest byte written into it. A 1-byte write at offset 1 TiB costs one byte, not a
 //! terabyte, and holes read as zeros. Capacity accounting counts the bytes held in
-//! chunks plus symlink targets.
+//! chunks plus symlink targets. A WRITE that covers a whole chunk (from its start past
+//! its data) from a received record of its own keeps a slice of that record as the
+//! chunk instead of copying it; a later partial write into such a chunk copies it first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
+use ringnfs_service::Bytes;
 
 use super::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FileType, FsError, FsResult, FsStats, ObjHandle,
@@ -108,7 +111,7 @@ impl std::fmt::Debug for MemoryBackend {
 /// so extending again exposes zeros, not old bytes).
 #[derive(Default)]
 struct FileData {
-    chunks: BTreeMap<u64, Vec<u8>>,
+    chunks: BTreeMap<u64, Chunk>,
     /// Sum of the chunk lengths (kept to answer `space_used` in O(1)).
     allocated: u64,
 }
@@ -147,6 +150,54 @@ struct Tree {
 // ---------------------------------------------------------------------------------
 // File data
 
+/// One chunk of file data: bytes of its own, or a slice of a received record.
+enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk::Owned(Vec::new())
+    }
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(b) => b,
+        }
+    }
+
+    /// The chunk as bytes of its own (a shared one is copied first).
+    fn owned(&mut self) -> &mut Vec<u8> {
+        if let Chunk::Shared(b) = self {
+            let mut v = Vec::with_capacity(CHUNK as usize);
+            v.extend_from_slice(b);
+            *self = Chunk::Owned(v);
+        }
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(_) => unreachable!("made owned above"),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Chunk::Owned(v) => {
+                v.truncate(len);
+                v.shrink_to_fit();
+            }
+            Chunk::Shared(b) => b.truncate(len),
+        }
+    }
+}
+
 impl FileData {
     /// Copy `[offset, min(offset+count, size))` onto `buf`, holes as zeros. True at EOF.
     fn read(&self, size: u64, offset: u64, count: u32, buf: &mut Vec<u8>) -> bool {
@@ -167,7 +218,9 @@ impl FileData {
             let hi = (cstart + chunk.len() as u64).min(end);
             if lo < hi {
                 buf.resize(buf.len() + (lo - at) as usize, 0);
-                buf.extend_from_slice(&chunk[(lo - cstart) as usize..(hi - cstart) as usize]);
+                buf.extend_from_slice(
+                    &chunk.bytes()[(lo - cstart) as usize..(hi - cstart) as usize],
+                );
                 at = hi;
             }
         }
@@ -196,16 +249,32 @@ impl FileData {
     fn growth(&self, offset: u64, len: u64) -> u64 {
         Self::spans(offset, offset + len)
             .map(|(idx, _, hi)| {
-                let have = self.chunks.get(&idx).map_or(0, Vec::len);
+                let have = self.chunks.get(&idx).map_or(0, Chunk::len);
                 hi.saturating_sub(have) as u64
             })
             .sum()
     }
 
-    fn write(&mut self, offset: u64, data: &[u8]) {
+    /// Write `data` at `offset`; `shared` is the same bytes as a slice of a received
+    /// record, kept as the chunk where the write covers one whole.
+    fn write(&mut self, offset: u64, data: &[u8], shared: Option<&Bytes>) {
         let mut src = data;
+        let mut at = 0;
         for (idx, lo, hi) in Self::spans(offset, offset + data.len() as u64) {
-            let chunk = self.chunks.entry(idx).or_default();
+            let entry = self.chunks.entry(idx).or_default();
+            if let Some(b) = shared
+                && lo == 0
+                && hi >= entry.len()
+            {
+                // From the chunk's start past its data: nothing of it survives.
+                self.allocated += hi as u64;
+                self.allocated -= entry.len() as u64;
+                *entry = Chunk::Shared(b.slice(at..at + hi));
+                src = &src[hi..];
+                at += hi;
+                continue;
+            }
+            let chunk = entry.owned();
             if chunk.len() < hi {
                 // Grow at most to a whole chunk so appends do not over-allocate 2x.
                 let want = (chunk.len() * 2).clamp(hi, CHUNK as usize);
@@ -216,6 +285,7 @@ impl FileData {
             let (now, rest) = src.split_at(hi - lo);
             chunk[lo..hi].copy_from_slice(now);
             src = rest;
+            at += hi - lo;
         }
     }
 
@@ -232,7 +302,6 @@ impl FileData {
         {
             self.allocated -= (chunk.len() - tail) as u64;
             chunk.truncate(tail);
-            chunk.shrink_to_fit();
         }
         before - self.allocated
     }
@@ -524,6 +593,49 @@ fn new_attrs(ftype: FileType, fileid: u64, now: Timespec) -> Attrs {
 // Backend
 
 impl MemoryBackend {
+    /// WRITE's body for both entry points (`shared`: the data as a record slice).
+    fn write_data(
+        &self,
+        h: &ObjHandle,
+        offset: u64,
+        data: &[u8],
+        shared: Option<&Bytes>,
+    ) -> FsResult<(u32, Stability)> {
+        let id = self.fileid(h)?;
+        let len = u32::try_from(data.len()).map_err(|_| FsError::Inval)?;
+        let end = offset.checked_add(u64::from(len)).ok_or(FsError::FBig)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let used = t.used_bytes;
+        let inode = t.get_mut(id)?;
+        let file = match &mut inode.content {
+            Content::File(d) => d,
+            Content::Dir(_) => return Err(FsError::IsDir),
+            _ => return Err(FsError::Inval),
+        };
+        if end > self.opts.max_file_size {
+            return Err(FsError::FBig);
+        }
+        if len == 0 {
+            // POSIX: a zero-length write changes nothing, times included.
+            return Ok((0, Stability::FileSync));
+        }
+        let growth = file.growth(offset, u64::from(len));
+        if self
+            .opts
+            .capacity_bytes
+            .is_some_and(|cap| used.saturating_add(growth) > cap)
+        {
+            return Err(FsError::NoSpc);
+        }
+        file.write(offset, data, shared);
+        inode.attrs.size = inode.attrs.size.max(end);
+        inode.touch_mtime(now);
+        t.used_bytes += growth;
+        // RAM is as stable as this backend gets: report FILE_SYNC so clients skip COMMIT.
+        Ok((len, Stability::FileSync))
+    }
+
     pub fn new(opts: MemoryOptions) -> Self {
         let now = Timespec::now();
         let mut root = new_attrs(FileType::Directory, ROOT_ID, now);
@@ -862,39 +974,17 @@ impl Backend for MemoryBackend {
         data: &[u8],
         _stable: Stability,
     ) -> FsResult<(u32, Stability)> {
-        let id = self.fileid(h)?;
-        let len = u32::try_from(data.len()).map_err(|_| FsError::Inval)?;
-        let end = offset.checked_add(u64::from(len)).ok_or(FsError::FBig)?;
-        let now = Timespec::now();
-        let mut t = self.tree.write();
-        let used = t.used_bytes;
-        let inode = t.get_mut(id)?;
-        let file = match &mut inode.content {
-            Content::File(d) => d,
-            Content::Dir(_) => return Err(FsError::IsDir),
-            _ => return Err(FsError::Inval),
-        };
-        if end > self.opts.max_file_size {
-            return Err(FsError::FBig);
-        }
-        if len == 0 {
-            // POSIX: a zero-length write changes nothing, times included.
-            return Ok((0, Stability::FileSync));
-        }
-        let growth = file.growth(offset, u64::from(len));
-        if self
-            .opts
-            .capacity_bytes
-            .is_some_and(|cap| used.saturating_add(growth) > cap)
-        {
-            return Err(FsError::NoSpc);
-        }
-        file.write(offset, data);
-        inode.attrs.size = inode.attrs.size.max(end);
-        inode.touch_mtime(now);
-        t.used_bytes += growth;
-        // RAM is as stable as this backend gets: report FILE_SYNC so clients skip COMMIT.
-        Ok((len, Stability::FileSync))
+        self.write_data(h, offset, data, None)
+    }
+
+    fn write_shared(
+        &self,
+        h: &ObjHandle,
+        offset: u64,
+        data: &Bytes,
+        _stable: Stability,
+    ) -> FsResult<(u32, Stability)> {
+        self.write_data(h, offset, data, Some(data))
     }
 
     fn commit(&self, h: &ObjHandle) -> FsResult<()> {
@@ -1367,7 +1457,18 @@ mod tests {
                 let off = lcg(&mut seed) % (4 * CHUNK);
                 let len = lcg(&mut seed) % (CHUNK + 100);
                 let byte = (round % 251) as u8 + 1;
-                data.write(off, &vec![byte; len as usize]);
+                // Every other write comes as a slice of a larger shared buffer, as a
+                // WRITE from a received record does: whole chunks are kept, not copied.
+                let bytes = vec![byte; len as usize];
+                if round % 2 == 0 {
+                    let mut record = vec![0u8; 7];
+                    record.extend_from_slice(&bytes);
+                    let record = Bytes::from(record);
+                    let slice = record.slice(7..);
+                    data.write(off, &slice, Some(&slice));
+                } else {
+                    data.write(off, &bytes, None);
+                }
                 let end = (off + len) as usize;
                 if end > model.len() {
                     model.resize(end, 0);

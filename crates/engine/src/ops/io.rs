@@ -266,7 +266,14 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
         ));
         return Ok(());
     }
-    let (n, done) = ctx.export.backend.write(&cur.obj, offset, data, stable)?;
+    // A backend that keeps data (memory) keeps a slice of a record of its own as is.
+    let (n, done) = match ctx.source.share(data) {
+        Some(shared) => ctx
+            .export
+            .backend
+            .write_shared(&cur.obj, offset, &shared, stable)?,
+        None => ctx.export.backend.write(&cur.obj, offset, data, stable)?,
+    };
     WriteResOk {
         count: n,
         committed: done as u32,
