@@ -2,7 +2,7 @@
 //! O(bindings) and operators can look connections up. Sharded by connection id; last in
 //! the lock order (after the client table and session shards).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering;
 
 use ringnfs_service::{ConnId, ConnMeta};
@@ -23,7 +23,8 @@ pub struct ConnEntry {
 /// One shard of the registry: the connections whose id hashes here.
 #[derive(Debug, Default)]
 pub struct ConnShard {
-    conns: HashMap<ConnId, ConnEntry>,
+    /// FxHash: connection ids are the server's own.
+    conns: FxHashMap<ConnId, ConnEntry>,
 }
 
 impl CheckInvariants for ConnShard {

@@ -5,6 +5,8 @@
 //! with a session shard or another file-state shard.
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -113,11 +115,13 @@ struct FileStateShard {
     boot: u32,
     index: usize,
     count: usize,
-    opens: HashMap<[u8; 12], OpenState>,
-    lock_states: HashMap<[u8; 12], LockState>,
+    // Stateids and handles are the server's own (FxHash); owners are the client's
+    // bytes (SipHash, so no client can choose colliding keys).
+    opens: FxHashMap<[u8; 12], OpenState>,
+    lock_states: FxHashMap<[u8; 12], LockState>,
     open_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
     lock_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
-    files: HashMap<ObjHandle, FileInfo>,
+    files: FxHashMap<ObjHandle, FileInfo>,
 }
 
 /// What an I/O op needs a stateid to allow.
@@ -137,7 +141,7 @@ pub struct FileStateTable {
 
 /// The shard of `file` among `count`.
 fn shard_index(file: &ObjHandle, count: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     file.hash(&mut h);
     (h.finish() % count as u64) as usize
 }
@@ -154,11 +158,11 @@ impl FileStateTable {
                         boot,
                         index,
                         count,
-                        opens: HashMap::new(),
-                        lock_states: HashMap::new(),
+                        opens: FxHashMap::default(),
+                        lock_states: FxHashMap::default(),
                         open_by_owner: HashMap::new(),
                         lock_by_owner: HashMap::new(),
-                        files: HashMap::new(),
+                        files: FxHashMap::default(),
                     })
                 })
                 .collect(),
@@ -179,7 +183,7 @@ impl FileStateTable {
     /// state differ in their kind byte, so each map only needs checking against itself).
     fn insert_new<V>(
         &self,
-        map: &mut HashMap<[u8; 12], V>,
+        map: &mut FxHashMap<[u8; 12], V>,
         shard: usize,
         kind: StateKind,
         value: V,

@@ -3,7 +3,9 @@
 //! fields are private so that every change goes through a method that keeps the two
 //! consistent (see [`SessionShard::check_invariants`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap;
 
 use slab::Slab;
 
@@ -28,7 +30,9 @@ pub struct SessionShard {
     /// The boot and shard index every session id here names.
     boot: u32,
     index: u16,
-    sessions: HashMap<SessionId, Entry>,
+    /// Keyed with FxHash: session ids are chosen by the server (random), so a client
+    /// cannot pick colliding keys; SipHash would cost every SEQUENCE more.
+    sessions: FxHashMap<SessionId, Entry>,
     bindings: Slab<Binding>,
 }
 
@@ -53,7 +57,7 @@ impl SessionShard {
         Self {
             boot,
             index,
-            sessions: HashMap::new(),
+            sessions: FxHashMap::default(),
             bindings: Slab::new(),
         }
     }
