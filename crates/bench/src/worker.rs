@@ -164,15 +164,19 @@ fn third_result(rec: &[u8]) -> Option<usize> {
     Some(p + 8)
 }
 
+/// Where the resok of the third result starts, if that result is a successful `opnum`.
+#[inline]
+fn third_ok(rec: &[u8], opnum: u32) -> Option<usize> {
+    let p = third_result(rec)?;
+    (word(rec, p)? == opnum && word(rec, p + 4)? == 0).then_some(p + 8)
+}
+
 /// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
 #[inline]
 fn read_payload(rec: &[u8]) -> Option<&[u8]> {
-    let p = third_result(rec)?;
-    if word(rec, p)? != op::READ || word(rec, p + 4)? != 0 {
-        return None;
-    }
-    // READ4resok after the opnum and status, its data borrowed from the record.
-    let r = wire::ReadResOk::decode(&mut XdrDecoder::new(rec.get(p + 8..)?)).ok()?;
+    // READ4resok, its data borrowed from the record.
+    let at = third_ok(rec, op::READ)?;
+    let r = wire::ReadResOk::decode(&mut XdrDecoder::new(rec.get(at..)?)).ok()?;
     Some(r.data)
 }
 
@@ -180,11 +184,8 @@ fn read_payload(rec: &[u8]) -> Option<&[u8]> {
 /// server acknowledged (RFC 8881 §18.32.3; it may be less than was sent).
 #[inline]
 fn write_count(rec: &[u8]) -> Option<u32> {
-    let p = third_result(rec)?;
-    if word(rec, p)? != op::WRITE || word(rec, p + 4)? != 0 {
-        return None;
-    }
-    let r = wire::WriteResOk::decode(&mut XdrDecoder::new(rec.get(p + 8..)?)).ok()?;
+    let at = third_ok(rec, op::WRITE)?;
+    let r = wire::WriteResOk::decode(&mut XdrDecoder::new(rec.get(at..)?)).ok()?;
     Some(r.count)
 }
 
@@ -192,7 +193,7 @@ fn write_count(rec: &[u8]) -> Option<u32> {
 /// created or opened the file, whatever happened after it).
 #[inline]
 fn open_succeeded(rec: &[u8]) -> bool {
-    third_result(rec).is_some_and(|p| word(rec, p) == Some(op::OPEN) && word(rec, p + 4) == Some(0))
+    third_ok(rec, op::OPEN).is_some()
 }
 
 /// Where READ/WRITE requests go: sequential through the file from a per-worker start, or

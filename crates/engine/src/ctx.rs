@@ -47,10 +47,8 @@ impl Source<'_> {
 
     /// `part` (a slice of what was decoded) as bytes that outlive the call.
     pub fn keep(&self, part: &[u8]) -> Bytes {
-        match self {
-            Source::Shared(b) if contains(b, part) => b.slice_ref(part),
-            _ => Bytes::copy_from_slice(part),
-        }
+        self.share(part)
+            .unwrap_or_else(|| Bytes::copy_from_slice(part))
     }
 }
 

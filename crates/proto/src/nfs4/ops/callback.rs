@@ -2,7 +2,7 @@
 //! what the client answers. The server encodes the arguments and decodes the results;
 //! the client the other way round.
 
-use super::{MAX_ARRAY, Xdr};
+use super::{MAX_ARRAY, Xdr, sessionid};
 use crate::ids::SessionId;
 use crate::nfs4::consts::NFS4_SESSIONID_SIZE;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -21,7 +21,7 @@ pub struct CbSequenceArgs {
 
 impl Xdr<'_> for CbSequenceArgs {
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
-        let sessionid = SessionId(d.array::<NFS4_SESSIONID_SIZE>()?);
+        let id = sessionid(d)?;
         let sequenceid = d.u32()?;
         let slotid = d.u32()?;
         let highest_slotid = d.u32()?;
@@ -29,7 +29,7 @@ impl Xdr<'_> for CbSequenceArgs {
         let n = d.array_len(MAX_ARRAY, NFS4_SESSIONID_SIZE + 4)?;
         let mut referring_calls = Vec::with_capacity(n);
         for _ in 0..n {
-            let sid = SessionId(d.array::<NFS4_SESSIONID_SIZE>()?);
+            let sid = sessionid(d)?;
             let m = d.array_len(MAX_ARRAY, 8)?;
             let mut calls = Vec::with_capacity(m);
             for _ in 0..m {
@@ -38,7 +38,7 @@ impl Xdr<'_> for CbSequenceArgs {
             referring_calls.push((sid, calls));
         }
         Ok(CbSequenceArgs {
-            sessionid,
+            sessionid: id,
             sequenceid,
             slotid,
             highest_slotid,
@@ -78,7 +78,7 @@ pub struct CbSequenceResOk {
 impl Xdr<'_> for CbSequenceResOk {
     fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
         Ok(CbSequenceResOk {
-            sessionid: SessionId(d.array::<NFS4_SESSIONID_SIZE>()?),
+            sessionid: sessionid(d)?,
             sequenceid: d.u32()?,
             slotid: d.u32()?,
             highest_slotid: d.u32()?,

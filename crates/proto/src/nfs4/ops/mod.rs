@@ -92,6 +92,13 @@ impl Xdr<'_> for () {
     fn encode(&self, _: &mut Vec<u8>) {}
 }
 
+/// sessionid4: sixteen bytes, no length (the server's and the callback ops').
+pub(crate) fn sessionid(d: &mut XdrDecoder<'_>) -> Result<crate::ids::SessionId, XdrError> {
+    Ok(crate::ids::SessionId(
+        d.array::<{ crate::nfs4::consts::NFS4_SESSIONID_SIZE }>()?,
+    ))
+}
+
 /// Largest array this codec accepts where the RFC sets no bound (bitmaps have their
 /// own, smaller limit): enough for any real request, small enough that a hostile
 /// length cannot make us allocate much.

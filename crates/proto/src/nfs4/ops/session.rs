@@ -2,7 +2,7 @@
 //! CREATE_SESSION, BIND_CONN_TO_SESSION, DESTROY_SESSION, DESTROY_CLIENTID,
 //! RECLAIM_COMPLETE and SEQUENCE.
 
-use super::{MAX_ARRAY, Xdr};
+use super::{MAX_ARRAY, Xdr, sessionid};
 use crate::ids::SessionId;
 use crate::nfs4::consts::{NFS4_OPAQUE_LIMIT, NFS4_SESSIONID_SIZE, NFS4_VERIFIER_SIZE, sp4};
 use crate::nfs4::types::{
@@ -16,10 +16,6 @@ use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 /// Longest GSS handle accepted in callback_sec_parms4 and ssv_prot_info4.
 const MAX_GSS_HANDLE: usize = 1024;
-
-fn sessionid(d: &mut XdrDecoder<'_>) -> Result<SessionId, XdrError> {
-    Ok(SessionId(d.array::<NFS4_SESSIONID_SIZE>()?))
-}
 
 /// nfstime4 as (seconds, nanoseconds).
 fn nfstime(d: &mut XdrDecoder<'_>) -> Result<(i64, u32), XdrError> {
