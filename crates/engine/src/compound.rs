@@ -97,10 +97,6 @@ pub struct Suspended {
     pub conn: ConnMeta,
     pub partial: Vec<u8>,
     pub header: usize,
-    /// The reply so far travels in the READ's `into` buffer, after `RECORD_MARK_LEN`
-    /// reserved zero bytes, and the data is read in place after it
-    /// ([`Suspended::reply_into_read`]).
-    pub(crate) reply_in_io: bool,
 }
 
 /// A READ at least this large has the reply so far moved into its buffer, so that the
@@ -130,7 +126,13 @@ impl Suspended {
         *into = buf;
         *in_place = true;
         self.partial.clear();
-        self.reply_in_io = true;
+    }
+
+    /// The reply so far travels in the READ's `into` buffer, after `RECORD_MARK_LEN`
+    /// reserved zero bytes, and the data is read in place after it
+    /// ([`Suspended::reply_into_read`]).
+    pub(crate) fn reply_in_io(&self) -> bool {
+        matches!(self.io.finish, IoFinish::Read { in_place: true, .. })
     }
 }
 
@@ -252,7 +254,7 @@ impl Nfs4Engine {
     /// Continue a suspended COMPOUND once its file I/O is `done`; appends the reply (or
     /// suspends again) on the connection the COMPOUND came on.
     pub fn resume(&self, mut s: Box<Suspended>, mut done: FileIoDone, out: &mut Vec<u8>) -> Flow {
-        let rpc_start = if std::mem::take(&mut s.reply_in_io) {
+        let rpc_start = if s.reply_in_io() {
             // The reply so far and the data read after it are in the READ's buffer.
             let mut buf = std::mem::take(&mut done.buf);
             if out.len() == RECORD_MARK_LEN
@@ -412,7 +414,6 @@ impl Nfs4Engine {
                     conn: conn.clone(),
                     partial: Vec::new(),
                     header: 0,
-                    reply_in_io: false,
                 }));
             }
             state.metrics.op(conn.core, opnum, st);

@@ -69,7 +69,7 @@ fn suspend(engine: &Arc<Nfs4Engine>, mut s: Box<Suspended>) -> Outcome {
 
 impl Continuation for ResumeCompound {
     fn wants_fresh_reply(&self) -> bool {
-        self.s.reply_in_io
+        self.s.reply_in_io()
     }
 
     fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
