@@ -10,7 +10,8 @@
 //! pin = true                 # false: do not pin workers to CPUs (--no-pin)
 //! backend = "local"          # or "memory"
 //! export = "/srv/nfs"
-//! io_mode = "buffered"       # or "dontcache": drop pages once read or written back
+//! io_mode = "buffered"       # "dontcache": drop pages once read or written back;
+//!                            # "direct": O_DIRECT for aligned I/O
 //! read_only = false
 //! root_squash = true         # false: --no-root-squash
 //! anon_uid = 65534

@@ -657,7 +657,8 @@ serve_options! {
     backend: BackendKind = BackendKind::Local => Spec::choice();
     /// How READ and WRITE data go through the page cache (local backend): `buffered`
     /// keeps it cached, `dontcache` drops it once read or written back (RWF_DONTCACHE,
-    /// Linux 6.14+; buffered where the kernel or filesystem refuses it).
+    /// Linux 6.14+), `direct` bypasses it (O_DIRECT for the aligned part of each READ and
+    /// WRITE); buffered where the kernel or filesystem refuses them.
     io_mode: IoMode = IoMode::default() => Spec::choice();
     /// Refuse every change (NFS4ERR_ROFS).
     read_only: bool = ExportOptions::default().read_only => Spec::switch();

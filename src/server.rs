@@ -144,6 +144,10 @@ pub enum IoMode {
     /// Linux 6.14+ and a filesystem that supports it; buffered otherwise, said in the
     /// log).
     Dontcache,
+    /// Direct I/O (O_DIRECT) for the aligned part of each READ and WRITE, buffered for
+    /// a WRITE's unaligned head and tail; buffered where the filesystem does no direct
+    /// I/O (said in the log).
+    Direct,
 }
 
 impl IoMode {
@@ -151,6 +155,7 @@ impl IoMode {
         match self {
             IoMode::Buffered => crate::service::Caching::Buffered,
             IoMode::Dontcache => crate::service::Caching::DontCache,
+            IoMode::Direct => crate::service::Caching::Direct,
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ringnfs_proto::rpc::Credential;
-use ringnfs_service::{Bytes, ConnMeta, FileIoDone, FileOp, RECORD_MARK_LEN};
+use ringnfs_service::{Bytes, Caching, ConnMeta, FileIoDone, FileOp, RECORD_MARK_LEN};
 
 use ringnfs_proto::rpc::message::ACCEPTED_REPLY_HEADER_LEN;
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
@@ -109,9 +109,16 @@ impl Suspended {
     /// data to its final place and the transport can take the whole buffer as the
     /// reply (`Continuation::resume`).
     pub fn reply_into_read(&mut self) {
-        let Some(FileOp::Read { len, into, .. }) = self.io.op.as_mut() else {
+        let Some(FileOp::Read {
+            len, into, caching, ..
+        }) = self.io.op.as_mut()
+        else {
             return;
         };
+        // A direct read goes to aligned memory of its own and is copied from there.
+        if *caching == Caching::Direct {
+            return;
+        }
         let IoFinish::Read { in_place, .. } = &mut self.io.finish else {
             return;
         };
@@ -282,8 +289,11 @@ impl Nfs4Engine {
         let outcome = super::ops::io::finish(&self.state, &self.export, io, done, st_at, out);
         let core = s.conn.core;
         match outcome {
-            IoOutcome::Again(op, finish) => {
+            IoOutcome::Again { fd, op, finish } => {
                 // Still waiting: the caller moves the reply so far back into `partial`.
+                if let Some(fd) = fd {
+                    s.io.fd = fd;
+                }
                 s.io.finish = finish;
                 s.io.op = Some(op);
                 return Flow::Suspend(s);

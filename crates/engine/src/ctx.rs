@@ -210,41 +210,90 @@ pub enum IoFinish {
         size: u64,
         caching: Caching,
         in_place: bool,
+        /// A direct read (of the aligned range around the one asked for).
+        direct: Option<Box<DirectRead>>,
     },
-    /// WRITE: after the write (`synced` false) or after the fsync a stable write needs.
-    /// `retry`: the offset and data of a write that may have to be redone buffered (its
-    /// caching mode is refused: EOPNOTSUPP).
+    /// WRITE: after a part of the write (`synced` false) or after the fsync a stable
+    /// write needs; `written`: bytes the parts before wrote.
     Write {
         stable: Stability,
         synced: bool,
         written: u32,
-        retry: Option<(u64, Bytes)>,
+        /// The part being written (none while syncing), kept to be redone buffered if
+        /// its caching mode is refused.
+        part: Option<WritePart>,
+        /// A direct write: its other parts and descriptors.
+        direct: Option<Box<DirectWrite>>,
     },
     /// COMMIT: after the fsync.
     Commit,
+}
+
+/// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the
+/// read buffered if direct I/O is refused) and where the asked-for data starts in the
+/// buffer read (after the padding that aligns the buffer and the bytes before
+/// `offset` in its aligned range).
+pub struct DirectRead {
+    pub plain: IoFd,
+    pub skip: usize,
+}
+
+/// One write a WRITE op makes.
+#[derive(Clone)]
+pub struct WritePart {
+    pub offset: u64,
+    pub data: Bytes,
+    pub caching: Caching,
+}
+
+/// A WRITE of an export in direct I/O mode: the parts still to write after the current
+/// one (an aligned middle written directly between an unaligned head and tail written
+/// buffered), on the file's plain or `O_DIRECT` descriptor.
+pub struct DirectWrite {
+    pub plain: IoFd,
+    pub direct: IoFd,
+    pub next: std::collections::VecDeque<WritePart>,
+}
+
+impl DirectWrite {
+    /// The descriptor for a part in caching mode `c`.
+    pub fn fd(&self, c: Caching) -> IoFd {
+        if c == Caching::Direct {
+            self.direct.clone()
+        } else {
+            self.plain.clone()
+        }
+    }
 }
 
 impl IoFinish {
     /// The caching mode of the file operation this waits for, when a refusal of it
     /// (EOPNOTSUPP) can be retried buffered.
     pub fn refused_caching(&self) -> Option<Caching> {
-        match self {
-            IoFinish::Read { caching, .. } if *caching != Caching::Buffered => Some(*caching),
+        let c = match self {
+            IoFinish::Read { caching, .. } => *caching,
             IoFinish::Write {
-                retry: Some(_),
+                part: Some(p),
                 synced: false,
                 ..
-            } => Some(Caching::DontCache),
-            _ => None,
-        }
+            } => p.caching,
+            _ => return None,
+        };
+        (c != Caching::Buffered).then_some(c)
     }
 }
 
 pub enum IoOutcome {
     /// The op's final status (its result is complete in the reply when OK).
     Status(NfsStatus),
-    /// Another file operation is needed first (a stable WRITE's fsync).
-    Again(FileOp, IoFinish),
+    /// Another file operation is needed first (the next part of a WRITE, a stable
+    /// WRITE's fsync, a refused one redone buffered), on `fd` if given (else on the
+    /// descriptor of the one before).
+    Again {
+        fd: Option<IoFd>,
+        op: FileOp,
+        finish: IoFinish,
+    },
 }
 
 #[cfg(test)]

@@ -85,14 +85,15 @@ impl Export {
         }
     }
 
-    /// A file operation in caching mode `c` failed with EOPNOTSUPP: use buffered I/O
-    /// from now on (said once, in the log).
+    /// The kernel or the filesystem refused caching mode `c` (EOPNOTSUPP; EINVAL or no
+    /// `O_DIRECT` for direct I/O): use buffered I/O from now on (said once, in the log).
     pub fn caching_refused(&self, c: Caching) {
         if c != Caching::Buffered && !self.caching_refused.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 io_mode = ?c,
                 "the kernel or the exported filesystem refuses this I/O mode (RWF_DONTCACHE \
-                 needs Linux 6.14 and a filesystem that supports it): using buffered I/O"
+                 needs Linux 6.14 and a filesystem that supports it; direct I/O needs \
+                 O_DIRECT and STATX_DIOALIGN): using buffered I/O"
             );
         }
     }

@@ -34,6 +34,10 @@ impl NfsService {
     pub fn state(&self) -> &Arc<StateManager> {
         &self.engine.state
     }
+
+    pub fn export(&self) -> &Arc<Export> {
+        &self.engine.export
+    }
 }
 
 /// A COMPOUND waiting for its file operation, as handed to the transport: it resumes on

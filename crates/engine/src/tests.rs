@@ -51,6 +51,11 @@ impl Harness {
     /// A harness on a local-backend export of `dir` (created, mode 1777: the harness
     /// calls with AUTH_NONE, i.e. as the anonymous user).
     fn local(dir: &std::path::Path) -> Self {
+        Self::local_in(dir, ringnfs_service::Caching::Buffered)
+    }
+
+    /// As [`Harness::local`], in I/O mode `io_mode`.
+    fn local_in(dir: &std::path::Path, io_mode: ringnfs_service::Caching) -> Self {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dir).unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -59,6 +64,7 @@ impl Harness {
             std::sync::Arc::new(backend),
             crate::export::ExportOptions {
                 root_squash: false,
+                io_mode,
                 ..Default::default()
             },
             [3; 16],
@@ -452,6 +458,118 @@ fn a_large_uncached_read_lands_in_its_reply() {
         assert!(read.data == data[4096..4096 + 48 * 1024], "the data read");
         assert!(!r.getfh().unwrap().is_empty(), "the ops after the READ ran");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// In direct I/O mode, WRITEs at every alignment (an unaligned head and tail written
+/// buffered around a middle written with O_DIRECT) and READs of uncached data (read
+/// directly over their aligned range) keep exactly the bytes a plain file would.
+#[test]
+fn direct_io_keeps_the_bytes_at_every_alignment() {
+    use ringnfs_service::Caching;
+    use ringnfs_state::stateid::Stateid;
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join(format!("ringnfs-engine-direct-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let h = Harness::local_in(&dir, Caching::Direct);
+    std::fs::write(dir.join("f"), b"").unwrap();
+    // The harness calls without credentials: anyone may write the file.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("f"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let c = meta(1);
+    h.svc.on_accept(&c);
+    let (_, sid) = h.session(&c, false);
+    let mut model = Vec::new();
+    let mut slot_seq = 0;
+    let mut call = |ops: Vec<Op>| {
+        slot_seq += 1;
+        let mut all = vec![
+            seq(&sid, 0, slot_seq),
+            Op::PutRootFh,
+            Op::Lookup(b"f".to_vec()),
+        ];
+        all.extend(ops);
+        let r = h.call(&c, &all);
+        assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+        r
+    };
+    let writes = [
+        (0u64, 4096usize),
+        (100, 10_000),
+        (511, 1),
+        (512, 512),
+        (4095, 70_000),
+        (1 << 20, 1 << 20),
+        (3, 600),
+    ];
+    for (i, (offset, len)) in writes.into_iter().enumerate() {
+        let data: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+        let before = h.file_ops.load(Ordering::Relaxed);
+        let r = call(vec![Op::Write {
+            stateid: Stateid::ANONYMOUS,
+            offset,
+            stable: 0,
+            data: data.clone(),
+        }]);
+        assert_eq!(r.write().unwrap().count as usize, len, "all written");
+        let end = offset as usize + len;
+        if model.len() < end {
+            model.resize(end, 0);
+        }
+        model[offset as usize..end].copy_from_slice(&data);
+        // Head, middle and tail: one file operation each.
+        let parts = usize::from(offset % 512 != 0) + 1 + usize::from(end % 512 != 0);
+        if len >= 1024 {
+            assert_eq!(h.file_ops.load(Ordering::Relaxed) - before, parts);
+        }
+    }
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), model, "the file");
+    for (offset, count) in [
+        (0u64, 4096u32),
+        (1, 1000),
+        (700, 70_000),
+        (4095, 1 << 20),
+        (2_000_000, 500_000),
+    ] {
+        // Out of the page cache (clean first: dirty pages stay), so the READ goes to
+        // the ring (directly).
+        let f = std::fs::File::open(dir.join("f")).unwrap();
+        f.sync_all().unwrap();
+        // SAFETY: an advisory call on a descriptor we own.
+        let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(r, 0);
+        let before = h.file_ops.load(Ordering::Relaxed);
+        let r = call(vec![Op::Read(ReadArgs {
+            stateid: Stateid::ANONYMOUS,
+            offset,
+            count,
+        })]);
+        assert_eq!(
+            h.file_ops.load(Ordering::Relaxed) - before,
+            1,
+            "read on the ring"
+        );
+        let read = r.read().unwrap();
+        // The session's reply size cuts long READs short.
+        let from = (offset as usize).min(model.len());
+        let to = from + read.data.len();
+        let want = (offset as usize + count as usize).min(model.len()) - from;
+        assert!(
+            read.data.len() >= want.min(32 * 1024),
+            "READ {count} at {offset}"
+        );
+        assert!(read.data == model[from..to], "READ {count} at {offset}");
+        assert_eq!(
+            read.eof,
+            to == model.len(),
+            "eof of READ {count} at {offset}"
+        );
+    }
+    assert_eq!(
+        h.svc.export().caching(),
+        Caching::Direct,
+        "direct I/O was never refused"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -15,8 +15,8 @@ pub(crate) mod conformance;
 
 pub use error::{FsError, FsResult};
 pub use types::{
-    Attrs, Caller, CreateKind, DirEntry, FileType, FsStats, ObjHandle, SetAttrs, SetTime,
-    Stability, Timespec,
+    Attrs, Caller, CreateKind, DirEntry, DirectFile, FileType, FsStats, ObjHandle, SetAttrs,
+    SetTime, Stability, Timespec,
 };
 
 /// Longest name component accepted (NFS4ERR_NAMETOOLONG beyond).
@@ -130,6 +130,13 @@ pub trait Backend: Send + Sync + 'static {
     /// io_uring ring (`write`: open for writing). `None`: the backend has no real files
     /// and `read`/`write`/`commit` are used instead.
     fn io_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<ringnfs_service::IoFd>> {
+        None
+    }
+
+    /// The same file as [`io_file`](Backend::io_file) (called after it succeeded),
+    /// opened with `O_DIRECT` for an export in direct I/O mode. `None`: no real files,
+    /// or the file system does no direct I/O; the caller then uses buffered I/O.
+    fn direct_file(&self, _h: &ObjHandle) -> Option<DirectFile> {
         None
     }
 }

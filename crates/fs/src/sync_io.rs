@@ -32,11 +32,7 @@ pub fn read_nowait(
     out: &mut Vec<u8>,
 ) -> Option<Result<usize, FsError>> {
     let before = out.len();
-    let flags = match caching {
-        Caching::Buffered => 0,
-        Caching::DontCache => libc::RWF_DONTCACHE,
-    };
-    match io::pread_nowait_append(fd.as_fd(), out, count as usize, offset, flags) {
+    match io::pread_nowait_append(fd.as_fd(), out, count as usize, offset, caching.rw_flags()) {
         // Nothing came back though the file goes on: the data is not cached.
         Ok(Some(0)) if offset < size && count > 0 => {
             out.truncate(before);

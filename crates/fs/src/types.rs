@@ -203,3 +203,22 @@ pub struct FsStats {
     pub free_files: u64,
     pub avail_files: u64,
 }
+
+/// A regular file opened with `O_DIRECT` (an export in direct I/O mode), and the
+/// alignment its direct I/O needs (statx `STATX_DIOALIGN`): file offsets and lengths
+/// in multiples of `offset_align`, memory addresses in multiples of `mem_align`.
+#[derive(Clone)]
+pub struct DirectFile {
+    pub fd: ringnfs_service::IoFd,
+    pub offset_align: u32,
+    pub mem_align: u32,
+}
+
+impl std::fmt::Debug for DirectFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectFile")
+            .field("offset_align", &self.offset_align)
+            .field("mem_align", &self.mem_align)
+            .finish()
+    }
+}

@@ -47,6 +47,21 @@ pub enum Caching {
     /// (`RWF_DONTCACHE`, Linux 6.14+ on filesystems that support it; others answer
     /// EOPNOTSUPP and the caller falls back to [`Caching::Buffered`]).
     DontCache,
+    /// Around the page cache: the descriptor is open with `O_DIRECT`, and the offset,
+    /// length and memory of the operation are aligned as the file requires (the
+    /// protocol core aligns them; the transport runs the operation as given).
+    Direct,
+}
+
+impl Caching {
+    /// The per-operation flags (`preadv2`/`pwritev2` `RWF_*`, io_uring `rw_flags`) of
+    /// this mode; `Direct` is a property of the descriptor instead.
+    pub fn rw_flags(self) -> i32 {
+        match self {
+            Caching::Buffered | Caching::Direct => 0,
+            Caching::DontCache => libc::RWF_DONTCACHE,
+        }
+    }
 }
 
 /// A file operation the protocol core asks the connection's core to run on its ring.

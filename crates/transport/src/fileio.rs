@@ -17,7 +17,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, types};
 use slab::Slab;
 
-use ringnfs_service::{Bytes, Caching, ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
+use ringnfs_service::{Bytes, ConnId, Continuation, FileIoDone, FileOp, IoFd, Suspend};
 
 use super::driver::Driver;
 use super::stats::WorkerCounters;
@@ -52,14 +52,6 @@ enum Op {
     Fsync(bool),
 }
 
-/// The per-operation flags (`rw_flags`) of a caching mode.
-fn rw_flags(c: Caching) -> i32 {
-    match c {
-        Caching::Buffered => 0,
-        Caching::DontCache => libc::RWF_DONTCACHE,
-    }
-}
-
 /// The worker's file operations in flight.
 #[derive(Default)]
 pub(crate) struct FileOps {
@@ -86,13 +78,17 @@ impl FileOps {
                 mut into,
             } => {
                 into.reserve(len as usize);
-                (into, Bytes::new(), Op::Read(offset, len, rw_flags(caching)))
+                (
+                    into,
+                    Bytes::new(),
+                    Op::Read(offset, len, caching.rw_flags()),
+                )
             }
             FileOp::Write {
                 offset,
                 data,
                 caching,
-            } => (Vec::new(), data, Op::Write(offset, rw_flags(caching))),
+            } => (Vec::new(), data, Op::Write(offset, caching.rw_flags())),
             FileOp::Fsync { datasync } => (Vec::new(), Bytes::new(), Op::Fsync(datasync)),
         };
         let read_at = matches!(kind, Op::Read(..)).then_some(buf.len());
@@ -189,7 +185,7 @@ impl FileIoSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringnfs_service::{FileIo, Outcome};
+    use ringnfs_service::{Caching, FileIo, Outcome};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI32, Ordering};
 

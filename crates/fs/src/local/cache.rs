@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::{FsError, ObjHandle};
+use super::sys;
+use crate::{DirectFile, FsError, ObjHandle};
 
 /// An open regular file.
 #[derive(Debug)]
@@ -20,6 +21,45 @@ pub(super) struct OpenFile {
     pub fd: OwnedFd,
     /// `None` if `fd` is open for writing; else why it could not be (returned by WRITE).
     pub write_err: Option<FsError>,
+    /// The same file opened with `O_DIRECT`, once an export in direct I/O mode asked
+    /// (`None` inside: the file system does no direct I/O on it).
+    direct: OnceLock<Option<DirectFile>>,
+}
+
+impl OpenFile {
+    pub fn new(fd: OwnedFd, write_err: Option<FsError>) -> Self {
+        OpenFile {
+            fd,
+            write_err,
+            direct: OnceLock::new(),
+        }
+    }
+
+    /// The file opened again with `O_DIRECT` (and the same access), and its alignment.
+    pub fn direct(&self) -> Option<DirectFile> {
+        self.direct
+            .get_or_init(|| {
+                let (offset_align, mem_align) = sys::dio_align(self.fd.as_fd())?;
+                let access = if self.write_err.is_none() {
+                    libc::O_RDWR
+                } else {
+                    libc::O_RDONLY
+                };
+                let p = sys::proc_path(self.fd.as_fd());
+                match sys::openat(None, &p, access | libc::O_DIRECT) {
+                    Ok(fd) => Some(DirectFile {
+                        fd: Arc::new(fd),
+                        offset_align,
+                        mem_align,
+                    }),
+                    Err(e) => {
+                        tracing::debug!(errno = e, "O_DIRECT open refused; buffered I/O");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
 }
 
 impl std::os::fd::AsFd for OpenFile {
@@ -125,10 +165,7 @@ mod tests {
     use super::*;
 
     fn file() -> OpenFile {
-        OpenFile {
-            fd: std::fs::File::open("/dev/null").unwrap().into(),
-            write_err: None,
-        }
+        OpenFile::new(std::fs::File::open("/dev/null").unwrap().into(), None)
     }
 
     fn h(i: u32) -> ObjHandle {

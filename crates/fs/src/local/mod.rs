@@ -277,20 +277,19 @@ impl LocalBackend {
         // Reopen the very inode (checked regular above) through its magic link.
         let p = sys::proc_path(o.fd.as_fd());
         let f = if self.opts.read_only {
-            OpenFile {
-                fd: sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
-                write_err: Some(FsError::Rofs),
-            }
+            OpenFile::new(
+                sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
+                Some(FsError::Rofs),
+            )
         } else {
             match sys::openat(None, &p, libc::O_RDWR) {
-                Ok(fd) => OpenFile {
-                    fd,
-                    write_err: None,
-                },
-                Err(e @ (libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => OpenFile {
-                    fd: sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
-                    write_err: Some(FsError::from_errno(e)),
-                },
+                Ok(fd) => OpenFile::new(fd, None),
+                Err(e @ (libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => {
+                    OpenFile::new(
+                        sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
+                        Some(FsError::from_errno(e)),
+                    )
+                }
                 Err(e) => return Err(FsError::from_errno(e)),
             }
         };

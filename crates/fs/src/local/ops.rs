@@ -213,13 +213,7 @@ impl Backend for LocalBackend {
                     drop(as_caller);
                     let h = self.handle_of(o.fd.as_fd())?;
                     // Opened read-write by its creator: ready for the WRITEs to come.
-                    self.files.insert(
-                        &h,
-                        OpenFile {
-                            fd: o.fd,
-                            write_err: None,
-                        },
-                    );
+                    self.files.insert(&h, OpenFile::new(o.fd, None));
                     return Ok((h, true));
                 }
                 Err(libc::EEXIST) if !exclusive => {
@@ -413,6 +407,10 @@ impl Backend for LocalBackend {
             }
             Ok(f as ringnfs_service::IoFd)
         }))
+    }
+
+    fn direct_file(&self, h: &ObjHandle) -> Option<crate::DirectFile> {
+        self.file(h).ok()?.direct()
     }
 
     fn statfs(&self) -> FsResult<FsStats> {

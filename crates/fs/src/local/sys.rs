@@ -117,6 +117,29 @@ pub(super) fn openat(
     }
 }
 
+/// The direct I/O alignment of the open file `fd` (statx `STATX_DIOALIGN`, Linux 6.1+):
+/// `(offset_align, mem_align)`, or `None` when the file system does no direct I/O on it
+/// or the kernel cannot say.
+pub(super) fn dio_align(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
+    // SAFETY: `statx` is plain old data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; the
+    // kernel fills `st`, which lives for the call.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            &mut st,
+        )
+    };
+    if r != 0 || st.stx_mask & libc::STATX_DIOALIGN == 0 || st.stx_dio_offset_align == 0 {
+        return None;
+    }
+    Some((st.stx_dio_offset_align, st.stx_dio_mem_align.max(1)))
+}
+
 fn zeroed_stat() -> libc::stat {
     // SAFETY: `stat` is plain old data; all-zero is a valid value.
     unsafe { std::mem::zeroed() }
