@@ -518,7 +518,8 @@ fn direct_io_keeps_the_bytes_at_every_alignment() {
         }
         model[offset as usize..end].copy_from_slice(&data);
         // Head, middle and tail: one file operation each.
-        let parts = usize::from(offset % 512 != 0) + 1 + usize::from(end % 512 != 0);
+        let parts =
+            usize::from(!offset.is_multiple_of(512)) + 1 + usize::from(!end.is_multiple_of(512));
         if len >= 1024 {
             assert_eq!(h.file_ops.load(Ordering::Relaxed) - before, parts);
         }
