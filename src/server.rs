@@ -456,6 +456,11 @@ impl Server {
             BackendKind::Local => cfg.export_path.display().to_string(),
             BackendKind::Memory => none(),
         };
+        // The memory backend has no page cache to go through or around.
+        let io_mode = match cfg.backend {
+            BackendKind::Local => cfg.export.io_mode.name(),
+            BackendKind::Memory => "-",
+        };
         let state_dir = cfg
             .state_dir
             .as_ref()
@@ -466,6 +471,7 @@ impl Server {
             threads,
             backend = %cfg.backend.name(),
             export = %export,
+            io_mode = %io_mode,
             state_dir = %state_dir,
             grace_secs = cfg.grace_secs,
             control = %control_shown,

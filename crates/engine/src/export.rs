@@ -90,7 +90,7 @@ impl Export {
     pub fn caching_refused(&self, c: Caching) {
         if c != Caching::Buffered && !self.caching_refused.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                io_mode = ?c,
+                io_mode = c.name(),
                 "the kernel or the exported filesystem refuses this I/O mode (RWF_DONTCACHE \
                  needs Linux 6.14 and a filesystem that supports it; direct I/O needs \
                  O_DIRECT and STATX_DIOALIGN): using buffered I/O"

@@ -54,6 +54,15 @@ pub enum Caching {
 }
 
 impl Caching {
+    /// The mode's name as the command line and the config file spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caching::Buffered => "buffered",
+            Caching::DontCache => "dontcache",
+            Caching::Direct => "direct",
+        }
+    }
+
     /// The per-operation flags (`preadv2`/`pwritev2` `RWF_*`, io_uring `rw_flags`) of
     /// this mode; `Direct` is a property of the descriptor instead.
     pub fn rw_flags(self) -> i32 {
