@@ -14,19 +14,13 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::thread_cpu;
+
 use io_uring::{IoUring, cqueue, opcode, types};
 
 const DEPTH: usize = 4;
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid clock id and a timespec that lives for the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// Send `size`-byte messages for `secs`; returns (bytes, sender CPU, receiver CPU).
 fn run(size: usize, zc: bool, secs: f64) -> (u64, Duration, Duration) {
