@@ -192,6 +192,47 @@ impl CompoundReply {
             verifier: r.verifier,
         })
     }
+    pub fn seek(&self) -> Result<wire::SeekResOk, ClientError> {
+        Ok(wire::SeekResOk::from_bytes(self.ok_body(op::SEEK)?)?)
+    }
+    /// READ_PLUS4resok, its segments expanded: the bytes from the first segment's offset
+    /// on (holes as zeros), checked to be adjacent and in order.
+    pub fn read_plus(&self) -> Result<ReadPlusRes, ClientError> {
+        let r = wire::ReadPlusResOk::from_bytes(self.ok_body(op::READ_PLUS)?)?;
+        let mut res = ReadPlusRes {
+            eof: r.eof,
+            ..Default::default()
+        };
+        let mut at = None;
+        for s in r.contents {
+            let (offset, len) = match s {
+                wire::ReadPlusSegment::Data { offset, data } => {
+                    res.data.extend_from_slice(data);
+                    res.data_segments += 1;
+                    (offset, data.len() as u64)
+                }
+                wire::ReadPlusSegment::Hole { offset, length } => {
+                    let len = usize::try_from(length).map_err(|_| {
+                        ClientError::BadReply(format!("READ_PLUS hole of {length} bytes"))
+                    })?;
+                    res.data.resize(res.data.len() + len, 0);
+                    res.hole_segments += 1;
+                    (offset, length)
+                }
+            };
+            match at {
+                None => res.offset = offset,
+                Some(expected) if expected != offset => {
+                    return Err(ClientError::BadReply(format!(
+                        "READ_PLUS segment at {offset}, expected {expected}"
+                    )));
+                }
+                Some(_) => {}
+            }
+            at = Some(offset + len);
+        }
+        Ok(res)
+    }
     pub fn commit(&self) -> Result<Verifier, ClientError> {
         Ok(wire::CommitResOk::from_bytes(self.ok_body(op::COMMIT)?)?.verifier)
     }
@@ -400,6 +441,16 @@ impl OpenRes {
 pub struct ReadRes {
     pub eof: bool,
     pub data: Vec<u8>,
+}
+
+/// READ_PLUS4resok expanded: the bytes from `offset` on that the segments stand for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlusRes {
+    pub eof: bool,
+    pub offset: u64,
+    pub data: Vec<u8>,
+    pub data_segments: usize,
+    pub hole_segments: usize,
 }
 
 /// WRITE4resok.

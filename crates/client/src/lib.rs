@@ -17,7 +17,7 @@ pub use callback::{
 };
 pub use compound::{
     ChangeInfo, CompoundReply, Delegation, DirEntry, ExchangeIdRes, FileAttrs, LockDenied,
-    OpResult, OpenRes, ReadRes, ReaddirRes, ServerOwner, StateProtectRes, WriteRes,
+    OpResult, OpenRes, ReadPlusRes, ReadRes, ReaddirRes, ServerOwner, StateProtectRes, WriteRes,
 };
 pub use conn::{ReplyBody, RpcConn};
 pub use error::ClientError;

@@ -198,6 +198,10 @@ ops! { out;
     Write { stateid: Stateid, offset: u64, stable: u32, data: Vec<u8> } = op::WRITE =>
         wire::WriteArgs { stateid: *stateid, offset: *offset, stable: *stable, data }
             .encode(out);
+    Seek(a: wire::SeekArgs) = op::SEEK => a.encode(out);
+    ReadPlus(a: wire::ReadArgs) = op::READ_PLUS => a.encode(out);
+    Allocate(a: wire::SpaceArgs) = op::ALLOCATE => a.encode(out);
+    Deallocate(a: wire::SpaceArgs) = op::DEALLOCATE => a.encode(out);
     /// Any operation number followed by pre-encoded argument bytes (may be illegal).
     Raw { opnum: u32, args: Vec<u8> } = *opnum => out.put_raw(args);
 }

@@ -227,6 +227,10 @@ pub enum IoFinish {
     },
     /// COMMIT: after the fsync.
     Commit,
+    /// ALLOCATE, DEALLOCATE: after the fallocate.
+    Space,
+    /// READ_PLUS: after its data span was read.
+    ReadPlus(Box<crate::ops::space::ReadPlusWait>),
 }
 
 /// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the

@@ -10,7 +10,7 @@
 
 use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
 use super::ctx::{CompoundCtx, OpResult};
-use super::ops::{attr, dir, fh, io, lock, open, session, stateid_ops};
+use super::ops::{attr, dir, fh, io, lock, open, session, space, stateid_ops};
 use super::row::*;
 use ringnfs_proto::nfs4::ops as wire;
 use ringnfs_proto::stateid::Stateid;
@@ -345,17 +345,35 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::LAYOUTRETURN as usize] = todo("LAYOUTRETURN");
     t[op::SET_SSV as usize] = todo("SET_SSV");
     t[op::WANT_DELEGATION as usize] = todo("WANT_DELEGATION");
-    t[op::ALLOCATE as usize] = v42("ALLOCATE");
+    // ---- sparse files and space (ops/space.rs, proto nfs4/ops/space.rs) ----
+    t[op::ALLOCATE as usize] = row! {
+        "ALLOCATE", space::allocate, NEEDS_FH | MODIFIES | USES_STATEID | V42, wire::SpaceArgs,
+        rsize: |_, _| RESULT_HEADER,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::DEALLOCATE as usize] = row! {
+        "DEALLOCATE", space::deallocate, NEEDS_FH | MODIFIES | USES_STATEID | V42,
+        wire::SpaceArgs,
+        rsize: |_, _| RESULT_HEADER,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::SEEK as usize] = row! {
+        "SEEK", space::seek, NEEDS_FH | USES_STATEID | V42, wire::SeekArgs,
+        rsize: |_, _| RESULT_HEADER + wire::SeekResOk::LEN as u32,
+        stateid: |a| &mut a.stateid,
+    };
+    t[op::READ_PLUS as usize] = row! {
+        "READ_PLUS", space::read_plus, NEEDS_FH | USES_STATEID | V42, wire::ReadPlusArgs,
+        rsize: |a, _| RESULT_HEADER + 8 + space::read_plus_budget(a.count.min(io::MAX_IO)) as u32,
+        stateid: |a| &mut a.stateid,
+    };
     t[op::COPY as usize] = v42("COPY");
     t[op::COPY_NOTIFY as usize] = v42("COPY_NOTIFY");
-    t[op::DEALLOCATE as usize] = v42("DEALLOCATE");
     t[op::IO_ADVISE as usize] = v42("IO_ADVISE");
     t[op::LAYOUTERROR as usize] = v42("LAYOUTERROR");
     t[op::LAYOUTSTATS as usize] = v42("LAYOUTSTATS");
     t[op::OFFLOAD_CANCEL as usize] = v42("OFFLOAD_CANCEL");
     t[op::OFFLOAD_STATUS as usize] = v42("OFFLOAD_STATUS");
-    t[op::READ_PLUS as usize] = v42("READ_PLUS");
-    t[op::SEEK as usize] = v42("SEEK");
     t[op::WRITE_SAME as usize] = v42("WRITE_SAME");
     t[op::CLONE as usize] = v42("CLONE");
     t[op::GETXATTR as usize] = v42("GETXATTR");
@@ -461,13 +479,17 @@ mod tests {
         assert_eq!(
             with(USES_STATEID),
             [
+                "ALLOCATE",
                 "CLOSE",
+                "DEALLOCATE",
                 "DELEGRETURN",
                 "FREE_STATEID",
                 "LOCK",
                 "LOCKU",
                 "OPEN_DOWNGRADE",
                 "READ",
+                "READ_PLUS",
+                "SEEK",
                 "SETATTR",
                 "WRITE"
             ]

@@ -82,6 +82,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Make earlier unstable writes to `h` durable.
     fn commit(&self, h: &ObjHandle) -> FsResult<()>;
 
+    /// SEEK (RFC 7862 §15.11): the first offset at or after `offset` of regular file
+    /// `h` that is in data (`data`) or in a hole (the end of the file counts as one).
+    /// `None`: there is none (`offset` at or past the end, or no data after it).
+    fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>>;
+    /// ALLOCATE (RFC 7862 §15.1): space for `[offset, offset + length)` is reserved, so
+    /// writes there do not fail for want of it; the file grows to cover the range.
+    fn allocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()>;
+    /// DEALLOCATE (RFC 7862 §15.4): `[offset, offset + length)` becomes a hole that
+    /// reads as zeros and holds no space; the size does not change.
+    fn deallocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()>;
+
     /// Create (or, unless `exclusive`, open an existing) regular file. Returns the
     /// handle and whether it was created. `attrs` are applied to a new file only.
     fn create_file(

@@ -76,6 +76,10 @@ pub fn run(req: FileIo) -> FileIoDone {
             };
             (r.map_or_else(errno, |()| 0), Vec::new())
         }
+        FileOp::Fallocate { mode, offset, len } => (
+            io::fallocate(fd, mode, offset, len).map_or_else(errno, |()| 0),
+            Vec::new(),
+        ),
     };
     FileIoDone { result, buf }
 }

@@ -92,6 +92,8 @@ pub enum FileOp {
     },
     /// fsync (fdatasync when `datasync`).
     Fsync { datasync: bool },
+    /// fallocate(2) of `[offset, offset + len)` with `mode` (ALLOCATE, DEALLOCATE).
+    Fallocate { mode: i32, offset: u64, len: u64 },
 }
 
 /// One file operation on one descriptor.

@@ -50,6 +50,7 @@ enum Op {
     Read(u64, u32, i32),
     Write(u64, i32),
     Fsync(bool),
+    Fallocate(i32, u64, u64),
 }
 
 /// The worker's file operations in flight.
@@ -90,6 +91,9 @@ impl FileOps {
                 caching,
             } => (Vec::new(), data, Op::Write(offset, caching.rw_flags())),
             FileOp::Fsync { datasync } => (Vec::new(), Bytes::new(), Op::Fsync(datasync)),
+            FileOp::Fallocate { mode, offset, len } => {
+                (Vec::new(), Bytes::new(), Op::Fallocate(mode, offset, len))
+            }
         };
         let read_at = matches!(kind, Op::Read(..)).then_some(buf.len());
         let key = self.slots.insert(InFlight {
@@ -127,6 +131,10 @@ impl FileOps {
                 };
                 opcode::Fsync::new(fd).flags(flags).build()
             }
+            Op::Fallocate(mode, offset, len) => opcode::Fallocate::new(fd, len)
+                .offset(offset)
+                .mode(mode)
+                .build(),
         };
         // SAFETY: the buffer (`len` bytes of spare capacity after its length for a
         // READ, reserved above), the data (a WRITE) and the

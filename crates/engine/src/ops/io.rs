@@ -47,6 +47,8 @@ pub fn finish(
     }
     let n = done.result as u32;
     match f {
+        IoFinish::Space => IoOutcome::Status(status::NFS4_OK),
+        IoFinish::ReadPlus(w) => super::space::finish_read_plus(&w, &done, out),
         IoFinish::Read {
             offset,
             count,
@@ -741,7 +743,7 @@ mod tests {
                     let kind = match op {
                         FileOp::Write { caching, .. } => format!("write {caching:?}"),
                         FileOp::Fsync { .. } => "fsync".to_string(),
-                        FileOp::Read { .. } => "read".to_string(),
+                        _ => "other".to_string(),
                     };
                     let on = fd.map(|fd| if same(&fd, &df.fd) { "direct" } else { "plain" });
                     seen.push((kind, on));

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod open;
 pub mod open_deleg;
 pub mod session;
+pub mod space;
 pub mod stateid_ops;
 
 use crate::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, status};

@@ -137,3 +137,8 @@ pub(crate) fn fdatasync(fd: BorrowedFd<'_>) -> FsResult<()> {
     }
     Ok(())
 }
+
+/// fallocate(2) with `mode` over `[offset, offset + len)`.
+pub(crate) fn fallocate(fd: BorrowedFd<'_>, mode: i32, offset: u64, len: u64) -> FsResult<()> {
+    sys::fallocate(fd, mode, offset, len)
+}

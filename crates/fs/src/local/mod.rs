@@ -260,6 +260,17 @@ impl LocalBackend {
         }
     }
 
+    /// The open regular file `h` for a change of its data: refused on a read-only
+    /// export, or when it could only be opened for reading.
+    fn writable_file(&self, h: &ObjHandle) -> FsResult<Arc<OpenFile>> {
+        let f = self.file(h)?;
+        if let Some(e) = f.write_err {
+            return Err(e);
+        }
+        self.check_writable()?;
+        Ok(f)
+    }
+
     /// The open regular file `h`, from the cache or opened (read-write when possible).
     fn file(&self, h: &ObjHandle) -> FsResult<Arc<OpenFile>> {
         if let Some(f) = self.files.get(h) {

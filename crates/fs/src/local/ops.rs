@@ -398,15 +398,27 @@ impl Backend for LocalBackend {
     }
 
     fn io_file(&self, h: &ObjHandle, write: bool) -> Option<FsResult<ringnfs_service::IoFd>> {
-        Some(self.file(h).and_then(|f| {
-            if write {
-                if let Some(e) = f.write_err {
-                    return Err(e);
-                }
-                self.check_writable()?;
-            }
-            Ok(f as ringnfs_service::IoFd)
-        }))
+        let f = if write {
+            self.writable_file(h)
+        } else {
+            self.file(h)
+        };
+        Some(f.map(|f| f as ringnfs_service::IoFd))
+    }
+
+    fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>> {
+        sys::seek_data_hole(self.file(h)?.fd.as_fd(), offset, data)
+    }
+
+    fn allocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()> {
+        let f = self.writable_file(h)?;
+        sys::fallocate(f.fd.as_fd(), 0, offset, length)
+    }
+
+    fn deallocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()> {
+        let f = self.writable_file(h)?;
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        sys::fallocate(f.fd.as_fd(), mode, offset, length)
     }
 
     fn direct_file(&self, h: &ObjHandle) -> Option<crate::DirectFile> {

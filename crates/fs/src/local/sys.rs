@@ -326,6 +326,44 @@ pub(super) fn lseek_set(fd: BorrowedFd<'_>, off: i64) -> FsResult<()> {
     if r < 0 { Err(last_err()) } else { Ok(()) }
 }
 
+/// lseek(2) with SEEK_DATA (`data`) or SEEK_HOLE from `off`; `None` for ENXIO (at or
+/// past the end, or no data after `off`).
+pub(super) fn seek_data_hole(fd: BorrowedFd<'_>, off: u64, data: bool) -> FsResult<Option<u64>> {
+    let off = i64::try_from(off).map_err(|_| FsError::Inval)?;
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    // SAFETY: lseek on a descriptor we hold; no memory is passed.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), off, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    match errno() {
+        libc::ENXIO => Ok(None),
+        e => Err(FsError::from_errno(e)),
+    }
+}
+
+/// fallocate(2) of `[off, off + len)` with `mode` (0: allocate, growing the file;
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: deallocate).
+pub(super) fn fallocate(fd: BorrowedFd<'_>, mode: i32, off: u64, len: u64) -> FsResult<()> {
+    let off = i64::try_from(off).map_err(|_| FsError::FBig)?;
+    let len = i64::try_from(len).map_err(|_| FsError::FBig)?;
+    loop {
+        // SAFETY: fallocate on a descriptor we hold; no memory is passed.
+        let r = unsafe { libc::fallocate(fd.as_raw_fd(), mode, off, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        match errno() {
+            libc::EINTR => continue,
+            e => return Err(FsError::from_errno(e)),
+        }
+    }
+}
+
 /// getdents64(2) into `buf`; returns the number of bytes filled (0 at the end).
 pub(super) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> FsResult<usize> {
     loop {

@@ -213,6 +213,16 @@ pub mod status {
     pub const NFS4ERR_REJECT_DELEG: NfsStatus = NfsStatus(10085);
     pub const NFS4ERR_RETURNCONFLICT: NfsStatus = NfsStatus(10086);
     pub const NFS4ERR_DELEG_REVOKED: NfsStatus = NfsStatus(10087);
+    // NFSv4.2 (RFC 7862 §11.2) and extended attributes (RFC 8276 §8.1).
+    pub const NFS4ERR_PARTNER_NOTSUPP: NfsStatus = NfsStatus(10088);
+    pub const NFS4ERR_PARTNER_NO_AUTH: NfsStatus = NfsStatus(10089);
+    pub const NFS4ERR_UNION_NOTSUPP: NfsStatus = NfsStatus(10090);
+    pub const NFS4ERR_OFFLOAD_DENIED: NfsStatus = NfsStatus(10091);
+    pub const NFS4ERR_WRONG_LFS: NfsStatus = NfsStatus(10092);
+    pub const NFS4ERR_BADLABEL: NfsStatus = NfsStatus(10093);
+    pub const NFS4ERR_OFFLOAD_NO_REQS: NfsStatus = NfsStatus(10094);
+    pub const NFS4ERR_NOXATTR: NfsStatus = NfsStatus(10095);
+    pub const NFS4ERR_XATTR2BIG: NfsStatus = NfsStatus(10096);
 }
 
 /// An nfsstat4 (RFC 8881 §15): what an operation or a COMPOUND answers. A status is
@@ -365,6 +375,15 @@ pub fn status_name(s: NfsStatus) -> Option<&'static str> {
         status::NFS4ERR_REJECT_DELEG => "NFS4ERR_REJECT_DELEG",
         status::NFS4ERR_RETURNCONFLICT => "NFS4ERR_RETURNCONFLICT",
         status::NFS4ERR_DELEG_REVOKED => "NFS4ERR_DELEG_REVOKED",
+        status::NFS4ERR_PARTNER_NOTSUPP => "NFS4ERR_PARTNER_NOTSUPP",
+        status::NFS4ERR_PARTNER_NO_AUTH => "NFS4ERR_PARTNER_NO_AUTH",
+        status::NFS4ERR_UNION_NOTSUPP => "NFS4ERR_UNION_NOTSUPP",
+        status::NFS4ERR_OFFLOAD_DENIED => "NFS4ERR_OFFLOAD_DENIED",
+        status::NFS4ERR_WRONG_LFS => "NFS4ERR_WRONG_LFS",
+        status::NFS4ERR_BADLABEL => "NFS4ERR_BADLABEL",
+        status::NFS4ERR_OFFLOAD_NO_REQS => "NFS4ERR_OFFLOAD_NO_REQS",
+        status::NFS4ERR_NOXATTR => "NFS4ERR_NOXATTR",
+        status::NFS4ERR_XATTR2BIG => "NFS4ERR_XATTR2BIG",
         _ => return None,
     })
 }

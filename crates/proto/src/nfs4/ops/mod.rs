@@ -45,6 +45,7 @@ pub mod io;
 pub mod lock;
 pub mod open;
 pub mod session;
+pub mod space;
 pub mod stateid_ops;
 
 pub use attr::*;
@@ -56,6 +57,7 @@ pub use io::*;
 pub use lock::*;
 pub use open::*;
 pub use session::*;
+pub use space::*;
 pub use stateid_ops::*;
 
 use crate::xdr::{XdrDecoder, XdrError};

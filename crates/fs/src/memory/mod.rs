@@ -26,6 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use ringnfs_service::Bytes;
 
+mod data;
+use data::FileData;
+
 use super::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FileType, FsError, FsResult, FsStats, ObjHandle,
     SetAttrs, SetTime, Stability, Timespec,
@@ -35,8 +38,6 @@ use super::{
 const ROOT_ID: u64 = 1;
 /// Cookies 0, 1 and 2 mean "start", ".", ".." to NFS clients, so entries start at 3.
 const FIRST_COOKIE: u64 = 3;
-/// Unit of sparse file storage.
-const CHUNK: u64 = 64 * 1024;
 /// Size reported for directories (like ext4's first block; clients only display it).
 const DIR_SIZE: u64 = 4096;
 const HANDLE_LEN: usize = 16;
@@ -107,15 +108,6 @@ impl std::fmt::Debug for MemoryBackend {
     }
 }
 
-/// Regular file data: sparse chunks, no data beyond the file size (truncation trims,
-/// so extending again exposes zeros, not old bytes).
-#[derive(Default)]
-struct FileData {
-    chunks: BTreeMap<u64, Chunk>,
-    /// Sum of the chunk lengths (kept to answer `space_used` in O(1)).
-    allocated: u64,
-}
-
 struct Dir {
     /// The parent directory; the root is its own parent.
     parent: u64,
@@ -147,164 +139,36 @@ struct Tree {
     used_bytes: u64,
 }
 
-// ---------------------------------------------------------------------------------
-// File data
-
-/// One chunk of file data: bytes of its own, or a slice of a received record.
-enum Chunk {
-    Owned(Vec<u8>),
-    Shared(Bytes),
-}
-
-impl Default for Chunk {
-    fn default() -> Self {
-        Chunk::Owned(Vec::new())
+/// The regular file data of `c`.
+fn file_data(c: &mut Content) -> FsResult<&mut FileData> {
+    match c {
+        Content::File(d) => Ok(d),
+        Content::Dir(_) => Err(FsError::IsDir),
+        _ => Err(FsError::Inval),
     }
 }
 
-impl Chunk {
-    fn len(&self) -> usize {
-        self.bytes().len()
+/// The end of an ALLOCATE/DEALLOCATE range, as fallocate(2) judges it: an empty range
+/// is `Inval`, one past `max` (or past the largest offset) `FBig`.
+fn space_range(offset: u64, length: u64, max: u64) -> FsResult<u64> {
+    if length == 0 {
+        return Err(FsError::Inval);
     }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Shared(b) => b,
-        }
-    }
-
-    /// The chunk as bytes of its own (a shared one is copied first).
-    fn owned(&mut self) -> &mut Vec<u8> {
-        if let Chunk::Shared(b) = self {
-            let mut v = Vec::with_capacity(CHUNK as usize);
-            v.extend_from_slice(b);
-            *self = Chunk::Owned(v);
-        }
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Shared(_) => unreachable!("made owned above"),
-        }
-    }
-
-    fn truncate(&mut self, len: usize) {
-        match self {
-            Chunk::Owned(v) => {
-                v.truncate(len);
-                v.shrink_to_fit();
-            }
-            Chunk::Shared(b) => b.truncate(len),
-        }
+    match offset.checked_add(length) {
+        Some(end) if end <= max && end <= i64::MAX as u64 => Ok(end),
+        _ => Err(FsError::FBig),
     }
 }
 
-impl FileData {
-    /// Copy `[offset, min(offset+count, size))` onto `buf`, holes as zeros. True at EOF.
-    fn read(&self, size: u64, offset: u64, count: u32, buf: &mut Vec<u8>) -> bool {
-        if offset >= size {
-            return true;
-        }
-        let end = size.min(offset.saturating_add(u64::from(count)));
-        if end == offset {
-            return false;
-        }
-        // Append chunk by chunk (zeros only for holes): no zero-fill of the whole range
-        // before copying over it.
-        buf.reserve((end - offset) as usize);
-        let mut at = offset;
-        for (&idx, chunk) in self.chunks.range(offset / CHUNK..=(end - 1) / CHUNK) {
-            let cstart = idx * CHUNK;
-            let lo = cstart.max(at);
-            let hi = (cstart + chunk.len() as u64).min(end);
-            if lo < hi {
-                buf.resize(buf.len() + (lo - at) as usize, 0);
-                buf.extend_from_slice(
-                    &chunk.bytes()[(lo - cstart) as usize..(hi - cstart) as usize],
-                );
-                at = hi;
-            }
-        }
-        buf.resize(buf.len() + (end - at) as usize, 0);
-        end >= size
-    }
-
-    /// Chunks touched by `[offset, end)` with the range inside each chunk.
-    fn spans(offset: u64, end: u64) -> impl Iterator<Item = (u64, usize, usize)> {
-        let first = offset / CHUNK;
-        // One past the last chunk touched; an empty range touches none.
-        let stop = if end > offset {
-            (end - 1) / CHUNK + 1
-        } else {
-            first
-        };
-        (first..stop).map(move |idx| {
-            let cstart = idx * CHUNK;
-            let lo = offset.max(cstart) - cstart;
-            let hi = end.min(cstart + CHUNK) - cstart;
-            (idx, lo as usize, hi as usize)
-        })
-    }
-
-    /// Bytes a write of `len` at `offset` would add to `allocated`.
-    fn growth(&self, offset: u64, len: u64) -> u64 {
-        Self::spans(offset, offset + len)
-            .map(|(idx, _, hi)| {
-                let have = self.chunks.get(&idx).map_or(0, Chunk::len);
-                hi.saturating_sub(have) as u64
-            })
-            .sum()
-    }
-
-    /// Write `data` at `offset`; `shared` is the same bytes as a slice of a received
-    /// record, kept as the chunk where the write covers one whole.
-    fn write(&mut self, offset: u64, data: &[u8], shared: Option<&Bytes>) {
-        let mut src = data;
-        let mut at = 0;
-        for (idx, lo, hi) in Self::spans(offset, offset + data.len() as u64) {
-            let entry = self.chunks.entry(idx).or_default();
-            if let Some(b) = shared
-                && lo == 0
-                && hi >= entry.len()
-            {
-                // From the chunk's start past its data: nothing of it survives.
-                self.allocated += hi as u64;
-                self.allocated -= entry.len() as u64;
-                *entry = Chunk::Shared(b.slice(at..at + hi));
-                src = &src[hi..];
-                at += hi;
-                continue;
-            }
-            let chunk = entry.owned();
-            if chunk.len() < hi {
-                // Grow at most to a whole chunk so appends do not over-allocate 2x.
-                let want = (chunk.len() * 2).clamp(hi, CHUNK as usize);
-                chunk.reserve_exact(want - chunk.len());
-                self.allocated += (hi - chunk.len()) as u64;
-                chunk.resize(hi, 0);
-            }
-            let (now, rest) = src.split_at(hi - lo);
-            chunk[lo..hi].copy_from_slice(now);
-            src = rest;
-            at += hi - lo;
-        }
-    }
-
-    /// Drop data at and beyond `size`; returns the bytes freed.
-    fn truncate(&mut self, size: u64) -> u64 {
-        let before = self.allocated;
-        let first_gone = size.div_ceil(CHUNK);
-        let gone = self.chunks.split_off(&first_gone);
-        self.allocated -= gone.values().map(|c| c.len() as u64).sum::<u64>();
-        let tail = (size % CHUNK) as usize;
-        if tail != 0
-            && let Some(chunk) = self.chunks.get_mut(&(size / CHUNK))
-            && chunk.len() > tail
-        {
-            self.allocated -= (chunk.len() - tail) as u64;
-            chunk.truncate(tail);
-        }
-        before - self.allocated
-    }
+/// RAM available now (`MemAvailable` in /proc/meminfo), 0 if it cannot be read.
+fn free_ram() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib.saturating_mul(1024))
 }
 
 // ---------------------------------------------------------------------------------
@@ -992,6 +856,54 @@ impl Backend for MemoryBackend {
         self.tree.read().get(id).map(|_| ())
     }
 
+    fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>> {
+        let id = self.fileid(h)?;
+        let t = self.tree.read();
+        let inode = t.get(id)?;
+        match &inode.content {
+            Content::File(d) => Ok(d.seek(inode.attrs.size, offset, data)),
+            Content::Dir(_) => Err(FsError::IsDir),
+            _ => Err(FsError::Inval),
+        }
+    }
+
+    fn allocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()> {
+        let id = self.fileid(h)?;
+        let end = space_range(offset, length, self.opts.max_file_size)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let used = t.used_bytes;
+        let inode = t.get_mut(id)?;
+        let file = file_data(&mut inode.content)?;
+        let growth = file.allocate_growth(offset, end);
+        let fits = match self.opts.capacity_bytes {
+            Some(cap) => used.saturating_add(growth) <= cap,
+            // Unlimited: still never more than half of the RAM free now in one go.
+            None => growth <= free_ram() / 2,
+        };
+        if !fits {
+            return Err(FsError::NoSpc);
+        }
+        file.allocate(offset, end);
+        inode.attrs.size = inode.attrs.size.max(end);
+        inode.touch_mtime(now);
+        t.used_bytes += growth;
+        Ok(())
+    }
+
+    fn deallocate(&self, h: &ObjHandle, offset: u64, length: u64) -> FsResult<()> {
+        let id = self.fileid(h)?;
+        let end = space_range(offset, length, u64::MAX)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let inode = t.get_mut(id)?;
+        let size = inode.attrs.size;
+        let freed = file_data(&mut inode.content)?.deallocate(offset, end.min(size));
+        inode.touch_mtime(now);
+        t.used_bytes -= freed;
+        Ok(())
+    }
+
     fn create_file(
         &self,
         dir: &ObjHandle,
@@ -1184,6 +1096,7 @@ impl Backend for MemoryBackend {
 
 #[cfg(test)]
 mod tests {
+    use super::data::CHUNK;
     use super::*;
     use crate::conformance;
 
@@ -1480,7 +1393,7 @@ mod tests {
             let eof = data.read(model.len() as u64, 0, u32::MAX, &mut buf);
             assert!(eof);
             assert!(buf == model, "round {round}: content differs");
-            let held: u64 = data.chunks.values().map(|c| c.len() as u64).sum();
+            let held = data.held_bytes();
             assert_eq!(held, data.allocated, "round {round}: allocation count");
             assert!(
                 data.allocated <= model.len() as u64,
