@@ -26,7 +26,8 @@ pub use files::{Fh, Files, OpenFile};
 /// server's).
 pub use ops::wire::{
     BindConnArgs, BindConnResOk, CloseArgs, CommitArgs, CreateSessionResOk, LockuArgs,
-    OpenDowngradeArgs, ReadArgs, ReaddirArgs, SequenceArgs, SequenceResOk,
+    OpenDowngradeArgs, ReadArgs, ReaddirArgs, SeekArgs, SeekResOk, SequenceArgs, SequenceResOk,
+    SpaceArgs, data_content4,
 };
 pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,

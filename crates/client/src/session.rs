@@ -203,7 +203,14 @@ impl Session {
     fn encode(&self, slot: u32, seqid: u32, highest: u32, cachethis: bool, ops: &[Op]) -> Vec<u8> {
         let mut a = Vec::with_capacity(128);
         a.put_opaque(b"");
-        a.put_u32(1);
+        // NFSv4.2 ops (RFC 7862, numbered from ALLOCATE on) go in a minor version 2
+        // COMPOUND on the same session; everything else in 4.1.
+        let minor = if ops.iter().any(|o| o.opnum() >= op::ALLOCATE) {
+            2
+        } else {
+            1
+        };
+        a.put_u32(minor);
         a.put_u32(ops.len() as u32 + 1);
         a.put_u32(op::SEQUENCE);
         SequenceArgs {

@@ -1122,6 +1122,39 @@ mod tests {
         b.tree.read().used_bytes
     }
 
+    /// ALLOCATE reserves within the capacity (all or nothing, NoSpc beyond it) and
+    /// counts what it holds; DEALLOCATE gives it back.
+    #[test]
+    fn allocate_is_bounded_by_the_capacity() {
+        let b = MemoryBackend::new(MemoryOptions {
+            capacity_bytes: Some(4 * CHUNK),
+            ..Default::default()
+        });
+        let f = new_file(&b, &b.root(), "f");
+        assert_eq!(b.allocate(&f, 0, 5 * CHUNK), Err(FsError::NoSpc));
+        assert_eq!(
+            (b.getattr(&f).unwrap().size, used(&b)),
+            (0, 0),
+            "nothing done"
+        );
+        b.allocate(&f, CHUNK, 2 * CHUNK)
+            .expect("within the capacity");
+        let a = b.getattr(&f).unwrap();
+        assert_eq!(
+            (a.size, a.space_used, used(&b)),
+            (3 * CHUNK, 2 * CHUNK, 2 * CHUNK),
+            "the two chunks of the range are held, the one before is a hole"
+        );
+        assert_eq!(b.allocate(&f, 0, 0), Err(FsError::Inval));
+        assert_eq!(b.deallocate(&f, u64::MAX, 2), Err(FsError::FBig));
+        b.deallocate(&f, 0, 10 * CHUNK).expect("past the end too");
+        let a = b.getattr(&f).unwrap();
+        assert_eq!((a.size, a.space_used, used(&b)), (3 * CHUNK, 0, 0));
+        assert_eq!(b.seek(&f, 0, true), Ok(None), "all hole");
+        assert_eq!(b.seek(&f, 5, false), Ok(Some(5)));
+        assert_eq!(b.allocate(&b.root(), 0, 1), Err(FsError::IsDir));
+    }
+
     #[test]
     fn conformance() {
         conformance::run_all(&MemoryBackend::new(Default::default()));
@@ -1362,10 +1395,28 @@ mod tests {
         let mut seed = 42;
         for round in 0..2000 {
             let size = model.len() as u64;
-            if lcg(&mut seed).is_multiple_of(5) {
+            let pick = lcg(&mut seed) % 10;
+            if pick < 2 {
                 let new = lcg(&mut seed) % (4 * CHUNK);
                 data.truncate(new);
                 model.resize(new as usize, 0);
+            } else if pick == 2 {
+                // ALLOCATE: the bytes stay, the size may grow; the growth is foretold.
+                let off = lcg(&mut seed) % (4 * CHUNK);
+                let end = off + 1 + lcg(&mut seed) % (CHUNK + 100);
+                let foretold = data.allocate_growth(off, end);
+                let before = data.allocated;
+                data.allocate(off, end);
+                assert_eq!(data.allocated - before, foretold, "round {round}");
+                model.resize(model.len().max(end as usize), 0);
+            } else if pick == 3 {
+                // DEALLOCATE within the size: zeros.
+                let off = lcg(&mut seed) % (4 * CHUNK);
+                let end = (off + 1 + lcg(&mut seed) % (2 * CHUNK)).min(size);
+                data.deallocate(off, end);
+                if off < end {
+                    model[off as usize..end as usize].fill(0);
+                }
             } else {
                 let off = lcg(&mut seed) % (4 * CHUNK);
                 let len = lcg(&mut seed) % (CHUNK + 100);
@@ -1399,6 +1450,27 @@ mod tests {
                 data.allocated <= model.len() as u64,
                 "round {round}: data beyond size"
             );
+            // SEEK: what is called a hole reads as zeros, data is found where it is.
+            let size = model.len() as u64;
+            let zeros =
+                |from: u64, to: u64| model[from as usize..to as usize].iter().all(|b| *b == 0);
+            for _ in 0..4 {
+                let off = lcg(&mut seed) % (size + 10);
+                let next_data = data.seek(size, off, true);
+                let hole = data.seek(size, off, false);
+                if off >= size {
+                    assert_eq!((next_data, hole), (None, None), "round {round}");
+                    continue;
+                }
+                match next_data {
+                    Some(d) => assert!(d >= off && d < size && zeros(off, d), "round {round}"),
+                    None => assert!(zeros(off, size), "round {round}: data after {off}"),
+                }
+                let h = hole.expect("a hole at the end at least");
+                assert!(h >= off && h <= size, "round {round}");
+                let after = data.seek(size, h, true).unwrap_or(size);
+                assert!(zeros(h, after), "round {round}: hole at {h} holds data");
+            }
         }
     }
 
