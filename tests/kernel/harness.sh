@@ -20,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42"
 # Scenarios that need this harness's own server (its control plane, restarts).
 OWN_SERVER_SCENARIOS="rebind limit drain restart"
 
@@ -173,7 +173,7 @@ log "kernel $KERNEL = $KVER"
 
 # ------------------------------------------------------------------ initramfs
 IMG=$KDIR/initramfs.cpio.gz
-INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
+INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/sparse.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
 rebuild=0
 [ -s "$IMG" ] || rebuild=1
 for f in "${INPUTS[@]}"; do [ "$f" -nt "$IMG" ] && rebuild=1; done
@@ -187,6 +187,7 @@ if [ $rebuild = 1 ]; then
     done
     gcc -static -O2 -Wall -o "$R/bin/nfsmount" "$HERE/nfsmount.c"
     gcc -static -O2 -Wall -o "$R/bin/locktest" "$HERE/locktest.c"
+    gcc -static -O2 -Wall -o "$R/bin/sparse" "$HERE/sparse.c"
     : >"$R/modules.load"
     # Dependency closure, in load order, from the kernel's own modules.dep.
     for m in virtio_pci virtio_net nfsv4; do
@@ -742,8 +743,8 @@ fi
 
 # Steps by scenario: "PART <name> BEGIN" ... "STEP ..." ... "PART <name> END (<s> s)".
 awk '
-    /^PART [a-z]+ BEGIN/ {part = $2; order[++np] = part; next}
-    /^PART [a-z]+ END/ {done[$2] = 1; next}
+    /^PART [a-z0-9]+ BEGIN/ {part = $2; order[++np] = part; next}
+    /^PART [a-z0-9]+ END/ {done[$2] = 1; next}
     /^  \| / {buf = buf $0 "\n"; next}
     /^STEP / {
         p = (part == "" ? "-" : part)

@@ -2,7 +2,7 @@
 # Guest side of the ringnfs kernel harness (busybox sh, run as root).
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
-#                 basic nconnect trunk reconnect rebind limit drain restart (or all)
+#                 basic nconnect trunk reconnect rebind limit drain restart v42 (or all)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -549,6 +549,77 @@ part_restart() {
     part_end
 }
 
+# ---------------------------------------------------------------- v42 (NFSv4.2 ops)
+# The file /tmp/s is the model: the same steps done to it with plain writes, so the
+# bytes read back over NFS (through READ_PLUS where the kernel uses it) compare by md5.
+V=/mnt/v/s
+v_vers() {
+    grep ' /mnt ' /proc/mounts
+    grep ' /mnt ' /proc/mounts | grep -q 'vers=4.2' || fail "not an NFSv4.2 mount"
+}
+v_mk() { mkdir -p /mnt/v && sparse mk /tmp/s && sparse mk $V && ls -ls $V; }
+v_seek() {
+    d0=$(sparse seek $V 0 data) && h0=$(sparse seek $V 0 hole) &&
+        d1=$(sparse seek $V "$h0" data) && h1=$(sparse seek $V 1048576 hole) &&
+        tail=$(sparse seek $V 1200000 data) && past=$(sparse seek $V 3000000 data) || exit $?
+    echo "data@0=$d0 hole@0=$h0 data@$h0=$d1 hole@1M=$h1 data@1200000=$tail data@3000000=$past"
+    [ "$d0" = 0 ] || fail "SEEK_DATA from 0: $d0"
+    [ "$h0" -ge 8192 ] && [ "$h0" -lt 1048576 ] || fail "SEEK_HOLE from 0: $h0"
+    [ "$d1" = 1048576 ] || fail "SEEK_DATA from the hole: $d1"
+    [ "$h1" -ge 1052672 ] && [ "$h1" -le 2097152 ] || fail "SEEK_HOLE from 1 MiB: $h1"
+    [ "$tail" = ENXIO ] || fail "SEEK_DATA in the trailing hole: $tail (want ENXIO)"
+    [ "$past" = ENXIO ] || fail "SEEK_DATA past the end: $past (want ENXIO)"
+}
+v_same() { # the file over NFS, read cold, is the model
+    echo 3 >/proc/sys/vm/drop_caches
+    a=$(md5sum </tmp/s) && b=$(md5sum <$V) || exit $?
+    echo "model $a nfs $b; $(sparse blocks $V)"
+    [ "$a" = "$b" ] || fail "md5 differs"
+    [ "$(stat -c %s $V)" = "$(stat -c %s /tmp/s)" ] || fail "size $(stat -c %s $V)"
+}
+v_read_plus_used() { # how many READ_PLUS calls the client made (0 where it uses READ)
+    awk '$1 == "READ_PLUS:" {print $2; exit}' /proc/self/mountstats
+}
+v_falloc() {
+    sparse falloc $V 2097152 1048576 || exit $?
+    truncate -s 3145728 /tmp/s
+    [ "$(stat -c %s $V)" = 3145728 ] || fail "size after fallocate: $(stat -c %s $V)"
+    sparse blocks $V
+}
+v_punch() {
+    before=$(sparse blocks $V | awk '{print $4}')
+    sparse punch $V 0 4096 || exit $?
+    dd if=/dev/zero of=/tmp/s bs=4096 count=1 conv=notrunc 2>/dev/null
+    after=$(sparse blocks $V | awk '{print $4}')
+    d=$(sparse seek $V 0 data)
+    echo "blocks $before -> $after; SEEK_DATA from 0 after the punch: $d"
+    [ "$after" -lt "$before" ] || fail "no space freed"
+    [ "$d" = 4096 ] || fail "SEEK_DATA after the punch: $d (want 4096)"
+}
+v_rm() { rm -r /mnt/v; }
+
+part_v42() {
+    part_begin v42
+    echo "INFO part v42: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS (opts: ${OPTS:-none})"
+    step v_mount b_mount || { part_end; return; }
+    if step v_vers v_vers && step v_mk v_mk; then
+        step v_seek v_seek && hstep srv_seek check delta ops.SEEK ge 6
+        step v_read_back v_same
+        rp=$(v_read_plus_used)
+        echo "INFO READ_PLUS calls by the client: ${rp:-none}"
+        if [ "${rp:-0}" -gt 0 ]; then
+            hstep srv_read_plus check delta ops.READ_PLUS ge 1
+        fi
+        step v_fallocate v_falloc && hstep srv_allocate check delta ops.ALLOCATE ge 1
+        step v_read_back_2 v_same
+        step v_punch_hole v_punch && hstep srv_deallocate check delta ops.DEALLOCATE ge 1
+        step v_read_back_3 v_same
+        step v_rm v_rm
+    fi
+    step v_umount b_umount
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -558,10 +629,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
