@@ -192,6 +192,30 @@ impl CompoundReply {
             verifier: r.verifier,
         })
     }
+    pub fn getxattr(&self) -> Result<Vec<u8>, ClientError> {
+        Ok(
+            wire::GetXattrResOk::from_bytes(self.ok_body(op::GETXATTR)?)?
+                .value
+                .to_vec(),
+        )
+    }
+    pub fn setxattr(&self) -> Result<wire::ChangeInfo, ClientError> {
+        Ok(wire::ChangeInfo::from_bytes(self.ok_body(op::SETXATTR)?)?)
+    }
+    pub fn removexattr(&self) -> Result<wire::ChangeInfo, ClientError> {
+        Ok(wire::ChangeInfo::from_bytes(
+            self.ok_body(op::REMOVEXATTR)?,
+        )?)
+    }
+    /// LISTXATTRS4resok: (names, next cookie, eof).
+    pub fn listxattrs(&self) -> Result<(Vec<Vec<u8>>, u64, bool), ClientError> {
+        let r = wire::ListXattrsResOk::from_bytes(self.ok_body(op::LISTXATTRS)?)?;
+        Ok((
+            r.names.iter().map(|n| n.to_vec()).collect(),
+            r.cookie,
+            r.eof,
+        ))
+    }
     pub fn seek(&self) -> Result<wire::SeekResOk, ClientError> {
         Ok(wire::SeekResOk::from_bytes(self.ok_body(op::SEEK)?)?)
     }

@@ -202,6 +202,12 @@ ops! { out;
     ReadPlus(a: wire::ReadArgs) = op::READ_PLUS => a.encode(out);
     Allocate(a: wire::SpaceArgs) = op::ALLOCATE => a.encode(out);
     Deallocate(a: wire::SpaceArgs) = op::DEALLOCATE => a.encode(out);
+    GetXattr(name: Vec<u8>) = op::GETXATTR => wire::XattrNameArgs { name }.encode(out);
+    /// SETXATTR with a raw setxattr_option4 (tests send undefined ones).
+    SetXattr { option: u32, name: Vec<u8>, value: Vec<u8> } = op::SETXATTR =>
+        wire::SetXattrArgs { option: *option, name, value }.encode(out);
+    ListXattrs(a: wire::ListXattrsArgs) = op::LISTXATTRS => a.encode(out);
+    RemoveXattr(name: Vec<u8>) = op::REMOVEXATTR => wire::XattrNameArgs { name }.encode(out);
     /// Any operation number followed by pre-encoded argument bytes (may be illegal).
     Raw { opnum: u32, args: Vec<u8> } = *opnum => out.put_raw(args);
 }

@@ -10,7 +10,7 @@
 
 use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
 use super::ctx::{CompoundCtx, OpResult};
-use super::ops::{attr, dir, fh, io, lock, open, session, space, stateid_ops};
+use super::ops::{attr, dir, fh, io, lock, open, session, space, stateid_ops, xattr};
 use super::row::*;
 use ringnfs_proto::nfs4::ops as wire;
 use ringnfs_proto::stateid::Stateid;
@@ -376,10 +376,23 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::OFFLOAD_STATUS as usize] = v42("OFFLOAD_STATUS");
     t[op::WRITE_SAME as usize] = v42("WRITE_SAME");
     t[op::CLONE as usize] = v42("CLONE");
-    t[op::GETXATTR as usize] = v42("GETXATTR");
-    t[op::SETXATTR as usize] = v42("SETXATTR");
-    t[op::LISTXATTRS as usize] = v42("LISTXATTRS");
-    t[op::REMOVEXATTR as usize] = v42("REMOVEXATTR");
+    // ---- extended attributes (ops/xattr.rs, proto nfs4/ops/xattr.rs; RFC 8276) ----
+    t[op::GETXATTR as usize] = row! {
+        "GETXATTR", xattr::getxattr, NEEDS_FH | V42, wire::XattrNameArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + 4 + ringnfs_fs::XATTR_SIZE_MAX as u32,
+    };
+    t[op::SETXATTR as usize] = row! {
+        "SETXATTR", xattr::setxattr, NEEDS_FH | MODIFIES | V42, wire::SetXattrArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + CINFO,
+    };
+    t[op::LISTXATTRS as usize] = row! {
+        "LISTXATTRS", xattr::listxattrs, NEEDS_FH | V42, wire::ListXattrsArgs,
+        rsize: |a, _| RESULT_HEADER + a.maxcount,
+    };
+    t[op::REMOVEXATTR as usize] = row! {
+        "REMOVEXATTR", xattr::removexattr, NEEDS_FH | MODIFIES | V42, wire::XattrNameArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + CINFO,
+    };
     t
 };
 

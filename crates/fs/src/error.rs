@@ -48,6 +48,10 @@ pub enum FsError {
     BadType,
     #[error("not supported")]
     NotSupp,
+    #[error("no such extended attribute")]
+    NoXattr,
+    #[error("extended attribute value too large")]
+    Xattr2Big,
     #[error("I/O error")]
     Io,
 }
@@ -83,6 +87,8 @@ impl FsError {
             FsError::SymLink => status::NFS4ERR_SYMLINK,
             FsError::BadType => status::NFS4ERR_BADTYPE,
             FsError::NotSupp => status::NFS4ERR_NOTSUPP,
+            FsError::NoXattr => status::NFS4ERR_NOXATTR,
+            FsError::Xattr2Big => status::NFS4ERR_XATTR2BIG,
             FsError::Io => status::NFS4ERR_IO,
         }
     }
@@ -108,6 +114,8 @@ impl FsError {
             libc::EMLINK => FsError::MLink,
             libc::ELOOP => FsError::SymLink,
             libc::EOPNOTSUPP => FsError::NotSupp,
+            libc::ENODATA => FsError::NoXattr,
+            libc::E2BIG => FsError::Xattr2Big,
             _ => FsError::Io,
         }
     }

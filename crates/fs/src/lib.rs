@@ -16,8 +16,14 @@ pub(crate) mod conformance;
 pub use error::{FsError, FsResult};
 pub use types::{
     Attrs, Caller, CreateKind, DirEntry, DirectFile, FileType, FsStats, ObjHandle, SetAttrs,
-    SetTime, Stability, Timespec,
+    SetTime, Stability, Timespec, XattrSet,
 };
+
+/// Longest extended attribute value (Linux's XATTR_SIZE_MAX).
+pub const XATTR_SIZE_MAX: usize = 65536;
+/// Longest extended attribute name without its `user.` prefix (Linux's XATTR_NAME_MAX,
+/// 255, less the prefix).
+pub const XATTR_NAME_MAX: usize = 255 - 5;
 
 /// Longest name component accepted (NFS4ERR_NAMETOOLONG beyond).
 pub const NAME_MAX: usize = 255;
@@ -136,6 +142,24 @@ pub trait Backend: Send + Sync + 'static {
     /// never 0, 1 or 2. Returns the entries and whether the end was reached.
     fn readdir(&self, dir: &ObjHandle, cookie: u64, max: usize) -> FsResult<(Vec<DirEntry>, bool)>;
     fn statfs(&self) -> FsResult<FsStats>;
+
+    /// Extended attributes (RFC 8276) of the `user.` namespace, named without the prefix
+    /// (at most [`XATTR_NAME_MAX`] bytes, no NUL: the caller checks), on regular files
+    /// and directories; `caller` needs read permission to get or list them and write
+    /// permission to change them. The value of `name` (`NoXattr` if there is none).
+    fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>>;
+    /// Set `name` to `value` as `how` says.
+    fn setxattr(
+        &self,
+        h: &ObjHandle,
+        name: &[u8],
+        value: &[u8],
+        how: XattrSet,
+        caller: &Caller,
+    ) -> FsResult<()>;
+    /// The names, in byte order.
+    fn listxattrs(&self, h: &ObjHandle, caller: &Caller) -> FsResult<Vec<Vec<u8>>>;
+    fn removexattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<()>;
 
     /// A descriptor for READ/WRITE/COMMIT of regular file `h` through the worker's
     /// io_uring ring (`write`: open for writing). `None`: the backend has no real files

@@ -222,3 +222,14 @@ impl std::fmt::Debug for DirectFile {
             .finish()
     }
 }
+
+/// How SETXATTR sets an extended attribute (RFC 8276 setxattr_option4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XattrSet {
+    /// Create it or replace it.
+    Either,
+    /// Create it: `Exist` if it is there.
+    Create,
+    /// Replace it: `NoXattr` if it is not there.
+    Replace,
+}

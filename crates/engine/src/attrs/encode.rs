@@ -193,6 +193,9 @@ fn encode_one(out: &mut Vec<u8>, a: u32, src: &AttrSource<'_>) {
         attr::TIME_MODIFY => put_time(out, at.mtime),
         attr::MOUNTED_ON_FILEID => out.put_u64(src.mounted_on_fileid),
         attr::SUPPATTR_EXCLCREAT => encode_bitmap(out, &suppattr_exclcreat()),
+        // Both backends keep `user.` extended attributes (a file system under the local
+        // one that does not answers their ops NFS4ERR_NOTSUPP).
+        attr::XATTR_SUPPORT => out.put_bool(true),
         // `answerable` only lets supported, readable attributes through.
         _ => debug_assert!(false, "attribute {a} not encodable"),
     }

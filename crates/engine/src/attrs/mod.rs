@@ -82,6 +82,7 @@ const SUPPORTED: &[u32] = &[
     attr::TIME_MODIFY_SET,
     attr::MOUNTED_ON_FILEID,
     attr::SUPPATTR_EXCLCREAT,
+    attr::XATTR_SUPPORT,
 ];
 
 /// Attributes SETATTR (and CREATE/OPEN createattrs) accept.

@@ -163,8 +163,15 @@ pub fn granted(a: &Attrs, caller: &Caller, read_only: bool) -> u32 {
             g |= access::EXECUTE;
         }
     }
+    // Extended attributes (RFC 8276 §8.1.3): read and list as reading, write as writing.
+    if r {
+        g |= access::XAREAD | access::XALIST;
+    }
+    if w {
+        g |= access::XAWRITE;
+    }
     if read_only {
-        g &= !(access::MODIFY | access::EXTEND | access::DELETE);
+        g &= !(access::MODIFY | access::EXTEND | access::DELETE | access::XAWRITE);
     }
     g
 }
@@ -173,7 +180,13 @@ pub fn access(ctx: &mut CompoundCtx<'_>, args: AccessArgs, out: &mut Vec<u8>) ->
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     // We can answer every bit; DELETE is meaningful for directories only (as knfsd).
-    let supported = args.access & access::ALL;
+    // The extended attribute bits exist from minor version 2 on.
+    let known = if ctx.minor >= 2 {
+        access::ALL
+    } else {
+        access::ALL & !(access::XAREAD | access::XAWRITE | access::XALIST)
+    };
+    let supported = args.access & known;
     AccessResOk {
         supported,
         access: granted(&a, &ctx.caller, ctx.export.opts.read_only) & supported,

@@ -13,6 +13,7 @@ pub mod open_deleg;
 pub mod session;
 pub mod space;
 pub mod stateid_ops;
+pub mod xattr;
 
 use crate::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, status};
 use ringnfs_fs::{Attrs, Caller, FileType};

@@ -42,6 +42,7 @@ pub(crate) mod io;
 mod ops;
 mod readdir;
 mod sys;
+mod xattr;
 pub use sys::running_as_root;
 #[cfg(test)]
 mod tests;

@@ -406,6 +406,29 @@ impl Backend for LocalBackend {
         Some(f.map(|f| f as ringnfs_service::IoFd))
     }
 
+    fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>> {
+        self.get_xattr(h, name, caller)
+    }
+
+    fn setxattr(
+        &self,
+        h: &ObjHandle,
+        name: &[u8],
+        value: &[u8],
+        how: crate::XattrSet,
+        caller: &Caller,
+    ) -> FsResult<()> {
+        self.set_xattr(h, name, value, how, caller)
+    }
+
+    fn listxattrs(&self, h: &ObjHandle, caller: &Caller) -> FsResult<Vec<Vec<u8>>> {
+        self.list_xattrs(h, caller)
+    }
+
+    fn removexattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<()> {
+        self.remove_xattr(h, name, caller)
+    }
+
     fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>> {
         sys::seek_data_hole(self.file(h)?.fd.as_fd(), offset, data)
     }

@@ -183,6 +183,86 @@ pub(super) fn fchownat_empty(
     .map_err(FsError::from_errno)
 }
 
+/// getxattr(2) of `name` on the object behind `fd`, through its /proc magic link (the
+/// f*xattr calls refuse O_PATH descriptors); the value, read whole.
+pub(super) fn getxattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<Vec<u8>> {
+    let p = proc_path(fd);
+    loop {
+        // SAFETY: valid NUL-terminated path and name; a null buffer of size 0 asks for
+        // the value's size.
+        let want = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        if want < 0 {
+            return Err(last_err());
+        }
+        let mut buf = vec![0u8; want as usize];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        // The value grew between the two calls: ask again.
+        if errno() != libc::ERANGE {
+            return Err(last_err());
+        }
+    }
+}
+
+/// setxattr(2) of `name` to `value` with `flags` (0, XATTR_CREATE or XATTR_REPLACE).
+pub(super) fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> FsResult<()> {
+    let p = proc_path(fd);
+    // SAFETY: valid NUL-terminated path and name; `value` is readable for its length.
+    cvt(unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+    .map_err(FsError::from_errno)
+}
+
+/// listxattr(2): the names, each NUL-terminated, as the kernel lists them.
+pub(super) fn listxattr(fd: BorrowedFd<'_>) -> FsResult<Vec<u8>> {
+    let p = proc_path(fd);
+    loop {
+        // SAFETY: valid NUL-terminated path; a null buffer of size 0 asks for the size.
+        let want = unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+        if want < 0 {
+            return Err(last_err());
+        }
+        let mut buf = vec![0u8; want as usize];
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        if errno() != libc::ERANGE {
+            return Err(last_err());
+        }
+    }
+}
+
+/// removexattr(2) of `name`.
+pub(super) fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<()> {
+    let p = proc_path(fd);
+    // SAFETY: valid NUL-terminated path and name.
+    cvt(unsafe { libc::removexattr(p.as_ptr(), name.as_ptr()) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
 /// chmod through the object's /proc magic link (fchmod refuses O_PATH descriptors).
 pub(super) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> FsResult<()> {
     let p = proc_path(fd);

@@ -27,11 +27,13 @@ use parking_lot::RwLock;
 use ringnfs_service::Bytes;
 
 mod data;
+mod xattr;
 use data::FileData;
+use xattr::Xattrs;
 
 use super::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FileType, FsError, FsResult, FsStats, ObjHandle,
-    SetAttrs, SetTime, Stability, Timespec,
+    SetAttrs, SetTime, Stability, Timespec, XattrSet,
 };
 
 /// Fileid of the export root (0 is avoided: some clients treat it as "no fileid").
@@ -46,7 +48,9 @@ const SYMLINK_MAX: usize = 4095;
 /// Total bytes reported by `statfs` when the capacity is unlimited (1 PiB).
 const UNLIMITED_REPORT: u64 = 1 << 50;
 
-/// Permission bits as used by [`may`] (one class: -wx; read is never checked here).
+/// Permission bits as used by [`may`] (one class: rwx; read is checked for extended
+/// attributes only: READ's access is the NFS layer's).
+const R_OK: u32 = 4;
 const W_OK: u32 = 2;
 const X_OK: u32 = 1;
 const S_ISUID: u32 = 0o4000;
@@ -130,6 +134,7 @@ struct Inode {
     /// Authoritative except `space_used`, which is derived from the content.
     attrs: Attrs,
     content: Content,
+    xattrs: Xattrs,
 }
 
 struct Tree {
@@ -137,6 +142,15 @@ struct Tree {
     next_fileid: u64,
     /// Bytes counted against `capacity_bytes`.
     used_bytes: u64,
+}
+
+/// `inode` if it may carry `user.` extended attributes: regular files and directories
+/// (Linux refuses them elsewhere with EPERM).
+fn xattr_target(inode: &Inode) -> FsResult<&Inode> {
+    match inode.content {
+        Content::File(_) | Content::Dir(_) => Ok(inode),
+        _ => Err(FsError::Perm),
+    }
 }
 
 /// The regular file data of `c`.
@@ -513,6 +527,7 @@ impl MemoryBackend {
             Inode {
                 attrs: root,
                 content: Content::Dir(new_dir(ROOT_ID)),
+                xattrs: Xattrs::default(),
             },
         );
         MemoryBackend {
@@ -616,7 +631,11 @@ impl MemoryBackend {
         let id = t.next_fileid;
         t.next_fileid += 1;
         t.used_bytes += charged_bytes(&content);
-        let mut inode = Inode { attrs: a, content };
+        let mut inode = Inode {
+            attrs: a,
+            content,
+            xattrs: Xattrs::default(),
+        };
         apply_setattr(&mut inode, &rest, caller, now);
         // Initial owner/group are not a "chown": the requested mode stays intact.
         inode.attrs.mode = a.mode;
@@ -854,6 +873,53 @@ impl Backend for MemoryBackend {
     fn commit(&self, h: &ObjHandle) -> FsResult<()> {
         let id = self.fileid(h)?;
         self.tree.read().get(id).map(|_| ())
+    }
+
+    fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>> {
+        let id = self.fileid(h)?;
+        let t = self.tree.read();
+        let inode = xattr_target(t.get(id)?)?;
+        require(caller, &inode.attrs, R_OK)?;
+        inode.xattrs.get(name)
+    }
+
+    fn setxattr(
+        &self,
+        h: &ObjHandle,
+        name: &[u8],
+        value: &[u8],
+        how: XattrSet,
+        caller: &Caller,
+    ) -> FsResult<()> {
+        let id = self.fileid(h)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let inode = t.get_mut(id)?;
+        xattr_target(inode)?;
+        require(caller, &inode.attrs, W_OK)?;
+        inode.xattrs.set(name, value, how)?;
+        inode.touch_ctime(now);
+        Ok(())
+    }
+
+    fn listxattrs(&self, h: &ObjHandle, caller: &Caller) -> FsResult<Vec<Vec<u8>>> {
+        let id = self.fileid(h)?;
+        let t = self.tree.read();
+        let inode = xattr_target(t.get(id)?)?;
+        require(caller, &inode.attrs, R_OK)?;
+        Ok(inode.xattrs.names())
+    }
+
+    fn removexattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<()> {
+        let id = self.fileid(h)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let inode = t.get_mut(id)?;
+        xattr_target(inode)?;
+        require(caller, &inode.attrs, W_OK)?;
+        inode.xattrs.remove(name)?;
+        inode.touch_ctime(now);
+        Ok(())
     }
 
     fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>> {

@@ -81,3 +81,7 @@ pub const CLONE_BLKSIZE: u32 = 77;
 pub const SPACE_FREED: u32 = 78;
 pub const CHANGE_ATTR_TYPE: u32 = 79;
 pub const SEC_LABEL: u32 = 80;
+/// RFC 8275.
+pub const MODE_UMASK: u32 = 81;
+/// RFC 8276: whether the file system of the object supports extended attributes.
+pub const XATTR_SUPPORT: u32 = 82;

@@ -441,7 +441,11 @@ pub mod access {
     pub const EXTEND: u32 = 0x08;
     pub const DELETE: u32 = 0x10;
     pub const EXECUTE: u32 = 0x20;
-    pub const ALL: u32 = 0x3f;
+    /// RFC 8276 §8.1.3: read, write and list extended attributes.
+    pub const XAREAD: u32 = 0x40;
+    pub const XAWRITE: u32 = 0x80;
+    pub const XALIST: u32 = 0x100;
+    pub const ALL: u32 = 0x1ff;
 }
 
 /// SEQUENCE status flags (sr_status_flags).

@@ -47,6 +47,7 @@ pub mod open;
 pub mod session;
 pub mod space;
 pub mod stateid_ops;
+pub mod xattr;
 
 pub use attr::*;
 pub use callback::*;
@@ -59,6 +60,7 @@ pub use open::*;
 pub use session::*;
 pub use space::*;
 pub use stateid_ops::*;
+pub use xattr::*;
 
 use crate::xdr::{XdrDecoder, XdrError};
 
