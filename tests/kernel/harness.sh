@@ -173,7 +173,7 @@ log "kernel $KERNEL = $KVER"
 
 # ------------------------------------------------------------------ initramfs
 IMG=$KDIR/initramfs.cpio.gz
-INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/sparse.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
+INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/nfs42.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
 rebuild=0
 [ -s "$IMG" ] || rebuild=1
 for f in "${INPUTS[@]}"; do [ "$f" -nt "$IMG" ] && rebuild=1; done
@@ -187,7 +187,7 @@ if [ $rebuild = 1 ]; then
     done
     gcc -static -O2 -Wall -o "$R/bin/nfsmount" "$HERE/nfsmount.c"
     gcc -static -O2 -Wall -o "$R/bin/locktest" "$HERE/locktest.c"
-    gcc -static -O2 -Wall -o "$R/bin/sparse" "$HERE/sparse.c"
+    gcc -static -O2 -Wall -o "$R/bin/nfs42" "$HERE/nfs42.c"
     : >"$R/modules.load"
     # Dependency closure, in load order, from the kernel's own modules.dep.
     for m in virtio_pci virtio_net nfsv4; do

@@ -557,11 +557,11 @@ v_vers() {
     grep ' /mnt ' /proc/mounts
     grep ' /mnt ' /proc/mounts | grep -q 'vers=4.2' || fail "not an NFSv4.2 mount"
 }
-v_mk() { mkdir -p /mnt/v && sparse mk /tmp/s && sparse mk $V && ls -ls $V; }
+v_mk() { mkdir -p /mnt/v && nfs42 mk /tmp/s && nfs42 mk $V && ls -ls $V; }
 v_seek() {
-    d0=$(sparse seek $V 0 data) && h0=$(sparse seek $V 0 hole) &&
-        d1=$(sparse seek $V "$h0" data) && h1=$(sparse seek $V 1048576 hole) &&
-        tail=$(sparse seek $V 1200000 data) && past=$(sparse seek $V 3000000 data) || exit $?
+    d0=$(nfs42 seek $V 0 data) && h0=$(nfs42 seek $V 0 hole) &&
+        d1=$(nfs42 seek $V "$h0" data) && h1=$(nfs42 seek $V 1048576 hole) &&
+        tail=$(nfs42 seek $V 1200000 data) && past=$(nfs42 seek $V 3000000 data) || exit $?
     echo "data@0=$d0 hole@0=$h0 data@$h0=$d1 hole@1M=$h1 data@1200000=$tail data@3000000=$past"
     [ "$d0" = 0 ] || fail "SEEK_DATA from 0: $d0"
     [ "$h0" -ge 8192 ] && [ "$h0" -lt 1048576 ] || fail "SEEK_HOLE from 0: $h0"
@@ -573,7 +573,7 @@ v_seek() {
 v_same() { # the file over NFS, read cold, is the model
     echo 3 >/proc/sys/vm/drop_caches
     a=$(md5sum </tmp/s) && b=$(md5sum <$V) || exit $?
-    echo "model $a nfs $b; $(sparse blocks $V)"
+    echo "model $a nfs $b; $(nfs42 blocks $V)"
     [ "$a" = "$b" ] || fail "md5 differs"
     [ "$(stat -c %s $V)" = "$(stat -c %s /tmp/s)" ] || fail "size $(stat -c %s $V)"
 }
@@ -581,26 +581,42 @@ v_read_plus_used() { # how many READ_PLUS calls the client made (0 where it uses
     awk '$1 == "READ_PLUS:" {print $2; exit}' /proc/self/mountstats
 }
 v_falloc() {
-    sparse falloc $V 2097152 1048576 || exit $?
+    nfs42 falloc $V 2097152 1048576 || exit $?
     truncate -s 3145728 /tmp/s
     [ "$(stat -c %s $V)" = 3145728 ] || fail "size after fallocate: $(stat -c %s $V)"
-    sparse blocks $V
+    nfs42 blocks $V
 }
 v_punch() {
-    before=$(sparse blocks $V | awk '{print $4}')
-    sparse punch $V 0 4096 || exit $?
+    before=$(nfs42 blocks $V | awk '{print $4}')
+    nfs42 punch $V 0 4096 || exit $?
     dd if=/dev/zero of=/tmp/s bs=4096 count=1 conv=notrunc 2>/dev/null
-    after=$(sparse blocks $V | awk '{print $4}')
-    d=$(sparse seek $V 0 data)
+    after=$(nfs42 blocks $V | awk '{print $4}')
+    d=$(nfs42 seek $V 0 data)
     echo "blocks $before -> $after; SEEK_DATA from 0 after the punch: $d"
     [ "$after" -lt "$before" ] || fail "no space freed"
     [ "$d" = 4096 ] || fail "SEEK_DATA after the punch: $d (want 4096)"
+}
+v_xattr() {
+    x=/mnt/v/s
+    r1=$(nfs42 xset $x user.color blue create) && r2=$(nfs42 xset $x user.color red create) &&
+        r3=$(nfs42 xset $x user.size big replace) && r4=$(nfs42 xset $x user.color green replace) &&
+        nfs42 xset $x user.empty "" >/dev/null && g=$(nfs42 xget $x user.color) &&
+        l=$(nfs42 xlist $x) && rm1=$(nfs42 xrm $x user.empty) && rm2=$(nfs42 xrm $x user.empty) &&
+        after=$(nfs42 xget $x user.empty) || exit $?
+    echo "create=$r1 create-again=$r2 replace-missing=$r3 replace=$r4 get=$g list=[$l] rm=$rm1 rm-again=$rm2 get-removed=$after"
+    [ "$r1" = ok ] || fail "create: $r1"
+    [ "$r2" = EEXIST ] || fail "create over an existing one: $r2"
+    [ "$r3" = ENODATA ] || fail "replace of a missing one: $r3"
+    [ "$r4" = ok ] && [ "$g" = green ] || fail "replace/get: $r4 $g"
+    case " $l " in *" user.color "*) ;; *) fail "user.color not listed: $l" ;; esac
+    case " $l " in *" user.empty "*) ;; *) fail "user.empty not listed: $l" ;; esac
+    [ "$rm1" = ok ] && [ "$rm2" = ENODATA ] && [ "$after" = ENODATA ] || fail "remove"
 }
 v_rm() { rm -r /mnt/v; }
 
 part_v42() {
     part_begin v42
-    echo "INFO part v42: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS (opts: ${OPTS:-none})"
+    echo "INFO part v42: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS, extended attributes (opts: ${OPTS:-none})"
     step v_mount b_mount || { part_end; return; }
     if step v_vers v_vers && step v_mk v_mk; then
         step v_seek v_seek && hstep srv_seek check delta ops.SEEK ge 6
@@ -614,6 +630,7 @@ part_v42() {
         step v_read_back_2 v_same
         step v_punch_hole v_punch && hstep srv_deallocate check delta ops.DEALLOCATE ge 1
         step v_read_back_3 v_same
+        step v_xattrs v_xattr && hstep srv_xattr_ops check delta ops.SETXATTR ge 4
         step v_rm v_rm
     fi
     step v_umount b_umount
