@@ -25,9 +25,9 @@ pub use files::{Fh, Files, OpenFile};
 /// The proto argument and result types the client uses as they are (their XDR is the
 /// server's).
 pub use ops::wire::{
-    BindConnArgs, BindConnResOk, CloseArgs, CommitArgs, CreateSessionResOk, ListXattrsArgs,
-    LockuArgs, OpenDowngradeArgs, ReadArgs, ReaddirArgs, SeekArgs, SeekResOk, SequenceArgs,
-    SequenceResOk, SpaceArgs, data_content4, setxattr_option4,
+    BindConnArgs, BindConnResOk, CloneArgs, CloseArgs, CommitArgs, CreateSessionResOk,
+    ListXattrsArgs, LockuArgs, OpenDowngradeArgs, ReadArgs, ReaddirArgs, SeekArgs, SeekResOk,
+    SequenceArgs, SequenceResOk, SpaceArgs, data_content4, setxattr_option4,
 };
 pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,

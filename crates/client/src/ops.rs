@@ -202,6 +202,8 @@ ops! { out;
     ReadPlus(a: wire::ReadArgs) = op::READ_PLUS => a.encode(out);
     Allocate(a: wire::SpaceArgs) = op::ALLOCATE => a.encode(out);
     Deallocate(a: wire::SpaceArgs) = op::DEALLOCATE => a.encode(out);
+    /// CLONE: the saved filehandle's range into the current one's.
+    Clone(a: wire::CloneArgs) = op::CLONE => a.encode(out);
     GetXattr(name: Vec<u8>) = op::GETXATTR => wire::XattrNameArgs { name }.encode(out);
     /// SETXATTR with a raw setxattr_option4 (tests send undefined ones).
     SetXattr { option: u32, name: Vec<u8>, value: Vec<u8> } = op::SETXATTR =>

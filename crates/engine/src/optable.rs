@@ -10,7 +10,7 @@
 
 use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
 use super::ctx::{CompoundCtx, OpResult};
-use super::ops::{attr, dir, fh, io, lock, open, session, space, stateid_ops, xattr};
+use super::ops::{attr, copy, dir, fh, io, lock, open, session, space, stateid_ops, xattr};
 use super::row::*;
 use ringnfs_proto::nfs4::ops as wire;
 use ringnfs_proto::stateid::Stateid;
@@ -375,7 +375,12 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::OFFLOAD_CANCEL as usize] = v42("OFFLOAD_CANCEL");
     t[op::OFFLOAD_STATUS as usize] = v42("OFFLOAD_STATUS");
     t[op::WRITE_SAME as usize] = v42("WRITE_SAME");
-    t[op::CLONE as usize] = v42("CLONE");
+    // ---- copy and clone (ops/copy.rs, proto nfs4/ops/copy.rs) ----
+    t[op::CLONE as usize] = row! {
+        "CLONE", copy::clone, NEEDS_FH | MODIFIES | USES_STATEID | V42, wire::CloneArgs,
+        rsize: |_, _| RESULT_HEADER,
+        stateid: |a| &mut a.dst_stateid,
+    };
     // ---- extended attributes (ops/xattr.rs, proto nfs4/ops/xattr.rs; RFC 8276) ----
     t[op::GETXATTR as usize] = row! {
         "GETXATTR", xattr::getxattr, NEEDS_FH | V42, wire::XattrNameArgs<'a>,
@@ -493,6 +498,7 @@ mod tests {
             with(USES_STATEID),
             [
                 "ALLOCATE",
+                "CLONE",
                 "CLOSE",
                 "DEALLOCATE",
                 "DELEGRETURN",

@@ -143,6 +143,22 @@ pub trait Backend: Send + Sync + 'static {
     fn readdir(&self, dir: &ObjHandle, cookie: u64, max: usize) -> FsResult<(Vec<DirEntry>, bool)>;
     fn statfs(&self) -> FsResult<FsStats>;
 
+    /// CLONE (RFC 7862 §15.13): `[src_offset, src_offset + count)` of `src` (to its end
+    /// when `count` is 0) shares or copies its data into `dst` at `dst_offset`, growing
+    /// it if needed. Offsets and count in multiples of [`Backend::clone_blksize`]
+    /// (a count may instead reach the end of `src`); `Inval` otherwise, `NotSupp` where
+    /// the file system cannot.
+    fn clone_range(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        count: u64,
+    ) -> FsResult<()>;
+    /// The alignment CLONE needs (the `clone_blksize` attribute).
+    fn clone_blksize(&self) -> u32;
+
     /// Extended attributes (RFC 8276) of the `user.` namespace, named without the prefix
     /// (at most [`XATTR_NAME_MAX`] bytes, no NUL: the caller checks), on regular files
     /// and directories; `caller` needs read permission to get or list them and write

@@ -196,6 +196,7 @@ fn encode_one(out: &mut Vec<u8>, a: u32, src: &AttrSource<'_>) {
         // Both backends keep `user.` extended attributes (a file system under the local
         // one that does not answers their ops NFS4ERR_NOTSUPP).
         attr::XATTR_SUPPORT => out.put_bool(true),
+        attr::CLONE_BLKSIZE => out.put_u32(src.clone_blksize),
         // `answerable` only lets supported, readable attributes through.
         _ => debug_assert!(false, "attribute {a} not encodable"),
     }

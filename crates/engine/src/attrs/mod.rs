@@ -82,6 +82,7 @@ const SUPPORTED: &[u32] = &[
     attr::TIME_MODIFY_SET,
     attr::MOUNTED_ON_FILEID,
     attr::SUPPATTR_EXCLCREAT,
+    attr::CLONE_BLKSIZE,
     attr::XATTR_SUPPORT,
 ];
 
@@ -183,6 +184,8 @@ pub struct AttrSource<'a> {
     pub fs_root_path: &'a [&'a [u8]],
     /// Server addresses for fs_locations (e.g. "127.0.0.1"), may be empty.
     pub server_locations: &'a [String],
+    /// The alignment CLONE needs on this file system.
+    pub clone_blksize: u32,
 }
 
 /// The attributes `src` can answer out of `requested`: requested ∩ supported, minus

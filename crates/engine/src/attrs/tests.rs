@@ -64,6 +64,7 @@ fn source<'a>(a: &'a Attrs, stats: Option<&'a FsStats>, locs: &'a [String]) -> A
         rdattr_error: None,
         fs_root_path: &[],
         server_locations: locs,
+        clone_blksize: 4096,
     }
 }
 
@@ -174,6 +175,8 @@ fn full_encode_decodes_by_hand() {
         decode_bitmap(&mut d).unwrap(),
         suppattr_exclcreat()[..2].to_vec()
     );
+    assert_eq!(d.u32().unwrap(), 4096); // clone_blksize
+    assert!(d.bool().unwrap()); // xattr_support
     assert_eq!(d.remaining(), 0);
 }
 

@@ -47,6 +47,7 @@ pub fn source<'a>(
         rdattr_error: None,
         fs_root_path: &[],
         server_locations: &ctx.export.locations,
+        clone_blksize: ctx.export.backend.clone_blksize(),
     }
 }
 

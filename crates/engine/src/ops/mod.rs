@@ -4,6 +4,7 @@
 //! rules the COMPOUND loop applies around it.
 
 pub mod attr;
+pub mod copy;
 pub mod dir;
 pub mod fh;
 pub mod io;

@@ -87,6 +87,8 @@ pub struct LocalBackend {
     /// Mount id of the export root (entries on other mounts are not exported).
     root_mnt: i32,
     fsid: (u64, u64),
+    /// The file system's block size: the alignment FICLONERANGE needs.
+    block_size: u32,
     opts: LocalOptions,
     files: FileCache,
 }
@@ -161,6 +163,7 @@ impl LocalBackend {
                 u64::from(libc::minor(st.st_dev)),
             ),
         };
+        let block_size = sys::fstatvfs(root_fd.as_fd()).map_or(0, |s| s.f_bsize as u32);
         Ok(LocalBackend {
             root_fd,
             root_handle,
@@ -168,6 +171,7 @@ impl LocalBackend {
             root_ino: st.st_ino,
             root_mnt,
             fsid,
+            block_size,
             files: FileCache::new(opts.open_file_cache),
             opts,
         })

@@ -406,6 +406,30 @@ impl Backend for LocalBackend {
         Some(f.map(|f| f as ringnfs_service::IoFd))
     }
 
+    fn clone_range(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        count: u64,
+    ) -> FsResult<()> {
+        let from = self.file(src)?;
+        let to = self.writable_file(dst)?;
+        sys::clone_range(
+            from.fd.as_fd(),
+            src_offset,
+            to.fd.as_fd(),
+            dst_offset,
+            count,
+        )
+    }
+
+    fn clone_blksize(&self) -> u32 {
+        // FICLONERANGE works in whole blocks of the file system.
+        self.block_size
+    }
+
     fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>> {
         self.get_xattr(h, name, caller)
     }

@@ -263,6 +263,39 @@ pub(super) fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<()> {
         .map_err(FsError::from_errno)
 }
 
+/// `struct file_clone_range` of ioctl_ficlonerange(2) (not in libc).
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+/// `_IOW(0x94, 13, struct file_clone_range)`.
+const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+
+/// ioctl(FICLONERANGE): `len` bytes (0: to the end) of `src` at `src_off` shared into
+/// `dst` at `dst_off`.
+pub(super) fn clone_range(
+    src: BorrowedFd<'_>,
+    src_off: u64,
+    dst: BorrowedFd<'_>,
+    dst_off: u64,
+    len: u64,
+) -> FsResult<()> {
+    let range = FileCloneRange {
+        src_fd: i64::from(src.as_raw_fd()),
+        src_offset: src_off,
+        src_length: len,
+        dest_offset: dst_off,
+    };
+    // SAFETY: `range` is the kernel's struct file_clone_range and lives for the call.
+    cvt(unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE, &range) })
+        .map(drop)
+        .map_err(FsError::from_errno)
+}
+
 /// chmod through the object's /proc magic link (fchmod refuses O_PATH descriptors).
 pub(super) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> FsResult<()> {
     let p = proc_path(fd);

@@ -19,6 +19,7 @@ pub(super) struct FileData {
 }
 
 /// One chunk of file data: bytes of its own, or a slice of a received record.
+#[derive(Clone)]
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Bytes),
@@ -279,4 +280,41 @@ impl FileData {
         }
         before - self.allocated
     }
+
+    /// A copy of chunk `idx` (cheap for a slice of a record), `None` for a hole.
+    pub(super) fn chunk_copy(&self, idx: u64) -> Option<ChunkCopy> {
+        self.chunks.get(&idx).cloned().map(ChunkCopy)
+    }
+
+    /// Bytes putting `copies` at chunks `first..` would add to `allocated` (negative
+    /// numbers are frees: the result saturates at 0).
+    pub(super) fn put_growth(&self, first: u64, copies: &[Option<ChunkCopy>]) -> u64 {
+        let (mut add, mut free) = (0u64, 0u64);
+        for (i, c) in copies.iter().enumerate() {
+            add += c.as_ref().map_or(0, |c| c.0.len() as u64);
+            free += self
+                .chunks
+                .get(&(first + i as u64))
+                .map_or(0, |c| c.len() as u64);
+        }
+        add.saturating_sub(free)
+    }
+
+    /// Chunks `first..` become `copies` (a hole where a copy is `None`): CLONE of
+    /// chunk-aligned ranges.
+    pub(super) fn put_chunks(&mut self, first: u64, copies: Vec<Option<ChunkCopy>>) {
+        for (i, c) in copies.into_iter().enumerate() {
+            let idx = first + i as u64;
+            if let Some(old) = self.chunks.remove(&idx) {
+                self.allocated -= old.len() as u64;
+            }
+            if let Some(ChunkCopy(c)) = c {
+                self.allocated += c.len() as u64;
+                self.chunks.insert(idx, c);
+            }
+        }
+    }
 }
+
+/// A chunk taken from one file to be put in another (CLONE).
+pub(super) struct ChunkCopy(Chunk);

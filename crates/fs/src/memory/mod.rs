@@ -28,7 +28,7 @@ use ringnfs_service::Bytes;
 
 mod data;
 mod xattr;
-use data::FileData;
+use data::{CHUNK, FileData};
 use xattr::Xattrs;
 
 use super::{
@@ -873,6 +873,84 @@ impl Backend for MemoryBackend {
     fn commit(&self, h: &ObjHandle) -> FsResult<()> {
         let id = self.fileid(h)?;
         self.tree.read().get(id).map(|_| ())
+    }
+
+    fn clone_range(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        count: u64,
+    ) -> FsResult<()> {
+        let (src_id, dst_id) = (self.fileid(src)?, self.fileid(dst)?);
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let used = t.used_bytes;
+        // What to put: whole chunks (shared, not copied, when they are record slices)
+        // and the bytes of a last partial chunk.
+        let (len, copies, tail) = {
+            let inode = t.get(src_id)?;
+            let size = inode.attrs.size;
+            let Content::File(data) = &inode.content else {
+                return Err(match inode.content {
+                    Content::Dir(_) => FsError::IsDir,
+                    _ => FsError::Inval,
+                });
+            };
+            let end = if count == 0 {
+                size
+            } else {
+                src_offset.checked_add(count).ok_or(FsError::Inval)?
+            };
+            if src_offset > size || end > size {
+                return Err(FsError::Inval);
+            }
+            let len = end - src_offset;
+            let aligned = |x: u64| x.is_multiple_of(CHUNK);
+            if !aligned(src_offset) || !aligned(dst_offset) || !(aligned(len) || end == size) {
+                return Err(FsError::Inval);
+            }
+            if src_id == dst_id && src_offset < dst_offset + len && dst_offset < end {
+                return Err(FsError::Inval);
+            }
+            let first = src_offset / CHUNK;
+            let copies: Vec<_> = (0..len / CHUNK)
+                .map(|i| data.chunk_copy(first + i))
+                .collect();
+            let mut tail = Vec::new();
+            data.read(size, end - len % CHUNK, (len % CHUNK) as u32, &mut tail);
+            (len, copies, tail)
+        };
+        let end = dst_offset.checked_add(len).ok_or(FsError::FBig)?;
+        if end > self.opts.max_file_size {
+            return Err(FsError::FBig);
+        }
+        let inode = t.get_mut(dst_id)?;
+        let data = file_data(&mut inode.content)?;
+        let first = dst_offset / CHUNK;
+        let tail_at = dst_offset + (copies.len() as u64) * CHUNK;
+        let growth = data.put_growth(first, &copies) + data.growth(tail_at, tail.len() as u64);
+        if self
+            .opts
+            .capacity_bytes
+            .is_some_and(|cap| used.saturating_add(growth) > cap)
+        {
+            return Err(FsError::NoSpc);
+        }
+        let before = data.allocated;
+        data.put_chunks(first, copies);
+        data.write(tail_at, &tail, None);
+        let after = data.allocated;
+        inode.attrs.size = inode.attrs.size.max(end);
+        inode.touch_mtime(now);
+        // `used_bytes` counts this file's `before` among the rest.
+        t.used_bytes = t.used_bytes + after - before;
+        Ok(())
+    }
+
+    fn clone_blksize(&self) -> u32 {
+        CHUNK as u32
     }
 
     fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>> {

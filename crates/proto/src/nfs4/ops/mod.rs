@@ -39,6 +39,7 @@ macro_rules! stateid_only {
 pub mod attr;
 pub mod callback;
 pub mod common;
+pub mod copy;
 pub mod dir;
 pub mod fh;
 pub mod io;
@@ -52,6 +53,7 @@ pub mod xattr;
 pub use attr::*;
 pub use callback::*;
 pub use common::*;
+pub use copy::*;
 pub use dir::*;
 pub use fh::*;
 pub use io::*;
