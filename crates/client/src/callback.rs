@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::ops::SessionId;
-use super::ops::wire::{CbSequenceResOk, Xdr};
+use super::ops::wire::{CbOffloadArgs, CbSequenceResOk, Xdr};
 use ringnfs_proto::nfs4::consts::{
     NFS4_CALLBACK_VERSION, NFS4_OPAQUE_LIMIT, PROC_COMPOUND, PROC_NULL, cb_op, status,
 };
@@ -19,10 +19,10 @@ use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, XdrError};
 /// The program number the client announces in CREATE_SESSION by default.
 pub const DEFAULT_CB_PROGRAM: u32 = 0x4000_0000;
 
-/// Callback operation numbers RFC 8881 defines (CB_GETATTR = 3 ... CB_NOTIFY_DEVICEID = 14);
-/// `consts::cb_op` only names the ones the server sends.
+/// Callback operation numbers RFC 8881 and RFC 7862 define (CB_GETATTR = 3 ...
+/// CB_OFFLOAD = 15); `consts::cb_op` only names the ones the server sends.
 const CB_OP_FIRST: u32 = 3;
-const CB_OP_LAST: u32 = 14;
+const CB_OP_LAST: u32 = 15;
 
 /// What a handler answers to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +78,19 @@ pub struct CallbackStats {
     pub last_callback_ident: Option<u32>,
     /// Calls refused at the RPC level (wrong program/version/procedure, garbage).
     pub rejected: u64,
+    /// CB_OFFLOADs received, in order.
+    pub offloads: Vec<CbOffload>,
+}
+
+/// One CB_OFFLOAD: an asynchronous COPY to `fh` ended with this outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbOffload {
+    pub fh: Vec<u8>,
+    pub stateid: ringnfs_proto::stateid::Stateid,
+    pub result: Result<
+        ringnfs_proto::nfs4::ops::WriteResponse,
+        (ringnfs_proto::nfs4::consts::NfsStatus, u64),
+    >,
 }
 
 /// Answers CB_NULL, and CB_COMPOUND that holds CB_SEQUENCE with a CB_SEQUENCE4resok
@@ -125,7 +138,7 @@ impl DefaultCallbackHandler {
         let mut res = Vec::with_capacity(64);
         let mut status = status::NFS4_OK;
         let mut count = 0u32;
-        if minorversion != 1 {
+        if !(1..=2).contains(&minorversion) {
             status = status::NFS4ERR_MINOR_VERS_MISMATCH;
         } else {
             for i in 0..n {
@@ -155,6 +168,22 @@ impl DefaultCallbackHandler {
                             }
                             Err(_) => status = status::NFS4ERR_BADXDR,
                         }
+                    }
+                    res.put_u32(opnum);
+                } else if opnum == cb_op::CB_OFFLOAD && minorversion >= 2 && i > 0 {
+                    // An asynchronous COPY ended: note its outcome and say thanks.
+                    match CbOffloadArgs::decode(&mut d) {
+                        Ok(a) => {
+                            stats.offloads.push(CbOffload {
+                                fh: a.fh.to_vec(),
+                                stateid: a.stateid,
+                                result: a.result,
+                            });
+                            res.put_u32(opnum);
+                            res.put_u32(status::NFS4_OK.code());
+                            continue;
+                        }
+                        Err(_) => status = status::NFS4ERR_BADXDR,
                     }
                     res.put_u32(opnum);
                 } else if (CB_OP_FIRST..=CB_OP_LAST).contains(&opnum) {

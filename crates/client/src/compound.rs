@@ -192,6 +192,14 @@ impl CompoundReply {
             verifier: r.verifier,
         })
     }
+    pub fn copy(&self) -> Result<wire::CopyResOk, ClientError> {
+        Ok(wire::CopyResOk::from_bytes(self.ok_body(op::COPY)?)?)
+    }
+    pub fn offload_status(&self) -> Result<wire::OffloadStatusResOk, ClientError> {
+        Ok(wire::OffloadStatusResOk::from_bytes(
+            self.ok_body(op::OFFLOAD_STATUS)?,
+        )?)
+    }
     pub fn getxattr(&self) -> Result<Vec<u8>, ClientError> {
         Ok(
             wire::GetXattrResOk::from_bytes(self.ok_body(op::GETXATTR)?)?

@@ -204,6 +204,22 @@ ops! { out;
     Deallocate(a: wire::SpaceArgs) = op::DEALLOCATE => a.encode(out);
     /// CLONE: the saved filehandle's range into the current one's.
     Clone(a: wire::CloneArgs) = op::CLONE => a.encode(out);
+    /// COPY within the server (no source servers): saved filehandle to current one.
+    Copy { a: wire::CloneArgs, synchronous: bool } = op::COPY => wire::CopyArgs {
+        src_stateid: a.src_stateid,
+        dst_stateid: a.dst_stateid,
+        src_offset: a.src_offset,
+        dst_offset: a.dst_offset,
+        count: a.count,
+        consecutive: true,
+        synchronous: *synchronous,
+        source_servers: Vec::new(),
+    }
+    .encode(out);
+    OffloadStatus(stateid: Stateid) = op::OFFLOAD_STATUS =>
+        wire::OffloadArgs { stateid: *stateid }.encode(out);
+    OffloadCancel(stateid: Stateid) = op::OFFLOAD_CANCEL =>
+        wire::OffloadArgs { stateid: *stateid }.encode(out);
     GetXattr(name: Vec<u8>) = op::GETXATTR => wire::XattrNameArgs { name }.encode(out);
     /// SETXATTR with a raw setxattr_option4 (tests send undefined ones).
     SetXattr { option: u32, name: Vec<u8>, value: Vec<u8> } = op::SETXATTR =>

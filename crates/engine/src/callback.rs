@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ringnfs_proto::nfs4::ops::{CbSequenceArgs, CbSequenceResOk, Xdr};
+use ringnfs_proto::nfs4::ops::{CbOffloadArgs, CbSequenceArgs, CbSequenceResOk, Xdr};
 use ringnfs_proto::rpc::{self, message::ReplyFailure};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_state::SessionId;
@@ -62,14 +62,41 @@ pub fn cb_sequence(
     sid: &SessionId,
     timeout: Duration,
 ) -> Result<CbSequenceResOk, CallbackError> {
+    cb_compound(state, sid, 1, None, timeout)
+}
+
+/// Send CB_COMPOUND { CB_SEQUENCE, CB_OFFLOAD } (a 4.2 callback: minor version 2) on
+/// back-channel slot 0: an asynchronous COPY ended.
+pub fn cb_offload(
+    state: &StateManager,
+    sid: &SessionId,
+    args: &CbOffloadArgs<'_>,
+    timeout: Duration,
+) -> Result<(), CallbackError> {
+    let mut op = Vec::with_capacity(128);
+    op.put_u32(cb_op::CB_OFFLOAD);
+    args.encode(&mut op);
+    cb_compound(state, sid, 2, Some(&op), timeout).map(drop)
+}
+
+/// CB_COMPOUND in minor version `minor` of CB_SEQUENCE and, if given, one more op
+/// (its number and arguments, encoded); the CB_SEQUENCE result, once every op
+/// succeeded.
+fn cb_compound(
+    state: &StateManager,
+    sid: &SessionId,
+    minor: u32,
+    op: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<CbSequenceResOk, CallbackError> {
     let bc = state
         .back_channel(sid, true)
         .ok_or(CallbackError::NoBackChannel)?;
     let mut args = Vec::with_capacity(64);
     args.put_opaque(b""); // tag
-    args.put_u32(1); // minorversion
-    args.put_u32(0); // callback_ident (unused in 4.1)
-    args.put_u32(1); // one op
+    args.put_u32(minor);
+    args.put_u32(0); // callback_ident (unused from 4.1 on)
+    args.put_u32(1 + u32::from(op.is_some()));
     args.put_u32(cb_op::CB_SEQUENCE);
     CbSequenceArgs {
         sessionid: *sid,
@@ -80,8 +107,17 @@ pub fn cb_sequence(
         referring_calls: Vec::new(),
     }
     .encode(&mut args);
+    if let Some(op) = op {
+        args.put_raw(op);
+    }
     let body = send(state, &bc, CB_COMPOUND, &args, timeout)?;
-    decode_cb_sequence_reply(&body)
+    let seq = decode_cb_sequence_reply(&body)?;
+    // CB_SEQUENCE succeeded; the COMPOUND's own status says whether the rest did.
+    let st = NfsStatus::from_code(XdrDecoder::new(&body).u32().unwrap_or(0));
+    if st != status::NFS4_OK {
+        return Err(CallbackError::Status(st));
+    }
+    Ok(seq)
 }
 
 fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceResOk, CallbackError> {

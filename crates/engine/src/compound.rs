@@ -37,6 +37,8 @@ const RPC_REPLY_HEADER: usize = ACCEPTED_REPLY_HEADER_LEN;
 pub struct Nfs4Engine {
     pub state: Arc<StateManager>,
     pub export: Arc<Export>,
+    /// Asynchronous COPYs in flight and ended.
+    pub offloads: crate::offload::Offloads,
 }
 
 /// The COMPOUND header could not be decoded: answer RPC GARBAGE_ARGS.
@@ -158,7 +160,12 @@ impl CompoundCtx<'_> {
 
 impl Nfs4Engine {
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
-        Self { state, export }
+        let offloads = crate::offload::Offloads::new(state.clone(), export.clone());
+        Self {
+            state,
+            export,
+            offloads,
+        }
     }
 
     /// The context of a COMPOUND before its first op.
@@ -189,6 +196,7 @@ impl Nfs4Engine {
             cred,
             minor,
             export: &self.export,
+            offloads: &self.offloads,
             caller: s.caller,
             session: s.session,
             current_fh: s.current_fh,

@@ -68,6 +68,8 @@ pub struct CompoundCtx<'a> {
     pub cred: &'a Credential,
     pub minor: u32,
     pub export: &'a Export,
+    /// Asynchronous COPYs.
+    pub offloads: &'a crate::offload::Offloads,
     /// The caller after export squashing.
     pub caller: Caller,
     /// Set when the COMPOUND started with a successful SEQUENCE.

@@ -9,6 +9,7 @@ pub mod ctx;
 pub use ringnfs_proto::nfs4::consts;
 pub mod export;
 pub mod fh;
+pub mod offload;
 pub mod ops;
 pub mod optable;
 pub mod program;

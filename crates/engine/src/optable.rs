@@ -367,15 +367,25 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
         rsize: |a, _| RESULT_HEADER + 8 + space::read_plus_budget(a.count.min(io::MAX_IO)) as u32,
         stateid: |a| &mut a.stateid,
     };
-    t[op::COPY as usize] = v42("COPY");
     t[op::COPY_NOTIFY as usize] = v42("COPY_NOTIFY");
     t[op::IO_ADVISE as usize] = v42("IO_ADVISE");
     t[op::LAYOUTERROR as usize] = v42("LAYOUTERROR");
     t[op::LAYOUTSTATS as usize] = v42("LAYOUTSTATS");
-    t[op::OFFLOAD_CANCEL as usize] = v42("OFFLOAD_CANCEL");
-    t[op::OFFLOAD_STATUS as usize] = v42("OFFLOAD_STATUS");
     t[op::WRITE_SAME as usize] = v42("WRITE_SAME");
     // ---- copy and clone (ops/copy.rs, proto nfs4/ops/copy.rs) ----
+    t[op::COPY as usize] = row! {
+        "COPY", copy::copy, NEEDS_FH | MODIFIES | USES_STATEID | V42, wire::CopyArgs<'a>,
+        rsize: |_, _| RESULT_HEADER + wire::CopyResOk::MAX_LEN as u32,
+        stateid: |a| &mut a.dst_stateid,
+    };
+    t[op::OFFLOAD_STATUS as usize] = row! {
+        "OFFLOAD_STATUS", copy::offload_status, NEEDS_FH | V42, wire::OffloadArgs,
+        rsize: |_, _| RESULT_HEADER + 8 + 8,
+    };
+    t[op::OFFLOAD_CANCEL as usize] = row! {
+        "OFFLOAD_CANCEL", copy::offload_cancel, NEEDS_FH | V42, wire::OffloadArgs,
+        rsize: |_, _| RESULT_HEADER,
+    };
     t[op::CLONE as usize] = row! {
         "CLONE", copy::clone, NEEDS_FH | MODIFIES | USES_STATEID | V42, wire::CloneArgs,
         rsize: |_, _| RESULT_HEADER,
@@ -500,6 +510,7 @@ mod tests {
                 "ALLOCATE",
                 "CLONE",
                 "CLOSE",
+                "COPY",
                 "DEALLOCATE",
                 "DELEGRETURN",
                 "FREE_STATEID",

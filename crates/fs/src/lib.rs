@@ -158,6 +158,18 @@ pub trait Backend: Send + Sync + 'static {
     ) -> FsResult<()>;
     /// The alignment CLONE needs (the `clone_blksize` attribute).
     fn clone_blksize(&self) -> u32;
+    /// One step of a COPY (RFC 7862 §15.2): up to `len` bytes of `src` at `src_offset`
+    /// into `dst` at `dst_offset`, growing it if needed; the bytes copied (fewer at the
+    /// end of `src`, 0 past it). Callers copy a large range in steps of a few MiB, so
+    /// that a step blocks its thread for milliseconds, not for the whole copy.
+    fn copy_step(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        len: u64,
+    ) -> FsResult<u64>;
 
     /// Extended attributes (RFC 8276) of the `user.` namespace, named without the prefix
     /// (at most [`XATTR_NAME_MAX`] bytes, no NUL: the caller checks), on regular files

@@ -20,6 +20,9 @@ use parking_lot::{Mutex, MutexGuard};
 /// Lock ranks, in the order locks must be taken. Two locks of the same rank are never
 /// held together.
 pub mod rank {
+    /// The engine's asynchronous-copy helpers' callback turn (`engine/src/offload.rs`):
+    /// held while CB_OFFLOAD goes out, which reads sessions and connections.
+    pub const OFFLOAD_CALLBACK: u8 = 5;
     /// The client table (`StateManager::clients`).
     pub const CLIENT_TABLE: u8 = 10;
     /// One session shard. A file-state shard has the same rank: the two are never held
@@ -31,6 +34,8 @@ pub mod rank {
     pub const CONN_SHARD: u8 = 30;
     /// The grace period's owner list, written with the client table held.
     pub const GRACE_OWNERS: u8 = 40;
+    /// The engine's table of asynchronous copies (`engine/src/offload.rs`): a leaf.
+    pub const OFFLOAD_TABLE: u8 = 50;
 }
 
 /// A table that can verify its own consistency.

@@ -127,6 +127,12 @@ impl StateManager {
         ids.iter().filter_map(|id| self.session_info(id)).collect()
     }
 
+    /// Whether client record `client` still exists (its lease has not run out, it was
+    /// not destroyed).
+    pub fn client_exists(&self, client: ClientId) -> bool {
+        self.clients.lock().get(client).is_some()
+    }
+
     pub fn sessions_of_client(&self, client: ClientId) -> Vec<SessionInfo> {
         let ids = self
             .clients

@@ -1,10 +1,21 @@
-//! Server-side copy and clone (RFC 7862 §15.2, §15.13): CLONE so far. The source is
-//! the saved filehandle, the destination the current one.
+//! Server-side copy and clone (RFC 7862 §15.2, §15.8, §15.9, §15.13): COPY, OFFLOAD_
+//! STATUS, OFFLOAD_CANCEL, CLONE. The source is the saved filehandle, the destination
+//! the current one.
+//!
+//! A COPY of at most [`SYNC_MAX`] bytes, or one the client wants synchronous, or one
+//! whose session has no back channel for CB_OFFLOAD, runs on the worker at once (at
+//! most [`SYNC_MAX`] bytes of it: a shorter `wr_count` tells the client to send the rest
+//! again). A larger one goes to the engine's copy helpers (`offload.rs`) and the reply
+//! carries its copy stateid. Copies between servers (a `ca_source_server` list, and
+//! COPY_NOTIFY) are not built: NFS4ERR_NOTSUPP.
 
 use crate::consts::{NfsStatus, status};
 use crate::ctx::{CompoundCtx, OpResult, resolved};
+use crate::offload::{CopyJob, STEP};
 use ringnfs_fs::{Attrs, FileType};
-use ringnfs_proto::nfs4::ops::CloneArgs;
+use ringnfs_proto::nfs4::ops::{
+    CloneArgs, CopyArgs, CopyRequirements, CopyResOk, OffloadArgs, WriteResponse, Xdr, stable_how4,
+};
 use ringnfs_state::files::IoKind;
 use ringnfs_state::stateid::Stateid;
 
@@ -41,4 +52,117 @@ pub fn clone(ctx: &mut CompoundCtx<'_>, a: CloneArgs, _: &mut Vec<u8>) -> OpResu
     check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
     backend.clone_range(&src.obj, a.src_offset, &dst.obj, a.dst_offset, a.count)?;
     Ok(())
+}
+
+/// Bytes a COPY copies on the worker before it answers.
+pub const SYNC_MAX: u64 = 4 << 20;
+
+pub fn copy(ctx: &mut CompoundCtx<'_>, a: CopyArgs<'_>, out: &mut Vec<u8>) -> OpResult {
+    let dst = ctx.cur()?;
+    let src = ctx.saved()?;
+    ctx.writable()?;
+    if !a.source_servers.is_empty() {
+        return Err(status::NFS4ERR_NOTSUPP);
+    }
+    let src_sid = source_stateid(ctx, a.src_stateid)?;
+    let dst_sid = resolved(a.dst_stateid)?;
+    let backend = &ctx.export.backend;
+    let (sa, da) = (backend.getattr(&src.obj)?, backend.getattr(&dst.obj)?);
+    regular(&sa)?;
+    regular(&da)?;
+    check_stateid_io(ctx, &src_sid, &src, &sa, IoKind::Read)?;
+    check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
+    // RFC 7862 §15.2.3: the source range lies within the source (a count of 0: to its
+    // end); a range overlapping itself within one file is refused.
+    let end = if a.count == 0 {
+        sa.size
+    } else {
+        a.src_offset
+            .checked_add(a.count)
+            .ok_or(status::NFS4ERR_INVAL)?
+    };
+    if a.src_offset > sa.size || end > sa.size {
+        return Err(status::NFS4ERR_INVAL);
+    }
+    let len = end - a.src_offset;
+    if a.dst_offset
+        .checked_add(len)
+        .is_none_or(|e| e > i64::MAX as u64)
+    {
+        return Err(status::NFS4ERR_FBIG);
+    }
+    if src.obj == dst.obj && a.src_offset < a.dst_offset + len && a.dst_offset < end {
+        return Err(status::NFS4ERR_INVAL);
+    }
+    let session = ctx.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
+    let verifier = ctx.state.write_verifier;
+    let can_call_back = ctx.state.back_channel(&session.sessionid, false).is_some();
+    if !a.synchronous && len > SYNC_MAX && can_call_back {
+        let sid = ctx.offloads.start(CopyJob {
+            clientid: session.clientid,
+            session: session.sessionid,
+            src: src.obj,
+            dst: dst.obj,
+            dst_fh: dst.fh.as_bytes().to_vec(),
+            src_offset: a.src_offset,
+            dst_offset: a.dst_offset,
+            len,
+            verifier,
+        })?;
+        CopyResOk {
+            response: WriteResponse {
+                callback_id: Some(sid),
+                count: 0,
+                committed: stable_how4::UNSTABLE,
+                verifier,
+            },
+            requirements: CopyRequirements {
+                consecutive: true,
+                synchronous: false,
+            },
+        }
+        .encode(out);
+        return Ok(());
+    }
+    let want = len.min(SYNC_MAX);
+    let mut copied = 0u64;
+    while copied < want {
+        let step = backend.copy_step(
+            &src.obj,
+            a.src_offset + copied,
+            &dst.obj,
+            a.dst_offset + copied,
+            STEP.min(want - copied),
+        );
+        match step {
+            Ok(0) => break,
+            Ok(n) => copied += n,
+            // What was copied before the error is reported; nothing copied: the error.
+            Err(e) if copied == 0 => return Err(e.into()),
+            Err(_) => break,
+        }
+    }
+    CopyResOk {
+        response: WriteResponse {
+            callback_id: None,
+            count: copied,
+            committed: stable_how4::UNSTABLE,
+            verifier,
+        },
+        requirements: CopyRequirements {
+            consecutive: true,
+            synchronous: true,
+        },
+    }
+    .encode(out);
+    Ok(())
+}
+
+pub fn offload_status(ctx: &mut CompoundCtx<'_>, a: OffloadArgs, out: &mut Vec<u8>) -> OpResult {
+    ctx.offloads.status(ctx.client()?, &a.stateid)?.encode(out);
+    Ok(())
+}
+
+pub fn offload_cancel(ctx: &mut CompoundCtx<'_>, a: OffloadArgs, _: &mut Vec<u8>) -> OpResult {
+    ctx.offloads.cancel(ctx.client()?, &a.stateid)
 }

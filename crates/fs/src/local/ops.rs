@@ -425,6 +425,19 @@ impl Backend for LocalBackend {
         )
     }
 
+    fn copy_step(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        len: u64,
+    ) -> FsResult<u64> {
+        let from = self.file(src)?;
+        let to = self.writable_file(dst)?;
+        sys::copy_file_range(from.fd.as_fd(), src_offset, to.fd.as_fd(), dst_offset, len)
+    }
+
     fn clone_blksize(&self) -> u32 {
         // FICLONERANGE works in whole blocks of the file system.
         self.block_size

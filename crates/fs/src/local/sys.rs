@@ -263,6 +263,39 @@ pub(super) fn removexattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<()> {
         .map_err(FsError::from_errno)
 }
 
+/// copy_file_range(2) of up to `len` bytes (the kernel shares blocks where the file
+/// system can); the bytes copied.
+pub(super) fn copy_file_range(
+    src: BorrowedFd<'_>,
+    src_off: u64,
+    dst: BorrowedFd<'_>,
+    dst_off: u64,
+    len: u64,
+) -> FsResult<u64> {
+    let mut from = i64::try_from(src_off).map_err(|_| FsError::Inval)?;
+    let mut to = i64::try_from(dst_off).map_err(|_| FsError::FBig)?;
+    loop {
+        // SAFETY: valid descriptors; the offsets live for the call.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut from,
+                dst.as_raw_fd(),
+                &mut to,
+                usize::try_from(len).unwrap_or(usize::MAX),
+                0,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as u64);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            e => return Err(FsError::from_errno(e)),
+        }
+    }
+}
+
 /// `struct file_clone_range` of ioctl_ficlonerange(2) (not in libc).
 #[repr(C)]
 struct FileCloneRange {

@@ -953,6 +953,24 @@ impl Backend for MemoryBackend {
         CHUNK as u32
     }
 
+    fn copy_step(
+        &self,
+        src: &ObjHandle,
+        src_offset: u64,
+        dst: &ObjHandle,
+        dst_offset: u64,
+        len: u64,
+    ) -> FsResult<u64> {
+        let mut buf = Vec::new();
+        let count = u32::try_from(len.min(u64::from(u32::MAX))).unwrap_or(u32::MAX);
+        self.read(src, src_offset, count, &mut buf)?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let (n, _) = self.write_data(dst, dst_offset, &buf, None)?;
+        Ok(u64::from(n))
+    }
+
     fn getxattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<Vec<u8>> {
         let id = self.fileid(h)?;
         let t = self.tree.read();

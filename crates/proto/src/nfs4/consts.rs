@@ -107,6 +107,8 @@ pub mod ftype4 {
 /// Callback operation numbers (nfs_cb_opnum4).
 pub mod cb_op {
     pub const CB_SEQUENCE: u32 = 11;
+    /// RFC 7862 §16.1.
+    pub const CB_OFFLOAD: u32 = 15;
     pub const CB_ILLEGAL: u32 = 10044;
 }
 
