@@ -145,6 +145,11 @@ impl Offloads {
             );
             Stateid { seqid: 1, other }
         };
+        tracing::debug!(
+            client = job.clientid,
+            bytes = job.len,
+            "asynchronous COPY queued"
+        );
         let tx = self.jobs.get_or_init(|| self.spawn());
         if tx.send((job, sid, progress)).is_err() {
             self.table.lock().running.remove(&sid.other);
@@ -198,6 +203,12 @@ impl Offloads {
                         };
                         let _ = progress.ended.set(st);
                         retire(&table, &sid);
+                        tracing::debug!(
+                            client = job.clientid,
+                            bytes = progress.copied.load(Ordering::Relaxed),
+                            status = ?st,
+                            "asynchronous COPY ended"
+                        );
                         let _one = callbacks.lock();
                         notify(&state, &job, &sid, &progress);
                     }
@@ -285,8 +296,9 @@ fn notify(state: &StateManager, job: &CopyJob, sid: &Stateid, p: &Progress) {
         stateid: *sid,
         result,
     };
-    if let Err(e) = crate::callback::cb_offload(state, &job.session, &args, CALLBACK_TIMEOUT) {
+    match crate::callback::cb_offload(state, &job.session, &args, CALLBACK_TIMEOUT) {
+        Ok(()) => tracing::debug!(client = job.clientid, "CB_OFFLOAD delivered"),
         // The outcome stays for OFFLOAD_STATUS.
-        tracing::info!(client = job.clientid, "CB_OFFLOAD not delivered: {e}");
+        Err(e) => tracing::info!(client = job.clientid, "CB_OFFLOAD not delivered: {e}"),
     }
 }

@@ -10,7 +10,9 @@
 //! (SEQUENCE, and storing the reply) and a file's state shard for each op on open or
 //! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
 //! a client and its sessions. A binding and its registry entry change together, under the
-//! session shard's lock.
+//! session shard's lock. Users of these ranks outside the crate: the engine's
+//! asynchronous-copy helpers take their callback turn before all of these and their copy
+//! table after all of them (`locks::rank::OFFLOAD_CALLBACK`, `OFFLOAD_TABLE`).
 //!
 //! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
 //! builds assert this order on each lock, and check a table's invariants whenever a lock

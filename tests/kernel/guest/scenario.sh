@@ -612,6 +612,29 @@ v_xattr() {
     case " $l " in *" user.empty "*) ;; *) fail "user.empty not listed: $l" ;; esac
     [ "$rm1" = ok ] && [ "$rm2" = ENODATA ] && [ "$after" = ENODATA ] || fail "remove"
 }
+v_copy_source() { # 64 MiB written, then the client's page cache dropped
+    dd if=/dev/urandom of=/tmp/big bs=1M count=64 2>/dev/null &&
+        dd if=/tmp/big of=/mnt/v/big bs=1M conv=fsync 2>/dev/null || exit $?
+    echo 3 >/proc/sys/vm/drop_caches
+}
+v_copy() {
+    t=$(up)
+    r=$(nfs42 copy /mnt/v/big /mnt/v/big.copy) || exit $?
+    echo "$r in $(elapsed "$t") s"
+    [ "$r" = "copied 67108864" ] || fail "$r"
+}
+v_client_copy() { # the same copy done by the client (READ and WRITE), for comparison
+    t=$(up)
+    dd if=/mnt/v/big of=/mnt/v/big.dd bs=1M conv=fsync 2>/dev/null || exit $?
+    echo "client-side copy of 64 MiB in $(elapsed "$t") s"
+    rm /mnt/v/big.dd
+}
+v_copy_same() {
+    echo 3 >/proc/sys/vm/drop_caches
+    a=$(md5sum </tmp/big) && b=$(md5sum </mnt/v/big.copy) || exit $?
+    echo "source $a copy $b"
+    [ "$a" = "$b" ] || fail "md5 differs"
+}
 v_rm() { rm -r /mnt/v; }
 
 part_v42() {
@@ -619,6 +642,15 @@ part_v42() {
     echo "INFO part v42: ALLOCATE, DEALLOCATE, SEEK, READ_PLUS, extended attributes (opts: ${OPTS:-none})"
     step v_mount b_mount || { part_end; return; }
     if step v_vers v_vers && step v_mk v_mk; then
+        # First, while nothing was read: the copy must not move the data over the wire
+        # (no READ at all, and no second 64 WRITEs).
+        if step v_copy_source v_copy_source && step v_copy_file_range v_copy; then
+            hstep srv_copy check delta ops.COPY ge 1
+            hstep srv_copy_no_read check delta ops.READ le 0
+            hstep srv_copy_no_rewrite check delta ops.WRITE le 100
+            step v_copy_md5 v_copy_same
+            step v_client_copy v_client_copy
+        fi
         step v_seek v_seek && hstep srv_seek check delta ops.SEEK ge 6
         step v_read_back v_same
         rp=$(v_read_plus_used)
