@@ -232,7 +232,7 @@ pub enum IoFinish {
     /// ALLOCATE, DEALLOCATE: after the fallocate.
     Space,
     /// READ_PLUS: after its data span was read.
-    ReadPlus(Box<crate::ops::space::ReadPlusWait>),
+    ReadPlus(Box<ReadPlusWait>),
 }
 
 /// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the
@@ -242,6 +242,23 @@ pub enum IoFinish {
 pub struct DirectRead {
     pub plain: IoFd,
     pub skip: usize,
+}
+
+/// One region of a READ_PLUS range: `[start, end)`, data or a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    pub data: bool,
+}
+
+/// A READ_PLUS waiting for its data span (the first data byte of `map` to the last,
+/// read from `span_at`) on the ring; its segments then take at most `budget` bytes.
+pub struct ReadPlusWait {
+    pub map: Vec<Region>,
+    pub span_at: u64,
+    pub size: u64,
+    pub budget: usize,
 }
 
 /// One write a WRITE op makes.

@@ -18,8 +18,7 @@ use ringnfs_state::files::IoKind;
 use super::attr::check_stateid_io;
 use crate::export::Export;
 
-/// maxread / maxwrite (the fattr4 values say the same).
-pub const MAX_IO: u32 = 1024 * 1024;
+pub use super::MAX_IO;
 
 fn io_status(res: i32) -> NfsStatus {
     FsError::from_errno(-res).status()

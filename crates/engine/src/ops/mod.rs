@@ -17,6 +17,9 @@ pub mod stateid_ops;
 pub mod xattr;
 
 use crate::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, status};
+
+/// maxread / maxwrite (the fattr4 values say the same): READ, READ_PLUS and WRITE.
+pub const MAX_IO: u32 = 1024 * 1024;
 use ringnfs_fs::{Attrs, Caller, FileType};
 use ringnfs_proto::nfs4::ops::ChangeInfo;
 

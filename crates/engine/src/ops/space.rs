@@ -6,7 +6,9 @@
 //! per region. ALLOCATE and DEALLOCATE are `fallocate(2)` on the ring for real files.
 
 use crate::consts::status;
-use crate::ctx::{CompoundCtx, IoFinish, IoOutcome, OpResult, PendingIo, resolved};
+use crate::ctx::{
+    CompoundCtx, IoFinish, IoOutcome, OpResult, PendingIo, ReadPlusWait, Region, resolved,
+};
 use ringnfs_fs::{Backend, FileType, FsResult, ObjHandle};
 use ringnfs_proto::nfs4::ops::{
     ReadArgs, ReadPlusSegment, SeekArgs, SeekResOk, SpaceArgs, Xdr, data_content4,
@@ -15,8 +17,8 @@ use ringnfs_proto::xdr::{XdrEncoder, pad4};
 use ringnfs_service::{Caching, FileIoDone, FileOp};
 use ringnfs_state::files::IoKind;
 
+use super::MAX_IO;
 use super::attr::check_stateid_io;
-use super::io::MAX_IO;
 
 /// Holes shorter than this are sent as data (zeros): a hole segment costs 20 bytes of
 /// reply, and file systems report holes in whole blocks anyway.
@@ -108,14 +110,6 @@ fn change_space(ctx: &mut CompoundCtx<'_>, a: SpaceArgs, mode: i32) -> OpResult 
         backend.deallocate(&cur.obj, a.offset, a.length)?;
     }
     Ok(())
-}
-
-/// One region of a READ_PLUS range: `[start, end)`, data or a hole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
-    pub start: u64,
-    pub end: u64,
-    pub data: bool,
 }
 
 /// `[offset, end)` of file `h` as data and holes (holes shorter than [`MIN_HOLE`]
@@ -295,14 +289,6 @@ pub fn read_plus(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> O
     }
     encode_read_plus(out, &map, (span_at, &span), size, budget);
     Ok(())
-}
-
-/// A READ_PLUS waiting for its data span on the ring.
-pub struct ReadPlusWait {
-    map: Vec<Region>,
-    span_at: u64,
-    size: u64,
-    budget: usize,
 }
 
 /// Finish a READ_PLUS whose data span the ring read.
