@@ -17,6 +17,10 @@
  *   nfs42 copy SRC DST         copy_file_range(2) of all of SRC into a new DST (what
  *                              cp may use; over NFSv4.2 the server's COPY): the bytes
  *                              copied
+ *   nfs42 clone SRC DST        ioctl(FICLONE) of SRC into a new DST (cp --reflink;
+ *                              over NFSv4.2 the server's CLONE): "ok", or the errno
+ *                              name (EOPNOTSUPP where the exported file system has no
+ *                              reflinks)
  *
  * Prints one line; exits 0, or 1 with "NFS42 FAIL what: error".
  */
@@ -28,6 +32,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -173,6 +179,19 @@ int main(int argc, char **argv)
             die("fsync");
         printf("copied %lld\n", total);
         return 0;
+    }
+    if (strcmp(cmd, "clone") == 0 && argc == 4) {
+        int in = open_or_die(path, O_RDONLY);
+        int out = open_or_die(argv[3], O_WRONLY | O_CREAT | O_TRUNC);
+        if (ioctl(out, FICLONE, in) == 0) {
+            printf("ok\n");
+            return 0;
+        }
+        if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL) {
+            printf("%s\n", errno == EOPNOTSUPP ? "EOPNOTSUPP" : errno == EXDEV ? "EXDEV" : "EINVAL");
+            return 0;
+        }
+        die("ioctl(FICLONE)");
     }
     fprintf(stderr, "nfs42: bad arguments\n");
     return 2;

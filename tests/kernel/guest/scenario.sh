@@ -635,6 +635,15 @@ v_copy_same() {
     echo "source $a copy $b"
     [ "$a" = "$b" ] || fail "md5 differs"
 }
+v_clone() { # FICLONE: the export lives on the host's file system (ext4 here: no reflinks)
+    r=$(nfs42 clone /mnt/v/big /mnt/v/big.clone) || exit $?
+    echo "FICLONE: $r"
+    case "$r" in
+    ok) [ "$(md5sum </mnt/v/big.clone)" = "$(md5sum </tmp/big)" ] || fail "clone content" ;;
+    EOPNOTSUPP) ;;
+    *) fail "FICLONE answered $r" ;;
+    esac
+}
 v_rm() { rm -r /mnt/v; }
 
 part_v42() {
@@ -650,6 +659,7 @@ part_v42() {
             hstep srv_copy_no_rewrite check delta ops.WRITE le 100
             step v_copy_md5 v_copy_same
             step v_client_copy v_client_copy
+            step v_ficlone v_clone && hstep srv_clone check delta ops.CLONE ge 1
         fi
         step v_seek v_seek && hstep srv_seek check delta ops.SEEK ge 6
         step v_read_back v_same
