@@ -306,3 +306,86 @@ fn read_only_export_refuses_space_changes_but_seeks() {
         assert!(r.offset >= 8192);
     });
 }
+
+/// Deterministic pseudo-random numbers.
+fn lcg(state: &mut u64) -> u64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+/// Random layouts of data and holes (writes and punches at any alignment, a size set
+/// past the data), read back at random offsets and counts: READ_PLUS stands for exactly
+/// the bytes READ returns and the model holds, and every hole SEEK reports reads as zeros.
+#[test]
+fn random_layouts_read_back_exactly() {
+    for_each_backend(|env| {
+        let f = env.files();
+        let root = f.root_fh().unwrap();
+        let mut seed = 7 + env.is_local() as u64;
+        for round in 0..12 {
+            let name = format!("r{round}");
+            let (fh, of) = f.create(&root, name.as_bytes(), 0o644).unwrap();
+            let sid = of.stateid;
+            let mut model: Vec<u8> = Vec::new();
+            for _ in 0..12 {
+                let off = lcg(&mut seed) % (3 * MIB);
+                let len = 1 + lcg(&mut seed) % 90_000;
+                if lcg(&mut seed) % 3 == 0 && !model.is_empty() {
+                    let off = off % model.len() as u64;
+                    space(&f, &fh, sid, true, off, len).unwrap();
+                    let end = (off + len).min(model.len() as u64);
+                    model[off as usize..end as usize].fill(0);
+                } else {
+                    let data: Vec<u8> = (0..len).map(|i| (i % 250) as u8 + 1).collect();
+                    f.write(&of, off, &data, 2).unwrap();
+                    let end = (off + len) as usize;
+                    if model.len() < end {
+                        model.resize(end, 0);
+                    }
+                    model[off as usize..end].copy_from_slice(&data);
+                }
+            }
+            let size = model.len() as u64;
+            for _ in 0..25 {
+                let offset = lcg(&mut seed) % (size + 10_000);
+                let count = 1 + (lcg(&mut seed) % (600_000)) as u32;
+                let r = read_plus(&f, &fh, sid, offset, count);
+                let from = (offset as usize).min(model.len());
+                let to = from + r.data.len();
+                assert!(to <= model.len(), "round {round}: past the end");
+                assert!(
+                    r.data == model[from..to],
+                    "round {round}: READ_PLUS {count} at {offset}"
+                );
+                let want = (offset as usize + count as usize).min(model.len());
+                assert_eq!(r.eof, to == model.len(), "round {round}: eof at {offset}");
+                assert!(r.eof || to == want || !r.data.is_empty(), "progress");
+                if offset < size {
+                    let h = seek(&f, &fh, sid, offset, data_content4::HOLE)
+                        .unwrap()
+                        .offset;
+                    let next = seek(
+                        &f,
+                        &fh,
+                        sid,
+                        h.min(size.saturating_sub(1)),
+                        data_content4::DATA,
+                    )
+                    .map(|r| if r.eof { size } else { r.offset })
+                    .unwrap_or(size);
+                    if h < size {
+                        assert!(
+                            model[h as usize..next.max(h) as usize]
+                                .iter()
+                                .all(|b| *b == 0),
+                            "round {round}: the hole at {h} holds data"
+                        );
+                    }
+                }
+            }
+            f.close(of).unwrap();
+        }
+    });
+}
