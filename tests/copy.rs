@@ -281,10 +281,37 @@ fn copy_errors() {
             },
         ]);
         assert_eq!(status_of(r), status::NFS4ERR_NOTSUPP);
-        // OFFLOAD_STATUS of something that is no copy.
+        // OFFLOAD_STATUS of something that is no copy of this server instance (the
+        // anonymous stateid's zeros are no instance's): its copy did not survive.
         assert_eq!(
             status_of(on_dst(&f, &dst, Op::OffloadStatus(Stateid::ANONYMOUS))),
-            status::NFS4ERR_BAD_STATEID
+            status::NFS4ERR_STALE_STATEID
         );
     });
+}
+
+/// A copy does not survive a restart of the server: its stateid then answers
+/// NFS4ERR_STALE_STATEID, and the client copies again.
+#[test]
+fn a_copy_stateid_of_an_earlier_instance_is_stale() {
+    let mut env = Env::start(BackendKind::Local, |_| {});
+    let (f, cb) = client(&env);
+    let (src, dst, _) = source_and_dest(&f, "r", 8 * MIB);
+    let r = copy(&f, &src, &dst, (0, 0, 0), false).unwrap();
+    let sid = r.response.callback_id.expect("asynchronous");
+    assert!(wait_until(Duration::from_secs(60), || !cb
+        .stats()
+        .offloads
+        .is_empty()));
+    drop(f);
+    env.restart();
+    let (g, _) = client(&env);
+    assert_eq!(
+        status_of(on_dst(&g, &dst, Op::OffloadStatus(sid))),
+        status::NFS4ERR_STALE_STATEID
+    );
+    assert_eq!(
+        status_of(on_dst(&g, &dst, Op::OffloadCancel(sid))),
+        status::NFS4ERR_STALE_STATEID
+    );
 }

@@ -332,7 +332,7 @@ fn random_layouts_read_back_exactly() {
             for _ in 0..12 {
                 let off = lcg(&mut seed) % (3 * MIB);
                 let len = 1 + lcg(&mut seed) % 90_000;
-                if lcg(&mut seed) % 3 == 0 && !model.is_empty() {
+                if lcg(&mut seed).is_multiple_of(3) && !model.is_empty() {
                     let off = off % model.len() as u64;
                     space(&f, &fh, sid, true, off, len).unwrap();
                     let end = (off + len).min(model.len() as u64);

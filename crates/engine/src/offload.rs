@@ -158,8 +158,19 @@ impl Offloads {
         Ok(sid)
     }
 
+    /// A copy stateid of an earlier instance of the server: its copy died with it
+    /// (nothing of it survives a restart; the client copies again).
+    fn check_instance(&self, sid: &Stateid) -> Result<(), NfsStatus> {
+        if sid.other[..4] == self.boot.to_be_bytes() {
+            Ok(())
+        } else {
+            Err(status::NFS4ERR_STALE_STATEID)
+        }
+    }
+
     /// OFFLOAD_STATUS: bytes copied so far, and the outcome once it ended.
     pub fn status(&self, clientid: u64, sid: &Stateid) -> Result<OffloadStatusResOk, NfsStatus> {
+        self.check_instance(sid)?;
         let t = self.table.lock();
         let e = find(&t, clientid, sid)?;
         Ok(OffloadStatusResOk {
@@ -171,6 +182,7 @@ impl Offloads {
     /// OFFLOAD_CANCEL: stop a running copy (no CB_OFFLOAD follows); one that ended
     /// already is NFS4ERR_COMPLETE_ALREADY.
     pub fn cancel(&self, clientid: u64, sid: &Stateid) -> Result<(), NfsStatus> {
+        self.check_instance(sid)?;
         let t = self.table.lock();
         let e = find(&t, clientid, sid)?;
         if e.progress.ended.get().is_some() {
