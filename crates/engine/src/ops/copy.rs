@@ -10,9 +10,9 @@
 //! COPY_NOTIFY) are not built: NFS4ERR_NOTSUPP.
 
 use crate::consts::{NfsStatus, status};
-use crate::ctx::{CompoundCtx, OpResult, resolved};
+use crate::ctx::{CompoundCtx, CurFh, OpResult, resolved};
 use crate::offload::{CopyJob, STEP};
-use ringnfs_fs::{Attrs, FileType};
+use ringnfs_fs::Attrs;
 use ringnfs_proto::nfs4::ops::{
     CloneArgs, CopyArgs, CopyRequirements, CopyResOk, OffloadArgs, WriteResponse, Xdr, stable_how4,
 };
@@ -21,12 +21,32 @@ use ringnfs_state::stateid::Stateid;
 
 use super::attr::check_stateid_io;
 
-fn regular(a: &Attrs) -> Result<(), NfsStatus> {
-    match a.ftype {
-        FileType::Regular => Ok(()),
-        FileType::Directory => Err(status::NFS4ERR_ISDIR),
-        _ => Err(status::NFS4ERR_WRONG_TYPE),
-    }
+/// The two files of a COPY or CLONE: the source (saved filehandle, read) and the
+/// destination (current filehandle, written), with their attributes, checked: regular
+/// files, a writable export, stateids that allow reading and writing.
+struct Ends {
+    src: CurFh,
+    dst: CurFh,
+    src_attrs: Attrs,
+}
+
+fn ends(ctx: &CompoundCtx<'_>, src_sid: Stateid, dst_sid: Stateid) -> Result<Ends, NfsStatus> {
+    let dst = ctx.cur()?;
+    let src = ctx.saved()?;
+    ctx.writable()?;
+    let src_sid = source_stateid(ctx, src_sid)?;
+    let dst_sid = resolved(dst_sid)?;
+    let backend = &ctx.export.backend;
+    let (sa, da) = (backend.getattr(&src.obj)?, backend.getattr(&dst.obj)?);
+    super::require_regular(sa.ftype, status::NFS4ERR_WRONG_TYPE)?;
+    super::require_regular(da.ftype, status::NFS4ERR_WRONG_TYPE)?;
+    check_stateid_io(ctx, &src_sid, &src, &sa, IoKind::Read)?;
+    check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
+    Ok(Ends {
+        src,
+        dst,
+        src_attrs: sa,
+    })
 }
 
 /// The source's stateid: the special current stateid there stands for the saved one
@@ -39,18 +59,10 @@ fn source_stateid(ctx: &CompoundCtx<'_>, sid: Stateid) -> Result<Stateid, NfsSta
 }
 
 pub fn clone(ctx: &mut CompoundCtx<'_>, a: CloneArgs, _: &mut Vec<u8>) -> OpResult {
-    let dst = ctx.cur()?;
-    let src = ctx.saved()?;
-    ctx.writable()?;
-    let src_sid = source_stateid(ctx, a.src_stateid)?;
-    let dst_sid = resolved(a.dst_stateid)?;
-    let backend = &ctx.export.backend;
-    let (sa, da) = (backend.getattr(&src.obj)?, backend.getattr(&dst.obj)?);
-    regular(&sa)?;
-    regular(&da)?;
-    check_stateid_io(ctx, &src_sid, &src, &sa, IoKind::Read)?;
-    check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
-    backend.clone_range(&src.obj, a.src_offset, &dst.obj, a.dst_offset, a.count)?;
+    let Ends { src, dst, .. } = ends(ctx, a.src_stateid, a.dst_stateid)?;
+    ctx.export
+        .backend
+        .clone_range(&src.obj, a.src_offset, &dst.obj, a.dst_offset, a.count)?;
     Ok(())
 }
 
@@ -58,20 +70,15 @@ pub fn clone(ctx: &mut CompoundCtx<'_>, a: CloneArgs, _: &mut Vec<u8>) -> OpResu
 pub const SYNC_MAX: u64 = 4 << 20;
 
 pub fn copy(ctx: &mut CompoundCtx<'_>, a: CopyArgs<'_>, out: &mut Vec<u8>) -> OpResult {
-    let dst = ctx.cur()?;
-    let src = ctx.saved()?;
-    ctx.writable()?;
     if !a.source_servers.is_empty() {
         return Err(status::NFS4ERR_NOTSUPP);
     }
-    let src_sid = source_stateid(ctx, a.src_stateid)?;
-    let dst_sid = resolved(a.dst_stateid)?;
+    let Ends {
+        src,
+        dst,
+        src_attrs: sa,
+    } = ends(ctx, a.src_stateid, a.dst_stateid)?;
     let backend = &ctx.export.backend;
-    let (sa, da) = (backend.getattr(&src.obj)?, backend.getattr(&dst.obj)?);
-    regular(&sa)?;
-    regular(&da)?;
-    check_stateid_io(ctx, &src_sid, &src, &sa, IoKind::Read)?;
-    check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
     // RFC 7862 §15.2.3: the source range lies within the source (a count of 0: to its
     // end); a range overlapping itself within one file is refused.
     let end = if a.count == 0 {

@@ -277,12 +277,7 @@ fn read_eof(offset: u64, len: usize, count: u32, size: u64) -> bool {
 }
 
 fn require_regular(t: FileType) -> OpResult {
-    match t {
-        FileType::Regular => Ok(()),
-        FileType::Directory => Err(status::NFS4ERR_ISDIR),
-        FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
-        _ => Err(status::NFS4ERR_INVAL),
-    }
+    super::require_regular(t, status::NFS4ERR_INVAL)
 }
 
 /// The file's `O_DIRECT` descriptor for an export in direct I/O mode; none when the

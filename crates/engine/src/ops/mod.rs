@@ -41,6 +41,18 @@ pub fn change_info(before: &Attrs, after: &Attrs) -> ChangeInfo {
     }
 }
 
+/// Data ops need a regular file: a directory is NFS4ERR_ISDIR, a symlink
+/// NFS4ERR_SYMLINK, anything else `other` (READ and WRITE answer NFS4ERR_INVAL as RFC
+/// 8881 has it, the NFSv4.2 ops NFS4ERR_WRONG_TYPE).
+pub fn require_regular(t: FileType, other: NfsStatus) -> Result<(), NfsStatus> {
+    match t {
+        FileType::Regular => Ok(()),
+        FileType::Directory => Err(status::NFS4ERR_ISDIR),
+        FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
+        _ => Err(other),
+    }
+}
+
 /// Ops that need a directory as the current filehandle.
 pub fn require_dir(a: &Attrs) -> Result<(), NfsStatus> {
     match a.ftype {

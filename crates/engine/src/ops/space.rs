@@ -30,12 +30,7 @@ const FALLOC_ALLOCATE: i32 = 0;
 const FALLOC_PUNCH_HOLE: i32 = 0x02 | 0x01;
 
 fn require_regular(t: FileType) -> OpResult {
-    match t {
-        FileType::Regular => Ok(()),
-        FileType::Directory => Err(status::NFS4ERR_ISDIR),
-        FileType::Symlink => Err(status::NFS4ERR_SYMLINK),
-        _ => Err(status::NFS4ERR_WRONG_TYPE),
-    }
+    super::require_regular(t, status::NFS4ERR_WRONG_TYPE)
 }
 
 pub fn seek(ctx: &mut CompoundCtx<'_>, a: SeekArgs, out: &mut Vec<u8>) -> OpResult {
@@ -220,12 +215,8 @@ pub fn read_plus(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> O
     let cur = ctx.cur()?;
     let sid = resolved(a.stateid)?;
     let attrs = ctx.export.backend.getattr(&cur.obj)?;
-    match attrs.ftype {
-        FileType::Regular => {}
-        FileType::Directory => return Err(status::NFS4ERR_ISDIR),
-        FileType::Symlink => return Err(status::NFS4ERR_SYMLINK),
-        _ => return Err(status::NFS4ERR_INVAL),
-    }
+    // As READ (whose arguments these are): INVAL for what is neither file nor directory.
+    super::require_regular(attrs.ftype, status::NFS4ERR_INVAL)?;
     check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Read)?;
     let size = attrs.size;
     let end = size.min(offset.saturating_add(u64::from(count)));

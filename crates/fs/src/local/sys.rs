@@ -183,36 +183,33 @@ pub(super) fn fchownat_empty(
     .map_err(FsError::from_errno)
 }
 
-/// getxattr(2) of `name` on the object behind `fd`, through its /proc magic link (the
-/// f*xattr calls refuse O_PATH descriptors); the value, read whole.
-pub(super) fn getxattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<Vec<u8>> {
-    let p = proc_path(fd);
+/// A value the kernel reports the size of first: `call` with a null buffer of size 0
+/// says how long it is, then fills a buffer that long (asked again if it grew between).
+fn sized_value(mut call: impl FnMut(*mut libc::c_void, usize) -> isize) -> FsResult<Vec<u8>> {
     loop {
-        // SAFETY: valid NUL-terminated path and name; a null buffer of size 0 asks for
-        // the value's size.
-        let want = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        let want = call(std::ptr::null_mut(), 0);
         if want < 0 {
             return Err(last_err());
         }
         let mut buf = vec![0u8; want as usize];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe {
-            libc::getxattr(
-                p.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
+        let n = call(buf.as_mut_ptr().cast(), buf.len());
         if n >= 0 {
             buf.truncate(n as usize);
             return Ok(buf);
         }
-        // The value grew between the two calls: ask again.
         if errno() != libc::ERANGE {
             return Err(last_err());
         }
     }
+}
+
+/// getxattr(2) of `name` on the object behind `fd`, through its /proc magic link (the
+/// f*xattr calls refuse O_PATH descriptors); the value, read whole.
+pub(super) fn getxattr(fd: BorrowedFd<'_>, name: &CStr) -> FsResult<Vec<u8>> {
+    let p = proc_path(fd);
+    // SAFETY: valid NUL-terminated path and name; `sized_value` passes a buffer writable
+    // for the size it gives (or null with size 0).
+    sized_value(|buf, len| unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), buf, len) })
 }
 
 /// setxattr(2) of `name` to `value` with `flags` (0, XATTR_CREATE or XATTR_REPLACE).
@@ -235,23 +232,9 @@ pub(super) fn setxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32
 /// listxattr(2): the names, each NUL-terminated, as the kernel lists them.
 pub(super) fn listxattr(fd: BorrowedFd<'_>) -> FsResult<Vec<u8>> {
     let p = proc_path(fd);
-    loop {
-        // SAFETY: valid NUL-terminated path; a null buffer of size 0 asks for the size.
-        let want = unsafe { libc::listxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
-        if want < 0 {
-            return Err(last_err());
-        }
-        let mut buf = vec![0u8; want as usize];
-        // SAFETY: `buf` is writable for its length.
-        let n = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(buf);
-        }
-        if errno() != libc::ERANGE {
-            return Err(last_err());
-        }
-    }
+    // SAFETY: valid NUL-terminated path; `sized_value` passes a buffer writable for the
+    // size it gives (or null with size 0).
+    sized_value(|buf, len| unsafe { libc::listxattr(p.as_ptr(), buf.cast(), len) })
 }
 
 /// removexattr(2) of `name`.

@@ -679,6 +679,25 @@ impl MemoryBackend {
         })
     }
 
+    /// Change the extended attributes of `h` with `f`, as `caller` (write permission),
+    /// recording the change.
+    fn change_xattrs(
+        &self,
+        h: &ObjHandle,
+        caller: &Caller,
+        f: impl FnOnce(&mut Xattrs) -> FsResult<()>,
+    ) -> FsResult<()> {
+        let id = self.fileid(h)?;
+        let now = Timespec::now();
+        let mut t = self.tree.write();
+        let inode = t.get_mut(id)?;
+        xattr_target(inode)?;
+        require(caller, &inode.attrs, W_OK)?;
+        f(&mut inode.xattrs)?;
+        inode.touch_ctime(now);
+        Ok(())
+    }
+
     /// `NoSpc` unless `more` bytes fit in the capacity.
     fn reserve(&self, t: &Tree, more: u64) -> FsResult<()> {
         match self.opts.capacity_bytes {
@@ -987,15 +1006,7 @@ impl Backend for MemoryBackend {
         how: XattrSet,
         caller: &Caller,
     ) -> FsResult<()> {
-        let id = self.fileid(h)?;
-        let now = Timespec::now();
-        let mut t = self.tree.write();
-        let inode = t.get_mut(id)?;
-        xattr_target(inode)?;
-        require(caller, &inode.attrs, W_OK)?;
-        inode.xattrs.set(name, value, how)?;
-        inode.touch_ctime(now);
-        Ok(())
+        self.change_xattrs(h, caller, |x| x.set(name, value, how))
     }
 
     fn listxattrs(&self, h: &ObjHandle, caller: &Caller) -> FsResult<Vec<Vec<u8>>> {
@@ -1007,15 +1018,7 @@ impl Backend for MemoryBackend {
     }
 
     fn removexattr(&self, h: &ObjHandle, name: &[u8], caller: &Caller) -> FsResult<()> {
-        let id = self.fileid(h)?;
-        let now = Timespec::now();
-        let mut t = self.tree.write();
-        let inode = t.get_mut(id)?;
-        xattr_target(inode)?;
-        require(caller, &inode.attrs, W_OK)?;
-        inode.xattrs.remove(name)?;
-        inode.touch_ctime(now);
-        Ok(())
+        self.change_xattrs(h, caller, |x| x.remove(name))
     }
 
     fn seek(&self, h: &ObjHandle, offset: u64, data: bool) -> FsResult<Option<u64>> {
