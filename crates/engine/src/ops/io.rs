@@ -408,10 +408,7 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
     check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Write)?;
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, true) {
         // The kernel takes signed offsets: nothing can be written beyond i64::MAX.
-        if offset
-            .checked_add(data.len() as u64)
-            .is_none_or(|end| end > i64::MAX as u64)
-        {
+        if super::past_max_offset(offset, data.len() as u64) {
             return Err(status::NFS4ERR_FBIG);
         }
         let fd = fd?;

@@ -41,6 +41,14 @@ pub fn change_info(before: &Attrs, after: &Attrs) -> ChangeInfo {
     }
 }
 
+/// Whether `[offset, offset + len)` ends past the largest offset a file may have (the
+/// kernel's offsets are signed): NFS4ERR_FBIG for the ops that would write there.
+pub fn past_max_offset(offset: u64, len: u64) -> bool {
+    offset
+        .checked_add(len)
+        .is_none_or(|end| end > i64::MAX as u64)
+}
+
 /// Data ops need a regular file: a directory is NFS4ERR_ISDIR, a symlink
 /// NFS4ERR_SYMLINK, anything else `other` (READ and WRITE answer NFS4ERR_INVAL as RFC
 /// 8881 has it, the NFSv4.2 ops NFS4ERR_WRONG_TYPE).
