@@ -92,10 +92,7 @@ pub fn copy(ctx: &mut CompoundCtx<'_>, a: CopyArgs<'_>, out: &mut Vec<u8>) -> Op
         return Err(status::NFS4ERR_INVAL);
     }
     let len = end - a.src_offset;
-    if a.dst_offset
-        .checked_add(len)
-        .is_none_or(|e| e > i64::MAX as u64)
-    {
+    if super::past_max_offset(a.dst_offset, len) {
         return Err(status::NFS4ERR_FBIG);
     }
     if src.obj == dst.obj && a.src_offset < a.dst_offset + len && a.dst_offset < end {

@@ -83,10 +83,7 @@ fn change_space(ctx: &mut CompoundCtx<'_>, a: SpaceArgs, mode: i32) -> OpResult 
     if a.length == 0 {
         return Err(status::NFS4ERR_INVAL);
     }
-    if a.offset
-        .checked_add(a.length)
-        .is_none_or(|end| end > i64::MAX as u64)
-    {
+    if super::past_max_offset(a.offset, a.length) {
         return Err(status::NFS4ERR_FBIG);
     }
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, true) {
