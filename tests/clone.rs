@@ -86,6 +86,8 @@ fn clone(
 }
 
 fn clone_blksize(f: &Files, fh: &[u8]) -> u32 {
+    // A 4.2 attribute: asked in a 4.2 COMPOUND.
+    f.session().use_minor_version(2);
     let bit = 1u32 << (attr::CLONE_BLKSIZE - 64);
     let r = f
         .call(&[Op::PutFh(fh.to_vec()), Op::GetAttr(vec![0, 0, bit])])

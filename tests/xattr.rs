@@ -233,7 +233,8 @@ fn permissions_access_bits_and_xattr_support() {
             ])
             .unwrap();
         assert_eq!(r.access().unwrap(), (all, 0), "others may not");
-        // xattr_support is TRUE.
+        // xattr_support is TRUE (a 4.2 attribute: asked in a 4.2 COMPOUND).
+        owner.session().use_minor_version(2);
         let r = owner
             .call(&[
                 Op::PutFh(fh.clone()),

@@ -2,7 +2,7 @@
 //! SEQUENCE handling (RFC 8881 §2.10.6).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -79,6 +79,8 @@ pub struct Session {
     table: Mutex<SlotTable>,
     slot_freed: Condvar,
     next_conn: AtomicUsize,
+    /// The minor version of its COMPOUNDs (1 unless set; 4.2 ops go in 2 anyway).
+    minor: AtomicU32,
 }
 
 impl Session {
@@ -94,6 +96,7 @@ impl Session {
     ) -> Self {
         let n = created.fore.maxrequests.clamp(1, 1 << 16) as usize;
         Session {
+            minor: AtomicU32::new(1),
             clientid: args.clientid,
             sessionid: created.sessionid,
             create_args: args,
@@ -204,11 +207,11 @@ impl Session {
         let mut a = Vec::with_capacity(128);
         a.put_opaque(b"");
         // NFSv4.2 ops (RFC 7862, numbered from ALLOCATE on) go in a minor version 2
-        // COMPOUND on the same session; everything else in 4.1.
+        // COMPOUND on the same session; everything else in the session's version.
         let minor = if ops.iter().any(|o| o.opnum() >= op::ALLOCATE) {
             2
         } else {
-            1
+            self.minor.load(Ordering::Relaxed)
         };
         a.put_u32(minor);
         a.put_u32(ops.len() as u32 + 1);
@@ -225,6 +228,12 @@ impl Session {
             o.encode(&mut a);
         }
         a
+    }
+
+    /// Send COMPOUNDs of minor version `minor` (1 or 2) from now on, as a client that
+    /// mounted with `vers=4.2` does.
+    pub fn use_minor_version(&self, minor: u32) {
+        self.minor.store(minor, Ordering::Relaxed);
     }
 
     /// Send `ops` behind a SEQUENCE on a free slot over connection `conn_index`.

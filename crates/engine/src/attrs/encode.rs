@@ -8,7 +8,7 @@ use ringnfs_proto::xdr::{XdrEncoder, pad4};
 
 use super::{
     AttrSource, FH4_PERSISTENT, MAXFILESIZE, MAXLINK, MAXNAME, MAXREAD, MAXWRITE, SUPPORTED_BITMAP,
-    WORDS, WRITE_ONLY_BITMAP, answerable, attr, has, suppattr_exclcreat, supported_attrs,
+    WORDS, WRITE_ONLY_BITMAP, answerable, attr, has, suppattr_exclcreat,
 };
 
 /// GETATTR/READDIR: encode a fattr4 (the bitmap of what we answer = requested ∩
@@ -133,7 +133,7 @@ fn encode_one(out: &mut Vec<u8>, a: u32, src: &AttrSource<'_>) {
     let at = src.attrs;
     let stats = src.stats.copied().unwrap_or_default();
     match a {
-        attr::SUPPORTED_ATTRS => encode_bitmap(out, &supported_attrs()),
+        attr::SUPPORTED_ATTRS => encode_bitmap(out, &super::supported_in(src.minor)),
         attr::TYPE => out.put_u32(at.ftype.nfs4()),
         attr::FH_EXPIRE_TYPE => out.put_u32(FH4_PERSISTENT),
         attr::CHANGE => out.put_u64(at.change),

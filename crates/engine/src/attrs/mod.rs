@@ -86,6 +86,10 @@ const SUPPORTED: &[u32] = &[
     attr::XATTR_SUPPORT,
 ];
 
+/// Attributes minor version 2 defines (RFC 7862 §12.2, RFC 8276 §8.2): not shown to a
+/// 4.1 COMPOUND.
+const V42_ONLY: &[u32] = &[attr::CLONE_BLKSIZE, attr::XATTR_SUPPORT];
+
 /// Attributes SETATTR (and CREATE/OPEN createattrs) accept.
 const SETTABLE: &[u32] = &[
     attr::SIZE,
@@ -121,13 +125,25 @@ const fn bitmap_of(list: &[u32]) -> [u32; WORDS] {
 }
 
 const SUPPORTED_BITMAP: [u32; WORDS] = bitmap_of(SUPPORTED);
+const V42_ONLY_BITMAP: [u32; WORDS] = bitmap_of(V42_ONLY);
 const SETTABLE_BITMAP: [u32; WORDS] = bitmap_of(SETTABLE);
 const WRITE_ONLY_BITMAP: [u32; WORDS] = bitmap_of(WRITE_ONLY);
 const STATFS_BITMAP: [u32; WORDS] = bitmap_of(STATFS);
 
-/// The supported_attrs bitmap.
+/// The supported_attrs bitmap (of minor version 2).
 pub fn supported_attrs() -> [u32; WORDS] {
     SUPPORTED_BITMAP
+}
+
+/// The supported_attrs bitmap a COMPOUND of minor version `minor` sees.
+pub fn supported_in(minor: u32) -> [u32; WORDS] {
+    let mut w = SUPPORTED_BITMAP;
+    if minor < 2 {
+        for (x, v42) in w.iter_mut().zip(V42_ONLY_BITMAP) {
+            *x &= !v42;
+        }
+    }
+    w
 }
 
 /// suppattr_exclcreat: attributes a client may set with EXCLUSIVE4_1 create, i.e. the
@@ -186,6 +202,8 @@ pub struct AttrSource<'a> {
     pub server_locations: &'a [String],
     /// The alignment CLONE needs on this file system.
     pub clone_blksize: u32,
+    /// The COMPOUND's minor version (4.2 attributes are not shown to 4.1).
+    pub minor: u32,
 }
 
 /// The attributes `src` can answer out of `requested`: requested ∩ supported, minus
@@ -193,7 +211,9 @@ pub struct AttrSource<'a> {
 fn answerable(requested: &[u32], src: &AttrSource<'_>) -> [u32; WORDS] {
     let mut w = [0u32; WORDS];
     for (i, x) in w.iter_mut().enumerate() {
-        *x = requested.get(i).copied().unwrap_or(0) & SUPPORTED_BITMAP[i] & !WRITE_ONLY_BITMAP[i];
+        *x = requested.get(i).copied().unwrap_or(0)
+            & supported_in(src.minor)[i]
+            & !WRITE_ONLY_BITMAP[i];
         if src.stats.is_none() {
             *x &= !STATFS_BITMAP[i];
         }

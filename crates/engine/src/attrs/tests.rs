@@ -65,6 +65,7 @@ fn source<'a>(a: &'a Attrs, stats: Option<&'a FsStats>, locs: &'a [String]) -> A
         fs_root_path: &[],
         server_locations: locs,
         clone_blksize: 4096,
+        minor: 2,
     }
 }
 
@@ -111,6 +112,25 @@ fn supported_list_is_sorted_and_matches_bitmap() {
     ] {
         assert!(!has(&supported_attrs(), a));
     }
+}
+
+/// A 4.1 COMPOUND does not see the attributes minor version 2 defines.
+#[test]
+fn minor_version_1_sees_no_4_2_attributes() {
+    let a = sample();
+    let mut src = source(&a, None, &[]);
+    src.minor = 1;
+    let req = ops_to_bitmap(&[
+        attr::SUPPORTED_ATTRS,
+        attr::CLONE_BLKSIZE,
+        attr::XATTR_SUPPORT,
+    ]);
+    let (bm, vals) = getattr(&req, &src);
+    assert_eq!(bitmap_to_ops(&bm), [attr::SUPPORTED_ATTRS]);
+    let mut d = XdrDecoder::new(&vals);
+    let shown = decode_bitmap(&mut d).unwrap();
+    assert!(!has(&shown, attr::CLONE_BLKSIZE) && !has(&shown, attr::XATTR_SUPPORT));
+    assert!(has(&shown, attr::SIZE));
 }
 
 #[test]

@@ -48,6 +48,7 @@ pub fn source<'a>(
         fs_root_path: &[],
         server_locations: &ctx.export.locations,
         clone_blksize: ctx.export.backend.clone_blksize(),
+        minor: ctx.minor,
     }
 }
 
