@@ -15,6 +15,8 @@ pub struct Stateid {
 pub enum StateKind {
     Open = 1,
     Lock = 2,
+    /// A delegation (RFC 8881 §10.2).
+    Deleg = 3,
 }
 
 impl Stateid {

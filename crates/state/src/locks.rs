@@ -28,7 +28,7 @@ pub mod rank {
     /// One session shard. A file-state shard has the same rank: the two are never held
     /// together, and never two of either.
     pub const SESSION_SHARD: u8 = 20;
-    /// One file-state shard (`files.rs`).
+    /// One file-state shard (`files/`).
     pub const FILE_STATE_SHARD: u8 = 20;
     /// One connection-registry shard (`conns.rs`).
     pub const CONN_SHARD: u8 = 30;

@@ -6,10 +6,13 @@ use ringnfs_proto::nfs4::ops::{
     DelegReturnArgs, FreeStateidArgs, TestStateidArgs, TestStateidResOk, Xdr,
 };
 
-pub fn delegreturn(ctx: &mut CompoundCtx<'_>, _: DelegReturnArgs, _: &mut Vec<u8>) -> OpResult {
-    ctx.cur()?;
-    // No delegation was ever granted, so none can be returned.
-    Err(status::NFS4ERR_BAD_STATEID)
+pub fn delegreturn(ctx: &mut CompoundCtx<'_>, a: DelegReturnArgs, _: &mut Vec<u8>) -> OpResult {
+    let cur = ctx.cur()?;
+    let sid = resolved(a.stateid)?;
+    if sid.is_special() {
+        return Err(status::NFS4ERR_BAD_STATEID);
+    }
+    ctx.state.files.delegreturn(&sid, ctx.client()?, &cur.obj)
 }
 
 pub fn test_stateid(ctx: &mut CompoundCtx<'_>, a: TestStateidArgs, out: &mut Vec<u8>) -> OpResult {

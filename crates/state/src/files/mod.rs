@@ -17,6 +17,9 @@ use super::ids::ClientId;
 use super::locks::{CheckInvariants, RankedMutex, rank};
 use super::stateid::{StateKind, Stateid};
 
+mod deleg;
+pub use deleg::Recalls;
+
 pub const SHARE_ACCESS_READ: u32 = 1;
 pub const SHARE_ACCESS_WRITE: u32 = 2;
 pub const SHARE_ACCESS_BOTH: u32 = 3;
@@ -105,6 +108,8 @@ struct HeldLock {
 struct FileInfo {
     opens: Vec<[u8; 12]>,
     locks: Vec<HeldLock>,
+    /// Delegations on the file (they may outlive its opens).
+    delegs: Vec<[u8; 12]>,
 }
 
 /// The open and lock state of the files that hash to one shard.
@@ -121,6 +126,7 @@ struct FileStateShard {
     lock_states: FxHashMap<[u8; 12], LockState>,
     open_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
     lock_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
+    delegs: FxHashMap<[u8; 12], deleg::DelegState>,
     files: FxHashMap<ObjHandle, FileInfo>,
 }
 
@@ -162,6 +168,7 @@ impl FileStateTable {
                         lock_states: FxHashMap::default(),
                         open_by_owner: HashMap::new(),
                         lock_by_owner: HashMap::new(),
+                        delegs: FxHashMap::default(),
                         files: FxHashMap::default(),
                     })
                 })
@@ -359,7 +366,7 @@ impl FileStateTable {
             if let Some(o) = open {
                 info.opens.retain(|x| x != o);
             }
-            if info.opens.is_empty() && info.locks.is_empty() {
+            if info.opens.is_empty() && info.locks.is_empty() && info.delegs.is_empty() {
                 sh.files.remove(file);
             }
         }
@@ -401,6 +408,14 @@ impl FileStateTable {
         } else if let Some(l) = sh.lock_states.get(&sid.other) {
             let access = sh.opens.get(&l.open).map_or(0, |o| o.access);
             (l.owner.client, l.file, access, l.seqid)
+        } else if let Some(d) = sh.delegs.get(&sid.other) {
+            // A read delegation allows reading, a write delegation both.
+            let access = if d.write {
+                SHARE_ACCESS_BOTH
+            } else {
+                SHARE_ACCESS_READ
+            };
+            (d.client, d.file, access, d.seqid)
         } else {
             return Err(status::NFS4ERR_BAD_STATEID);
         };
@@ -570,9 +585,14 @@ impl FileStateTable {
             Ok(s) => s.lock(),
             Err(e) => return e,
         };
-        let (owner, seqid) = match (sh.opens.get(&sid.other), sh.lock_states.get(&sid.other)) {
-            (Some(o), _) => (o.owner.client, o.seqid),
-            (_, Some(l)) => (l.owner.client, l.seqid),
+        let (owner, seqid) = match (
+            sh.opens.get(&sid.other),
+            sh.lock_states.get(&sid.other),
+            sh.delegs.get(&sid.other),
+        ) {
+            (Some(o), _, _) => (o.owner.client, o.seqid),
+            (_, Some(l), _) => (l.owner.client, l.seqid),
+            (_, _, Some(d)) => (d.client, d.seqid),
             _ => return status::NFS4ERR_BAD_STATEID,
         };
         if owner != client {
@@ -584,13 +604,18 @@ impl FileStateTable {
         }
     }
 
-    /// FREE_STATEID: a lock stateid without locks can be freed; open stateids and lock
-    /// stateids still holding locks cannot.
+    /// FREE_STATEID: a lock stateid without locks can be freed; open stateids, held
+    /// delegations and lock stateids still holding locks cannot.
     pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
-        if let Some(o) = sh.opens.get(&sid.other) {
-            return Err(if o.owner.client == client {
+        let held_by = sh
+            .opens
+            .get(&sid.other)
+            .map(|o| o.owner.client)
+            .or_else(|| sh.delegs.get(&sid.other).map(|d| d.client));
+        if let Some(holder) = held_by {
+            return Err(if holder == client {
                 status::NFS4ERR_LOCKS_HELD
             } else {
                 status::NFS4ERR_BAD_STATEID
@@ -629,13 +654,15 @@ impl FileStateTable {
             let before = sh.opens.len() + sh.lock_states.len();
             sh.opens.retain(|_, o| o.owner.client != client);
             sh.lock_states.retain(|_, l| l.owner.client != client);
+            sh.delegs.retain(|_, d| d.client != client);
             sh.open_by_owner.retain(|k, _| k.0.client != client);
             sh.lock_by_owner.retain(|k, _| k.0.client != client);
-            let opens = &sh.opens;
+            let (opens, delegs) = (&sh.opens, &sh.delegs);
             sh.files.retain(|_, info| {
                 info.opens.retain(|o| opens.contains_key(o));
                 info.locks.retain(|l| l.owner.client != client);
-                !info.opens.is_empty() || !info.locks.is_empty()
+                info.delegs.retain(|d| delegs.contains_key(d));
+                !info.opens.is_empty() || !info.locks.is_empty() || !info.delegs.is_empty()
             });
             removed += before - sh.opens.len() - sh.lock_states.len();
         }
@@ -785,10 +812,11 @@ impl CheckInvariants for FileStateShard {
             if shard_index(file, self.count) != self.index {
                 return Err(format!("file {file:?} belongs to another shard"));
             }
-            if info.opens.is_empty() {
+            if info.opens.is_empty() && (info.delegs.is_empty() || !info.locks.is_empty()) {
                 return Err(format!(
-                    "file {file:?} kept without opens ({} locks)",
-                    info.locks.len()
+                    "file {file:?} kept without opens ({} locks, {} delegations)",
+                    info.locks.len(),
+                    info.delegs.len()
                 ));
             }
             for id in &info.opens {
@@ -840,7 +868,7 @@ impl CheckInvariants for FileStateShard {
                 self.opens.len()
             ));
         }
-        Ok(())
+        self.check_delegations()
     }
 }
 
