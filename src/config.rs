@@ -13,6 +13,7 @@
 //! io_mode = "buffered"       # "dontcache": drop pages once read or written back;
 //!                            # "direct": O_DIRECT for aligned I/O
 //! read_only = false
+//! delegations = false        # true: grant read delegations (experimental)
 //! root_squash = true         # false: --no-root-squash
 //! anon_uid = 65534
 //! anon_gid = 65534

@@ -662,6 +662,9 @@ serve_options! {
     io_mode: IoMode = IoMode::default() => Spec::choice();
     /// Refuse every change (NFS4ERR_ROFS).
     read_only: bool = ExportOptions::default().read_only => Spec::switch();
+    /// Grant read delegations on OPEN, recalled (CB_RECALL) when another client changes
+    /// the file (experimental: no write delegations, no live switch yet).
+    delegations: bool = ExportOptions::default().delegations => Spec::switch();
     /// Do not map uid/gid 0 to the anonymous ids.
     root_squash: bool = ExportOptions::default().root_squash => Spec::no_switch();
     /// Anonymous uid (squashed root and AUTH_NONE callers).
@@ -763,6 +766,7 @@ impl ServeOptions {
                 anon_gid: self.anon_gid(),
                 allowed: self.allow(),
                 io_mode: self.io_mode().caching(),
+                delegations: self.delegations(),
             },
             grace_secs: self.grace(),
             control: self.control().0,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::ops::SessionId;
-use super::ops::wire::{CbOffloadArgs, CbSequenceResOk, Xdr};
+use super::ops::wire::{CbOffloadArgs, CbRecallArgs, CbSequenceResOk, Xdr};
 use ringnfs_proto::nfs4::consts::{
     NFS4_CALLBACK_VERSION, NFS4_OPAQUE_LIMIT, PROC_COMPOUND, PROC_NULL, cb_op, status,
 };
@@ -80,6 +80,8 @@ pub struct CallbackStats {
     pub rejected: u64,
     /// CB_OFFLOADs received, in order.
     pub offloads: Vec<CbOffload>,
+    /// CB_RECALLs received, in order: (delegation stateid, filehandle).
+    pub recalls: Vec<(ringnfs_proto::stateid::Stateid, Vec<u8>)>,
 }
 
 /// One CB_OFFLOAD: an asynchronous COPY to `fh` ended with this outcome.
@@ -168,6 +170,18 @@ impl DefaultCallbackHandler {
                             }
                             Err(_) => status = status::NFS4ERR_BADXDR,
                         }
+                    }
+                    res.put_u32(opnum);
+                } else if opnum == cb_op::CB_RECALL && i > 0 {
+                    // Give a delegation back: noted; the caller returns it (DELEGRETURN).
+                    match CbRecallArgs::decode(&mut d) {
+                        Ok(a) => {
+                            stats.recalls.push((a.stateid, a.fh.to_vec()));
+                            res.put_u32(opnum);
+                            res.put_u32(status::NFS4_OK.code());
+                            continue;
+                        }
+                        Err(_) => status = status::NFS4ERR_BADXDR,
                     }
                     res.put_u32(opnum);
                 } else if opnum == cb_op::CB_OFFLOAD && minorversion >= 2 && i > 0 {

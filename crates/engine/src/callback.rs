@@ -1,10 +1,22 @@
-//! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE, sent
-//! on a connection bound for the back channel and matched with the client's reply on
-//! the same TCP stream. Callers block (with a timeout) on their own thread.
+//! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE (and
+//! CB_RECALL or CB_OFFLOAD), sent on a connection bound for the back channel and matched
+//! with the client's reply on the same TCP stream. Callers block (with a timeout) on
+//! their own thread, never a worker's, and take the [`CallbackTurn`] first: back-channel
+//! slot 0 carries one call at a time.
+
+use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
+
+/// The turn at back-channel slot 0 (see the module documentation).
+#[derive(Default)]
+pub struct Turn;
+
+impl CheckInvariants for Turn {}
+
+pub type CallbackTurn = RankedMutex<Turn, { rank::CALLBACK_TURN }>;
 
 use std::time::{Duration, Instant};
 
-use ringnfs_proto::nfs4::ops::{CbOffloadArgs, CbSequenceArgs, CbSequenceResOk, Xdr};
+use ringnfs_proto::nfs4::ops::{CbOffloadArgs, CbRecallArgs, CbSequenceArgs, CbSequenceResOk, Xdr};
 use ringnfs_proto::rpc::{self, message::ReplyFailure};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_state::SessionId;
@@ -77,6 +89,20 @@ pub fn cb_offload(
     op.put_u32(cb_op::CB_OFFLOAD);
     args.encode(&mut op);
     cb_compound(state, sid, 2, Some(&op), timeout).map(drop)
+}
+
+/// Send CB_COMPOUND { CB_SEQUENCE, CB_RECALL } on back-channel slot 0: give a
+/// delegation back.
+pub fn cb_recall(
+    state: &StateManager,
+    sid: &SessionId,
+    args: &CbRecallArgs<'_>,
+    timeout: Duration,
+) -> Result<(), CallbackError> {
+    let mut op = Vec::with_capacity(64);
+    op.put_u32(cb_op::CB_RECALL);
+    args.encode(&mut op);
+    cb_compound(state, sid, 1, Some(&op), timeout).map(drop)
 }
 
 /// CB_COMPOUND in minor version `minor` of CB_SEQUENCE and, if given, one more op

@@ -39,6 +39,8 @@ pub struct Nfs4Engine {
     pub export: Arc<Export>,
     /// Asynchronous COPYs in flight and ended.
     pub offloads: crate::offload::Offloads,
+    /// Delegation recalls.
+    pub recalls: crate::recall::Recalls,
 }
 
 /// The COMPOUND header could not be decoded: answer RPC GARBAGE_ARGS.
@@ -160,11 +162,15 @@ impl CompoundCtx<'_> {
 
 impl Nfs4Engine {
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
-        let offloads = crate::offload::Offloads::new(state.clone(), export.clone());
+        // Back-channel slot 0 carries one call at a time: one turn for all senders.
+        let turn = Arc::new(crate::callback::CallbackTurn::new(crate::callback::Turn));
+        let offloads = crate::offload::Offloads::new(state.clone(), export.clone(), turn.clone());
+        let recalls = crate::recall::Recalls::new(state.clone(), turn);
         Self {
             state,
             export,
             offloads,
+            recalls,
         }
     }
 
@@ -197,6 +203,7 @@ impl Nfs4Engine {
             minor,
             export: &self.export,
             offloads: &self.offloads,
+            recalls: &self.recalls,
             caller: s.caller,
             session: s.session,
             current_fh: s.current_fh,

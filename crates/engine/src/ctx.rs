@@ -70,6 +70,8 @@ pub struct CompoundCtx<'a> {
     pub export: &'a Export,
     /// Asynchronous COPYs.
     pub offloads: &'a crate::offload::Offloads,
+    /// Delegation recalls.
+    pub recalls: &'a crate::recall::Recalls,
     /// The caller after export squashing.
     pub caller: Caller,
     /// Set when the COMPOUND started with a successful SEQUENCE.
@@ -117,6 +119,29 @@ impl CompoundCtx<'_> {
     pub fn writable(&self) -> Result<(), NfsStatus> {
         if self.export.opts.read_only {
             Err(status::NFS4ERR_ROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An access to `obj` (`write`: one that changes it) conflicting with other
+    /// clients' delegations: recall them (each once) and answer NFS4ERR_DELAY until they
+    /// are returned or revoked (RFC 8881 §10.4.1).
+    pub fn yield_delegations(&self, obj: &ObjHandle, write: bool) -> Result<(), NfsStatus> {
+        if self.state.files.delegation_count() == 0 {
+            return Ok(());
+        }
+        let client = self.session.map(|g| g.clientid);
+        let r = self
+            .state
+            .files
+            .recalls_for(obj, client, write, std::time::Instant::now());
+        if !r.send.is_empty() {
+            let fh = self.export.handles.encode(obj);
+            self.recalls.send(r.send, fh.as_bytes());
+        }
+        if r.wait {
+            Err(status::NFS4ERR_DELAY)
         } else {
             Ok(())
         }

@@ -13,6 +13,7 @@ pub mod offload;
 pub mod ops;
 pub mod optable;
 pub mod program;
+pub mod recall;
 pub mod row;
 pub use ringnfs_proto::nfs4::types;
 

@@ -9,9 +9,9 @@
 //! outcomes of ended copies are kept for OFFLOAD_STATUS, the oldest dropped past
 //! [`KEPT`].
 //!
-//! Lock order (ranked, `ringnfs_state::locks::rank`): the helpers' callback turn
-//! (`OFFLOAD_CALLBACK`) comes before everything CB_OFFLOAD takes; the table
-//! (`OFFLOAD_TABLE`) is a leaf.
+//! Lock order (ranked, `ringnfs_state::locks::rank`): the engine's callback turn
+//! (`CALLBACK_TURN`, shared with delegation recalls) comes before everything CB_OFFLOAD
+//! takes; the table (`OFFLOAD_TABLE`) is a leaf.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +24,7 @@ use ringnfs_proto::stateid::Stateid;
 use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
 use ringnfs_state::{SessionId, StateManager};
 
+use crate::callback::CallbackTurn;
 use crate::consts::{NfsStatus, status};
 use crate::export::Export;
 
@@ -89,16 +90,11 @@ impl CheckInvariants for Table {
 
 type TableLock = RankedMutex<Table, { rank::OFFLOAD_TABLE }>;
 
-/// The helpers' turn at the back channel (one CB_OFFLOAD at a time on slot 0).
-#[derive(Default)]
-struct Turn;
-
-impl CheckInvariants for Turn {}
-
 /// The asynchronous copies of one engine.
 pub struct Offloads {
     state: Arc<StateManager>,
     export: Arc<Export>,
+    turn: Arc<CallbackTurn>,
     table: Arc<TableLock>,
     jobs: OnceLock<crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)>>,
     next: AtomicU64,
@@ -108,10 +104,11 @@ pub struct Offloads {
 
 impl Offloads {
     /// No copies yet; the helpers start with the first.
-    pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
+    pub fn new(state: Arc<StateManager>, export: Arc<Export>, turn: Arc<CallbackTurn>) -> Self {
         Offloads {
             state,
             export,
+            turn,
             table: Arc::new(RankedMutex::new(Table::default())),
             jobs: OnceLock::new(),
             next: AtomicU64::new(1),
@@ -199,8 +196,7 @@ impl Offloads {
 
     fn spawn(&self) -> crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)> {
         let (tx, rx) = crossbeam_channel::unbounded::<(CopyJob, Stateid, Arc<Progress>)>();
-        // One mutex for the helpers' callbacks: back-channel slot 0 takes one at a time.
-        let callbacks = Arc::new(RankedMutex::<Turn, { rank::OFFLOAD_CALLBACK }>::new(Turn));
+        let callbacks = self.turn.clone();
         for i in 0..THREADS {
             let (rx, state, export) = (rx.clone(), self.state.clone(), self.export.clone());
             let (table, callbacks) = (self.table.clone(), callbacks.clone());

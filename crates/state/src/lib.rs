@@ -11,8 +11,9 @@
 //! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
 //! a client and its sessions. A binding and its registry entry change together, under the
 //! session shard's lock. Users of these ranks outside the crate: the engine's
-//! asynchronous-copy helpers take their callback turn before all of these and their copy
-//! table after all of them (`locks::rank::OFFLOAD_CALLBACK`, `OFFLOAD_TABLE`).
+//! asynchronous-copy helpers and delegation recalls take their callback turn before all of
+//! these, the copy table comes after all of them (`locks::rank::CALLBACK_TURN`,
+//! `OFFLOAD_TABLE`).
 //!
 //! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
 //! builds assert this order on each lock, and check a table's invariants whenever a lock
@@ -564,6 +565,16 @@ impl StateManager {
                 );
                 self.destroy_client_sessions(core, rec, UnbindReason::Reaper);
             }
+        }
+        drop(clients);
+        // A holder that has not returned a recalled delegation within a lease loses it
+        // (RFC 8881 §10.4.6).
+        let lease = std::time::Duration::from_millis(self.lease_ms());
+        for (client, _) in self.files.revoke_overdue(std::time::Instant::now(), lease) {
+            tracing::info!(
+                clientid = %ids::client_id_str(client),
+                "delegation revoked: not returned within a lease of its recall"
+            );
         }
         n
     }

@@ -20,9 +20,9 @@ use parking_lot::{Mutex, MutexGuard};
 /// Lock ranks, in the order locks must be taken. Two locks of the same rank are never
 /// held together.
 pub mod rank {
-    /// The engine's asynchronous-copy helpers' callback turn (`engine/src/offload.rs`):
-    /// held while CB_OFFLOAD goes out, which reads sessions and connections.
-    pub const OFFLOAD_CALLBACK: u8 = 5;
+    /// The engine's turn at back-channel slot 0 (`engine/src/callback.rs`): held while
+    /// a CB_OFFLOAD or CB_RECALL goes out, which reads sessions and connections.
+    pub const CALLBACK_TURN: u8 = 5;
     /// The client table (`StateManager::clients`).
     pub const CLIENT_TABLE: u8 = 10;
     /// One session shard. A file-state shard has the same rank: the two are never held

@@ -133,6 +133,15 @@ impl StateManager {
         self.clients.lock().get(client).is_some()
     }
 
+    /// The ids of `client`'s sessions.
+    pub fn session_ids_of_client(&self, client: ClientId) -> Vec<SessionId> {
+        self.clients
+            .lock()
+            .get(client)
+            .map(|c| c.sessions.clone())
+            .unwrap_or_default()
+    }
+
     pub fn sessions_of_client(&self, client: ClientId) -> Vec<SessionInfo> {
         let ids = self
             .clients

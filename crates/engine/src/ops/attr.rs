@@ -76,6 +76,8 @@ pub fn setattr(ctx: &mut CompoundCtx<'_>, a: SetAttrArgs<'_>, out: &mut Vec<u8>)
         }
         check_stateid_io(ctx, &sid, &cur, &a, IoKind::Write)?;
     }
+    // Holders of delegations cache the attributes too.
+    ctx.yield_delegations(&cur.obj, true)?;
     ctx.export.backend.setattr(&cur.obj, &set, &ctx.caller)?;
     SetAttrRes {
         status: status::NFS4_OK,

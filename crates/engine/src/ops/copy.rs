@@ -42,6 +42,7 @@ fn ends(ctx: &CompoundCtx<'_>, src_sid: Stateid, dst_sid: Stateid) -> Result<End
     super::require_regular(da.ftype, status::NFS4ERR_WRONG_TYPE)?;
     check_stateid_io(ctx, &src_sid, &src, &sa, IoKind::Read)?;
     check_stateid_io(ctx, &dst_sid, &dst, &da, IoKind::Write)?;
+    ctx.yield_delegations(&dst.obj, true)?;
     Ok(Ends {
         src,
         dst,

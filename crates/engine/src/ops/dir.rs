@@ -66,6 +66,7 @@ pub fn remove(ctx: &mut CompoundCtx<'_>, a: RemoveArgs<'_>, out: &mut Vec<u8>) -
     require_dir(&before)?;
     check_name(name)?;
     ctx.writable()?;
+    yield_named(ctx, &dir.obj, name)?;
     fs.remove(&dir.obj, name, &ctx.caller)?;
     let after = fs.getattr(&dir.obj)?;
     CinfoResOk {
@@ -73,6 +74,20 @@ pub fn remove(ctx: &mut CompoundCtx<'_>, a: RemoveArgs<'_>, out: &mut Vec<u8>) -
     }
     .encode(out);
     Ok(())
+}
+
+/// Other clients' delegations of the file `name` in `dir` (if it exists) are recalled
+/// before the name changes (RFC 8881 §10.4.1): NFS4ERR_DELAY meanwhile. Looked up only
+/// while some delegation exists at all.
+fn yield_named(ctx: &CompoundCtx<'_>, dir: &ringnfs_fs::ObjHandle, name: &[u8]) -> OpResult {
+    if ctx.state.files.delegation_count() == 0 {
+        return Ok(());
+    }
+    match ctx.export.backend.lookup(dir, name) {
+        Ok(obj) => ctx.yield_delegations(&obj, true),
+        // Not there (or not ours to see): the op itself answers.
+        Err(_) => Ok(()),
+    }
 }
 
 /// RENAME: from the saved filehandle's directory to the current one's.
@@ -89,6 +104,9 @@ pub fn rename(ctx: &mut CompoundCtx<'_>, a: RenameArgs<'_>, out: &mut Vec<u8>) -
     check_name(old)?;
     check_name(new)?;
     ctx.writable()?;
+    // The file renamed, and a file it replaces.
+    yield_named(ctx, &src.obj, old)?;
+    yield_named(ctx, &dst.obj, new)?;
     fs.rename(&src.obj, old, &dst.obj, new, &ctx.caller)?;
     RenameResOk {
         source_cinfo: change_info(&src_before, &fs.getattr(&src.obj)?),
@@ -111,6 +129,7 @@ pub fn link(ctx: &mut CompoundCtx<'_>, a: LinkArgs<'_>, out: &mut Vec<u8>) -> Op
     }
     check_name(name)?;
     ctx.writable()?;
+    ctx.yield_delegations(&target.obj, true)?;
     fs.link(&target.obj, &dir.obj, name, &ctx.caller)?;
     CinfoResOk {
         cinfo: change_info(&before, &fs.getattr(&dir.obj)?),

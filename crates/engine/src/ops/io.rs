@@ -406,6 +406,7 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
     let attrs = ctx.export.backend.getattr(&cur.obj)?;
     require_regular(attrs.ftype)?;
     check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Write)?;
+    ctx.yield_delegations(&cur.obj, true)?;
     if let Some(fd) = ctx.export.backend.io_file(&cur.obj, true) {
         // The kernel takes signed offsets: nothing can be written beyond i64::MAX.
         if super::past_max_offset(offset, data.len() as u64) {

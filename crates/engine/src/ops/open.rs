@@ -1,19 +1,21 @@
-//! OPEN, OPEN_DOWNGRADE and CLOSE. No delegations are granted (see `open_deleg`). The
-//! stateid each returns becomes the current stateid (their rows say so).
+//! OPEN, OPEN_DOWNGRADE and CLOSE. OPEN grants a read delegation when the export
+//! allows (see `grant`; the wish bits and the answer when none is granted in
+//! `open_deleg`), and first recalls other clients' conflicting delegations. The stateid
+//! each returns becomes the current stateid (their rows say so).
 
 use crate::attrs;
 use crate::consts::{NfsStatus, status};
 use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
-    CloseArgs, CloseResOk, CreateHow, OpenArgs, OpenClaim, OpenDowngradeArgs, OpenDowngradeResOk,
-    OpenHow, OpenResOk, Xdr, open4_result,
+    CloseArgs, CloseResOk, CreateHow, NfsAce, OpenArgs, OpenClaim, OpenDelegation,
+    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, Xdr, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
-use ringnfs_state::stateid::Stateid;
+use ringnfs_state::stateid::{StateKind, Stateid};
 
 use super::attr::granted;
-use super::open_deleg::{access_only, no_delegation, split_share_access};
+use super::open_deleg::{Want, access_only, no_delegation, split_share_access};
 use super::{access, change_info, component, require_dir, require_search};
 
 enum How {
@@ -192,9 +194,23 @@ pub fn open(
             }
             (cur.obj, false, Vec::new(), None)
         }
-        // We never granted a delegation, so no delegation stateid is valid.
-        OpenClaim::DelegateCur { .. } | OpenClaim::DelegCurFh(_) => {
-            return Err(status::NFS4ERR_BAD_STATEID);
+        // An open the client made locally under its delegation, claimed now (before it
+        // returns the delegation): the delegation must be its own and current.
+        OpenClaim::DelegCurFh(dsid) => {
+            delegation_of(ctx, &dsid, client)?;
+            if !matches!(how, How::NoCreate) {
+                return Err(status::NFS4ERR_INVAL);
+            }
+            (cur.obj, false, Vec::new(), None)
+        }
+        OpenClaim::DelegateCur { stateid, file } => {
+            delegation_of(ctx, &stateid, client)?;
+            if !matches!(how, How::NoCreate) {
+                return Err(status::NFS4ERR_INVAL);
+            }
+            let name = component(file)?;
+            check_name(name)?;
+            (fs.lookup(&cur.obj, name)?, false, Vec::new(), None)
         }
         OpenClaim::DelegatePrev(_) | OpenClaim::DelegPrevFh => {
             return Err(status::NFS4ERR_NOTSUPP);
@@ -219,7 +235,11 @@ pub fn open(
         client,
         owner: a.owner.owner.to_vec(),
     };
+    // Other clients' delegations give way first (a write open conflicts with any, a
+    // read open with write delegations).
+    ctx.yield_delegations(&obj, share_access & SHARE_ACCESS_WRITE != 0)?;
     let sid = ctx.state.files.open(owner, obj, share_access, share_deny)?;
+    let delegation = grant(ctx, &a.claim, obj, client, share_access, share_deny, wish);
     let others_access = if wish.is_stated() {
         ctx.state.files.others_access(&obj, client)
     } else {
@@ -232,11 +252,58 @@ pub fn open(
         // Byte-range locks follow POSIX semantics.
         rflags: open4_result::LOCKTYPE_POSIX,
         attrset,
-        delegation: no_delegation(wish, others_access),
+        delegation: delegation.unwrap_or_else(|| no_delegation(wish, others_access)),
     }
     .encode(out);
     ctx.set_current(obj);
     Ok(sid)
+}
+
+/// `sid` must be a current delegation of `client` (CLAIM_DELEGATE_CUR, DELEG_CUR_FH).
+fn delegation_of(ctx: &CompoundCtx<'_>, sid: &Stateid, client: u64) -> Result<(), NfsStatus> {
+    match ctx.state.files.test(sid, client) {
+        st if st == status::NFS4_OK && sid.other[6] == StateKind::Deleg as u8 => Ok(()),
+        st if st == status::NFS4_OK => Err(status::NFS4ERR_BAD_STATEID),
+        st => Err(st),
+    }
+}
+
+/// A read delegation for this OPEN, when the export grants them, the open only reads
+/// and denies nothing, the client did not say it wants none (or a write delegation),
+/// its session has a back channel to recall it on, and the file's open state allows
+/// one (RFC 8881 §10.4).
+fn grant(
+    ctx: &CompoundCtx<'_>,
+    claim: &OpenClaim<'_>,
+    obj: ObjHandle,
+    client: u64,
+    share_access: u32,
+    share_deny: u32,
+    wish: Want,
+) -> Option<OpenDelegation<'static>> {
+    if !ctx.export.opts.delegations
+        || share_access != SHARE_ACCESS_READ
+        || share_deny != 0
+        || !matches!(claim, OpenClaim::Null(_) | OpenClaim::Fh)
+        || !wish.allows_read_delegation()
+    {
+        return None;
+    }
+    let session = ctx.session?;
+    ctx.state.back_channel(&session.sessionid, false)?;
+    let stateid = ctx.state.files.delegate(client, obj, false)?;
+    Some(OpenDelegation::Read {
+        stateid,
+        recall: false,
+        // Whom the client may let read from its cache without asking: whoever the
+        // file's mode lets (the client checks ACCESS as usual); an empty ACE defers to it.
+        permissions: NfsAce {
+            acetype: 0,
+            flag: 0,
+            access_mask: 0,
+            who: b"",
+        },
+    })
 }
 
 pub fn open_downgrade(

@@ -1,7 +1,8 @@
 //! The delegation part of OPEN (RFC 8881 §18.16): the OPEN4_SHARE_ACCESS_WANT_* bits a
-//! client sends, and the open_delegation4 it gets back. This server grants no
-//! delegation yet; a client that said what it wants learns why it got none
-//! (OPEN_DELEGATE_NONE_EXT), one that did not gets plain OPEN_DELEGATE_NONE.
+//! client sends, and the open_delegation4 it gets back when none is granted (read
+//! delegations are granted by `open.rs` where the export allows them): a client that
+//! said what it wants learns why it got none (OPEN_DELEGATE_NONE_EXT), one that did not
+//! gets plain OPEN_DELEGATE_NONE.
 
 use crate::consts::{NfsStatus, status};
 use ringnfs_proto::nfs4::ops::{OpenDelegation, WhyNoDelegation};
@@ -38,6 +39,11 @@ impl Want {
     /// The client said something about delegations (any WANT bit set).
     pub fn is_stated(self) -> bool {
         self.0 != 0
+    }
+
+    /// No wish stated, or one a read delegation answers (READ or ANY).
+    pub fn allows_read_delegation(self) -> bool {
+        !self.is_stated() || matches!(self.0 & want::TYPE_MASK, want::READ_DELEG | want::ANY_DELEG)
     }
 }
 

@@ -79,6 +79,7 @@ fn change_space(ctx: &mut CompoundCtx<'_>, a: SpaceArgs, mode: i32) -> OpResult 
     let attrs = ctx.export.backend.getattr(&cur.obj)?;
     require_regular(attrs.ftype)?;
     check_stateid_io(ctx, &sid, &cur, &attrs, IoKind::Write)?;
+    ctx.yield_delegations(&cur.obj, true)?;
     // fallocate(2)'s own checks, answered before any I/O.
     if a.length == 0 {
         return Err(status::NFS4ERR_INVAL);

@@ -143,6 +143,8 @@ pub struct FileStateTable {
     boot: u32,
     counter: AtomicU32,
     shards: Box<[FileStateShardLock]>,
+    /// Delegations held in all shards (so that ops can skip looking when there are none).
+    delegations: std::sync::atomic::AtomicUsize,
 }
 
 /// The shard of `file` among `count`.
@@ -158,6 +160,7 @@ impl FileStateTable {
         Self {
             boot,
             counter: AtomicU32::new(1),
+            delegations: std::sync::atomic::AtomicUsize::new(0),
             shards: (0..count)
                 .map(|index| {
                     FileStateShardLock::new(FileStateShard {
@@ -654,7 +657,10 @@ impl FileStateTable {
             let before = sh.opens.len() + sh.lock_states.len();
             sh.opens.retain(|_, o| o.owner.client != client);
             sh.lock_states.retain(|_, l| l.owner.client != client);
+            let before_delegs = sh.delegs.len();
             sh.delegs.retain(|_, d| d.client != client);
+            self.delegations
+                .fetch_sub(before_delegs - sh.delegs.len(), Ordering::Relaxed);
             sh.open_by_owner.retain(|k, _| k.0.client != client);
             sh.lock_by_owner.retain(|k, _| k.0.client != client);
             let (opens, delegs) = (&sh.opens, &sh.delegs);

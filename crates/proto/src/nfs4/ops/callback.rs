@@ -136,3 +136,28 @@ mod tests {
         }
     }
 }
+
+/// CB_RECALL4args (RFC 8881 §20.2): give delegation `stateid` of file `fh` back
+/// (`truncate`: the file is about to be truncated to 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbRecallArgs<'a> {
+    pub stateid: crate::stateid::Stateid,
+    pub truncate: bool,
+    pub fh: &'a [u8],
+}
+
+impl<'a> Xdr<'a> for CbRecallArgs<'a> {
+    fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
+        Ok(CbRecallArgs {
+            stateid: crate::stateid::Stateid::decode(d)?,
+            truncate: d.bool()?,
+            fh: d.opaque(crate::nfs4::consts::NFS4_FHSIZE)?,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.stateid.encode(out);
+        out.put_bool(self.truncate);
+        out.put_opaque(self.fh);
+    }
+}

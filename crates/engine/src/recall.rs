@@ -1,0 +1,101 @@
+//! Delegation recalls (RFC 8881 §10.4): CB_RECALL sent by a helper thread, never by a
+//! worker, to the holder on any of its sessions with a back channel. The access that
+//! conflicts answers NFS4ERR_DELAY meanwhile (the state layer marks each delegation
+//! recalled once, so each is recalled once); a holder that does not return it within a
+//! lease loses it (the lease reaper revokes it).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ringnfs_proto::nfs4::ops::CbRecallArgs;
+use ringnfs_proto::stateid::Stateid;
+use ringnfs_state::StateManager;
+
+use crate::callback::CallbackTurn;
+
+/// How long the helper waits for the holder to answer CB_RECALL.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One recall: the holder, the delegation and the file's NFS filehandle.
+struct RecallJob {
+    client: u64,
+    stateid: Stateid,
+    fh: Vec<u8>,
+}
+
+/// The engine's recall sender.
+pub struct Recalls {
+    state: Arc<StateManager>,
+    turn: Arc<CallbackTurn>,
+    jobs: OnceLock<crossbeam_channel::Sender<RecallJob>>,
+}
+
+impl Recalls {
+    pub fn new(state: Arc<StateManager>, turn: Arc<CallbackTurn>) -> Self {
+        Recalls {
+            state,
+            turn,
+            jobs: OnceLock::new(),
+        }
+    }
+
+    /// Recall each of `delegations` (holder, stateid) of the file whose filehandle is
+    /// `fh`.
+    pub fn send(&self, delegations: Vec<(u64, Stateid)>, fh: &[u8]) {
+        let tx = self.jobs.get_or_init(|| self.spawn());
+        for (client, stateid) in delegations {
+            let job = RecallJob {
+                client,
+                stateid,
+                fh: fh.to_vec(),
+            };
+            if tx.send(job).is_err() {
+                tracing::warn!(
+                    client,
+                    "no recall thread: the delegation goes with the lease"
+                );
+            }
+        }
+    }
+
+    fn spawn(&self) -> crossbeam_channel::Sender<RecallJob> {
+        let (tx, rx) = crossbeam_channel::unbounded::<RecallJob>();
+        let (state, turn) = (self.state.clone(), self.turn.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ringnfs-recall".into())
+            .spawn(move || {
+                for job in rx {
+                    let _one = turn.lock();
+                    recall(&state, &job);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the delegation recall thread: {e}");
+        }
+        tx
+    }
+}
+
+fn recall(state: &StateManager, job: &RecallJob) {
+    let args = CbRecallArgs {
+        stateid: job.stateid,
+        truncate: false,
+        fh: &job.fh,
+    };
+    let mut last = None;
+    for sid in state.session_ids_of_client(job.client) {
+        match crate::callback::cb_recall(state, &sid, &args, CALLBACK_TIMEOUT) {
+            Ok(()) => {
+                tracing::debug!(client = job.client, "CB_RECALL delivered");
+                return;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    // The holder keeps the delegation until it returns it or the lease runs out.
+    tracing::info!(
+        client = job.client,
+        "CB_RECALL not delivered ({}): revoked after a lease unless returned",
+        last.map_or_else(|| "no session".to_string(), |e| e.to_string())
+    );
+}
