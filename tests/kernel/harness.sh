@@ -20,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg"
 # Scenarios that need this harness's own server (its control plane, restarts).
 OWN_SERVER_SCENARIOS="rebind limit drain restart"
 

@@ -2,7 +2,7 @@
 # Guest side of the ringnfs kernel harness (busybox sh, run as root).
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
-#                 basic nconnect trunk reconnect rebind limit drain restart v42 (or all)
+#                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg (or all)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -679,6 +679,34 @@ part_v42() {
     part_end
 }
 
+# ---------------------------------------------------------------- deleg
+# 1,000 `cat` of one file: with a read delegation the client opens it once; without,
+# once per cat (the server's OPEN counter tells; the harness's server grants
+# delegations with --server-arg=--delegations).
+d_prepare() { mkdir -p /mnt/dg && echo "delegated data" >/mnt/dg/f; }
+d_cats() {
+    t=$(up)
+    i=0
+    while [ $i -lt 1000 ]; do
+        cat /mnt/dg/f >/dev/null || exit $?
+        i=$((i + 1))
+    done
+    echo "1000 cat in $(elapsed "$t") s"
+}
+d_rm() { rm -r /mnt/dg; }
+
+part_deleg() {
+    part_begin deleg
+    echo "INFO part deleg: 1000 cat of one file (opts: ${OPTS:-none})"
+    step dg_mount b_mount || { part_end; return; }
+    if step dg_prepare d_prepare; then
+        step dg_cats d_cats && hstep srv_opens check delta ops.OPEN ge 1
+        step dg_rm d_rm
+    fi
+    step dg_umount b_umount
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -688,10 +716,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac

@@ -3,8 +3,8 @@
 //! state decides, the conflicts an access has with other clients' delegations (each
 //! marked as being recalled once, so the caller sends one CB_RECALL per delegation and
 //! answers NFS4ERR_DELAY meanwhile), DELEGRETURN, and the recalls gone unanswered for a
-//! lease (revoked). OPEN does not grant delegations yet: the engine's part (grants,
-//! CB_RECALL, the settings) is still to come.
+//! lease (revoked). The engine grants them on OPEN (`ops/open.rs`) and sends the
+//! recalls (`recall.rs`).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
