@@ -147,13 +147,20 @@ impl FileStateTable {
             return Err(status::NFS4ERR_BAD_STATEID);
         }
         Self::check_seqid(sid.seqid, d.seqid)?;
-        sh.delegs.remove(&sid.other);
-        self.delegations.fetch_sub(1, Ordering::Relaxed);
-        if let Some(info) = sh.files.get_mut(file) {
-            info.delegs.retain(|x| *x != sid.other);
-        }
-        Self::forget_file_if_idle(sh, file, None);
+        self.drop_delegation(sh, &sid.other);
         Ok(())
+    }
+
+    /// Forget delegation `id` (returned or revoked), and its file once nothing is left
+    /// of it.
+    fn drop_delegation(&self, sh: &mut FileStateShard, id: &[u8; 12]) -> Option<DelegState> {
+        let d = sh.delegs.remove(id)?;
+        self.delegations.fetch_sub(1, Ordering::Relaxed);
+        if let Some(info) = sh.files.get_mut(&d.file) {
+            info.delegs.retain(|x| x != id);
+        }
+        Self::forget_file_if_idle(sh, &d.file, None);
+        Some(d)
     }
 
     /// Revoke the delegations recalled more than `lease` before `now` and still held
@@ -171,12 +178,7 @@ impl FileStateTable {
                 .map(|(id, _)| *id)
                 .collect();
             for id in overdue {
-                let d = sh.delegs.remove(&id).expect("listed above");
-                self.delegations.fetch_sub(1, Ordering::Relaxed);
-                if let Some(info) = sh.files.get_mut(&d.file) {
-                    info.delegs.retain(|x| *x != id);
-                }
-                Self::forget_file_if_idle(sh, &d.file, None);
+                let d = self.drop_delegation(sh, &id).expect("listed above");
                 revoked.push((
                     d.client,
                     Stateid {
