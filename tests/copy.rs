@@ -315,3 +315,35 @@ fn a_copy_stateid_of_an_earlier_instance_is_stale() {
         status::NFS4ERR_STALE_STATEID
     );
 }
+
+/// Answers no callback at all (a client whose back channel is dead).
+struct Silent;
+
+impl ringnfs::client::CallbackHandler for Silent {
+    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
+        ringnfs::client::CallbackReply::Drop
+    }
+}
+
+/// A client that never answers CB_OFFLOAD holds up no other client's: back-channel
+/// turns are per session.
+#[test]
+fn a_silent_client_does_not_hold_up_the_others_callbacks() {
+    let env = Env::start(BackendKind::Memory, |_| {});
+    let (_, session) = env.server.session_with(ringnfs::client::ClientOptions {
+        callback_handler: Some(Arc::new(Silent)),
+        ..Default::default()
+    });
+    let silent = Files::new(session);
+    let (f, cb) = client(&env);
+    let (src, dst, _) = source_and_dest(&silent, "quiet", 16 * MIB);
+    copy(&silent, &src, &dst, (0, 0, 0), false).unwrap();
+    // Let the silent client's CB_OFFLOAD go out (and hang) first.
+    std::thread::sleep(Duration::from_millis(300));
+    let (src, dst, _) = source_and_dest(&f, "loud", 16 * MIB);
+    copy(&f, &src, &dst, (0, 0, 0), false).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(8), || !cb.stats().offloads.is_empty()),
+        "the other client's CB_OFFLOAD came while the silent one's waits for its timeout"
+    );
+}

@@ -1,12 +1,12 @@
 //! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE (and
 //! CB_RECALL or CB_OFFLOAD), sent on a connection bound for the back channel and matched
 //! with the client's reply on the same TCP stream. Callers block (with a timeout) on
-//! their own thread, never a worker's, and take the [`CallbackTurn`] first: back-channel
-//! slot 0 carries one call at a time.
+//! their own thread, never a worker's, and take the session's turn first
+//! ([`CallbackTurns`]): back-channel slot 0 carries one call at a time.
 
 use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
 
-/// The turn at back-channel slot 0 (see the module documentation).
+/// The turn at one session's back-channel slot 0 (see the module documentation).
 #[derive(Default)]
 pub struct Turn;
 
@@ -14,6 +14,37 @@ impl CheckInvariants for Turn {}
 
 pub type CallbackTurn = RankedMutex<Turn, { rank::CALLBACK_TURN }>;
 
+/// The sessions' turns, kept while someone holds or waits for one.
+#[derive(Default)]
+pub struct TurnMap(rustc_hash::FxHashMap<SessionId, Arc<CallbackTurn>>);
+
+impl CheckInvariants for TurnMap {}
+
+/// Turns at back-channel slot 0, one per session: a call waits only for the call before
+/// it on the same session, so a client that does not answer holds up no other client.
+pub struct CallbackTurns(RankedMutex<TurnMap, { rank::CALLBACK_TURNS }>);
+
+impl Default for CallbackTurns {
+    fn default() -> Self {
+        CallbackTurns(RankedMutex::new(TurnMap::default()))
+    }
+}
+
+impl CallbackTurns {
+    /// The turn of session `sid` (lock it before calling on that session).
+    pub fn of(&self, sid: &SessionId) -> Arc<CallbackTurn> {
+        let mut m = self.0.lock();
+        // Sessions come and go: forget the turns nobody holds or waits for.
+        if m.0.len() > 64 {
+            m.0.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        m.0.entry(*sid)
+            .or_insert_with(|| Arc::new(CallbackTurn::new(Turn)))
+            .clone()
+    }
+}
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringnfs_proto::nfs4::ops::{CbOffloadArgs, CbRecallArgs, CbSequenceArgs, CbSequenceResOk, Xdr};

@@ -162,10 +162,11 @@ impl CompoundCtx<'_> {
 
 impl Nfs4Engine {
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
-        // Back-channel slot 0 carries one call at a time: one turn for all senders.
-        let turn = Arc::new(crate::callback::CallbackTurn::new(crate::callback::Turn));
-        let offloads = crate::offload::Offloads::new(state.clone(), export.clone(), turn.clone());
-        let recalls = crate::recall::Recalls::new(state.clone(), turn);
+        // Back-channel slot 0 carries one call at a time: one turn per session, shared by
+        // all senders.
+        let turns = Arc::new(crate::callback::CallbackTurns::default());
+        let offloads = crate::offload::Offloads::new(state.clone(), export.clone(), turns.clone());
+        let recalls = crate::recall::Recalls::new(state.clone(), turns);
         Self {
             state,
             export,

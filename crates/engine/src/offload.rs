@@ -9,7 +9,7 @@
 //! outcomes of ended copies are kept for OFFLOAD_STATUS, the oldest dropped past
 //! [`KEPT`].
 //!
-//! Lock order (ranked, `ringnfs_state::locks::rank`): the engine's callback turn
+//! Lock order (ranked, `ringnfs_state::locks::rank`): a session's callback turn
 //! (`CALLBACK_TURN`, shared with delegation recalls) comes before everything CB_OFFLOAD
 //! takes; the table (`OFFLOAD_TABLE`) is a leaf.
 
@@ -24,7 +24,7 @@ use ringnfs_proto::stateid::Stateid;
 use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
 use ringnfs_state::{SessionId, StateManager};
 
-use crate::callback::CallbackTurn;
+use crate::callback::CallbackTurns;
 use crate::consts::{NfsStatus, status};
 use crate::export::Export;
 
@@ -94,7 +94,7 @@ type TableLock = RankedMutex<Table, { rank::OFFLOAD_TABLE }>;
 pub struct Offloads {
     state: Arc<StateManager>,
     export: Arc<Export>,
-    turn: Arc<CallbackTurn>,
+    turns: Arc<CallbackTurns>,
     table: Arc<TableLock>,
     jobs: OnceLock<crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)>>,
     next: AtomicU64,
@@ -104,11 +104,11 @@ pub struct Offloads {
 
 impl Offloads {
     /// No copies yet; the helpers start with the first.
-    pub fn new(state: Arc<StateManager>, export: Arc<Export>, turn: Arc<CallbackTurn>) -> Self {
+    pub fn new(state: Arc<StateManager>, export: Arc<Export>, turns: Arc<CallbackTurns>) -> Self {
         Offloads {
             state,
             export,
-            turn,
+            turns,
             table: Arc::new(RankedMutex::new(Table::default())),
             jobs: OnceLock::new(),
             next: AtomicU64::new(1),
@@ -196,7 +196,7 @@ impl Offloads {
 
     fn spawn(&self) -> crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)> {
         let (tx, rx) = crossbeam_channel::unbounded::<(CopyJob, Stateid, Arc<Progress>)>();
-        let callbacks = self.turn.clone();
+        let callbacks = self.turns.clone();
         for i in 0..THREADS {
             let (rx, state, export) = (rx.clone(), self.state.clone(), self.export.clone());
             let (table, callbacks) = (self.table.clone(), callbacks.clone());
@@ -217,7 +217,8 @@ impl Offloads {
                             status = ?st,
                             "asynchronous COPY ended"
                         );
-                        let _one = callbacks.lock();
+                        let turn = callbacks.of(&job.session);
+                        let _one = turn.lock();
                         notify(&state, &job, &sid, &progress);
                     }
                 });

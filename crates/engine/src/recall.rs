@@ -11,7 +11,7 @@ use ringnfs_proto::nfs4::ops::CbRecallArgs;
 use ringnfs_proto::stateid::Stateid;
 use ringnfs_state::StateManager;
 
-use crate::callback::CallbackTurn;
+use crate::callback::CallbackTurns;
 
 /// How long the helper waits for the holder to answer CB_RECALL.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,15 +26,15 @@ struct RecallJob {
 /// The engine's recall sender.
 pub struct Recalls {
     state: Arc<StateManager>,
-    turn: Arc<CallbackTurn>,
+    turns: Arc<CallbackTurns>,
     jobs: OnceLock<crossbeam_channel::Sender<RecallJob>>,
 }
 
 impl Recalls {
-    pub fn new(state: Arc<StateManager>, turn: Arc<CallbackTurn>) -> Self {
+    pub fn new(state: Arc<StateManager>, turns: Arc<CallbackTurns>) -> Self {
         Recalls {
             state,
-            turn,
+            turns,
             jobs: OnceLock::new(),
         }
     }
@@ -60,13 +60,12 @@ impl Recalls {
 
     fn spawn(&self) -> crossbeam_channel::Sender<RecallJob> {
         let (tx, rx) = crossbeam_channel::unbounded::<RecallJob>();
-        let (state, turn) = (self.state.clone(), self.turn.clone());
+        let (state, turns) = (self.state.clone(), self.turns.clone());
         let spawned = std::thread::Builder::new()
             .name("ringnfs-recall".into())
             .spawn(move || {
                 for job in rx {
-                    let _one = turn.lock();
-                    recall(&state, &job);
+                    recall(&state, &turns, &job);
                 }
             });
         if let Err(e) = spawned {
@@ -76,7 +75,7 @@ impl Recalls {
     }
 }
 
-fn recall(state: &StateManager, job: &RecallJob) {
+fn recall(state: &StateManager, turns: &CallbackTurns, job: &RecallJob) {
     let args = CbRecallArgs {
         stateid: job.stateid,
         truncate: false,
@@ -84,6 +83,8 @@ fn recall(state: &StateManager, job: &RecallJob) {
     };
     let mut last = None;
     for sid in state.session_ids_of_client(job.client) {
+        let turn = turns.of(&sid);
+        let _one = turn.lock();
         match crate::callback::cb_recall(state, &sid, &args, CALLBACK_TIMEOUT) {
             Ok(()) => {
                 tracing::debug!(client = job.client, "CB_RECALL delivered");

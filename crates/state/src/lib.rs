@@ -11,9 +11,9 @@
 //! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
 //! a client and its sessions. A binding and its registry entry change together, under the
 //! session shard's lock. Users of these ranks outside the crate: the engine's
-//! asynchronous-copy helpers and delegation recalls take their callback turn before all of
-//! these, the copy table comes after all of them (`locks::rank::CALLBACK_TURN`,
-//! `OFFLOAD_TABLE`).
+//! asynchronous-copy helpers and delegation recalls take a session's callback turn (after
+//! the map of turns) before all of these, the copy table comes after all of them
+//! (`locks::rank::CALLBACK_TURNS`, `CALLBACK_TURN`, `OFFLOAD_TABLE`).
 //!
 //! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
 //! builds assert this order on each lock, and check a table's invariants whenever a lock
