@@ -6,6 +6,9 @@
 
 use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
 
+/// How long a helper waits for the client to answer a CB_RECALL or CB_OFFLOAD.
+pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The turn at one session's back-channel slot 0 (see the module documentation).
 #[derive(Default)]
 pub struct Turn;

@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use ringnfs_fs::ObjHandle;
 use ringnfs_proto::nfs4::ops::{CbOffloadArgs, OffloadStatusResOk, WriteResponse};
@@ -37,8 +36,6 @@ pub const TOTAL: usize = 16;
 pub const THREADS: usize = 2;
 /// Ended copies whose outcome is kept for OFFLOAD_STATUS.
 pub const KEPT: usize = 256;
-/// How long a helper waits for the client to answer CB_OFFLOAD.
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A copy's progress, shared by its helper and the table.
 #[derive(Default)]
@@ -305,7 +302,12 @@ fn notify(state: &StateManager, job: &CopyJob, sid: &Stateid, p: &Progress) {
         stateid: *sid,
         result,
     };
-    match crate::callback::cb_offload(state, &job.session, &args, CALLBACK_TIMEOUT) {
+    match crate::callback::cb_offload(
+        state,
+        &job.session,
+        &args,
+        crate::callback::CALLBACK_TIMEOUT,
+    ) {
         Ok(()) => tracing::debug!(client = job.clientid, "CB_OFFLOAD delivered"),
         // The outcome stays for OFFLOAD_STATUS.
         Err(e) => tracing::info!(client = job.clientid, "CB_OFFLOAD not delivered: {e}"),

@@ -188,7 +188,7 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
         "READ", io::read, NEEDS_FH | USES_STATEID, wire::ReadArgs,
         rsize: |a, _| RESULT_HEADER
             + wire::ReadResOk::HEAD_LEN as u32
-            + pad4(a.count.min(io::MAX_IO) as usize) as u32,
+            + pad4(a.count.min(super::ops::MAX_IO) as usize) as u32,
         stateid: |a| &mut a.stateid,
     };
     t[op::WRITE as usize] = row! {
@@ -364,7 +364,7 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     };
     t[op::READ_PLUS as usize] = row! {
         "READ_PLUS", space::read_plus, NEEDS_FH | USES_STATEID | V42, wire::ReadPlusArgs,
-        rsize: |a, _| RESULT_HEADER + 8 + space::read_plus_budget(a.count.min(io::MAX_IO)) as u32,
+        rsize: |a, _| RESULT_HEADER + 8 + space::read_plus_budget(a.count.min(super::ops::MAX_IO)) as u32,
         stateid: |a| &mut a.stateid,
     };
     t[op::COPY_NOTIFY as usize] = v42("COPY_NOTIFY");

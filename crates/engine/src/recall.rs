@@ -5,16 +5,12 @@
 //! lease loses it (the lease reaper revokes it).
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use ringnfs_proto::nfs4::ops::CbRecallArgs;
 use ringnfs_proto::stateid::Stateid;
 use ringnfs_state::StateManager;
 
 use crate::callback::CallbackTurns;
-
-/// How long the helper waits for the holder to answer CB_RECALL.
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One recall: the holder, the delegation and the file's NFS filehandle.
 struct RecallJob {
@@ -85,7 +81,7 @@ fn recall(state: &StateManager, turns: &CallbackTurns, job: &RecallJob) {
     for sid in state.session_ids_of_client(job.client) {
         let turn = turns.of(&sid);
         let _one = turn.lock();
-        match crate::callback::cb_recall(state, &sid, &args, CALLBACK_TIMEOUT) {
+        match crate::callback::cb_recall(state, &sid, &args, crate::callback::CALLBACK_TIMEOUT) {
             Ok(()) => {
                 tracing::debug!(client = job.client, "CB_RECALL delivered");
                 return;

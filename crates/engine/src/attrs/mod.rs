@@ -209,11 +209,10 @@ pub struct AttrSource<'a> {
 /// The attributes `src` can answer out of `requested`: requested ∩ supported, minus
 /// set-only ones, minus the statfs ones when no stats were fetched.
 fn answerable(requested: &[u32], src: &AttrSource<'_>) -> [u32; WORDS] {
+    let supported = supported_in(src.minor);
     let mut w = [0u32; WORDS];
     for (i, x) in w.iter_mut().enumerate() {
-        *x = requested.get(i).copied().unwrap_or(0)
-            & supported_in(src.minor)[i]
-            & !WRITE_ONLY_BITMAP[i];
+        *x = requested.get(i).copied().unwrap_or(0) & supported[i] & !WRITE_ONLY_BITMAP[i];
         if src.stats.is_none() {
             *x &= !STATFS_BITMAP[i];
         }

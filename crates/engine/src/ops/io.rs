@@ -18,7 +18,7 @@ use ringnfs_state::files::IoKind;
 use super::attr::check_stateid_io;
 use crate::export::Export;
 
-pub use super::MAX_IO;
+use super::MAX_IO;
 
 fn io_status(res: i32) -> NfsStatus {
     FsError::from_errno(-res).status()
