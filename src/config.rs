@@ -13,7 +13,7 @@
 //! io_mode = "buffered"       # "dontcache": drop pages once read or written back;
 //!                            # "direct": O_DIRECT for aligned I/O
 //! read_only = false
-//! delegations = false        # true: grant read delegations (experimental)
+//! delegations = false        # true: grant read and write delegations (live setting)
 //! root_squash = true         # false: --no-root-squash
 //! anon_uid = 65534
 //! anon_gid = 65534
@@ -34,6 +34,8 @@
 //! max_record_size = 1114112
 //! max_reply_queue = 8388608
 //! max_sessions_per_client = 16
+//! max_delegations = 65536    # delegations held in all; past it OPEN grants none
+//! max_delegations_per_client = 8192
 //! ring_entries = 1024        # io_uring submission queue entries per worker
 //! recv_buffers = 256         # provided receive buffers per worker
 //! recv_buffer_kib = 64       # size of each receive buffer

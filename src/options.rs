@@ -662,9 +662,9 @@ serve_options! {
     io_mode: IoMode = IoMode::default() => Spec::choice();
     /// Refuse every change (NFS4ERR_ROFS).
     read_only: bool = ExportOptions::default().read_only => Spec::switch();
-    /// Grant read delegations on OPEN, recalled (CB_RECALL) when another client changes
-    /// the file (experimental: no write delegations, no live switch yet).
-    delegations: bool = ExportOptions::default().delegations => Spec::switch();
+    /// Grant delegations on OPEN, recalled (CB_RECALL) when another client conflicts;
+    /// live setting `delegations` (`ringnfs ctl settings set --delegations`).
+    delegations: bool = false => Spec::switch();
     /// Do not map uid/gid 0 to the anonymous ids.
     root_squash: bool = ExportOptions::default().root_squash => Spec::no_switch();
     /// Anonymous uid (squashed root and AUTH_NONE callers).
@@ -728,6 +728,12 @@ serve_options! {
     /// NFS4ERR_NOSPC.
     max_sessions_per_client: u32 = crate::state::DEFAULT_MAX_SESSIONS_PER_CLIENT
         => Spec::value("N");
+    /// Delegations held by all clients together ({range}); past it OPEN grants none.
+    max_delegations: usize = crate::state::files::DEFAULT_MAX_DELEGATIONS
+        => Spec::value("N").range(Range::new(0, 1 << 24));
+    /// Delegations one client may hold ({range}); past it OPEN grants it none.
+    max_delegations_per_client: u32 = crate::state::files::DEFAULT_MAX_DELEGATIONS_PER_CLIENT
+        => Spec::value("N").range(Range::new(0, 1 << 24));
 }
 
 impl ServeOptions {
@@ -754,6 +760,7 @@ impl ServeOptions {
             lease_secs: self.lease_time(),
             max_connections_per_session: self.max_connections_per_session(),
             exclusive_binding: self.exclusive_binding(),
+            delegations: self.delegations(),
             setting_sources: SettingSources::default(),
             over_limit: self.over_limit(),
             max_fore_slots: self.max_slots(),
@@ -766,7 +773,6 @@ impl ServeOptions {
                 anon_gid: self.anon_gid(),
                 allowed: self.allow(),
                 io_mode: self.io_mode().caching(),
-                delegations: self.delegations(),
             },
             grace_secs: self.grace(),
             control: self.control().0,
@@ -779,6 +785,8 @@ impl ServeOptions {
                 max_record_size: self.max_record_size(),
                 max_reply_queue: self.max_reply_queue(),
                 max_sessions_per_client: self.max_sessions_per_client(),
+                max_delegations: self.max_delegations(),
+                max_delegations_per_client: self.max_delegations_per_client(),
             },
             tuning,
         }
@@ -871,6 +879,7 @@ impl StartOptions {
                 exclusive_binding: self.source(|o| o.exclusive_binding.is_some()),
                 lease_time: self.source(|o| o.lease_time.is_some()),
                 log_level,
+                delegations: self.source(|o| o.delegations.is_some()),
             },
             ..self.given.server_config()
         }
@@ -1135,6 +1144,7 @@ mod tests {
                 exclusive_binding: Source::ConfigFile("r.toml".into()),
                 lease_time: Source::CommandLine,
                 log_level: Source::Environment("RUST_LOG".into()),
+                delegations: Source::Default,
             }
         );
     }

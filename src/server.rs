@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub lease_secs: u32,
     pub max_connections_per_session: u32,
     pub exclusive_binding: bool,
+    /// OPEN grants delegations (a live setting).
+    pub delegations: bool,
     /// Where the start values of the live settings (`max_connections_per_session`,
     /// `exclusive_binding`, `lease_secs`, the log level) came from. A value persisted by
     /// the control plane in `state_dir/settings.toml` replaces a start value from
@@ -100,6 +102,10 @@ pub struct Limits {
     /// Sessions one client may hold (0 = unlimited); CREATE_SESSION over it gets
     /// NFS4ERR_NOSPC (`ringnfs_sessions_refused_total{cause="per_client"}`).
     pub max_sessions_per_client: u32,
+    /// Delegations held by all clients together; past it OPEN grants none.
+    pub max_delegations: usize,
+    /// Delegations one client may hold; past it OPEN grants it none.
+    pub max_delegations_per_client: u32,
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
@@ -124,6 +130,8 @@ impl Default for Limits {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             max_reply_queue: DEFAULT_MAX_REPLY_QUEUE,
             max_sessions_per_client: crate::state::DEFAULT_MAX_SESSIONS_PER_CLIENT,
+            max_delegations: crate::state::files::DEFAULT_MAX_DELEGATIONS,
+            max_delegations_per_client: crate::state::files::DEFAULT_MAX_DELEGATIONS_PER_CLIENT,
         }
     }
 }
@@ -341,6 +349,10 @@ impl Server {
             );
         }
         state_cfg.limits.max_sessions_per_client = cfg.limits.max_sessions_per_client;
+        state_cfg.delegation_limits = crate::state::files::DelegLimits {
+            total: cfg.limits.max_delegations,
+            per_client: cfg.limits.max_delegations_per_client,
+        };
         // A session never offers requests larger than a record may be.
         let max_req = u32::try_from(cfg.limits.max_record_size).unwrap_or(u32::MAX);
         state_cfg.limits.max_request = state_cfg.limits.max_request.min(max_req);
@@ -349,6 +361,7 @@ impl Server {
             .settings
             .set_max_connections_per_session(cfg.max_connections_per_session as u64)?;
         state.settings.set_exclusive_binding(cfg.exclusive_binding);
+        state.settings.set_delegations(cfg.delegations);
         state.settings.set_over_limit(cfg.over_limit);
         state.settings.set_lease_secs(cfg.lease_secs as u64)?;
         // Settings changed through the control plane and persisted are used, except where
@@ -358,6 +371,7 @@ impl Server {
             exclusive_binding: cfg.exclusive_binding,
             lease_time: cfg.lease_secs,
             log_level: crate::control::current_log_level(),
+            delegations: cfg.delegations,
         };
         if let Some(dir) = cfg.state_dir.as_deref()
             && let Some(saved) = PersistedSettings::load(dir).map_err(anyhow::Error::msg)?

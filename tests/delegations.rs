@@ -1,9 +1,12 @@
-//! Read delegations with two in-repo clients over real sockets, on both backends (the
-//! export's `delegations` switch on; it is off by default until delegations are whole):
-//! OPEN for reading grants one to a client with a back channel; another client's
-//! conflicting op (an OPEN for writing, WRITE, SETATTR, REMOVE, RENAME, LINK) recalls
-//! it with CB_RECALL and waits with NFS4ERR_DELAY until the holder returns it
-//! (DELEGRETURN); a holder that never returns it loses it after a lease.
+//! Delegations with in-repo clients over real sockets, on both backends (the
+//! `delegations` setting on; it is off by default): OPEN for reading grants a read
+//! delegation, OPEN for writing by the only opener a write delegation, to a client with
+//! a back channel; another client's conflicting op (an OPEN, WRITE, SETATTR, REMOVE,
+//! RENAME, LINK; for a write delegation also READ, GETATTR, LOCK) recalls it with
+//! CB_RECALL and waits with NFS4ERR_DELAY until the holder returns it (DELEGRETURN); a
+//! holder that never returns it loses it after a lease, hears so in SEQUENCE, and frees
+//! it with FREE_STATEID; one that never answers callbacks hears its callback path is
+//! down and gets no new delegations; bounds cap what a client collects.
 
 pub mod common;
 pub mod files_common;
@@ -16,11 +19,20 @@ use files_common::{Env, for_each_backend_with, status_of};
 use ringnfs::client::callback::DefaultCallbackHandler;
 use ringnfs::client::ops::share;
 use ringnfs::client::{ClientError, ClientOptions, Delegation, Fattr, Files, Op, OpenRes, Stateid};
-use ringnfs::nfs4::consts::status;
+use ringnfs::nfs4::consts::{seq4_status, status};
 use ringnfs::server::{BackendKind, ServerConfig};
 
 fn on(cfg: &mut ServerConfig) {
-    cfg.export.delegations = true;
+    cfg.delegations = true;
+}
+
+/// A client without a back channel (so it never holds delegations): sets files up.
+fn plain(env: &Env) -> Files {
+    let (_, session) = env.server.session_with(ClientOptions {
+        back_channel: false,
+        ..Default::default()
+    });
+    Files::new(session)
 }
 
 /// A client (its own session, a back channel) and what arrives on its back channel.
@@ -72,7 +84,7 @@ fn a_writer_recalls_a_read_delegation_and_waits_for_its_return() {
         let (a, cb) = client(env);
         let (b, _) = client(env);
         let root = a.root_fh().unwrap();
-        a.write_file(&root, b"f", b"hello").unwrap();
+        plain(env).write_file(&root, b"f", b"hello").unwrap();
         let (fh, opened) = open_read(&a, b"f");
         let deleg = read_delegation(&opened);
         // Readers do not conflict with a read delegation.
@@ -117,16 +129,20 @@ fn every_conflicting_op_recalls() {
         let (a, cb) = client(env);
         let (b, _) = client(env);
         let root = b.root_fh().unwrap();
+        // Each act on a file of its own (a file whose delegation was recalled is not
+        // delegated again for a while).
         type Act = Box<dyn Fn(&Files, &[u8], &[u8]) -> Result<(), ClientError>>;
-        let acts: Vec<(&str, Act)> = vec![
+        let acts: Vec<(&str, &[u8], Act)> = vec![
             (
                 "WRITE",
+                b"w",
                 Box::new(|b: &Files, _root: &[u8], fh: &[u8]| {
                     b.write_at(fh, Stateid::ANONYMOUS, 0, b"x", 2).map(drop)
                 }),
             ),
             (
                 "SETATTR",
+                b"s",
                 Box::new(|b: &Files, _root: &[u8], fh: &[u8]| {
                     b.setattr(fh, Fattr::new().mode(0o600), Stateid::ANONYMOUS)
                         .map(drop)
@@ -134,24 +150,30 @@ fn every_conflicting_op_recalls() {
             ),
             (
                 "LINK",
+                b"l",
                 Box::new(|b: &Files, root: &[u8], fh: &[u8]| b.link(fh, root, b"another-name")),
             ),
             (
                 "RENAME",
-                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| b.rename(root, b"g", root, b"g2")),
+                b"r",
+                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| b.rename(root, b"r", root, b"r2")),
             ),
             (
                 "REMOVE",
-                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| b.remove(root, b"g2")),
+                b"d",
+                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| b.remove(root, b"d")),
+            ),
+            (
+                "OPEN for writing",
+                b"o",
+                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| {
+                    b.open(root, b"o", share::ACCESS_WRITE, 0).map(drop)
+                }),
             ),
         ];
-        a.write_file(&root, b"g", b"data").unwrap();
-        for (name, act) in &acts {
-            let file = if *name == "REMOVE" {
-                &b"g2"[..]
-            } else {
-                &b"g"[..]
-            };
+        let setup = plain(env);
+        for (name, file, act) in &acts {
+            setup.write_file(&root, file, b"data").unwrap();
             let (fh, opened) = open_read(&a, file);
             let deleg = read_delegation(&opened);
             assert_eq!(
@@ -163,6 +185,11 @@ fn every_conflicting_op_recalls() {
             delegreturn(&a, &fh, deleg).unwrap();
             act(&b, &root, &fh).unwrap_or_else(|e| panic!("{name} after the return: {e}"));
         }
+        let st = env.server.state().files.delegation_stats();
+        assert_eq!(
+            (st.granted_read, st.recalled, st.returned, st.current),
+            (6, 6, 6, 0)
+        );
     });
 }
 
@@ -191,6 +218,15 @@ fn no_delegation_when_off_or_without_a_back_channel() {
     f.close(of).unwrap();
 }
 
+/// The SEQUENCE status flags of a call by `f`.
+fn seq_flags(f: &Files) -> u32 {
+    f.call(&[Op::PutRootFh])
+        .unwrap()
+        .sequence()
+        .unwrap()
+        .status_flags
+}
+
 #[test]
 fn a_holder_that_never_returns_it_loses_it_after_a_lease() {
     let env = Env::start(BackendKind::Memory, on);
@@ -198,7 +234,7 @@ fn a_holder_that_never_returns_it_loses_it_after_a_lease() {
     let (a, cb) = client(&env);
     let (b, _) = client(&env);
     let root = a.root_fh().unwrap();
-    a.write_file(&root, b"f", b"x").unwrap();
+    plain(&env).write_file(&root, b"f", b"x").unwrap();
     let (fh, opened) = open_read(&a, b"f");
     let deleg = read_delegation(&opened);
     assert_eq!(
@@ -215,8 +251,231 @@ fn a_holder_that_never_returns_it_loses_it_after_a_lease() {
         revoked,
         "the write went through once the delegation was revoked"
     );
+    // A hears of it in every SEQUENCE until it frees the stateid (RFC 8881 §18.46.3),
+    // which answers DELEG_REVOKED meanwhile.
+    assert_eq!(
+        seq_flags(&a) & seq4_status::RECALLABLE_STATE_REVOKED,
+        seq4_status::RECALLABLE_STATE_REVOKED
+    );
+    assert_eq!(seq_flags(&b) & seq4_status::RECALLABLE_STATE_REVOKED, 0);
+    assert_eq!(
+        status_of(delegreturn(&a, &fh, deleg)),
+        status::NFS4ERR_DELEG_REVOKED
+    );
+    assert_eq!(
+        status_of(a.read_at(&fh, deleg, 0, 1)),
+        status::NFS4ERR_DELEG_REVOKED
+    );
+    let tested = a.call(&[Op::TestStateid(vec![deleg])]).unwrap();
+    assert_eq!(
+        tested.test_stateid().unwrap(),
+        vec![status::NFS4ERR_DELEG_REVOKED]
+    );
+    a.call(&[Op::FreeStateid(deleg)]).unwrap();
+    assert_eq!(seq_flags(&a) & seq4_status::RECALLABLE_STATE_REVOKED, 0);
     assert_eq!(
         status_of(delegreturn(&a, &fh, deleg)),
         status::NFS4ERR_BAD_STATEID
     );
+    let st = env.server.state().files.delegation_stats();
+    assert_eq!((st.revoked, st.revoked_unfreed, st.current), (1, 0, 0));
+}
+
+/// OPEN for writing by the only opener gets a write delegation: its holder reads and
+/// writes under it, and another client's READ, GETATTR, LOCK or OPEN recalls it.
+#[test]
+fn a_write_delegation_is_recalled_by_readers_too() {
+    for_each_backend_with(on, |env| {
+        let (a, cb) = client(env);
+        let (b, _) = client(env);
+        let root = a.root_fh().unwrap();
+        let setup = plain(env);
+        type Act = Box<dyn Fn(&Files, &[u8], &[u8]) -> Result<(), ClientError>>;
+        let acts: Vec<(&str, &[u8], Act)> = vec![
+            (
+                "READ",
+                b"rd",
+                Box::new(|b: &Files, _root: &[u8], fh: &[u8]| {
+                    b.read_at(fh, Stateid::ANONYMOUS, 0, 4).map(drop)
+                }),
+            ),
+            (
+                "GETATTR",
+                b"ga",
+                Box::new(|b: &Files, _root: &[u8], fh: &[u8]| b.getattr(fh).map(drop)),
+            ),
+            (
+                "OPEN for reading",
+                b"or",
+                Box::new(|b: &Files, root: &[u8], _fh: &[u8]| {
+                    b.open(root, b"or", share::ACCESS_READ, 0).map(drop)
+                }),
+            ),
+            (
+                "LOCKT",
+                b"lk",
+                Box::new(|b: &Files, _root: &[u8], fh: &[u8]| {
+                    // READ_LT: a lock test conflicts with the holder's local locks.
+                    b.lockt(fh, b"tester", 1, 0, 1).map(drop)
+                }),
+            ),
+        ];
+        for (name, file, act) in &acts {
+            setup.write_file(&root, file, b"data").unwrap();
+            let (of, opened) = a
+                .open_with(
+                    &root,
+                    a.open_args(
+                        share::ACCESS_BOTH,
+                        0,
+                        ringnfs::client::OpenHow::NoCreate,
+                        ringnfs::client::OpenClaim::Null(file.to_vec()),
+                    ),
+                )
+                .unwrap();
+            let Delegation::Write { stateid: deleg, .. } = opened.delegation else {
+                panic!("{name}: no write delegation: {:?}", opened.delegation);
+            };
+            // The holder's I/O under the delegation stateid.
+            a.write_at(&of.fh, deleg, 0, b"DATA", 2).unwrap();
+            assert_eq!(a.read_at(&of.fh, deleg, 0, 4).unwrap().0, b"DATA");
+            assert_eq!(
+                status_of(act(&b, &root, &of.fh)),
+                status::NFS4ERR_DELAY,
+                "{name}"
+            );
+            assert!(recalled(&cb, deleg), "{name} recalls");
+            a.close(of.clone()).unwrap();
+            delegreturn(&a, &of.fh, deleg).unwrap();
+            act(&b, &root, &of.fh).unwrap_or_else(|e| panic!("{name} after the return: {e}"));
+        }
+        let st = env.server.state().files.delegation_stats();
+        assert_eq!((st.granted_write, st.recalled), (4, 4));
+        // A read open by another client keeps a write delegation from being granted.
+        setup.write_file(&root, b"shared", b"x").unwrap();
+        let _reader = setup.open(&root, b"shared", share::ACCESS_READ, 0).unwrap();
+        let (_, opened) = a
+            .open_with(
+                &root,
+                a.open_args(
+                    share::ACCESS_BOTH | 0x0200,
+                    0,
+                    ringnfs::client::OpenHow::NoCreate,
+                    ringnfs::client::OpenClaim::Null(b"shared".to_vec()),
+                ),
+            )
+            .unwrap();
+        assert!(
+            matches!(opened.delegation, Delegation::NoneExt { why: 1, .. }),
+            "WND4_CONTENTION: {:?}",
+            opened.delegation
+        );
+    });
+}
+
+/// The `delegations` setting is live: off, OPEN grants none; the ones held stay.
+#[test]
+fn the_setting_switches_grants_live() {
+    let env = Env::start(BackendKind::Memory, |_| {});
+    let (a, _) = client(&env);
+    let root = a.root_fh().unwrap();
+    let setup = plain(&env);
+    setup.write_file(&root, b"f", b"x").unwrap();
+    setup.write_file(&root, b"g", b"x").unwrap();
+    assert_eq!(open_read(&a, b"f").1.delegation, Delegation::None);
+    env.server.state().settings.set_delegations(true);
+    let deleg = read_delegation(&open_read(&a, b"g").1);
+    env.server.state().settings.set_delegations(false);
+    assert_eq!(open_read(&a, b"f").1.delegation, Delegation::None);
+    let (fh, _) = open_read(&a, b"g");
+    delegreturn(&a, &fh, deleg).unwrap();
+}
+
+/// A client that never answers a callback: the recall times out, the delegation is
+/// revoked after a lease while other clients go on, and the client hears that its
+/// callback path is down and gets no new delegation until it binds a back channel again.
+#[test]
+fn a_client_that_never_answers_callbacks_loses_its_path_not_the_others() {
+    let env = Env::start(BackendKind::Memory, on);
+    env.server.state().settings.set_lease_secs(3).unwrap();
+    let (_, session) = env.server.session_with(ClientOptions {
+        callback_handler: Some(Arc::new(Silent)),
+        ..Default::default()
+    });
+    let silent = Files::new(session);
+    let (b, _) = client(&env);
+    let root = b.root_fh().unwrap();
+    let setup = plain(&env);
+    for name in [&b"f"[..], b"g", b"h"] {
+        setup.write_file(&root, name, b"x").unwrap();
+    }
+    let (fh, opened) = open_read(&silent, b"f");
+    read_delegation(&opened);
+    assert_eq!(
+        status_of(b.write_at(&fh, Stateid::ANONYMOUS, 0, b"y", 2)),
+        status::NFS4ERR_DELAY
+    );
+    // Others keep working meanwhile: B reads and gets delegations of other files.
+    read_delegation(&open_read(&b, b"g").1);
+    let went = wait_until(Duration::from_secs(20), || {
+        let _ = silent.call(&[Op::PutRootFh]);
+        b.write_at(&fh, Stateid::ANONYMOUS, 0, b"y", 2).is_ok()
+    });
+    assert!(
+        went,
+        "the write went through once the delegation was revoked"
+    );
+    // The CB_RECALL times out (15 s): callback path down.
+    let down = wait_until(Duration::from_secs(30), || {
+        seq_flags(&silent) & seq4_status::CB_PATH_DOWN != 0
+    });
+    assert!(down, "SEQ4_STATUS_CB_PATH_DOWN");
+    assert_eq!(open_read(&silent, b"h").1.delegation, Delegation::None);
+}
+
+/// A client that opens many files collects no more delegations than its bound; others
+/// still get theirs.
+#[test]
+fn a_client_collects_no_more_than_its_bound() {
+    let env = Env::start(BackendKind::Memory, |c| {
+        c.delegations = true;
+        c.limits.max_delegations_per_client = 20;
+        c.limits.max_delegations = 30;
+    });
+    let (greedy, _) = client(&env);
+    let (other, _) = client(&env);
+    let root = greedy.root_fh().unwrap();
+    let setup = plain(&env);
+    let mut granted = 0;
+    for i in 0..100 {
+        let name = format!("f{i}");
+        setup.write_file(&root, name.as_bytes(), b"x").unwrap();
+        if matches!(
+            open_read(&greedy, name.as_bytes()).1.delegation,
+            Delegation::Read { .. }
+        ) {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 20);
+    let mut theirs = 0;
+    for i in 0..20 {
+        let name = format!("f{i}");
+        if matches!(
+            open_read(&other, name.as_bytes()).1.delegation,
+            Delegation::Read { .. }
+        ) {
+            theirs += 1;
+        }
+    }
+    assert_eq!(theirs, 10, "the other client, up to the total bound");
+    assert_eq!(env.server.state().files.delegation_count(), 30);
+}
+
+struct Silent;
+
+impl ringnfs::client::CallbackHandler for Silent {
+    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
+        ringnfs::client::CallbackReply::Drop
+    }
 }

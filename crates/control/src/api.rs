@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::Ctx;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use ringnfs_state::binding::Direction;
-use ringnfs_state::ids::client_id_str;
+use ringnfs_state::ids::{client_id_str, hex};
 use ringnfs_state::query::{BoundConnInfo, ClientInfo, ConnInfo, SessionInfo};
 use ringnfs_state::session::ChannelAttrs;
 use ringnfs_state::settings::{PersistedSettings, SETTING_KEYS, unknown_key};
@@ -58,6 +58,8 @@ pub struct ClientDto {
     /// `created_at_ms` in RFC 3339 (UTC).
     #[schema(example = "2026-11-26T05:28:05.510Z")]
     pub created_at: String,
+    /// Delegations the client holds.
+    pub delegations: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -66,6 +68,37 @@ pub struct ClientDetail {
     pub client: ClientDto,
     /// The client's sessions in detail.
     pub session_details: Vec<SessionDto>,
+    /// The client's delegations: held, and revoked ones it has not freed yet.
+    pub delegation_details: Vec<DelegationDto>,
+}
+
+/// One delegation (RFC 8881 §10.2).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DelegationDto {
+    /// The stateid: seqid, then `other` in hex.
+    #[schema(example = "1:6b0796b40003030000000007")]
+    pub stateid: String,
+    /// "read" or "write".
+    pub kind: String,
+    /// The file's handle in the backend, hex.
+    pub file: String,
+    /// Milliseconds since the server recalled it (CB_RECALL), if it did.
+    pub recalled_ms_ago: Option<u64>,
+    /// Revoked (not returned within a lease of its recall); the stateid answers
+    /// NFS4ERR_DELEG_REVOKED until the client frees it.
+    pub revoked: bool,
+}
+
+impl From<&ringnfs_state::files::DelegationView> for DelegationDto {
+    fn from(d: &ringnfs_state::files::DelegationView) -> Self {
+        DelegationDto {
+            stateid: format!("{}:{}", d.stateid.seqid, hex(&d.stateid.other)),
+            kind: if d.write { "write" } else { "read" }.into(),
+            file: hex(d.file.as_bytes()),
+            recalled_ms_ago: d.recalled_for.map(|t| t.as_millis() as u64),
+            revoked: d.revoked,
+        }
+    }
 }
 
 /// channel_attrs4 of one channel.
@@ -168,6 +201,9 @@ pub struct SettingsDto {
     pub lease_time: u32,
     /// Log filter (tracing EnvFilter syntax, e.g. "info" or "debug").
     pub log_level: String,
+    /// OPEN grants delegations. Turned off, no new ones are granted; those held stay
+    /// until returned or recalled.
+    pub delegations: bool,
 }
 
 /// A settings change: only the fields given change. All are validated before any is
@@ -182,6 +218,7 @@ pub struct SettingsPatch {
     pub exclusive_binding: Option<bool>,
     pub lease_time: Option<u64>,
     pub log_level: Option<String>,
+    pub delegations: Option<bool>,
 }
 
 /// Answer of an operator action.
@@ -290,7 +327,16 @@ impl From<&ClientInfo> for ClientDto {
             lease_remaining_ms: c.lease_remaining_ms,
             created_at_ms: c.created_at_ms,
             created_at: rfc3339(c.created_at_ms),
+            delegations: 0,
         }
+    }
+}
+
+/// A client as the API shows it, with its delegation count.
+fn client_dto(ctx: &Ctx, c: &ClientInfo) -> ClientDto {
+    ClientDto {
+        delegations: ctx.state.files.delegations_held_by(c.id),
+        ..ClientDto::from(c)
     }
 }
 
@@ -372,7 +418,13 @@ fn parse_conn_id(s: &str) -> Result<u64, ApiError> {
         (status = 200, description = "All clients", body = [ClientDto]),
         (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody)))]
 pub async fn list_clients(State(ctx): State<Arc<Ctx>>) -> Json<Vec<ClientDto>> {
-    Json(ctx.state.clients().iter().map(Into::into).collect())
+    Json(
+        ctx.state
+            .clients()
+            .iter()
+            .map(|c| client_dto(&ctx, c))
+            .collect(),
+    )
 }
 
 /// One client with its sessions.
@@ -395,7 +447,7 @@ pub async fn get_client(
         .clients()
         .iter()
         .find(|c| c.id == id)
-        .map(ClientDto::from)
+        .map(|c| client_dto(&ctx, c))
         .ok_or_else(|| ApiError::not_found(format!("no client {}", client_id_str(id))))?;
     let session_details = ctx
         .state
@@ -403,9 +455,17 @@ pub async fn get_client(
         .iter()
         .map(Into::into)
         .collect();
+    let delegation_details = ctx
+        .state
+        .files
+        .delegations_of(id, std::time::Instant::now())
+        .iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(ClientDetail {
         client,
         session_details,
+        delegation_details,
     }))
 }
 
@@ -523,6 +583,7 @@ fn current_settings(ctx: &Ctx) -> SettingsDto {
         exclusive_binding: s.exclusive_binding(),
         lease_time: s.lease_secs(),
         log_level: super::current_log_level(),
+        delegations: s.delegations(),
     }
 }
 
@@ -584,6 +645,9 @@ pub async fn patch_settings(
         if let Some(level) = &p.log_level {
             saved.log_level = Some(level.clone());
         }
+        if let Some(b) = p.delegations {
+            saved.delegations = Some(b);
+        }
         saved
             .save(dir)
             .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;
@@ -600,6 +664,9 @@ pub async fn patch_settings(
     if let Some(l) = p.lease_time {
         live.set_lease_secs(l)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    if let Some(b) = p.delegations {
+        live.set_delegations(b);
     }
     if let Some(level) = &p.log_level {
         super::apply_log_level(level).map_err(ApiError::bad_request)?;
@@ -636,6 +703,7 @@ fn reset(ctx: &Ctx, keys: &[&str]) -> ApiResult<Json<SettingsDto>> {
                 .set_lease_secs(start.lease_time.into())
                 .map_err(|e| ApiError::internal(e.to_string()))?,
             "log_level" => super::apply_log_level(&start.log_level).map_err(ApiError::internal)?,
+            "delegations" => live.set_delegations(start.delegations),
             other => return Err(ApiError::bad_request(unknown_key(other))),
         }
     }

@@ -100,6 +100,9 @@ pub enum SettingsAction {
         /// Log filter, e.g. info, debug, "info,ringnfs_state=trace".
         #[arg(long, value_name = "FILTER")]
         log_level: Option<String>,
+        /// OPEN grants delegations (off: no new ones; those held stay until returned).
+        #[arg(long, value_name = "true|false")]
+        delegations: Option<bool>,
     },
     /// Drop persisted settings (all, or KEY) and go back to the start values (command
     /// line, config file or default).
@@ -259,6 +262,13 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                 );
                 s.push('\n');
                 s.push_str(&sessions_table(&v["session_details"]));
+                if v["delegation_details"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty())
+                {
+                    s.push('\n');
+                    s.push_str(&delegations_table(&v["delegation_details"]));
+                }
                 s
             });
         }
@@ -308,6 +318,7 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                     exclusive_binding,
                     lease_time,
                     log_level,
+                    delegations,
                 }) => {
                     let mut body = serde_json::Map::new();
                     if let Some(n) = max_connections_per_session {
@@ -322,9 +333,12 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                     if let Some(l) = log_level {
                         body.insert("log_level".into(), l.clone().into());
                     }
+                    if let Some(b) = delegations {
+                        body.insert("delegations".into(), (*b).into());
+                    }
                     if body.is_empty() {
                         return Err(Failure::Other(
-                            "settings set: give at least one of --max-connections-per-session, --exclusive-binding, --lease-time, --log-level".into(),
+                            "settings set: give at least one of --max-connections-per-session, --exclusive-binding, --lease-time, --log-level, --delegations".into(),
                         ));
                     }
                     call("PATCH", "/api/v1/settings", Some(Value::Object(body)))?
@@ -428,6 +442,7 @@ fn clients_table(v: &Value) -> String {
             "CONFIRMED",
             "SESSIONS",
             "LEASE_LEFT_MS",
+            "DELEGATIONS",
             "IMPL",
         ],
         rows(v, |c| {
@@ -437,8 +452,25 @@ fn clients_table(v: &Value) -> String {
                 s(&c["confirmed"]),
                 c["sessions"].as_array().map_or(0, Vec::len).to_string(),
                 s(&c["lease_remaining_ms"]),
+                s(&c["delegations"]),
                 s(&c["impl_name"]),
             ]
+        }),
+    )
+}
+
+fn delegations_table(v: &Value) -> String {
+    table(
+        &["DELEGATION", "TYPE", "STATE", "FILE"],
+        rows(v, |d| {
+            let state = if d["revoked"].as_bool() == Some(true) {
+                "revoked".to_string()
+            } else if let Some(ms) = d["recalled_ms_ago"].as_u64() {
+                format!("recalled {ms} ms ago")
+            } else {
+                "held".to_string()
+            };
+            vec![s(&d["stateid"]), s(&d["kind"]), state, s(&d["file"])]
         }),
     )
 }

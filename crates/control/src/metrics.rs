@@ -204,10 +204,49 @@ pub fn render(ctx: &Ctx) -> String {
     );
 
     register_hardening(&mut r, &m, &t);
+    register_delegations(&mut r, &st.files.delegation_stats());
 
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: String,
+}
+
+/// Delegations (RFC 8881 §10.2): granted by type, recalled, returned, revoked, held.
+fn register_delegations(r: &mut Registry, d: &ringnfs_state::files::DelegStats) {
+    r.register(
+        "delegations_granted",
+        "Delegations granted on OPEN, by type",
+        family(
+            [("read", d.granted_read), ("write", d.granted_write)]
+                .map(|(k, v)| (TypeLabel { r#type: k.into() }, v)),
+        ),
+    );
+    r.register(
+        "delegations_recalled",
+        "Delegations recalled (CB_RECALL) because another client's access conflicted",
+        counter(d.recalled),
+    );
+    r.register(
+        "delegations_returned",
+        "Delegations returned by their holders (DELEGRETURN)",
+        counter(d.returned),
+    );
+    r.register(
+        "delegations_revoked",
+        "Delegations revoked: not returned within a lease of their recall",
+        counter(d.revoked),
+    );
+    r.register("delegations", "Delegations held now", gauge(d.current));
+    r.register(
+        "delegations_revoked_unfreed",
+        "Revoked delegations their clients have not freed (FREE_STATEID) yet",
+        gauge(d.revoked_unfreed),
+    );
 }
 
 /// Counters of the hardening limits (transport and state).

@@ -92,6 +92,7 @@ impl Modify for SettingRanges {
         ErrorBody,
         api::ClientDto,
         api::ClientDetail,
+        api::DelegationDto,
         api::PrincipalDto,
         api::SessionDto,
         api::BoundConnDto,

@@ -128,7 +128,7 @@ impl CompoundCtx<'_> {
     /// clients' delegations: recall them (each once) and answer NFS4ERR_DELAY until they
     /// are returned or revoked (RFC 8881 §10.4.1).
     pub fn yield_delegations(&self, obj: &ObjHandle, write: bool) -> Result<(), NfsStatus> {
-        if self.state.files.delegation_count() == 0 {
+        if !self.state.files.may_conflict(write) {
             return Ok(());
         }
         let client = self.session.map(|g| g.clientid);

@@ -28,9 +28,6 @@ pub struct ExportOptions {
     pub allowed: Vec<IpNet>,
     /// How READ and WRITE data of real files go through the page cache.
     pub io_mode: Caching,
-    /// Grant read delegations on OPEN (recalled with CB_RECALL when another client
-    /// changes the file). Off until the whole of delegations is built (issue 16).
-    pub delegations: bool,
 }
 
 impl Default for ExportOptions {
@@ -42,7 +39,6 @@ impl Default for ExportOptions {
             anon_gid: DEFAULT_ANON_ID,
             allowed: Vec::new(),
             io_mode: Caching::Buffered,
-            delegations: false,
         }
     }
 }

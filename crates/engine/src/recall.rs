@@ -84,12 +84,16 @@ fn recall(state: &StateManager, turns: &CallbackTurns, job: &RecallJob) {
         match crate::callback::cb_recall(state, &sid, &args, crate::callback::CALLBACK_TIMEOUT) {
             Ok(()) => {
                 tracing::debug!(client = job.client, "CB_RECALL delivered");
+                state.files.callback_path(job.client, true);
                 return;
             }
             Err(e) => last = Some(e),
         }
     }
-    // The holder keeps the delegation until it returns it or the lease runs out.
+    // The holder keeps the delegation until it returns it or the lease runs out; it
+    // hears SEQ4_STATUS_CB_PATH_DOWN and gets no new delegation until a callback gets
+    // through or it binds a back channel again.
+    state.files.callback_path(job.client, false);
     tracing::info!(
         client = job.client,
         "CB_RECALL not delivered ({}): revoked after a lease unless returned",

@@ -361,6 +361,7 @@ pub fn rest_json(data: &[u8]) {
                 exclusive_binding: p.exclusive_binding,
                 lease_time: p.lease_time.map(|l| l as u32),
                 log_level: p.log_level.clone(),
+                delegations: p.delegations,
             };
             let text = toml::to_string(&saved).expect("settings serialize");
             let back: PersistedSettings = toml::from_str(&text).expect("settings read back");

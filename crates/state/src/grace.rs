@@ -21,9 +21,7 @@ pub struct Grace {
 /// A set of owners has nothing to check.
 impl CheckInvariants for HashSet<Vec<u8>> {}
 
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+use ringnfs_proto::ids::hex as to_hex;
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.is_ascii() {

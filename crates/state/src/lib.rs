@@ -5,7 +5,8 @@
 //! two at once) → a connection-registry shard ([`conns::ConnShard`]). Code may skip levels
 //! but never takes a lock that comes earlier in this order while holding a later one. A
 //! file-state shard (`files`) comes after the client table and is never held with a
-//! session shard or another file-state shard. The grace period's owner list is taken last,
+//! session shard or another file-state shard; the delegations' ledger comes after it (a
+//! leaf, also taken alone). The grace period's owner list is taken last,
 //! with the client table held. A COMPOUND takes its session's shard briefly twice
 //! (SEQUENCE, and storing the reply) and a file's state shard for each op on open or
 //! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
@@ -123,6 +124,8 @@ pub struct StateConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// Grace period after start, seconds (0 = none).
     pub grace_secs: u32,
+    /// Bounds on the delegations granted.
+    pub delegation_limits: files::DelegLimits,
 }
 
 impl Default for StateConfig {
@@ -135,6 +138,7 @@ impl Default for StateConfig {
             limits: SessionLimits::default(),
             state_dir: None,
             grace_secs: 0,
+            delegation_limits: files::DelegLimits::default(),
         }
     }
 }
@@ -170,7 +174,7 @@ impl StateManager {
             metrics: Metrics::new(config.worker_cores),
             clock: Clock::new(),
             callbacks: CallbackTable::default(),
-            files: files::FileStateTable::new(boot, shards),
+            files: files::FileStateTable::with_limits(boot, shards, config.delegation_limits),
             grace: grace::Grace::new(config.state_dir.as_deref(), config.grace_secs),
             clients: ClientTableLock::new(ClientTable::new(boot)),
             shards: (0..shards)
@@ -251,6 +255,12 @@ impl StateManager {
     /// The bookkeeping of a bind outside the shard lock: metrics, and the
     /// exclusive-binding rebind. `registered`: what [`Self::register_bind`] returned.
     fn finish_bind(&self, meta: &ConnMeta, sid: SessionId, outcome: BindOutcome, registered: bool) {
+        let dir = match outcome {
+            BindOutcome::Bound(d) | BindOutcome::Updated { to: d, .. } => d,
+        };
+        if registered && dir.has_back() {
+            self.back_channel_bound(&sid);
+        }
         match outcome {
             BindOutcome::Bound(dir) => {
                 self.metrics.bind(meta.core, dir);
@@ -271,6 +281,18 @@ impl StateManager {
                     self.unbind_one(meta.core, meta.id, &other, UnbindReason::Rebind);
                 }
             }
+        }
+    }
+
+    /// A connection now carries `sid`'s back channel: a client whose callback path was
+    /// down (a callback failed) has one again, so it may hold delegations again.
+    fn back_channel_bound(&self, sid: &SessionId) {
+        let Some(shard) = self.shard_of(sid) else {
+            return;
+        };
+        let client = shard.lock().session(sid).map(|s| s.client);
+        if let Some(client) = client {
+            self.files.callback_path(client, true);
         }
     }
 

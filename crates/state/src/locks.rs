@@ -33,6 +33,9 @@ pub mod rank {
     pub const SESSION_SHARD: u8 = 20;
     /// One file-state shard (`files/`).
     pub const FILE_STATE_SHARD: u8 = 20;
+    /// The delegations' per-client ledger (`files/ledger.rs`): a leaf, taken alone or
+    /// under a file-state shard.
+    pub const DELEG_LEDGER: u8 = 25;
     /// One connection-registry shard (`conns.rs`).
     pub const CONN_SHARD: u8 = 30;
     /// The grace period's owner list, written with the client table held.

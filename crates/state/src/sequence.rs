@@ -167,6 +167,7 @@ impl StateManager {
             grant.status_flags |= seq4_status::CB_PATH_DOWN_SESSION;
         }
         drop(guard);
+        grant.status_flags |= self.files.delegation_status_flags(grant.clientid);
         if refused.is_some() {
             tracing::debug!(conn = meta.id, session = %sid, "over the per-session connection limit: served unbound");
             self.refuse(meta.core, refused);

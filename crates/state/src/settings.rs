@@ -107,6 +107,7 @@ pub struct LiveSettings {
     lease_secs: AtomicU32,
     /// `OverLimit::Delay` when set.
     delay_over_limit: AtomicBool,
+    delegations: AtomicBool,
 }
 
 /// A setting out of its range (the message names the setting's key).
@@ -119,6 +120,7 @@ impl Default for LiveSettings {
             exclusive_binding: AtomicBool::new(false),
             lease_secs: AtomicU32::new(DEFAULT_LEASE_SECS),
             delay_over_limit: AtomicBool::new(false),
+            delegations: AtomicBool::new(false),
         }
     }
 }
@@ -144,6 +146,16 @@ impl LiveSettings {
 
     pub fn set_exclusive_binding(&self, on: bool) {
         self.exclusive_binding.store(on, Ordering::Relaxed);
+    }
+
+    /// OPEN grants delegations (RFC 8881 §10.4). Turning it off grants no new ones; the
+    /// ones held stay until returned or recalled.
+    pub fn delegations(&self) -> bool {
+        self.delegations.load(Ordering::Relaxed)
+    }
+
+    pub fn set_delegations(&self, on: bool) {
+        self.delegations.store(on, Ordering::Relaxed);
     }
 
     pub fn over_limit(&self) -> OverLimit {
@@ -175,11 +187,12 @@ pub const SETTINGS_FILE: &str = "settings.toml";
 
 /// The keys of the settings that change at run time (REST names, also the keys of
 /// `settings.toml`).
-pub const SETTING_KEYS: [&str; 4] = [
+pub const SETTING_KEYS: [&str; 5] = [
     "max_connections_per_session",
     "exclusive_binding",
     "lease_time",
     "log_level",
+    "delegations",
 ];
 
 /// Where the start value of a setting came from.
@@ -221,6 +234,7 @@ pub struct SettingSources {
     pub exclusive_binding: Source,
     pub lease_time: Source,
     pub log_level: Source,
+    pub delegations: Source,
 }
 
 /// The live settings' start values (command line, config file, environment or default),
@@ -231,6 +245,7 @@ pub struct StartSettings {
     pub exclusive_binding: bool,
     pub lease_time: u32,
     pub log_level: String,
+    pub delegations: bool,
 }
 
 /// A persisted value that lost to a start value given explicitly.
@@ -262,6 +277,8 @@ pub struct PersistedSettings {
     pub lease_time: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<bool>,
 }
 
 impl PersistedSettings {
@@ -292,6 +309,9 @@ impl PersistedSettings {
         if let Some(l) = &self.log_level {
             v.push(format!("log_level={l:?}"));
         }
+        if let Some(b) = self.delegations {
+            v.push(format!("delegations={b}"));
+        }
         v.join(",")
     }
 
@@ -307,6 +327,7 @@ impl PersistedSettings {
             "exclusive_binding" => self.exclusive_binding = None,
             "lease_time" => self.lease_time = None,
             "log_level" => self.log_level = None,
+            "delegations" => self.delegations = None,
             _ => return Err(unknown_key(key)),
         }
         Ok(())
@@ -370,6 +391,13 @@ impl PersistedSettings {
                 &sources.log_level,
                 &mut o,
             ),
+            delegations: pick(
+                "delegations",
+                &self.delegations,
+                &start.delegations,
+                &sources.delegations,
+                &mut o,
+            ),
         };
         (apply, o)
     }
@@ -409,6 +437,9 @@ impl PersistedSettings {
         }
         if let Some(l) = self.lease_time {
             live.set_lease_secs(l as u64)?;
+        }
+        if let Some(b) = self.delegations {
+            live.set_delegations(b);
         }
         Ok(())
     }
@@ -490,12 +521,14 @@ mod tests {
             exclusive_binding: Some(true),
             lease_time: Some(60),
             log_level: Some("debug".into()),
+            delegations: Some(true),
         };
         let start = StartSettings {
             max_connections_per_session: 16,
             exclusive_binding: true,
             lease_time: 30,
             log_level: "info".into(),
+            delegations: false,
         };
         // Nothing explicit: every persisted value applies.
         let (apply, o) = saved.resolve(&start, &SettingSources::default());
@@ -514,6 +547,7 @@ mod tests {
             PersistedSettings {
                 max_connections_per_session: Some(3),
                 log_level: Some("debug".into()),
+                delegations: Some(true),
                 ..Default::default()
             }
         );

@@ -56,6 +56,10 @@ pub fn source<'a>(
 pub fn getattr(ctx: &mut CompoundCtx<'_>, a: GetAttrArgs, out: &mut Vec<u8>) -> OpResult {
     attrs::check_readable(&a.attr_request)?;
     let cur = ctx.cur()?;
+    // Another client's write delegation may hide a size and change the server has not
+    // seen: the holder gives it back first (RFC 8881 §10.4.3 allows a recall instead
+    // of CB_GETATTR).
+    ctx.yield_delegations(&cur.obj, false)?;
     let attrs = ctx.export.backend.getattr(&cur.obj)?;
     encode_attrs(ctx, out, &a.attr_request, &cur.obj, &attrs)
 }
@@ -93,7 +97,8 @@ pub fn setattr_failed(out: &mut Vec<u8>) {
 }
 
 /// Validate a stateid for I/O on the current file; special stateids get a permission
-/// check from the mode bits since no OPEN checked access.
+/// check from the mode bits since no OPEN checked access. A read first recalls other
+/// clients' write delegations of the file (their holders may have cached writes).
 pub fn check_stateid_io(
     ctx: &CompoundCtx<'_>,
     sid: &Stateid,
@@ -104,6 +109,9 @@ pub fn check_stateid_io(
     ctx.state
         .files
         .check_io(sid, ctx.session.map(|g| g.clientid), &cur.obj, kind)?;
+    if kind == IoKind::Read {
+        ctx.yield_delegations(&cur.obj, false)?;
+    }
     if sid.is_special() {
         let need = if kind == IoKind::Write {
             access::MODIFY

@@ -59,6 +59,9 @@ pub fn lock(
         ctx.may_take_new_locks()?;
     }
     let range = Range::from_nfs(a.offset, a.length)?;
+    // A delegation's holder locks locally (Linux does): a write lock conflicts with any
+    // other client's delegation, a read lock with write delegations.
+    ctx.yield_delegations(&cur.obj, write)?;
     let locker = match a.locker {
         wire::Locker::New {
             open_stateid,
@@ -93,6 +96,7 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, a: LocktArgs<'_>, out: &mut Vec<u8>) -> 
         return Err(status::NFS4ERR_GRACE);
     }
     let range = Range::from_nfs(a.offset, a.length)?;
+    ctx.yield_delegations(&cur.obj, write)?;
     let owner = Owner {
         client: ctx.client()?,
         owner: a.owner.owner.to_vec(),

@@ -9,7 +9,7 @@ use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
     CloseArgs, CloseResOk, CreateHow, NfsAce, OpenArgs, OpenClaim, OpenDelegation,
-    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, Xdr, open4_result,
+    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, SpaceLimit, Xdr, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
 use ringnfs_state::stateid::{StateKind, Stateid};
@@ -268,10 +268,12 @@ fn delegation_of(ctx: &CompoundCtx<'_>, sid: &Stateid, client: u64) -> Result<()
     }
 }
 
-/// A read delegation for this OPEN, when the export grants them, the open only reads
-/// and denies nothing, the client did not say it wants none (or a write delegation),
-/// its session has a back channel to recall it on, and the file's open state allows
-/// one (RFC 8881 §10.4).
+/// A delegation for this OPEN (RFC 8881 §10.4), when delegations are on, the open
+/// denies nothing, the client's session has a back channel to recall it on, and the
+/// state allows one (bounds, the client's callback path, the file's opens and other
+/// delegations: `FileStateTable::delegate`): a read delegation for an open that only
+/// reads, a write delegation for one that writes (only when no other client has the
+/// file open), each unless the client's wish says otherwise.
 fn grant(
     ctx: &CompoundCtx<'_>,
     claim: &OpenClaim<'_>,
@@ -281,28 +283,48 @@ fn grant(
     share_deny: u32,
     wish: Want,
 ) -> Option<OpenDelegation<'static>> {
-    if !ctx.export.opts.delegations
-        || share_access != SHARE_ACCESS_READ
+    let write = share_access & SHARE_ACCESS_WRITE != 0;
+    let wished = if write {
+        wish.allows_write_delegation()
+    } else {
+        wish.allows_read_delegation()
+    };
+    if !ctx.state.settings.delegations()
         || share_deny != 0
         || !matches!(claim, OpenClaim::Null(_) | OpenClaim::Fh)
-        || !wish.allows_read_delegation()
+        || !wished
     {
         return None;
     }
     let session = ctx.session?;
     ctx.state.back_channel(&session.sessionid, false)?;
-    let stateid = ctx.state.files.delegate(client, obj, false)?;
-    Some(OpenDelegation::Read {
-        stateid,
-        recall: false,
-        // Whom the client may let read from its cache without asking: whoever the
-        // file's mode lets (the client checks ACCESS as usual); an empty ACE defers to it.
-        permissions: NfsAce {
-            acetype: 0,
-            flag: 0,
-            access_mask: 0,
-            who: b"",
-        },
+    let (stateid, write) =
+        ctx.state
+            .files
+            .delegate(client, obj, write, std::time::Instant::now())?;
+    // Whom the client may serve from its cache without asking: whoever the file's mode
+    // lets (the client checks ACCESS as usual); an empty ACE defers to it (as knfsd).
+    let permissions = NfsAce {
+        acetype: 0,
+        flag: 0,
+        access_mask: 0,
+        who: b"",
+    };
+    Some(if write {
+        OpenDelegation::Write {
+            stateid,
+            recall: false,
+            // No space the client may fill before it writes back: Linux then flushes on
+            // close (as knfsd asks), so ENOSPC reaches the application's close().
+            space_limit: SpaceLimit::Size(0),
+            permissions,
+        }
+    } else {
+        OpenDelegation::Read {
+            stateid,
+            recall: false,
+            permissions,
+        }
     })
 }
 

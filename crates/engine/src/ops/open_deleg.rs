@@ -45,6 +45,15 @@ impl Want {
     pub fn allows_read_delegation(self) -> bool {
         !self.is_stated() || matches!(self.0 & want::TYPE_MASK, want::READ_DELEG | want::ANY_DELEG)
     }
+
+    /// No wish stated, or one a write delegation answers (WRITE or ANY).
+    pub fn allows_write_delegation(self) -> bool {
+        !self.is_stated()
+            || matches!(
+                self.0 & want::TYPE_MASK,
+                want::WRITE_DELEG | want::ANY_DELEG
+            )
+    }
 }
 
 /// Split OPEN's share_access into the access bits and the delegation wish; an unknown

@@ -10,11 +10,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ringnfs_fs::ObjHandle;
-use ringnfs_proto::nfs4::consts::{NfsStatus, status};
+use ringnfs_proto::nfs4::consts::{NfsStatus, seq4_status, status};
 
+use super::ledger::DelegStats;
 use super::{FileStateShard, FileStateTable, SHARE_ACCESS_WRITE, shard_index};
 use crate::ids::ClientId;
 use crate::stateid::{StateKind, Stateid};
+
+/// After a file's delegation is recalled, no new delegation of it for this long: a file
+/// that other clients change is not worth delegating again at once (knfsd keeps such
+/// files in a filter for 30–60 s).
+pub const RECALL_COOLDOWN: Duration = Duration::from_secs(30);
 
 /// One delegation.
 #[derive(Debug)]
@@ -27,6 +33,16 @@ pub(super) struct DelegState {
     pub(super) recalled: Option<Instant>,
 }
 
+/// A revoked delegation, kept until its client frees it (FREE_STATEID): its stateid
+/// answers NFS4ERR_DELEG_REVOKED meanwhile (RFC 8881 §8.2.4 and §10.2.1).
+#[derive(Debug)]
+pub(super) struct RevokedDeleg {
+    pub(super) client: ClientId,
+    pub(super) file: ObjHandle,
+    pub(super) write: bool,
+    pub(super) seqid: u32,
+}
+
 /// What an access found of other clients' delegations on its file.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recalls {
@@ -37,17 +53,66 @@ pub struct Recalls {
     pub wait: bool,
 }
 
+/// A delegation as the control plane shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegationView {
+    pub stateid: Stateid,
+    pub file: ObjHandle,
+    pub write: bool,
+    /// How long ago it was recalled, if it was.
+    pub recalled_for: Option<Duration>,
+    /// Revoked, waiting for the client's FREE_STATEID.
+    pub revoked: bool,
+}
+
 impl FileStateTable {
-    /// A delegation of `file` for `client` (a write delegation if `write`), if the open
-    /// state allows one: no other client has the file open for writing (for any
-    /// access, for a write delegation), no other client holds a write delegation (any
-    /// delegation, for a write delegation), and none of the file's delegations is being
-    /// recalled. A client that holds one already gets it again (a read delegation is not
-    /// upgraded).
-    pub fn delegate(&self, client: ClientId, file: ObjHandle, write: bool) -> Option<Stateid> {
+    /// A delegation of `file` for `client` (a write delegation if `write`), if the
+    /// bounds and the open state allow one:
+    /// - fewer than the total and per-client bounds are held, the client's callback
+    ///   path is not known to be down, and none of its delegations was revoked lately;
+    /// - no other client has the file open for writing (for any access, for a write
+    ///   delegation), no other client holds a write delegation (any delegation, for a
+    ///   write delegation), none of the file's delegations is being recalled and none
+    ///   was recalled in the last [`RECALL_COOLDOWN`].
+    ///
+    /// A client that holds one already gets it again (a read delegation is not
+    /// upgraded; a write delegation answers a wish for a read one). Returns the stateid
+    /// and whether it is a write delegation.
+    pub fn delegate(
+        &self,
+        client: ClientId,
+        file: ObjHandle,
+        write: bool,
+        now: Instant,
+    ) -> Option<(Stateid, bool)> {
+        if self.delegation_count() >= self.book.limits.total || !self.book.reserve(client, now) {
+            return None;
+        }
+        let granted = self.delegate_reserved(client, file, write, now);
+        if !matches!(granted, Some((_, _, true))) {
+            self.book.release(client);
+        }
+        granted.map(|(sid, write, _)| (sid, write))
+    }
+
+    /// [`delegate`](Self::delegate) once the client's place is reserved; the last flag
+    /// says whether the delegation is new (and so keeps the place).
+    fn delegate_reserved(
+        &self,
+        client: ClientId,
+        file: ObjHandle,
+        write: bool,
+        now: Instant,
+    ) -> Option<(Stateid, bool, bool)> {
         let idx = self.shard_index(&file);
         let mut guard = self.shards[idx].lock();
         let sh = &mut *guard;
+        if let Some(t) = sh.recent_recalls.get(&file) {
+            if now.saturating_duration_since(*t) < RECALL_COOLDOWN {
+                return None;
+            }
+            sh.recent_recalls.remove(&file);
+        }
         let info = sh.files.get(&file);
         let others_open = info.map_or(0, |i| {
             i.opens
@@ -72,10 +137,14 @@ impl FileStateTable {
             return None;
         }
         if let Some((other, d)) = mine {
-            return (d.write || !write).then_some(Stateid {
-                seqid: d.seqid,
-                other,
-            });
+            return (d.write || !write).then_some((
+                Stateid {
+                    seqid: d.seqid,
+                    other,
+                },
+                d.write,
+                false,
+            ));
         }
         let other = self.insert_new(
             &mut sh.delegs,
@@ -91,7 +160,17 @@ impl FileStateTable {
         );
         sh.files.entry(file).or_default().delegs.push(other);
         self.delegations.fetch_add(1, Ordering::Relaxed);
-        Some(Stateid { seqid: 1, other })
+        if write {
+            self.write_delegations.fetch_add(1, Ordering::Relaxed);
+        }
+        let c = &self.book.counters;
+        if write {
+            &c.granted_write
+        } else {
+            &c.granted_read
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        Some((Stateid { seqid: 1, other }, write, true))
     }
 
     /// The delegations an access to `file` by `client` (`None`: by no client, e.g. the
@@ -127,10 +206,23 @@ impl FileStateTable {
                 ));
             }
         }
+        if !r.send.is_empty() {
+            // Forget cooled-down files now and then, so the map stays small.
+            if sh.recent_recalls.len() >= 1024 {
+                sh.recent_recalls
+                    .retain(|_, t| now.saturating_duration_since(*t) < RECALL_COOLDOWN);
+            }
+            sh.recent_recalls.insert(*file, now);
+            self.book
+                .counters
+                .recalled
+                .fetch_add(r.send.len() as u64, Ordering::Relaxed);
+        }
         r
     }
 
-    /// DELEGRETURN of `client`'s delegation `sid` on `file`.
+    /// DELEGRETURN of `client`'s delegation `sid` on `file`. A revoked one answers
+    /// NFS4ERR_DELEG_REVOKED and stays until FREE_STATEID.
     pub fn delegreturn(
         &self,
         sid: &Stateid,
@@ -139,6 +231,13 @@ impl FileStateTable {
     ) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
+        if let Some(r) = sh.revoked.get(&sid.other) {
+            return Err(if r.client == client && r.file == *file {
+                status::NFS4ERR_DELEG_REVOKED
+            } else {
+                status::NFS4ERR_BAD_STATEID
+            });
+        }
         let d = sh
             .delegs
             .get(&sid.other)
@@ -148,14 +247,20 @@ impl FileStateTable {
         }
         Self::check_seqid(sid.seqid, d.seqid)?;
         self.drop_delegation(sh, &sid.other);
+        drop(guard);
+        self.book.release(client);
+        self.book.counters.returned.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Forget delegation `id` (returned or revoked), and its file once nothing is left
-    /// of it.
+    /// of it. The caller settles the ledger.
     fn drop_delegation(&self, sh: &mut FileStateShard, id: &[u8; 12]) -> Option<DelegState> {
         let d = sh.delegs.remove(id)?;
         self.delegations.fetch_sub(1, Ordering::Relaxed);
+        if d.write {
+            self.write_delegations.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(info) = sh.files.get_mut(&d.file) {
             info.delegs.retain(|x| x != id);
         }
@@ -165,7 +270,8 @@ impl FileStateTable {
 
     /// Revoke the delegations recalled more than `lease` before `now` and still held
     /// (RFC 8881 §10.2: a holder that does not return a recalled delegation within a
-    /// lease loses it); returns them.
+    /// lease loses it); returns them. Each stays as revoked state of its client until
+    /// freed, and the client gets no new delegation for a lease.
     pub fn revoke_overdue(&self, now: Instant, lease: Duration) -> Vec<(ClientId, Stateid)> {
         let mut revoked = Vec::new();
         for shard in self.shards.iter() {
@@ -179,6 +285,15 @@ impl FileStateTable {
                 .collect();
             for id in overdue {
                 let d = self.drop_delegation(sh, &id).expect("listed above");
+                sh.revoked.insert(
+                    id,
+                    RevokedDeleg {
+                        client: d.client,
+                        file: d.file,
+                        write: d.write,
+                        seqid: d.seqid,
+                    },
+                );
                 revoked.push((
                     d.client,
                     Stateid {
@@ -188,19 +303,103 @@ impl FileStateTable {
                 ));
             }
         }
+        for (client, _) in &revoked {
+            self.book.revoked(*client, now + lease);
+        }
         revoked
+    }
+
+    /// A callback to `client` failed (`up` false) or got through (`up` true): while its
+    /// path is down, SEQUENCE says SEQ4_STATUS_CB_PATH_DOWN and it gets no new
+    /// delegations.
+    pub fn callback_path(&self, client: ClientId, up: bool) {
+        // Up is the usual news: skip the ledger unless the path was down.
+        if up && self.book.status_flags(client) & seq4_status::CB_PATH_DOWN == 0 {
+            return;
+        }
+        self.book.set_path_down(client, !up);
+    }
+
+    /// SEQ4_STATUS flags of `client`'s delegations (revoked state, callback path down).
+    pub fn delegation_status_flags(&self, client: ClientId) -> u32 {
+        self.book.status_flags(client)
     }
 
     /// Delegations held, in all.
     pub fn delegation_count(&self) -> usize {
         self.delegations.load(Ordering::Relaxed)
     }
+
+    /// Whether an access (`write`: one that changes the file) may conflict with any
+    /// delegation at all: a cheap test before [`recalls_for`](Self::recalls_for).
+    pub fn may_conflict(&self, write: bool) -> bool {
+        let n = if write {
+            &self.delegations
+        } else {
+            &self.write_delegations
+        };
+        n.load(Ordering::Relaxed) > 0
+    }
+
+    /// Delegations `client` holds.
+    pub fn delegations_held_by(&self, client: ClientId) -> u32 {
+        self.book.held_by(client)
+    }
+
+    /// Counters since start, and what is held now.
+    pub fn delegation_stats(&self) -> DelegStats {
+        let c = &self.book.counters;
+        DelegStats {
+            granted_read: c.granted_read.load(Ordering::Relaxed),
+            granted_write: c.granted_write.load(Ordering::Relaxed),
+            recalled: c.recalled.load(Ordering::Relaxed),
+            returned: c.returned.load(Ordering::Relaxed),
+            revoked: c.revoked.load(Ordering::Relaxed),
+            current: self.delegation_count(),
+            revoked_unfreed: self.book.revoked_unfreed(),
+        }
+    }
+
+    /// `client`'s delegations, held and revoked (for the control plane; walks every
+    /// shard).
+    pub fn delegations_of(&self, client: ClientId, now: Instant) -> Vec<DelegationView> {
+        let mut v = Vec::new();
+        for shard in self.shards.iter() {
+            let sh = shard.lock();
+            for (id, d) in sh.delegs.iter().filter(|(_, d)| d.client == client) {
+                v.push(DelegationView {
+                    stateid: Stateid {
+                        seqid: d.seqid,
+                        other: *id,
+                    },
+                    file: d.file,
+                    write: d.write,
+                    recalled_for: d.recalled.map(|t| now.saturating_duration_since(t)),
+                    revoked: false,
+                });
+            }
+            for (id, r) in sh.revoked.iter().filter(|(_, r)| r.client == client) {
+                v.push(DelegationView {
+                    stateid: Stateid {
+                        seqid: r.seqid,
+                        other: *id,
+                    },
+                    file: r.file,
+                    write: r.write,
+                    recalled_for: None,
+                    revoked: true,
+                });
+            }
+        }
+        v
+    }
 }
 
 impl FileStateShard {
     /// - a delegation's stateid names this boot, this shard and its kind, and its file
     ///   hashes here and lists it once; a file lists only its own delegations;
-    /// - a file's write delegation is its only delegation.
+    /// - a file's write delegation is its only delegation;
+    /// - a revoked delegation belongs here and is no longer held.
     pub(super) fn check_delegations(&self) -> Result<(), String> {
         for (id, d) in &self.delegs {
             let sid = Stateid {
@@ -231,6 +430,22 @@ impl FileStateShard {
                 ));
             }
         }
+        for (id, r) in &self.revoked {
+            let sid = Stateid {
+                seqid: 0,
+                other: *id,
+            };
+            if sid.shard() != self.index
+                || id[6] != StateKind::Deleg as u8
+                || shard_index(&r.file, self.count) != self.index
+                || self.delegs.contains_key(id)
+            {
+                return Err(format!(
+                    "revoked delegation {id:02x?} does not belong to shard {} or is held",
+                    self.index
+                ));
+            }
+        }
         for (file, info) in &self.files {
             for id in &info.delegs {
                 if self.delegs.get(id).map(|d| &d.file) != Some(file) {
@@ -255,11 +470,15 @@ impl FileStateShard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Owner, SHARE_ACCESS_READ};
+    use super::super::{DelegLimits, Owner, SHARE_ACCESS_READ};
     use super::*;
 
     fn h(i: u8) -> ObjHandle {
         ObjHandle::new(&[i; 8]).unwrap()
+    }
+
+    fn now() -> Instant {
+        Instant::now()
     }
 
     fn owner(client: ClientId) -> Owner {
@@ -274,30 +493,40 @@ mod tests {
         let t = FileStateTable::new(7, 4);
         let f = h(1);
         // Read delegations for two clients; no write delegation beside them.
-        let r1 = t.delegate(1, f, false).expect("a read delegation");
-        let r2 = t.delegate(2, f, false).expect("read delegations share");
+        let r1 = t.delegate(1, f, false, now()).expect("a read delegation").0;
+        let r2 = t
+            .delegate(2, f, false, now())
+            .expect("read delegations share")
+            .0;
         assert_ne!(r1, r2);
         assert_eq!(
-            t.delegate(1, f, false),
-            Some(r1),
+            t.delegate(1, f, false, now()),
+            Some((r1, false)),
             "held already: the same one"
         );
-        assert_eq!(t.delegate(3, f, true), None, "others hold read delegations");
         assert_eq!(
-            t.delegate(1, f, true),
+            t.delegate(3, f, true, now()),
+            None,
+            "others hold read delegations"
+        );
+        assert_eq!(
+            t.delegate(1, f, true, now()),
             None,
             "no upgrade of a read delegation"
         );
         // Another client's open for writing forbids a new one.
         let g = h(2);
         t.open(owner(5), g, SHARE_ACCESS_WRITE, 0).unwrap();
-        assert_eq!(t.delegate(1, g, false), None);
-        assert!(t.delegate(5, g, true).is_some(), "its own open does not");
+        assert_eq!(t.delegate(1, g, false, now()), None);
+        assert!(
+            t.delegate(5, g, true, now()).is_some(),
+            "its own open does not"
+        );
         // A read open of another client forbids a write delegation only.
         let k = h(3);
         t.open(owner(6), k, SHARE_ACCESS_READ, 0).unwrap();
-        assert_eq!(t.delegate(1, k, true), None);
-        assert!(t.delegate(1, k, false).is_some());
+        assert_eq!(t.delegate(1, k, true, now()), None);
+        assert!(t.delegate(1, k, false, now()).is_some());
         assert_eq!(t.delegation_count(), 4);
         t.check_invariants().unwrap();
     }
@@ -307,8 +536,8 @@ mod tests {
         let t = FileStateTable::new(7, 4);
         let f = h(1);
         let now = Instant::now();
-        let r1 = t.delegate(1, f, false).unwrap();
-        let r2 = t.delegate(2, f, false).unwrap();
+        let r1 = t.delegate(1, f, false, now).unwrap().0;
+        let r2 = t.delegate(2, f, false, now).unwrap().0;
         // Reads by anyone do not conflict with read delegations.
         assert_eq!(t.recalls_for(&f, Some(3), false, now), Recalls::default());
         // A write by client 1 recalls client 2's delegation, once.
@@ -321,7 +550,7 @@ mod tests {
             "recalled already: wait"
         );
         // While recalled, no new delegation of the file.
-        assert_eq!(t.delegate(4, f, false), None);
+        assert_eq!(t.delegate(4, f, false, now), None);
         // Client 2 returns it; the write goes on.
         assert_eq!(t.delegreturn(&r2, 1, &f), Err(status::NFS4ERR_BAD_STATEID));
         t.delegreturn(&r2, 2, &f).unwrap();
@@ -333,8 +562,79 @@ mod tests {
         assert_eq!(r.send, vec![(1, r1)]);
         let lease = Duration::from_secs(90);
         assert!(t.revoke_overdue(now + lease / 2, lease).is_empty());
-        assert_eq!(t.revoke_overdue(now + lease * 2, lease), vec![(1, r1)]);
+        let later = now + lease * 2;
+        assert_eq!(t.revoke_overdue(later, lease), vec![(1, r1)]);
         assert_eq!(t.delegation_count(), 0);
+        t.check_invariants().unwrap();
+        // Revoked: its stateid says so until the client frees it, the client hears of
+        // it in SEQUENCE, and gets no new delegation for a lease.
+        assert_eq!(t.test(&r1, 1), status::NFS4ERR_DELEG_REVOKED);
+        assert_eq!(t.test(&r1, 2), status::NFS4ERR_BAD_STATEID);
+        assert_eq!(
+            t.check_io(&r1, Some(1), &f, super::super::IoKind::Read),
+            Err(status::NFS4ERR_DELEG_REVOKED)
+        );
+        assert_eq!(
+            t.delegreturn(&r1, 1, &f),
+            Err(status::NFS4ERR_DELEG_REVOKED)
+        );
+        assert_eq!(
+            t.delegation_status_flags(1),
+            seq4_status::RECALLABLE_STATE_REVOKED
+        );
+        assert_eq!(t.delegation_status_flags(2), 0);
+        let g = h(9);
+        assert_eq!(t.delegate(1, g, false, later), None, "refused for a lease");
+        assert!(t.delegate(2, g, false, later).is_some(), "others are not");
+        assert_eq!(t.free(&r1, 2), Err(status::NFS4ERR_BAD_STATEID));
+        t.free(&r1, 1).unwrap();
+        assert_eq!(t.delegation_status_flags(1), 0);
+        assert_eq!(t.test(&r1, 1), status::NFS4ERR_BAD_STATEID);
+        assert!(t.delegate(1, g, false, later + lease).is_some());
+        let st = t.delegation_stats();
+        assert_eq!(
+            (
+                st.granted_read,
+                st.recalled,
+                st.returned,
+                st.revoked,
+                st.current
+            ),
+            (4, 2, 1, 1, 2)
+        );
+        t.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_recalled_file_cools_down_and_bounds_hold() {
+        let limits = DelegLimits {
+            total: 3,
+            per_client: 2,
+        };
+        let t = FileStateTable::with_limits(7, 4, limits);
+        let now = Instant::now();
+        let f = h(1);
+        t.delegate(1, f, false, now).unwrap();
+        t.recalls_for(&f, Some(2), true, now);
+        t.delegreturn(&t.delegations_of(1, now)[0].stateid, 1, &f)
+            .unwrap();
+        assert_eq!(t.delegate(1, f, false, now), None, "recalled lately");
+        assert!(t.delegate(1, f, false, now + RECALL_COOLDOWN).is_some());
+        // Per client, then in all: past a bound, simply no new delegation.
+        assert!(t.delegate(1, h(2), false, now).is_some());
+        assert_eq!(t.delegate(1, h(3), false, now), None, "two for client 1");
+        assert!(t.delegate(2, h(3), false, now).is_some());
+        assert_eq!(t.delegate(3, h(4), false, now), None, "three in all");
+        assert_eq!(t.delegations_held_by(1), 2);
+        // A failed callback: no new ones until the path is back.
+        t.delegreturn(&t.delegations_of(2, now)[0].stateid, 2, &h(3))
+            .unwrap();
+        t.callback_path(3, false);
+        assert_eq!(t.delegation_status_flags(3), seq4_status::CB_PATH_DOWN);
+        assert_eq!(t.delegate(3, h(4), false, now), None);
+        t.callback_path(3, true);
+        assert_eq!(t.delegation_status_flags(3), 0);
+        assert!(t.delegate(3, h(4), false, now).is_some());
         t.check_invariants().unwrap();
     }
 
@@ -342,22 +642,25 @@ mod tests {
     fn a_write_delegation_is_alone_and_a_client_takes_its_delegations_along() {
         let t = FileStateTable::new(7, 4);
         let f = h(1);
-        let w = t.delegate(1, f, true).expect("a write delegation");
+        let w = t.delegate(1, f, true, now()).expect("a write delegation").0;
         assert_eq!(
-            t.delegate(2, f, false),
+            t.delegate(2, f, false, now()),
             None,
             "not beside a write delegation"
         );
         // A read by another client conflicts with a write delegation.
+        assert_eq!(t.delegate(1, f, false, now()), Some((w, true)), "its own");
         let r = t.recalls_for(&f, Some(2), false, Instant::now());
         assert_eq!(r.send, vec![(1, w)]);
         // The holder's own state goes with it (lease expiry, DESTROY_CLIENTID).
-        t.delegate(1, h(2), false).unwrap();
+        t.delegate(1, h(2), false, now()).unwrap();
         t.remove_client(1);
         assert_eq!(t.delegation_count(), 0);
+        assert_eq!(t.delegations_held_by(1), 0);
         t.check_invariants().unwrap();
-        // The file is forgotten once nothing is left on it.
-        assert!(t.delegate(2, f, true).is_some());
+        // The file is forgotten once nothing is left on it (and it was recalled: a new
+        // delegation waits out the cool-down).
+        assert!(t.delegate(2, f, true, now() + RECALL_COOLDOWN).is_some());
     }
 
     /// A delegation's stateid is good for I/O by its holder (reading under a read
@@ -368,8 +671,8 @@ mod tests {
         use super::super::IoKind;
         let t = FileStateTable::new(7, 4);
         let (f, g) = (h(1), h(2));
-        let r = t.delegate(1, f, false).unwrap();
-        let w = t.delegate(1, g, true).unwrap();
+        let r = t.delegate(1, f, false, now()).unwrap().0;
+        let w = t.delegate(1, g, true, now()).unwrap().0;
         assert_eq!(t.check_io(&r, Some(1), &f, IoKind::Read), Ok(()));
         assert_eq!(
             t.check_io(&r, Some(1), &f, IoKind::Write),

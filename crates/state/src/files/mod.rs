@@ -18,7 +18,11 @@ use super::locks::{CheckInvariants, RankedMutex, rank};
 use super::stateid::{StateKind, Stateid};
 
 mod deleg;
-pub use deleg::Recalls;
+mod ledger;
+pub use deleg::{DelegationView, RECALL_COOLDOWN, Recalls};
+pub use ledger::{
+    DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_DELEGATIONS_PER_CLIENT, DelegLimits, DelegStats,
+};
 
 pub const SHARE_ACCESS_READ: u32 = 1;
 pub const SHARE_ACCESS_WRITE: u32 = 2;
@@ -127,6 +131,10 @@ struct FileStateShard {
     open_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
     lock_by_owner: HashMap<(Owner, ObjHandle), [u8; 12]>,
     delegs: FxHashMap<[u8; 12], deleg::DelegState>,
+    /// Revoked delegations their clients have not freed yet.
+    revoked: FxHashMap<[u8; 12], deleg::RevokedDeleg>,
+    /// Files whose delegations were recalled lately, and when.
+    recent_recalls: FxHashMap<ObjHandle, std::time::Instant>,
     files: FxHashMap<ObjHandle, FileInfo>,
 }
 
@@ -145,6 +153,10 @@ pub struct FileStateTable {
     shards: Box<[FileStateShardLock]>,
     /// Delegations held in all shards (so that ops can skip looking when there are none).
     delegations: std::sync::atomic::AtomicUsize,
+    /// Write delegations among them (so reads can skip looking when there are none).
+    write_delegations: std::sync::atomic::AtomicUsize,
+    /// Delegations per client, their bounds and counters.
+    book: ledger::DelegBook,
 }
 
 /// The shard of `file` among `count`.
@@ -156,11 +168,17 @@ fn shard_index(file: &ObjHandle, count: usize) -> usize {
 
 impl FileStateTable {
     pub fn new(boot: u32, shards: usize) -> Self {
+        Self::with_limits(boot, shards, DelegLimits::default())
+    }
+
+    pub fn with_limits(boot: u32, shards: usize, limits: DelegLimits) -> Self {
         let count = shards.clamp(1, u16::MAX as usize);
         Self {
             boot,
             counter: AtomicU32::new(1),
             delegations: std::sync::atomic::AtomicUsize::new(0),
+            write_delegations: std::sync::atomic::AtomicUsize::new(0),
+            book: ledger::DelegBook::new(limits),
             shards: (0..count)
                 .map(|index| {
                     FileStateShardLock::new(FileStateShard {
@@ -172,6 +190,8 @@ impl FileStateTable {
                         open_by_owner: HashMap::new(),
                         lock_by_owner: HashMap::new(),
                         delegs: FxHashMap::default(),
+                        revoked: FxHashMap::default(),
+                        recent_recalls: FxHashMap::default(),
                         files: FxHashMap::default(),
                     })
                 })
@@ -419,6 +439,12 @@ impl FileStateTable {
                 SHARE_ACCESS_READ
             };
             (d.client, d.file, access, d.seqid)
+        } else if let Some(r) = sh.revoked.get(&sid.other) {
+            return Err(if client.is_none_or(|c| c == r.client) {
+                status::NFS4ERR_DELEG_REVOKED
+            } else {
+                status::NFS4ERR_BAD_STATEID
+            });
         } else {
             return Err(status::NFS4ERR_BAD_STATEID);
         };
@@ -596,7 +622,12 @@ impl FileStateTable {
             (Some(o), _, _) => (o.owner.client, o.seqid),
             (_, Some(l), _) => (l.owner.client, l.seqid),
             (_, _, Some(d)) => (d.client, d.seqid),
-            _ => return status::NFS4ERR_BAD_STATEID,
+            _ => {
+                return match sh.revoked.get(&sid.other) {
+                    Some(r) if r.client == client => status::NFS4ERR_DELEG_REVOKED,
+                    _ => status::NFS4ERR_BAD_STATEID,
+                };
+            }
         };
         if owner != client {
             return status::NFS4ERR_BAD_STATEID;
@@ -607,11 +638,22 @@ impl FileStateTable {
         }
     }
 
-    /// FREE_STATEID: a lock stateid without locks can be freed; open stateids, held
-    /// delegations and lock stateids still holding locks cannot.
+    /// FREE_STATEID: a lock stateid without locks can be freed, and a revoked
+    /// delegation; open stateids, held delegations and lock stateids still holding
+    /// locks cannot.
     pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
+        if sh
+            .revoked
+            .get(&sid.other)
+            .is_some_and(|r| r.client == client)
+        {
+            sh.revoked.remove(&sid.other);
+            drop(guard);
+            self.book.revoked_freed(client);
+            return Ok(());
+        }
         let held_by = sh
             .opens
             .get(&sid.other)
@@ -657,10 +699,19 @@ impl FileStateTable {
             let before = sh.opens.len() + sh.lock_states.len();
             sh.opens.retain(|_, o| o.owner.client != client);
             sh.lock_states.retain(|_, l| l.owner.client != client);
-            let before_delegs = sh.delegs.len();
-            sh.delegs.retain(|_, d| d.client != client);
-            self.delegations
-                .fetch_sub(before_delegs - sh.delegs.len(), Ordering::Relaxed);
+            let (mut gone, mut gone_write) = (0, 0);
+            sh.delegs.retain(|_, d| {
+                let keep = d.client != client;
+                if !keep {
+                    gone += 1;
+                    gone_write += usize::from(d.write);
+                }
+                keep
+            });
+            self.delegations.fetch_sub(gone, Ordering::Relaxed);
+            self.write_delegations
+                .fetch_sub(gone_write, Ordering::Relaxed);
+            sh.revoked.retain(|_, r| r.client != client);
             sh.open_by_owner.retain(|k, _| k.0.client != client);
             sh.lock_by_owner.retain(|k, _| k.0.client != client);
             let (opens, delegs) = (&sh.opens, &sh.delegs);
@@ -672,6 +723,7 @@ impl FileStateTable {
             });
             removed += before - sh.opens.len() - sh.lock_states.len();
         }
+        self.book.forget(client);
         removed
     }
 
