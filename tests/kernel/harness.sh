@@ -30,6 +30,7 @@ OPTS=
 PORT=
 CPORT=
 BIN=
+BENCH=
 BUILD=1
 INSTALL=1
 CAPTURE=0
@@ -284,7 +285,12 @@ else
         fi
     fi
     [ -x "$BIN" ] || die "no server binary $BIN"
-    # Run a private copy: a rebuild during the run must not change what is tested.
+    # The host's second NFS client (deleg scenario): the bench binary beside the server.
+    BENCH=$(dirname "$BIN")/ringnfs-bench
+    [ -x "$BENCH" ] || die "no $BENCH (the host's NFS client): cargo build --release"
+    # Run private copies: a rebuild during the run must not change what is tested.
+    cp -p "$BENCH" "$RUN/ringnfs-bench"
+    BENCH=$RUN/ringnfs-bench
     cp -p "$BIN" "$RUN/ringnfs"
     HEAD=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
     BIN_INFO="$BIN (repository HEAD $HEAD), built $(date -r "$BIN" '+%F %T'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
@@ -349,6 +355,8 @@ metric_key() { # binds[.dir] unbinds[.reason] refusals[.cause] ops.OP -> awk reg
     unbinds) fam=ringnfs_connection_unbinds_total lab=reason ;;
     refusals) fam=ringnfs_bind_refusals_total lab=cause ;;
     ops) fam=ringnfs_compound_ops_total lab=op ;;
+    delegs) fam=ringnfs_delegations_granted_total lab=type ;;
+    recalled | returned | revoked) echo "^ringnfs_delegations_$1_total\$"; return ;;
     *) return 1 ;;
     esac
     if [ "${1#*.}" = "$1" ]; then echo "^$fam\\{"; else echo "^$fam\\{$lab=\"${1#*.}\"\\}$"; fi
@@ -475,7 +483,8 @@ c_idle() {
 }
 
 # c_delta NAME OP N: the counter NAME moved by OP N since the scenario began
-#   NAME: binds[.fore|back|both] unbinds[.reason] refusals[.cause] ops.OPNAME; OP: eq ge le
+#   NAME: binds[.fore|back|both] unbinds[.reason] refusals[.cause] ops.OPNAME
+#   delegs[.read|write] recalled returned revoked (delegations); OP: eq ge le
 c_delta() {
     local d
     delta_now || { echo "control plane: /metrics failed"; return 1; }
@@ -484,6 +493,23 @@ c_delta() {
         echo "$1 moved by $d since the scenario began ($2 $3: as expected)"
     else
         echo "$1 moved by $d since the scenario began, want $2 $3"
+        return 1
+    fi
+}
+
+# c_locks: the guest's byte-range locks reached the server (LOCK moved), or the guest
+# held write delegations, under which Linux keeps locks to itself (RFC 8881 §10.4.4 lets
+# a delegation's holder lock locally; they are sent when the delegation is recalled).
+c_locks() {
+    local l w
+    delta_now || { echo "control plane: /metrics failed"; return 1; }
+    l=$(delta_of ops.LOCK) w=$(delta_of delegs.write)
+    if [ "$l" -ge 1 ]; then
+        echo "ops.LOCK moved by $l since the scenario began (ge 1: as expected)"
+    elif [ "$w" -ge 1 ]; then
+        echo "no LOCK reached the server, and $w write delegations were granted: the client locked locally, as it may"
+    else
+        echo "ops.LOCK moved by 0 and no write delegation was granted, want LOCK ge 1"
         return 1
     fi
 }
@@ -618,6 +644,25 @@ h_set() {
     [ -e "$RUN/var/restore.$1" ] || echo "$old" >"$RUN/var/restore.$1"
     r=$(api_change PATCH settings "{\"$1\": $2}") || { echo "PATCH settings failed: $r"; return 1; }
     echo "$1: $old -> $2 $r"
+}
+
+# put PATH DATA: write DATA to PATH (from the export's root) as a second NFS client,
+# the in-repo one (`ringnfs bench file`, beside the server binary); NFS4ERR_DELAY while
+# a guest's delegation is recalled is retried, and the time it took is printed.
+h_put() {
+    ext_skip && return 0
+    "$BENCH" file --server "127.0.0.1:$PORT" put "$1" "$2"
+}
+
+# get PATH WANT: read PATH as that second client; it must hold WANT.
+h_get() {
+    ext_skip && return 0
+    local got
+    got=$("$BENCH" file --server "127.0.0.1:$PORT" get "$1" 2>"$RUN/host/get.err") ||
+        { cat "$RUN/host/get.err"; return 1; }
+    cat "$RUN/host/get.err"
+    [ "$got" = "$2" ] || { echo "$1 holds \"$got\", want \"$2\""; return 1; }
+    echo "$1 holds \"$got\": as expected"
 }
 
 # restart: stop the server (SIGTERM, SIGKILL after 30 s) and start it again with the

@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// create: also REMOVE each created file in the same COMPOUND.
     #[arg(long)]
     pub remove: bool,
+    /// open-read-close: ask for no delegation (OPEN4_SHARE_ACCESS_WANT_NO_DELEG), to
+    /// compare with a run that takes the one the server grants.
+    #[arg(long)]
+    pub no_delegations: bool,
 }
 
 /// `UID` or `UID:GID` of `--auth-sys`.
@@ -112,6 +116,7 @@ impl BenchOptions {
             verify: a.verify,
             export_path: setup::path_components(&a.export_path),
             remove: a.remove,
+            no_delegations: a.no_delegations,
         })
     }
 }
@@ -140,6 +145,10 @@ pub enum BenchCommand {
     /// missing), run identical workloads against both, alternating, several rounds;
     /// print the ratio table and write a Markdown report, JSON and SVG plots.
     Compare(compare::CompareArgs),
+    /// Write or read one file as a second client (a test tool: the kernel harness's host
+    /// writes a file its Linux guest holds a delegation of); NFS4ERR_DELAY is retried
+    /// and the time it took is printed.
+    File(super::file::FileArgs),
 }
 
 /// The `ringnfs-bench` executable (`ringnfs bench ...` execs it): parse the command
@@ -163,6 +172,7 @@ pub fn run_bench_cli(cli: &BenchCli) -> ExitCode {
     interrupt::install();
     ExitCode::from(match &cli.command {
         Some(BenchCommand::Compare(a)) => compare::run_compare_cli(a),
+        Some(BenchCommand::File(a)) => super::file::run_file_cli(a),
         None => run_cli(&cli.args),
     })
 }

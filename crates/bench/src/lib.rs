@@ -13,6 +13,7 @@ mod canned;
 mod cli;
 pub mod compare;
 pub mod error;
+mod file;
 mod interrupt;
 mod pattern;
 mod plot;
@@ -61,13 +62,21 @@ pub enum Workload {
     /// Per request, at random: 35% GETATTR, 35% LOOKUP, 20% 4 KiB READ, 10% 4 KiB
     /// WRITE (random offsets in the prepared file).
     Mixed,
+    /// An application's open, 4 KiB read and close of the prepared file, as a client
+    /// without a page cache sends it: COMPOUND { SEQUENCE, PUTFH(dir), OPEN(read),
+    /// READ, CLOSE } — or, when the session's first OPEN of the file got a read
+    /// delegation, { SEQUENCE, PUTFH(file), READ(delegation stateid) }, since under a
+    /// delegation opens and closes are the client's own business. `--no-delegations`
+    /// asks for none (OPEN4_SHARE_ACCESS_WANT_NO_DELEG): the same server, both ways.
+    #[value(name = "open-read-close")]
+    OpenReadClose,
 }
 
 /// The `mixed` profile: (request kind, percent).
 pub const MIX: [(&str, u8); 4] = [("getattr", 35), ("lookup", 35), ("read", 20), ("write", 10)];
 
 impl Workload {
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 11] = [
         Workload::Null,
         Workload::Sequence,
         Workload::Getattr,
@@ -78,6 +87,7 @@ impl Workload {
         Workload::Randread,
         Workload::Randwrite,
         Workload::Mixed,
+        Workload::OpenReadClose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +102,7 @@ impl Workload {
             Workload::Randread => "randread",
             Workload::Randwrite => "randwrite",
             Workload::Mixed => "mixed",
+            Workload::OpenReadClose => "open-read-close",
         }
     }
 
@@ -99,7 +110,10 @@ impl Workload {
     pub fn io_size(self) -> u64 {
         match self {
             Workload::Read | Workload::Write => 1 << 20,
-            Workload::Randread | Workload::Randwrite | Workload::Mixed => 4096,
+            Workload::Randread
+            | Workload::Randwrite
+            | Workload::Mixed
+            | Workload::OpenReadClose => 4096,
             _ => 0,
         }
     }
@@ -133,6 +147,40 @@ struct TemplateInput<'a> {
     /// Unique per run: created names never collide with an earlier run's.
     nonce: u32,
     remove: bool,
+    /// open-read-close: the read delegation the session's first OPEN got.
+    delegation: Option<Stateid>,
+    /// open-read-close: OPENs say OPEN4_SHARE_ACCESS_WANT_NO_DELEG.
+    no_delegations: bool,
+}
+
+/// OPEN4_SHARE_ACCESS_WANT_NO_DELEG.
+const WANT_NO_DELEG: u32 = 0x0400;
+
+/// The OPEN (for reading, no create) of the prepared file the open-read-close workload
+/// sends, by `owner`.
+fn open_for_reading(clientid: u64, owner: Vec<u8>, no_delegations: bool) -> Op {
+    Op::Open(ringnfs_client::OpenArgs {
+        seqid: 0,
+        share_access: 1 | if no_delegations { WANT_NO_DELEG } else { 0 },
+        share_deny: 0,
+        clientid,
+        owner,
+        how: ringnfs_client::OpenHow::NoCreate,
+        claim: ringnfs_client::OpenClaim::Null(setup::BENCH_FILE.to_vec()),
+    })
+}
+
+/// What open-read-close sends once per session, after RECLAIM_COMPLETE: an OPEN of the
+/// file (which may bring a read delegation) and its CLOSE (the delegation stays).
+pub fn delegation_probe(dir_fh: &[u8], clientid: u64, no_delegations: bool) -> Vec<Op> {
+    vec![
+        Op::PutFh(dir_fh.to_vec()),
+        open_for_reading(clientid, b"ringnfs-bench-probe".to_vec(), no_delegations),
+        Op::Close(CloseArgs {
+            seqid: 0,
+            stateid: Stateid::CURRENT,
+        }),
+    ]
 }
 
 /// Request kinds of a workload (operations after SEQUENCE) and the pick table: each
@@ -210,6 +258,35 @@ fn workload_ops(w: Workload, t: &TemplateInput<'_>) -> (Vec<Vec<Op>>, Vec<u8>) {
             }
             one(ops)
         }
+        Workload::OpenReadClose => match t.delegation {
+            Some(deleg) => one(vec![
+                Op::PutFh(file.clone()),
+                Op::Read(ReadArgs {
+                    stateid: deleg,
+                    offset: 0,
+                    count: t.io_size,
+                }),
+            ]),
+            None => {
+                // One open owner per request: requests in flight together never share
+                // (and close) one another's open.
+                let mut owner = b"rb-orc-".to_vec();
+                owner.extend_from_slice(template::NAME_COUNTER);
+                one(vec![
+                    Op::PutFh(dir.clone()),
+                    open_for_reading(t.clientid, owner, t.no_delegations),
+                    Op::Read(ReadArgs {
+                        stateid: Stateid::CURRENT,
+                        offset: 0,
+                        count: t.io_size,
+                    }),
+                    Op::Close(CloseArgs {
+                        seqid: 0,
+                        stateid: Stateid::CURRENT,
+                    }),
+                ])
+            }
+        },
         Workload::Read | Workload::Randread => one(read(t.io_size)),
         Workload::Write | Workload::Randwrite => one(write(t.io_size)),
         Workload::Mixed => {
@@ -242,6 +319,8 @@ pub struct BenchOptions {
     /// LOOKUP components from the root filehandle to the export directory.
     pub export_path: Vec<Vec<u8>>,
     pub remove: bool,
+    /// open-read-close: ask for no delegations.
+    pub no_delegations: bool,
 }
 
 impl BenchOptions {
@@ -263,6 +342,7 @@ impl BenchOptions {
             verify: false,
             export_path: Vec::new(),
             remove: false,
+            no_delegations: false,
         }
     }
 

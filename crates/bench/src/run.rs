@@ -91,12 +91,26 @@ fn open_session(spec: &SessionSpec<'_>, depth: &mut usize) -> Result<Plan, Bench
         });
     }
     let want = (opts.connections * *depth) as u32;
-    let (clientid, cs) = setup::create_session(&mut streams[0], &opts.cred, want)?;
+    let probe = if w == Workload::OpenReadClose {
+        super::delegation_probe(&spec.prep.dir_fh, 0, opts.no_delegations)
+    } else {
+        Vec::new()
+    };
+    let (clientid, cs, probed) =
+        setup::create_session_then(&mut streams[0], &opts.cred, want, &probe)?;
+    let delegation = match probed.open() {
+        Ok(r) if !probe.is_empty() => match r.delegation {
+            ringnfs_client::Delegation::Read { stateid, .. }
+            | ringnfs_client::Delegation::Write { stateid, .. } => Some(stateid),
+            _ => None,
+        },
+        _ => None,
+    };
     let info = SessionInfo {
         clientid,
         sessionid: cs.sessionid,
     };
-    match session_templates(spec, &cs, clientid, depth) {
+    match session_templates(spec, &cs, clientid, delegation, depth) {
         Ok((templates, pick)) => Ok(Plan {
             info: Some(info),
             streams,
@@ -116,6 +130,7 @@ fn session_templates(
     spec: &SessionSpec<'_>,
     cs: &ringnfs_client::CreateSessionResOk,
     clientid: u64,
+    delegation: Option<ringnfs_client::Stateid>,
     depth: &mut usize,
 ) -> Result<(Vec<Template>, Vec<u8>), BenchError> {
     let opts = spec.opts;
@@ -145,6 +160,8 @@ fn session_templates(
             clientid,
             nonce: spec.nonce,
             remove: opts.remove,
+            delegation,
+            no_delegations: opts.no_delegations,
         },
     );
     let mut tmpls = Vec::with_capacity(kinds.len());

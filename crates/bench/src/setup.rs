@@ -192,6 +192,19 @@ pub fn create_session(
     cred: &Credential,
     slots: u32,
 ) -> Result<(u64, CreateSessionResOk), BenchError> {
+    create_session_then(s, cred, slots, &[]).map(|(c, cs, _)| (c, cs))
+}
+
+/// [`create_session`], then `then` in the COMPOUND that sends RECLAIM_COMPLETE (slot 0,
+/// sequence id 1, so the load's slots are untouched); with `then` not empty the session
+/// has a back channel on this connection (CONN_BACK_CHAN), as the server needs to grant
+/// delegations. Returns that COMPOUND's reply.
+pub fn create_session_then(
+    s: &mut TcpStream,
+    cred: &Credential,
+    slots: u32,
+    then: &[Op],
+) -> Result<(u64, CreateSessionResOk, CompoundReply), BenchError> {
     let ops = [Op::ExchangeId(ExchangeIdArgs {
         verifier: rand::random(),
         owner_id: unique_owner(),
@@ -204,7 +217,8 @@ pub fn create_session(
     let ops = [Op::CreateSession(CreateSessionArgs {
         clientid: ex.clientid,
         sequence: ex.sequenceid,
-        flags: 0,
+        // CREATE_SESSION4_FLAG_CONN_BACK_CHAN.
+        flags: if then.is_empty() { 0 } else { 0x2 },
         fore: default_fore_attrs(slots),
         back: default_back_attrs(),
         cb_program: DEFAULT_CB_PROGRAM,
@@ -226,7 +240,7 @@ pub fn create_session(
     // RFC 8881 §18.51.3: before its first non-reclaim OPEN a new client sends
     // RECLAIM_COMPLETE (servers answer NFS4ERR_GRACE otherwise). Uses slot 0, sequence
     // id 1: the load on slot 0 starts at 2 (SLOT0_FIRST_SEQID).
-    let ops = [
+    let mut ops = vec![
         Op::Sequence(ringnfs_client::SequenceArgs {
             sessionid: cs.sessionid,
             sequenceid: 1,
@@ -236,13 +250,16 @@ pub fn create_session(
         }),
         Op::ReclaimComplete { one_fs: false },
     ];
-    if let Err(e) = sync_compound(s, cred, 3, &ops).and_then(|r| check(r, &ops)) {
-        if let Err(d) = destroy_session(s, cred, ex.clientid, cs.sessionid) {
-            tracing::warn!(error = %d, "destroying the session of a failed setup");
+    ops.extend_from_slice(then);
+    match sync_compound(s, cred, 3, &ops).and_then(|r| check(r, &ops)) {
+        Ok(r) => Ok((ex.clientid, cs, r)),
+        Err(e) => {
+            if let Err(d) = destroy_session(s, cred, ex.clientid, cs.sessionid) {
+                tracing::warn!(error = %d, "destroying the session of a failed setup");
+            }
+            Err(e)
         }
-        return Err(e);
     }
-    Ok((ex.clientid, cs))
 }
 
 /// DESTROY_CLIENTID of a client without a session; failures are only logged (the

@@ -27,7 +27,8 @@ pub struct Template {
     pub names: Vec<usize>,
     /// Bytes a READ in this request asks for (0: no READ).
     pub read_count: u32,
-    /// The request OPENs (creates) a file: the third operation, after SEQUENCE and PUTFH.
+    /// The request creates a file with OPEN: the third operation, after SEQUENCE and
+    /// PUTFH.
     pub opens: bool,
     /// The request also REMOVEs what it created (create `--remove`).
     pub removes: bool,
@@ -81,7 +82,8 @@ impl Template {
             if let Op::Read(ReadArgs { count, .. }) = o {
                 read_count = *count;
             }
-            opens |= matches!(o, Op::Open(_));
+            opens |=
+                matches!(o, Op::Open(a) if !matches!(a.how, ringnfs_client::OpenHow::NoCreate));
             removes |= matches!(o, Op::Remove(_));
             if let Op::Write { data: d, .. } = o {
                 // ... offset4, stable_how4, then the opaque's length and bytes.

@@ -171,12 +171,22 @@ fn third_ok(rec: &[u8], opnum: u32) -> Option<usize> {
     (word(rec, p)? == opnum && word(rec, p + 4)? == 0).then_some(p + 8)
 }
 
-/// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply.
+/// The data of a successful COMPOUND { SEQUENCE, PUTFH, READ } reply, or of
+/// { SEQUENCE, PUTFH, OPEN, READ, ... } (open-read-close).
 #[inline]
 fn read_payload(rec: &[u8]) -> Option<&[u8]> {
+    let mut at = third_result(rec)?;
+    if word(rec, at)? == op::OPEN && word(rec, at + 4)? == 0 {
+        // Step over OPEN4resok, whose length depends on what it grants.
+        let mut d = XdrDecoder::new(rec.get(at + 8..)?);
+        wire::OpenResOk::decode(&mut d).ok()?;
+        at += 8 + d.position();
+    }
+    if word(rec, at)? != op::READ || word(rec, at + 4)? != 0 {
+        return None;
+    }
     // READ4resok, its data borrowed from the record.
-    let at = third_ok(rec, op::READ)?;
-    let r = wire::ReadResOk::decode(&mut XdrDecoder::new(rec.get(at..)?)).ok()?;
+    let r = wire::ReadResOk::decode(&mut XdrDecoder::new(rec.get(at + 8..)?)).ok()?;
     Some(r.data)
 }
 

@@ -139,13 +139,13 @@ pub fn cb_recall(
     cb_compound(state, sid, 1, Some(&op), timeout).map(drop)
 }
 
-/// CB_COMPOUND in minor version `minor` of CB_SEQUENCE and, if given, one more op
-/// (its number and arguments, encoded); the CB_SEQUENCE result, once every op
-/// succeeded.
+/// CB_COMPOUND of CB_SEQUENCE and, if given, one more op (its number and arguments,
+/// encoded), in the session's minor version (at least `min_minor`, which the op needs);
+/// the CB_SEQUENCE result, once every op succeeded.
 fn cb_compound(
     state: &StateManager,
     sid: &SessionId,
-    minor: u32,
+    min_minor: u32,
     op: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<CbSequenceResOk, CallbackError> {
@@ -154,7 +154,7 @@ fn cb_compound(
         .ok_or(CallbackError::NoBackChannel)?;
     let mut args = Vec::with_capacity(64);
     args.put_opaque(b""); // tag
-    args.put_u32(minor);
+    args.put_u32(bc.minor.max(min_minor));
     args.put_u32(0); // callback_ident (unused from 4.1 on)
     args.put_u32(1 + u32::from(op.is_some()));
     args.put_u32(cb_op::CB_SEQUENCE);

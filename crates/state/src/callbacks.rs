@@ -19,6 +19,8 @@ pub struct BackChannel {
     pub cred: Credential,
     /// Sequence id to use on back-channel slot 0.
     pub seqid: u32,
+    /// Minor version of the session's CB_COMPOUNDs.
+    pub minor: u32,
     pub meta: Option<ConnMeta>,
 }
 

@@ -170,6 +170,7 @@ impl StateManager {
                 cb_cred: cb_cred.clone(),
                 slots: SlotTable::new(fore.maxrequests),
                 cb_seqid: 0,
+                minor: 1,
                 created_at_ms: unix_ms(),
             };
             if self.shards[shard_idx as usize]

@@ -651,6 +651,16 @@ impl StateManager {
     /// The connection that carries callbacks for `sid`, with what a callback needs.
     /// `use_slot`: the call will use back-channel slot 0 (CB_SEQUENCE), so take its next
     /// sequence id.
+    /// Record the minor version of the COMPOUND that created session `sid` (its
+    /// callbacks use it).
+    pub fn set_session_minor(&self, sid: &SessionId, minor: u32) {
+        if let Some(shard) = self.shard_of(sid)
+            && let Some(s) = shard.lock().session_mut(sid)
+        {
+            s.minor = minor;
+        }
+    }
+
     pub fn back_channel(&self, sid: &SessionId, use_slot: bool) -> Option<callbacks::BackChannel> {
         let shard = self.shard_of(sid)?;
         let mut guard = shard.lock();
@@ -664,6 +674,7 @@ impl StateManager {
             program: session.cb_program,
             cred: session.cb_cred.clone(),
             seqid: session.cb_seqid,
+            minor: session.minor,
             meta: None,
         };
         drop(guard);

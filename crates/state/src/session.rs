@@ -29,5 +29,9 @@ pub struct Session {
     pub slots: SlotTable,
     /// Sequence id of the back-channel slot 0.
     pub cb_seqid: u32,
+    /// The minor version of the COMPOUND that created the session: its callbacks use
+    /// it (Linux finds the session a CB_SEQUENCE names only among clients of the CB
+    /// COMPOUND's minor version, and answers NFS4ERR_BADSESSION otherwise).
+    pub minor: u32,
     pub created_at_ms: u64,
 }

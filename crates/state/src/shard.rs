@@ -322,6 +322,7 @@ mod tests {
             cb_cred: Credential::None,
             slots: SlotTable::new(4),
             cb_seqid: 0,
+            minor: 1,
             created_at_ms: 0,
         }));
         (sh, sid)

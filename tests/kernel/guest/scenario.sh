@@ -429,7 +429,7 @@ part_basic() {
         step df b_df
         step excl_create b_excl_create
         step user_1000 b_user_1000
-        step flock_fcntl b_flock && hstep srv_locks check delta ops.LOCK ge 1
+        step flock_fcntl b_flock && hstep srv_locks check locks
         step rm_r b_rm
     fi
     step mountstats b_stats
@@ -680,10 +680,28 @@ part_v42() {
 }
 
 # ---------------------------------------------------------------- deleg
-# 1,000 `cat` of one file: with a read delegation the client opens it once; without,
-# once per cat (the server's OPEN counter tells; the harness's server grants
-# delegations with --server-arg=--delegations).
+# Delegations, turned on for this scenario through the control plane (the harness
+# restores the setting at its end). 1,000 `cat` of one file: under a delegation the
+# client opens it once or twice, not once per cat (the server's OPEN counter tells).
+# Then a second client on the host writes the file: the guest's delegation is recalled
+# and returned, and the guest reads what the host wrote. Then the guest holds a file
+# open for writing under a write delegation with unwritten data in its cache, and the
+# host reads it: the recall makes the guest write it back first.
 d_prepare() { mkdir -p /mnt/dg && echo "delegated data" >/mnt/dg/f; }
+d_expect() { # FILE WANT
+    got=$(cat "$1") || fail "cat $1"
+    [ "$got" = "$2" ] || fail "$1 holds \"$got\", want \"$2\""
+    echo "$1 holds \"$got\": as expected"
+}
+d_hold() {
+    # Written, not closed: the data stays in the client's cache under its delegation.
+    (exec 3>/mnt/dg/w && printf guest-wrote-this >&3 && exec sleep 120) </dev/null >/dev/null 2>&1 &
+    echo $! >/tmp/dg_hold
+    sleep 1
+    kill -0 "$(cat /tmp/dg_hold)" || fail "the writer is gone"
+    echo "writer $(cat /tmp/dg_hold) holds /mnt/dg/w open"
+}
+d_release() { kill "$(cat /tmp/dg_hold)" 2>/dev/null; sleep 1; echo released; }
 d_cats() {
     t=$(up)
     i=0
@@ -699,8 +717,18 @@ part_deleg() {
     part_begin deleg
     echo "INFO part deleg: 1000 cat of one file (opts: ${OPTS:-none})"
     step dg_mount b_mount || { part_end; return; }
+    hstep dg_on set delegations true
     if step dg_prepare d_prepare; then
-        step dg_cats d_cats && hstep srv_opens check delta ops.OPEN ge 1
+        step dg_cats d_cats && hstep srv_opens check delta ops.OPEN le 10 &&
+            hstep srv_granted check delta delegs ge 1
+        hstep dg_host_write put /dg/f changed-by-the-host &&
+            hstep srv_recalled check delta recalled ge 1 &&
+            step dg_sees_host d_expect /mnt/dg/f changed-by-the-host
+        if step dg_hold d_hold; then
+            hstep dg_host_read get /dg/w guest-wrote-this &&
+                hstep srv_write_deleg check delta delegs.write ge 1
+            step dg_release d_release
+        fi
         step dg_rm d_rm
     fi
     step dg_umount b_umount

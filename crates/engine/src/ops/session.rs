@@ -78,6 +78,7 @@ pub fn create_session(
     out: &mut Vec<u8>,
 ) -> OpResult {
     let reply = ctx.state.create_session(ctx.conn, ctx.cred, &a)?;
+    ctx.state.set_session_minor(&reply.sessionid, ctx.minor);
     ctx.conn.shared.mark_had_session();
     CreateSessionResOk {
         sessionid: reply.sessionid,
