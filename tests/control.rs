@@ -339,7 +339,7 @@ fn settings_limit_validation_auth_and_restart() {
     assert_eq!(
         v,
         json!({"max_connections_per_session": 2, "exclusive_binding": true,
-               "lease_time": 60, "log_level": "debug"})
+               "lease_time": 60, "log_level": "debug", "delegations": false})
     );
     assert!(ctl.server().state().settings.exclusive_binding());
     assert_eq!(ctl.server().state().settings.lease_secs(), 60);
@@ -367,6 +367,71 @@ fn settings_limit_validation_auth_and_restart() {
         s.bind_conn(2, cdfc::FORE).unwrap_err().nfs_status(),
         Some(status::NFS4ERR_DELAY)
     );
+}
+
+/// Delegations through the control plane: the live switch (PATCH, persisted), the
+/// metrics, and a client's delegations in its detail.
+#[test]
+fn delegations_switch_live_and_show_per_client() {
+    let ctl = Ctl::start("deleg");
+    let s = ctl.session(1);
+    let files = Files::new(s.clone());
+    let root = files.root_fh().unwrap();
+    let (fh, f) = files.create(&root, b"d", 0o644).unwrap();
+    files.close(f).unwrap();
+    assert_eq!(ctl.get_json("/api/v1/settings")["delegations"], false);
+    let open = || {
+        let args = files.open_args(
+            share::ACCESS_READ,
+            0,
+            ringnfs::client::OpenHow::NoCreate,
+            ringnfs::client::OpenClaim::Fh,
+        );
+        files.open_with(&fh, args).unwrap().1.delegation
+    };
+    assert_eq!(open(), ringnfs::client::Delegation::None, "off by default");
+    let r = ctl.patch(&ctl.authed(), json!({"delegations": true}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(ctl.server().state().settings.delegations());
+    let ringnfs::client::Delegation::Read { stateid, .. } = open() else {
+        panic!("a read delegation once the setting is on");
+    };
+    let c = ctl.get_json(&format!("/api/v1/clients/{}", s.clientid()));
+    assert_eq!(c["delegations"], 1);
+    let d = &c["delegation_details"][0];
+    assert_eq!(d["kind"], "read");
+    assert_eq!(d["revoked"], false);
+    assert_eq!(d["recalled_ms_ago"], Value::Null);
+    assert_eq!(
+        d["stateid"],
+        format!(
+            "{}:{}",
+            stateid.seqid,
+            stateid
+                .other
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    );
+    let m = ctl.get("/metrics").text();
+    assert_eq!(
+        metric_in(&m, "ringnfs_delegations_granted_total{type=\"read\"}"),
+        1
+    );
+    assert_eq!(metric_in(&m, "ringnfs_delegations"), 1);
+    files
+        .call(&[Op::PutFh(fh.clone()), Op::DelegReturn(stateid)])
+        .unwrap();
+    let m = ctl.get("/metrics").text();
+    assert_eq!(metric_in(&m, "ringnfs_delegations_returned_total"), 1);
+    assert_eq!(metric_in(&m, "ringnfs_delegations"), 0);
+    // Off again: no new ones.
+    let r = ctl.patch(&ctl.authed(), json!({"delegations": false}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(open(), ringnfs::client::Delegation::None);
+    let saved = std::fs::read_to_string(ctl.dir.join("state/settings.toml")).unwrap();
+    assert!(saved.contains("delegations = false"), "{saved}");
 }
 
 /// The label values of `family` in the order a scrape lists them.

@@ -479,3 +479,63 @@ impl ringnfs::client::CallbackHandler for Silent {
         ringnfs::client::CallbackReply::Drop
     }
 }
+
+/// After a restart with a grace period, a client reclaims its open with CLAIM_PREVIOUS
+/// naming the delegation it held, and gets that delegation back (RFC 8881 §10.2.1).
+#[test]
+fn delegations_are_reclaimed_after_a_restart() {
+    let base = std::env::temp_dir().join(format!("ringnfs-deleg-reclaim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (export, state) = (base.join("export"), base.join("state"));
+    let start = |grace: u32| {
+        let (export, state) = (export.clone(), state.clone());
+        common::TestServer::with(move |c| {
+            c.backend = BackendKind::Local;
+            c.export_path = export.clone();
+            c.state_dir = Some(state.clone());
+            c.grace_secs = grace;
+            c.delegations = true;
+        })
+    };
+    let opts = |verifier: u8, reclaim_complete: bool| ClientOptions {
+        owner: Some(b"deleg-reclaim-client".to_vec()),
+        verifier: Some([verifier; 8]),
+        reclaim_complete,
+        ..Default::default()
+    };
+    let mut srv = start(0);
+    let (_, s) = srv.session_with(opts(1, true));
+    let a = Files::new(s);
+    let root = a.root_fh().unwrap();
+    let (r_fh, _) = a.create(&root, b"r", 0o666).unwrap();
+    let (w_fh, _) = a.create(&root, b"w", 0o666).unwrap();
+    srv.stop();
+
+    let srv = start(60);
+    let (_, s) = srv.session_with(opts(2, false));
+    let a = Files::new(s);
+    let reclaim = |fh: &[u8], access: u32, deleg_type: u32| {
+        let args = a.open_args(
+            access,
+            0,
+            ringnfs::client::OpenHow::NoCreate,
+            ringnfs::client::OpenClaim::Previous(deleg_type),
+        );
+        a.open_with(fh, args).unwrap().1.delegation
+    };
+    assert!(matches!(
+        reclaim(&r_fh, share::ACCESS_READ, 1),
+        Delegation::Read { .. }
+    ));
+    assert!(matches!(
+        reclaim(&w_fh, share::ACCESS_BOTH, 2),
+        Delegation::Write { .. }
+    ));
+    assert_eq!(
+        reclaim(&r_fh, share::ACCESS_READ, 0),
+        Delegation::None,
+        "reclaiming an open that held no delegation brings none"
+    );
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&base);
+}

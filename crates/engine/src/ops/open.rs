@@ -9,7 +9,8 @@ use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
     CloseArgs, CloseResOk, CreateHow, NfsAce, OpenArgs, OpenClaim, OpenDelegation,
-    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, SpaceLimit, Xdr, open4_result,
+    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, SpaceLimit, Xdr,
+    open_delegation_type4, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
 use ringnfs_state::stateid::{StateKind, Stateid};
@@ -273,7 +274,9 @@ fn delegation_of(ctx: &CompoundCtx<'_>, sid: &Stateid, client: u64) -> Result<()
 /// state allows one (bounds, the client's callback path, the file's opens and other
 /// delegations: `FileStateTable::delegate`): a read delegation for an open that only
 /// reads, a write delegation for one that writes (only when no other client has the
-/// file open), each unless the client's wish says otherwise.
+/// file open), each unless the client's wish says otherwise. A reclaim after a restart
+/// (CLAIM_PREVIOUS naming a delegation type, RFC 8881 §10.2.1 and §18.16.3) gets the
+/// type it held back, whatever the open's access.
 fn grant(
     ctx: &CompoundCtx<'_>,
     claim: &OpenClaim<'_>,
@@ -283,17 +286,21 @@ fn grant(
     share_deny: u32,
     wish: Want,
 ) -> Option<OpenDelegation<'static>> {
-    let write = share_access & SHARE_ACCESS_WRITE != 0;
-    let wished = if write {
-        wish.allows_write_delegation()
-    } else {
-        wish.allows_read_delegation()
+    let (write, wished) = match claim {
+        OpenClaim::Null(_) | OpenClaim::Fh => {
+            let write = share_access & SHARE_ACCESS_WRITE != 0;
+            let wished = if write {
+                wish.allows_write_delegation()
+            } else {
+                wish.allows_read_delegation()
+            };
+            (write, wished && share_deny == 0)
+        }
+        OpenClaim::Previous(open_delegation_type4::READ) => (false, true),
+        OpenClaim::Previous(open_delegation_type4::WRITE) => (true, true),
+        _ => return None,
     };
-    if !ctx.state.settings.delegations()
-        || share_deny != 0
-        || !matches!(claim, OpenClaim::Null(_) | OpenClaim::Fh)
-        || !wished
-    {
+    if !ctx.state.settings.delegations() || !wished {
         return None;
     }
     let session = ctx.session?;
