@@ -317,13 +317,6 @@ fn a_copy_stateid_of_an_earlier_instance_is_stale() {
 }
 
 /// Answers no callback at all (a client whose back channel is dead).
-struct Silent;
-
-impl ringnfs::client::CallbackHandler for Silent {
-    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
-        ringnfs::client::CallbackReply::Drop
-    }
-}
 
 /// A client that never answers CB_OFFLOAD holds up no other client's: back-channel
 /// turns are per session.
@@ -331,7 +324,7 @@ impl ringnfs::client::CallbackHandler for Silent {
 fn a_silent_client_does_not_hold_up_the_others_callbacks() {
     let env = Env::start(BackendKind::Memory, |_| {});
     let (_, session) = env.server.session_with(ringnfs::client::ClientOptions {
-        callback_handler: Some(Arc::new(Silent)),
+        callback_handler: Some(Arc::new(common::SilentCallbacks)),
         ..Default::default()
     });
     let silent = Files::new(session);

@@ -399,7 +399,7 @@ fn a_client_that_never_answers_callbacks_loses_its_path_not_the_others() {
     let env = Env::start(BackendKind::Memory, on);
     env.server.state().settings.set_lease_secs(3).unwrap();
     let (_, session) = env.server.session_with(ClientOptions {
-        callback_handler: Some(Arc::new(Silent)),
+        callback_handler: Some(Arc::new(common::SilentCallbacks)),
         ..Default::default()
     });
     let silent = Files::new(session);
@@ -470,14 +470,6 @@ fn a_client_collects_no_more_than_its_bound() {
     }
     assert_eq!(theirs, 10, "the other client, up to the total bound");
     assert_eq!(env.server.state().files.delegation_count(), 30);
-}
-
-struct Silent;
-
-impl ringnfs::client::CallbackHandler for Silent {
-    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
-        ringnfs::client::CallbackReply::Drop
-    }
 }
 
 /// After a restart with a grace period, a client reclaims its open with CLAIM_PREVIOUS

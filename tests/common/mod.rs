@@ -143,3 +143,13 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A client's callback handler that never answers (a hostile or hung client): every
+/// callback the server sends it runs into the server's timeout.
+pub struct SilentCallbacks;
+
+impl ringnfs::client::CallbackHandler for SilentCallbacks {
+    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
+        ringnfs::client::CallbackReply::Drop
+    }
+}
