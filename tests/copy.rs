@@ -316,8 +316,6 @@ fn a_copy_stateid_of_an_earlier_instance_is_stale() {
     );
 }
 
-/// Answers no callback at all (a client whose back channel is dead).
-
 /// A client that never answers CB_OFFLOAD holds up no other client's: back-channel
 /// turns are per session.
 #[test]

@@ -300,6 +300,8 @@ fn a_write_delegation_is_recalled_by_readers_too() {
                 }),
             ),
             (
+                // The holder cannot say the file's attributes (its handler knows no file,
+                // so CB_GETATTR fails): recalled instead.
                 "GETATTR",
                 b"ga",
                 Box::new(|b: &Files, _root: &[u8], fh: &[u8]| b.getattr(fh).map(drop)),
@@ -530,4 +532,68 @@ fn delegations_are_reclaimed_after_a_restart() {
     );
     drop(srv);
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Another client's GETATTR of a file under a write delegation asks the holder
+/// (CB_GETATTR) and waits: the holder's size and change win when it changed the file,
+/// the server's when it did not; the delegation stays. A GETATTR of attributes the
+/// holder cannot change behind the server's back does not ask.
+#[test]
+fn a_getattr_asks_the_write_delegation_holder() {
+    for_each_backend_with(on, |env| {
+        let (a, cb) = client(env);
+        let (b, _) = client(env);
+        let root = a.root_fh().unwrap();
+        plain(env).write_file(&root, b"cg", b"0123456789").unwrap();
+        let (_, opened) = a
+            .open_with(
+                &root,
+                a.open_args(
+                    share::ACCESS_BOTH,
+                    0,
+                    ringnfs::client::OpenHow::NoCreate,
+                    ringnfs::client::OpenClaim::Null(b"cg".to_vec()),
+                ),
+            )
+            .unwrap();
+        let Delegation::Write { stateid: deleg, .. } = opened.delegation else {
+            panic!("no write delegation: {:?}", opened.delegation);
+        };
+        let fh = a.lookup(&root, b"cg").unwrap();
+        let mine = a.getattr(&fh).unwrap(); // the holder's own: no callback
+        let (change, size) = (mine.change.unwrap(), mine.size.unwrap());
+        assert_eq!(size, 10);
+        let b_getattr = || {
+            let mut delays = 0;
+            loop {
+                match b.getattr(&fh) {
+                    Err(e) if e.nfs_status() == Some(status::NFS4ERR_DELAY) && delays < 500 => {
+                        delays += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    r => return (r.unwrap(), delays),
+                }
+            }
+        };
+        // Unchanged by the holder: the server's attributes, after one DELAY at least.
+        cb.set_cached_attrs(&fh, change, size);
+        let (got, delays) = b_getattr();
+        assert!(delays >= 1, "B waited for the holder's answer");
+        assert_eq!((got.change, got.size), (Some(change), Some(10)));
+        // Cached writes the server has not seen: the holder's size, a higher change.
+        cb.set_cached_attrs(&fh, change + 1, 12_345);
+        let (got, _) = b_getattr();
+        assert_eq!(got.size, Some(12_345));
+        assert!(got.change.unwrap() > change, "{got:?}");
+        assert_eq!(cb.stats().getattrs.len(), 2);
+        // Only the mode: nothing to ask.
+        let r = b
+            .call(&[Op::PutFh(fh.clone()), Op::GetAttr(vec![0, 1 << (33 - 32)])])
+            .unwrap();
+        assert!(r.attrs().unwrap().mode.is_some());
+        assert_eq!(cb.stats().getattrs.len(), 2);
+        // No recall: the holder keeps its delegation.
+        assert!(cb.stats().recalls.is_empty());
+        delegreturn(&a, &fh, deleg).unwrap();
+    });
 }

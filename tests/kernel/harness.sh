@@ -654,6 +654,16 @@ h_put() {
     "$BENCH" file --server "127.0.0.1:$PORT" put "$1" "$2"
 }
 
+# stat PATH SIZE: GETATTR of PATH as that second client (no OPEN); its size must be
+# SIZE (under a guest's write delegation, what the guest answers to CB_GETATTR).
+h_stat() {
+    ext_skip && return 0
+    local out
+    out=$("$BENCH" file --server "127.0.0.1:$PORT" stat "$1") || { echo "$out"; return 1; }
+    echo "$out"
+    case "$out" in *": size $2 "*) echo "size $2: as expected" ;; *) echo "want size $2"; return 1 ;; esac
+}
+
 # get PATH WANT: read PATH as that second client; it must hold WANT.
 h_get() {
     ext_skip && return 0

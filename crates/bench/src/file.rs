@@ -34,6 +34,8 @@ pub enum FileAction {
     Put { path: String, data: String },
     /// Print the contents of PATH on stdout.
     Get { path: String },
+    /// Print the size and change attribute of PATH (GETATTR only: no OPEN).
+    Stat { path: String },
 }
 
 /// Run `file put|get`; the exit status.
@@ -78,6 +80,14 @@ pub fn run_file_cli(a: &FileArgs) -> u8 {
                     data.len(),
                     waited.as_millis()
                 );
+            })
+        }
+        FileAction::Stat { path } => {
+            retrying(wait, || stat(&files, path)).map(|((size, change), waited, delays)| {
+                println!(
+                    "{path}: size {size} change {change}; waited {} ms ({delays} NFS4ERR_DELAY)",
+                    waited.as_millis()
+                )
             })
         }
     };
@@ -129,6 +139,11 @@ fn put(files: &Files, path: &str, data: &[u8]) -> Result<usize, ClientError> {
     let (dir, name) = split(files, path)?;
     files.write_file(&dir, &name, data)?;
     Ok(data.len())
+}
+
+fn stat(files: &Files, path: &str) -> Result<(u64, u64), ClientError> {
+    let a = files.getattr(&files.lookup_path(path)?)?;
+    Ok((a.size.unwrap_or(0), a.change.unwrap_or(0)))
 }
 
 fn get(files: &Files, path: &str) -> Result<Vec<u8>, ClientError> {

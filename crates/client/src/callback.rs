@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use super::ops::SessionId;
-use super::ops::wire::{CbOffloadArgs, CbRecallArgs, CbSequenceResOk, Xdr};
+use super::ops::wire::{
+    CbGetattrArgs, CbGetattrAttrs, CbOffloadArgs, CbRecallArgs, CbSequenceResOk, Xdr,
+};
 use ringnfs_proto::nfs4::consts::{
     NFS4_CALLBACK_VERSION, NFS4_OPAQUE_LIMIT, PROC_COMPOUND, PROC_NULL, cb_op, status,
 };
@@ -82,6 +84,8 @@ pub struct CallbackStats {
     pub offloads: Vec<CbOffload>,
     /// CB_RECALLs received, in order: (delegation stateid, filehandle).
     pub recalls: Vec<(ringnfs_proto::stateid::Stateid, Vec<u8>)>,
+    /// CB_GETATTRs received, in order: the filehandles.
+    pub getattrs: Vec<Vec<u8>>,
 }
 
 /// One CB_OFFLOAD: an asynchronous COPY to `fh` ended with this outcome.
@@ -102,6 +106,10 @@ pub struct CbOffload {
 pub struct DefaultCallbackHandler {
     cb_program: u32,
     stats: Mutex<CallbackStats>,
+    /// What CB_GETATTR answers for a file (change attribute, size), as a client with
+    /// cached writes under a write delegation would; files not listed get
+    /// NFS4ERR_BADHANDLE.
+    cached_attrs: Mutex<HashMap<Vec<u8>, (u64, u64)>>,
 }
 
 impl Default for DefaultCallbackHandler {
@@ -115,7 +123,13 @@ impl DefaultCallbackHandler {
         Self {
             cb_program,
             stats: Mutex::new(CallbackStats::default()),
+            cached_attrs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Answer CB_GETATTR for `fh` with this change attribute and size.
+    pub fn set_cached_attrs(&self, fh: &[u8], change: u64, size: u64) {
+        self.cached_attrs.lock().insert(fh.to_vec(), (change, size));
     }
 
     pub fn stats(&self) -> CallbackStats {
@@ -184,6 +198,30 @@ impl DefaultCallbackHandler {
                         Err(_) => status = status::NFS4ERR_BADXDR,
                     }
                     res.put_u32(opnum);
+                } else if opnum == cb_op::CB_GETATTR && i > 0 {
+                    // What we know of a file we hold a write delegation of.
+                    match CbGetattrArgs::decode(&mut d) {
+                        Ok(a) => {
+                            stats.getattrs.push(a.fh.to_vec());
+                            res.put_u32(opnum);
+                            match self.cached_attrs.lock().get(a.fh) {
+                                Some(&(change, size)) => {
+                                    res.put_u32(status::NFS4_OK.code());
+                                    CbGetattrAttrs {
+                                        change: Some(change),
+                                        size: Some(size),
+                                    }
+                                    .encode(&mut res);
+                                    continue;
+                                }
+                                None => status = status::NFS4ERR_BADHANDLE,
+                            }
+                        }
+                        Err(_) => {
+                            status = status::NFS4ERR_BADXDR;
+                            res.put_u32(opnum);
+                        }
+                    }
                 } else if opnum == cb_op::CB_OFFLOAD && minorversion >= 2 && i > 0 {
                     // An asynchronous COPY ended: note its outcome and say thanks.
                     match CbOffloadArgs::decode(&mut d) {

@@ -1,5 +1,5 @@
 //! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE (and
-//! CB_RECALL or CB_OFFLOAD), sent on a connection bound for the back channel and matched
+//! CB_RECALL, CB_GETATTR or CB_OFFLOAD), sent on a connection bound for the back channel and matched
 //! with the client's reply on the same TCP stream. Callers block (with a timeout) on
 //! their own thread, never a worker's, and take the session's turn first
 //! ([`CallbackTurns`]): back-channel slot 0 carries one call at a time.
@@ -50,7 +50,10 @@ impl CallbackTurns {
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringnfs_proto::nfs4::ops::{CbOffloadArgs, CbRecallArgs, CbSequenceArgs, CbSequenceResOk, Xdr};
+use ringnfs_proto::nfs4::ops::{
+    CbGetattrArgs, CbGetattrAttrs, CbOffloadArgs, CbRecallArgs, CbSequenceArgs, CbSequenceResOk,
+    Xdr,
+};
 use ringnfs_proto::rpc::{self, message::ReplyFailure};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_state::SessionId;
@@ -139,6 +142,41 @@ pub fn cb_recall(
     cb_compound(state, sid, 1, Some(&op), timeout).map(drop)
 }
 
+/// Send CB_COMPOUND { CB_SEQUENCE, CB_GETATTR(size, change) } on back-channel slot 0:
+/// what the holder of a write delegation knows of the file.
+pub fn cb_getattr(
+    state: &StateManager,
+    sid: &SessionId,
+    fh: &[u8],
+    timeout: Duration,
+) -> Result<CbGetattrAttrs, CallbackError> {
+    let mut op = Vec::with_capacity(64);
+    op.put_u32(cb_op::CB_GETATTR);
+    CbGetattrArgs {
+        fh,
+        attr_request: CbGetattrAttrs::REQUEST.to_vec(),
+    }
+    .encode(&mut op);
+    let bad = |_| CallbackError::Rejected("undecodable CB_GETATTR result".into());
+    let body = cb_compound_body(state, sid, 1, Some(&op), timeout)?;
+    let mut d = XdrDecoder::new(&body);
+    // CB_COMPOUND4res: status, tag, count; the CB_SEQUENCE result; then CB_GETATTR's.
+    d.u32().map_err(bad)?;
+    d.opaque(1024).map_err(bad)?;
+    d.u32().map_err(bad)?;
+    d.u32().map_err(bad)?;
+    d.u32().map_err(bad)?;
+    CbSequenceResOk::decode(&mut d).map_err(bad)?;
+    if d.u32().map_err(bad)? != cb_op::CB_GETATTR {
+        return Err(CallbackError::Rejected("CB_GETATTR result missing".into()));
+    }
+    let st = NfsStatus::from_code(d.u32().map_err(bad)?);
+    if st != status::NFS4_OK {
+        return Err(CallbackError::Status(st));
+    }
+    CbGetattrAttrs::decode(&mut d).map_err(bad)
+}
+
 /// CB_COMPOUND of CB_SEQUENCE and, if given, one more op (its number and arguments,
 /// encoded), in the session's minor version (at least `min_minor`, which the op needs);
 /// the CB_SEQUENCE result, once every op succeeded.
@@ -149,6 +187,18 @@ fn cb_compound(
     op: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<CbSequenceResOk, CallbackError> {
+    decode_cb_sequence_reply(&cb_compound_body(state, sid, min_minor, op, timeout)?)
+}
+
+/// [`cb_compound`]'s reply body (CB_COMPOUND4res), once CB_SEQUENCE and every op
+/// succeeded.
+fn cb_compound_body(
+    state: &StateManager,
+    sid: &SessionId,
+    min_minor: u32,
+    op: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Vec<u8>, CallbackError> {
     let bc = state
         .back_channel(sid, true)
         .ok_or(CallbackError::NoBackChannel)?;
@@ -171,13 +221,13 @@ fn cb_compound(
         args.put_raw(op);
     }
     let body = send(state, &bc, CB_COMPOUND, &args, timeout)?;
-    let seq = decode_cb_sequence_reply(&body)?;
+    decode_cb_sequence_reply(&body)?;
     // CB_SEQUENCE succeeded; the COMPOUND's own status says whether the rest did.
     let st = NfsStatus::from_code(XdrDecoder::new(&body).u32().unwrap_or(0));
     if st != status::NFS4_OK {
         return Err(CallbackError::Status(st));
     }
-    Ok(seq)
+    Ok(body)
 }
 
 fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceResOk, CallbackError> {

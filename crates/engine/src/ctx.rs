@@ -3,7 +3,7 @@
 //! its result waits for file I/O ([`PendingIo`]). Handlers depend on this file only,
 //! never on the loop (`compound.rs`) or the table (`optable.rs`) that call them.
 
-use ringnfs_fs::{Caller, ObjHandle, Stability};
+use ringnfs_fs::{Attrs, Caller, ObjHandle, Stability};
 use ringnfs_proto::rpc::Credential;
 use ringnfs_service::{Bytes, Caching, ConnMeta, FileIo, FileOp, IoFd};
 use ringnfs_state::slots::CachedReply;
@@ -144,6 +144,52 @@ impl CompoundCtx<'_> {
             Err(status::NFS4ERR_DELAY)
         } else {
             Ok(())
+        }
+    }
+
+    /// The attributes of `obj` a GETATTR asking for `request` answers with, when another
+    /// client holds a write delegation of it (RFC 8881 §10.4.3): the holder may have
+    /// changed the size and the data in its cache. A request for the size, the change
+    /// attribute or the modify time asks the holder (CB_GETATTR, from the recall thread)
+    /// and waits with NFS4ERR_DELAY; the retry gets the holder's size and, if it changed
+    /// the file, a change attribute above the one of the grant and the current time.
+    pub fn holder_attrs(&self, obj: &ObjHandle, request: &[u32], attrs: &mut Attrs) -> OpResult {
+        use ringnfs_proto::nfs4::attr;
+        use ringnfs_state::files::AttrConflict;
+        let asked = |a: u32| {
+            request
+                .get(a as usize / 32)
+                .is_some_and(|w| w & (1 << (a % 32)) != 0)
+        };
+        if !self.state.files.may_conflict(false)
+            || ![attr::SIZE, attr::CHANGE, attr::TIME_MODIFY]
+                .into_iter()
+                .any(asked)
+        {
+            return Ok(());
+        }
+        let client = self.session.map(|g| g.clientid);
+        match self.state.files.getattr_conflict(obj, client) {
+            AttrConflict::None => Ok(()),
+            AttrConflict::Ask { holder, stateid } => {
+                let fh = self.export.handles.encode(obj);
+                self.recalls.ask_attrs(holder, stateid, fh.as_bytes());
+                Err(status::NFS4ERR_DELAY)
+            }
+            AttrConflict::Wait => Err(status::NFS4ERR_DELAY),
+            AttrConflict::Known {
+                size,
+                modified,
+                baseline_change,
+            } => {
+                if modified {
+                    attrs.size = size;
+                    attrs.change = attrs.change.max(baseline_change) + 1;
+                    attrs.mtime = ringnfs_fs::Timespec::now();
+                    attrs.ctime = attrs.mtime;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -685,8 +685,9 @@ part_v42() {
 # client opens it once or twice, not once per cat (the server's OPEN counter tells).
 # Then a second client on the host writes the file: the guest's delegation is recalled
 # and returned, and the guest reads what the host wrote. Then the guest holds a file
-# open for writing under a write delegation with unwritten data in its cache, and the
-# host reads it: the recall makes the guest write it back first.
+# open for writing under a write delegation with unwritten data in its cache: the host's
+# GETATTR sees the guest's size (the server asks the guest with CB_GETATTR), and the
+# host's read recalls the delegation, which makes the guest write its data back first.
 d_prepare() { mkdir -p /mnt/dg && echo "delegated data" >/mnt/dg/f; }
 d_expect() { # FILE WANT
     got=$(cat "$1") || fail "cat $1"
@@ -725,6 +726,7 @@ part_deleg() {
             hstep srv_recalled check delta recalled ge 1 &&
             step dg_sees_host d_expect /mnt/dg/f changed-by-the-host
         if step dg_hold d_hold; then
+            hstep dg_host_stat stat /dg/w 16
             hstep dg_host_read get /dg/w guest-wrote-this &&
                 hstep srv_write_deleg check delta delegs.write ge 1
             step dg_release d_release

@@ -56,11 +56,10 @@ pub fn source<'a>(
 pub fn getattr(ctx: &mut CompoundCtx<'_>, a: GetAttrArgs, out: &mut Vec<u8>) -> OpResult {
     attrs::check_readable(&a.attr_request)?;
     let cur = ctx.cur()?;
+    let mut attrs = ctx.export.backend.getattr(&cur.obj)?;
     // Another client's write delegation may hide a size and change the server has not
-    // seen: the holder gives it back first (RFC 8881 §10.4.3 allows a recall instead
-    // of CB_GETATTR).
-    ctx.yield_delegations(&cur.obj, false)?;
-    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    // seen: its holder says (CB_GETATTR).
+    ctx.holder_attrs(&cur.obj, &a.attr_request, &mut attrs)?;
     encode_attrs(ctx, out, &a.attr_request, &cur.obj, &attrs)
 }
 

@@ -241,6 +241,13 @@ pub fn open(
     ctx.yield_delegations(&obj, share_access & SHARE_ACCESS_WRITE != 0)?;
     let sid = ctx.state.files.open(owner, obj, share_access, share_deny)?;
     let delegation = grant(ctx, &a.claim, obj, client, share_access, share_deny, wish);
+    if let Some(OpenDelegation::Write { stateid, .. }) = &delegation {
+        // What the holder's CB_GETATTR answers will be compared with.
+        let now = fs.getattr(&obj)?;
+        ctx.state
+            .files
+            .set_write_baseline(stateid, now.change, now.size);
+    }
     let others_access = if wish.is_stated() {
         ctx.state.files.others_access(&obj, client)
     } else {

@@ -106,6 +106,8 @@ pub mod ftype4 {
 
 /// Callback operation numbers (nfs_cb_opnum4).
 pub mod cb_op {
+    /// RFC 8881 §20.1.
+    pub const CB_GETATTR: u32 = 3;
     /// RFC 8881 §20.2.
     pub const CB_RECALL: u32 = 4;
     pub const CB_SEQUENCE: u32 = 11;

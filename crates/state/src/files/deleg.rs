@@ -31,6 +31,44 @@ pub(super) struct DelegState {
     pub(super) seqid: u32,
     /// When the server asked for it back (CB_RECALL), if it did.
     pub(super) recalled: Option<Instant>,
+    /// A write delegation: the change attribute and size the file had when it was
+    /// granted (what the holder's CB_GETATTR answers are compared with), and where the
+    /// asking stands.
+    pub(super) baseline: (u64, u64),
+    pub(super) holder_attrs: HolderAttrs,
+}
+
+/// CB_GETATTR to a write delegation's holder (RFC 8881 §10.4.3): not asked, asked and
+/// waiting for the answer, or answered (the answer serves the next GETATTR, once).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HolderAttrs {
+    #[default]
+    Unasked,
+    Asked,
+    Answered {
+        change: u64,
+        size: u64,
+    },
+}
+
+/// What a GETATTR (of the size, change or modify time) from another client finds of a
+/// write delegation of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrConflict {
+    /// No other client's write delegation: the server's attributes are the file's.
+    None,
+    /// Ask the holder (CB_GETATTR), and answer NFS4ERR_DELAY meanwhile.
+    Ask { holder: ClientId, stateid: Stateid },
+    /// Asked already, or the delegation is being recalled: NFS4ERR_DELAY.
+    Wait,
+    /// The holder answered: its size, and whether it changed the file since the grant
+    /// (its change attribute or size differ from those of the grant), with the change
+    /// attribute the file had then.
+    Known {
+        size: u64,
+        modified: bool,
+        baseline_change: u64,
+    },
 }
 
 /// A revoked delegation, kept until its client frees it (FREE_STATEID): its stateid
@@ -156,6 +194,8 @@ impl FileStateTable {
                 write,
                 seqid: 1,
                 recalled: None,
+                baseline: (0, 0),
+                holder_attrs: HolderAttrs::Unasked,
             },
         );
         sh.files.entry(file).or_default().delegs.push(other);
@@ -219,6 +259,93 @@ impl FileStateTable {
                 .fetch_add(r.send.len() as u64, Ordering::Relaxed);
         }
         r
+    }
+
+    /// Record the change attribute and size of the file when write delegation `sid` was
+    /// granted (the holder's CB_GETATTR answers are compared with them).
+    pub fn set_write_baseline(&self, sid: &Stateid, change: u64, size: u64) {
+        if let Ok(shard) = self.shard_of(sid)
+            && let Some(d) = shard.lock().delegs.get_mut(&sid.other)
+        {
+            d.baseline = (change, size);
+        }
+    }
+
+    /// A GETATTR of the size, change or modify time of `file` by `client` (`None`: no
+    /// client): what another client's write delegation of it means for the answer (see
+    /// [`AttrConflict`]). Asking is marked here, so one GETATTR asks and the others wait.
+    pub fn getattr_conflict(&self, file: &ObjHandle, client: Option<ClientId>) -> AttrConflict {
+        let mut guard = self.shards[self.shard_index(file)].lock();
+        let sh = &mut *guard;
+        let Some(info) = sh.files.get(file) else {
+            return AttrConflict::None;
+        };
+        for id in &info.delegs {
+            let d = sh.delegs.get_mut(id).expect("a file lists its delegations");
+            if !d.write || Some(d.client) == client {
+                continue;
+            }
+            if d.recalled.is_some() {
+                return AttrConflict::Wait;
+            }
+            return match d.holder_attrs {
+                HolderAttrs::Unasked => {
+                    d.holder_attrs = HolderAttrs::Asked;
+                    AttrConflict::Ask {
+                        holder: d.client,
+                        stateid: Stateid {
+                            seqid: d.seqid,
+                            other: *id,
+                        },
+                    }
+                }
+                HolderAttrs::Asked => AttrConflict::Wait,
+                HolderAttrs::Answered { change, size } => {
+                    d.holder_attrs = HolderAttrs::Unasked;
+                    AttrConflict::Known {
+                        size,
+                        modified: (change, size) != d.baseline,
+                        baseline_change: d.baseline.0,
+                    }
+                }
+            };
+        }
+        AttrConflict::None
+    }
+
+    /// The holder of write delegation `sid` answered CB_GETATTR (`None`: it did not,
+    /// or not usefully: the delegation is then recalled, and this says whether it was
+    /// newly marked so, for the caller to send CB_RECALL).
+    pub fn holder_attrs_answered(
+        &self,
+        sid: &Stateid,
+        answer: Option<(u64, u64)>,
+        now: Instant,
+    ) -> bool {
+        let Ok(shard) = self.shard_of(sid) else {
+            return false;
+        };
+        let mut guard = shard.lock();
+        let sh = &mut *guard;
+        let Some(d) = sh.delegs.get_mut(&sid.other) else {
+            return false;
+        };
+        match answer {
+            Some((change, size)) => {
+                if d.holder_attrs == HolderAttrs::Asked {
+                    d.holder_attrs = HolderAttrs::Answered { change, size };
+                }
+                false
+            }
+            None if d.recalled.is_none() => {
+                d.recalled = Some(now);
+                let file = d.file;
+                sh.recent_recalls.insert(file, now);
+                self.book.counters.recalled.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// DELEGRETURN of `client`'s delegation `sid` on `file`. A revoked one answers
@@ -470,7 +597,7 @@ impl FileStateShard {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{DelegLimits, Owner, SHARE_ACCESS_READ};
+    use super::super::{AttrConflict, DelegLimits, Owner, SHARE_ACCESS_READ};
     use super::*;
 
     fn h(i: u8) -> ObjHandle {
@@ -661,6 +788,63 @@ mod tests {
         // The file is forgotten once nothing is left on it (and it was recalled: a new
         // delegation waits out the cool-down).
         assert!(t.delegate(2, f, true, now() + RECALL_COOLDOWN).is_some());
+    }
+
+    /// GETATTR by another client against a write delegation: one asks, others wait, the
+    /// answer serves once; an unanswered ask recalls.
+    #[test]
+    fn getattr_asks_a_write_delegations_holder_once() {
+        let t = FileStateTable::new(7, 4);
+        let (f, g) = (h(1), h(2));
+        let w = t.delegate(1, f, true, now()).unwrap().0;
+        t.set_write_baseline(&w, 5, 10);
+        assert_eq!(
+            t.getattr_conflict(&f, Some(1)),
+            AttrConflict::None,
+            "its holder"
+        );
+        assert_eq!(
+            t.getattr_conflict(&f, Some(2)),
+            AttrConflict::Ask {
+                holder: 1,
+                stateid: w
+            }
+        );
+        assert_eq!(t.getattr_conflict(&f, Some(3)), AttrConflict::Wait);
+        assert!(!t.holder_attrs_answered(&w, Some((5, 10)), now()));
+        assert_eq!(
+            t.getattr_conflict(&f, Some(2)),
+            AttrConflict::Known {
+                size: 10,
+                modified: false,
+                baseline_change: 5
+            }
+        );
+        assert!(matches!(
+            t.getattr_conflict(&f, Some(2)),
+            AttrConflict::Ask { .. }
+        ));
+        assert!(!t.holder_attrs_answered(&w, Some((6, 99)), now()));
+        assert_eq!(
+            t.getattr_conflict(&f, None),
+            AttrConflict::Known {
+                size: 99,
+                modified: true,
+                baseline_change: 5
+            }
+        );
+        // No answer: recalled (once), and GETATTRs wait for the return.
+        assert!(matches!(
+            t.getattr_conflict(&f, Some(2)),
+            AttrConflict::Ask { .. }
+        ));
+        assert!(t.holder_attrs_answered(&w, None, now()));
+        assert!(!t.holder_attrs_answered(&w, None, now()));
+        assert_eq!(t.getattr_conflict(&f, Some(2)), AttrConflict::Wait);
+        // Read delegations have nothing to ask.
+        t.delegate(1, g, false, now()).unwrap();
+        assert_eq!(t.getattr_conflict(&g, Some(2)), AttrConflict::None);
+        t.check_invariants().unwrap();
     }
 
     /// A delegation's stateid is good for I/O by its holder (reading under a read

@@ -19,7 +19,7 @@ use super::stateid::{StateKind, Stateid};
 
 mod deleg;
 mod ledger;
-pub use deleg::{DelegationView, RECALL_COOLDOWN, Recalls};
+pub use deleg::{AttrConflict, DelegationView, RECALL_COOLDOWN, Recalls};
 pub use ledger::{
     DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_DELEGATIONS_PER_CLIENT, DelegLimits, DelegStats,
 };

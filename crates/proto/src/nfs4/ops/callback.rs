@@ -137,6 +137,76 @@ mod tests {
     }
 }
 
+/// CB_GETATTR4args (RFC 8881 §20.1): what the holder of a write delegation knows of
+/// file `fh` (servers ask for the size and the change attribute, §10.4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CbGetattrArgs<'a> {
+    pub fh: &'a [u8],
+    pub attr_request: Vec<u32>,
+}
+
+impl<'a> Xdr<'a> for CbGetattrArgs<'a> {
+    fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
+        Ok(CbGetattrArgs {
+            fh: d.opaque(crate::nfs4::consts::NFS4_FHSIZE)?,
+            attr_request: crate::nfs4::types::decode_bitmap(d)?,
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_opaque(self.fh);
+        crate::nfs4::types::encode_bitmap(out, &self.attr_request);
+    }
+}
+
+/// The two attributes a CB_GETATTR asks for and a CB_GETATTR4resok carries: the file's
+/// change attribute and size as the holder sees them (with its cached writes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CbGetattrAttrs {
+    pub change: Option<u64>,
+    pub size: Option<u64>,
+}
+
+impl CbGetattrAttrs {
+    /// The attribute mask asking for both (FATTR4_CHANGE, FATTR4_SIZE).
+    pub const REQUEST: [u32; 1] =
+        [(1 << crate::nfs4::attr::CHANGE) | (1 << crate::nfs4::attr::SIZE)];
+}
+
+/// CB_GETATTR4resok: a fattr4 holding at most the change attribute and the size (in
+/// attribute-number order); any other attribute in it is an error (they were not asked
+/// for, and their values' lengths are not known here).
+impl Xdr<'_> for CbGetattrAttrs {
+    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let mask = crate::nfs4::types::decode_bitmap(d)?;
+        let vals = d.opaque(u32::MAX as usize)?;
+        let (change_bit, size_bit) = (1 << crate::nfs4::attr::CHANGE, 1 << crate::nfs4::attr::SIZE);
+        let first = mask.first().copied().unwrap_or(0);
+        if first & !(change_bit | size_bit) != 0 || mask.iter().skip(1).any(|w| *w != 0) {
+            return Err(XdrError::BadValue);
+        }
+        let mut v = XdrDecoder::new(vals);
+        let change = (first & change_bit != 0).then(|| v.u64()).transpose()?;
+        let size = (first & size_bit != 0).then(|| v.u64()).transpose()?;
+        Ok(CbGetattrAttrs { change, size })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let mut mask = 0;
+        let mut vals = Vec::with_capacity(16);
+        if let Some(c) = self.change {
+            mask |= 1 << crate::nfs4::attr::CHANGE;
+            vals.put_u64(c);
+        }
+        if let Some(s) = self.size {
+            mask |= 1 << crate::nfs4::attr::SIZE;
+            vals.put_u64(s);
+        }
+        crate::nfs4::types::encode_bitmap(out, &[mask]);
+        out.put_opaque(&vals);
+    }
+}
+
 /// CB_RECALL4args (RFC 8881 §20.2): give delegation `stateid` of file `fh` back
 /// (`truncate`: the file is about to be truncated to 0).
 #[derive(Debug, Clone, PartialEq, Eq)]
