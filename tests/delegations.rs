@@ -597,3 +597,106 @@ fn a_getattr_asks_the_write_delegation_holder() {
         delegreturn(&a, &fh, deleg).unwrap();
     });
 }
+
+/// Drops the first CB_COMPOUND (as a client that lost it would), answers the rest.
+struct LosesTheFirst {
+    inner: DefaultCallbackHandler,
+    seen: std::sync::atomic::AtomicU32,
+}
+
+impl ringnfs::client::CallbackHandler for LosesTheFirst {
+    fn handle(&self, call: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
+        if call.proc_ == 1 && self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return ringnfs::client::CallbackReply::Drop;
+        }
+        self.inner.handle(call)
+    }
+}
+
+/// The back channel carries as many callbacks at once as the client granted slots: with
+/// two, a recall the client never answers does not hold up the next one (with one, the
+/// next would wait out the first's 15 s).
+#[test]
+fn callbacks_use_every_back_channel_slot() {
+    let env = Env::start(BackendKind::Memory, on);
+    let handler = Arc::new(LosesTheFirst {
+        inner: DefaultCallbackHandler::default(),
+        seen: Default::default(),
+    });
+    let (_, session) = env.server.session_with(ClientOptions {
+        callback_handler: Some(handler.clone()),
+        back_attrs: Some(ringnfs::client::ChannelAttrs {
+            maxrequests: 2,
+            ..ringnfs::client::default_back_attrs()
+        }),
+        ..Default::default()
+    });
+    let a = Files::new(session);
+    let (b, _) = client(&env);
+    let root = b.root_fh().unwrap();
+    let setup = plain(&env);
+    setup.write_file(&root, b"one", b"1").unwrap();
+    setup.write_file(&root, b"two", b"2").unwrap();
+    let (one, o1) = open_read(&a, b"one");
+    let (two, o2) = open_read(&a, b"two");
+    let (d1, d2) = (read_delegation(&o1), read_delegation(&o2));
+    for fh in [&one, &two] {
+        assert_eq!(
+            status_of(b.write_at(fh, Stateid::ANONYMOUS, 0, b"x", 2)),
+            status::NFS4ERR_DELAY
+        );
+    }
+    // The first recall is lost; the second goes on the other slot and arrives at once.
+    assert!(
+        wait_until(Duration::from_secs(5), || handler
+            .inner
+            .stats()
+            .recalls
+            .iter()
+            .any(|(s, _)| *s == d2)),
+        "the second recall came while the first was unanswered"
+    );
+    assert!(!handler.inner.stats().recalls.iter().any(|(s, _)| *s == d1));
+    let seq = handler.inner.stats().last_sequence.unwrap();
+    assert_eq!((seq.slotid, seq.highest_slotid), (1, 1), "on slot 1 of 2");
+    delegreturn(&a, &two, d2).unwrap();
+    b.write_at(&two, Stateid::ANONYMOUS, 0, b"x", 2).unwrap();
+}
+
+/// A client that never answers a recall holds up no other client's recall.
+#[test]
+fn a_silent_holder_does_not_delay_other_holders_recalls() {
+    let env = Env::start(BackendKind::Memory, on);
+    let (_, session) = env.server.session_with(ClientOptions {
+        callback_handler: Some(Arc::new(common::SilentCallbacks)),
+        ..Default::default()
+    });
+    let silent = Files::new(session);
+    let (a, cb) = client(&env);
+    let (b, _) = client(&env);
+    let root = b.root_fh().unwrap();
+    let setup = plain(&env);
+    setup.write_file(&root, b"s", b"1").unwrap();
+    setup.write_file(&root, b"a", b"2").unwrap();
+    let (s_fh, _) = open_read(&silent, b"s");
+    let (a_fh, opened) = open_read(&a, b"a");
+    let deleg = read_delegation(&opened);
+    assert_eq!(
+        status_of(b.write_at(&s_fh, Stateid::ANONYMOUS, 0, b"x", 2)),
+        status::NFS4ERR_DELAY
+    );
+    assert_eq!(
+        status_of(b.write_at(&a_fh, Stateid::ANONYMOUS, 0, b"x", 2)),
+        status::NFS4ERR_DELAY
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || cb
+            .stats()
+            .recalls
+            .iter()
+            .any(|(s, _)| *s == deleg)),
+        "A's recall came while the silent client's was unanswered"
+    );
+    delegreturn(&a, &a_fh, deleg).unwrap();
+    b.write_at(&a_fh, Stateid::ANONYMOUS, 0, b"x", 2).unwrap();
+}

@@ -1,55 +1,13 @@
-//! Back-channel calls from the server: CB_NULL and CB_COMPOUND with CB_SEQUENCE (and
-//! CB_RECALL, CB_GETATTR or CB_OFFLOAD), sent on a connection bound for the back channel and matched
-//! with the client's reply on the same TCP stream. Callers block (with a timeout) on
-//! their own thread, never a worker's, and take the session's turn first
-//! ([`CallbackTurns`]): back-channel slot 0 carries one call at a time.
+//! Back-channel calls from the server, on a connection bound for the back channel and
+//! matched with the client's reply on the same TCP stream by xid: the CB_COMPOUND
+//! encoding (CB_SEQUENCE on a back-channel slot, then one op: CB_RECALL, CB_GETATTR or
+//! CB_OFFLOAD) and the checks of its reply, which the callback dispatcher
+//! (`cb_dispatch.rs`) sends without blocking; and CB_NULL and a lone CB_SEQUENCE on
+//! slot 0, which block their caller (tests and tools; never a worker).
 
-use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
-
-/// How long a helper waits for the client to answer a CB_RECALL or CB_OFFLOAD.
-pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The turn at one session's back-channel slot 0 (see the module documentation).
-#[derive(Default)]
-pub struct Turn;
-
-impl CheckInvariants for Turn {}
-
-pub type CallbackTurn = RankedMutex<Turn, { rank::CALLBACK_TURN }>;
-
-/// The sessions' turns, kept while someone holds or waits for one.
-#[derive(Default)]
-pub struct TurnMap(rustc_hash::FxHashMap<SessionId, Arc<CallbackTurn>>);
-
-impl CheckInvariants for TurnMap {}
-
-/// Turns at back-channel slot 0, one per session: a call waits only for the call before
-/// it on the same session, so a client that does not answer holds up no other client.
-pub struct CallbackTurns(RankedMutex<TurnMap, { rank::CALLBACK_TURNS }>);
-
-impl Default for CallbackTurns {
-    fn default() -> Self {
-        CallbackTurns(RankedMutex::new(TurnMap::default()))
-    }
-}
-
-impl CallbackTurns {
-    /// The turn of session `sid` (lock it before calling on that session).
-    pub fn of(&self, sid: &SessionId) -> Arc<CallbackTurn> {
-        let mut m = self.0.lock();
-        // Sessions come and go: forget the turns nobody holds or waits for.
-        if m.0.len() > 64 {
-            m.0.retain(|_, t| Arc::strong_count(t) > 1);
-        }
-        m.0.entry(*sid)
-            .or_insert_with(|| Arc::new(CallbackTurn::new(Turn)))
-            .clone()
-    }
-}
-
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use ringnfs_proto::nfs4::ops::{
     CbGetattrArgs, CbGetattrAttrs, CbOffloadArgs, CbRecallArgs, CbSequenceArgs, CbSequenceResOk,
     Xdr,
@@ -58,20 +16,20 @@ use ringnfs_proto::rpc::{self, message::ReplyFailure};
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_state::SessionId;
 use ringnfs_state::StateManager;
-use ringnfs_state::callbacks::{BackChannel, CallbackError};
+use ringnfs_state::callbacks::{BackChannel, CallbackError, CallbackResult};
 
 use super::consts::{NFS4_CALLBACK_VERSION, NfsStatus, cb_op, status};
 
-const CB_NULL: u32 = 0;
-const CB_COMPOUND: u32 = 1;
+pub const CB_NULL: u32 = 0;
+pub const CB_COMPOUND: u32 = 1;
 
-fn send(
+/// Send one call on `bc`'s connection; its xid and where its reply will arrive.
+pub fn send_record(
     state: &StateManager,
     bc: &BackChannel,
     proc_: u32,
     args: &[u8],
-    timeout: Duration,
-) -> Result<Vec<u8>, CallbackError> {
+) -> Result<(u32, Receiver<CallbackResult>), CallbackError> {
     let meta = bc.meta.as_ref().ok_or(CallbackError::NoBackChannel)?;
     let (xid, rx) = state.callbacks.register(bc.conn);
     let mut record = Vec::with_capacity(64 + args.len());
@@ -88,6 +46,18 @@ fn send(
         state.callbacks.cancel(xid);
         return Err(CallbackError::Disconnected);
     }
+    Ok((xid, rx))
+}
+
+/// Send one call and wait for its reply (on the caller's thread).
+fn send(
+    state: &StateManager,
+    bc: &BackChannel,
+    proc_: u32,
+    args: &[u8],
+    timeout: Duration,
+) -> CallbackResult {
+    let (xid, rx) = send_record(state, bc, proc_, args)?;
     state.callbacks.wait(xid, &rx, timeout)
 }
 
@@ -98,58 +68,44 @@ pub fn cb_null(
     timeout: Duration,
 ) -> Result<Duration, CallbackError> {
     let bc = state
-        .back_channel(sid, false)
+        .back_channel(sid, None)
         .ok_or(CallbackError::NoBackChannel)?;
     let t = Instant::now();
     send(state, &bc, CB_NULL, &[], timeout)?;
     Ok(t.elapsed())
 }
 
-/// Send CB_COMPOUND { CB_SEQUENCE } on back-channel slot 0.
+/// Send CB_COMPOUND { CB_SEQUENCE } on back-channel slot 0 and wait for the answer (for
+/// tests: the dispatcher owns the slots while the server runs delegations or copies).
 pub fn cb_sequence(
     state: &StateManager,
     sid: &SessionId,
     timeout: Duration,
 ) -> Result<CbSequenceResOk, CallbackError> {
-    cb_compound(state, sid, 1, None, timeout)
+    let bc = state
+        .back_channel(sid, Some(0))
+        .ok_or(CallbackError::NoBackChannel)?;
+    let body = send(
+        state,
+        &bc,
+        CB_COMPOUND,
+        &compound_args(&bc, sid, 1, &[]),
+        timeout,
+    )?;
+    check_compound_reply(&body)
 }
 
-/// Send CB_COMPOUND { CB_SEQUENCE, CB_OFFLOAD } (a 4.2 callback: minor version 2) on
-/// back-channel slot 0: an asynchronous COPY ended.
-pub fn cb_offload(
-    state: &StateManager,
-    sid: &SessionId,
-    args: &CbOffloadArgs<'_>,
-    timeout: Duration,
-) -> Result<(), CallbackError> {
-    let mut op = Vec::with_capacity(128);
-    op.put_u32(cb_op::CB_OFFLOAD);
-    args.encode(&mut op);
-    cb_compound(state, sid, 2, Some(&op), timeout).map(drop)
-}
-
-/// Send CB_COMPOUND { CB_SEQUENCE, CB_RECALL } on back-channel slot 0: give a
-/// delegation back.
-pub fn cb_recall(
-    state: &StateManager,
-    sid: &SessionId,
-    args: &CbRecallArgs<'_>,
-    timeout: Duration,
-) -> Result<(), CallbackError> {
+/// CB_RECALL (RFC 8881 §20.2), encoded: give a delegation back.
+pub fn recall_op(args: &CbRecallArgs<'_>) -> Vec<u8> {
     let mut op = Vec::with_capacity(64);
     op.put_u32(cb_op::CB_RECALL);
     args.encode(&mut op);
-    cb_compound(state, sid, 1, Some(&op), timeout).map(drop)
+    op
 }
 
-/// Send CB_COMPOUND { CB_SEQUENCE, CB_GETATTR(size, change) } on back-channel slot 0:
-/// what the holder of a write delegation knows of the file.
-pub fn cb_getattr(
-    state: &StateManager,
-    sid: &SessionId,
-    fh: &[u8],
-    timeout: Duration,
-) -> Result<CbGetattrAttrs, CallbackError> {
+/// CB_GETATTR (RFC 8881 §20.1) of the size and change attribute of the file `fh`,
+/// encoded.
+pub fn getattr_op(fh: &[u8]) -> Vec<u8> {
     let mut op = Vec::with_capacity(64);
     op.put_u32(cb_op::CB_GETATTR);
     CbGetattrArgs {
@@ -157,9 +113,54 @@ pub fn cb_getattr(
         attr_request: CbGetattrAttrs::REQUEST.to_vec(),
     }
     .encode(&mut op);
+    op
+}
+
+/// CB_OFFLOAD (RFC 7862 §16.1, minor version 2), encoded: an asynchronous COPY ended.
+pub fn offload_op(args: &CbOffloadArgs<'_>) -> Vec<u8> {
+    let mut op = Vec::with_capacity(128);
+    op.put_u32(cb_op::CB_OFFLOAD);
+    args.encode(&mut op);
+    op
+}
+
+/// CB_COMPOUND4args of CB_SEQUENCE (on `bc`'s slot and sequence id) and `op` (none
+/// when empty), in the session's minor version, at least `min_minor`.
+pub fn compound_args(bc: &BackChannel, sid: &SessionId, min_minor: u32, op: &[u8]) -> Vec<u8> {
+    let mut args = Vec::with_capacity(64 + op.len());
+    args.put_opaque(b""); // tag
+    args.put_u32(bc.minor.max(min_minor));
+    args.put_u32(0); // callback_ident (unused from 4.1 on)
+    args.put_u32(1 + u32::from(!op.is_empty()));
+    args.put_u32(cb_op::CB_SEQUENCE);
+    CbSequenceArgs {
+        sessionid: *sid,
+        sequenceid: bc.seqid,
+        slotid: bc.slot,
+        highest_slotid: bc.slots.saturating_sub(1),
+        cachethis: false,
+        referring_calls: Vec::new(),
+    }
+    .encode(&mut args);
+    args.put_raw(op);
+    args
+}
+
+/// The CB_SEQUENCE result of a CB_COMPOUND4res whose ops all succeeded.
+pub fn check_compound_reply(body: &[u8]) -> Result<CbSequenceResOk, CallbackError> {
+    let seq = decode_cb_sequence_reply(body)?;
+    // CB_SEQUENCE succeeded; the COMPOUND's own status says whether the rest did.
+    let st = NfsStatus::from_code(XdrDecoder::new(body).u32().unwrap_or(0));
+    if st != status::NFS4_OK {
+        return Err(CallbackError::Status(st));
+    }
+    Ok(seq)
+}
+
+/// The attributes in the reply to CB_COMPOUND { CB_SEQUENCE, CB_GETATTR }.
+pub fn getattr_result(body: &[u8]) -> Result<CbGetattrAttrs, CallbackError> {
     let bad = |_| CallbackError::Rejected("undecodable CB_GETATTR result".into());
-    let body = cb_compound_body(state, sid, 1, Some(&op), timeout)?;
-    let mut d = XdrDecoder::new(&body);
+    let mut d = XdrDecoder::new(body);
     // CB_COMPOUND4res: status, tag, count; the CB_SEQUENCE result; then CB_GETATTR's.
     d.u32().map_err(bad)?;
     d.opaque(1024).map_err(bad)?;
@@ -175,59 +176,6 @@ pub fn cb_getattr(
         return Err(CallbackError::Status(st));
     }
     CbGetattrAttrs::decode(&mut d).map_err(bad)
-}
-
-/// CB_COMPOUND of CB_SEQUENCE and, if given, one more op (its number and arguments,
-/// encoded), in the session's minor version (at least `min_minor`, which the op needs);
-/// the CB_SEQUENCE result, once every op succeeded.
-fn cb_compound(
-    state: &StateManager,
-    sid: &SessionId,
-    min_minor: u32,
-    op: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<CbSequenceResOk, CallbackError> {
-    decode_cb_sequence_reply(&cb_compound_body(state, sid, min_minor, op, timeout)?)
-}
-
-/// [`cb_compound`]'s reply body (CB_COMPOUND4res), once CB_SEQUENCE and every op
-/// succeeded.
-fn cb_compound_body(
-    state: &StateManager,
-    sid: &SessionId,
-    min_minor: u32,
-    op: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<Vec<u8>, CallbackError> {
-    let bc = state
-        .back_channel(sid, true)
-        .ok_or(CallbackError::NoBackChannel)?;
-    let mut args = Vec::with_capacity(64);
-    args.put_opaque(b""); // tag
-    args.put_u32(bc.minor.max(min_minor));
-    args.put_u32(0); // callback_ident (unused from 4.1 on)
-    args.put_u32(1 + u32::from(op.is_some()));
-    args.put_u32(cb_op::CB_SEQUENCE);
-    CbSequenceArgs {
-        sessionid: *sid,
-        sequenceid: bc.seqid,
-        slotid: 0,
-        highest_slotid: 0,
-        cachethis: false,
-        referring_calls: Vec::new(),
-    }
-    .encode(&mut args);
-    if let Some(op) = op {
-        args.put_raw(op);
-    }
-    let body = send(state, &bc, CB_COMPOUND, &args, timeout)?;
-    decode_cb_sequence_reply(&body)?;
-    // CB_SEQUENCE succeeded; the COMPOUND's own status says whether the rest did.
-    let st = NfsStatus::from_code(XdrDecoder::new(&body).u32().unwrap_or(0));
-    if st != status::NFS4_OK {
-        return Err(CallbackError::Status(st));
-    }
-    Ok(body)
 }
 
 fn decode_cb_sequence_reply(body: &[u8]) -> Result<CbSequenceResOk, CallbackError> {

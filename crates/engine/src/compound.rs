@@ -162,11 +162,11 @@ impl CompoundCtx<'_> {
 
 impl Nfs4Engine {
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
-        // Back-channel slot 0 carries one call at a time: one turn per session, shared by
-        // all senders.
-        let turns = Arc::new(crate::callback::CallbackTurns::default());
-        let offloads = crate::offload::Offloads::new(state.clone(), export.clone(), turns.clone());
-        let recalls = crate::recall::Recalls::new(state.clone(), turns);
+        // One dispatcher sends every callback, on the slots each client granted.
+        let callbacks = crate::cb_dispatch::Callbacks::new(state.clone());
+        let offloads =
+            crate::offload::Offloads::new(state.clone(), export.clone(), callbacks.clone());
+        let recalls = crate::recall::Recalls::new(callbacks);
         Self {
             state,
             export,

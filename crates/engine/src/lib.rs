@@ -4,6 +4,7 @@
 
 pub mod attrs;
 pub mod callback;
+pub mod cb_dispatch;
 pub mod compound;
 pub mod ctx;
 pub use ringnfs_proto::nfs4::consts;

@@ -9,9 +9,8 @@
 //! outcomes of ended copies are kept for OFFLOAD_STATUS, the oldest dropped past
 //! [`KEPT`].
 //!
-//! Lock order (ranked, `ringnfs_state::locks::rank`): a session's callback turn
-//! (`CALLBACK_TURN`, shared with delegation recalls) comes before everything CB_OFFLOAD
-//! takes; the table (`OFFLOAD_TABLE`) is a leaf.
+//! CB_OFFLOAD goes through the callback dispatcher (`cb_dispatch.rs`). Lock order
+//! (ranked, `ringnfs_state::locks::rank`): the table (`OFFLOAD_TABLE`) is a leaf.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +22,7 @@ use ringnfs_proto::stateid::Stateid;
 use ringnfs_state::locks::{CheckInvariants, RankedMutex, rank};
 use ringnfs_state::{SessionId, StateManager};
 
-use crate::callback::CallbackTurns;
+use crate::cb_dispatch::{Callbacks, Target};
 use crate::consts::{NfsStatus, status};
 use crate::export::Export;
 
@@ -91,7 +90,7 @@ type TableLock = RankedMutex<Table, { rank::OFFLOAD_TABLE }>;
 pub struct Offloads {
     state: Arc<StateManager>,
     export: Arc<Export>,
-    turns: Arc<CallbackTurns>,
+    callbacks: Callbacks,
     table: Arc<TableLock>,
     jobs: OnceLock<crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)>>,
     next: AtomicU64,
@@ -101,11 +100,11 @@ pub struct Offloads {
 
 impl Offloads {
     /// No copies yet; the helpers start with the first.
-    pub fn new(state: Arc<StateManager>, export: Arc<Export>, turns: Arc<CallbackTurns>) -> Self {
+    pub fn new(state: Arc<StateManager>, export: Arc<Export>, callbacks: Callbacks) -> Self {
         Offloads {
             state,
             export,
-            turns,
+            callbacks,
             table: Arc::new(RankedMutex::new(Table::default())),
             jobs: OnceLock::new(),
             next: AtomicU64::new(1),
@@ -193,7 +192,7 @@ impl Offloads {
 
     fn spawn(&self) -> crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)> {
         let (tx, rx) = crossbeam_channel::unbounded::<(CopyJob, Stateid, Arc<Progress>)>();
-        let callbacks = self.turns.clone();
+        let callbacks = self.callbacks.clone();
         for i in 0..THREADS {
             let (rx, state, export) = (rx.clone(), self.state.clone(), self.export.clone());
             let (table, callbacks) = (self.table.clone(), callbacks.clone());
@@ -214,9 +213,7 @@ impl Offloads {
                             status = ?st,
                             "asynchronous COPY ended"
                         );
-                        let turn = callbacks.of(&job.session);
-                        let _one = turn.lock();
-                        notify(&state, &job, &sid, &progress);
+                        notify(&callbacks, &job, &sid, &progress);
                     }
                 });
             if let Err(e) = spawned {
@@ -284,7 +281,7 @@ fn run(state: &StateManager, export: &Export, job: &CopyJob, p: &Progress) -> Op
 }
 
 /// CB_OFFLOAD for an ended copy on the session that started it.
-fn notify(state: &StateManager, job: &CopyJob, sid: &Stateid, p: &Progress) {
+fn notify(callbacks: &Callbacks, job: &CopyJob, sid: &Stateid, p: &Progress) {
     let copied = p.copied.load(Ordering::Relaxed);
     let st = p.ended.get().copied().unwrap_or(status::NFS4ERR_IO);
     let result = if st == status::NFS4_OK {
@@ -302,14 +299,15 @@ fn notify(state: &StateManager, job: &CopyJob, sid: &Stateid, p: &Progress) {
         stateid: *sid,
         result,
     };
-    match crate::callback::cb_offload(
-        state,
-        &job.session,
-        &args,
-        crate::callback::CALLBACK_TIMEOUT,
-    ) {
-        Ok(()) => tracing::debug!(client = job.clientid, "CB_OFFLOAD delivered"),
-        // The outcome stays for OFFLOAD_STATUS.
-        Err(e) => tracing::info!(client = job.clientid, "CB_OFFLOAD not delivered: {e}"),
-    }
+    let client = job.clientid;
+    callbacks.call(
+        Target::Session(job.session),
+        2,
+        crate::callback::offload_op(&args),
+        Box::new(move |_, r| match r {
+            Ok(_) => tracing::debug!(client, "CB_OFFLOAD delivered"),
+            // The outcome stays for OFFLOAD_STATUS.
+            Err(e) => tracing::info!(client, "CB_OFFLOAD not delivered: {e}"),
+        }),
+    );
 }

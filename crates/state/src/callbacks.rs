@@ -17,8 +17,11 @@ pub struct BackChannel {
     pub conn: ConnId,
     pub program: u32,
     pub cred: Credential,
-    /// Sequence id to use on back-channel slot 0.
+    /// The back-channel slot taken for this call (when one was) and its sequence id.
+    pub slot: u32,
     pub seqid: u32,
+    /// Slots the server may use on this session's back channel.
+    pub slots: u32,
     /// Minor version of the session's CB_COMPOUNDs.
     pub minor: u32,
     pub meta: Option<ConnMeta>,

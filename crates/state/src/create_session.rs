@@ -169,7 +169,12 @@ impl StateManager {
                 cb_program: args.cb_program,
                 cb_cred: cb_cred.clone(),
                 slots: SlotTable::new(fore.maxrequests),
-                cb_seqid: 0,
+                cb_seqids: vec![
+                    0;
+                    back.maxrequests
+                        .clamp(1, crate::session::MAX_BACK_SLOTS_USED)
+                        as usize
+                ],
                 minor: 1,
                 created_at_ms: unix_ms(),
             };

@@ -11,10 +11,8 @@
 //! (SEQUENCE, and storing the reply) and a file's state shard for each op on open or
 //! locked files, never the client table; leases and RECLAIM_COMPLETE are atomics shared by
 //! a client and its sessions. A binding and its registry entry change together, under the
-//! session shard's lock. Users of these ranks outside the crate: the engine's
-//! asynchronous-copy helpers and delegation recalls take a session's callback turn (after
-//! the map of turns) before all of these, the copy table comes after all of them
-//! (`locks::rank::CALLBACK_TURNS`, `CALLBACK_TURN`, `OFFLOAD_TABLE`).
+//! session shard's lock. A user of these ranks outside the crate: the engine's table of
+//! asynchronous copies comes after all of them (`locks::rank::OFFLOAD_TABLE`).
 //!
 //! Every one of these is a [`locks::RankedMutex`] with its rank in [`locks::rank`]: debug
 //! builds assert this order on each lock, and check a table's invariants whenever a lock
@@ -648,9 +646,6 @@ impl StateManager {
         self.shard_of(sid)?.lock().direction_of(sid, conn)
     }
 
-    /// The connection that carries callbacks for `sid`, with what a callback needs.
-    /// `use_slot`: the call will use back-channel slot 0 (CB_SEQUENCE), so take its next
-    /// sequence id.
     /// Record the minor version of the COMPOUND that created session `sid` (its
     /// callbacks use it).
     pub fn set_session_minor(&self, sid: &SessionId, minor: u32) {
@@ -661,19 +656,35 @@ impl StateManager {
         }
     }
 
-    pub fn back_channel(&self, sid: &SessionId, use_slot: bool) -> Option<callbacks::BackChannel> {
+    /// The connection that carries callbacks for `sid`, with what a callback needs.
+    /// `slot`: the call will use this back-channel slot (CB_SEQUENCE), so take its next
+    /// sequence id (None: no slot, e.g. CB_NULL, or only asking whether there is a back
+    /// channel). A slot beyond those the session has is none.
+    pub fn back_channel(
+        &self,
+        sid: &SessionId,
+        slot: Option<u32>,
+    ) -> Option<callbacks::BackChannel> {
         let shard = self.shard_of(sid)?;
         let mut guard = shard.lock();
         let conn = guard.back_conn(sid)?;
         let session = guard.session_mut(sid)?;
-        if use_slot {
-            session.cb_seqid = session.cb_seqid.wrapping_add(1);
-        }
+        let slots = session.cb_seqids.len() as u32;
+        let seqid = match slot {
+            Some(s) => {
+                let seqid = session.cb_seqids.get_mut(s as usize)?;
+                *seqid = seqid.wrapping_add(1);
+                *seqid
+            }
+            None => 0,
+        };
         let bc = callbacks::BackChannel {
             conn,
             program: session.cb_program,
             cred: session.cb_cred.clone(),
-            seqid: session.cb_seqid,
+            slot: slot.unwrap_or(0),
+            seqid,
+            slots,
             minor: session.minor,
             meta: None,
         };

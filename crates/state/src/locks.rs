@@ -20,12 +20,6 @@ use parking_lot::{Mutex, MutexGuard};
 /// Lock ranks, in the order locks must be taken. Two locks of the same rank are never
 /// held together.
 pub mod rank {
-    /// The engine's map of back-channel turns (`engine/src/callback.rs`), held only to
-    /// find a session's turn.
-    pub const CALLBACK_TURNS: u8 = 3;
-    /// A session's turn at back-channel slot 0 (`engine/src/callback.rs`): held while a
-    /// CB_OFFLOAD or CB_RECALL goes out on it, which reads sessions and connections.
-    pub const CALLBACK_TURN: u8 = 5;
     /// The client table (`StateManager::clients`).
     pub const CLIENT_TABLE: u8 = 10;
     /// One session shard. A file-state shard has the same rank: the two are never held

@@ -12,6 +12,9 @@ use super::slots::SlotTable;
 
 pub use ringnfs_proto::nfs4::types::ChannelAttrs;
 
+/// Back-channel slots the server uses at most per session, whatever the client grants.
+pub const MAX_BACK_SLOTS_USED: u32 = 16;
+
 #[derive(Debug)]
 pub struct Session {
     pub id: SessionId,
@@ -27,8 +30,9 @@ pub struct Session {
     /// Credential to use on callbacks (from csa_sec_parms).
     pub cb_cred: Credential,
     pub slots: SlotTable,
-    /// Sequence id of the back-channel slot 0.
-    pub cb_seqid: u32,
+    /// Sequence id of each back-channel slot the server uses: as many as the client
+    /// granted (ca_maxrequests of the back channel), at most [`MAX_BACK_SLOTS_USED`].
+    pub cb_seqids: Vec<u32>,
     /// The minor version of the COMPOUND that created the session: its callbacks use
     /// it (Linux finds the session a CB_SEQUENCE names only among clients of the CB
     /// COMPOUND's minor version, and answers NFS4ERR_BADSESSION otherwise).

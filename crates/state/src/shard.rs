@@ -321,7 +321,7 @@ mod tests {
             cb_program: 0,
             cb_cred: Credential::None,
             slots: SlotTable::new(4),
-            cb_seqid: 0,
+            cb_seqids: vec![0],
             minor: 1,
             created_at_ms: 0,
         }));

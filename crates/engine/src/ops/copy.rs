@@ -101,7 +101,7 @@ pub fn copy(ctx: &mut CompoundCtx<'_>, a: CopyArgs<'_>, out: &mut Vec<u8>) -> Op
     }
     let session = ctx.session.ok_or(status::NFS4ERR_OP_NOT_IN_SESSION)?;
     let verifier = ctx.state.write_verifier;
-    let can_call_back = ctx.state.back_channel(&session.sessionid, false).is_some();
+    let can_call_back = ctx.state.back_channel(&session.sessionid, None).is_some();
     if !a.synchronous && len > SYNC_MAX && can_call_back {
         let sid = ctx.offloads.start(CopyJob {
             clientid: session.clientid,

@@ -311,7 +311,7 @@ fn grant(
         return None;
     }
     let session = ctx.session?;
-    ctx.state.back_channel(&session.sessionid, false)?;
+    ctx.state.back_channel(&session.sessionid, None)?;
     let (stateid, write) =
         ctx.state
             .files
