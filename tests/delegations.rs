@@ -700,3 +700,69 @@ fn a_silent_holder_does_not_delay_other_holders_recalls() {
     delegreturn(&a, &a_fh, deleg).unwrap();
     b.write_at(&a_fh, Stateid::ANONYMOUS, 0, b"x", 2).unwrap();
 }
+
+/// WANT_DELEGATION (RFC 8881 §18.49): a delegation without an OPEN, by the same rules;
+/// the reason when none is granted; the claims it does not take.
+#[test]
+fn want_delegation_grants_or_says_why_not() {
+    use ringnfs::client::ops::wire::{DelegClaim, WantDelegationArgs};
+    let env = Env::start(BackendKind::Memory, on);
+    let (a, _) = client(&env);
+    let root = a.root_fh().unwrap();
+    let setup = plain(&env);
+    for name in [&b"r"[..], b"w", b"busy"] {
+        setup.write_file(&root, name, b"x").unwrap();
+    }
+    let want = |fh: &[u8], want: u32, claim: DelegClaim| {
+        a.call(&[
+            Op::PutFh(fh.to_vec()),
+            Op::WantDelegation(WantDelegationArgs { want, claim }),
+        ])
+        .and_then(|r| r.want_delegation())
+    };
+    let fh = |n: &[u8]| a.lookup(&root, n).unwrap();
+    assert!(matches!(
+        want(&fh(b"r"), 0x0100, DelegClaim::Fh).unwrap(),
+        Delegation::Read { .. }
+    ));
+    assert!(matches!(
+        want(&fh(b"w"), 0x0200, DelegClaim::Fh).unwrap(),
+        Delegation::Write { .. }
+    ));
+    // Another client has it open for reading: no write delegation, for contention.
+    let _reader = setup.open(&root, b"busy", share::ACCESS_READ, 0).unwrap();
+    assert_eq!(
+        want(&fh(b"busy"), 0x0200, DelegClaim::Fh).unwrap(),
+        Delegation::NoneExt {
+            why: 1,
+            flag: Some(false)
+        }
+    );
+    assert_eq!(
+        want(&fh(b"busy"), 0x0400, DelegClaim::Fh).unwrap(),
+        Delegation::NoneExt { why: 0, flag: None },
+        "WND4_NOT_WANTED"
+    );
+    let err = |r: Result<Delegation, ClientError>| r.unwrap_err().nfs_status();
+    assert_eq!(
+        err(want(&fh(b"r"), 0x0101, DelegClaim::Fh)),
+        Some(status::NFS4ERR_INVAL),
+        "access bits"
+    );
+    assert_eq!(
+        err(want(&root, 0x0100, DelegClaim::Fh)),
+        Some(status::NFS4ERR_ISDIR)
+    );
+    assert_eq!(
+        err(want(&fh(b"r"), 0x0100, DelegClaim::DelegPrevFh)),
+        Some(status::NFS4ERR_NOTSUPP)
+    );
+    assert_eq!(
+        err(want(&fh(b"r"), 0x0100, DelegClaim::Previous(1))),
+        Some(status::NFS4ERR_NO_GRACE)
+    );
+    assert_eq!(
+        err(want(&fh(b"r"), 0x0100, DelegClaim::Other(9))),
+        Some(status::NFS4ERR_INVAL)
+    );
+}

@@ -177,6 +177,11 @@ impl CompoundReply {
     pub fn open(&self) -> Result<OpenRes, ClientError> {
         OpenRes::decode(self.ok_body(op::OPEN)?)
     }
+    /// WANT_DELEGATION's open_delegation4.
+    pub fn want_delegation(&self) -> Result<Delegation, ClientError> {
+        let d = wire::OpenDelegation::from_bytes(self.ok_body(op::WANT_DELEGATION)?)?;
+        Ok(Delegation::from_wire(d))
+    }
     pub fn read(&self) -> Result<ReadRes, ClientError> {
         let r = wire::ReadResOk::from_bytes(self.ok_body(op::READ)?)?;
         Ok(ReadRes {

@@ -193,6 +193,7 @@ ops! { out;
         wire::FreeStateidArgs { stateid: *stateid }.encode(out);
     DelegReturn(stateid: Stateid) = op::DELEGRETURN =>
         wire::DelegReturnArgs { stateid: *stateid }.encode(out);
+    WantDelegation(a: wire::WantDelegationArgs) = op::WANT_DELEGATION => a.encode(out);
     Verify(attrs: Fattr) = op::VERIFY =>
         wire::VerifyArgs { attrs: attrs.wire(&mut Vec::new()) }.encode(out);
     Write { stateid: Stateid, offset: u64, stable: u32, data: Vec<u8> } = op::WRITE =>

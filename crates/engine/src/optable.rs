@@ -24,6 +24,9 @@ const ATTR_BITMAP: u32 = 4 + 4 * crate::attrs::WORDS as u32;
 const CHANNEL_ATTRS: u32 = 6 * 4 + 4 + 4;
 /// change_info4.
 const CINFO: u32 = wire::ChangeInfo::LEN as u32;
+/// open_delegation4 at its largest: a write delegation (type, stateid, recall,
+/// nfs_space_limit4, an nfsace4 with an empty who).
+const OPEN_DELEGATION: u32 = 4 + STATEID + 4 + 12 + 16;
 
 /// One row:
 ///
@@ -236,10 +239,14 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     // ---- opens (ops/open.rs, proto nfs4/ops/open.rs) ----
     t[op::OPEN as usize] = row! {
         "OPEN", open::open, NEEDS_FH | MODIFIES | SETS_STATEID, wire::OpenArgs<'a>,
-        // stateid, cinfo, rflags, attrset, open_delegation4 (NONE_EXT with a reason
-        // and a bool at most).
-        rsize: |_, _| RESULT_HEADER + STATEID + CINFO + 4 + ATTR_BITMAP + 12,
+        // stateid, cinfo, rflags, attrset, open_delegation4.
+        rsize: |_, _| RESULT_HEADER + STATEID + CINFO + 4 + ATTR_BITMAP + OPEN_DELEGATION,
         ok: Stateid,
+    };
+    t[op::WANT_DELEGATION as usize] = row! {
+        "WANT_DELEGATION", open::want_delegation, NEEDS_FH | MODIFIES,
+        wire::WantDelegationArgs,
+        rsize: |_, _| RESULT_HEADER + OPEN_DELEGATION,
     };
     t[op::OPEN_DOWNGRADE as usize] = row! {
         "OPEN_DOWNGRADE", open::open_downgrade,
@@ -344,7 +351,6 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::LAYOUTGET as usize] = todo("LAYOUTGET");
     t[op::LAYOUTRETURN as usize] = todo("LAYOUTRETURN");
     t[op::SET_SSV as usize] = todo("SET_SSV");
-    t[op::WANT_DELEGATION as usize] = todo("WANT_DELEGATION");
     // ---- sparse files and space (ops/space.rs, proto nfs4/ops/space.rs) ----
     t[op::ALLOCATE as usize] = row! {
         "ALLOCATE", space::allocate, NEEDS_FH | MODIFIES | USES_STATEID | V42, wire::SpaceArgs,

@@ -8,8 +8,8 @@ use crate::consts::{NfsStatus, status};
 use crate::ctx::{CompoundCtx, OpResult, resolved};
 use ringnfs_fs::{Attrs, FileType, FsError, ObjHandle, SetAttrs, SetTime, Timespec, check_name};
 use ringnfs_proto::nfs4::ops::{
-    CloseArgs, CloseResOk, CreateHow, NfsAce, OpenArgs, OpenClaim, OpenDelegation,
-    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, SpaceLimit, Xdr,
+    CloseArgs, CloseResOk, CreateHow, DelegClaim, NfsAce, OpenArgs, OpenClaim, OpenDelegation,
+    OpenDowngradeArgs, OpenDowngradeResOk, OpenHow, OpenResOk, SpaceLimit, WantDelegationArgs, Xdr,
     open_delegation_type4, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
@@ -241,13 +241,7 @@ pub fn open(
     ctx.yield_delegations(&obj, share_access & SHARE_ACCESS_WRITE != 0)?;
     let sid = ctx.state.files.open(owner, obj, share_access, share_deny)?;
     let delegation = grant(ctx, &a.claim, obj, client, share_access, share_deny, wish);
-    if let Some(OpenDelegation::Write { stateid, .. }) = &delegation {
-        // What the holder's CB_GETATTR answers will be compared with.
-        let now = fs.getattr(&obj)?;
-        ctx.state
-            .files
-            .set_write_baseline(stateid, now.change, now.size);
-    }
+    note_write_baseline(ctx, &obj, delegation.as_ref())?;
     let others_access = if wish.is_stated() {
         ctx.state.files.others_access(&obj, client)
     } else {
@@ -307,7 +301,23 @@ fn grant(
         OpenClaim::Previous(open_delegation_type4::WRITE) => (true, true),
         _ => return None,
     };
-    if !ctx.state.settings.delegations() || !wished {
+    if !wished {
+        return None;
+    }
+    issue(ctx, obj, client, write)
+}
+
+/// A delegation of `obj` for `client` (a write delegation if `write`), when delegations
+/// are on, the client's session has a back channel to recall it on, and the state allows
+/// one (`FileStateTable::delegate`: bounds, the client's callback path, the file's opens
+/// and other delegations). A client that holds one of the file gets it again.
+fn issue(
+    ctx: &CompoundCtx<'_>,
+    obj: ObjHandle,
+    client: u64,
+    write: bool,
+) -> Option<OpenDelegation<'static>> {
+    if !ctx.state.settings.delegations() {
         return None;
     }
     let session = ctx.session?;
@@ -340,6 +350,70 @@ fn grant(
             permissions,
         }
     })
+}
+
+/// For a write delegation just granted: the file's change attribute and size now, what
+/// the holder's CB_GETATTR answers will be compared with.
+fn note_write_baseline(
+    ctx: &CompoundCtx<'_>,
+    obj: &ObjHandle,
+    delegation: Option<&OpenDelegation<'_>>,
+) -> OpResult {
+    if let Some(OpenDelegation::Write { stateid, .. }) = delegation {
+        let now = ctx.export.backend.getattr(obj)?;
+        ctx.state
+            .files
+            .set_write_baseline(stateid, now.change, now.size);
+    }
+    Ok(())
+}
+
+/// WANT_DELEGATION (RFC 8881 §18.49): a delegation of the current file without an
+/// OPEN. CLAIM_FH asks for a new one (a read delegation for a wish of READ, ANY or no
+/// preference, a write delegation for WRITE; the same rules as OPEN's, and nobody's
+/// delegation is recalled to make room), CLAIM_PREVIOUS reclaims one during the grace
+/// period; CLAIM_DELEG_PREV_FH is not supported (as CLAIM_DELEGATE_PREV). None granted:
+/// OPEN_DELEGATE_NONE_EXT with the reason.
+pub fn want_delegation(
+    ctx: &mut CompoundCtx<'_>,
+    a: WantDelegationArgs,
+    out: &mut Vec<u8>,
+) -> OpResult {
+    let (access, wish) = split_share_access(a.want)?;
+    if access != 0 {
+        return Err(status::NFS4ERR_INVAL);
+    }
+    let client = ctx.client()?;
+    let cur = ctx.cur()?;
+    let attrs = ctx.export.backend.getattr(&cur.obj)?;
+    check_open_type(&attrs)?;
+    let delegation = match a.claim {
+        DelegClaim::Fh => {
+            ctx.may_take_new_locks()?;
+            match wish.wanted_type() {
+                Some(write) => issue(ctx, cur.obj, client, write),
+                None => None,
+            }
+        }
+        DelegClaim::Previous(t) => {
+            ctx.state.check_reclaim(client)?;
+            match t {
+                open_delegation_type4::READ => issue(ctx, cur.obj, client, false),
+                open_delegation_type4::WRITE => issue(ctx, cur.obj, client, true),
+                _ => return Err(status::NFS4ERR_INVAL),
+            }
+        }
+        DelegClaim::DelegPrevFh => return Err(status::NFS4ERR_NOTSUPP),
+        DelegClaim::Other(_) => return Err(status::NFS4ERR_INVAL),
+    };
+    note_write_baseline(ctx, &cur.obj, delegation.as_ref())?;
+    let others = ctx.state.files.others_access(&cur.obj, client);
+    // A wish always has a reason when nothing is granted (no preference is a wish too).
+    let wish = if wish.is_stated() { wish } else { Want::any() };
+    delegation
+        .unwrap_or_else(|| no_delegation(wish, others))
+        .encode(out);
+    Ok(())
 }
 
 pub fn open_downgrade(

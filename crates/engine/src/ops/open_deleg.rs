@@ -46,6 +46,21 @@ impl Want {
         !self.is_stated() || matches!(self.0 & want::TYPE_MASK, want::READ_DELEG | want::ANY_DELEG)
     }
 
+    /// The wish for any delegation (what WANT_DELEGATION with no preference means).
+    pub fn any() -> Self {
+        Want(want::ANY_DELEG)
+    }
+
+    /// The delegation a WANT_DELEGATION wish asks for: a write one (true) for WRITE, a
+    /// read one for READ, ANY or no preference; none for NO_DELEG and CANCEL.
+    pub fn wanted_type(self) -> Option<bool> {
+        match self.0 & want::TYPE_MASK {
+            want::WRITE_DELEG => Some(true),
+            want::NO_DELEG | want::CANCEL => None,
+            _ => Some(false),
+        }
+    }
+
     /// No wish stated, or one a write delegation answers (WRITE or ANY).
     pub fn allows_write_delegation(self) -> bool {
         !self.is_stated()

@@ -557,6 +557,53 @@ impl<'a> Xdr<'a> for OpenResOk<'a> {
 
 // ---- OPEN_DOWNGRADE, CLOSE --------------------------------------------------------------
 
+/// deleg_claim4 (RFC 8881 §18.49.1): which delegation WANT_DELEGATION asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelegClaim {
+    /// CLAIM_FH: a new delegation of the current file.
+    Fh,
+    /// CLAIM_DELEG_PREV_FH: one held by the client's previous instance.
+    DelegPrevFh,
+    /// CLAIM_PREVIOUS: one held before the server restarted (its open_delegation_type4).
+    Previous(u32),
+    /// Any other open_claim_type4 (NFS4ERR_INVAL).
+    Other(u32),
+}
+
+/// WANT_DELEGATION4args (RFC 8881 §18.49): `want` holds OPEN4_SHARE_ACCESS_WANT_* bits
+/// only. The result is an open_delegation4 ([`OpenDelegation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantDelegationArgs {
+    pub want: u32,
+    pub claim: DelegClaim,
+}
+
+impl Xdr<'_> for WantDelegationArgs {
+    fn decode(d: &mut XdrDecoder<'_>) -> Result<Self, XdrError> {
+        let want = d.u32()?;
+        let claim = match d.u32()? {
+            open_claim_type4::FH => DelegClaim::Fh,
+            open_claim_type4::DELEG_PREV_FH => DelegClaim::DelegPrevFh,
+            open_claim_type4::PREVIOUS => DelegClaim::Previous(d.u32()?),
+            other => DelegClaim::Other(other),
+        };
+        Ok(WantDelegationArgs { want, claim })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.want);
+        match self.claim {
+            DelegClaim::Fh => out.put_u32(open_claim_type4::FH),
+            DelegClaim::DelegPrevFh => out.put_u32(open_claim_type4::DELEG_PREV_FH),
+            DelegClaim::Previous(t) => {
+                out.put_u32(open_claim_type4::PREVIOUS);
+                out.put_u32(t);
+            }
+            DelegClaim::Other(c) => out.put_u32(c),
+        }
+    }
+}
+
 /// OPEN_DOWNGRADE4args. `share_access` as sent (WANT bits included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenDowngradeArgs {
