@@ -766,3 +766,54 @@ fn want_delegation_grants_or_says_why_not() {
         Some(status::NFS4ERR_INVAL)
     );
 }
+
+/// Callback security (RFC 8881 §18.36.4): a session whose csa_sec_parms name only a
+/// flavor the server cannot call back with (RPCSEC_GSS here) has no callback path: its
+/// SEQUENCEs say SEQ4_STATUS_CB_PATH_DOWN_SESSION and it gets no delegation; one that
+/// offers AUTH_SYS beside it is called back with AUTH_SYS.
+#[test]
+fn callbacks_use_the_security_the_session_offered() {
+    use ringnfs::client::CallbackSec;
+    let env = Env::start(BackendKind::Memory, on);
+    let root = plain(&env).root_fh().unwrap();
+    plain(&env).write_file(&root, b"f", b"x").unwrap();
+    let gss = CallbackSec::Gss {
+        service: 1,
+        server_handle: vec![1; 8],
+        client_handle: vec![2; 8],
+    };
+    let (_, session) = env.server.session_with(ClientOptions {
+        cb_sec: Some(vec![gss.clone()]),
+        ..Default::default()
+    });
+    let f = Files::new(session);
+    assert_ne!(seq_flags(&f) & seq4_status::CB_PATH_DOWN_SESSION, 0);
+    assert_eq!(open_read(&f, b"f").1.delegation, Delegation::None);
+    // GSS first, AUTH_SYS too: callbacks come as AUTH_SYS.
+    let sys = files_common::sys(4242, 4242);
+    let ringnfs::rpc::Credential::Sys(parms) = sys.clone() else {
+        unreachable!()
+    };
+    let (ids, session) = env.server.session_with(ClientOptions {
+        cred: sys,
+        cb_sec: Some(vec![gss, CallbackSec::Sys(parms)]),
+        ..Default::default()
+    });
+    let cb = ids.callbacks.unwrap();
+    let f = Files::new(session);
+    assert_eq!(seq_flags(&f) & seq4_status::CB_PATH_DOWN_SESSION, 0);
+    let (fh, opened) = open_read(&f, b"f");
+    let deleg = read_delegation(&opened);
+    let (b, _) = client(&env);
+    assert_eq!(
+        status_of(b.write_at(&fh, Stateid::ANONYMOUS, 0, b"y", 2)),
+        status::NFS4ERR_DELAY
+    );
+    assert!(recalled(&cb, deleg));
+    assert!(
+        matches!(cb.stats().last_cred, Some(ringnfs::rpc::Credential::Sys(ref s)) if s.uid == 4242),
+        "{:?}",
+        cb.stats().last_cred
+    );
+    delegreturn(&f, &fh, deleg).unwrap();
+}

@@ -86,6 +86,8 @@ pub struct CallbackStats {
     pub recalls: Vec<(ringnfs_proto::stateid::Stateid, Vec<u8>)>,
     /// CB_GETATTRs received, in order: the filehandles.
     pub getattrs: Vec<Vec<u8>>,
+    /// The credential of the last CB_COMPOUND.
+    pub last_cred: Option<ringnfs_proto::rpc::Credential>,
 }
 
 /// One CB_OFFLOAD: an asynchronous COPY to `fh` ended with this outcome.
@@ -281,13 +283,16 @@ impl CallbackHandler for DefaultCallbackHandler {
                 self.stats.lock().null_calls += 1;
                 CallbackReply::Success(Vec::new())
             }
-            PROC_COMPOUND => match self.compound(call.args) {
-                Ok(res) => CallbackReply::Success(res),
-                Err(_) => {
-                    self.stats.lock().rejected += 1;
-                    CallbackReply::Failed(AcceptStat::GarbageArgs)
+            PROC_COMPOUND => {
+                self.stats.lock().last_cred = call.cred.clone().ok();
+                match self.compound(call.args) {
+                    Ok(res) => CallbackReply::Success(res),
+                    Err(_) => {
+                        self.stats.lock().rejected += 1;
+                        CallbackReply::Failed(AcceptStat::GarbageArgs)
+                    }
                 }
-            },
+            }
             _ => {
                 self.stats.lock().rejected += 1;
                 CallbackReply::Failed(AcceptStat::ProcUnavail)

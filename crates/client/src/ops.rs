@@ -58,6 +58,13 @@ pub use ringnfs_proto::nfs4::types::ChannelAttrs;
 pub enum CallbackSec {
     None,
     Sys(AuthSys),
+    /// RPCSEC_GSS with these gss_cb_handles4 (the client library has no GSS: for tests
+    /// of what a server does with a flavor it cannot call back with).
+    Gss {
+        service: u32,
+        server_handle: Vec<u8>,
+        client_handle: Vec<u8>,
+    },
 }
 
 impl CallbackSec {
@@ -616,6 +623,15 @@ impl CreateSessionArgs {
                 .map(|p| match p {
                     CallbackSec::None => wire::CallbackSecParms::None,
                     CallbackSec::Sys(s) => wire::CallbackSecParms::Sys(s.clone()),
+                    CallbackSec::Gss {
+                        service,
+                        server_handle,
+                        client_handle,
+                    } => wire::CallbackSecParms::Gss {
+                        service: *service,
+                        server_handle,
+                        client_handle,
+                    },
                 })
                 .collect(),
         }

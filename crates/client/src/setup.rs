@@ -49,6 +49,8 @@ pub struct ClientOptions {
     /// before its first OPEN or LOCK that reclaims nothing (RFC 8881 §18.51.3). On by
     /// default; off for a client that reclaims state first, or a test of the rule.
     pub reclaim_complete: bool,
+    /// csa_sec_parms of CREATE_SESSION; when None, the flavor of `cred`.
+    pub cb_sec: Option<Vec<CallbackSec>>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +71,7 @@ impl Default for ClientOptions {
             timeout: DEFAULT_TIMEOUT,
             callback_handler: None,
             reclaim_complete: true,
+            cb_sec: None,
         }
     }
 }
@@ -184,7 +187,10 @@ impl Client {
                 .unwrap_or_else(|| default_fore_attrs(opts.slots)),
             back: opts.back_attrs.unwrap_or_else(default_back_attrs),
             cb_program: opts.cb_program,
-            sec_parms: vec![CallbackSec::from_credential(&opts.cred)],
+            sec_parms: opts
+                .cb_sec
+                .clone()
+                .unwrap_or_else(|| vec![CallbackSec::from_credential(&opts.cred)]),
         };
         let r = conn.compound(1, b"", &[Op::CreateSession(create_args.clone())])?;
         let create = r.create_session()?;

@@ -59,7 +59,9 @@ impl StateManager {
         // Like knfsd, refuse unusable channel attributes before the sequence check, so
         // such a failure does not consume csa_sequence (and stores nothing).
         let fore = negotiate_fore(&args.fore, &self.config.limits)?;
-        let cb_cred = callback_credential(&args.sec_parms).unwrap_or_default();
+        let cb_sec = callback_credential(&args.sec_parms);
+        let cb_sec_ok = cb_sec.is_some();
+        let cb_cred = cb_sec.unwrap_or_default();
         let back = negotiate_back(&args.back, &cb_cred, &self.config.limits)?;
         let principal = Principal::of(cred);
         let mut clients = self.clients.lock();
@@ -99,7 +101,7 @@ impl StateManager {
             rec.cs_cache = Some(Err(status::NFS4ERR_NOSPC));
             return Err(status::NFS4ERR_NOSPC);
         }
-        let reply = self.make_session(args, rec, fore, back, cb_cred);
+        let reply = self.make_session(args, rec, fore, back, (cb_cred, cb_sec_ok));
         rec.cs_last = args.sequence;
         rec.cs_cache = Some(Ok(reply.clone()));
         rec.sessions.push(reply.sessionid);
@@ -149,7 +151,7 @@ impl StateManager {
         rec: &super::client::ClientRecord,
         fore: ChannelAttrs,
         back: ChannelAttrs,
-        cb_cred: Credential,
+        (cb_cred, cb_sec_ok): (Credential, bool),
     ) -> CreateSessionReply {
         // We keep no state across restarts and speak TCP only.
         let flags = args.flags & create_session_flag::CONN_BACK_CHAN;
@@ -168,6 +170,7 @@ impl StateManager {
                 flags,
                 cb_program: args.cb_program,
                 cb_cred: cb_cred.clone(),
+                cb_sec_ok,
                 slots: SlotTable::new(fore.maxrequests),
                 cb_seqids: vec![
                     0;

@@ -669,6 +669,9 @@ impl StateManager {
         let mut guard = shard.lock();
         let conn = guard.back_conn(sid)?;
         let session = guard.session_mut(sid)?;
+        if !session.cb_sec_ok {
+            return None;
+        }
         let slots = session.cb_seqids.len() as u32;
         let seqid = match slot {
             Some(s) => {

@@ -74,7 +74,9 @@ impl SessionShard {
     /// CB_PATH_DOWN_SESSION), in one lookup.
     pub fn session_mut_with_back(&mut self, sid: &SessionId) -> Option<(&mut Session, bool)> {
         let e = self.sessions.get_mut(sid)?;
-        let has_back = e.bindings.iter().any(|&k| self.bindings[k].dir.has_back());
+        // A back channel needs a connection for it and a flavor to call back with.
+        let has_back =
+            e.session.cb_sec_ok && e.bindings.iter().any(|&k| self.bindings[k].dir.has_back());
         Some((&mut e.session, has_back))
     }
 
@@ -320,6 +322,7 @@ mod tests {
             flags: 0,
             cb_program: 0,
             cb_cred: Credential::None,
+            cb_sec_ok: true,
             slots: SlotTable::new(4),
             cb_seqids: vec![0],
             minor: 1,
