@@ -13,7 +13,7 @@
 //!
 //! Limits given to the server here (smaller than the defaults so the test is quick):
 //! 2,048 connections in total, 1,000 per peer address, idle timeout 2 s, 16 sessions per
-//! client. The 10,000-connection flood comes from 40 addresses (250 each): the total
+//! client, delegations on with 500 per client and 1,000 in all. The 10,000-connection flood comes from 40 addresses (250 each): the total
 //! limit refuses (closes at accept) everything past 2,048, the good client's established
 //! session is unaffected, and the idle timeout then closes the admitted idle
 //! connections, so new clients get in again.
@@ -49,6 +49,7 @@ const MAX_PER_PEER: usize = 1000;
 const IDLE_SECS: u64 = 2;
 const MAX_RECORD: usize = (1 << 20) + (64 << 10);
 const LAST: u32 = 0x8000_0000;
+const DELEG_PER_CLIENT: u64 = 500;
 
 // ---- the server as a child process --------------------------------------------------
 
@@ -582,6 +583,113 @@ fn sessions_vanish(srv: &ServerProc) -> String {
     format!("sessions {before} -> {after} (they live until lease expiry)")
 }
 
+/// A client that creates and opens 3,000 files to collect (write) delegations: it gets
+/// no more than its bound, and another client still gets one.
+fn delegation_hoarder(srv: &ServerProc) -> String {
+    let connect = || {
+        let (_, s) = Client::connect(&[srv.addr], ClientOptions::default()).expect("client");
+        ringnfs::client::Files::new(s)
+    };
+    let hoarder = connect();
+    let root = hoarder.root_fh().expect("root");
+    let before = srv.metric("ringnfs_delegations");
+    for i in 0..3000 {
+        hoarder
+            .create(&root, format!("hoard-{i}").as_bytes(), 0o644)
+            .expect("create");
+    }
+    let held = srv.metric("ringnfs_delegations") - before;
+    assert_eq!(held, DELEG_PER_CLIENT, "no more than the per-client bound");
+    let other = connect();
+    other.create(&root, b"hoard-other", 0o644).expect("create");
+    assert_eq!(
+        srv.metric("ringnfs_delegations"),
+        before + held + 1,
+        "another client still gets one"
+    );
+    format!("{held} delegations for 3,000 opens (bound {DELEG_PER_CLIENT}); another client got one")
+}
+
+/// Answers nothing on the back channel.
+struct Silent;
+
+impl ringnfs::client::CallbackHandler for Silent {
+    fn handle(&self, _: &ringnfs::rpc::CallHeader<'_>) -> ringnfs::client::CallbackReply {
+        ringnfs::client::CallbackReply::Drop
+    }
+}
+
+/// A holder that never answers CB_RECALL: the writer waits for it (NFS4ERR_DELAY, until
+/// the lease revokes it), while another holder's recall goes through at once.
+fn silent_holder(srv: &ServerProc) -> String {
+    use ringnfs::client::{Delegation, Files, ops::share};
+    let with =
+        |opts: ClientOptions| Files::new(Client::connect(&[srv.addr], opts).expect("client").1);
+    let setup = with(ClientOptions {
+        back_channel: false,
+        ..Default::default()
+    });
+    let silent = with(ClientOptions {
+        callback_handler: Some(Arc::new(Silent)),
+        ..Default::default()
+    });
+    let cb = Arc::new(DefaultCallbackHandler::default());
+    let holder = with(ClientOptions {
+        callback_handler: Some(cb.clone()),
+        ..Default::default()
+    });
+    let writer = with(ClientOptions {
+        back_channel: false,
+        ..Default::default()
+    });
+    let root = setup.root_fh().expect("root");
+    let read_deleg = |f: &Files, name: &[u8]| {
+        let args = f.open_args(
+            share::ACCESS_READ,
+            0,
+            OpenHow::NoCreate,
+            OpenClaim::Null(name.to_vec()),
+        );
+        let (of, res) = f.open_with(&root, args).expect("open");
+        match res.delegation {
+            Delegation::Read { stateid, .. } => (of.fh, stateid),
+            other => panic!("no read delegation: {other:?}"),
+        }
+    };
+    setup.write_file(&root, b"quiet", b"q").expect("setup");
+    setup.write_file(&root, b"loud", b"l").expect("setup");
+    let (quiet, _) = read_deleg(&silent, b"quiet");
+    let (loud, deleg) = read_deleg(&holder, b"loud");
+    let delayed = |fh: &[u8]| {
+        writer
+            .write_at(fh, Stateid::ANONYMOUS, 0, b"w", 2)
+            .unwrap_err()
+            .nfs_status()
+            == Some(status::NFS4ERR_DELAY)
+    };
+    assert!(delayed(&quiet) && delayed(&loud));
+    let t = Instant::now();
+    while !cb.stats().recalls.iter().any(|(s, _)| *s == deleg) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the other holder's recall is held up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let recall_ms = t.elapsed().as_millis();
+    holder
+        .call(&[Op::PutFh(loud.clone()), Op::DelegReturn(deleg)])
+        .expect("DELEGRETURN");
+    writer
+        .write_at(&loud, Stateid::ANONYMOUS, 0, b"w", 2)
+        .expect("write after the return");
+    assert!(
+        delayed(&quiet),
+        "the silent holder's file waits for its lease"
+    );
+    format!("the other holder's recall came in {recall_ms} ms while the silent one's hung")
+}
+
 /// One client cycling CREATE_SESSION / DESTROY_SESSION; then the per-client limit.
 fn session_cycling(srv: &ServerProc, cycles: u32) -> String {
     let c = rpc_from("127.0.0.4", srv.addr);
@@ -877,6 +985,11 @@ fn hostile_clients_leave_a_well_behaved_client_served() {
             &idle,
             "--max-sessions-per-client",
             "16",
+            "--delegations",
+            "--max-delegations-per-client",
+            &DELEG_PER_CLIENT.to_string(),
+            "--max-delegations",
+            "1000",
         ],
     );
     let cycles: u32 = std::env::var("HOSTILE_SESSION_CYCLES")
@@ -915,6 +1028,11 @@ fn hostile_clients_leave_a_well_behaved_client_served() {
         ("COMPOUND op-count/size limits", Box::new(compound_limits)),
         ("oversized AUTH_SYS", Box::new(bad_auth_sys)),
         ("bad names (NUL, /, ...)", Box::new(bad_names)),
+        (
+            "delegation hoarder (3,000 files)",
+            Box::new(delegation_hoarder),
+        ),
+        ("holder never answers CB_RECALL", Box::new(silent_holder)),
     ];
     for (name, attack) in attacks {
         let mut outcome = String::new();
