@@ -60,7 +60,9 @@ impl StateManager {
         // such a failure does not consume csa_sequence (and stores nothing).
         let fore = negotiate_fore(&args.fore, &self.config.limits)?;
         let cb_sec = callback_credential(&args.sec_parms);
-        let cb_sec_ok = cb_sec.is_some();
+        // An empty list offers nothing to refuse: callbacks go with AUTH_NONE. A list of
+        // flavors we cannot use (RPCSEC_GSS) leaves the session without callbacks.
+        let cb_sec_ok = cb_sec.is_some() || args.sec_parms.is_empty();
         let cb_cred = cb_sec.unwrap_or_default();
         let back = negotiate_back(&args.back, &cb_cred, &self.config.limits)?;
         let principal = Principal::of(cred);

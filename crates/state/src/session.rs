@@ -30,8 +30,8 @@ pub struct Session {
     /// Credential to use on callbacks (from csa_sec_parms).
     pub cb_cred: Credential,
     /// csa_sec_parms offered a flavor the server can call back with (AUTH_NONE or
-    /// AUTH_SYS): without one the session has no usable callback path (RFC 8881
-    /// §18.36.4), whatever connections it binds for the back channel.
+    /// AUTH_SYS; an empty list counts as AUTH_NONE): without one the session has no
+    /// usable callback path, whatever connections it binds for the back channel.
     pub cb_sec_ok: bool,
     pub slots: SlotTable,
     /// Sequence id of each back-channel slot the server uses: as many as the client
