@@ -753,15 +753,18 @@ mod tests {
         assert!(t.delegate(2, h(3), false, now).is_some());
         assert_eq!(t.delegate(3, h(4), false, now), None, "three in all");
         assert_eq!(t.delegations_held_by(1), 2);
-        // A failed callback: no new ones until the path is back.
+        // A failed callback to client 2 (it holds one): no new ones until the path is
+        // back. News of a client holding nothing (gone) flags nobody.
+        t.callback_path(2, false);
+        assert_eq!(t.delegation_status_flags(2), seq4_status::CB_PATH_DOWN);
         t.delegreturn(&t.delegations_of(2, now)[0].stateid, 2, &h(3))
             .unwrap();
-        t.callback_path(3, false);
-        assert_eq!(t.delegation_status_flags(3), seq4_status::CB_PATH_DOWN);
-        assert_eq!(t.delegate(3, h(4), false, now), None);
-        t.callback_path(3, true);
-        assert_eq!(t.delegation_status_flags(3), 0);
-        assert!(t.delegate(3, h(4), false, now).is_some());
+        assert_eq!(t.delegate(2, h(4), false, now), None);
+        t.callback_path(2, true);
+        assert_eq!(t.delegation_status_flags(2), 0);
+        assert!(t.delegate(2, h(4), false, now).is_some());
+        t.callback_path(9, false);
+        assert_eq!(t.delegation_status_flags(9), 0);
         t.check_invariants().unwrap();
     }
 

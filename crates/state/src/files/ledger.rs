@@ -122,10 +122,29 @@ impl DelegBook {
         }
     }
 
-    /// Change `client`'s entry, keeping the flagged count and dropping empty entries.
+    /// Change `client`'s entry (made if missing), keeping the flagged count and dropping
+    /// empty entries.
     fn update<R>(&self, client: ClientId, f: impl FnOnce(&mut ClientDelegs) -> R) -> R {
         let mut l = self.ledger.lock();
-        let e = l.clients.entry(client).or_default();
+        l.clients.entry(client).or_default();
+        self.apply(&mut l, client, f).expect("made above")
+    }
+
+    /// [`update`](Self::update), but only for a client with an entry (one that holds
+    /// delegations or has revoked ones): news of a client already gone (its state
+    /// removed) must not flag it forever.
+    fn update_existing(&self, client: ClientId, f: impl FnOnce(&mut ClientDelegs)) {
+        let mut l = self.ledger.lock();
+        self.apply(&mut l, client, f);
+    }
+
+    fn apply<R>(
+        &self,
+        l: &mut Ledger,
+        client: ClientId,
+        f: impl FnOnce(&mut ClientDelegs) -> R,
+    ) -> Option<R> {
+        let e = l.clients.get_mut(&client)?;
         let before = e.flagged();
         let r = f(e);
         let after = e.flagged();
@@ -137,7 +156,7 @@ impl DelegBook {
             (true, false) => self.flagged.fetch_sub(1, Ordering::Relaxed),
             _ => 0,
         };
-        r
+        Some(r)
     }
 
     /// Take one of `client`'s places for a new delegation, if it may have one now:
@@ -159,32 +178,32 @@ impl DelegBook {
 
     /// Give back a place taken by [`reserve`](Self::reserve) or held by a delegation.
     pub(super) fn release(&self, client: ClientId) {
-        self.update(client, |e| e.held = e.held.saturating_sub(1));
+        self.update_existing(client, |e| e.held = e.held.saturating_sub(1));
     }
 
     /// One of `client`'s delegations was revoked: it counts as revoked state until
     /// freed, and the client gets no new delegation before `refuse_until`.
     pub(super) fn revoked(&self, client: ClientId, refuse_until: Instant) {
         self.counters.revoked.fetch_add(1, Ordering::Relaxed);
-        self.update(client, |e| {
+        self.update_existing(client, |e| {
             e.held = e.held.saturating_sub(1);
             e.revoked += 1;
             e.refuse_until = Some(refuse_until);
         });
     }
 
-    /// `client` freed (FREE_STATEID) or returned one revoked delegation.
+    /// `client` freed (FREE_STATEID) one revoked delegation.
     pub(super) fn revoked_freed(&self, client: ClientId) {
-        self.update(client, |e| e.revoked = e.revoked.saturating_sub(1));
+        self.update_existing(client, |e| e.revoked = e.revoked.saturating_sub(1));
     }
 
     pub(super) fn set_path_down(&self, client: ClientId, down: bool) {
-        self.update(client, |e| e.path_down = down);
+        self.update_existing(client, |e| e.path_down = down);
     }
 
     /// The client is gone (its state went with it).
     pub(super) fn forget(&self, client: ClientId) {
-        self.update(client, |e| *e = ClientDelegs::default());
+        self.update_existing(client, |e| *e = ClientDelegs::default());
     }
 
     /// SEQ4_STATUS flags for `client`'s delegations: RECALLABLE_STATE_REVOKED while it
