@@ -44,19 +44,23 @@ fn client(env: &Env) -> (Files, Arc<DefaultCallbackHandler>) {
     )
 }
 
-/// OPEN `name` in the root for reading: the open and what it says of delegations.
-fn open_read(f: &Files, name: &[u8]) -> (Vec<u8>, OpenRes) {
+/// OPEN `name` in the root with `share_access` (WANT bits included): the open and what
+/// it says of delegations.
+fn open_as(f: &Files, share_access: u32, name: &[u8]) -> (ringnfs::client::OpenFile, OpenRes) {
     let root = f.root_fh().unwrap();
     let args = f.open_args(
-        share::ACCESS_READ,
+        share_access,
         0,
         ringnfs::client::OpenHow::NoCreate,
         ringnfs::client::OpenClaim::Null(name.to_vec()),
     );
-    let r = f
-        .call(&[Op::PutFh(root), Op::Open(args), Op::GetFh])
-        .unwrap();
-    (r.getfh().unwrap(), r.open().unwrap())
+    f.open_with(&root, args).unwrap()
+}
+
+/// OPEN `name` in the root for reading: its filehandle and what it says of delegations.
+fn open_read(f: &Files, name: &[u8]) -> (Vec<u8>, OpenRes) {
+    let (of, r) = open_as(f, share::ACCESS_READ, name);
+    (of.fh, r)
 }
 
 fn read_delegation(r: &OpenRes) -> Stateid {
@@ -324,17 +328,7 @@ fn a_write_delegation_is_recalled_by_readers_too() {
         ];
         for (name, file, act) in &acts {
             setup.write_file(&root, file, b"data").unwrap();
-            let (of, opened) = a
-                .open_with(
-                    &root,
-                    a.open_args(
-                        share::ACCESS_BOTH,
-                        0,
-                        ringnfs::client::OpenHow::NoCreate,
-                        ringnfs::client::OpenClaim::Null(file.to_vec()),
-                    ),
-                )
-                .unwrap();
+            let (of, opened) = open_as(&a, share::ACCESS_BOTH, file);
             let Delegation::Write { stateid: deleg, .. } = opened.delegation else {
                 panic!("{name}: no write delegation: {:?}", opened.delegation);
             };
@@ -356,17 +350,7 @@ fn a_write_delegation_is_recalled_by_readers_too() {
         // A read open by another client keeps a write delegation from being granted.
         setup.write_file(&root, b"shared", b"x").unwrap();
         let _reader = setup.open(&root, b"shared", share::ACCESS_READ, 0).unwrap();
-        let (_, opened) = a
-            .open_with(
-                &root,
-                a.open_args(
-                    share::ACCESS_BOTH | 0x0200,
-                    0,
-                    ringnfs::client::OpenHow::NoCreate,
-                    ringnfs::client::OpenClaim::Null(b"shared".to_vec()),
-                ),
-            )
-            .unwrap();
+        let (_, opened) = open_as(&a, share::ACCESS_BOTH | 0x0200, b"shared");
         assert!(
             matches!(opened.delegation, Delegation::NoneExt { why: 1, .. }),
             "WND4_CONTENTION: {:?}",
@@ -545,17 +529,7 @@ fn a_getattr_asks_the_write_delegation_holder() {
         let (b, _) = client(env);
         let root = a.root_fh().unwrap();
         plain(env).write_file(&root, b"cg", b"0123456789").unwrap();
-        let (_, opened) = a
-            .open_with(
-                &root,
-                a.open_args(
-                    share::ACCESS_BOTH,
-                    0,
-                    ringnfs::client::OpenHow::NoCreate,
-                    ringnfs::client::OpenClaim::Null(b"cg".to_vec()),
-                ),
-            )
-            .unwrap();
+        let (_, opened) = open_as(&a, share::ACCESS_BOTH, b"cg");
         let Delegation::Write { stateid: deleg, .. } = opened.delegation else {
             panic!("no write delegation: {:?}", opened.delegation);
         };
