@@ -10,12 +10,14 @@
 
 pub use ringnfs_client as client;
 pub mod config;
+pub mod manpages;
 pub use ringnfs_control as control;
 pub use ringnfs_engine as nfs4;
 pub use ringnfs_fs as fs;
 pub mod options;
 pub use ringnfs_proto::rpc;
 pub mod server;
+pub mod systemd;
 pub use ringnfs_proto::xdr;
 pub use ringnfs_service as service;
 pub use ringnfs_state as state;

@@ -32,6 +32,15 @@ enum Command {
     Bench(BenchArgs),
     /// Talk to a running server's control plane (clients, sessions, drain, settings).
     Ctl(ringnfs::control::cli::CtlArgs),
+    /// Print a shell completion script for ringnfs (e.g. `ringnfs completions bash >
+    /// /etc/bash_completion.d/ringnfs`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (ringnfs.1, ringnfs-serve.1, ringnfs-ctl.1, ...) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 /// What `serve --help` says after the options.
@@ -115,6 +124,14 @@ fn main() -> ExitCode {
         // The bench reports its own outcome and exit status (`ringnfs bench --help`).
         Command::Bench(args) => return exec_bench(&args),
         Command::Ctl(args) => return ringnfs::control::cli::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "ringnfs", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpages { dir } => {
+            ringnfs::manpages::write_all(<Cli as clap::CommandFactory>::command(), &dir)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,9 +172,13 @@ fn env_log_level() -> Option<String> {
         .filter(|s| EnvFilter::try_new(s).is_ok())
 }
 
-/// Run the server until SIGINT or SIGTERM. The control address, the default one too,
-/// must be free (or `--control off`): `ctl` must never talk to another server.
+/// Run the server until SIGINT or SIGTERM; SIGHUP re-reads --config and applies its
+/// live settings. Under systemd (`Type=notify`) it says READY once serving, STOPPING on
+/// the way out, and feeds the watchdog while the NFS port answers. The control address,
+/// the default one too, must be free (or `--control off`): `ctl` must never talk to
+/// another server.
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config_path = args.config.clone();
     let file = match args.config {
         Some(path) => Some((path.clone(), ringnfs::config::load(&path)?)),
         None => None,
@@ -178,10 +199,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])?;
-    if let Some(sig) = signals.forever().next() {
+    ringnfs::systemd::ready(&server);
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            ringnfs::systemd::reload(&server, config_path.as_deref());
+            continue;
+        }
         tracing::info!(signal = sig, "shutting down");
+        break;
     }
+    ringnfs::systemd::stopping();
     server.shutdown();
     server.join()
 }

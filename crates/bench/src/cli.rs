@@ -149,6 +149,27 @@ pub enum BenchCommand {
     /// writes a file its Linux guest holds a delegation of); NFS4ERR_DELAY is retried
     /// and the time it took is printed.
     File(super::file::FileArgs),
+    /// Write the man pages (ringnfs-bench.1, ringnfs-bench-compare.1, ...) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+}
+
+/// `manpages DIR`: one page per command, from the command line's own definitions.
+fn write_manpages(dir: &Path) -> std::io::Result<()> {
+    fn tree(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
+        if cmd.is_hide_set() || cmd.get_name() == "help" {
+            return Ok(());
+        }
+        let name = cmd.get_display_name().unwrap_or_else(|| cmd.get_name());
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+        std::fs::write(dir.join(format!("{name}.1")), out)?;
+        cmd.get_subcommands().try_for_each(|sub| tree(sub, dir))
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = <BenchCli as clap::CommandFactory>::command();
+    cmd.build();
+    tree(&cmd, dir)
 }
 
 /// The `ringnfs-bench` executable (`ringnfs bench ...` execs it): parse the command
@@ -173,6 +194,13 @@ pub fn run_bench_cli(cli: &BenchCli) -> ExitCode {
     ExitCode::from(match &cli.command {
         Some(BenchCommand::Compare(a)) => compare::run_compare_cli(a),
         Some(BenchCommand::File(a)) => super::file::run_file_cli(a),
+        Some(BenchCommand::Manpages { dir }) => match write_manpages(dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ringnfs-bench manpages: {}: {e}", dir.display());
+                EXIT_ERRORS
+            }
+        },
         None => run_cli(&cli.args),
     })
 }
