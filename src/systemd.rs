@@ -68,12 +68,13 @@ pub fn reload(server: &Server, config: Option<&Path>) {
     match config {
         None => tracing::info!("SIGHUP: no --config file to re-read; nothing changed"),
         Some(path) => match apply(server, path) {
-            Ok(changed) if changed.is_empty() => {
-                tracing::info!(file = %path.display(), "SIGHUP: no live setting changed")
-            }
-            Ok(changed) => tracing::info!(
+            Ok(applied) if applied.is_empty() => tracing::info!(
                 file = %path.display(),
-                settings = %changed.join(","),
+                "SIGHUP: the config file gives no live setting; nothing changed"
+            ),
+            Ok(applied) => tracing::info!(
+                file = %path.display(),
+                settings = %applied,
                 "SIGHUP: live settings applied from the config file"
             ),
             Err(e) => tracing::error!("SIGHUP: {e:#}; nothing changed"),
@@ -82,41 +83,18 @@ pub fn reload(server: &Server, config: Option<&Path>) {
     let _ = sd_notify::notify(false, &[NotifyState::Ready]);
 }
 
-/// Apply `path`'s live settings (validated all together first); what changed.
-fn apply(server: &Server, path: &Path) -> anyhow::Result<Vec<String>> {
+/// Apply `path`'s live settings (validated all together on a scratch copy first, as
+/// the control plane's PATCH does); what was applied, `key=value` separated by commas.
+fn apply(server: &Server, path: &Path) -> anyhow::Result<String> {
     let o = crate::config::load(path)?;
-    let live = &server.state().settings;
-    let scratch = crate::state::settings::LiveSettings::default();
-    if let Some(n) = o.max_connections_per_session {
-        scratch.set_max_connections_per_session(n.into())?;
-    }
-    if let Some(l) = o.lease_time {
-        scratch.set_lease_secs(l.into())?;
-    }
-    let mut changed = Vec::new();
-    if let Some(n) = o.max_connections_per_session
-        && n != live.max_connections_per_session()
-    {
-        live.set_max_connections_per_session(n.into())?;
-        changed.push(format!("max_connections_per_session={n}"));
-    }
-    if let Some(b) = o.exclusive_binding
-        && b != live.exclusive_binding()
-    {
-        live.set_exclusive_binding(b);
-        changed.push(format!("exclusive_binding={b}"));
-    }
-    if let Some(l) = o.lease_time
-        && l != live.lease_secs()
-    {
-        live.set_lease_secs(l.into())?;
-        changed.push(format!("lease_time={l}"));
-    }
-    if let Some(b) = o.delegations
-        && b != live.delegations()
-    {
-        live.set_delegations(b);
-        changed.push(format!("delegations={b}"));
-    }
-    Ok(changed)
+    let given = crate::state::settings::PersistedSettings {
+        max_connections_per_session: o.max_connections_per_session,
+        exclusive_binding: o.exclusive_binding,
+        lease_time: o.lease_time,
+        log_level: None,
+        delegations: o.delegations,
+    };
+    given.apply(&crate::state::settings::LiveSettings::default())?;
+    given.apply(&server.state().settings)?;
+    Ok(given.describe())
 }
