@@ -1,4 +1,4 @@
-//! Connection binding rules (RFC 8881 §2.10.3.1, §18.34; README "Binding rules") over
+//! Connection binding rules (RFC 8881 §2.10.3.1, §18.34; docs/protocol.md "Binding rules") over
 //! real sockets, asserting exact statuses and the server's binding state through its
 //! query API.
 

@@ -774,9 +774,9 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
     assert_eq!(threads.matches("default").count(), 1, "{threads}");
 }
 
-/// The `ringnfs serve` usage in README.md: each `[--flag PLACEHOLDER]` (or `[--flag]`).
+/// The `ringnfs serve` usage in docs/operator-guide.md: each `[--flag PLACEHOLDER]` (or `[--flag]`).
 fn serve_usage_in_readme() -> std::collections::BTreeMap<String, Option<String>> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../docs/operator-guide.md");
     let usage = readme
         .lines()
         .skip_while(|l| !l.starts_with("ringnfs serve "))
@@ -785,7 +785,7 @@ fn serve_usage_in_readme() -> std::collections::BTreeMap<String, Option<String>>
         .map(|(_, l)| l)
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(!usage.is_empty(), "no `ringnfs serve` usage in README.md");
+    assert!(!usage.is_empty(), "no `ringnfs serve` usage in docs/operator-guide.md");
     usage
         .split('[')
         .skip(1)

@@ -27,7 +27,7 @@ pub const SOLO_WITHOUT_SEQUENCE: u32 = 1 << 1;
 pub const ALWAYS_SOLO: u32 = 1 << 2;
 /// Needs a current filehandle (NFS4ERR_NOFILEHANDLE otherwise).
 pub const NEEDS_FH: u32 = 1 << 3;
-/// Not implemented yet: answers NFS4ERR_NOTSUPP (listed in the README).
+/// Not implemented yet: answers NFS4ERR_NOTSUPP (listed in docs/protocol.md).
 pub const NOT_BUILT: u32 = 1 << 4;
 /// NFSv4.0-only op: NFS4ERR_NOTSUPP in 4.1 (RFC 8881 §18).
 pub const V40_ONLY: u32 = 1 << 5;

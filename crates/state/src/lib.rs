@@ -418,7 +418,7 @@ impl StateManager {
 
     // ---- BIND_CONN_TO_SESSION -----------------------------------------------------------
 
-    /// RFC 8881 §18.34 and §2.10.3.1, as README "Binding rules" lists them.
+    /// RFC 8881 §18.34 and §2.10.3.1, as docs/protocol.md "Binding rules" lists them.
     pub fn bind_conn_to_session(
         &self,
         meta: &ConnMeta,

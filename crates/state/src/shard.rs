@@ -131,7 +131,7 @@ impl SessionShard {
         self.binding_of(e, conn).map(|k| self.bindings[k].dir)
     }
 
-    /// Bind (or re-direct) `conn` to `sid` (RFC 8881 §2.10.3.1, README "Binding rules"):
+    /// Bind (or re-direct) `conn` to `sid` (RFC 8881 §2.10.3.1, docs/protocol.md "Binding rules"):
     /// the per-session limit (0 = unlimited) applies to new pairs; a bind that would
     /// leave the session without a fore-capable connection is refused.
     pub fn bind(
