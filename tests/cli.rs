@@ -785,7 +785,10 @@ fn serve_usage_in_readme() -> std::collections::BTreeMap<String, Option<String>>
         .map(|(_, l)| l)
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(!usage.is_empty(), "no `ringnfs serve` usage in docs/operator-guide.md");
+    assert!(
+        !usage.is_empty(),
+        "no `ringnfs serve` usage in docs/operator-guide.md"
+    );
     usage
         .split('[')
         .skip(1)
