@@ -358,12 +358,8 @@ impl FileStateTable {
     ) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
-        if let Some(r) = sh.revoked.get(&sid.other) {
-            return Err(if r.client == client && r.file == *file {
-                status::NFS4ERR_DELEG_REVOKED
-            } else {
-                status::NFS4ERR_BAD_STATEID
-            });
+        if let Some(answer) = sh.revoked_answer(&sid.other, Some(client), Some(file)) {
+            return Err(answer);
         }
         let d = sh
             .delegs
@@ -523,6 +519,24 @@ impl FileStateTable {
 }
 
 impl FileStateShard {
+    /// What stateid `other` answers when it names a revoked delegation (None when it
+    /// does not): NFS4ERR_DELEG_REVOKED to its holder (`client` None: whoever asks; with
+    /// `file`, only for that file), NFS4ERR_BAD_STATEID to anyone else.
+    pub(super) fn revoked_answer(
+        &self,
+        other: &[u8; 12],
+        client: Option<ClientId>,
+        file: Option<&ObjHandle>,
+    ) -> Option<NfsStatus> {
+        let r = self.revoked.get(other)?;
+        let holder = client.is_none_or(|c| c == r.client) && file.is_none_or(|f| *f == r.file);
+        Some(if holder {
+            status::NFS4ERR_DELEG_REVOKED
+        } else {
+            status::NFS4ERR_BAD_STATEID
+        })
+    }
+
     /// - a delegation's stateid names this boot, this shard and its kind, and its file
     ///   hashes here and lists it once; a file lists only its own delegations;
     /// - a file's write delegation is its only delegation;

@@ -439,14 +439,10 @@ impl FileStateTable {
                 SHARE_ACCESS_READ
             };
             (d.client, d.file, access, d.seqid)
-        } else if let Some(r) = sh.revoked.get(&sid.other) {
-            return Err(if client.is_none_or(|c| c == r.client) {
-                status::NFS4ERR_DELEG_REVOKED
-            } else {
-                status::NFS4ERR_BAD_STATEID
-            });
         } else {
-            return Err(status::NFS4ERR_BAD_STATEID);
+            return Err(sh
+                .revoked_answer(&sid.other, client, None)
+                .unwrap_or(status::NFS4ERR_BAD_STATEID));
         };
         if client.is_some_and(|c| c != owner_client) || of_file != *file {
             return Err(status::NFS4ERR_BAD_STATEID);
@@ -623,10 +619,9 @@ impl FileStateTable {
             (_, Some(l), _) => (l.owner.client, l.seqid),
             (_, _, Some(d)) => (d.client, d.seqid),
             _ => {
-                return match sh.revoked.get(&sid.other) {
-                    Some(r) if r.client == client => status::NFS4ERR_DELEG_REVOKED,
-                    _ => status::NFS4ERR_BAD_STATEID,
-                };
+                return sh
+                    .revoked_answer(&sid.other, Some(client), None)
+                    .unwrap_or(status::NFS4ERR_BAD_STATEID);
             }
         };
         if owner != client {
@@ -644,10 +639,7 @@ impl FileStateTable {
     pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
-        if sh
-            .revoked
-            .get(&sid.other)
-            .is_some_and(|r| r.client == client)
+        if sh.revoked_answer(&sid.other, Some(client), None) == Some(status::NFS4ERR_DELEG_REVOKED)
         {
             sh.revoked.remove(&sid.other);
             drop(guard);
