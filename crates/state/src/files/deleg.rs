@@ -123,25 +123,11 @@ impl FileStateTable {
         write: bool,
         now: Instant,
     ) -> Option<(Stateid, bool)> {
-        if self.delegation_count() >= self.book.limits.total || !self.book.reserve(client, now) {
+        if self.delegation_count() >= self.book.limits.total {
             return None;
         }
-        let granted = self.delegate_reserved(client, file, write, now);
-        if !matches!(granted, Some((_, _, true))) {
-            self.book.release(client);
-        }
-        granted.map(|(sid, write, _)| (sid, write))
-    }
-
-    /// [`delegate`](Self::delegate) once the client's place is reserved; the last flag
-    /// says whether the delegation is new (and so keeps the place).
-    fn delegate_reserved(
-        &self,
-        client: ClientId,
-        file: ObjHandle,
-        write: bool,
-        now: Instant,
-    ) -> Option<(Stateid, bool, bool)> {
+        // The client's ledger entry is consulted last, under the file's shard (ranked
+        // after it): an open the file's state refuses never takes the ledger's lock.
         let idx = self.shard_index(&file);
         let mut guard = self.shards[idx].lock();
         let sh = &mut *guard;
@@ -175,14 +161,16 @@ impl FileStateTable {
             return None;
         }
         if let Some((other, d)) = mine {
-            return (d.write || !write).then_some((
+            return ((d.write || !write) && self.book.admits(client, now)).then_some((
                 Stateid {
                     seqid: d.seqid,
                     other,
                 },
                 d.write,
-                false,
             ));
+        }
+        if !self.book.reserve(client, now) {
+            return None;
         }
         let other = self.insert_new(
             &mut sh.delegs,
@@ -210,7 +198,7 @@ impl FileStateTable {
             &c.granted_read
         }
         .fetch_add(1, Ordering::Relaxed);
-        Some((Stateid { seqid: 1, other }, write, true))
+        Some((Stateid { seqid: 1, other }, write))
     }
 
     /// The delegations an access to `file` by `client` (`None`: by no client, e.g. the

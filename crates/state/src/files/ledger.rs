@@ -162,6 +162,16 @@ impl DelegBook {
     /// Take one of `client`'s places for a new delegation, if it may have one now:
     /// under its bound, its callback path not down, not refused since a revocation.
     pub(super) fn reserve(&self, client: ClientId, now: Instant) -> bool {
+        self.admit(client, now, true)
+    }
+
+    /// Whether `client` could [`reserve`](Self::reserve) a place now (for handing it a
+    /// delegation it holds already), taking none.
+    pub(super) fn admits(&self, client: ClientId, now: Instant) -> bool {
+        self.admit(client, now, false)
+    }
+
+    fn admit(&self, client: ClientId, now: Instant, take: bool) -> bool {
         let per_client = self.limits.per_client;
         self.update(client, |e| {
             let refused = e.refuse_until.is_some_and(|t| now < t);
@@ -171,7 +181,9 @@ impl DelegBook {
             if refused || e.path_down || e.held >= per_client {
                 return false;
             }
-            e.held += 1;
+            if take {
+                e.held += 1;
+            }
             true
         })
     }
