@@ -150,7 +150,7 @@ impl CompoundCtx<'_> {
     /// The attributes of `obj` a GETATTR asking for `request` answers with, when another
     /// client holds a write delegation of it (RFC 8881 §10.4.3): the holder may have
     /// changed the size and the data in its cache. A request for the size, the change
-    /// attribute or the modify time asks the holder (CB_GETATTR, from the recall thread)
+    /// attribute or the modify time asks the holder (CB_GETATTR, through the callback dispatcher)
     /// and waits with NFS4ERR_DELAY; the retry gets the holder's size and, if it changed
     /// the file, a change attribute above the one of the grant and the current time.
     pub fn holder_attrs(&self, obj: &ObjHandle, request: &[u32], attrs: &mut Attrs) -> OpResult {
