@@ -10,6 +10,7 @@
 
 pub use ringnfs_client as client;
 pub mod config;
+pub mod exports;
 pub mod manpages;
 pub use ringnfs_control as control;
 pub use ringnfs_engine as nfs4;

@@ -420,6 +420,50 @@ impl Word for IpNet {
     }
 }
 
+/// What `export` names: one directory (`--export DIR`, `export = "DIR"`), or the
+/// exports of `[[export]]` tables (config file only).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportArg {
+    Dir(PathBuf),
+    Tables(Vec<crate::control::exports::ExportSpec>),
+}
+
+impl Word for ExportArg {
+    fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
+        Ok(ExportArg::Dir(PathBuf::from(s)))
+    }
+
+    fn from_toml(v: toml::Value, spec: &Spec) -> Result<Self, Invalid> {
+        match v {
+            toml::Value::String(s) => Self::parse(&s, spec),
+            toml::Value::Array(tables) => {
+                let mut out = Vec::new();
+                for (i, t) in tables.into_iter().enumerate() {
+                    let e: crate::control::exports::ExportSpec = t
+                        .try_into()
+                        .map_err(|e| Invalid::Other(format!("[[export]] number {}: {e}", i + 1)))?;
+                    out.push(e);
+                }
+                if out.is_empty() {
+                    return Err(Invalid::Other("no [[export]] tables".into()));
+                }
+                Ok(ExportArg::Tables(out))
+            }
+            other => Err(Invalid::Other(format!(
+                "expected a directory or [[export]] tables, got {}",
+                other.type_str()
+            ))),
+        }
+    }
+
+    fn show(&self) -> String {
+        match self {
+            ExportArg::Dir(d) => d.display().to_string(),
+            ExportArg::Tables(t) => format!("{} exports", t.len()),
+        }
+    }
+}
+
 /// `ADDR:PORT` or `off`.
 impl Word for ControlAddr {
     fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
@@ -650,8 +694,12 @@ serve_options! {
     /// Fore-channel slots offered per session ({range}).
     max_slots: u32 = server::DEFAULT_MAX_FORE_SLOTS
         => Spec::value("N").range(Range::new(1, 1024));
-    /// Directory to export (local backend only); created with mode 1777 if missing.
-    export: PathBuf = PathBuf::from(server::DEFAULT_EXPORT) => Spec::value("DIR");
+    /// Directory to export at the pseudo root (local backend only); created with mode
+    /// 1777 if missing. Several exports: `[[export]]` tables in --config (see
+    /// ringnfs.toml(5) in docs/operator-guide.md); the export options below are then
+    /// their defaults.
+    export: ExportArg = ExportArg::Dir(PathBuf::from(server::DEFAULT_EXPORT))
+        => Spec::value("DIR");
     /// Where files live: real files under --export, or RAM. The local backend needs root
     /// (it reopens files by handle).
     backend: BackendKind = BackendKind::Local => Spec::choice();
@@ -765,7 +813,15 @@ impl ServeOptions {
             over_limit: self.over_limit(),
             max_fore_slots: self.max_slots(),
             backend: self.backend(),
-            export_path: self.export(),
+            export_path: match self.export() {
+                ExportArg::Dir(d) => d,
+                ExportArg::Tables(_) => PathBuf::from(server::DEFAULT_EXPORT),
+            },
+            exports: match self.export() {
+                ExportArg::Dir(_) => Vec::new(),
+                ExportArg::Tables(t) => t,
+            },
+            exports_given: self.export.is_some(),
             export: ExportOptions {
                 read_only: self.read_only(),
                 root_squash: self.root_squash(),
@@ -773,6 +829,7 @@ impl ServeOptions {
                 anon_gid: self.anon_gid(),
                 allowed: self.allow(),
                 io_mode: self.io_mode().caching(),
+                ..ExportOptions::default()
             },
             grace_secs: self.grace(),
             control: self.control().0,

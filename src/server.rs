@@ -6,12 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::control::exports::ExportSpec;
 use crate::control::{ControlConfig, ControlHandle};
-use crate::fs::Backend;
-use crate::fs::local::{LocalBackend, LocalOptions};
-
-use crate::fs::memory::{MemoryBackend, MemoryOptions};
-use crate::nfs4::export::{Export, ExportOptions};
+use crate::exports::{ExportDefaults, ExportsFile, LiveExports};
+use crate::nfs4::export::ExportOptions;
 use crate::nfs4::program::NfsService;
 use crate::state::settings::{
     OverLimit, PersistedSettings, SETTINGS_FILE, SettingSources, StartSettings,
@@ -29,10 +27,6 @@ pub const DEFAULT_EXPORT: &str = "ringnfs-export";
 pub const DEFAULT_STATE_DIR: &str = crate::control::DEFAULT_STATE_DIR;
 /// Fore-channel slots offered per session.
 pub const DEFAULT_MAX_FORE_SLOTS: u32 = 64;
-
-/// Mode of an export root ringnfs creates: writable by everyone, like /tmp, so squashed
-/// root and ordinary users can create files out of the box.
-const CREATED_EXPORT_MODE: u32 = 0o1777;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -58,9 +52,17 @@ pub struct ServerConfig {
     pub over_limit: OverLimit,
     pub max_fore_slots: u32,
     pub backend: BackendKind,
-    /// Directory exported by the local backend (created, mode 1777, if missing).
+    /// Directory exported by the local backend (created, mode 1777, if missing) at the
+    /// pseudo root, when `exports` is empty.
     pub export_path: PathBuf,
+    /// The defaults of every export's options (the only export's options when
+    /// `exports` is empty).
     pub export: ExportOptions,
+    /// The exports (`[[export]]` tables); empty: `export_path` alone, at "/".
+    pub exports: Vec<ExportSpec>,
+    /// The exports were given at start (`--export` or `[[export]]`): they win over
+    /// exports persisted by the control plane, with a warning.
+    pub exports_given: bool,
     /// Grace period after start for reclaims, seconds (0 = none, the default).
     pub grace_secs: u32,
     /// Control-plane address (HTTP API and metrics); None: no control plane (the
@@ -201,6 +203,8 @@ impl Default for ServerConfig {
 
 pub struct Server {
     state: Arc<StateManager>,
+    /// The exports served, changed live by the control plane and SIGHUP.
+    exports: Arc<LiveExports>,
     /// Shared with the control plane (for the transport counters); unwrapped at join,
     /// after the control thread stopped.
     transport: Arc<TransportHandle>,
@@ -267,52 +271,55 @@ pub fn handle_key(state_dir: Option<&Path>) -> anyhow::Result<[u8; 16]> {
     }
 }
 
-fn open_backend(cfg: &ServerConfig) -> anyhow::Result<Arc<dyn Backend>> {
-    Ok(match cfg.backend {
-        BackendKind::Memory => Arc::new(MemoryBackend::new(MemoryOptions {
-            root_mode: CREATED_EXPORT_MODE,
-            ..MemoryOptions::default()
-        })),
-        BackendKind::Local => {
-            let path = &cfg.export_path;
-            if !path.exists() {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::create_dir_all(path)
-                    .with_context(|| format!("creating export directory {}", path.display()))?;
-                std::fs::set_permissions(
-                    path,
-                    std::fs::Permissions::from_mode(CREATED_EXPORT_MODE),
-                )?;
-                tracing::info!(path = %path.display(), "created export directory");
-            }
-            let opts = LocalOptions {
-                read_only: cfg.export.read_only,
-                ..LocalOptions::default()
-            };
-            if path.exists() && !path.is_dir() {
-                anyhow::bail!(
-                    "the export {} is a file, not a directory (give --export a directory)",
-                    path.display()
-                );
-            }
-            Arc::new(LocalBackend::open(path, opts).map_err(|e| {
-                // Reopening files by handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH.
-                let denied = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
-                    || e.kind() == std::io::ErrorKind::PermissionDenied;
-                let root = ringnfs_fs::local::running_as_root();
-                if denied && !root {
-                    anyhow::anyhow!(
-                        "opening export {}: {e}: the local backend needs root \
-                         (CAP_DAC_READ_SEARCH, to reopen files by handle): run as root, or \
-                         use --backend memory",
-                        path.display()
-                    )
-                } else {
-                    anyhow::anyhow!("opening export {}: {e}", path.display())
-                }
-            })?)
+/// The exports a start serves: those given (`exports`, or `export_path` alone at "/"),
+/// or, when none were given, those the control plane persisted.
+fn start_specs(cfg: &ServerConfig) -> anyhow::Result<Vec<ExportSpec>> {
+    let given = if cfg.exports.is_empty() {
+        vec![ExportSpec {
+            pseudo: "/".into(),
+            path: (cfg.backend == BackendKind::Local)
+                .then(|| cfg.export_path.display().to_string()),
+            ..ExportSpec::default()
+        }]
+    } else {
+        cfg.exports.clone()
+    };
+    let Some(dir) = cfg.state_dir.as_deref() else {
+        return Ok(given);
+    };
+    let Some(saved) = ExportsFile::load(dir)? else {
+        return Ok(given);
+    };
+    if cfg.exports_given {
+        if saved != given {
+            tracing::warn!(
+                persisted_in = %dir.join(crate::exports::EXPORTS_FILE).display(),
+                "the exports given at start win over those the control plane persisted \
+                 (remove the file to drop them)"
+            );
         }
-    })
+        return Ok(given);
+    }
+    tracing::info!(
+        file = %dir.join(crate::exports::EXPORTS_FILE).display(),
+        exports = saved.len(),
+        "serving the exports persisted by the control plane"
+    );
+    Ok(saved)
+}
+
+fn start_exports(cfg: &ServerConfig) -> anyhow::Result<LiveExports> {
+    let defaults = ExportDefaults {
+        backend: cfg.backend,
+        options: cfg.export.clone(),
+        locations: cfg.listen.iter().map(|a| a.ip().to_string()).collect(),
+    };
+    LiveExports::start(
+        &start_specs(cfg)?,
+        defaults,
+        handle_key(cfg.state_dir.as_deref())?,
+        cfg.state_dir.clone(),
+    )
 }
 
 impl Server {
@@ -403,13 +410,8 @@ impl Server {
             }
         }
 
-        let mut export = Export::new(
-            open_backend(&cfg)?,
-            cfg.export.clone(),
-            handle_key(cfg.state_dir.as_deref())?,
-        );
-        export.locations = cfg.listen.iter().map(|a| a.ip().to_string()).collect();
-        let service = NfsService::new(state.clone(), Arc::new(export));
+        let live = Arc::new(start_exports(&cfg)?);
+        let service = NfsService::with_exports(state.clone(), live.exports().clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {
             threads,
@@ -442,6 +444,7 @@ impl Server {
                         token_file,
                         state_dir: cfg.state_dir.clone(),
                         start_settings: start_settings.clone(),
+                        exports: Some(live.clone()),
                     },
                     state.clone(),
                     Box::new(move || crate::transport::TransportStats::sum(&t.stats())),
@@ -466,10 +469,15 @@ impl Server {
             .as_ref()
             .and_then(|c| c.token_path().map(Path::to_path_buf));
         let none = || "-".to_string();
-        let export = match cfg.backend {
-            BackendKind::Local => cfg.export_path.display().to_string(),
-            BackendKind::Memory => none(),
-        };
+        let export = live
+            .specs()
+            .iter()
+            .map(|s| match &s.path {
+                Some(p) => format!("{}={p}", s.pseudo),
+                None => format!("{}=(memory)", s.pseudo),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         // The memory backend has no page cache to go through or around.
         let io_mode = match cfg.backend {
             BackendKind::Local => cfg.export.io_mode.name(),
@@ -484,7 +492,7 @@ impl Server {
             addrs = ?transport.local_addrs(),
             threads,
             backend = %cfg.backend.name(),
-            export = %export,
+            exports = %export,
             io_mode = %io_mode,
             state_dir = %state_dir,
             grace_secs = cfg.grace_secs,
@@ -493,6 +501,7 @@ impl Server {
         );
         Ok(Server {
             state,
+            exports: live,
             transport,
             reaper,
             control: parking_lot::Mutex::new(control),
@@ -517,6 +526,10 @@ impl Server {
 
     pub fn state(&self) -> &Arc<StateManager> {
         &self.state
+    }
+
+    pub fn exports(&self) -> &Arc<LiveExports> {
+        &self.exports
     }
 
     /// The transport's counters summed over the workers.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod exports;
 pub mod metrics;
 pub mod openapi;
 pub mod server;
@@ -76,6 +77,8 @@ pub struct ControlConfig {
     pub state_dir: Option<PathBuf>,
     /// The live settings' start values, which a reset goes back to.
     pub start_settings: StartSettings,
+    /// Export administration (None: the exports cannot be listed or changed here).
+    pub exports: Option<Arc<dyn exports::ExportAdmin>>,
 }
 
 /// Shared by every request handler.
@@ -90,6 +93,7 @@ pub struct Ctx {
     pub start_settings: StartSettings,
     /// Serialises settings changes (validate, persist, apply).
     pub settings_lock: parking_lot::Mutex<()>,
+    pub exports: Option<Arc<dyn exports::ExportAdmin>>,
 }
 
 type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

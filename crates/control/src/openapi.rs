@@ -12,7 +12,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{Ctx, api, metrics};
+use super::{Ctx, api, exports, metrics};
 
 struct BearerAuth;
 
@@ -85,6 +85,10 @@ impl Modify for SettingRanges {
         api::patch_settings,
         api::reset_settings,
         api::reset_setting,
+        exports::list_exports,
+        exports::add_export,
+        exports::update_export,
+        exports::remove_export,
         openapi_document,
         scrape_metrics,
     ),
@@ -102,6 +106,9 @@ impl Modify for SettingRanges {
         api::SettingsDto,
         api::SettingsPatch,
         api::ActionResult,
+        exports::ExportSpec,
+        exports::ClientSpec,
+        exports::ExportView,
     )),
     modifiers(&BearerAuth, &SettingRanges),
     tags(
@@ -109,6 +116,7 @@ impl Modify for SettingRanges {
         (name = "sessions"),
         (name = "connections"),
         (name = "settings"),
+        (name = "exports"),
         (name = "meta"),
     )
 )]

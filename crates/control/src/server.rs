@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{ControlConfig, Ctx, api, auth, openapi};
+use super::{ControlConfig, Ctx, api, auth, exports, openapi};
 use ringnfs_state::StateManager;
 use ringnfs_transport::TransportStats;
 
@@ -80,6 +80,14 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
             "/settings/persisted/{key}",
             axum::routing::delete(api::reset_setting),
         )
+        .route(
+            "/exports",
+            get(exports::list_exports).post(exports::add_export),
+        )
+        .route(
+            "/exports/{id}",
+            axum::routing::put(exports::update_export).delete(exports::remove_export),
+        )
         .route("/openapi.json", get(openapi::openapi_document));
     Router::new()
         .route("/metrics", get(openapi::scrape_metrics))
@@ -121,6 +129,7 @@ pub fn start(
         state_dir: cfg.state_dir.clone(),
         start_settings: cfg.start_settings.clone(),
         settings_lock: parking_lot::Mutex::new(()),
+        exports: cfg.exports.clone(),
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = router(ctx);

@@ -17,7 +17,7 @@ use ringnfs_state::{SeqGrant, StateManager};
 
 use super::consts::{NFS4_OPAQUE_LIMIT, NfsStatus, op, status};
 use super::ctx::{CompoundCtx, CurFh, IoFinish, IoOutcome, PendingIo, Source};
-use super::export::Export;
+use super::export::{DEFAULT_ANON_ID, Export, ExportSet, Exports};
 use super::optable;
 use super::row::{
     ALWAYS_SOLO, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, OpDesc, REPLAYS, SESSIONLESS,
@@ -36,7 +36,8 @@ const RPC_REPLY_HEADER: usize = ACCEPTED_REPLY_HEADER_LEN;
 /// The NFSv4 engine shared by all cores.
 pub struct Nfs4Engine {
     pub state: Arc<StateManager>,
-    pub export: Arc<Export>,
+    /// The exports, swapped whole by a live change.
+    pub exports: Arc<Exports>,
     /// Asynchronous COPYs in flight and ended.
     pub offloads: crate::offload::Offloads,
     /// Delegation recalls.
@@ -65,12 +66,30 @@ pub struct LoopState {
     pub(crate) status_at: usize,
     pub(crate) count_at: usize,
     pub(crate) seq_resok: Option<(usize, usize)>,
-    pub(crate) ctx: CtxState,
+    /// None before the first op: a fresh context.
+    pub(crate) ctx: Option<CtxState>,
 }
 
-/// The parts of [`CompoundCtx`] that outlive one call.
+/// The parts of [`CompoundCtx`] that outlive one call. The exports are held, so an
+/// export removed while the COMPOUND waits for its file I/O stays usable to its end.
 pub struct CtxState {
+    export: Arc<Export>,
+    saved_export: Arc<Export>,
     caller: Caller,
+    read_only: bool,
+    wrong_sec: bool,
+    session: Option<SeqGrant>,
+    current_fh: Option<CurFh>,
+    saved_fh: Option<CurFh>,
+    current_stateid: Option<Stateid>,
+    saved_stateid: Option<Stateid>,
+}
+
+/// The owned parts of a [`CompoundCtx`], fresh or from a [`CtxState`].
+struct Carried {
+    caller: Caller,
+    read_only: bool,
+    wrong_sec: bool,
     session: Option<SeqGrant>,
     current_fh: Option<CurFh>,
     saved_fh: Option<CurFh>,
@@ -150,7 +169,11 @@ impl Suspended {
 impl CompoundCtx<'_> {
     fn save(&self) -> CtxState {
         CtxState {
+            export: self.export.clone(),
+            saved_export: self.saved_export.clone(),
             caller: self.caller.clone(),
+            read_only: self.read_only,
+            wrong_sec: self.wrong_sec,
             session: self.session,
             current_fh: self.current_fh,
             saved_fh: self.saved_fh,
@@ -161,51 +184,76 @@ impl CompoundCtx<'_> {
 }
 
 impl Nfs4Engine {
-    pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Self {
+    pub fn new(state: Arc<StateManager>, exports: Arc<Exports>) -> Self {
         // One dispatcher sends every callback, on the slots each client granted.
         let callbacks = crate::cb_dispatch::Callbacks::new(state.clone());
-        let offloads =
-            crate::offload::Offloads::new(state.clone(), export.clone(), callbacks.clone());
+        let offloads = crate::offload::Offloads::new(state.clone(), callbacks.clone());
         let recalls = crate::recall::Recalls::new(callbacks);
         Self {
             state,
-            export,
+            exports,
             offloads,
             recalls,
         }
     }
 
-    /// The context of a COMPOUND before its first op.
-    fn fresh_ctx(&self, cred: &Credential) -> CtxState {
-        CtxState {
-            caller: self.export.caller(cred),
-            session: None,
-            current_fh: None,
-            saved_fh: None,
-            current_stateid: None,
-            saved_stateid: None,
-        }
-    }
-
+    /// The context of a COMPOUND: a fresh one before its first op (no filehandle, the
+    /// pseudo root's export, no caller yet: the first filehandle sets it), or the one
+    /// `held` when it suspended.
+    #[allow(clippy::too_many_arguments)]
     fn ctx<'a>(
         &'a self,
         conn: &'a ConnMeta,
         cred: &'a Credential,
         source: Source<'a>,
         minor: u32,
-        saved: Option<CtxState>,
+        set: &'a ExportSet,
+        held: Option<&'a CtxState>,
     ) -> CompoundCtx<'a> {
-        let s = saved.unwrap_or_else(|| self.fresh_ctx(cred));
+        let (export, saved_export) = match held {
+            Some(h) => (&h.export, &h.saved_export),
+            None => (set.root(), set.root()),
+        };
+        let s = match held {
+            Some(h) => Carried {
+                caller: h.caller.clone(),
+                read_only: h.read_only,
+                wrong_sec: h.wrong_sec,
+                session: h.session,
+                current_fh: h.current_fh,
+                saved_fh: h.saved_fh,
+                current_stateid: h.current_stateid,
+                saved_stateid: h.saved_stateid,
+            },
+            None => Carried {
+                caller: Caller {
+                    uid: DEFAULT_ANON_ID,
+                    gid: DEFAULT_ANON_ID,
+                    gids: Vec::new(),
+                },
+                read_only: true,
+                wrong_sec: false,
+                session: None,
+                current_fh: None,
+                saved_fh: None,
+                current_stateid: None,
+                saved_stateid: None,
+            },
+        };
         CompoundCtx {
             source,
             state: &self.state,
             conn,
             cred,
             minor,
-            export: &self.export,
+            exports: set,
+            export,
+            saved_export,
             offloads: &self.offloads,
             recalls: &self.recalls,
             caller: s.caller,
+            read_only: s.read_only,
+            wrong_sec: s.wrong_sec,
             session: s.session,
             current_fh: s.current_fh,
             saved_fh: s.saved_fh,
@@ -261,13 +309,14 @@ impl Nfs4Engine {
             status_at: 0,
             count_at,
             seq_resok: None,
-            ctx: self.fresh_ctx(cred),
+            ctx: None,
         };
+        let set = self.exports.load();
         Ok(self.run(
             conn,
             cred,
             (&mut d, source),
-            ls,
+            (ls, &set),
             start,
             (request_len, tag),
             out,
@@ -302,7 +351,10 @@ impl Nfs4Engine {
         let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
         let opnum = s.io.opnum;
         let st_at = start + s.io.st_at;
-        let outcome = super::ops::io::finish(&self.state, &self.export, io, done, st_at, out);
+        // The op's export: the one current when it suspended (held, even if removed since).
+        let export = s.state.ctx.as_ref().map(|c| c.export.clone());
+        let export = export.unwrap_or_else(|| self.exports.load().root().clone());
+        let outcome = super::ops::io::finish(&self.state, &export, io, done, st_at, out);
         let core = s.conn.core;
         match outcome {
             IoOutcome::Again { fd, op, finish } => {
@@ -316,6 +368,7 @@ impl Nfs4Engine {
             }
             IoOutcome::Status(st) => {
                 self.state.metrics.op(core, opnum, st);
+                export.stats.op();
                 if st != status::NFS4_OK {
                     out.truncate(st_at + 4);
                     out.patch_u32(st_at, st.code());
@@ -334,7 +387,16 @@ impl Nfs4Engine {
         } = *s;
         let mut d = XdrDecoder::new(&rest);
         let source = Source::Shared(&rest);
-        let flow = self.run(&conn, &cred, (&mut d, source), state, start, (0, b""), out);
+        let set = self.exports.load();
+        let flow = self.run(
+            &conn,
+            &cred,
+            (&mut d, source),
+            (state, &set),
+            start,
+            (0, b""),
+            out,
+        );
         if let Flow::Suspend(mut again) = flow {
             // `run` built this suspension with the header of its own frame; keep ours.
             again.header = header;
@@ -350,7 +412,7 @@ impl Nfs4Engine {
         conn: &ConnMeta,
         cred: &Credential,
         (d, source): (&mut XdrDecoder<'_>, Source<'_>),
-        mut ls: LoopState,
+        (mut ls, set): (LoopState, &ExportSet),
         start: usize,
         (request_len, tag): (usize, &[u8]),
         out: &mut Vec<u8>,
@@ -358,7 +420,8 @@ impl Nfs4Engine {
         let state = &*self.state;
         let minor = ls.minor;
         let numops = ls.numops;
-        let mut ctx = self.ctx(conn, cred, source, minor, Some(ls.ctx));
+        let held = ls.ctx.take();
+        let mut ctx = self.ctx(conn, cred, source, minor, set, held.as_ref());
         ctx.numops = numops;
         ctx.request_len = request_len;
         while ls.next < numops {
@@ -387,6 +450,8 @@ impl Nfs4Engine {
                         e
                     } else if desc.has(NEEDS_FH) && ctx.current_fh.is_none() {
                         status::NFS4ERR_NOFILEHANDLE
+                    } else if ctx.wrong_sec && desc.has(NEEDS_FH) && !sec_exempt(opnum) {
+                        status::NFS4ERR_WRONGSEC
                     } else {
                         ctx.reply_used = reply_len(start, out);
                         ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {
@@ -431,7 +496,7 @@ impl Nfs4Engine {
                 // The op waits for file I/O: keep everything needed to go on.
                 io.opnum = opnum;
                 io.st_at = st_at - start;
-                ls.ctx = ctx.save();
+                ls.ctx = Some(ctx.save());
                 return Flow::Suspend(Box::new(Suspended {
                     state: ls,
                     io,
@@ -443,6 +508,9 @@ impl Nfs4Engine {
                 }));
             }
             state.metrics.op(conn.core, opnum, st);
+            if ctx.current_fh.is_some() {
+                ctx.export.stats.op();
+            }
             if st != status::NFS4_OK {
                 if !keep_body {
                     out.truncate(st_at + 4);
@@ -469,6 +537,16 @@ impl Nfs4Engine {
         }
         Flow::Done
     }
+}
+
+/// Ops that use the current filehandle and still run when its export does not admit
+/// the call's security flavor (RFC 8881 §2.6.3.1.1): they set or save it, or ask which
+/// flavors it takes. LOOKUP and LOOKUPP judge the filehandle they reach themselves.
+fn sec_exempt(opnum: u32) -> bool {
+    matches!(
+        opnum,
+        op::SAVEFH | op::RESTOREFH | op::SECINFO | op::SECINFO_NO_NAME | op::LOOKUP | op::LOOKUPP
+    )
 }
 
 /// RFC 8881 §2.6.3.1.1.1 and §18.34–§18.50: where an op may stand in a COMPOUND.

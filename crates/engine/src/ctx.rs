@@ -10,18 +10,21 @@ use ringnfs_state::slots::CachedReply;
 use ringnfs_state::stateid::Stateid;
 use ringnfs_state::{SeqGrant, StateManager};
 
+use std::sync::Arc;
+
 use crate::consts::{NfsStatus, status};
-use crate::export::Export;
+use crate::export::{Export, ExportId, ExportSet};
 use crate::fh::FileHandle;
 
 /// An op's outcome: Ok after appending its resok, or an error status.
 pub type OpResult = Result<(), NfsStatus>;
 
-/// A filehandle in the COMPOUND: the backend object and the wire handle.
+/// A filehandle in the COMPOUND: the backend object, the wire handle and the export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurFh {
     pub obj: ObjHandle,
     pub fh: FileHandle,
+    pub export: ExportId,
 }
 
 /// The buffer a COMPOUND's arguments were decoded from, so that an op can keep a part of
@@ -67,13 +70,23 @@ pub struct CompoundCtx<'a> {
     pub conn: &'a ConnMeta,
     pub cred: &'a Credential,
     pub minor: u32,
-    pub export: &'a Export,
+    /// The exports this COMPOUND works on (the set when it started).
+    pub exports: &'a ExportSet,
+    /// The current filehandle's export (the pseudo root's before there is one).
+    pub export: &'a Arc<Export>,
+    /// The saved filehandle's export.
+    pub saved_export: &'a Arc<Export>,
     /// Asynchronous COPYs.
     pub offloads: &'a crate::offload::Offloads,
     /// Delegation recalls.
     pub recalls: &'a crate::recall::Recalls,
-    /// The caller after export squashing.
+    /// The caller after the current export's squashing.
     pub caller: Caller,
+    /// The current export admits this client read-only.
+    pub read_only: bool,
+    /// The current export does not admit the call's security flavor: ops that use the
+    /// filehandle get NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1).
+    pub wrong_sec: bool,
     /// Set when the COMPOUND started with a successful SEQUENCE.
     pub session: Option<SeqGrant>,
     pub current_fh: Option<CurFh>,
@@ -101,7 +114,7 @@ pub struct CompoundCtx<'a> {
     pub replay: Option<CachedReply>,
 }
 
-impl CompoundCtx<'_> {
+impl<'a> CompoundCtx<'a> {
     pub fn cur(&self) -> Result<CurFh, NfsStatus> {
         self.current_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
@@ -110,14 +123,55 @@ impl CompoundCtx<'_> {
         self.saved_fh.ok_or(status::NFS4ERR_NOFILEHANDLE)
     }
 
+    /// `obj`, of the current export, becomes the current filehandle.
     pub fn set_current(&mut self, obj: ObjHandle) {
         let fh = self.export.handles.encode(&obj);
-        self.current_fh = Some(CurFh { obj, fh });
+        self.current_fh = Some(CurFh {
+            obj,
+            fh,
+            export: self.export.id,
+        });
+    }
+
+    /// `obj` of export `e` becomes the current filehandle, with the caller and the
+    /// permissions `e` gives this client: NFS4ERR_ACCESS if it gives none (the
+    /// current filehandle is then unchanged).
+    pub fn enter(&mut self, e: &'a Arc<Export>, obj: ObjHandle, fh: FileHandle) -> OpResult {
+        if !Arc::ptr_eq(e, self.export) || self.current_fh.is_none() {
+            let access = e
+                .access_for(self.conn.peer.ip())
+                .ok_or(status::NFS4ERR_ACCESS)?;
+            self.caller = access.caller(self.cred);
+            self.read_only = access.read_only;
+            self.wrong_sec = !access.admits_flavor(self.cred);
+            self.export = e;
+        }
+        self.current_fh = Some(CurFh {
+            obj,
+            fh,
+            export: e.id,
+        });
+        Ok(())
+    }
+
+    /// The root of export `e` becomes the current filehandle ([`Self::enter`]).
+    pub fn enter_root(&mut self, e: &'a Arc<Export>) -> OpResult {
+        self.enter(e, e.root, e.root_fh)
+    }
+
+    /// Fails with NFS4ERR_XDEV unless the saved and the current filehandle are in one
+    /// export (RENAME, LINK, COPY, CLONE).
+    pub fn same_export(&self, saved: &CurFh, cur: &CurFh) -> OpResult {
+        if saved.export == cur.export {
+            Ok(())
+        } else {
+            Err(status::NFS4ERR_XDEV)
+        }
     }
 
     /// Fails with ROFS on a read-only export.
     pub fn writable(&self) -> Result<(), NfsStatus> {
-        if self.export.opts.read_only {
+        if self.read_only {
             Err(status::NFS4ERR_ROFS)
         } else {
             Ok(())
@@ -214,6 +268,7 @@ impl CompoundCtx<'_> {
     /// SAVEFH: the current filehandle becomes the saved one, with its stateid.
     pub fn save_fh(&mut self) {
         self.saved_fh = self.current_fh;
+        self.saved_export = self.export;
         self.saved_stateid = self.current_stateid;
     }
 
@@ -221,7 +276,7 @@ impl CompoundCtx<'_> {
     /// current when it was saved (NFS4ERR_RESTOREFH if none was saved).
     pub fn restore_fh(&mut self) -> OpResult {
         let fh = self.saved_fh.ok_or(status::NFS4ERR_RESTOREFH)?;
-        self.current_fh = Some(fh);
+        self.enter(self.saved_export, fh.obj, fh.fh)?;
         self.current_stateid = self.saved_stateid;
         Ok(())
     }

@@ -52,6 +52,8 @@ struct Entry {
 
 /// One asynchronous copy to run.
 pub struct CopyJob {
+    /// The export of both files (held: a copy outlives an export's removal).
+    pub export: Arc<Export>,
     pub clientid: u64,
     pub session: SessionId,
     pub src: ObjHandle,
@@ -89,7 +91,6 @@ type TableLock = RankedMutex<Table, { rank::OFFLOAD_TABLE }>;
 /// The asynchronous copies of one engine.
 pub struct Offloads {
     state: Arc<StateManager>,
-    export: Arc<Export>,
     callbacks: Callbacks,
     table: Arc<TableLock>,
     jobs: OnceLock<crossbeam_channel::Sender<(CopyJob, Stateid, Arc<Progress>)>>,
@@ -100,10 +101,9 @@ pub struct Offloads {
 
 impl Offloads {
     /// No copies yet; the helpers start with the first.
-    pub fn new(state: Arc<StateManager>, export: Arc<Export>, callbacks: Callbacks) -> Self {
+    pub fn new(state: Arc<StateManager>, callbacks: Callbacks) -> Self {
         Offloads {
             state,
-            export,
             callbacks,
             table: Arc::new(RankedMutex::new(Table::default())),
             jobs: OnceLock::new(),
@@ -194,13 +194,13 @@ impl Offloads {
         let (tx, rx) = crossbeam_channel::unbounded::<(CopyJob, Stateid, Arc<Progress>)>();
         let callbacks = self.callbacks.clone();
         for i in 0..THREADS {
-            let (rx, state, export) = (rx.clone(), self.state.clone(), self.export.clone());
+            let (rx, state) = (rx.clone(), self.state.clone());
             let (table, callbacks) = (self.table.clone(), callbacks.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("ringnfs-copy-{i}"))
                 .spawn(move || {
                     for (job, sid, progress) in rx {
-                        let Some(st) = run(&state, &export, &job, &progress) else {
+                        let Some(st) = run(&state, &job.export, &job, &progress) else {
                             // Cancelled, or the client is gone: nothing to report to.
                             table.lock().running.remove(&sid.other);
                             continue;

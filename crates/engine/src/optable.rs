@@ -10,6 +10,7 @@
 
 use super::consts::{NFS4_FHSIZE, NFS4_OPAQUE_LIMIT, NfsStatus, op};
 use super::ctx::{CompoundCtx, OpResult};
+use super::export::MAX_FLAVORS;
 use super::ops::{attr, copy, dir, fh, io, lock, open, session, space, stateid_ops, xattr};
 use super::row::*;
 use ringnfs_proto::nfs4::ops as wire;
@@ -230,11 +231,11 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     };
     t[op::SECINFO as usize] = row! {
         "SECINFO", dir::secinfo, NEEDS_FH, wire::SecinfoArgs<'a>,
-        rsize: |_, _| RESULT_HEADER + 4 + 4 * dir::SECINFO_FLAVORS.len() as u32,
+        rsize: |_, _| RESULT_HEADER + 4 + 4 * MAX_FLAVORS as u32,
     };
     t[op::SECINFO_NO_NAME as usize] = row! {
         "SECINFO_NO_NAME", dir::secinfo_no_name, NEEDS_FH, wire::SecinfoNoNameArgs,
-        rsize: |_, _| RESULT_HEADER + 4 + 4 * dir::SECINFO_FLAVORS.len() as u32,
+        rsize: |_, _| RESULT_HEADER + 4 + 4 * MAX_FLAVORS as u32,
     };
     // ---- opens (ops/open.rs, proto nfs4/ops/open.rs) ----
     t[op::OPEN as usize] = row! {

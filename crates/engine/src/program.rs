@@ -18,16 +18,22 @@ use ringnfs_state::StateManager;
 use super::compound::{Flow, Nfs4Engine, Suspended};
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
 use super::ctx::Source;
-use super::export::Export;
+use super::export::{Export, ExportSet, Exports};
 
 pub struct NfsService {
     engine: Arc<Nfs4Engine>,
 }
 
 impl NfsService {
+    /// Serve one export, at the pseudo root "/".
     pub fn new(state: Arc<StateManager>, export: Arc<Export>) -> Arc<Self> {
+        Self::with_exports(state, Arc::new(Exports::new(ExportSet::single(export))))
+    }
+
+    /// Serve `exports` (which a live change may replace).
+    pub fn with_exports(state: Arc<StateManager>, exports: Arc<Exports>) -> Arc<Self> {
         Arc::new(Self {
-            engine: Arc::new(Nfs4Engine::new(state, export)),
+            engine: Arc::new(Nfs4Engine::new(state, exports)),
         })
     }
 
@@ -35,8 +41,13 @@ impl NfsService {
         &self.engine.state
     }
 
-    pub fn export(&self) -> &Arc<Export> {
-        &self.engine.export
+    /// The export PUTROOTFH gives now (the one export, when there is one).
+    pub fn export(&self) -> Arc<Export> {
+        self.engine.exports.load().root().clone()
+    }
+
+    pub fn exports(&self) -> &Arc<Exports> {
+        &self.engine.exports
     }
 }
 

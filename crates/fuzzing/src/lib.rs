@@ -150,8 +150,8 @@ impl Harness {
     pub fn new() -> Harness {
         let state = state();
         let export = Arc::new(memory_export());
-        let service = NfsService::new(state.clone(), export.clone());
-        let engine = Nfs4Engine::new(state, export);
+        let service = NfsService::new(state.clone(), export);
+        let engine = Nfs4Engine::new(state, service.exports().clone());
         let conn = ConnMeta::detached(1, 0);
         service.on_accept(&conn);
         let mut h = Harness {

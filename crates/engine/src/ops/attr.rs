@@ -3,6 +3,7 @@
 use crate::attrs::{self, AttrSource};
 use crate::consts::{NfsStatus, status};
 use crate::ctx::{CompoundCtx, CurFh, OpResult, resolved};
+use crate::export::Export;
 use ringnfs_fs::{Attrs, Caller, FileType, FsStats, ObjHandle};
 use ringnfs_proto::nfs4::ops::{
     AccessArgs, AccessResOk, Fattr4, GetAttrArgs, SetAttrArgs, SetAttrRes, VerifyArgs, Xdr,
@@ -12,7 +13,8 @@ use ringnfs_state::stateid::Stateid;
 
 use super::access;
 
-/// Encode fattr4 of `obj` (with attributes `a`) for the `requested` bitmap.
+/// Encode fattr4 of `obj` (with attributes `a`), of the current export, for the
+/// `requested` bitmap.
 pub fn encode_attrs(
     ctx: &CompoundCtx<'_>,
     out: &mut Vec<u8>,
@@ -20,19 +22,50 @@ pub fn encode_attrs(
     obj: &ObjHandle,
     a: &Attrs,
 ) -> OpResult {
+    encode_attrs_in(ctx, ctx.export, out, requested, obj, a)
+}
+
+/// [`encode_attrs`] for an object of export `e` (READDIR of the pseudo file system
+/// shows exports' roots).
+pub fn encode_attrs_in(
+    ctx: &CompoundCtx<'_>,
+    e: &Export,
+    out: &mut Vec<u8>,
+    requested: &[u32],
+    obj: &ObjHandle,
+    a: &Attrs,
+) -> OpResult {
     let stats: Option<FsStats> = if attrs::needs_statfs(requested) {
-        Some(ctx.export.backend.statfs()?)
+        Some(e.backend.statfs()?)
     } else {
         None
     };
-    let fh = ctx.export.handles.encode(obj);
-    let src = source(ctx, fh.as_bytes(), a, stats.as_ref());
+    let fh = e.handles.encode(obj);
+    let mut src = source(ctx, e, fh.as_bytes(), a, stats.as_ref());
+    if attrs::has(requested, ringnfs_proto::nfs4::attr::MOUNTED_ON_FILEID) {
+        src.mounted_on_fileid = mounted_on_fileid(ctx, e, obj, a)?;
+    }
     attrs::encode_fattr(out, requested, &src);
     Ok(())
 }
 
+/// The fileid of the directory `obj` is mounted on: at an export's root, its pseudo
+/// directory's; elsewhere its own (RFC 8881 §5.8.2.19).
+fn mounted_on_fileid(
+    ctx: &CompoundCtx<'_>,
+    e: &Export,
+    obj: &ObjHandle,
+    a: &Attrs,
+) -> Result<u64, NfsStatus> {
+    match ctx.exports.mounted_on(e.id) {
+        Some(node) if *obj == e.root => Ok(ctx.exports.root().backend.getattr(node)?.fileid),
+        _ => Ok(a.fileid),
+    }
+}
+
 pub fn source<'a>(
     ctx: &'a CompoundCtx<'_>,
+    e: &'a Export,
     fh: &'a [u8],
     a: &'a Attrs,
     stats: Option<&'a FsStats>,
@@ -40,14 +73,14 @@ pub fn source<'a>(
     AttrSource {
         attrs: a,
         fh,
-        fsid: ctx.export.backend.fsid(),
+        fsid: e.fsid(),
         stats,
         lease_secs: ctx.state.settings.lease_secs(),
         mounted_on_fileid: a.fileid,
         rdattr_error: None,
         fs_root_path: &[],
-        server_locations: &ctx.export.locations,
-        clone_blksize: ctx.export.backend.clone_blksize(),
+        server_locations: &e.locations,
+        clone_blksize: e.backend.clone_blksize(),
         minor: ctx.minor,
     }
 }
@@ -117,8 +150,7 @@ pub fn check_stateid_io(
         } else {
             access::READ
         };
-        if granted(a, &ctx.caller, ctx.export.opts.read_only) & need == 0 && a.uid != ctx.caller.uid
-        {
+        if granted(a, &ctx.caller, ctx.read_only) & need == 0 && a.uid != ctx.caller.uid {
             return Err(status::NFS4ERR_ACCESS);
         }
     }
@@ -129,7 +161,8 @@ fn verify_common(ctx: &mut CompoundCtx<'_>, f: &Fattr4<'_>) -> Result<bool, NfsS
     let cur = ctx.cur()?;
     let a = ctx.export.backend.getattr(&cur.obj)?;
     let stats = ctx.export.backend.statfs()?;
-    let src = source(ctx, cur.fh.as_bytes(), &a, Some(&stats));
+    let mut src = source(ctx, ctx.export, cur.fh.as_bytes(), &a, Some(&stats));
+    src.mounted_on_fileid = mounted_on_fileid(ctx, ctx.export, &cur.obj, &a)?;
     attrs::verify(f, &src)
 }
 
@@ -200,7 +233,7 @@ pub fn access(ctx: &mut CompoundCtx<'_>, args: AccessArgs, out: &mut Vec<u8>) ->
     let supported = args.access & known;
     AccessResOk {
         supported,
-        access: granted(&a, &ctx.caller, ctx.export.opts.read_only) & supported,
+        access: granted(&a, &ctx.caller, ctx.read_only) & supported,
     }
     .encode(out);
     Ok(())

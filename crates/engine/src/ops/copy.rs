@@ -33,6 +33,8 @@ struct Ends {
 fn ends(ctx: &CompoundCtx<'_>, src_sid: Stateid, dst_sid: Stateid) -> Result<Ends, NfsStatus> {
     let dst = ctx.cur()?;
     let src = ctx.saved()?;
+    // RFC 7862 §15.2.3, §15.13.3: both files in one file system (export).
+    ctx.same_export(&src, &dst)?;
     ctx.writable()?;
     let src_sid = source_stateid(ctx, src_sid)?;
     let dst_sid = resolved(dst_sid)?;
@@ -104,6 +106,7 @@ pub fn copy(ctx: &mut CompoundCtx<'_>, a: CopyArgs<'_>, out: &mut Vec<u8>) -> Op
     let can_call_back = ctx.state.back_channel(&session.sessionid, None).is_some();
     if !a.synchronous && len > SYNC_MAX && can_call_back {
         let sid = ctx.offloads.start(CopyJob {
+            export: ctx.export.clone(),
             clientid: session.clientid,
             session: session.sessionid,
             src: src.obj,

@@ -2,17 +2,18 @@
 //! SECINFO_NO_NAME.
 
 use crate::attrs;
+use crate::consts::NfsStatus;
 use crate::consts::status;
 use crate::ctx::{CompoundCtx, OpResult};
+use crate::export::{Export, PSEUDO_ID};
 use ringnfs_fs::{CreateKind, FileType, check_name};
 use ringnfs_proto::nfs4::ops::{
     CinfoResOk, CreateArgs, CreateResOk, CreateType, LinkArgs, ReaddirArgs, ReaddirEntry,
     ReaddirResOk, ReadlinkResOk, RemoveArgs, RenameArgs, RenameResOk, Secinfo, SecinfoArgs,
     SecinfoNoNameArgs, SecinfoResOk, Xdr,
 };
-use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_SYS};
 
-use super::attr::encode_attrs;
+use super::attr::{encode_attrs, encode_attrs_in};
 use super::{change_info, component, require_dir, require_search};
 
 /// The longest symbolic link target this server stores (PATH_MAX): linktext4 has no
@@ -96,6 +97,8 @@ pub fn rename(ctx: &mut CompoundCtx<'_>, a: RenameArgs<'_>, out: &mut Vec<u8>) -
     let new = component(a.newname)?;
     let src = ctx.saved()?;
     let dst = ctx.cur()?;
+    // RFC 8881 §18.26.3: both directories in one file system (export).
+    ctx.same_export(&src, &dst)?;
     let fs = &ctx.export.backend;
     let src_before = fs.getattr(&src.obj)?;
     let dst_before = fs.getattr(&dst.obj)?;
@@ -121,6 +124,8 @@ pub fn link(ctx: &mut CompoundCtx<'_>, a: LinkArgs<'_>, out: &mut Vec<u8>) -> Op
     let name = component(a.name)?;
     let target = ctx.saved()?;
     let dir = ctx.cur()?;
+    // RFC 8881 §18.9.3: the file and the directory in one file system (export).
+    ctx.same_export(&target, &dir)?;
     let fs = &ctx.export.backend;
     let before = fs.getattr(&dir.obj)?;
     require_dir(&before)?;
@@ -179,9 +184,27 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
     'pages: loop {
         let (entries, end) = fs.readdir(&dir.obj, next, 128)?;
         for e in &entries {
+            // In the pseudo file system, an export's mount point shows the export's
+            // root, and an export that does not admit this client is not shown.
+            let mounted = match ctx.exports.junction(&e.handle) {
+                Some(x) if ctx.export.id == PSEUDO_ID => {
+                    if x.access_for(ctx.conn.peer.ip()).is_none() {
+                        next = e.cookie;
+                        continue;
+                    }
+                    Some(x)
+                }
+                _ => None,
+            };
             let entry_start = out.len();
             ReaddirEntry::encode_head(out, e.cookie, &e.name);
-            encode_attrs(ctx, out, requested, &e.handle, &e.attrs)?;
+            match mounted {
+                Some(x) => {
+                    let root_attrs = x.backend.getattr(&x.root)?;
+                    encode_attrs_in(ctx, x, out, requested, &x.root, &root_attrs)?
+                }
+                None => encode_attrs(ctx, out, requested, &e.handle, &e.attrs)?,
+            }
             names_bytes += 8 + 4 + e.name.len();
             let over_dircount = dircount > 0 && names_bytes > dircount && emitted > 0;
             if out.len() - start > limit || over_dircount {
@@ -204,9 +227,14 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
     Ok(())
 }
 
-/// The flavors SECINFO and SECINFO_NO_NAME offer: AUTH_SYS, then AUTH_NONE.
-pub const SECINFO_FLAVORS: [Secinfo<'static>; 2] =
-    [Secinfo::Flavor(AUTH_SYS), Secinfo::Flavor(AUTH_NONE)];
+/// The flavors SECINFO and SECINFO_NO_NAME offer for export `e`: those it admits this
+/// client with, in its order (NFS4ERR_ACCESS if it does not admit the client).
+fn flavors(ctx: &CompoundCtx<'_>, e: &Export) -> Result<Vec<Secinfo<'static>>, NfsStatus> {
+    let access = e
+        .access_for(ctx.conn.peer.ip())
+        .ok_or(status::NFS4ERR_ACCESS)?;
+    Ok(access.flavors.iter().map(|f| Secinfo::Flavor(*f)).collect())
+}
 
 pub fn secinfo(ctx: &mut CompoundCtx<'_>, a: SecinfoArgs<'_>, out: &mut Vec<u8>) -> OpResult {
     let name = component(a.name)?;
@@ -215,8 +243,13 @@ pub fn secinfo(ctx: &mut CompoundCtx<'_>, a: SecinfoArgs<'_>, out: &mut Vec<u8>)
     require_dir(&attrs)?;
     check_name(name)?;
     require_search(&attrs, &ctx.caller)?;
-    ctx.export.backend.lookup(&dir.obj, name)?;
-    SecinfoResOk::encode_list(out, &SECINFO_FLAVORS);
+    let obj = ctx.export.backend.lookup(&dir.obj, name)?;
+    // The name an export is mounted on: that export's flavors.
+    let target = match ctx.exports.junction(&obj) {
+        Some(x) if ctx.export.id == PSEUDO_ID => x,
+        _ => ctx.export,
+    };
+    SecinfoResOk::encode_list(out, &flavors(ctx, target)?);
     // RFC 8881 §2.6.3.1.1.8: SECINFO consumes the current filehandle.
     ctx.current_fh = None;
     Ok(())
@@ -228,14 +261,19 @@ pub fn secinfo_no_name(
     out: &mut Vec<u8>,
 ) -> OpResult {
     let cur = ctx.cur()?;
-    match a.style {
-        0 => {}
+    let target = match a.style {
+        0 => ctx.export,
+        // The parent of an export's root is in the pseudo file system.
+        1 if cur.obj == ctx.export.root && ctx.exports.mounted_on(ctx.export.id).is_some() => {
+            ctx.exports.root()
+        }
         1 => {
             ctx.export.backend.lookup_parent(&cur.obj)?;
+            ctx.export
         }
         _ => return Err(status::NFS4ERR_INVAL),
-    }
-    SecinfoResOk::encode_list(out, &SECINFO_FLAVORS);
+    };
+    SecinfoResOk::encode_list(out, &flavors(ctx, target)?);
     ctx.current_fh = None;
     Ok(())
 }

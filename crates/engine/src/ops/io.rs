@@ -70,6 +70,7 @@ pub fn finish(
                 data.len()
             };
             let eof = read_eof(offset, len, count, size);
+            export.stats.read(len as u64);
             ReadResOk::finish_head(out, head, eof, len);
             IoOutcome::Status(status::NFS4_OK)
         }
@@ -113,11 +114,15 @@ pub fn finish(
                     },
                 };
             }
+            export.stats.written(u64::from(written));
             write_ok(state, written, stable, out)
         }
         IoFinish::Write {
             stable, written, ..
-        } => write_ok(state, written, stable, out),
+        } => {
+            export.stats.written(u64::from(written));
+            write_ok(state, written, stable, out)
+        }
         IoFinish::Commit => {
             CommitResOk {
                 verifier: state.write_verifier,
@@ -384,6 +389,7 @@ pub fn read(ctx: &mut CompoundCtx<'_>, a: ReadArgs, out: &mut Vec<u8>) -> OpResu
     let start = out.len();
     let eof = ctx.export.backend.read(&cur.obj, offset, count, out)?;
     let n = out.len() - start;
+    ctx.export.stats.read(n as u64);
     ReadResOk::finish_head(out, head, eof, n);
     Ok(())
 }
@@ -463,6 +469,7 @@ pub fn write(ctx: &mut CompoundCtx<'_>, a: WriteArgs<'_>, out: &mut Vec<u8>) -> 
             .write_shared(&cur.obj, offset, &shared, stable)?,
         None => ctx.export.backend.write(&cur.obj, offset, data, stable)?,
     };
+    ctx.export.stats.written(u64::from(n));
     WriteResOk {
         count: n,
         committed: done as u32,

@@ -225,7 +225,7 @@ pub fn open(
         ctx.writable()?;
     }
     if !created {
-        let g = granted(&attrs, &ctx.caller, ctx.export.opts.read_only);
+        let g = granted(&attrs, &ctx.caller, ctx.read_only);
         let need_read = share_access & SHARE_ACCESS_READ != 0 && g & access::READ == 0;
         let need_write = share_access & SHARE_ACCESS_WRITE != 0 && g & access::MODIFY == 0;
         if need_read || need_write {

@@ -1,0 +1,530 @@
+//! The exports a server serves, from their descriptions ([`ExportSpec`], the config
+//! file's `[[export]]` tables, the REST API's JSON): options resolved against the
+//! server's defaults, backends opened, checked all together, then served; changed live
+//! through the control plane ([`LiveExports`]) and persisted in the state directory.
+//!
+//! A change builds a whole new set and swaps it in: an export whose directory, backend,
+//! pseudo path and fsid stay the same keeps its backend (open files, handles, its
+//! clients' state) whatever else changes; an export that is not in the new set stops
+//! being served (its handles answer NFS4ERR_STALE).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::control::exports::{AccessSpec, ExportAdmin, ExportError, ExportSpec, ExportView};
+use crate::fs::Backend;
+use crate::fs::local::{LocalBackend, LocalOptions};
+use crate::fs::memory::{MemoryBackend, MemoryOptions};
+use crate::nfs4::export::set::{id_for_path, parse_pseudo_path};
+use crate::nfs4::export::{
+    Access, ClientMatch, ClientRule, Export, ExportOptions, ExportSet, Exports, MAX_FLAVORS,
+};
+use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
+use crate::server::{BackendKind, IoMode};
+
+/// Where the control plane keeps the exports it changed, in the state directory.
+pub const EXPORTS_FILE: &str = "exports.toml";
+
+/// Mode of an export root ringnfs creates: writable by everyone, like /tmp, so squashed
+/// root and ordinary users can create files out of the box.
+const CREATED_EXPORT_MODE: u32 = 0o1777;
+
+/// What an export's description leaves out: the `serve` options.
+#[derive(Debug, Clone)]
+pub struct ExportDefaults {
+    pub backend: BackendKind,
+    pub options: ExportOptions,
+    /// Server addresses for fs_locations.
+    pub locations: Vec<String>,
+}
+
+/// The exports file: `[[export]]` tables, as in the config file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportsFile {
+    #[serde(default)]
+    pub export: Vec<ExportSpec>,
+}
+
+impl ExportsFile {
+    /// The exports persisted in `dir`, if there is a file.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<Vec<ExportSpec>>> {
+        let path = dir.join(EXPORTS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let f: ExportsFile =
+                    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+                Ok(Some(f.export))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Write `specs` to `dir` (a temporary file renamed over the old one).
+    pub fn save(dir: &Path, specs: &[ExportSpec]) -> std::io::Result<()> {
+        let text = toml::to_string(&ExportsFile {
+            export: specs.to_vec(),
+        })
+        .map_err(std::io::Error::other)?;
+        let path = dir.join(EXPORTS_FILE);
+        let tmp = dir.join(format!("{EXPORTS_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            format!("# Written by ringnfs on export changes.\n{text}"),
+        )?;
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+/// A security flavor by its exports(5) name.
+fn flavor(name: &str) -> Result<u32, String> {
+    match name.trim() {
+        "sys" => Ok(AUTH_SYS),
+        "none" => Ok(AUTH_NONE),
+        f @ ("krb5" | "krb5i" | "krb5p" | "tls" | "mtls") => Err(format!(
+            "security flavor {f:?} is not supported yet (sys and none are)"
+        )),
+        f => Err(format!("{f:?} is not a security flavor (sys, none)")),
+    }
+}
+
+/// `base` with what `spec` sets.
+fn access(spec: &AccessSpec, base: &Access) -> Result<Access, String> {
+    let flavors = match &spec.sec {
+        Some(names) => {
+            let mut v = Vec::new();
+            for n in names {
+                let f = flavor(n)?;
+                if !v.contains(&f) {
+                    v.push(f);
+                }
+            }
+            if v.is_empty() || v.len() > MAX_FLAVORS {
+                return Err(format!("sec: give 1 to {MAX_FLAVORS} flavors"));
+            }
+            v
+        }
+        None => base.flavors.clone(),
+    };
+    Ok(Access {
+        read_only: spec.read_only.unwrap_or(base.read_only),
+        root_squash: spec.root_squash.unwrap_or(base.root_squash),
+        all_squash: spec.all_squash.unwrap_or(base.all_squash),
+        anon_uid: spec.anon_uid.unwrap_or(base.anon_uid),
+        anon_gid: spec.anon_gid.unwrap_or(base.anon_gid),
+        flavors,
+    })
+}
+
+/// The options of the export `spec` describes, over the server's defaults.
+pub fn export_options(spec: &ExportSpec, d: &ExportDefaults) -> Result<ExportOptions, String> {
+    let own = access(&spec.access(), &d.options.access())?;
+    let mut rules = Vec::new();
+    for c in &spec.clients {
+        rules.push(ClientRule {
+            client: ClientMatch::parse(&c.host)?,
+            access: access(&c.access(), &own).map_err(|e| format!("client {:?}: {e}", c.host))?,
+        });
+    }
+    let io_mode = match &spec.io_mode {
+        Some(m) => <IoMode as clap::ValueEnum>::from_str(m, true)
+            .map_err(|_| format!("io_mode {m:?} is not one of buffered, dontcache, direct"))?
+            .caching(),
+        None => d.options.io_mode,
+    };
+    Ok(ExportOptions {
+        read_only: own.read_only,
+        root_squash: own.root_squash,
+        all_squash: own.all_squash,
+        anon_uid: own.anon_uid,
+        anon_gid: own.anon_gid,
+        flavors: own.flavors,
+        // Rules name their clients; without rules `--allow` does.
+        allowed: if rules.is_empty() {
+            d.options.allowed.clone()
+        } else {
+            Vec::new()
+        },
+        rules,
+        io_mode,
+    })
+}
+
+fn backend_kind(spec: &ExportSpec, d: &ExportDefaults) -> Result<BackendKind, String> {
+    match spec.backend.as_deref() {
+        None => Ok(d.backend),
+        Some(b) => <BackendKind as clap::ValueEnum>::from_str(b, true)
+            .map_err(|_| format!("backend {b:?} is not one of local, memory")),
+    }
+}
+
+/// The backend of an export: a fresh in-memory one, or the directory `path` (created
+/// with mode 1777 if missing).
+pub fn open_backend(
+    kind: BackendKind,
+    path: Option<&Path>,
+    read_only: bool,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    Ok(match kind {
+        BackendKind::Memory => Arc::new(MemoryBackend::new(MemoryOptions {
+            root_mode: CREATED_EXPORT_MODE,
+            ..MemoryOptions::default()
+        })),
+        BackendKind::Local => {
+            let Some(path) = path else {
+                anyhow::bail!("an export of the local backend needs a `path` (its directory)");
+            };
+            if !path.exists() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::create_dir_all(path)
+                    .with_context(|| format!("creating export directory {}", path.display()))?;
+                std::fs::set_permissions(
+                    path,
+                    std::fs::Permissions::from_mode(CREATED_EXPORT_MODE),
+                )?;
+                tracing::info!(path = %path.display(), "created export directory");
+            }
+            if !path.is_dir() {
+                anyhow::bail!(
+                    "the export {} is a file, not a directory (give --export a directory)",
+                    path.display()
+                );
+            }
+            let opts = LocalOptions {
+                read_only,
+                ..LocalOptions::default()
+            };
+            Arc::new(LocalBackend::open(path, opts).map_err(|e| {
+                // Reopening files by handle (open_by_handle_at) needs CAP_DAC_READ_SEARCH.
+                let denied = matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+                    || e.kind() == std::io::ErrorKind::PermissionDenied;
+                let root = ringnfs_fs::local::running_as_root();
+                if denied && !root {
+                    anyhow::anyhow!(
+                        "opening export {}: {e}: the local backend needs root \
+                         (CAP_DAC_READ_SEARCH, to reopen files by handle): run as root, or \
+                         use --backend memory",
+                        path.display()
+                    )
+                } else {
+                    anyhow::anyhow!("opening export {}: {e}", path.display())
+                }
+            })?)
+        }
+    })
+}
+
+/// Whether `a` and `b` are the same export but for its options: same backend, same
+/// directory, same pseudo path, same number.
+fn same_place(a: &ExportSpec, b: &ExportSpec, d: &ExportDefaults) -> bool {
+    let norm = |s: &ExportSpec| {
+        (
+            parse_pseudo_path(&s.pseudo).ok(),
+            s.path
+                .as_deref()
+                .map(|p| PathBuf::from(p).components().collect::<PathBuf>()),
+            backend_kind(s, d).ok(),
+            s.fsid,
+        )
+    };
+    norm(a) == norm(b)
+}
+
+/// One export from its description, reusing `old`'s backend when it is the same place.
+fn build_one(
+    spec: &ExportSpec,
+    d: &ExportDefaults,
+    key: [u8; 16],
+    old: Option<(&ExportSpec, &Arc<Export>)>,
+) -> Result<Arc<Export>, String> {
+    let path = parse_pseudo_path(&spec.pseudo)?;
+    let opts = export_options(spec, d).map_err(|e| format!("export {}: {e}", spec.pseudo))?;
+    if let Some((old_spec, old)) = old
+        && same_place(old_spec, spec, d)
+    {
+        return Ok(Arc::new(old.with_options(opts)));
+    }
+    let kind = backend_kind(spec, d)?;
+    let dir = spec.path.as_deref().map(Path::new);
+    let backend = open_backend(kind, dir, opts.read_only)
+        .map_err(|e| format!("export {}: {e:#}", spec.pseudo))?;
+    let id = spec.fsid.unwrap_or_else(|| id_for_path(&path));
+    let mut e = Export::at(backend, opts, key, id, path);
+    e.locations = d.locations.clone();
+    Ok(Arc::new(e))
+}
+
+/// The exports `specs` describe, checked together; each reuses the backend of the
+/// export of `old` at the same place.
+pub fn build(
+    specs: &[ExportSpec],
+    d: &ExportDefaults,
+    key: [u8; 16],
+    old: &[(ExportSpec, Arc<Export>)],
+) -> Result<(ExportSet, Vec<(ExportSpec, Arc<Export>)>), String> {
+    let mut built = Vec::new();
+    for spec in specs {
+        let reuse = old
+            .iter()
+            .find(|(s, _)| same_place(s, spec, d))
+            .map(|(s, e)| (s, e));
+        built.push((spec.clone(), build_one(spec, d, key, reuse)?));
+    }
+    let set = ExportSet::build(built.iter().map(|(_, e)| e.clone()).collect(), key)?;
+    Ok((set, built))
+}
+
+/// The exports being served and their descriptions; what the control plane changes.
+pub struct LiveExports {
+    exports: Arc<Exports>,
+    defaults: ExportDefaults,
+    key: [u8; 16],
+    state_dir: Option<PathBuf>,
+    /// The descriptions and exports served now, in order. Held while a change is
+    /// checked, persisted and swapped in, so changes happen one at a time.
+    current: Mutex<Vec<(ExportSpec, Arc<Export>)>>,
+}
+
+impl LiveExports {
+    /// Serve `specs` (opening their backends); refused with the reason if they are not
+    /// valid together.
+    pub fn start(
+        specs: &[ExportSpec],
+        defaults: ExportDefaults,
+        key: [u8; 16],
+        state_dir: Option<PathBuf>,
+    ) -> anyhow::Result<LiveExports> {
+        let (set, built) = build(specs, &defaults, key, &[]).map_err(anyhow::Error::msg)?;
+        Ok(LiveExports {
+            exports: Arc::new(Exports::new(set)),
+            defaults,
+            key,
+            state_dir,
+            current: Mutex::new(built),
+        })
+    }
+
+    pub fn exports(&self) -> &Arc<Exports> {
+        &self.exports
+    }
+
+    /// The descriptions served now.
+    pub fn specs(&self) -> Vec<ExportSpec> {
+        self.current.lock().iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Serve `specs` instead of what is served: checked whole, persisted if `persist`,
+    /// then swapped in.
+    pub fn replace(&self, specs: Vec<ExportSpec>, persist: bool) -> Result<(), ExportError> {
+        let mut cur = self.current.lock();
+        self.replace_locked(&mut cur, specs, persist)
+    }
+
+    fn replace_locked(
+        &self,
+        cur: &mut Vec<(ExportSpec, Arc<Export>)>,
+        specs: Vec<ExportSpec>,
+        persist: bool,
+    ) -> Result<(), ExportError> {
+        let (set, built) =
+            build(&specs, &self.defaults, self.key, cur).map_err(ExportError::Invalid)?;
+        if persist && let Some(dir) = &self.state_dir {
+            ExportsFile::save(dir, &specs).map_err(|e| {
+                ExportError::Persist(format!("writing {}: {e}", dir.join(EXPORTS_FILE).display()))
+            })?;
+        }
+        self.exports.replace(set);
+        *cur = built;
+        Ok(())
+    }
+
+    fn view(spec: &ExportSpec, e: &Export) -> ExportView {
+        let t = e.stats.totals();
+        ExportView {
+            id: e.id,
+            export: spec.clone(),
+            ops: t.ops,
+            bytes_read: t.bytes_read,
+            bytes_written: t.bytes_written,
+        }
+    }
+
+    fn index(cur: &[(ExportSpec, Arc<Export>)], id: u32) -> Result<usize, ExportError> {
+        cur.iter()
+            .position(|(_, e)| e.id == id)
+            .ok_or(ExportError::NotFound(id))
+    }
+
+    fn view_of(cur: &[(ExportSpec, Arc<Export>)], pseudo: &str) -> ExportView {
+        let (s, e) = cur
+            .iter()
+            .find(|(s, _)| s.pseudo == pseudo)
+            .expect("the export just built");
+        Self::view(s, e)
+    }
+}
+
+impl ExportAdmin for LiveExports {
+    fn list(&self) -> Vec<ExportView> {
+        let mut v: Vec<ExportView> = self
+            .current
+            .lock()
+            .iter()
+            .map(|(s, e)| Self::view(s, e))
+            .collect();
+        v.sort_by_key(|v| v.id);
+        v
+    }
+
+    fn add(&self, spec: ExportSpec) -> Result<ExportView, ExportError> {
+        let mut cur = self.current.lock();
+        let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
+        let pseudo = spec.pseudo.clone();
+        specs.push(spec);
+        self.replace_locked(&mut cur, specs, true)?;
+        Ok(Self::view_of(&cur, &pseudo))
+    }
+
+    fn update(&self, id: u32, spec: ExportSpec) -> Result<ExportView, ExportError> {
+        let mut cur = self.current.lock();
+        let i = Self::index(&cur, id)?;
+        let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
+        let pseudo = spec.pseudo.clone();
+        specs[i] = spec;
+        self.replace_locked(&mut cur, specs, true)?;
+        Ok(Self::view_of(&cur, &pseudo))
+    }
+
+    fn remove(&self, id: u32) -> Result<(), ExportError> {
+        let mut cur = self.current.lock();
+        let i = Self::index(&cur, id)?;
+        if cur.len() == 1 {
+            return Err(ExportError::Invalid(
+                "the last export cannot be removed (add another first)".into(),
+            ));
+        }
+        let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
+        specs.remove(i);
+        self.replace_locked(&mut cur, specs, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::exports::ClientSpec;
+
+    fn defaults() -> ExportDefaults {
+        ExportDefaults {
+            backend: BackendKind::Memory,
+            options: ExportOptions::default(),
+            locations: Vec::new(),
+        }
+    }
+
+    fn spec(pseudo: &str) -> ExportSpec {
+        ExportSpec {
+            pseudo: pseudo.into(),
+            ..ExportSpec::default()
+        }
+    }
+
+    #[test]
+    fn options_inherit_and_rules_resolve() {
+        let mut s = spec("/data");
+        s.read_only = Some(true);
+        s.sec = Some(vec!["sys".into()]);
+        s.clients = vec![
+            ClientSpec {
+                host: "127.0.0.2".into(),
+                read_only: Some(false),
+                root_squash: Some(false),
+                ..ClientSpec::default()
+            },
+            ClientSpec {
+                host: "*".into(),
+                ..ClientSpec::default()
+            },
+        ];
+        let o = export_options(&s, &defaults()).unwrap();
+        assert!(o.read_only);
+        let r0 = &o.rules[0].access;
+        assert!(!r0.read_only && !r0.root_squash);
+        assert_eq!(r0.flavors, vec![AUTH_SYS]);
+        let r1 = &o.rules[1].access;
+        assert!(r1.read_only && r1.root_squash);
+    }
+
+    #[test]
+    fn bad_descriptions_say_why() {
+        for (edit, says) in [
+            (
+                (|s: &mut ExportSpec| s.sec = Some(vec!["krb5".into()])) as fn(&mut ExportSpec),
+                "not supported yet",
+            ),
+            (|s| s.io_mode = Some("fast".into()), "io_mode"),
+            (|s| s.backend = Some("disk".into()), "backend"),
+            (
+                |s| {
+                    s.clients = vec![ClientSpec {
+                        host: "*.example.com".into(),
+                        ..ClientSpec::default()
+                    }]
+                },
+                "wildcard",
+            ),
+        ] {
+            let mut s = spec("/x");
+            edit(&mut s);
+            let e = build(&[s], &defaults(), [0; 16], &[]).err().unwrap();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn live_changes_keep_unchanged_exports() {
+        let dir = std::env::temp_dir().join(format!(
+            "ringnfs-exports-unit-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let live = LiveExports::start(
+            &[spec("/a"), spec("/b")],
+            defaults(),
+            [5; 16],
+            Some(dir.clone()),
+        )
+        .unwrap();
+        let id_a = id_for_path(&parse_pseudo_path("/a").unwrap());
+        let a_before = live.exports().load().get(id_a).unwrap().clone();
+        let mut b = spec("/b");
+        b.read_only = Some(true);
+        let id_b = id_for_path(&parse_pseudo_path("/b").unwrap());
+        live.update(id_b, b).unwrap();
+        let set = live.exports().load();
+        let a_after = set.get(a_before.id).unwrap();
+        assert!(Arc::ptr_eq(&a_before.backend, &a_after.backend));
+        assert!(set.get(id_b).unwrap().opts.read_only);
+        // A refused change changes nothing, persisted or served.
+        let e = live.add(spec("/a")).unwrap_err();
+        assert!(matches!(e, ExportError::Invalid(_)), "{e}");
+        assert_eq!(live.list().len(), 2);
+        live.add(spec("/c")).unwrap();
+        live.remove(a_before.id).unwrap();
+        assert!(live.exports().load().get(a_before.id).is_none());
+        let saved = ExportsFile::load(&dir).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let pseudos: Vec<&str> = saved.iter().map(|s| s.pseudo.as_str()).collect();
+        assert_eq!(pseudos, ["/b", "/c"]);
+        assert_eq!(
+            live.remove(12345).unwrap_err(),
+            ExportError::NotFound(12345)
+        );
+    }
+}
