@@ -38,9 +38,47 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Work with export lists (`import`: exports(5) into the config file's `[[export]]`
+    /// tables).
+    Exports {
+        #[command(subcommand)]
+        action: ExportsCommand,
+    },
     /// Write the man pages (ringnfs.1, ringnfs-serve.1, ringnfs-ctl.1, ...) into DIR.
     #[command(hide = true)]
     Manpages { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ExportsCommand {
+    /// Print FILE (exports(5) syntax, default /etc/exports) as `[[export]]` tables for
+    /// --config, and name on stderr every option, client or line that has no
+    /// equivalent (netgroups, wildcard host names, sec=krb5*, sync/async, ...).
+    Import {
+        #[arg(value_name = "FILE", default_value = "/etc/exports")]
+        file: PathBuf,
+    },
+}
+
+/// `ringnfs exports import FILE`: the tables on stdout, what was left out on stderr.
+fn import_exports(file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let r = ringnfs::control::exports::exports5::import(&text);
+    for n in &r.notes {
+        eprintln!("ringnfs exports import: {}: {n}", file.display());
+    }
+    if r.exports.is_empty() {
+        anyhow::bail!("{} has no exports", file.display());
+    }
+    let tables = ringnfs::exports::ExportsFile { export: r.exports };
+    let text = toml::to_string(&tables).map_err(|e| anyhow::anyhow!("writing TOML: {e}"))?;
+    println!(
+        "# [[export]] tables from {} (ringnfs exports import); add them to the file\n\
+         # `ringnfs serve --config` reads.\n\n{text}",
+        file.display()
+    );
+    Ok(())
 }
 
 /// What `serve --help` says after the options.
@@ -129,6 +167,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "ringnfs", &mut std::io::stdout());
             Ok(())
         }
+        Command::Exports {
+            action: ExportsCommand::Import { file },
+        } => import_exports(&file),
         Command::Manpages { dir } => {
             ringnfs::manpages::write_all(<Cli as clap::CommandFactory>::command(), &dir)
         }

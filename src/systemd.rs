@@ -61,8 +61,10 @@ pub fn stopping() {
 }
 
 /// SIGHUP: re-read `config` and apply the live settings it gives
-/// (`max_connections_per_session`, `exclusive_binding`, `lease_time`, `delegations`);
-/// the other options need a restart. A file that does not parse changes nothing.
+/// (`max_connections_per_session`, `exclusive_binding`, `lease_time`, `delegations`)
+/// and its exports (`[[export]]` tables or `export`), as the control plane would: an
+/// export that stays where it was keeps its clients. The other options need a restart.
+/// A file that does not parse, or exports that are not valid together, change nothing.
 pub fn reload(server: &Server, config: Option<&Path>) {
     let _ = sd_notify::notify(false, &[NotifyState::Reloading]);
     match config {
@@ -70,7 +72,7 @@ pub fn reload(server: &Server, config: Option<&Path>) {
         Some(path) => match apply(server, path) {
             Ok(applied) if applied.is_empty() => tracing::info!(
                 file = %path.display(),
-                "SIGHUP: the config file gives no live setting; nothing changed"
+                "SIGHUP: the config file gives no live setting and no exports; nothing changed"
             ),
             Ok(applied) => tracing::info!(
                 file = %path.display(),
@@ -95,6 +97,30 @@ fn apply(server: &Server, path: &Path) -> anyhow::Result<String> {
         delegations: o.delegations,
     };
     given.apply(&crate::state::settings::LiveSettings::default())?;
+    let exports = match &o.export {
+        Some(crate::options::ExportArg::Tables(t)) => Some(t.clone()),
+        Some(crate::options::ExportArg::Dir(d)) => {
+            Some(vec![crate::control::exports::ExportSpec {
+                pseudo: "/".into(),
+                path: Some(d.display().to_string()),
+                ..Default::default()
+            }])
+        }
+        None => None,
+    };
+    // The exports first: refused, they change nothing, the settings included.
+    if let Some(specs) = &exports {
+        server
+            .exports()
+            .replace(specs.clone(), true)
+            .map_err(|e| anyhow::anyhow!("exports: {e}"))?;
+    }
     given.apply(&server.state().settings)?;
-    Ok(given.describe())
+    let mut said = given.describe();
+    if let Some(specs) = exports {
+        let pseudo: Vec<&str> = specs.iter().map(|s| s.pseudo.as_str()).collect();
+        let sep = if said.is_empty() { "" } else { ", " };
+        said.push_str(&format!("{sep}exports={}", pseudo.join(" ")));
+    }
+    Ok(said)
 }

@@ -443,7 +443,7 @@ fn the_start_up_log_names_export_backend_state_dir_grace_and_control() {
     let _ = child.kill();
     let _ = child.wait();
     for want in [
-        format!("export={}", export.display()),
+        format!("exports=/={}", export.display()),
         "backend=local".to_string(),
         format!("state_dir={}", state.display()),
         "grace_secs=7".to_string(),

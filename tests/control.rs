@@ -920,6 +920,8 @@ enum IdKind {
     Conn,
     /// A live setting's name (`/settings/persisted/{key}`).
     Setting,
+    /// An export's id (`/exports/{id}`).
+    Export,
 }
 
 /// Real objects to put into the requests.
@@ -927,6 +929,7 @@ struct RealIds {
     client: u64,
     session: String,
     conn: u64,
+    export: u32,
 }
 
 impl IdKind {
@@ -948,6 +951,7 @@ impl IdKind {
             "sessions" | "session" => IdKind::Session,
             "connections" | "connection" => IdKind::Conn,
             "persisted" => IdKind::Setting,
+            "exports" => IdKind::Export,
             _ => panic!("{path}: no real value known for {location} parameter {name:?}"),
         }
     }
@@ -958,6 +962,7 @@ impl IdKind {
             IdKind::Session => ids.session.clone(),
             IdKind::Conn => ids.conn.to_string(),
             IdKind::Setting => "lease_time".into(),
+            IdKind::Export => ids.export.to_string(),
         }
     }
 
@@ -967,6 +972,7 @@ impl IdKind {
             IdKind::Session => "zz",
             IdKind::Conn => "x",
             IdKind::Setting => "lease-time",
+            IdKind::Export => "x",
         }
     }
 
@@ -977,6 +983,7 @@ impl IdKind {
             IdKind::Session => "0".repeat(32),
             IdKind::Conn => u64::MAX.to_string(),
             IdKind::Setting => "no_such_setting".into(),
+            IdKind::Export => "12345".into(),
         }
     }
 }
@@ -1103,9 +1110,21 @@ fn current_values_body(ctl: &Ctl, doc: &Value, o: &Operation, schema: &Value) ->
 fn probes(ctl: &Ctl, doc: &Value, o: &Operation, ids: &RealIds) -> Vec<Probe> {
     let token_required = o.token_required(doc);
     let valid_token = token_required.is_some_and(|r| r).then(|| ctl.token.clone());
-    let body = o
-        .request_schema()
-        .map(|schema| current_values_body(ctl, doc, o, schema));
+    let body = match (o.path.as_str(), o.method.as_str()) {
+        // A new export (the pseudo root holds the walk's own export and this one).
+        ("/api/v1/exports", "post") => {
+            Some(br#"{"pseudo": "/walk-b", "backend": "memory"}"#.to_vec())
+        }
+        // An export's description as it is (the view nests it under `export`).
+        ("/api/v1/exports/{id}", "put") => Some(
+            ctl.get_json(&format!("/api/v1/exports/{}", ids.export))["export"]
+                .to_string()
+                .into_bytes(),
+        ),
+        _ => o
+            .request_schema()
+            .map(|schema| current_values_body(ctl, doc, o, schema)),
+    };
     let real_path = o.fill(|k| k.real(ids));
     let probe = |what: String, path: String, expect: Expect| Probe {
         what,
@@ -1361,10 +1380,25 @@ fn openapi_document_validates_and_matches_the_server() {
     // Real objects: a session to destroy and one whose connection is drained.
     let doomed = ctl.trunked(2);
     let kept = ctl.trunked(2);
+    // The server's one export moves from "/" to a pseudo path of its own, so that the
+    // walk's POST can add another beside it.
+    let first = ctl.get_json("/api/v1/exports")[0].clone();
+    let mut moved = first["export"].clone();
+    moved["pseudo"] = "/walk-a".into();
+    let r = ctl
+        .authed()
+        .request(
+            "PUT",
+            &format!("/api/v1/exports/{}", first["id"]),
+            Some(moved.to_string().as_bytes()),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
     let ids = RealIds {
         client: doomed.clientid(),
         session: hex(&doomed),
         conn: ctl.conn_ids(&kept)[1],
+        export: r.json().unwrap()["id"].as_u64().unwrap() as u32,
     };
     let settings_before = ctl.get_json("/api/v1/settings");
 

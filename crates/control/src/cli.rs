@@ -80,6 +80,101 @@ pub enum CtlCommand {
     /// Print the Prometheus metrics (with --json: an array of metric families, each
     /// with its samples).
     Metrics,
+    /// List the exports, or add, change or remove one: live (other exports' clients
+    /// notice nothing) and persisted in the server's state directory.
+    Exports {
+        #[command(subcommand)]
+        action: Option<ExportsAction>,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportsAction {
+    /// List the exports with their counters (the default).
+    List,
+    /// Add an export.
+    Add {
+        #[command(flatten)]
+        export: ExportFlags,
+    },
+    /// Replace export ID's description (options alone: its clients keep their state; a
+    /// new --path, --backend, --pseudo or --fsid: a new export there, the old one's
+    /// handles go stale).
+    Update {
+        /// The export's id (ID in `ringnfs ctl exports`).
+        #[arg(value_name = "ID")]
+        id: u32,
+        #[command(flatten)]
+        export: ExportFlags,
+    },
+    /// Stop serving export ID (its handles answer NFS4ERR_STALE from then on).
+    Remove {
+        #[arg(value_name = "ID")]
+        id: u32,
+    },
+}
+
+/// An export's description (`[[export]]` in the config file); left out: the server's
+/// default.
+#[derive(clap::Args, Debug)]
+pub struct ExportFlags {
+    /// Where clients find it in the pseudo file system, e.g. /home.
+    #[arg(long, value_name = "PATH")]
+    pseudo: String,
+    /// The exported directory (local backend).
+    #[arg(long, value_name = "DIR")]
+    path: Option<String>,
+    #[arg(long, value_name = "local|memory")]
+    backend: Option<String>,
+    /// Its number: in its file handles and as its fsid (default: from the pseudo path).
+    #[arg(long, value_name = "N")]
+    fsid: Option<u32>,
+    #[arg(long, value_name = "true|false")]
+    read_only: Option<bool>,
+    #[arg(long, value_name = "true|false")]
+    root_squash: Option<bool>,
+    #[arg(long, value_name = "true|false")]
+    all_squash: Option<bool>,
+    #[arg(long, value_name = "N")]
+    anon_uid: Option<u32>,
+    #[arg(long, value_name = "N")]
+    anon_gid: Option<u32>,
+    /// Security flavors admitted, in order: sys, none.
+    #[arg(long, value_name = "FLAVOR,...", value_delimiter = ',')]
+    sec: Option<Vec<String>>,
+    #[arg(long, value_name = "buffered|dontcache|direct")]
+    io_mode: Option<String>,
+    /// A client rule in exports(5) form, e.g. '10.0.0.0/8(rw,no_root_squash)' or
+    /// '*(ro)' (repeatable; first match wins; a client none matches may not use it).
+    #[arg(long = "client", value_name = "HOST(OPTIONS)")]
+    clients: Vec<String>,
+}
+
+impl ExportFlags {
+    /// The description as the API takes it.
+    fn spec(&self) -> Result<crate::exports::ExportSpec, Failure> {
+        let mut clients = Vec::new();
+        for c in &self.clients {
+            clients.push(
+                crate::exports::exports5::client(c)
+                    .map_err(|e| Failure::Other(format!("--client {c:?}: {e}")))?,
+            );
+        }
+        Ok(crate::exports::ExportSpec {
+            pseudo: self.pseudo.clone(),
+            path: self.path.clone(),
+            backend: self.backend.clone(),
+            fsid: self.fsid,
+            read_only: self.read_only,
+            root_squash: self.root_squash,
+            all_squash: self.all_squash,
+            anon_uid: self.anon_uid,
+            anon_gid: self.anon_gid,
+            sec: self.sec.clone(),
+            io_mode: self.io_mode.clone(),
+            clients,
+        })
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -358,6 +453,42 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
                 kv(v, &keys)
             });
         }
+        CtlCommand::Exports { action } => match action {
+            None | Some(ExportsAction::List) => {
+                let v = json(&call("GET", "/api/v1/exports", None)?)?;
+                out(&v, &exports_table);
+            }
+            Some(ExportsAction::Add { export }) => {
+                let body = serde_json::to_value(export.spec()?).unwrap_or_default();
+                let v = json(&call("POST", "/api/v1/exports", Some(body))?)?;
+                out(&v, &|v| {
+                    format!(
+                        "export {} added, id {}\n",
+                        s(&v["export"]["pseudo"]),
+                        s(&v["id"])
+                    )
+                });
+            }
+            Some(ExportsAction::Update { id, export }) => {
+                let body = serde_json::to_value(export.spec()?).unwrap_or_default();
+                let v = json(&call("PUT", &format!("/api/v1/exports/{id}"), Some(body))?)?;
+                out(&v, &|v| {
+                    format!(
+                        "export {} changed, id {}\n",
+                        s(&v["export"]["pseudo"]),
+                        s(&v["id"])
+                    )
+                });
+            }
+            Some(ExportsAction::Remove { id }) => {
+                call("DELETE", &format!("/api/v1/exports/{id}"), None)?;
+                if args.json {
+                    println!("{{}}");
+                } else {
+                    println!("export {id} removed");
+                }
+            }
+        },
         CtlCommand::Metrics => {
             let text = call("GET", "/metrics", None)?.text();
             if args.json {
@@ -454,6 +585,44 @@ fn clients_table(v: &Value) -> String {
                 s(&c["lease_remaining_ms"]),
                 s(&c["delegations"]),
                 s(&c["impl_name"]),
+            ]
+        }),
+    )
+}
+
+fn exports_table(v: &Value) -> String {
+    table(
+        &[
+            "ID",
+            "PSEUDO",
+            "PATH",
+            "BACKEND",
+            "READ_ONLY",
+            "CLIENTS",
+            "OPS",
+            "READ",
+            "WRITTEN",
+        ],
+        rows(v, |e| {
+            let x = &e["export"];
+            let clients: Vec<String> = x["clients"]
+                .as_array()
+                .map(|c| c.iter().map(|c| s(&c["host"])).collect())
+                .unwrap_or_default();
+            vec![
+                s(&e["id"]),
+                s(&x["pseudo"]),
+                s(&x["path"]),
+                s(&x["backend"]),
+                s(&x["read_only"]),
+                if clients.is_empty() {
+                    "-".into()
+                } else {
+                    clients.join(",")
+                },
+                s(&e["ops"]),
+                s(&e["bytes_read"]),
+                s(&e["bytes_written"]),
             ]
         }),
     )

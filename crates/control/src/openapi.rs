@@ -86,6 +86,7 @@ impl Modify for SettingRanges {
         api::reset_settings,
         api::reset_setting,
         exports::list_exports,
+        exports::get_export,
         exports::add_export,
         exports::update_export,
         exports::remove_export,

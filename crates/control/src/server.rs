@@ -86,7 +86,9 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         )
         .route(
             "/exports/{id}",
-            axum::routing::put(exports::update_export).delete(exports::remove_export),
+            get(exports::get_export)
+                .put(exports::update_export)
+                .delete(exports::remove_export),
         )
         .route("/openapi.json", get(openapi::openapi_document));
     Router::new()

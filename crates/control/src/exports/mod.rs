@@ -3,6 +3,8 @@
 //! them, and the [`ExportAdmin`] the server gives the control plane to do it (the
 //! server opens backends; this crate does not know them).
 
+pub mod exports5;
+
 use std::sync::Arc;
 
 use axum::Json;
@@ -35,6 +37,7 @@ pub struct ExportSpec {
     /// The export's number: its file handles carry it and clients see it as the fsid
     /// (default: a hash of the pseudo path, stable across restarts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub fsid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
@@ -43,8 +46,10 @@ pub struct ExportSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_squash: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub anon_uid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub anon_gid: Option<u32>,
     /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,8 +113,10 @@ pub struct ClientSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_squash: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub anon_uid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uint32")]
     pub anon_gid: Option<u32>,
     /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +127,7 @@ pub struct ClientSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ExportView {
     /// The export's number (its fsid): `PUT` and `DELETE /api/v1/exports/{id}` take it.
+    #[schema(format = "uint32")]
     pub id: u32,
     /// Its description, as added or last changed.
     pub export: ExportSpec,
@@ -196,6 +204,28 @@ pub async fn list_exports(State(ctx): State<Arc<Ctx>>) -> ApiResult<Json<Vec<Exp
     Ok(Json(admin(&ctx)?.list()))
 }
 
+/// One export as served now, with its counters.
+#[utoipa::path(get, path = "/api/v1/exports/{id}", tag = "exports",
+    params(("id" = u32, Path, format = "uint32", description = "The export's id (its fsid)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The export", body = ExportView),
+        (status = 400, description = "Not an export id", body = ErrorBody),
+        (status = 401, description = "Wrong token, or none on a non-loopback control address", body = ErrorBody),
+        (status = 404, description = "No such export", body = ErrorBody)))]
+pub async fn get_export(
+    State(ctx): State<Arc<Ctx>>,
+    id: Result<Path<u32>, PathRejection>,
+) -> ApiResult<Json<ExportView>> {
+    let Path(id) = id?;
+    admin(&ctx)?
+        .list()
+        .into_iter()
+        .find(|v| v.id == id)
+        .map(Json)
+        .ok_or_else(|| ExportError::NotFound(id).into())
+}
+
 /// Add an export: checked with all the others, persisted, then served.
 #[utoipa::path(post, path = "/api/v1/exports", tag = "exports",
     request_body = ExportSpec,
@@ -219,12 +249,12 @@ pub async fn add_export(
 /// their state); a new directory, backend, pseudo path or fsid serves a new export
 /// there (the old one's handles become stale).
 #[utoipa::path(put, path = "/api/v1/exports/{id}", tag = "exports",
-    params(("id" = u32, Path, description = "The export's id (its fsid)")),
+    params(("id" = u32, Path, format = "uint32", description = "The export's id (its fsid)")),
     request_body = ExportSpec,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The export as served", body = ExportView),
-        (status = 400, description = "Invalid, or in conflict with another export; nothing changed", body = ErrorBody),
+        (status = 400, description = "Invalid, not an export id, or in conflict with another export; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
         (status = 404, description = "No such export", body = ErrorBody),
         (status = 500, description = "Could not persist; nothing changed", body = ErrorBody)))]
@@ -243,11 +273,11 @@ pub async fn update_export(
 /// Stop serving an export: its file handles answer NFS4ERR_STALE from then on; other
 /// exports' clients see nothing.
 #[utoipa::path(delete, path = "/api/v1/exports/{id}", tag = "exports",
-    params(("id" = u32, Path, description = "The export's id (its fsid)")),
+    params(("id" = u32, Path, format = "uint32", description = "The export's id (its fsid)")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "The last export cannot be removed", body = ErrorBody),
+        (status = 400, description = "Not an export id, or the last export; nothing changed", body = ErrorBody),
         (status = 401, description = "Missing or wrong token; nothing changed", body = ErrorBody),
         (status = 404, description = "No such export", body = ErrorBody),
         (status = 500, description = "Could not persist; nothing changed", body = ErrorBody)))]
