@@ -50,6 +50,10 @@ impl TestServer {
         self.server.as_ref().expect("running").state()
     }
 
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
     pub fn transport_stats(&self) -> ringnfs::transport::TransportStats {
         self.server.as_ref().expect("running").transport_stats()
     }

@@ -91,6 +91,26 @@ impl RpcConn {
         Self::from_stream(stream, cred, handler)
     }
 
+    /// Connect from local address `source` (any port), or the system's choice.
+    pub fn connect_from(
+        addr: std::net::SocketAddr,
+        source: Option<std::net::IpAddr>,
+        cred: Credential,
+        handler: Arc<dyn CallbackHandler>,
+    ) -> Result<Self, ClientError> {
+        let Some(ip) = source else {
+            return Self::connect_with(addr, cred, handler);
+        };
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        sock.bind(&std::net::SocketAddr::new(ip, 0).into())?;
+        sock.connect(&addr.into())?;
+        Self::from_stream(sock.into(), cred, handler)
+    }
+
     /// Wrap an already connected stream.
     pub fn from_stream(
         stream: TcpStream,

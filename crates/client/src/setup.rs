@@ -51,6 +51,9 @@ pub struct ClientOptions {
     pub reclaim_complete: bool,
     /// csa_sec_parms of CREATE_SESSION; when None, the flavor of `cred`.
     pub cb_sec: Option<Vec<CallbackSec>>,
+    /// The local address to connect from (e.g. 127.0.0.2, to be another client on
+    /// loopback); the system's choice when None.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientOptions {
@@ -72,6 +75,7 @@ impl Default for ClientOptions {
             callback_handler: None,
             reclaim_complete: true,
             cb_sec: None,
+            source: None,
         }
     }
 }
@@ -151,7 +155,7 @@ impl Client {
             (None, Some(h)) => h.clone(),
             (None, None) => unreachable!(),
         };
-        let conn = RpcConn::connect_with(first, opts.cred.clone(), handler.clone())?;
+        let conn = RpcConn::connect_from(first, opts.source, opts.cred.clone(), handler.clone())?;
         conn.set_timeout(opts.timeout);
 
         let owner = opts.owner.clone().unwrap_or_else(unique_owner);
@@ -198,8 +202,12 @@ impl Client {
 
         let session = Arc::new(Session::new(create_args, create, conn));
         for i in 1..opts.connections.max(1) {
-            let c =
-                RpcConn::connect_with(addrs[i % addrs.len()], opts.cred.clone(), handler.clone())?;
+            let c = RpcConn::connect_from(
+                addrs[i % addrs.len()],
+                opts.source,
+                opts.cred.clone(),
+                handler.clone(),
+            )?;
             c.set_timeout(opts.timeout);
             session.add_connection(c);
         }
