@@ -20,9 +20,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports"
 # Scenarios that need this harness's own server (its control plane, restarts).
-OWN_SERVER_SCENARIOS="rebind limit drain restart"
+OWN_SERVER_SCENARIOS="rebind limit drain restart exports"
 
 KERNELS=6.1
 SCENARIOS=all
@@ -673,6 +673,34 @@ h_get() {
     cat "$RUN/host/get.err"
     [ "$got" = "$2" ] || { echo "$1 holds \"$got\", want \"$2\""; return 1; }
     echo "$1 holds \"$got\": as expected"
+}
+
+# exports_two: serve two exports through the control plane, as an admin would: the
+# export at "/" moves to /main (same directory), and /ro (another directory, with a file
+# in it) is added read-only; the pseudo root shows both. exports_restore undoes it.
+h_exports_two() {
+    ext_skip && return 0
+    local id r
+    mkdir -p "$RUN/export-ro" && echo "read-only data" >"$RUN/export-ro/hello"
+    id=$(api exports | jq '.[0].id') || return 1
+    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/main\", \"path\": \"$RUN/export\"}") ||
+        { echo "PUT exports/$id failed: $r"; return 1; }
+    echo "PUT exports/$id: $r"
+    r=$(api_change POST exports "{\"pseudo\": \"/ro\", \"path\": \"$RUN/export-ro\", \"read_only\": true}") ||
+        { echo "POST exports failed: $r"; return 1; }
+    echo "POST exports: $r"
+    api exports | jq -c '[.[] | {id, pseudo: .export.pseudo}]'
+}
+
+h_exports_restore() {
+    ext_skip && return 0
+    local ro main r
+    ro=$(api exports | jq '.[] | select(.export.pseudo == "/ro") | .id')
+    main=$(api exports | jq '.[] | select(.export.pseudo == "/main") | .id')
+    [ -z "$ro" ] || r=$(api_change DELETE "exports/$ro") || { echo "DELETE exports/$ro failed: $r"; return 1; }
+    [ -z "$main" ] || r=$(api_change PUT "exports/$main" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"}") ||
+        { echo "PUT exports/$main failed: $r"; return 1; }
+    api exports | jq -c '[.[] | {id, pseudo: .export.pseudo}]'
 }
 
 # restart: stop the server (SIGTERM, SIGKILL after 30 s) and start it again with the

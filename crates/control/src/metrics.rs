@@ -37,6 +37,12 @@ struct CauseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExportLabel {
+    /// The export's pseudo path.
+    export: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
     op: String,
 }
@@ -206,6 +212,7 @@ pub fn render(ctx: &Ctx) -> String {
     register_hardening(&mut r, &m, &t);
     register_delegations(&mut r, &st.files.delegation_stats());
 
+    register_exports(&mut r, ctx);
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out
@@ -302,5 +309,38 @@ fn register_hardening(
         "sessions_refused",
         "CREATE_SESSIONs refused by a limit, by limit",
         cause(&[("per_client", m.sessions_refused_per_client)]),
+    );
+}
+
+/// Each export's operations and bytes, labelled with its pseudo path (in id order).
+fn register_exports(r: &mut Registry, ctx: &Ctx) {
+    let Some(admin) = &ctx.exports else {
+        return;
+    };
+    let views = admin.list();
+    let per = |f: fn(&crate::exports::ExportView) -> u64| {
+        family(views.iter().map(|v| {
+            (
+                ExportLabel {
+                    export: v.export.pseudo.clone(),
+                },
+                f(v),
+            )
+        }))
+    };
+    r.register(
+        "export_ops",
+        "Operations on each export's files (those with a current filehandle in it)",
+        per(|v| v.ops),
+    );
+    r.register(
+        "export_read_bytes",
+        "Bytes READ from each export",
+        per(|v| v.bytes_read),
+    );
+    r.register(
+        "export_written_bytes",
+        "Bytes written to each export by WRITE",
+        per(|v| v.bytes_written),
     );
 }

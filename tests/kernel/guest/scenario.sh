@@ -2,7 +2,7 @@
 # Guest side of the ringnfs kernel harness (busybox sh, run as root).
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
-#                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg (or all)
+#                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports (or all)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -714,6 +714,46 @@ d_cats() {
 }
 d_rm() { rm -r /mnt/dg; }
 
+# ---------------------------------------------------------------- exports
+# The host serves two exports (/main read-write, /ro read-only) through the control
+# plane. The guest mounts the pseudo root: each export is a file system of its own (the
+# client mounts it on crossing: `stat -c %d` differs), /ro refuses a write with EROFS,
+# /main takes one. The host puts the one export back at "/" at the end.
+e_ls() {
+    ls /mnt
+    [ -d /mnt/main ] && [ -d /mnt/ro ] || fail "the pseudo root does not show main and ro"
+}
+e_devices() {
+    r=$(stat -c %d /mnt) m=$(stat -c %d /mnt/main/.) o=$(stat -c %d /mnt/ro/.)
+    echo "st_dev: / $r, /main $m, /ro $o"
+    [ "$m" != "$o" ] && [ "$m" != "$r" ] && [ "$o" != "$r" ] || fail "the exports are not separate file systems"
+    grep ' nfs4 ' /proc/mounts
+}
+e_read_ro() { [ "$(cat /mnt/ro/hello)" = "read-only data" ] || fail "/ro/hello: $(cat /mnt/ro/hello)"; echo "/ro/hello read"; }
+e_write_ro() {
+    if echo x 2>/tmp/ro.err >/mnt/ro/new; then fail "a write to /ro succeeded"; fi
+    cat /tmp/ro.err
+    grep -q "Read-only file system" /tmp/ro.err || fail "not EROFS: $(cat /tmp/ro.err)"
+}
+e_write_main() { echo "main data" >/mnt/main/written && [ "$(cat /mnt/main/written)" = "main data" ] || fail "write to /main"; rm /mnt/main/written; echo "/main written and read"; }
+e_umount() { umount -R /mnt 2>/dev/null || umount /mnt/main /mnt/ro /mnt 2>/dev/null; ! grep -q ' /mnt' /proc/mounts || { grep ' /mnt' /proc/mounts; fail "still mounted"; }; }
+
+part_exports() {
+    part_begin exports
+    echo "INFO part exports: two exports under the pseudo root (opts: ${OPTS:-none})"
+    if hstep ex_two exports_two; then
+        if step ex_mount b_mount; then
+            step ex_ls e_ls && step ex_devices e_devices
+            step ex_read_ro e_read_ro
+            step ex_write_ro e_write_ro
+            step ex_write_main e_write_main
+            step ex_umount e_umount
+        fi
+        hstep ex_restore exports_restore
+    fi
+    part_end
+}
+
 part_deleg() {
     part_begin deleg
     echo "INFO part deleg: 1000 cat of one file (opts: ${OPTS:-none})"
@@ -746,10 +786,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
