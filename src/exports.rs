@@ -259,6 +259,9 @@ fn build_one(
     Ok(Arc::new(e))
 }
 
+/// Each export served with the description it was built from.
+pub type Served = Vec<(ExportSpec, Arc<Export>)>;
+
 /// The exports `specs` describe, checked together; each reuses the backend of the
 /// export of `old` at the same place.
 pub fn build(
@@ -266,7 +269,7 @@ pub fn build(
     d: &ExportDefaults,
     key: [u8; 16],
     old: &[(ExportSpec, Arc<Export>)],
-) -> Result<(ExportSet, Vec<(ExportSpec, Arc<Export>)>), String> {
+) -> Result<(ExportSet, Served), String> {
     let mut built = Vec::new();
     for spec in specs {
         let reuse = old
@@ -287,7 +290,7 @@ pub struct LiveExports {
     state_dir: Option<PathBuf>,
     /// The descriptions and exports served now, in order. Held while a change is
     /// checked, persisted and swapped in, so changes happen one at a time.
-    current: Mutex<Vec<(ExportSpec, Arc<Export>)>>,
+    current: Mutex<Served>,
 }
 
 impl LiveExports {
@@ -327,7 +330,7 @@ impl LiveExports {
 
     fn replace_locked(
         &self,
-        cur: &mut Vec<(ExportSpec, Arc<Export>)>,
+        cur: &mut Served,
         specs: Vec<ExportSpec>,
         persist: bool,
     ) -> Result<(), ExportError> {

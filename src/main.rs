@@ -31,7 +31,7 @@ enum Command {
     /// executable; `ringnfs bench --help` for its options).
     Bench(BenchArgs),
     /// Talk to a running server's control plane (clients, sessions, drain, settings).
-    Ctl(ringnfs::control::cli::CtlArgs),
+    Ctl(Box<ringnfs::control::cli::CtlArgs>),
     /// Print a shell completion script for ringnfs (e.g. `ringnfs completions bash >
     /// /etc/bash_completion.d/ringnfs`).
     Completions {

@@ -304,7 +304,9 @@ mod tests {
     #[test]
     fn refusals() {
         let key = [1; 16];
-        let cases: [(&[(&str, Option<u32>)], &str); 5] = [
+        // (pseudo path, fsid) of each export, and what the refusal says.
+        type Case<'a> = (&'a [(&'a str, Option<u32>)], &'a str);
+        let cases: [Case<'_>; 5] = [
             (&[("/a", Some(1)), ("/b", Some(1))], "same fsid"),
             (&[("/a", None), ("/a", Some(9))], "same pseudo path"),
             (&[("/a", None), ("/a/b", None)], "do not nest"),
