@@ -166,9 +166,11 @@ fn slot_path(c: &mut Criterion) {
                 min_reply_len: 80,
             };
             match state.sequence(&conn, &args, 0, size).expect("sequence") {
-                ringnfs::state::SeqOutcome::Execute(g) => {
-                    state.sequence_done(&g, ringnfs::state::slots::CachedReply::Empty)
-                }
+                ringnfs::state::SeqOutcome::Execute(g) => state.sequence_done(
+                    &g,
+                    ringnfs::state::slots::CachedReply::Empty,
+                    Default::default(),
+                ),
                 ringnfs::state::SeqOutcome::Replay(..) => unreachable!(),
             }
         })

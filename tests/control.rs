@@ -1532,6 +1532,61 @@ fn ctl_cmd(ctl_addr: SocketAddr, state: &Path, args: &[&str]) -> std::process::O
         .expect("runs ringnfs ctl")
 }
 
+/// A client's operations and bytes: exact in REST (each SEQUENCE-only COMPOUND is one
+/// operation), and in /metrics for the busiest clients; `ctl exports` lists the export
+/// with its counters.
+#[test]
+fn per_client_and_per_export_counters() {
+    let ctl = Ctl::start("traffic");
+    // SEQUENCE + RECLAIM_COMPLETE at setup, then two SEQUENCE-only COMPOUNDs.
+    let s = ctl.trunked(2);
+    for _ in 0..5 {
+        s.call(0, &[], false).unwrap();
+    }
+    let id = ringnfs::state::ids::client_id_str(s.clientid());
+    let clients = ctl.get_json("/api/v1/clients");
+    let c = clients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id_str"] == id.as_str())
+        .unwrap();
+    assert_eq!(c["ops"], 9, "{c}");
+    let (bytes_in, bytes_out) = (
+        c["bytes_in"].as_u64().unwrap(),
+        c["bytes_out"].as_u64().unwrap(),
+    );
+    assert!(bytes_in > 8 * 40 && bytes_out > 8 * 40, "{c}");
+    let text = ctl.get("/metrics").text();
+    assert_eq!(
+        metric_in(
+            &text,
+            &format!("ringnfs_client_ops_total{{client=\"{id}\"}}")
+        ),
+        9
+    );
+    assert_eq!(
+        metric_in(
+            &text,
+            &format!("ringnfs_client_received_bytes_total{{client=\"{id}\"}}")
+        ),
+        bytes_in
+    );
+    assert!(
+        text.contains("ringnfs_export_ops_total{export=\"/\"}"),
+        "{text}"
+    );
+    let out = ctl_cmd(ctl.control, &ctl.dir.join("state"), &["exports"]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("PSEUDO") && table.contains("WRITTEN"),
+        "{table}"
+    );
+    let out = ctl_cmd(ctl.control, &ctl.dir.join("state"), &["clients"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BYTES_IN"));
+}
+
 #[test]
 fn cli_smoke() {
     let ctl = Ctl::start("cli");

@@ -60,6 +60,11 @@ pub struct ClientDto {
     pub created_at: String,
     /// Delegations the client holds.
     pub delegations: u32,
+    /// Operations in the client's COMPOUNDs in sessions (SEQUENCE included).
+    pub ops: u64,
+    /// RPC bytes of those COMPOUNDs' calls and replies.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -328,6 +333,9 @@ impl From<&ClientInfo> for ClientDto {
             created_at_ms: c.created_at_ms,
             created_at: rfc3339(c.created_at_ms),
             delegations: 0,
+            ops: c.traffic.ops,
+            bytes_in: c.traffic.bytes_in,
+            bytes_out: c.traffic.bytes_out,
         }
     }
 }

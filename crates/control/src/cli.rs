@@ -574,6 +574,9 @@ fn clients_table(v: &Value) -> String {
             "SESSIONS",
             "LEASE_LEFT_MS",
             "DELEGATIONS",
+            "OPS",
+            "BYTES_IN",
+            "BYTES_OUT",
             "IMPL",
         ],
         rows(v, |c| {
@@ -584,6 +587,9 @@ fn clients_table(v: &Value) -> String {
                 c["sessions"].as_array().map_or(0, Vec::len).to_string(),
                 s(&c["lease_remaining_ms"]),
                 s(&c["delegations"]),
+                s(&c["ops"]),
+                s(&c["bytes_in"]),
+                s(&c["bytes_out"]),
                 s(&c["impl_name"]),
             ]
         }),

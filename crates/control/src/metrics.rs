@@ -37,6 +37,12 @@ struct CauseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabel {
+    /// The client ID as logs print it (0x and 16 hex digits).
+    client: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExportLabel {
     /// The export's pseudo path.
     export: String,
@@ -213,6 +219,7 @@ pub fn render(ctx: &Ctx) -> String {
     register_delegations(&mut r, &st.files.delegation_stats());
 
     register_exports(&mut r, ctx);
+    register_clients(&mut r, ctx);
     let mut out = String::new();
     encode(&mut out, &r).expect("writing to a String cannot fail");
     out
@@ -342,5 +349,43 @@ fn register_exports(r: &mut Registry, ctx: &Ctx) {
         "export_written_bytes",
         "Bytes written to each export by WRITE",
         per(|v| v.bytes_written),
+    );
+}
+
+/// Clients with series of their own: the busiest by operations. A server with many
+/// clients would otherwise give Prometheus a series per client ID, and client IDs change
+/// at every client restart.
+pub const CLIENTS_IN_METRICS: usize = 32;
+
+/// The busiest clients' operations and bytes (`REST /api/v1/clients` has every client's).
+fn register_clients(r: &mut Registry, ctx: &Ctx) {
+    let mut clients = ctx.state.clients();
+    clients.sort_by_key(|c| (std::cmp::Reverse(c.traffic.ops), c.id));
+    clients.truncate(CLIENTS_IN_METRICS);
+    clients.sort_by_key(|c| c.id);
+    let per = |f: fn(&ringnfs_state::lease::Traffic) -> u64| {
+        family(clients.iter().map(|c| {
+            (
+                ClientLabel {
+                    client: ringnfs_state::ids::client_id_str(c.id),
+                },
+                f(&c.traffic),
+            )
+        }))
+    };
+    r.register(
+        "client_ops",
+        "Operations of each of the busiest clients (at most 32) in their sessions",
+        per(|t| t.ops),
+    );
+    r.register(
+        "client_received_bytes",
+        "RPC call bytes of each of the busiest clients' COMPOUNDs",
+        per(|t| t.bytes_in),
+    );
+    r.register(
+        "client_sent_bytes",
+        "RPC reply bytes to each of the busiest clients",
+        per(|t| t.bytes_out),
     );
 }

@@ -68,6 +68,8 @@ pub struct LoopState {
     pub(crate) seq_resok: Option<(usize, usize)>,
     /// None before the first op: a fresh context.
     pub(crate) ctx: Option<CtxState>,
+    /// The RPC call's length, for the client's traffic counters.
+    pub(crate) call_len: usize,
 }
 
 /// The parts of [`CompoundCtx`] that outlive one call. The exports are held, so an
@@ -310,6 +312,7 @@ impl Nfs4Engine {
             count_at,
             seq_resok: None,
             ctx: None,
+            call_len: request_len,
         };
         let set = self.exports.load();
         Ok(self.run(
@@ -533,7 +536,12 @@ impl Nfs4Engine {
                     ops: ls.results,
                 }
             };
-            state.sequence_done(&grant, reply);
+            let traffic = ringnfs_state::lease::Traffic {
+                ops: u64::from(ls.results),
+                bytes_in: ls.call_len as u64,
+                bytes_out: reply_len(start, out) as u64,
+            };
+            state.sequence_done(&grant, reply, traffic);
         }
         Flow::Done
     }

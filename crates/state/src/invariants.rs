@@ -173,7 +173,7 @@ mod tests {
         };
         match st.sequence(meta, &args, seqid as u64, size) {
             Ok(SeqOutcome::Execute(g)) => {
-                st.sequence_done(&g, Default::default());
+                st.sequence_done(&g, Default::default(), Default::default());
                 true
             }
             _ => false,

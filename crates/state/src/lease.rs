@@ -1,6 +1,7 @@
 //! Client leases. A lease is shared by a client record and its sessions, so SEQUENCE
-//! renews it with one atomic store and no client-table lock; it also carries the one
-//! other per-client fact every COMPOUND may need: whether the client finished reclaiming.
+//! renews it with one atomic store and no client-table lock; it also carries the other
+//! per-client facts every COMPOUND touches: whether the client finished reclaiming, and
+//! its traffic counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -51,6 +52,20 @@ pub struct Lease {
     /// The client sent RECLAIM_COMPLETE with rca_one_fs FALSE: it may now obtain new
     /// locking state (RFC 8881 §18.51.3).
     reclaim_complete: AtomicBool,
+    /// Operations in the client's COMPOUNDs in sessions, and their RPC bytes.
+    ops: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// A client's traffic in sessions since its client ID was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Traffic {
+    pub ops: u64,
+    /// RPC call bytes of its COMPOUNDs.
+    pub bytes_in: u64,
+    /// RPC reply bytes.
+    pub bytes_out: u64,
 }
 
 impl Lease {
@@ -58,6 +73,25 @@ impl Lease {
         Self {
             last_renew_ms: AtomicU64::new(now_ms),
             reclaim_complete: AtomicBool::new(false),
+            ops: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        }
+    }
+
+    /// Count a COMPOUND of the client's.
+    #[inline]
+    pub fn count(&self, t: Traffic) {
+        self.ops.fetch_add(t.ops, Ordering::Relaxed);
+        self.bytes_in.fetch_add(t.bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(t.bytes_out, Ordering::Relaxed);
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            ops: self.ops.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
         }
     }
 

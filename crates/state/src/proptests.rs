@@ -513,7 +513,11 @@ impl World {
                     Ok(SeqOutcome::Execute(grant)) => {
                         self.seqids.insert((sid, slot), seqid);
                         if done {
-                            st.sequence_done(&grant, CachedReply::Full(vec![hash; 8]));
+                            st.sequence_done(
+                                &grant,
+                                CachedReply::Full(vec![hash; 8]),
+                                Default::default(),
+                            );
                         } else {
                             self.pending.push(grant);
                         }
@@ -524,7 +528,7 @@ impl World {
             Op::Done(i) => {
                 if !self.pending.is_empty() {
                     let g = self.pending.remove(i as usize % self.pending.len());
-                    st.sequence_done(&g, CachedReply::Empty);
+                    st.sequence_done(&g, CachedReply::Empty, Default::default());
                 }
             }
             Op::DestroySession {

@@ -57,6 +57,8 @@ pub struct ClientInfo {
     pub sessions: Vec<String>,
     pub lease_remaining_ms: u64,
     pub created_at_ms: u64,
+    /// Its COMPOUNDs' operations and bytes.
+    pub traffic: super::lease::Traffic,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +174,7 @@ impl StateManager {
                 sessions: r.sessions.iter().map(|s| s.to_hex()).collect(),
                 lease_remaining_ms: (r.lease.last_renew_ms() + lease).saturating_sub(now),
                 created_at_ms: r.created_at_ms,
+                traffic: r.lease.traffic(),
             })
             .collect();
         v.sort_by_key(|c| c.id);

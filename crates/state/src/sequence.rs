@@ -8,7 +8,7 @@ use super::StateManager;
 use super::binding::Direction;
 use super::channel::reply_too_big;
 use super::ids::SessionId;
-use super::lease::unix_ms;
+use super::lease::{Traffic, unix_ms};
 use super::metrics::BindRefusal;
 use super::settings::OverLimit;
 use super::slots::{CachedReply, SlotCheck};
@@ -182,11 +182,12 @@ impl StateManager {
     }
 
     /// Store the reply of a COMPOUND that SEQUENCE let execute.
-    pub fn sequence_done(&self, grant: &SeqGrant, reply: CachedReply) {
+    pub fn sequence_done(&self, grant: &SeqGrant, reply: CachedReply, traffic: Traffic) {
         if let Some(shard) = self.shard_of(&grant.sessionid)
             && let Some(s) = shard.lock().session_mut(&grant.sessionid)
         {
             s.slots.complete(grant.slotid, grant.sequenceid, reply);
+            s.lease.count(traffic);
         }
     }
 }
