@@ -6,7 +6,8 @@
 //! A change builds a whole new set and swaps it in: an export whose directory, backend,
 //! pseudo path and fsid stay the same keeps its backend (open files, handles, its
 //! clients' state) whatever else changes; an export that is not in the new set stops
-//! being served (its handles answer NFS4ERR_STALE).
+//! being served: its handles answer NFS4ERR_STALE, and its clients' opens, locks and
+//! delegations are revoked (NFS4ERR_ADMIN_REVOKED, SEQ4_STATUS_ADMIN_STATE_REVOKED).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -288,6 +289,9 @@ pub struct LiveExports {
     defaults: ExportDefaults,
     key: [u8; 16],
     state_dir: Option<PathBuf>,
+    /// Whose opens, locks and delegations a removed export's files lose (none in unit
+    /// tests).
+    state: Option<Arc<crate::state::StateManager>>,
     /// The descriptions and exports served now, in order. Held while a change is
     /// checked, persisted and swapped in, so changes happen one at a time.
     current: Mutex<Served>,
@@ -301,6 +305,7 @@ impl LiveExports {
         defaults: ExportDefaults,
         key: [u8; 16],
         state_dir: Option<PathBuf>,
+        state: Option<Arc<crate::state::StateManager>>,
     ) -> anyhow::Result<LiveExports> {
         let (set, built) = build(specs, &defaults, key, &[]).map_err(anyhow::Error::msg)?;
         Ok(LiveExports {
@@ -308,6 +313,7 @@ impl LiveExports {
             defaults,
             key,
             state_dir,
+            state,
             current: Mutex::new(built),
         })
     }
@@ -342,8 +348,43 @@ impl LiveExports {
             })?;
         }
         self.exports.replace(set);
-        *cur = built;
+        let old = std::mem::replace(cur, built);
+        self.revoke_removed(&old, cur);
         Ok(())
+    }
+
+    /// Revoke the state of files only exports no longer served could reach: a file a
+    /// kept export's backend also resolves (a local export of the same file system) keeps
+    /// its state.
+    fn revoke_removed(&self, old: &Served, now: &Served) {
+        let Some(state) = &self.state else {
+            return;
+        };
+        let kept: Vec<&Arc<dyn crate::fs::Backend>> = now.iter().map(|(_, e)| &e.backend).collect();
+        let gone: Vec<&Arc<Export>> = old
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| !kept.iter().any(|k| Arc::ptr_eq(k, &e.backend)))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let n = state.files.revoke_files(|obj| {
+            gone.iter().any(|e| e.backend.getattr(obj).is_ok())
+                && !kept.iter().any(|k| k.getattr(obj).is_ok())
+        });
+        for e in &gone {
+            tracing::info!(
+                export = %e.pseudo_path(),
+                "export no longer served: its handles are stale"
+            );
+        }
+        if n > 0 {
+            tracing::info!(
+                stateids = n,
+                "opens, locks and delegations of removed exports revoked"
+            );
+        }
     }
 
     fn view(spec: &ExportSpec, e: &Export) -> ExportView {
@@ -502,6 +543,7 @@ mod tests {
             defaults(),
             [5; 16],
             Some(dir.clone()),
+            None,
         )
         .unwrap();
         let id_a = id_for_path(&parse_pseudo_path("/a").unwrap());

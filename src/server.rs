@@ -308,7 +308,7 @@ fn start_specs(cfg: &ServerConfig) -> anyhow::Result<Vec<ExportSpec>> {
     Ok(saved)
 }
 
-fn start_exports(cfg: &ServerConfig) -> anyhow::Result<LiveExports> {
+fn start_exports(cfg: &ServerConfig, state: &Arc<StateManager>) -> anyhow::Result<LiveExports> {
     let defaults = ExportDefaults {
         backend: cfg.backend,
         options: cfg.export.clone(),
@@ -319,6 +319,7 @@ fn start_exports(cfg: &ServerConfig) -> anyhow::Result<LiveExports> {
         defaults,
         handle_key(cfg.state_dir.as_deref())?,
         cfg.state_dir.clone(),
+        Some(state.clone()),
     )
 }
 
@@ -410,7 +411,7 @@ impl Server {
             }
         }
 
-        let live = Arc::new(start_exports(&cfg)?);
+        let live = Arc::new(start_exports(&cfg, &state)?);
         let service = NfsService::with_exports(state.clone(), live.exports().clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::TestServer;
 use ringnfs::client::{Client, ClientError, ClientOptions, Files, Op};
 use ringnfs::control::exports::{ClientSpec, ExportAdmin, ExportSpec};
-use ringnfs::nfs4::consts::{op, status};
+use ringnfs::nfs4::consts::{op, seq4_status, status};
 use ringnfs::rpc::AuthSys;
 use ringnfs::rpc::Credential;
 use ringnfs::rpc::auth::{AUTH_NONE, AUTH_SYS};
@@ -263,10 +263,8 @@ fn live_changes_leave_other_exports_alone() {
     let mut b_ro = spec("/b");
     b_ro.read_only = Some(true);
     admin.update(id_of("/b"), b_ro).unwrap();
-    assert_eq!(
-        b.read(&b.open_fh(&kept, 1, 0).unwrap(), 0, 100).unwrap().0,
-        b"b data"
-    );
+    let held = b.open_fh(&kept, 1, 0).unwrap();
+    assert_eq!(b.read(&held, 0, 100).unwrap().0, b"b data");
     assert_eq!(
         st(b.create_new(&b_dir, b"new", 0o644).unwrap_err()),
         status::NFS4ERR_ROFS
@@ -274,12 +272,24 @@ fn live_changes_leave_other_exports_alone() {
     admin.update(id_of("/c"), spec("/c2")).unwrap();
     assert!(admin.add(spec("/a")).is_err(), "a second /a is refused");
     admin.remove(id_of("/c2")).unwrap();
-    // Removing /b: its handles are stale; /a's writer saw nothing.
+    // Removing /b: its handles are stale, the open its client held there is revoked
+    // (RFC 8881 §8.5) until freed; /a's writer saw nothing.
     admin.remove(id_of("/b")).unwrap();
     let e = b
         .call(&[Op::PutFh(kept.clone()), Op::GetAttr(PLACE_ATTRS.to_vec())])
         .unwrap_err();
     assert_eq!(st(e), status::NFS4ERR_STALE);
+    let flags = |f: &Files| {
+        let r = f.session().call(0, &[], false).unwrap();
+        r.sequence().unwrap().status_flags
+    };
+    assert_ne!(flags(&b) & seq4_status::ADMIN_STATE_REVOKED, 0);
+    assert_eq!(
+        b.test_stateids(&[held.stateid]).unwrap(),
+        [status::NFS4ERR_ADMIN_REVOKED]
+    );
+    b.free_stateid(held.stateid).unwrap();
+    assert_eq!(flags(&b) & seq4_status::ADMIN_STATE_REVOKED, 0);
     stop.store(true, Ordering::Relaxed);
     let (a, n) = writer.join().expect("the writer saw no error");
     // Every write is there.

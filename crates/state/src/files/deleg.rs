@@ -516,10 +516,14 @@ impl FileStateShard {
         client: Option<ClientId>,
         file: Option<&ObjHandle>,
     ) -> Option<NfsStatus> {
-        let r = self.revoked.get(other)?;
-        let holder = client.is_none_or(|c| c == r.client) && file.is_none_or(|f| *f == r.file);
+        let (holder, answer) = match (self.revoked.get(other), self.admin_revoked.get(other)) {
+            (Some(r), _) => ((r.client, r.file), status::NFS4ERR_DELEG_REVOKED),
+            (None, Some(r)) => ((r.client, r.file), status::NFS4ERR_ADMIN_REVOKED),
+            (None, None) => return None,
+        };
+        let holder = client.is_none_or(|c| c == holder.0) && file.is_none_or(|f| *f == holder.1);
         Some(if holder {
-            status::NFS4ERR_DELEG_REVOKED
+            answer
         } else {
             status::NFS4ERR_BAD_STATEID
         })

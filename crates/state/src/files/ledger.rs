@@ -52,11 +52,14 @@ struct ClientDelegs {
     path_down: bool,
     /// No new delegations before this (set when one of its delegations is revoked).
     refuse_until: Option<Instant>,
+    /// Opens, locks and delegations revoked by the administrator, not yet freed
+    /// (SEQ4_STATUS_ADMIN_STATE_REVOKED).
+    admin_revoked: u32,
 }
 
 impl ClientDelegs {
     fn flagged(&self) -> bool {
-        self.revoked > 0 || self.path_down
+        self.revoked > 0 || self.path_down || self.admin_revoked > 0
     }
 }
 
@@ -209,6 +212,18 @@ impl DelegBook {
         self.update_existing(client, |e| e.revoked = e.revoked.saturating_sub(1));
     }
 
+    /// `n` of `client`'s stateids were revoked by the administrator.
+    pub(super) fn admin_revoked(&self, client: ClientId, n: u32) {
+        self.update(client, |e| e.admin_revoked += n);
+    }
+
+    /// `client` freed one of them.
+    pub(super) fn admin_freed(&self, client: ClientId) {
+        self.update_existing(client, |e| {
+            e.admin_revoked = e.admin_revoked.saturating_sub(1)
+        });
+    }
+
     pub(super) fn set_path_down(&self, client: ClientId, down: bool) {
         self.update_existing(client, |e| e.path_down = down);
     }
@@ -235,6 +250,9 @@ impl DelegBook {
         }
         if e.path_down {
             flags |= seq4_status::CB_PATH_DOWN;
+        }
+        if e.admin_revoked > 0 {
+            flags |= seq4_status::ADMIN_STATE_REVOKED;
         }
         flags
     }

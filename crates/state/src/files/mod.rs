@@ -19,6 +19,7 @@ use super::stateid::{StateKind, Stateid};
 
 mod deleg;
 mod ledger;
+mod revoke;
 pub use deleg::{AttrConflict, DelegationView, RECALL_COOLDOWN, Recalls};
 pub use ledger::{
     DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_DELEGATIONS_PER_CLIENT, DelegLimits, DelegStats,
@@ -133,6 +134,9 @@ struct FileStateShard {
     delegs: FxHashMap<[u8; 12], deleg::DelegState>,
     /// Revoked delegations their clients have not freed yet.
     revoked: FxHashMap<[u8; 12], deleg::RevokedDeleg>,
+    /// Opens, locks and delegations revoked by the administrator (their export was
+    /// removed), until their clients free them.
+    admin_revoked: FxHashMap<[u8; 12], revoke::AdminRevoked>,
     /// Files whose delegations were recalled lately, and when.
     recent_recalls: FxHashMap<ObjHandle, std::time::Instant>,
     files: FxHashMap<ObjHandle, FileInfo>,
@@ -191,6 +195,7 @@ impl FileStateTable {
                         lock_by_owner: HashMap::new(),
                         delegs: FxHashMap::default(),
                         revoked: FxHashMap::default(),
+                        admin_revoked: FxHashMap::default(),
                         recent_recalls: FxHashMap::default(),
                         files: FxHashMap::default(),
                     })
@@ -639,12 +644,20 @@ impl FileStateTable {
     pub fn free(&self, sid: &Stateid, client: ClientId) -> Result<(), NfsStatus> {
         let mut guard = self.shard_of(sid)?.lock();
         let sh = &mut *guard;
-        if sh.revoked_answer(&sid.other, Some(client), None) == Some(status::NFS4ERR_DELEG_REVOKED)
-        {
-            sh.revoked.remove(&sid.other);
-            drop(guard);
-            self.book.revoked_freed(client);
-            return Ok(());
+        match sh.revoked_answer(&sid.other, Some(client), None) {
+            Some(status::NFS4ERR_DELEG_REVOKED) => {
+                sh.revoked.remove(&sid.other);
+                drop(guard);
+                self.book.revoked_freed(client);
+                return Ok(());
+            }
+            Some(status::NFS4ERR_ADMIN_REVOKED) => {
+                sh.admin_revoked.remove(&sid.other);
+                drop(guard);
+                self.book.admin_freed(client);
+                return Ok(());
+            }
+            _ => {}
         }
         let held_by = sh
             .opens
@@ -704,6 +717,7 @@ impl FileStateTable {
             self.write_delegations
                 .fetch_sub(gone_write, Ordering::Relaxed);
             sh.revoked.retain(|_, r| r.client != client);
+            sh.admin_revoked.retain(|_, r| r.client != client);
             sh.open_by_owner.retain(|k, _| k.0.client != client);
             sh.lock_by_owner.retain(|k, _| k.0.client != client);
             let (opens, delegs) = (&sh.opens, &sh.delegs);
@@ -775,6 +789,17 @@ impl CheckInvariants for FileStateShard {
     ///   empty, it does not overlap another lock of its owner, and it does not conflict
     ///   (overlap, either one a write lock) with a lock of another owner.
     fn check_invariants(&self) -> Result<(), String> {
+        for (id, r) in &self.admin_revoked {
+            if self.opens.contains_key(id)
+                || self.lock_states.contains_key(id)
+                || self.delegs.contains_key(id)
+                || shard_index(&r.file, self.count) != self.index
+            {
+                return Err(format!(
+                    "revoked stateid {id:02x?} is still held or belongs to another shard"
+                ));
+            }
+        }
         let here = |other: &[u8; 12], kind: StateKind| {
             let sid = Stateid {
                 seqid: 0,
