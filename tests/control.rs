@@ -1576,6 +1576,13 @@ fn per_client_and_per_export_counters() {
         text.contains("ringnfs_export_ops_total{export=\"/\"}"),
         "{text}"
     );
+    // The first COMPOUND of a core is always timed: the server's first, EXCHANGE_ID.
+    assert!(
+        metric_in(
+            &text,
+            "ringnfs_compound_duration_seconds_bucket{le=\"+Inf\",op=\"EXCHANGE_ID\"}"
+        ) >= 1
+    );
     let out = ctl_cmd(ctl.control, &ctl.dir.join("state"), &["exports"]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);

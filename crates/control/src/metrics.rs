@@ -60,6 +60,37 @@ struct OpStatusLabel {
     status: String,
 }
 
+/// Latency histograms by operation, in seconds.
+#[derive(Debug)]
+struct Histograms(Vec<ringnfs_state::latency::OpLatency>);
+
+impl EncodeMetric for Histograms {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        use ringnfs_state::latency::BUCKETS_US;
+        for h in &self.0 {
+            // The last bucket is +Inf.
+            let bounds = BUCKETS_US
+                .iter()
+                .map(|us| *us as f64 / 1e6)
+                .chain([f64::INFINITY]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(h.buckets.iter().copied()).collect();
+            encoder
+                .encode_family(&OpLabel { op: h.op.clone() })?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum_us as f64 / 1e6,
+                h.count,
+                &buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 fn counter(v: u64) -> Counter {
     let c = Counter::default();
     c.inc_by(v);
@@ -218,6 +249,13 @@ pub fn render(ctx: &Ctx) -> String {
     register_hardening(&mut r, &m, &t);
     register_delegations(&mut r, &st.files.delegation_stats());
 
+    r.register(
+        "compound_duration_seconds",
+        "Time from a COMPOUND's decoding to its reply (file I/O included), by its main \
+         operation (the first after SEQUENCE and filehandle ops); one COMPOUND in 16 per \
+         core is timed",
+        Histograms(m.latency.clone()),
+    );
     register_exports(&mut r, ctx);
     register_clients(&mut r, ctx);
     let mut out = String::new();

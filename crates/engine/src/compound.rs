@@ -70,6 +70,10 @@ pub struct LoopState {
     pub(crate) ctx: Option<CtxState>,
     /// The RPC call's length, for the client's traffic counters.
     pub(crate) call_len: usize,
+    /// When the COMPOUND began, if it is timed ([`ringnfs_state::latency`]), and the
+    /// operation its time is counted under.
+    pub(crate) timed: Option<std::time::Instant>,
+    pub(crate) main_op: Option<u32>,
 }
 
 /// The parts of [`CompoundCtx`] that outlive one call. The exports are held, so an
@@ -282,7 +286,10 @@ impl Nfs4Engine {
         out: &mut Vec<u8>,
     ) -> Result<Flow, GarbageArgs> {
         let state = &*self.state;
-        state.metrics.compound(conn.core);
+        let timed = state
+            .metrics
+            .compound(conn.core)
+            .then(std::time::Instant::now);
         let mut d = XdrDecoder::new(args);
         let tag = d.opaque(NFS4_OPAQUE_LIMIT)?;
         let minor = d.u32()?;
@@ -313,6 +320,8 @@ impl Nfs4Engine {
             seq_resok: None,
             ctx: None,
             call_len: request_len,
+            timed,
+            main_op: None,
         };
         let set = self.exports.load();
         Ok(self.run(
@@ -435,6 +444,9 @@ impl Nfs4Engine {
                 break;
             };
             ls.results += 1;
+            if ls.main_op.is_none_or(ringnfs_state::latency::is_setup_op) {
+                ls.main_op = Some(opnum);
+            }
             let op_start = out.len();
             out.put_u32(opnum);
             let st_at = out.mark();
@@ -542,6 +554,11 @@ impl Nfs4Engine {
                 bytes_out: reply_len(start, out) as u64,
             };
             state.sequence_done(&grant, reply, traffic);
+        }
+        if let (Some(t0), Some(opnum)) = (ls.timed, ls.main_op) {
+            state
+                .metrics
+                .compound_latency(conn.core, opnum, t0.elapsed());
         }
         Flow::Done
     }

@@ -28,6 +28,7 @@ pub mod conns;
 pub mod files;
 pub mod grace;
 pub use ringnfs_proto::ids;
+pub mod latency;
 pub mod lease;
 pub mod locks;
 pub mod metrics;

@@ -77,6 +77,8 @@ impl Default for CoreCounters {
 
 pub struct Metrics {
     cores: Vec<CoreCounters>,
+    /// COMPOUND latency by main operation (sampled).
+    latency: crate::latency::Latency,
 }
 
 /// Summed counters at one moment.
@@ -106,6 +108,8 @@ pub struct MetricsSnapshot {
     pub op_errors: Vec<(String, u64)>,
     /// (op name, nfsstat4, count) of failed ops.
     pub op_status_errors: Vec<(String, NfsStatus, u64)>,
+    /// COMPOUND latency histograms by main operation (sampled).
+    pub latency: Vec<crate::latency::OpLatency>,
 }
 
 impl MetricsSnapshot {
@@ -147,6 +151,7 @@ impl Metrics {
             cores: (0..worker_cores + 1)
                 .map(|_| CoreCounters::default())
                 .collect(),
+            latency: crate::latency::Latency::new(worker_cores + 1),
         }
     }
 
@@ -190,9 +195,17 @@ impl Metrics {
         }
     }
 
+    /// Count a COMPOUND; whether to time it (one in [`crate::latency::SAMPLE_EVERY`]
+    /// per core).
     #[inline]
-    pub fn compound(&self, core: usize) {
-        self.core(core).compounds.fetch_add(1, Ordering::Relaxed);
+    pub fn compound(&self, core: usize) -> bool {
+        let n = self.core(core).compounds.fetch_add(1, Ordering::Relaxed);
+        n % crate::latency::SAMPLE_EVERY == 0
+    }
+
+    /// A timed COMPOUND whose main operation is `opnum` took `took`.
+    pub fn compound_latency(&self, core: usize, opnum: u32, took: std::time::Duration) {
+        self.latency.record(core, opnum, took);
     }
 
     #[inline]
@@ -260,6 +273,7 @@ impl Metrics {
             connections_accepted: sum(&|c| &c.accepted),
             connections_closed: sum(&|c| &c.closed),
             sessions_refused_per_client: sum(&|c| &c.sessions_refused),
+            latency: self.latency.snapshot(),
             ops: per_op(false),
             op_errors: per_op(true),
             op_status_errors: {
