@@ -260,6 +260,7 @@ impl Nfs4Engine {
             caller: s.caller,
             read_only: s.read_only,
             wrong_sec: s.wrong_sec,
+            export_ops: 0,
             session: s.session,
             current_fh: s.current_fh,
             saved_fh: s.saved_fh,
@@ -511,6 +512,7 @@ impl Nfs4Engine {
                 // The op waits for file I/O: keep everything needed to go on.
                 io.opnum = opnum;
                 io.st_at = st_at - start;
+                ctx.flush_export_ops();
                 ls.ctx = Some(ctx.save());
                 return Flow::Suspend(Box::new(Suspended {
                     state: ls,
@@ -524,7 +526,7 @@ impl Nfs4Engine {
             }
             state.metrics.op(conn.core, opnum, st);
             if ctx.current_fh.is_some() {
-                ctx.export.stats.op();
+                ctx.export_ops += 1;
             }
             if st != status::NFS4_OK {
                 if !keep_body {
@@ -535,6 +537,7 @@ impl Nfs4Engine {
                 break;
             }
         }
+        ctx.flush_export_ops();
         out.patch_u32(start + ls.count_at, ls.results);
         out.patch_u32(start + ls.status_at, ls.final_status.code());
 

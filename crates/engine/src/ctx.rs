@@ -87,6 +87,10 @@ pub struct CompoundCtx<'a> {
     /// The current export does not admit the call's security flavor: ops that use the
     /// filehandle get NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1).
     pub wrong_sec: bool,
+    /// Ops run on the current export's files since it became current, added to its
+    /// counters when another export becomes current or the COMPOUND ends (one atomic add
+    /// per COMPOUND, not one per op).
+    pub(crate) export_ops: u64,
     /// Set when the COMPOUND started with a successful SEQUENCE.
     pub session: Option<SeqGrant>,
     pub current_fh: Option<CurFh>,
@@ -141,6 +145,7 @@ impl<'a> CompoundCtx<'a> {
             let access = e
                 .access_for(self.conn.peer.ip())
                 .ok_or(status::NFS4ERR_ACCESS)?;
+            self.flush_export_ops();
             self.caller = access.caller(self.cred);
             self.read_only = access.read_only;
             self.wrong_sec = !access.admits_flavor(self.cred);
@@ -152,6 +157,14 @@ impl<'a> CompoundCtx<'a> {
             export: e.id,
         });
         Ok(())
+    }
+
+    /// Add the ops counted so far to the current export's counters.
+    pub(crate) fn flush_export_ops(&mut self) {
+        if self.export_ops > 0 {
+            self.export.stats.ops(self.export_ops);
+            self.export_ops = 0;
+        }
     }
 
     /// The root of export `e` becomes the current filehandle ([`Self::enter`]).

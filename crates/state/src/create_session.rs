@@ -182,6 +182,7 @@ impl StateManager {
                 ],
                 minor: 1,
                 created_at_ms: unix_ms(),
+                traffic: Default::default(),
             };
             if self.shards[shard_idx as usize]
                 .lock()

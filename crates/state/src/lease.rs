@@ -52,13 +52,14 @@ pub struct Lease {
     /// The client sent RECLAIM_COMPLETE with rca_one_fs FALSE: it may now obtain new
     /// locking state (RFC 8881 §18.51.3).
     reclaim_complete: AtomicBool,
-    /// Operations in the client's COMPOUNDs in sessions, and their RPC bytes.
+    /// Operations in the client's COMPOUNDs in sessions it no longer has, and their
+    /// RPC bytes (a live session counts its own, under its shard's lock).
     ops: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
 
-/// A client's traffic in sessions since its client ID was made.
+/// A client's (or a session's) traffic in sessions since its client ID was made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Traffic {
     pub ops: u64,
@@ -66,6 +67,15 @@ pub struct Traffic {
     pub bytes_in: u64,
     /// RPC reply bytes.
     pub bytes_out: u64,
+}
+
+impl Traffic {
+    #[inline]
+    pub fn add(&mut self, t: Traffic) {
+        self.ops += t.ops;
+        self.bytes_in += t.bytes_in;
+        self.bytes_out += t.bytes_out;
+    }
 }
 
 impl Lease {
@@ -79,8 +89,7 @@ impl Lease {
         }
     }
 
-    /// Count a COMPOUND of the client's.
-    #[inline]
+    /// Keep the traffic of a session that is going.
     pub fn count(&self, t: Traffic) {
         self.ops.fetch_add(t.ops, Ordering::Relaxed);
         self.bytes_in.fetch_add(t.bytes_in, Ordering::Relaxed);

@@ -404,9 +404,11 @@ impl StateManager {
         };
         // The registry forgets the bindings under the shard lock, like `unbind_one`.
         let mut guard = shard.lock();
-        let Some((_session, bindings)) = guard.remove_session(sid) else {
+        let Some((session, bindings)) = guard.remove_session(sid) else {
             return false;
         };
+        // The client keeps the session's traffic.
+        session.lease.count(session.traffic);
         for b in &bindings {
             self.conns.remove_session(b.conn, sid);
         }

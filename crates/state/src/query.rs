@@ -154,6 +154,11 @@ impl StateManager {
         ids.iter().filter_map(|id| self.session_info(id)).collect()
     }
 
+    /// A live session's traffic.
+    fn session_traffic(&self, sid: &SessionId) -> Option<super::lease::Traffic> {
+        self.shard_of(sid)?.lock().session(sid).map(|s| s.traffic)
+    }
+
     pub fn clients(&self) -> Vec<ClientInfo> {
         let now = self.clock.now_ms();
         let lease = self.lease_ms();
@@ -177,6 +182,16 @@ impl StateManager {
                 traffic: r.lease.traffic(),
             })
             .collect();
+        drop(clients);
+        // Live sessions count their own traffic (read under their shards' locks, after
+        // the client table's).
+        for c in &mut v {
+            for sid in &c.sessions {
+                if let Some(t) = SessionId::from_hex(sid).and_then(|s| self.session_traffic(&s)) {
+                    c.traffic.add(t);
+                }
+            }
+        }
         v.sort_by_key(|c| c.id);
         v
     }

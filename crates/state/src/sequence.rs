@@ -187,7 +187,7 @@ impl StateManager {
             && let Some(s) = shard.lock().session_mut(&grant.sessionid)
         {
             s.slots.complete(grant.slotid, grant.sequenceid, reply);
-            s.lease.count(traffic);
+            s.traffic.add(traffic);
         }
     }
 }

@@ -42,4 +42,6 @@ pub struct Session {
     /// COMPOUND's minor version, and answers NFS4ERR_BADSESSION otherwise).
     pub minor: u32,
     pub created_at_ms: u64,
+    /// Its COMPOUNDs' operations and bytes (kept in the client's lease when it goes).
+    pub traffic: crate::lease::Traffic,
 }

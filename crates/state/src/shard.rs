@@ -327,6 +327,7 @@ mod tests {
             cb_seqids: vec![0],
             minor: 1,
             created_at_ms: 0,
+            traffic: Default::default(),
         }));
         (sh, sid)
     }

@@ -79,6 +79,7 @@ impl Access {
     }
 
     /// Whether a call with credential `cred` may use the export (else NFS4ERR_WRONGSEC).
+    #[inline]
     pub fn admits_flavor(&self, cred: &Credential) -> bool {
         let flavor = match cred {
             Credential::Sys(_) => AUTH_SYS,

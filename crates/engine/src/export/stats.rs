@@ -42,7 +42,12 @@ impl ExportStats {
 
     #[inline]
     pub fn op(&self) {
-        self.slot().ops.fetch_add(1, Ordering::Relaxed);
+        self.ops(1);
+    }
+
+    #[inline]
+    pub fn ops(&self, n: u64) {
+        self.slot().ops.fetch_add(n, Ordering::Relaxed);
     }
 
     #[inline]

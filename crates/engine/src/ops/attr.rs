@@ -40,8 +40,11 @@ pub fn encode_attrs_in(
     } else {
         None
     };
-    let fh = e.handles.encode(obj);
-    let mut src = source(ctx, e, fh.as_bytes(), a, stats.as_ref());
+    // The handle only when asked for: making one costs a MAC.
+    let fh =
+        attrs::has(requested, ringnfs_proto::nfs4::attr::FILEHANDLE).then(|| e.handles.encode(obj));
+    let fh_bytes = fh.as_ref().map_or(&[][..], |f| f.as_bytes());
+    let mut src = source(ctx, e, fh_bytes, a, stats.as_ref());
     if attrs::has(requested, ringnfs_proto::nfs4::attr::MOUNTED_ON_FILEID) {
         src.mounted_on_fileid = mounted_on_fileid(ctx, e, obj, a)?;
     }
