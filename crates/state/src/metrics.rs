@@ -200,7 +200,7 @@ impl Metrics {
     #[inline]
     pub fn compound(&self, core: usize) -> bool {
         let n = self.core(core).compounds.fetch_add(1, Ordering::Relaxed);
-        n % crate::latency::SAMPLE_EVERY == 0
+        n.is_multiple_of(crate::latency::SAMPLE_EVERY)
     }
 
     /// A timed COMPOUND whose main operation is `opnum` took `took`.
