@@ -106,6 +106,37 @@ mod tests {
         assert_eq!(c.sqpoll_idle_ms, Some(10));
     }
 
+    /// The package's default config parses, and so does its commented-out `[[export]]`
+    /// example once uncommented (in place of the `export` line).
+    #[test]
+    fn the_packaged_config_and_its_exports_example_parse() {
+        let text = include_str!("../packaging/ringnfs.toml");
+        let c: ServeOptions = toml::from_str(text).unwrap();
+        assert!(matches!(c.export, Some(crate::options::ExportArg::Dir(_))));
+        // The example: the commented lines from the first `# [[export]]` to the next
+        // line that is not a comment.
+        let mut plain = Vec::new();
+        let mut tables = Vec::new();
+        let mut in_example = false;
+        for l in text.lines() {
+            if l.starts_with("export = ") {
+                continue;
+            }
+            in_example = (in_example && l.starts_with('#')) || l == "# [[export]]";
+            match l.strip_prefix("# ") {
+                Some(t) if in_example => tables.push(t.split(" #").next().unwrap_or(t).to_string()),
+                _ if in_example => {}
+                _ => plain.push(l.to_string()),
+            }
+        }
+        let edited = format!("{}\n{}\n", plain.join("\n"), tables.join("\n"));
+        let c: ServeOptions = toml::from_str(&edited).unwrap_or_else(|e| panic!("{e}\n{edited}"));
+        let cfg = c.server_config();
+        let pseudo: Vec<&str> = cfg.exports.iter().map(|e| e.pseudo.as_str()).collect();
+        assert_eq!(pseudo, ["/home", "/data"]);
+        assert_eq!(cfg.exports[0].clients.len(), 2);
+    }
+
     #[test]
     fn listen_addresses_in_the_file_resolve() {
         let c: ServeOptions = toml::from_str("listen = [\"localhost:2049\"]").unwrap();

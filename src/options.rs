@@ -695,9 +695,8 @@ serve_options! {
     max_slots: u32 = server::DEFAULT_MAX_FORE_SLOTS
         => Spec::value("N").range(Range::new(1, 1024));
     /// Directory to export at the pseudo root (local backend only); created with mode
-    /// 1777 if missing. Several exports: `[[export]]` tables in --config (see
-    /// ringnfs.toml(5) in docs/operator-guide.md); the export options below are then
-    /// their defaults.
+    /// 1777 if missing. Several exports: `[[export]]` tables in --config ("Exports" in
+    /// docs/operator-guide.md); the export options below are then their defaults.
     export: ExportArg = ExportArg::Dir(PathBuf::from(server::DEFAULT_EXPORT))
         => Spec::value("DIR");
     /// Where files live: real files under --export, or RAM. The local backend needs root

@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use ringnfs_proto::nfs4::consts::op;
 
-use super::metrics::OP_SLOTS;
-
 /// Upper bounds of the buckets, microseconds; one more bucket counts the rest (+Inf).
 pub const BUCKETS_US: [u64; 14] = [
     5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
@@ -30,17 +28,19 @@ struct CoreHistograms {
     sum_us: Vec<AtomicU64>,
 }
 
-impl Default for CoreHistograms {
-    fn default() -> Self {
+impl CoreHistograms {
+    fn new(op_slots: usize) -> Self {
         Self {
-            buckets: (0..OP_SLOTS * SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            sum_us: (0..OP_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..op_slots * SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: (0..op_slots).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
 
 pub struct Latency {
     cores: Vec<CoreHistograms>,
+    /// Operation numbers below this have a histogram each; the others share the last.
+    op_slots: usize,
 }
 
 /// One operation's histogram, summed over the cores.
@@ -69,16 +69,18 @@ pub fn is_setup_op(opnum: u32) -> bool {
 }
 
 impl Latency {
-    pub fn new(cores: usize) -> Self {
+    pub fn new(cores: usize, op_slots: usize) -> Self {
+        let op_slots = op_slots.max(1);
         Self {
-            cores: (0..cores).map(|_| CoreHistograms::default()).collect(),
+            cores: (0..cores).map(|_| CoreHistograms::new(op_slots)).collect(),
+            op_slots,
         }
     }
 
     /// A COMPOUND whose main op is `opnum` took `took`.
     pub fn record(&self, core: usize, opnum: u32, took: Duration) {
         let c = &self.cores[core.min(self.cores.len() - 1)];
-        let slot = (opnum as usize).min(OP_SLOTS - 1);
+        let slot = (opnum as usize).min(self.op_slots - 1);
         let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
         let b = BUCKETS_US
             .iter()
@@ -90,7 +92,7 @@ impl Latency {
 
     /// The histograms of the operations timed at least once, by opnum.
     pub fn snapshot(&self) -> Vec<OpLatency> {
-        (0..OP_SLOTS)
+        (0..self.op_slots)
             .filter_map(|slot| {
                 let buckets: Vec<u64> = (0..SLOTS)
                     .map(|b| {
@@ -101,7 +103,7 @@ impl Latency {
                     })
                     .collect();
                 let count: u64 = buckets.iter().sum();
-                let opnum = if slot == OP_SLOTS - 1 {
+                let opnum = if slot == self.op_slots - 1 {
                     op::ILLEGAL
                 } else {
                     slot as u32
@@ -127,7 +129,7 @@ mod tests {
 
     #[test]
     fn buckets_and_sums() {
-        let l = Latency::new(2);
+        let l = Latency::new(2, 80);
         l.record(0, op::READ, Duration::from_micros(30));
         l.record(1, op::READ, Duration::from_micros(30));
         l.record(1, op::READ, Duration::from_secs(5));

@@ -151,7 +151,7 @@ impl Metrics {
             cores: (0..worker_cores + 1)
                 .map(|_| CoreCounters::default())
                 .collect(),
-            latency: crate::latency::Latency::new(worker_cores + 1),
+            latency: crate::latency::Latency::new(worker_cores + 1, OP_SLOTS),
         }
     }
 
