@@ -81,17 +81,11 @@ pub struct LoopState {
 pub struct CtxState {
     export: Arc<Export>,
     saved_export: Arc<Export>,
-    caller: Caller,
-    read_only: bool,
-    wrong_sec: bool,
-    session: Option<SeqGrant>,
-    current_fh: Option<CurFh>,
-    saved_fh: Option<CurFh>,
-    current_stateid: Option<Stateid>,
-    saved_stateid: Option<Stateid>,
+    carried: Carried,
 }
 
 /// The owned parts of a [`CompoundCtx`], fresh or from a [`CtxState`].
+#[derive(Clone)]
 struct Carried {
     caller: Caller,
     read_only: bool,
@@ -177,14 +171,16 @@ impl CompoundCtx<'_> {
         CtxState {
             export: self.export.clone(),
             saved_export: self.saved_export.clone(),
-            caller: self.caller.clone(),
-            read_only: self.read_only,
-            wrong_sec: self.wrong_sec,
-            session: self.session,
-            current_fh: self.current_fh,
-            saved_fh: self.saved_fh,
-            current_stateid: self.current_stateid,
-            saved_stateid: self.saved_stateid,
+            carried: Carried {
+                caller: self.caller.clone(),
+                read_only: self.read_only,
+                wrong_sec: self.wrong_sec,
+                session: self.session,
+                current_fh: self.current_fh,
+                saved_fh: self.saved_fh,
+                current_stateid: self.current_stateid,
+                saved_stateid: self.saved_stateid,
+            },
         }
     }
 }
@@ -221,16 +217,7 @@ impl Nfs4Engine {
             None => (set.root(), set.root()),
         };
         let s = match held {
-            Some(h) => Carried {
-                caller: h.caller.clone(),
-                read_only: h.read_only,
-                wrong_sec: h.wrong_sec,
-                session: h.session,
-                current_fh: h.current_fh,
-                saved_fh: h.saved_fh,
-                current_stateid: h.current_stateid,
-                saved_stateid: h.saved_stateid,
-            },
+            Some(h) => h.carried.clone(),
             None => Carried {
                 caller: Caller {
                     uid: DEFAULT_ANON_ID,

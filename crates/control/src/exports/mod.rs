@@ -18,68 +18,35 @@ use utoipa::ToSchema;
 use super::Ctx;
 use super::error::{ApiError, ApiResult, ErrorBody};
 
-/// One export: where its files are, where clients find it, and who may do what. An
-/// option left out takes the server's default (`ringnfs serve --help`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExportSpec {
-    /// Where clients find it in the pseudo file system, e.g. "/home". "/" only for an
-    /// export that is the only one.
-    #[schema(example = "/home")]
-    pub pseudo: String,
-    /// The exported directory (local backend).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "/srv/home")]
-    pub path: Option<String>,
-    /// "local" or "memory" (default: the server's `--backend`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
-    /// The export's number: its file handles carry it and clients see it as the fsid
-    /// (default: a hash of the pseudo path, stable across restarts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "uint32")]
-    pub fsid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root_squash: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all_squash: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "uint32")]
-    pub anon_uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "uint32")]
-    pub anon_gid: Option<u32>,
-    /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sec: Option<Vec<String>>,
-    /// "buffered", "dontcache" or "direct" (local backend).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io_mode: Option<String>,
-    /// Client rules, first match wins (as exports(5)); a client none matches may not use
-    /// the export. None: every client (or those `--allow` names), with the options above.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub clients: Vec<ClientSpec>,
-}
+/// Declares a description struct with its own fields followed by the access options
+/// (`read_only`, `root_squash`, `all_squash`, `anon_uid`, `anon_gid`, `sec`), and its
+/// [`AccessSpec`]. Spelled out in each struct rather than flattened: serde cannot refuse
+/// unknown keys of a flattened struct, and a misspelled option must be an error.
+macro_rules! with_access_options {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident: $t:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fm])* pub $f: $t,)*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub read_only: Option<bool>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub root_squash: Option<bool>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub all_squash: Option<bool>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(format = "uint32")]
+            pub anon_uid: Option<u32>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schema(format = "uint32")]
+            pub anon_gid: Option<u32>,
+            /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub sec: Option<Vec<String>>,
+        }
 
-/// What a client may do, as [`ExportSpec`] and [`ClientSpec`] say it (their fields of
-/// the same names; serde cannot refuse unknown keys of a flattened struct, so they are
-/// spelled out in both). Left out: the export's value (for a client rule) or the
-/// server's default (for the export).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccessSpec {
-    pub read_only: Option<bool>,
-    pub root_squash: Option<bool>,
-    pub all_squash: Option<bool>,
-    pub anon_uid: Option<u32>,
-    pub anon_gid: Option<u32>,
-    pub sec: Option<Vec<String>>,
-}
-
-macro_rules! access_of {
-    ($t:ty) => {
-        impl $t {
+        impl $name {
             /// The access options this names.
             pub fn access(&self) -> AccessSpec {
                 AccessSpec {
@@ -95,31 +62,56 @@ macro_rules! access_of {
     };
 }
 
-access_of!(ExportSpec);
-access_of!(ClientSpec);
+with_access_options! {
+    /// One export: where its files are, where clients find it, and who may do what. An
+    /// option left out takes the server's default (`ringnfs serve --help`).
+    pub struct ExportSpec {
+        /// Where clients find it in the pseudo file system, e.g. "/home". "/" only for
+        /// an export that is the only one.
+        #[schema(example = "/home")]
+        pub pseudo: String,
+        /// The exported directory (local backend).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(example = "/srv/home")]
+        pub path: Option<String>,
+        /// "local" or "memory" (default: the server's `--backend`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub backend: Option<String>,
+        /// The export's number: its file handles carry it and clients see it as the
+        /// fsid (default: a hash of the pseudo path, stable across restarts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(format = "uint32")]
+        pub fsid: Option<u32>,
+        /// "buffered", "dontcache" or "direct" (local backend).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub io_mode: Option<String>,
+        /// Client rules, first match wins (as exports(5)); a client none matches may not
+        /// use the export. None: every client (or those `--allow` names), with the
+        /// options here.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub clients: Vec<ClientSpec>,
+    }
+}
 
-/// A client rule: who, and what they may do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSpec {
-    /// `*`, an IP address, a network in CIDR notation, or a host name (resolved when
-    /// the rule is made).
-    #[schema(example = "10.0.0.0/8")]
-    pub host: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+with_access_options! {
+    /// A client rule: who, and what they may do (left out: what the export says).
+    pub struct ClientSpec {
+        /// `*`, an IP address, a network in CIDR notation, or a host name (resolved
+        /// when the rule is made).
+        #[schema(example = "10.0.0.0/8")]
+        pub host: String,
+    }
+}
+
+/// What a client may do, as [`ExportSpec`] and [`ClientSpec`] say it. Left out: the
+/// export's value (for a client rule) or the server's default (for the export).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessSpec {
     pub read_only: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_squash: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_squash: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "uint32")]
     pub anon_uid: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "uint32")]
     pub anon_gid: Option<u32>,
-    /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sec: Option<Vec<String>>,
 }
 
