@@ -107,6 +107,10 @@ impl ExportSet {
                 if long.path.starts_with(&short.path) {
                     let why = if short.path == long.path {
                         "the same pseudo path"
+                    } else if short.path.is_empty() {
+                        "pseudo paths inside one another: the export at / is the whole \
+                         tree; give it a pseudo path of its own (e.g. /data) to serve others \
+                         beside it"
                     } else {
                         "pseudo paths inside one another (exports do not nest)"
                     };
@@ -310,7 +314,7 @@ mod tests {
             (&[("/a", Some(1)), ("/b", Some(1))], "same fsid"),
             (&[("/a", None), ("/a", Some(9))], "same pseudo path"),
             (&[("/a", None), ("/a/b", None)], "do not nest"),
-            (&[("/", None), ("/b", None)], "do not nest"),
+            (&[("/", None), ("/b", None)], "pseudo path of its own"),
             (&[("/a", Some(0))], "fsid 0"),
         ];
         for (exports, says) in cases {
