@@ -139,7 +139,11 @@ pub fn import(text: &str) -> Imported {
 pub fn client(word: &str) -> Result<ClientSpec, String> {
     let r = import(&format!("/x {word}"));
     if let Some(n) = r.notes.first() {
-        return Err(n.trim_start_matches("line 1: ").to_string());
+        // The import's wording says what it leaves out; here nothing is sent.
+        let n = n.trim_start_matches("line 1: ");
+        let n = n.split("; option left out").next().unwrap_or(n);
+        let n = n.split("; client left out").next().unwrap_or(n);
+        return Err(n.to_string());
     }
     let mut e = r.exports.into_iter().next().ok_or("no client given")?;
     if e.fsid.is_some() {
