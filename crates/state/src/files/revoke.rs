@@ -24,9 +24,14 @@ impl FileStateTable {
     pub fn revoke_files(&self, gone: impl Fn(&ObjHandle) -> bool) -> usize {
         let mut revoked = 0;
         for shard in self.shards.iter() {
+            // `gone` may ask a backend (syscalls): not under the shard's lock.
+            let candidates: Vec<ObjHandle> = shard.lock().files.keys().copied().collect();
+            let files: Vec<ObjHandle> = candidates.into_iter().filter(|f| gone(f)).collect();
+            if files.is_empty() {
+                continue;
+            }
             let mut guard = shard.lock();
             let sh = &mut *guard;
-            let files: Vec<ObjHandle> = sh.files.keys().filter(|f| gone(f)).copied().collect();
             for file in files {
                 for (client, n) in self.revoke_file(sh, &file) {
                     revoked += n as usize;
