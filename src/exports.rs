@@ -271,6 +271,18 @@ pub fn build(
     key: [u8; 16],
     old: &[(ExportSpec, Arc<Export>)],
 ) -> Result<(ExportSet, Served), String> {
+    // Everything that needs no backend first: a refused change opens (or creates) no
+    // directory.
+    let mut places = Vec::new();
+    for spec in specs {
+        let path = parse_pseudo_path(&spec.pseudo)?;
+        export_options(spec, d).map_err(|e| format!("export {}: {e}", spec.pseudo))?;
+        backend_kind(spec, d)?;
+        let id = spec.fsid.unwrap_or_else(|| id_for_path(&path));
+        places.push((path, id));
+    }
+    let refs: Vec<(&[Vec<u8>], u32)> = places.iter().map(|(p, id)| (&p[..], *id)).collect();
+    crate::nfs4::export::set::check_places(&refs)?;
     let mut built = Vec::new();
     for spec in specs {
         let reuse = old
@@ -528,6 +540,25 @@ mod tests {
             let e = build(&[s], &defaults(), [0; 16], &[]).err().unwrap();
             assert!(e.contains(says), "{e}");
         }
+    }
+
+    /// A change refused for its places (here: two exports at /a) opens no backend, so it
+    /// creates no directory.
+    #[test]
+    fn a_refused_change_creates_nothing() {
+        let dir = std::env::temp_dir().join(format!(
+            "ringnfs-exports-refused-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut local = spec("/a");
+        local.backend = Some("local".into());
+        local.path = Some(dir.display().to_string());
+        let e = build(&[local, spec("/a")], &defaults(), [0; 16], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("same pseudo path"), "{e}");
+        assert!(!dir.exists(), "{} was created", dir.display());
     }
 
     #[test]

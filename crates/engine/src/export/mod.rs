@@ -225,15 +225,7 @@ impl Export {
 
     /// The pseudo path as text ("/" for the root).
     pub fn pseudo_path(&self) -> String {
-        let mut s = String::new();
-        for c in &self.path {
-            s.push('/');
-            s.push_str(&String::from_utf8_lossy(c));
-        }
-        if s.is_empty() {
-            s.push('/');
-        }
-        s
+        set::path_text(&self.path)
     }
 
     /// The caching mode for READ and WRITE data now: the export's `io_mode`, unless

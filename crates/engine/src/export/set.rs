@@ -51,6 +51,59 @@ pub fn parse_pseudo_path(s: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// The text of a pseudo path ("/" for the root).
+pub(crate) fn path_text(path: &[Vec<u8>]) -> String {
+    if path.is_empty() {
+        return "/".into();
+    }
+    path.iter()
+        .map(|c| format!("/{}", String::from_utf8_lossy(c)))
+        .collect()
+}
+
+/// The checks of a set of exports that need no backend, each a (pseudo path, number):
+/// numbers unique and not 0, pseudo paths unique and none inside another ("/" only
+/// alone). Run before any backend is opened, so a refused change opens nothing.
+pub fn check_places(places: &[(&[Vec<u8>], ExportId)]) -> Result<(), String> {
+    for (i, (a, _)) in places.iter().enumerate() {
+        for (b, _) in &places[i + 1..] {
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            if long.starts_with(short) {
+                let why = if short == long {
+                    "the same pseudo path"
+                } else if short.is_empty() {
+                    "pseudo paths inside one another: the export at / is the whole tree; give \
+                     it a pseudo path of its own (e.g. /data) to serve others beside it"
+                } else {
+                    "pseudo paths inside one another (exports do not nest)"
+                };
+                return Err(format!(
+                    "exports {} and {} have {why}",
+                    path_text(short),
+                    path_text(long)
+                ));
+            }
+        }
+    }
+    let mut by_id: HashMap<ExportId, &[Vec<u8>]> = HashMap::new();
+    for (path, id) in places {
+        if *id == PSEUDO_ID {
+            return Err(format!(
+                "export {}: fsid 0 is the pseudo root's; give it another fsid",
+                path_text(path)
+            ));
+        }
+        if let Some(other) = by_id.insert(*id, path) {
+            return Err(format!(
+                "exports {} and {} have the same fsid {id}; give one of them another `fsid`",
+                path_text(other),
+                path_text(path),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub struct ExportSet {
     /// What PUTROOTFH gives: the pseudo file system, or the one export at "/".
     root: Arc<Export>,
@@ -79,49 +132,9 @@ impl ExportSet {
         if exports.is_empty() {
             return Err("no exports".into());
         }
-        let mut by_id: HashMap<ExportId, &Arc<Export>> = HashMap::new();
-        for e in &exports {
-            if e.id == PSEUDO_ID {
-                return Err(format!(
-                    "export {}: fsid 0 is the pseudo root's; give it another fsid",
-                    e.pseudo_path()
-                ));
-            }
-            if let Some(other) = by_id.insert(e.id, e) {
-                return Err(format!(
-                    "exports {} and {} have the same fsid {}; give one of them another \
-                     `fsid`",
-                    other.pseudo_path(),
-                    e.pseudo_path(),
-                    e.id
-                ));
-            }
-        }
-        for (i, a) in exports.iter().enumerate() {
-            for b in &exports[i + 1..] {
-                let (short, long) = if a.path.len() <= b.path.len() {
-                    (a, b)
-                } else {
-                    (b, a)
-                };
-                if long.path.starts_with(&short.path) {
-                    let why = if short.path == long.path {
-                        "the same pseudo path"
-                    } else if short.path.is_empty() {
-                        "pseudo paths inside one another: the export at / is the whole \
-                         tree; give it a pseudo path of its own (e.g. /data) to serve others \
-                         beside it"
-                    } else {
-                        "pseudo paths inside one another (exports do not nest)"
-                    };
-                    return Err(format!(
-                        "exports {} and {} have {why}",
-                        short.pseudo_path(),
-                        long.pseudo_path()
-                    ));
-                }
-            }
-        }
+        let places: Vec<(&[Vec<u8>], ExportId)> =
+            exports.iter().map(|e| (&e.path[..], e.id)).collect();
+        check_places(&places)?;
         if exports.len() == 1 && exports[0].path.is_empty() {
             return Ok(Self::single(exports.into_iter().next().expect("one")));
         }

@@ -1,6 +1,7 @@
 //! ONC RPC (RFC 5531): record marking, call headers, credentials, replies.
 
 pub mod auth;
+pub mod gss;
 pub mod message;
 pub mod record;
 
