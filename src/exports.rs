@@ -528,11 +528,11 @@ mod tests {
             (
                 |s| {
                     s.clients = vec![ClientSpec {
-                        host: "*.example.com".into(),
+                        host: "@lab".into(),
                         ..ClientSpec::default()
                     }]
                 },
-                "wildcard",
+                "netgroups",
             ),
         ] {
             let mut s = spec("/x");

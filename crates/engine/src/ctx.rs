@@ -142,9 +142,7 @@ impl<'a> CompoundCtx<'a> {
     /// current filehandle is then unchanged).
     pub fn enter(&mut self, e: &'a Arc<Export>, obj: ObjHandle, fh: FileHandle) -> OpResult {
         if !Arc::ptr_eq(e, self.export) || self.current_fh.is_none() {
-            let access = e
-                .access_for(self.conn.peer.ip())
-                .ok_or(status::NFS4ERR_ACCESS)?;
+            let access = e.access_for(self.conn.peer.ip())?;
             self.flush_export_ops();
             self.caller = access.caller(self.cred);
             self.read_only = access.read_only;

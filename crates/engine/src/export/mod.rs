@@ -2,6 +2,7 @@
 //! clients it admits ([`rules`]); the table of all of them, swapped whole on a live
 //! change ([`set`]); its counters ([`stats`]).
 
+pub mod names;
 pub mod rules;
 pub mod set;
 pub mod stats;
@@ -19,6 +20,7 @@ use ringnfs_proto::rpc::Credential;
 use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_SYS};
 
 use super::fh::{FileHandle, HandleCodec};
+use crate::consts::{NfsStatus, status};
 pub use rules::{ClientMatch, ClientRule};
 pub use set::{ExportSet, Exports};
 pub use stats::ExportStats;
@@ -259,25 +261,32 @@ impl Export {
     }
 
     /// What a client at `peer` may do with the export: the first rule naming it, or
-    /// the export's own options if it has no rules and `allowed` admits the peer. None:
-    /// the client may not use the export.
-    pub fn access_for(&self, peer: IpAddr) -> Option<&Access> {
+    /// the export's own options if it has no rules and `allowed` admits the peer.
+    /// NFS4ERR_ACCESS: the client may not use the export; NFS4ERR_DELAY: a wildcard rule
+    /// waits for the client's host name (looked up off the worker).
+    pub fn access_for(&self, peer: IpAddr) -> Result<&Access, NfsStatus> {
         let peer = rules::plain_ip(peer);
         if !self.opts.rules.is_empty() {
-            return self
-                .opts
-                .rules
-                .iter()
-                .find(|r| r.client.matches(peer))
-                .map(|r| &r.access);
+            for r in &self.opts.rules {
+                match r.client.matches(peer) {
+                    rules::Matched::Yes => return Ok(&r.access),
+                    rules::Matched::No => {}
+                    rules::Matched::Pending => return Err(status::NFS4ERR_DELAY),
+                }
+            }
+            return Err(status::NFS4ERR_ACCESS);
         }
-        (self.opts.allowed.is_empty() || self.opts.allowed.iter().any(|n| n.contains(&peer)))
-            .then_some(&self.own_access)
+        if self.opts.allowed.is_empty() || self.opts.allowed.iter().any(|n| n.contains(&peer)) {
+            Ok(&self.own_access)
+        } else {
+            Err(status::NFS4ERR_ACCESS)
+        }
     }
 
-    /// Whether a client at `peer` may use the export at all.
+    /// Whether a client at `peer` may use the export at all (a wildcard rule still
+    /// waiting for its name counts as no).
     pub fn allows(&self, peer: IpAddr) -> bool {
-        self.access_for(peer).is_some()
+        self.access_for(peer).is_ok()
     }
 }
 

@@ -17,12 +17,24 @@ pub enum ClientMatch {
     /// A host name, by the addresses it resolved to when the rule was made (an
     /// export change or a reload resolves it again).
     Host { name: String, addrs: Vec<IpAddr> },
+    /// A wildcard host name (`*.example.com`, `ws??`): matched against the client's
+    /// forward-confirmed name ([`super::names`]). Lowercase.
+    Wildcard(String),
+}
+
+/// Whether a rule names a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    Yes,
+    No,
+    /// The client's name is being looked up (a wildcard rule): ask again shortly.
+    Pending,
 }
 
 impl ClientMatch {
-    /// `*`, an address, a CIDR network or a host name (resolved now). Wildcard host
-    /// names and netgroups need a reverse lookup of every client, which ringnfs does not
-    /// do: they are refused with a message that says what to write instead.
+    /// `*`, an address, a CIDR network, a host name (resolved now) or a wildcard host
+    /// name (`*.example.com`: matched against each client's name). Netgroups are
+    /// refused with a message that says what to write instead.
     pub fn parse(s: &str) -> Result<ClientMatch, String> {
         let s = s.trim();
         if s == "*" {
@@ -39,11 +51,20 @@ impl ClientMatch {
                 "client {s:?}: netgroups are not supported; name the hosts or networks"
             ));
         }
-        if s.contains(['*', '?', '[']) {
+        if s.contains('[') {
             return Err(format!(
-                "client {s:?}: wildcard host names need a reverse DNS lookup of every \
-                 client, which ringnfs does not do; give a network in CIDR notation"
+                "client {s:?}: character classes ([...]) are not supported in host names; \
+                 use * and ?"
             ));
+        }
+        if s.contains(['*', '?']) {
+            let ok = s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.*?".contains(&b));
+            if !ok {
+                return Err(format!("client {s:?} is not a wildcard host name"));
+            }
+            return Ok(ClientMatch::Wildcard(s.to_ascii_lowercase()));
         }
         let valid = !s.is_empty()
             && s.len() <= 253
@@ -75,11 +96,17 @@ impl ClientMatch {
 
     /// Whether the client at `peer` (an IPv4-mapped IPv6 address already made IPv4)
     /// is one this names.
-    pub fn matches(&self, peer: IpAddr) -> bool {
+    pub fn matches(&self, peer: IpAddr) -> Matched {
+        let yes = |b: bool| if b { Matched::Yes } else { Matched::No };
         match self {
-            ClientMatch::Any => true,
-            ClientMatch::Net(n) => n.contains(&peer),
-            ClientMatch::Host { addrs, .. } => addrs.contains(&peer),
+            ClientMatch::Any => Matched::Yes,
+            ClientMatch::Net(n) => yes(n.contains(&peer)),
+            ClientMatch::Host { addrs, .. } => yes(addrs.contains(&peer)),
+            ClientMatch::Wildcard(p) => match super::names::Names::get().name_of(peer) {
+                super::names::Name::Pending => Matched::Pending,
+                super::names::Name::Known(Some(n)) => yes(super::names::glob_match(p, &n)),
+                super::names::Name::Known(None) => Matched::No,
+            },
         }
     }
 }
@@ -92,7 +119,7 @@ impl std::fmt::Display for ClientMatch {
                 write!(f, "{}", n.addr())
             }
             ClientMatch::Net(n) => write!(f, "{n}"),
-            ClientMatch::Host { name, .. } => f.write_str(name),
+            ClientMatch::Host { name, .. } | ClientMatch::Wildcard(name) => f.write_str(name),
         }
     }
 }
@@ -104,17 +131,8 @@ pub struct ClientRule {
     pub access: Access,
 }
 
-/// An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d; rules name it as
-/// a.b.c.d.
-pub fn plain_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
+/// Rules name clients by plain addresses.
+pub use super::names::plain_ip;
 
 #[cfg(test)]
 mod tests {
@@ -126,32 +144,37 @@ mod tests {
 
     #[test]
     fn parse_and_match() {
-        assert!(ClientMatch::parse("*").unwrap().matches(ip("10.1.2.3")));
+        let yes = |m: &ClientMatch, a: &str| m.matches(ip(a)) == Matched::Yes;
+        assert!(yes(&ClientMatch::parse("*").unwrap(), "10.1.2.3"));
         let net = ClientMatch::parse("10.0.0.0/8").unwrap();
-        assert!(net.matches(ip("10.1.2.3")));
-        assert!(!net.matches(ip("11.0.0.1")));
+        assert!(yes(&net, "10.1.2.3"));
+        assert!(!yes(&net, "11.0.0.1"));
         // Host bits are dropped, as exports(5) does.
         assert_eq!(
             ClientMatch::parse("192.168.1.7/24").unwrap().to_string(),
             "192.168.1.0/24"
         );
         let one = ClientMatch::parse("127.0.0.2").unwrap();
-        assert!(one.matches(ip("127.0.0.2")) && !one.matches(ip("127.0.0.1")));
+        assert!(yes(&one, "127.0.0.2") && !yes(&one, "127.0.0.1"));
         assert_eq!(one.to_string(), "127.0.0.2");
-        assert!(
-            ClientMatch::parse("::ffff:127.0.0.2")
-                .unwrap()
-                .matches(ip("127.0.0.2"))
-        );
+        assert!(yes(
+            &ClientMatch::parse("::ffff:127.0.0.2").unwrap(),
+            "127.0.0.2"
+        ));
         let host = ClientMatch::parse("localhost").unwrap();
-        assert!(host.matches(ip("127.0.0.1")));
+        assert!(yes(&host, "127.0.0.1"));
         assert_eq!(host.to_string(), "localhost");
+        assert_eq!(
+            ClientMatch::parse("*.Example.com").unwrap(),
+            ClientMatch::Wildcard("*.example.com".into())
+        );
     }
 
     #[test]
     fn refusals_say_why() {
         for (s, says) in [
-            ("*.example.com", "wildcard"),
+            ("ws[0-9].lab", "character classes"),
+            ("*.exa_mple.com", "not a wildcard"),
             ("@trusted", "netgroups"),
             ("bad host!", "is not"),
             ("", "is not"),

@@ -188,9 +188,15 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
             // root, and an export that does not admit this client is not shown.
             let mounted = match ctx.exports.junction(&e.handle) {
                 Some(x) if ctx.export.id == PSEUDO_ID => {
-                    if x.access_for(ctx.conn.peer.ip()).is_none() {
-                        next = e.cookie;
-                        continue;
+                    match x.access_for(ctx.conn.peer.ip()) {
+                        Ok(_) => {}
+                        // A wildcard rule waits for the client's name: the whole
+                        // READDIR does.
+                        Err(status::NFS4ERR_DELAY) => return Err(status::NFS4ERR_DELAY),
+                        Err(_) => {
+                            next = e.cookie;
+                            continue;
+                        }
                     }
                     Some(x)
                 }
@@ -230,9 +236,7 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
 /// The flavors SECINFO and SECINFO_NO_NAME offer for export `e`: those it admits this
 /// client with, in its order (NFS4ERR_ACCESS if it does not admit the client).
 fn flavors(ctx: &CompoundCtx<'_>, e: &Export) -> Result<Vec<Secinfo<'static>>, NfsStatus> {
-    let access = e
-        .access_for(ctx.conn.peer.ip())
-        .ok_or(status::NFS4ERR_ACCESS)?;
+    let access = e.access_for(ctx.conn.peer.ip())?;
     Ok(access.flavors.iter().map(|f| Secinfo::Flavor(*f)).collect())
 }
 
