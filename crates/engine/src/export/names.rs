@@ -18,6 +18,9 @@ use parking_lot::Mutex;
 const TTL: Duration = Duration::from_secs(300);
 /// Addresses kept at most; past it the oldest answer goes.
 const MAX_ENTRIES: usize = 4096;
+/// A lookup not answered by then is asked again (the resolver's own timeouts are
+/// shorter: this only matters if an answer was lost).
+const PENDING_MAX: Duration = Duration::from_secs(60);
 
 /// What is known of an address's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +70,14 @@ impl Names {
     /// The name of `ip` if known; otherwise a lookup is started (once) and Pending.
     pub fn name_of(&self, ip: IpAddr) -> Name {
         let mut c = self.cache.lock();
-        if let Some(e) = c.get(&ip)
-            && (e.name == Name::Pending || e.at.elapsed() < TTL)
-        {
-            return e.name.clone();
+        if let Some(e) = c.get(&ip) {
+            let fresh = match e.name {
+                Name::Pending => e.at.elapsed() < PENDING_MAX,
+                Name::Known(_) => e.at.elapsed() < TTL,
+            };
+            if fresh {
+                return e.name.clone();
+            }
         }
         if c.len() >= MAX_ENTRIES
             && let Some(oldest) = c.iter().min_by_key(|(_, e)| e.at).map(|(ip, _)| *ip)
