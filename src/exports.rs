@@ -22,7 +22,8 @@ use crate::fs::local::{LocalBackend, LocalOptions};
 use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::set::{id_for_path, parse_pseudo_path};
 use crate::nfs4::export::{
-    Access, ClientMatch, ClientRule, Export, ExportOptions, ExportSet, Exports, MAX_FLAVORS,
+    Access, ClientMatch, ClientRule, Export, ExportId, ExportOptions, ExportSet, Exports,
+    MAX_FLAVORS,
 };
 use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
 use crate::server::{BackendKind, IoMode};
@@ -236,28 +237,35 @@ fn same_place(a: &ExportSpec, b: &ExportSpec, d: &ExportDefaults) -> bool {
     norm(a) == norm(b)
 }
 
-/// One export from its description, reusing `old`'s backend when it is the same place.
-fn build_one(
-    spec: &ExportSpec,
-    d: &ExportDefaults,
-    key: [u8; 16],
-    old: Option<(&ExportSpec, &Arc<Export>)>,
-) -> Result<Arc<Export>, String> {
+/// An export's description checked and resolved (options, client host names, number),
+/// before its backend is opened.
+struct Planned<'s> {
+    spec: &'s ExportSpec,
+    path: Vec<Vec<u8>>,
+    id: ExportId,
+    opts: ExportOptions,
+    kind: BackendKind,
+}
+
+fn plan<'s>(spec: &'s ExportSpec, d: &ExportDefaults) -> Result<Planned<'s>, String> {
     let path = parse_pseudo_path(&spec.pseudo)?;
-    let opts = export_options(spec, d).map_err(|e| format!("export {}: {e}", spec.pseudo))?;
-    if let Some((old_spec, old)) = old
-        && same_place(old_spec, spec, d)
-    {
-        return Ok(Arc::new(old.with_options(opts)));
-    }
-    let kind = backend_kind(spec, d)?;
-    let dir = spec.path.as_deref().map(Path::new);
-    let backend = open_backend(kind, dir, opts.read_only)
-        .map_err(|e| format!("export {}: {e:#}", spec.pseudo))?;
-    let id = spec.fsid.unwrap_or_else(|| id_for_path(&path));
-    let mut e = Export::at(backend, opts, key, id, path);
+    Ok(Planned {
+        opts: export_options(spec, d).map_err(|e| format!("export {}: {e}", spec.pseudo))?,
+        kind: backend_kind(spec, d)?,
+        id: spec.fsid.unwrap_or_else(|| id_for_path(&path)),
+        path,
+        spec,
+    })
+}
+
+/// The export `p` plans, on a backend opened for it.
+fn open_planned(p: Planned<'_>, d: &ExportDefaults, key: [u8; 16]) -> Result<Export, String> {
+    let dir = p.spec.path.as_deref().map(Path::new);
+    let backend = open_backend(p.kind, dir, p.opts.read_only)
+        .map_err(|e| format!("export {}: {e:#}", p.spec.pseudo))?;
+    let mut e = Export::at(backend, p.opts, key, p.id, p.path);
     e.locations = d.locations.clone();
-    Ok(Arc::new(e))
+    Ok(e)
 }
 
 /// Each export served with the description it was built from.
@@ -273,23 +281,20 @@ pub fn build(
 ) -> Result<(ExportSet, Served), String> {
     // Everything that needs no backend first: a refused change opens (or creates) no
     // directory.
-    let mut places = Vec::new();
-    for spec in specs {
-        let path = parse_pseudo_path(&spec.pseudo)?;
-        export_options(spec, d).map_err(|e| format!("export {}: {e}", spec.pseudo))?;
-        backend_kind(spec, d)?;
-        let id = spec.fsid.unwrap_or_else(|| id_for_path(&path));
-        places.push((path, id));
-    }
-    let refs: Vec<(&[Vec<u8>], u32)> = places.iter().map(|(p, id)| (&p[..], *id)).collect();
-    crate::nfs4::export::set::check_places(&refs)?;
+    let plans = specs
+        .iter()
+        .map(|s| plan(s, d))
+        .collect::<Result<Vec<_>, String>>()?;
+    let places: Vec<(&[Vec<u8>], ExportId)> = plans.iter().map(|p| (&p.path[..], p.id)).collect();
+    crate::nfs4::export::set::check_places(&places)?;
     let mut built = Vec::new();
-    for spec in specs {
-        let reuse = old
-            .iter()
-            .find(|(s, _)| same_place(s, spec, d))
-            .map(|(s, e)| (s, e));
-        built.push((spec.clone(), build_one(spec, d, key, reuse)?));
+    for p in plans {
+        let spec = p.spec.clone();
+        let e = match old.iter().find(|(s, _)| same_place(s, p.spec, d)) {
+            Some((_, old)) => old.with_options(p.opts),
+            None => open_planned(p, d, key)?,
+        };
+        built.push((spec, Arc::new(e)));
     }
     let set = ExportSet::build(built.iter().map(|(_, e)| e.clone()).collect(), key)?;
     Ok((set, built))

@@ -413,7 +413,10 @@ fn register_clients(r: &mut Registry, ctx: &Ctx) {
     };
     r.register(
         "client_ops",
-        "Operations of each of the busiest clients (at most 32) in their sessions",
+        format!(
+            "Operations of each of the busiest clients (at most {CLIENTS_IN_METRICS}) in their \
+             sessions"
+        ),
         per(|t| t.ops),
     );
     r.register(

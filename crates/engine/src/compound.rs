@@ -212,26 +212,26 @@ impl Nfs4Engine {
         set: &'a ExportSet,
         held: Option<&'a CtxState>,
     ) -> CompoundCtx<'a> {
-        let (export, saved_export) = match held {
-            Some(h) => (&h.export, &h.saved_export),
-            None => (set.root(), set.root()),
-        };
-        let s = match held {
-            Some(h) => h.carried.clone(),
-            None => Carried {
-                caller: Caller {
-                    uid: DEFAULT_ANON_ID,
-                    gid: DEFAULT_ANON_ID,
-                    gids: Vec::new(),
+        let (export, saved_export, s) = match held {
+            Some(h) => (&h.export, &h.saved_export, h.carried.clone()),
+            None => (
+                set.root(),
+                set.root(),
+                Carried {
+                    caller: Caller {
+                        uid: DEFAULT_ANON_ID,
+                        gid: DEFAULT_ANON_ID,
+                        gids: Vec::new(),
+                    },
+                    read_only: true,
+                    wrong_sec: false,
+                    session: None,
+                    current_fh: None,
+                    saved_fh: None,
+                    current_stateid: None,
+                    saved_stateid: None,
                 },
-                read_only: true,
-                wrong_sec: false,
-                session: None,
-                current_fh: None,
-                saved_fh: None,
-                current_stateid: None,
-                saved_stateid: None,
-            },
+            ),
         };
         CompoundCtx {
             source,

@@ -282,12 +282,6 @@ impl Export {
             Err(status::NFS4ERR_ACCESS)
         }
     }
-
-    /// Whether a client at `peer` may use the export at all (a wildcard rule still
-    /// waiting for its name counts as no).
-    pub fn allows(&self, peer: IpAddr) -> bool {
-        self.access_for(peer).is_ok()
-    }
 }
 
 pub(crate) fn memory_backend(root_mode: u32) -> ringnfs_fs::memory::MemoryBackend {

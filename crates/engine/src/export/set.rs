@@ -203,14 +203,22 @@ impl ExportSet {
         Ok((e, obj, fh))
     }
 
-    /// The export mounted on pseudo directory `obj`, if one is.
-    pub fn junction(&self, obj: &ObjHandle) -> Option<&Arc<Export>> {
+    /// The export mounted on `obj`, an object of export `dir`: one only where `dir` is
+    /// the pseudo file system and `obj` one of its directories an export is mounted on.
+    pub fn junction(&self, dir: &Export, obj: &ObjHandle) -> Option<&Arc<Export>> {
+        if dir.id != PSEUDO_ID {
+            return None;
+        }
         self.junctions.get(obj).and_then(|id| self.get(*id))
     }
 
-    /// The pseudo directory export `id` is mounted on (none for the one export at "/").
-    pub fn mounted_on(&self, id: ExportId) -> Option<&ObjHandle> {
-        self.mounts.get(&id)
+    /// The pseudo directory `obj` is mounted on, when it is the root of export `e` (none
+    /// for any other object, and for the one export at "/").
+    pub fn mount_point(&self, e: &Export, obj: &ObjHandle) -> Option<&ObjHandle> {
+        if *obj != e.root {
+            return None;
+        }
+        self.mounts.get(&e.id)
     }
 }
 
@@ -255,11 +263,6 @@ impl Exports {
         self.set.load()
     }
 
-    /// The set now, to keep.
-    pub fn current(&self) -> Arc<ExportSet> {
-        self.set.load_full()
-    }
-
     /// Serve `set` from now on.
     pub fn replace(&self, set: ExportSet) {
         self.set.store(Arc::new(set));
@@ -292,9 +295,18 @@ mod tests {
         let fs = &set.root().backend;
         let srv = fs.lookup(&set.root().root, b"srv").unwrap();
         let node = fs.lookup(&srv, b"data").unwrap();
-        assert_eq!(set.junction(&node).unwrap().id, 7);
-        assert_eq!(set.mounted_on(7), Some(&node));
-        assert!(set.junction(&srv).is_none());
+        let pseudo = set.root();
+        assert_eq!(set.junction(pseudo, &node).unwrap().id, 7);
+        assert!(
+            set.junction(&data, &node).is_none(),
+            "only in the pseudo file system"
+        );
+        assert_eq!(set.mount_point(&data, &data.root), Some(&node));
+        assert!(
+            set.mount_point(&data, &node).is_none(),
+            "only at the export's root"
+        );
+        assert!(set.junction(pseudo, &srv).is_none());
         assert_eq!(set.exports().count(), 2);
         // Handles find their export; another key's or a removed export's are stale.
         let fh = data.handles.encode(&data.root);

@@ -60,9 +60,9 @@ fn mounted_on_fileid(
     obj: &ObjHandle,
     a: &Attrs,
 ) -> Result<u64, NfsStatus> {
-    match ctx.exports.mounted_on(e.id) {
-        Some(node) if *obj == e.root => Ok(ctx.exports.root().backend.getattr(node)?.fileid),
-        _ => Ok(a.fileid),
+    match ctx.exports.mount_point(e, obj) {
+        Some(node) => Ok(ctx.exports.root().backend.getattr(node)?.fileid),
+        None => Ok(a.fileid),
     }
 }
 

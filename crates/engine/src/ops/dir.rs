@@ -5,7 +5,7 @@ use crate::attrs;
 use crate::consts::NfsStatus;
 use crate::consts::status;
 use crate::ctx::{CompoundCtx, OpResult};
-use crate::export::{Export, PSEUDO_ID};
+use crate::export::Export;
 use ringnfs_fs::{CreateKind, FileType, check_name};
 use ringnfs_proto::nfs4::ops::{
     CinfoResOk, CreateArgs, CreateResOk, CreateType, LinkArgs, ReaddirArgs, ReaddirEntry,
@@ -186,8 +186,8 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
         for e in &entries {
             // In the pseudo file system, an export's mount point shows the export's
             // root, and an export that does not admit this client is not shown.
-            let mounted = match ctx.exports.junction(&e.handle) {
-                Some(x) if ctx.export.id == PSEUDO_ID => {
+            let mounted = match ctx.exports.junction(ctx.export, &e.handle) {
+                Some(x) => {
                     match x.access_for(ctx.conn.peer.ip()) {
                         Ok(_) => {}
                         // A wildcard rule waits for the client's name: the whole
@@ -200,7 +200,7 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
                     }
                     Some(x)
                 }
-                _ => None,
+                None => None,
             };
             let entry_start = out.len();
             ReaddirEntry::encode_head(out, e.cookie, &e.name);
@@ -249,10 +249,7 @@ pub fn secinfo(ctx: &mut CompoundCtx<'_>, a: SecinfoArgs<'_>, out: &mut Vec<u8>)
     require_search(&attrs, &ctx.caller)?;
     let obj = ctx.export.backend.lookup(&dir.obj, name)?;
     // The name an export is mounted on: that export's flavors.
-    let target = match ctx.exports.junction(&obj) {
-        Some(x) if ctx.export.id == PSEUDO_ID => x,
-        _ => ctx.export,
-    };
+    let target = ctx.exports.junction(ctx.export, &obj).unwrap_or(ctx.export);
     SecinfoResOk::encode_list(out, &flavors(ctx, target)?);
     // RFC 8881 §2.6.3.1.1.8: SECINFO consumes the current filehandle.
     ctx.current_fh = None;
@@ -268,9 +265,7 @@ pub fn secinfo_no_name(
     let target = match a.style {
         0 => ctx.export,
         // The parent of an export's root is in the pseudo file system.
-        1 if cur.obj == ctx.export.root && ctx.exports.mounted_on(ctx.export.id).is_some() => {
-            ctx.exports.root()
-        }
+        1 if ctx.exports.mount_point(ctx.export, &cur.obj).is_some() => ctx.exports.root(),
         1 => {
             ctx.export.backend.lookup_parent(&cur.obj)?;
             ctx.export

@@ -4,7 +4,6 @@
 
 use crate::consts::{NFS4_FHSIZE, status};
 use crate::ctx::{CompoundCtx, OpResult};
-use crate::export::PSEUDO_ID;
 use ringnfs_fs::check_name;
 use ringnfs_proto::nfs4::ops::{GetFhResOk, LookupArgs, PutFhArgs, Xdr};
 
@@ -56,11 +55,7 @@ pub fn lookup(ctx: &mut CompoundCtx<'_>, a: LookupArgs<'_>, _: &mut Vec<u8>) -> 
     check_name(name)?;
     require_search(&attrs, &ctx.caller)?;
     let obj = ctx.export.backend.lookup(&dir.obj, name)?;
-    match ctx
-        .exports
-        .junction(&obj)
-        .filter(|_| ctx.export.id == PSEUDO_ID)
-    {
+    match ctx.exports.junction(ctx.export, &obj) {
         Some(e) => ctx.enter_root(e)?,
         None => ctx.set_current(obj),
     }
@@ -73,9 +68,7 @@ pub fn lookupp(ctx: &mut CompoundCtx<'_>, _: (), _: &mut Vec<u8>) -> OpResult {
     let attrs = ctx.export.backend.getattr(&dir.obj)?;
     require_dir(&attrs)?;
     require_search(&attrs, &ctx.caller)?;
-    if dir.obj == ctx.export.root
-        && let Some(node) = ctx.exports.mounted_on(ctx.export.id)
-    {
+    if let Some(node) = ctx.exports.mount_point(ctx.export, &dir.obj) {
         let pseudo = ctx.exports.root();
         let parent = pseudo.backend.lookup_parent(node)?;
         let fh = pseudo.handles.encode(&parent);
