@@ -22,7 +22,7 @@ use crate::fs::local::{LocalBackend, LocalOptions};
 use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::set::{id_for_path, parse_pseudo_path};
 use crate::nfs4::export::{
-    Access, ClientMatch, ClientRule, Export, ExportId, ExportOptions, ExportSet, Exports,
+    Access, ClientMatch, ClientRule, Export, ExportId, ExportOptions, ExportSet, Exports, XprtSec,
     MAX_FLAVORS,
 };
 use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
@@ -113,7 +113,12 @@ fn access(spec: &AccessSpec, base: &Access) -> Result<Access, String> {
         }
         None => base.flavors.clone(),
     };
+    let xprtsec = match &spec.xprtsec {
+        Some(names) => XprtSec::parse(names.iter().map(String::as_str))?,
+        None => base.xprtsec,
+    };
     Ok(Access {
+        xprtsec,
         read_only: spec.read_only.unwrap_or(base.read_only),
         root_squash: spec.root_squash.unwrap_or(base.root_squash),
         all_squash: spec.all_squash.unwrap_or(base.all_squash),
@@ -146,6 +151,7 @@ pub fn export_options(spec: &ExportSpec, d: &ExportDefaults) -> Result<ExportOpt
         anon_uid: own.anon_uid,
         anon_gid: own.anon_gid,
         flavors: own.flavors,
+        xprtsec: own.xprtsec,
         // Rules name their clients; without rules `--allow` does.
         allowed: if rules.is_empty() {
             d.options.allowed.clone()

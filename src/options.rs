@@ -754,6 +754,16 @@ serve_options! {
     /// the workers.
     sqpoll_idle_ms: u32
         => Spec::value("MS").flag("sqpoll").range(span(transport::SQPOLL_IDLE_MS_RANGE));
+    /// PEM certificate chain for RPC-with-TLS (RFC 9289), with --tls-key: a client's
+    /// AUTH_TLS probe then starts TLS on its connection (Linux: mount -o xprtsec=tls).
+    /// Re-read on SIGHUP and `POST /api/v1/tls/reload`.
+    tls_cert: PathBuf => Spec::value("FILE");
+    /// PEM private key of --tls-cert.
+    tls_key: PathBuf => Spec::value("FILE");
+    /// PEM CA certificates that sign client certificates: clients are asked for one,
+    /// and one these CAs signed makes the connection mutual TLS (exports'
+    /// `xprtsec = ["mtls"]`, Linux: mount -o xprtsec=mtls).
+    tls_client_ca: PathBuf => Spec::value("FILE");
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
     max_connections: usize = server::DEFAULT_MAX_CONNECTIONS => Spec::value("N");
     /// Open connections allowed per client IP address (0 = unlimited).
@@ -831,6 +841,9 @@ impl ServeOptions {
                 ..ExportOptions::default()
             },
             grace_secs: self.grace(),
+            tls_cert: self.tls_cert(),
+            tls_key: self.tls_key(),
+            tls_client_ca: self.tls_client_ca(),
             control: self.control().0,
             control_token_file: self.control_token_file(),
             limits: Limits {

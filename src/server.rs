@@ -15,7 +15,7 @@ use crate::state::settings::{
     OverLimit, PersistedSettings, SETTINGS_FILE, SettingSources, StartSettings,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
-use crate::transport::{self, TransportConfig, TransportHandle, TransportTuning};
+use crate::transport::{self, TlsAcceptor, TlsFiles, TransportConfig, TransportHandle, TransportTuning};
 
 pub const DEFAULT_PORT: u16 = 2049;
 /// Loopback only.
@@ -65,6 +65,11 @@ pub struct ServerConfig {
     pub exports_given: bool,
     /// Grace period after start for reclaims, seconds (0 = none, the default).
     pub grace_secs: u32,
+    /// RPC-with-TLS: the server's certificate chain and key (both or neither), and the
+    /// CA of client certificates (mutual TLS).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
     /// Control-plane address (HTTP API and metrics); None: no control plane (the
     /// default here; `ringnfs serve` uses 127.0.0.1:9049). Port 0 picks a free port
     /// ([`Server::control_addr`] tells which).
@@ -212,6 +217,28 @@ pub struct Server {
     control: parking_lot::Mutex<Option<ControlHandle>>,
     control_addr: Option<SocketAddr>,
     control_token_path: Option<PathBuf>,
+    /// RPC-with-TLS, when configured (its files are re-read by [`Server::reload_tls`]).
+    tls: Option<Arc<TlsAcceptor>>,
+}
+
+/// The TLS acceptor `cfg` asks for: its files are read now, so a missing or bad file
+/// stops the start with a message naming it.
+fn tls_acceptor(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<TlsAcceptor>>> {
+    let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        (None, None) if cfg.tls_client_ca.is_some() => {
+            anyhow::bail!("--tls-client-ca needs --tls-cert and --tls-key")
+        }
+        (None, None) => return Ok(None),
+        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (the certificate's private key)"),
+        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)"),
+    };
+    let files = TlsFiles {
+        cert,
+        key,
+        client_ca: cfg.tls_client_ca.clone(),
+    };
+    Ok(Some(TlsAcceptor::load(files)?))
 }
 
 /// The server_owner major id: read from `state_dir/server-owner`, created on first start,
@@ -427,6 +454,8 @@ impl Server {
             ..TransportConfig::default()
         };
         cfg.tuning.apply(&mut tcfg);
+        let tls = tls_acceptor(&cfg)?;
+        tcfg.tls = tls.clone();
         let transport =
             transport::start(tcfg, service).context("starting the io_uring transport")?;
         let transport = Arc::new(transport);
@@ -446,6 +475,7 @@ impl Server {
                         state_dir: cfg.state_dir.clone(),
                         start_settings: start_settings.clone(),
                         exports: Some(live.clone()),
+                        tls: tls.clone(),
                     },
                     state.clone(),
                     Box::new(move || crate::transport::TransportStats::sum(&t.stats())),
@@ -497,6 +527,10 @@ impl Server {
             io_mode = %io_mode,
             state_dir = %state_dir,
             grace_secs = cfg.grace_secs,
+            tls = %tls.as_ref().map_or_else(|| "off".to_string(), |t| {
+                let mutual = if t.verifies_clients() { " (client certificates verified)" } else { "" };
+                format!("{}{mutual}", t.files().cert.display())
+            }),
             control = %control_shown,
             "ringnfs serving NFSv4.1 and 4.2"
         );
@@ -508,7 +542,17 @@ impl Server {
             control: parking_lot::Mutex::new(control),
             control_addr,
             control_token_path,
+            tls,
         })
+    }
+
+    /// Re-read the TLS certificate, key and client CA files (new handshakes use them);
+    /// false when TLS is not configured. On an error the files in use stay.
+    pub fn reload_tls(&self) -> Result<bool, crate::transport::TlsError> {
+        match &self.tls {
+            Some(t) => t.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {

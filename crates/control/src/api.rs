@@ -140,6 +140,9 @@ pub struct BoundConnDto {
     pub draining: bool,
     /// Requests served on this connection.
     pub requests: u64,
+    /// Transport security: "none" (plain TCP), "tls" or "mtls" (TLS with a verified
+    /// client certificate).
+    pub xprtsec: String,
 }
 
 /// How many connections a session has bound, by direction.
@@ -191,6 +194,9 @@ pub struct ConnDto {
     pub requests: u64,
     /// Sessions the connection is bound to (hex ids).
     pub sessions: Vec<String>,
+    /// Transport security: "none" (plain TCP), "tls" or "mtls" (TLS with a verified
+    /// client certificate).
+    pub xprtsec: String,
 }
 
 /// Settings that can change while the server runs.
@@ -279,6 +285,7 @@ impl From<&BoundConnInfo> for BoundConnDto {
             bound_at: rfc3339(c.bound_at_ms),
             draining: c.draining,
             requests: c.requests,
+            xprtsec: c.xprtsec.to_string(),
         }
     }
 }
@@ -361,6 +368,7 @@ impl From<&ConnInfo> for ConnDto {
             draining: c.draining,
             requests: c.requests,
             sessions: c.sessions.clone(),
+            xprtsec: c.xprtsec.to_string(),
         }
     }
 }

@@ -142,6 +142,10 @@ pub struct ExportFlags {
     /// Security flavors admitted, in order: sys, none.
     #[arg(long, value_name = "FLAVOR,...", value_delimiter = ',')]
     sec: Option<Vec<String>>,
+    /// Transport security admitted: none (plain TCP), tls, mtls (a verified client
+    /// certificate).
+    #[arg(long, value_name = "MODE,...", value_delimiter = ',')]
+    xprtsec: Option<Vec<String>>,
     #[arg(long, value_name = "buffered|dontcache|direct")]
     io_mode: Option<String>,
     /// A client rule in exports(5) form, e.g. '10.0.0.0/8(rw,no_root_squash)' or
@@ -171,6 +175,7 @@ impl ExportFlags {
             anon_uid: self.anon_uid,
             anon_gid: self.anon_gid,
             sec: self.sec.clone(),
+            xprtsec: self.xprtsec.clone(),
             io_mode: self.io_mode.clone(),
             clients,
         })

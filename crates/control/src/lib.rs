@@ -19,6 +19,7 @@ pub mod exports;
 pub mod metrics;
 pub mod openapi;
 pub mod server;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ pub struct ControlConfig {
     pub start_settings: StartSettings,
     /// Export administration (None: the exports cannot be listed or changed here).
     pub exports: Option<Arc<dyn exports::ExportAdmin>>,
+    /// RPC-with-TLS, when the server has it (its files can be reloaded here).
+    pub tls: Option<Arc<ringnfs_transport::TlsAcceptor>>,
 }
 
 /// Shared by every request handler.
@@ -94,6 +97,7 @@ pub struct Ctx {
     /// Serialises settings changes (validate, persist, apply).
     pub settings_lock: parking_lot::Mutex<()>,
     pub exports: Option<Arc<dyn exports::ExportAdmin>>,
+    pub tls: Option<Arc<ringnfs_transport::TlsAcceptor>>,
 }
 
 type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

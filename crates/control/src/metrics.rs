@@ -13,6 +13,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -34,6 +35,16 @@ struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CauseLabel {
     cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct XprtsecLabel {
+    xprtsec: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -196,6 +207,21 @@ pub fn render(ctx: &Ctx) -> String {
         "Open connections",
         gauge(st.connection_count()),
     );
+    let by_security = Family::<XprtsecLabel, Gauge>::default();
+    for name in ["none", "tls", "mtls"] {
+        // Each series exists from the start, 0 until a connection has it.
+        let _ = by_security.get_or_create(&XprtsecLabel { xprtsec: name.into() });
+    }
+    for c in st.connections() {
+        by_security
+            .get_or_create(&XprtsecLabel { xprtsec: c.xprtsec.into() })
+            .inc();
+    }
+    r.register(
+        "connections_by_xprtsec",
+        "Open connections by transport security: none (plain TCP), tls, mtls (TLS with a verified client certificate)",
+        by_security,
+    );
     r.register("sessions", "Sessions", gauge(st.session_count()));
     r.register("clients", "Client records", gauge(st.client_count()));
     let ops = family(m.ops.iter().map(|(op, n)| (OpLabel { op: op.clone() }, *n)));
@@ -334,6 +360,23 @@ fn register_hardening(
             ("too_large", t.records_too_large),
             ("too_many_fragments", t.records_too_many_fragments),
         ]),
+    );
+    let tls = |pairs: &[(&str, u64)]| {
+        family(pairs.iter().map(|(k, v)| (ResultLabel { result: (*k).into() }, *v)))
+    };
+    r.register(
+        "tls_handshakes",
+        "RPC-with-TLS handshakes by result: ok, failed (a TLS error or alert, no ALPN \"sunrpc\", RPC records where the handshake belongs), timeout",
+        tls(&[
+            ("ok", t.tls_handshakes),
+            ("failed", t.tls_handshake_failures),
+            ("timeout", t.tls_handshake_timeouts),
+        ]),
+    );
+    r.register(
+        "tls_errors",
+        "TLS connections closed for a TLS error after the handshake (a bad record, an alert)",
+        counter(t.tls_errors),
     );
     r.register(
         "backpressure_pauses",

@@ -12,7 +12,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{Ctx, api, exports, metrics};
+use super::{Ctx, api, exports, metrics, tls};
 
 struct BearerAuth;
 
@@ -90,6 +90,8 @@ impl Modify for SettingRanges {
         exports::add_export,
         exports::update_export,
         exports::remove_export,
+        tls::get_tls,
+        tls::reload_tls,
         openapi_document,
         scrape_metrics,
     ),
@@ -110,6 +112,7 @@ impl Modify for SettingRanges {
         exports::ExportSpec,
         exports::ClientSpec,
         exports::ExportView,
+        tls::TlsView,
     )),
     modifiers(&BearerAuth, &SettingRanges),
     tags(
@@ -118,6 +121,7 @@ impl Modify for SettingRanges {
         (name = "connections"),
         (name = "settings"),
         (name = "exports"),
+        (name = "tls"),
         (name = "meta"),
     )
 )]

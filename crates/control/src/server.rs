@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{ControlConfig, Ctx, api, auth, exports, openapi};
+use super::{ControlConfig, Ctx, api, auth, exports, openapi, tls};
 use ringnfs_state::StateManager;
 use ringnfs_transport::TransportStats;
 
@@ -90,6 +90,8 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
                 .put(exports::update_export)
                 .delete(exports::remove_export),
         )
+        .route("/tls", get(tls::get_tls))
+        .route("/tls/reload", post(tls::reload_tls))
         .route("/openapi.json", get(openapi::openapi_document));
     Router::new()
         .route("/metrics", get(openapi::scrape_metrics))
@@ -132,6 +134,7 @@ pub fn start(
         start_settings: cfg.start_settings.clone(),
         settings_lock: parking_lot::Mutex::new(()),
         exports: cfg.exports.clone(),
+        tls: cfg.tls.clone(),
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = router(ctx);

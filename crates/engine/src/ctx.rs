@@ -84,8 +84,9 @@ pub struct CompoundCtx<'a> {
     pub caller: Caller,
     /// The current export admits this client read-only.
     pub read_only: bool,
-    /// The current export does not admit the call's security flavor: ops that use the
-    /// filehandle get NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1).
+    /// The current export does not admit the call's security flavor or the connection's
+    /// transport security: ops that use the filehandle get NFS4ERR_WRONGSEC (RFC 8881
+    /// §2.6.3.1; knfsd answers a client without the TLS an export requires the same way).
     pub wrong_sec: bool,
     /// Ops run on the current export's files since it became current, added to its
     /// counters when another export becomes current or the COMPOUND ends (one atomic add
@@ -146,7 +147,8 @@ impl<'a> CompoundCtx<'a> {
             self.flush_export_ops();
             self.caller = access.caller(self.cred);
             self.read_only = access.read_only;
-            self.wrong_sec = !access.admits_flavor(self.cred);
+            self.wrong_sec = !access.admits_flavor(self.cred)
+                || !access.xprtsec.admits(self.conn.shared.security());
             self.export = e;
         }
         self.current_fh = Some(CurFh {

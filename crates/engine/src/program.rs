@@ -7,10 +7,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ringnfs_proto::rpc::message::{RPC_VERSION, ReplyFailure};
+use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_TLS, AuthError, STARTTLS_VERIFIER};
+use ringnfs_proto::rpc::message::{RPC_VERSION, ReplyFailure, encode_accepted_verf};
 use ringnfs_proto::rpc::{
-    AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted, encode_rejected_auth,
-    encode_rpc_mismatch,
+    AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted,
+    encode_rejected_auth, encode_rpc_mismatch,
 };
 use ringnfs_service::{Bytes, ConnMeta, Continuation, FileIoDone, Outcome, Service};
 use ringnfs_state::StateManager;
@@ -191,6 +192,10 @@ impl NfsService {
             );
             return Outcome::Done;
         }
+        if call.cred_flavor == AUTH_TLS {
+            tls_probe(conn, call.xid, call.proc_, out);
+            return Outcome::Done;
+        }
         match call.proc_ {
             PROC_NULL => encode_accepted(out, call.xid, AcceptStat::Success),
             PROC_COMPOUND => {
@@ -218,5 +223,24 @@ impl NfsService {
             _ => encode_accepted(out, call.xid, AcceptStat::ProcUnavail),
         }
         Outcome::Done
+    }
+}
+
+/// A call with the AUTH_TLS credential (RFC 9289 §4.1): only NULL may carry it (else
+/// AUTH_BADCRED, as knfsd answers). When the transport can start TLS on the connection
+/// the reply's verifier says "STARTTLS" and the client's TLS handshake follows on the
+/// same connection; otherwise the reply has an empty AUTH_NONE verifier, which tells
+/// the client at once that there is no TLS here.
+fn tls_probe(conn: &ConnMeta, xid: u32, proc_: u32, out: &mut Vec<u8>) {
+    if proc_ != PROC_NULL {
+        encode_rejected_auth(out, xid, AuthError::BadCred.auth_stat());
+        return;
+    }
+    if conn.shared.request_tls() {
+        tracing::debug!(conn = conn.id, peer = %conn.peer, "AUTH_TLS probe: starting TLS");
+        encode_accepted_verf(out, xid, AUTH_NONE, STARTTLS_VERIFIER, AcceptStat::Success);
+    } else {
+        tracing::debug!(conn = conn.id, peer = %conn.peer, "AUTH_TLS probe: no TLS on this connection");
+        encode_accepted(out, xid, AcceptStat::Success);
     }
 }

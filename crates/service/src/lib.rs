@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 /// Process-unique connection id. The top 16 bits hold the index of the owning core,
 /// so a message for a connection can be routed from the id alone.
@@ -196,7 +196,44 @@ pub struct ConnShared {
     /// session (its client's lease expired, say) it gets the long idle timeout: a client
     /// that comes back on it must get NFS4ERR_BADSESSION and recover, not find it closed.
     pub had_session: AtomicBool,
+    /// Where the connection stands with RPC-with-TLS (RFC 9289): one of the `TLS_*`
+    /// states below. The transport offers TLS at accept and runs the handshake; the
+    /// protocol core asks for it (the AUTH_TLS probe) and reads the outcome for each
+    /// request (an export may require TLS).
+    tls: AtomicU8,
 }
+
+/// The transport security a connection has (knfsd's `xprtsec` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportSecurity {
+    /// Plain TCP.
+    None,
+    /// TLS; the client showed no certificate.
+    Tls,
+    /// TLS with a client certificate the server verified (mutual TLS).
+    MutualTls,
+}
+
+impl TransportSecurity {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportSecurity::None => "none",
+            TransportSecurity::Tls => "tls",
+            TransportSecurity::MutualTls => "mtls",
+        }
+    }
+}
+
+/// Plain TCP; the server has no TLS to offer on it.
+const TLS_UNAVAILABLE: u8 = 0;
+/// Plain TCP; the server can start TLS on it.
+const TLS_OFFERED: u8 = 1;
+/// The AUTH_TLS probe was answered with STARTTLS: the next bytes are a TLS handshake.
+const TLS_REQUESTED: u8 = 2;
+/// The transport is running the handshake.
+const TLS_HANDSHAKE: u8 = 3;
+const TLS_UP: u8 = 4;
+const TLS_UP_MUTUAL: u8 = 5;
 
 impl ConnShared {
     pub fn mark_had_session(&self) {
@@ -209,6 +246,46 @@ impl ConnShared {
 
     pub fn had_session(&self) -> bool {
         self.had_session.load(Ordering::Relaxed)
+    }
+
+    /// The transport can start TLS on this connection (it has a certificate).
+    pub fn offer_tls(&self) {
+        self.tls.store(TLS_OFFERED, Ordering::Relaxed);
+    }
+
+    /// The protocol core answered an AUTH_TLS probe: true when TLS was on offer and the
+    /// transport is now to start it after this reply (the probe's verifier then says
+    /// "STARTTLS"); false when it is not available or already running.
+    pub fn request_tls(&self) -> bool {
+        self.tls
+            .compare_exchange(TLS_OFFERED, TLS_REQUESTED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The transport takes a request to start TLS (once): true if there was one.
+    pub fn take_tls_request(&self) -> bool {
+        self.tls
+            .compare_exchange(TLS_REQUESTED, TLS_HANDSHAKE, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The handshake finished; `mutual`: the client's certificate was verified.
+    pub fn tls_established(&self, mutual: bool) {
+        let state = if mutual { TLS_UP_MUTUAL } else { TLS_UP };
+        self.tls.store(state, Ordering::Relaxed);
+    }
+
+    /// The transport security requests on this connection have. Requests are only
+    /// read once the handshake finished (the transport reads no record meanwhile), so
+    /// a state between offer and handshake means plain TCP.
+    #[inline]
+    pub fn security(&self) -> TransportSecurity {
+        match self.tls.load(Ordering::Relaxed) {
+            TLS_UP => TransportSecurity::Tls,
+            TLS_UP_MUTUAL => TransportSecurity::MutualTls,
+            TLS_UNAVAILABLE | TLS_OFFERED | TLS_REQUESTED | TLS_HANDSHAKE => TransportSecurity::None,
+            _ => TransportSecurity::None,
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub struct BoundConnInfo {
     pub bound_at_ms: u64,
     pub draining: bool,
     pub requests: u64,
+    /// Transport security: "none", "tls" or "mtls".
+    pub xprtsec: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +73,8 @@ pub struct ConnInfo {
     pub draining: bool,
     pub requests: u64,
     pub sessions: Vec<String>,
+    /// Transport security: "none", "tls" or "mtls".
+    pub xprtsec: &'static str,
 }
 
 impl StateManager {
@@ -115,6 +119,7 @@ impl StateManager {
                 bound_at_ms: b.bound_at_ms,
                 draining: meta.shared.draining.load(Ordering::Relaxed),
                 requests: meta.shared.requests.load(Ordering::Relaxed),
+                xprtsec: meta.shared.security().name(),
             });
         }
         Some(info)
@@ -208,6 +213,7 @@ impl StateManager {
                 accepted_at_ms: e.accepted_at_ms,
                 draining: e.meta.shared.draining.load(Ordering::Relaxed),
                 requests: e.meta.shared.requests.load(Ordering::Relaxed),
+                xprtsec: e.meta.shared.security().name(),
                 sessions: e.sessions.iter().map(|s| s.to_hex()).collect(),
             })
             .collect()

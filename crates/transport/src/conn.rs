@@ -34,6 +34,7 @@ use ringnfs_proto::rpc::record::RecordAssembler;
 use ringnfs_service::ConnMeta;
 
 use super::output::OutQueue;
+use super::tls::TlsConn;
 
 /// A request to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +238,11 @@ pub(crate) struct Conn {
     /// Receive one provided buffer at a time (a large record came lately): how many
     /// receives more without one before going back to multishot; 0 = multishot.
     pub single: u32,
+    /// Replies (plain text, record-marked). Without TLS these are what the send side
+    /// sends; with TLS they are sealed into `tls.wire` first.
     pub out: OutQueue,
+    /// RPC-with-TLS, once the client asked for it.
+    pub tls: Option<Box<TlsConn>>,
     pub deferred: Deferred,
     pub recv: RecvSide,
     pub send: SendSide,
@@ -260,6 +265,7 @@ impl Conn {
             direct: None,
             single: 0,
             out: OutQueue::default(),
+            tls: None,
             deferred: Deferred::default(),
             recv: RecvSide::Idle,
             send: SendSide::Idle,
@@ -281,13 +287,22 @@ impl Conn {
             (Life::Aborting, _) => return,
             (_, Closing::Abort) => {
                 self.out.abort();
+                if let Some(t) = &mut self.tls {
+                    t.wire.abort();
+                }
                 self.deferred.clear();
                 Life::Aborting
             }
             (Life::Flushing { deadline: d }, Closing::Flush) => Life::Flushing {
                 deadline: d.min(deadline),
             },
-            (Life::Open, Closing::Flush) => Life::Flushing { deadline },
+            (Life::Open, Closing::Flush) => {
+                // TLS: the peer learns that the end of data is not a truncation.
+                if let Some(t) = &mut self.tls {
+                    t.close_notify();
+                }
+                Life::Flushing { deadline }
+            }
         };
     }
 
@@ -299,7 +314,7 @@ impl Conn {
     /// Re-evaluate backpressure after the backlog changed. Returns true if the
     /// connection just became paused.
     pub fn update_pause(&mut self, max_out: usize) -> bool {
-        let backlog = self.out.backlog();
+        let backlog = self.backlog();
         match self.intake {
             Intake::Open if backlog > max_out => {
                 self.intake = Intake::Paused;
@@ -313,17 +328,52 @@ impl Conn {
         }
     }
 
+    /// The queue the send side sends from: the replies themselves, or with TLS the
+    /// records they were sealed into.
+    pub fn wire(&self) -> &OutQueue {
+        match &self.tls {
+            Some(t) => &t.wire,
+            None => &self.out,
+        }
+    }
+
+    pub fn wire_mut(&mut self) -> &mut OutQueue {
+        match &mut self.tls {
+            Some(t) => &mut t.wire,
+            None => &mut self.out,
+        }
+    }
+
+    /// Bytes queued and not yet sent (with TLS, replies not yet sealed too).
+    pub fn backlog(&self) -> usize {
+        match &self.tls {
+            Some(t) => self.out.backlog() + t.wire.backlog(),
+            None => self.out.backlog(),
+        }
+    }
+
+    /// With TLS: seal the replies queued so far into TLS records on the wire queue.
+    /// Called before planning, so that what `decide` sees queued is on the wire queue.
+    pub fn seal_tls(&mut self) -> std::io::Result<()> {
+        match &mut self.tls {
+            Some(t) if self.life != Life::Aborting => t.seal(&mut self.out),
+            _ => Ok(()),
+        }
+    }
+
     pub fn facts(&self) -> Facts {
+        let wire = self.wire();
         Facts {
             closing: self.closing(),
             intake: self.intake,
             deferred: !self.deferred.is_empty(),
             recv: self.recv,
             recv_direct: self.direct.is_some(),
-            large_record: self.asm.direct_want(DIRECT_FROM).is_some(),
+            // TLS records are not RPC records: no receiving straight into a record.
+            large_record: self.tls.is_none() && self.asm.direct_want(DIRECT_FROM).is_some(),
             send: self.send,
-            out_in_flight: self.out.busy(),
-            out_queued: self.out.has_queued(),
+            out_in_flight: wire.busy(),
+            out_queued: wire.has_queued(),
         }
     }
 
@@ -347,9 +397,10 @@ impl Conn {
         }
         match d.send {
             Some(SendStep::Start) => {
-                if !self.out.busy() {
+                let wire = self.wire_mut();
+                if !wire.busy() {
                     // Either continue a partial send or start sending what accumulated.
-                    let started = self.out.start().is_some();
+                    let started = wire.start().is_some();
                     debug_assert!(started, "decided to send with nothing queued");
                 }
                 self.send = SendSide::Armed;

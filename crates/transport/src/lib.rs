@@ -43,6 +43,7 @@ mod ring;
 mod send;
 mod stats;
 mod timer;
+mod tls;
 mod token;
 mod wake;
 mod worker;
@@ -59,6 +60,7 @@ use std::thread::JoinHandle;
 use ringnfs_service::{ConnControl, Service};
 
 pub use stats::TransportStats;
+pub use tls::{ALPN_SUNRPC, HANDSHAKE_TIMEOUT, TlsAcceptor, TlsError, TlsFiles};
 
 use mailbox::{Control, Mailbox};
 use stats::WorkerCounters;
@@ -99,6 +101,9 @@ pub struct TransportConfig {
     /// this many idle milliseconds (None, the default: no SQPOLL, the ring uses
     /// `SINGLE_ISSUER | DEFER_TASKRUN`).
     pub sqpoll_idle_ms: Option<u32>,
+    /// RPC-with-TLS (RFC 9289): with an acceptor, an AUTH_TLS probe starts TLS on its
+    /// connection; without one the probe is told there is none.
+    pub tls: Option<Arc<TlsAcceptor>>,
 }
 
 impl Default for TransportConfig {
@@ -117,6 +122,7 @@ impl Default for TransportConfig {
             idle_timeout: None,
             session_idle_timeout: None,
             sqpoll_idle_ms: None,
+            tls: None,
         }
     }
 }

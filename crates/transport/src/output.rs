@@ -113,6 +113,17 @@ impl OutQueue {
         Ok(())
     }
 
+    /// Append bytes that are already framed (TLS records) with `write`, which appends
+    /// to the buffer it is given and returns how many bytes it appended.
+    pub fn append_raw(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        let n = write(&mut self.pending)?;
+        self.seal_if_full();
+        Ok(n)
+    }
+
     /// Queue what is pending as it is, so the next reply starts a buffer of its own
     /// (one the service may swap in whole: `Continuation::resume`).
     pub fn seal(&mut self) {

@@ -14,6 +14,7 @@ use super::fileio::{FileIoSink, Owner};
 use super::output::ReplyError;
 use super::recpool;
 use super::stats::WorkerCounters;
+use super::tls::{TlsAcceptor, TlsConn, TlsFailure, TlsStep};
 
 /// How long a connection closed for malformed input may take to flush.
 pub(crate) const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -113,7 +114,10 @@ pub(crate) fn resume_orphan(
 }
 
 /// Feed received bytes to the connection's assembler and the records to the service
-/// (or to the deferred queue while the connection is over its output bound).
+/// (or to the deferred queue while the connection is over its output bound). When the
+/// service answered an AUTH_TLS probe with STARTTLS, what follows the probe is TLS:
+/// the connection switches ([`start_tls`]) and gets the rest of `data`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn feed(
     service: &dyn Service,
     c: &mut Conn,
@@ -122,10 +126,112 @@ pub(crate) fn feed(
     max_out: usize,
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
+    tls: Option<&TlsAcceptor>,
 ) {
-    assemble(service, c, key, max_out, counters, io, |asm, on_record| {
-        asm.feed_records(data, on_record)
+    let rest = assemble(service, c, key, max_out, counters, io, |asm, on_record| {
+        asm.feed_records_rest(data, on_record)
     });
+    if let Some(rest) = rest {
+        start_tls(service, c, key, &data[data.len() - rest..], max_out, counters, io, tls);
+    }
+}
+
+/// The connection's next bytes are a TLS handshake (the reply to the AUTH_TLS probe,
+/// already queued, still goes out in plain text first); `rest` is what arrived after
+/// the probe. A client that sent more records after its probe, before the reply, does
+/// not speak RFC 9289 and is closed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_tls(
+    service: &dyn Service,
+    c: &mut Conn,
+    key: usize,
+    rest: &[u8],
+    max_out: usize,
+    counters: &WorkerCounters,
+    io: &mut FileIoSink<'_>,
+    tls: Option<&TlsAcceptor>,
+) {
+    WorkerCounters::add(&counters.tls_starts, 1);
+    let now = Instant::now();
+    let Some(acceptor) = tls else {
+        // Cannot happen: TLS is offered only with an acceptor.
+        tracing::error!(conn = c.meta.id, "TLS requested on a connection without TLS");
+        c.close(Closing::Flush, now + FLUSH_GRACE);
+        return;
+    };
+    if !c.deferred.is_empty() || !c.asm.is_idle() {
+        WorkerCounters::add(&counters.tls_handshake_failures, 1);
+        tracing::debug!(conn = c.meta.id, peer = %c.meta.peer, "RPC records after the AUTH_TLS probe: closing");
+        c.deferred.clear();
+        c.close(Closing::Flush, now + FLUSH_GRACE);
+        return;
+    }
+    let wire = std::mem::take(&mut c.out);
+    match TlsConn::start(acceptor, wire, now) {
+        Ok(t) => c.tls = Some(Box::new(t)),
+        Err(e) => {
+            tracing::warn!(conn = c.meta.id, "cannot start TLS: {e}");
+            WorkerCounters::add(&counters.tls_handshake_failures, 1);
+            c.close(Closing::Flush, now + FLUSH_GRACE);
+            return;
+        }
+    }
+    if !rest.is_empty() {
+        feed_tls(service, c, key, rest, max_out, counters, io);
+    }
+}
+
+/// TLS records arrived on connection `c`: decrypt them and feed the plaintext on.
+pub(crate) fn feed_tls(
+    service: &dyn Service,
+    c: &mut Conn,
+    key: usize,
+    data: &[u8],
+    max_out: usize,
+    counters: &WorkerCounters,
+    io: &mut FileIoSink<'_>,
+) {
+    let Some(t) = c.tls.as_mut() else { return };
+    let mut plain = PLAIN.take();
+    let r = t.received(data, &mut plain);
+    let now = Instant::now();
+    match &r {
+        Ok(TlsStep::Established { mutual }) => {
+            WorkerCounters::add(&counters.tls_handshakes, 1);
+            c.meta.shared.tls_established(*mutual);
+            tracing::debug!(conn = c.meta.id, peer = %c.meta.peer, mutual, "TLS established");
+        }
+        Ok(_) => {}
+        Err(f) => {
+            WorkerCounters::add(
+                match f {
+                    TlsFailure::Handshake(_) | TlsFailure::NoAlpn => &counters.tls_handshake_failures,
+                    TlsFailure::Record(_) => &counters.tls_errors,
+                },
+                1,
+            );
+            tracing::info!(conn = c.meta.id, peer = %c.meta.peer, "closing: {f}");
+            // The alert rustls queued goes out while the connection flushes.
+            c.deferred.clear();
+            c.close(Closing::Flush, now + FLUSH_GRACE);
+        }
+    }
+    if !plain.is_empty() && c.closing().is_none() {
+        assemble(service, c, key, max_out, counters, io, |asm, on_record| {
+            asm.feed_records(&plain, on_record).map(|()| 0)
+        });
+    }
+    if r == Ok(TlsStep::Closed) {
+        tracing::trace!(conn = c.meta.id, "TLS close_notify");
+        c.close(Closing::Flush, now + FLUSH_GRACE);
+    }
+    plain.clear();
+    PLAIN.set(plain);
+}
+
+thread_local! {
+    /// Decrypted bytes of one receive, reused by the worker's connections in turn.
+    static PLAIN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A direct receive into the current record's buffer ended: give the buffer (grown by
@@ -140,12 +246,14 @@ pub(crate) fn direct_received(
     io: &mut FileIoSink<'_>,
 ) {
     assemble(service, c, key, max_out, counters, io, |asm, on_record| {
-        asm.return_direct(buf, on_record)
+        asm.return_direct(buf, on_record).map(|()| 0)
     });
 }
 
 /// Run `step` on the connection's assembler with the callback that hands complete
-/// records on; close the connection on a service failure or a framing error.
+/// records on; close the connection on a service failure or a framing error. Returns
+/// the bytes `step` left unread when the service asked for TLS (the assembler stops
+/// right after the probe's record).
 fn assemble(
     service: &dyn Service,
     c: &mut Conn,
@@ -156,9 +264,10 @@ fn assemble(
     step: impl FnOnce(
         &mut RecordAssembler,
         &mut dyn FnMut(Record<'_>) -> bool,
-    ) -> Result<(), RecordError>,
-) {
+    ) -> Result<usize, RecordError>,
+) -> Option<usize> {
     let mut failed = None;
+    let mut tls = false;
     let mut asm = std::mem::replace(&mut c.asm, RecordAssembler::new(0));
     let r = step(&mut asm, &mut |rec| {
         c.last_record = Instant::now();
@@ -169,6 +278,10 @@ fn assemble(
         }
         if let Err(e) = handle_record(service, c, key, rec, counters, io) {
             failed = Some(e);
+            return false;
+        }
+        if c.meta.shared.take_tls_request() {
+            tls = true;
             return false;
         }
         if c.update_pause(max_out) {
@@ -192,7 +305,10 @@ fn assemble(
         );
         c.deferred.clear();
         c.close(Closing::Flush, Instant::now() + FLUSH_GRACE);
+    } else if tls {
+        return r.ok();
     }
+    None
 }
 
 /// Replay deferred records while the backlog allows (after it drained).
@@ -203,6 +319,7 @@ pub(crate) fn replay_deferred(
     max_out: usize,
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
+    tls: Option<&TlsAcceptor>,
 ) {
     if c.closing() == Some(Closing::Abort) {
         return;
@@ -213,6 +330,10 @@ pub(crate) fn replay_deferred(
         if let Err(e) = handle_record(service, c, key, Record::Gathered(rec), counters, io) {
             tracing::warn!(conn = c.meta.id, "closing: {e}");
             c.close(Closing::Abort, Instant::now());
+            break;
+        }
+        if c.meta.shared.take_tls_request() {
+            start_tls(service, c, key, &[], max_out, counters, io, tls);
             break;
         }
         if c.update_pause(max_out) {

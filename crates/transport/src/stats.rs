@@ -80,6 +80,17 @@ stats! {
     records_too_large,
     /// Record-marking errors: too many fragments in one record.
     records_too_many_fragments,
+    /// Connections that began a TLS handshake (the AUTH_TLS probe was answered).
+    tls_starts,
+    /// TLS handshakes that finished (RPC-with-TLS up).
+    tls_handshakes,
+    /// TLS handshakes that failed: a TLS error or alert, no ALPN "sunrpc", RPC records
+    /// where the handshake should be.
+    tls_handshake_failures,
+    /// TLS handshakes not finished in time (the connection is closed).
+    tls_handshake_timeouts,
+    /// Connections closed for a TLS error after the handshake (a bad record, an alert).
+    tls_errors,
 }
 
 impl WorkerCounters {

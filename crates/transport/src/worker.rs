@@ -251,6 +251,9 @@ impl Worker {
         WorkerCounters::add(&self.counters.accepted, 1);
         let service = &self.service;
         let meta = &self.conns.at(key).meta;
+        if self.cfg.tls.is_some() {
+            meta.shared.offer_tls();
+        }
         tracing::trace!(conn = meta.id, %peer, "accepted");
         if catch_unwind(AssertUnwindSafe(|| service.on_accept(meta))).is_err() {
             tracing::error!(conn = meta.id, "Service::on_accept panicked");
@@ -276,6 +279,7 @@ impl Worker {
             counters,
             driver,
             file_ops,
+            cfg,
             ..
         } = self;
         let Some(c) = conns.get(key, t.generation) else {
@@ -302,7 +306,12 @@ impl Worker {
                                 driver,
                                 counters,
                             };
-                            records::feed(&**service, c, key, data, max_out, counters, &mut io);
+                            if c.tls.is_some() {
+                                records::feed_tls(&**service, c, key, data, max_out, counters, &mut io);
+                            } else {
+                                let tls = cfg.tls.as_deref();
+                                records::feed(&**service, c, key, data, max_out, counters, &mut io, tls);
+                            }
                         }
                         let _ = bufs.recycle(bid);
                     }
@@ -397,7 +406,7 @@ impl Worker {
         match send::completion(res) {
             Sent::Bytes(n) => {
                 WorkerCounters::add(&self.counters.bytes_out, n as u64);
-                c.out.sent(n);
+                c.wire_mut().sent(n);
             }
             failed => {
                 if let Sent::Failed(e) = failed {
@@ -407,7 +416,7 @@ impl Worker {
                         io::Error::from_raw_os_error(-e)
                     );
                 }
-                c.out.send_failed();
+                c.wire_mut().send_failed();
                 c.close(Closing::Abort, Instant::now());
             }
         }
@@ -479,6 +488,16 @@ impl Worker {
             self.listeners.retry(&mut self.driver);
         }
         let expired = self.conns.select(|c| c.flush_overdue(now));
+        for key in self
+            .conns
+            .select(|c| c.tls.as_ref().is_some_and(|t| t.overdue(now)))
+        {
+            let c = self.conns.at(key);
+            tracing::info!(conn = c.meta.id, peer = %c.meta.peer, "closing: TLS handshake not finished in time");
+            WorkerCounters::add(&self.counters.tls_handshake_timeouts, 1);
+            c.close(Closing::Abort, now);
+            self.conns.mark_dirty(key);
+        }
         if self.phase == Phase::Running {
             let (idle, session_idle) = (self.cfg.idle_timeout, self.cfg.session_idle_timeout);
             for key in self
@@ -557,6 +576,7 @@ impl Worker {
             counters,
             driver,
             file_ops,
+            cfg,
             ..
         } = self;
         let c = conns.at(key);
@@ -565,9 +585,15 @@ impl Worker {
             driver,
             counters,
         };
-        records::replay_deferred(&**service, c, key, max_out, counters, &mut io);
+        let tls = cfg.tls.as_deref();
+        records::replay_deferred(&**service, c, key, max_out, counters, &mut io, tls);
+        if let Err(e) = c.seal_tls() {
+            tracing::info!(conn = c.meta.id, "closing: TLS: {e}");
+            WorkerCounters::add(&counters.tls_errors, 1);
+            c.close(Closing::Abort, Instant::now());
+        }
         let (d, paused_now) = c.plan(max_out);
-        WorkerCounters::peak(&counters.peak_out_bytes, c.out.backlog() as u64);
+        WorkerCounters::peak(&counters.peak_out_bytes, c.backlog() as u64);
         if paused_now {
             WorkerCounters::add(&counters.backpressure_pauses, 1);
         }
@@ -664,7 +690,7 @@ fn submit(driver: &mut Driver, key: usize, c: &mut Conn, d: &Decision, counters:
             // is, nothing touches the output's in-flight buffer that `remaining` points
             // into (`OutQueue::start`); an aborted connection keeps it until then too
             // (`OutQueue::abort`), and a connection is only freed with its send side idle.
-            unsafe { send::submit(driver, c.fd.as_fd(), c.out.remaining(), generation, key) };
+            unsafe { send::submit(driver, c.fd.as_fd(), c.wire().remaining(), generation, key) };
         }
         Some(SendStep::Cancel) => send::cancel(driver, generation, key),
         None => {}

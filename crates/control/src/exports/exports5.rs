@@ -193,6 +193,23 @@ fn apply(o: &str, c: &mut ClientSpec, e: &mut ExportSpec, n: usize, notes: &mut 
                 c.sec = Some(kept);
             }
         }
+        "xprtsec" => {
+            let modes: Vec<String> = value
+                .unwrap_or_default()
+                .split(':')
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect();
+            match modes.iter().find(|m| !matches!(m.as_str(), "none" | "tls" | "mtls")) {
+                Some(bad) => notes.push(format!(
+                    "line {n}: {o:?}: {bad:?} is not a transport security (none, tls, mtls); option left out"
+                )),
+                None if modes.is_empty() => {
+                    notes.push(format!("line {n}: xprtsec needs a value; option left out"))
+                }
+                None => c.xprtsec = Some(modes),
+            }
+        }
         "fsid" => match value {
             Some("0" | "root") => notes.push(format!(
                 "line {n}: {o:?} (the NFSv4 root) has no meaning here: ringnfs builds the \

@@ -19,7 +19,8 @@ use super::Ctx;
 use super::error::{ApiError, ApiResult, ErrorBody};
 
 /// Declares a description struct with its own fields followed by the access options
-/// (`read_only`, `root_squash`, `all_squash`, `anon_uid`, `anon_gid`, `sec`), and its
+/// (`read_only`, `root_squash`, `all_squash`, `anon_uid`, `anon_gid`, `sec`, `xprtsec`),
+/// and its
 /// [`AccessSpec`]. Spelled out in each struct rather than flattened: serde cannot refuse
 /// unknown keys of a flattened struct, and a misspelled option must be an error.
 macro_rules! with_access_options {
@@ -44,6 +45,10 @@ macro_rules! with_access_options {
             /// Security flavors admitted, in the order SECINFO lists them: "sys", "none".
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub sec: Option<Vec<String>>,
+            /// Transport security admitted (knfsd's `xprtsec`): "none" (plain TCP),
+            /// "tls" (RPC-with-TLS), "mtls" (TLS with a verified client certificate).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub xprtsec: Option<Vec<String>>,
         }
 
         impl $name {
@@ -56,6 +61,7 @@ macro_rules! with_access_options {
                     anon_uid: self.anon_uid,
                     anon_gid: self.anon_gid,
                     sec: self.sec.clone(),
+                    xprtsec: self.xprtsec.clone(),
                 }
             }
         }
@@ -113,6 +119,7 @@ pub struct AccessSpec {
     pub anon_uid: Option<u32>,
     pub anon_gid: Option<u32>,
     pub sec: Option<Vec<String>>,
+    pub xprtsec: Option<Vec<String>>,
 }
 
 /// An export as served now, with its counters.

@@ -10,7 +10,7 @@ pub mod stats;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ringnfs_service::Caching;
+use ringnfs_service::{Caching, TransportSecurity};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -51,6 +51,71 @@ pub struct Access {
     pub anon_gid: u32,
     /// RPC security flavors admitted, in SECINFO's order.
     pub flavors: Vec<u32>,
+    /// Transport security admitted (plain TCP, TLS, mutual TLS).
+    pub xprtsec: XprtSec,
+}
+
+/// The transport security an export admits: knfsd's `xprtsec=` (a list of `none`,
+/// `tls`, `mtls`). `tls` admits every TLS connection, with a client certificate or
+/// without; `mtls` only those whose client certificate the server verified; `none`
+/// plain TCP. (knfsd admits a mutual-TLS client on an `xprtsec=tls` export only when
+/// `mtls` is listed too; refusing the stronger connection helps nobody.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XprtSec(u8);
+
+impl XprtSec {
+    pub const NONE: XprtSec = XprtSec(1);
+    pub const TLS: XprtSec = XprtSec(2);
+    pub const MTLS: XprtSec = XprtSec(4);
+    /// Every transport (the default, as knfsd's).
+    pub const ALL: XprtSec = XprtSec(7);
+
+    /// The set a list of names gives (`none`, `tls`, `mtls`).
+    pub fn parse<'n>(names: impl IntoIterator<Item = &'n str>) -> Result<XprtSec, String> {
+        let mut bits = 0;
+        for n in names {
+            bits |= match n.trim() {
+                "none" => Self::NONE.0,
+                "tls" => Self::TLS.0,
+                "mtls" => Self::MTLS.0,
+                other => {
+                    return Err(format!(
+                        "{other:?} is not a transport security (none, tls, mtls)"
+                    ));
+                }
+            };
+        }
+        if bits == 0 {
+            return Err("xprtsec: give at least one of none, tls, mtls".into());
+        }
+        Ok(XprtSec(bits))
+    }
+
+    /// The names of the set, in the order none, tls, mtls.
+    pub fn names(self) -> Vec<String> {
+        [(Self::NONE, "none"), (Self::TLS, "tls"), (Self::MTLS, "mtls")]
+            .into_iter()
+            .filter(|(b, _)| self.0 & b.0 != 0)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+
+    /// Whether a request on a connection with `security` may use the export.
+    #[inline]
+    pub fn admits(self, security: TransportSecurity) -> bool {
+        let need = match security {
+            TransportSecurity::None => Self::NONE.0,
+            TransportSecurity::Tls => Self::TLS.0,
+            TransportSecurity::MutualTls => Self::TLS.0 | Self::MTLS.0,
+        };
+        self.0 & need != 0
+    }
+}
+
+impl Default for XprtSec {
+    fn default() -> Self {
+        Self::ALL
+    }
 }
 
 impl Access {
@@ -102,6 +167,8 @@ pub struct ExportOptions {
     pub anon_gid: u32,
     /// Security flavors admitted (empty: [`DEFAULT_FLAVORS`]).
     pub flavors: Vec<u32>,
+    /// Transport security admitted.
+    pub xprtsec: XprtSec,
     /// Client networks allowed to use the export with these options (empty = everyone),
     /// when there are no `rules`.
     pub allowed: Vec<IpNet>,
@@ -121,6 +188,7 @@ impl Default for ExportOptions {
             anon_uid: DEFAULT_ANON_ID,
             anon_gid: DEFAULT_ANON_ID,
             flavors: Vec::new(),
+            xprtsec: XprtSec::ALL,
             allowed: Vec::new(),
             rules: Vec::new(),
             io_mode: Caching::Buffered,
@@ -142,6 +210,7 @@ impl ExportOptions {
             } else {
                 self.flavors.clone()
             },
+            xprtsec: self.xprtsec,
         }
     }
 }

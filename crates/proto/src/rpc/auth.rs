@@ -7,6 +7,11 @@ pub const AUTH_SYS: u32 = 1;
 /// RPCSEC_GSS (RFC 2203): refused as an RPC credential (AUTH_TOOWEAK); in NFSv4 it
 /// also names the flavor in secinfo4 and callback_sec_parms4.
 pub const RPCSEC_GSS: u32 = 6;
+/// AUTH_TLS (RFC 9289 §4.1): only the NULL procedure's probe for RPC-with-TLS, with an
+/// empty body; never a caller's identity.
+pub const AUTH_TLS: u32 = 7;
+/// The verifier body of the reply to an AUTH_TLS probe from a server that starts TLS.
+pub const STARTTLS_VERIFIER: &[u8; 8] = b"STARTTLS";
 /// Most AUTH_SYS implementations cap the supplementary group list at 16.
 pub const AUTH_SYS_MAX_GIDS: usize = 16;
 pub const AUTH_SYS_MAX_MACHINE_NAME: usize = 255;
@@ -104,6 +109,9 @@ impl AuthError {
 pub fn decode_credential(flavor: u32, body: &[u8]) -> Result<Credential, AuthError> {
     match flavor {
         AUTH_NONE => Ok(Credential::None),
+        // The probe's credential has an empty body; the procedure decides the rest.
+        AUTH_TLS if body.is_empty() => Ok(Credential::None),
+        AUTH_TLS => Err(AuthError::BadCred),
         AUTH_SYS => decode_auth_sys(body)
             .map(Credential::Sys)
             .map_err(|_| AuthError::BadCred),

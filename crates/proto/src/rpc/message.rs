@@ -1,6 +1,6 @@
 //! RPC message headers: decoding calls and replies, encoding replies and calls.
 
-use super::auth::{AuthError, Credential, MAX_AUTH_BYTES, decode_credential};
+use super::auth::{AUTH_NONE, AuthError, Credential, MAX_AUTH_BYTES, decode_credential};
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 pub const RPC_VERSION: u32 = 2;
@@ -44,6 +44,8 @@ pub struct CallHeader<'a> {
     pub prog: u32,
     pub vers: u32,
     pub proc_: u32,
+    /// The credential's flavor as sent (AUTH_TLS, say, which is no identity).
+    pub cred_flavor: u32,
     pub cred: Result<Credential, AuthError>,
     pub args: &'a [u8],
 }
@@ -103,6 +105,7 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
                 prog,
                 vers,
                 proc_,
+                cred_flavor: flavor,
                 cred: decode_credential(flavor, body),
                 args: d.rest(),
             }))
@@ -149,11 +152,17 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
 pub const ACCEPTED_REPLY_HEADER_LEN: usize = 6 * 4;
 
 pub fn encode_accepted(out: &mut Vec<u8>, xid: u32, stat: AcceptStat) {
+    encode_accepted_verf(out, xid, AUTH_NONE, &[], stat);
+}
+
+/// [`encode_accepted`] with the verifier `flavor` and `body` (the "STARTTLS" answer to
+/// an AUTH_TLS probe, an RPCSEC_GSS checksum).
+pub fn encode_accepted_verf(out: &mut Vec<u8>, xid: u32, flavor: u32, body: &[u8], stat: AcceptStat) {
     out.put_u32(xid);
     out.put_u32(REPLY);
     out.put_u32(MSG_ACCEPTED);
-    out.put_u32(0); // verifier AUTH_NONE
-    out.put_u32(0);
+    out.put_u32(flavor);
+    out.put_opaque(body);
     out.put_u32(stat.code());
     if let AcceptStat::ProgMismatch(lo, hi) = stat {
         out.put_u32(lo);

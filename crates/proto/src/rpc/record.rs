@@ -172,9 +172,20 @@ impl RecordAssembler {
     /// [`OWN_BUFFER_FROM`] bytes) is handed over as its own buffer.
     pub fn feed_records(
         &mut self,
+        input: &[u8],
+        on_record: impl FnMut(Record<'_>) -> bool,
+    ) -> Result<(), RecordError> {
+        self.feed_records_rest(input, on_record).map(|_| ())
+    }
+
+    /// As [`feed_records`](Self::feed_records), returning how many bytes at the end of
+    /// `input` were left unread because `on_record` stopped (the stream changes hands
+    /// there: after the reply to an AUTH_TLS probe, TLS).
+    pub fn feed_records_rest(
+        &mut self,
         mut input: &[u8],
         mut on_record: impl FnMut(Record<'_>) -> bool,
-    ) -> Result<(), RecordError> {
+    ) -> Result<usize, RecordError> {
         debug_assert!(self.lent.is_none(), "input fed while the buffer is lent");
         while !input.is_empty() {
             if !self.in_fragment {
@@ -189,7 +200,7 @@ impl RecordAssembler {
                         let keep_going = on_record(Record::InPlace(&input[4..4 + len]));
                         input = &input[4 + len..];
                         if !keep_going {
-                            return Ok(());
+                            return Ok(input.len());
                         }
                         continue;
                     }
@@ -201,7 +212,7 @@ impl RecordAssembler {
                 self.header_len += take;
                 input = &input[take..];
                 if self.header_len < 4 {
-                    return Ok(());
+                    return Ok(0);
                 }
                 self.header_len = 0;
                 let h = u32::from_be_bytes(self.header);
@@ -233,17 +244,17 @@ impl RecordAssembler {
             self.frag_left -= take;
             input = &input[take..];
             if self.frag_left > 0 {
-                return Ok(());
+                return Ok(0);
             }
             self.in_fragment = false;
             if self.frag_last {
                 self.fragments = 0;
                 if !self.hand_out(&mut on_record) {
-                    return Ok(());
+                    return Ok(input.len());
                 }
             }
         }
-        Ok(())
+        Ok(0)
     }
 }
 
