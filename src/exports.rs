@@ -22,8 +22,8 @@ use crate::fs::local::{LocalBackend, LocalOptions};
 use crate::fs::memory::{MemoryBackend, MemoryOptions};
 use crate::nfs4::export::set::{id_for_path, parse_pseudo_path};
 use crate::nfs4::export::{
-    Access, ClientMatch, ClientRule, Export, ExportId, ExportOptions, ExportSet, Exports, XprtSec,
-    MAX_FLAVORS,
+    Access, ClientMatch, ClientRule, Export, ExportId, ExportOptions, ExportSet, Exports,
+    MAX_FLAVORS, XprtSec,
 };
 use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
 use crate::server::{BackendKind, IoMode};

@@ -15,7 +15,9 @@ use crate::state::settings::{
     OverLimit, PersistedSettings, SETTINGS_FILE, SettingSources, StartSettings,
 };
 use crate::state::{Reaper, StateConfig, StateManager};
-use crate::transport::{self, TlsAcceptor, TlsFiles, TransportConfig, TransportHandle, TransportTuning};
+use crate::transport::{
+    self, TlsAcceptor, TlsFiles, TransportConfig, TransportHandle, TransportTuning,
+};
 
 pub const DEFAULT_PORT: u16 = 2049;
 /// Loopback only.
@@ -230,8 +232,12 @@ fn tls_acceptor(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<TlsAcceptor>>> 
             anyhow::bail!("--tls-client-ca needs --tls-cert and --tls-key")
         }
         (None, None) => return Ok(None),
-        (Some(_), None) => anyhow::bail!("--tls-cert needs --tls-key (the certificate's private key)"),
-        (None, Some(_)) => anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)"),
+        (Some(_), None) => {
+            anyhow::bail!("--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        (None, Some(_)) => {
+            anyhow::bail!("--tls-key needs --tls-cert (the certificate it belongs to)")
+        }
     };
     let files = TlsFiles {
         cert,

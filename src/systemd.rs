@@ -60,13 +60,19 @@ pub fn stopping() {
     let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
 }
 
-/// SIGHUP: re-read `config` and apply the live settings it gives
+/// SIGHUP: re-read the TLS files, re-read `config` and apply the live settings it gives
 /// (`max_connections_per_session`, `exclusive_binding`, `lease_time`, `delegations`)
 /// and its exports (`[[export]]` tables or `export`), as the control plane would: an
 /// export that stays where it was keeps its clients. The other options need a restart.
 /// A file that does not parse, or exports that are not valid together, change nothing.
 pub fn reload(server: &Server, config: Option<&Path>) {
     let _ = sd_notify::notify(false, &[NotifyState::Reloading]);
+    // A renewed certificate is picked up by new handshakes.
+    match server.reload_tls() {
+        Ok(true) => tracing::info!("SIGHUP: TLS certificate, key and client CA re-read"),
+        Ok(false) => {}
+        Err(e) => tracing::error!("SIGHUP: {e}; the TLS files in use stay"),
+    }
     match config {
         None => tracing::info!("SIGHUP: no --config file to re-read; nothing changed"),
         Some(path) => match apply(server, path) {

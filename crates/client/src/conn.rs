@@ -20,6 +20,7 @@ use super::callback::{CallbackHandler, DefaultCallbackHandler, answer_call};
 use super::compound::CompoundReply;
 use super::error::ClientError;
 use super::ops::{Op, encode_compound};
+use super::tls::{self, ClientTls};
 use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
 use ringnfs_proto::rpc::message::ReplyFailure;
 use ringnfs_proto::rpc::record::mark;
@@ -39,9 +40,28 @@ pub struct ReplyBody {
     pub data: Vec<u8>,
 }
 
+/// Where calls and callback replies are written: the socket, or TLS over it (the
+/// lock orders writers, so TLS records go out in the order they were sealed).
+enum Wire {
+    Plain(TcpStream),
+    Tls {
+        stream: TcpStream,
+        session: tls::Session,
+    },
+}
+
+impl Wire {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.write_all(bytes),
+            Wire::Tls { stream, session } => stream.write_all(&tls::seal(session, bytes)?),
+        }
+    }
+}
+
 struct Inner {
     stream: TcpStream,
-    writer: Mutex<TcpStream>,
+    writer: Mutex<Wire>,
     /// xid → the waiting caller. Closed state is changed under this lock.
     pending: Mutex<HashMap<u32, Sender<Vec<u8>>>>,
     closed: AtomicBool,
@@ -53,6 +73,9 @@ struct Inner {
     unmatched_rx: Receiver<Vec<u8>>,
     local: SocketAddr,
     peer: SocketAddr,
+    /// Why TLS ended the connection (an alert from the server, e.g. for a client
+    /// certificate it refused after the handshake): calls then fail with it.
+    tls_failure: Mutex<Option<String>>,
 }
 
 /// A client connection; share it with `Arc` to call from many threads at once.
@@ -92,23 +115,28 @@ impl RpcConn {
     }
 
     /// Connect from local address `source` (any port), or the system's choice.
+    /// With `tls`, RPC-with-TLS: the AUTH_TLS probe and the handshake come first.
     pub fn connect_from(
         addr: std::net::SocketAddr,
         source: Option<std::net::IpAddr>,
         cred: Credential,
         handler: Arc<dyn CallbackHandler>,
+        tls: Option<&ClientTls>,
     ) -> Result<Self, ClientError> {
-        let Some(ip) = source else {
-            return Self::connect_with(addr, cred, handler);
+        let stream = match source {
+            None => TcpStream::connect(addr)?,
+            Some(ip) => {
+                let sock = socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )?;
+                sock.bind(&std::net::SocketAddr::new(ip, 0).into())?;
+                sock.connect(&addr.into())?;
+                sock.into()
+            }
         };
-        let sock = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        sock.bind(&std::net::SocketAddr::new(ip, 0).into())?;
-        sock.connect(&addr.into())?;
-        Self::from_stream(sock.into(), cred, handler)
+        Self::from_stream_tls(stream, cred, handler, tls)
     }
 
     /// Wrap an already connected stream.
@@ -117,12 +145,33 @@ impl RpcConn {
         cred: Credential,
         handler: Arc<dyn CallbackHandler>,
     ) -> Result<Self, ClientError> {
+        Self::from_stream_tls(stream, cred, handler, None)
+    }
+
+    /// Wrap an already connected stream, first starting TLS on it with `tls`.
+    pub fn from_stream_tls(
+        mut stream: TcpStream,
+        cred: Credential,
+        handler: Arc<dyn CallbackHandler>,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ClientError> {
         stream.set_nodelay(true)?;
+        let session = match tls {
+            Some(t) => Some(Arc::new(Mutex::new(t.start(&mut stream)?))),
+            None => None,
+        };
+        let wire = match &session {
+            Some(s) => Wire::Tls {
+                stream: stream.try_clone()?,
+                session: s.clone(),
+            },
+            None => Wire::Plain(stream.try_clone()?),
+        };
         let local = stream.local_addr()?;
         let peer = stream.peer_addr()?;
         let (unmatched_tx, unmatched_rx) = bounded(UNMATCHED_QUEUE);
         let inner = Arc::new(Inner {
-            writer: Mutex::new(stream.try_clone()?),
+            writer: Mutex::new(wire),
             stream: stream.try_clone()?,
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
@@ -134,11 +183,12 @@ impl RpcConn {
             unmatched_rx,
             local,
             peer,
+            tls_failure: Mutex::new(None),
         });
         let r = inner.clone();
         let reader = std::thread::Builder::new()
             .name(format!("rpcconn-{local}"))
-            .spawn(move || reader_loop(r, stream))?;
+            .spawn(move || reader_loop(r, stream, session))?;
         Ok(RpcConn {
             inner,
             default_handler: None,
@@ -177,6 +227,15 @@ impl RpcConn {
         self.inner.peer
     }
 
+    /// The error of a call on a closed connection: the TLS failure that closed it, if
+    /// one did.
+    fn disconnected(&self) -> ClientError {
+        match self.inner.tls_failure.lock().clone() {
+            Some(why) => ClientError::Tls(why),
+            None => ClientError::Disconnected,
+        }
+    }
+
     /// Close the connection; waiting callers get `Disconnected`.
     pub fn shutdown(&self) {
         self.inner.close();
@@ -203,7 +262,7 @@ impl RpcConn {
         {
             let mut p = self.inner.pending.lock();
             if self.is_closed() {
-                return Err(ClientError::Disconnected);
+                return Err(self.disconnected());
             }
             p.insert(xid, tx);
         }
@@ -217,7 +276,7 @@ impl RpcConn {
                 self.inner.pending.lock().remove(&xid);
                 return Err(ClientError::Timeout);
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(ClientError::Disconnected),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.disconnected()),
         };
         match decode_message(&reply) {
             Ok(RpcMessage::Reply(r)) => match r.body {
@@ -271,7 +330,7 @@ impl RpcConn {
 
     fn write_all(&self, bytes: &[u8]) -> Result<(), ClientError> {
         if self.is_closed() {
-            return Err(ClientError::Disconnected);
+            return Err(self.disconnected());
         }
         let res = self.inner.writer.lock().write_all(bytes);
         res.map_err(|e| {
@@ -281,7 +340,7 @@ impl RpcConn {
             match e.kind() {
                 ErrorKind::BrokenPipe
                 | ErrorKind::ConnectionReset
-                | ErrorKind::ConnectionAborted => ClientError::Disconnected,
+                | ErrorKind::ConnectionAborted => self.disconnected(),
                 _ => ClientError::Io(e),
             }
         })
@@ -348,9 +407,10 @@ impl Inner {
     }
 }
 
-fn reader_loop(inner: Arc<Inner>, mut stream: TcpStream) {
+fn reader_loop(inner: Arc<Inner>, mut stream: TcpStream, session: Option<tls::Session>) {
     let mut asm = RecordAssembler::new(MAX_RECORD);
     let mut buf = vec![0u8; 256 * 1024];
+    let mut plain = Vec::new();
     loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => break,
@@ -361,11 +421,35 @@ fn reader_loop(inner: Arc<Inner>, mut stream: TcpStream) {
                 break;
             }
         };
-        if let Err(e) = asm.feed(&buf[..n], |rec| {
+        let mut data = &buf[..n];
+        let mut open = true;
+        if let Some(s) = &session {
+            plain.clear();
+            match tls::open(s, data, &mut plain) {
+                Ok(o) => open = o,
+                Err(e) => {
+                    tracing::debug!(error = %e, "TLS from the server failed");
+                    *inner.tls_failure.lock() = Some(e.to_string());
+                    break;
+                }
+            }
+            data = &plain;
+            // A key update's answer waits in the session: send it unless a writer is
+            // busy (which sends it with its own bytes).
+            if s.lock().wants_write()
+                && let Some(mut w) = inner.writer.try_lock()
+            {
+                let _ = w.write_all(&[]);
+            }
+        }
+        if let Err(e) = asm.feed(data, |rec| {
             inner.on_record(rec);
             true
         }) {
             tracing::warn!(error = %e, "bad record marking from server");
+            break;
+        }
+        if !open {
             break;
         }
     }

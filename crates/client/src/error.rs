@@ -28,6 +28,10 @@ pub enum ClientError {
     /// The reply did not decode.
     #[error("undecodable reply: {0}")]
     BadReply(String),
+    /// RPC-with-TLS could not start: the server offers no TLS, or the handshake failed
+    /// (the reason in words).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// An NFS operation failed: (opnum, nfsstat4).
     #[error("{} failed with NFS status {status}", op_name(*.opnum))]
     Nfs { opnum: u32, status: NfsStatus },

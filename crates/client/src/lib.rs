@@ -11,6 +11,7 @@ pub mod mock;
 pub mod ops;
 pub mod session;
 mod setup;
+pub mod tls;
 
 pub use callback::{
     CallbackHandler, CallbackReply, CallbackStats, DEFAULT_CB_PROGRAM, DefaultCallbackHandler,
@@ -38,6 +39,7 @@ pub use setup::{
     Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,
     unique_owner,
 };
+pub use tls::ClientTls;
 
 #[cfg(test)]
 mod tests {

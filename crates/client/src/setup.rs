@@ -54,6 +54,8 @@ pub struct ClientOptions {
     /// The local address to connect from (e.g. 127.0.0.2, to be another client on
     /// loopback); the system's choice when None.
     pub source: Option<std::net::IpAddr>,
+    /// RPC-with-TLS on every connection (RFC 9289); plain TCP when None.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -76,6 +78,7 @@ impl Default for ClientOptions {
             reclaim_complete: true,
             cb_sec: None,
             source: None,
+            tls: None,
         }
     }
 }
@@ -155,7 +158,13 @@ impl Client {
             (None, Some(h)) => h.clone(),
             (None, None) => unreachable!(),
         };
-        let conn = RpcConn::connect_from(first, opts.source, opts.cred.clone(), handler.clone())?;
+        let conn = RpcConn::connect_from(
+            first,
+            opts.source,
+            opts.cred.clone(),
+            handler.clone(),
+            opts.tls.as_ref(),
+        )?;
         conn.set_timeout(opts.timeout);
 
         let owner = opts.owner.clone().unwrap_or_else(unique_owner);
@@ -207,6 +216,7 @@ impl Client {
                 opts.source,
                 opts.cred.clone(),
                 handler.clone(),
+                opts.tls.as_ref(),
             )?;
             c.set_timeout(opts.timeout);
             session.add_connection(c);

@@ -210,11 +210,15 @@ pub fn render(ctx: &Ctx) -> String {
     let by_security = Family::<XprtsecLabel, Gauge>::default();
     for name in ["none", "tls", "mtls"] {
         // Each series exists from the start, 0 until a connection has it.
-        let _ = by_security.get_or_create(&XprtsecLabel { xprtsec: name.into() });
+        let _ = by_security.get_or_create(&XprtsecLabel {
+            xprtsec: name.into(),
+        });
     }
     for c in st.connections() {
         by_security
-            .get_or_create(&XprtsecLabel { xprtsec: c.xprtsec.into() })
+            .get_or_create(&XprtsecLabel {
+                xprtsec: c.xprtsec.into(),
+            })
             .inc();
     }
     r.register(
@@ -362,7 +366,14 @@ fn register_hardening(
         ]),
     );
     let tls = |pairs: &[(&str, u64)]| {
-        family(pairs.iter().map(|(k, v)| (ResultLabel { result: (*k).into() }, *v)))
+        family(pairs.iter().map(|(k, v)| {
+            (
+                ResultLabel {
+                    result: (*k).into(),
+                },
+                *v,
+            )
+        }))
     };
     r.register(
         "tls_handshakes",

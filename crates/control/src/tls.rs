@@ -25,10 +25,9 @@ pub struct TlsView {
 }
 
 fn view(ctx: &Ctx) -> ApiResult<TlsView> {
-    let t = ctx
-        .tls
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("TLS is not configured (ringnfs serve --tls-cert FILE --tls-key FILE)"))?;
+    let t = ctx.tls.as_ref().ok_or_else(|| {
+        ApiError::not_found("TLS is not configured (ringnfs serve --tls-cert FILE --tls-key FILE)")
+    })?;
     let f = t.files();
     Ok(TlsView {
         cert: f.cert.display().to_string(),

@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_TLS, AuthError, STARTTLS_VERIFIER};
 use ringnfs_proto::rpc::message::{RPC_VERSION, ReplyFailure, encode_accepted_verf};
 use ringnfs_proto::rpc::{
-    AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted,
-    encode_rejected_auth, encode_rpc_mismatch,
+    AcceptStat, MsgError, RpcMessage, decode_message, encode_accepted, encode_rejected_auth,
+    encode_rpc_mismatch,
 };
 use ringnfs_service::{Bytes, ConnMeta, Continuation, FileIoDone, Outcome, Service};
 use ringnfs_state::StateManager;

@@ -258,14 +258,24 @@ impl ConnShared {
     /// "STARTTLS"); false when it is not available or already running.
     pub fn request_tls(&self) -> bool {
         self.tls
-            .compare_exchange(TLS_OFFERED, TLS_REQUESTED, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(
+                TLS_OFFERED,
+                TLS_REQUESTED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 
     /// The transport takes a request to start TLS (once): true if there was one.
     pub fn take_tls_request(&self) -> bool {
         self.tls
-            .compare_exchange(TLS_REQUESTED, TLS_HANDSHAKE, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(
+                TLS_REQUESTED,
+                TLS_HANDSHAKE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
             .is_ok()
     }
 
@@ -283,7 +293,9 @@ impl ConnShared {
         match self.tls.load(Ordering::Relaxed) {
             TLS_UP => TransportSecurity::Tls,
             TLS_UP_MUTUAL => TransportSecurity::MutualTls,
-            TLS_UNAVAILABLE | TLS_OFFERED | TLS_REQUESTED | TLS_HANDSHAKE => TransportSecurity::None,
+            TLS_UNAVAILABLE | TLS_OFFERED | TLS_REQUESTED | TLS_HANDSHAKE => {
+                TransportSecurity::None
+            }
             _ => TransportSecurity::None,
         }
     }

@@ -3,6 +3,8 @@
 //! when `CI` is set: CI installs every tool and runs as root, so a skip there hides a
 //! broken setup.
 
+pub mod pki;
+
 use std::io::Write;
 
 /// Report that `test` is skipped because of `reason`; panics under CI.

@@ -132,7 +132,16 @@ pub(crate) fn feed(
         asm.feed_records_rest(data, on_record)
     });
     if let Some(rest) = rest {
-        start_tls(service, c, key, &data[data.len() - rest..], max_out, counters, io, tls);
+        start_tls(
+            service,
+            c,
+            key,
+            &data[data.len() - rest..],
+            max_out,
+            counters,
+            io,
+            tls,
+        );
     }
 }
 
@@ -155,7 +164,10 @@ pub(crate) fn start_tls(
     let now = Instant::now();
     let Some(acceptor) = tls else {
         // Cannot happen: TLS is offered only with an acceptor.
-        tracing::error!(conn = c.meta.id, "TLS requested on a connection without TLS");
+        tracing::error!(
+            conn = c.meta.id,
+            "TLS requested on a connection without TLS"
+        );
         c.close(Closing::Flush, now + FLUSH_GRACE);
         return;
     };
@@ -205,7 +217,9 @@ pub(crate) fn feed_tls(
         Err(f) => {
             WorkerCounters::add(
                 match f {
-                    TlsFailure::Handshake(_) | TlsFailure::NoAlpn => &counters.tls_handshake_failures,
+                    TlsFailure::Handshake(_) | TlsFailure::NoAlpn => {
+                        &counters.tls_handshake_failures
+                    }
                     TlsFailure::Record(_) => &counters.tls_errors,
                 },
                 1,

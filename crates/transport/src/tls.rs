@@ -241,7 +241,11 @@ impl TlsConn {
     /// Ciphertext arrived: decrypt what it completes, appending the plaintext to
     /// `plain`. On an error rustls queues an alert, which the next [`seal`](Self::seal)
     /// sends.
-    pub fn received(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<TlsStep, TlsFailure> {
+    pub fn received(
+        &mut self,
+        mut data: &[u8],
+        plain: &mut Vec<u8>,
+    ) -> Result<TlsStep, TlsFailure> {
         let mut step = TlsStep::Going;
         while !data.is_empty() {
             let n = self
@@ -268,7 +272,10 @@ impl TlsConn {
                     return Err(TlsFailure::NoAlpn);
                 }
                 step = TlsStep::Established {
-                    mutual: self.session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                    mutual: self
+                        .session
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty()),
                 };
             }
             if state.peer_has_closed() {

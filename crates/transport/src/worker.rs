@@ -307,10 +307,14 @@ impl Worker {
                                 counters,
                             };
                             if c.tls.is_some() {
-                                records::feed_tls(&**service, c, key, data, max_out, counters, &mut io);
+                                records::feed_tls(
+                                    &**service, c, key, data, max_out, counters, &mut io,
+                                );
                             } else {
                                 let tls = cfg.tls.as_deref();
-                                records::feed(&**service, c, key, data, max_out, counters, &mut io, tls);
+                                records::feed(
+                                    &**service, c, key, data, max_out, counters, &mut io, tls,
+                                );
                             }
                         }
                         let _ = bufs.recycle(bid);

@@ -93,11 +93,15 @@ impl XprtSec {
 
     /// The names of the set, in the order none, tls, mtls.
     pub fn names(self) -> Vec<String> {
-        [(Self::NONE, "none"), (Self::TLS, "tls"), (Self::MTLS, "mtls")]
-            .into_iter()
-            .filter(|(b, _)| self.0 & b.0 != 0)
-            .map(|(_, n)| n.to_string())
-            .collect()
+        [
+            (Self::NONE, "none"),
+            (Self::TLS, "tls"),
+            (Self::MTLS, "mtls"),
+        ]
+        .into_iter()
+        .filter(|(b, _)| self.0 & b.0 != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
     }
 
     /// Whether a request on a connection with `security` may use the export.

@@ -157,7 +157,13 @@ pub fn encode_accepted(out: &mut Vec<u8>, xid: u32, stat: AcceptStat) {
 
 /// [`encode_accepted`] with the verifier `flavor` and `body` (the "STARTTLS" answer to
 /// an AUTH_TLS probe, an RPCSEC_GSS checksum).
-pub fn encode_accepted_verf(out: &mut Vec<u8>, xid: u32, flavor: u32, body: &[u8], stat: AcceptStat) {
+pub fn encode_accepted_verf(
+    out: &mut Vec<u8>,
+    xid: u32,
+    flavor: u32,
+    body: &[u8],
+    stat: AcceptStat,
+) {
     out.put_u32(xid);
     out.put_u32(REPLY);
     out.put_u32(MSG_ACCEPTED);
