@@ -40,6 +40,9 @@
 //! recv_buffers = 256         # provided receive buffers per worker
 //! recv_buffer_kib = 64       # size of each receive buffer
 //! # sqpoll_idle_ms = 10      # --sqpoll: SQPOLL with this idle time (absent: none)
+//! # tls_cert = "/etc/ringnfs/server.pem"     # RPC-with-TLS: certificate chain (absent: no TLS)
+//! # tls_key = "/etc/ringnfs/server-key.pem"  # ... and its key
+//! # tls_client_ca = "/etc/ringnfs/clients-ca.pem"  # client certificates (mutual TLS)
 //! ```
 
 pub use ringnfs_proto::addr::resolve_addr;

@@ -757,13 +757,13 @@ serve_options! {
     /// PEM certificate chain for RPC-with-TLS (RFC 9289), with --tls-key: a client's
     /// AUTH_TLS probe then starts TLS on its connection (Linux: mount -o xprtsec=tls).
     /// Re-read on SIGHUP and `POST /api/v1/tls/reload`.
-    tls_cert: PathBuf => Spec::value("FILE");
+    tls_cert: PathBuf => Spec::value("FILE").shown("none: no TLS");
     /// PEM private key of --tls-cert.
-    tls_key: PathBuf => Spec::value("FILE");
+    tls_key: PathBuf => Spec::value("FILE").shown("none");
     /// PEM CA certificates that sign client certificates: clients are asked for one,
     /// and one these CAs signed makes the connection mutual TLS (exports'
     /// `xprtsec = ["mtls"]`, Linux: mount -o xprtsec=mtls).
-    tls_client_ca: PathBuf => Spec::value("FILE");
+    tls_client_ca: PathBuf => Spec::value("FILE").shown("none: no client certificates asked for");
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
     max_connections: usize = server::DEFAULT_MAX_CONNECTIONS => Spec::value("N");
     /// Open connections allowed per client IP address (0 = unlimited).

@@ -46,7 +46,16 @@ pub struct CallHeader<'a> {
     pub proc_: u32,
     /// The credential's flavor as sent (AUTH_TLS, say, which is no identity).
     pub cred_flavor: u32,
+    /// The credential's body as sent (an RPCSEC_GSS credential is decoded by whoever
+    /// holds the contexts).
+    pub cred_body: &'a [u8],
     pub cred: Result<Credential, AuthError>,
+    /// The call's verifier (flavor, body).
+    pub verf_flavor: u32,
+    pub verf: &'a [u8],
+    /// The header from the xid through the credential: what an RPCSEC_GSS verifier
+    /// checksums (RFC 2203 §5.3.1).
+    pub header: &'a [u8],
     pub args: &'a [u8],
 }
 
@@ -54,6 +63,9 @@ pub struct CallHeader<'a> {
 #[derive(Debug)]
 pub struct ReplyHeader<'a> {
     pub xid: u32,
+    /// The verifier of an accepted reply (flavor, body); AUTH_NONE and empty otherwise.
+    pub verf_flavor: u32,
+    pub verf: &'a [u8],
     /// `Ok(results)` for an accepted SUCCESS reply; otherwise the failure.
     pub body: Result<&'a [u8], ReplyFailure>,
 }
@@ -97,8 +109,9 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
             let proc_ = d.u32().map_err(garbage)?;
             let flavor = d.u32().map_err(garbage)?;
             let body = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
-            let _verf_flavor = d.u32().map_err(garbage)?;
-            let _verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
+            let header = &record[..record.len() - d.rest().len()];
+            let verf_flavor = d.u32().map_err(garbage)?;
+            let verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
             Ok(RpcMessage::Call(CallHeader {
                 xid,
                 rpcvers,
@@ -106,16 +119,21 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
                 vers,
                 proc_,
                 cred_flavor: flavor,
+                cred_body: body,
                 cred: decode_credential(flavor, body),
+                verf_flavor,
+                verf,
+                header,
                 args: d.rest(),
             }))
         }
         REPLY => {
             let garbage = |_: XdrError| MsgError::BadReply(xid);
+            let (mut verf_flavor, mut verf) = (AUTH_NONE, &[][..]);
             let body = match d.u32().map_err(garbage)? {
                 MSG_ACCEPTED => {
-                    let _verf_flavor = d.u32().map_err(garbage)?;
-                    let _verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
+                    verf_flavor = d.u32().map_err(garbage)?;
+                    verf = d.opaque(MAX_AUTH_BYTES).map_err(garbage)?;
                     match d.u32().map_err(garbage)? {
                         0 => Ok(d.rest()),
                         1 => Err(ReplyFailure::Accepted(AcceptStat::ProgUnavail)),
@@ -140,7 +158,12 @@ pub fn decode_message(record: &[u8]) -> Result<RpcMessage<'_>, MsgError> {
                 },
                 _ => return Err(MsgError::BadReply(xid)),
             };
-            Ok(RpcMessage::Reply(ReplyHeader { xid, body }))
+            Ok(RpcMessage::Reply(ReplyHeader {
+                xid,
+                verf_flavor,
+                verf,
+                body,
+            }))
         }
         _ => Err(MsgError::Garbage(xid)),
     }
@@ -193,6 +216,30 @@ pub fn encode_rejected_auth(out: &mut Vec<u8>, xid: u32, auth_stat: u32) {
     out.put_u32(MSG_DENIED);
     out.put_u32(AUTH_ERROR);
     out.put_u32(auth_stat);
+}
+
+/// Encode a call header with a credential and verifier given as bytes (flavor, body):
+/// an RPCSEC_GSS call, whose verifier checksums the header up to the credential. The
+/// caller appends the arguments.
+pub fn encode_call_raw(
+    out: &mut Vec<u8>,
+    xid: u32,
+    (prog, vers, proc_): (u32, u32, u32),
+    (cred_flavor, cred): (u32, &[u8]),
+    verf: impl FnOnce(&[u8]) -> (u32, Vec<u8>),
+) {
+    let start = out.len();
+    out.put_u32(xid);
+    out.put_u32(CALL);
+    out.put_u32(RPC_VERSION);
+    out.put_u32(prog);
+    out.put_u32(vers);
+    out.put_u32(proc_);
+    out.put_u32(cred_flavor);
+    out.put_opaque(cred);
+    let (flavor, body) = verf(&out[start..]);
+    out.put_u32(flavor);
+    out.put_opaque(&body);
 }
 
 /// Encode a call header; the caller appends the arguments.
