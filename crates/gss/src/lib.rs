@@ -161,6 +161,7 @@ impl Default for AcceptState {
 }
 
 /// The outcome of one acceptor step.
+#[derive(Debug)]
 pub enum AcceptStep {
     /// Send `token` to the client and wait for its next one (CONTINUE_INIT).
     Continue { token: Vec<u8> },
@@ -271,6 +272,7 @@ pub struct Initiator {
 }
 
 /// The outcome of one initiator step.
+#[derive(Debug)]
 pub enum InitStep {
     /// Send `token` to the server (INIT, or CONTINUE_INIT) and feed its reply token in.
     Continue { token: Vec<u8> },
@@ -372,6 +374,36 @@ pub struct SecContext {
     ctx: ffi::CtxHandle,
     /// None: no end (GSS_C_INDEFINITE).
     ends: Option<Instant>,
+}
+
+impl std::fmt::Debug for SecContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecContext")
+            .field("lifetime", &self.lifetime())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AcceptState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptState")
+            .field("started", &self.ctx.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initiator")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SecContext {

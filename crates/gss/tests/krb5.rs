@@ -271,9 +271,9 @@ fn an_expired_ticket_is_refused_and_its_contexts_expire() {
         return;
     };
     let acceptor = Acceptor::new(&gss, Some(&kdc.service_keytab())).unwrap();
-    let lifetime = Duration::from_secs(2);
+    let lifetime = Duration::from_secs(3);
     let start = Instant::now();
-    let cc = kdc.kinit("alice", Some("2s")).unwrap();
+    let cc = kdc.kinit("alice", Some("3s")).unwrap();
     // While the ticket is good: a context, and an INIT token not yet sent.
     let pair = establish(&gss, &acceptor, &cc, "nfs@localhost").unwrap();
     let mut late = Initiator::with_ccache(&gss, "nfs@localhost", &cc.name()).unwrap();
