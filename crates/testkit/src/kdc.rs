@@ -557,4 +557,30 @@ mod tests {
         );
         assert!(text.contains("apt-get install krb5-kdc krb5-admin-server krb5-user"));
     }
+
+    #[test]
+    fn a_kdc_of_its_own_issues_tickets_and_goes_away_when_dropped() {
+        let kdc = match Kdc::start() {
+            Ok(kdc) => kdc,
+            Err(e @ KdcError::Missing { .. }) => {
+                crate::skip(
+                    "a_kdc_of_its_own_issues_tickets_and_goes_away_when_dropped",
+                    &e.to_string(),
+                );
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let keytab = kdc.add_principal("nfs/server.example").unwrap();
+        assert_eq!(keytab, kdc.keytab("nfs/server.example"));
+        let cache = kdc.kinit("nfs/server.example", Some("5m")).unwrap();
+        assert!(cache.path().is_file());
+        assert!(kdc.kinit("carol", None).is_err(), "no such principal");
+        let (dir, pid) = (kdc.dir().to_path_buf(), kdc.kdc.id());
+        drop(cache);
+        drop(kdc);
+        assert!(!dir.exists(), "{}", dir.display());
+        // Reaped by Drop, so no /proc entry (not even a zombie's).
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
 }
