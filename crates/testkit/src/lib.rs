@@ -7,6 +7,8 @@ pub mod pki;
 
 use std::io::Write;
 
+pub mod kdc;
+
 /// Report that `test` is skipped because of `reason`; panics under CI.
 pub fn skip(test: &str, reason: &str) {
     if let Err(failure) = skip_under(std::env::var_os("CI").as_deref(), test, reason) {
