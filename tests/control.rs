@@ -42,6 +42,10 @@ impl Ctl {
     }
 
     fn start_in(dir: PathBuf) -> Self {
+        // With TLS, so that the TLS endpoints have something to show and reload.
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = ringnfs_testkit::pki::TestCa::new(&dir, "control");
+        let cert = ca.issue("server", &["127.0.0.1"], ringnfs_testkit::pki::Role::Server, false);
         let server = Server::start(ServerConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             threads: 2,
@@ -49,6 +53,8 @@ impl Ctl {
             backend: BackendKind::Memory,
             state_dir: Some(dir.join("state")),
             control: Some("127.0.0.1:0".parse().unwrap()),
+            tls_cert: Some(cert.cert),
+            tls_key: Some(cert.key),
             ..ServerConfig::default()
         })
         .expect("server starts");
