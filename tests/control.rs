@@ -45,7 +45,12 @@ impl Ctl {
         // With TLS, so that the TLS endpoints have something to show and reload.
         std::fs::create_dir_all(&dir).unwrap();
         let ca = ringnfs_testkit::pki::TestCa::new(&dir, "control");
-        let cert = ca.issue("server", &["127.0.0.1"], ringnfs_testkit::pki::Role::Server, false);
+        let cert = ca.issue(
+            "server",
+            &["127.0.0.1"],
+            ringnfs_testkit::pki::Role::Server,
+            false,
+        );
         let server = Server::start(ServerConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             threads: 2,

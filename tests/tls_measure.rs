@@ -1,7 +1,10 @@
 //! Hand-run measurement of RPC-with-TLS against plain TCP, same server, same run,
 //! alternating rounds (numbers, not assertions: these machines are noisy): 1 MiB
 //! sequential WRITE and READ, and 4 KiB random READ, through the in-repo client with
-//! several threads on one session of several connections each way.
+//! several threads on one session of several connections each way. The server is the
+//! `ringnfs` binary in a process of its own, so its CPU time per GiB moved (from
+//! /proc) shows what TLS costs the server apart from what it costs the client, which
+//! shares the machine's two cores here.
 //!
 //! Run: `cargo test --release --test tls_measure -- --ignored --nocapture`
 //! Knobs (environment): `TLS_MEASURE_SECS` per round (default 3), `TLS_MEASURE_ROUNDS`
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, TestServer};
+use common::TempDir;
 use ringnfs::client::ops::stable;
 use ringnfs::client::{Client, ClientOptions, ClientTls, Files, OpenFile};
 use ringnfs::rpc::{AuthSys, Credential};
@@ -29,9 +32,67 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn session(srv: &TestServer, tls: Option<ClientTls>, conns: usize) -> Files {
+/// The server: `ringnfs serve` with TLS on the memory backend, its address and pid.
+struct Served {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Served {
+    fn start(cert: &std::path::Path, key: &std::path::Path, state: &std::path::Path) -> Served {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ringnfs"))
+            .args([
+                "serve",
+                "--backend",
+                "memory",
+                "--no-root-squash",
+                "--control",
+                "off",
+            ])
+            .args(["--listen", &addr.to_string()])
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ringnfs serve");
+        let end = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < end, "the server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Served { child, addr }
+    }
+
+    /// The server's CPU seconds so far (user + system).
+    fn cpu(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split(' ').collect();
+        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn session(srv: &Served, tls: Option<ClientTls>, conns: usize) -> Files {
     let (_, s) = Client::connect(
-        &srv.addrs,
+        &[srv.addr],
         ClientOptions {
             cred: Credential::Sys(AuthSys::default()),
             connections: conns,
@@ -62,8 +123,16 @@ impl Load {
     }
 }
 
-/// Each thread works on its own file: bytes moved per second, in MiB.
-fn run(f: &Arc<Files>, files: &Arc<Vec<OpenFile>>, load: Load, secs: u64) -> f64 {
+/// Each thread works on its own file: MiB moved per second, and the server's CPU
+/// milliseconds per GiB moved.
+fn run(
+    srv: &Served,
+    f: &Arc<Files>,
+    files: &Arc<Vec<OpenFile>>,
+    load: Load,
+    secs: u64,
+) -> (f64, f64) {
+    let cpu0 = srv.cpu();
     let stop = Arc::new(AtomicBool::new(false));
     let bytes = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -104,7 +173,12 @@ fn run(f: &Arc<Files>, files: &Arc<Vec<OpenFile>>, load: Load, secs: u64) -> f64
     for t in threads {
         t.join().unwrap();
     }
-    bytes.load(Ordering::Relaxed) as f64 / MIB as f64 / start.elapsed().as_secs_f64()
+    let mib = bytes.load(Ordering::Relaxed) as f64 / MIB as f64;
+    let cpu = srv.cpu() - cpu0;
+    (
+        mib / start.elapsed().as_secs_f64(),
+        cpu * 1000.0 / (mib / 1024.0),
+    )
 }
 
 /// A session's files, filled with FILE_MIB MiB each.
@@ -139,11 +213,7 @@ fn tls_against_plain_tcp() {
     let dir = TempDir::new("tls-measure");
     let ca = TestCa::new(&dir.0, "measure");
     let cert = ca.issue("server", &["127.0.0.1"], Role::Server, false);
-    let srv = TestServer::with(|c| {
-        c.tls_cert = Some(cert.cert.clone());
-        c.tls_key = Some(cert.key.clone());
-        c.export.root_squash = false;
-    });
+    let srv = Served::start(&cert.cert, &cert.key, &dir.0.join("state"));
     let tls = ClientTls::new(&ca.cert, "127.0.0.1", None).unwrap();
     let plain = Arc::new(session(&srv, None, threads));
     let secure = Arc::new(session(&srv, Some(tls), threads));
@@ -152,20 +222,26 @@ fn tls_against_plain_tcp() {
     println!(
         "{threads} threads, {threads} connections per session, {secs} s rounds, {rounds} rounds each, memory backend"
     );
-    println!("| load | plain MiB/s | TLS MiB/s | TLS / plain |");
-    println!("|---|---|---|---|");
-    for load in [Load::SeqWrite, Load::SeqRead, Load::RandRead4k] {
-        let (mut p, mut t) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            p.push(run(&plain, &plain_files, load, secs));
-            t.push(run(&secure, &secure_files, load, secs));
-        }
-        let (p, t) = (median(p), median(t));
-        println!("| {} | {p:.0} | {t:.0} | {:.2} |", load.name(), t / p);
-    }
-    let stats = srv.transport_stats();
-    assert_eq!(
-        stats.tls_handshakes as usize, threads,
-        "one handshake per TLS connection"
+    println!(
+        "| load | plain MiB/s | TLS MiB/s | TLS / plain | server CPU ms/GiB plain | TLS | TLS / plain |"
     );
+    println!("|---|---|---|---|---|---|---|");
+    for load in [Load::SeqWrite, Load::SeqRead, Load::RandRead4k] {
+        let (mut p, mut t, mut pc, mut tc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let (rate, cpu) = run(&srv, &plain, &plain_files, load, secs);
+            p.push(rate);
+            pc.push(cpu);
+            let (rate, cpu) = run(&srv, &secure, &secure_files, load, secs);
+            t.push(rate);
+            tc.push(cpu);
+        }
+        let (p, t, pc, tc) = (median(p), median(t), median(pc), median(tc));
+        println!(
+            "| {} | {p:.0} | {t:.0} | {:.2} | {pc:.0} | {tc:.0} | {:.2} |",
+            load.name(),
+            t / p,
+            tc / pc
+        );
+    }
 }
