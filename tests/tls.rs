@@ -143,6 +143,21 @@ fn one_mib_both_ways_inside_tls() {
 }
 
 #[test]
+fn alpn_none_is_taken_and_another_protocol_refused() {
+    let pki = Pki::new("tls-alpn");
+    let srv = tls_server(&pki, false, None);
+    // Linux's tlshd 1.0 offers no ALPN.
+    let f = connect(&srv, Some(trusting(&pki.ca.cert).with_alpn(Vec::new())))
+        .expect("a client without ALPN");
+    assert!(round_trip(&f, b"alpn", b"none") == b"none");
+    let why = tls_refusal(connect(
+        &srv,
+        Some(trusting(&pki.ca.cert).with_alpn(vec![b"h2".to_vec()])),
+    ));
+    assert!(why.to_lowercase().contains("application"), "{why}");
+}
+
+#[test]
 fn tls_only_export_refuses_plain_tcp_with_wrongsec() {
     let pki = Pki::new("tls-only");
     let srv = tls_server(&pki, false, Some(&["tls"]));

@@ -71,7 +71,7 @@ impl CallbackSec {
     /// The callback security matching the credential the client itself uses.
     pub fn from_credential(cred: &Credential) -> Self {
         match cred {
-            Credential::None => CallbackSec::None,
+            Credential::None | Credential::Gss(_) => CallbackSec::None,
             Credential::Sys(s) => CallbackSec::Sys(s.clone()),
         }
     }

@@ -26,10 +26,13 @@ use ringnfs_state::{Principal, SessionId};
 /// Who created a client record, as far as state protection is concerned.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PrincipalDto {
-    /// "none" or "sys".
+    /// "none", "sys" or "krb5" (RPCSEC_GSS, whatever the service).
     pub flavor: String,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// The Kerberos principal, for "krb5".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -320,11 +323,19 @@ impl From<&ClientInfo> for ClientDto {
                 flavor: "none".into(),
                 uid: None,
                 gid: None,
+                name: None,
             },
             Principal::Sys { uid, gid } => PrincipalDto {
                 flavor: "sys".into(),
                 uid: Some(*uid),
                 gid: Some(*gid),
+                name: None,
+            },
+            Principal::Gss { principal } => PrincipalDto {
+                flavor: "krb5".into(),
+                uid: None,
+                gid: None,
+                name: Some(principal.clone()),
             },
         };
         Self {

@@ -377,7 +377,7 @@ fn register_hardening(
     };
     r.register(
         "tls_handshakes",
-        "RPC-with-TLS handshakes by result: ok, failed (a TLS error or alert, no ALPN \"sunrpc\", RPC records where the handshake belongs), timeout",
+        "RPC-with-TLS handshakes by result: ok, failed (a TLS error or alert, an untrusted client certificate, RPC records where the handshake belongs), timeout",
         tls(&[
             ("ok", t.tls_handshakes),
             ("failed", t.tls_handshake_failures),

@@ -50,7 +50,8 @@ const CB_MIN_OPS: u32 = 2;
 /// Encoded size of an opaque_auth carrying `cred`.
 fn auth_len(cred: &Credential) -> u32 {
     match cred {
-        Credential::None => AUTH_NONE_LEN,
+        // Callbacks go out with AUTH_NONE or AUTH_SYS only (see `Credential::encode`).
+        Credential::None | Credential::Gss(_) => AUTH_NONE_LEN,
         Credential::Sys(s) => {
             let body = 4 + 4 + pad4(s.machine_name.len()) + 4 + 4 + 4 + 4 * s.gids.len();
             AUTH_NONE_LEN + body as u32

@@ -20,7 +20,14 @@ use super::locks::CheckInvariants;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Principal {
     None,
-    Sys { uid: u32, gid: u32 },
+    Sys {
+        uid: u32,
+        gid: u32,
+    },
+    /// A Kerberos principal (RPCSEC_GSS), whatever service protected the call.
+    Gss {
+        principal: String,
+    },
 }
 
 impl Principal {
@@ -30,6 +37,9 @@ impl Principal {
             Credential::Sys(s) => Principal::Sys {
                 uid: s.uid,
                 gid: s.gid,
+            },
+            Credential::Gss(g) => Principal::Gss {
+                principal: g.principal.clone(),
             },
         }
     }

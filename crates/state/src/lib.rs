@@ -348,7 +348,7 @@ impl StateManager {
         if args.flags & !exchgid_flag::CLIENT_MASK != 0 {
             return Err(status::NFS4ERR_INVAL);
         }
-        if mach_cred && cred.uid().is_none() {
+        if mach_cred && !cred.has_principal() {
             // Machine credentials need a principal: AUTH_NONE has none.
             return Err(status::NFS4ERR_INVAL);
         }

@@ -217,7 +217,7 @@ pub(crate) fn feed_tls(
         Err(f) => {
             WorkerCounters::add(
                 match f {
-                    TlsFailure::Handshake(_) | TlsFailure::NoAlpn => {
+                    TlsFailure::Handshake(_) | TlsFailure::OtherAlpn => {
                         &counters.tls_handshake_failures
                     }
                     TlsFailure::Record(_) => &counters.tls_errors,

@@ -84,7 +84,7 @@ stats! {
     tls_starts,
     /// TLS handshakes that finished (RPC-with-TLS up).
     tls_handshakes,
-    /// TLS handshakes that failed: a TLS error or alert, no ALPN "sunrpc", RPC records
+    /// TLS handshakes that failed: a TLS error or alert, ALPN other than "sunrpc", RPC records
     /// where the handshake should be.
     tls_handshake_failures,
     /// TLS handshakes not finished in time (the connection is closed).

@@ -220,8 +220,8 @@ pub(crate) enum TlsStep {
 pub(crate) enum TlsFailure {
     #[error("TLS handshake failed: {0}")]
     Handshake(String),
-    #[error("the client did not negotiate ALPN \"sunrpc\" (RFC 9289 §5.1)")]
-    NoAlpn,
+    #[error("the client negotiated an ALPN protocol other than \"sunrpc\" (RFC 9289 §5.1)")]
+    OtherAlpn,
     #[error("TLS failed: {0}")]
     Record(String),
 }
@@ -281,9 +281,14 @@ impl TlsConn {
             }
             if self.deadline.is_some() && !self.session.is_handshaking() {
                 self.deadline = None;
-                if self.session.alpn_protocol() != Some(ALPN_SUNRPC) {
+                // RFC 9289 §5.1 has clients offer ALPN "sunrpc", but Linux's tlshd (1.0)
+                // offers no ALPN at all: a client without ALPN is taken. One that offers
+                // others only fails in the handshake (rustls: no_application_protocol).
+                if let Some(p) = self.session.alpn_protocol()
+                    && p != ALPN_SUNRPC
+                {
                     self.session.send_close_notify();
-                    return Err(TlsFailure::NoAlpn);
+                    return Err(TlsFailure::OtherAlpn);
                 }
                 step = TlsStep::Established {
                     mutual: self

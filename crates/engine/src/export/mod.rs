@@ -127,6 +127,10 @@ impl Access {
     pub fn caller(&self, cred: &Credential) -> Caller {
         let (uid, gid, gids) = match cred {
             Credential::Sys(s) if !self.all_squash => (s.uid, s.gid, s.gids.clone()),
+            Credential::Gss(g) if !self.all_squash => match &g.ids {
+                Some((uid, gid, gids)) => (*uid, *gid, gids.clone()),
+                None => return self.anonymous(),
+            },
             _ => return self.anonymous(),
         };
         if self.root_squash {
@@ -155,6 +159,7 @@ impl Access {
         let flavor = match cred {
             Credential::Sys(_) => AUTH_SYS,
             Credential::None => AUTH_NONE,
+            Credential::Gss(g) => g.service.krb5_flavor(),
         };
         self.flavors.contains(&flavor)
     }

@@ -12,6 +12,7 @@ use ringnfs_proto::nfs4::ops::{
     ReaddirResOk, ReadlinkResOk, RemoveArgs, RenameArgs, RenameResOk, Secinfo, SecinfoArgs,
     SecinfoNoNameArgs, SecinfoResOk, Xdr,
 };
+use ringnfs_proto::rpc::gss::{GssService, KRB5_OID};
 
 use super::attr::{encode_attrs, encode_attrs_in};
 use super::{change_info, component, require_dir, require_search};
@@ -237,7 +238,19 @@ pub fn readdir(ctx: &mut CompoundCtx<'_>, a: ReaddirArgs, out: &mut Vec<u8>) -> 
 /// client with, in its order (NFS4ERR_ACCESS if it does not admit the client).
 fn flavors(ctx: &CompoundCtx<'_>, e: &Export) -> Result<Vec<Secinfo<'static>>, NfsStatus> {
     let access = e.access_for(ctx.conn.peer.ip())?;
-    Ok(access.flavors.iter().map(|f| Secinfo::Flavor(*f)).collect())
+    Ok(access
+        .flavors
+        .iter()
+        .map(|&f| match GssService::of_krb5_flavor(f) {
+            // Kerberos: RPCSEC_GSS with the krb5 mechanism, the default QOP, a service.
+            Some(service) => Secinfo::Gss {
+                oid: KRB5_OID,
+                qop: 0,
+                service: service.code(),
+            },
+            None => Secinfo::Flavor(f),
+        })
+        .collect())
 }
 
 pub fn secinfo(ctx: &mut CompoundCtx<'_>, a: SecinfoArgs<'_>, out: &mut Vec<u8>) -> OpResult {

@@ -1,5 +1,6 @@
 //! RPC credentials: AUTH_NONE and AUTH_SYS (RFC 5531 Appendix A).
 
+use super::gss::GssService;
 use crate::xdr::{XdrDecoder, XdrEncoder, XdrError};
 
 pub const AUTH_NONE: u32 = 0;
@@ -43,34 +44,47 @@ impl AuthSys {
     }
 }
 
+/// A caller the server authenticated with RPCSEC_GSS (Kerberos): made by the server
+/// from an established context, never decoded from a credential on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssCaller {
+    /// How the call was protected (krb5, krb5i, krb5p).
+    pub service: GssService,
+    /// The Kerberos principal, e.g. `alice@EXAMPLE.COM`.
+    pub principal: String,
+    /// The local user it maps to (uid, gid, groups); None: the anonymous user.
+    pub ids: Option<(u32, u32, Vec<u32>)>,
+}
+
 /// The caller's identity, as carried by the RPC call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Credential {
     #[default]
     None,
     Sys(AuthSys),
+    Gss(GssCaller),
 }
 
 impl Credential {
-    /// A stable principal string used for SP4_MACH_CRED comparisons.
-    pub fn principal(&self) -> Option<(u32, &[u8])> {
-        match self {
-            Credential::None => None,
-            Credential::Sys(s) => Some((s.uid, &s.machine_name)),
-        }
-    }
-
     pub fn uid(&self) -> Option<u32> {
         match self {
             Credential::None => None,
             Credential::Sys(s) => Some(s.uid),
+            Credential::Gss(g) => g.ids.as_ref().map(|i| i.0),
         }
     }
 
-    /// Encode as an opaque_auth (flavor + body).
+    /// The caller has a principal SP4_MACH_CRED can hold it to (AUTH_NONE has none).
+    pub fn has_principal(&self) -> bool {
+        !matches!(self, Credential::None)
+    }
+
+    /// Encode as an opaque_auth (flavor + body). An RPCSEC_GSS credential is made per
+    /// call by whoever holds the context (`message::encode_call_raw`); a `Gss` caller
+    /// encodes as AUTH_NONE (the server never calls back with one).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Credential::None => {
+            Credential::None | Credential::Gss(_) => {
                 out.put_u32(AUTH_NONE);
                 out.put_u32(0);
             }

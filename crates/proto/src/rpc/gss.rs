@@ -39,6 +39,41 @@ pub enum GssService {
     Privacy = 3,
 }
 
+/// The Kerberos V5 mechanism's OID (1.2.840.113554.1.2.2), as secinfo4 carries it (the
+/// OID's content octets, as Linux and knfsd compare them).
+pub const KRB5_OID: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02];
+/// The pseudo-flavors that name Kerberos with a service (IANA's RPC authentication
+/// flavor numbers, the values of `sec=krb5`, `krb5i`, `krb5p` in exports and mounts).
+pub const KRB5: u32 = 390003;
+pub const KRB5I: u32 = 390004;
+pub const KRB5P: u32 = 390005;
+
+impl GssService {
+    /// The service as an rpc_gss_service_t number.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The Kerberos pseudo-flavor with this service.
+    pub fn krb5_flavor(self) -> u32 {
+        match self {
+            GssService::None => KRB5,
+            GssService::Integrity => KRB5I,
+            GssService::Privacy => KRB5P,
+        }
+    }
+
+    /// The service a Kerberos pseudo-flavor names.
+    pub fn of_krb5_flavor(flavor: u32) -> Option<GssService> {
+        match flavor {
+            KRB5 => Some(GssService::None),
+            KRB5I => Some(GssService::Integrity),
+            KRB5P => Some(GssService::Privacy),
+            _ => None,
+        }
+    }
+}
+
 /// rpc_gss_cred_vers_1_t, the body of a call's RPCSEC_GSS credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GssCred {

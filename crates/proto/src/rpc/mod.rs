@@ -5,7 +5,7 @@ pub mod gss;
 pub mod message;
 pub mod record;
 
-pub use auth::{AuthSys, Credential};
+pub use auth::{AuthSys, Credential, GssCaller};
 pub use message::{
     AcceptStat, CallHeader, MsgError, ReplyHeader, RpcMessage, decode_message, encode_accepted,
     encode_call, encode_rejected_auth, encode_rpc_mismatch,
