@@ -11,8 +11,8 @@
 #       [--nfs-debug HEX] [--timeout SECONDS] [--step-timeout SECONDS] [--server-arg ARG]...
 #
 # Scenarios: basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls;
-# tlsprobe (a diagnostic, not in "all": the guest's RPC-with-TLS side against
-# tests/kernel/tls_standin.py instead of the server).
+# tlsprobe and tlsproxy (diagnostics, not in "all": the guest's RPC-with-TLS side against
+# tests/kernel/tls_standin.py, alone or relaying to the server without TLS).
 # Exit status: 0 when every step of every scenario passed on every kernel, 1 when one
 # failed, 2 on a usage or setup error.
 set -euo pipefail
@@ -26,10 +26,12 @@ ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 del
 # Scenarios that need this harness's own server (its control plane, restarts).
 OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls"
 # Run only when named: tlsprobe checks the guest's RPC-with-TLS side (kernel, tlshd, CA)
-# against a stand-in that only answers the STARTTLS probe and does the TLS handshake.
-DIAG_SCENARIOS="tlsprobe"
+# against a stand-in that only answers the STARTTLS probe and does the TLS handshake;
+# tlsproxy mounts through that stand-in relaying to the server (a TLS-terminating proxy),
+# for the guest's whole path with real NFS traffic while the server has no TLS.
+DIAG_SCENARIOS="tlsprobe tlsproxy"
 # Scenarios that need the kernel's RPC-with-TLS client and tlshd in the guest.
-TLS_SCENARIOS="tls tlsprobe"
+TLS_SCENARIOS="tls tlsprobe tlsproxy"
 
 KERNELS=6.1
 SCENARIOS=all
@@ -96,6 +98,9 @@ for s in $SCENARIOS; do
 done
 [ -n "$SCENARIOS" ] || die "no scenario to run"
 has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+if has_scenario tlsprobe && has_scenario tlsproxy; then
+    die "tlsprobe and tlsproxy need the stand-in in two modes: one per run"
+fi
 want_tls() { local s; for s in $TLS_SCENARIOS; do has_scenario "$s" && return 0; done; return 1; }
 # Scenarios this kernel or server cannot run: "NAME REASON" lines, reported as SKIP.
 SKIPPED=
@@ -134,7 +139,7 @@ PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev
 [ $CAPTURE = 1 ] && PKGS+=(tcpdump tshark)
 # tls: a throwaway CA and server certificate per run; tlsprobe: the stand-in (python3 ssl).
 want_tls && PKGS+=(openssl)
-has_scenario tlsprobe && PKGS+=(python3)
+{ has_scenario tlsprobe || has_scenario tlsproxy; } && PKGS+=(python3)
 mkdir -p "$CACHE"
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -467,11 +472,16 @@ if want_tls; then
     INITRD=$RUN/initrd.cpio.gz
     log "TLS: CA $RUN/tls/ca.pem, server certificate $RUN/tls/server.pem (IP SANs 10.0.2.100-102)"
 fi
-if has_scenario tlsprobe; then
-    # The stand-in behind 10.0.2.102:2049 (see tests/kernel/tls_standin.py).
+STANDIN=0
+if has_scenario tlsprobe || has_scenario tlsproxy; then
+    # The stand-in behind 10.0.2.102:2049 (see tests/kernel/tls_standin.py); for
+    # tlsproxy it relays to the server the guest's 10.0.2.100 reaches.
+    STANDIN=1
     SPORT=$(free_port)
+    sargs=()
+    has_scenario tlsproxy && sargs=(--forward "$FWD1")
     python3 "$HERE/tls_standin.py" --listen "127.0.0.1:$SPORT" --cert "$RUN/tls/server.pem" \
-        --key "$RUN/tls/server.key" --log "$RUN/standin.log" --lifetime "$TIMEOUT" 2>>"$RUN/standin.log" &
+        --key "$RUN/tls/server.key" --log "$RUN/standin.log" --lifetime "$TIMEOUT" "${sargs[@]}" 2>>"$RUN/standin.log" &
     PIDS+=($!)
     for _ in $(seq 50); do grep -q listening "$RUN/standin.log" 2>/dev/null && break; sleep 0.1; done
     grep -q listening "$RUN/standin.log" 2>/dev/null || { cat "$RUN/standin.log"; die "the TLS stand-in did not start"; }
@@ -922,8 +932,8 @@ h_md5() {
     echo "$1 on the host: $(stat -c %s "$RUN/export/$1") bytes, md5 $got, the same as the guest's"
 }
 
-# c_standin: the TLS stand-in (tlsprobe) answered an AUTH_TLS probe, completed a TLS
-# handshake and read an RPC record sent inside TLS by the guest's kernel.
+# c_standin: the TLS stand-in (tlsprobe, tlsproxy) answered an AUTH_TLS probe, completed
+# a TLS handshake and read an RPC record sent inside TLS by the guest's kernel.
 c_standin() {
     local n
     [ -s "$RUN/standin.log" ] || { echo "no stand-in log"; return 1; }
@@ -977,7 +987,7 @@ APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" |
 NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
 NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:socat STDIO TCP:$FWD1"
 NET+=",guestfwd=tcp:10.0.2.101:2049-cmd:socat STDIO TCP:$FWD2"
-has_scenario tlsprobe && NET+=",guestfwd=tcp:10.0.2.102:2049-cmd:socat STDIO TCP:127.0.0.1:$SPORT"
+[ $STANDIN = 0 ] || NET+=",guestfwd=tcp:10.0.2.102:2049-cmd:socat STDIO TCP:127.0.0.1:$SPORT"
 mkfifo "$RUN/hostc.in" "$RUN/hostc.out"
 exec {HIN}<>"$RUN/hostc.in" {HOUT}<>"$RUN/hostc.out"
 QEMU=(qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -no-reboot

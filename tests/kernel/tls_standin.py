@@ -6,7 +6,7 @@ so the guest side (the kernel's RPC-with-TLS client, tlshd, the CA in the guest)
 checked without any server support for TLS.
 
     tls_standin.py --listen 127.0.0.1:PORT --cert server.pem --key server.key \
-        --log standin.log [--lifetime SECONDS]
+        --log standin.log [--lifetime SECONDS] [--forward HOST:PORT]
 
 Per connection:
  1. reads the first RPC record; if it is a NULL call (procedure 0) with credential
@@ -15,13 +15,18 @@ Per connection:
     checks in net/sunrpc/auth_tls.c, tls_validate());
  2. runs a TLS 1.3 server handshake on the same TCP connection, offering ALPN "sunrpc";
  3. reads the first RPC record inside TLS (proof that the client's kernel TLS works)
-    and closes the connection (the mount then fails or retries: the guest bounds it).
+    and closes the connection (the mount then fails or retries: the guest bounds it);
+    with --forward, sends that record and everything after it, decrypted, to a plain
+    NFS server at HOST:PORT and its replies back inside TLS (a TLS-terminating proxy:
+    the guest's whole RPC-with-TLS path, real NFS traffic included, before the server
+    does TLS itself).
 
 Every event is one line in the log: "conn N ...", "handshake ok ..." or "handshake
 FAILED ...", "tls-record ...". It exits after --lifetime seconds in any case.
 """
 
 import argparse
+import select
 import socket
 import ssl
 import struct
@@ -80,7 +85,45 @@ def starttls_reply(xid):
     return struct.pack(">I", 0x80000000 | len(body)) + body
 
 
-def serve(conn, peer, n, ctx):
+def relay(n, tls, plain):
+    """Bytes both ways until either side closes; one thread (an SSL object must not be
+    read and written from two threads at once)."""
+    up = down = 0
+    tls.setblocking(True)
+    plain.settimeout(None)
+    tls.settimeout(None)
+    socks = [tls, plain]
+    while True:
+        # Data already decrypted inside the SSL object is not seen by select.
+        ready = [tls] if tls.pending() else select.select(socks, [], [], 600)[0]
+        if not ready:
+            log(f"conn {n}: relay idle for 600 s: closing")
+            break
+        src = ready[0]
+        dst = plain if src is tls else tls
+        try:
+            data = src.recv(1 << 16)
+        except ssl.SSLWantReadError:
+            continue
+        except (OSError, ssl.SSLError) as e:
+            log(f"conn {n}: relay: {'client' if src is tls else 'server'} side: {e}")
+            break
+        if not data:
+            log(f"conn {n}: relay: {'client' if src is tls else 'server'} closed")
+            break
+        try:
+            dst.sendall(data)
+        except (OSError, ssl.SSLError) as e:
+            log(f"conn {n}: relay: {'server' if src is tls else 'client'} side: {e}")
+            break
+        if src is tls:
+            up += len(data)
+        else:
+            down += len(data)
+    log(f"conn {n}: relayed {up} bytes client->server and {down} bytes server->client")
+
+
+def serve(conn, peer, n, ctx, forward):
     conn.settimeout(30)
     try:
         rec = read_record(conn)
@@ -109,6 +152,21 @@ def serve(conn, peer, n, ctx):
                 f"vers={vers} proc={proc} cred_flavor={flavor} ({len(rec)} bytes inside TLS)")
         except (ssl.SSLError, OSError, EOFError, ValueError) as e:
             log(f"conn {n}: no RPC record inside TLS: {e}")
+            tls.close()
+            return
+        if forward:
+            host, port = forward.rsplit(":", 1)
+            try:
+                plain = socket.create_connection((host, int(port)), timeout=10)
+            except OSError as e:
+                log(f"conn {n}: cannot reach {forward}: {e}")
+                tls.close()
+                return
+            log(f"conn {n}: forwarding to {forward}")
+            # The record as it came (one fragment), then the rest as bytes.
+            plain.sendall(struct.pack(">I", 0x80000000 | len(rec)) + rec)
+            relay(n, tls, plain)
+            plain.close()
         tls.close()
     except (OSError, EOFError, ValueError) as e:
         log(f"conn {n}: {e}")
@@ -124,6 +182,7 @@ def main():
     ap.add_argument("--key", required=True)
     ap.add_argument("--log", required=True)
     ap.add_argument("--lifetime", type=float, default=1800)
+    ap.add_argument("--forward", metavar="HOST:PORT", help="plain NFS server to relay to after the handshake")
     a = ap.parse_args()
     _log_file = open(a.log, "a")
     host, port = a.listen.rsplit(":", 1)
@@ -132,6 +191,9 @@ def main():
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(a.cert, a.key)
     ctx.set_alpn_protocols(["sunrpc"])
+    # No session tickets: the kernel's TLS receive path takes application data and
+    # alerts; a ticket sent after the handshake would be a record it has no use for.
+    ctx.num_tickets = 0
     # The server name the client sent (tlshd sends the mount's server name, if any).
     ctx.sni_callback = lambda sock, name, _ctx: setattr(sock, "sni", name)
 
@@ -140,7 +202,8 @@ def main():
     srv.bind((host, int(port)))
     srv.listen(16)
     srv.settimeout(1)
-    log(f"listening on {a.listen} (TLS 1.3, ALPN offered: sunrpc), for at most {a.lifetime:.0f} s")
+    log(f"listening on {a.listen} (TLS 1.3, ALPN offered: sunrpc), for at most {a.lifetime:.0f} s"
+        + (f", relaying to {a.forward}" if a.forward else ""))
     end = time.monotonic() + a.lifetime
     n = 0
     while time.monotonic() < end:
@@ -149,7 +212,7 @@ def main():
         except socket.timeout:
             continue
         n += 1
-        threading.Thread(target=serve, args=(conn, peer, n, ctx), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, peer, n, ctx, a.forward), daemon=True).start()
     log("lifetime over: exiting")
     return 0
 

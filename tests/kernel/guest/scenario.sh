@@ -3,7 +3,8 @@
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
 #                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
-#                 (or all), tlsprobe (diagnostic: RPC-with-TLS against the host's stand-in)
+#                 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the host's
+#                 stand-in, alone or relaying to the server)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -814,7 +815,7 @@ tls_handshakes() {
     [ "$n" -ge 1 ] || fail "tlshd logged no successful handshake"
     echo "tlshd: $n successful handshake(s)"
 }
-tls_mount() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2,xprtsec=tls"; }
+tls_mount() { nfsmount "$1:/" /mnt "$1" "$CLIENT" "vers=4.2,xprtsec=tls"; }
 tls_info() {
     show_mount
     grep ' /mnt ' /proc/mounts | grep -q 'xprtsec=tls' || fail "/proc/mounts does not show xprtsec=tls"
@@ -851,7 +852,7 @@ part_tls() {
     part_begin tls
     echo "INFO part tls: vers=4.2,xprtsec=tls through tlshd; server with --tls-cert, export requiring TLS"
     if hstep srv_tls_on tls_server on && hstep srv_tls_export tls_export tls && step tls_tlshd tls_tlshd; then
-        if step tls_mount tls_mount; then
+        if step tls_mount tls_mount $SERVER; then
             step tls_info tls_info
             hstep srv_tls_session check session clients=1 total=1 wait=30
             if step tls_write tls_write && step tls_read_md5 tls_read; then
@@ -891,6 +892,26 @@ part_tlsprobe() {
     part_end
 }
 
+# tlsproxy: the same through the stand-in relaying, decrypted, to the server (which has
+# no TLS then): the guest's whole path with real NFS traffic inside TLS.
+part_tlsproxy() {
+    part_begin tlsproxy
+    echo "INFO part tlsproxy: xprtsec=tls through the host's TLS-terminating stand-in at $PROBE"
+    if step tx_tlshd tls_tlshd; then
+        if step tx_mount tls_mount $PROBE; then
+            step tx_info tls_info
+            if step tx_write tls_write && step tx_read_md5 tls_read; then
+                hstep srv_tx_md5 md5 tls/f "$(cat /tmp/tls.md5)"
+            fi
+            step tx_rm tls_rm
+            step tx_umount b_umount
+        fi
+        hstep srv_standin_handshake check standin
+    fi
+    rm -f /tmp/tls /tmp/tls.md5
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -903,7 +924,7 @@ main)
     [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
