@@ -109,6 +109,19 @@ skip_scenario() { # NAME REASON
     SKIPPED+="$1 $2"$'\n'
     SCENARIOS=$(echo " $SCENARIOS " | sed "s/ $1 / /" | xargs)
 }
+report_skipped() {
+    [ -z "$SKIPPED" ] || printf '%s' "$SKIPPED" | while read -r sc why; do
+        echo "RESULT $sc kernel=$KERNEL SKIP: $why"
+    done
+}
+# Everything asked for was skipped: nothing to boot (or start) at all.
+exit_if_nothing_left() {
+    [ -z "$SCENARIOS" ] || return 0
+    echo
+    echo "==== kernel $KERNEL (${KVER:-?}): nothing to run"
+    report_skipped
+    exit 0
+}
 
 # ------------------------------------------------------------------ kernel matrix
 [ "$KERNELS" = all ] && KERNELS=6.1,6.12
@@ -208,6 +221,7 @@ else
         skip_scenario "$s" "Linux $KVER has no RPC-with-TLS client (no CONFIG_NET_HANDSHAKE in config-$KVER: the NFS client's xprtsec= and the tlshd upcall came in Linux 6.5)"
     done
 fi
+exit_if_nothing_left
 
 # ------------------------------------------------------------------ tlshd (ktls-utils)
 # The kernel asks tlshd, a user-space daemon, to do the TLS handshake on its socket.
@@ -401,6 +415,7 @@ else
     [ -x "$BIN" ] || die "no server binary $BIN"
     if has_scenario tls && ! "$BIN" serve --help 2>/dev/null | grep -q -- '--tls-cert'; then
         skip_scenario tls "the server has no --tls-cert option (this build has no RPC-with-TLS)"
+        exit_if_nothing_left
     fi
     # The host's second NFS client (deleg scenario): the bench binary beside the server.
     BENCH=$(dirname "$BIN")/ringnfs-bench
@@ -968,18 +983,6 @@ handle_line() {
 }
 
 # ------------------------------------------------------------------ guest
-report_skipped() {
-    [ -z "$SKIPPED" ] || printf '%s' "$SKIPPED" | while read -r sc why; do
-        echo "RESULT $sc kernel=$KERNEL SKIP: $why"
-    done
-}
-if [ -z "$SCENARIOS" ]; then
-    # Everything asked for was skipped: no guest to boot.
-    echo
-    echo "==== kernel $KERNEL ($KVER): nothing to run"
-    report_skipped
-    exit 0
-fi
 APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" | tr ' ' ',') ringnfs.steptimeout=$STEP_TIMEOUT ringnfs.hostchan=1"
 [ -n "$OPTS" ] && APPEND+=" ringnfs.opts=$OPTS"
 [ -n "$NFSDEBUG" ] && APPEND+=" ringnfs.nfsdebug=$NFSDEBUG"
