@@ -349,6 +349,7 @@ PIDS=()
 SERVER_PID=
 QEMU_PID=
 TLS_ARGS=() # --tls-cert/--tls-key while the tls scenario runs (h_tls_server)
+TLS_REPORT=
 cleanup() {
     local p
     for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do kill "$p" 2>/dev/null || true; done
@@ -557,7 +558,7 @@ family_delta() { # NAME -> "+N (label n, ...)"
 
 describe_sessions() { # JSON -> one line per session and per connection
     jq -r '.[] | "session \(.id): \(.summary.total) bound (fore \(.summary.fore), back \(.summary.back), both \(.summary.both))",
-        (.connections[] | "  conn \(.id) \(.direction) peer \(.peer) local \(.local) requests \(.requests)\(if .draining then " draining" else "" end)")' <<<"$1"
+        (.connections[] | "  conn \(.id) \(.direction) peer \(.peer) local \(.local) requests \(.requests)\(if .xprtsec then " xprtsec " + .xprtsec else "" end)\(if .draining then " draining" else "" end)")' <<<"$1"
 }
 record_sample() { # JSON: add to this scenario's samples
     local c
@@ -567,6 +568,8 @@ record_sample() { # JSON: add to this scenario's samples
 ext_skip() { [ -n "$EXT1" ] && { echo "skipped: external server (no control plane)"; return 0; }; return 1; }
 
 h_begin() {
+    # The TLS handshake counts go into the report of the scenarios that make them.
+    case " $TLS_SCENARIOS " in *" $1 "*) TLS_REPORT=1 ;; *) TLS_REPORT= ;; esac
     echo "$1" >"$RUN/var/cur"
     date +%s.%N >"$RUN/var/t_begin"
     rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient"
@@ -597,7 +600,7 @@ h_end() {
     delta_now || { echo "control plane: /metrics failed"; return 1; }
     cp "$RUN/metrics/delta" "$RUN/metrics/$sc.delta"
     seen=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{n[$1]++} END {for (s in n) printf "%s%s:%d", (c++ ? " " : ""), substr(s, length(s) - 7), n[s]}')
-    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)" >"$RUN/report.d/$sc"
+    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}" >"$RUN/report.d/$sc"
     echo "scenario $sc: $(cat "$RUN/report.d/$sc")"
     return $rc
 }
@@ -627,6 +630,7 @@ h_check() {
 
 # c_session KEY=VALUE...: exactly one session, whose summary/clients/addresses match.
 #   clients=N total=N mintotal=N fore=N back=N both=N locals=N (distinct server addresses)
+#   xprtsec=none|tls|mtls (the transport security of every bound connection)
 c_session() {
     local s n kv k v got id
     s=$(api sessions) || { echo "control plane: GET /api/v1/sessions failed"; return 1; }
@@ -641,6 +645,7 @@ c_session() {
         total | fore | back | both) got=$(jq ".[0].summary.$k" <<<"$s") ;;
         mintotal) got=$(jq ".[0].summary.total" <<<"$s") ;;
         locals) got=$(jq '[.[0].connections[].local | sub(":[0-9]+$"; "")] | unique | length' <<<"$s") ;;
+        xprtsec) got=$(jq -r '[.[0].connections[].xprtsec // "(not shown)"] | unique | join(",")' <<<"$s") ;;
         *) echo "unknown key $k"; return 2 ;;
         esac
         if [ "$k" = mintotal ]; then
@@ -922,21 +927,25 @@ h_tls_server() {
     echo "server pid $SERVER_PID runs with ${TLS_ARGS[*]:-no TLS options}"
 }
 
-# tls_export tls|none: the export at "/" requires RPC-with-TLS or not.
-# LEAD: the server's export option is xprtsec (none, tls, mtls); how the control plane
-# takes it is not settled, so this is written as a field "xprtsec" of the export's
-# description in PUT /api/v1/exports/{id}. The export as the server lists it afterwards
-# must show it, or the requirement is not in force and this fails.
+# tls_export tls|default: the export at "/" admits RPC-with-TLS only (its xprtsec, a
+# list of none, tls, mtls as in knfsd's exports(5), is ["tls"]) or every transport (no
+# xprtsec: the default). The export as the server lists it afterwards must show it, or
+# the requirement is not in force and this fails.
 h_tls_export() {
     ext_skip && return 0
-    local id r got
+    local id r got want field
+    case "$1" in
+    tls) field=', "xprtsec": ["tls"]' want=tls ;;
+    default) field= want='(default)' ;;
+    *) echo "usage: tls_export tls|default"; return 2 ;;
+    esac
     id=$(api exports | jq '[.[] | select(.export.pseudo == "/")] | first | .id // empty') || return 1
     [ -n "$id" ] || { echo "no export at /"; return 1; }
-    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\", \"xprtsec\": \"$1\"}") ||
+    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"$field}") ||
         { echo "PUT exports/$id failed: $r"; return 1; }
-    echo "PUT exports/$id (xprtsec $1): $r"
-    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.xprtsec // "(absent)"')
-    [ "$got" = "$1" ] || { echo "the export shows xprtsec $got, want $1: the requirement is not in force"; return 1; }
+    echo "PUT exports/$id (xprtsec $want): $r"
+    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.xprtsec // ["(default)"] | join(",")')
+    [ "$got" = "$want" ] || { echo "the export shows xprtsec $got, want $want: not in force"; return 1; }
     echo "export $id at / now has xprtsec $got"
 }
 
