@@ -10,7 +10,9 @@
 #       [--capture] [--no-install] [--port N] [--control-port N] [--opts MOUNT_OPTIONS]
 #       [--nfs-debug HEX] [--timeout SECONDS] [--step-timeout SECONDS] [--server-arg ARG]...
 #
-# Scenarios: basic nconnect trunk reconnect rebind limit drain restart.
+# Scenarios: basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls;
+# tlsprobe and tlsproxy (diagnostics, not in "all": the guest's RPC-with-TLS side against
+# tests/kernel/tls_standin.py, alone or relaying to the server without TLS).
 # Exit status: 0 when every step of every scenario passed on every kernel, 1 when one
 # failed, 2 on a usage or setup error.
 set -euo pipefail
@@ -20,9 +22,16 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
 # Scenarios that need this harness's own server (its control plane, restarts).
-OWN_SERVER_SCENARIOS="rebind limit drain restart exports"
+OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls"
+# Run only when named: tlsprobe checks the guest's RPC-with-TLS side (kernel, tlshd, CA)
+# against a stand-in that only answers the STARTTLS probe and does the TLS handshake;
+# tlsproxy mounts through that stand-in relaying to the server (a TLS-terminating proxy),
+# for the guest's whole path with real NFS traffic while the server has no TLS.
+DIAG_SCENARIOS="tlsprobe tlsproxy"
+# Scenarios that need the kernel's RPC-with-TLS client and tlshd in the guest.
+TLS_SCENARIOS="tls tlsprobe tlsproxy"
 
 KERNELS=6.1
 SCENARIOS=all
@@ -43,7 +52,7 @@ EXT2=
 SERVER_ARGS=()
 ARGS=("$@")
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --kernel) KERNELS=$2; shift 2 ;;
@@ -82,12 +91,37 @@ if [ "$SCENARIOS" = all ]; then
 fi
 SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ' | xargs)
 for s in $SCENARIOS; do
-    case " $ALL_SCENARIOS none " in *" $s "*) ;; *) die "unknown scenario '$s' (have: $ALL_SCENARIOS, none)" ;; esac
+    case " $ALL_SCENARIOS $DIAG_SCENARIOS none " in *" $s "*) ;; *) die "unknown scenario '$s' (have: $ALL_SCENARIOS, $DIAG_SCENARIOS, none)" ;; esac
     if [ -n "$EXT1" ] && [[ " $OWN_SERVER_SCENARIOS " == *" $s "* ]]; then
         die "scenario $s needs the harness's own server (control plane, restart); not with --server"
     fi
 done
 [ -n "$SCENARIOS" ] || die "no scenario to run"
+has_scenario() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+if has_scenario tlsprobe && has_scenario tlsproxy; then
+    die "tlsprobe and tlsproxy need the stand-in in two modes: one per run"
+fi
+want_tls() { local s; for s in $TLS_SCENARIOS; do has_scenario "$s" && return 0; done; return 1; }
+# Scenarios this kernel or server cannot run: "NAME REASON" lines, reported as SKIP.
+SKIPPED=
+skip_scenario() { # NAME REASON
+    has_scenario "$1" || return 0
+    SKIPPED+="$1 $2"$'\n'
+    SCENARIOS=$(echo " $SCENARIOS " | sed "s/ $1 / /" | xargs)
+}
+report_skipped() {
+    [ -z "$SKIPPED" ] || printf '%s' "$SKIPPED" | while read -r sc why; do
+        echo "RESULT $sc kernel=$KERNEL SKIP: $why"
+    done
+}
+# Everything asked for was skipped: nothing to boot (or start) at all.
+exit_if_nothing_left() {
+    [ -z "$SCENARIOS" ] || return 0
+    echo
+    echo "==== kernel $KERNEL (${KVER:-?}): nothing to run"
+    report_skipped
+    exit 0
+}
 
 # ------------------------------------------------------------------ kernel matrix
 [ "$KERNELS" = all ] && KERNELS=6.1,6.12
@@ -116,6 +150,9 @@ KERNEL=$KERNELS
 # ------------------------------------------------------------------ host tools
 PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq)
 [ $CAPTURE = 1 ] && PKGS+=(tcpdump tshark)
+# tls: a throwaway CA and server certificate per run; tlsprobe: the stand-in (python3 ssl).
+want_tls && PKGS+=(openssl)
+{ has_scenario tlsprobe || has_scenario tlsproxy; } && PKGS+=(python3)
 mkdir -p "$CACHE"
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -172,12 +209,89 @@ fi
 KVER=$(cat "$KDIR/kver")
 log "kernel $KERNEL = $KVER"
 
+# RPC-with-TLS (RFC 9289) in the kernel's NFS client: the handshake upcall to tlshd
+# (net/handshake, CONFIG_NET_HANDSHAKE) and kernel TLS (CONFIG_TLS) came with Linux 6.5;
+# Debian's 6.1 has neither, its 6.12 has both (handshake built in, tls a module).
+KCONFIG=$KDIR/root/boot/config-$KVER
+TLS_KERNEL=0
+if grep -q '^CONFIG_NET_HANDSHAKE=y' "$KCONFIG" 2>/dev/null && grep -qE '^CONFIG_TLS=(y|m)' "$KCONFIG"; then
+    TLS_KERNEL=1
+else
+    for s in $TLS_SCENARIOS; do
+        skip_scenario "$s" "Linux $KVER has no RPC-with-TLS client (no CONFIG_NET_HANDSHAKE in config-$KVER: the NFS client's xprtsec= and the tlshd upcall came in Linux 6.5)"
+    done
+fi
+exit_if_nothing_left
+
+# ------------------------------------------------------------------ tlshd (ktls-utils)
+# The kernel asks tlshd, a user-space daemon, to do the TLS handshake on its socket.
+# Debian 12 has no ktls-utils; Debian 13 (trixie) has 1.0.0. Its package and the shared
+# libraries tlshd links (trixie's builds: tlshd needs trixie's glibc, so the whole closure
+# comes from trixie) are fetched with apt-get download through a private apt
+# configuration under $CACHE/apt-trixie (the host's own apt sources stay as they are;
+# the archive is the mirror this host uses for its own release) and unpacked into
+# $CACHE/tlshd/root, from which the initramfs takes tlshd and what `ld.so --list` names.
+TLSHD_ROOT=$CACHE/tlshd/root
+fetch_tlshd() {
+    local a=$CACHE/apt-trixie codename mirror pkgs o
+    [ -x "$TLSHD_ROOT/usr/sbin/tlshd" ] && [ -s "$CACHE/tlshd/version" ] && return 0
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    mirror=${RINGNFS_DEBIAN_MIRROR:-$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' 2>/dev/null |
+        awk -v r="$codename" '$2 == r && $3 == "main" {print $1; exit}')}
+    [ -n "$mirror" ] || { echo "no Debian mirror for $codename main in this host's apt sources (set RINGNFS_DEBIAN_MIRROR)"; return 1; }
+    mkdir -p "$a/etc" "$a/lists/partial" "$a/cache/archives/partial" "$CACHE/debs-trixie"
+    : >"$a/status"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" >"$a/etc/sources.list"
+    o=(-o "Dir::Etc::SourceList=$a/etc/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+        -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o "Dir::State::Status=$a/status"
+        -o APT::Architecture=amd64 -o APT::Architectures::=amd64)
+    log "tlshd: fetching ktls-utils and its libraries from trixie ($mirror)"
+    apt-get "${o[@]}" -qq update || { echo "apt-get update of the private trixie sources failed"; return 1; }
+    # Depends closure, no recommends; package names only (not virtual "<...>" ones).
+    pkgs=$(apt-cache "${o[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
+        --no-breaks --no-replaces --no-enhances ktls-utils | grep -E '^[a-z0-9]' | sort -u) || return 1
+    echo "$pkgs" | grep -qx ktls-utils || { echo "trixie has no ktls-utils"; return 1; }
+    # shellcheck disable=SC2086
+    (cd "$CACHE/debs-trixie" && apt-get "${o[@]}" -qq download $pkgs 2>&1 | grep -v 'Download is performed unsandboxed' || true)
+    rm -rf "$TLSHD_ROOT" && mkdir -p "$TLSHD_ROOT"
+    local p d
+    for p in $pkgs; do
+        d=$(ls "$CACHE/debs-trixie/${p}_"*.deb 2>/dev/null | tail -1)
+        [ -n "$d" ] || { echo "apt-get download $p failed"; return 1; }
+        dpkg-deb -x "$d" "$TLSHD_ROOT"
+    done
+    [ -x "$TLSHD_ROOT/usr/sbin/tlshd" ] || { echo "no usr/sbin/tlshd in ktls-utils"; return 1; }
+    basename "$(ls "$CACHE/debs-trixie/ktls-utils_"*.deb | tail -1)" .deb >"$CACHE/tlshd/version"
+}
+# tlshd_closure: tlshd's shared libraries (and the loader), resolved inside TLSHD_ROOT.
+tlshd_closure() {
+    local lib=$TLSHD_ROOT/usr/lib/x86_64-linux-gnu
+    "$lib/ld-linux-x86-64.so.2" --library-path "$lib" --list "$TLSHD_ROOT/usr/sbin/tlshd" |
+        awk '$2 == "=>" && $3 ~ /^\// {print $3}'
+}
+if [ $TLS_KERNEL = 1 ] && want_tls; then
+    fetch_tlshd || die "tlshd for the guest: see above"
+fi
+
 # ------------------------------------------------------------------ initramfs
 IMG=$KDIR/initramfs.cpio.gz
 INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/nfs42.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
 rebuild=0
 [ -s "$IMG" ] || rebuild=1
 for f in "${INPUTS[@]}"; do [ "$f" -nt "$IMG" ] && rebuild=1; done
+# tlshd goes in when the kernel can use it and it has been fetched (for a TLS scenario,
+# now or before); an image made without it is made again when one is wanted.
+TLS_IMG=0
+if [ $TLS_KERNEL = 1 ] && [ -x "$TLSHD_ROOT/usr/sbin/tlshd" ]; then
+    TLS_IMG=1
+    [ -x "$KDIR/initramfs/usr/sbin/tlshd" ] || rebuild=1
+fi
+# Kernel TLS (tls.ko) and the AEAD ciphers tlshd may negotiate (its gnutls priority
+# string allows AES-GCM, AES-CCM and ChaCha20-Poly1305, what kTLS can take over): all
+# modules in Debian's 6.12. The kernel would ask modprobe for them (crypto-gcm(aes),
+# tcp-ulp-tls), which this busybox guest cannot answer, so /init loads them up front.
+# Generic ghash: the emulated CPU has no PCLMUL for ghash-clmulni-intel.
+TLS_MODULES="tls gcm ghash-generic ccm chacha20poly1305 chacha_generic poly1305_generic"
 if [ $rebuild = 1 ]; then
     log "building initramfs"
     R=$KDIR/initramfs
@@ -191,7 +305,9 @@ if [ $rebuild = 1 ]; then
     gcc -static -O2 -Wall -o "$R/bin/nfs42" "$HERE/nfs42.c"
     : >"$R/modules.load"
     # Dependency closure, in load order, from the kernel's own modules.dep.
-    for m in virtio_pci virtio_net nfsv4; do
+    mods="virtio_pci virtio_net nfsv4"
+    [ $TLS_IMG = 0 ] || mods+=" $TLS_MODULES"
+    for m in $mods; do
         modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
     done | awk '!seen[$0]++' | while read -r ko; do
         base=$(basename "$ko")
@@ -203,6 +319,17 @@ if [ $rebuild = 1 ]; then
         echo "/lib/modules/$base" >>"$R/modules.load"
     done
     log "modules: $(xargs -n1 basename <"$R/modules.load" | sed 's/\.ko$//' | tr '\n' ' ')"
+    if [ $TLS_IMG = 1 ]; then
+        # tlshd at its packaged path, its libraries where the trixie loader looks by
+        # default (no ld.so.cache in the guest), the loader at the ELF interpreter path.
+        mkdir -p "$R/usr/sbin" "$R/lib/x86_64-linux-gnu" "$R/lib64" "$R/etc/tlshd"
+        cp "$TLSHD_ROOT/usr/sbin/tlshd" "$R/usr/sbin/tlshd"
+        libs=$(tlshd_closure) && [ -n "$libs" ] || die "cannot list tlshd's libraries (ld.so --list)"
+        for l in $libs; do cp -L "$l" "$R/lib/x86_64-linux-gnu/"; done
+        ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
+        cp "$CACHE/tlshd/version" "$R/etc/tlshd/package"
+        log "tlshd: $(cat "$CACHE/tlshd/version") with $(echo "$libs" | wc -w) libraries ($(du -shL "$R/lib/x86_64-linux-gnu" | cut -f1))"
+    fi
     install -m 755 "$HERE/guest/init" "$R/init"
     install -m 755 "$HERE/guest/scenario.sh" "$R/scenario.sh"
     (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$IMG.tmp"
@@ -221,6 +348,8 @@ log "run directory $RUN"
 PIDS=()
 SERVER_PID=
 QEMU_PID=
+TLS_ARGS=() # --tls-cert/--tls-key while the tls scenario runs (h_tls_server)
+TLS_REPORT=
 cleanup() {
     local p
     for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do kill "$p" 2>/dev/null || true; done
@@ -256,7 +385,7 @@ start_server() {
     echo "=== $(date '+%F %T') starting ringnfs (pid follows)" >>"$RUN/server.log"
     RUST_LOG=${RUST_LOG:-debug} "$BIN" serve --listen "127.0.0.1:$PORT" --listen "127.0.0.2:$PORT" \
         --control "127.0.0.1:$CPORT" --export "$RUN/export" --state-dir "$RUN/state" --threads 2 \
-        "${SERVER_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
+        "${SERVER_ARGS[@]}" "${TLS_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
     SERVER_PID=$!
     local i
     for i in $(seq 300); do
@@ -285,6 +414,13 @@ else
         fi
     fi
     [ -x "$BIN" ] || die "no server binary $BIN"
+    # (The help read whole first: grep -q would stop reading at the match, and with
+    # pipefail the writer's SIGPIPE would make a server that has the option look
+    # as if it had not.)
+    if has_scenario tls && [[ "$("$BIN" serve --help 2>/dev/null || true)" != *--tls-cert* ]]; then
+        skip_scenario tls "the server has no --tls-cert option (this build has no RPC-with-TLS)"
+        exit_if_nothing_left
+    fi
     # The host's second NFS client (deleg scenario): the bench binary beside the server.
     BENCH=$(dirname "$BIN")/ringnfs-bench
     [ -x "$BENCH" ] || die "no $BENCH (the host's NFS client): cargo build --release"
@@ -325,6 +461,52 @@ else
 fi
 echo "$PORT" >"$RUN/port"
 
+# ------------------------------------------------------------------ TLS material
+# A throwaway CA and a server certificate per run (EC P-256, valid 2 days), for the
+# addresses the guest mounts: the kernel gives tlshd the mount's server name, here an
+# address, which gnutls checks against the certificate's IP address SANs. The CA goes
+# into the guest (tlshd's x509.truststore) in a small cpio archive appended to the
+# cached initramfs: the kernel unpacks concatenated archives one after the other.
+make_tls_certs() { # DIR
+    local d=$1
+    mkdir -p "$d/guest/etc/tlshd" || return 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$d/ca.key" -out "$d/ca.pem" -subj "/CN=ringnfs kernel harness CA ${RUN##*/}" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign || return 1
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=10.0.2.100" || return 1
+    printf '%s\n' "subjectAltName=IP:10.0.2.100,IP:10.0.2.101,IP:10.0.2.102,DNS:ringnfs-server" \
+        "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "extendedKeyUsage=serverAuth" >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server.pem" || return 1
+    openssl verify -CAfile "$d/ca.pem" "$d/server.pem" >/dev/null || return 1
+    install -m 644 "$d/ca.pem" "$d/guest/etc/tlshd/ca.pem"
+}
+INITRD=$IMG
+if want_tls; then
+    make_tls_certs "$RUN/tls" >"$RUN/tls.log" 2>&1 || { cat "$RUN/tls.log"; die "openssl: cannot make the run's certificates"; }
+    (cd "$RUN/tls/guest" && find . | cpio -o -H newc --quiet | gzip -1) >"$RUN/tls/guest.cpio.gz"
+    cat "$IMG" "$RUN/tls/guest.cpio.gz" >"$RUN/initrd.cpio.gz"
+    INITRD=$RUN/initrd.cpio.gz
+    log "TLS: CA $RUN/tls/ca.pem, server certificate $RUN/tls/server.pem (IP SANs 10.0.2.100-102)"
+fi
+STANDIN=0
+if has_scenario tlsprobe || has_scenario tlsproxy; then
+    # The stand-in behind 10.0.2.102:2049 (see tests/kernel/tls_standin.py); for
+    # tlsproxy it relays to the server the guest's 10.0.2.100 reaches.
+    STANDIN=1
+    SPORT=$(free_port)
+    sargs=()
+    has_scenario tlsproxy && sargs=(--forward "$FWD1")
+    python3 "$HERE/tls_standin.py" --listen "127.0.0.1:$SPORT" --cert "$RUN/tls/server.pem" \
+        --key "$RUN/tls/server.key" --log "$RUN/standin.log" --lifetime "$TIMEOUT" "${sargs[@]}" 2>>"$RUN/standin.log" &
+    PIDS+=($!)
+    for _ in $(seq 50); do grep -q listening "$RUN/standin.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q listening "$RUN/standin.log" 2>/dev/null || { cat "$RUN/standin.log"; die "the TLS stand-in did not start"; }
+    log "TLS stand-in on 127.0.0.1:$SPORT (the guest's 10.0.2.102:2049), log $RUN/standin.log"
+fi
+
 if [ $CAPTURE = 1 ]; then
     [ -z "$EXT1" ] || die "--capture works with the harness's own server only"
     tcpdump -i lo -s 0 -U -w "$RUN/nfs.pcap" "tcp port $PORT" 2>"$RUN/tcpdump.log" &
@@ -356,6 +538,7 @@ metric_key() { # binds[.dir] unbinds[.reason] refusals[.cause] ops.OP -> awk reg
     refusals) fam=ringnfs_bind_refusals_total lab=cause ;;
     ops) fam=ringnfs_compound_ops_total lab=op ;;
     delegs) fam=ringnfs_delegations_granted_total lab=type ;;
+    tls) fam=ringnfs_tls_handshakes_total lab=result ;;
     recalled | returned | revoked) echo "^ringnfs_delegations_$1_total\$"; return ;;
     *) return 1 ;;
     esac
@@ -375,7 +558,7 @@ family_delta() { # NAME -> "+N (label n, ...)"
 
 describe_sessions() { # JSON -> one line per session and per connection
     jq -r '.[] | "session \(.id): \(.summary.total) bound (fore \(.summary.fore), back \(.summary.back), both \(.summary.both))",
-        (.connections[] | "  conn \(.id) \(.direction) peer \(.peer) local \(.local) requests \(.requests)\(if .draining then " draining" else "" end)")' <<<"$1"
+        (.connections[] | "  conn \(.id) \(.direction) peer \(.peer) local \(.local) requests \(.requests)\(if .xprtsec then " xprtsec " + .xprtsec else "" end)\(if .draining then " draining" else "" end)")' <<<"$1"
 }
 record_sample() { # JSON: add to this scenario's samples
     local c
@@ -385,6 +568,8 @@ record_sample() { # JSON: add to this scenario's samples
 ext_skip() { [ -n "$EXT1" ] && { echo "skipped: external server (no control plane)"; return 0; }; return 1; }
 
 h_begin() {
+    # The TLS handshake counts go into the report of the scenarios that make them.
+    case " $TLS_SCENARIOS " in *" $1 "*) TLS_REPORT=1 ;; *) TLS_REPORT= ;; esac
     echo "$1" >"$RUN/var/cur"
     date +%s.%N >"$RUN/var/t_begin"
     rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient"
@@ -415,7 +600,7 @@ h_end() {
     delta_now || { echo "control plane: /metrics failed"; return 1; }
     cp "$RUN/metrics/delta" "$RUN/metrics/$sc.delta"
     seen=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{n[$1]++} END {for (s in n) printf "%s%s:%d", (c++ ? " " : ""), substr(s, length(s) - 7), n[s]}')
-    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)" >"$RUN/report.d/$sc"
+    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}" >"$RUN/report.d/$sc"
     echo "scenario $sc: $(cat "$RUN/report.d/$sc")"
     return $rc
 }
@@ -445,6 +630,7 @@ h_check() {
 
 # c_session KEY=VALUE...: exactly one session, whose summary/clients/addresses match.
 #   clients=N total=N mintotal=N fore=N back=N both=N locals=N (distinct server addresses)
+#   xprtsec=none|tls|mtls (the transport security of every bound connection)
 c_session() {
     local s n kv k v got id
     s=$(api sessions) || { echo "control plane: GET /api/v1/sessions failed"; return 1; }
@@ -459,6 +645,7 @@ c_session() {
         total | fore | back | both) got=$(jq ".[0].summary.$k" <<<"$s") ;;
         mintotal) got=$(jq ".[0].summary.total" <<<"$s") ;;
         locals) got=$(jq '[.[0].connections[].local | sub(":[0-9]+$"; "")] | unique | length' <<<"$s") ;;
+        xprtsec) got=$(jq -r '[.[0].connections[].xprtsec // "(not shown)"] | unique | join(",")' <<<"$s") ;;
         *) echo "unknown key $k"; return 2 ;;
         esac
         if [ "$k" = mintotal ]; then
@@ -484,7 +671,8 @@ c_idle() {
 
 # c_delta NAME OP N: the counter NAME moved by OP N since the scenario began
 #   NAME: binds[.fore|back|both] unbinds[.reason] refusals[.cause] ops.OPNAME
-#   delegs[.read|write] recalled returned revoked (delegations); OP: eq ge le
+#   delegs[.read|write] recalled returned revoked (delegations) tls[.ok|...] (TLS
+#   handshakes by result); OP: eq ge le
 c_delta() {
     local d
     delta_now || { echo "control plane: /metrics failed"; return 1; }
@@ -721,6 +909,68 @@ h_restart() {
     echo "server restarted: pid $old -> $SERVER_PID in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s, same state directory"
 }
 
+# tls_server on|off: restart the server (as restart does: same state directory, ports
+# and options) with the run's certificate and key (on), or without them (off).
+h_tls_server() {
+    ext_skip && return 0
+    case "$1" in
+    on) TLS_ARGS=(--tls-cert "$RUN/tls/server.pem" --tls-key "$RUN/tls/server.key") ;;
+    off) TLS_ARGS=() ;;
+    *) echo "usage: tls_server on|off"; return 2 ;;
+    esac
+    if [ -n "$SERVER_PID" ]; then
+        h_restart || return 1
+    else
+        start_server || { echo "the server did not start"; tail -5 "$RUN/server.log"; return 1; }
+        echo "server started: pid $SERVER_PID"
+    fi
+    echo "server pid $SERVER_PID runs with ${TLS_ARGS[*]:-no TLS options}"
+}
+
+# tls_export tls|default: the export at "/" admits RPC-with-TLS only (its xprtsec, a
+# list of none, tls, mtls as in knfsd's exports(5), is ["tls"]) or every transport (no
+# xprtsec: the default). The export as the server lists it afterwards must show it, or
+# the requirement is not in force and this fails.
+h_tls_export() {
+    ext_skip && return 0
+    local id r got want field
+    case "$1" in
+    tls) field=', "xprtsec": ["tls"]' want=tls ;;
+    default) field= want='(default)' ;;
+    *) echo "usage: tls_export tls|default"; return 2 ;;
+    esac
+    id=$(api exports | jq '[.[] | select(.export.pseudo == "/")] | first | .id // empty') || return 1
+    [ -n "$id" ] || { echo "no export at /"; return 1; }
+    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"$field}") ||
+        { echo "PUT exports/$id failed: $r"; return 1; }
+    echo "PUT exports/$id (xprtsec $want): $r"
+    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.xprtsec // ["(default)"] | join(",")')
+    [ "$got" = "$want" ] || { echo "the export shows xprtsec $got, want $want: not in force"; return 1; }
+    echo "export $id at / now has xprtsec $got"
+}
+
+# md5 PATH WANT: the file PATH (from the export's root) as the host sees it in the export
+# directory has md5 WANT.
+h_md5() {
+    ext_skip && return 0
+    local got
+    got=$(md5sum <"$RUN/export/$1" | cut -d' ' -f1) || { echo "cannot read $RUN/export/$1"; return 1; }
+    [ "$got" = "$2" ] || { echo "$1 on the host: md5 $got, the guest's $2"; return 1; }
+    echo "$1 on the host: $(stat -c %s "$RUN/export/$1") bytes, md5 $got, the same as the guest's"
+}
+
+# c_standin: the TLS stand-in (tlsprobe, tlsproxy) answered an AUTH_TLS probe, completed
+# a TLS handshake and read an RPC record sent inside TLS by the guest's kernel.
+c_standin() {
+    local n
+    [ -s "$RUN/standin.log" ] || { echo "no stand-in log"; return 1; }
+    tail -n 30 "$RUN/standin.log"
+    n=$(grep -c ': handshake ok ' "$RUN/standin.log" || true)
+    [ "$n" -ge 1 ] || { echo "no completed TLS handshake in the stand-in's log"; return 1; }
+    grep -q ': tls-record ' "$RUN/standin.log" || { echo "TLS handshake completed, but no RPC record came inside TLS"; return 1; }
+    echo "the stand-in completed $n TLS handshake(s) and read RPC inside TLS; $(grep ': handshake ok ' "$RUN/standin.log" | tail -1 | sed 's/.*handshake ok //')"
+}
+
 handle_line() {
     local id what rc out summary
     # shellcheck disable=SC2086
@@ -752,13 +1002,14 @@ APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" |
 NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
 NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:socat STDIO TCP:$FWD1"
 NET+=",guestfwd=tcp:10.0.2.101:2049-cmd:socat STDIO TCP:$FWD2"
+[ $STANDIN = 0 ] || NET+=",guestfwd=tcp:10.0.2.102:2049-cmd:socat STDIO TCP:127.0.0.1:$SPORT"
 mkfifo "$RUN/hostc.in" "$RUN/hostc.out"
 exec {HIN}<>"$RUN/hostc.in" {HOUT}<>"$RUN/hostc.out"
 QEMU=(qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -no-reboot
     -display none -monitor none -serial "file:$RUN/console.log"
     -chardev "pipe,id=hostc,path=$RUN/hostc" -serial chardev:hostc)
 [ $KEEP = 1 ] && QEMU+=(-serial "unix:$RUN/shell.sock,server=on,wait=off")
-QEMU+=(-kernel "$KDIR/vmlinux" -initrd "$IMG" -append "$APPEND" -netdev "$NET" -device virtio-net-pci,netdev=n0)
+QEMU+=(-kernel "$KDIR/vmlinux" -initrd "$INITRD" -append "$APPEND" -netdev "$NET" -device virtio-net-pci,netdev=n0)
 
 log "booting $KVER (TCG), scenarios: $SCENARIOS${OPTS:+, options $OPTS}"
 T0=$(date +%s.%N)
@@ -793,6 +1044,7 @@ T1=$(date +%s.%N)
 WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')
 exec {HIN}>&- {HOUT}<&-
 cleanup
+[ "$INITRD" = "$IMG" ] || rm -f "$INITRD" # a copy of the cached image with the run's CA
 PIDS=() SERVER_PID=
 trap - EXIT
 
@@ -810,7 +1062,7 @@ if [ $CAPTURE = 1 ] && [ -s "$RUN/nfs.pcap" ]; then
 fi
 
 echo
-echo "==== kernel $KERNEL ($KVER), scenarios: $SCENARIOS${OPTS:+, options $OPTS}"
+echo "==== kernel $KERNEL ($KVER), scenarios: $SCENARIOS${OPTS:+, options $OPTS}${SKIPPED:+, skipped: $(printf '%s' "$SKIPPED" | awk '{print $1}' | xargs)}"
 echo "==== server: $BIN_INFO"
 echo "==== qemu exit $QRC, wall time ${WALL}s (boot to poweroff)"
 grep -E '^(GUEST|INFO|NFSMOUNT)' "$RUN/console.txt" | sed 's/^/  /' || true
@@ -853,6 +1105,7 @@ for sc in $SCENARIOS; do
     [ "$complete" = 1 ] || extra=" (did not finish)"
     echo "RESULT $sc kernel=$KERNEL $res steps=$okn/$((okn + badn))$extra $(cat "$RUN/report.d/$sc" 2>/dev/null || echo '(no server report)')"
 done
+report_skipped
 if ! grep -q '^SCENARIO DONE' "$RUN/console.txt"; then
     echo "RESULT guest kernel=$KERNEL FAIL: no 'SCENARIO DONE' marker (qemu exit $QRC after ${WALL}s; timeout ${TIMEOUT}s)"
     failn=$((failn + 1))

@@ -2,7 +2,9 @@
 # Guest side of the ringnfs kernel harness (busybox sh, run as root).
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
-#                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports (or all)
+#                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
+#                 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the host's
+#                 stand-in, alone or relaying to the server)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -777,6 +779,154 @@ part_deleg() {
     part_end
 }
 
+# ---------------------------------------------------------------- tls (RPC-with-TLS)
+# The kernel's NFS client with xprtsec=tls (Linux 6.5 and later): on each new connection
+# it sends a NULL call with credential AUTH_TLS; the server's reply verifier "STARTTLS"
+# says it does RPC-with-TLS (RFC 9289); the kernel then hands the socket to tlshd through
+# the "handshake" generic netlink family (net/handshake), tlshd does the TLS 1.3 handshake
+# with gnutls, checks the server's certificate against the run's CA (/etc/tlshd/ca.pem,
+# which the host appends to the initrd) and the mount's server name (an address here:
+# the certificate has it as an IP SAN), and hands the socket back with the session's
+# keys in kernel TLS (tls.ko). The RPCs then go inside TLS.
+TLS_MB=8
+PROBE=10.0.2.102 # tlsprobe: the host's stand-in (tests/kernel/tls_standin.py)
+tls_tlshd() {
+    [ -x /usr/sbin/tlshd ] || fail "no /usr/sbin/tlshd in the guest image"
+    [ -s /etc/tlshd/ca.pem ] || fail "no /etc/tlshd/ca.pem (the harness appends it to the run's initrd)"
+    grep -q '^tls ' /proc/modules || fail "the tls module is not loaded"
+    echo "tlshd from $(cat /etc/tlshd/package 2>/dev/null)"
+    if pidof tlshd >/dev/null; then echo "tlshd already runs: pid $(pidof tlshd)"; return 0; fi
+    # tlshd.conf(5) of ktls-utils 1.0.0: the client side's trust store for the
+    # server's certificate; no client certificate (xprtsec=tls, not mtls).
+    printf '%s\n' '[debug]' 'loglevel=2' 'tls=0' 'nl=0' '' \
+        '[authenticate.client]' 'x509.truststore=/etc/tlshd/ca.pem' >/etc/tlshd.conf
+    # -s: its messages on stderr too (there is no syslog in the guest).
+    setsid /usr/sbin/tlshd -s -c /etc/tlshd.conf </dev/null >>/tmp/tlshd.log 2>&1 &
+    sleep 1
+    cat /tmp/tlshd.log
+    pidof tlshd >/dev/null || fail "tlshd exited"
+    ! grep -q 'handshake service is not available' /tmp/tlshd.log || fail "tlshd found no handshake netlink family"
+    echo "tlshd runs: pid $(pidof tlshd)"
+}
+# tls_handshakes: tlshd logged a successful handshake
+tls_handshakes() {
+    grep -iE 'handshake|x509|cert|error|fail' /tmp/tlshd.log | tail -n 20
+    n=$(grep -c 'Handshake with .* was successful' /tmp/tlshd.log)
+    [ "$n" -ge 1 ] || fail "tlshd logged no successful handshake"
+    echo "tlshd: $n successful handshake(s)"
+}
+tls_mount() {
+    nfsmount "$1:/" /mnt "$1" "$CLIENT" "vers=4.2,xprtsec=tls" && return 0
+    rc=$?
+    echo "tlshd's last messages:"; tail -n 12 /tmp/tlshd.log
+    exit $rc
+}
+tls_info() {
+    show_mount
+    grep ' /mnt ' /proc/mounts | grep -q 'xprtsec=tls' || fail "/proc/mounts does not show xprtsec=tls"
+    tls_handshakes
+}
+tls_write() {
+    dd if=/dev/urandom of=/tmp/tls bs=1M count=$TLS_MB 2>/dev/null || fail "local urandom copy"
+    mkdir -p /mnt/tls || exit $?
+    t=$(up)
+    dd if=/tmp/tls of=/mnt/tls/f bs=1M conv=fsync 2>/dev/null || exit $?
+    echo "wrote $TLS_MB MiB inside TLS in $(elapsed "$t") s"
+}
+tls_read() {
+    same_md5 /tmp/tls /mnt/tls/f
+    md5sum </tmp/tls | cut -d' ' -f1 >/tmp/tls.md5
+}
+tls_rm() { rm -r /mnt/tls; }
+# tls_plain_refused: without xprtsec the export that requires TLS is refused (bounded:
+# a mount that hangs counts as a failure).
+tls_plain_refused() {
+    timeout -s KILL 60 nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2"
+    rc=$?
+    if grep -q ' /mnt ' /proc/mounts; then
+        ls /mnt >/dev/null 2>&1 && { umount /mnt; fail "a plain mount of an export that requires TLS works"; }
+        umount /mnt
+        echo "mounted, but the export refused to be read without TLS"
+        return 0
+    fi
+    [ $rc != 137 ] || fail "the plain mount did not end within 60 s"
+    echo "plain mount refused (rc $rc): as expected"
+}
+
+part_tls() {
+    part_begin tls
+    echo "INFO part tls: vers=4.2,xprtsec=tls through tlshd; server with --tls-cert, export requiring TLS"
+    required=1
+    if hstep srv_tls_on tls_server on && step tls_tlshd tls_tlshd; then
+        # The TLS mount and its I/O go on when the export could not be made to require
+        # TLS (that step fails on its own); only the plain mount's refusal needs it.
+        hstep srv_tls_export tls_export tls
+        required=$?
+        step tls_mount tls_mount $SERVER
+        mounted=$?
+        # The server's count, whether the mount worked or not (tls_handshakes in the
+        # RESULT line shows the failed ones too).
+        hstep srv_tls_handshakes check delta tls.ok ge 1
+        if [ $mounted = 0 ]; then
+            step tls_info tls_info
+            hstep srv_tls_session check session clients=1 total=1 xprtsec=tls wait=30
+            if step tls_write tls_write && step tls_read_md5 tls_read; then
+                hstep srv_tls_md5 md5 tls/f "$(cat /tmp/tls.md5)"
+            fi
+            step tls_rm tls_rm
+            step tls_umount b_umount
+            [ $required != 0 ] || step tls_plain_refused tls_plain_refused
+        fi
+    fi
+    # Whatever failed above: the export without the requirement, the server without TLS
+    # (the restart also serves the command line's export again, over a saved one).
+    [ $required != 0 ] || hstep srv_tls_export_default tls_export default
+    hstep srv_tls_off tls_server off
+    rm -f /tmp/tls /tmp/tls.md5
+    part_end
+}
+
+# tlsprobe: the guest's side alone. The host's stand-in answers the AUTH_TLS probe,
+# completes the TLS handshake and reads the first RPC inside TLS, then drops the
+# connection: it speaks no NFS, so the mount cannot succeed and is killed after 60 s.
+tp_mount() {
+    timeout -s KILL 60 nfsmount "$PROBE:/" /mnt "$PROBE" "$CLIENT" "vers=4.2,xprtsec=tls"
+    rc=$?
+    ! grep -q ' /mnt ' /proc/mounts || { umount /mnt; fail "a mount of the stand-in succeeded"; }
+    echo "the mount attempt ended with rc $rc$([ $rc = 137 ] && echo ' (killed after 60 s)'), as it must against the stand-in"
+}
+
+part_tlsprobe() {
+    part_begin tlsprobe
+    echo "INFO part tlsprobe: xprtsec=tls against the host's TLS stand-in at $PROBE (no NFS behind it)"
+    if step tp_tlshd tls_tlshd; then
+        step tp_mount_fails tp_mount
+        step tp_tlshd_handshake tls_handshakes
+        hstep srv_standin_handshake check standin wait=10
+    fi
+    part_end
+}
+
+# tlsproxy: the same through the stand-in relaying, decrypted, to the server (which has
+# no TLS then): the guest's whole path with real NFS traffic inside TLS.
+part_tlsproxy() {
+    part_begin tlsproxy
+    echo "INFO part tlsproxy: xprtsec=tls through the host's TLS-terminating stand-in at $PROBE"
+    if step tx_tlshd tls_tlshd; then
+        if step tx_mount tls_mount $PROBE; then
+            step tx_info tls_info
+            if step tx_write tls_write && step tx_read_md5 tls_read; then
+                hstep srv_tx_md5 md5 tls/f "$(cat /tmp/tls.md5)"
+            fi
+            step tx_rm tls_rm
+            step tx_umount b_umount
+        fi
+        hstep srv_standin_handshake check standin
+    fi
+    rm -f /tmp/tls /tmp/tls.md5
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -786,10 +936,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
