@@ -6,6 +6,7 @@ pub mod compound;
 pub mod conn;
 pub mod error;
 pub mod files;
+pub mod gss;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
 pub mod ops;
@@ -23,6 +24,7 @@ pub use compound::{
 pub use conn::{ReplyBody, RpcConn};
 pub use error::ClientError;
 pub use files::{Fh, Files, OpenFile};
+pub use gss::ClientGss;
 /// The proto argument and result types the client uses as they are (their XDR is the
 /// server's).
 pub use ops::wire::{
@@ -34,6 +36,8 @@ pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,
     Locker, Op, OpenArgs, OpenClaim, OpenHow, SessionId, StateProtect, Stateid, TimeSet, Verifier,
 };
+/// RPCSEC_GSS's services, for [`ClientGss::service`].
+pub use ringnfs_proto::rpc::gss::GssService;
 pub use session::Session;
 pub use setup::{
     Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,
