@@ -432,8 +432,9 @@ impl GssConn {
         let peer = conn.peer_addr();
         let failed = |e: GssError| {
             ClientError::Gss(format!(
-                "making a {} context with {target} at {peer}: {e}",
-                self.opts.flavor_name()
+                "making a {} context with {target} at {peer}: {e}{}",
+                self.opts.flavor_name(),
+                tickets_hint(&e)
             ))
         };
         let mut initiator = match &self.opts.ccache {
@@ -532,6 +533,14 @@ impl GssConn {
                             "the server at {peer} completed the context without a handle"
                         )));
                     }
+                    if sec.lifetime().is_zero() {
+                        // MIT makes a context from a ticket that expired less than the
+                        // clock skew ago, and the server accepts it; it ends at once.
+                        return Err(ClientError::Gss(format!(
+                            "the Kerberos tickets for {target} have expired: a context made \
+                             with them ends at once (get new ones with kinit)"
+                        )));
+                    }
                     if r.verf_flavor != RPCSEC_GSS {
                         return Err(ClientError::Gss(format!(
                             "the server at {peer} completed the context with a verifier of \
@@ -582,6 +591,19 @@ impl GssConn {
         Err(ClientError::Gss(format!(
             "no context with {target} at {peer} after {MAX_INIT_ROUNDS} round trips"
         )))
+    }
+}
+
+/// What to do about a failure of the client's library that is about the user's tickets.
+fn tickets_hint(e: &GssError) -> &'static str {
+    /// krb5's KRB5KRB_AP_ERR_TKT_EXPIRED, the minor status of an expired ticket.
+    const TICKET_EXPIRED: u32 = 0x96c7_3a20;
+    match (e.routine_error(), e.minor()) {
+        (Some(status::CREDENTIALS_EXPIRED), _) | (_, Some(TICKET_EXPIRED)) => {
+            " (the Kerberos tickets have expired: get new ones with kinit)"
+        }
+        (Some(status::NO_CRED), _) => " (no Kerberos tickets: get some with kinit)",
+        _ => "",
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use ringnfs_gss::{AcceptState, AcceptStep, Acceptor};
 use ringnfs_proto::nfs4::consts::PROC_COMPOUND;
+use ringnfs_proto::rpc::auth::{AUTH_TLS, STARTTLS_VERIFIER};
 use ringnfs_proto::rpc::gss::{SeqCheck, SeqWindow, decode_init_arg};
 use ringnfs_proto::rpc::message::{encode_accepted_verf, encode_rejected_auth};
 use ringnfs_proto::rpc::record::mark;
@@ -63,6 +64,8 @@ struct Script {
     ctxproblem: usize,
     /// COMPOUNDs go to the mock server (else they are echoed).
     mock: bool,
+    /// RPC-with-TLS: answer the AUTH_TLS probe, then everything inside TLS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What the fake server saw.
@@ -129,7 +132,11 @@ impl FakeServer {
     }
 }
 
-fn read_record(s: &mut TcpStream) -> Option<Vec<u8>> {
+/// A byte stream: the socket, or TLS over it.
+trait Wire: Read + Write {}
+impl<T: Read + Write> Wire for T {}
+
+fn read_record(s: &mut dyn Wire) -> Option<Vec<u8>> {
     let mut h = [0u8; 4];
     s.read_exact(&mut h).ok()?;
     let len = (u32::from_be_bytes(h) & 0x7fff_ffff) as usize;
@@ -138,10 +145,11 @@ fn read_record(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(v)
 }
 
-fn write_record(s: &mut TcpStream, rec: &[u8]) {
+fn write_record(s: &mut dyn Wire, rec: &[u8]) {
     let mut out = mark(rec.len()).to_vec();
     out.extend_from_slice(rec);
     let _ = s.write_all(&out);
+    let _ = s.flush();
 }
 
 struct ServerContext {
@@ -160,8 +168,37 @@ struct ServerConn {
 }
 
 impl ServerConn {
-    fn serve(mut self, mut s: TcpStream) {
-        while let Some(rec) = read_record(&mut s) {
+    fn serve(self, mut s: TcpStream) {
+        let Some(tls) = self.script.tls.clone() else {
+            return self.serve_on(&mut s);
+        };
+        // The AUTH_TLS probe, answered "STARTTLS"; then the handshake and the records.
+        let Some(probe) = read_record(&mut s) else {
+            return;
+        };
+        match decode_message(&probe) {
+            Ok(RpcMessage::Call(c)) if c.cred_flavor == AUTH_TLS => {
+                let mut out = Vec::new();
+                encode_accepted_verf(
+                    &mut out,
+                    c.xid,
+                    AUTH_NONE,
+                    STARTTLS_VERIFIER,
+                    AcceptStat::Success,
+                );
+                write_record(&mut s, &out);
+            }
+            _ => {
+                self.log.problem("no AUTH_TLS probe first".into());
+                return;
+            }
+        }
+        let session = rustls::ServerConnection::new(tls).unwrap();
+        self.serve_on(&mut rustls::StreamOwned::new(session, s));
+    }
+
+    fn serve_on(mut self, s: &mut dyn Wire) {
+        while let Some(rec) = read_record(s) {
             if rec.windows(MARKER.len()).any(|w| w == MARKER) {
                 self.log.plaintext.fetch_add(1, Ordering::Relaxed);
             }
@@ -179,10 +216,10 @@ impl ServerConn {
             let mut out = Vec::new();
             let callback = self.answer(&c, &mut out);
             if !out.is_empty() {
-                write_record(&mut s, &out);
+                write_record(s, &out);
             }
             if callback {
-                write_record(&mut s, &callback_call());
+                write_record(s, &callback_call());
             }
         }
     }
@@ -532,10 +569,11 @@ fn client_connect_sets_up_a_session_through_each_service() {
             },
         )
         .unwrap();
-        let r = session.call(1, &[Op::PutRootFh, Op::GetFh], false).unwrap();
-        assert_eq!(r.getfh().unwrap(), MOCK_FH);
-        let r = session.call(1, &[Op::PutRootFh, Op::GetFh], false).unwrap();
-        assert_eq!(r.getfh().unwrap(), MOCK_FH);
+        // On each connection (the second one's context is used for the first time).
+        for c in [0, 1] {
+            let r = session.call(c, &[Op::PutRootFh, Op::GetFh], false).unwrap();
+            assert_eq!(r.getfh().unwrap(), MOCK_FH);
+        }
         // The callback after CREATE_SESSION (AUTH_NONE, not RPCSEC_GSS) was answered.
         let callbacks = ids.callbacks.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -657,6 +695,7 @@ fn a_service_the_server_has_no_key_for_is_refused_in_words() {
         text.contains("making a krb5 context with nfs@localhost"),
         "{text}"
     );
+    assert!(text.contains("kinit"), "{text}");
     assert_eq!(
         srv.log.inits.load(Ordering::Relaxed),
         1,
@@ -724,5 +763,106 @@ fn a_used_up_context_is_replaced_before_the_call_goes_out() {
     let seqs: Vec<u32> = srv.log.data.lock().iter().map(|d| d.1).collect();
     assert_eq!(seqs, vec![MAXSEQ - 1, 1]);
     drop(conn);
+    srv.log.assert_clean();
+}
+
+/// A TLS server configuration (TLS 1.3, ALPN "sunrpc") with a certificate for
+/// localhost from a new CA in `dir`, and the client's side trusting that CA.
+fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, crate::ClientTls) {
+    use ringnfs_testkit::pki::{Role, TestCa};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let ca = TestCa::new(dir, "gss");
+    let files = ca.issue("server", &["localhost"], Role::Server, false);
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+    #[allow(deprecated)] // as the client's side (crate::tls)
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"sunrpc".to_vec()];
+    let client = crate::ClientTls::new(&ca.cert, "localhost", None).unwrap();
+    (Arc::new(config), client)
+}
+
+#[test]
+fn krb5p_runs_inside_tls() {
+    let Some((kdc, cc)) = setup("krb5p_runs_inside_tls") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ringnfs-client-gss-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server_tls, client_tls) = tls_pair(&dir);
+    for service in [GssService::Integrity, GssService::Privacy] {
+        let srv = FakeServer::start(
+            kdc,
+            Script {
+                mock: true,
+                tls: Some(server_tls.clone()),
+                ..Script::default()
+            },
+        );
+        srv.mock
+            .callback_after_create
+            .store(true, Ordering::Relaxed);
+        let (ids, session) = Client::connect(
+            &[srv.addr],
+            ClientOptions {
+                gss: Some(opts(service, &cc)),
+                tls: Some(client_tls.clone()),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let r = session.call(0, &[Op::PutRootFh, Op::GetFh], false).unwrap();
+        assert_eq!(r.getfh().unwrap(), MOCK_FH);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while srv.log.callback_replies.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let callbacks = ids.callbacks.unwrap();
+        assert_eq!(
+            callbacks.op_count(ringnfs_proto::nfs4::consts::cb_op::CB_SEQUENCE),
+            1
+        );
+        drop(session);
+        srv.log.assert_clean();
+        assert_eq!(srv.log.contexts.load(Ordering::Relaxed), 1);
+        assert_eq!(srv.log.destroyed.load(Ordering::Relaxed), 1);
+        assert_eq!(srv.log.data.lock().len(), 4, "{service:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_context_that_expired_with_its_ticket_is_named() {
+    let Some((kdc, _)) = setup("a_context_that_expired_with_its_ticket_is_named") else {
+        return;
+    };
+    let cc = kdc.kinit("alice", Some("3s")).unwrap();
+    let srv = FakeServer::start(kdc, Script::default());
+    let conn = connect(srv.addr, &opts(GssService::Integrity, &cc)).unwrap();
+    conn.null().unwrap();
+    let ctx = conn.gss_conn().unwrap().current.lock().clone().unwrap();
+    let left = ctx.sec.lock().lifetime();
+    assert!(left <= Duration::from_secs(3), "{left:?}");
+    std::thread::sleep(left + Duration::from_millis(200));
+    // Refused before it goes out; the new context needs a ticket, which expired too.
+    // (Within the clock skew MIT still makes the AP-REQ and the server accepts it, but
+    // the context it makes ends at once.)
+    let e = conn.null().unwrap_err();
+    let text = words(&e);
+    assert!(matches!(e, ClientError::GssContext(_)), "{e:?}");
+    assert!(text.contains("the context expired"), "{text}");
+    assert!(text.contains("making a new context failed"), "{text}");
+    assert!(text.contains("kinit"), "{text}");
+    assert_eq!(srv.log.data.lock().len(), 1, "the call never went out");
     srv.log.assert_clean();
 }
