@@ -1,5 +1,6 @@
-//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Depends on the wire types
-//! only, never on the server. The load generator built on it is `ringnfs-bench`.
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions, RPC-with-TLS and RPCSEC_GSS.
+//! Depends on the wire types and on the Kerberos mechanism (`ringnfs-gss`), never on the
+//! server. The load generator built on it is `ringnfs-bench`.
 
 pub mod callback;
 pub mod compound;
