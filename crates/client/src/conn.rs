@@ -218,9 +218,20 @@ impl RpcConn {
         Ok(())
     }
 
-    #[cfg(test)]
-    pub(crate) fn gss_conn(&self) -> Option<&GssConn> {
-        self.gss.as_ref()
+    /// How long the connection's RPCSEC_GSS context stays valid (it ends with the
+    /// Kerberos ticket it was made with; a call after that makes a new one): None without
+    /// RPCSEC_GSS or once destroyed.
+    pub fn gss_lifetime(&self) -> Option<Duration> {
+        self.gss.as_ref().and_then(|g| g.lifetime())
+    }
+
+    /// Tests only: the next RPCSEC_GSS sequence number (to reach MAXSEQ).
+    #[cfg(any(test, feature = "mock"))]
+    #[doc(hidden)]
+    pub fn gss_set_next_seq(&self, next: u32) {
+        if let Some(g) = &self.gss {
+            g.set_next_seq(next);
+        }
     }
 
     /// The RPCSEC_GSS options the connection's calls use, if any.

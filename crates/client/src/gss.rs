@@ -38,9 +38,6 @@ use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder, pad4};
 use super::conn::{MAX_RECORD, ReplyBody, RpcConn, reply_failure_error};
 use super::error::ClientError;
 
-#[cfg(test)]
-mod tests;
-
 /// How long a dropped connection waits for the answer to DESTROY.
 pub const DESTROY_WAIT: Duration = Duration::from_millis(500);
 /// Round trips allowed to make a context (Kerberos takes one).
@@ -330,6 +327,19 @@ impl GssConn {
 
     pub(crate) fn options(&self) -> &ClientGss {
         &self.opts
+    }
+
+    pub(crate) fn lifetime(&self) -> Option<Duration> {
+        let ctx = self.current.lock().clone()?;
+        let left = ctx.sec.lock().lifetime();
+        Some(left)
+    }
+
+    #[cfg(any(test, feature = "mock"))]
+    pub(crate) fn set_next_seq(&self, next: u32) {
+        if let Some(ctx) = &*self.current.lock() {
+            ctx.next_seq.store(next, Ordering::Relaxed);
+        }
     }
 
     /// One DATA call; a refused, expired or used-up context is replaced once.

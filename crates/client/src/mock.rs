@@ -138,7 +138,7 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
 
 /// The CB_COMPOUND { CB_SEQUENCE } the mock sends after CREATE_SESSION asked for a back
 /// channel (AUTH_NONE, xid 0xCB).
-pub(crate) fn callback_call() -> Vec<u8> {
+pub fn callback_call() -> Vec<u8> {
     let mut cb = Vec::new();
     encode_call(
         &mut cb,
@@ -166,7 +166,7 @@ pub(crate) fn callback_call() -> Vec<u8> {
 }
 
 /// Returns the COMPOUND4res, whether to send a callback, or None to drop the reply.
-pub(crate) fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrError> {
+pub fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrError> {
     let mut d = XdrDecoder::new(args);
     let tag = d.opaque(1024)?.to_vec();
     let _minor = d.u32()?;

@@ -1,30 +1,37 @@
-//! RPCSEC_GSS against a fake server thread of this process that speaks RFC 2203 with
+//! The client's RPCSEC_GSS (`src/gss.rs`) against a fake server thread of this process that speaks RFC 2203 with
 //! MIT's acceptor and the test KDC's service keytab: it makes contexts, checks every
 //! call's verifier, sequence number and protected arguments, and answers with
 //! protected results; NFSv4 COMPOUNDs go to the mock server's COMPOUND (so
 //! `Client::connect` sets a session up through it) or are echoed. The client's tickets
-//! are alice's, from the test KDC (`ringnfs_testkit::kdc`).
+//! are alice's, from the test KDC (`ringnfs_testkit::kdc`). A binary of its own: every
+//! test in it starts with `Kdc::shared()`, which sets the KDC's variables in the
+//! environment before any thread of the binary reaches MIT's library.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::net::TcpStream;
-use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use ringnfs_gss::{AcceptState, AcceptStep, Acceptor};
-use ringnfs_proto::nfs4::consts::PROC_COMPOUND;
-use ringnfs_proto::rpc::auth::{AUTH_TLS, STARTTLS_VERIFIER};
-use ringnfs_proto::rpc::gss::{SeqCheck, SeqWindow, decode_init_arg};
+use parking_lot::Mutex;
+use ringnfs_client::mock::{MOCK_FH, MockState, callback_call, compound as mock_compound};
+use ringnfs_client::{Client, ClientError, ClientGss, ClientOptions, GssService, Op, RpcConn};
+use ringnfs_gss::{AcceptState, AcceptStep, Acceptor, Gss, SecContext, status};
+use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
+use ringnfs_proto::rpc::auth::{AUTH_NONE, AUTH_TLS, RPCSEC_GSS, STARTTLS_VERIFIER};
+use ringnfs_proto::rpc::gss::{
+    GssCred, GssInitRes, GssProc, IntegData, MAXSEQ, RPCSEC_GSS_CREDPROBLEM, RPCSEC_GSS_CTXPROBLEM,
+    SeqCheck, SeqWindow, decode_init_arg, split_seq,
+};
 use ringnfs_proto::rpc::message::{encode_accepted_verf, encode_rejected_auth};
 use ringnfs_proto::rpc::record::mark;
-use ringnfs_proto::rpc::{CallHeader, Credential};
+use ringnfs_proto::rpc::{AcceptStat, CallHeader, Credential, RpcMessage, decode_message};
+use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
 use ringnfs_testkit::kdc::{self, Kdc, KdcError};
 
-use super::*;
-use crate::mock::{MOCK_FH, MockState, callback_call, compound as mock_compound};
-use crate::{Client, ClientOptions, Op};
-
+/// The largest protected body the fake server takes.
+const MAX_RECORD: usize = 4 << 20;
 /// The sequence window the fake server grants.
 const WINDOW: u32 = 64;
 /// Bytes every echoed payload starts with: seen in the records of krb5 and krb5i,
@@ -754,8 +761,7 @@ fn a_used_up_context_is_replaced_before_the_call_goes_out() {
     };
     let srv = FakeServer::start(kdc, Script::default());
     let conn = connect(srv.addr, &opts(GssService::Privacy, &cc)).unwrap();
-    let ctx = conn.gss_conn().unwrap().current.lock().clone().unwrap();
-    ctx.next_seq.store(MAXSEQ - 1, Ordering::Relaxed);
+    conn.gss_set_next_seq(MAXSEQ - 1);
     conn.null().unwrap();
     assert_eq!(srv.log.contexts.load(Ordering::Relaxed), 1);
     conn.null().unwrap();
@@ -768,7 +774,7 @@ fn a_used_up_context_is_replaced_before_the_call_goes_out() {
 
 /// A TLS server configuration (TLS 1.3, ALPN "sunrpc") with a certificate for
 /// localhost from a new CA in `dir`, and the client's side trusting that CA.
-fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, crate::ClientTls) {
+fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, ringnfs_client::ClientTls) {
     use ringnfs_testkit::pki::{Role, TestCa};
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -779,7 +785,7 @@ fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, crate::ClientT
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
-    #[allow(deprecated)] // as the client's side (crate::tls)
+    #[allow(deprecated)] // as the client's side (ringnfs_client::tls)
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -788,7 +794,7 @@ fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, crate::ClientT
         .with_single_cert(chain, key)
         .unwrap();
     config.alpn_protocols = vec![b"sunrpc".to_vec()];
-    let client = crate::ClientTls::new(&ca.cert, "localhost", None).unwrap();
+    let client = ringnfs_client::ClientTls::new(&ca.cert, "localhost", None).unwrap();
     (Arc::new(config), client)
 }
 
@@ -850,8 +856,7 @@ fn a_context_that_expired_with_its_ticket_is_named() {
     let srv = FakeServer::start(kdc, Script::default());
     let conn = connect(srv.addr, &opts(GssService::Integrity, &cc)).unwrap();
     conn.null().unwrap();
-    let ctx = conn.gss_conn().unwrap().current.lock().clone().unwrap();
-    let left = ctx.sec.lock().lifetime();
+    let left = conn.gss_lifetime().unwrap();
     assert!(left <= Duration::from_secs(3), "{left:?}");
     std::thread::sleep(left + Duration::from_millis(200));
     // Refused before it goes out; the new context needs a ticket, which expired too.
