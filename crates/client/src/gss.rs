@@ -7,7 +7,7 @@
 //! window, verified with the new context. Every later call is a DATA call: the credential
 //! names the context and a fresh sequence number, the verifier checksums the call header,
 //! and the arguments and results are protected as the service says
-//! ([`Context::seal_call`], [`Context::open_reply`]). A context the server refuses
+//! (`Context::seal_call`, `Context::open_reply`). A context the server refuses
 //! (RPCSEC_GSS_CREDPROBLEM or CTXPROBLEM: it forgot it, or it expired), or one that
 //! expired with its ticket or used up its sequence numbers before a call went out, is
 //! replaced once and the call sent again (it was not executed). Shutting the connection
@@ -358,12 +358,12 @@ impl GssConn {
             Err(Failure::Stale(why)) => why,
         };
         tracing::debug!(peer = %conn.peer_addr(), reason = %why, "replacing the RPCSEC_GSS context");
-        let fresh = self.renew(conn, &ctx).map_err(|e| {
-            let e = match e {
-                ClientError::Gss(text) => text,
-                other => other.to_string(),
-            };
-            ClientError::GssContext(format!("{why}; making a new context failed: {e}"))
+        // The connection failing meanwhile is reported as it is (the call was not sent).
+        let fresh = self.renew(conn, &ctx).map_err(|e| match e {
+            ClientError::Gss(text) => {
+                ClientError::GssContext(format!("{why}; making a new context failed: {text}"))
+            }
+            other => other,
         })?;
         match self.call_with(conn, &fresh, call, args) {
             Ok(r) => Ok(r),
