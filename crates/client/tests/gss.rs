@@ -871,3 +871,43 @@ fn a_context_that_expired_with_its_ticket_is_named() {
     assert_eq!(srv.log.data.lock().len(), 1, "the call never went out");
     srv.log.assert_clean();
 }
+
+#[test]
+fn callers_that_all_find_the_context_refused_make_one_new_context() {
+    let Some((kdc, cc)) = setup("callers_that_all_find_the_context_refused_make_one_new_context")
+    else {
+        return;
+    };
+    // The first DATA call is refused and the context forgotten: the calls in flight
+    // with it are refused too (RPCSEC_GSS_CREDPROBLEM).
+    let srv = FakeServer::start(
+        kdc,
+        Script {
+            ctxproblem: 1,
+            ..Script::default()
+        },
+    );
+    let conn = Arc::new(connect(srv.addr, &opts(GssService::Privacy, &cc)).unwrap());
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8u8)
+        .map(|t| {
+            let (c, start) = (conn.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for i in 0..5u8 {
+                    let mut p = payload(64);
+                    p.extend_from_slice(&[t, i, 0, 0]);
+                    let r = c.call(NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, &p);
+                    assert_eq!(r.unwrap().data, p);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(srv.log.contexts.load(Ordering::Relaxed), 2);
+    assert_eq!(srv.log.data.lock().len(), 40);
+    drop(conn);
+    srv.log.assert_clean();
+}
