@@ -3,7 +3,8 @@
 //! A background reader thread reassembles records, hands each reply to the caller
 //! waiting on its xid, and answers calls the server sends (callbacks) through a
 //! [`CallbackHandler`]. When the connection dies every waiting caller gets
-//! [`ClientError::Disconnected`] at once.
+//! [`ClientError::Disconnected`] at once. With RPCSEC_GSS ([`RpcConn::start_gss`]) calls
+//! are sent and their replies checked by [`crate::gss`].
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -19,6 +20,7 @@ use parking_lot::Mutex;
 use super::callback::{CallbackHandler, DefaultCallbackHandler, answer_call};
 use super::compound::CompoundReply;
 use super::error::ClientError;
+use super::gss::{ClientGss, GssConn};
 use super::ops::{Op, encode_compound};
 use super::tls::{self, ClientTls};
 use ringnfs_proto::nfs4::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
@@ -27,7 +29,7 @@ use ringnfs_proto::rpc::record::mark;
 use ringnfs_proto::rpc::{Credential, RecordAssembler, RpcMessage, decode_message, encode_call};
 
 /// Largest record accepted from the server (1 MiB payloads plus headers).
-const MAX_RECORD: usize = 4 << 20;
+pub(crate) const MAX_RECORD: usize = 4 << 20;
 /// Replies nobody waits for that are kept for `recv_unmatched`.
 const UNMATCHED_QUEUE: usize = 256;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +85,8 @@ pub struct RpcConn {
     inner: Arc<Inner>,
     default_handler: Option<Arc<DefaultCallbackHandler>>,
     reader: Mutex<Option<JoinHandle<()>>>,
+    /// RPCSEC_GSS for every call, once [`RpcConn::start_gss`] made the context.
+    gss: Option<GssConn>,
 }
 
 impl std::fmt::Debug for RpcConn {
@@ -91,6 +95,7 @@ impl std::fmt::Debug for RpcConn {
             .field("local", &self.inner.local)
             .field("peer", &self.inner.peer)
             .field("closed", &self.is_closed())
+            .field("gss", &self.gss)
             .finish()
     }
 }
@@ -193,7 +198,45 @@ impl RpcConn {
             inner,
             default_handler: None,
             reader: Mutex::new(Some(reader)),
+            gss: None,
         })
+    }
+
+    /// Makes an RPCSEC_GSS context with the server (inside TLS, on a TLS connection):
+    /// every later call goes out with it, protected as `gss.service` says. Callbacks
+    /// from the server are still answered as before (they are not RPCSEC_GSS). Fails
+    /// with [`ClientError::Gss`], in words, when the server does not offer RPCSEC_GSS or
+    /// the context cannot be made (no tickets, an unknown service, ...).
+    pub fn start_gss(&mut self, gss: &ClientGss) -> Result<(), ClientError> {
+        if self.gss.is_some() {
+            return Err(ClientError::Gss(
+                "the connection already has an RPCSEC_GSS context".into(),
+            ));
+        }
+        let g = GssConn::start(self, gss)?;
+        self.gss = Some(g);
+        Ok(())
+    }
+
+    /// How long the connection's RPCSEC_GSS context stays valid (it ends with the
+    /// Kerberos ticket it was made with; a call after that makes a new one): None without
+    /// RPCSEC_GSS or once destroyed.
+    pub fn gss_lifetime(&self) -> Option<Duration> {
+        self.gss.as_ref().and_then(|g| g.lifetime())
+    }
+
+    /// Tests only: the next RPCSEC_GSS sequence number (to reach MAXSEQ).
+    #[cfg(any(test, feature = "mock"))]
+    #[doc(hidden)]
+    pub fn gss_set_next_seq(&self, next: u32) {
+        if let Some(g) = &self.gss {
+            g.set_next_seq(next);
+        }
+    }
+
+    /// The RPCSEC_GSS options the connection's calls use, if any.
+    pub fn gss(&self) -> Option<&ClientGss> {
+        self.gss.as_ref().map(|g| g.options())
     }
 
     /// The default callback handler, when the connection was made with [`RpcConn::connect`].
@@ -236,8 +279,19 @@ impl RpcConn {
         }
     }
 
-    /// Close the connection; waiting callers get `Disconnected`.
+    /// Close the connection; waiting callers get `Disconnected`. An RPCSEC_GSS context
+    /// is destroyed first (best effort, waiting at most [`crate::gss::DESTROY_WAIT`]).
     pub fn shutdown(&self) {
+        if let Some(g) = &self.gss
+            && !self.is_closed()
+        {
+            g.destroy(self);
+        }
+        self.close();
+    }
+
+    /// Close the socket at once.
+    fn close(&self) {
         self.inner.close();
         let _ = self.inner.stream.shutdown(Shutdown::Both);
     }
@@ -250,11 +304,39 @@ impl RpcConn {
         proc_: u32,
         args: &[u8],
     ) -> Result<ReplyBody, ClientError> {
+        if let Some(g) = &self.gss {
+            return g.call(self, (prog, vers, proc_), args);
+        }
+        let (xid, reply) = self.exchange(self.timeout(), args.len() + 128, |xid, rec| {
+            encode_call(rec, xid, prog, vers, proc_, &self.inner.cred);
+            rec.extend_from_slice(args);
+            Ok::<(), ClientError>(())
+        })?;
+        match decode_message(&reply) {
+            Ok(RpcMessage::Reply(r)) => match r.body {
+                Ok(data) => Ok(ReplyBody {
+                    xid,
+                    data: data.to_vec(),
+                }),
+                Err(f) => Err(reply_failure_error(f)),
+            },
+            _ => Err(ClientError::BadReply("undecodable RPC reply".into())),
+        }
+    }
+
+    /// Sends the call `build` appends to the record (after the 4 bytes of its record
+    /// mark, filled in here) for a fresh xid, and waits up to `timeout` for the reply:
+    /// (xid, the reply record).
+    pub(crate) fn exchange<E: From<ClientError>>(
+        &self,
+        timeout: Duration,
+        capacity: usize,
+        build: impl FnOnce(u32, &mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(u32, Vec<u8>), E> {
         let xid = self.inner.next_xid.fetch_add(1, Ordering::Relaxed);
-        let mut rec = Vec::with_capacity(args.len() + 128);
+        let mut rec = Vec::with_capacity(capacity);
         rec.extend_from_slice(&[0; 4]);
-        encode_call(&mut rec, xid, prog, vers, proc_, &self.inner.cred);
-        rec.extend_from_slice(args);
+        build(xid, &mut rec)?;
         let m = mark(rec.len() - 4);
         rec[..4].copy_from_slice(&m);
 
@@ -262,34 +344,23 @@ impl RpcConn {
         {
             let mut p = self.inner.pending.lock();
             if self.is_closed() {
-                return Err(self.disconnected());
+                return Err(self.disconnected().into());
             }
             p.insert(xid, tx);
         }
         if let Err(e) = self.write_all(&rec) {
             self.inner.pending.lock().remove(&xid);
-            return Err(e);
+            return Err(e.into());
         }
-        let reply = match rx.recv_timeout(self.timeout()) {
+        let reply = match rx.recv_timeout(timeout) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 self.inner.pending.lock().remove(&xid);
-                return Err(ClientError::Timeout);
+                return Err(ClientError::Timeout.into());
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(self.disconnected()),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.disconnected().into()),
         };
-        match decode_message(&reply) {
-            Ok(RpcMessage::Reply(r)) => match r.body {
-                Ok(data) => Ok(ReplyBody {
-                    xid,
-                    data: data.to_vec(),
-                }),
-                Err(ReplyFailure::Accepted(s)) => Err(ClientError::RpcAccepted(s)),
-                Err(ReplyFailure::RpcMismatch(lo, hi)) => Err(ClientError::RpcMismatch(lo, hi)),
-                Err(ReplyFailure::AuthError(s)) => Err(ClientError::AuthError(s)),
-            },
-            _ => Err(ClientError::BadReply("undecodable RPC reply".into())),
-        }
+        Ok((xid, reply))
     }
 
     /// NFSPROC4_NULL.
@@ -336,7 +407,7 @@ impl RpcConn {
         res.map_err(|e| {
             tracing::debug!(peer = %self.inner.peer, error = %e, "client write failed");
             // A broken stream: make sure the reader notices and wakes everyone.
-            self.shutdown();
+            self.close();
             match e.kind() {
                 ErrorKind::BrokenPipe
                 | ErrorKind::ConnectionReset
@@ -355,6 +426,15 @@ impl Drop for RpcConn {
         {
             let _ = h.join();
         }
+    }
+}
+
+/// The error of a reply that is not an accepted SUCCESS.
+pub(crate) fn reply_failure_error(f: ReplyFailure) -> ClientError {
+    match f {
+        ReplyFailure::Accepted(s) => ClientError::RpcAccepted(s),
+        ReplyFailure::RpcMismatch(lo, hi) => ClientError::RpcMismatch(lo, hi),
+        ReplyFailure::AuthError(s) => ClientError::AuthError(s),
     }
 }
 

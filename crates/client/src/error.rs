@@ -32,6 +32,15 @@ pub enum ClientError {
     /// (the reason in words).
     #[error("TLS: {0}")]
     Tls(String),
+    /// RPCSEC_GSS (Kerberos) failed, in words: the server does not offer it, the context
+    /// could not be made, a reply's checksum does not verify.
+    #[error("RPCSEC_GSS: {0}")]
+    Gss(String),
+    /// The server refused the call's RPCSEC_GSS context (RPCSEC_GSS_CREDPROBLEM or
+    /// RPCSEC_GSS_CTXPROBLEM: it no longer knows it, or it expired), and refused the new
+    /// one made for the retry too. The call was not executed.
+    #[error("RPCSEC_GSS: {0}")]
+    GssContext(String),
     /// An NFS operation failed: (opnum, nfsstat4).
     #[error("{} failed with NFS status {status}", op_name(*.opnum))]
     Nfs { opnum: u32, status: NfsStatus },

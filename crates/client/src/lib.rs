@@ -1,11 +1,13 @@
-//! NFSv4.1 client: connections, COMPOUND encoding, sessions. Depends on the wire types
-//! only, never on the server. The load generator built on it is `ringnfs-bench`.
+//! NFSv4.1 client: connections, COMPOUND encoding, sessions, RPC-with-TLS and RPCSEC_GSS.
+//! Depends on the wire types and on the Kerberos mechanism (`ringnfs-gss`), never on the
+//! server. The load generator built on it is `ringnfs-bench`.
 
 pub mod callback;
 pub mod compound;
 pub mod conn;
 pub mod error;
 pub mod files;
+pub mod gss;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
 pub mod ops;
@@ -23,6 +25,7 @@ pub use compound::{
 pub use conn::{ReplyBody, RpcConn};
 pub use error::ClientError;
 pub use files::{Fh, Files, OpenFile};
+pub use gss::ClientGss;
 /// The proto argument and result types the client uses as they are (their XDR is the
 /// server's).
 pub use ops::wire::{
@@ -34,6 +37,8 @@ pub use ops::{
     CallbackSec, ChannelAttrs, CreateSessionArgs, CreateType, ExchangeIdArgs, Fattr, ImplId,
     Locker, Op, OpenArgs, OpenClaim, OpenHow, SessionId, StateProtect, Stateid, TimeSet, Verifier,
 };
+/// RPCSEC_GSS's services, for [`ClientGss::service`].
+pub use ringnfs_proto::rpc::gss::GssService;
 pub use session::Session;
 pub use setup::{
     Client, ClientIds, ClientOptions, DEFAULT_MAX_MESSAGE, default_back_attrs, default_fore_attrs,

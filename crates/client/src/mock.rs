@@ -48,6 +48,15 @@ pub struct MockState {
     pub create_sequences: Mutex<Vec<u32>>,
 }
 
+impl MockState {
+    /// A fresh state with 64 slots, as [`MockServer::start`] makes it.
+    pub fn new() -> MockState {
+        let state = MockState::default();
+        state.nslots.store(64, Ordering::Relaxed);
+        state
+    }
+}
+
 pub struct MockServer {
     pub addr: SocketAddr,
     pub state: Arc<MockState>,
@@ -57,8 +66,7 @@ impl MockServer {
     pub fn start() -> MockServer {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let state = Arc::new(MockState::default());
-        state.nslots.store(64, Ordering::Relaxed);
+        let state = Arc::new(MockState::new());
         let st = state.clone();
         std::thread::spawn(move || {
             for s in l.incoming() {
@@ -118,29 +126,7 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
         let _ = w.write_all(&mark(out.len()));
         let _ = w.write_all(&out);
         if callback {
-            let mut cb = Vec::new();
-            encode_call(
-                &mut cb,
-                0xCB,
-                0x4000_0000,
-                1,
-                CB_PROC_COMPOUND,
-                &Credential::None,
-            );
-            cb.put_opaque(b"");
-            cb.put_u32(1);
-            cb.put_u32(0);
-            cb.put_u32(1);
-            cb.put_u32(cb_op::CB_SEQUENCE);
-            wire::CbSequenceArgs {
-                sessionid: MOCK_SESSION,
-                sequenceid: 1,
-                slotid: 0,
-                highest_slotid: 0,
-                cachethis: false,
-                referring_calls: Vec::new(),
-            }
-            .encode(&mut cb);
+            let cb = callback_call();
             let _ = w.write_all(&mark(cb.len()));
             let _ = w.write_all(&cb);
         }
@@ -150,8 +136,37 @@ fn serve(s: TcpStream, st: Arc<MockState>) {
     }
 }
 
+/// The CB_COMPOUND { CB_SEQUENCE } the mock sends after CREATE_SESSION asked for a back
+/// channel (AUTH_NONE, xid 0xCB).
+pub fn callback_call() -> Vec<u8> {
+    let mut cb = Vec::new();
+    encode_call(
+        &mut cb,
+        0xCB,
+        0x4000_0000,
+        1,
+        CB_PROC_COMPOUND,
+        &Credential::None,
+    );
+    cb.put_opaque(b"");
+    cb.put_u32(1);
+    cb.put_u32(0);
+    cb.put_u32(1);
+    cb.put_u32(cb_op::CB_SEQUENCE);
+    wire::CbSequenceArgs {
+        sessionid: MOCK_SESSION,
+        sequenceid: 1,
+        slotid: 0,
+        highest_slotid: 0,
+        cachethis: false,
+        referring_calls: Vec::new(),
+    }
+    .encode(&mut cb);
+    cb
+}
+
 /// Returns the COMPOUND4res, whether to send a callback, or None to drop the reply.
-fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrError> {
+pub fn compound(st: &MockState, args: &[u8]) -> Result<Option<(Vec<u8>, bool)>, XdrError> {
     let mut d = XdrDecoder::new(args);
     let tag = d.opaque(1024)?.to_vec();
     let _minor = d.u32()?;

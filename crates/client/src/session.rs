@@ -61,7 +61,10 @@ fn outcome_of(r: &Result<CompoundReply, ClientError>) -> SlotOutcome {
         },
         // Refused before NFS processing.
         Err(
-            ClientError::RpcAccepted(_) | ClientError::RpcMismatch(..) | ClientError::AuthError(_),
+            ClientError::RpcAccepted(_)
+            | ClientError::RpcMismatch(..)
+            | ClientError::AuthError(_)
+            | ClientError::GssContext(_),
         ) => SlotOutcome::Unchanged,
         Err(_) => SlotOutcome::Uncertain,
     }

@@ -56,6 +56,11 @@ pub struct ClientOptions {
     pub source: Option<std::net::IpAddr>,
     /// RPC-with-TLS on every connection (RFC 9289); plain TCP when None.
     pub tls: Option<crate::tls::ClientTls>,
+    /// RPCSEC_GSS with Kerberos (krb5, krb5i, krb5p) for every call of every connection,
+    /// each connection with a context of its own (inside TLS when `tls` is set too);
+    /// `cred` then only gives the callbacks' default security (`cb_sec`). AUTH_SYS or
+    /// AUTH_NONE from `cred` when None.
+    pub gss: Option<crate::gss::ClientGss>,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +84,7 @@ impl Default for ClientOptions {
             cb_sec: None,
             source: None,
             tls: None,
+            gss: None,
         }
     }
 }
@@ -158,14 +164,7 @@ impl Client {
             (None, Some(h)) => h.clone(),
             (None, None) => unreachable!(),
         };
-        let conn = RpcConn::connect_from(
-            first,
-            opts.source,
-            opts.cred.clone(),
-            handler.clone(),
-            opts.tls.as_ref(),
-        )?;
-        conn.set_timeout(opts.timeout);
+        let conn = open_conn(first, &opts, &handler)?;
 
         let owner = opts.owner.clone().unwrap_or_else(unique_owner);
         let verifier = opts.verifier.unwrap_or_else(rand::random);
@@ -211,14 +210,7 @@ impl Client {
 
         let session = Arc::new(Session::new(create_args, create, conn));
         for i in 1..opts.connections.max(1) {
-            let c = RpcConn::connect_from(
-                addrs[i % addrs.len()],
-                opts.source,
-                opts.cred.clone(),
-                handler.clone(),
-                opts.tls.as_ref(),
-            )?;
-            c.set_timeout(opts.timeout);
+            let c = open_conn(addrs[i % addrs.len()], &opts, &handler)?;
             session.add_connection(c);
         }
         if opts.reclaim_complete {
@@ -236,4 +228,24 @@ impl Client {
             session,
         ))
     }
+}
+
+/// One connection of the client: TCP, then TLS and RPCSEC_GSS as the options say.
+fn open_conn(
+    addr: SocketAddr,
+    opts: &ClientOptions,
+    handler: &Arc<dyn CallbackHandler>,
+) -> Result<RpcConn, ClientError> {
+    let mut conn = RpcConn::connect_from(
+        addr,
+        opts.source,
+        opts.cred.clone(),
+        handler.clone(),
+        opts.tls.as_ref(),
+    )?;
+    conn.set_timeout(opts.timeout);
+    if let Some(gss) = &opts.gss {
+        conn.start_gss(gss)?;
+    }
+    Ok(conn)
 }
