@@ -43,6 +43,8 @@
 //! # tls_cert = "/etc/ringnfs/server.pem"     # RPC-with-TLS: certificate chain (absent: no TLS)
 //! # tls_key = "/etc/ringnfs/server-key.pem"  # ... and its key
 //! # tls_client_ca = "/etc/ringnfs/clients-ca.pem"  # client certificates (mutual TLS)
+//! # krb5_keytab = "/etc/krb5.keytab"  # Kerberos (RPCSEC_GSS) service keys
+//! krb5_realm = []            # realms of local users (default: krb5.conf's default_realm)
 //! ```
 
 pub use ringnfs_proto::addr::resolve_addr;

@@ -26,6 +26,7 @@ use crate::nfs4::export::{
     MAX_FLAVORS, XprtSec,
 };
 use crate::rpc::auth::{AUTH_NONE, AUTH_SYS};
+use crate::rpc::gss::{KRB5, KRB5I, KRB5P};
 use crate::server::{BackendKind, IoMode};
 
 /// Where the control plane keeps the exports it changed, in the state directory.
@@ -42,6 +43,8 @@ pub struct ExportDefaults {
     pub options: ExportOptions,
     /// Server addresses for fs_locations.
     pub locations: Vec<String>,
+    /// The server has Kerberos (RPCSEC_GSS): exports may list krb5 flavors.
+    pub kerberos: bool,
 }
 
 /// The exports file: `[[export]]` tables, as in the config file.
@@ -88,10 +91,15 @@ fn flavor(name: &str) -> Result<u32, String> {
     match name.trim() {
         "sys" => Ok(AUTH_SYS),
         "none" => Ok(AUTH_NONE),
-        f @ ("krb5" | "krb5i" | "krb5p" | "tls" | "mtls") => Err(format!(
-            "security flavor {f:?} is not supported yet (sys and none are)"
+        "krb5" => Ok(KRB5),
+        "krb5i" => Ok(KRB5I),
+        "krb5p" => Ok(KRB5P),
+        f @ ("tls" | "mtls") => Err(format!(
+            "{f:?} is a transport security, not a flavor: give it as xprtsec = [\"{f}\"]"
         )),
-        f => Err(format!("{f:?} is not a security flavor (sys, none)")),
+        f => Err(format!(
+            "{f:?} is not a security flavor (sys, none, krb5, krb5i, krb5p)"
+        )),
     }
 }
 
@@ -137,6 +145,13 @@ pub fn export_options(spec: &ExportSpec, d: &ExportDefaults) -> Result<ExportOpt
             client: ClientMatch::parse(&c.host)?,
             access: access(&c.access(), &own).map_err(|e| format!("client {:?}: {e}", c.host))?,
         });
+    }
+    let krb5 = |a: &Access| a.flavors.iter().any(|f| [KRB5, KRB5I, KRB5P].contains(f));
+    if !d.kerberos && (krb5(&own) || rules.iter().any(|r| krb5(&r.access))) {
+        return Err("sec krb5, krb5i and krb5p need Kerberos, which this server was started \
+                    without: start it with --krb5-keytab FILE (or an export that lists a \
+                    krb5 flavor in the config file)"
+            .into());
     }
     let io_mode = match &spec.io_mode {
         Some(m) => <IoMode as clap::ValueEnum>::from_str(m, true)
@@ -489,6 +504,7 @@ mod tests {
     fn defaults() -> ExportDefaults {
         ExportDefaults {
             backend: BackendKind::Memory,
+            kerberos: false,
             options: ExportOptions::default(),
             locations: Vec::new(),
         }

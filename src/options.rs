@@ -387,6 +387,16 @@ macro_rules! integer_words {
 
 integer_words!(u16, u32, u64, usize);
 
+impl Word for String {
+    fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
+        Ok(s.to_string())
+    }
+
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
 impl Word for PathBuf {
     fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
         Ok(PathBuf::from(s))
@@ -764,6 +774,15 @@ serve_options! {
     /// and one these CAs signed makes the connection mutual TLS (exports'
     /// `xprtsec = ["mtls"]`, Linux: mount -o xprtsec=mtls).
     tls_client_ca: PathBuf => Spec::value("FILE").shown("none: no client certificates asked for");
+    /// Kerberos keytab with the server's service principals (nfs/HOST@REALM): RPCSEC_GSS
+    /// (exports' `sec = ["krb5", "krb5i", "krb5p"]`) with MIT Kerberos. An export that
+    /// lists a krb5 flavor turns Kerberos on with the default keytab (KRB5_KTNAME, else
+    /// /etc/krb5.keytab).
+    krb5_keytab: PathBuf => Spec::value("FILE").shown("none: Kerberos only if an export asks");
+    /// Realm whose principals are local users of the same name (alice@REALM runs as the
+    /// passwd user alice; a numeric name as that uid); others run as the anonymous user
+    /// (repeatable).
+    krb5_realm: Vec<String> = Vec::new() => Spec::value("REALM").shown("default_realm of krb5.conf");
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
     max_connections: usize = server::DEFAULT_MAX_CONNECTIONS => Spec::value("N");
     /// Open connections allowed per client IP address (0 = unlimited).
@@ -844,6 +863,8 @@ impl ServeOptions {
             tls_cert: self.tls_cert(),
             tls_key: self.tls_key(),
             tls_client_ca: self.tls_client_ca(),
+            krb5_keytab: self.krb5_keytab(),
+            krb5_realms: self.krb5_realm(),
             control: self.control().0,
             control_token_file: self.control_token_file(),
             limits: Limits {

@@ -72,6 +72,11 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
+    /// Kerberos (RPCSEC_GSS): the keytab (None: the default one, used only when an
+    /// export lists a krb5 flavor), and the realms of local users (empty: krb5.conf's
+    /// default_realm).
+    pub krb5_keytab: Option<PathBuf>,
+    pub krb5_realms: Vec<String>,
     /// Control-plane address (HTTP API and metrics); None: no control plane (the
     /// default here; `ringnfs serve` uses 127.0.0.1:9049). Port 0 picks a free port
     /// ([`Server::control_addr`] tells which).
@@ -223,6 +228,71 @@ pub struct Server {
     tls: Option<Arc<TlsAcceptor>>,
 }
 
+/// Kerberos, when `cfg` gives a keytab or an export lists a krb5 flavor: MIT's GSS-API
+/// loaded and the keytab's keys acquired now, so a missing library or keytab stops the
+/// start with a message.
+fn start_gss(
+    cfg: &ServerConfig,
+    specs: &[ExportSpec],
+) -> anyhow::Result<Option<Arc<crate::nfs4::rpcsec_gss::RpcsecGss>>> {
+    let asked = specs.iter().any(|s| {
+        std::iter::once(&s.sec)
+            .chain(s.clients.iter().map(|c| &c.sec))
+            .flatten()
+            .flatten()
+            .any(|f| f.trim().starts_with("krb5"))
+    });
+    if cfg.krb5_keytab.is_none() && !asked {
+        return Ok(None);
+    }
+    let local_realms = if cfg.krb5_realms.is_empty() {
+        krb5_default_realm().into_iter().collect()
+    } else {
+        cfg.krb5_realms.clone()
+    };
+    let gss_cfg = crate::nfs4::rpcsec_gss::GssConfig {
+        keytab: cfg.krb5_keytab.clone(),
+        local_realms,
+    };
+    let gss = crate::nfs4::rpcsec_gss::RpcsecGss::new(&gss_cfg).map_err(|e| {
+        anyhow::anyhow!(
+            "Kerberos: {e} (keytab {})",
+            gss_cfg.keytab.as_ref().map_or_else(
+                || "the default: KRB5_KTNAME or /etc/krb5.keytab".to_string(),
+                |k| k.display().to_string()
+            )
+        )
+    })?;
+    tracing::info!(
+        keytab = %gss_cfg.keytab.as_ref().map_or_else(|| "default".to_string(), |k| k.display().to_string()),
+        realms = %gss_cfg.local_realms.join(" "),
+        "Kerberos (RPCSEC_GSS) ready"
+    );
+    Ok(Some(Arc::new(gss)))
+}
+
+/// `default_realm` of `[libdefaults]` in MIT's configuration file (`KRB5_CONFIG`, else
+/// /etc/krb5.conf), as nfsidmap's `Local-Realms` defaults to it.
+fn krb5_default_realm() -> Option<String> {
+    let path = std::env::var_os("KRB5_CONFIG")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .unwrap_or_else(|| PathBuf::from("/etc/krb5.conf"));
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut in_libdefaults = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_libdefaults = line == "[libdefaults]";
+        } else if in_libdefaults
+            && let Some((k, v)) = line.split_once('=')
+            && k.trim() == "default_realm"
+        {
+            return Some(v.trim().to_string());
+        }
+    }
+    None
+}
+
 /// The TLS acceptor `cfg` asks for: its files are read now, so a missing or bad file
 /// stops the start with a message naming it.
 fn tls_acceptor(cfg: &ServerConfig) -> anyhow::Result<Option<Arc<TlsAcceptor>>> {
@@ -341,14 +411,20 @@ fn start_specs(cfg: &ServerConfig) -> anyhow::Result<Vec<ExportSpec>> {
     Ok(saved)
 }
 
-fn start_exports(cfg: &ServerConfig, state: &Arc<StateManager>) -> anyhow::Result<LiveExports> {
+fn start_exports(
+    cfg: &ServerConfig,
+    state: &Arc<StateManager>,
+    specs: &[ExportSpec],
+    kerberos: bool,
+) -> anyhow::Result<LiveExports> {
     let defaults = ExportDefaults {
         backend: cfg.backend,
         options: cfg.export.clone(),
         locations: cfg.listen.iter().map(|a| a.ip().to_string()).collect(),
+        kerberos,
     };
     LiveExports::start(
-        &start_specs(cfg)?,
+        specs,
         defaults,
         handle_key(cfg.state_dir.as_deref())?,
         cfg.state_dir.clone(),
@@ -444,8 +520,10 @@ impl Server {
             }
         }
 
-        let live = Arc::new(start_exports(&cfg, &state)?);
-        let service = NfsService::with_exports(state.clone(), live.exports().clone());
+        let specs = start_specs(&cfg)?;
+        let gss = start_gss(&cfg, &specs)?;
+        let live = Arc::new(start_exports(&cfg, &state, &specs, gss.is_some())?);
+        let service = NfsService::with_gss(state.clone(), live.exports().clone(), gss.clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {
             threads,

@@ -16,6 +16,7 @@ pub mod optable;
 pub mod program;
 pub mod recall;
 pub mod row;
+pub mod rpcsec_gss;
 pub use ringnfs_proto::nfs4::types;
 
 pub use compound::Nfs4Engine;

@@ -20,9 +20,14 @@ use super::compound::{Flow, Nfs4Engine, Suspended};
 use super::consts::{NFS4_PROGRAM, NFS4_VERSION, PROC_COMPOUND, PROC_NULL};
 use super::ctx::Source;
 use super::export::{Export, ExportSet, Exports};
+use super::rpcsec_gss::{GssArgs, GssCall, GssReply, RpcsecGss};
+use ringnfs_proto::rpc::Credential;
+use ringnfs_proto::rpc::auth::RPCSEC_GSS;
 
 pub struct NfsService {
     engine: Arc<Nfs4Engine>,
+    /// Kerberos (RPCSEC_GSS), when the server has it.
+    gss: Option<Arc<RpcsecGss>>,
 }
 
 impl NfsService {
@@ -33,9 +38,24 @@ impl NfsService {
 
     /// Serve `exports` (which a live change may replace).
     pub fn with_exports(state: Arc<StateManager>, exports: Arc<Exports>) -> Arc<Self> {
+        Self::with_gss(state, exports, None)
+    }
+
+    /// Serve `exports`, with Kerberos when `gss` is given.
+    pub fn with_gss(
+        state: Arc<StateManager>,
+        exports: Arc<Exports>,
+        gss: Option<Arc<RpcsecGss>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             engine: Arc::new(Nfs4Engine::new(state, exports)),
+            gss,
         })
+    }
+
+    /// Kerberos, when the server has it.
+    pub fn gss(&self) -> Option<&Arc<RpcsecGss>> {
+        self.gss.as_ref()
     }
 
     pub fn state(&self) -> &Arc<StateManager> {
@@ -59,12 +79,22 @@ impl NfsService {
 struct ResumeCompound {
     engine: Arc<Nfs4Engine>,
     s: Box<Suspended>,
+    /// An RPCSEC_GSS krb5i or krb5p call: its results are protected once complete.
+    seal: Option<Box<GssReply>>,
 }
 
 /// Return a suspended COMPOUND's file operation with its continuation. The reply so far
 /// must already be in `s.partial` (a large READ takes it along, to read in place).
-fn suspend(engine: &Arc<Nfs4Engine>, mut s: Box<Suspended>) -> Outcome {
-    s.reply_into_read();
+fn suspend(
+    engine: &Arc<Nfs4Engine>,
+    mut s: Box<Suspended>,
+    seal: Option<Box<GssReply>>,
+) -> Outcome {
+    // Protected results are copied into their checksum or wrapping anyway: no reading
+    // a large READ's data into the reply in place.
+    if seal.is_none() {
+        s.reply_into_read();
+    }
     let Some(io) = s.io.take() else {
         // Cannot happen: every suspension carries its operation. Nothing is sent; the
         // client retries (and the slot answers NFS4ERR_DELAY until its lease ends).
@@ -79,6 +109,7 @@ fn suspend(engine: &Arc<Nfs4Engine>, mut s: Box<Suspended>) -> Outcome {
         Box::new(ResumeCompound {
             engine: engine.clone(),
             s,
+            seal,
         }),
     )
 }
@@ -89,13 +120,19 @@ impl Continuation for ResumeCompound {
     }
 
     fn resume(self: Box<Self>, done: FileIoDone, out: &mut Vec<u8>) -> Outcome {
-        let ResumeCompound { engine, s } = *self;
+        let ResumeCompound { engine, s, seal } = *self;
         let rpc_start = out.len();
+        let header = s.header;
         match engine.resume(s, done, out) {
-            Flow::Done => Outcome::Done,
+            Flow::Done => {
+                if let Some(g) = seal {
+                    g.seal(out, rpc_start, rpc_start + header);
+                }
+                Outcome::Done
+            }
             Flow::Suspend(mut again) => {
                 again.partial = out.split_off(rpc_start);
-                suspend(&engine, again)
+                suspend(&engine, again, seal)
             }
         }
     }
@@ -173,6 +210,9 @@ impl NfsService {
             encode_rpc_mismatch(out, call.xid);
             return Outcome::Done;
         }
+        if call.cred_flavor == RPCSEC_GSS {
+            return self.gss_call(conn, &call, record, source, out);
+        }
         let cred = match call.cred {
             Ok(c) => c,
             Err(e) => {
@@ -196,33 +236,128 @@ impl NfsService {
             tls_probe(conn, call.xid, call.proc_, out);
             return Outcome::Done;
         }
-        match call.proc_ {
-            PROC_NULL => encode_accepted(out, call.xid, AcceptStat::Success),
+        self.procedure(conn, &cred, (call.xid, call.proc_), (call.args, source), record.len(), None, out)
+    }
+
+    /// Run procedure `proc_` (NULL or COMPOUND) of an accepted call; `seal` protects
+    /// the reply of an RPCSEC_GSS call (its verifier, and for krb5i and krb5p its
+    /// results).
+    #[allow(clippy::too_many_arguments)]
+    fn procedure(
+        &self,
+        conn: &ConnMeta,
+        cred: &Credential,
+        (xid, proc_): (u32, u32),
+        (args, source): (&[u8], Source<'_>),
+        request_len: usize,
+        seal: Option<Box<GssReply>>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let state = &self.engine.state;
+        let start = out.len();
+        let accepted = |out: &mut Vec<u8>, stat: AcceptStat| match &seal {
+            Some(g) if stat == AcceptStat::Success => g.header(out),
+            _ => {
+                encode_accepted(out, xid, stat);
+                true
+            }
+        };
+        match proc_ {
+            PROC_NULL => {
+                if accepted(out, AcceptStat::Success)
+                    && let Some(g) = &seal
+                {
+                    let header = out.len() - start;
+                    g.seal(out, start, start + header);
+                }
+            }
             PROC_COMPOUND => {
-                let start = out.len();
-                encode_accepted(out, call.xid, AcceptStat::Success);
+                if !accepted(out, AcceptStat::Success) {
+                    return Outcome::Done;
+                }
                 let header = out.len() - start;
                 match self
                     .engine
-                    .compound(conn, &cred, (call.args, source), record.len(), out)
+                    .compound(conn, cred, (args, source), request_len, out)
                 {
-                    Ok(Flow::Done) => {}
+                    Ok(Flow::Done) => {
+                        if let Some(g) = &seal {
+                            g.seal(out, start, start + header);
+                        }
+                    }
                     Ok(Flow::Suspend(mut s)) => {
                         // The reply so far waits with the COMPOUND; nothing goes out now.
                         s.partial = out.split_off(start);
                         s.header = header;
-                        return suspend(&self.engine, s);
+                        return suspend(&self.engine, s, seal);
                     }
                     Err(_) => {
                         out.truncate(start);
                         state.metrics.rpc_garbage(conn.core);
-                        encode_accepted(out, call.xid, AcceptStat::GarbageArgs);
+                        encode_accepted(out, xid, AcceptStat::GarbageArgs);
                     }
                 }
             }
-            _ => encode_accepted(out, call.xid, AcceptStat::ProcUnavail),
+            _ => {
+                encode_accepted(out, xid, AcceptStat::ProcUnavail);
+            }
         }
         Outcome::Done
+    }
+
+    /// A call with the RPCSEC_GSS credential: context creation and destruction are
+    /// answered by the GSS layer; a DATA call runs as its principal, its reply
+    /// protected as its service says. Without Kerberos configured, AUTH_TOOWEAK.
+    fn gss_call(
+        &self,
+        conn: &ConnMeta,
+        call: &ringnfs_proto::rpc::CallHeader<'_>,
+        record: &[u8],
+        source: Source<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        let Some(gss) = &self.gss else {
+            encode_rejected_auth(out, call.xid, AuthError::TooWeak.auth_stat());
+            return Outcome::Done;
+        };
+        if call.prog != NFS4_PROGRAM || call.vers != NFS4_VERSION {
+            encode_accepted(out, call.xid, AcceptStat::ProgUnavail);
+            return Outcome::Done;
+        }
+        let r = gss.call(
+            call.xid,
+            call.proc_,
+            call.cred_body,
+            (call.verf_flavor, call.verf),
+            call.header,
+            call.args,
+            out,
+        );
+        let GssCall::Data { caller, args, seal } = r else {
+            return Outcome::Done;
+        };
+        let cred = Credential::Gss(caller);
+        let seal = Some(Box::new(seal));
+        let request = (call.xid, call.proc_);
+        match args {
+            // krb5 and krb5i: the arguments are a part of the record (a WRITE's data
+            // can still go to the file straight from it).
+            GssArgs::InRecord(a) => {
+                self.procedure(conn, &cred, request, (a, source), record.len(), seal, out)
+            }
+            GssArgs::Unwrapped(v) => {
+                let owned = Bytes::from(v);
+                self.procedure(
+                    conn,
+                    &cred,
+                    request,
+                    (&owned, Source::Shared(&owned)),
+                    record.len(),
+                    seal,
+                    out,
+                )
+            }
+        }
     }
 }
 
