@@ -148,10 +148,12 @@ pub fn export_options(spec: &ExportSpec, d: &ExportDefaults) -> Result<ExportOpt
     }
     let krb5 = |a: &Access| a.flavors.iter().any(|f| [KRB5, KRB5I, KRB5P].contains(f));
     if !d.kerberos && (krb5(&own) || rules.iter().any(|r| krb5(&r.access))) {
-        return Err("sec krb5, krb5i and krb5p need Kerberos, which this server was started \
+        return Err(
+            "sec krb5, krb5i and krb5p need Kerberos, which this server was started \
                     without: start it with --krb5-keytab FILE (or an export that lists a \
                     krb5 flavor in the config file)"
-            .into());
+                .into(),
+        );
     }
     let io_mode = match &spec.io_mode {
         Some(m) => <IoMode as clap::ValueEnum>::from_str(m, true)

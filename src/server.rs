@@ -234,6 +234,7 @@ pub struct Server {
 fn start_gss(
     cfg: &ServerConfig,
     specs: &[ExportSpec],
+    state: &StateManager,
 ) -> anyhow::Result<Option<Arc<crate::nfs4::rpcsec_gss::RpcsecGss>>> {
     let asked = specs.iter().any(|s| {
         std::iter::once(&s.sec)
@@ -254,15 +255,16 @@ fn start_gss(
         keytab: cfg.krb5_keytab.clone(),
         local_realms,
     };
-    let gss = crate::nfs4::rpcsec_gss::RpcsecGss::new(&gss_cfg).map_err(|e| {
-        anyhow::anyhow!(
-            "Kerberos: {e} (keytab {})",
-            gss_cfg.keytab.as_ref().map_or_else(
-                || "the default: KRB5_KTNAME or /etc/krb5.keytab".to_string(),
-                |k| k.display().to_string()
+    let gss =
+        crate::nfs4::rpcsec_gss::RpcsecGss::new(&gss_cfg, state.gss.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "Kerberos: {e} (keytab {})",
+                gss_cfg.keytab.as_ref().map_or_else(
+                    || "the default: KRB5_KTNAME or /etc/krb5.keytab".to_string(),
+                    |k| k.display().to_string()
+                )
             )
-        )
-    })?;
+        })?;
     tracing::info!(
         keytab = %gss_cfg.keytab.as_ref().map_or_else(|| "default".to_string(), |k| k.display().to_string()),
         realms = %gss_cfg.local_realms.join(" "),
@@ -521,7 +523,7 @@ impl Server {
         }
 
         let specs = start_specs(&cfg)?;
-        let gss = start_gss(&cfg, &specs)?;
+        let gss = start_gss(&cfg, &specs, &state)?;
         let live = Arc::new(start_exports(&cfg, &state, &specs, gss.is_some())?);
         let service = NfsService::with_gss(state.clone(), live.exports().clone(), gss.clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;

@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::Ctx;
+use ringnfs_state::gss_stats::GssStats;
 
 /// Content type of the scrape (OpenMetrics text, which Prometheus reads).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -276,7 +277,7 @@ pub fn render(ctx: &Ctx) -> String {
         counter(t.bytes_out),
     );
 
-    register_hardening(&mut r, &m, &t);
+    register_hardening(&mut r, &m, &t, &st.gss);
     register_delegations(&mut r, &st.files.delegation_stats());
 
     r.register(
@@ -336,6 +337,7 @@ fn register_hardening(
     r: &mut Registry,
     m: &ringnfs_state::metrics::MetricsSnapshot,
     t: &ringnfs_transport::TransportStats,
+    g: &GssStats,
 ) {
     let cause = |pairs: &[(&str, u64)]| {
         family(
@@ -382,6 +384,34 @@ fn register_hardening(
             ("ok", t.tls_handshakes),
             ("failed", t.tls_handshake_failures),
             ("timeout", t.tls_handshake_timeouts),
+        ]),
+    );
+    r.register(
+        "gss_contexts",
+        "RPCSEC_GSS (Kerberos) contexts held",
+        gauge(GssStats::get(&g.contexts) as usize),
+    );
+    r.register(
+        "gss_context_inits",
+        "RPCSEC_GSS context establishments by result: ok, refused (bad token, unknown service principal, expired ticket)",
+        tls(&[
+            ("ok", GssStats::get(&g.contexts_made)),
+            ("refused", GssStats::get(&g.contexts_refused)),
+        ]),
+    );
+    r.register(
+        "gss_contexts_destroyed",
+        "RPCSEC_GSS contexts ended by their client (DESTROY)",
+        counter(GssStats::get(&g.contexts_destroyed)),
+    );
+    r.register(
+        "gss_refusals",
+        "RPCSEC_GSS calls refused, by reason: credential (no such context, bad verifier), context (expired, sequence numbers used up), replay (dropped), body (krb5i checksum or krb5p wrapping)",
+        cause(&[
+            ("credential", GssStats::get(&g.bad_credential)),
+            ("context", GssStats::get(&g.context_problem)),
+            ("replay", GssStats::get(&g.replays_dropped)),
+            ("body", GssStats::get(&g.bad_body)),
         ]),
     );
     r.register(

@@ -236,7 +236,15 @@ impl NfsService {
             tls_probe(conn, call.xid, call.proc_, out);
             return Outcome::Done;
         }
-        self.procedure(conn, &cred, (call.xid, call.proc_), (call.args, source), record.len(), None, out)
+        self.procedure(
+            conn,
+            &cred,
+            (call.xid, call.proc_),
+            (call.args, source),
+            record.len(),
+            None,
+            out,
+        )
     }
 
     /// Run procedure `proc_` (NULL or COMPOUND) of an accepted call; `seal` protects

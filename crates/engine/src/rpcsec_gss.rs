@@ -24,6 +24,7 @@ use ringnfs_proto::rpc::gss::{
     SeqCheck, SeqWindow, split_seq,
 };
 use ringnfs_proto::xdr::{XdrDecoder, XdrEncoder};
+use ringnfs_state::gss_stats::GssStats;
 
 /// Sequence numbers a context keeps track of (RFC 2203 §5.3.3.1): calls may arrive this
 /// far out of order (many slots, many connections) and still be taken.
@@ -63,39 +64,13 @@ pub struct RpcsecGss {
     contexts: Mutex<Table>,
     next_handle: AtomicU64,
     /// Counters: contexts made and refused, calls refused by reason.
-    pub stats: GssStats,
+    stats: Arc<GssStats>,
 }
 
 #[derive(Default)]
 struct Table {
     live: HashMap<Vec<u8>, Arc<GssContext>>,
     pending: HashMap<Vec<u8>, AcceptState>,
-}
-
-/// Counters of the RPCSEC_GSS layer (written from every core: plain atomics).
-#[derive(Debug, Default)]
-pub struct GssStats {
-    pub contexts_made: AtomicU64,
-    pub contexts_refused: AtomicU64,
-    pub contexts_destroyed: AtomicU64,
-    /// DATA calls refused: no such context (CREDPROBLEM), or a bad verifier.
-    pub bad_credential: AtomicU64,
-    /// DATA calls refused: the context expired or its sequence numbers ran out.
-    pub context_problem: AtomicU64,
-    /// DATA calls dropped: a sequence number seen before or below the window.
-    pub replays_dropped: AtomicU64,
-    /// DATA calls whose krb5i checksum or krb5p wrapping did not verify.
-    pub bad_body: AtomicU64,
-}
-
-impl GssStats {
-    fn add(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
 }
 
 /// A call on an RPCSEC_GSS credential, as the program answers it.
@@ -139,7 +114,7 @@ enum Refusal {
 
 impl RpcsecGss {
     /// Load MIT Kerberos and the acceptor credentials of the keytab.
-    pub fn new(cfg: &GssConfig) -> Result<RpcsecGss, GssError> {
+    pub fn new(cfg: &GssConfig, stats: Arc<GssStats>) -> Result<RpcsecGss, GssError> {
         let gss = Gss::load()?;
         let acceptor = Acceptor::new(&gss, cfg.keytab.as_deref())?;
         Ok(RpcsecGss {
@@ -147,7 +122,7 @@ impl RpcsecGss {
             local_realms: cfg.local_realms.clone(),
             contexts: Mutex::new(Table::default()),
             next_handle: AtomicU64::new(rand::random::<u64>() >> 16),
-            stats: GssStats::default(),
+            stats,
         })
     }
 
@@ -181,13 +156,21 @@ impl RpcsecGss {
         use ringnfs_proto::rpc::gss::GssProc;
         let Ok(cred) = GssCred::decode(cred_body) else {
             GssStats::add(&self.stats.bad_credential);
-            reject(out, xid, ringnfs_proto::rpc::auth::AuthError::BadCred.auth_stat());
+            reject(
+                out,
+                xid,
+                ringnfs_proto::rpc::auth::AuthError::BadCred.auth_stat(),
+            );
             return GssCall::Answered;
         };
         match cred.proc_ {
             GssProc::Init | GssProc::ContinueInit => {
                 if proc_ != 0 {
-                    reject(out, xid, ringnfs_proto::rpc::auth::AuthError::BadCred.auth_stat());
+                    reject(
+                        out,
+                        xid,
+                        ringnfs_proto::rpc::auth::AuthError::BadCred.auth_stat(),
+                    );
                 } else {
                     self.init(xid, &cred, args, out);
                 }
@@ -196,7 +179,7 @@ impl RpcsecGss {
             GssProc::Destroy => {
                 match self.check(&cred, (verf_flavor, verf), header) {
                     Ok(ctx) => {
-                        self.contexts.lock().live.remove(&cred.handle);
+                        self.remove(&cred.handle);
                         GssStats::add(&self.stats.contexts_destroyed);
                         tracing::debug!(principal = %ctx.caller.principal, "GSS context destroyed");
                         let reply = GssReply {
@@ -282,7 +265,7 @@ impl RpcsecGss {
             .cloned()
             .ok_or(Refusal::Auth(RPCSEC_GSS_CREDPROBLEM))?;
         if Instant::now() >= ctx.expires {
-            self.contexts.lock().live.remove(&cred.handle);
+            self.remove(&cred.handle);
             return Err(Refusal::Auth(RPCSEC_GSS_CTXPROBLEM));
         }
         if verf_flavor != RPCSEC_GSS || ctx.sec.lock().verify_mic(header, verf).is_err() {
@@ -418,6 +401,13 @@ impl RpcsecGss {
             }
         }
         t.live.insert(handle, ctx);
+        GssStats::set(&self.stats.contexts, t.live.len() as u64);
+    }
+
+    fn remove(&self, handle: &[u8]) {
+        let mut t = self.contexts.lock();
+        t.live.remove(handle);
+        GssStats::set(&self.stats.contexts, t.live.len() as u64);
     }
 }
 

@@ -27,6 +27,7 @@ pub mod client;
 pub mod conns;
 pub mod files;
 pub mod grace;
+pub mod gss_stats;
 pub use ringnfs_proto::ids;
 pub mod latency;
 pub mod lease;
@@ -151,6 +152,8 @@ pub struct StateManager {
     pub config: StateConfig,
     pub settings: LiveSettings,
     pub metrics: Metrics,
+    /// RPCSEC_GSS (Kerberos) counters, written by the engine's GSS layer.
+    pub gss: std::sync::Arc<gss_stats::GssStats>,
     pub clock: Clock,
     pub callbacks: CallbackTable,
     /// Opens and byte-range locks.
@@ -171,6 +174,7 @@ impl StateManager {
             write_verifier: rand::random(),
             settings: LiveSettings::default(),
             metrics: Metrics::new(config.worker_cores),
+            gss: Default::default(),
             clock: Clock::new(),
             callbacks: CallbackTable::default(),
             files: files::FileStateTable::with_limits(boot, shards, config.delegation_limits),
