@@ -550,7 +550,12 @@ mod tests {
         for (edit, says) in [
             (
                 (|s: &mut ExportSpec| s.sec = Some(vec!["krb5".into()])) as fn(&mut ExportSpec),
-                "not supported yet",
+                "--krb5-keytab",
+            ),
+            (|s| s.sec = Some(vec!["tls".into()]), "xprtsec"),
+            (
+                |s| s.xprtsec = Some(vec!["ssl".into()]),
+                "not a transport security",
             ),
             (|s| s.io_mode = Some("fast".into()), "io_mode"),
             (|s| s.backend = Some("disk".into()), "backend"),

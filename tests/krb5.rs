@@ -382,3 +382,83 @@ fn replays_tampering_and_bad_credentials_are_refused() {
     assert_eq!(GssStats::get(&g.bad_body), 1);
     assert_eq!(GssStats::get(&g.bad_credential), 2);
 }
+
+#[test]
+fn sp4_mach_cred_holds_a_client_to_its_kerberos_principal() {
+    use ringnfs::client::{
+        BindConnArgs, CreateSessionArgs, ExchangeIdArgs, RpcConn, StateProtect, StateProtectRes,
+        default_back_attrs, default_fore_attrs,
+    };
+    use ringnfs::nfs4::consts::cdfc;
+    let Some(kdc) = kdc("sp4_mach_cred_holds_a_client_to_its_kerberos_principal") else {
+        return;
+    };
+    let srv = server(kdc, &["krb5"]);
+    let machine = numeric_user(kdc);
+    kdc.add_principal("4343").expect("principal 4343");
+    let other = kdc.kinit("4343", None).expect("kinit 4343");
+    let gss_conn = |cc: &Ccache| {
+        let mut c = RpcConn::connect(srv.addr(), Credential::None).unwrap();
+        c.start_gss(&ClientGss::new(GssService::None, "nfs@localhost").with_ccache(cc.name()))
+            .expect("a GSS context");
+        c
+    };
+    let first = gss_conn(&machine);
+    let r = first
+        .compound(
+            1,
+            b"",
+            &[Op::ExchangeId(ExchangeIdArgs {
+                verifier: [7; 8],
+                owner_id: b"krb5-machcred".to_vec(),
+                flags: 0,
+                state_protect: StateProtect::MachCred {
+                    must_enforce: ringnfs::nfs4::types::ops_to_bitmap(&[
+                        op::DESTROY_SESSION,
+                        op::DESTROY_CLIENTID,
+                    ]),
+                    must_allow: vec![],
+                },
+                impl_id: None,
+            })],
+        )
+        .unwrap();
+    let e = r.exchange_id().unwrap();
+    assert!(matches!(e.state_protect, StateProtectRes::MachCred { .. }));
+    let cs = first
+        .compound(
+            1,
+            b"",
+            &[Op::CreateSession(CreateSessionArgs {
+                clientid: e.clientid,
+                sequence: e.sequenceid,
+                flags: 0,
+                fore: default_fore_attrs(8),
+                back: default_back_attrs(),
+                cb_program: 0x4000_0000,
+                sec_parms: vec![ringnfs::client::CallbackSec::None],
+            })],
+        )
+        .unwrap()
+        .create_session()
+        .unwrap();
+    let bind = |c: &RpcConn| {
+        c.compound(
+            1,
+            b"",
+            &[Op::BindConnToSession(BindConnArgs {
+                sessionid: cs.sessionid,
+                dir: cdfc::FORE,
+                use_rdma: false,
+            })],
+        )
+        .unwrap()
+        .status
+    };
+    // Another principal, and AUTH_SYS as root: not the client's principal.
+    assert_eq!(bind(&gss_conn(&other)), status::NFS4ERR_WRONG_CRED);
+    let root = RpcConn::connect(srv.addr(), Credential::Sys(AuthSys::default())).unwrap();
+    assert_eq!(bind(&root), status::NFS4ERR_WRONG_CRED);
+    // The same principal on a new connection (a new context): bound.
+    assert_eq!(bind(&gss_conn(&machine)), status::NFS4_OK);
+}

@@ -178,10 +178,10 @@ fn apply(o: &str, c: &mut ClientSpec, e: &mut ExportSpec, n: usize, notes: &mut 
             let mut kept = Vec::new();
             for f in value.unwrap_or_default().split(':') {
                 match f {
-                    "sys" | "none" => kept.push(f.to_string()),
+                    "sys" | "none" | "krb5" | "krb5i" | "krb5p" => kept.push(f.to_string()),
                     other => notes.push(format!(
-                        "line {n}: sec={other} is not supported yet (sys and none are); \
-                         flavor left out"
+                        "line {n}: sec={other} is not a flavor ringnfs has (sys, none, krb5, \
+                         krb5i, krb5p); flavor left out"
                     )),
                 }
             }
@@ -314,7 +314,7 @@ mod tests {
 /srv/home      10.0.0.0/8(rw,sync,no_subtree_check,root_squash) \
                192.168.1.7(rw,no_root_squash)
 /srv/data      -ro,all_squash,anonuid=1000,anongid=1000 *(sec=sys,fsid=17) 127.0.0.2(rw)
-"/srv/with space"  *.example.com(rw) @trusted(ro) localhost(ro,sec=krb5p:sys)
+"/srv/with space"  *.example.com(rw) @trusted(ro) localhost(ro,sec=krb5p:lkey:sys)
 /srv/pub                                # no clients: everyone
 /srv/root      *(rw,fsid=0,crossmnt)
 relative       *(rw)
@@ -363,14 +363,17 @@ relative       *(rw)
             ["*.example.com", "localhost"],
             "netgroups are left out"
         );
-        assert_eq!(spaced.clients[1].sec, Some(vec!["sys".to_string()]));
+        assert_eq!(
+            spaced.clients[1].sec,
+            Some(vec!["krb5p".to_string(), "sys".to_string()])
+        );
         assert_eq!(r.exports[3].clients[0].host, "*");
         let notes = r.notes.join("\n");
         for says in [
             "line 4: \"sync\" ignored",
             "\"no_subtree_check\" ignored",
             "client \"@trusted\"",
-            "sec=krb5p is not supported yet",
+            "sec=lkey is not a flavor",
             "line 8: /srv/pub names no clients",
             "\"fsid=0\" (the NFSv4 root)",
             "\"crossmnt\" ignored",
