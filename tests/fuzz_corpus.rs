@@ -16,12 +16,14 @@ use ringnfs_fuzzing as fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 7] = [
     ("record_marking", fuzzing::record_marking),
     ("rpc_call", fuzzing::rpc_call),
     ("compound", fuzzing::compound),
     ("pipeline", fuzzing::pipeline),
     ("rest_json", fuzzing::rest_json),
+    ("gss_wire", fuzzing::gss_wire),
+    ("tls_probe", fuzzing::tls_probe),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -487,6 +487,63 @@ fn slowloris(srv: &ServerProc) -> String {
     format!("20 conns closed by idle timeout (idle_closes +{n}, {closed} seen by writes)")
 }
 
+/// 300 connections from 127.0.0.3 that ask for TLS and then misbehave where the
+/// handshake belongs (100 send bytes that are not TLS, 100 send the first bytes of a
+/// ClientHello and stop, 100 send nothing), then 200 real TLS handshakes one after the
+/// other from 127.0.0.4. The bad ones are closed (an alert, or the idle or handshake
+/// timeout) and counted; the real ones all succeed.
+fn tls_handshake_flood(srv: &ServerProc, ca: &std::path::Path) -> String {
+    let failed = "ringnfs_tls_handshakes_total{result=\"failed\"}";
+    let ok = "ringnfs_tls_handshakes_total{result=\"ok\"}";
+    let (failed0, ok0) = (srv.metric(failed), srv.metric(ok));
+    let mut conns: Vec<TcpStream> = (0..300u32)
+        .map(|i| {
+            let mut s = from_ip("127.0.0.3", srv.addr).unwrap();
+            s.write_all(&record(&null_call(i, 7, &[]))).unwrap();
+            s
+        })
+        .collect();
+    for (i, s) in conns.iter_mut().enumerate() {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).expect("probe reply");
+        let mut reply = vec![0; (u32::from_be_bytes(h) & !LAST) as usize];
+        s.read_exact(&mut reply).unwrap();
+        assert!(
+            reply.windows(8).any(|w| w == b"STARTTLS"),
+            "STARTTLS offered"
+        );
+        match i % 3 {
+            0 => s.write_all(&[0x42; 64]).unwrap(),
+            1 => s
+                .write_all(&[0x16, 0x03, 0x01, 0x01, 0xf4, 0x01, 0x00])
+                .unwrap(),
+            _ => {}
+        }
+    }
+    let tls = ringnfs::client::ClientTls::new(ca, "127.0.0.1", None).unwrap();
+    for _ in 0..200 {
+        let s = from_ip("127.0.0.4", srv.addr).unwrap();
+        let c = RpcConn::from_stream_tls(
+            s,
+            Credential::None,
+            Arc::new(DefaultCallbackHandler::default()),
+            Some(&tls),
+        )
+        .expect("a real TLS client gets in");
+        c.null().expect("NULL inside TLS");
+    }
+    for s in &mut conns {
+        assert!(closed_by_server(s), "misbehaving TLS connection closed");
+    }
+    let (bad, good) = (srv.metric(failed) - failed0, srv.metric(ok) - ok0);
+    assert!(bad >= 100, "garbage handshakes counted as failed: {bad}");
+    assert_eq!(good, 200);
+    format!(
+        "300 bad closed (failed +{bad}; the stalled ones by the idle timeout), 200 handshakes ok"
+    )
+}
+
 /// A client that pipelines 500,000 NULL calls and never reads a reply.
 fn never_reads(srv: &ServerProc) -> String {
     let before = srv.metric("ringnfs_backpressure_pauses_total");
@@ -974,9 +1031,26 @@ fn hostile_clients_leave_a_well_behaved_client_served() {
     let max_conns = MAX_CONNECTIONS.to_string();
     let per_peer = MAX_PER_PEER.to_string();
     let idle = IDLE_SECS.to_string();
+    // TLS on, for the handshake flood.
+    let pki_dir = TempDir::new("hostile-pki");
+    let ca = ringnfs_testkit::pki::TestCa::new(&pki_dir.0, "hostile");
+    let cert = ca.issue(
+        "server",
+        &["127.0.0.1"],
+        ringnfs_testkit::pki::Role::Server,
+        false,
+    );
+    let (cert_path, key_path) = (
+        cert.cert.display().to_string(),
+        cert.key.display().to_string(),
+    );
     let mut srv = ServerProc::spawn(
         "suite",
         &[
+            "--tls-cert",
+            &cert_path,
+            "--tls-key",
+            &key_path,
             "--max-connections",
             &max_conns,
             "--max-connections-per-peer",
@@ -1033,6 +1107,10 @@ fn hostile_clients_leave_a_well_behaved_client_served() {
             Box::new(delegation_hoarder),
         ),
         ("holder never answers CB_RECALL", Box::new(silent_holder)),
+        (
+            "TLS handshake flood (300 bad, 200 real)",
+            Box::new(|s: &ServerProc| tls_handshake_flood(s, &ca.cert)),
+        ),
     ];
     for (name, attack) in attacks {
         let mut outcome = String::new();

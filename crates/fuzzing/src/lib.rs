@@ -382,3 +382,105 @@ pub fn rest_json(data: &[u8]) {
         }
     }
 }
+
+/// RPCSEC_GSS wire types and the sequence window (`ringnfs_proto::rpc::gss`): the
+/// credential, the INIT result, the INIT argument, rpc_gss_integ_data decode without
+/// panicking and encode back to what they decoded; the rest of the input drives a
+/// sequence window, whose answers must agree with a plain set of what it took.
+pub fn gss_wire(data: &[u8]) {
+    use ringnfs_proto::rpc::gss::{
+        GssCred, GssInitRes, IntegData, SeqCheck, SeqWindow, decode_init_arg, split_seq,
+    };
+    use ringnfs_proto::xdr::XdrEncoder;
+    if let Ok(c) = GssCred::decode(data) {
+        let mut v = Vec::new();
+        c.encode(&mut v);
+        assert_eq!(GssCred::decode(&v).ok(), Some(c), "credential round trip");
+    }
+    if let Ok(r) = GssInitRes::decode(data) {
+        let mut v = Vec::new();
+        r.encode(&mut v);
+        assert_eq!(
+            GssInitRes::decode(&v).ok(),
+            Some(r),
+            "init result round trip"
+        );
+    }
+    if let Ok(t) = decode_init_arg(data) {
+        let mut v = Vec::new();
+        v.put_opaque(t);
+        assert_eq!(v, data, "an init argument is one opaque, nothing after it");
+    }
+    if let Ok(i) = IntegData::decode(data, data.len()) {
+        let mut v = Vec::new();
+        IntegData::encode(i.body, i.checksum, &mut v);
+        assert_eq!(IntegData::decode(&v, v.len()).ok(), Some(i));
+        if let Some(seq) = i.body.get(..4) {
+            let seq = u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]);
+            assert_eq!(split_seq(i.body, seq).ok(), Some(&i.body[4..]));
+            assert!(split_seq(i.body, seq.wrapping_add(1)).is_err());
+        }
+    }
+    // A window of 1..=64 numbers, fed the input's words; a number is New at most once,
+    // and never one that fell below the window.
+    let size = 1 + u32::from(*data.first().unwrap_or(&0) % 64);
+    let mut w = SeqWindow::new(size);
+    let mut taken = std::collections::HashSet::new();
+    let mut highest: Option<u32> = None;
+    for c in data.get(1..).unwrap_or_default().chunks_exact(4) {
+        let seq = u32::from_be_bytes([c[0], c[1], c[2], c[3]]) >> 20; // small numbers collide
+        match w.check(seq) {
+            SeqCheck::Fresh => {
+                assert!(taken.insert(seq), "sequence number {seq} taken twice");
+                if let Some(h) = highest {
+                    assert!(seq + size > h, "{seq} below the window (highest {h})");
+                }
+                highest = Some(highest.map_or(seq, |h| h.max(seq)));
+            }
+            SeqCheck::Drop => {}
+            SeqCheck::Exhausted => panic!("{seq} is far below MAXSEQ"),
+        }
+    }
+}
+
+/// An RPC call with the AUTH_TLS credential at the NFS program on a connection that
+/// can start TLS (RFC 9289 §4.1): whatever the input says, only a NULL call gets the
+/// STARTTLS verifier, only once per connection, and every call gets exactly one reply.
+pub fn tls_probe(data: &[u8]) {
+    use ringnfs_proto::rpc::auth::{AUTH_TLS, STARTTLS_VERIFIER};
+    let svc = NfsService::new(state(), Arc::new(memory_export()));
+    let conn = ConnMeta::detached(1, 0);
+    conn.shared.offer_tls();
+    svc.on_accept(&conn);
+    // The input's first word picks the procedure, the rest is the call's arguments; the
+    // header is a well-formed AUTH_TLS call (the fuzzer gets past the RPC decoder).
+    let proc_ = data.first().map_or(0, |b| u32::from(*b % 3));
+    let mut rec = Vec::new();
+    for w in [7u32, 0, 2, NFS4_PROGRAM, NFS4_VERSION, proc_, AUTH_TLS] {
+        rec.extend_from_slice(&w.to_be_bytes());
+    }
+    rec.extend_from_slice(data.get(1..).unwrap_or_default());
+    let mut started = 0;
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        let _ = svc
+            .on_record(&conn, &rec, &mut out)
+            .run_to_end(&mut out, |_| panic!("a probe needs no file I/O"));
+        let starts = out
+            .windows(12)
+            .any(|w| w[..4] == 8u32.to_be_bytes() && &w[4..] == STARTTLS_VERIFIER);
+        if conn.shared.take_tls_request() {
+            started += 1;
+            assert!(starts, "TLS requested without the STARTTLS answer");
+            assert_eq!(proc_, 0, "STARTTLS for procedure {proc_}");
+        } else {
+            assert!(!starts, "STARTTLS without a request");
+        }
+        // A reply (accepted or denied) for every call whose header decoded.
+        if decode_message(&rec).is_ok() {
+            assert!(out.len() >= 12, "no reply");
+        }
+    }
+    assert!(started <= 1, "TLS started twice on one connection");
+    svc.on_close(&conn);
+}
