@@ -558,3 +558,53 @@ fn refused_sequence_still_renews_the_lease() {
     );
     assert_eq!(s.call(0, &[], false).unwrap().status, status::NFS4_OK);
 }
+
+/// BACKCHANNEL_CTL (RFC 8881 §18.33) changes the back channel's security: a session
+/// whose CREATE_SESSION offered only RPCSEC_GSS for callbacks has its path down; a
+/// BACKCHANNEL_CTL with only RPCSEC_GSS is refused (NFS4ERR_ENCR_ALG_UNSUPP, as knfsd,
+/// which cannot call back with GSS either) and changes nothing; one with AUTH_SYS
+/// brings the path up, and a CB_NULL reaches the client.
+#[test]
+fn backchannel_ctl_changes_the_callback_security() {
+    use ringnfs::client::CallbackSec;
+    let srv = TestServer::start();
+    let gss_only = vec![CallbackSec::Gss {
+        service: 1,
+        server_handle: b"s".to_vec(),
+        client_handle: b"c".to_vec(),
+    }];
+    let (_, s) = srv.session_with(ClientOptions {
+        cb_sec: Some(gss_only.clone()),
+        ..Default::default()
+    });
+    let down = |s: &Session| {
+        let r = s.call(0, &[], false).unwrap();
+        r.sequence().unwrap().status_flags & seq4_status::CB_PATH_DOWN_SESSION != 0
+    };
+    assert!(down(&s), "no callback security the server can use");
+    let ctl = |program: u32, sec: Vec<CallbackSec>| {
+        let r = s
+            .call(
+                0,
+                &[Op::BackchannelCtl {
+                    cb_program: program,
+                    sec_parms: sec,
+                }],
+                false,
+            )
+            .unwrap();
+        r.status
+    };
+    let ours = ringnfs::client::DEFAULT_CB_PROGRAM;
+    assert_eq!(ctl(ours, gss_only), status::NFS4ERR_ENCR_ALG_UNSUPP);
+    assert!(down(&s));
+    let sys = || vec![CallbackSec::Sys(ringnfs::rpc::AuthSys::default())];
+    assert_eq!(ctl(ours, sys()), status::NFS4_OK);
+    assert!(!down(&s), "the back channel is usable now");
+    let t = Duration::from_secs(5);
+    ringnfs::nfs4::callback::cb_null(srv.state(), &sid(&s), t).expect("CB_NULL answered");
+    // The program changes too: the client answers only its own.
+    assert_eq!(ctl(ours + 1, sys()), status::NFS4_OK);
+    let e = ringnfs::nfs4::callback::cb_null(srv.state(), &sid(&s), t).unwrap_err();
+    assert!(format!("{e:?}").contains("ProgUnavail"), "{e:?}");
+}

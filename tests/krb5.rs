@@ -462,3 +462,130 @@ fn sp4_mach_cred_holds_a_client_to_its_kerberos_principal() {
     // The same principal on a new connection (a new context): bound.
     assert_eq!(bind(&gss_conn(&machine)), status::NFS4_OK);
 }
+
+/// Hand-run: krb5i and krb5p against krb5 (and AUTH_SYS), same server, same run,
+/// alternating 2-second rounds, medians; 4 threads on one session of 4 connections per
+/// flavor. Numbers, not assertions (the server shares this process and the machine's two
+/// cores with the client, whose checksums and encryption count too).
+/// `cargo test --release --test krb5 measure -- --ignored --nocapture`
+#[test]
+#[ignore = "hand-run measurement"]
+fn measure_krb5_services() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let Some(kdc) = kdc("measure_krb5_services") else {
+        return;
+    };
+    let cc = numeric_user(kdc);
+    let srv = server(kdc, &["sys", "krb5", "krb5i", "krb5p"]);
+    const MIB: usize = 1 << 20;
+    const FILE: u64 = 32 << 20;
+    let flavors: Vec<(&str, Option<GssService>)> = vec![
+        ("sys", None),
+        ("krb5", Some(GssService::None)),
+        ("krb5i", Some(GssService::Integrity)),
+        ("krb5p", Some(GssService::Privacy)),
+    ];
+    let mut setups = Vec::new();
+    for (name, service) in &flavors {
+        let (_, s) = Client::connect(
+            &srv.addrs,
+            ClientOptions {
+                cred: Credential::Sys(AuthSys {
+                    uid: 4242,
+                    gid: 4242,
+                    ..AuthSys::default()
+                }),
+                gss: service.map(|sv| ClientGss::new(sv, "nfs@localhost").with_ccache(cc.name())),
+                connections: 4,
+                slots: 64,
+                timeout: Duration::from_secs(60),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let f = Arc::new(Files::new(s));
+        let root = f.root_fh().unwrap();
+        let files: Vec<_> = (0..4)
+            .map(|i| {
+                let (_, file) = f
+                    .create(&root, format!("{name}-{i}").as_bytes(), 0o644)
+                    .unwrap();
+                for m in 0..(FILE >> 20) {
+                    f.write(&file, m << 20, &vec![1u8; MIB], stable::UNSTABLE)
+                        .unwrap();
+                }
+                file
+            })
+            .collect();
+        setups.push((*name, f, Arc::new(files)));
+    }
+    let run = |f: &Arc<Files>, files: &Arc<Vec<ringnfs::client::OpenFile>>, load: u8| -> f64 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let t0 = std::time::Instant::now();
+        let hs: Vec<_> = (0..files.len())
+            .map(|t| {
+                let (f, files, stop, bytes) =
+                    (f.clone(), files.clone(), stop.clone(), bytes.clone());
+                std::thread::spawn(move || {
+                    let (file, data) = (&files[t], vec![t as u8; MIB]);
+                    let (mut off, mut x) = (0u64, 0x9e37_79b9u64 + t as u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = match load {
+                            0 => f.write(file, off, &data, stable::UNSTABLE).unwrap().0 as u64,
+                            1 => f.read(file, off, MIB as u32).unwrap().0.len() as u64,
+                            _ => {
+                                x ^= x << 13;
+                                x ^= x >> 7;
+                                x ^= x << 17;
+                                f.read(file, (x % (FILE / 4096)) * 4096, 4096)
+                                    .unwrap()
+                                    .0
+                                    .len() as u64
+                            }
+                        };
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                        off = (off + MIB as u64) % FILE;
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        for h in hs {
+            h.join().unwrap();
+        }
+        bytes.load(Ordering::Relaxed) as f64 / MIB as f64 / t0.elapsed().as_secs_f64()
+    };
+    println!("| load | sys MiB/s | krb5 | krb5i | krb5p | krb5i / krb5 | krb5p / krb5 |");
+    println!("|---|---|---|---|---|---|---|");
+    for (load, name) in [
+        (0u8, "1 MiB sequential WRITE"),
+        (1, "1 MiB sequential READ"),
+        (2, "4 KiB random READ"),
+    ] {
+        let mut rates = vec![Vec::new(); setups.len()];
+        for _ in 0..3 {
+            for (i, (_, f, files)) in setups.iter().enumerate() {
+                rates[i].push(run(f, files, load));
+            }
+        }
+        let m: Vec<f64> = rates
+            .into_iter()
+            .map(|mut v| {
+                v.sort_by(|a, b| a.total_cmp(b));
+                v[v.len() / 2]
+            })
+            .collect();
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[2] / m[1],
+            m[3] / m[1]
+        );
+    }
+}

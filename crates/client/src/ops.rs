@@ -131,6 +131,13 @@ ops! { out;
     Sequence(a: wire::SequenceArgs) = op::SEQUENCE => a.encode(out);
     ExchangeId(a: ExchangeIdArgs) = op::EXCHANGE_ID => a.wire().encode(out);
     CreateSession(a: CreateSessionArgs) = op::CREATE_SESSION => a.wire().encode(out);
+    /// BACKCHANNEL_CTL: the session's callback program and security.
+    BackchannelCtl { cb_program: u32, sec_parms: Vec<CallbackSec> } = op::BACKCHANNEL_CTL =>
+        wire::BackchannelCtlArgs {
+            cb_program: *cb_program,
+            sec_parms: sec_parms.iter().map(CallbackSec::wire).collect(),
+        }
+        .encode(out);
     /// `dir` is a raw channel_dir_from_client4 so tests can send invalid values.
     BindConnToSession(a: wire::BindConnArgs) = op::BIND_CONN_TO_SESSION => a.encode(out);
     DestroySession(sessionid: SessionId) = op::DESTROY_SESSION =>
@@ -617,23 +624,26 @@ impl CreateSessionArgs {
             fore: self.fore,
             back: self.back,
             cb_program: self.cb_program,
-            sec_parms: self
-                .sec_parms
-                .iter()
-                .map(|p| match p {
-                    CallbackSec::None => wire::CallbackSecParms::None,
-                    CallbackSec::Sys(s) => wire::CallbackSecParms::Sys(s.clone()),
-                    CallbackSec::Gss {
-                        service,
-                        server_handle,
-                        client_handle,
-                    } => wire::CallbackSecParms::Gss {
-                        service: *service,
-                        server_handle,
-                        client_handle,
-                    },
-                })
-                .collect(),
+            sec_parms: self.sec_parms.iter().map(CallbackSec::wire).collect(),
+        }
+    }
+}
+
+impl CallbackSec {
+    /// The wire form (callback_sec_parms4).
+    pub fn wire(&self) -> wire::CallbackSecParms<'_> {
+        match self {
+            CallbackSec::None => wire::CallbackSecParms::None,
+            CallbackSec::Sys(s) => wire::CallbackSecParms::Sys(s.clone()),
+            CallbackSec::Gss {
+                service,
+                server_handle,
+                client_handle,
+            } => wire::CallbackSecParms::Gss {
+                service: *service,
+                server_handle,
+                client_handle,
+            },
         }
     }
 }

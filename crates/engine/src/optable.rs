@@ -344,7 +344,10 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     t[op::SETCLIENTID as usize] = v40("SETCLIENTID");
     t[op::SETCLIENTID_CONFIRM as usize] = v40("SETCLIENTID_CONFIRM");
     t[op::RELEASE_LOCKOWNER as usize] = v40("RELEASE_LOCKOWNER");
-    t[op::BACKCHANNEL_CTL as usize] = todo("BACKCHANNEL_CTL");
+    t[op::BACKCHANNEL_CTL as usize] = row! {
+        "BACKCHANNEL_CTL", session::backchannel_ctl, MODIFIES, wire::BackchannelCtlArgs<'a>,
+        rsize: |_, _| RESULT_HEADER,
+    };
     t[op::GET_DIR_DELEGATION as usize] = todo("GET_DIR_DELEGATION");
     t[op::GETDEVICEINFO as usize] = todo("GETDEVICEINFO");
     t[op::GETDEVICELIST as usize] = todo("GETDEVICELIST");

@@ -17,7 +17,7 @@ use super::slots::SlotTable;
 
 /// The credential of callback_sec_parms4 the back channel uses: the last AUTH_SYS
 /// entry, else AUTH_NONE if offered (RPCSEC_GSS entries are skipped: no GSS here).
-fn callback_credential(parms: &[CallbackSecParms<'_>]) -> Option<Credential> {
+pub(crate) fn callback_credential(parms: &[CallbackSecParms<'_>]) -> Option<Credential> {
     let mut best = None;
     for p in parms {
         match p {

@@ -667,6 +667,27 @@ impl StateManager {
     /// `slot`: the call will use this back-channel slot (CB_SEQUENCE), so take its next
     /// sequence id (None: no slot, e.g. CB_NULL, or only asking whether there is a back
     /// channel). A slot beyond those the session has is none.
+    /// BACKCHANNEL_CTL (RFC 8881 §18.33): the session's callbacks go to `cb_program`
+    /// with the credential of `parms` (the last AUTH_SYS entry, else AUTH_NONE); with no
+    /// entry this server can call back with (only RPCSEC_GSS, or none),
+    /// NFS4ERR_ENCR_ALG_UNSUPP and nothing changes, as knfsd answers.
+    pub fn backchannel_ctl(
+        &self,
+        sid: &SessionId,
+        cb_program: u32,
+        parms: &[ringnfs_proto::nfs4::ops::session::CallbackSecParms<'_>],
+    ) -> Result<(), NfsStatus> {
+        let cred =
+            create_session::callback_credential(parms).ok_or(status::NFS4ERR_ENCR_ALG_UNSUPP)?;
+        let shard = self.shard_of(sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        let mut guard = shard.lock();
+        let session = guard.session_mut(sid).ok_or(status::NFS4ERR_BADSESSION)?;
+        session.cb_program = cb_program;
+        session.cb_cred = cred;
+        session.cb_sec_ok = true;
+        Ok(())
+    }
+
     pub fn back_channel(
         &self,
         sid: &SessionId,

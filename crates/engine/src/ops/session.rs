@@ -4,9 +4,9 @@
 use crate::consts::status;
 use crate::ctx::{CompoundCtx, OpResult};
 use ringnfs_proto::nfs4::ops::{
-    BindConnArgs, BindConnResOk, CreateSessionArgs, CreateSessionResOk, DestroyClientidArgs,
-    DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId, ReclaimCompleteArgs, SequenceArgs,
-    SequenceResOk, ServerOwner, Xdr,
+    BackchannelCtlArgs, BindConnArgs, BindConnResOk, CreateSessionArgs, CreateSessionResOk,
+    DestroyClientidArgs, DestroySessionArgs, ExchangeIdArgs, ExchangeIdResOk, ImplId,
+    ReclaimCompleteArgs, SequenceArgs, SequenceResOk, ServerOwner, Xdr,
 };
 use ringnfs_state::{CompoundSize, SeqOutcome};
 
@@ -151,6 +151,18 @@ pub fn destroy_clientid(
 ) -> OpResult {
     ctx.state
         .destroy_clientid(ctx.conn.core, ctx.cred, a.clientid)
+}
+
+pub fn backchannel_ctl(
+    ctx: &mut CompoundCtx<'_>,
+    a: BackchannelCtlArgs<'_>,
+    _out: &mut Vec<u8>,
+) -> OpResult {
+    let Some(grant) = ctx.session.as_ref() else {
+        return Err(status::NFS4ERR_OP_NOT_IN_SESSION);
+    };
+    ctx.state
+        .backchannel_ctl(&grant.sessionid, a.cb_program, &a.sec_parms)
 }
 
 pub fn reclaim_complete(

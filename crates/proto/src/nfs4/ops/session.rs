@@ -483,6 +483,36 @@ impl<'a> Xdr<'a> for CreateSessionArgs<'a> {
     }
 }
 
+/// BACKCHANNEL_CTL4args (RFC 8881 §18.33): the session's new callback program and
+/// security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelCtlArgs<'a> {
+    pub cb_program: u32,
+    pub sec_parms: Vec<CallbackSecParms<'a>>,
+}
+
+impl<'a> Xdr<'a> for BackchannelCtlArgs<'a> {
+    fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
+        Ok(BackchannelCtlArgs {
+            cb_program: d.u32()?,
+            sec_parms: {
+                let n = d.array_len(MAX_CB_SEC_PARMS, 4)?;
+                (0..n)
+                    .map(|_| CallbackSecParms::decode(d))
+                    .collect::<Result<_, _>>()?
+            },
+        })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.cb_program);
+        out.put_u32(self.sec_parms.len() as u32);
+        for p in &self.sec_parms {
+            p.encode(out);
+        }
+    }
+}
+
 /// CREATE_SESSION4resok.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CreateSessionResOk {
