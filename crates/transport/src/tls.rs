@@ -234,6 +234,12 @@ pub(crate) struct TlsConn {
     pub wire: OutQueue,
     /// While the handshake runs: when it must have finished.
     deadline: Option<Instant>,
+    /// The connection is closing: close_notify goes out once the replies queued so far
+    /// are sealed.
+    closing: bool,
+    /// close_notify was sealed: replies made after it (a file operation that finished
+    /// late) are dropped, as they would be on a plain connection that closed.
+    notified: bool,
 }
 
 impl TlsConn {
@@ -244,6 +250,8 @@ impl TlsConn {
             session,
             wire,
             deadline: Some(now + HANDSHAKE_TIMEOUT),
+            closing: false,
+            notified: false,
         })
     }
 
@@ -288,6 +296,7 @@ impl TlsConn {
                     && p != ALPN_SUNRPC
                 {
                     self.session.send_close_notify();
+                    self.notified = true;
                     return Err(TlsFailure::OtherAlpn);
                 }
                 step = TlsStep::Established {
@@ -321,9 +330,15 @@ impl TlsConn {
     pub fn seal(&mut self, out: &mut OutQueue) -> io::Result<()> {
         while let Some(plain) = out.start() {
             let n = plain.len();
-            // Before the handshake finished rustls keeps the plaintext until it has.
-            self.session.writer().write_all(plain)?;
+            if !self.notified {
+                // Before the handshake finished rustls keeps the plaintext until it has.
+                self.session.writer().write_all(plain)?;
+            }
             out.sent(n);
+        }
+        if self.closing && !self.notified {
+            self.session.send_close_notify();
+            self.notified = true;
         }
         while self.session.wants_write() {
             self.wire.append_raw(|buf| self.session.write_tls(buf))?;
@@ -331,8 +346,8 @@ impl TlsConn {
         Ok(())
     }
 
-    /// Say close_notify with the next seal (a connection this side closes).
+    /// Say close_notify after the replies queued so far (a connection this side closes).
     pub fn close_notify(&mut self) {
-        self.session.send_close_notify();
+        self.closing = true;
     }
 }
