@@ -68,6 +68,19 @@ pub struct BenchArgs {
     /// compare with a run that takes the one the server grants.
     #[arg(long)]
     pub no_delegations: bool,
+    /// RPC-with-TLS (RFC 9289) on every connection, trusting the CA certificates in
+    /// this PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the --server address).
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_name: Option<String>,
+    /// Show this client certificate (PEM; with --tls-client-key) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_client_key"])]
+    pub tls_client_cert: Option<PathBuf>,
+    /// The key of --tls-client-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 /// `UID` or `UID:GID` of `--auth-sys`.
@@ -100,7 +113,19 @@ impl BenchOptions {
             Some((uid, gid)) => Self::sys_cred(uid, gid),
             None => Credential::None,
         };
+        let tls = match &a.tls_ca {
+            Some(ca) => {
+                let name = a.tls_name.clone().unwrap_or_else(|| server.ip().to_string());
+                let client = a.tls_client_cert.as_deref().zip(a.tls_client_key.as_deref());
+                Some(
+                    ringnfs_client::ClientTls::new(ca, &name, client)
+                        .map_err(|e| BenchError::Usage(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
         Ok(BenchOptions {
+            tls,
             server,
             workload: a.workload,
             connections: a.connections,

@@ -35,6 +35,9 @@ pub enum BenchError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// RPC-with-TLS could not start on a connection.
+    #[error("{addr}: TLS: {why}")]
+    Tls { addr: SocketAddr, why: String },
     /// Something answered that does not speak ONC RPC / NFSv4.
     #[error("{addr}: not an NFS server ({detail})")]
     NotNfs { addr: SocketAddr, detail: String },
@@ -66,7 +69,9 @@ impl BenchError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            BenchError::Connect { .. } | BenchError::NotNfs { .. } => EXIT_CONNECT,
+            BenchError::Connect { .. } | BenchError::NotNfs { .. } | BenchError::Tls { .. } => {
+                EXIT_CONNECT
+            }
             BenchError::Connection { .. } => EXIT_CONNECT,
             BenchError::Interrupted => super::interrupt::EXIT_INTERRUPTED,
             BenchError::Usage(_)

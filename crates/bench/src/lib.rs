@@ -20,6 +20,7 @@ mod plot;
 mod report;
 mod run;
 mod setup;
+mod stream;
 mod template;
 mod worker;
 
@@ -321,6 +322,8 @@ pub struct BenchOptions {
     pub remove: bool,
     /// open-read-close: ask for no delegations.
     pub no_delegations: bool,
+    /// RPC-with-TLS on every connection.
+    pub tls: Option<ringnfs_client::ClientTls>,
 }
 
 impl BenchOptions {
@@ -343,6 +346,7 @@ impl BenchOptions {
             export_path: Vec::new(),
             remove: false,
             no_delegations: false,
+            tls: None,
         }
     }
 
@@ -592,7 +596,7 @@ mod perf {
                     progress: Arc::new(AtomicU64::new(0)),
                     stop: stop.clone(),
                 };
-                std::thread::spawn(move || run_worker(s, cfg))
+                std::thread::spawn(move || run_worker(crate::stream::Stream::Plain(s), cfg))
             })
             .collect();
         let mut ops = 0;

@@ -3,7 +3,7 @@
 //! destroyed before it returns, also when setup fails half-way or Ctrl-C stops it.
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
+use super::stream::Stream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ struct SessionInfo {
 /// created the session) and its request templates.
 struct Plan {
     info: Option<SessionInfo>,
-    streams: Vec<TcpStream>,
+    streams: Vec<Stream>,
     templates: Arc<Vec<Template>>,
     /// Which template each request uses (see [`workload_ops`]).
     pick: Arc<Vec<u8>>,
@@ -38,7 +38,7 @@ struct Plan {
 
 /// Destroy the sessions (and their clients) of `plans`, each on the first of its
 /// streams that works; returns what could not be destroyed.
-fn teardown(cred: &Credential, plans: &mut [(Option<SessionInfo>, Vec<TcpStream>)]) -> Vec<String> {
+fn teardown(cred: &Credential, plans: &mut [(Option<SessionInfo>, Vec<Stream>)]) -> Vec<String> {
     let mut left = Vec::new();
     for (info, streams) in plans.iter_mut() {
         let Some(info) = info else { continue };
@@ -80,7 +80,7 @@ fn open_session(spec: &SessionSpec<'_>, depth: &mut usize) -> Result<Plan, Bench
     let w = opts.workload;
     let mut streams = Vec::with_capacity(opts.connections);
     for _ in 0..opts.connections {
-        streams.push(setup::connect(opts.server)?);
+        streams.push(setup::connect(opts.server, opts.tls.as_ref())?);
     }
     if !w.needs_session() {
         return Ok(Plan {
@@ -235,7 +235,12 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
             size: if w.io_size() > 0 { opts.file_size } else { 0 },
             fill: w.io_size() > 0 && !w.is_write(),
         });
-        setup::prepare(opts.server, &opts.cred, &opts.export_path, file)?
+        setup::prepare(
+            (opts.server, opts.tls.as_ref()),
+            &opts.cred,
+            &opts.export_path,
+            file,
+        )?
     } else {
         setup::Prepared::default()
     };
@@ -438,6 +443,7 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
             failures.push(format!(
                 "{}: {f}",
                 r.stream
+                    .tcp()
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default()
@@ -461,7 +467,7 @@ pub fn run(opts: BenchOptions) -> Result<BenchReport, BenchError> {
     let mut streams = results.into_iter().map(|r| (r.failure.is_none(), r.stream));
     let mut created = Vec::new();
     for info in infos {
-        let mut own: Vec<(bool, TcpStream)> = streams.by_ref().take(opts.connections).collect();
+        let mut own: Vec<(bool, Stream)> = streams.by_ref().take(opts.connections).collect();
         own.sort_by_key(|(healthy, _)| !healthy);
         created.push((info, own.into_iter().map(|(_, s)| s).collect()));
     }

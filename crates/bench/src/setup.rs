@@ -4,6 +4,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+
+use super::stream::Stream;
 use std::time::Duration;
 
 use super::error::BenchError;
@@ -27,11 +29,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to the server for setup and load (Nagle off: requests are batched by
 /// the bench itself).
-pub fn connect(addr: SocketAddr) -> Result<TcpStream, BenchError> {
+pub fn connect(
+    addr: SocketAddr,
+    tls: Option<&ringnfs_client::ClientTls>,
+) -> Result<Stream, BenchError> {
     let connect_err = |source| BenchError::Connect { addr, source };
     let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(connect_err)?;
     s.set_nodelay(true).map_err(connect_err)?;
-    Ok(s)
+    Stream::start(s, tls).map_err(|why| BenchError::Tls { addr, why })
 }
 
 /// The name a setup call goes by in messages: its first operation after SEQUENCE.
@@ -48,13 +53,14 @@ fn step_of(ops: &[Op]) -> String {
 /// reply may carry any NFS status (see [`check`]); RPC-level and transport failures,
 /// and bytes that are not an RPC reply, are errors.
 pub fn sync_compound(
-    s: &mut TcpStream,
+    s: &mut Stream,
     cred: &Credential,
     xid: u32,
     ops: &[Op],
 ) -> Result<CompoundReply, BenchError> {
     let step = step_of(ops);
     let peer = s
+        .tcp()
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let lost = |detail: String| BenchError::Connection {
@@ -188,7 +194,7 @@ pub const SLOT0_FIRST_SEQID: u32 = 2;
 /// EXCHANGE_ID, CREATE_SESSION and RECLAIM_COMPLETE, asking for `slots` fore slots,
 /// without a back channel. On failure, the client (and session) it made are destroyed.
 pub fn create_session(
-    s: &mut TcpStream,
+    s: &mut Stream,
     cred: &Credential,
     slots: u32,
 ) -> Result<(u64, CreateSessionResOk), BenchError> {
@@ -200,7 +206,7 @@ pub fn create_session(
 /// has a back channel on this connection (CONN_BACK_CHAN), as the server needs to grant
 /// delegations. Returns that COMPOUND's reply.
 pub fn create_session_then(
-    s: &mut TcpStream,
+    s: &mut Stream,
     cred: &Credential,
     slots: u32,
     then: &[Op],
@@ -264,7 +270,7 @@ pub fn create_session_then(
 
 /// DESTROY_CLIENTID of a client without a session; failures are only logged (the
 /// server's lease expiry removes the client anyway).
-fn destroy_client_quietly(s: &mut TcpStream, cred: &Credential, clientid: u64) {
+fn destroy_client_quietly(s: &mut Stream, cred: &Credential, clientid: u64) {
     let ops = [Op::DestroyClientid(clientid)];
     if let Err(e) = sync_compound(s, cred, 4, &ops).and_then(|r| check(r, &ops)) {
         tracing::warn!(error = %e, "destroying the client of a failed setup");
@@ -273,7 +279,7 @@ fn destroy_client_quietly(s: &mut TcpStream, cred: &Credential, clientid: u64) {
 
 /// DESTROY_SESSION then DESTROY_CLIENTID.
 pub fn destroy_session(
-    s: &mut TcpStream,
+    s: &mut Stream,
     cred: &Credential,
     clientid: u64,
     sessionid: SessionId,
@@ -323,12 +329,12 @@ pub fn path_components(path: &str) -> Vec<Vec<u8>> {
 /// (also on failure). Never assumes our server: the write size follows the limits the
 /// server granted.
 pub fn prepare(
-    server: SocketAddr,
+    (server, tls): (SocketAddr, Option<&ringnfs_client::ClientTls>),
     cred: &Credential,
     export: &[Vec<u8>],
     file: Option<FileSpec>,
 ) -> Result<Prepared, BenchError> {
-    let mut s = connect(server)?;
+    let mut s = connect(server, tls)?;
     let (clientid, cs) = create_session(&mut s, cred, 1)?;
     let prepared = prepare_in_session(&mut s, cred, clientid, &cs, export, file);
     let destroyed = destroy_session(&mut s, cred, clientid, cs.sessionid);
@@ -356,7 +362,7 @@ fn path_prefix(export: &[Vec<u8>], n: usize) -> String {
 }
 
 fn prepare_in_session(
-    s: &mut TcpStream,
+    s: &mut Stream,
     cred: &Credential,
     clientid: u64,
     cs: &CreateSessionResOk,
@@ -369,7 +375,7 @@ fn prepare_in_session(
     let mut xid = 10u32;
     // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).
     let mut call =
-        |s: &mut TcpStream, ops: Vec<Op>| -> Result<(CompoundReply, Vec<Op>), BenchError> {
+        |s: &mut Stream, ops: Vec<Op>| -> Result<(CompoundReply, Vec<Op>), BenchError> {
             if interrupt::requested() {
                 return Err(BenchError::Interrupted);
             }
@@ -544,10 +550,10 @@ fn prepare_in_session(
 
 /// A SEQUENCE'd setup call: the reply (whatever its status) and the operations sent.
 type Call<'a> =
-    dyn FnMut(&mut TcpStream, Vec<Op>) -> Result<(CompoundReply, Vec<Op>), BenchError> + 'a;
+    dyn FnMut(&mut Stream, Vec<Op>) -> Result<(CompoundReply, Vec<Op>), BenchError> + 'a;
 
 /// The server's lease time (FATTR4_LEASE_TIME of `fh`), if it tells.
-fn lease_time(s: &mut TcpStream, call: &mut Call<'_>, fh: &[u8]) -> Option<u32> {
+fn lease_time(s: &mut Stream, call: &mut Call<'_>, fh: &[u8]) -> Option<u32> {
     use ringnfs_proto::nfs4::attr::LEASE_TIME;
     let (r, _) = call(
         s,

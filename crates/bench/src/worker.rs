@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use super::stream::Stream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ pub struct WorkerResult {
     pub last_completion: Option<Instant>,
     /// Files created (OPEN succeeded) and not removed, warm-up included.
     pub files_left: u64,
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub failure: Option<String>,
 }
 
@@ -258,7 +258,7 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 /// the worker gives up on them (the session is destroyed anyway).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn run_worker(mut stream: TcpStream, cfg: WorkerConfig) -> WorkerResult {
+pub fn run_worker(mut stream: Stream, cfg: WorkerConfig) -> WorkerResult {
     let depth = cfg.depth;
     let templates = &cfg.templates[..];
     let compound = templates[0].compound;
@@ -587,7 +587,7 @@ mod tests {
         use ringnfs_proto::rpc::Credential;
         let addr = crate::canned::canned_server(reply);
         let t = Template::sequenced(&Credential::None, SessionId([7; 16]), 3, ops);
-        let s = TcpStream::connect(addr).unwrap();
+        let s = Stream::Plain(std::net::TcpStream::connect(addr).unwrap());
         let cfg = WorkerConfig {
             templates: Arc::new(vec![t]),
             pick: Arc::new(vec![0]),

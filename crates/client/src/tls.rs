@@ -105,7 +105,7 @@ impl ClientTls {
     /// Probe for TLS on the fresh connection `stream` and run the handshake: the
     /// session, ready for records. [`ClientError::Tls`] when the server does not offer
     /// TLS or the handshake fails (an untrusted or expired certificate, say).
-    pub(crate) fn start(&self, stream: &mut TcpStream) -> Result<ClientConnection, ClientError> {
+    pub fn start(&self, stream: &mut TcpStream) -> Result<ClientConnection, ClientError> {
         let restore = stream.read_timeout()?;
         stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         let r = self.probe(stream).and_then(|()| self.handshake(stream));

@@ -14,7 +14,7 @@ use super::fileio::{FileIoSink, Owner};
 use super::output::ReplyError;
 use super::recpool;
 use super::stats::WorkerCounters;
-use super::tls::{TlsAcceptor, TlsConn, TlsFailure, TlsStep};
+use super::tls::{TlsAcceptor, TlsConn, TlsEvent, TlsFailure, TlsStep};
 
 /// How long a connection closed for malformed input may take to flush.
 pub(crate) const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -193,7 +193,10 @@ pub(crate) fn start_tls(
     }
 }
 
-/// TLS records arrived on connection `c`: decrypt them and feed the plaintext on.
+/// TLS records arrived on connection `c`: decrypt them and feed the plaintext on, as
+/// rustls holds it (no copy of ours). The connection's TLS state is taken out meanwhile,
+/// so the records can go to the service with the connection; a close decided while
+/// feeding reaches it when it is put back.
 pub(crate) fn feed_tls(
     service: &dyn Service,
     c: &mut Conn,
@@ -203,23 +206,32 @@ pub(crate) fn feed_tls(
     counters: &WorkerCounters,
     io: &mut FileIoSink<'_>,
 ) {
-    let Some(t) = c.tls.as_mut() else { return };
-    let mut plain = PLAIN.take();
-    let r = t.received(data, &mut plain);
-    let now = Instant::now();
-    match &r {
-        Ok(TlsStep::Established { mutual }) => {
+    let Some(mut t) = c.tls.take() else { return };
+    let r = t.received(data, |event| match event {
+        TlsEvent::Established { mutual } => {
             WorkerCounters::add(&counters.tls_handshakes, 1);
-            c.meta.shared.tls_established(*mutual);
+            c.meta.shared.tls_established(mutual);
             tracing::debug!(conn = c.meta.id, peer = %c.meta.peer, mutual, "TLS established");
         }
-        Ok(_) => {}
+        TlsEvent::Plaintext(plain) => {
+            if c.closing().is_none() {
+                assemble(service, c, key, max_out, counters, io, |asm, on_record| {
+                    asm.feed_records(plain, on_record).map(|()| 0)
+                });
+            }
+        }
+    });
+    let now = Instant::now();
+    match r {
+        Ok(TlsStep::Going) => {}
+        Ok(TlsStep::Closed) => {
+            tracing::trace!(conn = c.meta.id, "TLS close_notify");
+            c.close(Closing::Flush, now + FLUSH_GRACE);
+        }
         Err(f) => {
             WorkerCounters::add(
                 match f {
-                    TlsFailure::Handshake(_) | TlsFailure::OtherAlpn => {
-                        &counters.tls_handshake_failures
-                    }
+                    TlsFailure::Handshake(_) | TlsFailure::OtherAlpn => &counters.tls_handshake_failures,
                     TlsFailure::Record(_) => &counters.tls_errors,
                 },
                 1,
@@ -230,22 +242,12 @@ pub(crate) fn feed_tls(
             c.close(Closing::Flush, now + FLUSH_GRACE);
         }
     }
-    if !plain.is_empty() && c.closing().is_none() {
-        assemble(service, c, key, max_out, counters, io, |asm, on_record| {
-            asm.feed_records(&plain, on_record).map(|()| 0)
-        });
+    match c.closing() {
+        Some(Closing::Abort) => t.wire.abort(),
+        Some(Closing::Flush) => t.close_notify(),
+        None => {}
     }
-    if r == Ok(TlsStep::Closed) {
-        tracing::trace!(conn = c.meta.id, "TLS close_notify");
-        c.close(Closing::Flush, now + FLUSH_GRACE);
-    }
-    plain.clear();
-    PLAIN.set(plain);
-}
-
-thread_local! {
-    /// Decrypted bytes of one receive, reused by the worker's connections in turn.
-    static PLAIN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    c.tls = Some(t);
 }
 
 /// A direct receive into the current record's buffer ended: give the buffer (grown by

@@ -15,7 +15,7 @@
 //! seal); an alert or a malformed record fails the connection (the alert rustls
 //! queued is sent before it closes); the peer's close_notify is an end of stream.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,12 +207,19 @@ fn pem_error(e: rustls::pki_types::pem::Error) -> String {
 /// What a step of the TLS layer ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TlsStep {
-    /// Nothing to report (plaintext, if any, was handed back).
+    /// Nothing to report (what arrived was handed on).
     Going,
-    /// The handshake just finished; `mutual`: with a verified client certificate.
-    Established { mutual: bool },
     /// The peer sent close_notify: no more data comes.
     Closed,
+}
+
+/// What [`TlsConn::received`] hands on, in order.
+pub(crate) enum TlsEvent<'a> {
+    /// The handshake just finished; `mutual`: with a verified client certificate. Comes
+    /// before any plaintext.
+    Established { mutual: bool },
+    /// Decrypted bytes of the record stream.
+    Plaintext(&'a [u8]),
 }
 
 /// Why the TLS layer failed the connection (counted and logged).
@@ -260,15 +267,15 @@ impl TlsConn {
         self.deadline.is_some_and(|d| d <= now)
     }
 
-    /// Ciphertext arrived: decrypt what it completes, appending the plaintext to
-    /// `plain`. On an error rustls queues an alert, which the next [`seal`](Self::seal)
-    /// sends.
+    /// Ciphertext arrived: decrypt what it completes and hand the plaintext to `on`
+    /// (the end of the handshake first). On an error rustls queues an alert, which the
+    /// next [`seal`](Self::seal) sends.
     pub fn received(
         &mut self,
         mut data: &[u8],
-        plain: &mut Vec<u8>,
+        mut on: impl FnMut(TlsEvent<'_>),
     ) -> Result<TlsStep, TlsFailure> {
-        let mut step = TlsStep::Going;
+        use std::io::BufRead;
         while !data.is_empty() {
             let n = self
                 .session
@@ -278,15 +285,6 @@ impl TlsConn {
                 .session
                 .process_new_packets()
                 .map_err(|e| self.failure(e.to_string()))?;
-            let ready = state.plaintext_bytes_to_read();
-            if ready > 0 {
-                let at = plain.len();
-                plain.resize(at + ready, 0);
-                self.session
-                    .reader()
-                    .read_exact(&mut plain[at..])
-                    .map_err(|e| self.failure(e.to_string()))?;
-            }
             if self.deadline.is_some() && !self.session.is_handshaking() {
                 self.deadline = None;
                 // RFC 9289 §5.1 has clients offer ALPN "sunrpc", but Linux's tlshd (1.0)
@@ -299,12 +297,28 @@ impl TlsConn {
                     self.notified = true;
                     return Err(TlsFailure::OtherAlpn);
                 }
-                step = TlsStep::Established {
+                on(TlsEvent::Established {
                     mutual: self
                         .session
                         .peer_certificates()
                         .is_some_and(|c| !c.is_empty()),
-                };
+                });
+            }
+            // The plaintext straight from rustls's buffer (no copy of ours).
+            let mut left = state.plaintext_bytes_to_read();
+            while left > 0 {
+                let mut reader = self.session.reader();
+                // Plaintext only comes after the handshake: a failure here is a record's.
+                let chunk = reader
+                    .fill_buf()
+                    .map_err(|e| TlsFailure::Record(e.to_string()))?;
+                let len = chunk.len().min(left);
+                if len == 0 {
+                    break;
+                }
+                on(TlsEvent::Plaintext(&chunk[..len]));
+                reader.consume(len);
+                left -= len;
             }
             if state.peer_has_closed() {
                 return Ok(TlsStep::Closed);
@@ -313,7 +327,7 @@ impl TlsConn {
                 break;
             }
         }
-        Ok(step)
+        Ok(TlsStep::Going)
     }
 
     fn failure(&self, why: String) -> TlsFailure {
