@@ -388,6 +388,20 @@ pub enum CallbackSecParms<'a> {
 }
 
 impl<'a> CallbackSecParms<'a> {
+    /// callback_sec_parms4<> (CREATE_SESSION, BACKCHANNEL_CTL), at most
+    /// `MAX_CB_SEC_PARMS` entries.
+    pub fn decode_list(d: &mut XdrDecoder<'a>) -> Result<Vec<Self>, XdrError> {
+        let n = d.array_len(MAX_CB_SEC_PARMS, 4)?;
+        (0..n).map(|_| CallbackSecParms::decode(d)).collect()
+    }
+
+    pub fn encode_list(list: &[Self], out: &mut Vec<u8>) {
+        out.put_u32(list.len() as u32);
+        for p in list {
+            p.encode(out);
+        }
+    }
+
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(match d.u32()? {
             AUTH_NONE => CallbackSecParms::None,
@@ -460,12 +474,7 @@ impl<'a> Xdr<'a> for CreateSessionArgs<'a> {
             fore: decode_channel_attrs(d)?,
             back: decode_channel_attrs(d)?,
             cb_program: d.u32()?,
-            sec_parms: {
-                let n = d.array_len(MAX_CB_SEC_PARMS, 4)?;
-                (0..n)
-                    .map(|_| CallbackSecParms::decode(d))
-                    .collect::<Result<_, _>>()?
-            },
+            sec_parms: CallbackSecParms::decode_list(d)?,
         })
     }
 
@@ -476,10 +485,7 @@ impl<'a> Xdr<'a> for CreateSessionArgs<'a> {
         encode_channel_attrs(out, &self.fore);
         encode_channel_attrs(out, &self.back);
         out.put_u32(self.cb_program);
-        out.put_u32(self.sec_parms.len() as u32);
-        for p in &self.sec_parms {
-            p.encode(out);
-        }
+        CallbackSecParms::encode_list(&self.sec_parms, out);
     }
 }
 
@@ -495,21 +501,13 @@ impl<'a> Xdr<'a> for BackchannelCtlArgs<'a> {
     fn decode(d: &mut XdrDecoder<'a>) -> Result<Self, XdrError> {
         Ok(BackchannelCtlArgs {
             cb_program: d.u32()?,
-            sec_parms: {
-                let n = d.array_len(MAX_CB_SEC_PARMS, 4)?;
-                (0..n)
-                    .map(|_| CallbackSecParms::decode(d))
-                    .collect::<Result<_, _>>()?
-            },
+            sec_parms: CallbackSecParms::decode_list(d)?,
         })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
         out.put_u32(self.cb_program);
-        out.put_u32(self.sec_parms.len() as u32);
-        for p in &self.sec_parms {
-            p.encode(out);
-        }
+        CallbackSecParms::encode_list(&self.sec_parms, out);
     }
 }
 
