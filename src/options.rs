@@ -677,7 +677,7 @@ fn span<T: Copy + Into<u64>>(r: std::ops::RangeInclusive<T>) -> Range {
     Range::new((*r.start()).into(), (*r.end()).into())
 }
 
-// Placeholders: N (a count), SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR, or the
+// Placeholders: N (a count), SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR, REALM, or the
 // choices (`local|memory`).
 serve_options! {
     /// Address to listen on, or HOST:PORT (repeatable: e.g. 127.0.0.1:2049 and

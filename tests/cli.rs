@@ -699,6 +699,7 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
             "CONN",
             "KEY",
             "FILTER",
+            "REALM",
         ]
         .contains(&p)
             || p == "ADDR:PORT|off"

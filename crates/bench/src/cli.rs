@@ -115,8 +115,14 @@ impl BenchOptions {
         };
         let tls = match &a.tls_ca {
             Some(ca) => {
-                let name = a.tls_name.clone().unwrap_or_else(|| server.ip().to_string());
-                let client = a.tls_client_cert.as_deref().zip(a.tls_client_key.as_deref());
+                let name = a
+                    .tls_name
+                    .clone()
+                    .unwrap_or_else(|| server.ip().to_string());
+                let client = a
+                    .tls_client_cert
+                    .as_deref()
+                    .zip(a.tls_client_key.as_deref());
                 Some(
                     ringnfs_client::ClientTls::new(ca, &name, client)
                         .map_err(|e| BenchError::Usage(e.to_string()))?,

@@ -2,8 +2,8 @@
 //! succeeded, tear down. Whatever the run created on the server (clients, sessions) is
 //! destroyed before it returns, also when setup fails half-way or Ctrl-C stops it.
 
-use std::collections::BTreeMap;
 use super::stream::Stream;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

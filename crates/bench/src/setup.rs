@@ -374,24 +374,23 @@ fn prepare_in_session(
     let mut seqid = SLOT0_FIRST_SEQID - 1;
     let mut xid = 10u32;
     // One SEQUENCE'd COMPOUND; a failure is returned as the reply (the caller names it).
-    let mut call =
-        |s: &mut Stream, ops: Vec<Op>| -> Result<(CompoundReply, Vec<Op>), BenchError> {
-            if interrupt::requested() {
-                return Err(BenchError::Interrupted);
-            }
-            seqid += 1;
-            xid += 1;
-            let mut all = vec![Op::Sequence(SequenceArgs {
-                sessionid: cs.sessionid,
-                sequenceid: seqid,
-                slotid: 0,
-                highest_slotid: 0,
-                cachethis: false,
-            })];
-            all.extend(ops);
-            let r = sync_compound(s, cred, xid, &all)?;
-            Ok((r, all))
-        };
+    let mut call = |s: &mut Stream, ops: Vec<Op>| -> Result<(CompoundReply, Vec<Op>), BenchError> {
+        if interrupt::requested() {
+            return Err(BenchError::Interrupted);
+        }
+        seqid += 1;
+        xid += 1;
+        let mut all = vec![Op::Sequence(SequenceArgs {
+            sessionid: cs.sessionid,
+            sequenceid: seqid,
+            slotid: 0,
+            highest_slotid: 0,
+            cachethis: false,
+        })];
+        all.extend(ops);
+        let r = sync_compound(s, cred, xid, &all)?;
+        Ok((r, all))
+    };
     let ok = |(r, ops): (CompoundReply, Vec<Op>)| check(r, &ops);
     let mut ops = vec![Op::PutRootFh];
     ops.extend(export.iter().map(|c| Op::Lookup(c.clone())));

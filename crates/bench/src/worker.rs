@@ -1,9 +1,9 @@
 //! One load-generating connection: keeps `depth` requests in flight on a raw stream,
 //! with no allocation, channel or thread per request.
 
+use super::stream::Stream;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use super::stream::Stream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

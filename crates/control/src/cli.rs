@@ -696,10 +696,10 @@ fn session_detail(v: &Value) -> String {
             "PEER",
             "CORE",
             "DIRECTION",
-            "XPRTSEC",
             "BOUND_AT",
             "DRAINING",
             "REQUESTS",
+            "XPRTSEC",
         ],
         rows(&v["connections"], |c| {
             vec![
@@ -707,10 +707,10 @@ fn session_detail(v: &Value) -> String {
                 s(&c["peer"]),
                 s(&c["core"]),
                 s(&c["direction"]),
-                s(&c["xprtsec"]),
                 s(&c["bound_at"]),
                 s(&c["draining"]),
                 s(&c["requests"]),
+                s(&c["xprtsec"]),
             ]
         }),
     ));
@@ -724,10 +724,10 @@ fn connections_table(v: &Value) -> String {
             "PEER",
             "LOCAL",
             "CORE",
-            "XPRTSEC",
             "ACCEPTED_AT",
             "DRAINING",
             "REQUESTS",
+            "XPRTSEC",
             "SESSIONS",
         ],
         rows(v, |c| {
@@ -736,10 +736,10 @@ fn connections_table(v: &Value) -> String {
                 s(&c["peer"]),
                 s(&c["local"]),
                 s(&c["core"]),
-                s(&c["xprtsec"]),
                 s(&c["accepted_at"]),
                 s(&c["draining"]),
                 s(&c["requests"]),
+                s(&c["xprtsec"]),
                 c["sessions"]
                     .as_array()
                     .map(|a| a.iter().map(s).collect::<Vec<_>>().join(","))

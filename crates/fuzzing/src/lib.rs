@@ -411,7 +411,11 @@ pub fn gss_wire(data: &[u8]) {
         // Linux's among them, take any pad bytes).
         let mut v = Vec::new();
         v.put_opaque(t);
-        assert_eq!(v.len(), data.len(), "an init argument is one opaque, nothing after it");
+        assert_eq!(
+            v.len(),
+            data.len(),
+            "an init argument is one opaque, nothing after it"
+        );
         assert_eq!(decode_init_arg(&v).ok(), Some(t));
     }
     if let Ok(i) = IntegData::decode(data, data.len()) {

@@ -231,7 +231,9 @@ pub(crate) fn feed_tls(
         Err(f) => {
             WorkerCounters::add(
                 match f {
-                    TlsFailure::Handshake(_) | TlsFailure::OtherAlpn => &counters.tls_handshake_failures,
+                    TlsFailure::Handshake(_) | TlsFailure::OtherAlpn => {
+                        &counters.tls_handshake_failures
+                    }
                     TlsFailure::Record(_) => &counters.tls_errors,
                 },
                 1,
