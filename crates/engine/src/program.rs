@@ -328,8 +328,13 @@ impl NfsService {
             encode_rejected_auth(out, call.xid, AuthError::TooWeak.auth_stat());
             return Outcome::Done;
         };
-        if call.prog != NFS4_PROGRAM || call.vers != NFS4_VERSION {
+        if call.prog != NFS4_PROGRAM {
             encode_accepted(out, call.xid, AcceptStat::ProgUnavail);
+            return Outcome::Done;
+        }
+        if call.vers != NFS4_VERSION {
+            let v = AcceptStat::ProgMismatch(NFS4_VERSION, NFS4_VERSION);
+            encode_accepted(out, call.xid, v);
             return Outcome::Done;
         }
         let r = gss.call(
