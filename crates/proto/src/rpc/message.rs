@@ -229,17 +229,19 @@ pub fn encode_call_raw(
     verf: impl FnOnce(&[u8]) -> (u32, Vec<u8>),
 ) {
     let start = out.len();
-    out.put_u32(xid);
-    out.put_u32(CALL);
-    out.put_u32(RPC_VERSION);
-    out.put_u32(prog);
-    out.put_u32(vers);
-    out.put_u32(proc_);
+    put_call_head(out, xid, (prog, vers, proc_));
     out.put_u32(cred_flavor);
     out.put_opaque(cred);
     let (flavor, body) = verf(&out[start..]);
     out.put_u32(flavor);
     out.put_opaque(&body);
+}
+
+/// A call's words up to its credential: xid, CALL, the RPC version, the procedure.
+fn put_call_head(out: &mut Vec<u8>, xid: u32, (prog, vers, proc_): (u32, u32, u32)) {
+    for w in [xid, CALL, RPC_VERSION, prog, vers, proc_] {
+        out.put_u32(w);
+    }
 }
 
 /// Encode a call header; the caller appends the arguments.
@@ -251,12 +253,7 @@ pub fn encode_call(
     proc_: u32,
     cred: &Credential,
 ) {
-    out.put_u32(xid);
-    out.put_u32(CALL);
-    out.put_u32(RPC_VERSION);
-    out.put_u32(prog);
-    out.put_u32(vers);
-    out.put_u32(proc_);
+    put_call_head(out, xid, (prog, vers, proc_));
     cred.encode(out);
     out.put_u32(0); // verifier AUTH_NONE
     out.put_u32(0);
@@ -278,6 +275,35 @@ mod tests {
                 assert_eq!(c.args, &[1, 2, 3, 4]);
             }
             other => panic!("expected a call, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn raw_call_keeps_header_credential_and_verifier() {
+        let mut v = Vec::new();
+        let mut seen = Vec::new();
+        encode_call_raw(&mut v, 5, (100003, 4, 1), (6, b"cred-body"), |h| {
+            seen = h.to_vec();
+            (6, b"mic".to_vec())
+        });
+        v.extend_from_slice(&[9, 9, 9, 9]);
+        match decode_message(&v).unwrap() {
+            RpcMessage::Call(c) => {
+                assert_eq!(c.header, &seen[..], "the verifier checksums this");
+                assert_eq!((c.cred_flavor, c.cred_body), (6, &b"cred-body"[..]));
+                assert_eq!((c.verf_flavor, c.verf), (6, &b"mic"[..]));
+                assert_eq!(c.args, &[9, 9, 9, 9]);
+            }
+            other => panic!("expected a call, got {other:?}"),
+        }
+        let mut r = Vec::new();
+        encode_accepted_verf(&mut r, 5, 6, b"reply-mic", AcceptStat::Success);
+        match decode_message(&r).unwrap() {
+            RpcMessage::Reply(h) => {
+                assert_eq!((h.verf_flavor, h.verf), (6, &b"reply-mic"[..]));
+                assert_eq!(h.body, Ok(&[][..]));
+            }
+            other => panic!("expected a reply, got {other:?}"),
         }
     }
 
