@@ -2319,3 +2319,30 @@ fn client_and_session_ids_print_the_same_in_logs_and_ctl() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ringnfs ctl tls` shows the TLS files; `ctl tls reload` reads them again (a broken
+/// key is refused in words, exit status non-zero, the files in use stay).
+#[test]
+fn ctl_tls_shows_and_reloads_the_files() {
+    let ctl = Ctl::start("ctl-tls");
+    let state = ctl.dir.join("state");
+    let shown = stdout_ok(&ctl_cmd(ctl.control, &state, &["tls"]));
+    assert!(
+        shown.contains("server.pem") && shown.contains("server-key.pem"),
+        "{shown}"
+    );
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("client_ca") && l.ends_with('-')),
+        "{shown}"
+    );
+    let reloaded = stdout_ok(&ctl_cmd(ctl.control, &state, &["tls", "reload"]));
+    assert!(reloaded.contains("reloaded"), "{reloaded}");
+    std::fs::write(ctl.dir.join("server-key.pem"), "not a key").unwrap();
+    let out = ctl_cmd(ctl.control, &state, &["tls", "reload"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS key") && err.contains("stay"), "{err}");
+    assert!(!err.contains("Error {"), "no debug output: {err}");
+}

@@ -86,6 +86,20 @@ pub enum CtlCommand {
         #[command(subcommand)]
         action: Option<ExportsAction>,
     },
+    /// Show the RPC-with-TLS certificate, key and client CA files, or read them again
+    /// (`reload`: new handshakes use them; a file that cannot be used changes nothing).
+    Tls {
+        #[command(subcommand)]
+        action: Option<TlsAction>,
+    },
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TlsAction {
+    /// The files in use (the default).
+    Show,
+    /// Read the files again.
+    Reload,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -456,6 +470,23 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
             out(&v, &|v| {
                 let keys = ringnfs_state::settings::SETTING_KEYS.map(|k| (k, k));
                 kv(v, &keys)
+            });
+        }
+        CtlCommand::Tls { action } => {
+            let v = match action {
+                None | Some(TlsAction::Show) => json(&call("GET", "/api/v1/tls", None)?)?,
+                Some(TlsAction::Reload) => json(&call("POST", "/api/v1/tls/reload", None)?)?,
+            };
+            let reloaded = matches!(action, Some(TlsAction::Reload));
+            out(&v, &|v| {
+                let mut t = kv(
+                    v,
+                    &[("cert", "cert"), ("key", "key"), ("client_ca", "client_ca")],
+                );
+                if reloaded {
+                    t.push_str("reloaded: new handshakes use these files\n");
+                }
+                t
             });
         }
         CtlCommand::Exports { action } => match action {
