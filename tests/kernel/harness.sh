@@ -159,8 +159,18 @@ PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev
 want_tls && PKGS+=(openssl)
 { has_scenario tlsprobe || has_scenario tlsproxy; } && PKGS+=(python3)
 # krb5: a throwaway realm and KDC per run (MIT krb5kdc, kdb5_util, kadmin.local); the
-# guest's rpc.gssd is this host's (nfs-common), copied with its libraries.
-want_krb5 && PKGS+=(krb5-kdc krb5-admin-server krb5-user nfs-common)
+# guest's rpc.gssd is fetched (fetch_gssd, below). Without them (and --no-install) the
+# scenario is skipped, not the run.
+KRB5_PKGS=(krb5-kdc krb5-admin-server krb5-user)
+if want_krb5; then
+    kmissing=()
+    for p in "${KRB5_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || kmissing+=("$p"); done
+    if [ ${#kmissing[@]} -gt 0 ] && [ $INSTALL = 0 ]; then
+        for s in $KRB5_SCENARIOS; do skip_scenario "$s" "no KDC tools on this host (missing Debian packages: ${kmissing[*]})"; done
+    else
+        PKGS+=("${KRB5_PKGS[@]}")
+    fi
+fi
 mkdir -p "$CACHE"
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -291,6 +301,53 @@ if [ $TLS_KERNEL = 1 ] && want_tls; then
     fetch_tlshd || die "tlshd for the guest: see above"
 fi
 
+# ------------------------------------------------------------------ rpc.gssd (nfs-common)
+# krb5: the kernel asks rpc.gssd for its RPCSEC_GSS contexts. nfs-common of this host's
+# own Debian release and the library packages it needs (the Depends closure followed
+# through lib* packages only: no perl, python or init scripts), fetched with apt-get
+# download from this host's apt sources (nothing is installed) and unpacked into
+# $CACHE/gssd/root, from which the initramfs takes rpc.gssd, the loader and what
+# `ld.so --list` names.
+GSSD_ROOT=$CACHE/gssd/root
+fetch_gssd() {
+    local todo seen p d deps
+    [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ] && [ -s "$CACHE/gssd/version" ] && return 0
+    log "rpc.gssd: fetching nfs-common and its libraries ($(. /etc/os-release && echo "${VERSION_CODENAME:-this release}"))"
+    [ -e "$CACHE/.apt-updated" ] || { apt-get update -qq && touch "$CACHE/.apt-updated"; }
+    todo=nfs-common seen=" "
+    while [ -n "$todo" ]; do
+        # shellcheck disable=SC2086
+        deps=$(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+            --no-enhances $todo 2>/dev/null | awk '$1 ~ /Depends:$/ && $2 ~ /^lib/ {print $2}' | sort -u)
+        for p in $todo; do seen+="$p "; done
+        todo=
+        for d in $deps; do case "$seen $todo " in *" $d "*) ;; *) todo+=" $d" ;; esac; done
+        todo=$(echo "$todo" | xargs)
+    done
+    mkdir -p "$CACHE/debs-gssd"
+    # shellcheck disable=SC2086
+    (cd "$CACHE/debs-gssd" && apt-get -qq download $seen 2>&1 | grep -v 'Download is performed unsandboxed' || true)
+    rm -rf "$GSSD_ROOT" && mkdir -p "$GSSD_ROOT"
+    for p in $seen; do
+        d=$(ls "$CACHE/debs-gssd/${p}_"*.deb 2>/dev/null | tail -1)
+        [ -n "$d" ] || { echo "apt-get download $p failed"; return 1; }
+        dpkg-deb -x "$d" "$GSSD_ROOT"
+    done
+    [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ] || { echo "no usr/sbin/rpc.gssd in nfs-common"; return 1; }
+    basename "$(ls "$CACHE/debs-gssd/nfs-common_"*.deb | tail -1)" .deb >"$CACHE/gssd/version"
+}
+# gssd_closure: rpc.gssd's shared libraries and the loader, resolved inside GSSD_ROOT.
+gssd_closure() {
+    local path=$GSSD_ROOT/lib/x86_64-linux-gnu:$GSSD_ROOT/usr/lib/x86_64-linux-gnu ld
+    ld=$(ls "$GSSD_ROOT"/{usr/,}lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 2>/dev/null | head -1)
+    [ -n "$ld" ] || return 1
+    "$ld" --library-path "$path" --list "$GSSD_ROOT/usr/sbin/rpc.gssd" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'
+    echo "$ld"
+}
+if [ $KRB5_KERNEL = 1 ] && want_krb5; then
+    fetch_gssd || die "rpc.gssd for the guest: see above"
+fi
+
 # ------------------------------------------------------------------ initramfs
 IMG=$KDIR/initramfs.cpio.gz
 INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/nfs42.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
@@ -310,16 +367,15 @@ fi
 # tcp-ulp-tls), which this busybox guest cannot answer, so /init loads them up front.
 # Generic ghash: the emulated CPU has no PCLMUL for ghash-clmulni-intel.
 TLS_MODULES="tls gcm ghash-generic ccm chacha20poly1305 chacha_generic poly1305_generic"
-# rpc.gssd (krb5): this host's, from nfs-common, with its shared libraries and loader in
-# a directory of its own (/usr/lib/gssd: tlshd's trixie libraries may sit in
-# /lib/x86_64-linux-gnu), run through that loader. The kernel side: auth_rpcgss,
-# rpcsec_gss_krb5 and the ciphers it asks the crypto API for by name (cts(cbc(aes));
-# sha512 for the aes-sha2 enctypes where it is a module).
-GSSD=/usr/sbin/rpc.gssd
+# rpc.gssd (krb5): with its shared libraries and loader in a directory of its own
+# (/usr/lib/gssd: tlshd's trixie libraries may sit in /lib/x86_64-linux-gnu), run
+# through that loader by a wrapper script. The kernel side: auth_rpcgss, rpcsec_gss_krb5
+# and the ciphers it asks the crypto API for by name (cts(cbc(aes)); sha512 for the
+# aes-sha2 enctypes where it is a module), listed in /modules.krb5 and loaded by the
+# krb5 scenario itself (the other scenarios run without the GSS modules, as before).
 KRB5_MODULES="auth_rpcgss rpcsec_gss_krb5 cts sha512_generic"
 KRB5_IMG=0
-if [ $KRB5_KERNEL = 1 ] && want_krb5; then
-    [ -x "$GSSD" ] || die "no $GSSD on this host (nfs-common): needed for the krb5 scenario"
+if [ $KRB5_KERNEL = 1 ] && [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ]; then
     KRB5_IMG=1
     [ -x "$KDIR/initramfs/usr/sbin/rpc.gssd.bin" ] || rebuild=1
 fi
@@ -338,19 +394,32 @@ if [ $rebuild = 1 ]; then
     # Dependency closure, in load order, from the kernel's own modules.dep.
     mods="virtio_pci virtio_net nfsv4"
     [ $TLS_IMG = 0 ] || mods+=" $TLS_MODULES"
-    [ $KRB5_IMG = 0 ] || mods+=" $KRB5_MODULES"
-    for m in $mods; do
-        modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
-    done | awk '!seen[$0]++' | while read -r ko; do
-        base=$(basename "$ko")
-        case "$base" in
-        *.ko.xz) xz -dc "$ko" >"$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
-        *.ko.zst) zstd -qdc "$ko" >"$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
-        *) cp "$ko" "$R/lib/modules/$base" ;;
-        esac
-        echo "/lib/modules/$base" >>"$R/modules.load"
-    done
+    load_list() { # FILE MODULE...: the dependency closure, minus what /modules.load has
+        local f=$1 m
+        shift
+        for m in "$@"; do
+            modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+        done | awk -v have="$R/modules.load" 'BEGIN {while ((getline l < have) > 0) {n = split(l, a, "/"); h[a[n]] = 1}}
+            {n = split($0, a, "/"); b = a[n]; sub(/\.(xz|zst)$/, "", b)} !seen[$0]++ && !(b in h)' |
+            while read -r ko; do
+                base=$(basename "$ko")
+                case "$base" in
+                *.ko.xz) xz -dc "$ko" >"$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
+                *.ko.zst) zstd -qdc "$ko" >"$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
+                *) cp "$ko" "$R/lib/modules/$base" ;;
+                esac
+                echo "/lib/modules/$base" >>"$f"
+            done
+    }
+    # shellcheck disable=SC2086
+    load_list "$R/modules.load" $mods
     log "modules: $(xargs -n1 basename <"$R/modules.load" | sed 's/\.ko$//' | tr '\n' ' ')"
+    : >"$R/modules.krb5"
+    if [ $KRB5_IMG = 1 ]; then
+        # shellcheck disable=SC2086
+        load_list "$R/modules.krb5" $KRB5_MODULES
+        log "modules for krb5 (loaded by the scenario): $(xargs -n1 basename <"$R/modules.krb5" | sed 's/\.ko$//' | tr '\n' ' ')"
+    fi
     if [ $TLS_IMG = 1 ]; then
         # tlshd at its packaged path, its libraries where the trixie loader looks by
         # default (no ld.so.cache in the guest), the loader at the ELF interpreter path.
@@ -364,13 +433,12 @@ if [ $rebuild = 1 ]; then
     fi
     if [ $KRB5_IMG = 1 ]; then
         mkdir -p "$R/usr/sbin" "$R/usr/lib/gssd"
-        cp "$GSSD" "$R/usr/sbin/rpc.gssd.bin"
-        libs=$(ldd "$GSSD" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}')
-        [ -n "$libs" ] || die "cannot list rpc.gssd's libraries (ldd)"
+        cp "$GSSD_ROOT/usr/sbin/rpc.gssd" "$R/usr/sbin/rpc.gssd.bin"
+        libs=$(gssd_closure) && [ -n "$libs" ] || die "cannot list rpc.gssd's libraries (ld.so --list)"
         for l in $libs; do cp -L "$l" "$R/usr/lib/gssd/"; done
         printf '#!/bin/sh\nexec /usr/lib/gssd/ld-linux-x86-64.so.2 --library-path /usr/lib/gssd /usr/sbin/rpc.gssd.bin "$@"\n' >"$R/usr/sbin/rpc.gssd"
         chmod 755 "$R/usr/sbin/rpc.gssd"
-        dpkg-query -W -f '${Package} ${Version}\n' nfs-common >"$R/usr/lib/gssd/package" 2>/dev/null || true
+        cp "$CACHE/gssd/version" "$R/usr/lib/gssd/package"
         log "rpc.gssd: $(cat "$R/usr/lib/gssd/package") with $(echo "$libs" | wc -w) libraries ($(du -shL "$R/usr/lib/gssd" | cut -f1))"
     fi
     install -m 755 "$HERE/guest/init" "$R/init"

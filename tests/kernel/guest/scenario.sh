@@ -937,6 +937,12 @@ KRB5_MB=4
 krb5_gssd() {
     [ -x /usr/sbin/rpc.gssd ] || fail "no /usr/sbin/rpc.gssd in the guest image"
     for f in /etc/krb5.conf /etc/krb5.keytab /etc/hosts; do [ -s $f ] || fail "no $f (the harness appends it to the run's initrd)"; done
+    # The GSS modules (the harness lists them in /modules.krb5): loaded here, so that the
+    # other scenarios run without them.
+    while read -r m; do
+        [ -n "$m" ] || continue
+        grep -q "^$(basename "$m" .ko | tr - _) " /proc/modules || insmod "$m" || echo "insmod $m failed"
+    done </modules.krb5
     for m in auth_rpcgss rpcsec_gss_krb5; do grep -q "^$m " /proc/modules || fail "the $m module is not loaded"; done
     echo "rpc.gssd from $(cat /usr/lib/gssd/package 2>/dev/null)"
     if [ -s /tmp/gssd.pid ] && kill -0 "$(cat /tmp/gssd.pid)" 2>/dev/null; then echo "rpc.gssd already runs: pid $(cat /tmp/gssd.pid)"; return 0; fi
@@ -1015,7 +1021,9 @@ part_krb5() {
     fi
     [ $required != 0 ] || hstep srv_krb5_export_default krb5_export default
     hstep srv_krb5_off krb5_server off
-    rm -f /tmp/k5 /tmp/k5.md5
+    # rpc.gssd stops: scenarios after this one run without it, as before it.
+    [ ! -s /tmp/gssd.pid ] || kill "$(cat /tmp/gssd.pid)" 2>/dev/null
+    rm -f /tmp/k5 /tmp/k5.md5 /tmp/gssd.pid
     part_end
 }
 
