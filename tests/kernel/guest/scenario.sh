@@ -3,9 +3,8 @@
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
 #                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
-#                 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the host's
-#                 stand-in, alone or relaying to the server), krb5 (RPCSEC_GSS through
-#                 rpc.gssd and the host's per-run KDC)
+#                 krb5 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the
+#                 host's stand-in, alone or relaying to the server)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -1036,7 +1035,7 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5"
     for sc in $list; do
         case "$sc" in
         basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy | krb5) part_$sc ;;
