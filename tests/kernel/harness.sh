@@ -654,10 +654,24 @@ if want_krb5 && [ $KRB5_KERNEL = 1 ]; then
     KPORT=$(free_port)
     mkdir -p "$RUN/krb5"
     make_realm "$RUN/krb5" "$KPORT" >"$RUN/krb5/setup.log" 2>&1 || { mkdir -p "$RUN/krb5"; cat "$RUN/krb5/setup.log"; die "cannot make the run's Kerberos realm"; }
-    KRB5_CONFIG=$RUN/krb5/krb5.conf KRB5_KDC_PROFILE=$RUN/krb5/kdc.conf krb5kdc -n -r "$REALM" </dev/null >"$RUN/krb5/krb5kdc.out" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break; sleep 0.1; done
-    (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null || { cat "$RUN/krb5/krb5kdc.out" "$RUN/krb5/kdc.log" 2>/dev/null; die "krb5kdc did not start"; }
+    # krb5kdc -n (no fork): up when it answers on TCP and still runs; another process may
+    # take the port (TCP or UDP) between free_port and its bind: then another port.
+    for attempt in 1 2 3 4 5; do
+        KRB5_CONFIG=$RUN/krb5/krb5.conf KRB5_KDC_PROFILE=$RUN/krb5/kdc.conf krb5kdc -n -r "$REALM" </dev/null >>"$RUN/krb5/krb5kdc.out" 2>&1 &
+        KDC_PID=$!
+        PIDS+=($KDC_PID)
+        for _ in $(seq 50); do
+            kill -0 $KDC_PID 2>/dev/null || break
+            (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
+            sleep 0.1
+        done
+        kill -0 $KDC_PID 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
+        kill $KDC_PID 2>/dev/null || true
+        [ $attempt -lt 5 ] || { cat "$RUN/krb5/krb5kdc.out" "$RUN/krb5/kdc.log" 2>/dev/null; die "krb5kdc did not start"; }
+        old=$KPORT KPORT=$(free_port)
+        log "krb5kdc did not start on port $old; trying $KPORT"
+        sed -i "s/127.0.0.1:$old/127.0.0.1:$KPORT/" "$RUN/krb5/krb5.conf" "$RUN/krb5/kdc.conf"
+    done
     (cd "$RUN/krb5/guest" && find . | cpio -o -H newc --quiet | gzip -1) >"$RUN/krb5/guest.cpio.gz"
     [ "$INITRD" != "$IMG" ] || { cp "$IMG" "$RUN/initrd.cpio.gz"; INITRD=$RUN/initrd.cpio.gz; }
     cat "$RUN/krb5/guest.cpio.gz" >>"$INITRD"
