@@ -638,11 +638,14 @@ make_realm() { # DIR PORT
 addprinc -randkey nfs/ringnfs-server.ringnfs.test@$REALM
 addprinc -randkey nfs/10.0.2.100@$REALM
 addprinc -randkey host/ringnfs-guest.ringnfs.test@$REALM
+addprinc -randkey 1000@$REALM
 ktadd -k $d/server.keytab nfs/ringnfs-server.ringnfs.test@$REALM
 ktadd -k $d/server.keytab nfs/10.0.2.100@$REALM
 ktadd -k $d/guest/etc/krb5.keytab host/ringnfs-guest.ringnfs.test@$REALM
+ktadd -k $d/user1000.keytab 1000@$REALM
 EOT
     [ -s "$d/server.keytab" ] && [ -s "$d/guest/etc/krb5.keytab" ] || { echo "kadmin.local made no keytab"; return 1; }
+
     printf '%s\n' '127.0.0.1 localhost' '10.0.2.100 ringnfs-server.ringnfs.test ringnfs-server' \
         '10.0.2.101 ringnfs-server2.ringnfs.test ringnfs-server2' "$KDC_GUEST kdc.ringnfs.test kdc" \
         '10.0.2.15 ringnfs-guest.ringnfs.test ringnfs-guest' >"$d/guest/etc/hosts"
@@ -653,7 +656,7 @@ KRB5_NET=0
 if want_krb5 && [ $KRB5_KERNEL = 1 ]; then
     KPORT=$(free_port)
     mkdir -p "$RUN/krb5"
-    make_realm "$RUN/krb5" "$KPORT" >"$RUN/krb5/setup.log" 2>&1 || { mkdir -p "$RUN/krb5"; cat "$RUN/krb5/setup.log"; die "cannot make the run's Kerberos realm"; }
+    make_realm "$RUN/krb5" "$KPORT" >"$RUN/krb5/setup.log" 2>&1 || { cat "$RUN/krb5/setup.log"; die "cannot make the run's Kerberos realm"; }
     # krb5kdc -n (no fork): up when it answers on TCP and still runs; another process may
     # take the port (TCP or UDP) between free_port and its bind: then another port.
     for attempt in 1 2 3 4 5; do
@@ -672,6 +675,13 @@ if want_krb5 && [ $KRB5_KERNEL = 1 ]; then
         log "krb5kdc did not start on port $old; trying $KPORT"
         sed -i "s/127.0.0.1:$old/127.0.0.1:$KPORT/" "$RUN/krb5/krb5.conf" "$RUN/krb5/kdc.conf"
     done
+    # The guest's user 1000 has tickets already: a credentials cache made here (the
+    # guest has no kinit), owned by uid 1000 as rpc.gssd wants, in /var/krb5cc (gssd
+    # -d /tmp:/var/krb5cc; the guest's /tmp is a tmpfs over the initramfs's).
+    mkdir -p "$RUN/krb5/guest/var/krb5cc" && chmod 1777 "$RUN/krb5/guest/var/krb5cc"
+    KRB5_CONFIG=$RUN/krb5/krb5.conf kinit -k -t "$RUN/krb5/user1000.keytab" -c "FILE:$RUN/krb5/guest/var/krb5cc/krb5cc_1000" \
+        "1000@$REALM" >>"$RUN/krb5/setup.log" 2>&1 || { cat "$RUN/krb5/setup.log"; die "kinit 1000@$REALM failed"; }
+    chown 1000:1000 "$RUN/krb5/guest/var/krb5cc/krb5cc_1000" && chmod 600 "$RUN/krb5/guest/var/krb5cc/krb5cc_1000"
     (cd "$RUN/krb5/guest" && find . | cpio -o -H newc --quiet | gzip -1) >"$RUN/krb5/guest.cpio.gz"
     [ "$INITRD" != "$IMG" ] || { cp "$IMG" "$RUN/initrd.cpio.gz"; INITRD=$RUN/initrd.cpio.gz; }
     cat "$RUN/krb5/guest.cpio.gz" >>"$INITRD"
@@ -1171,6 +1181,15 @@ h_krb5_export() {
     got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.sec // ["(default)"] | join(",")')
     [ "$got" = "$want" ] || { echo "the export shows sec $got, want $want: not in force"; return 1; }
     echo "export $id at / now has sec $got"
+}
+
+# owner PATH UID: the file PATH (from the export's root) is owned by UID on the host.
+h_owner() {
+    ext_skip && return 0
+    local got
+    got=$(stat -c %u "$RUN/export/$1") || { echo "cannot stat $RUN/export/$1"; return 1; }
+    [ "$got" = "$2" ] || { echo "$1 on the host is owned by uid $got, want $2"; return 1; }
+    echo "$1 on the host is owned by uid $got: as expected"
 }
 
 # c_gss: the server holds RPCSEC_GSS contexts, or established some since the scenario began.

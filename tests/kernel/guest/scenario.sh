@@ -950,7 +950,9 @@ krb5_gssd() {
     ls /var/lib/nfs/rpc_pipefs
     # -f: foreground (backgrounded here), -vvv -rrr: its and the RPCSEC_GSS messages on
     # stderr (no syslog in the guest).
-    setsid /usr/sbin/rpc.gssd -f -vvv -rrr -p /var/lib/nfs/rpc_pipefs -k /etc/krb5.keytab -d /tmp </dev/null >>/tmp/gssd.log 2>&1 &
+    # -d: machine credentials go into the first directory, users' caches are looked for
+    # in both (user 1000's, made on the host, is in /var/krb5cc).
+    setsid /usr/sbin/rpc.gssd -f -vvv -rrr -p /var/lib/nfs/rpc_pipefs -k /etc/krb5.keytab -d /tmp:/var/krb5cc </dev/null >>/tmp/gssd.log 2>&1 &
     echo $! >/tmp/gssd.pid
     sleep 2
     cat /tmp/gssd.log
@@ -980,6 +982,19 @@ krb5_read() { # FLAVOR
     md5sum </tmp/k5 | cut -d' ' -f1 >/tmp/k5.md5
 }
 krb5_rm() { rm -r /mnt/k5 && echo "removed /mnt/k5"; }
+# krb5_user FLAVOR: user 1000 (tickets for 1000@RINGNFS.TEST in /var/krb5cc/krb5cc_1000)
+# writes a file in the export's root (mode 1777; /mnt/k5 is the machine credential's,
+# the anonymous user's) with its own credential; the server maps that principal to uid
+# 1000, and the file is 1000's.
+krb5_user() {
+    ls -ln /var/krb5cc
+    su u1000 -s /bin/sh -c "echo user data >/mnt/user-$1" || { tail -n 30 /tmp/gssd.log; fail "user 1000 writing with its Kerberos credential"; }
+    o=$(stat -c %u /mnt/user-$1); echo "owner of user-$1 as the client sees it: uid $o"
+    [ "$o" = 1000 ] || fail "owner uid $o, want 1000"
+    [ "$(su u1000 -s /bin/sh -c "cat /mnt/user-$1")" = "user data" ] || fail "user 1000 reading its file back"
+    grep -E "uid=1000|krb5cc_1000" /tmp/gssd.log | tail -n 3
+}
+krb5_user_rm() { su u1000 -s /bin/sh -c "rm /mnt/user-$1" && echo "user 1000 removed user-$1"; }
 krb5_gssd_log() { tail -n 60 /tmp/gssd.log; }
 # krb5_sys_refused: a sec=sys mount of the Kerberos-only export is refused (bounded).
 krb5_sys_refused() {
@@ -1007,6 +1022,13 @@ part_krb5() {
                 step krb5_info_$fl krb5_info $fl
                 if step krb5_write_$fl krb5_write $fl && step krb5_read_md5_$fl krb5_read $fl; then
                     hstep srv_krb5_md5_$fl md5 k5/$fl "$(cat /tmp/k5.md5)"
+                    # root's I/O used the machine credential (host/ringnfs-guest...), which
+                    # the server runs as the anonymous user (--anon-uid, 65534 by default).
+                    hstep srv_krb5_machine_owner_$fl owner k5/$fl 65534
+                fi
+                if step krb5_user_$fl krb5_user $fl; then
+                    hstep srv_krb5_owner_$fl owner user-$fl 1000
+                    step krb5_user_rm_$fl krb5_user_rm $fl
                 fi
                 hstep srv_krb5_gss_$fl check gss
                 step krb5_rm_$fl krb5_rm
