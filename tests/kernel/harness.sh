@@ -614,8 +614,10 @@ fi
 # finds for 10.0.2.100 in the guest's /etc/hosts: with an address as the mount's server
 # name it asks getnameinfo, there is no DNS) and nfs/10.0.2.100, in the server's keytab;
 # the guest's machine principal host/ringnfs-guest.ringnfs.test in the guest's
-# /etc/krb5.keytab (root's mounts use the machine credential). The guest's krb5.conf,
-# keytab and hosts file go into a small cpio appended to the initrd, as TLS's CA does.
+# /etc/krb5.keytab (root's mounts use the machine credential); 1000@RINGNFS.TEST, whose
+# tickets user 1000 gets in the guest (a credentials cache made here once the KDC runs).
+# The guest's krb5.conf, keytab, hosts file and that cache go into a small cpio appended
+# to the initrd, as TLS's CA does.
 REALM=RINGNFS.TEST
 KDC_GUEST=10.0.2.103
 make_realm() { # DIR PORT
@@ -645,7 +647,6 @@ ktadd -k $d/guest/etc/krb5.keytab host/ringnfs-guest.ringnfs.test@$REALM
 ktadd -k $d/user1000.keytab 1000@$REALM
 EOT
     [ -s "$d/server.keytab" ] && [ -s "$d/guest/etc/krb5.keytab" ] || { echo "kadmin.local made no keytab"; return 1; }
-
     printf '%s\n' '127.0.0.1 localhost' '10.0.2.100 ringnfs-server.ringnfs.test ringnfs-server' \
         '10.0.2.101 ringnfs-server2.ringnfs.test ringnfs-server2' "$KDC_GUEST kdc.ringnfs.test kdc" \
         '10.0.2.15 ringnfs-guest.ringnfs.test ringnfs-guest' >"$d/guest/etc/hosts"
