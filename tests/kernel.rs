@@ -1,8 +1,8 @@
 //! The Linux kernel client harness (`tests/kernel/harness.sh`): Debian's 6.1 and 6.12
 //! kernels booted under qemu (TCG) mount this build's server and run every scenario
 //! (basic, nconnect, trunk, reconnect, rebind, limit, drain, restart, v42, deleg, exports,
-//! tls), checking the guest's side and the server's binding state. A scenario a kernel
-//! cannot run (tls on 6.1) is reported as skipped by the harness, not failed. One test
+//! tls, krb5), checking the guest's side and the server's binding state. A scenario a
+//! kernel cannot run (tls on 6.1) is reported as skipped by the harness, not failed. One test
 //! runs the kernels in sequence (each run picks free ports, so it also coexists with
 //! other servers on the machine).
 //!

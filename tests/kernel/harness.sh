@@ -10,7 +10,8 @@
 #       [--capture] [--no-install] [--port N] [--control-port N] [--opts MOUNT_OPTIONS]
 #       [--nfs-debug HEX] [--timeout SECONDS] [--step-timeout SECONDS] [--server-arg ARG]...
 #
-# Scenarios: basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls;
+# Scenarios: basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
+# krb5;
 # tlsprobe and tlsproxy (diagnostics, not in "all": the guest's RPC-with-TLS side against
 # tests/kernel/tls_standin.py, alone or relaying to the server without TLS).
 # Exit status: 0 when every step of every scenario passed on every kernel, 1 when one
@@ -22,9 +23,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5"
 # Scenarios that need this harness's own server (its control plane, restarts).
-OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls"
+OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls krb5"
 # Run only when named: tlsprobe checks the guest's RPC-with-TLS side (kernel, tlshd, CA)
 # against a stand-in that only answers the STARTTLS probe and does the TLS handshake;
 # tlsproxy mounts through that stand-in relaying to the server (a TLS-terminating proxy),
@@ -32,6 +33,8 @@ OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls"
 DIAG_SCENARIOS="tlsprobe tlsproxy"
 # Scenarios that need the kernel's RPC-with-TLS client and tlshd in the guest.
 TLS_SCENARIOS="tls tlsprobe tlsproxy"
+# Scenarios that need the kernel's RPCSEC_GSS client, rpc.gssd in the guest and a KDC.
+KRB5_SCENARIOS="krb5"
 
 KERNELS=6.1
 SCENARIOS=all
@@ -102,6 +105,7 @@ if has_scenario tlsprobe && has_scenario tlsproxy; then
     die "tlsprobe and tlsproxy need the stand-in in two modes: one per run"
 fi
 want_tls() { local s; for s in $TLS_SCENARIOS; do has_scenario "$s" && return 0; done; return 1; }
+want_krb5() { local s; for s in $KRB5_SCENARIOS; do has_scenario "$s" && return 0; done; return 1; }
 # Scenarios this kernel or server cannot run: "NAME REASON" lines, reported as SKIP.
 SKIPPED=
 skip_scenario() { # NAME REASON
@@ -153,6 +157,19 @@ PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev
 # tls: a throwaway CA and server certificate per run; tlsprobe: the stand-in (python3 ssl).
 want_tls && PKGS+=(openssl)
 { has_scenario tlsprobe || has_scenario tlsproxy; } && PKGS+=(python3)
+# krb5: a throwaway realm and KDC per run (MIT krb5kdc, kdb5_util, kadmin.local); the
+# guest's rpc.gssd is fetched (fetch_gssd, below). Without them (and --no-install) the
+# scenario is skipped, not the run.
+KRB5_PKGS=(krb5-kdc krb5-admin-server krb5-user)
+if want_krb5; then
+    kmissing=()
+    for p in "${KRB5_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || kmissing+=("$p"); done
+    if [ ${#kmissing[@]} -gt 0 ] && [ $INSTALL = 0 ]; then
+        for s in $KRB5_SCENARIOS; do skip_scenario "$s" "no KDC tools on this host (missing Debian packages: ${kmissing[*]})"; done
+    else
+        PKGS+=("${KRB5_PKGS[@]}")
+    fi
+fi
 mkdir -p "$CACHE"
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -221,6 +238,16 @@ else
         skip_scenario "$s" "Linux $KVER has no RPC-with-TLS client (no CONFIG_NET_HANDSHAKE in config-$KVER: the NFS client's xprtsec= and the tlshd upcall came in Linux 6.5)"
     done
 fi
+# RPCSEC_GSS with Kerberos in the NFS client: auth_rpcgss and rpcsec_gss_krb5 (modules
+# in both of Debian's kernels).
+KRB5_KERNEL=0
+if grep -qE '^CONFIG_RPCSEC_GSS_KRB5=(y|m)' "$KCONFIG" 2>/dev/null; then
+    KRB5_KERNEL=1
+else
+    for s in $KRB5_SCENARIOS; do
+        skip_scenario "$s" "Linux $KVER has no RPCSEC_GSS Kerberos client (no CONFIG_RPCSEC_GSS_KRB5 in config-$KVER)"
+    done
+fi
 exit_if_nothing_left
 
 # ------------------------------------------------------------------ tlshd (ktls-utils)
@@ -273,6 +300,53 @@ if [ $TLS_KERNEL = 1 ] && want_tls; then
     fetch_tlshd || die "tlshd for the guest: see above"
 fi
 
+# ------------------------------------------------------------------ rpc.gssd (nfs-common)
+# krb5: the kernel asks rpc.gssd for its RPCSEC_GSS contexts. nfs-common of this host's
+# own Debian release and the library packages it needs (the Depends closure followed
+# through lib* packages only: no perl, python or init scripts), fetched with apt-get
+# download from this host's apt sources (nothing is installed) and unpacked into
+# $CACHE/gssd/root, from which the initramfs takes rpc.gssd, the loader and what
+# `ld.so --list` names.
+GSSD_ROOT=$CACHE/gssd/root
+fetch_gssd() {
+    local todo seen p d deps
+    [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ] && [ -s "$CACHE/gssd/version" ] && return 0
+    log "rpc.gssd: fetching nfs-common and its libraries ($(. /etc/os-release && echo "${VERSION_CODENAME:-this release}"))"
+    [ -e "$CACHE/.apt-updated" ] || { apt-get update -qq && touch "$CACHE/.apt-updated"; }
+    todo=nfs-common seen=" "
+    while [ -n "$todo" ]; do
+        # shellcheck disable=SC2086
+        deps=$(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+            --no-enhances $todo 2>/dev/null | awk '$1 ~ /Depends:$/ && $2 ~ /^lib/ {print $2}' | sort -u)
+        for p in $todo; do seen+="$p "; done
+        todo=
+        for d in $deps; do case "$seen $todo " in *" $d "*) ;; *) todo+=" $d" ;; esac; done
+        todo=$(echo "$todo" | xargs)
+    done
+    mkdir -p "$CACHE/debs-gssd"
+    # shellcheck disable=SC2086
+    (cd "$CACHE/debs-gssd" && apt-get -qq download $seen 2>&1 | grep -v 'Download is performed unsandboxed' || true)
+    rm -rf "$GSSD_ROOT" && mkdir -p "$GSSD_ROOT"
+    for p in $seen; do
+        d=$(ls "$CACHE/debs-gssd/${p}_"*.deb 2>/dev/null | tail -1)
+        [ -n "$d" ] || { echo "apt-get download $p failed"; return 1; }
+        dpkg-deb -x "$d" "$GSSD_ROOT"
+    done
+    [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ] || { echo "no usr/sbin/rpc.gssd in nfs-common"; return 1; }
+    basename "$(ls "$CACHE/debs-gssd/nfs-common_"*.deb | tail -1)" .deb >"$CACHE/gssd/version"
+}
+# gssd_closure: rpc.gssd's shared libraries and the loader, resolved inside GSSD_ROOT.
+gssd_closure() {
+    local path=$GSSD_ROOT/lib/x86_64-linux-gnu:$GSSD_ROOT/usr/lib/x86_64-linux-gnu ld
+    ld=$(ls "$GSSD_ROOT"/{usr/,}lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 2>/dev/null | head -1)
+    [ -n "$ld" ] || return 1
+    "$ld" --library-path "$path" --list "$GSSD_ROOT/usr/sbin/rpc.gssd" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'
+    echo "$ld"
+}
+if [ $KRB5_KERNEL = 1 ] && want_krb5; then
+    fetch_gssd || die "rpc.gssd for the guest: see above"
+fi
+
 # ------------------------------------------------------------------ initramfs
 IMG=$KDIR/initramfs.cpio.gz
 INPUTS=("$HERE/nfsmount.c" "$HERE/locktest.c" "$HERE/nfs42.c" "$HERE/guest/init" "$HERE/guest/scenario.sh")
@@ -292,6 +366,18 @@ fi
 # tcp-ulp-tls), which this busybox guest cannot answer, so /init loads them up front.
 # Generic ghash: the emulated CPU has no PCLMUL for ghash-clmulni-intel.
 TLS_MODULES="tls gcm ghash-generic ccm chacha20poly1305 chacha_generic poly1305_generic"
+# rpc.gssd (krb5): with its shared libraries and loader in a directory of its own
+# (/usr/lib/gssd: tlshd's trixie libraries may sit in /lib/x86_64-linux-gnu), run
+# through that loader by a wrapper script. The kernel side: auth_rpcgss, rpcsec_gss_krb5
+# and the ciphers it asks the crypto API for by name (cts(cbc(aes)); sha512 for the
+# aes-sha2 enctypes where it is a module), listed in /modules.krb5 and loaded by the
+# krb5 scenario itself (the other scenarios run without the GSS modules, as before).
+KRB5_MODULES="auth_rpcgss rpcsec_gss_krb5 cts sha512_generic"
+KRB5_IMG=0
+if [ $KRB5_KERNEL = 1 ] && [ -x "$GSSD_ROOT/usr/sbin/rpc.gssd" ]; then
+    KRB5_IMG=1
+    [ -x "$KDIR/initramfs/usr/sbin/rpc.gssd.bin" ] || rebuild=1
+fi
 if [ $rebuild = 1 ]; then
     log "building initramfs"
     R=$KDIR/initramfs
@@ -307,18 +393,32 @@ if [ $rebuild = 1 ]; then
     # Dependency closure, in load order, from the kernel's own modules.dep.
     mods="virtio_pci virtio_net nfsv4"
     [ $TLS_IMG = 0 ] || mods+=" $TLS_MODULES"
-    for m in $mods; do
-        modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-    done | awk '!seen[$0]++' | while read -r ko; do
-        base=$(basename "$ko")
-        case "$base" in
-        *.ko.xz) xz -dc "$ko" >"$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
-        *.ko.zst) zstd -qdc "$ko" >"$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
-        *) cp "$ko" "$R/lib/modules/$base" ;;
-        esac
-        echo "/lib/modules/$base" >>"$R/modules.load"
-    done
+    load_list() { # FILE MODULE...: the dependency closure, minus what /modules.load has
+        local f=$1 m
+        shift
+        for m in "$@"; do
+            modprobe -d "$KDIR/root" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+        done | awk -v have="$R/modules.load" 'BEGIN {while ((getline l < have) > 0) {n = split(l, a, "/"); h[a[n]] = 1}}
+            {n = split($0, a, "/"); b = a[n]; sub(/\.(xz|zst)$/, "", b)} !seen[$0]++ && !(b in h)' |
+            while read -r ko; do
+                base=$(basename "$ko")
+                case "$base" in
+                *.ko.xz) xz -dc "$ko" >"$R/lib/modules/${base%.xz}"; base=${base%.xz} ;;
+                *.ko.zst) zstd -qdc "$ko" >"$R/lib/modules/${base%.zst}"; base=${base%.zst} ;;
+                *) cp "$ko" "$R/lib/modules/$base" ;;
+                esac
+                echo "/lib/modules/$base" >>"$f"
+            done
+    }
+    # shellcheck disable=SC2086
+    load_list "$R/modules.load" $mods
     log "modules: $(xargs -n1 basename <"$R/modules.load" | sed 's/\.ko$//' | tr '\n' ' ')"
+    : >"$R/modules.krb5"
+    if [ $KRB5_IMG = 1 ]; then
+        # shellcheck disable=SC2086
+        load_list "$R/modules.krb5" $KRB5_MODULES
+        log "modules for krb5 (loaded by the scenario): $(xargs -n1 basename <"$R/modules.krb5" | sed 's/\.ko$//' | tr '\n' ' ')"
+    fi
     if [ $TLS_IMG = 1 ]; then
         # tlshd at its packaged path, its libraries where the trixie loader looks by
         # default (no ld.so.cache in the guest), the loader at the ELF interpreter path.
@@ -329,6 +429,16 @@ if [ $rebuild = 1 ]; then
         ln -sf /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
         cp "$CACHE/tlshd/version" "$R/etc/tlshd/package"
         log "tlshd: $(cat "$CACHE/tlshd/version") with $(echo "$libs" | wc -w) libraries ($(du -shL "$R/lib/x86_64-linux-gnu" | cut -f1))"
+    fi
+    if [ $KRB5_IMG = 1 ]; then
+        mkdir -p "$R/usr/sbin" "$R/usr/lib/gssd"
+        cp "$GSSD_ROOT/usr/sbin/rpc.gssd" "$R/usr/sbin/rpc.gssd.bin"
+        libs=$(gssd_closure) && [ -n "$libs" ] || die "cannot list rpc.gssd's libraries (ld.so --list)"
+        for l in $libs; do cp -L "$l" "$R/usr/lib/gssd/"; done
+        printf '#!/bin/sh\nexec /usr/lib/gssd/ld-linux-x86-64.so.2 --library-path /usr/lib/gssd /usr/sbin/rpc.gssd.bin "$@"\n' >"$R/usr/sbin/rpc.gssd"
+        chmod 755 "$R/usr/sbin/rpc.gssd"
+        cp "$CACHE/gssd/version" "$R/usr/lib/gssd/package"
+        log "rpc.gssd: $(cat "$R/usr/lib/gssd/package") with $(echo "$libs" | wc -w) libraries ($(du -shL "$R/usr/lib/gssd" | cut -f1))"
     fi
     install -m 755 "$HERE/guest/init" "$R/init"
     install -m 755 "$HERE/guest/scenario.sh" "$R/scenario.sh"
@@ -349,6 +459,8 @@ PIDS=()
 SERVER_PID=
 QEMU_PID=
 TLS_ARGS=() # --tls-cert/--tls-key while the tls scenario runs (h_tls_server)
+KRB5_ARGS=() # --krb5-keytab while the krb5 scenario runs (h_krb5_server)
+SRV_ENV=()   # KRB5_CONFIG and KRB5RCACHEDIR for the server then
 TLS_REPORT=
 cleanup() {
     local p
@@ -383,9 +495,9 @@ snap() { "${CURL[@]}" -f "http://127.0.0.1:$CPORT/metrics" | grep '^ringnfs_' >"
 
 start_server() {
     echo "=== $(date '+%F %T') starting ringnfs (pid follows)" >>"$RUN/server.log"
-    RUST_LOG=${RUST_LOG:-debug} "$BIN" serve --listen "127.0.0.1:$PORT" --listen "127.0.0.2:$PORT" \
+    env RUST_LOG="${RUST_LOG:-debug}" "${SRV_ENV[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --listen "127.0.0.2:$PORT" \
         --control "127.0.0.1:$CPORT" --export "$RUN/export" --state-dir "$RUN/state" --threads 2 \
-        "${SERVER_ARGS[@]}" "${TLS_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
+        "${SERVER_ARGS[@]}" "${TLS_ARGS[@]}" "${KRB5_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
     SERVER_PID=$!
     local i
     for i in $(seq 300); do
@@ -419,6 +531,10 @@ else
     # as if it had not.)
     if has_scenario tls && [[ "$("$BIN" serve --help 2>/dev/null || true)" != *--tls-cert* ]]; then
         skip_scenario tls "the server has no --tls-cert option (this build has no RPC-with-TLS)"
+        exit_if_nothing_left
+    fi
+    if want_krb5 && [[ "$("$BIN" serve --help 2>/dev/null || true)" != *--krb5-keytab* ]]; then
+        for s in $KRB5_SCENARIOS; do skip_scenario "$s" "the server has no --krb5-keytab option (this build has no RPCSEC_GSS)"; done
         exit_if_nothing_left
     fi
     # The host's second NFS client (deleg scenario): the bench binary beside the server.
@@ -491,6 +607,89 @@ if want_tls; then
     INITRD=$RUN/initrd.cpio.gz
     log "TLS: CA $RUN/tls/ca.pem, server certificate $RUN/tls/server.pem (IP SANs 10.0.2.100-102)"
 fi
+# ------------------------------------------------------------------ Kerberos realm
+# krb5: a throwaway realm RINGNFS.TEST per run, its KDC (krb5kdc -n) on 127.0.0.1 at a
+# free port, which the guest reaches as 10.0.2.103:88 over TCP (a guestfwd like the NFS
+# ones). Principals: the server's nfs/ringnfs-server.ringnfs.test (the name rpc.gssd
+# finds for 10.0.2.100 in the guest's /etc/hosts: with an address as the mount's server
+# name it asks getnameinfo, there is no DNS) and nfs/10.0.2.100, in the server's keytab;
+# the guest's machine principal host/ringnfs-guest.ringnfs.test in the guest's
+# /etc/krb5.keytab (root's mounts use the machine credential); 1000@RINGNFS.TEST, whose
+# tickets user 1000 gets in the guest (a credentials cache made here once the KDC runs).
+# The guest's krb5.conf, keytab, hosts file and that cache go into a small cpio appended
+# to the initrd, as TLS's CA does.
+REALM=RINGNFS.TEST
+KDC_GUEST=10.0.2.103
+make_realm() { # DIR PORT
+    local d=$1 kport=$2
+    mkdir -p "$d/rcache" "$d/guest/etc" || return 1
+    printf '%s\n' '[libdefaults]' "    default_realm = $REALM" '    dns_lookup_kdc = false' \
+        '    dns_lookup_realm = false' '    dns_canonicalize_hostname = false' '    rdns = false' \
+        '    udp_preference_limit = 1' '    permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96' \
+        '' '[realms]' "    $REALM = {" "        kdc = 127.0.0.1:$kport" '    }' '' \
+        '[domain_realm]' "    .ringnfs.test = $REALM" "    ringnfs.test = $REALM" >"$d/krb5.conf"
+    sed "s/kdc = 127.0.0.1:$kport/kdc = $KDC_GUEST:88/" "$d/krb5.conf" >"$d/guest/etc/krb5.conf"
+    printf '%s\n' '[kdcdefaults]' "    kdc_listen = 127.0.0.1:$kport" "    kdc_tcp_listen = 127.0.0.1:$kport" '' \
+        '[realms]' "    $REALM = {" "        database_name = $d/principal" "        key_stash_file = $d/stash" \
+        '        max_life = 1h' '        max_renewable_life = 0' \
+        '        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal' '    }' '' \
+        '[logging]' "    kdc = FILE:$d/kdc.log" >"$d/kdc.conf"
+    KRB5_CONFIG=$d/krb5.conf KRB5_KDC_PROFILE=$d/kdc.conf \
+        kdb5_util create -s -r "$REALM" -P "ringnfs-harness-master-key" </dev/null || return 1
+    KRB5_CONFIG=$d/krb5.conf KRB5_KDC_PROFILE=$d/kdc.conf kadmin.local -r "$REALM" <<EOT || return 1
+addprinc -randkey nfs/ringnfs-server.ringnfs.test@$REALM
+addprinc -randkey nfs/10.0.2.100@$REALM
+addprinc -randkey host/ringnfs-guest.ringnfs.test@$REALM
+addprinc -randkey 1000@$REALM
+ktadd -k $d/server.keytab nfs/ringnfs-server.ringnfs.test@$REALM
+ktadd -k $d/server.keytab nfs/10.0.2.100@$REALM
+ktadd -k $d/guest/etc/krb5.keytab host/ringnfs-guest.ringnfs.test@$REALM
+ktadd -k $d/user1000.keytab 1000@$REALM
+EOT
+    [ -s "$d/server.keytab" ] && [ -s "$d/guest/etc/krb5.keytab" ] || { echo "kadmin.local made no keytab"; return 1; }
+    printf '%s\n' '127.0.0.1 localhost' '10.0.2.100 ringnfs-server.ringnfs.test ringnfs-server' \
+        '10.0.2.101 ringnfs-server2.ringnfs.test ringnfs-server2' "$KDC_GUEST kdc.ringnfs.test kdc" \
+        '10.0.2.15 ringnfs-guest.ringnfs.test ringnfs-guest' >"$d/guest/etc/hosts"
+    printf 'hosts: files\n' >"$d/guest/etc/nsswitch.conf"
+    chmod 600 "$d/server.keytab"
+}
+KRB5_NET=0
+if want_krb5 && [ $KRB5_KERNEL = 1 ]; then
+    KPORT=$(free_port)
+    mkdir -p "$RUN/krb5"
+    make_realm "$RUN/krb5" "$KPORT" >"$RUN/krb5/setup.log" 2>&1 || { cat "$RUN/krb5/setup.log"; die "cannot make the run's Kerberos realm"; }
+    # krb5kdc -n (no fork): up when it answers on TCP and still runs; another process may
+    # take the port (TCP or UDP) between free_port and its bind: then another port.
+    for attempt in 1 2 3 4 5; do
+        KRB5_CONFIG=$RUN/krb5/krb5.conf KRB5_KDC_PROFILE=$RUN/krb5/kdc.conf krb5kdc -n -r "$REALM" </dev/null >>"$RUN/krb5/krb5kdc.out" 2>&1 &
+        KDC_PID=$!
+        PIDS+=($KDC_PID)
+        for _ in $(seq 50); do
+            kill -0 $KDC_PID 2>/dev/null || break
+            (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
+            sleep 0.1
+        done
+        kill -0 $KDC_PID 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$KPORT") 2>/dev/null && break
+        kill $KDC_PID 2>/dev/null || true
+        [ $attempt -lt 5 ] || { cat "$RUN/krb5/krb5kdc.out" "$RUN/krb5/kdc.log" 2>/dev/null; die "krb5kdc did not start"; }
+        old=$KPORT KPORT=$(free_port)
+        log "krb5kdc did not start on port $old; trying $KPORT"
+        sed -i "s/127.0.0.1:$old/127.0.0.1:$KPORT/" "$RUN/krb5/krb5.conf" "$RUN/krb5/kdc.conf"
+    done
+    # The guest's user 1000 has tickets already: a credentials cache made here (the
+    # guest has no kinit), owned by uid 1000 as rpc.gssd wants, in /var/krb5cc (gssd
+    # -d /tmp:/var/krb5cc; the guest's /tmp is a tmpfs over the initramfs's).
+    mkdir -p "$RUN/krb5/guest/var/krb5cc" && chmod 1777 "$RUN/krb5/guest/var/krb5cc"
+    KRB5_CONFIG=$RUN/krb5/krb5.conf kinit -k -t "$RUN/krb5/user1000.keytab" -c "FILE:$RUN/krb5/guest/var/krb5cc/krb5cc_1000" \
+        "1000@$REALM" >>"$RUN/krb5/setup.log" 2>&1 || { cat "$RUN/krb5/setup.log"; die "kinit 1000@$REALM failed"; }
+    chown 1000:1000 "$RUN/krb5/guest/var/krb5cc/krb5cc_1000" && chmod 600 "$RUN/krb5/guest/var/krb5cc/krb5cc_1000"
+    (cd "$RUN/krb5/guest" && find . | cpio -o -H newc --quiet | gzip -1) >"$RUN/krb5/guest.cpio.gz"
+    [ "$INITRD" != "$IMG" ] || { cp "$IMG" "$RUN/initrd.cpio.gz"; INITRD=$RUN/initrd.cpio.gz; }
+    cat "$RUN/krb5/guest.cpio.gz" >>"$INITRD"
+    KRB5_NET=1
+    log "Kerberos: realm $REALM, KDC on 127.0.0.1:$KPORT (the guest's $KDC_GUEST:88), log $RUN/krb5/kdc.log"
+fi
+
 STANDIN=0
 if has_scenario tlsprobe || has_scenario tlsproxy; then
     # The stand-in behind 10.0.2.102:2049 (see tests/kernel/tls_standin.py); for
@@ -539,6 +738,7 @@ metric_key() { # binds[.dir] unbinds[.reason] refusals[.cause] ops.OP -> awk reg
     ops) fam=ringnfs_compound_ops_total lab=op ;;
     delegs) fam=ringnfs_delegations_granted_total lab=type ;;
     tls) fam=ringnfs_tls_handshakes_total lab=result ;;
+    gss) fam=ringnfs_gss_context_inits_total lab=result ;;
     recalled | returned | revoked) echo "^ringnfs_delegations_$1_total\$"; return ;;
     *) return 1 ;;
     esac
@@ -570,6 +770,7 @@ ext_skip() { [ -n "$EXT1" ] && { echo "skipped: external server (no control plan
 h_begin() {
     # The TLS handshake counts go into the report of the scenarios that make them.
     case " $TLS_SCENARIOS " in *" $1 "*) TLS_REPORT=1 ;; *) TLS_REPORT= ;; esac
+    case " $KRB5_SCENARIOS " in *" $1 "*) GSS_REPORT=1 ;; *) GSS_REPORT= ;; esac
     echo "$1" >"$RUN/var/cur"
     date +%s.%N >"$RUN/var/t_begin"
     rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient"
@@ -600,7 +801,7 @@ h_end() {
     delta_now || { echo "control plane: /metrics failed"; return 1; }
     cp "$RUN/metrics/delta" "$RUN/metrics/$sc.delta"
     seen=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{n[$1]++} END {for (s in n) printf "%s%s:%d", (c++ ? " " : ""), substr(s, length(s) - 7), n[s]}')
-    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}" >"$RUN/report.d/$sc"
+    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}${GSS_REPORT:+ gss_context_inits=$(family_delta gss)}" >"$RUN/report.d/$sc"
     echo "scenario $sc: $(cat "$RUN/report.d/$sc")"
     return $rc
 }
@@ -949,6 +1150,59 @@ h_tls_export() {
     echo "export $id at / now has xprtsec $got"
 }
 
+# krb5_server on|off: restart the server (as restart does) with the run's keytab and
+# KRB5_CONFIG (on), or without them (off).
+h_krb5_server() {
+    ext_skip && return 0
+    case "$1" in
+    on) KRB5_ARGS=(--krb5-keytab "$RUN/krb5/server.keytab" --krb5-realm "$REALM")
+        SRV_ENV=(KRB5_CONFIG="$RUN/krb5/krb5.conf" KRB5RCACHEDIR="$RUN/krb5/rcache") ;;
+    off) KRB5_ARGS=() SRV_ENV=() ;;
+    *) echo "usage: krb5_server on|off"; return 2 ;;
+    esac
+    h_restart || return 1
+    echo "server pid $SERVER_PID runs with ${KRB5_ARGS[*]:-no Kerberos options}"
+}
+
+# krb5_export krb5|default: the export at "/" admits Kerberos only (sec ["krb5", "krb5i",
+# "krb5p"]) or its default; the export as listed afterwards must show it.
+h_krb5_export() {
+    ext_skip && return 0
+    local id r got want field
+    case "$1" in
+    krb5) field=', "sec": ["krb5", "krb5i", "krb5p"]' want=krb5,krb5i,krb5p ;;
+    default) field= want='(default)' ;;
+    *) echo "usage: krb5_export krb5|default"; return 2 ;;
+    esac
+    id=$(api exports | jq '[.[] | select(.export.pseudo == "/")] | first | .id // empty') || return 1
+    [ -n "$id" ] || { echo "no export at /"; return 1; }
+    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"$field}") ||
+        { echo "PUT exports/$id failed: $r"; return 1; }
+    echo "PUT exports/$id (sec $want): $r"
+    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.sec // ["(default)"] | join(",")')
+    [ "$got" = "$want" ] || { echo "the export shows sec $got, want $want: not in force"; return 1; }
+    echo "export $id at / now has sec $got"
+}
+
+# owner PATH UID: the file PATH (from the export's root) is owned by UID on the host.
+h_owner() {
+    ext_skip && return 0
+    local got
+    got=$(stat -c %u "$RUN/export/$1") || { echo "cannot stat $RUN/export/$1"; return 1; }
+    [ "$got" = "$2" ] || { echo "$1 on the host is owned by uid $got, want $2"; return 1; }
+    echo "$1 on the host is owned by uid $got: as expected"
+}
+
+# c_gss: the server holds RPCSEC_GSS contexts, or established some since the scenario began.
+c_gss() {
+    local held made
+    delta_now || { echo "control plane: /metrics failed"; return 1; }
+    held=$(awk '$1 == "ringnfs_gss_contexts" {print $2}' "$RUN/metrics/now")
+    made=$(delta_of gss.ok)
+    echo "ringnfs_gss_contexts ${held:-absent}, gss_context_inits{ok} +$made since the scenario began"
+    [ "${held:-0}" -gt 0 ] || [ "$made" -gt 0 ] || { echo "no RPCSEC_GSS context on the server"; return 1; }
+}
+
 # md5 PATH WANT: the file PATH (from the export's root) as the host sees it in the export
 # directory has md5 WANT.
 h_md5() {
@@ -1003,6 +1257,7 @@ NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
 NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:socat STDIO TCP:$FWD1"
 NET+=",guestfwd=tcp:10.0.2.101:2049-cmd:socat STDIO TCP:$FWD2"
 [ $STANDIN = 0 ] || NET+=",guestfwd=tcp:10.0.2.102:2049-cmd:socat STDIO TCP:127.0.0.1:$SPORT"
+[ $KRB5_NET = 0 ] || NET+=",guestfwd=tcp:$KDC_GUEST:88-cmd:socat STDIO TCP:127.0.0.1:$KPORT"
 mkfifo "$RUN/hostc.in" "$RUN/hostc.out"
 exec {HIN}<>"$RUN/hostc.in" {HOUT}<>"$RUN/hostc.out"
 QEMU=(qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -no-reboot
@@ -1044,7 +1299,7 @@ T1=$(date +%s.%N)
 WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')
 exec {HIN}>&- {HOUT}<&-
 cleanup
-[ "$INITRD" = "$IMG" ] || rm -f "$INITRD" # a copy of the cached image with the run's CA
+[ "$INITRD" = "$IMG" ] || rm -f "$INITRD" # a copy of the cached image with the run's CA or krb5 files
 PIDS=() SERVER_PID=
 trap - EXIT
 

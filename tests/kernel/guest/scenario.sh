@@ -3,8 +3,8 @@
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
 #                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
-#                 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the host's
-#                 stand-in, alone or relaying to the server)
+#                 krb5 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the
+#                 host's stand-in, alone or relaying to the server)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
 # Every step prints "STEP <name> OK 0" or "STEP <name> FAIL <rc>" on the
@@ -927,6 +927,127 @@ part_tlsproxy() {
     part_end
 }
 
+# ---------------------------------------------------------------- krb5
+# RPCSEC_GSS with Kerberos: the kernel asks rpc.gssd (through rpc_pipefs) for a context
+# with nfs@<server>; gssd gets a ticket from the host's KDC (10.0.2.103:88, TCP) with
+# the machine credential (host/ringnfs-guest.ringnfs.test in /etc/krb5.keytab, the files
+# the harness appends to the initrd) and hands the context back to the kernel.
+KRB5_MB=4
+krb5_gssd() {
+    [ -x /usr/sbin/rpc.gssd ] || fail "no /usr/sbin/rpc.gssd in the guest image"
+    for f in /etc/krb5.conf /etc/krb5.keytab /etc/hosts; do [ -s $f ] || fail "no $f (the harness appends it to the run's initrd)"; done
+    # The GSS modules (the harness lists them in /modules.krb5): loaded here, so that the
+    # other scenarios run without them.
+    while read -r m; do
+        [ -n "$m" ] || continue
+        grep -q "^$(basename "$m" .ko | tr - _) " /proc/modules || insmod "$m" || echo "insmod $m failed"
+    done </modules.krb5
+    for m in auth_rpcgss rpcsec_gss_krb5; do grep -q "^$m " /proc/modules || fail "the $m module is not loaded"; done
+    echo "rpc.gssd from $(cat /usr/lib/gssd/package 2>/dev/null)"
+    if [ -s /tmp/gssd.pid ] && kill -0 "$(cat /tmp/gssd.pid)" 2>/dev/null; then echo "rpc.gssd already runs: pid $(cat /tmp/gssd.pid)"; return 0; fi
+    mkdir -p /var/lib/nfs/rpc_pipefs /run /var/tmp
+    grep -q ' /var/lib/nfs/rpc_pipefs ' /proc/mounts || mount -t rpc_pipefs rpc_pipefs /var/lib/nfs/rpc_pipefs || fail "cannot mount rpc_pipefs"
+    ls /var/lib/nfs/rpc_pipefs
+    # -f: foreground (backgrounded here), -vvv -rrr: its and the RPCSEC_GSS messages on
+    # stderr (no syslog in the guest).
+    # -d: machine credentials go into the first directory, users' caches are looked for
+    # in both (user 1000's, made on the host, is in /var/krb5cc).
+    setsid /usr/sbin/rpc.gssd -f -vvv -rrr -p /var/lib/nfs/rpc_pipefs -k /etc/krb5.keytab -d /tmp:/var/krb5cc </dev/null >>/tmp/gssd.log 2>&1 &
+    echo $! >/tmp/gssd.pid
+    sleep 2
+    cat /tmp/gssd.log
+    kill -0 "$(cat /tmp/gssd.pid)" 2>/dev/null || fail "rpc.gssd exited"
+    echo "rpc.gssd runs: pid $(cat /tmp/gssd.pid)"
+}
+krb5_mount() { # FLAVOR
+    nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2,sec=$1" && return 0
+    rc=$?
+    echo "rpc.gssd's last messages:"; tail -n 40 /tmp/gssd.log
+    exit $rc
+}
+krb5_info() { # FLAVOR
+    show_mount
+    grep ' /mnt ' /proc/mounts | grep -q "sec=$1" || fail "/proc/mounts does not show sec=$1"
+    grep -iE 'krb5|ticket|context|error|fail' /tmp/gssd.log | tail -n 10
+}
+krb5_write() { # FLAVOR
+    dd if=/dev/urandom of=/tmp/k5 bs=1M count=$KRB5_MB 2>/dev/null || fail "local urandom copy"
+    mkdir -p /mnt/k5 || exit $?
+    t=$(up)
+    dd if=/tmp/k5 of=/mnt/k5/$1 bs=1M conv=fsync 2>/dev/null || exit $?
+    echo "wrote $KRB5_MB MiB with sec=$1 in $(elapsed "$t") s"
+}
+krb5_read() { # FLAVOR
+    same_md5 /tmp/k5 /mnt/k5/$1
+    md5sum </tmp/k5 | cut -d' ' -f1 >/tmp/k5.md5
+}
+krb5_rm() { rm -r /mnt/k5 && echo "removed /mnt/k5"; }
+# krb5_user FLAVOR: user 1000 (tickets for 1000@RINGNFS.TEST in /var/krb5cc/krb5cc_1000)
+# writes a file in the export's root (mode 1777; /mnt/k5 is the machine credential's,
+# the anonymous user's) with its own credential; the server maps that principal to uid
+# 1000, and the file is 1000's.
+krb5_user() {
+    ls -ln /var/krb5cc
+    su u1000 -s /bin/sh -c "echo user data >/mnt/user-$1" || { tail -n 30 /tmp/gssd.log; fail "user 1000 writing with its Kerberos credential"; }
+    o=$(stat -c %u /mnt/user-$1); echo "owner of user-$1 as the client sees it: uid $o"
+    [ "$o" = 1000 ] || fail "owner uid $o, want 1000"
+    [ "$(su u1000 -s /bin/sh -c "cat /mnt/user-$1")" = "user data" ] || fail "user 1000 reading its file back"
+    grep -E "uid=1000|krb5cc_1000" /tmp/gssd.log | tail -n 3
+}
+krb5_user_rm() { su u1000 -s /bin/sh -c "rm /mnt/user-$1" && echo "user 1000 removed user-$1"; }
+krb5_gssd_log() { tail -n 60 /tmp/gssd.log; }
+# krb5_sys_refused: a sec=sys mount of the Kerberos-only export is refused (bounded).
+krb5_sys_refused() {
+    timeout -s KILL 60 nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2,sec=sys"
+    rc=$?
+    if grep -q ' /mnt ' /proc/mounts; then
+        ls /mnt >/dev/null 2>&1 && { umount /mnt; fail "a sec=sys mount of a krb5-only export works"; }
+        umount /mnt
+        echo "mounted, but the export refused to be read with sec=sys"
+        return 0
+    fi
+    [ $rc != 137 ] || fail "the sec=sys mount did not end within 60 s"
+    echo "sec=sys mount refused (rc $rc): as expected"
+}
+
+part_krb5() {
+    part_begin krb5
+    echo "INFO part krb5: vers=4.2 with sec=krb5p, krb5i, krb5 through rpc.gssd; server with --krb5-keytab, export requiring Kerberos"
+    required=1
+    if hstep srv_krb5_on krb5_server on && step krb5_gssd krb5_gssd; then
+        hstep srv_krb5_export krb5_export krb5
+        required=$?
+        for fl in krb5p krb5i krb5; do
+            if step krb5_mount_$fl krb5_mount $fl; then
+                step krb5_info_$fl krb5_info $fl
+                if step krb5_write_$fl krb5_write $fl && step krb5_read_md5_$fl krb5_read $fl; then
+                    hstep srv_krb5_md5_$fl md5 k5/$fl "$(cat /tmp/k5.md5)"
+                    # root's I/O used the machine credential (host/ringnfs-guest...), which
+                    # the server runs as the anonymous user (--anon-uid, 65534 by default).
+                    hstep srv_krb5_machine_owner_$fl owner k5/$fl 65534
+                fi
+                if step krb5_user_$fl krb5_user $fl; then
+                    hstep srv_krb5_owner_$fl owner user-$fl 1000
+                    step krb5_user_rm_$fl krb5_user_rm $fl
+                fi
+                hstep srv_krb5_gss_$fl check gss
+                step krb5_rm_$fl krb5_rm
+                step krb5_umount_$fl b_umount
+            else
+                step krb5_gssd_log krb5_gssd_log
+                break
+            fi
+        done
+        [ $required != 0 ] || step krb5_sys_refused krb5_sys_refused
+    fi
+    [ $required != 0 ] || hstep srv_krb5_export_default krb5_export default
+    hstep srv_krb5_off krb5_server off
+    # rpc.gssd stops: scenarios after this one run without it, as before it.
+    [ ! -s /tmp/gssd.pid ] || kill "$(cat /tmp/gssd.pid)" 2>/dev/null
+    rm -f /tmp/k5 /tmp/k5.md5 /tmp/gssd.pid
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -936,10 +1057,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy | krb5) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
