@@ -589,3 +589,49 @@ fn measure_krb5_services() {
         );
     }
 }
+
+/// On the local backend a WRITE waits for the ring (the COMPOUND suspends and resumes
+/// on completion) and a READ that misses the page cache too: krb5i's and krb5p's
+/// protection of the reply must survive the suspension (the continuation carries it).
+#[test]
+fn krb5i_and_krb5p_replies_survive_a_suspended_compound() {
+    let Some(kdc) = kdc("krb5i_and_krb5p_replies_survive_a_suspended_compound") else {
+        return;
+    };
+    let dir = common::TempDir::new("krb5-local");
+    let srv = TestServer::with(|c| {
+        c.krb5_keytab = Some(kdc.service_keytab());
+        c.krb5_realms = vec![REALM.to_string()];
+        c.backend = ringnfs::server::BackendKind::Local;
+        c.exports = vec![ExportSpec {
+            pseudo: "/".into(),
+            backend: Some("local".into()),
+            path: Some(dir.0.join("export").display().to_string()),
+            sec: Some(vec!["krb5i".into(), "krb5p".into()]),
+            ..ExportSpec::default()
+        }];
+        c.exports_given = true;
+    });
+    let cc = numeric_user(kdc);
+    for (i, service) in [GssService::Integrity, GssService::Privacy]
+        .into_iter()
+        .enumerate()
+    {
+        let f = gss_client(&srv, service, &cc, "nfs@localhost").unwrap();
+        let root = f.root_fh().unwrap();
+        let (_, file) = f
+            .create(&root, format!("local-{i}").as_bytes(), 0o644)
+            .unwrap();
+        let data = payload(40 + i as u8);
+        // FILE_SYNC: the ring's write and then its fsync, two suspensions.
+        let (n, _) = f.write(&file, 0, &data, stable::FILE_SYNC).unwrap();
+        assert_eq!(n as usize, data.len(), "{service:?}");
+        let (back, _) = f.read(&file, 0, data.len() as u32).unwrap();
+        assert!(back == data, "{service:?}: the data read back differs");
+        f.close(file).unwrap();
+    }
+    assert!(
+        srv.transport_stats().file_ops >= 4,
+        "the ring ran the writes and syncs"
+    );
+}
