@@ -1134,20 +1134,32 @@ h_tls_server() {
 # the requirement is not in force and this fails.
 h_tls_export() {
     ext_skip && return 0
-    local id r got want field
     case "$1" in
-    tls) field=', "xprtsec": ["tls"]' want=tls ;;
-    default) field= want='(default)' ;;
+    tls) root_export_option xprtsec '["tls"]' ;;
+    default) root_export_option xprtsec '' ;;
     *) echo "usage: tls_export tls|default"; return 2 ;;
     esac
+}
+
+# root_export_option KEY JSON: the export at "/" gets option KEY = JSON (empty: the
+# option left out, i.e. its default) through the control plane; the export as the server
+# lists it afterwards must show it, or the option is not in force.
+root_export_option() {
+    local key=$1 value=$2 id r got want field=
+    if [ -n "$value" ]; then
+        field=", \"$key\": $value"
+        want=$(jq -rn --argjson v "$value" '$v | join(",")')
+    else
+        want='(default)'
+    fi
     id=$(api exports | jq '[.[] | select(.export.pseudo == "/")] | first | .id // empty') || return 1
     [ -n "$id" ] || { echo "no export at /"; return 1; }
     r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"$field}") ||
         { echo "PUT exports/$id failed: $r"; return 1; }
-    echo "PUT exports/$id (xprtsec $want): $r"
-    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.xprtsec // ["(default)"] | join(",")')
-    [ "$got" = "$want" ] || { echo "the export shows xprtsec $got, want $want: not in force"; return 1; }
-    echo "export $id at / now has xprtsec $got"
+    echo "PUT exports/$id ($key $want): $r"
+    got=$(api exports | jq -r --argjson id "$id" --arg k "$key" '.[] | select(.id == $id) | .export[$k] // ["(default)"] | join(",")')
+    [ "$got" = "$want" ] || { echo "the export shows $key $got, want $want: not in force"; return 1; }
+    echo "export $id at / now has $key $got"
 }
 
 # krb5_server on|off: restart the server (as restart does) with the run's keytab and
@@ -1168,20 +1180,11 @@ h_krb5_server() {
 # "krb5p"]) or its default; the export as listed afterwards must show it.
 h_krb5_export() {
     ext_skip && return 0
-    local id r got want field
     case "$1" in
-    krb5) field=', "sec": ["krb5", "krb5i", "krb5p"]' want=krb5,krb5i,krb5p ;;
-    default) field= want='(default)' ;;
+    krb5) root_export_option sec '["krb5", "krb5i", "krb5p"]' ;;
+    default) root_export_option sec '' ;;
     *) echo "usage: krb5_export krb5|default"; return 2 ;;
     esac
-    id=$(api exports | jq '[.[] | select(.export.pseudo == "/")] | first | .id // empty') || return 1
-    [ -n "$id" ] || { echo "no export at /"; return 1; }
-    r=$(api_change PUT "exports/$id" "{\"pseudo\": \"/\", \"path\": \"$RUN/export\"$field}") ||
-        { echo "PUT exports/$id failed: $r"; return 1; }
-    echo "PUT exports/$id (sec $want): $r"
-    got=$(api exports | jq -r --argjson id "$id" '.[] | select(.id == $id) | .export.sec // ["(default)"] | join(",")')
-    [ "$got" = "$want" ] || { echo "the export shows sec $got, want $want: not in force"; return 1; }
-    echo "export $id at / now has sec $got"
 }
 
 # owner PATH UID: the file PATH (from the export's root) is owned by UID on the host.

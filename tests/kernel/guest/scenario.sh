@@ -838,20 +838,23 @@ tls_read() {
     md5sum </tmp/tls | cut -d' ' -f1 >/tmp/tls.md5
 }
 tls_rm() { rm -r /mnt/tls; }
-# tls_plain_refused: without xprtsec the export that requires TLS is refused (bounded:
-# a mount that hangs counts as a failure).
-tls_plain_refused() {
-    timeout -s KILL 60 nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2"
+# mount_refused OPTIONS WHAT: a mount of "/" with OPTIONS (vers=4.2,...) is refused, or
+# mounts but cannot be read (bounded: a mount that hangs counts as a failure). WHAT
+# names the mount in messages.
+mount_refused() {
+    timeout -s KILL 60 nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "$1"
     rc=$?
     if grep -q ' /mnt ' /proc/mounts; then
-        ls /mnt >/dev/null 2>&1 && { umount /mnt; fail "a plain mount of an export that requires TLS works"; }
+        ls /mnt >/dev/null 2>&1 && { umount /mnt; fail "$2 works"; }
         umount /mnt
-        echo "mounted, but the export refused to be read without TLS"
+        echo "mounted, but the export refused to be read: $2"
         return 0
     fi
-    [ $rc != 137 ] || fail "the plain mount did not end within 60 s"
-    echo "plain mount refused (rc $rc): as expected"
+    [ $rc != 137 ] || fail "$2 did not end within 60 s"
+    echo "$2 refused (rc $rc): as expected"
 }
+# tls_plain_refused: without xprtsec the export that requires TLS is refused.
+tls_plain_refused() { mount_refused vers=4.2 "a plain mount of an export that requires TLS"; }
 
 part_tls() {
     part_begin tls
@@ -996,19 +999,8 @@ krb5_user() {
 }
 krb5_user_rm() { su u1000 -s /bin/sh -c "rm /mnt/user-$1" && echo "user 1000 removed user-$1"; }
 krb5_gssd_log() { tail -n 60 /tmp/gssd.log; }
-# krb5_sys_refused: a sec=sys mount of the Kerberos-only export is refused (bounded).
-krb5_sys_refused() {
-    timeout -s KILL 60 nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2,sec=sys"
-    rc=$?
-    if grep -q ' /mnt ' /proc/mounts; then
-        ls /mnt >/dev/null 2>&1 && { umount /mnt; fail "a sec=sys mount of a krb5-only export works"; }
-        umount /mnt
-        echo "mounted, but the export refused to be read with sec=sys"
-        return 0
-    fi
-    [ $rc != 137 ] || fail "the sec=sys mount did not end within 60 s"
-    echo "sec=sys mount refused (rc $rc): as expected"
-}
+# krb5_sys_refused: a sec=sys mount of the Kerberos-only export is refused.
+krb5_sys_refused() { mount_refused vers=4.2,sec=sys "a sec=sys mount of a krb5-only export"; }
 
 part_krb5() {
     part_begin krb5
