@@ -304,7 +304,9 @@ impl RpcsecGss {
             _ => (AcceptState::new(), self.new_handle()),
         };
         let step = self.acceptor.step(&mut state, token);
-        let res = match step {
+        // The verifier: AUTH_NONE until the context is made, then the checksum of the
+        // window (RFC 2203 §5.2.3.1).
+        let (res, verf) = match step {
             Ok(AcceptStep::Continue { token }) => {
                 let mut t = self.contexts.lock();
                 if t.pending.len() >= MAX_PENDING {
@@ -312,13 +314,14 @@ impl RpcsecGss {
                     t.pending.clear();
                 }
                 t.pending.insert(handle.clone(), state);
-                GssInitRes {
+                let res = GssInitRes {
                     handle,
                     major: CONTINUE_NEEDED,
                     minor: 0,
                     seq_window: SEQ_WINDOW,
                     token,
-                }
+                };
+                (res, None)
             }
             Ok(AcceptStep::Complete {
                 context,
@@ -357,31 +360,27 @@ impl RpcsecGss {
                     seq_window: SEQ_WINDOW,
                     token: token.unwrap_or_default(),
                 };
-                let start = out.len();
-                ringnfs_proto::rpc::message::encode_accepted_verf(
-                    out,
-                    xid,
-                    RPCSEC_GSS,
-                    &verf,
-                    ringnfs_proto::rpc::AcceptStat::Success,
-                );
-                debug_assert!(out.len() > start);
-                res.encode(out);
-                return;
+                (res, Some(verf))
             }
             Err(e) => {
                 GssStats::add(&self.stats.contexts_refused);
                 tracing::info!("GSS context refused: {}", e.error);
-                GssInitRes {
+                let res = GssInitRes {
                     handle: Vec::new(),
                     major: e.error.major().unwrap_or(ringnfs_gss::status::FAILURE),
                     minor: e.error.minor().unwrap_or(0),
                     seq_window: 0,
                     token: e.token.unwrap_or_default(),
-                }
+                };
+                (res, None)
             }
         };
-        ringnfs_proto::rpc::encode_accepted(out, xid, ringnfs_proto::rpc::AcceptStat::Success);
+        let (flavor, body) = match &verf {
+            Some(mic) => (RPCSEC_GSS, &mic[..]),
+            None => (ringnfs_proto::rpc::auth::AUTH_NONE, &[][..]),
+        };
+        let success = ringnfs_proto::rpc::AcceptStat::Success;
+        ringnfs_proto::rpc::message::encode_accepted_verf(out, xid, flavor, body, success);
         res.encode(out);
     }
 
