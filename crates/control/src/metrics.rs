@@ -367,7 +367,7 @@ fn register_hardening(
             ("too_many_fragments", t.records_too_many_fragments),
         ]),
     );
-    let tls = |pairs: &[(&str, u64)]| {
+    let by_result = |pairs: &[(&str, u64)]| {
         family(pairs.iter().map(|(k, v)| {
             (
                 ResultLabel {
@@ -380,7 +380,7 @@ fn register_hardening(
     r.register(
         "tls_handshakes",
         "RPC-with-TLS handshakes by result: ok, failed (a TLS error or alert, an untrusted client certificate, RPC records where the handshake belongs), timeout",
-        tls(&[
+        by_result(&[
             ("ok", t.tls_handshakes),
             ("failed", t.tls_handshake_failures),
             ("timeout", t.tls_handshake_timeouts),
@@ -394,7 +394,7 @@ fn register_hardening(
     r.register(
         "gss_context_inits",
         "RPCSEC_GSS context establishments by result: ok, refused (bad token, unknown service principal, expired ticket)",
-        tls(&[
+        by_result(&[
             ("ok", GssStats::get(&g.contexts_made)),
             ("refused", GssStats::get(&g.contexts_refused)),
         ]),
