@@ -20,9 +20,10 @@ use super::ctx::{CompoundCtx, CurFh, IoFinish, IoOutcome, PendingIo, Source};
 use super::export::{DEFAULT_ANON_ID, Export, ExportSet, Exports};
 use super::optable;
 use super::row::{
-    ALWAYS_SOLO, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, OpDesc, REPLAYS, SESSIONLESS,
-    SOLO_WITHOUT_SEQUENCE, over_limit,
+    ALWAYS_SOLO, ERROR_BODY, MODIFIES, NEEDS_FH, ONLY_FIRST, OpDesc, RECORDS_CLIENT, REPLAYS,
+    SESSIONLESS, SOLO_WITHOUT_SEQUENCE, over_limit,
 };
+use crate::record_wait::{self, Gate};
 use ringnfs_fs::Caller;
 use ringnfs_state::stateid::Stateid;
 
@@ -74,6 +75,8 @@ pub struct LoopState {
     /// operation its time is counted under.
     pub(crate) timed: Option<std::time::Instant>,
     pub(crate) main_op: Option<u32>,
+    /// The wait for the client's recovery record ended without it (`record_wait`).
+    pub(crate) record_failed: bool,
 }
 
 /// The parts of [`CompoundCtx`] that outlive one call. The exports are held, so an
@@ -310,6 +313,7 @@ impl Nfs4Engine {
             call_len: request_len,
             timed,
             main_op: None,
+            record_failed: false,
         };
         let set = self.exports.load();
         Ok(self.run(
@@ -348,34 +352,19 @@ impl Nfs4Engine {
             at
         };
         let start = rpc_start + s.header;
-        let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
-        let opnum = s.io.opnum;
-        let st_at = start + s.io.st_at;
-        // The op's export: the one current when it suspended (held, even if removed since).
-        let export = s.state.ctx.as_ref().map(|c| c.export.clone());
-        let export = export.unwrap_or_else(|| self.exports.load().root().clone());
-        let outcome = super::ops::io::finish(&self.state, &export, io, done, st_at, out);
-        let core = s.conn.core;
-        match outcome {
-            IoOutcome::Again { fd, op, finish } => {
-                // Still waiting: the caller moves the reply so far back into `partial`.
-                if let Some(fd) = fd {
-                    s.io.fd = fd;
-                }
-                s.io.finish = finish;
-                s.io.op = Some(op);
-                return Flow::Suspend(s);
-            }
-            IoOutcome::Status(st) => {
-                self.state.metrics.op(core, opnum, st);
-                export.stats.op();
-                if st != status::NFS4_OK {
-                    out.truncate(st_at + 4);
-                    out.patch_u32(st_at, st.code());
-                    s.state.final_status = st;
-                    s.state.next = s.state.numops;
-                }
-            }
+        if matches!(s.io.finish, IoFinish::Record) {
+            // The waiting op has not run: it runs now, or answers that the record failed.
+            let grant = s
+                .state
+                .ctx
+                .as_mut()
+                .and_then(|c| c.carried.session.as_mut());
+            s.state.record_failed = !record_wait::resumed(&self.state, grant, &done);
+        } else {
+            s = match self.finish_io(s, done, start, out) {
+                Ok(s) => s,
+                Err(again) => return Flow::Suspend(again),
+            };
         }
         let Suspended {
             state,
@@ -405,6 +394,47 @@ impl Nfs4Engine {
         flow
     }
 
+    /// The suspended op's file operation completed: finish its result (at `start` +
+    /// its offset in `out`; an error ends the loop there, as its state then says), or
+    /// `Err` with the suspension when the op waits for another file operation.
+    fn finish_io(
+        &self,
+        mut s: Box<Suspended>,
+        done: FileIoDone,
+        start: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<Box<Suspended>, Box<Suspended>> {
+        let io = std::mem::replace(&mut s.io.finish, IoFinish::Done);
+        let opnum = s.io.opnum;
+        let st_at = start + s.io.st_at;
+        // The op's export: the one current when it suspended (held, even if removed since).
+        let export = s.state.ctx.as_ref().map(|c| c.export.clone());
+        let export = export.unwrap_or_else(|| self.exports.load().root().clone());
+        let outcome = super::ops::io::finish(&self.state, &export, io, done, st_at, out);
+        match outcome {
+            IoOutcome::Again { fd, op, finish } => {
+                // Still waiting: the caller moves the reply so far back into `partial`.
+                if let Some(fd) = fd {
+                    s.io.fd = fd;
+                }
+                s.io.finish = finish;
+                s.io.op = Some(op);
+                Err(s)
+            }
+            IoOutcome::Status(st) => {
+                self.state.metrics.op(s.conn.core, opnum, st);
+                export.stats.op();
+                if st != status::NFS4_OK {
+                    out.truncate(st_at + 4);
+                    out.patch_u32(st_at, st.code());
+                    s.state.final_status = st;
+                    s.state.next = s.state.numops;
+                }
+                Ok(s)
+            }
+        }
+    }
+
     /// Run ops from `ls.next` on; `start` is where COMPOUND4res begins in `out`.
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -425,6 +455,8 @@ impl Nfs4Engine {
         ctx.numops = numops;
         ctx.request_len = request_len;
         while ls.next < numops {
+            // Where this op begins, to suspend before it (`record_wait`).
+            let before = d.rest();
             let i = ls.next;
             ls.next += 1;
             let Ok(opnum) = d.u32() else {
@@ -455,6 +487,31 @@ impl Nfs4Engine {
                         status::NFS4ERR_NOFILEHANDLE
                     } else if ctx.wrong_sec && desc.has(NEEDS_FH) && !sec_exempt(opnum) {
                         status::NFS4ERR_WRONGSEC
+                    } else if let Some(gate) = desc
+                        .has(RECORDS_CLIENT)
+                        .then(|| record_wait::gate(state, ctx.session.as_ref(), ls.record_failed))
+                        .flatten()
+                    {
+                        match gate {
+                            Gate::Refuse(st) => st,
+                            Gate::Wait(io) => {
+                                // Suspend before the op: it runs again from its opnum.
+                                out.truncate(op_start);
+                                ls.next -= 1;
+                                ls.results -= 1;
+                                ctx.flush_export_ops();
+                                ls.ctx = Some(ctx.save());
+                                return Flow::Suspend(Box::new(Suspended {
+                                    state: ls,
+                                    io,
+                                    rest: ctx.source.keep(before),
+                                    cred: cred.clone(),
+                                    conn: conn.clone(),
+                                    partial: Vec::new(),
+                                    header: 0,
+                                }));
+                            }
+                        }
                     } else {
                         ctx.reply_used = reply_len(start, out);
                         ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {

@@ -275,6 +275,11 @@ impl<'a> CompoundCtx<'a> {
         if !grant.reclaim_complete || self.state.in_grace() {
             return Err(status::NFS4ERR_GRACE);
         }
+        // A cluster node cut off from its store may have been declared dead, and its
+        // clients' state may be reclaimed on another node: nothing new until it is back.
+        if !self.state.granting() {
+            return Err(status::NFS4ERR_DELAY);
+        }
         Ok(())
     }
 
@@ -372,6 +377,9 @@ pub enum IoFinish {
     Space,
     /// READ_PLUS: after its data span was read.
     ReadPlus(Box<ReadPlusWait>),
+    /// Before an op that creates locking state: the client's recovery record was being
+    /// written (`record_wait`); the op has not run yet.
+    Record,
 }
 
 /// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the

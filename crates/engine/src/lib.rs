@@ -15,6 +15,7 @@ pub mod ops;
 pub mod optable;
 pub mod program;
 pub mod recall;
+mod record_wait;
 pub mod row;
 pub mod rpcsec_gss;
 pub use ringnfs_proto::nfs4::types;

@@ -239,7 +239,8 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     };
     // ---- opens (ops/open.rs, proto nfs4/ops/open.rs) ----
     t[op::OPEN as usize] = row! {
-        "OPEN", open::open, NEEDS_FH | MODIFIES | SETS_STATEID, wire::OpenArgs<'a>,
+        "OPEN", open::open, NEEDS_FH | MODIFIES | SETS_STATEID | RECORDS_CLIENT,
+        wire::OpenArgs<'a>,
         // stateid, cinfo, rflags, attrset, open_delegation4.
         rsize: |_, _| RESULT_HEADER + STATEID + CINFO + 4 + ATTR_BITMAP + OPEN_DELEGATION,
         ok: Stateid,
@@ -283,7 +284,8 @@ static TABLE: [Option<OpDesc>; TABLE_LEN] = {
     // ---- byte-range locks (ops/lock.rs, proto nfs4/ops/lock.rs) ----
     t[op::LOCK as usize] = row! {
         "LOCK", lock::lock,
-        NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID | ERROR_BODY, wire::LockArgs<'a>,
+        NEEDS_FH | MODIFIES | USES_STATEID | SETS_STATEID | ERROR_BODY | RECORDS_CLIENT,
+        wire::LockArgs<'a>,
         rsize: |_, _| RESULT_HEADER + LOCK_DENIED,
         ok: Stateid,
         stateid: lock::locker_stateid,

@@ -59,6 +59,10 @@ pub const CLEARS_STATEID: u32 = 1 << 12;
 /// is its status alone.
 pub const ERROR_BODY: u32 = 1 << 13;
 
+/// Creates locking state (OPEN, LOCK): in a cluster, the client's recovery record must
+/// be durable before the op runs (`record_wait`).
+pub const RECORDS_CLIENT: u32 = 1 << 14;
+
 /// An op's result before its body: opnum and status.
 pub const RESULT_HEADER: u32 = 8;
 /// What the row of one op knows at compile time; implemented by `optable.rs`'s `row!` for each row.

@@ -661,3 +661,113 @@ fn read_is_clamped_to_the_session_reply_size() {
         assert!(data.iter().all(|&b| b == 7));
     }
 }
+
+/// A cluster's recovery decisions, scripted.
+#[derive(Default)]
+struct FakeCluster {
+    grace: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
+    refuse_records: std::sync::atomic::AtomicBool,
+    records: parking_lot::Mutex<Vec<Vec<u8>>>,
+    completed: parking_lot::Mutex<Vec<Vec<u8>>>,
+}
+
+impl ringnfs_state::grace::ClusterRecovery for FakeCluster {
+    fn in_grace(&self) -> bool {
+        self.grace.load(Ordering::Relaxed)
+    }
+    fn may_reclaim(&self, _owner: &[u8]) -> bool {
+        true
+    }
+    fn granting(&self) -> bool {
+        !self.stopped.load(Ordering::Relaxed)
+    }
+    fn record(&self, owner: &[u8], done: ringnfs_service::Signal) {
+        self.records.lock().push(owner.to_vec());
+        if self.refuse_records.load(Ordering::Relaxed) {
+            done.fail();
+        } else {
+            // From another thread, as the cluster's agent does.
+            std::thread::spawn(move || done.succeed()).join().unwrap();
+        }
+    }
+    fn reclaim_complete(&self, owner: &[u8]) {
+        self.completed.lock().push(owner.to_vec());
+    }
+    fn client_gone(&self, _owner: &[u8]) {}
+}
+
+/// In a cluster, a client's first OPEN waits (once) for its recovery record; a record
+/// that cannot be written, or a node cut off from its store, answers NFS4ERR_DELAY;
+/// cluster-wide grace answers NFS4ERR_GRACE.
+#[test]
+fn a_cluster_node_records_a_client_before_its_first_open() {
+    use ringnfs_client::ops::{Fattr, OpenArgs, OpenClaim, OpenHow};
+    let h = Harness::new();
+    let cluster = Arc::new(FakeCluster::default());
+    h.state().grace.attach_cluster(cluster.clone());
+    let open = |c: &ConnMeta, sid: &SessionId, clientid, seqid, name: &[u8]| {
+        h.call(
+            c,
+            &[
+                seq(sid, 0, seqid),
+                Op::PutRootFh,
+                Op::Open(OpenArgs {
+                    seqid: 0,
+                    share_access: 3,
+                    share_deny: 0,
+                    clientid,
+                    owner: b"o".to_vec(),
+                    how: OpenHow::Unchecked(Fattr::new().mode(0o644)),
+                    claim: OpenClaim::Null(name.to_vec()),
+                }),
+            ],
+        )
+    };
+    let c = meta(1);
+    h.svc.on_accept(&c);
+    let (clientid, sid) = h.session(&c, false);
+    assert_eq!(*cluster.completed.lock(), [b"owner-1".to_vec()]);
+
+    let r = open(&c, &sid, clientid, 1, b"a");
+    assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+    assert_eq!(r.results.len(), 3, "the OPEN ran once, after the wait");
+    assert_eq!(h.file_ops.load(Ordering::Relaxed), 1, "one wait");
+    assert_eq!(*cluster.records.lock(), [b"owner-1".to_vec()]);
+    let r = open(&c, &sid, clientid, 2, b"b");
+    assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+    assert_eq!(
+        h.file_ops.load(Ordering::Relaxed),
+        1,
+        "recorded once per client"
+    );
+
+    // Another client whose record cannot be written: DELAY, nothing opened; it is
+    // written on the retry.
+    let c2 = meta(2);
+    h.svc.on_accept(&c2);
+    let (clientid2, sid2) = h.session(&c2, false);
+    cluster.refuse_records.store(true, Ordering::Relaxed);
+    let r = open(&c2, &sid2, clientid2, 1, b"c");
+    assert_eq!(r.status, status::NFS4ERR_DELAY, "{r:?}");
+    assert_eq!(r.results.len(), 3);
+    assert_eq!(
+        h.state().files.counts().0,
+        2,
+        "the refused OPEN did not run"
+    );
+    cluster.refuse_records.store(false, Ordering::Relaxed);
+    let r = open(&c2, &sid2, clientid2, 2, b"c");
+    assert_eq!(r.status, status::NFS4_OK, "{r:?}");
+    assert_eq!(cluster.records.lock().len(), 3);
+
+    // Cut off from the store: no new state.
+    cluster.stopped.store(true, Ordering::Relaxed);
+    let r = open(&c, &sid, clientid, 3, b"d");
+    assert_eq!(r.status, status::NFS4ERR_DELAY, "{r:?}");
+    cluster.stopped.store(false, Ordering::Relaxed);
+    // Cluster-wide grace: no new state either, and the client is told why.
+    cluster.grace.store(true, Ordering::Relaxed);
+    let r = open(&c, &sid, clientid, 4, b"d");
+    assert_eq!(r.status, status::NFS4ERR_GRACE, "{r:?}");
+}

@@ -80,6 +80,18 @@ pub fn run(req: FileIo) -> FileIoDone {
             io::fallocate(fd, mode, offset, len).map_or_else(errno, |()| 0),
             Vec::new(),
         ),
+        // A signal's eventfd (blocking): waits here until another thread writes it.
+        FileOp::Wait => {
+            use std::io::Read;
+            let mut buf = [0u8; 8];
+            let read = fd
+                .try_clone_to_owned()
+                .and_then(|own| std::fs::File::from(own).read(&mut buf));
+            match read {
+                Ok(n) => (n as i32, buf[..n].to_vec()),
+                Err(e) => (-e.raw_os_error().unwrap_or(libc::EIO), Vec::new()),
+            }
+        }
     };
     FileIoDone { result, buf }
 }

@@ -36,6 +36,9 @@ pub type IoFd = Arc<dyn std::os::fd::AsFd + Send + Sync>;
 /// COMPOUND) without copying it.
 pub use bytes::Bytes;
 
+mod signal;
+pub use signal::Signal;
+
 /// How a file operation's data goes through the page cache (an export's I/O mode,
 /// like knfsd's `io_cache_read` / `io_cache_write`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +97,10 @@ pub enum FileOp {
     Fsync { datasync: bool },
     /// fallocate(2) of `[offset, offset + len)` with `mode` (ALLOCATE, DEALLOCATE).
     Fallocate { mode: i32, offset: u64, len: u64 },
+    /// Wait for work done off the ring (a cluster's recovery record written to etcd):
+    /// read the 8-byte counter of the [`Signal`]'s eventfd, the descriptor of the
+    /// [`FileIo`]; [`FileIoDone::buf`] holds it ([`Signal::succeeded`] reads it).
+    Wait,
 }
 
 /// One file operation on one descriptor.

@@ -2,13 +2,47 @@
 //! before may reclaim it with OPEN CLAIM_PREVIOUS and LOCK reclaim; everyone else's
 //! OPEN/LOCK wait with NFS4ERR_GRACE. Which clients may reclaim is kept on stable
 //! storage: the owners of confirmed clients, one hex line each, in `state_dir/clients`.
+//!
+//! In a cluster ([`ClusterRecovery`], attached at start) the cluster decides instead:
+//! grace is cluster-wide, the clients allowed to reclaim are those recorded by a node
+//! that failed or restarted, and a client's record is written before its first OPEN or
+//! LOCK is acknowledged (the COMPOUND waits for it, see [`ClusterRecovery::record`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use ringnfs_service::Signal;
 
 use super::locks::{CheckInvariants, RankedMutex, rank};
 
+/// What a cluster of nodes decides about recovery, for this node (implemented over
+/// etcd by the server; every call but [`Self::record`] answers from the node's own view,
+/// without waiting on the network).
+pub trait ClusterRecovery: Send + Sync {
+    /// Whether the cluster-wide grace period is in force.
+    fn in_grace(&self) -> bool;
+    /// Whether a client with this owner held state on a node whose clients reclaim in
+    /// the current grace period (and has not finished reclaiming).
+    fn may_reclaim(&self, owner: &[u8]) -> bool;
+    /// Whether this node may grant new state: false while it cannot reach the cluster's
+    /// store (its membership may have expired, and another node may be letting its
+    /// clients reclaim elsewhere).
+    fn granting(&self) -> bool;
+    /// Make the owner's recovery record durable for this node; `done` says when (or that
+    /// it failed). Called before a client's first OPEN or LOCK is acknowledged.
+    fn record(&self, owner: &[u8], done: Signal);
+    /// The client sent its global RECLAIM_COMPLETE. Must not block: called with the
+    /// client table locked.
+    fn reclaim_complete(&self, owner: &[u8]);
+    /// The client is gone (destroyed, expired): its record goes. Must not block: called
+    /// with the client table locked.
+    fn client_gone(&self, owner: &[u8]);
+}
+
 pub struct Grace {
+    /// Set at start in a cluster: it decides instead of the fields below.
+    cluster: OnceLock<Arc<dyn ClusterRecovery>>,
     /// Grace ends at this monotonic time (ms since start); 0 = no grace period.
     until_ms: u64,
     file: Option<PathBuf>,
@@ -43,6 +77,7 @@ impl Grace {
             .map(|text| text.lines().filter_map(|l| from_hex(l.trim())).collect())
             .unwrap_or_default();
         Self {
+            cluster: OnceLock::new(),
             until_ms: grace_secs as u64 * 1000,
             file,
             current: RankedMutex::new(previous.clone()),
@@ -50,16 +85,44 @@ impl Grace {
         }
     }
 
+    /// Hand recovery to the cluster (once, at start, before clients come).
+    pub fn attach_cluster(&self, cluster: Arc<dyn ClusterRecovery>) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("a cluster was attached twice; the first one stays");
+        }
+    }
+
+    /// The cluster recovery decides for this server, if any.
+    pub fn cluster(&self) -> Option<&Arc<dyn ClusterRecovery>> {
+        self.cluster.get()
+    }
+
     pub fn in_grace(&self, now_ms: u64) -> bool {
-        now_ms < self.until_ms
+        match self.cluster.get() {
+            Some(c) => c.in_grace(),
+            None => now_ms < self.until_ms,
+        }
     }
 
     /// May a client with this owner reclaim (it held state before the restart)?
     pub fn may_reclaim(&self, owner: &[u8], now_ms: u64) -> bool {
-        self.in_grace(now_ms) && self.previous.contains(owner)
+        match self.cluster.get() {
+            Some(c) => c.in_grace() && c.may_reclaim(owner),
+            None => self.in_grace(now_ms) && self.previous.contains(owner),
+        }
     }
 
+    /// Whether new state may be granted (a cluster node that lost its store may not).
+    pub fn granting(&self) -> bool {
+        self.cluster.get().is_none_or(|c| c.granting())
+    }
+
+    /// A single server records its clients when they are confirmed; a cluster node
+    /// records them before their first OPEN or LOCK instead ([`ClusterRecovery::record`]).
     pub fn client_confirmed(&self, owner: &[u8]) {
+        if self.cluster.get().is_some() {
+            return;
+        }
         let mut cur = self.current.lock();
         if cur.insert(owner.to_vec()) {
             self.persist(&cur);
@@ -67,6 +130,10 @@ impl Grace {
     }
 
     pub fn client_gone(&self, owner: &[u8]) {
+        if let Some(c) = self.cluster.get() {
+            c.client_gone(owner);
+            return;
+        }
         let mut cur = self.current.lock();
         if cur.remove(owner) {
             self.persist(&cur);

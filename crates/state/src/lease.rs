@@ -52,6 +52,9 @@ pub struct Lease {
     /// The client sent RECLAIM_COMPLETE with rca_one_fs FALSE: it may now obtain new
     /// locking state (RFC 8881 §18.51.3).
     reclaim_complete: AtomicBool,
+    /// In a cluster: the client's recovery record is durable (written before its first
+    /// OPEN or LOCK was acknowledged).
+    recorded: AtomicBool,
     /// Operations in the client's COMPOUNDs in sessions it no longer has, and their
     /// RPC bytes (a live session counts its own, under its shard's lock).
     ops: AtomicU64,
@@ -83,6 +86,7 @@ impl Lease {
         Self {
             last_renew_ms: AtomicU64::new(now_ms),
             reclaim_complete: AtomicBool::new(false),
+            recorded: AtomicBool::new(false),
             ops: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -111,6 +115,15 @@ impl Lease {
     /// Record the client's global RECLAIM_COMPLETE; false if it had already sent one.
     pub fn complete_reclaim(&self) -> bool {
         !self.reclaim_complete.swap(true, Ordering::AcqRel)
+    }
+
+    /// In a cluster: whether the client's recovery record is durable.
+    pub fn recorded(&self) -> bool {
+        self.recorded.load(Ordering::Acquire)
+    }
+
+    pub fn set_recorded(&self) {
+        self.recorded.store(true, Ordering::Release);
     }
 
     #[inline]

@@ -384,6 +384,38 @@ impl StateManager {
         self.grace.in_grace(self.clock.now_ms())
     }
 
+    /// Whether new state may be granted now (a cluster node that lost its store may not:
+    /// NFS4ERR_DELAY until it is back).
+    pub fn granting(&self) -> bool {
+        self.grace.granting()
+    }
+
+    /// In a cluster, the owner of a client whose recovery record must be written before
+    /// its OPEN or LOCK is acknowledged (`grant.recorded` false, and not since).
+    pub fn record_needed(&self, grant: &SeqGrant) -> Option<Vec<u8>> {
+        if grant.recorded || self.grace.cluster().is_none() {
+            return None;
+        }
+        let clients = self.clients.lock();
+        let rec = clients.get(grant.clientid)?;
+        (!rec.lease.recorded()).then(|| rec.owner.clone())
+    }
+
+    /// Write a client's recovery record (the cluster signals `done`).
+    pub fn record_client(&self, owner: &[u8], done: ringnfs_service::Signal) {
+        match self.grace.cluster() {
+            Some(c) => c.record(owner, done),
+            None => done.succeed(),
+        }
+    }
+
+    /// The record `record_client` wrote is durable: later COMPOUNDs need not wait.
+    pub fn client_recorded(&self, clientid: ClientId) {
+        if let Some(rec) = self.clients.lock().get(clientid) {
+            rec.lease.set_recorded();
+        }
+    }
+
     /// OPEN CLAIM_PREVIOUS / LOCK reclaim: allowed during grace for clients that held
     /// state before the restart and have not sent RECLAIM_COMPLETE.
     pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), NfsStatus> {
@@ -570,6 +602,9 @@ impl StateManager {
         }
         if !rec.lease.complete_reclaim() {
             return Err(status::NFS4ERR_COMPLETE_ALREADY);
+        }
+        if let Some(c) = self.grace.cluster() {
+            c.reclaim_complete(&rec.owner);
         }
         Ok(())
     }

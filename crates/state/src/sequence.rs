@@ -32,6 +32,9 @@ pub struct SeqGrant {
     /// The client has sent its global RECLAIM_COMPLETE (when SEQUENCE ran, or later in
     /// this COMPOUND): only then may it obtain new opens and locks.
     pub reclaim_complete: bool,
+    /// In a cluster: the client's recovery record was durable when SEQUENCE ran (its
+    /// first OPEN or LOCK waits for it otherwise).
+    pub recorded: bool,
 }
 
 /// What SEQUENCE checks of its COMPOUND against the session's fore channel.
@@ -147,6 +150,7 @@ impl StateManager {
             max_response_cached: session.fore.maxresponsesize_cached,
             clientid: session.client,
             reclaim_complete: session.lease.reclaim_complete(),
+            recorded: session.lease.recorded(),
         };
         let outcome = match check {
             SlotCheck::New => {

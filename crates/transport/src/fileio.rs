@@ -94,6 +94,14 @@ impl FileOps {
             FileOp::Fallocate { mode, offset, len } => {
                 (Vec::new(), Bytes::new(), Op::Fallocate(mode, offset, len))
             }
+            // A signal's eventfd: its 8-byte counter, read at the descriptor's own
+            // position (offset -1; an eventfd has none to seek). The ring polls it until
+            // another thread writes it, so waiting costs the worker nothing.
+            FileOp::Wait => (
+                Vec::with_capacity(8),
+                Bytes::new(),
+                Op::Read(u64::MAX, 8, 0),
+            ),
         };
         let read_at = matches!(kind, Op::Read(..)).then_some(buf.len());
         let key = self.slots.insert(InFlight {
@@ -244,5 +252,34 @@ mod tests {
         assert_eq!((seen.load(Ordering::SeqCst), &out[..]), (4, &b"xy3456"[..]));
         assert!(ops.complete(t.key as usize, 0).is_none(), "slot emptied");
         let _ = std::fs::remove_file(&dir);
+    }
+
+    /// A wait for work done by another thread completes through the ring once that
+    /// thread signals, with what it signalled.
+    #[test]
+    fn a_wait_completes_when_another_thread_signals() {
+        let (mut d, _) = Driver::new(8, None).unwrap();
+        let mut ops = FileOps::default();
+        let seen = Arc::new(AtomicI32::new(-1));
+        let (signal, io) = ringnfs_service::Signal::new().unwrap();
+        let then = Box::new(Record(seen.clone()));
+        ops.submit(&mut d, Owner { key: 1, id: 2 }, Suspend { io, then });
+        let signaller = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            signal.succeed();
+        });
+        let mut got = Vec::new();
+        while got.is_empty() {
+            d.submit_and_wait().unwrap();
+            d.reap(&mut got);
+        }
+        signaller.join().unwrap();
+        let t = Token::decode(got[0].user_data).unwrap();
+        let f = ops.complete(t.key as usize, got[0].res).unwrap();
+        assert!(
+            ringnfs_service::Signal::succeeded(&f.done),
+            "{}",
+            f.done.result
+        );
     }
 }

@@ -47,6 +47,8 @@ pub fn finish(
     let n = done.result as u32;
     match f {
         IoFinish::Space => IoOutcome::Status(status::NFS4_OK),
+        // Finished by the loop itself (`Nfs4Engine::resume`), before the op runs.
+        IoFinish::Record => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
         IoFinish::ReadPlus(w) => super::space::finish_read_plus(&w, &done, out),
         IoFinish::Read {
             offset,
