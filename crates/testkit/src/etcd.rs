@@ -165,6 +165,17 @@ impl EtcdCluster {
         }
     }
 
+    /// Waits until every running member serves with a leader (after a kill, until the
+    /// others have elected one).
+    pub fn wait_ready(&mut self) -> Result<(), String> {
+        for i in 0..self.members.len() {
+            if self.members[i].process.is_some() {
+                self.wait_healthy(i)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Kills every member.
     pub fn kill_all(&mut self) {
         for i in 0..self.members.len() {

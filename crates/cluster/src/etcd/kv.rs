@@ -51,3 +51,14 @@ impl Etcd {
         Ok(r.deleted)
     }
 }
+
+impl Etcd {
+    /// Drops the history before `revision` (the values keys had then, and the events a
+    /// watch from an earlier revision would need); a watch from before it gets
+    /// [`EtcdError::Compacted`] or, while running, [`super::WatchEvent::Resync`].
+    pub fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        let _: serde_json::Value =
+            self.call("/v3/kv/compaction", &json!({ "revision": int(revision) }))?;
+        Ok(())
+    }
+}

@@ -93,7 +93,9 @@ pub enum EtcdError {
     BadReply(String),
     #[error("etcd lease {0:x} has expired (or was revoked)")]
     LeaseExpired(i64),
-    #[error("etcd revision {0} has been compacted: its history is gone")]
+    /// The history asked for is gone, compacted up to this revision. A watch handles it
+    /// itself ([`WatchEvent::Resync`]); the variant is for reads of past revisions.
+    #[error("etcd has compacted its history up to revision {0}: what came before is gone")]
     Compacted(i64),
     #[error("bad etcd endpoint: {0}")]
     InvalidEndpoint(String),

@@ -103,8 +103,9 @@ impl From<StreamError> for End {
 impl Etcd {
     /// Watches every key starting with `prefix`, from `start_revision` (0: from now on).
     /// Returns once the watch is in place on some member: a change made after this
-    /// returns is delivered. Fails when no member would open the watch, and with
-    /// [`EtcdError::Compacted`] when `start_revision` is older than etcd's history.
+    /// returns is delivered. Fails when no member would open the watch. When
+    /// `start_revision` is older than etcd's history (compacted), the first event is
+    /// [`WatchEvent::Resync`].
     pub fn watch_prefix(&self, prefix: &[u8], start_revision: i64) -> Result<Watch, EtcdError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
@@ -118,10 +119,17 @@ impl Etcd {
             next: start_revision.max(0),
             at: self.inner.preferred.load(Ordering::Relaxed),
         };
-        let first = watcher.open_any()?;
+        let (first, resync) = match watcher.open_any() {
+            Ok(stream) => (stream, false),
+            Err(EtcdError::Compacted(rev)) => {
+                watcher.compacted(rev);
+                (watcher.open_any()?, true)
+            }
+            Err(err) => return Err(err),
+        };
         let thread = std::thread::Builder::new()
             .name("etcd-watch".into())
-            .spawn(move || watcher.run(first))
+            .spawn(move || watcher.run(first, resync))
             .map_err(|e| EtcdError::BadReply(format!("cannot start the watch thread: {e}")))?;
         Ok(Watch {
             events: rx,
@@ -210,9 +218,8 @@ impl Watcher {
         Ok(stream)
     }
 
-    fn run(mut self, first: MessageStream<TcpStream>) {
+    fn run(mut self, first: MessageStream<TcpStream>, mut resync: bool) {
         let mut stream = Some(first);
-        let mut resync = false;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return;
