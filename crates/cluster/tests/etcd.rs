@@ -81,6 +81,25 @@ fn put_get_prefix_and_delete() {
     assert!(etcd.get_prefix(b"kv/").unwrap().0.is_empty());
     assert!(etcd.get(b"kw").unwrap().is_some());
 
+    // One client from several threads at once (clones share its connections).
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let etcd = etcd.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    let key = format!("par/{t}/{i:02}");
+                    etcd.put(key.as_bytes(), key.as_bytes(), None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let (par, _) = etcd.get_prefix(b"par/").unwrap();
+    assert_eq!(par.len(), 80);
+    assert!(par.iter().all(|kv| kv.key == kv.value));
+
     let status = etcd.status().unwrap();
     assert!(status.version.starts_with("3."), "{status:?}");
     assert_ne!(status.leader, 0);

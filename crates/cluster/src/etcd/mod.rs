@@ -167,3 +167,11 @@ impl Etcd {
         })
     }
 }
+
+// Shared between threads: checked here rather than promised in a comment.
+const _: () = {
+    const fn shareable<T: Send + Sync + Clone>() {}
+    const fn sendable<T: Send>() {}
+    shareable::<Etcd>();
+    sendable::<Watch>();
+};

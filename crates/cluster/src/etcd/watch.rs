@@ -87,8 +87,11 @@ enum End {
     Stopped,
     /// The history from `next` is gone.
     Compacted(i64),
-    /// The stream broke or the member refused: try the next member.
+    /// The stream broke: try the next member.
     Failed(String),
+    /// The member answered with an error (no leader, or a refused watch): try the next
+    /// member; if none takes the watch, this is the answer.
+    Refused(EtcdError),
 }
 
 impl From<StreamError> for End {
@@ -147,6 +150,9 @@ impl Watcher {
         let mut failures = Vec::new();
         let mut refusal = None;
         for _ in 0..n {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(EtcdError::BadReply("watch stopped".into()));
+            }
             let i = self.at % n;
             let url = self.etcd.inner.endpoints[i].url();
             match self.open(i) {
@@ -155,19 +161,18 @@ impl Watcher {
                 Err(End::Compacted(rev)) => return Err(EtcdError::Compacted(rev)),
                 Err(End::Failed(why)) => {
                     tracing::debug!(endpoint = %url, %why, "etcd watch: cannot open the stream here");
-                    if why.starts_with("etcd refused") {
-                        refusal = Some(why.clone());
-                    }
                     failures.push(format!("{url}: {why}"));
+                }
+                Err(End::Refused(err)) => {
+                    tracing::debug!(endpoint = %url, %err, "etcd watch: refused here");
+                    failures.push(format!("{url}: {err}"));
+                    refusal = Some(err);
                 }
             }
             self.at = i + 1;
         }
-        if let Some(why) = refusal {
-            return Err(EtcdError::Status {
-                code: 0,
-                message: why,
-            });
+        if let Some(err) = refusal {
+            return Err(err);
         }
         Err(EtcdError::Unreachable {
             endpoints: self.etcd.endpoints().join(", "),
@@ -199,8 +204,7 @@ impl Watcher {
         let line = stream
             .next_message(Some(deadline))?
             .ok_or_else(|| End::Failed("the stream ended before the watch was made".into()))?;
-        let created: WatchResponse =
-            parse_streamed(&line).map_err(|e| End::Failed(e.to_string()))?;
+        let created: WatchResponse = parse_streamed(&line).map_err(refused)?;
         if created.canceled {
             return Err(cancel(&created));
         }
@@ -252,11 +256,20 @@ impl Watcher {
                     resync = true;
                 }
                 End::Failed(why) => {
-                    tracing::info!(endpoint = %self.etcd.inner.endpoints[self.at % self.etcd.inner.endpoints.len()].url(), %why, "etcd watch stream broke; reopening on the next member");
+                    tracing::info!(endpoint = %self.current_url(), %why, "etcd watch stream broke; reopening on the next member");
+                    self.at += 1;
+                }
+                End::Refused(err) => {
+                    tracing::info!(endpoint = %self.current_url(), %err, "etcd watch stream refused; reopening on the next member");
                     self.at += 1;
                 }
             }
         }
+    }
+
+    fn current_url(&self) -> String {
+        let endpoints = &self.etcd.inner.endpoints;
+        endpoints[self.at % endpoints.len()].url()
     }
 
     fn compacted(&mut self, rev: i64) {
@@ -278,7 +291,7 @@ impl Watcher {
             };
             let r: WatchResponse = match parse_streamed(&line) {
                 Ok(r) => r,
-                Err(e) => return End::Failed(e.to_string()),
+                Err(e) => return refused(e),
             };
             if r.canceled {
                 return cancel(&r);
@@ -329,6 +342,17 @@ fn cancel(r: &WatchResponse) -> End {
     if r.compact_revision > 0 {
         End::Compacted(r.compact_revision)
     } else {
-        End::Failed(format!("etcd refused the watch: {}", r.cancel_reason))
+        End::Refused(EtcdError::Status {
+            code: 0,
+            message: format!("etcd canceled the watch: {}", r.cancel_reason),
+        })
+    }
+}
+
+/// A message etcd sent that is an error, or that is not understood.
+fn refused(e: EtcdError) -> End {
+    match e {
+        EtcdError::Status { .. } => End::Refused(e),
+        other => End::Failed(other.to_string()),
     }
 }
