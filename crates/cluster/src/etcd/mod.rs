@@ -1,6 +1,6 @@
 //! A small blocking client of etcd's v3 API, spoken through etcd's JSON gateway: HTTP/1.1
 //! POSTs of JSON to `/v3/kv/range`, `/v3/kv/put`, `/v3/lease/grant` and so on, keys and
-//! values in base64, which every etcd since 3.3 serves on its client URL.
+//! values in base64, which etcd (3.4 and later: the `/v3/` paths) serves on its client URL.
 //!
 //! Why not the `etcd-client` crate (gRPC through tonic): its build script compiles etcd's
 //! `.proto` files and needs `protoc` installed, which would break the project's
