@@ -7,6 +7,7 @@ pub mod pki;
 
 use std::io::Write;
 
+pub mod etcd;
 pub mod kdc;
 
 /// Report that `test` is skipped because of `reason`; panics under CI.
