@@ -1,8 +1,6 @@
-//! The etcd client against a real 3-member etcd cluster (ringnfs-testkit's etcd module).
-//! The tests take turns (one cluster at a time): several clusters with 50 ms heartbeats
-//! on a small machine could miss heartbeats and hold elections mid-test.
+//! The etcd client against a real 3-member etcd cluster (ringnfs-testkit's etcd module,
+//! whose clusters take turns within a test process).
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ringnfs_cluster::etcd::{
@@ -12,16 +10,10 @@ use ringnfs_testkit::etcd::EtcdCluster;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn cluster(test: &str) -> Option<(MutexGuard<'static, ()>, EtcdCluster, Etcd)> {
-    let turn = one_at_a_time();
+fn cluster(test: &str) -> Option<(EtcdCluster, Etcd)> {
     let cluster = EtcdCluster::start_or_skip(test, 3)?;
     let etcd = Etcd::new(&cluster.endpoints(), TIMEOUT).unwrap();
-    Some((turn, cluster, etcd))
+    Some((cluster, etcd))
 }
 
 fn keys(kvs: &[KeyValue]) -> Vec<&[u8]> {
@@ -51,7 +43,7 @@ fn delete_event(e: WatchEvent) -> KeyValue {
 
 #[test]
 fn put_get_prefix_and_delete() {
-    let Some((_turn, _cluster, etcd)) = cluster("put_get_prefix_and_delete") else {
+    let Some((_cluster, etcd)) = cluster("put_get_prefix_and_delete") else {
         return;
     };
     assert_eq!(etcd.get(b"kv/a").unwrap(), None);
@@ -108,7 +100,7 @@ fn put_get_prefix_and_delete() {
 
 #[test]
 fn txn_create_if_absent_succeeds_once() {
-    let Some((_turn, _cluster, etcd)) = cluster("txn_create_if_absent_succeeds_once") else {
+    let Some((_cluster, etcd)) = cluster("txn_create_if_absent_succeeds_once") else {
         return;
     };
     let create = |value: &[u8]| {
@@ -171,8 +163,7 @@ fn disappears(etcd: &Etcd, key: &[u8]) -> bool {
 
 #[test]
 fn a_leased_key_stays_while_kept_alive_and_goes_after() {
-    let Some((_turn, _cluster, etcd)) =
-        cluster("a_leased_key_stays_while_kept_alive_and_goes_after")
+    let Some((_cluster, etcd)) = cluster("a_leased_key_stays_while_kept_alive_and_goes_after")
     else {
         return;
     };
@@ -196,7 +187,7 @@ fn a_leased_key_stays_while_kept_alive_and_goes_after() {
 
 #[test]
 fn lease_revoke_deletes_at_once() {
-    let Some((_turn, _cluster, etcd)) = cluster("lease_revoke_deletes_at_once") else {
+    let Some((_cluster, etcd)) = cluster("lease_revoke_deletes_at_once") else {
         return;
     };
     let lease = etcd.lease_grant(60).unwrap();
@@ -223,7 +214,7 @@ fn lease_revoke_deletes_at_once() {
 
 #[test]
 fn watch_delivers_in_order_across_the_loss_of_its_member() {
-    let Some((_turn, mut cluster, etcd)) =
+    let Some((mut cluster, etcd)) =
         cluster("watch_delivers_in_order_across_the_loss_of_its_member")
     else {
         return;
@@ -297,7 +288,7 @@ fn watch_delivers_in_order_across_the_loss_of_its_member() {
 
 #[test]
 fn a_watch_from_a_past_revision_replays_or_resyncs_when_compacted() {
-    let Some((_turn, _cluster, etcd)) =
+    let Some((_cluster, etcd)) =
         cluster("a_watch_from_a_past_revision_replays_or_resyncs_when_compacted")
     else {
         return;
@@ -319,8 +310,7 @@ fn a_watch_from_a_past_revision_replays_or_resyncs_when_compacted() {
 
 #[test]
 fn every_operation_works_with_one_member_down() {
-    let Some((_turn, mut cluster, etcd)) = cluster("every_operation_works_with_one_member_down")
-    else {
+    let Some((mut cluster, etcd)) = cluster("every_operation_works_with_one_member_down") else {
         return;
     };
     // Member 0 is the first endpoint, the one tried first.
@@ -352,8 +342,7 @@ fn every_operation_works_with_one_member_down() {
 
 #[test]
 fn every_operation_is_unreachable_with_all_members_down() {
-    let Some((_turn, mut cluster, etcd)) =
-        cluster("every_operation_is_unreachable_with_all_members_down")
+    let Some((mut cluster, etcd)) = cluster("every_operation_is_unreachable_with_all_members_down")
     else {
         return;
     };
@@ -382,8 +371,7 @@ fn every_operation_is_unreachable_with_all_members_down() {
 
 #[test]
 fn a_restarted_member_rejoins_and_has_what_it_missed() {
-    let Some((_turn, mut cluster, etcd)) =
-        cluster("a_restarted_member_rejoins_and_has_what_it_missed")
+    let Some((mut cluster, etcd)) = cluster("a_restarted_member_rejoins_and_has_what_it_missed")
     else {
         return;
     };

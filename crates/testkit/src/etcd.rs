@@ -16,6 +16,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a member may take to start serving (with a leader).
@@ -34,6 +35,15 @@ pub struct EtcdCluster {
     etcd: PathBuf,
     token: String,
     members: Vec<Member>,
+    /// One cluster at a time per test process: several clusters with 50 ms heartbeats on
+    /// a small machine could miss heartbeats and hold elections mid-test. Released after
+    /// the members are killed (fields drop after `Drop::drop`).
+    _turn: MutexGuard<'static, ()>,
+}
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `etcd` on PATH or in /usr/bin.
@@ -92,6 +102,7 @@ impl EtcdCluster {
         assert!(members > 0, "a cluster has at least one member");
         let etcd = find_etcd()
             .ok_or("etcd is not installed (Debian package etcd-server, which .ci/run installs)")?;
+        let turn = one_at_a_time();
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("ringnfs-etcd-{}-{n}", std::process::id()));
@@ -115,6 +126,7 @@ impl EtcdCluster {
                     process: None,
                 })
                 .collect(),
+            _turn: turn,
         };
         for i in 0..members {
             cluster.spawn(i, "new")?;
@@ -189,6 +201,16 @@ impl EtcdCluster {
         self.kill(i);
         self.spawn(i, "existing")?;
         self.wait_healthy(i)
+    }
+
+    /// Start every member again (after [`Self::kill_all`]): all of them first, since one
+    /// alone has no quorum to become healthy with, then wait until each serves.
+    pub fn restart_all(&mut self) -> Result<(), String> {
+        for i in 0..self.members.len() {
+            self.kill(i);
+            self.spawn(i, "existing")?;
+        }
+        self.wait_ready()
     }
 
     fn log(&self, i: usize) -> PathBuf {

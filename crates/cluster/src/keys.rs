@@ -1,0 +1,112 @@
+//! Where a cluster keeps what in etcd: everything under `/ringnfs/<cluster name>/`.
+//!
+//! | key | value | lifetime |
+//! |---|---|---|
+//! | `identity` | the server scope and the file-handle key all nodes share | created by the first node, forever |
+//! | `nodes/<id>` | a live node: its addresses, host, pid, start time | on the node's lease: gone when it stops renewing |
+//! | `grace` | the grace epoch: its number, whether it is in force, which nodes' clients reclaim, its deadline | rewritten when grace starts or ends |
+//! | `records/<id>/<owner in hex>` | a client that holds state on node `id`: the epoch it was written in and whether its reclaim is done | from before its first OPEN or LOCK to its end |
+
+/// The keys of one cluster.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    root: String,
+}
+
+/// What a key under the cluster's root names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Identity,
+    Node(u32),
+    Grace,
+    Record {
+        node: u32,
+        owner: Vec<u8>,
+    },
+    /// Something this version does not know (a newer node's key): left alone.
+    Other,
+}
+
+impl Keys {
+    pub fn new(cluster: &str) -> Keys {
+        Keys {
+            root: format!("/ringnfs/{cluster}/"),
+        }
+    }
+
+    /// The prefix of everything the cluster keeps.
+    pub fn root(&self) -> Vec<u8> {
+        self.root.as_bytes().to_vec()
+    }
+
+    pub fn identity(&self) -> Vec<u8> {
+        format!("{}identity", self.root).into_bytes()
+    }
+
+    pub fn node(&self, id: u32) -> Vec<u8> {
+        format!("{}nodes/{id}", self.root).into_bytes()
+    }
+
+    pub fn grace(&self) -> Vec<u8> {
+        format!("{}grace", self.root).into_bytes()
+    }
+
+    pub fn record(&self, node: u32, owner: &[u8]) -> Vec<u8> {
+        format!("{}records/{node}/{}", self.root, hex(owner)).into_bytes()
+    }
+
+    /// What `key` names (None: not under this cluster's root).
+    pub fn parse(&self, key: &[u8]) -> Option<Key> {
+        let rest = std::str::from_utf8(key).ok()?.strip_prefix(&self.root)?;
+        let mut parts = rest.split('/');
+        Some(
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("identity"), None, ..) => Key::Identity,
+                (Some("grace"), None, ..) => Key::Grace,
+                (Some("nodes"), Some(id), None, _) => id.parse().map_or(Key::Other, Key::Node),
+                (Some("records"), Some(node), Some(owner), None) => {
+                    match (node.parse(), unhex(owner)) {
+                        (Ok(node), Some(owner)) => Key::Record { node, owner },
+                        _ => Key::Other,
+                    }
+                }
+                _ => Key::Other,
+            },
+        )
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_what_they_hold_and_parse_back() {
+        let k = Keys::new("lab");
+        assert_eq!(k.node(3), b"/ringnfs/lab/nodes/3");
+        assert_eq!(k.parse(&k.node(3)), Some(Key::Node(3)));
+        assert_eq!(k.parse(&k.grace()), Some(Key::Grace));
+        assert_eq!(k.parse(&k.identity()), Some(Key::Identity));
+        let owner = b"Linux NFSv4.1 guest\x00\xff".to_vec();
+        assert_eq!(
+            k.parse(&k.record(2, &owner)),
+            Some(Key::Record { node: 2, owner })
+        );
+        assert_eq!(k.parse(b"/ringnfs/lab/records/2/zz"), Some(Key::Other));
+        assert_eq!(k.parse(b"/ringnfs/lab/nodes/x"), Some(Key::Other));
+        assert_eq!(k.parse(b"/ringnfs/other/grace"), None);
+    }
+}
