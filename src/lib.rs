@@ -9,6 +9,7 @@
 //! nothing here may name it, so the `ringnfs` binary does not link it.
 
 pub use ringnfs_client as client;
+pub mod cluster;
 pub mod config;
 pub mod exports;
 pub mod manpages;

@@ -23,6 +23,7 @@ use clap::{Arg, ArgAction, ArgMatches, ValueEnum};
 use ipnet::IpNet;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
+use crate::cluster::{self, ClusterArg, ClusterOptions};
 use crate::control::ControlAddr;
 use crate::nfs4::export::{DEFAULT_ANON_ID, ExportOptions};
 use crate::server::{self, BackendKind, IoMode, Limits, ServerConfig};
@@ -474,6 +475,17 @@ impl Word for ExportArg {
     }
 }
 
+/// `etcd=URL[,URL...]`.
+impl Word for ClusterArg {
+    fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
+        s.parse().map_err(Invalid::Other)
+    }
+
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// `ADDR:PORT` or `off`.
 impl Word for ControlAddr {
     fn parse(s: &str, _: &Spec) -> Result<Self, Invalid> {
@@ -783,6 +795,19 @@ serve_options! {
     /// passwd user alice; a numeric name as that uid); others run as the anonymous user
     /// (repeatable).
     krb5_realm: Vec<String> = Vec::new() => Spec::value("REALM").shown("default_realm of krb5.conf");
+    /// Join a cluster whose state is kept in etcd (`etcd=URL[,URL...]`): nodes over one
+    /// shared file system share the file-handle key and server scope, and a failed
+    /// node's clients reclaim on the node that takes over its address during a
+    /// cluster-wide grace period. Needs --node-id.
+    cluster: ClusterArg => Spec::value("etcd=URL[,URL...]").shown("none: one server");
+    /// This node's number in the cluster, unique among live nodes.
+    node_id: u32 => Spec::value("N").shown("none");
+    /// The cluster's name: its keys in etcd are under /ringnfs/NAME/ (several clusters
+    /// may share one etcd).
+    cluster_name: String = cluster::DEFAULT_CLUSTER_NAME.to_string() => Spec::value("NAME");
+    /// Seconds after a node stops renewing its membership (it died, or lost etcd) before
+    /// the others see it gone and begin grace for its clients ({range}).
+    node_ttl: u32 = cluster::DEFAULT_NODE_TTL_SECS => Spec::value("SECS").range(Range::new(2, 300));
     /// Open connections allowed in total (0 = unlimited); more are closed at accept.
     max_connections: usize = server::DEFAULT_MAX_CONNECTIONS => Spec::value("N");
     /// Open connections allowed per client IP address (0 = unlimited).
@@ -860,6 +885,13 @@ impl ServeOptions {
                 ..ExportOptions::default()
             },
             grace_secs: self.grace(),
+            // Either option alone makes options the start refuses with a message.
+            cluster: (self.cluster.is_some() || self.node_id.is_some()).then(|| ClusterOptions {
+                endpoints: self.cluster().map(|c| c.endpoints).unwrap_or_default(),
+                name: self.cluster_name(),
+                node_id: self.node_id(),
+                node_ttl_secs: self.node_ttl(),
+            }),
             tls_cert: self.tls_cert(),
             tls_key: self.tls_key(),
             tls_client_ca: self.tls_client_ca(),

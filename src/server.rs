@@ -65,8 +65,11 @@ pub struct ServerConfig {
     /// The exports were given at start (`--export` or `[[export]]`): they win over
     /// exports persisted by the control plane, with a warning.
     pub exports_given: bool,
-    /// Grace period after start for reclaims, seconds (0 = none, the default).
+    /// Grace period after start for reclaims, seconds (0 = none, the default). In a
+    /// cluster, the longest a cluster-wide grace lasts (0: the lease time).
     pub grace_secs: u32,
+    /// Run as a node of a cluster on etcd (None: one server).
+    pub cluster: Option<crate::cluster::ClusterOptions>,
     /// RPC-with-TLS: the server's certificate chain and key (both or neither), and the
     /// CA of client certificates (mutual TLS).
     pub tls_cert: Option<PathBuf>,
@@ -226,6 +229,8 @@ pub struct Server {
     control_token_path: Option<PathBuf>,
     /// RPC-with-TLS, when configured (its files are re-read by [`Server::reload_tls`]).
     tls: Option<Arc<TlsAcceptor>>,
+    /// This server's membership of a cluster, if it is a node of one.
+    cluster: Option<Arc<ringnfs_cluster::Node>>,
 }
 
 /// Kerberos, when `cfg` gives a keytab or an export lists a krb5 flavor: MIT's GSS-API
@@ -418,6 +423,7 @@ fn start_exports(
     state: &Arc<StateManager>,
     specs: &[ExportSpec],
     kerberos: bool,
+    handle_key: [u8; 16],
 ) -> anyhow::Result<LiveExports> {
     let defaults = ExportDefaults {
         backend: cfg.backend,
@@ -428,7 +434,7 @@ fn start_exports(
     LiveExports::start(
         specs,
         defaults,
-        handle_key(cfg.state_dir.as_deref())?,
+        handle_key,
         cfg.state_dir.clone(),
         Some(state.clone()),
     )
@@ -451,10 +457,40 @@ impl Server {
             Ok(n) => tracing::debug!(limit = n, "open file limit"),
             Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
         }
-        let owner = server_identity(cfg.state_dir.as_deref())?;
+        // A cluster node presents the cluster's scope and handle key, and an owner of
+        // its own; one server keeps its identity in the state directory.
+        let cluster = match &cfg.cluster {
+            Some(c) => {
+                let grace = if cfg.grace_secs > 0 {
+                    cfg.grace_secs
+                } else {
+                    cfg.lease_secs
+                };
+                Some(crate::cluster::join(
+                    c,
+                    &cfg.listen,
+                    std::time::Duration::from_secs(grace.into()),
+                )?)
+            }
+            None => None,
+        };
+        let (owner, scope) = match &cluster {
+            Some(node) => (
+                node.server_owner(),
+                node.identity().scope.as_bytes().to_vec(),
+            ),
+            None => {
+                let owner = server_identity(cfg.state_dir.as_deref())?;
+                (owner.clone(), owner)
+            }
+        };
+        let handle_key = match &cluster {
+            Some(node) => node.identity().handle_key,
+            None => handle_key(cfg.state_dir.as_deref())?,
+        };
         let mut state_cfg = StateConfig {
             worker_cores: threads,
-            server_scope: owner.clone(),
+            server_scope: scope,
             server_owner: owner,
             state_dir: cfg.state_dir.clone(),
             grace_secs: cfg.grace_secs,
@@ -476,6 +512,11 @@ impl Server {
         let max_req = u32::try_from(cfg.limits.max_record_size).unwrap_or(u32::MAX);
         state_cfg.limits.max_request = state_cfg.limits.max_request.min(max_req);
         let state = StateManager::new(state_cfg);
+        if let Some(node) = &cluster {
+            state
+                .grace
+                .attach_cluster(Arc::new(crate::cluster::Recovery(node.clone())));
+        }
         state
             .settings
             .set_max_connections_per_session(cfg.max_connections_per_session as u64)?;
@@ -524,7 +565,13 @@ impl Server {
 
         let specs = start_specs(&cfg)?;
         let gss = start_gss(&cfg, &specs, &state)?;
-        let live = Arc::new(start_exports(&cfg, &state, &specs, gss.is_some())?);
+        let live = Arc::new(start_exports(
+            &cfg,
+            &state,
+            &specs,
+            gss.is_some(),
+            handle_key,
+        )?);
         let service = NfsService::with_gss(state.clone(), live.exports().clone(), gss.clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {
@@ -629,6 +676,7 @@ impl Server {
             control_addr,
             control_token_path,
             tls,
+            cluster,
         })
     }
 
@@ -675,6 +723,10 @@ impl Server {
         }
         self.transport.shutdown();
         self.reaper.lock().stop();
+        // Gone from the cluster at once: its clients may reclaim where its address goes.
+        if let Some(node) = &self.cluster {
+            node.leave();
+        }
     }
 
     /// Wait for the control plane, the workers and the reaper to finish.

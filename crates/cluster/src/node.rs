@@ -111,7 +111,8 @@ struct Shared {
 /// whichever node takes over its address).
 pub struct Node {
     shared: Arc<Shared>,
-    agent: Option<JoinHandle<()>>,
+    /// Taken when the node leaves (or is abandoned).
+    agent: Mutex<Option<JoinHandle<()>>>,
 }
 
 fn now_ms() -> u64 {
@@ -194,7 +195,7 @@ impl Node {
         );
         Ok(Node {
             shared,
-            agent: Some(agent),
+            agent: Mutex::new(Some(agent)),
         })
     }
 
@@ -270,39 +271,42 @@ impl Node {
         }
     }
 
-    /// Leave the cluster now: stop the agent and end the registration (the lease is
-    /// revoked, so the others see this node gone at once rather than after its TTL).
-    pub fn leave(mut self) {
-        self.stop_agent();
+    /// Leave the cluster now (once; later calls do nothing): stop the agent and end the
+    /// registration (the lease is revoked, so the others see this node gone at once
+    /// rather than after its TTL, and its clients may reclaim where its address goes).
+    pub fn leave(&self) {
+        if self.stop_agent() {
+            let lease = self.shared.lease.load(Ordering::Relaxed);
+            if let Err(e) = self.shared.etcd.lease_revoke(lease) {
+                tracing::warn!(error = %e, "could not end this node's cluster registration; it expires with its lease");
+            }
+        }
     }
 
     /// Stop as a crash would: the agent stops renewing, the registration stays until
     /// its lease expires (for tests of failure handling).
     #[doc(hidden)]
-    pub fn abandon(mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(agent) = self.agent.take() {
-            let _ = agent.join();
-        }
+    pub fn abandon(&self) {
+        self.stop_agent();
     }
 
-    fn stop_agent(&mut self) {
+    /// Stop the agent; false if it was stopped already.
+    fn stop_agent(&self) -> bool {
         self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(agent) = self.agent.take() {
-            let _ = agent.join();
-        }
-        let lease = self.shared.lease.load(Ordering::Relaxed);
-        if let Err(e) = self.shared.etcd.lease_revoke(lease) {
-            tracing::warn!(error = %e, "could not end this node's cluster registration; it expires with its lease");
+        let agent = self.agent.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match agent {
+            Some(a) => {
+                let _ = a.join();
+                true
+            }
+            None => false,
         }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if self.agent.is_some() {
-            self.stop_agent();
-        }
+        self.leave();
     }
 }
 

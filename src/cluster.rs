@@ -1,0 +1,161 @@
+//! The server as a node of a cluster on etcd (`--cluster etcd=URL[,URL...]
+//! --node-id N`): it joins before it serves anything (the cluster's server scope and
+//! file-handle key replace the state directory's, so every node makes and accepts the
+//! same handles and a client may reclaim on one node what it held on another), and the
+//! protocol core asks the node about recovery through [`Recovery`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringnfs_cluster::{ClusterConfig, Node};
+use ringnfs_service::Signal;
+use ringnfs_state::grace::ClusterRecovery;
+
+/// The default lease of a node's registration: how long after a node stops (or loses
+/// etcd) the others see it gone and begin grace for its clients.
+pub const DEFAULT_NODE_TTL_SECS: u32 = 10;
+/// The default cluster name: keys live under `/ringnfs/<name>/` in etcd.
+pub const DEFAULT_CLUSTER_NAME: &str = "ringnfs";
+
+/// `--cluster etcd=URL[,URL...]`: the etcd members to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterArg {
+    pub endpoints: Vec<String>,
+}
+
+impl std::str::FromStr for ClusterArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some(urls) = s.trim().strip_prefix("etcd=") else {
+            return Err(format!(
+                "{s:?} names no cluster store: give etcd=URL[,URL...], e.g. etcd=http://127.0.0.1:2379"
+            ));
+        };
+        let endpoints: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
+        if endpoints.is_empty() {
+            return Err("etcd= needs at least one URL, e.g. etcd=http://127.0.0.1:2379".into());
+        }
+        // The client checks each URL's form (http://host:port).
+        ringnfs_cluster::etcd::Etcd::new(&endpoints, Duration::from_secs(1))
+            .map_err(|e| e.to_string())?;
+        Ok(ClusterArg { endpoints })
+    }
+}
+
+impl std::fmt::Display for ClusterArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "etcd={}", self.endpoints.join(","))
+    }
+}
+
+/// How the server joins its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Empty when only --node-id was given (refused at start).
+    pub endpoints: Vec<String>,
+    pub name: String,
+    /// None when only --cluster was given (refused at start).
+    pub node_id: Option<u32>,
+    pub node_ttl_secs: u32,
+}
+
+/// Join the cluster as `opts` says, listening on `listen`; grace lasts at most `grace`.
+pub fn join(
+    opts: &ClusterOptions,
+    listen: &[SocketAddr],
+    grace: Duration,
+) -> anyhow::Result<Arc<Node>> {
+    if opts.endpoints.is_empty() {
+        anyhow::bail!("--node-id needs --cluster etcd=URL[,URL...] (the cluster to join)");
+    }
+    let Some(node_id) = opts.node_id else {
+        anyhow::bail!("--cluster needs --node-id N (this node's number, unique in the cluster)");
+    };
+    let cfg = ClusterConfig {
+        endpoints: opts.endpoints.clone(),
+        name: opts.name.clone(),
+        node_id,
+        node_ttl: Duration::from_secs(opts.node_ttl_secs.into()),
+        grace,
+        // Long enough for etcd starting alongside, and for this node's previous
+        // registration to expire after a quick restart.
+        join_timeout: Duration::from_secs(u64::from(opts.node_ttl_secs) + 30),
+        addrs: listen.iter().map(|a| a.to_string()).collect(),
+    };
+    let node = Node::join(cfg).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot join cluster {:?} as node {node_id} through etcd at {}: {e}",
+            opts.name,
+            opts.endpoints.join(", ")
+        )
+    })?;
+    Ok(Arc::new(node))
+}
+
+/// The node, as the protocol core's recovery decisions.
+pub struct Recovery(pub Arc<Node>);
+
+impl ClusterRecovery for Recovery {
+    fn in_grace(&self) -> bool {
+        self.0.in_grace()
+    }
+
+    fn may_reclaim(&self, owner: &[u8]) -> bool {
+        self.0.may_reclaim(owner)
+    }
+
+    fn granting(&self) -> bool {
+        self.0.granting()
+    }
+
+    fn record(&self, owner: &[u8], done: Signal) {
+        self.0.record(
+            owner,
+            Box::new(move |ok| if ok { done.succeed() } else { done.fail() }),
+        );
+    }
+
+    fn reclaim_complete(&self, owner: &[u8]) {
+        self.0.reclaim_complete(owner);
+    }
+
+    fn client_gone(&self, owner: &[u8]) {
+        self.0.client_gone(owner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_argument_names_etcd_and_its_urls() {
+        let a: ClusterArg = "etcd=http://10.0.0.1:2379, http://10.0.0.2:2379"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            a.endpoints,
+            ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(
+            a.to_string(),
+            "etcd=http://10.0.0.1:2379,http://10.0.0.2:2379"
+        );
+        let e = "http://10.0.0.1:2379".parse::<ClusterArg>().unwrap_err();
+        assert!(e.contains("etcd=URL"), "{e}");
+        assert!(
+            "etcd="
+                .parse::<ClusterArg>()
+                .unwrap_err()
+                .contains("at least one URL")
+        );
+        assert!("etcd=ftp://x".parse::<ClusterArg>().is_err());
+    }
+}
