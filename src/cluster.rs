@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ringnfs_cluster::{ClusterConfig, Node};
 use ringnfs_service::Signal;
-use ringnfs_state::grace::ClusterRecovery;
+use ringnfs_state::grace::{ClusterRecovery, ClusterStatus};
 
 /// The default lease of a node's registration: how long after a node stops (or loses
 /// etcd) the others see it gone and begin grace for its clients.
@@ -128,6 +128,42 @@ impl ClusterRecovery for Recovery {
 
     fn client_gone(&self, owner: &[u8]) {
         self.0.client_gone(owner);
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let st = self.0.status();
+        let n = self.0.stats();
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        ClusterStatus {
+            cluster: st.cluster,
+            node_id: st.node_id,
+            granting: st.granting,
+            fenced: st.fenced,
+            grace_epoch: st.grace.epoch,
+            in_grace: st.grace.active,
+            reclaiming_nodes: if st.grace.active {
+                st.grace.reclaiming.iter().copied().collect()
+            } else {
+                Vec::new()
+            },
+            grace_deadline_ms: if st.grace.active {
+                st.grace.deadline_ms
+            } else {
+                0
+            },
+            pending_reclaims: st.pending_reclaims,
+            nodes: st
+                .nodes
+                .into_iter()
+                .map(|(id, info)| (id, info.addrs))
+                .collect(),
+            records: st.records,
+            records_written: get(&n.records_written),
+            record_failures: get(&n.record_failures),
+            graces_started: get(&n.graces_started),
+            graces_ended: get(&n.graces_ended),
+            keepalive_failures: get(&n.keepalive_failures),
+        }
     }
 }
 

@@ -114,6 +114,14 @@ fn a_stopped_nodes_client_reclaims_on_the_node_that_takes_over() {
         .unwrap();
     assert_eq!(r.status, status::NFS4_OK, "LOCK reclaim on node B: {r:?}");
     assert_eq!(x.read_all(&reopened).unwrap(), b"written through node A");
+    let reclaims = b.state().grace.reclaims().map(|(_, n)| n);
+    assert_eq!(reclaims, [1, 0, 1], "an open and a lock reclaimed, counted");
+    let st = b.state().grace.cluster().unwrap().status();
+    assert_eq!(
+        (st.node_id, st.in_grace, st.reclaiming_nodes.clone()),
+        (2, true, vec![1])
+    );
+    assert_eq!(st.nodes.len(), 1, "node A is gone: {st:?}");
     // Someone who held nothing cannot reclaim.
     let (_, s) = b.session_with(client(b"client-z", 1, false));
     let z = Files::new(s);

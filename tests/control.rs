@@ -27,6 +27,9 @@ struct Ctl {
     nfs: SocketAddr,
     control: SocketAddr,
     token: String,
+    /// The etcd of a server started as a cluster node ([`Ctl::start_node`]); dropped
+    /// after the server.
+    etcd: Option<ringnfs_testkit::etcd::EtcdCluster>,
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -41,7 +44,26 @@ impl Ctl {
         Self::start_in(temp_dir(name))
     }
 
+    /// As [`Ctl::start`], the server a node of a cluster on a one-member etcd, so that
+    /// the cluster endpoint has something to show; None (skipped) without etcd.
+    fn start_node(name: &str) -> Option<Self> {
+        let etcd = ringnfs_testkit::etcd::EtcdCluster::start_or_skip(name, 1)?;
+        let cluster = ringnfs::cluster::ClusterOptions {
+            endpoints: etcd.endpoints(),
+            name: name.into(),
+            node_id: Some(7),
+            node_ttl_secs: 5,
+        };
+        let mut ctl = Self::start_with(temp_dir(name), Some(cluster));
+        ctl.etcd = Some(etcd);
+        Some(ctl)
+    }
+
     fn start_in(dir: PathBuf) -> Self {
+        Self::start_with(dir, None)
+    }
+
+    fn start_with(dir: PathBuf, cluster: Option<ringnfs::cluster::ClusterOptions>) -> Self {
         // With TLS, so that the TLS endpoints have something to show and reload.
         std::fs::create_dir_all(&dir).unwrap();
         let ca = ringnfs_testkit::pki::TestCa::new(&dir, "control");
@@ -60,6 +82,7 @@ impl Ctl {
             control: Some("127.0.0.1:0".parse().unwrap()),
             tls_cert: Some(cert.cert),
             tls_key: Some(cert.key),
+            cluster,
             ..ServerConfig::default()
         })
         .expect("server starts");
@@ -79,6 +102,7 @@ impl Ctl {
             dir,
             control,
             token,
+            etcd: None,
         }
     }
 
@@ -1385,7 +1409,10 @@ fn check_structure(doc: &Value) {
 
 #[test]
 fn openapi_document_validates_and_matches_the_server() {
-    let ctl = Ctl::start("openapi-walk");
+    // A cluster node: every endpoint, the cluster's too, has something to answer.
+    let Some(ctl) = Ctl::start_node("openapi-walk") else {
+        return;
+    };
     let text = ctl.get("/api/v1/openapi.json").text();
     // Structure: parses as an OpenAPI 3.1 document, plus what parsing does not check.
     let spec = oas3::from_json(&text).expect("an OpenAPI 3.1 document");
@@ -2318,6 +2345,38 @@ fn client_and_session_ids_print_the_same_in_logs_and_ctl() {
         log.lock()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ringnfs ctl cluster` shows the node's view; a server that is no node says so.
+#[test]
+fn ctl_cluster_shows_the_node_or_says_there_is_none() {
+    let Some(ctl) = Ctl::start_node("ctl-cluster") else {
+        return;
+    };
+    let state = ctl.dir.join("state");
+    let shown = stdout_ok(&ctl_cmd(ctl.control, &state, &["cluster"]));
+    for want in [
+        "ctl-cluster",
+        "node",
+        "7",
+        "in grace",
+        "false",
+        "granting",
+        "true",
+    ] {
+        assert!(shown.contains(want), "{want:?} in\n{shown}");
+    }
+    let v = ctl.get_json("/api/v1/cluster");
+    assert_eq!(v["node_id"], 7);
+    assert_eq!(v["nodes"][0]["id"], 7);
+    let metrics = ctl.get("/metrics").text();
+    assert_eq!(metric_in(&metrics, "ringnfs_cluster_in_grace"), 0);
+    assert_eq!(metric_in(&metrics, "ringnfs_cluster_nodes"), 1);
+    drop(ctl);
+    let single = Ctl::start("ctl-no-cluster");
+    let r = single.get("/api/v1/cluster");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("not a node of a cluster"), "{}", r.text());
 }
 
 /// `ringnfs ctl tls` shows the TLS files; `ctl tls reload` reads them again (a broken

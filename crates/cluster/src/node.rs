@@ -257,6 +257,7 @@ impl Node {
     pub fn status(&self) -> Status {
         let v = self.shared.view();
         Status {
+            cluster: self.shared.cfg.name.clone(),
             node_id: self.node_id(),
             granting: self.granting(),
             fenced: self.shared.fenced.load(Ordering::Relaxed),
@@ -313,6 +314,7 @@ impl Drop for Node {
 /// A snapshot for the control plane.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    pub cluster: String,
     pub node_id: u32,
     pub granting: bool,
     pub fenced: bool,

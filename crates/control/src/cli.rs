@@ -92,6 +92,9 @@ pub enum CtlCommand {
         #[command(subcommand)]
         action: Option<TlsAction>,
     },
+    /// This node's view of its cluster: membership, the grace period, live nodes,
+    /// recovery records.
+    Cluster,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -470,6 +473,27 @@ fn run_inner(args: &CtlArgs) -> Result<(), Failure> {
             out(&v, &|v| {
                 let keys = ringnfs_state::settings::SETTING_KEYS.map(|k| (k, k));
                 kv(v, &keys)
+            });
+        }
+        CtlCommand::Cluster => {
+            let v = json(&call("GET", "/api/v1/cluster", None)?)?;
+            out(&v, &|v| {
+                kv(
+                    v,
+                    &[
+                        ("cluster", "cluster"),
+                        ("node", "node_id"),
+                        ("granting", "granting"),
+                        ("fenced", "fenced"),
+                        ("grace epoch", "grace_epoch"),
+                        ("in grace", "in_grace"),
+                        ("reclaiming nodes", "reclaiming_nodes"),
+                        ("grace deadline (ms)", "grace_deadline_ms"),
+                        ("pending reclaims", "pending_reclaims"),
+                        ("nodes", "nodes"),
+                        ("records", "records"),
+                    ],
+                )
             });
         }
         CtlCommand::Tls { action } => {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod exports;
 pub mod metrics;

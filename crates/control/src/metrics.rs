@@ -279,6 +279,7 @@ pub fn render(ctx: &Ctx) -> String {
 
     register_hardening(&mut r, &m, &t, &st.gss);
     register_delegations(&mut r, &st.files.delegation_stats());
+    register_recovery(&mut r, &st.grace);
 
     r.register(
         "compound_duration_seconds",
@@ -300,6 +301,83 @@ struct TypeLabel {
 }
 
 /// Delegations (RFC 8881 §10.2): granted by type, recalled, returned, revoked, held.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// Reclaims, and a cluster node's view (`ringnfs_cluster_*`, only on a node).
+fn register_recovery(r: &mut Registry, g: &ringnfs_state::grace::Grace) {
+    r.register(
+        "reclaims",
+        "Reclaims admitted in a grace period (OPEN CLAIM_PREVIOUS, the delegation it reclaims, LOCK reclaim), by kind",
+        family(
+            g.reclaims()
+                .map(|(k, n)| (KindLabel { kind: k.label().into() }, n)),
+        ),
+    );
+    let Some(c) = g.cluster() else {
+        return;
+    };
+    let st = c.status();
+    let flag = |b: bool| gauge(usize::from(b));
+    r.register(
+        "cluster_in_grace",
+        "1 while the cluster-wide grace period is in force (new state waits with NFS4ERR_GRACE)",
+        flag(st.in_grace),
+    );
+    r.register(
+        "cluster_granting",
+        "1 while this node renews its cluster membership and may grant new state; 0 when etcd is out of reach (NFS4ERR_DELAY) or its membership expired",
+        flag(st.granting),
+    );
+    r.register(
+        "cluster_grace_epoch",
+        "The cluster's grace epoch (moves each time a grace period begins)",
+        gauge(st.grace_epoch as usize),
+    );
+    r.register(
+        "cluster_nodes",
+        "Live nodes of the cluster",
+        gauge(st.nodes.len()),
+    );
+    r.register(
+        "cluster_pending_reclaims",
+        "Clients that may still reclaim in the grace in force",
+        gauge(st.pending_reclaims),
+    );
+    r.register(
+        "cluster_records",
+        "Client recovery records this node holds in etcd",
+        gauge(st.records),
+    );
+    r.register(
+        "cluster_records_written",
+        "Client recovery records written (before a client's first OPEN or LOCK)",
+        counter(st.records_written),
+    );
+    r.register(
+        "cluster_record_failures",
+        "Client recovery records that could not be written (the OPEN or LOCK got NFS4ERR_DELAY)",
+        counter(st.record_failures),
+    );
+    r.register(
+        "cluster_graces_started",
+        "Grace periods this node began (a node with clients failed or restarted)",
+        counter(st.graces_started),
+    );
+    r.register(
+        "cluster_graces_ended",
+        "Grace periods this node ended",
+        counter(st.graces_ended),
+    );
+    r.register(
+        "cluster_keepalive_failures",
+        "Renewals of this node's membership that failed (etcd out of reach)",
+        counter(st.keepalive_failures),
+    );
+}
+
 fn register_delegations(r: &mut Registry, d: &ringnfs_state::files::DelegStats) {
     r.register(
         "delegations_granted",

@@ -12,7 +12,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{Ctx, api, exports, metrics, tls};
+use super::{Ctx, api, cluster, exports, metrics, tls};
 
 struct BearerAuth;
 
@@ -92,6 +92,7 @@ impl Modify for SettingRanges {
         exports::remove_export,
         tls::get_tls,
         tls::reload_tls,
+        cluster::get_cluster,
         openapi_document,
         scrape_metrics,
     ),
@@ -113,6 +114,8 @@ impl Modify for SettingRanges {
         exports::ClientSpec,
         exports::ExportView,
         tls::TlsView,
+        cluster::ClusterView,
+        cluster::NodeView,
     )),
     modifiers(&BearerAuth, &SettingRanges),
     tags(
@@ -122,6 +125,7 @@ impl Modify for SettingRanges {
         (name = "settings"),
         (name = "exports"),
         (name = "tls"),
+        (name = "cluster"),
         (name = "meta"),
     )
 )]

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{ControlConfig, Ctx, api, auth, exports, openapi, tls};
+use super::{ControlConfig, Ctx, api, auth, cluster, exports, openapi, tls};
 use ringnfs_state::StateManager;
 use ringnfs_transport::TransportStats;
 
@@ -90,6 +90,7 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
                 .put(exports::update_export)
                 .delete(exports::remove_export),
         )
+        .route("/cluster", get(cluster::get_cluster))
         .route("/tls", get(tls::get_tls))
         .route("/tls/reload", post(tls::reload_tls))
         .route("/openapi.json", get(openapi::openapi_document));

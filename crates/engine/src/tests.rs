@@ -695,6 +695,9 @@ impl ringnfs_state::grace::ClusterRecovery for FakeCluster {
         self.completed.lock().push(owner.to_vec());
     }
     fn client_gone(&self, _owner: &[u8]) {}
+    fn status(&self) -> ringnfs_state::grace::ClusterStatus {
+        Default::default()
+    }
 }
 
 /// In a cluster, a client's first OPEN waits (once) for its recovery record; a record

@@ -38,9 +38,63 @@ pub trait ClusterRecovery: Send + Sync {
     /// The client is gone (destroyed, expired): its record goes. Must not block: called
     /// with the client table locked.
     fn client_gone(&self, owner: &[u8]);
+    /// The node's view, for the control plane.
+    fn status(&self) -> ClusterStatus;
+}
+
+/// What a reclaim takes back (the label of `ringnfs_reclaims_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    Open,
+    Delegation,
+    Lock,
+}
+
+impl Reclaim {
+    pub const ALL: [Reclaim; 3] = [Reclaim::Open, Reclaim::Delegation, Reclaim::Lock];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reclaim::Open => "open",
+            Reclaim::Delegation => "delegation",
+            Reclaim::Lock => "lock",
+        }
+    }
+}
+
+/// A cluster node's view for the control plane (`ringnfs_cluster_*`, `GET
+/// /api/v1/cluster`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterStatus {
+    pub cluster: String,
+    pub node_id: u32,
+    /// Renewing its membership: may grant new state.
+    pub granting: bool,
+    /// Its membership expired while etcd was out of reach: it grants nothing new until
+    /// restarted.
+    pub fenced: bool,
+    pub grace_epoch: u64,
+    pub in_grace: bool,
+    /// Nodes whose clients reclaim in the grace in force.
+    pub reclaiming_nodes: Vec<u32>,
+    /// Unix time (ms) at which the grace in force ends at the latest (0: none).
+    pub grace_deadline_ms: u64,
+    /// Clients that may still reclaim.
+    pub pending_reclaims: usize,
+    /// Live nodes: id and listen addresses.
+    pub nodes: Vec<(u32, Vec<String>)>,
+    /// Client records this node holds.
+    pub records: usize,
+    pub records_written: u64,
+    pub record_failures: u64,
+    pub graces_started: u64,
+    pub graces_ended: u64,
+    pub keepalive_failures: u64,
 }
 
 pub struct Grace {
+    /// Reclaims admitted, by [`Reclaim`].
+    reclaims: [std::sync::atomic::AtomicU64; 3],
     /// Set at start in a cluster: it decides instead of the fields below.
     cluster: OnceLock<Arc<dyn ClusterRecovery>>,
     /// Grace ends at this monotonic time (ms since start); 0 = no grace period.
@@ -77,6 +131,7 @@ impl Grace {
             .map(|text| text.lines().filter_map(|l| from_hex(l.trim())).collect())
             .unwrap_or_default();
         Self {
+            reclaims: Default::default(),
             cluster: OnceLock::new(),
             until_ms: grace_secs as u64 * 1000,
             file,
@@ -110,6 +165,21 @@ impl Grace {
             Some(c) => c.in_grace() && c.may_reclaim(owner),
             None => self.in_grace(now_ms) && self.previous.contains(owner),
         }
+    }
+
+    /// A reclaim was admitted.
+    pub fn count_reclaim(&self, what: Reclaim) {
+        self.reclaims[what as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reclaims admitted since start, by kind.
+    pub fn reclaims(&self) -> [(Reclaim, u64); 3] {
+        Reclaim::ALL.map(|r| {
+            (
+                r,
+                self.reclaims[r as usize].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     /// Whether new state may be granted (a cluster node that lost its store may not).

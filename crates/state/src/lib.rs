@@ -418,7 +418,7 @@ impl StateManager {
 
     /// OPEN CLAIM_PREVIOUS / LOCK reclaim: allowed during grace for clients that held
     /// state before the restart and have not sent RECLAIM_COMPLETE.
-    pub fn check_reclaim(&self, clientid: ClientId) -> Result<(), NfsStatus> {
+    pub fn check_reclaim(&self, clientid: ClientId, what: grace::Reclaim) -> Result<(), NfsStatus> {
         if !self.in_grace() {
             return Err(status::NFS4ERR_NO_GRACE);
         }
@@ -430,6 +430,7 @@ impl StateManager {
         {
             return Err(status::NFS4ERR_NO_GRACE);
         }
+        self.grace.count_reclaim(what);
         Ok(())
     }
 

@@ -54,7 +54,8 @@ pub fn lock(
     let write = is_write(a.locktype)?;
     let cur = ctx.cur()?;
     if a.reclaim {
-        ctx.state.check_reclaim(ctx.client()?)?;
+        ctx.state
+            .check_reclaim(ctx.client()?, ringnfs_state::grace::Reclaim::Lock)?;
     } else {
         ctx.may_take_new_locks()?;
     }

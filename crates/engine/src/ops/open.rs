@@ -13,6 +13,7 @@ use ringnfs_proto::nfs4::ops::{
     open_delegation_type4, open4_result,
 };
 use ringnfs_state::files::{Owner, SHARE_ACCESS_READ, SHARE_ACCESS_WRITE};
+use ringnfs_state::grace::Reclaim;
 use ringnfs_state::stateid::{StateKind, Stateid};
 
 use super::attr::granted;
@@ -189,7 +190,7 @@ pub fn open(
         }
         OpenClaim::Previous(_delegate_type) => {
             // Reclaim of an open held before the restart: the current filehandle is the file.
-            ctx.state.check_reclaim(client)?;
+            ctx.state.check_reclaim(client, Reclaim::Open)?;
             if !matches!(how, How::NoCreate) {
                 return Err(status::NFS4ERR_INVAL);
             }
@@ -396,7 +397,7 @@ pub fn want_delegation(
             }
         }
         DelegClaim::Previous(t) => {
-            ctx.state.check_reclaim(client)?;
+            ctx.state.check_reclaim(client, Reclaim::Delegation)?;
             match t {
                 open_delegation_type4::READ => issue(ctx, cur.obj, client, false),
                 open_delegation_type4::WRITE => issue(ctx, cur.obj, client, true),
