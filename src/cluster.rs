@@ -5,12 +5,15 @@
 //! protocol core asks the node about recovery through [`Recovery`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ringnfs_cluster::{ClusterConfig, Node};
 use ringnfs_service::Signal;
+use ringnfs_state::StateManager;
 use ringnfs_state::grace::{ClusterRecovery, ClusterStatus};
+use ringnfs_state::settings::PersistedSettings;
 
 /// The default lease of a node's registration: how long after a node stops (or loses
 /// etcd) the others see it gone and begin grace for its clients.
@@ -97,6 +100,59 @@ pub fn join(
         )
     })?;
     Ok(Arc::new(node))
+}
+
+/// The name of the live settings among a cluster's shared documents.
+const SHARED_SETTINGS: &str = "settings";
+
+/// Shares the settings an operator changes on this node with every node.
+pub fn settings_sharer(node: Arc<Node>) -> ringnfs_control::SettingsSharer {
+    ringnfs_control::SettingsSharer(Arc::new(move |saved: &PersistedSettings| {
+        let text = toml::to_string(saved).map_err(|e| e.to_string())?;
+        node.publish_config(SHARED_SETTINGS, text.as_bytes())
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// Serve the settings the cluster holds (changed by an operator on any node): now, and
+/// whenever another node changes them. They are saved in `state_dir` as this node's own
+/// changes would be.
+pub fn serve_shared_settings(node: &Node, state: &Arc<StateManager>, state_dir: Option<PathBuf>) {
+    let apply = {
+        let state = Arc::downgrade(state);
+        move |text: &[u8]| {
+            let Some(state) = state.upgrade() else { return };
+            let parsed = std::str::from_utf8(text)
+                .map_err(|e| e.to_string())
+                .and_then(|t| toml::from_str::<PersistedSettings>(t).map_err(|e| e.to_string()));
+            let saved = match parsed {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "the cluster's settings in etcd cannot be read; keeping this node's");
+                    return;
+                }
+            };
+            if let Err(e) = saved.apply(&state.settings) {
+                tracing::error!(error = %e, "cannot apply the cluster's settings; keeping this node's");
+                return;
+            }
+            if let Some(level) = &saved.log_level
+                && let Err(e) = crate::control::apply_log_level(level)
+            {
+                tracing::warn!(error = %e, "ignoring the cluster's log level");
+            }
+            if let Some(dir) = &state_dir
+                && let Err(e) = saved.save(dir)
+            {
+                tracing::warn!(error = %e, "cannot save the cluster's settings in the state directory");
+            }
+            tracing::info!(settings = %saved.describe(), "applied the cluster's settings");
+        }
+    };
+    if let Some(text) = node.config(SHARED_SETTINGS) {
+        apply(&text);
+    }
+    node.watch_config(SHARED_SETTINGS, Box::new(apply));
 }
 
 /// The node, as the protocol core's recovery decisions.

@@ -335,6 +335,59 @@ pub struct LiveExports {
     /// The descriptions and exports served now, in order. Held while a change is
     /// checked, persisted and swapped in, so changes happen one at a time.
     current: Mutex<Served>,
+    /// In a cluster: the node through which an operator's change reaches every node
+    /// (set once, by [`LiveExports::share_with`]).
+    cluster: std::sync::OnceLock<Arc<ringnfs_cluster::Node>>,
+}
+
+/// How far a change of the exports goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// This server only, nothing written.
+    Here,
+    /// Saved in the state directory (a change another node made, arriving here).
+    Saved,
+    /// Saved, and in a cluster shared with every node first (an operator's change).
+    Everywhere,
+}
+
+/// The name of the exports among a cluster's shared documents.
+const SHARED_EXPORTS: &str = "exports";
+
+/// The `[[export]]` tables of `specs`, as the exports file holds them.
+fn exports_text(specs: &[ExportSpec]) -> Result<String, String> {
+    toml::to_string(&ExportsFile {
+        export: specs.to_vec(),
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn parse_exports(text: &[u8]) -> Result<Vec<ExportSpec>, String> {
+    let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+    let f: ExportsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    Ok(f.export)
+}
+
+/// The exports a cluster node serves: the cluster's (kept in etcd), or, when the
+/// cluster has none yet, `given` become them. Every node serves the same exports, so
+/// that export numbers — and so file handles — mean the same on all of them.
+pub fn cluster_exports(
+    node: &ringnfs_cluster::Node,
+    given: Vec<ExportSpec>,
+) -> anyhow::Result<Vec<ExportSpec>> {
+    let ours = exports_text(&given).map_err(anyhow::Error::msg)?;
+    let stored = node
+        .seed_config(SHARED_EXPORTS, ours.as_bytes())
+        .context("reading the cluster's exports from etcd")?;
+    let specs = parse_exports(&stored)
+        .map_err(|e| anyhow::anyhow!("the cluster's exports in etcd cannot be read: {e}"))?;
+    if specs != given {
+        tracing::warn!(
+            exports = specs.len(),
+            "serving the cluster's exports (kept in etcd), not those given at start: every node serves the same"
+        );
+    }
+    Ok(specs)
 }
 
 impl LiveExports {
@@ -355,7 +408,30 @@ impl LiveExports {
             state_dir,
             state,
             current: Mutex::new(built),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// In a cluster: share operators' changes with every node through `node`, and serve
+    /// the changes other nodes make.
+    pub fn share_with(self: &Arc<Self>, node: Arc<ringnfs_cluster::Node>) {
+        let live = Arc::downgrade(self);
+        node.watch_config(
+            SHARED_EXPORTS,
+            Box::new(move |text| {
+                let Some(live) = live.upgrade() else { return };
+                let result = parse_exports(text).and_then(|specs| {
+                    let mut cur = live.current.lock();
+                    live.replace_locked(&mut cur, specs, Reach::Saved)
+                        .map_err(|e| e.to_string())
+                });
+                match result {
+                    Ok(()) => tracing::info!("serving the exports another node changed"),
+                    Err(e) => tracing::error!(error = %e, "cannot serve the exports another node changed; serving the previous ones"),
+                }
+            }),
+        );
+        let _ = self.cluster.set(node);
     }
 
     pub fn exports(&self) -> &Arc<Exports> {
@@ -371,18 +447,31 @@ impl LiveExports {
     /// then swapped in.
     pub fn replace(&self, specs: Vec<ExportSpec>, persist: bool) -> Result<(), ExportError> {
         let mut cur = self.current.lock();
-        self.replace_locked(&mut cur, specs, persist)
+        let reach = if persist { Reach::Everywhere } else { Reach::Here };
+        self.replace_locked(&mut cur, specs, reach)
     }
 
     fn replace_locked(
         &self,
         cur: &mut Served,
         specs: Vec<ExportSpec>,
-        persist: bool,
+        reach: Reach,
     ) -> Result<(), ExportError> {
         let (set, built) =
             build(&specs, &self.defaults, self.key, cur).map_err(ExportError::Invalid)?;
-        if persist && let Some(dir) = &self.state_dir {
+        // Shared first: a change the cluster did not take is made nowhere.
+        if reach == Reach::Everywhere
+            && let Some(node) = self.cluster.get()
+        {
+            let text = exports_text(&specs).map_err(ExportError::Persist)?;
+            node.publish_config(SHARED_EXPORTS, text.as_bytes())
+                .map_err(|e| {
+                    ExportError::Persist(format!(
+                        "cannot share the change with the cluster's other nodes, so it is not made: {e}"
+                    ))
+                })?;
+        }
+        if reach != Reach::Here && let Some(dir) = &self.state_dir {
             ExportsFile::save(dir, &specs).map_err(|e| {
                 ExportError::Persist(format!("writing {}: {e}", dir.join(EXPORTS_FILE).display()))
             })?;
@@ -470,7 +559,7 @@ impl ExportAdmin for LiveExports {
         let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
         let pseudo = spec.pseudo.clone();
         specs.push(spec);
-        self.replace_locked(&mut cur, specs, true)?;
+        self.replace_locked(&mut cur, specs, Reach::Everywhere)?;
         Ok(Self::view_of(&cur, &pseudo))
     }
 
@@ -480,7 +569,7 @@ impl ExportAdmin for LiveExports {
         let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
         let pseudo = spec.pseudo.clone();
         specs[i] = spec;
-        self.replace_locked(&mut cur, specs, true)?;
+        self.replace_locked(&mut cur, specs, Reach::Everywhere)?;
         Ok(Self::view_of(&cur, &pseudo))
     }
 
@@ -494,7 +583,7 @@ impl ExportAdmin for LiveExports {
         }
         let mut specs: Vec<ExportSpec> = cur.iter().map(|(s, _)| s.clone()).collect();
         specs.remove(i);
-        self.replace_locked(&mut cur, specs, true)
+        self.replace_locked(&mut cur, specs, Reach::Everywhere)
     }
 }
 

@@ -563,7 +563,10 @@ impl Server {
             }
         }
 
-        let specs = start_specs(&cfg)?;
+        let specs = match &cluster {
+            Some(node) => crate::exports::cluster_exports(node, start_specs(&cfg)?)?,
+            None => start_specs(&cfg)?,
+        };
         let gss = start_gss(&cfg, &specs, &state)?;
         let live = Arc::new(start_exports(
             &cfg,
@@ -572,6 +575,10 @@ impl Server {
             gss.is_some(),
             handle_key,
         )?);
+        if let Some(node) = &cluster {
+            live.share_with(node.clone());
+            crate::cluster::serve_shared_settings(node, &state, cfg.state_dir.clone());
+        }
         let service = NfsService::with_gss(state.clone(), live.exports().clone(), gss.clone());
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {
@@ -609,6 +616,9 @@ impl Server {
                         start_settings: start_settings.clone(),
                         exports: Some(live.clone()),
                         tls: tls.clone(),
+                        share_settings: cluster
+                            .as_ref()
+                            .map(|n| crate::cluster::settings_sharer(n.clone())),
                     },
                     state.clone(),
                     Box::new(move || crate::transport::TransportStats::sum(&t.stats())),

@@ -6,6 +6,7 @@
 //! | `nodes/<id>` | a live node: its addresses, host, pid, start time | on the node's lease: gone when it stops renewing |
 //! | `grace` | the grace epoch: its number, whether it is in force, which nodes' clients reclaim, its deadline | rewritten when grace starts or ends |
 //! | `records/<id>/<owner in hex>` | a client that holds state on node `id`: the epoch it was written in and whether its reclaim is done | from before its first OPEN or LOCK to its end |
+//! | `config/<name>` | a document every node serves alike: `exports` (the `[[export]]` tables), `settings` (the live settings an operator changed) | written by the first node, then by any node's control plane |
 
 /// The keys of one cluster.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub enum Key {
         node: u32,
         owner: Vec<u8>,
     },
+    /// A shared document (`config/<name>`).
+    Config(String),
     /// Something this version does not know (a newer node's key): left alone.
     Other,
 }
@@ -55,6 +58,10 @@ impl Keys {
         format!("{}records/{node}/{}", self.root, hex(owner)).into_bytes()
     }
 
+    pub fn config(&self, name: &str) -> Vec<u8> {
+        format!("{}config/{name}", self.root).into_bytes()
+    }
+
     /// What `key` names (None: not under this cluster's root).
     pub fn parse(&self, key: &[u8]) -> Option<Key> {
         let rest = std::str::from_utf8(key).ok()?.strip_prefix(&self.root)?;
@@ -64,6 +71,9 @@ impl Keys {
                 (Some("identity"), None, ..) => Key::Identity,
                 (Some("grace"), None, ..) => Key::Grace,
                 (Some("nodes"), Some(id), None, _) => id.parse().map_or(Key::Other, Key::Node),
+                (Some("config"), Some(name), None, _) if !name.is_empty() => {
+                    Key::Config(name.into())
+                }
                 (Some("records"), Some(node), Some(owner), None) => {
                     match (node.parse(), unhex(owner)) {
                         (Ok(node), Some(owner)) => Key::Record { node, owner },
@@ -100,6 +110,7 @@ mod tests {
         assert_eq!(k.parse(&k.node(3)), Some(Key::Node(3)));
         assert_eq!(k.parse(&k.grace()), Some(Key::Grace));
         assert_eq!(k.parse(&k.identity()), Some(Key::Identity));
+        assert_eq!(k.parse(&k.config("exports")), Some(Key::Config("exports".into())));
         let owner = b"Linux NFSv4.1 guest\x00\xff".to_vec();
         assert_eq!(
             k.parse(&k.record(2, &owner)),

@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::{CmpOp, Compare, Etcd, EtcdError, Txn, TxnOp, Watch, WatchEvent};
-use crate::keys::{Keys, hex, unhex};
+use crate::keys::{Key, Keys, hex, unhex};
 use crate::view::{Change, GraceRecord, NodeInfo, RecordValue, View};
 
 /// How a node joins its cluster.
@@ -104,7 +104,12 @@ struct Shared {
     jobs: Sender<Job>,
     stop: AtomicBool,
     pub stats: Stats,
+    /// Who to tell when another node changes a shared document, by name.
+    watchers: Mutex<Vec<(String, ConfigWatcher)>>,
 }
+
+/// Told the new contents of a shared document another node changed.
+pub type ConfigWatcher = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// A member of a cluster. Dropping it (or [`Node::leave`]) stops its agent and ends its
 /// registration at once (the others start grace for its clients, who may reclaim on
@@ -171,6 +176,7 @@ impl Node {
             jobs,
             stop: AtomicBool::new(false),
             stats: Stats::default(),
+            watchers: Mutex::new(Vec::new()),
             cfg,
         });
         // Clients this node had before it stopped reclaim now, on this node or another.
@@ -251,6 +257,74 @@ impl Node {
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// The shared document `name` as the cluster holds it; if it holds none yet, `ours`
+    /// becomes it (compare-and-swap: the first node's start value wins).
+    pub fn seed_config(&self, name: &str, ours: &[u8]) -> Result<Vec<u8>, EtcdError> {
+        let key = self.shared.keys.config(name);
+        let r = self.shared.etcd.txn(
+            &Txn::new()
+                .when([Compare::CreateRevision(key.clone(), CmpOp::Equal, 0)])
+                .and_then([TxnOp::Put {
+                    key: key.clone(),
+                    value: ours.to_vec(),
+                    lease: None,
+                }])
+                .or_else([TxnOp::Get(key.clone())]),
+        )?;
+        let stored = if r.succeeded {
+            ours.to_vec()
+        } else {
+            r.gets
+                .first()
+                .and_then(|g| g.first())
+                .map_or_else(|| ours.to_vec(), |kv| kv.value.clone())
+        };
+        self.shared
+            .view()
+            .config
+            .insert(name.into(), stored.clone());
+        Ok(stored)
+    }
+
+    /// The shared document `name`, if the cluster holds one.
+    pub fn config(&self, name: &str) -> Option<Vec<u8>> {
+        self.shared.view().config.get(name).cloned()
+    }
+
+    /// Change the shared document `name` for every node (this one applied it already:
+    /// its watchers are not called for it).
+    pub fn publish_config(&self, name: &str, value: &[u8]) -> Result<(), EtcdError> {
+        // Noted first, so that the watch bringing our own change back is no news.
+        let before = self
+            .shared
+            .view()
+            .config
+            .insert(name.into(), value.to_vec());
+        if let Err(e) = self
+            .shared
+            .etcd
+            .put(&self.shared.keys.config(name), value, None)
+        {
+            let mut v = self.shared.view();
+            match before {
+                Some(b) => v.config.insert(name.into(), b),
+                None => v.config.remove(name),
+            };
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Call `watcher` (on the agent thread) with the new contents whenever another node
+    /// changes the shared document `name`.
+    pub fn watch_config(&self, name: &str, watcher: ConfigWatcher) {
+        self.shared
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.into(), watcher));
     }
 
     /// The cluster as this node sees it now.
@@ -451,6 +525,15 @@ impl Shared {
 
     fn me(&self) -> u32 {
         self.cfg.node_id
+    }
+
+    /// Another node changed a shared document: tell its watchers.
+    fn config_changed(&self, name: &str, value: &[u8]) {
+        tracing::info!(document = name, "a shared document changed on another node");
+        let watchers = self.watchers.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, w) in watchers.iter().filter(|(n, _)| n == name) {
+            w(value);
+        }
     }
 
     fn put(&self, node: u32, owner: &[u8], value: RecordValue) -> TxnOp {
@@ -693,14 +776,30 @@ impl Agent {
         let s = &self.s;
         let mut v = s.view();
         match ev {
-            WatchEvent::Put(kv) => v.apply(
-                &s.keys,
-                Change::Put {
-                    key: &kv.key,
-                    value: &kv.value,
-                    mod_revision: kv.mod_revision,
-                },
-            ),
+            WatchEvent::Put(kv) => {
+                let changed = match s.keys.parse(&kv.key) {
+                    Some(Key::Config(name))
+                        if v.config.get(&name).is_none_or(|old| *old != kv.value) =>
+                    {
+                        Some(name)
+                    }
+                    _ => None,
+                };
+                v.apply(
+                    &s.keys,
+                    Change::Put {
+                        key: &kv.key,
+                        value: &kv.value,
+                        mod_revision: kv.mod_revision,
+                    },
+                );
+                if let Some(name) = changed {
+                    // Watchers run without the view held (they may ask the node things).
+                    drop(v);
+                    s.config_changed(&name, &kv.value);
+                    v = s.view();
+                }
+            }
             WatchEvent::Delete(kv) => v.apply(&s.keys, Change::Delete { key: &kv.key }),
             WatchEvent::Resync => {
                 drop(v);

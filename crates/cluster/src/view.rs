@@ -65,6 +65,8 @@ pub struct View {
     pub nodes: BTreeMap<u32, NodeInfo>,
     /// (node, owner) → record.
     pub records: BTreeMap<(u32, Vec<u8>), Record>,
+    /// Shared documents by name (`config/<name>`).
+    pub config: BTreeMap<String, Vec<u8>>,
 }
 
 /// What ending a grace period leaves to do ([`View::end_of_grace`]), as (node, owner)
@@ -140,6 +142,12 @@ impl View {
             },
             (Key::Record { node, owner }, None) => {
                 self.records.remove(&(node, owner));
+            }
+            (Key::Config(name), Some((v, _))) => {
+                self.config.insert(name, v.to_vec());
+            }
+            (Key::Config(name), None) => {
+                self.config.remove(&name);
             }
             (Key::Identity | Key::Other, _) => {}
         }

@@ -625,6 +625,19 @@ pub async fn get_settings(State(ctx): State<Arc<Ctx>>) -> Json<SettingsDto> {
 }
 
 /// Change settings: validated all together, persisted, then applied at once.
+/// In a cluster, the settings go to every node before they are saved and applied here:
+/// a change the cluster did not take is made nowhere.
+fn share(ctx: &Ctx, saved: &PersistedSettings) -> ApiResult<()> {
+    match &ctx.share_settings {
+        Some(share) => (share.0)(saved).map_err(|e| {
+            ApiError::internal(format!(
+                "cannot share the change with the cluster's other nodes, so it is not made: {e}"
+            ))
+        }),
+        None => Ok(()),
+    }
+}
+
 #[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
     request_body = SettingsPatch,
     security(("bearer" = [])),
@@ -675,6 +688,7 @@ pub async fn patch_settings(
         if let Some(b) = p.delegations {
             saved.delegations = Some(b);
         }
+        share(&ctx, &saved)?;
         saved
             .save(dir)
             .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;
@@ -714,6 +728,7 @@ fn reset(ctx: &Ctx, keys: &[&str]) -> ApiResult<Json<SettingsDto>> {
             saved.remove(k).map_err(ApiError::bad_request)?;
         }
         if saved != before {
+            share(&ctx, &saved)?;
             saved
                 .save(dir)
                 .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;

@@ -28,7 +28,7 @@ use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
 use ringnfs_state::StateManager;
-use ringnfs_state::settings::StartSettings;
+use ringnfs_state::settings::{PersistedSettings, StartSettings};
 use ringnfs_transport::TransportStats;
 
 /// The default control address of `ringnfs serve`.
@@ -83,6 +83,19 @@ pub struct ControlConfig {
     pub exports: Option<Arc<dyn exports::ExportAdmin>>,
     /// RPC-with-TLS, when the server has it (its files can be reloaded here).
     pub tls: Option<Arc<ringnfs_transport::TlsAcceptor>>,
+    /// In a cluster: shares an operator's settings with every node before they are
+    /// saved and applied here (an error refuses the change).
+    pub share_settings: Option<SettingsSharer>,
+}
+
+/// Shares changed settings with a cluster's other nodes.
+#[derive(Clone)]
+pub struct SettingsSharer(pub Arc<dyn Fn(&PersistedSettings) -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for SettingsSharer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SettingsSharer")
+    }
 }
 
 /// Shared by every request handler.
@@ -99,6 +112,7 @@ pub struct Ctx {
     pub settings_lock: parking_lot::Mutex<()>,
     pub exports: Option<Arc<dyn exports::ExportAdmin>>,
     pub tls: Option<Arc<ringnfs_transport::TlsAcceptor>>,
+    pub share_settings: Option<SettingsSharer>,
 }
 
 type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

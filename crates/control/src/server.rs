@@ -136,6 +136,7 @@ pub fn start(
         settings_lock: parking_lot::Mutex::new(()),
         exports: cfg.exports.clone(),
         tls: cfg.tls.clone(),
+        share_settings: cfg.share_settings.clone(),
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = router(ctx);
