@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use super::cache::OpenFile;
 use super::creds::CredGuard;
-use super::{LocalBackend, Obj, attrs, handle, io, sys};
+use super::{LocalBackend, LockFile, Obj, attrs, handle, io, sys};
 use crate::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FsError, FsResult, FsStats, ObjHandle, SetAttrs,
     Stability, check_name,
@@ -404,6 +404,17 @@ impl Backend for LocalBackend {
             self.file(h)
         };
         Some(f.map(|f| f as ringnfs_service::IoFd))
+    }
+
+    /// A description of its own, read-write when the file can be opened so (a write lock
+    /// needs it; opening by handle runs as root, so only a read-only export, mount or
+    /// file refuses), else read-only: read locks still work, write locks answer
+    /// NFS4ERR_OPENMODE.
+    fn lock_file(&self, h: &ObjHandle) -> Option<FsResult<LockFile>> {
+        Some(
+            self.open_regular(h)
+                .map(|(fd, write_err)| LockFile::new(fd, write_err.is_none())),
+        )
     }
 
     fn clone_range(
