@@ -1,0 +1,198 @@
+//! Two servers exporting one directory with the local backend (an active-active cluster
+//! on one shared file system, in one process): byte-range locks granted by one are
+//! taken on the file system as OFD locks, so the other refuses conflicting ones, and a
+//! local process sees them. OFD locks of different open file descriptions conflict even
+//! within one process, which is what makes this test meaningful.
+
+pub mod common;
+pub mod files_common;
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use common::TestServer;
+use files_common::{TempDir, failure_of, status_of};
+use ringnfs::client::ops::{locktype, share};
+use ringnfs::client::{Files, OpenFile};
+use ringnfs::nfs4::consts::{op, status};
+use ringnfs::server::BackendKind;
+use ringnfs::state::files::FOREIGN_OWNER;
+
+/// A local-backend server on `export`, its state in `state`.
+fn node(export: &Path, state: &Path) -> TestServer {
+    let (export, state) = (export.to_path_buf(), state.to_path_buf());
+    TestServer::with(move |cfg| {
+        cfg.backend = BackendKind::Local;
+        cfg.export_path = export;
+        cfg.state_dir = Some(state);
+    })
+}
+
+/// What F_OFD_GETLK through a description of this process's own says about a write lock
+/// of `[start, start + len)` (len 0: to the end): (type, start, len) of a conflict.
+fn local_getlk(path: &Path, start: i64, len: i64) -> Option<(i16, i64, i64)> {
+    let f = std::fs::File::open(path).unwrap();
+    // SAFETY: `flock` is plain old data; all-zero is a valid value (l_pid 0 for OFD).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as i16;
+    fl.l_whence = libc::SEEK_SET as i16;
+    fl.l_start = start;
+    fl.l_len = len;
+    // SAFETY: a valid descriptor and a writable struct flock for the call.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    assert_eq!(r, 0, "F_OFD_GETLK: {}", std::io::Error::last_os_error());
+    (fl.l_type != libc::F_UNLCK as i16).then_some((fl.l_type, fl.l_start, fl.l_len))
+}
+
+fn open_both(f: &Files, name: &[u8]) -> OpenFile {
+    let root = f.root_fh().unwrap();
+    f.open(&root, name, share::ACCESS_BOTH, 0).unwrap()
+}
+
+#[test]
+fn two_nodes_on_one_file_system_share_their_locks() {
+    if !ringnfs::fs::local::running_as_root() {
+        ringnfs_testkit::skip(
+            "two_nodes_on_one_file_system_share_their_locks",
+            "the local backend opens files by handle, which needs root",
+        );
+        return;
+    }
+    let dir = TempDir::new("shared-locks");
+    let export = dir.path().join("export");
+    let a_node = node(&export, &dir.path().join("state-a"));
+    let b_node = node(&export, &dir.path().join("state-b"));
+    let a = Files::new(a_node.session().1);
+    let b = Files::new(b_node.session().1);
+
+    let root = a.root_fh().unwrap();
+    let fh = a.write_file(&root, b"shared", &[0u8; 4096]).unwrap();
+    let oa = open_both(&a, b"shared");
+    let ob = open_both(&b, b"shared");
+    let fh_b = ob.fh.clone();
+    let path = export.join("shared");
+
+    // A's client write-locks [0, 100).
+    let la = a
+        .lock_new(&oa, b"owner-A", locktype::WRITE, 0, 100)
+        .unwrap()
+        .unwrap();
+    // B's client asking [50, 60): DENIED with A's range, owned by "another node".
+    let d = b
+        .lock_new(&ob, b"owner-B", locktype::WRITE, 50, 10)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((d.offset, d.length, d.locktype), (0, 100, locktype::WRITE));
+    assert_eq!((d.clientid, d.owner.as_slice()), (0, FOREIGN_OWNER));
+    // LOCKT on B reports it too; outside the range is free.
+    let t = b
+        .lockt(&fh_b, b"owner-B", locktype::READ, 99, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.offset, t.length, t.clientid), (0, 100, 0));
+    assert!(
+        b.lockt(&fh_b, b"owner-B", locktype::WRITE, 100, 10)
+            .unwrap()
+            .is_none()
+    );
+    // A local process sees the NFS client's lock.
+    assert_eq!(
+        local_getlk(&path, 10, 1),
+        Some((libc::F_WRLCK as i16, 0, 100))
+    );
+    assert_eq!(local_getlk(&path, 100, 0), None);
+
+    // Read locks on both nodes coexist; a write lock over them does not.
+    let ra = a
+        .lock_existing(&fh, la, locktype::READ, 1000, 100)
+        .unwrap()
+        .unwrap();
+    let lb = b
+        .lock_new(&ob, b"owner-B", locktype::READ, 1050, 100)
+        .unwrap()
+        .unwrap();
+    let d = a
+        .lock_existing(&fh, ra, locktype::WRITE, 1140, 1)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (d.offset, d.length, d.locktype),
+        (1050, 100, locktype::READ)
+    );
+    assert_eq!(d.clientid, 0);
+
+    // After LOCKU on A, B gets its lock (the failed LOCK above made A's seqid no older).
+    let ra = a.locku(&fh, ra, locktype::WRITE, 0, 100).unwrap();
+    assert_eq!(local_getlk(&path, 0, 100), None);
+    let lb = b
+        .lock_existing(&fh_b, lb, locktype::WRITE, 50, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        local_getlk(&path, 0, 100),
+        Some((libc::F_WRLCK as i16, 50, 10))
+    );
+    // ... and now A is refused by B's lock.
+    let d = a
+        .lock_existing(&fh, ra, locktype::READ, 0, u64::MAX)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((d.offset, d.length, d.clientid), (50, 10, 0));
+
+    // A lock to EOF on A: B sees it as to EOF (all-ones length).
+    let ra = a
+        .lock_existing(&fh, ra, locktype::WRITE, 5000, u64::MAX)
+        .unwrap()
+        .unwrap();
+    let t = b
+        .lockt(&fh_b, b"owner-B", locktype::READ, 1 << 40, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!((t.offset, t.length), (5000, u64::MAX));
+
+    // LOCKU of everything, then FREE_STATEID and CLOSE: nothing of A is left there.
+    let ra = a.locku(&fh, ra, locktype::WRITE, 0, u64::MAX).unwrap();
+    // Only A's read lock [1000, 1050) went with it (B holds [1050, 1150) and [50, 60)).
+    assert_eq!(local_getlk(&path, 1000, 50), None);
+    a.free_stateid(ra).unwrap();
+    a.close(oa).unwrap();
+
+    // B's client's lock state goes with its client: its locks leave the file system.
+    let oa = open_both(&a, b"shared");
+    assert!(matches!(
+        a.lock_new(&oa, b"owner-A2", locktype::WRITE, 0, 100)
+            .unwrap(),
+        Err(_)
+    ));
+    assert_eq!(
+        failure_of(b.close(ob)),
+        (op::CLOSE, status::NFS4ERR_LOCKS_HELD)
+    );
+    let _ = lb;
+    b.session().destroy().unwrap();
+    b.session().destroy_clientid().unwrap();
+    assert_eq!(local_getlk(&path, 0, 0), None);
+    let la = a
+        .lock_new(&oa, b"owner-A2", locktype::WRITE, 0, u64::MAX)
+        .unwrap()
+        .unwrap();
+
+    // A whole client destroyed on A while holding a lock: the same.
+    a.session().destroy().unwrap();
+    a.session().destroy_clientid().unwrap();
+    assert_eq!(local_getlk(&path, 0, 0), None);
+    let _ = la;
+
+    // A new client of B now locks what A held.
+    let b2 = Files::new(b_node.session().1);
+    let ob2 = open_both(&b2, b"shared");
+    b2.lock_new(&ob2, b"owner-B2", locktype::WRITE, 0, u64::MAX)
+        .unwrap()
+        .unwrap();
+    assert!(local_getlk(&path, 0, 0).is_some());
+    // LOCKT with length 0 is still INVAL before any file-system question.
+    assert_eq!(
+        status_of(b2.lockt(&fh_b, b"x", locktype::WRITE, 0, 0)),
+        status::NFS4ERR_INVAL
+    );
+}
