@@ -196,3 +196,49 @@ fn two_nodes_on_one_file_system_share_their_locks() {
         status::NFS4ERR_INVAL
     );
 }
+
+/// LOCK+LOCKU pairs per second over the wire (one client, one request at a time), on a
+/// memory-backend server (locks in memory only) and a local-backend one (mirrored as OFD
+/// locks), alternating rounds of one run; the numbers in
+/// tuning/results/issue19-ofd-locks.md:
+/// `cargo test --release --test shared_locks lock_rate -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn lock_rate_memory_vs_mirrored() {
+    let dir = TempDir::new("lock-rate");
+    let export = dir.path().join("export");
+    let mirrored = node(&export, &dir.path().join("state"));
+    let memory = TestServer::start();
+    let sides = [("memory", &memory), ("local+OFD", &mirrored)].map(|(name, server)| {
+        let f = Files::new(server.session().1);
+        let root = f.root_fh().unwrap();
+        f.write_file(&root, b"rate", b"x").unwrap();
+        let o = open_both(&f, b"rate");
+        let l = f
+            .lock_new(&o, b"rate-owner", locktype::WRITE, 0, 1)
+            .unwrap()
+            .unwrap();
+        (name, f, o.fh, std::cell::Cell::new(l))
+    });
+    for round in 0..6 {
+        let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (name, f, fh, l) = &sides[i];
+            let start = std::time::Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < std::time::Duration::from_secs(2) {
+                let off = n % 4096 * 10;
+                let s = f
+                    .lock_existing(fh, l.get(), locktype::WRITE, off, 10)
+                    .unwrap()
+                    .unwrap();
+                l.set(f.locku(fh, s, locktype::WRITE, off, 10).unwrap());
+                n += 1;
+            }
+            eprintln!(
+                "round {round} {name}: {:.0} LOCK+LOCKU/s",
+                n as f64 / start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}

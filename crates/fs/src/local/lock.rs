@@ -127,8 +127,9 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// `fd` is a description of its own (`writable`: opened for writing).
-    pub(super) fn new(fd: OwnedFd, writable: bool) -> Self {
+    /// `fd` must be a description of its own: sharing it (dup, another holder) would
+    /// merge its locks with someone else's. `writable`: opened for writing.
+    pub fn new(fd: OwnedFd, writable: bool) -> Self {
         LockFile { fd, writable }
     }
 
