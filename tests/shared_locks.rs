@@ -159,11 +159,11 @@ fn two_nodes_on_one_file_system_share_their_locks() {
 
     // B's client's lock state goes with its client: its locks leave the file system.
     let oa = open_both(&a, b"shared");
-    assert!(matches!(
-        a.lock_new(&oa, b"owner-A2", locktype::WRITE, 0, 100)
-            .unwrap(),
-        Err(_)
-    ));
+    let d = a
+        .lock_new(&oa, b"owner-A2", locktype::WRITE, 0, 100)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((d.offset, d.length, d.clientid), (50, 10, 0));
     assert_eq!(
         failure_of(b.close(ob)),
         (op::CLOSE, status::NFS4ERR_LOCKS_HELD)
