@@ -201,8 +201,9 @@ pub trait Backend: Send + Sync + 'static {
     /// byte-range locks on the file system (Linux OFD locks, see [`LockFile`]), so that
     /// other servers on a shared file system and local processes see them. `None`: the
     /// backend has no file system beneath it (memory); locks then live only in the
-    /// server's table.
-    fn lock_file(&self, _h: &ObjHandle) -> Option<FsResult<LockFile>> {
+    /// server's table. `write`: for a lock-owner, which may take write locks (opened
+    /// read-write when the file allows it); else only to ask (LOCKT: read-only).
+    fn lock_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<LockFile>> {
         None
     }
 

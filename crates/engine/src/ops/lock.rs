@@ -84,7 +84,7 @@ pub fn lock(
         write,
     };
     let backend = &ctx.export.backend;
-    let open_file = || backend.lock_file(&cur.obj);
+    let open_file = || backend.lock_file(&cur.obj, true);
     match ctx.state.files.lock_mirrored(req, &open_file)? {
         Ok(sid) => {
             LockResOk { stateid: sid }.encode(out);
@@ -107,7 +107,7 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, a: LocktArgs<'_>, out: &mut Vec<u8>) -> 
         owner: a.owner.owner.to_vec(),
     };
     let backend = &ctx.export.backend;
-    let open_file = || backend.lock_file(&cur.obj);
+    let open_file = || backend.lock_file(&cur.obj, false);
     match ctx
         .state
         .files

@@ -290,6 +290,20 @@ impl LocalBackend {
     /// A new description of regular file `h`, read-write when possible; else read-only
     /// and why it could not be written.
     fn open_regular(&self, h: &ObjHandle) -> FsResult<(OwnedFd, Option<FsError>)> {
+        self.open_regular_as(h, !self.opts.read_only)
+    }
+
+    /// A new read-only description of regular file `h` (and why it cannot be written:
+    /// it was not asked).
+    fn open_regular_read_only(&self, h: &ObjHandle) -> FsResult<(OwnedFd, Option<FsError>)> {
+        self.open_regular_as(h, false)
+    }
+
+    fn open_regular_as(
+        &self,
+        h: &ObjHandle,
+        try_write: bool,
+    ) -> FsResult<(OwnedFd, Option<FsError>)> {
         let o = self.obj(h)?;
         match o.fmt() {
             libc::S_IFREG => {}
@@ -301,9 +315,14 @@ impl LocalBackend {
         }
         // Reopen the very inode (checked regular above) through its magic link.
         let p = sys::proc_path(o.fd.as_fd());
-        if self.opts.read_only {
+        if !try_write {
             let fd = sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?;
-            return Ok((fd, Some(FsError::Rofs)));
+            let why = if self.opts.read_only {
+                FsError::Rofs
+            } else {
+                FsError::Access
+            };
+            return Ok((fd, Some(why)));
         }
         match sys::openat(None, &p, libc::O_RDWR) {
             Ok(fd) => Ok((fd, None)),

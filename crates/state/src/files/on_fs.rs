@@ -191,6 +191,18 @@ mod tests {
             .unwrap()
             .unwrap();
         b.check_invariants().unwrap();
+        // B's state revoked by the administrator (its export removed): the same.
+        let oa = a.open(owner(1, "oa2"), f, SHARE_ACCESS_BOTH, 0).unwrap();
+        assert!(
+            a.lock_mirrored(req(oa, b"la2", 10, 1, false), &open)
+                .unwrap()
+                .is_err()
+        );
+        assert_eq!(b.revoke_files(|_| true), 2);
+        a.lock_mirrored(req(oa, b"la2", 0, u64::MAX, true), &open)
+            .unwrap()
+            .unwrap();
+        a.check_invariants().unwrap();
     }
 
     /// A write lock through a description the file system would only open read-only:
