@@ -14,6 +14,7 @@ pub mod types;
 pub(crate) mod conformance;
 
 pub use error::{FsError, FsResult};
+pub use local::{FsLockConflict, LockError, LockFile, LockKind};
 pub use types::{
     Attrs, Caller, CreateKind, DirEntry, DirectFile, FileType, FsStats, ObjHandle, SetAttrs,
     SetTime, Stability, Timespec, XattrSet,
@@ -193,6 +194,16 @@ pub trait Backend: Send + Sync + 'static {
     /// io_uring ring (`write`: open for writing). `None`: the backend has no real files
     /// and `read`/`write`/`commit` are used instead.
     fn io_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<ringnfs_service::IoFd>> {
+        None
+    }
+
+    /// A new open file description of regular file `h` to hold one NFSv4 lock-owner's
+    /// byte-range locks on the file system (Linux OFD locks, see [`LockFile`]), so that
+    /// other servers on a shared file system and local processes see them. `None`: the
+    /// backend has no file system beneath it (memory); locks then live only in the
+    /// server's table. `write`: for a lock-owner, which may take write locks (opened
+    /// read-write when the file allows it); else only to ask (LOCKT: read-only).
+    fn lock_file(&self, _h: &ObjHandle, _write: bool) -> Option<FsResult<LockFile>> {
         None
     }
 

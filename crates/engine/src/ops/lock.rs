@@ -1,5 +1,8 @@
 //! Byte-range locks: LOCK, LOCKT, LOCKU (POSIX semantics, advisory). LOCK and LOCKT
-//! answer NFS4ERR_DENIED with LOCK4denied after the status (their rows keep it).
+//! answer NFS4ERR_DENIED with LOCK4denied after the status (their rows keep it). On a
+//! backend with a file system beneath (local), each lock-owner's locks are mirrored
+//! there as OFD locks (`ringnfs_state::files::on_fs`), so other servers exporting the
+//! same shared file system and local processes see them; reclaims take them too.
 
 use crate::consts::{NfsStatus, status};
 use crate::ctx::{CompoundCtx, OpResult, resolved};
@@ -81,7 +84,9 @@ pub fn lock(
         range,
         write,
     };
-    match ctx.state.files.lock(req)? {
+    let backend = &ctx.export.backend;
+    let open_file = || backend.lock_file(&cur.obj, true);
+    match ctx.state.files.lock_mirrored(req, &open_file)? {
         Ok(sid) => {
             LockResOk { stateid: sid }.encode(out);
             Ok(sid)
@@ -102,7 +107,13 @@ pub fn lockt(ctx: &mut CompoundCtx<'_>, a: LocktArgs<'_>, out: &mut Vec<u8>) -> 
         client: ctx.client()?,
         owner: a.owner.owner.to_vec(),
     };
-    match ctx.state.files.test_lock(&cur.obj, &owner, range, write) {
+    let backend = &ctx.export.backend;
+    let open_file = || backend.lock_file(&cur.obj, false);
+    match ctx
+        .state
+        .files
+        .test_lock_mirrored(&cur.obj, &owner, range, write, &open_file)?
+    {
         None => Ok(()),
         Some(c) => Err(denied(out, &c)),
     }

@@ -39,10 +39,12 @@ mod cache;
 mod creds;
 mod handle;
 pub(crate) mod io;
+mod lock;
 mod ops;
 mod readdir;
 mod sys;
 mod xattr;
+pub use lock::{FsLockConflict, LockError, LockFile, LockKind};
 pub use sys::running_as_root;
 #[cfg(test)]
 mod tests;
@@ -281,6 +283,27 @@ impl LocalBackend {
         if let Some(f) = self.files.get(h) {
             return Ok(f);
         }
+        let (fd, write_err) = self.open_regular(h)?;
+        Ok(self.files.insert(h, OpenFile::new(fd, write_err)))
+    }
+
+    /// A new description of regular file `h`, read-write when possible; else read-only
+    /// and why it could not be written.
+    fn open_regular(&self, h: &ObjHandle) -> FsResult<(OwnedFd, Option<FsError>)> {
+        self.open_regular_as(h, !self.opts.read_only)
+    }
+
+    /// A new read-only description of regular file `h` (and why it cannot be written:
+    /// it was not asked).
+    fn open_regular_read_only(&self, h: &ObjHandle) -> FsResult<(OwnedFd, Option<FsError>)> {
+        self.open_regular_as(h, false)
+    }
+
+    fn open_regular_as(
+        &self,
+        h: &ObjHandle,
+        try_write: bool,
+    ) -> FsResult<(OwnedFd, Option<FsError>)> {
         let o = self.obj(h)?;
         match o.fmt() {
             libc::S_IFREG => {}
@@ -292,23 +315,22 @@ impl LocalBackend {
         }
         // Reopen the very inode (checked regular above) through its magic link.
         let p = sys::proc_path(o.fd.as_fd());
-        let f = if self.opts.read_only {
-            OpenFile::new(
-                sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
-                Some(FsError::Rofs),
-            )
-        } else {
-            match sys::openat(None, &p, libc::O_RDWR) {
-                Ok(fd) => OpenFile::new(fd, None),
-                Err(e @ (libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => {
-                    OpenFile::new(
-                        sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?,
-                        Some(FsError::from_errno(e)),
-                    )
-                }
-                Err(e) => return Err(FsError::from_errno(e)),
+        if !try_write {
+            let fd = sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?;
+            let why = if self.opts.read_only {
+                FsError::Rofs
+            } else {
+                FsError::Access
+            };
+            return Ok((fd, Some(why)));
+        }
+        match sys::openat(None, &p, libc::O_RDWR) {
+            Ok(fd) => Ok((fd, None)),
+            Err(e @ (libc::EACCES | libc::EPERM | libc::EROFS | libc::ETXTBSY)) => {
+                let fd = sys::openat(None, &p, libc::O_RDONLY).map_err(FsError::from_errno)?;
+                Ok((fd, Some(FsError::from_errno(e))))
             }
-        };
-        Ok(self.files.insert(h, f))
+            Err(e) => Err(FsError::from_errno(e)),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use super::cache::OpenFile;
 use super::creds::CredGuard;
-use super::{LocalBackend, Obj, attrs, handle, io, sys};
+use super::{LocalBackend, LockFile, Obj, attrs, handle, io, sys};
 use crate::{
     Attrs, Backend, Caller, CreateKind, DirEntry, FsError, FsResult, FsStats, ObjHandle, SetAttrs,
     Stability, check_name,
@@ -404,6 +404,22 @@ impl Backend for LocalBackend {
             self.file(h)
         };
         Some(f.map(|f| f as ringnfs_service::IoFd))
+    }
+
+    /// A description of its own. For a lock-owner (`write`) read-write when the file can
+    /// be opened so (a write lock needs it, and the owner may take one later; opening by
+    /// handle runs as root, so only a read-only export, mount or file refuses), else
+    /// read-only: read locks still work, write locks answer NFS4ERR_OPENMODE. Only to
+    /// ask (LOCKT), read-only: F_OFD_GETLK needs no write access, and an open for
+    /// writing has costs a question should not pay (it breaks local processes' read
+    /// leases; a cluster file system may recall other nodes' cached write rights).
+    fn lock_file(&self, h: &ObjHandle, write: bool) -> Option<FsResult<LockFile>> {
+        let opened = if write {
+            self.open_regular(h)
+        } else {
+            self.open_regular_read_only(h)
+        };
+        Some(opened.map(|(fd, write_err)| LockFile::new(fd, write_err.is_none())))
     }
 
     fn clone_range(

@@ -539,3 +539,46 @@ pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// `l_type`, `l_start`, `l_len` of a `struct flock` (always SEEK_SET).
+pub(super) type FlockRange = (i16, i64, i64);
+
+fn flock(range: FlockRange) -> libc::flock {
+    // SAFETY: `flock` is plain old data; all-zero is a valid value (and OFD locks
+    // require l_pid 0).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = range.0;
+    fl.l_whence = libc::SEEK_SET as i16;
+    fl.l_start = range.1;
+    fl.l_len = range.2;
+    fl
+}
+
+/// fcntl(2) F_OFD_SETLK: set or clear (`F_UNLCK`) an open-file-description lock without
+/// waiting (never F_OFD_SETLKW: the caller is a worker thread). Raw errno on failure.
+pub(super) fn ofd_setlk(fd: BorrowedFd<'_>, range: FlockRange) -> Result<(), i32> {
+    let fl = flock(range);
+    loop {
+        // SAFETY: `fl` is a valid struct flock that lives for the call; the kernel only
+        // reads it for F_OFD_SETLK.
+        match cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) }) {
+            Err(libc::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// fcntl(2) F_OFD_GETLK: the first lock held through another description that conflicts
+/// with `range` (its type, start and length, length 0 meaning "to the end"), or `None`.
+pub(super) fn ofd_getlk(fd: BorrowedFd<'_>, range: FlockRange) -> Result<Option<FlockRange>, i32> {
+    let mut fl = flock(range);
+    loop {
+        // SAFETY: `fl` is a valid, writable struct flock that lives for the call.
+        match cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) }) {
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(_) if fl.l_type == libc::F_UNLCK as i16 => return Ok(None),
+            Ok(_) => return Ok(Some((fl.l_type, fl.l_start, fl.l_len))),
+        }
+    }
+}

@@ -997,3 +997,45 @@ fn conformance() {
     let b = LocalBackend::open(&t.export(), LocalOptions::default()).unwrap();
     crate::conformance::run_all(&b);
 }
+
+#[test]
+fn lock_files_are_descriptions_of_their_own() {
+    let t = Tmp::new("lockfile");
+    let b = t.open();
+    let r = b.root();
+    let f = mkfile(&b, &r, "f");
+    let owner1 = b.lock_file(&f, true).unwrap().unwrap();
+    let owner2 = b.lock_file(&f, true).unwrap().unwrap();
+    let asker = b.lock_file(&f, false).unwrap().unwrap();
+    assert!(owner1.writable() && !asker.writable());
+    owner1.set(crate::LockKind::Write, 0, 10).unwrap();
+    // Another owner's description conflicts; a read-only one sees the lock.
+    assert!(matches!(
+        owner2.set(crate::LockKind::Read, 5, 6),
+        Err(crate::LockError::Denied(_))
+    ));
+    assert_eq!(
+        asker
+            .test(0, u64::MAX, false)
+            .unwrap()
+            .map(|c| (c.start, c.end)),
+        Some((0, 10))
+    );
+    // Not regular files: no lock file.
+    assert_eq!(b.lock_file(&r, true).unwrap().err(), Some(FsError::IsDir));
+    // A read-only export: read-only descriptions, so write locks are refused.
+    let ro = LocalBackend::open(
+        &t.export(),
+        LocalOptions {
+            read_only: true,
+            ..LocalOptions::default()
+        },
+    )
+    .unwrap();
+    let lf = ro.lock_file(&f, true).unwrap().unwrap();
+    assert!(!lf.writable());
+    assert_eq!(
+        lf.set(crate::LockKind::Write, 100, 101),
+        Err(crate::LockError::NotWritable)
+    );
+}

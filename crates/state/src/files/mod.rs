@@ -16,14 +16,17 @@ use ringnfs_proto::nfs4::consts::{NfsStatus, status};
 use super::ids::ClientId;
 use super::locks::{CheckInvariants, RankedMutex, rank};
 use super::stateid::{StateKind, Stateid};
+use ringnfs_fs::LockKind;
 
 mod deleg;
 mod ledger;
+mod on_fs;
 mod revoke;
 pub use deleg::{AttrConflict, DelegationView, RECALL_COOLDOWN, Recalls};
 pub use ledger::{
     DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_DELEGATIONS_PER_CLIENT, DelegLimits, DelegStats,
 };
+pub use on_fs::{FOREIGN_OWNER, OpenLockFile};
 
 pub const SHARE_ACCESS_READ: u32 = 1;
 pub const SHARE_ACCESS_WRITE: u32 = 2;
@@ -99,6 +102,11 @@ struct LockState {
     file: ObjHandle,
     open: [u8; 12],
     seqid: u32,
+    /// The open file description holding this owner's locks on the file system (local
+    /// backend), opened by its first LOCK. Dropped with the lock state on every path
+    /// that frees it (FREE_STATEID, CLOSE, client removal, administrative revocation),
+    /// which closes it and so releases its locks there.
+    on_fs: Option<ringnfs_fs::LockFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -460,14 +468,30 @@ impl FileStateTable {
     }
 
     /// LOCK with a new lock owner (derived from an open stateid) or an existing lock
-    /// stateid. Returns the lock stateid, or the conflicting lock.
+    /// stateid. Returns the lock stateid, or the conflicting lock. In memory only.
     pub fn lock(&self, req: LockRequest<'_>) -> Result<Result<Stateid, Conflict>, NfsStatus> {
+        self.lock_mirrored(req, &|| None)
+    }
+
+    /// [`lock`](Self::lock), with the lock also taken on the file system through the
+    /// owner's description (`open_file` opens one for its first lock; `None` from it:
+    /// no file system). The order, all under the file's shard lock: the in-memory
+    /// check (cheap, and a conflict with this node's own clients names its owner), then
+    /// the file-system lock (the only step that can still fail: another node's or a
+    /// local process's lock, or an errno), then the in-memory grant (which cannot fail).
+    /// So a failure leaves nothing to undo but a lock state made by this call, which is
+    /// removed, and no op of this node ever sees the two disagree.
+    pub fn lock_mirrored(
+        &self,
+        req: LockRequest<'_>,
+        open_file: &OpenLockFile<'_>,
+    ) -> Result<Result<Stateid, Conflict>, NfsStatus> {
         let file = *req.file;
         let idx = self.shard_index(&file);
         let mut guard = self.shards[idx].lock();
         let sh = &mut *guard;
         // Find or create the lock state.
-        let (lock_other, owner) = match req.locker {
+        let (lock_other, owner, created) = match req.locker {
             Locker::New { open, owner } => {
                 let o = sh
                     .opens
@@ -492,7 +516,7 @@ impl FileStateTable {
                     owner: owner.to_vec(),
                 };
                 match sh.lock_by_owner.get(&(owner.clone(), file)) {
-                    Some(existing) => (*existing, owner),
+                    Some(existing) => (*existing, owner, false),
                     None => {
                         let other = self.insert_new(
                             &mut sh.lock_states,
@@ -503,6 +527,7 @@ impl FileStateTable {
                                 file,
                                 open: open.other,
                                 seqid: 0,
+                                on_fs: None,
                             },
                         );
                         sh.lock_by_owner.insert((owner.clone(), file), other);
@@ -510,7 +535,7 @@ impl FileStateTable {
                             o.locks.push(other);
                         }
                         sh.files.entry(file).or_default();
-                        (other, owner)
+                        (other, owner, true)
                     }
                 }
             }
@@ -523,7 +548,7 @@ impl FileStateTable {
                     return Err(status::NFS4ERR_BAD_STATEID);
                 }
                 Self::check_seqid(sid.seqid, l.seqid)?;
-                (sid.other, l.owner.clone())
+                (sid.other, l.owner.clone(), false)
             }
         };
         let info = sh.files.entry(file).or_default();
@@ -538,6 +563,22 @@ impl FileStateTable {
                 owner: c.owner.clone(),
             }));
         }
+        let ls = sh
+            .lock_states
+            .get_mut(&lock_other)
+            .expect("lock state exists");
+        let kind = if req.write {
+            LockKind::Write
+        } else {
+            LockKind::Read
+        };
+        if let Err(failed) = on_fs::set(&mut ls.on_fs, open_file, kind, req.range) {
+            if created {
+                Self::drop_new_lock_state(sh, &lock_other);
+            }
+            return failed.map(Err);
+        }
+        let info = sh.files.get_mut(&file).expect("made above");
         apply_posix_lock(
             &mut info.locks,
             lock_other,
@@ -556,7 +597,18 @@ impl FileStateTable {
         }))
     }
 
-    /// LOCKT: would this lock conflict?
+    /// A lock state that LOCK made and then could not use (its file-system lock
+    /// failed): gone again, as if the LOCK had not come.
+    fn drop_new_lock_state(sh: &mut FileStateShard, id: &[u8; 12]) {
+        if let Some(l) = sh.lock_states.remove(id) {
+            sh.lock_by_owner.remove(&(l.owner, l.file));
+            if let Some(o) = sh.opens.get_mut(&l.open) {
+                o.locks.retain(|x| x != id);
+            }
+        }
+    }
+
+    /// LOCKT: would this lock conflict? In memory only.
     pub fn test_lock(
         &self,
         file: &ObjHandle,
@@ -565,6 +617,16 @@ impl FileStateTable {
         write: bool,
     ) -> Option<Conflict> {
         let sh = self.shards[self.shard_index(file)].lock();
+        Self::conflict_in_memory(&sh, file, owner, range, write)
+    }
+
+    fn conflict_in_memory(
+        sh: &FileStateShard,
+        file: &ObjHandle,
+        owner: &Owner,
+        range: Range,
+        write: bool,
+    ) -> Option<Conflict> {
         let info = sh.files.get(file)?;
         info.locks
             .iter()
@@ -574,6 +636,38 @@ impl FileStateTable {
                 write: c.write,
                 owner: c.owner.clone(),
             })
+    }
+
+    /// LOCKT in memory, then on the file system (F_OFD_GETLK): through the owner's own
+    /// description when it has one (its own locks never conflict), else through a new
+    /// one from `open_file`, opened and used outside the shard lock.
+    pub fn test_lock_mirrored(
+        &self,
+        file: &ObjHandle,
+        owner: &Owner,
+        range: Range,
+        write: bool,
+        open_file: &OpenLockFile<'_>,
+    ) -> Result<Option<Conflict>, NfsStatus> {
+        {
+            let sh = self.shards[self.shard_index(file)].lock();
+            if let Some(c) = Self::conflict_in_memory(&sh, file, owner, range, write) {
+                return Ok(Some(c));
+            }
+            let own = sh
+                .lock_by_owner
+                .get(&(owner.clone(), *file))
+                .and_then(|id| sh.lock_states.get(id))
+                .and_then(|l| l.on_fs.as_ref());
+            if let Some(f) = own {
+                return on_fs::test(f, range, write);
+            }
+        }
+        match open_file() {
+            None => Ok(None),
+            Some(Err(e)) => Err(e.status()),
+            Some(Ok(f)) => on_fs::test(&f, range, write),
+        }
     }
 
     /// LOCKU: release a range (POSIX split semantics).
@@ -595,6 +689,11 @@ impl FileStateTable {
         }
         Self::check_seqid(sid.seqid, l.seqid)?;
         let owner = l.owner.clone();
+        // The file system first: unlocking the middle of a range can fail there (ENOLCK,
+        // no room for the split), and then memory must still say locked.
+        if let Some(f) = &l.on_fs {
+            on_fs::unlock(f, range)?;
+        }
         if let Some(info) = sh.files.get_mut(file) {
             apply_posix_lock(&mut info.locks, sid.other, &owner, range, None);
         }
