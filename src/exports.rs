@@ -447,7 +447,11 @@ impl LiveExports {
     /// then swapped in.
     pub fn replace(&self, specs: Vec<ExportSpec>, persist: bool) -> Result<(), ExportError> {
         let mut cur = self.current.lock();
-        let reach = if persist { Reach::Everywhere } else { Reach::Here };
+        let reach = if persist {
+            Reach::Everywhere
+        } else {
+            Reach::Here
+        };
         self.replace_locked(&mut cur, specs, reach)
     }
 
@@ -471,7 +475,9 @@ impl LiveExports {
                     ))
                 })?;
         }
-        if reach != Reach::Here && let Some(dir) = &self.state_dir {
+        if reach != Reach::Here
+            && let Some(dir) = &self.state_dir
+        {
             ExportsFile::save(dir, &specs).map_err(|e| {
                 ExportError::Persist(format!("writing {}: {e}", dir.join(EXPORTS_FILE).display()))
             })?;

@@ -25,6 +25,7 @@ fn node(etcd: &EtcdCluster, cluster: &str, id: u32, base: &std::path::Path) -> T
         c.export_path = export;
         c.state_dir = Some(state);
         c.grace_secs = 60;
+        c.control = Some("127.0.0.1:0".parse().unwrap());
         c.cluster = Some(ClusterOptions {
             endpoints,
             name: cluster.into(),
@@ -156,4 +157,175 @@ fn a_stopped_nodes_client_reclaims_on_the_node_that_takes_over() {
         .lock_new(&yf, b"y-locks", locktype::WRITE, 50, 10)
         .unwrap();
     assert!(denied.is_err(), "the reclaimed lock conflicts: {denied:?}");
+}
+
+/// An operator's change on one node reaches the others: an export added through node
+/// A's REST API is served by node B (same export number, so the same handles), and a
+/// setting changed on B applies on A. A node that joins later serves the cluster's
+/// exports, not the ones it was given.
+#[test]
+fn exports_and_settings_changed_on_one_node_reach_every_node() {
+    use ringnfs::control::client::HttpClient;
+    let Some(etcd) = EtcdCluster::start_or_skip(
+        "exports_and_settings_changed_on_one_node_reach_every_node",
+        3,
+    ) else {
+        return;
+    };
+    let base = common::TempDir::new("cluster-config");
+    let a = node(&etcd, "config", 1, &base.0);
+    let b = node(&etcd, "config", 2, &base.0);
+    let rest = |n: &TestServer| {
+        let token = std::fs::read_to_string(n.server().control_token_path().unwrap()).unwrap();
+        HttpClient::new(
+            n.server().control_addr().unwrap(),
+            Some(token.trim().to_string()),
+        )
+    };
+    // The root export moves to a pseudo path of its own (through node A), so that
+    // another can be added beside it.
+    let first = rest(&a).get("/api/v1/exports").unwrap().json().unwrap()[0].clone();
+    let mut moved = first["export"].clone();
+    moved["pseudo"] = "/main".into();
+    let r = rest(&a)
+        .request(
+            "PUT",
+            &format!("/api/v1/exports/{}", first["id"]),
+            Some(moved.to_string().as_bytes()),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    std::fs::create_dir_all(base.0.join("data")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(base.0.join("data"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+    }
+    let add = serde_json::json!({
+        "pseudo": "/data",
+        "path": base.0.join("data").display().to_string(),
+    });
+    let r = rest(&a)
+        .request("POST", "/api/v1/exports", Some(add.to_string().as_bytes()))
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json().unwrap()["id"].as_u64().unwrap();
+    let listed = |n: &TestServer| -> Vec<(u64, String)> {
+        let v = rest(n).get("/api/v1/exports").unwrap().json().unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_u64().unwrap(),
+                    e["export"]["pseudo"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || listed(&b)
+            .contains(&(id, "/data".into()))),
+        "node B serves the export node A added, under the same number: {:?}",
+        listed(&b)
+    );
+    // A client of B reaches it.
+    let (_, s) = b.session_with(client(b"client-c", 1, true));
+    let c = Files::new(s);
+    let data = c
+        .lookup_path("/data")
+        .expect("the new export, through node B");
+    let (_, f) = c.create(&data, b"via-b", 0o666).unwrap();
+    c.close(f).unwrap();
+    assert!(base.0.join("data/via-b").exists());
+
+    // A setting changed on B applies on A.
+    let r = rest(&b)
+        .request("PATCH", "/api/v1/settings", Some(br#"{"lease_time": 45}"#))
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        wait_until(Duration::from_secs(10), || a.state().settings.lease_secs()
+            == 45),
+        "node A took node B's setting"
+    );
+
+    // A third node given other exports at start serves the cluster's.
+    let late = {
+        let endpoints = etcd.endpoints();
+        let other = base.0.join("elsewhere");
+        let state = base.0.join("state-3");
+        TestServer::with(move |c| {
+            c.backend = BackendKind::Local;
+            c.export_path = other;
+            c.exports_given = true;
+            c.state_dir = Some(state);
+            c.cluster = Some(ClusterOptions {
+                endpoints,
+                name: "config".into(),
+                node_id: Some(3),
+                node_ttl_secs: 2,
+            });
+        })
+    };
+    let exports = late.server().exports().specs();
+    assert!(
+        exports.iter().any(|e| e.pseudo == "/data"),
+        "the late node serves the cluster's exports: {exports:?}"
+    );
+}
+
+/// Three nodes over one export, active-active: what a client writes through one node
+/// the others read; a lock taken through one node is refused through the others (the
+/// locks are taken on the shared file system, so no node grants a conflicting one).
+#[test]
+fn three_nodes_share_data_and_refuse_conflicting_locks() {
+    let Some(etcd) =
+        EtcdCluster::start_or_skip("three_nodes_share_data_and_refuse_conflicting_locks", 3)
+    else {
+        return;
+    };
+    let base = common::TempDir::new("cluster-three");
+    let nodes: Vec<TestServer> = (1..=3)
+        .map(|id| node(&etcd, "three", id, &base.0))
+        .collect();
+    let clients: Vec<Files> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let owner = format!("client-{i}");
+            Files::new(n.session_with(client(owner.as_bytes(), 1, true)).1)
+        })
+        .collect();
+    let root = clients[0].root_fh().unwrap();
+    let (fh, f0) = clients[0].create(&root, b"common", 0o666).unwrap();
+    clients[0].write(&f0, 0, b"from node 1;", 2).unwrap();
+    let f1 = clients[1]
+        .open_fh(&fh, share::ACCESS_BOTH, share::DENY_NONE)
+        .unwrap();
+    assert_eq!(clients[1].read_all(&f1).unwrap(), b"from node 1;");
+    clients[1].write(&f1, 12, b"from node 2", 2).unwrap();
+    let f2 = clients[2]
+        .open_fh(&fh, share::ACCESS_BOTH, share::DENY_NONE)
+        .unwrap();
+    assert_eq!(
+        clients[2].read_all(&f2).unwrap(),
+        b"from node 1;from node 2"
+    );
+
+    clients[1]
+        .lock_new(&f1, b"owner-2", locktype::WRITE, 0, 10)
+        .unwrap()
+        .expect("node 2 grants the first lock");
+    for (i, f) in [(0, &f0), (2, &f2)] {
+        let denied = clients[i]
+            .lock_new(f, b"other", locktype::WRITE, 5, 1)
+            .unwrap()
+            .expect_err("a conflicting lock through another node is refused");
+        assert_eq!((denied.offset, denied.length), (0, 10), "node {}", i + 1);
+    }
+    clients[2]
+        .lock_new(&f2, b"other", locktype::WRITE, 10, 10)
+        .unwrap()
+        .expect("a range beside it is free");
 }

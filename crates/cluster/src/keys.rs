@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(k.parse(&k.node(3)), Some(Key::Node(3)));
         assert_eq!(k.parse(&k.grace()), Some(Key::Grace));
         assert_eq!(k.parse(&k.identity()), Some(Key::Identity));
-        assert_eq!(k.parse(&k.config("exports")), Some(Key::Config("exports".into())));
+        assert_eq!(
+            k.parse(&k.config("exports")),
+            Some(Key::Config("exports".into()))
+        );
         let owner = b"Linux NFSv4.1 guest\x00\xff".to_vec();
         assert_eq!(
             k.parse(&k.record(2, &owner)),
