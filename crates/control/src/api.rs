@@ -728,7 +728,7 @@ fn reset(ctx: &Ctx, keys: &[&str]) -> ApiResult<Json<SettingsDto>> {
             saved.remove(k).map_err(ApiError::bad_request)?;
         }
         if saved != before {
-            share(&ctx, &saved)?;
+            share(ctx, &saved)?;
             saved
                 .save(dir)
                 .map_err(|e| ApiError::internal(format!("writing the settings file: {e}")))?;

@@ -90,7 +90,10 @@ pub struct ControlConfig {
 
 /// Shares changed settings with a cluster's other nodes.
 #[derive(Clone)]
-pub struct SettingsSharer(pub Arc<dyn Fn(&PersistedSettings) -> Result<(), String> + Send + Sync>);
+pub struct SettingsSharer(pub Arc<ShareFn>);
+
+/// What [`SettingsSharer`] calls: the settings to share, or why they could not be.
+pub type ShareFn = dyn Fn(&PersistedSettings) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for SettingsSharer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
