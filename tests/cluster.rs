@@ -329,3 +329,59 @@ fn three_nodes_share_data_and_refuse_conflicting_locks() {
         .unwrap()
         .expect("a range beside it is free");
 }
+
+/// Hand-run measurement (`cargo test --release --test cluster measure_first_open --
+/// --ignored --nocapture`): what the recovery record costs a client's first OPEN (the
+/// COMPOUND waits for etcd) and what it costs the OPENs after it (nothing but a flag),
+/// one server against a cluster node of a 3-member etcd, alternating in one run.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_first_open_with_and_without_a_record() {
+    let Some(etcd) = EtcdCluster::start_or_skip("measure_first_open", 3) else {
+        return;
+    };
+    let single = TestServer::with(|c| c.backend = BackendKind::Memory);
+    let endpoints = etcd.endpoints();
+    let clustered = TestServer::with(move |c| {
+        c.backend = BackendKind::Memory;
+        c.cluster = Some(ClusterOptions {
+            endpoints,
+            name: "measure".into(),
+            node_id: Some(1),
+            node_ttl_secs: 10,
+        });
+    });
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let mut first = [Vec::new(), Vec::new()];
+    let mut later = [Vec::new(), Vec::new()];
+    for round in 0..200 {
+        for (i, srv) in [&single, &clustered].into_iter().enumerate() {
+            let owner = format!("measure-{round}-{i}");
+            let files = Files::new(srv.session_with(client(owner.as_bytes(), 1, true)).1);
+            let root = files.root_fh().unwrap();
+            for (n, times) in [(0, &mut first[i]), (1, &mut later[i])] {
+                let t = std::time::Instant::now();
+                let (_, f) = files
+                    .create(&root, format!("f-{round}-{n}").as_bytes(), 0o644)
+                    .unwrap();
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+                files.close(f).unwrap();
+            }
+        }
+    }
+    let [mut f0, mut f1] = first;
+    let [mut l0, mut l1] = later;
+    println!(
+        "first OPEN of a client, median µs: single {:.0}, cluster node {:.0}",
+        median(&mut f0),
+        median(&mut f1)
+    );
+    println!(
+        "second OPEN, median µs: single {:.0}, cluster node {:.0}",
+        median(&mut l0),
+        median(&mut l1)
+    );
+}

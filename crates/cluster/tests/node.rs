@@ -191,3 +191,40 @@ fn etcd_keys(etcd: &EtcdCluster, prefix: &str) -> Vec<String> {
         .map(|kv| String::from_utf8(kv.key).unwrap())
         .collect()
 }
+
+/// Hand-run measurement (`cargo test --release -p ringnfs-cluster --test node
+/// measure_record -- --ignored --nocapture`): how long a client's record takes to be
+/// durable, against a read and a plain put through the same client.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn measure_record_latency() {
+    let Some(etcd) = EtcdCluster::start_or_skip("measure_record_latency", 3) else {
+        return;
+    };
+    let node = Node::join(config(&etcd, "measure", 1)).unwrap();
+    let client =
+        ringnfs_cluster::etcd::Etcd::new(&etcd.endpoints(), Duration::from_secs(2)).unwrap();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut(usize)| {
+        let mut v = Vec::new();
+        for i in 0..100 {
+            let t = Instant::now();
+            f(i);
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        median(v)
+    };
+    let get = time(&mut |_| {
+        client.get(b"/measure/x").unwrap();
+    });
+    let put = time(&mut |i| {
+        client
+            .put(format!("/measure/{i}").as_bytes(), b"v", None)
+            .unwrap();
+    });
+    let rec = time(&mut |i| assert!(record(&node, format!("owner-{i}").as_bytes())));
+    println!("median µs: get {get:.0}, put {put:.0}, record {rec:.0}");
+}
