@@ -689,7 +689,8 @@ fn span<T: Copy + Into<u64>>(r: std::ops::RangeInclusive<T>) -> Range {
     Range::new((*r.start()).into(), (*r.end()).into())
 }
 
-// Placeholders: N (a count), SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR, REALM, or the
+// Placeholders: N (a count), SECS, MS, BYTES, KIB, FILE, DIR, ADDR:PORT, CIDR, REALM, NAME,
+// etcd=URLS, or the
 // choices (`local|memory`).
 serve_options! {
     /// Address to listen on, or HOST:PORT (repeatable: e.g. 127.0.0.1:2049 and
@@ -795,11 +796,12 @@ serve_options! {
     /// passwd user alice; a numeric name as that uid); others run as the anonymous user
     /// (repeatable).
     krb5_realm: Vec<String> = Vec::new() => Spec::value("REALM").shown("default_realm of krb5.conf");
-    /// Join a cluster whose state is kept in etcd (`etcd=URL[,URL...]`): nodes over one
+    /// Join a cluster whose state is kept in etcd (`etcd=` and its members' client URLs,
+    /// comma-separated, e.g. etcd=http://10.0.0.5:2379,http://10.0.0.6:2379): nodes over one
     /// shared file system share the file-handle key and server scope, and a failed
     /// node's clients reclaim on the node that takes over its address during a
     /// cluster-wide grace period. Needs --node-id.
-    cluster: ClusterArg => Spec::value("etcd=URL[,URL...]").shown("none: one server");
+    cluster: ClusterArg => Spec::value("etcd=URLS").shown("none: one server");
     /// This node's number in the cluster, unique among live nodes.
     node_id: u32 => Spec::value("N").shown("none");
     /// The cluster's name: its keys in etcd are under /ringnfs/NAME/ (several clusters

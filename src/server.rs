@@ -670,6 +670,10 @@ impl Server {
             io_mode = %io_mode,
             state_dir = %state_dir,
             grace_secs = cfg.grace_secs,
+            cluster = %cluster.as_ref().map_or_else(none, |n| {
+                let c = cfg.cluster.as_ref().expect("a node has cluster options");
+                format!("{} node {} (etcd {})", c.name, n.node_id(), c.endpoints.join(","))
+            }),
             tls = %tls.as_ref().map_or_else(|| "off".to_string(), |t| {
                 let mutual = if t.verifies_clients() { " (client certificates verified)" } else { "" };
                 format!("{}{mutual}", t.files().cert.display())

@@ -700,6 +700,8 @@ fn help_placeholders_are_uniform_and_ranges_are_shown() {
             "KEY",
             "FILTER",
             "REALM",
+            "NAME",
+            "etcd=URLS",
         ]
         .contains(&p)
             || p == "ADDR:PORT|off"
