@@ -1398,7 +1398,7 @@ h_failover() {
 # the sampler saw node 2 serve I/O and end grace (waits up to 120 s for it).
 h_failover_report() {
     ext_skip && return 0
-    local i k detect moved first grace m rec kind
+    local i k detect moved first grace m rec kind tried conn
     [ -e "$RUN/var/fo.kill" ] || { echo "no failover happened"; return 1; }
     for i in $(seq 240); do
         [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
@@ -1410,13 +1410,18 @@ h_failover_report() {
     first=none grace=unended
     [ -e "$RUN/var/fo.first_io" ] && first=$(secs_between "$k" "$(cat "$RUN/var/fo.first_io")")s
     [ -e "$RUN/var/fo.grace_end" ] && grace=$(secs_between "$(cat "$RUN/var/fo.grace")" "$(cat "$RUN/var/fo.grace_end")")s
+    # The guest's new connections to 10.0.2.100 after the kill (fwd1.log): those that
+    # went to the dead node 1 (refused there), and the first one to node 2.
+    tried=$(awk -v k="$k" -v to="$FWD1" '$1 > k && $2 == to' "$RUN/fwd1.log" 2>/dev/null | wc -l)
+    conn=$(awk -v k="$k" -v to="127.0.0.1:$PORT2" '$1 > k && $2 == to {print $1; exit}' "$RUN/fwd1.log" 2>/dev/null)
+    [ -n "$conn" ] && conn=$(secs_between "$k" "$conn")s || conn=none
     m=$(node2_snap) || { echo "node 2's /metrics failed"; return 1; }
     rec=
     for kind in open delegation lock; do
         rec+="${rec:+,}$kind:$(mval "ringnfs_reclaims_total{kind=\"$kind\"}" <<<"$m")"
     done
-    echo "kill -> grace begun on node 2 (detection) $detect; -> address moved $moved; -> first READ/WRITE/COMMIT served by node 2 $first; grace (begun -> ended) $grace; reclaims on node 2 $rec"
-    echo "failover: detect=$detect moved=$moved first_io=$first grace=$grace reclaims=$rec" >"$RUN/var/failover.report"
+    echo "kill -> grace begun on node 2 (detection) $detect; -> address moved $moved; -> the guest's first connection to node 2 $conn ($tried new connections to the dead node 1 before); -> first READ/WRITE/COMMIT served by node 2 $first; grace (begun -> ended) $grace; reclaims on node 2 $rec"
+    echo "failover: detect=$detect moved=$moved reconnect=$conn first_io=$first grace=$grace reclaims=$rec dead_node_conns=$tried" >"$RUN/var/failover.report"
     cat "$RUN/var/failover.report"
     [ "$first" != none ] && [ "$grace" != unended ] || { echo "the sampler did not see both node 2's first I/O and the end of grace"; return 1; }
 }
@@ -1523,9 +1528,11 @@ APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" |
 # this wrapper, which execs the socat to whatever var/fwd1 names then ($FWD1 unless the
 # failover scenario moved it). Connections already made stay where they are. After the
 # exec the process is the socat (comm "socat", cmdline "socat STDIO TCP:ADDR"), as
-# socat_of and kill_conn look for it.
+# socat_of and kill_conn look for it. Each connection is noted in fwd1.log (time, where
+# it went), from which failover_report tells when the guest connected again.
 echo "$FWD1" >"$RUN/var/fwd1"
-printf '#!/bin/sh\nexec socat STDIO "TCP:$(cat %s)"\n' "$RUN/var/fwd1" >"$RUN/fwd1.sh"
+printf '#!/bin/sh\nto=$(cat %s)\necho "$(date +%%s.%%N) $to" >>%s\nexec socat STDIO "TCP:$to"\n' \
+    "$RUN/var/fwd1" "$RUN/fwd1.log" >"$RUN/fwd1.sh"
 chmod 755 "$RUN/fwd1.sh"
 NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
 NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:$RUN/fwd1.sh"
