@@ -1329,21 +1329,42 @@ h_cluster_up() {
 }
 
 # failover: node 1 crashes (SIGKILL, no clean leave); node 2 sees its lease expire and
-# begins grace; then the guest's address moves to node 2. A sampler of node 2's metrics
-# (every 100 ms) then notes the first READ/WRITE/COMMIT node 2 serves and the end of
-# grace, for failover_report.
+# begins grace; then the guest's address moves to node 2 (fo_move). A sampler of node
+# 2's metrics (every 100 ms) then notes the first READ/WRITE/COMMIT node 2 serves and the
+# end of grace, for failover_report (fo_sample). The guest's copy waits for the answer,
+# so no I/O of its own is pending while the failure is detected; with
+# RINGNFS_FAILOVER_INFLIGHT=1 in the harness's environment the answer comes right after
+# the kill and detection, move and sampling go on in the background while the guest
+# writes on (its WRITEs then meet the dead node 1 until the move: the client's reconnect
+# backoff shows).
 h_failover() {
     ext_skip && return 0
     [ -n "$NODE2_PID" ] && [ -n "$SERVER_PID" ] || { echo "no cluster (cluster_up first)"; return 1; }
-    local old=$SERVER_PID t_kill t_grace t_moved g=0 i
+    local old=$SERVER_PID t_kill
     # Node 1's counters so far count for the scenario (they die with it).
     snap "$RUN/metrics/pre" && mdiff "$RUN/metrics/base" "$RUN/metrics/pre" >>"$RUN/metrics/acc"
+    rm -f "$RUN"/var/fo.*
     t_kill=$(date +%s.%N)
     kill -KILL "$old"
     wait "$old" 2>/dev/null
     SERVER_PID=
     echo "$t_kill" >"$RUN/var/fo.kill"
     echo "node 1 (pid $old) killed with SIGKILL"
+    if [ "${RINGNFS_FAILOVER_INFLIGHT:-0}" = 1 ]; then
+        echo inflight >"$RUN/var/fo.mode"
+        (fo_move >"$RUN/host/failover-move.out" 2>&1 && fo_sample) &
+        FO_SAMPLER=$!
+        echo "RINGNFS_FAILOVER_INFLIGHT=1: detection and the move go on in the background (host/failover-move.out) while the guest writes on"
+        return 0
+    fi
+    fo_move || return 1
+    fo_sample &
+    FO_SAMPLER=$!
+}
+
+fo_move() {
+    local g=0 i t_kill t_grace t_moved
+    t_kill=$(cat "$RUN/var/fo.kill")
     # Detection: node 2 begins the cluster-wide grace period once node 1's lease (TTL
     # --node-ttl) expired in etcd.
     for i in $(seq 600); do
@@ -1372,26 +1393,26 @@ h_failover() {
     # The checks read node 2 from now on; all its counters count (it began with the cluster).
     echo "$CPORT2 $RUN/state2" >"$RUN/var/view"
     : >"$RUN/metrics/base"
-    rm -f "$RUN/var/fo.first_io" "$RUN/var/fo.grace_end"
-    (
-        end=$(($(date +%s) + 300))
-        while [ "$(date +%s)" -lt $end ]; do
-            m=$(node2_snap) || { sleep 0.1; continue; }
-            now=$(date +%s.%N)
-            if [ ! -e "$RUN/var/fo.first_io" ]; then
-                io=$(awk '$1 ~ /^ringnfs_compound_ops_total\{op="(READ|WRITE|COMMIT)"\}$/ {s += $2} END {print s + 0}' <<<"$m")
-                [ "$io" -gt 0 ] && echo "$now" >"$RUN/var/fo.first_io"
-            fi
-            if [ ! -e "$RUN/var/fo.grace_end" ] && [ "$(mval ringnfs_cluster_in_grace <<<"$m")" = 0 ]; then
-                echo "$now" >"$RUN/var/fo.grace_end"
-            fi
-            [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
-            sleep 0.1
-        done
-    ) &
-    FO_SAMPLER=$!
     echo "node 2 in grace $(secs_between "$t_kill" "$t_grace") s after the kill (epoch $(node2_snap | mval ringnfs_cluster_grace_epoch), pending reclaims $(node2_snap | mval ringnfs_cluster_pending_reclaims))"
     echo "the guest's 10.0.2.100 now goes to node 2 (127.0.0.1:$PORT2), $(secs_between "$t_kill" "$t_moved") s after the kill"
+}
+
+fo_sample() { # (run in the background)
+    local end m now io
+    end=$(($(date +%s) + 300))
+    while [ "$(date +%s)" -lt $end ]; do
+        m=$(node2_snap) || { sleep 0.1; continue; }
+        now=$(date +%s.%N)
+        if [ ! -e "$RUN/var/fo.first_io" ]; then
+            io=$(awk '$1 ~ /^ringnfs_compound_ops_total\{op="(READ|WRITE|COMMIT)"\}$/ {s += $2} END {print s + 0}' <<<"$m")
+            [ "$io" -gt 0 ] && echo "$now" >"$RUN/var/fo.first_io"
+        fi
+        if [ ! -e "$RUN/var/fo.grace_end" ] && [ "$(mval ringnfs_cluster_in_grace <<<"$m")" = 0 ]; then
+            echo "$now" >"$RUN/var/fo.grace_end"
+        fi
+        [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
+        sleep 0.1
+    done
 }
 
 # failover_report: the failover's timings (from the kill) and node 2's reclaims, once
@@ -1404,6 +1425,8 @@ h_failover_report() {
         [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
         sleep 0.5
     done
+    [ ! -s "$RUN/host/failover-move.out" ] || cat "$RUN/host/failover-move.out"
+    [ -e "$RUN/var/fo.moved" ] || { echo "the address did not move"; return 1; }
     k=$(cat "$RUN/var/fo.kill")
     detect=$(secs_between "$k" "$(cat "$RUN/var/fo.grace")")s
     moved=$(secs_between "$k" "$(cat "$RUN/var/fo.moved")")s
@@ -1421,7 +1444,7 @@ h_failover_report() {
         rec+="${rec:+,}$kind:$(mval "ringnfs_reclaims_total{kind=\"$kind\"}" <<<"$m")"
     done
     echo "kill -> grace begun on node 2 (detection) $detect; -> address moved $moved; -> the guest's first connection to node 2 $conn ($tried new connections to the dead node 1 before); -> first READ/WRITE/COMMIT served by node 2 $first; grace (begun -> ended) $grace; reclaims on node 2 $rec"
-    echo "failover: detect=$detect moved=$moved reconnect=$conn first_io=$first grace=$grace reclaims=$rec dead_node_conns=$tried" >"$RUN/var/failover.report"
+    echo "failover: detect=$detect moved=$moved reconnect=$conn first_io=$first grace=$grace reclaims=$rec dead_node_conns=$tried$([ -e "$RUN/var/fo.mode" ] && echo " mode=$(cat "$RUN/var/fo.mode")")" >"$RUN/var/failover.report"
     cat "$RUN/var/failover.report"
     [ "$first" != none ] && [ "$grace" != unended ] || { echo "the sampler did not see both node 2's first I/O and the end of grace"; return 1; }
 }
