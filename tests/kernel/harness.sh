@@ -1439,6 +1439,7 @@ h_failover_report() {
     conn=$(awk -v k="$k" -v to="127.0.0.1:$PORT2" '$1 > k && $2 == to {print $1; exit}' "$RUN/fwd1.log" 2>/dev/null)
     [ -n "$conn" ] && conn=$(secs_between "$k" "$conn")s || conn=none
     m=$(node2_snap) || { echo "node 2's /metrics failed"; return 1; }
+    echo "$m" >"$RUN/metrics/node2.failover" # node 2's own counters (op errors by status: the recovery's path)
     rec=
     for kind in open delegation lock; do
         rec+="${rec:+,}$kind:$(mval "ringnfs_reclaims_total{kind=\"$kind\"}" <<<"$m")"
