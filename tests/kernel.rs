@@ -1,7 +1,7 @@
 //! The Linux kernel client harness (`tests/kernel/harness.sh`): Debian's 6.1 and 6.12
 //! kernels booted under qemu (TCG) mount this build's server and run every scenario
 //! (basic, nconnect, trunk, reconnect, rebind, limit, drain, restart, v42, deleg, exports,
-//! tls, krb5), checking the guest's side and the server's binding state. A scenario a
+//! tls, krb5, failover), checking the guest's side and the server's binding state. A scenario a
 //! kernel cannot run (tls on 6.1) is reported as skipped by the harness, not failed. One test
 //! runs the kernels in sequence (each run picks free ports, so it also coexists with
 //! other servers on the machine).
@@ -41,8 +41,8 @@ fn linux_kernel_clients() {
         ringnfs_testkit::skip(
             "linux_kernel_clients",
             "qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86 \
-             busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq openssl; \
-             .ci/run does this)",
+             busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev curl jq openssl \
+             etcd-server; .ci/run does this)",
         );
         return;
     }

@@ -11,7 +11,7 @@
 #       [--nfs-debug HEX] [--timeout SECONDS] [--step-timeout SECONDS] [--server-arg ARG]...
 #
 # Scenarios: basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
-# krb5;
+# krb5 failover;
 # tlsprobe and tlsproxy (diagnostics, not in "all": the guest's RPC-with-TLS side against
 # tests/kernel/tls_standin.py, alone or relaying to the server without TLS).
 # Exit status: 0 when every step of every scenario passed on every kernel, 1 when one
@@ -23,9 +23,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${RINGNFS_KERNEL_CACHE:-$REPO/target/kernel}
-ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5"
+ALL_SCENARIOS="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5 failover"
 # Scenarios that need this harness's own server (its control plane, restarts).
-OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls krb5"
+OWN_SERVER_SCENARIOS="rebind limit drain restart exports tls krb5 failover"
 # Run only when named: tlsprobe checks the guest's RPC-with-TLS side (kernel, tlshd, CA)
 # against a stand-in that only answers the STARTTLS probe and does the TLS handshake;
 # tlsproxy mounts through that stand-in relaying to the server (a TLS-terminating proxy),
@@ -157,6 +157,8 @@ PKGS=(qemu-system-x86 busybox-static socat kmod cpio xz-utils zstd gcc libc6-dev
 # tls: a throwaway CA and server certificate per run; tlsprobe: the stand-in (python3 ssl).
 want_tls && PKGS+=(openssl)
 { has_scenario tlsprobe || has_scenario tlsproxy; } && PKGS+=(python3)
+# failover: a one-member etcd per run (the cluster's shared state), Debian's etcd 3.4.
+has_scenario failover && PKGS+=(etcd-server)
 # krb5: a throwaway realm and KDC per run (MIT krb5kdc, kdb5_util, kadmin.local); the
 # guest's rpc.gssd is fetched (fetch_gssd, below). Without them (and --no-install) the
 # scenario is skipped, not the run.
@@ -461,11 +463,14 @@ QEMU_PID=
 TLS_ARGS=() # --tls-cert/--tls-key while the tls scenario runs (h_tls_server)
 KRB5_ARGS=() # --krb5-keytab while the krb5 scenario runs (h_krb5_server)
 SRV_ENV=()   # KRB5_CONFIG and KRB5RCACHEDIR for the server then
+CLUSTER_ARGS=() # --cluster ... --node-id 1 while the failover scenario runs (h_cluster_up)
+NODE2_PID=      # failover: the cluster's second node
+FO_SAMPLER=     # failover: the sampler of node 2's metrics after the move
 TLS_REPORT=
 cleanup() {
     local p
-    for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}" $SERVER_PID $QEMU_PID; do wait "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" $SERVER_PID $NODE2_PID $FO_SAMPLER $QEMU_PID; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" $SERVER_PID $NODE2_PID $FO_SAMPLER $QEMU_PID; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -483,21 +488,29 @@ free_port() {
     done
     die "no free TCP port found"
 }
-nfs_up() { (exec 3<>"/dev/tcp/$1/$PORT") 2>/dev/null; }
+nfs_up() { (exec 3<>"/dev/tcp/$1/${2:-$PORT}") 2>/dev/null; }
 CURL=(curl -sS -m 10)
-api() { "${CURL[@]}" -f "http://127.0.0.1:$CPORT/api/v1/$1"; }
-api_change() { # METHOD PATH [JSON]
-    "${CURL[@]}" --fail-with-body -X "$1" -H "Authorization: Bearer $(cat "$RUN/state/control-token")" \
-        -H 'Content-Type: application/json' ${3:+--data "$3"} -w ' (HTTP %{http_code})' \
-        "http://127.0.0.1:$CPORT/api/v1/$2"
+# The server whose control plane the checks read: the harness's own, or (failover, once
+# the guest's address moved to it) the cluster's node 2, named by var/view ("CPORT
+# STATE_DIR"; a file, so that the background samplers follow it too).
+view() { # cport|state
+    local v
+    v=$(cat "$RUN/var/view" 2>/dev/null) || v="$CPORT $RUN/state"
+    case "$1" in cport) echo "${v%% *}" ;; state) echo "${v#* }" ;; esac
 }
-snap() { "${CURL[@]}" -f "http://127.0.0.1:$CPORT/metrics" | grep '^ringnfs_' >"$1"; }
+api() { "${CURL[@]}" -f "http://127.0.0.1:$(view cport)/api/v1/$1"; }
+api_change() { # METHOD PATH [JSON]
+    "${CURL[@]}" --fail-with-body -X "$1" -H "Authorization: Bearer $(cat "$(view state)/control-token")" \
+        -H 'Content-Type: application/json' ${3:+--data "$3"} -w ' (HTTP %{http_code})' \
+        "http://127.0.0.1:$(view cport)/api/v1/$2"
+}
+snap() { "${CURL[@]}" -f "http://127.0.0.1:$(view cport)/metrics" | grep '^ringnfs_' >"$1"; }
 
 start_server() {
     echo "=== $(date '+%F %T') starting ringnfs (pid follows)" >>"$RUN/server.log"
     env RUST_LOG="${RUST_LOG:-debug}" "${SRV_ENV[@]}" "$BIN" serve --listen "127.0.0.1:$PORT" --listen "127.0.0.2:$PORT" \
         --control "127.0.0.1:$CPORT" --export "$RUN/export" --state-dir "$RUN/state" --threads 2 \
-        "${SERVER_ARGS[@]}" "${TLS_ARGS[@]}" "${KRB5_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
+        "${SERVER_ARGS[@]}" "${TLS_ARGS[@]}" "${KRB5_ARGS[@]}" "${CLUSTER_ARGS[@]}" >>"$RUN/server.log" 2>&1 &
     SERVER_PID=$!
     local i
     for i in $(seq 300); do
@@ -690,6 +703,40 @@ if want_krb5 && [ $KRB5_KERNEL = 1 ]; then
     log "Kerberos: realm $REALM, KDC on 127.0.0.1:$KPORT (the guest's $KDC_GUEST:88), log $RUN/krb5/kdc.log"
 fi
 
+# ------------------------------------------------------------------ etcd (failover)
+# failover: the cluster's shared state, a one-member etcd on free loopback ports (client
+# EPORT, peer EPORT+1: free_port checks both), its data under RUN/etcd, stopped with the
+# run. Up when /health says so; another process may take a port first: then others.
+ETCD_URL=
+if has_scenario failover && [ -z "$EXT1" ]; then
+    mkdir -p "$RUN/etcd"
+    for attempt in 1 2 3 4 5; do
+        EPORT=$(free_port)
+        rm -rf "$RUN/etcd/data"
+        etcd --name harness --data-dir "$RUN/etcd/data" \
+            --listen-client-urls "http://127.0.0.1:$EPORT" --advertise-client-urls "http://127.0.0.1:$EPORT" \
+            --listen-peer-urls "http://127.0.0.1:$((EPORT + 1))" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$((EPORT + 1))" \
+            --initial-cluster "harness=http://127.0.0.1:$((EPORT + 1))" --initial-cluster-state new \
+            </dev/null >>"$RUN/etcd/etcd.log" 2>&1 &
+        ETCD_PID=$!
+        PIDS+=($ETCD_PID)
+        for _ in $(seq 100); do
+            kill -0 $ETCD_PID 2>/dev/null || break
+            "${CURL[@]}" -m 2 "http://127.0.0.1:$EPORT/health" 2>/dev/null | grep -q '"health":"true"' && break
+            sleep 0.1
+        done
+        if kill -0 $ETCD_PID 2>/dev/null && "${CURL[@]}" -m 2 "http://127.0.0.1:$EPORT/health" 2>/dev/null | grep -q '"health":"true"'; then
+            ETCD_URL=http://127.0.0.1:$EPORT
+            break
+        fi
+        kill $ETCD_PID 2>/dev/null || true
+        [ $attempt -lt 5 ] || { tail -20 "$RUN/etcd/etcd.log"; die "etcd did not start"; }
+        log "etcd did not start on port $EPORT; trying other ports"
+    done
+    log "etcd $(etcd --version | awk '/^etcd Version/ {print $3}') pid $ETCD_PID on $ETCD_URL, data $RUN/etcd/data, log $RUN/etcd/etcd.log"
+fi
+
 STANDIN=0
 if has_scenario tlsprobe || has_scenario tlsproxy; then
     # The stand-in behind 10.0.2.102:2049 (see tests/kernel/tls_standin.py); for
@@ -773,8 +820,13 @@ h_begin() {
     case " $KRB5_SCENARIOS " in *" $1 "*) GSS_REPORT=1 ;; *) GSS_REPORT= ;; esac
     echo "$1" >"$RUN/var/cur"
     date +%s.%N >"$RUN/var/t_begin"
-    rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient"
+    rm -f "$RUN/var/killed" "$RUN/var/drained" "$RUN/var/oldclient" "$RUN/var/failover.report" "$RUN"/var/fo.*
     ext_skip && return 0
+    # A cluster left up by a failover scenario that did not finish: taken down first.
+    if [ -n "$NODE2_PID" ] || [ ${#CLUSTER_ARGS[@]} -gt 0 ]; then
+        echo "a cluster is still up: taking it down first"
+        h_cluster_down || return 1
+    fi
     snap "$RUN/metrics/base" || { echo "control plane: /metrics failed"; return 1; }
     : >"$RUN/metrics/acc"
     stat -c %s "$RUN/server.log" >"$RUN/var/logoff"
@@ -801,7 +853,9 @@ h_end() {
     delta_now || { echo "control plane: /metrics failed"; return 1; }
     cp "$RUN/metrics/delta" "$RUN/metrics/$sc.delta"
     seen=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{n[$1]++} END {for (s in n) printf "%s%s:%d", (c++ ? " " : ""), substr(s, length(s) - 7), n[s]}')
-    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}${GSS_REPORT:+ gss_context_inits=$(family_delta gss)}" >"$RUN/report.d/$sc"
+    local fo=
+    [ ! -s "$RUN/var/failover.report" ] || fo=" $(cat "$RUN/var/failover.report")"
+    echo "time=${secs}s sessions=$(sort -u "$RUN/samples/$sc" 2>/dev/null | awk '{print $1}' | sort -u | wc -l) conns/session=[${seen}] binds=$(family_delta binds) unbinds=$(family_delta unbinds) refusals=$(family_delta refusals)${TLS_REPORT:+ tls_handshakes=$(family_delta tls)}${GSS_REPORT:+ gss_context_inits=$(family_delta gss)}$fo" >"$RUN/report.d/$sc"
     echo "scenario $sc: $(cat "$RUN/report.d/$sc")"
     return $rc
 }
@@ -1216,6 +1270,244 @@ h_md5() {
     echo "$1 on the host: $(stat -c %s "$RUN/export/$1") bytes, md5 $got, the same as the guest's"
 }
 
+# ------------------------------------------------------------------ failover (a cluster of two)
+# The harness's server becomes node 1 of a cluster on the run's etcd, node 2 runs beside
+# it over the same export directory; the guest's 10.0.2.100 goes to node 1. Half-way
+# through the guest's copy node 1 crashes (SIGKILL); once node 2 has begun the
+# cluster-wide grace period the address moves to node 2, where the client reclaims.
+FO_TTL=3    # --node-ttl: node 1's lease, i.e. how long its death takes to be seen
+FO_GRACE=90 # --grace: the deadline of the grace period (it ends sooner, once reclaims are done)
+PORT2= CPORT2=
+node2_snap() { "${CURL[@]}" -m 5 -f "http://127.0.0.1:$CPORT2/metrics" 2>/dev/null | grep '^ringnfs_'; }
+mval() { awk -v k="$1" '$1 == k {v = $2} END {print v + 0}'; } # KEY <metrics -> value (0 when absent)
+secs_between() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
+
+start_node2() {
+    local i
+    echo "=== $(date '+%F %T') starting ringnfs node 2 (pid follows)" >>"$RUN/server2.log"
+    env RUST_LOG="${RUST_LOG:-debug}" "$BIN" serve --listen "127.0.0.1:$PORT2" --control "127.0.0.1:$CPORT2" \
+        --export "$RUN/export" --state-dir "$RUN/state2" --threads 2 "${SERVER_ARGS[@]}" \
+        --cluster "etcd=$ETCD_URL" --node-id 2 --node-ttl $FO_TTL --grace $FO_GRACE >>"$RUN/server2.log" 2>&1 &
+    NODE2_PID=$!
+    echo "$NODE2_PID" >>"$RUN/server2.log"
+    for i in $(seq 300); do
+        if nfs_up 127.0.0.1 "$PORT2" && "${CURL[@]}" -f -o /dev/null "http://127.0.0.1:$CPORT2/metrics" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$NODE2_PID" 2>/dev/null || { wait "$NODE2_PID" 2>/dev/null; NODE2_PID=; return 1; }
+        sleep 0.1
+    done
+    return 1
+}
+
+# cluster_up: the server restarted (as restart does: same ports, export and state
+# directory) as node 1 of a cluster on the run's etcd, node 2 started beside it (its own
+# listen and control ports on 127.0.0.1, state directory RUN/state2, the same export);
+# up when node 1's GET /api/v1/cluster lists both.
+h_cluster_up() {
+    ext_skip && return 0
+    [ -n "$ETCD_URL" ] || { echo "no etcd in this run"; return 1; }
+    local i n attempt
+    CLUSTER_ARGS=(--cluster "etcd=$ETCD_URL" --node-id 1 --node-ttl $FO_TTL --grace $FO_GRACE)
+    h_restart || return 1
+    mkdir -p "$RUN/state2"
+    for attempt in 1 2 3; do
+        PORT2=$(free_port) CPORT2=$(free_port)
+        start_node2 && break
+        [ $attempt -lt 3 ] || { echo "node 2 did not start"; tail -5 "$RUN/server2.log"; return 1; }
+        echo "node 2 did not start on port $PORT2 (control $CPORT2); trying other ports"
+    done
+    echo "node 2: pid $NODE2_PID on 127.0.0.1:$PORT2, control plane 127.0.0.1:$CPORT2, state $RUN/state2, log $RUN/server2.log"
+    for i in $(seq 300); do
+        n=$(api cluster 2>/dev/null | jq '.nodes | length' 2>/dev/null || echo 0)
+        [ "$n" = 2 ] && break
+        sleep 0.1
+    done
+    api cluster | jq -c '{cluster, node_id, granting, in_grace, grace_epoch, nodes}'
+    [ "$n" = 2 ] || { echo "node 1 sees $n nodes after 30 s, want 2"; return 1; }
+    echo "cluster of 2 on $ETCD_URL: node 1 pid $SERVER_PID (127.0.0.1:$PORT, the guest's 10.0.2.100), node 2 pid $NODE2_PID (127.0.0.1:$PORT2); --node-ttl $FO_TTL --grace $FO_GRACE"
+}
+
+# failover: node 1 crashes (SIGKILL, no clean leave); node 2 sees its lease expire and
+# begins grace; then the guest's address moves to node 2 (fo_move). A sampler of node
+# 2's metrics (every 100 ms) then notes the first READ/WRITE/COMMIT node 2 serves and the
+# end of grace, for failover_report (fo_sample). The guest's copy waits for the answer,
+# so no I/O of its own is pending while the failure is detected; with
+# RINGNFS_FAILOVER_INFLIGHT=1 in the harness's environment the answer comes right after
+# the kill and detection, move and sampling go on in the background while the guest
+# writes on (its WRITEs then meet the dead node 1 until the move: the client's reconnect
+# backoff shows).
+h_failover() {
+    ext_skip && return 0
+    [ -n "$NODE2_PID" ] && [ -n "$SERVER_PID" ] || { echo "no cluster (cluster_up first)"; return 1; }
+    local old=$SERVER_PID t_kill
+    # Node 1's counters so far count for the scenario (they die with it).
+    snap "$RUN/metrics/pre" && mdiff "$RUN/metrics/base" "$RUN/metrics/pre" >>"$RUN/metrics/acc"
+    rm -f "$RUN"/var/fo.*
+    t_kill=$(date +%s.%N)
+    kill -KILL "$old"
+    wait "$old" 2>/dev/null
+    SERVER_PID=
+    echo "$t_kill" >"$RUN/var/fo.kill"
+    echo "node 1 (pid $old) killed with SIGKILL"
+    if [ "${RINGNFS_FAILOVER_INFLIGHT:-0}" = 1 ]; then
+        echo inflight >"$RUN/var/fo.mode"
+        (fo_move >"$RUN/host/failover-move.out" 2>&1 && fo_sample) &
+        FO_SAMPLER=$!
+        echo "RINGNFS_FAILOVER_INFLIGHT=1: detection and the move go on in the background (host/failover-move.out) while the guest writes on"
+        return 0
+    fi
+    fo_move || return 1
+    fo_sample &
+    FO_SAMPLER=$!
+}
+
+fo_move() {
+    local g=0 i t_kill t_grace t_moved
+    t_kill=$(cat "$RUN/var/fo.kill")
+    # Detection: node 2 begins the cluster-wide grace period once node 1's lease (TTL
+    # --node-ttl) expired in etcd.
+    for i in $(seq 600); do
+        g=$(node2_snap | mval ringnfs_cluster_in_grace)
+        [ "$g" = 1 ] && break
+        sleep 0.1
+    done
+    if [ "$g" != 1 ]; then
+        # The client is moved all the same (a failed scenario, but no hung guest).
+        echo "127.0.0.1:$PORT2" >"$RUN/var/fwd1"
+        echo "$CPORT2 $RUN/state2" >"$RUN/var/view"
+        : >"$RUN/metrics/base"
+        node2_snap | grep cluster_
+        echo "node 2 did not begin grace within 60 s of the kill (the address moved to it all the same)"
+        return 1
+    fi
+    t_grace=$(date +%s.%N)
+    echo "$t_grace" >"$RUN/var/fo.grace"
+    # Only now does the address move, as keepalived or pacemaker moves a floating address
+    # after they detected the failure. Moved before node 2 began grace, the client's
+    # reclaims (OPEN CLAIM_PREVIOUS, LOCK reclaim) would reach a node that does not yet
+    # know node 1 is dead: NFS4ERR_NO_GRACE, and the client's opens and locks are lost.
+    echo "127.0.0.1:$PORT2" >"$RUN/var/fwd1"
+    t_moved=$(date +%s.%N)
+    echo "$t_moved" >"$RUN/var/fo.moved"
+    # The checks read node 2 from now on; all its counters count (it began with the cluster).
+    echo "$CPORT2 $RUN/state2" >"$RUN/var/view"
+    : >"$RUN/metrics/base"
+    echo "node 2 in grace $(secs_between "$t_kill" "$t_grace") s after the kill (epoch $(node2_snap | mval ringnfs_cluster_grace_epoch), pending reclaims $(node2_snap | mval ringnfs_cluster_pending_reclaims))"
+    echo "the guest's 10.0.2.100 now goes to node 2 (127.0.0.1:$PORT2), $(secs_between "$t_kill" "$t_moved") s after the kill"
+}
+
+fo_sample() { # (run in the background)
+    local end m now io
+    end=$(($(date +%s) + 300))
+    while [ "$(date +%s)" -lt $end ]; do
+        m=$(node2_snap) || { sleep 0.1; continue; }
+        now=$(date +%s.%N)
+        if [ ! -e "$RUN/var/fo.first_io" ]; then
+            io=$(awk '$1 ~ /^ringnfs_compound_ops_total\{op="(READ|WRITE|COMMIT)"\}$/ {s += $2} END {print s + 0}' <<<"$m")
+            [ "$io" -gt 0 ] && echo "$now" >"$RUN/var/fo.first_io"
+        fi
+        if [ ! -e "$RUN/var/fo.grace_end" ] && [ "$(mval ringnfs_cluster_in_grace <<<"$m")" = 0 ]; then
+            echo "$now" >"$RUN/var/fo.grace_end"
+        fi
+        [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
+        sleep 0.1
+    done
+}
+
+# failover_report: the failover's timings (from the kill) and node 2's reclaims, once
+# the sampler saw node 2 serve I/O and end grace (waits up to 120 s for it).
+h_failover_report() {
+    ext_skip && return 0
+    local i k detect moved first grace m rec kind tried conn
+    [ -e "$RUN/var/fo.kill" ] || { echo "no failover happened"; return 1; }
+    for i in $(seq 240); do
+        [ -e "$RUN/var/fo.first_io" ] && [ -e "$RUN/var/fo.grace_end" ] && break
+        sleep 0.5
+    done
+    [ ! -s "$RUN/host/failover-move.out" ] || cat "$RUN/host/failover-move.out"
+    [ -e "$RUN/var/fo.moved" ] || { echo "the address did not move"; return 1; }
+    k=$(cat "$RUN/var/fo.kill")
+    detect=$(secs_between "$k" "$(cat "$RUN/var/fo.grace")")s
+    moved=$(secs_between "$k" "$(cat "$RUN/var/fo.moved")")s
+    first=none grace=unended
+    [ -e "$RUN/var/fo.first_io" ] && first=$(secs_between "$k" "$(cat "$RUN/var/fo.first_io")")s
+    [ -e "$RUN/var/fo.grace_end" ] && grace=$(secs_between "$(cat "$RUN/var/fo.grace")" "$(cat "$RUN/var/fo.grace_end")")s
+    # The guest's new connections to 10.0.2.100 after the kill (fwd1.log): those that
+    # went to the dead node 1 (refused there), and the first one to node 2.
+    tried=$(awk -v k="$k" -v to="$FWD1" '$1 > k && $2 == to' "$RUN/fwd1.log" 2>/dev/null | wc -l)
+    conn=$(awk -v k="$k" -v to="127.0.0.1:$PORT2" '$1 > k && $2 == to {print $1; exit}' "$RUN/fwd1.log" 2>/dev/null)
+    [ -n "$conn" ] && conn=$(secs_between "$k" "$conn")s || conn=none
+    m=$(node2_snap) || { echo "node 2's /metrics failed"; return 1; }
+    echo "$m" >"$RUN/metrics/node2.failover" # node 2's own counters (op errors by status: the recovery's path)
+    rec=
+    for kind in open delegation lock; do
+        rec+="${rec:+,}$kind:$(mval "ringnfs_reclaims_total{kind=\"$kind\"}" <<<"$m")"
+    done
+    echo "kill -> grace begun on node 2 (detection) $detect; -> address moved $moved; -> the guest's first connection to node 2 $conn ($tried new connections to the dead node 1 before); -> first READ/WRITE/COMMIT served by node 2 $first; grace (begun -> ended) $grace; reclaims on node 2 $rec"
+    echo "failover: detect=$detect moved=$moved reconnect=$conn first_io=$first grace=$grace reclaims=$rec dead_node_conns=$tried$([ -e "$RUN/var/fo.mode" ] && echo " mode=$(cat "$RUN/var/fo.mode")")" >"$RUN/var/failover.report"
+    cat "$RUN/var/failover.report"
+    [ "$first" != none ] && [ "$grace" != unended ] || { echo "the sampler did not see both node 2's first I/O and the end of grace"; return 1; }
+}
+
+# c_reclaims: node 2 admitted reclaims of at least one open and one lock.
+c_reclaims() {
+    local m o l
+    m=$(node2_snap) || { echo "node 2's /metrics failed"; return 1; }
+    grep '^ringnfs_reclaims_total' <<<"$m"
+    o=$(mval 'ringnfs_reclaims_total{kind="open"}' <<<"$m")
+    l=$(mval 'ringnfs_reclaims_total{kind="lock"}' <<<"$m")
+    [ "$o" -ge 1 ] && [ "$l" -ge 1 ] || { echo "node 2 counted $o open and $l lock reclaims, want at least 1 of each"; return 1; }
+    echo "node 2 counted $o open and $l lock reclaims: as expected"
+}
+
+# c_grace: node 2 began a grace period and ended it, and is out of grace.
+c_grace() {
+    local m s e g
+    m=$(node2_snap) || { echo "node 2's /metrics failed"; return 1; }
+    grep -E '^ringnfs_cluster_(in_grace|grace_epoch|nodes|pending_reclaims|graces_)' <<<"$m"
+    s=$(mval ringnfs_cluster_graces_started_total <<<"$m")
+    e=$(mval ringnfs_cluster_graces_ended_total <<<"$m")
+    g=$(mval ringnfs_cluster_in_grace <<<"$m")
+    [ "$s" -ge 1 ] && [ "$e" -ge 1 ] && [ "$g" = 0 ] ||
+        { echo "node 2: graces started $s, ended $e, in grace $g; want a grace begun and ended"; return 1; }
+    echo "node 2 began $s and ended $e grace periods, and is out of grace"
+}
+
+# cluster_down: node 2 stopped, the server restarted without the cluster options on its
+# own ports (same state directory), the guest's 10.0.2.100 back on it. Also when the
+# scenario failed half-way (and at the next scenario's begin, if it was left up).
+h_cluster_down() {
+    ext_skip && return 0
+    local i
+    if [ -n "$FO_SAMPLER" ]; then kill "$FO_SAMPLER" 2>/dev/null; wait "$FO_SAMPLER" 2>/dev/null; FO_SAMPLER=; fi
+    if [ -n "$NODE2_PID" ]; then
+        # Node 2's counters count for the scenario when the checks were reading it.
+        if [ "$(view cport)" = "$CPORT2" ] && snap "$RUN/metrics/pre"; then
+            mdiff "$RUN/metrics/base" "$RUN/metrics/pre" >>"$RUN/metrics/acc"
+            : >"$RUN/metrics/base"
+        fi
+        kill -TERM "$NODE2_PID" 2>/dev/null
+        for i in $(seq 300); do kill -0 "$NODE2_PID" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$NODE2_PID" 2>/dev/null; then echo "node 2 ignored SIGTERM for 30 s: SIGKILL"; kill -KILL "$NODE2_PID"; fi
+        wait "$NODE2_PID" 2>/dev/null
+        echo "node 2 (pid $NODE2_PID) stopped (exit status $?)"
+        NODE2_PID=
+    fi
+    echo "$FWD1" >"$RUN/var/fwd1"
+    rm -f "$RUN/var/view"
+    CLUSTER_ARGS=()
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        h_restart || return 1
+    else
+        SERVER_PID=
+        start_server || { echo "the server did not start again"; tail -5 "$RUN/server.log"; return 1; }
+        : >"$RUN/metrics/base" # a new process: its counters begin at 0
+        echo "server started again: pid $SERVER_PID"
+    fi
+    echo "the guest's 10.0.2.100 goes to $FWD1 again; server pid $SERVER_PID without cluster options"
+}
+
 # c_standin: the TLS stand-in (tlsprobe, tlsproxy) answered an AUTH_TLS probe, completed
 # a TLS handshake and read an RPC record sent inside TLS by the guest's kernel.
 c_standin() {
@@ -1256,8 +1548,18 @@ APPEND="console=ttyS0 loglevel=5 panic=-1 ringnfs.scenario=$(echo "$SCENARIOS" |
 [ -n "$OPTS" ] && APPEND+=" ringnfs.opts=$OPTS"
 [ -n "$NFSDEBUG" ] && APPEND+=" ringnfs.nfsdebug=$NFSDEBUG"
 [ $KEEP = 1 ] && APPEND+=" ringnfs.keep=1"
+# The guest's 10.0.2.100 is movable (failover): each NEW guest connection to it runs
+# this wrapper, which execs the socat to whatever var/fwd1 names then ($FWD1 unless the
+# failover scenario moved it). Connections already made stay where they are. After the
+# exec the process is the socat (comm "socat", cmdline "socat STDIO TCP:ADDR"), as
+# socat_of and kill_conn look for it. Each connection is noted in fwd1.log (time, where
+# it went), from which failover_report tells when the guest connected again.
+echo "$FWD1" >"$RUN/var/fwd1"
+printf '#!/bin/sh\nto=$(cat %s)\necho "$(date +%%s.%%N) $to" >>%s\nexec socat STDIO "TCP:$to"\n' \
+    "$RUN/var/fwd1" "$RUN/fwd1.log" >"$RUN/fwd1.sh"
+chmod 755 "$RUN/fwd1.sh"
 NET="user,id=n0,restrict=on,net=10.0.2.0/24,host=10.0.2.2,ipv6=off"
-NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:socat STDIO TCP:$FWD1"
+NET+=",guestfwd=tcp:10.0.2.100:2049-cmd:$RUN/fwd1.sh"
 NET+=",guestfwd=tcp:10.0.2.101:2049-cmd:socat STDIO TCP:$FWD2"
 [ $STANDIN = 0 ] || NET+=",guestfwd=tcp:10.0.2.102:2049-cmd:socat STDIO TCP:127.0.0.1:$SPORT"
 [ $KRB5_NET = 0 ] || NET+=",guestfwd=tcp:$KDC_GUEST:88-cmd:socat STDIO TCP:127.0.0.1:$KPORT"
@@ -1381,6 +1683,7 @@ if [ $failn -gt 0 ]; then
 fi
 LOGS=console.txt,host.log
 [ -n "$EXT1" ] || LOGS+=,server.log
+[ ! -e "$RUN/server2.log" ] || LOGS+=,server2.log
 [ $CAPTURE = 0 ] || LOGS+=,nfs-ops.txt,nfs.pcap
 echo "logs: $RUN/{$LOGS}"
 [ $failn = 0 ] || exit 1

@@ -12,9 +12,17 @@
  *      with EAGAIN/EACCES, on [10,20) succeeds; F_GETLK in the child reports the
  *      parent's lock (its pid and range).
  * Prints one line per check and "LOCKTEST OK" (exit 0) or "LOCKTEST FAIL ..." (exit 1).
+ *
+ *   locktest hold FILE             F_SETLK write lock on bytes [0,10), held until SIGTERM
+ *                                  or SIGUSR1, then F_UNLCK; prints "LOCKTEST HOLDING pid"
+ *                                  once it has the lock, "LOCKTEST RELEASED" at the end.
+ *   locktest trylock FILE busy|free  a non-blocking F_SETLK on [0,10) from this process:
+ *                                  "busy" wants EAGAIN/EACCES (someone holds it), "free"
+ *                                  wants it granted (then unlocks). Exit 0 when as wanted.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +110,73 @@ static void expect(int got, int want, const char *what)
     }
 }
 
+/* hold FILE: lock [0,10) until SIGTERM or SIGUSR1, then unlock */
+static int hold(void)
+{
+    sigset_t set;
+    int sig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+        die("sigprocmask");
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0)
+        die("open");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    if (fcntl(fd, F_SETLK, &fl) != 0)
+        die("F_SETLK [0,10)");
+    printf("LOCKTEST HOLDING %ld [0,10)\n", (long)getpid());
+    fflush(stdout);
+    if (sigwait(&set, &sig) != 0)
+        die("sigwait");
+    fl.l_type = F_UNLCK;
+    if (fcntl(fd, F_SETLK, &fl) != 0)
+        die("F_SETLK unlock");
+    close(fd);
+    printf("LOCKTEST RELEASED (signal %d)\n", sig);
+    return 0;
+}
+
+/* trylock FILE busy|free */
+static int trylock(const char *want)
+{
+    int busy = strcmp(want, "busy") == 0;
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        die("open");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    int r = fcntl(fd, F_SETLK, &fl);
+    if (r != 0 && errno != EAGAIN && errno != EACCES)
+        die("F_SETLK [0,10)");
+    printf("F_SETLK [0,10) by pid %ld: %s\n", (long)getpid(), r == 0 ? "granted" : strerror(errno));
+    if (r == 0) {
+        fl.l_type = F_UNLCK;
+        if (fcntl(fd, F_SETLK, &fl) != 0)
+            die("F_SETLK unlock");
+    }
+    close(fd);
+    if ((r != 0) != busy) {
+        printf("LOCKTEST FAIL the range is %s, want %s\n", r == 0 ? "free" : "busy", want);
+        return 1;
+    }
+    printf("LOCKTEST OK the range is %s\n", want);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "hold") == 0) {
+        path = argv[2];
+        return hold();
+    }
+    if (argc == 4 && strcmp(argv[1], "trylock") == 0 &&
+        (strcmp(argv[3], "busy") == 0 || strcmp(argv[3], "free") == 0)) {
+        path = argv[2];
+        return trylock(argv[3]);
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE | hold FILE | trylock FILE busy|free\n", argv[0]);
         return 2;
     }
     path = argv[1];

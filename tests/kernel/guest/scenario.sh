@@ -3,7 +3,7 @@
 #
 #   scenario.sh main SCENARIOS [EXTRA_MOUNT_OPTIONS]   SCENARIOS: comma-separated, from
 #                 basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls
-#                 krb5 (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the
+#                 krb5 failover (or all), tlsprobe tlsproxy (diagnostics: RPC-with-TLS against the
 #                 host's stand-in, alone or relaying to the server)
 #   scenario.sh run FUNCTION [ARGS]                    (internal: one step)
 #
@@ -1040,6 +1040,109 @@ part_krb5() {
     part_end
 }
 
+# ---------------------------------------------------------------- failover
+# A cluster of two ringnfs nodes over one export directory (the host's cluster_up): the
+# guest mounts node 1 through 10.0.2.100, holds a byte-range lock (a locktest process)
+# and an open file (a descriptor kept by a shell), and half-way through a copy the host
+# crashes node 1 and, once node 2 has begun the cluster-wide grace period, moves
+# 10.0.2.100 to node 2. The client reclaims its opens and its lock there; the copy ends
+# with the right bytes, the lock is still held, the open file still reads.
+FO_DIR=/mnt/fo
+fo_mount() { nfsmount "$SERVER:/" /mnt "$SERVER" "$CLIENT" "vers=4.2${OPTS:+,$OPTS}"; }
+fo_prepare() {
+    mkdir -p $FO_DIR || exit $?
+    dd if=/dev/urandom of=/tmp/keep bs=1M count=1 2>/dev/null && dd if=/tmp/keep of=$FO_DIR/keep bs=1M conv=fsync 2>/dev/null || exit $?
+    big_source $COPY_MB
+}
+# fo_lock: a process takes a write lock on [0,10) of fo/lockfile and holds it until told.
+fo_lock() {
+    locktest hold $FO_DIR/lockfile </dev/null >/tmp/fo_lock.out 2>&1 &
+    echo $! >/tmp/fo_locker
+    i=0
+    while [ $i -lt 300 ] && ! grep -q HOLDING /tmp/fo_lock.out; do sleep 0.1; i=$((i + 1)); done
+    cat /tmp/fo_lock.out
+    grep -q HOLDING /tmp/fo_lock.out || fail "the holder did not get its lock"
+    echo "pid $(cat /tmp/fo_locker) holds the lock"
+}
+# fo_keep: a shell keeps fo/keep open on its descriptor 3; on SIGUSR1 it reads the file
+# through that descriptor (md5 into /tmp/fo_keep.md5) and exits.
+fo_keep() {
+    rm -f /tmp/fo_keep.md5 /tmp/fo_keep.ready
+    (
+        exec 3<$FO_DIR/keep || exit 1
+        trap 'md5sum <&3 | cut -d" " -f1 >/tmp/fo_keep.md5.tmp; mv /tmp/fo_keep.md5.tmp /tmp/fo_keep.md5; exit 0' USR1
+        echo ready >/tmp/fo_keep.ready
+        while :; do sleep 1; done
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >/tmp/fo_keeper
+    i=0
+    while [ $i -lt 100 ] && [ ! -e /tmp/fo_keep.ready ]; do sleep 0.1; i=$((i + 1)); done
+    [ -e /tmp/fo_keep.ready ] || fail "the shell could not open $FO_DIR/keep"
+    echo "pid $(cat /tmp/fo_keeper) keeps $FO_DIR/keep open on its descriptor 3"
+}
+fo_copy() { copy_with failover /tmp/big $FO_DIR/big; }
+fo_md5() {
+    same_md5 /tmp/big $FO_DIR/big
+    md5sum </tmp/big | cut -d' ' -f1 >/tmp/fo.md5
+}
+fo_lock_held() {
+    kill -0 "$(cat /tmp/fo_locker)" 2>/dev/null || { cat /tmp/fo_lock.out; fail "the holder is gone"; }
+    locktest trylock $FO_DIR/lockfile busy
+}
+fo_lock_release() {
+    kill -TERM "$(cat /tmp/fo_locker)" || fail "no holder to tell"
+    i=0
+    while [ $i -lt 300 ] && ! grep -q RELEASED /tmp/fo_lock.out; do sleep 0.1; i=$((i + 1)); done
+    cat /tmp/fo_lock.out
+    grep -q RELEASED /tmp/fo_lock.out || fail "the holder did not release its lock"
+}
+fo_lock_free() { locktest trylock $FO_DIR/lockfile free; }
+fo_read_kept() {
+    echo 3 >/proc/sys/vm/drop_caches
+    kill -USR1 "$(cat /tmp/fo_keeper)" || fail "the shell keeping the file open is gone"
+    i=0
+    while [ $i -lt 600 ] && [ ! -e /tmp/fo_keep.md5 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -e /tmp/fo_keep.md5 ] || fail "no read through the kept descriptor within 60 s"
+    a=$(md5sum </tmp/keep | cut -d' ' -f1)
+    echo "read through the descriptor opened before the failover: md5 $(cat /tmp/fo_keep.md5), written $a"
+    [ "$(cat /tmp/fo_keep.md5)" = "$a" ] || fail "the kept descriptor reads different bytes"
+}
+fo_cleanup() {
+    for p in /tmp/fo_locker /tmp/fo_keeper; do
+        [ -s $p ] && kill "$(cat $p)" 2>/dev/null
+    done
+    sleep 1
+    rm -r $FO_DIR || exit $?
+    rm -f /tmp/keep /tmp/fo_* /tmp/fo.md5
+    echo "removed $FO_DIR"
+}
+
+part_failover() {
+    part_begin failover
+    echo "INFO part failover: a cluster of two nodes; node 1 crashes during a ${COPY_MB} MiB copy, 10.0.2.100 moves to node 2 once it is in grace (opts: ${OPTS:-none})"
+    if hstep srv_cluster_up cluster_up; then
+        if step fo_mount fo_mount; then
+            if step fo_prepare fo_prepare && step fo_lock fo_lock && step fo_keep fo_keep; then
+                hstep srv_locked check locks
+                if step fo_copy_failover fo_copy; then
+                    step fo_md5 fo_md5 && hstep srv_fo_md5 md5 fo/big "$(cat /tmp/fo.md5)"
+                    step fo_lock_still_held fo_lock_held
+                    step fo_lock_release fo_lock_release && step fo_lock_taken fo_lock_free
+                    step fo_read_kept fo_read_kept
+                    hstep srv_reclaims check reclaims
+                    hstep srv_grace_ended check grace wait=120
+                    hstep srv_failover_timings failover_report
+                fi
+            fi
+            step fo_cleanup fo_cleanup
+            step fo_umount b_umount
+            hstep srv_node_idle check idle wait=30
+        fi
+    fi
+    hstep srv_cluster_down cluster_down
+    part_end
+}
+
 case "$1" in
 run)
     shift
@@ -1049,10 +1152,10 @@ main)
     export OPTS="$3"
     OPTS=$(echo "$OPTS" | tr ';' ',')
     list=$(echo "${2:-all}" | tr ',' ' ')
-    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5"
+    [ "$list" = all ] && list="basic nconnect trunk reconnect rebind limit drain restart v42 deleg exports tls krb5 failover"
     for sc in $list; do
         case "$sc" in
-        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy | krb5) part_$sc ;;
+        basic | nconnect | trunk | reconnect | rebind | limit | drain | restart | v42 | deleg | exports | tls | tlsprobe | tlsproxy | krb5 | failover) part_$sc ;;
         none) ;;
         *) echo "INFO unknown scenario $sc" ;;
         esac
