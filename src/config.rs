@@ -45,6 +45,10 @@
 //! # tls_client_ca = "/etc/ringnfs/clients-ca.pem"  # client certificates (mutual TLS)
 //! # krb5_keytab = "/etc/krb5.keytab"  # Kerberos (RPCSEC_GSS) service keys
 //! krb5_realm = []            # realms of local users (default: krb5.conf's default_realm)
+//! # cluster = "etcd=http://10.0.0.5:2379,http://10.0.0.6:2379"  # a node of a cluster on etcd
+//! # node_id = 1               # ... this node's number (unique among live nodes)
+//! cluster_name = "ringnfs"   # its keys in etcd are under /ringnfs/NAME/
+//! node_ttl = 10              # seconds before a silent node is seen gone
 //! ```
 
 pub use ringnfs_proto::addr::resolve_addr;

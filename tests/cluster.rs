@@ -385,3 +385,62 @@ fn measure_first_open_with_and_without_a_record() {
         median(&mut l1)
     );
 }
+
+/// etcd loses one member: the nodes go on. It loses all: a node cannot know whether the
+/// others think it dead, so it grants no new state (NFS4ERR_DELAY, and its metrics and
+/// REST view say so) while I/O on what clients hold goes on; etcd back, it grants again.
+#[test]
+fn nodes_stop_granting_without_etcd_and_go_on_with_what_is_held() {
+    let Some(mut etcd) = EtcdCluster::start_or_skip(
+        "nodes_stop_granting_without_etcd_and_go_on_with_what_is_held",
+        3,
+    ) else {
+        return;
+    };
+    let base = common::TempDir::new("cluster-no-etcd");
+    let endpoints = etcd.endpoints();
+    let (export, state) = (base.0.join("export"), base.0.join("state-1"));
+    let a = TestServer::with(move |c| {
+        c.backend = BackendKind::Local;
+        c.export_path = export;
+        c.state_dir = Some(state);
+        c.cluster = Some(ClusterOptions {
+            endpoints,
+            name: "no-etcd".into(),
+            node_id: Some(1),
+            // It stops granting two thirds of this after its last renewal. (etcd renews
+            // every lease when a leader is elected again, so the outage below does not
+            // expire it and the node is not fenced.)
+            node_ttl_secs: 9,
+        });
+    });
+    let (_, s) = a.session_with(client(b"client-x", 1, true));
+    let x = Files::new(s);
+    let root = x.root_fh().unwrap();
+    let (_, f) = x.create(&root, b"held", 0o666).unwrap();
+    x.write(&f, 0, b"before", 2).unwrap();
+
+    etcd.kill(0);
+    let (_, g) = x.create(&root, b"one-member-down", 0o666).unwrap();
+    x.close(g).unwrap();
+
+    etcd.kill_all();
+    let granting = || a.state().grace.cluster().unwrap().status().granting;
+    assert!(
+        wait_until(Duration::from_secs(30), || !granting()),
+        "the node stopped granting without etcd"
+    );
+    let err = x.create(&root, b"refused", 0o666).unwrap_err();
+    assert_eq!(err.nfs_status(), Some(status::NFS4ERR_DELAY));
+    // What the client holds still works.
+    x.write(&f, 6, b" and during", 2).unwrap();
+    assert_eq!(x.read_all(&f).unwrap(), b"before and during");
+
+    etcd.restart_all().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), granting),
+        "granting again with etcd back"
+    );
+    let (_, h) = x.create(&root, b"after", 0o666).unwrap();
+    x.close(h).unwrap();
+}
