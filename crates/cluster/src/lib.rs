@@ -7,11 +7,13 @@
 //! - [`etcd`]: the client of etcd's v3 API the rest is built on.
 //! - [`keys`]: where the cluster keeps what in etcd.
 //! - [`view`]: a node's copy of it, and the recovery rules as pure functions.
+//! - [`claims`]: share reservations and delegations claimed across nodes: values and rules.
 //! - [`node`]: joining, the agent thread (lease, records, grace), what the server asks.
 
+pub mod claims;
 pub mod etcd;
 pub mod keys;
 pub mod node;
 pub mod view;
 
-pub use node::{ClusterConfig, Identity, JoinError, Node, Stats, Status};
+pub use node::{ClaimHost, ClaimStats, ClusterConfig, Identity, JoinError, Node, Stats, Status};

@@ -3,6 +3,12 @@
 //! agent thread renews the lease, writes client records, starts grace when a node with
 //! clients fails or restarts, and ends it when nobody is left to reclaim.
 //!
+//! It also moves the share-reservation and delegation claims (`claims.rs`): it puts this
+//! node's claims and settles them from the others' acks, acks the others' claims after
+//! asking the server ([`ClaimHost`]), asks for and answers recalls, and shrinks this
+//! node's claims as its clients' state goes. Claims, acks and recall requests live on
+//! the writer's lease, so a node's go with it when its membership expires.
+//!
 //! Nothing here blocks an NFS worker: the questions the server asks on its hot path
 //! ([`Node::in_grace`], [`Node::granting`], [`Node::may_reclaim`]) read atomics or the
 //! view; writes go to the agent as jobs, and a record's writer is told when it is
@@ -16,6 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::claims::{self, AckValue, Answer, ClaimState, ClaimValue, Local, Outcome, Share};
 use crate::etcd::{CmpOp, Compare, Etcd, EtcdError, Txn, TxnOp, Watch, WatchEvent};
 use crate::keys::{Key, Keys, hex, unhex};
 use crate::view::{Change, GraceRecord, NodeInfo, RecordValue, View};
@@ -87,7 +94,44 @@ enum Job {
     Record(Vec<u8>, Box<dyn FnOnce(bool) + Send>),
     ReclaimComplete(Vec<u8>),
     Gone(Vec<u8>),
+    Claim(Vec<u8>, Share, Box<dyn FnOnce(Outcome) + Send>),
+    Recall(Vec<u8>, Vec<u32>),
+    Attach,
 }
+
+/// The server's side of claims: its own clients' state on a file. Implemented over the
+/// server's open and delegation state; called on the agent thread only.
+pub trait ClaimHost: Send + Sync {
+    /// Node `node`'s claim on `file` is now `claim` (None: gone). Record it where this
+    /// node's OPENs check other nodes' claims and, under the same lock, report this
+    /// node's own state on the file: so an OPEN either counted in the answer or sees
+    /// the claim, never neither.
+    fn remote_claim(&self, file: &[u8], node: u32, claim: Option<Share>) -> Local;
+    /// This node's claim in flight on `file` ended: its claim now stands at `granted`
+    /// (None: it has none).
+    fn settled(&self, file: &[u8], granted: Option<Share>);
+    /// What this node's clients still hold on `file` that needs a claim (deny bits,
+    /// delegation); what its OPENs count as granted shrinks to it first.
+    fn needed(&self, file: &[u8]) -> Share;
+    /// Recall this node's clients' delegations of `file` (another node's OPEN waits).
+    fn recall(&self, file: &[u8]);
+}
+
+/// Counters of claims.
+#[derive(Debug, Default)]
+pub struct ClaimStats {
+    pub granted: AtomicU64,
+    pub refused: AtomicU64,
+    pub retried: AtomicU64,
+    pub recalls_asked: AtomicU64,
+}
+
+/// How long a claim waits for the other nodes' acks before its OPEN is told to retry
+/// (NFS4ERR_DELAY): a node that does not answer may be dying with its lease not yet
+/// expired.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often this node shrinks its claims to what its clients still hold.
+const RECONCILE_EVERY: Duration = Duration::from_millis(200);
 
 struct Shared {
     etcd: Etcd,
@@ -106,6 +150,10 @@ struct Shared {
     pub stats: Stats,
     /// Who to tell when another node changes a shared document, by name.
     watchers: Mutex<Vec<(String, ConfigWatcher)>>,
+    pub claim_stats: ClaimStats,
+    /// The server's side of claims, attached once it is built; taken when the node
+    /// leaves (it refers back to the server).
+    host: Mutex<Option<Arc<dyn ClaimHost>>>,
 }
 
 /// Told the new contents of a shared document another node changed.
@@ -177,6 +225,8 @@ impl Node {
             stop: AtomicBool::new(false),
             stats: Stats::default(),
             watchers: Mutex::new(Vec::new()),
+            claim_stats: ClaimStats::default(),
+            host: Mutex::new(None),
             cfg,
         });
         // Clients this node had before it stopped reclaim now, on this node or another.
@@ -327,6 +377,49 @@ impl Node {
             .push((name.into(), watcher));
     }
 
+    pub fn claim_stats(&self) -> &ClaimStats {
+        &self.shared.claim_stats
+    }
+
+    /// Attach the server's side of claims: from now on this node acks the others'
+    /// claims (until then they wait for it, and time out).
+    pub fn attach_claims(&self, host: Arc<dyn ClaimHost>) {
+        *self.shared.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
+        let _ = self.shared.jobs.send(Job::Attach);
+    }
+
+    /// Claim `share` on `file` for this node (added to what it holds there); `done`
+    /// hears how it ended. The server calls [`ClaimHost::settled`] first.
+    pub fn claim(&self, file: &[u8], share: Share, done: Box<dyn FnOnce(Outcome) + Send>) {
+        if let Err(e) = self
+            .shared
+            .jobs
+            .send(Job::Claim(file.to_vec(), share, done))
+            && let Job::Claim(_, _, done) = e.into_inner()
+        {
+            done(Outcome::Retry);
+        }
+    }
+
+    /// Ask `holders` to recall their delegations of `file` (does not wait).
+    pub fn ask_recall(&self, file: &[u8], holders: &[u32]) {
+        let _ = self
+            .shared
+            .jobs
+            .send(Job::Recall(file.to_vec(), holders.to_vec()));
+    }
+
+    /// The claims on `file` this node has seen, by node.
+    pub fn claims_on(&self, file: &[u8]) -> Vec<(u32, ClaimValue)> {
+        self.shared
+            .view()
+            .claims
+            .iter()
+            .filter(|((f, _), _)| f == file)
+            .map(|((_, n), (c, _))| (*n, *c))
+            .collect()
+    }
+
     /// The cluster as this node sees it now.
     pub fn status(&self) -> Status {
         let v = self.shared.view();
@@ -369,6 +462,11 @@ impl Node {
     fn stop_agent(&self) -> bool {
         self.shared.stop.store(true, Ordering::Relaxed);
         let agent = self.agent.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.shared
+            .host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match agent {
             Some(a) => {
                 let _ = a.join();
@@ -706,6 +804,23 @@ struct Agent {
     jobs: Receiver<Job>,
     last_renewed: Instant,
     next_renewal: Instant,
+    /// This node's claims waiting for acks, by file.
+    inflight: std::collections::BTreeMap<Vec<u8>, Inflight>,
+    /// The revision of each (file, claimer)'s claim this node last answered.
+    acked: std::collections::HashMap<(Vec<u8>, u32), i64>,
+    last_reconcile: Instant,
+}
+
+/// One of this node's claims waiting for the others' acks.
+struct Inflight {
+    /// The revision of the pending claim's put (acks name it).
+    rev: i64,
+    /// The claim held before (restored if this one fails).
+    prev: Option<Share>,
+    /// The claim asked for (what was held and what is added).
+    share: Share,
+    done: Box<dyn FnOnce(Outcome) + Send>,
+    deadline: Instant,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -722,6 +837,9 @@ impl Agent {
             jobs,
             last_renewed: now,
             next_renewal: now,
+            inflight: Default::default(),
+            acked: Default::default(),
+            last_reconcile: now,
         }
     }
 
@@ -734,6 +852,15 @@ impl Agent {
             }
             self.renew();
             self.maintain_grace();
+            self.settle_claims();
+            self.reconcile_claims();
+        }
+        // Whoever waits on a claim hears it will not end.
+        for (file, inf) in std::mem::take(&mut self.inflight) {
+            if let Some(h) = self.host() {
+                h.settled(&file, inf.prev);
+            }
+            (inf.done)(Outcome::Retry);
         }
     }
 
@@ -769,10 +896,67 @@ impl Agent {
                     tracing::warn!(owner = %hex(&owner), error = %e, "cannot remove a client's recovery record");
                 }
             }
+            Job::Claim(file, share, done) => self.start_claim(file, share, done),
+            Job::Recall(file, holders) => self.ask_recall(&file, &holders),
+            Job::Attach => {
+                let others: Vec<(Vec<u8>, u32)> = {
+                    let v = self.s.view();
+                    v.claims.keys().cloned().collect()
+                };
+                for (file, node) in others {
+                    self.claim_changed(&file, node);
+                }
+            }
         }
     }
 
     fn event(&mut self, ev: WatchEvent) {
+        let changed = match &ev {
+            WatchEvent::Put(kv) | WatchEvent::Delete(kv) => self.s.keys.parse(&kv.key),
+            WatchEvent::Resync => None,
+        };
+        let before: Option<Vec<(Vec<u8>, u32)>> = matches!(ev, WatchEvent::Resync)
+            .then(|| self.s.view().claims.keys().cloned().collect());
+        self.apply_event(ev);
+        match changed {
+            Some(Key::Claim { file, node }) => self.claim_changed(&file, node),
+            Some(Key::Recall { file, holder }) if holder == self.s.me() => {
+                if self.s.view().recalls.contains(&(file.clone(), holder))
+                    && let Some(h) = self.host()
+                {
+                    h.recall(&file);
+                }
+            }
+            Some(Key::Node(n)) if !self.s.view().nodes.contains_key(&n) => {
+                // Its claims go with its lease (etcd deletes them); drop them here too
+                // in case the deletes come later than the node's.
+                let files: Vec<Vec<u8>> = {
+                    let v = self.s.view();
+                    v.claims
+                        .keys()
+                        .filter(|(_, c)| *c == n)
+                        .map(|(f, _)| f.clone())
+                        .collect()
+                };
+                if let Some(h) = self.host() {
+                    for f in files {
+                        h.remote_claim(&f, n, None);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(before) = before {
+            // After missed changes: tell the server about every claim, old and new.
+            let mut all: std::collections::BTreeSet<(Vec<u8>, u32)> = before.into_iter().collect();
+            all.extend(self.s.view().claims.keys().cloned());
+            for (file, node) in all {
+                self.claim_changed(&file, node);
+            }
+        }
+    }
+
+    fn apply_event(&mut self, ev: WatchEvent) {
         let s = &self.s;
         let mut v = s.view();
         match ev {
@@ -826,6 +1010,296 @@ impl Agent {
             }
         }
         s.in_grace.store(v.grace.active, Ordering::Release);
+    }
+
+    fn host(&self) -> Option<Arc<dyn ClaimHost>> {
+        self.s
+            .host
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Node `node`'s claim on `file` changed (or this node's own, which needs nothing):
+    /// tell the server, and answer a pending claim once per revision.
+    fn claim_changed(&mut self, file: &[u8], node: u32) {
+        let s = self.s.clone();
+        let me = s.me();
+        if node == me {
+            return;
+        }
+        let Some(host) = self.host() else { return };
+        let claim = {
+            let v = s.view();
+            v.claims
+                .get(&(file.to_vec(), node))
+                .filter(|_| v.nodes.contains_key(&node))
+                .copied()
+        };
+        let Some((c, rev)) = claim else {
+            host.remote_claim(file, node, None);
+            self.acked.remove(&(file.to_vec(), node));
+            return;
+        };
+        let local = host.remote_claim(file, node, Some(c.share));
+        if c.state != ClaimState::Pending || self.acked.get(&(file.to_vec(), node)) == Some(&rev) {
+            return;
+        }
+        let answer = claims::ack(me, &local, node, &c.share);
+        let value = serde_json::to_vec(&AckValue {
+            answer,
+            claim_rev: rev,
+        })
+        .expect("serializable");
+        let lease = s.lease.load(Ordering::Relaxed);
+        match s.etcd.put(&s.keys.ack(file, node, me), &value, Some(lease)) {
+            Ok(_) => {
+                self.acked.insert((file.to_vec(), node), rev);
+            }
+            Err(e) => {
+                tracing::warn!(file = %hex(file), claimer = node, error = %e, "cannot answer another node's claim; it times out");
+            }
+        }
+        tracing::debug!(file = %hex(file), claimer = node, ?answer, "answered a claim");
+        if answer == Answer::Recall {
+            host.recall(file);
+        }
+    }
+
+    /// Put this node's claim on `file` (what it holds there and `share`) as pending; the
+    /// others' acks settle it ([`Self::settle_claims`]).
+    fn start_claim(&mut self, file: Vec<u8>, share: Share, done: Box<dyn FnOnce(Outcome) + Send>) {
+        let s = self.s.clone();
+        let me = s.me();
+        let prev = s
+            .view()
+            .claims
+            .get(&(file.clone(), me))
+            .filter(|(c, _)| c.state == ClaimState::Granted)
+            .map(|(c, _)| c.share);
+        let fail = |host: Option<Arc<dyn ClaimHost>>, done: Box<dyn FnOnce(Outcome) + Send>| {
+            if let Some(h) = host {
+                h.settled(&file, prev);
+            }
+            s.claim_stats.retried.fetch_add(1, Ordering::Relaxed);
+            done(Outcome::Retry);
+        };
+        if self.inflight.contains_key(&file) || !s.granting.load(Ordering::Acquire) {
+            // One claim per file at a time (the server asks for no second one).
+            fail(self.host(), done);
+            return;
+        }
+        let claimed = prev.unwrap_or_default().union(&share);
+        let value = serde_json::to_vec(&ClaimValue {
+            share: claimed,
+            state: ClaimState::Pending,
+        })
+        .expect("serializable");
+        let lease = s.lease.load(Ordering::Relaxed);
+        // Answers to an earlier claim of this node on the file go first.
+        let mut ack_prefix = s.keys.ack(&file, me, 0);
+        ack_prefix.pop();
+        let r = s.etcd.txn(&Txn::new().and_then([
+            TxnOp::DeletePrefix(ack_prefix),
+            TxnOp::Put {
+                key: s.keys.claim(&file, me),
+                value,
+                lease: Some(lease),
+            },
+        ]));
+        match r {
+            Ok(r) => {
+                tracing::debug!(file = %hex(&file), share = ?claimed, rev = r.revision, "claim put");
+                self.inflight.insert(
+                    file,
+                    Inflight {
+                        rev: r.revision,
+                        prev,
+                        share: claimed,
+                        done,
+                        deadline: Instant::now() + CLAIM_TIMEOUT,
+                    },
+                );
+                self.settle_claims();
+            }
+            Err(e) => {
+                tracing::warn!(file = %hex(&file), error = %e, "cannot put a claim: its OPEN retries (NFS4ERR_DELAY)");
+                fail(self.host(), done);
+            }
+        }
+    }
+
+    /// Settle the claims in flight whose acks are all in (or one refused, or that
+    /// waited too long).
+    fn settle_claims(&mut self) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        let s = self.s.clone();
+        let me = s.me();
+        let now = Instant::now();
+        let done: Vec<(Vec<u8>, Outcome)> = {
+            let v = s.view();
+            let others: Vec<u32> = v.nodes.keys().copied().filter(|n| *n != me).collect();
+            self.inflight
+                .iter()
+                .filter_map(|(file, inf)| {
+                    let answers = v
+                        .acks
+                        .range((file.clone(), me, 0)..=(file.clone(), me, u32::MAX))
+                        .filter(|((_, _, acker), a)| {
+                            a.claim_rev == inf.rev && v.nodes.contains_key(acker)
+                        })
+                        .map(|((_, _, acker), a)| (*acker, a.answer));
+                    claims::outcome(answers, &others)
+                        .or_else(|| (now >= inf.deadline).then_some(Outcome::Retry))
+                        .map(|o| (file.clone(), o))
+                })
+                .collect()
+        };
+        for (file, outcome) in done {
+            let inf = self.inflight.remove(&file).expect("in flight");
+            self.settle(file, inf, outcome);
+        }
+    }
+
+    fn settle(&mut self, file: Vec<u8>, inf: Inflight, mut outcome: Outcome) {
+        let s = self.s.clone();
+        let me = s.me();
+        let lease = s.lease.load(Ordering::Relaxed);
+        let mut ack_prefix = s.keys.ack(&file, me, 0);
+        ack_prefix.pop();
+        let put = |share: Share| TxnOp::Put {
+            key: s.keys.claim(&file, me),
+            value: serde_json::to_vec(&ClaimValue {
+                share,
+                state: ClaimState::Granted,
+            })
+            .expect("serializable"),
+            lease: Some(lease),
+        };
+        if outcome == Outcome::Granted {
+            let r = s.etcd.txn(
+                &Txn::new().and_then([TxnOp::DeletePrefix(ack_prefix.clone()), put(inf.share)]),
+            );
+            if let Err(e) = r {
+                tracing::warn!(file = %hex(&file), error = %e, "cannot mark a claim granted: its OPEN retries");
+                outcome = Outcome::Retry;
+            }
+        }
+        let granted = if outcome == Outcome::Granted {
+            s.claim_stats.granted.fetch_add(1, Ordering::Relaxed);
+            Some(inf.share)
+        } else {
+            let counter = if outcome == Outcome::Refused {
+                &s.claim_stats.refused
+            } else {
+                &s.claim_stats.retried
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            // Back to what was held before.
+            let restore = match inf.prev {
+                Some(p) => put(p),
+                None => TxnOp::Delete(s.keys.claim(&file, me)),
+            };
+            if let Err(e) = s
+                .etcd
+                .txn(&Txn::new().and_then([TxnOp::DeletePrefix(ack_prefix), restore]))
+            {
+                // The pending claim stays until it is reconciled (or the lease goes);
+                // the others meanwhile count it, which only refuses more.
+                tracing::warn!(file = %hex(&file), error = %e, "cannot withdraw a failed claim");
+            }
+            inf.prev
+        };
+        tracing::debug!(file = %hex(&file), ?outcome, "claim settled");
+        if let Some(h) = self.host() {
+            h.settled(&file, granted);
+        }
+        (inf.done)(outcome);
+    }
+
+    /// Ask `holders` to recall their delegations of `file` (once: the key stays until
+    /// the holder's delegation claim goes).
+    fn ask_recall(&mut self, file: &[u8], holders: &[u32]) {
+        let s = self.s.clone();
+        let lease = s.lease.load(Ordering::Relaxed);
+        for h in holders {
+            let asked = {
+                let v = s.view();
+                v.recalls.contains(&(file.to_vec(), *h)) || !v.nodes.contains_key(h)
+            };
+            if asked {
+                continue;
+            }
+            s.claim_stats.recalls_asked.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = s.etcd.put(&s.keys.recall(file, *h), b"{}", Some(lease)) {
+                tracing::warn!(file = %hex(file), holder = h, error = %e, "cannot ask another node to recall its delegations");
+            }
+        }
+    }
+
+    /// Shrink this node's settled claims to what its clients still hold (opens closed,
+    /// delegations returned or revoked, clients gone), and remove recall requests it
+    /// has answered.
+    fn reconcile_claims(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_reconcile) < RECONCILE_EVERY {
+            return;
+        }
+        self.last_reconcile = now;
+        let Some(host) = self.host() else { return };
+        let s = self.s.clone();
+        let me = s.me();
+        let (mine, recalls): (Vec<(Vec<u8>, ClaimValue)>, Vec<Vec<u8>>) = {
+            let v = s.view();
+            (
+                v.claims
+                    .iter()
+                    .filter(|((f, n), _)| *n == me && !self.inflight.contains_key(f))
+                    .map(|((f, _), (c, _))| (f.clone(), *c))
+                    .collect(),
+                v.recalls
+                    .iter()
+                    .filter(|(_, h)| *h == me)
+                    .map(|(f, _)| f.clone())
+                    .collect(),
+            )
+        };
+        let lease = s.lease.load(Ordering::Relaxed);
+        let mut deleg_of = std::collections::HashMap::new();
+        for (file, c) in mine {
+            let needed = host.needed(&file);
+            deleg_of.insert(file.clone(), needed.deleg);
+            let r = if needed.is_empty() {
+                s.etcd.delete(&s.keys.claim(&file, me)).map(|_| ())
+            } else if needed.deny != c.share.deny
+                || needed.deleg != c.share.deleg
+                || c.state != ClaimState::Granted
+            {
+                let value = serde_json::to_vec(&ClaimValue {
+                    share: needed,
+                    state: ClaimState::Granted,
+                })
+                .expect("serializable");
+                s.etcd
+                    .put(&s.keys.claim(&file, me), &value, Some(lease))
+                    .map(|_| ())
+            } else {
+                Ok(())
+            };
+            if let Err(e) = r {
+                tracing::warn!(file = %hex(&file), error = %e, "cannot shrink this node's claim");
+            }
+        }
+        for file in recalls {
+            if deleg_of.get(&file).copied().unwrap_or_default() == claims::Deleg::None
+                && !self.inflight.contains_key(&file)
+                && let Err(e) = s.etcd.delete(&s.keys.recall(&file, me))
+            {
+                tracing::warn!(file = %hex(&file), error = %e, "cannot remove an answered recall request");
+            }
+        }
     }
 
     /// Renew the lease a third of its TTL apart. Past its TTL without a renewal, the

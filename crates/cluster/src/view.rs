@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::claims::{AckValue, ClaimValue};
 use crate::keys::{Key, Keys};
 
 /// `grace`: the current epoch.
@@ -67,6 +68,13 @@ pub struct View {
     pub records: BTreeMap<(u32, Vec<u8>), Record>,
     /// Shared documents by name (`config/<name>`).
     pub config: BTreeMap<String, Vec<u8>>,
+    /// (file, node) → that node's claim on the file, and the revision it was written at
+    /// (acks name it).
+    pub claims: BTreeMap<(Vec<u8>, u32), (ClaimValue, i64)>,
+    /// (file, claimer, acker) → answer.
+    pub acks: BTreeMap<(Vec<u8>, u32, u32), AckValue>,
+    /// (file, holder): recalls asked of `holder`.
+    pub recalls: BTreeSet<(Vec<u8>, u32)>,
 }
 
 /// What ending a grace period leaves to do ([`View::end_of_grace`]), as (node, owner)
@@ -148,6 +156,44 @@ impl View {
             }
             (Key::Config(name), None) => {
                 self.config.remove(&name);
+            }
+            (Key::Claim { file, node }, Some((v, rev))) => match serde_json::from_slice(v) {
+                Ok(c) => {
+                    self.claims.insert((file, node), (c, rev));
+                }
+                Err(e) => bad(key, &e),
+            },
+            (Key::Claim { file, node }, None) => {
+                self.claims.remove(&(file, node));
+            }
+            (
+                Key::Ack {
+                    file,
+                    claimer,
+                    acker,
+                },
+                Some((v, _)),
+            ) => match serde_json::from_slice(v) {
+                Ok(a) => {
+                    self.acks.insert((file, claimer, acker), a);
+                }
+                Err(e) => bad(key, &e),
+            },
+            (
+                Key::Ack {
+                    file,
+                    claimer,
+                    acker,
+                },
+                None,
+            ) => {
+                self.acks.remove(&(file, claimer, acker));
+            }
+            (Key::Recall { file, holder }, Some(_)) => {
+                self.recalls.insert((file, holder));
+            }
+            (Key::Recall { file, holder }, None) => {
+                self.recalls.remove(&(file, holder));
             }
             (Key::Identity | Key::Other, _) => {}
         }
