@@ -2,16 +2,22 @@
 //! --node-id N`): it joins before it serves anything (the cluster's server scope and
 //! file-handle key replace the state directory's, so every node makes and accepts the
 //! same handles and a client may reclaim on one node what it held on another), and the
-//! protocol core asks the node about recovery through [`Recovery`].
+//! protocol core asks the node about recovery through [`Recovery`]. Share reservations
+//! and delegations are coordinated through the node's claims ([`Shares`] for the
+//! protocol core's OPENs and delegations, [`Host`] for the node's agent asking about
+//! this node's clients' state).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringnfs_cluster::{ClusterConfig, Node};
+use ringnfs_cluster::claims::{Deleg, Local, Outcome, Share};
+use ringnfs_cluster::{ClaimHost, ClusterConfig, Node};
+use ringnfs_fs::ObjHandle;
 use ringnfs_service::Signal;
 use ringnfs_state::StateManager;
+use ringnfs_state::files::{ClusterShares, DelegKind, ShareBits};
 use ringnfs_state::grace::{ClusterRecovery, ClusterStatus};
 use ringnfs_state::settings::PersistedSettings;
 
@@ -219,6 +225,103 @@ impl ClusterRecovery for Recovery {
             graces_started: get(&n.graces_started),
             graces_ended: get(&n.graces_ended),
             keepalive_failures: get(&n.keepalive_failures),
+        }
+    }
+}
+
+fn to_share(b: ShareBits) -> Share {
+    Share {
+        access: b.access,
+        deny: b.deny,
+        deleg: match b.deleg {
+            DelegKind::None => Deleg::None,
+            DelegKind::Read => Deleg::Read,
+            DelegKind::Write => Deleg::Write,
+        },
+    }
+}
+
+fn to_bits(s: Share) -> ShareBits {
+    ShareBits {
+        access: s.access,
+        deny: s.deny,
+        deleg: match s.deleg {
+            Deleg::None => DelegKind::None,
+            Deleg::Read => DelegKind::Read,
+            Deleg::Write => DelegKind::Write,
+        },
+    }
+}
+
+/// The node, as what the protocol core's OPENs and delegations ask of the cluster.
+pub struct Shares(pub Arc<Node>);
+
+impl ClusterShares for Shares {
+    fn claim(&self, file: &ObjHandle, share: ShareBits, done: Option<Signal>) {
+        self.0.claim(
+            file.as_bytes(),
+            to_share(share),
+            Box::new(move |outcome| {
+                if let Some(done) = done {
+                    match outcome {
+                        Outcome::Granted => done.succeed(),
+                        Outcome::Refused => done.refuse(),
+                        Outcome::Retry => done.fail(),
+                    }
+                }
+            }),
+        );
+    }
+
+    fn ask_recall(&self, file: &ObjHandle, holders: &[u32]) {
+        self.0.ask_recall(file.as_bytes(), holders);
+    }
+}
+
+/// This node's clients' state, as the node's agent asks about it (acks, settling,
+/// shrinking its claims, recalls). Holds the server weakly: the node outlives neither.
+pub struct Host {
+    pub state: std::sync::Weak<StateManager>,
+    pub service: std::sync::Weak<crate::nfs4::program::NfsService>,
+}
+
+impl Host {
+    fn file(file: &[u8]) -> Option<ObjHandle> {
+        ObjHandle::new(file)
+    }
+}
+
+impl ClaimHost for Host {
+    fn remote_claim(&self, file: &[u8], node: u32, claim: Option<Share>) -> Local {
+        let (Some(state), Some(f)) = (self.state.upgrade(), Self::file(file)) else {
+            return Local::default();
+        };
+        let (held, pending) = state
+            .files
+            .cluster_remote_claim(&f, node, claim.map(to_bits));
+        Local {
+            held: to_share(held),
+            pending: pending.map(to_share),
+        }
+    }
+
+    fn settled(&self, file: &[u8], granted: Option<Share>) {
+        if let (Some(state), Some(f)) = (self.state.upgrade(), Self::file(file)) {
+            state.files.cluster_settled(&f, granted.map(to_bits));
+        }
+    }
+
+    fn needed(&self, file: &[u8]) -> Share {
+        match (self.state.upgrade(), Self::file(file)) {
+            (Some(state), Some(f)) => to_share(state.files.cluster_needed(&f)),
+            // No server (stopping) or no such handle: nothing held.
+            _ => Share::default(),
+        }
+    }
+
+    fn recall(&self, file: &[u8]) {
+        if let (Some(service), Some(f)) = (self.service.upgrade(), Self::file(file)) {
+            service.recall_for_cluster(&f);
         }
     }
 }

@@ -516,6 +516,9 @@ impl Server {
             state
                 .grace
                 .attach_cluster(Arc::new(crate::cluster::Recovery(node.clone())));
+            state
+                .files
+                .attach_cluster(Arc::new(crate::cluster::Shares(node.clone())));
         }
         state
             .settings
@@ -580,6 +583,13 @@ impl Server {
             crate::cluster::serve_shared_settings(node, &state, cfg.state_dir.clone());
         }
         let service = NfsService::with_gss(state.clone(), live.exports().clone(), gss.clone());
+        if let Some(node) = &cluster {
+            // From now on the node answers the other nodes' claims.
+            node.attach_claims(Arc::new(crate::cluster::Host {
+                state: Arc::downgrade(&state),
+                service: Arc::downgrade(&service),
+            }));
+        }
         cfg.tuning.validate().map_err(anyhow::Error::msg)?;
         let mut tcfg = TransportConfig {
             threads,

@@ -24,6 +24,7 @@ use super::row::{
     SESSIONLESS, SOLO_WITHOUT_SEQUENCE, over_limit,
 };
 use crate::record_wait::{self, Gate};
+use crate::wait_before::Before;
 use ringnfs_fs::Caller;
 use ringnfs_state::stateid::Stateid;
 
@@ -77,6 +78,8 @@ pub struct LoopState {
     pub(crate) main_op: Option<u32>,
     /// The wait for the client's recovery record ended without it (`record_wait`).
     pub(crate) record_failed: bool,
+    /// How the wait the next op asked for ended (`wait_before`), for its second run.
+    pub(crate) waited: Option<ringnfs_service::Waited>,
 }
 
 /// The parts of [`CompoundCtx`] that outlive one call. The exports are held, so an
@@ -202,6 +205,26 @@ impl Nfs4Engine {
         }
     }
 
+    /// Recall this node's clients' delegations of `file` because another cluster node's
+    /// OPEN conflicts with them (`FileStateTable::open_in_cluster`): CB_RECALL on the
+    /// handle they were given under, through the callback dispatcher (never waits).
+    pub fn recall_for_cluster(&self, file: &ringnfs_fs::ObjHandle) {
+        let r = self
+            .state
+            .files
+            .recalls_for(file, None, true, std::time::Instant::now());
+        if r.send.is_empty() {
+            return;
+        }
+        match self.state.files.cluster_handle(file) {
+            Some(fh) => self.recalls.send(r.send, &fh),
+            None => tracing::warn!(
+                ?file,
+                "a delegation to recall for another node has no handle; it is revoked after a lease"
+            ),
+        }
+    }
+
     /// The context of a COMPOUND: a fresh one before its first op (no filehandle, the
     /// pseudo root's export, no caller yet: the first filehandle sets it), or the one
     /// `held` when it suspended.
@@ -257,6 +280,8 @@ impl Nfs4Engine {
             current_stateid: s.current_stateid,
             saved_stateid: s.saved_stateid,
             pending_io: None,
+            wait_before: None,
+            waited: None,
             reply_room: usize::MAX,
             reply_used: 0,
             numops: 0,
@@ -314,6 +339,7 @@ impl Nfs4Engine {
             timed,
             main_op: None,
             record_failed: false,
+            waited: None,
         };
         let set = self.exports.load();
         Ok(self.run(
@@ -352,14 +378,19 @@ impl Nfs4Engine {
             at
         };
         let start = rpc_start + s.header;
-        if matches!(s.io.finish, IoFinish::Record) {
-            // The waiting op has not run: it runs now, or answers that the record failed.
-            let grant = s
-                .state
-                .ctx
-                .as_mut()
-                .and_then(|c| c.carried.session.as_mut());
-            s.state.record_failed = !record_wait::resumed(&self.state, grant, &done);
+        if let IoFinish::Before(kind) = s.io.finish {
+            // The waiting op has not run: it runs now, told how the wait ended.
+            match kind {
+                Before::Record => {
+                    let grant = s
+                        .state
+                        .ctx
+                        .as_mut()
+                        .and_then(|c| c.carried.session.as_mut());
+                    s.state.record_failed = !record_wait::resumed(&self.state, grant, &done);
+                }
+                Before::Claim => s.state.waited = Some(crate::wait_before::outcome(&done)),
+            }
         } else {
             s = match self.finish_io(s, done, start, out) {
                 Ok(s) => s,
@@ -495,21 +526,14 @@ impl Nfs4Engine {
                         match gate {
                             Gate::Refuse(st) => st,
                             Gate::Wait(io) => {
-                                // Suspend before the op: it runs again from its opnum.
-                                out.truncate(op_start);
-                                ls.next -= 1;
-                                ls.results -= 1;
-                                ctx.flush_export_ops();
-                                ls.ctx = Some(ctx.save());
-                                return Flow::Suspend(Box::new(Suspended {
-                                    state: ls,
+                                return suspend_before(
+                                    ls,
+                                    &mut ctx,
                                     io,
-                                    rest: ctx.source.keep(before),
-                                    cred: cred.clone(),
-                                    conn: conn.clone(),
-                                    partial: Vec::new(),
-                                    header: 0,
-                                }));
+                                    (before, op_start),
+                                    (cred, conn),
+                                    out,
+                                );
                             }
                         }
                     } else {
@@ -517,10 +541,24 @@ impl Nfs4Engine {
                         ctx.reply_room = ctx.session.map_or(usize::MAX, |g| {
                             reply_limit(&g).saturating_sub(ctx.reply_used)
                         });
+                        ctx.waited = ls.waited.take();
                         let st = match (desc.exec)(&mut ctx, d, out) {
                             Ok(()) => status::NFS4_OK,
                             Err(e) => e,
                         };
+                        ctx.waited = None;
+                        if let Some(io) = ctx.wait_before.take() {
+                            // The handler asked to wait before it can run.
+                            ctx.pending_io = None;
+                            return suspend_before(
+                                ls,
+                                &mut ctx,
+                                io,
+                                (before, op_start),
+                                (cred, conn),
+                                out,
+                            );
+                        }
                         if desc.has(REPLAYS) {
                             if let Some(cached) = ctx.replay.take() {
                                 // A retry: the cached reply replaces everything from
@@ -698,4 +736,31 @@ fn replay(
         out.patch_u32(count_at, 2);
         out.patch_u32(status_at, status::NFS4ERR_RETRY_UNCACHED_REP.code());
     }
+}
+
+/// Suspend before the op that begins at `before` in the request and at `op_start` in
+/// the reply (`wait_before`): what it wrote goes, and it runs again from its opnum when
+/// `io` completes.
+fn suspend_before(
+    mut ls: LoopState,
+    ctx: &mut CompoundCtx<'_>,
+    io: PendingIo,
+    (before, op_start): (&[u8], usize),
+    (cred, conn): (&Credential, &ConnMeta),
+    out: &mut Vec<u8>,
+) -> Flow {
+    out.truncate(op_start);
+    ls.next -= 1;
+    ls.results -= 1;
+    ctx.flush_export_ops();
+    ls.ctx = Some(ctx.save());
+    Flow::Suspend(Box::new(Suspended {
+        state: ls,
+        io,
+        rest: ctx.source.keep(before),
+        cred: cred.clone(),
+        conn: conn.clone(),
+        partial: Vec::new(),
+        header: 0,
+    }))
 }

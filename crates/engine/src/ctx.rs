@@ -102,6 +102,11 @@ pub struct CompoundCtx<'a> {
     pub(crate) saved_stateid: Option<Stateid>,
     /// Set by a handler whose result waits for file I/O on the connection's ring.
     pub pending_io: Option<PendingIo>,
+    /// Set by a handler that must wait before it can run (`wait_before`): the loop drops
+    /// what it wrote, suspends, and runs it again when the wait ends.
+    pub(crate) wait_before: Option<PendingIo>,
+    /// On that second run: how the wait ended.
+    pub(crate) waited: Option<ringnfs_service::Waited>,
     /// Reply bytes the session still allows (set before each op; READ and READDIR fit
     /// their results into it).
     pub reply_room: usize,
@@ -377,9 +382,9 @@ pub enum IoFinish {
     Space,
     /// READ_PLUS: after its data span was read.
     ReadPlus(Box<ReadPlusWait>),
-    /// Before an op that creates locking state: the client's recovery record was being
-    /// written (`record_wait`); the op has not run yet.
-    Record,
+    /// Before an op (`wait_before`): the op has not run yet, and runs when the wait
+    /// ends.
+    Before(crate::wait_before::Before),
 }
 
 /// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the

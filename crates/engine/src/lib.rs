@@ -18,6 +18,7 @@ pub mod recall;
 mod record_wait;
 pub mod row;
 pub mod rpcsec_gss;
+mod wait_before;
 pub use ringnfs_proto::nfs4::types;
 
 pub use compound::Nfs4Engine;

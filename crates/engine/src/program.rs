@@ -70,6 +70,11 @@ impl NfsService {
     pub fn exports(&self) -> &Arc<Exports> {
         &self.engine.exports
     }
+
+    /// Recall this node's delegations of `file` for another cluster node.
+    pub fn recall_for_cluster(&self, file: &ringnfs_fs::ObjHandle) {
+        self.engine.recall_for_cluster(file);
+    }
 }
 
 /// A COMPOUND waiting for its file operation, as handed to the transport: it resumes on

@@ -3,14 +3,14 @@
 //! has [`RECORDS_CLIENT`](crate::row::RECORDS_CLIENT)), so that after this node fails,
 //! the node taking over knows the client may reclaim (RFC 8881 §8.4.2.1: a server must
 //! know which clients held state before it lost it). The COMPOUND waits before the op
-//! on a [`Signal`] the cluster writes once the record is stored, through the ring like
-//! file I/O (`FileOp::Wait`), so no worker blocks; each client waits once.
+//! (`wait_before.rs`) until the cluster wrote the record; each client waits once.
 
-use ringnfs_service::{FileIoDone, Signal};
+use ringnfs_service::{FileIoDone, Waited};
 use ringnfs_state::{SeqGrant, StateManager};
 
 use crate::consts::{NfsStatus, status};
-use crate::ctx::{IoFinish, PendingIo};
+use crate::ctx::PendingIo;
+use crate::wait_before::{self, Before};
 
 /// What the loop does before an op that needs its client's record.
 pub(crate) enum Gate {
@@ -28,19 +28,12 @@ pub(crate) fn gate(state: &StateManager, grant: Option<&SeqGrant>, failed: bool)
         return Some(Gate::Refuse(status::NFS4ERR_DELAY));
     }
     let owner = state.record_needed(grant?)?;
-    match Signal::new() {
-        Ok((signal, wait)) => {
+    match wait_before::wait(Before::Record) {
+        Ok((signal, io)) => {
             state.record_client(&owner, signal);
-            Some(Gate::Wait(PendingIo::new(
-                wait.fd,
-                wait.op,
-                IoFinish::Record,
-            )))
+            Some(Gate::Wait(io))
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot wait for a client's recovery record");
-            Some(Gate::Refuse(status::NFS4ERR_DELAY))
-        }
+        Err(st) => Some(Gate::Refuse(st)),
     }
 }
 
@@ -51,7 +44,7 @@ pub(crate) fn resumed(
     grant: Option<&mut SeqGrant>,
     done: &FileIoDone,
 ) -> bool {
-    let ok = Signal::succeeded(done);
+    let ok = wait_before::outcome(done) == Waited::Succeeded;
     if ok && let Some(g) = grant {
         g.recorded = true;
         state.client_recorded(g.clientid);

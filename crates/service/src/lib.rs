@@ -37,7 +37,7 @@ pub type IoFd = Arc<dyn std::os::fd::AsFd + Send + Sync>;
 pub use bytes::Bytes;
 
 mod signal;
-pub use signal::Signal;
+pub use signal::{Signal, Waited};
 
 /// How a file operation's data goes through the page cache (an export's I/O mode,
 /// like knfsd's `io_cache_read` / `io_cache_write`).

@@ -14,6 +14,17 @@ use crate::{FileIo, FileIoDone, FileOp, IoFd};
 /// written once, so the value read is the one written).
 const SUCCEEDED: u64 = 1;
 const FAILED: u64 = 2;
+const REFUSED: u64 = 3;
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    Succeeded,
+    /// The work could not be done (try again).
+    Failed,
+    /// The work was done and the answer is no (a cluster claim another node refused).
+    Refused,
+}
 
 /// The writing end of a wait: signal the outcome once. Dropped without a word, it
 /// signals failure, so a waiter never waits for work nobody will finish.
@@ -45,6 +56,11 @@ impl Signal {
         self.write(FAILED);
     }
 
+    /// The work was done and the answer is no.
+    pub fn refuse(mut self) {
+        self.write(REFUSED);
+    }
+
     fn write(&mut self, value: u64) {
         if let Some(fd) = self.fd.take() {
             // An eventfd write of 8 bytes cannot be short; it fails only on a counter
@@ -57,11 +73,20 @@ impl Signal {
 
     /// Whether a finished wait read a success.
     pub fn succeeded(done: &FileIoDone) -> bool {
-        done.result == 8
-            && done
-                .buf
-                .get(..8)
-                .is_some_and(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")) == SUCCEEDED)
+        Self::outcome(done) == Waited::Succeeded
+    }
+
+    /// What a finished wait read (a short or failed read is a failure).
+    pub fn outcome(done: &FileIoDone) -> Waited {
+        let value = (done.result == 8)
+            .then(|| done.buf.get(..8))
+            .flatten()
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")));
+        match value {
+            Some(SUCCEEDED) => Waited::Succeeded,
+            Some(REFUSED) => Waited::Refused,
+            _ => Waited::Failed,
+        }
     }
 }
 
@@ -92,6 +117,9 @@ mod tests {
         let (s, wait) = Signal::new().unwrap();
         s.fail();
         assert!(!Signal::succeeded(&read(&wait)));
+        let (s, wait) = Signal::new().unwrap();
+        s.refuse();
+        assert_eq!(Signal::outcome(&read(&wait)), Waited::Refused);
     }
 
     #[test]

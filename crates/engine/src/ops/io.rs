@@ -48,7 +48,7 @@ pub fn finish(
     match f {
         IoFinish::Space => IoOutcome::Status(status::NFS4_OK),
         // Finished by the loop itself (`Nfs4Engine::resume`), before the op runs.
-        IoFinish::Record => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
+        IoFinish::Before(_) => IoOutcome::Status(status::NFS4ERR_SERVERFAULT),
         IoFinish::ReadPlus(w) => super::space::finish_read_plus(&w, &done, out),
         IoFinish::Read {
             offset,

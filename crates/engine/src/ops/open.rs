@@ -119,7 +119,10 @@ fn open_by_name(
         }
         How::Guarded(set, bits) => {
             ctx.writable()?;
-            let (obj, _) = fs.create_file(dir, name, &set, true, &ctx.caller)?;
+            // Run again after its claim was granted (`wait_before`): the file is the one
+            // this OPEN created on its first run.
+            let again = ctx.waited.is_some();
+            let (obj, _) = fs.create_file(dir, name, &set, !again, &ctx.caller)?;
             Ok((obj, true, bits))
         }
         How::Exclusive(verf, set, mut bits) => {
@@ -240,7 +243,10 @@ pub fn open(
     // Other clients' delegations give way first (a write open conflicts with any, a
     // read open with write delegations).
     ctx.yield_delegations(&obj, share_access & SHARE_ACCESS_WRITE != 0)?;
-    let sid = ctx.state.files.open(owner, obj, share_access, share_deny)?;
+    let sid = match ctx.state.files.cluster() {
+        None => ctx.state.files.open(owner, obj, share_access, share_deny)?,
+        Some(_) => open_in_cluster(ctx, owner, obj, share_access, share_deny)?,
+    };
     let delegation = grant(ctx, &a.claim, obj, client, share_access, share_deny, wish);
     note_write_baseline(ctx, &obj, delegation.as_ref())?;
     let others_access = if wish.is_stated() {
@@ -260,6 +266,65 @@ pub fn open(
     .encode(out);
     ctx.set_current(obj);
     Ok(sid)
+}
+
+/// The open on a cluster node (`FileStateTable::open_in_cluster`): refused by another
+/// node's deny (NFS4ERR_SHARE_DENIED); NFS4ERR_DELAY while another node's conflicting
+/// delegations are recalled (this node asks it to); and an open with deny bits this
+/// node's claim does not cover yet waits for the claim (`wait_before`), then runs again:
+/// granted, it opens; refused, NFS4ERR_SHARE_DENIED; undecided, NFS4ERR_DELAY.
+fn open_in_cluster(
+    ctx: &mut CompoundCtx<'_>,
+    owner: Owner,
+    obj: ObjHandle,
+    share_access: u32,
+    share_deny: u32,
+) -> Result<Stateid, NfsStatus> {
+    use ringnfs_service::Waited;
+    use ringnfs_state::files::OpenBlocked;
+    let Some(cluster) = ctx.state.files.cluster().cloned() else {
+        return Err(status::NFS4ERR_SERVERFAULT);
+    };
+    let waited = ctx.waited;
+    match waited {
+        Some(Waited::Refused) => return Err(status::NFS4ERR_SHARE_DENIED),
+        Some(Waited::Failed) => return Err(status::NFS4ERR_DELAY),
+        Some(Waited::Succeeded) | None => {}
+    }
+    match ctx
+        .state
+        .files
+        .open_in_cluster(owner, obj, share_access, share_deny)
+    {
+        Ok(sid) => Ok(sid),
+        Err(OpenBlocked::Status(st)) => Err(st),
+        Err(OpenBlocked::Recall(holders)) => {
+            cluster.ask_recall(&obj, &holders);
+            Err(status::NFS4ERR_DELAY)
+        }
+        Err(OpenBlocked::Claim(share)) => {
+            let wait = if waited.is_some() {
+                // Granted, and shrunk again before this run: no second wait in one
+                // request (the claim goes on without a waiter; the client retries).
+                Err(status::NFS4ERR_DELAY)
+            } else {
+                crate::wait_before::wait(crate::wait_before::Before::Claim)
+            };
+            match wait {
+                Ok((signal, io)) => {
+                    cluster.claim(&obj, share, Some(signal));
+                    ctx.wait_before = Some(io);
+                    // Not sent: the loop suspends before the op instead.
+                    Err(status::NFS4ERR_DELAY)
+                }
+                Err(st) => {
+                    // The claim in flight is recorded: it must still run to its end.
+                    cluster.claim(&obj, share, None);
+                    Err(st)
+                }
+            }
+        }
+    }
 }
 
 /// `sid` must be a current delegation of `client` (CLAIM_DELEGATE_CUR, DELEG_CUR_FH).
@@ -323,10 +388,24 @@ fn issue(
     }
     let session = ctx.session?;
     ctx.state.back_channel(&session.sessionid, None)?;
-    let (stateid, write) =
-        ctx.state
-            .files
-            .delegate(client, obj, write, std::time::Instant::now())?;
+    let now = std::time::Instant::now();
+    let (stateid, write) = match ctx.state.files.cluster() {
+        None => ctx.state.files.delegate(client, obj, write, now)?,
+        Some(cluster) => {
+            // A cluster node gives a delegation only under its granted claim on the file;
+            // without one it starts the claim and gives none this time (OPEN does not
+            // wait for it: a later OPEN may get one).
+            let fh = ctx.export.handles.encode(&obj);
+            let (d, claim) =
+                ctx.state
+                    .files
+                    .delegate_in_cluster(client, obj, write, now, fh.as_bytes());
+            if let Some(share) = claim {
+                cluster.claim(&obj, share, None);
+            }
+            d?
+        }
+    };
     // Whom the client may serve from its cache without asking: whoever the file's mode
     // lets (the client checks ACCESS as usual); an empty ACE defers to it (as knfsd).
     let permissions = NfsAce {

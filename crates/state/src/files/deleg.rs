@@ -123,6 +123,34 @@ impl FileStateTable {
         write: bool,
         now: Instant,
     ) -> Option<(Stateid, bool)> {
+        self.delegate_at(client, file, write, now, None)
+    }
+
+    /// [`Self::delegate`] on a cluster node: the delegation also needs this node's
+    /// granted claim on the file (`claims.rs`). Without one, none is given this time and
+    /// the claim to ask for is returned with `None` (a later OPEN may get one once it is
+    /// granted). `fh` is the file's handle, kept for a recall another node asks for.
+    pub fn delegate_in_cluster(
+        &self,
+        client: ClientId,
+        file: ObjHandle,
+        write: bool,
+        now: Instant,
+        fh: &[u8],
+    ) -> (Option<(Stateid, bool)>, Option<super::ShareBits>) {
+        let mut claim = None;
+        let d = self.delegate_at(client, file, write, now, Some((fh, &mut claim)));
+        (d, claim)
+    }
+
+    fn delegate_at(
+        &self,
+        client: ClientId,
+        file: ObjHandle,
+        write: bool,
+        now: Instant,
+        cluster: Option<(&[u8], &mut Option<super::ShareBits>)>,
+    ) -> Option<(Stateid, bool)> {
         if self.delegation_count() >= self.book.limits.total {
             return None;
         }
@@ -152,7 +180,7 @@ impl FileStateTable {
                 return None;
             }
             if d.client == client {
-                mine = Some((*id, d));
+                mine = Some((*id, d.seqid, d.write));
             } else if d.write || write {
                 return None;
             }
@@ -160,14 +188,21 @@ impl FileStateTable {
         if others_open & SHARE_ACCESS_WRITE != 0 || (write && others_open != 0) {
             return None;
         }
-        if let Some((other, d)) = mine {
-            return ((d.write || !write) && self.book.admits(client, now)).then_some((
-                Stateid {
-                    seqid: d.seqid,
-                    other,
-                },
-                d.write,
-            ));
+        if let Some((fh, claim)) = cluster {
+            // Checked last, under the same lock: a claim is asked only for a delegation
+            // this node would otherwise give.
+            match super::claims::deleg_gate(sh, &file, write, fh) {
+                Ok(None) => {}
+                Ok(Some(c)) => {
+                    *claim = Some(c);
+                    return None;
+                }
+                Err(()) => return None,
+            }
+        }
+        if let Some((other, seqid, held_write)) = mine {
+            return ((held_write || !write) && self.book.admits(client, now))
+                .then_some((Stateid { seqid, other }, held_write));
         }
         if !self.book.reserve(client, now) {
             return None;

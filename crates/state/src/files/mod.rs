@@ -18,10 +18,12 @@ use super::locks::{CheckInvariants, RankedMutex, rank};
 use super::stateid::{StateKind, Stateid};
 use ringnfs_fs::LockKind;
 
+mod claims;
 mod deleg;
 mod ledger;
 mod on_fs;
 mod revoke;
+pub use claims::{ClusterShares, DelegKind, OpenBlocked, ShareBits};
 pub use deleg::{AttrConflict, DelegationView, RECALL_COOLDOWN, Recalls};
 pub use ledger::{
     DEFAULT_MAX_DELEGATIONS, DEFAULT_MAX_DELEGATIONS_PER_CLIENT, DelegLimits, DelegStats,
@@ -148,6 +150,9 @@ struct FileStateShard {
     /// Files whose delegations were recalled lately, and when.
     recent_recalls: FxHashMap<ObjHandle, std::time::Instant>,
     files: FxHashMap<ObjHandle, FileInfo>,
+    /// In a cluster: other nodes' claims seen and this node's own, per file
+    /// (`claims.rs`; empty on a single server).
+    claims: FxHashMap<ObjHandle, claims::FileClaims>,
 }
 
 /// What an I/O op needs a stateid to allow.
@@ -169,6 +174,8 @@ pub struct FileStateTable {
     write_delegations: std::sync::atomic::AtomicUsize,
     /// Delegations per client, their bounds and counters.
     book: ledger::DelegBook,
+    /// The cluster this node belongs to, if any (`claims.rs`).
+    cluster: std::sync::OnceLock<std::sync::Arc<dyn ClusterShares>>,
 }
 
 /// The shard of `file` among `count`.
@@ -191,6 +198,7 @@ impl FileStateTable {
             delegations: std::sync::atomic::AtomicUsize::new(0),
             write_delegations: std::sync::atomic::AtomicUsize::new(0),
             book: ledger::DelegBook::new(limits),
+            cluster: std::sync::OnceLock::new(),
             shards: (0..count)
                 .map(|index| {
                     FileStateShardLock::new(FileStateShard {
@@ -206,6 +214,7 @@ impl FileStateTable {
                         admin_revoked: FxHashMap::default(),
                         recent_recalls: FxHashMap::default(),
                         files: FxHashMap::default(),
+                        claims: FxHashMap::default(),
                     })
                 })
                 .collect(),
@@ -270,11 +279,28 @@ impl FileStateTable {
         access: u32,
         deny: u32,
     ) -> Result<Stateid, NfsStatus> {
+        self.open_checked(owner, file, access, deny, false)
+            .map_err(|e| match e {
+                OpenBlocked::Status(s) => s,
+                // Not asked to check the cluster: cannot happen.
+                OpenBlocked::Claim(_) | OpenBlocked::Recall(_) => status::NFS4ERR_SERVERFAULT,
+            })
+    }
+
+    /// [`Self::open`], and in a cluster (`clustered`) the other nodes' claims too.
+    fn open_checked(
+        &self,
+        owner: Owner,
+        file: ObjHandle,
+        access: u32,
+        deny: u32,
+        clustered: bool,
+    ) -> Result<Stateid, OpenBlocked> {
         if access & SHARE_ACCESS_BOTH == 0
             || access & !SHARE_ACCESS_BOTH != 0
             || deny & !SHARE_ACCESS_BOTH != 0
         {
-            return Err(status::NFS4ERR_INVAL);
+            return Err(status::NFS4ERR_INVAL.into());
         }
         let idx = self.shard_index(&file);
         let mut sh = self.shards[idx].lock();
@@ -287,9 +313,13 @@ impl FileStateTable {
                 }
                 let o = &sh.opens[other];
                 if access & o.deny != 0 || deny & o.access != 0 {
-                    return Err(status::NFS4ERR_SHARE_DENIED);
+                    return Err(status::NFS4ERR_SHARE_DENIED.into());
                 }
             }
+        }
+        if clustered {
+            // Under the same lock as the open's insertion below (see `claims.rs`).
+            claims::open_gate(sh, &file, access, deny)?;
         }
         if let Some(other) = mine {
             let o = sh.opens.get_mut(&other).expect("indexed open exists");
