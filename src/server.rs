@@ -727,6 +727,11 @@ impl Server {
         self.control_token_path.as_deref()
     }
 
+    /// This server's cluster node, if it is one.
+    pub fn cluster_node(&self) -> Option<&Arc<ringnfs_cluster::Node>> {
+        self.cluster.as_ref()
+    }
+
     pub fn state(&self) -> &Arc<StateManager> {
         &self.state
     }

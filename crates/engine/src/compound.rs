@@ -209,6 +209,7 @@ impl Nfs4Engine {
     /// OPEN conflicts with them (`FileStateTable::open_in_cluster`): CB_RECALL on the
     /// handle they were given under, through the callback dispatcher (never waits).
     pub fn recall_for_cluster(&self, file: &ringnfs_fs::ObjHandle) {
+        let fh = self.state.files.cluster_recall_asked(file);
         let r = self
             .state
             .files
@@ -216,7 +217,7 @@ impl Nfs4Engine {
         if r.send.is_empty() {
             return;
         }
-        match self.state.files.cluster_handle(file) {
+        match fh {
             Some(fh) => self.recalls.send(r.send, &fh),
             None => tracing::warn!(
                 ?file,

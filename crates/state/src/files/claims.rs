@@ -62,7 +62,18 @@ pub(super) struct FileClaims {
     pending: Option<ShareBits>,
     /// The file's handle as its clients know it, for a recall another node asks for.
     fh: Vec<u8>,
+    /// When this node's delegation claim was granted: kept a while without a
+    /// delegation under it (see [`DELEG_CLAIM_LINGER`]).
+    deleg_granted_at: Option<std::time::Instant>,
+    /// Another node asked for this node's delegations of the file back.
+    recall_asked: bool,
 }
+
+/// How long a granted delegation claim stays without a delegation under it: the OPEN
+/// that started it got none (it does not wait), so the client's next OPEN of the file
+/// may get one. Dropped at once when another node asks for a recall (its OPEN gets
+/// NFS4ERR_DELAY once).
+pub const DELEG_CLAIM_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl FileClaims {
     fn idle(&self) -> bool {
@@ -256,7 +267,12 @@ impl FileStateTable {
     pub fn cluster_settled(&self, file: &ObjHandle, granted: Option<ShareBits>) {
         let mut sh = self.shards[self.shard_index(file)].lock();
         let c = sh.claims.entry(*file).or_default();
-        c.granted = granted.unwrap_or_default();
+        let granted = granted.unwrap_or_default();
+        if granted.deleg > c.granted.deleg {
+            c.deleg_granted_at = Some(std::time::Instant::now());
+            c.recall_asked = false;
+        }
+        c.granted = granted;
         c.pending = None;
         sh.tidy_claims(file);
     }
@@ -268,12 +284,22 @@ impl FileStateTable {
     pub fn cluster_needed(&self, file: &ObjHandle) -> ShareBits {
         let mut sh = self.shards[self.shard_index(file)].lock();
         let (held, denying_access) = sh.held(file);
-        let needed = ShareBits {
+        let mut needed = ShareBits {
             access: denying_access,
             deny: held.deny,
             deleg: held.deleg,
         };
         if let Some(c) = sh.claims.get_mut(file) {
+            let linger = !c.recall_asked
+                && c.deleg_granted_at
+                    .is_some_and(|t| t.elapsed() < DELEG_CLAIM_LINGER);
+            if linger {
+                needed.deleg = needed.deleg.max(c.granted.deleg);
+            }
+            if needed.deleg == DelegKind::None {
+                c.recall_asked = false;
+                c.deleg_granted_at = None;
+            }
             c.granted.deny &= needed.deny;
             c.granted.deleg = c.granted.deleg.min(needed.deleg);
             c.granted.access = needed.access;
@@ -282,13 +308,14 @@ impl FileStateTable {
         needed
     }
 
-    /// The handle `file`'s delegations were given under (for a recall another node asks).
-    pub fn cluster_handle(&self, file: &ObjHandle) -> Option<Vec<u8>> {
-        let sh = self.shards[self.shard_index(file)].lock();
-        sh.claims
-            .get(file)
-            .map(|c| c.fh.clone())
-            .filter(|f| !f.is_empty())
+    /// Another node asked for this node's delegations of `file` back: its delegation
+    /// claim goes as soon as they are returned (not kept to linger). The handle they were
+    /// given under, for the recall.
+    pub fn cluster_recall_asked(&self, file: &ObjHandle) -> Option<Vec<u8>> {
+        let mut sh = self.shards[self.shard_index(file)].lock();
+        let c = sh.claims.get_mut(file)?;
+        c.recall_asked = true;
+        Some(c.fh.clone()).filter(|f| !f.is_empty())
     }
 
     /// OPEN on a cluster node: like [`Self::open`], and checked against the other
