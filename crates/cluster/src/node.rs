@@ -811,6 +811,9 @@ struct Agent {
     last_reconcile: Instant,
 }
 
+/// One of this node's claims as its agent last saw it: the file and the value.
+type MyClaim = (Vec<u8>, ClaimValue);
+
 /// One of this node's claims waiting for the others' acks.
 struct Inflight {
     /// The revision of the pending claim's put (acks name it).
@@ -1251,7 +1254,7 @@ impl Agent {
         let Some(host) = self.host() else { return };
         let s = self.s.clone();
         let me = s.me();
-        let (mine, recalls): (Vec<(Vec<u8>, ClaimValue)>, Vec<Vec<u8>>) = {
+        let (mine, recalls): (Vec<MyClaim>, Vec<Vec<u8>>) = {
             let v = s.view();
             (
                 v.claims
