@@ -195,6 +195,7 @@ impl ClusterRecovery for Recovery {
     fn status(&self) -> ClusterStatus {
         let st = self.0.status();
         let n = self.0.stats();
+        let c = self.0.claim_stats();
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         ClusterStatus {
             cluster: st.cluster,
@@ -225,6 +226,10 @@ impl ClusterRecovery for Recovery {
             graces_started: get(&n.graces_started),
             graces_ended: get(&n.graces_ended),
             keepalive_failures: get(&n.keepalive_failures),
+            claims_granted: get(&c.granted),
+            claims_refused: get(&c.refused),
+            claims_retried: get(&c.retried),
+            claim_recalls_asked: get(&c.recalls_asked),
         }
     }
 }

@@ -296,6 +296,11 @@ pub fn render(ctx: &Ctx) -> String {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: String,
 }
@@ -375,6 +380,23 @@ fn register_recovery(r: &mut Registry, g: &ringnfs_state::grace::Grace) {
         "cluster_keepalive_failures",
         "Renewals of this node's membership that failed (etcd out of reach)",
         counter(st.keepalive_failures),
+    );
+    r.register(
+        "cluster_claims",
+        "Claims of share reservations (OPEN deny modes) and delegations this node put, by how they ended: granted, refused (another node's clients conflict: NFS4ERR_SHARE_DENIED or no delegation), retried (a delegation being recalled or no answer in time: NFS4ERR_DELAY)",
+        family(
+            [
+                ("granted", st.claims_granted),
+                ("refused", st.claims_refused),
+                ("retried", st.claims_retried),
+            ]
+            .map(|(k, v)| (OutcomeLabel { outcome: k.into() }, v)),
+        ),
+    );
+    r.register(
+        "cluster_claim_recalls_asked",
+        "Recalls of delegations this node asked of other nodes (a client's OPEN conflicted with them)",
+        counter(st.claim_recalls_asked),
     );
 }
 

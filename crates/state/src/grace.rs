@@ -90,6 +90,14 @@ pub struct ClusterStatus {
     pub graces_started: u64,
     pub graces_ended: u64,
     pub keepalive_failures: u64,
+    /// Claims of share reservations and delegations this node put (`files/claims.rs`),
+    /// by how they ended: granted, refused (another node's clients conflict), retried (a
+    /// delegation being recalled, or no answer in time).
+    pub claims_granted: u64,
+    pub claims_refused: u64,
+    pub claims_retried: u64,
+    /// Recalls of delegations this node asked of other nodes.
+    pub claim_recalls_asked: u64,
 }
 
 pub struct Grace {

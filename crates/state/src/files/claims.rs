@@ -111,6 +111,14 @@ pub fn deleg_conflicts(held: DelegKind, other: &ShareBits) -> bool {
     }
 }
 
+/// The deny bits other nodes' claims on `file` hold (I/O under the anonymous stateid
+/// honours them as it honours this node's opens' deny bits).
+pub(super) fn remote_deny(sh: &FileStateShard, file: &ObjHandle) -> u32 {
+    sh.claims
+        .get(file)
+        .map_or(0, |c| c.remote.values().fold(0, |d, r| d | r.deny))
+}
+
 /// The OPEN's check against other nodes' claims, and whether it needs a claim of its
 /// own; under the file's shard lock.
 pub(super) fn open_gate(
@@ -413,6 +421,22 @@ mod tests {
             t.open_in_cluster(owner(1), f, 1, 2),
             Err(OpenBlocked::Claim(_))
         ));
+    }
+
+    #[test]
+    fn anonymous_io_honours_another_nodes_deny() {
+        let t = FileStateTable::new(1, 4);
+        let f = h(3);
+        t.cluster_remote_claim(&f, 2, Some(deny(1, 2)));
+        let anon = crate::stateid::Stateid::ANONYMOUS;
+        assert_eq!(
+            t.check_io(&anon, None, &f, crate::files::IoKind::Write),
+            Err(status::NFS4ERR_LOCKED)
+        );
+        assert_eq!(
+            t.check_io(&anon, None, &f, crate::files::IoKind::Read),
+            Ok(())
+        );
     }
 
     #[test]

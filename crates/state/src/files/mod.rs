@@ -466,6 +466,10 @@ impl FileStateTable {
             {
                 return Err(status::NFS4ERR_LOCKED);
             }
+            // Another cluster node's clients' deny modes hold too (`claims.rs`).
+            if claims::remote_deny(&sh, file) & want != 0 {
+                return Err(status::NFS4ERR_LOCKED);
+            }
             return Ok(());
         }
         let sh = self.shard_of(sid)?.lock();
