@@ -1218,6 +1218,14 @@ impl Agent {
         tracing::debug!(file = %hex(&file), ?outcome, "claim settled");
         if let Some(h) = self.host() {
             h.settled(&file, granted);
+            // Another node asked for a recall while this claim was in flight: its OPEN
+            // waits for this node to give the claim up (it has no delegation under it
+            // yet, so it goes at the next shrink).
+            if granted.is_some_and(|g| g.deleg != claims::Deleg::None)
+                && s.view().recalls.contains(&(file.clone(), me))
+            {
+                h.recall(&file);
+            }
         }
         (inf.done)(outcome);
     }

@@ -390,4 +390,44 @@ mod tests {
         );
         assert!(v.nodes.is_empty());
     }
+
+    #[test]
+    fn claims_acks_and_recalls_are_kept_with_their_revision_and_go_when_deleted() {
+        use crate::claims::{Answer, ClaimState, Deleg, Share};
+        let k = Keys::new("t");
+        let mut v = View::default();
+        let file = b"obj".to_vec();
+        let claim = ClaimValue {
+            share: Share {
+                access: 1,
+                deny: 2,
+                deleg: Deleg::None,
+            },
+            state: ClaimState::Pending,
+        };
+        put(&mut v, &k, k.claim(&file, 2), claim, 7);
+        assert_eq!(v.claims.get(&(file.clone(), 2)), Some(&(claim, 7)));
+        let ack = AckValue {
+            answer: Answer::Conflict,
+            claim_rev: 7,
+        };
+        put(&mut v, &k, k.ack(&file, 2, 1), ack, 8);
+        assert_eq!(v.acks.get(&(file.clone(), 2, 1)), Some(&ack));
+        put(&mut v, &k, k.recall(&file, 3), serde_json::json!({}), 9);
+        assert!(v.recalls.contains(&(file.clone(), 3)));
+        for key in [k.claim(&file, 2), k.ack(&file, 2, 1), k.recall(&file, 3)] {
+            v.apply(&k, Change::Delete { key: &key });
+        }
+        assert!(v.claims.is_empty() && v.acks.is_empty() && v.recalls.is_empty());
+        // A claim this version cannot read is left out, not a stop.
+        v.apply(
+            &k,
+            Change::Put {
+                key: &k.claim(&file, 2),
+                value: b"{\"deny\":\"x\"}",
+                mod_revision: 10,
+            },
+        );
+        assert!(v.claims.is_empty());
+    }
 }
