@@ -384,7 +384,15 @@ pub enum IoFinish {
     ReadPlus(Box<ReadPlusWait>),
     /// Before an op (`wait_before`): the op has not run yet, and runs when the wait
     /// ends.
-    Before(crate::wait_before::Before),
+    Before(Before),
+}
+
+/// What an op waits for before it runs (`wait_before`): its client's recovery record
+/// (`record_wait`), or a cluster claim of its share reservation (`ops/open.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    Record,
+    Claim,
 }
 
 /// A READ of an export in direct I/O mode: the file's plain descriptor (to redo the

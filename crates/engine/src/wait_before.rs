@@ -13,14 +13,8 @@
 use ringnfs_service::{FileIoDone, Signal, Waited};
 
 use crate::consts::{NfsStatus, status};
+pub(crate) use crate::ctx::Before;
 use crate::ctx::{IoFinish, PendingIo};
-
-/// What an op waits for before it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Before {
-    Record,
-    Claim,
-}
 
 /// A new wait: the signal for the thread doing the work, and the suspension's I/O. No
 /// eventfd (out of descriptors): NFS4ERR_DELAY, the client retries.
