@@ -310,9 +310,9 @@ impl ClaimHost for Host {
         }
     }
 
-    fn settled(&self, file: &[u8], granted: Option<Share>) {
+    fn settled(&self, file: &[u8], won: bool, holds: Option<Share>) {
         if let (Some(state), Some(f)) = (self.state.upgrade(), Self::file(file)) {
-            state.files.cluster_settled(&f, granted.map(to_bits));
+            state.files.cluster_settled(&f, won, holds.map(to_bits));
         }
     }
 

@@ -107,9 +107,9 @@ pub trait ClaimHost: Send + Sync {
     /// node's own state on the file: so an OPEN either counted in the answer or sees
     /// the claim, never neither.
     fn remote_claim(&self, file: &[u8], node: u32, claim: Option<Share>) -> Local;
-    /// This node's claim in flight on `file` ended: its claim now stands at `granted`
-    /// (None: it has none).
-    fn settled(&self, file: &[u8], granted: Option<Share>);
+    /// This node's claim in flight on `file` ended (`won`: it was granted): its claim
+    /// now stands at `holds` (None: it has none).
+    fn settled(&self, file: &[u8], won: bool, holds: Option<Share>);
     /// What this node's clients still hold on `file` that needs a claim (deny bits,
     /// delegation); what its OPENs count as granted shrinks to it first.
     fn needed(&self, file: &[u8]) -> Share;
@@ -861,7 +861,7 @@ impl Agent {
         // Whoever waits on a claim hears it will not end.
         for (file, inf) in std::mem::take(&mut self.inflight) {
             if let Some(h) = self.host() {
-                h.settled(&file, inf.prev);
+                h.settled(&file, false, inf.prev);
             }
             (inf.done)(Outcome::Retry);
         }
@@ -1082,7 +1082,7 @@ impl Agent {
             .map(|(c, _)| c.share);
         let fail = |host: Option<Arc<dyn ClaimHost>>, done: Box<dyn FnOnce(Outcome) + Send>| {
             if let Some(h) = host {
-                h.settled(&file, prev);
+                h.settled(&file, false, prev);
             }
             s.claim_stats.retried.fetch_add(1, Ordering::Relaxed);
             done(Outcome::Retry);
@@ -1217,7 +1217,7 @@ impl Agent {
         };
         tracing::debug!(file = %hex(&file), ?outcome, "claim settled");
         if let Some(h) = self.host() {
-            h.settled(&file, granted);
+            h.settled(&file, outcome == Outcome::Granted, granted);
             // Another node asked for a recall while this claim was in flight: its OPEN
             // waits for this node to give the claim up (it has no delegation under it
             // yet, so it goes at the next shrink).

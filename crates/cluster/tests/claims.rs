@@ -77,7 +77,7 @@ impl ClaimHost for Fake {
             pending: self.pending.lock().unwrap().get(file).copied(),
         }
     }
-    fn settled(&self, file: &[u8], granted: Option<Share>) {
+    fn settled(&self, file: &[u8], _won: bool, granted: Option<Share>) {
         self.pending.lock().unwrap().remove(file);
         let mut g = self.granted.lock().unwrap();
         match granted {

@@ -271,11 +271,25 @@ impl FileStateTable {
         (sh.held(file).0, pending)
     }
 
-    /// This node's claim in flight on `file` ended: its claim now stands at `granted`.
-    pub fn cluster_settled(&self, file: &ObjHandle, granted: Option<ShareBits>) {
+    /// This node's claim in flight on `file` ended (`won`: granted): its claim now stands
+    /// at `granted`.
+    pub fn cluster_settled(&self, file: &ObjHandle, won: bool, granted: Option<ShareBits>) {
         let mut sh = self.shards[self.shard_index(file)].lock();
         let c = sh.claims.entry(*file).or_default();
-        let granted = granted.unwrap_or_default();
+        // Never more than this node held or asked: what the cluster reports comes from
+        // its view of etcd, which may not show yet a shrink this node already made (and
+        // an OPEN must not count bits as granted that the others no longer see).
+        let asked = if won {
+            c.pending.unwrap_or_default()
+        } else {
+            ShareBits::default()
+        };
+        let g = granted.unwrap_or_default();
+        let granted = ShareBits {
+            access: g.access & (c.granted.access | asked.access),
+            deny: g.deny & (c.granted.deny | asked.deny),
+            deleg: g.deleg.min(c.granted.deleg.max(asked.deleg)),
+        };
         if granted.deleg > c.granted.deleg {
             c.deleg_granted_at = Some(std::time::Instant::now());
             c.recall_asked = false;
@@ -409,8 +423,19 @@ mod tests {
         let (held, pending) = t.cluster_remote_claim(&f, 2, Some(deny(1, 0)));
         assert_eq!((held, pending), (ShareBits::default(), Some(deny(3, 2))));
         t.cluster_remote_claim(&f, 2, None);
-        t.cluster_settled(&f, Some(deny(3, 2)));
+        t.cluster_settled(&f, true, Some(deny(3, 2)));
         let sid = t.open_in_cluster(owner(1), f, 3, 2).expect("covered now");
+        // A refusal reporting more than is held (a stale view) grants nothing more.
+        assert!(matches!(
+            t.open_in_cluster(owner(3), f, 1, 1),
+            Err(OpenBlocked::Claim(_))
+        ));
+        t.cluster_settled(&f, false, Some(deny(3, 3)));
+        assert!(matches!(
+            t.open_in_cluster(owner(3), f, 1, 1),
+            Err(OpenBlocked::Claim(_))
+        ));
+        t.cluster_settled(&f, false, Some(deny(3, 3)));
         // Plain opens pass; the claim is what the open still needs.
         assert!(t.open_in_cluster(owner(2), f, 1, 0).is_ok());
         assert_eq!(t.cluster_needed(&f), deny(3, 2));
