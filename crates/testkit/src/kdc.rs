@@ -121,6 +121,11 @@ pub struct Kdc {
     // The watcher's standard input: open while we live.
     _pids: ChildStdin,
     ccaches: AtomicU32,
+    /// Principals added so far. Held while one is added: tests running at once that add
+    /// the same principal must not give it a new random key (`ktadd` does) after another
+    /// test wrote its keytab, or that test's kinit finds the key changed ("Password
+    /// incorrect").
+    added: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A credentials cache file with a principal's tickets; removed on drop.
@@ -223,6 +228,14 @@ impl Kdc {
                 watcher,
                 _pids: pids,
                 ccaches: AtomicU32::new(0),
+                // Those `start_in` made, with their keytabs.
+                added: std::sync::Mutex::new(
+                    [SERVICE, OTHER_SERVICE]
+                        .iter()
+                        .chain(USERS.iter())
+                        .map(|p| p.to_string())
+                        .collect(),
+                ),
             }),
             Err(e) => {
                 // start_in dropped the pipe: the watcher cleans up.
@@ -366,6 +379,10 @@ impl Kdc {
     /// keytab ([`Kdc::keytab`]).
     pub fn add_principal(&self, principal: &str) -> Result<PathBuf, KdcError> {
         let kt = self.keytab(principal);
+        let mut added = self.added.lock().unwrap_or_else(|p| p.into_inner());
+        if added.contains(principal) {
+            return Ok(kt);
+        }
         let script = format!(
             "addprinc -randkey {principal}@{REALM}\nktadd -k {} {principal}@{REALM}\n",
             kt.display()
@@ -376,6 +393,7 @@ impl Kdc {
                 "kadmin.local made no keytab for {principal}"
             )));
         }
+        added.insert(principal.to_string());
         Ok(kt)
     }
 
