@@ -18,20 +18,9 @@ use ringnfs::server::BackendKind;
 use ringnfs_testkit::etcd::EtcdCluster;
 
 fn node(etcd: &EtcdCluster, cluster: &str, id: u32, base: &std::path::Path) -> TestServer {
-    let (export, state) = (base.join("export"), base.join(format!("state-{id}")));
-    let endpoints = etcd.endpoints();
-    TestServer::with(move |c| {
-        c.backend = BackendKind::Local;
-        c.export_path = export;
-        c.state_dir = Some(state);
+    common::cluster_node(etcd.endpoints(), cluster, id, base, |c| {
         c.grace_secs = 60;
         c.control = Some("127.0.0.1:0".parse().unwrap());
-        c.cluster = Some(ClusterOptions {
-            endpoints,
-            name: cluster.into(),
-            node_id: Some(id),
-            node_ttl_secs: 2,
-        });
     })
 }
 
@@ -251,23 +240,11 @@ fn exports_and_settings_changed_on_one_node_reach_every_node() {
     );
 
     // A third node given other exports at start serves the cluster's.
-    let late = {
-        let endpoints = etcd.endpoints();
-        let other = base.0.join("elsewhere");
-        let state = base.0.join("state-3");
-        TestServer::with(move |c| {
-            c.backend = BackendKind::Local;
-            c.export_path = other;
-            c.exports_given = true;
-            c.state_dir = Some(state);
-            c.cluster = Some(ClusterOptions {
-                endpoints,
-                name: "config".into(),
-                node_id: Some(3),
-                node_ttl_secs: 2,
-            });
-        })
-    };
+    let other = base.0.join("elsewhere");
+    let late = common::cluster_node(etcd.endpoints(), "config", 3, &base.0, |c| {
+        c.export_path = other;
+        c.exports_given = true;
+    });
     let exports = late.server().exports().specs();
     assert!(
         exports.iter().any(|e| e.pseudo == "/data"),
@@ -398,21 +375,13 @@ fn nodes_stop_granting_without_etcd_and_go_on_with_what_is_held() {
         return;
     };
     let base = common::TempDir::new("cluster-no-etcd");
-    let endpoints = etcd.endpoints();
-    let (export, state) = (base.0.join("export"), base.0.join("state-1"));
-    let a = TestServer::with(move |c| {
-        c.backend = BackendKind::Local;
-        c.export_path = export;
-        c.state_dir = Some(state);
-        c.cluster = Some(ClusterOptions {
-            endpoints,
-            name: "no-etcd".into(),
-            node_id: Some(1),
+    let a = common::cluster_node(etcd.endpoints(), "no-etcd", 1, &base.0, |c| {
+        if let Some(cluster) = &mut c.cluster {
             // It stops granting two thirds of this after its last renewal. (etcd renews
             // every lease when a leader is elected again, so the outage below does not
             // expire it and the node is not fenced.)
-            node_ttl_secs: 9,
-        });
+            cluster.node_ttl_secs = 9;
+        }
     });
     let (_, s) = a.session_with(client(b"client-x", 1, true));
     let x = Files::new(s);

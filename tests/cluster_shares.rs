@@ -14,9 +14,7 @@ use ringnfs::client::callback::DefaultCallbackHandler;
 use ringnfs::client::files::Files;
 use ringnfs::client::ops::{OpenClaim, OpenHow, share};
 use ringnfs::client::{ClientError, ClientOptions, Delegation, Op, OpenFile};
-use ringnfs::cluster::ClusterOptions;
 use ringnfs::nfs4::consts::{NfsStatus, status};
-use ringnfs::server::BackendKind;
 use ringnfs_testkit::etcd::EtcdCluster;
 
 fn node(
@@ -26,19 +24,8 @@ fn node(
     base: &std::path::Path,
     delegations: bool,
 ) -> TestServer {
-    let (export, state) = (base.join("export"), base.join(format!("state-{id}")));
-    let endpoints = etcd.endpoints();
-    TestServer::with(move |c| {
-        c.backend = BackendKind::Local;
-        c.export_path = export;
-        c.state_dir = Some(state);
-        c.delegations = delegations;
-        c.cluster = Some(ClusterOptions {
-            endpoints,
-            name: cluster.into(),
-            node_id: Some(id),
-            node_ttl_secs: 2,
-        });
+    common::cluster_node(etcd.endpoints(), cluster, id, base, |c| {
+        c.delegations = delegations
     })
 }
 

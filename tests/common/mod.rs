@@ -157,3 +157,28 @@ impl ringnfs::client::CallbackHandler for SilentCallbacks {
         ringnfs::client::CallbackReply::Drop
     }
 }
+
+/// Node `id` of cluster `name` (its etcd members' client URLs in `etcd`): the local
+/// backend over `base/export`, its state in `base/state-ID`, a 2 s lease; `tweak` sets
+/// the rest (and may change these).
+pub fn cluster_node(
+    etcd: Vec<String>,
+    name: &str,
+    id: u32,
+    base: &std::path::Path,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
+    let (export, state) = (base.join("export"), base.join(format!("state-{id}")));
+    TestServer::with(move |c| {
+        c.backend = ringnfs::server::BackendKind::Local;
+        c.export_path = export;
+        c.state_dir = Some(state);
+        c.cluster = Some(ringnfs::cluster::ClusterOptions {
+            endpoints: etcd,
+            name: name.into(),
+            node_id: Some(id),
+            node_ttl_secs: 2,
+        });
+        tweak(c);
+    })
+}

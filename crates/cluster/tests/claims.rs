@@ -4,36 +4,16 @@
 //! node sees it; it goes when its state goes, and with its node; a delegation in the
 //! way is recalled; a node that does not answer makes the claim time out.
 
+pub mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{config, eventually};
 use ringnfs_cluster::claims::{Deleg, Local, Outcome, READ, Share, WRITE};
-use ringnfs_cluster::{ClaimHost, ClusterConfig, Node};
+use ringnfs_cluster::{ClaimHost, Node};
 use ringnfs_testkit::etcd::EtcdCluster;
-
-fn config(etcd: &EtcdCluster, name: &str, id: u32) -> ClusterConfig {
-    ClusterConfig {
-        endpoints: etcd.endpoints(),
-        name: name.into(),
-        node_id: id,
-        node_ttl: Duration::from_secs(2),
-        grace: Duration::from_secs(30),
-        join_timeout: Duration::from_secs(10),
-        addrs: vec![format!("127.0.0.{id}:2049")],
-    }
-}
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
 
 /// A server's state on each file: what its clients hold, its own claim, the other
 /// nodes' claims it was told about, the recalls it was asked for.

@@ -3,34 +3,13 @@
 //! restarts, reclaim on another node, the end of grace, and what a node does when etcd
 //! goes away.
 
+pub mod common;
+
 use std::time::{Duration, Instant};
 
-use ringnfs_cluster::{ClusterConfig, JoinError, Node};
+use common::{config, eventually};
+use ringnfs_cluster::{JoinError, Node};
 use ringnfs_testkit::etcd::EtcdCluster;
-
-fn config(etcd: &EtcdCluster, name: &str, id: u32) -> ClusterConfig {
-    ClusterConfig {
-        endpoints: etcd.endpoints(),
-        name: name.into(),
-        node_id: id,
-        node_ttl: Duration::from_secs(2),
-        grace: Duration::from_secs(30),
-        join_timeout: Duration::from_secs(10),
-        addrs: vec![format!("127.0.0.{id}:2049")],
-    }
-}
-
-/// Wait (bounded) until `f` holds; false if it never did.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
 
 /// Write a record and wait for its outcome.
 fn record(node: &Node, owner: &[u8]) -> bool {
